@@ -1,0 +1,150 @@
+//! The command line, defined once for parsing, completions and the man page.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::parse_size;
+
+const EXAMPLES: &str = "\
+Examples:
+  zc recv                               listen on [::]:9000, write into the current directory
+  zc send big.iso otherhost:9000        send a file (zero-copy, SHA-256 checked)
+  tar c dir | zc send - host:9000       send a stream from stdin
+  zc recv -o - | tar x                  receive a stream to stdout
+  zc recv --raw -o out.bin              accept a plain TCP stream (nc host 9000 < file)
+  zc send --raw file host:9000          feed 'nc -l 9000 > file'";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zc",
+    version,
+    about = "Move files between machines over plain TCP as fast as the kernel allows",
+    long_about = "Move files between machines over plain TCP as fast as the kernel allows.\n\n\
+        'zc recv' listens and writes what arrives; 'zc send FILE HOST:PORT' hands FILE to the \
+        kernel with sendfile(2). Every transfer is checked end to end with SHA-256, lands \
+        atomically (NAME.zcpart is renamed to NAME only when complete and verified), and \
+        ends with an exit code a script can trust.",
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send FILE ('-' for stdin) to a receiver at HOST:PORT
+    Send(SendArgs),
+    /// Listen and receive (default [::]:9000, into the current directory)
+    Recv(RecvArgs),
+    /// Print a completion script for a shell
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The file to send, or '-' for stdin
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// Where the receiver listens: HOST:PORT or [V6]:PORT
+    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname)]
+    pub dest: String,
+    /// Start at this byte of FILE; the receiver writes at the same offset
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub offset: Option<u64>,
+    /// Send at most this many bytes from the offset
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub count: Option<u64>,
+    /// The file name announced to the receiver (default: FILE's base name)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Use the buffered copy path instead of sendfile(2)
+    #[arg(long)]
+    pub no_sendfile: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A file, an existing directory, or '-' for stdout (default: the current directory)
+    #[arg(short, long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing complete file
+    #[arg(long)]
+    pub force: bool,
+    /// Keep listening and accept transfers concurrently until interrupted
+    #[arg(short, long)]
+    pub keep_open: bool,
+    /// Refuse transfers larger than this
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// With --raw: write from this byte of the output file, without truncating it
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "raw")]
+    pub offset: Option<u64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options that mean the same on both sides.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp
+    #[arg(long)]
+    pub raw: bool,
+    /// Skip the SHA-256 end-to-end check
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Give up connecting after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Give up when no byte has moved for this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Use IPv4 only
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// No progress and no summary; errors still go to stderr
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// How to show progress on stderr
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Every line written to stderr is one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, nothing otherwise
+    Auto,
+    /// Always a bar
+    Bar,
+    /// One line per second, for logs
+    Plain,
+    /// No progress, only the summary
+    None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

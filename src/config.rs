@@ -1,0 +1,198 @@
+//! Plain settings built from the command line: the core never sees clap.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
+use crate::exit;
+use crate::net::{self, Family};
+
+/// How zc talks on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// An indicatif bar (stderr is a terminal, or `--progress bar`).
+    Bar,
+    /// A line a second.
+    Plain,
+    /// Only the summary.
+    Summary,
+    /// Only errors (`-q`).
+    Quiet,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Settings shared by both roles.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub raw: bool,
+    pub verify: bool,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub family: Family,
+    pub style: Style,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    pub source: Source,
+    pub dest: String,
+    pub offset: u64,
+    pub count: Option<u64>,
+    pub name: Option<String>,
+    pub sendfile: bool,
+    pub common: Common,
+}
+
+/// Where received bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An existing directory; the sender's name is used inside it.
+    Dir(PathBuf),
+    /// This exact file.
+    File(PathBuf),
+    Stdout,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecvConfig {
+    pub listen: SocketAddr,
+    pub output: Output,
+    pub force: bool,
+    pub keep_open: bool,
+    pub max_size: Option<u64>,
+    /// `--raw --offset`: write from this byte without truncating.
+    pub raw_offset: Option<u64>,
+    pub common: Common,
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value < 1e9) {
+        return Err(exit::usage(format!(
+            "{flag} takes a positive number of seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+impl Common {
+    pub fn from_args(args: &CommonArgs) -> Result<Self> {
+        let family = match (args.ipv4, args.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        };
+        let style = if args.json {
+            Style::Json
+        } else if args.quiet {
+            Style::Quiet
+        } else {
+            match args.progress {
+                ProgressMode::Auto if std::io::stderr().is_terminal() => Style::Bar,
+                ProgressMode::Auto | ProgressMode::None => Style::Summary,
+                ProgressMode::Bar => Style::Bar,
+                ProgressMode::Plain => Style::Plain,
+            }
+        };
+        Ok(Common {
+            raw: args.raw,
+            verify: !args.no_verify,
+            connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
+            idle_timeout: seconds(args.timeout, "--timeout")?,
+            family,
+            style,
+        })
+    }
+}
+
+impl SendConfig {
+    pub fn from_args(args: &SendArgs) -> Result<Self> {
+        let common = Common::from_args(&args.common)?;
+        let source = if args.file.as_os_str() == "-" {
+            Source::Stdin
+        } else {
+            Source::File(args.file.clone())
+        };
+        net::split_host_port(&args.dest)?;
+        if source == Source::Stdin && args.offset.unwrap_or(0) != 0 {
+            return Err(exit::usage("--offset needs a file, not stdin"));
+        }
+        if common.raw && args.name.is_some() {
+            return Err(exit::usage(
+                "--name has no meaning with --raw (no header is sent)",
+            ));
+        }
+        Ok(SendConfig {
+            source,
+            dest: args.dest.clone(),
+            offset: args.offset.unwrap_or(0),
+            count: args.count,
+            name: args.name.clone(),
+            sendfile: !args.no_sendfile,
+            common,
+        })
+    }
+}
+
+fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
+    let Some(path) = path else {
+        return Ok(if raw {
+            Output::Stdout
+        } else {
+            Output::Dir(PathBuf::from("."))
+        });
+    };
+    if path.as_os_str() == "-" {
+        return Ok(Output::Stdout);
+    }
+    if path.is_dir() {
+        if raw {
+            return Err(exit::usage(format!(
+                "{}: with --raw, -o names a file (no name is sent)",
+                path.display()
+            )));
+        }
+        return Ok(Output::Dir(path.to_path_buf()));
+    }
+    let text = path.to_string_lossy();
+    if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(exit::usage(format!(
+            "{}: no such directory",
+            path.display()
+        )));
+    }
+    Ok(Output::File(path.to_path_buf()))
+}
+
+impl RecvConfig {
+    pub fn from_args(args: &RecvArgs) -> Result<Self> {
+        let common = Common::from_args(&args.common)?;
+        let listen = match &args.listen {
+            Some(text) => net::parse_listen(text, common.family)?,
+            None => net::default_listen(common.family),
+        };
+        let output = output_of(args.output.as_deref(), common.raw)?;
+        if args.offset.is_some() && !matches!(output, Output::File(_)) {
+            return Err(exit::usage("--raw --offset needs -o FILE to write into"));
+        }
+        Ok(RecvConfig {
+            listen,
+            output,
+            force: args.force,
+            keep_open: args.keep_open,
+            max_size: args.max_size,
+            raw_offset: args.offset,
+            common,
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! A TCP stream whose every wait notices Ctrl-C and the idle timeout.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::exit::{ExitCode, Failure};
+use crate::interrupt;
+
+/// How long one blocking socket call may wait before zc looks at Ctrl-C and
+/// the idle clock again.
+pub const TICK: Duration = Duration::from_millis(200);
+
+/// Wraps a stream so that `read`/`write` wait in ticks: a plain blocking
+/// call could sit forever on a silent peer and would not see Ctrl-C.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: String,
+    idle: Duration,
+    last_move: Instant,
+}
+
+/// The error every loop returns once Ctrl-C was pressed.
+pub fn stopped() -> io::Error {
+    io::Error::other(Failure {
+        code: ExitCode::Interrupted,
+        message: "interrupted".into(),
+    })
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, idle: Duration) -> io::Result<Self> {
+        stream.set_read_timeout(Some(TICK))?;
+        stream.set_write_timeout(Some(TICK))?;
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "peer".to_string(), |a: SocketAddr| a.to_string());
+        Ok(Conn {
+            stream,
+            peer,
+            idle,
+            last_move: Instant::now(),
+        })
+    }
+
+    /// Called when a socket call timed out after a tick: an error if Ctrl-C
+    /// was pressed or nothing has moved for the idle timeout.
+    pub fn check_waiting(&self) -> io::Result<()> {
+        if interrupt::requested() {
+            return Err(stopped());
+        }
+        if self.last_move.elapsed() >= self.idle {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "nothing moved for {} s (--timeout)",
+                    self.idle.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records that bytes moved, restarting the idle clock.
+    pub fn moved(&mut self) {
+        self.last_move = Instant::now();
+    }
+
+    /// Sets how long the peer may stay silent from now on.
+    pub fn set_idle(&mut self, idle: Duration) {
+        self.idle = idle;
+        self.moved();
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+pub fn is_tick(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    self.moved();
+                    return Ok(n);
+                }
+                Err(e) if is_tick(&e) => self.check_waiting()?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.write(buf) {
+                Ok(n) => {
+                    self.moved();
+                    return Ok(n);
+                }
+                Err(e) if is_tick(&e) => self.check_waiting()?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The portable path: a fixed buffer between a source and a socket, or a
+//! socket and a sink. Memory stays the same whatever the size.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use sha2::{Digest, Sha256};
+
+use super::shrank;
+use crate::conn::{self, Conn};
+use crate::interrupt;
+use crate::protocol;
+
+/// The one buffer each side's copy loop uses.
+pub const BUF_SIZE: usize = 1 << 20;
+
+/// Reads at an absolute offset without moving a shared file position, so a
+/// hashing thread and a sending thread can read the same file.
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+}
+
+pub fn send_file(
+    file: &File,
+    conn: &mut Conn,
+    offset: u64,
+    count: u64,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
+    let mut done = 0u64;
+    while done < count {
+        if interrupt::requested() {
+            return Err(conn::stopped());
+        }
+        let want = (count - done).min(buf.len() as u64) as usize;
+        let n = match read_at(file, &mut buf[..want], offset + done) {
+            Ok(0) => return Err(shrank(offset + done)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        conn.write_all(&buf[..n])?;
+        done += n as u64;
+        progress(done);
+    }
+    Ok(done)
+}
+
+/// Sends a stream (stdin, a pipe) to its end or to `limit` bytes. Framed, each
+/// buffer goes out as one DATA frame so the receiver can tell a finished
+/// stream from a cut one; raw, the bytes go as they are. Returns the count.
+pub fn send_stream(
+    source: &mut dyn Read,
+    conn: &mut Conn,
+    framed: bool,
+    limit: Option<u64>,
+    mut hasher: Option<&mut Sha256>,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<u64> {
+    const HEAD: usize = 21;
+    let mut buf = vec![0u8; HEAD + BUF_SIZE];
+    let mut done = 0u64;
+    loop {
+        if interrupt::requested() {
+            return Err(conn::stopped());
+        }
+        let room = limit.map_or(BUF_SIZE as u64, |l| (l - done).min(BUF_SIZE as u64)) as usize;
+        if room == 0 {
+            return Ok(done);
+        }
+        let n = match source.read(&mut buf[HEAD..HEAD + room]) {
+            Ok(0) => return Ok(done),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[HEAD..HEAD + n]);
+        }
+        let start = if framed {
+            buf[..HEAD].copy_from_slice(&protocol::data_header(done, n as u64));
+            0
+        } else {
+            HEAD
+        };
+        conn.write_all(&buf[start..HEAD + n])?;
+        done += n as u64;
+        progress(done);
+    }
+}
+
+/// What a receive loop got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: u64,
+    /// The peer closed before `len` bytes came.
+    pub cut: bool,
+}
+
+/// A receive loop's failure, with the bytes it wrote before it.
+#[derive(Debug)]
+pub struct RecvError {
+    pub bytes: u64,
+    /// The sink failed (a full disk), not the network.
+    pub local: bool,
+    pub error: io::Error,
+}
+
+/// Copies `len` bytes (or, with `None`, everything until the peer closes)
+/// from the socket into `sink`, hashing them on the way. An error comes with
+/// the count of bytes already written, so nothing is lost.
+pub fn recv_to_sink(
+    conn: &mut Conn,
+    sink: &mut dyn Write,
+    len: Option<u64>,
+    mut hasher: Option<&mut Sha256>,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(u64),
+) -> Result<Received, RecvError> {
+    let mut done = 0u64;
+    loop {
+        let room = len.map_or(buf.len() as u64, |l| (l - done).min(buf.len() as u64)) as usize;
+        if room == 0 {
+            return Ok(Received {
+                bytes: done,
+                cut: false,
+            });
+        }
+        let n = match conn.read(&mut buf[..room]) {
+            Ok(0) => {
+                return Ok(Received {
+                    bytes: done,
+                    cut: len.is_some(),
+                })
+            }
+            Ok(n) => n,
+            Err(error) => {
+                return Err(RecvError {
+                    bytes: done,
+                    local: false,
+                    error,
+                })
+            }
+        };
+        sink.write_all(&buf[..n]).map_err(|error| RecvError {
+            bytes: done,
+            local: true,
+            error,
+        })?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
+        done += n as u64;
+        progress(done);
+    }
+}

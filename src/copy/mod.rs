@@ -1,0 +1,80 @@
+//! Moving a byte range from a source to a socket and from a socket to a sink:
+//! one interface here, the platform's zero-copy path behind it.
+
+mod buffered;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(not(target_os = "linux"))]
+use other as platform;
+
+use std::fs::File;
+use std::io;
+
+pub use buffered::{read_at, recv_to_sink, send_stream, Received, RecvError, BUF_SIZE};
+
+use crate::conn::Conn;
+
+/// What a send moved, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub bytes: u64,
+    /// True only when sendfile(2) moved every byte.
+    pub zero_copy: bool,
+    /// Why the buffered path was taken when zero-copy was asked for.
+    pub fallback: Option<String>,
+}
+
+/// Why the zero-copy path did not finish.
+pub enum ZeroCopyError {
+    /// Refused before the first byte: the buffered path can do the job.
+    Unsupported(io::Error),
+    Io(io::Error),
+}
+
+/// The error for a source that ended before the range did.
+pub fn shrank(at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("changed during the transfer (it ended at byte {at})"),
+    )
+}
+
+/// Sends bytes [offset, offset+count) of `file`: through sendfile(2) when
+/// `zero_copy` and the platform has it, else (or when the kernel refuses
+/// before the first byte) through a fixed buffer. `progress` gets the running
+/// total after every step.
+pub fn send_file(
+    file: &File,
+    conn: &mut Conn,
+    offset: u64,
+    count: u64,
+    zero_copy: bool,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<Sent> {
+    let mut fallback = None;
+    if zero_copy && platform::AVAILABLE {
+        match platform::send_file(file, conn, offset, count, progress) {
+            Ok(bytes) => {
+                return Ok(Sent {
+                    bytes,
+                    zero_copy: true,
+                    fallback: None,
+                })
+            }
+            Err(ZeroCopyError::Unsupported(e)) => {
+                fallback = Some(format!("sendfile refused ({e}); used the buffered path"));
+            }
+            Err(ZeroCopyError::Io(e)) => return Err(e),
+        }
+    }
+    let bytes = buffered::send_file(file, conn, offset, count, progress)?;
+    Ok(Sent {
+        bytes,
+        zero_copy: false,
+        fallback,
+    })
+}

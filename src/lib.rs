@@ -1,0 +1,19 @@
+//! zc: move files between machines over plain TCP as fast as the kernel allows.
+//!
+//! `main.rs` only parses and dispatches; each module here has one role.
+
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod copy;
+pub mod exit;
+pub mod hash;
+pub mod interrupt;
+pub mod net;
+pub mod output;
+pub mod progress;
+pub mod protocol;
+pub mod recv;
+pub mod send;
+pub mod sys;
+pub mod units;

@@ -1,0 +1,170 @@
+//! Addresses as users write them, and the sockets behind them.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::exit;
+
+/// The port a receiver listens on when none is given.
+pub const DEFAULT_PORT: u16 = 9000;
+
+/// Which address families to use (`-4`, `-6`, or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    fn allows(self, addr: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
+/// Splits `host:port` or `[v6]:port` into its host and port; exit 2 when it is
+/// neither.
+pub fn split_host_port(text: &str) -> Result<(String, u16)> {
+    let bad = || {
+        exit::usage(format!(
+            "'{text}' is not HOST:PORT (use [V6]:PORT for IPv6)"
+        ))
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+        (host, port)
+    } else {
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        if host.contains(':') {
+            return Err(bad());
+        }
+        (host, port)
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Parses a listen address: `PORT`, `HOST:PORT` or `[V6]:PORT`. A missing host
+/// means every interface (`[::]` dual-stack, or `0.0.0.0` with `-4`).
+pub fn parse_listen(text: &str, family: Family) -> Result<SocketAddr> {
+    let any = |port| match family {
+        Family::V4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        _ => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+    };
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(any(port));
+    }
+    let (host, port) = split_host_port(text)?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| exit::usage(format!("{text}: {e}")))?
+        .find(|a| family.allows(a))
+        .ok_or_else(|| exit::usage(format!("{text}: no address of the requested family")))?;
+    Ok(addr)
+}
+
+/// The default listen address for a family.
+pub fn default_listen(family: Family) -> SocketAddr {
+    parse_listen(&DEFAULT_PORT.to_string(), family).expect("a bare port always parses")
+}
+
+/// Binds a listener; `[::]` accepts IPv4 too unless `-6` was given.
+pub fn listen(addr: SocketAddr, family: Family) -> Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .with_context(|| format!("{addr}: cannot create a socket"))?;
+    if addr.is_ipv6() {
+        // Dual-stack unless the user asked for IPv6 only; errors mean the
+        // system decides (some have no dual-stack at all).
+        let _ = socket.set_only_v6(family == Family::V6);
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true).ok();
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .listen(128)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(socket.into())
+}
+
+/// Resolves `HOST:PORT` and connects to the first address that answers within
+/// `timeout`.
+pub fn connect(target: &str, family: Family, timeout: Duration) -> Result<TcpStream> {
+    let (host, port) = split_host_port(target)?;
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .with_context(|| format!("{target}: cannot resolve the host name"))?
+        .filter(|a| family.allows(a))
+        .collect();
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        "no address of the requested family",
+    );
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                last = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer within {}s (--connect-timeout)",
+                        timeout.as_secs_f64()
+                    ),
+                );
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(anyhow::Error::new(last).context(target.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("a.b:9").unwrap(), ("a.b".into(), 9));
+        assert_eq!(split_host_port("[::1]:9000").unwrap(), ("::1".into(), 9000));
+        assert!(split_host_port("::1:9000").is_err());
+        assert!(split_host_port("host").is_err());
+        assert!(split_host_port("host:99999").is_err());
+        assert!(split_host_port(":80").is_err());
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            parse_listen("0", Family::Any).unwrap().to_string(),
+            "[::]:0"
+        );
+        assert_eq!(
+            parse_listen("7", Family::V4).unwrap().to_string(),
+            "0.0.0.0:7"
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:0", Family::Any)
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:0"
+        );
+        assert_eq!(
+            parse_listen("[::1]:5", Family::Any).unwrap().to_string(),
+            "[::1]:5"
+        );
+        assert!(parse_listen("127.0.0.1:0", Family::V6).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Where a receiver puts a file: safe names, `NAME.zcpart`, and the final
+//! fsync + rename that makes a complete, verified file appear at once.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::protocol::MAX_NAME;
+use crate::sys;
+
+/// Suffix of the file a transfer writes into until it is complete.
+pub const PART_SUFFIX: &str = ".zcpart";
+/// The name used for a stream that announced none (stdin without --name).
+pub const STREAM_NAME: &str = "stdin";
+
+/// Checks a name a peer sent: a single, plain path component, or a reason
+/// why not. Nothing is rewritten: a name that needs rewriting is refused.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty file name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("file name over {MAX_NAME} bytes"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("file name '{name}'"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!("control character {c:?} in the file name"));
+    }
+    if name.contains(['/', '\\']) {
+        return Err(format!(
+            "'{}' is a path, not a file name",
+            name.escape_default()
+        ));
+    }
+    if name.ends_with(PART_SUFFIX) {
+        return Err(format!(
+            "'{name}' would collide with zc's {PART_SUFFIX} files"
+        ));
+    }
+    Ok(())
+}
+
+/// The base name of a path as the sender announces it: the last component,
+/// whether it was written with `/` or `\`.
+pub fn base_name(path: &str) -> Option<String> {
+    let name = path.rsplit(['/', '\\']).find(|part| !part.is_empty())?;
+    (name != "." && name != "..").then(|| name.to_string())
+}
+
+pub fn part_path(target: &Path) -> PathBuf {
+    let mut os = target.as_os_str().to_os_string();
+    os.push(PART_SUFFIX);
+    PathBuf::from(os)
+}
+
+/// Names being written by this process right now, so that two concurrent
+/// transfers (`-k`) never share a `.zcpart`; the file lock covers other processes.
+static BUSY: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// An open `.zcpart`, reserved for one transfer until dropped.
+pub struct Part {
+    pub file: File,
+    pub path: PathBuf,
+    pub target: PathBuf,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = BUSY.lock() {
+            busy.get_or_insert_with(HashSet::new).remove(&self.target);
+        }
+    }
+}
+
+/// Why a part could not be opened: someone else is writing it, or a real error.
+pub enum OpenError {
+    Busy,
+    Io(anyhow::Error),
+}
+
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW).mode(0o644);
+    }
+    #[cfg(not(unix))]
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a symbolic link",
+        ));
+    }
+    opts.open(path)
+}
+
+impl Part {
+    /// Opens (creating it if need be) `target.zcpart` for one transfer,
+    /// never through a symlink.
+    pub fn open(target: &Path) -> Result<Part, OpenError> {
+        {
+            let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+            if !busy
+                .get_or_insert_with(HashSet::new)
+                .insert(target.to_path_buf())
+            {
+                return Err(OpenError::Busy);
+            }
+        }
+        let path = part_path(target);
+        let reserve = Part {
+            file: match open_nofollow(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let err = anyhow::Error::new(e).context(format!("{}", path.display()));
+                    // undo the reservation by dropping a placeholder
+                    release(target);
+                    return Err(OpenError::Io(err));
+                }
+            },
+            path,
+            target: target.to_path_buf(),
+        };
+        match sys::try_lock(&reserve.file) {
+            Ok(true) => Ok(reserve),
+            Ok(false) => Err(OpenError::Busy),
+            Err(e) => Err(OpenError::Io(
+                anyhow::Error::new(e).context(format!("{}: cannot lock", reserve.path.display())),
+            )),
+        }
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_all()
+            .with_context(|| format!("{}: fsync", self.path.display()))
+    }
+
+    /// Moves the complete, synced part to its final name and makes the
+    /// rename itself durable.
+    pub fn publish(&self) -> Result<()> {
+        fs::rename(&self.path, &self.target).with_context(|| {
+            format!(
+                "renaming {} to {}",
+                self.path.display(),
+                self.target.display()
+            )
+        })?;
+        sync_dir(&self.target);
+        Ok(())
+    }
+}
+
+fn release(target: &Path) {
+    if let Ok(mut busy) = BUSY.lock() {
+        busy.get_or_insert_with(HashSet::new).remove(target);
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename survives a crash.
+/// Best effort: not every platform can open a directory.
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The directory a target lives in (for free-space checks).
+pub fn dir_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// stdout as a plain writer: no line buffering on binary data.
+pub fn stdout_sink() -> Box<dyn io::Write + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(File::from(fd));
+        }
+    }
+    Box::new(io::stdout())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("big.iso").is_ok());
+        assert!(check_name("dat a-1.tar.gz").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "..\\x",
+            "/etc/passwd",
+            "a\0b",
+            "a\nb",
+            "x.zcpart",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name(&"a".repeat(256)).is_err());
+        assert!(check_name(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn base_names() {
+        assert_eq!(base_name("/tmp/a.iso").as_deref(), Some("a.iso"));
+        assert_eq!(base_name("C:\\x\\b.bin").as_deref(), Some("b.bin"));
+        assert_eq!(base_name("dir/").as_deref(), Some("dir"));
+        assert_eq!(base_name(".."), None);
+        assert_eq!(base_name("/"), None);
+    }
+}

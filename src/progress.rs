@@ -1,0 +1,316 @@
+//! What zc says on stderr: a bar, a line a second, JSON events, or nothing,
+//! behind one interface. stdout is never touched here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+
+use crate::config::Style;
+use crate::exit::ExitCode;
+use crate::units::{human_bytes, human_rate, human_seconds};
+
+/// Plain lines and JSON progress events come at most this often.
+const LINE_EVERY: Duration = Duration::from_secs(1);
+/// The bar redraws at most this often.
+const BAR_HZ: u8 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Send,
+    Recv,
+}
+
+/// A transfer as it begins.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub role: Role,
+    pub name: String,
+    pub peer: String,
+    /// The whole source, when known.
+    pub size: Option<u64>,
+    pub offset: u64,
+    /// Bytes this transfer will move, when known.
+    pub count: Option<u64>,
+    pub resumed_from: u64,
+}
+
+/// A transfer as it ends well.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub role: Role,
+    pub name: String,
+    /// Where the receiver put it (`-` for stdout).
+    pub path: Option<String>,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub zero_copy: bool,
+    pub sha256: Option<String>,
+    pub resumed_from: u64,
+    /// Anything the user should know (a fallback, a range cut at the end).
+    pub note: Option<String>,
+}
+
+impl Summary {
+    fn line(&self) -> String {
+        let what = match (self.role, &self.path) {
+            (Role::Send, _) => format!("sent {}", self.name),
+            (Role::Recv, Some(path)) if path != &self.name => {
+                format!("received {} -> {path}", self.name)
+            }
+            (Role::Recv, _) => format!("received {}", self.name),
+        };
+        let mut line = format!(
+            "zc: {what}: {} in {}, {}, {}",
+            human_bytes(self.bytes),
+            human_seconds(self.elapsed),
+            human_rate(self.bytes, self.elapsed),
+            if self.zero_copy {
+                "zero-copy"
+            } else {
+                "buffered"
+            },
+        );
+        if self.resumed_from > 0 {
+            line.push_str(&format!(", resumed from byte {}", self.resumed_from));
+        }
+        match &self.sha256 {
+            Some(sha) => line.push_str(&format!(", sha256 {sha}")),
+            None => line.push_str(", not verified"),
+        }
+        if let Some(note) = &self.note {
+            line.push_str(&format!(" ({note})"));
+        }
+        line
+    }
+
+    fn json(&self) -> Value {
+        let secs = self.elapsed.as_secs_f64();
+        json!({
+            "event": "done",
+            "role": role_name(self.role),
+            "name": self.name,
+            "path": self.path,
+            "bytes": self.bytes,
+            "seconds": secs,
+            "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
+            "zero_copy": self.zero_copy,
+            "sha256": self.sha256,
+            "resumed_from": self.resumed_from,
+            "note": self.note,
+        })
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Send => "send",
+        Role::Recv => "recv",
+    }
+}
+
+/// One transfer's progress display.
+pub trait Progress: Send {
+    /// `bytes` moved so far by this transfer.
+    fn update(&mut self, bytes: u64);
+    /// The transfer ended well.
+    fn finish(&mut self, summary: &Summary);
+    /// The transfer ended badly; the error is reported elsewhere.
+    fn abandon(&mut self) {}
+}
+
+/// The process-wide voice: makes per-transfer displays and prints the rest.
+pub struct Reporter {
+    style: Style,
+    multi: MultiProgress,
+}
+
+fn emit(value: Value) {
+    eprintln!("{value}");
+}
+
+impl Reporter {
+    pub fn new(style: Style) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(BAR_HZ));
+        Reporter { style, multi }
+    }
+
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    /// Prints a line without tearing a bar.
+    fn say(&self, line: &str) {
+        if self.style == Style::Bar {
+            self.multi.suspend(|| eprintln!("{line}"));
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    pub fn listening(&self, addr: SocketAddr) {
+        match self.style {
+            Style::Json => emit(json!({"event": "listening", "addr": addr.to_string()})),
+            Style::Quiet => {}
+            _ => self.say(&format!("zc: listening on {addr}")),
+        }
+    }
+
+    /// Something the user should know that is not an error.
+    pub fn warn(&self, message: &str) {
+        match self.style {
+            Style::Json => emit(json!({"event": "warning", "message": message})),
+            Style::Quiet => {}
+            _ => self.say(&format!("zc: warning: {message}")),
+        }
+    }
+
+    /// An error line; printed even with `-q`.
+    pub fn error(&self, message: &str, code: ExitCode) {
+        match self.style {
+            Style::Json => emit(json!({"event": "error", "message": message, "code": code.code()})),
+            _ => self.say(&format!("zc: {message}")),
+        }
+    }
+
+    pub fn transfer(&self, start: &Start) -> Box<dyn Progress> {
+        match self.style {
+            Style::Json => {
+                emit(json!({
+                    "event": "start",
+                    "role": role_name(start.role),
+                    "name": start.name,
+                    "peer": start.peer,
+                    "size": start.size,
+                    "offset": start.offset,
+                    "count": start.count,
+                    "resumed_from": start.resumed_from,
+                }));
+                Box::new(Lines::new(start, true))
+            }
+            Style::Plain => Box::new(Lines::new(start, false)),
+            Style::Bar => Box::new(Bar::new(&self.multi, start)),
+            Style::Summary => Box::new(SummaryOnly),
+            Style::Quiet => Box::new(Silent),
+        }
+    }
+}
+
+struct Silent;
+
+impl Progress for Silent {
+    fn update(&mut self, _: u64) {}
+    fn finish(&mut self, _: &Summary) {}
+}
+
+struct SummaryOnly;
+
+impl Progress for SummaryOnly {
+    fn update(&mut self, _: u64) {}
+    fn finish(&mut self, summary: &Summary) {
+        eprintln!("{}", summary.line());
+    }
+}
+
+/// `--progress plain` and `--json`: a line (or event) a second at most.
+struct Lines {
+    json: bool,
+    name: String,
+    total: Option<u64>,
+    began: Instant,
+    next: Instant,
+}
+
+impl Lines {
+    fn new(start: &Start, json: bool) -> Self {
+        let now = Instant::now();
+        Lines {
+            json,
+            name: start.name.clone(),
+            total: start.count,
+            began: now,
+            next: now + LINE_EVERY,
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn update(&mut self, bytes: u64) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + LINE_EVERY;
+        let elapsed = now - self.began;
+        if self.json {
+            let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+            emit(
+                json!({"event": "progress", "name": self.name, "bytes": bytes, "total": self.total, "rate": rate}),
+            );
+            return;
+        }
+        let of = match self.total {
+            Some(total) if total > 0 => format!(
+                " of {} ({:.0}%)",
+                human_bytes(total),
+                bytes as f64 * 100.0 / total as f64
+            ),
+            _ => String::new(),
+        };
+        eprintln!(
+            "zc: {}: {}{of}, {}",
+            self.name,
+            human_bytes(bytes),
+            human_rate(bytes, elapsed)
+        );
+    }
+
+    fn finish(&mut self, summary: &Summary) {
+        if self.json {
+            emit(summary.json());
+        } else {
+            eprintln!("{}", summary.line());
+        }
+    }
+}
+
+/// An indicatif bar (or a spinner when the size is unknown).
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new(multi: &MultiProgress, start: &Start) -> Self {
+        let (bar, template) = match start.count {
+            Some(total) => (
+                ProgressBar::new(total),
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {percent}% {binary_bytes_per_sec} ETA {eta}",
+            ),
+            None => (
+                ProgressBar::new_spinner(),
+                "{prefix} {spinner} {bytes} {binary_bytes_per_sec}",
+            ),
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> ");
+        let bar = multi.add(bar.with_style(style).with_prefix(start.name.clone()));
+        Bar { bar }
+    }
+}
+
+impl Progress for Bar {
+    fn update(&mut self, bytes: u64) {
+        self.bar.set_position(bytes);
+    }
+
+    fn finish(&mut self, summary: &Summary) {
+        self.bar.finish_and_clear();
+        self.bar.suspend(|| eprintln!("{}", summary.line()));
+    }
+
+    fn abandon(&mut self) {
+        self.bar.abandon();
+    }
+}

@@ -1,0 +1,536 @@
+//! Wire protocol v1 (framed mode): frames, fields, bounds. See docs/PROTOCOL.md.
+
+use std::io::{self, Read, Write};
+
+use anyhow::{bail, ensure, Context, Result};
+
+/// The first bytes of every framed connection.
+pub const MAGIC: [u8; 4] = *b"ZCPF";
+pub const VERSION: u16 = 1;
+pub const PREAMBLE_LEN: usize = 8;
+/// The largest control frame body; only DATA frames are followed by more.
+pub const MAX_FRAME: u32 = 64 * 1024;
+/// File names are single path components of at most this many bytes.
+pub const MAX_NAME: usize = 255;
+/// Messages (refusal reasons and the like) are cut to this many bytes.
+pub const MAX_MESSAGE: usize = 1024;
+/// Held ranges a receiver may report in one answer.
+pub const MAX_RANGES: usize = 1024;
+
+pub mod kind {
+    pub const OFFER: u8 = b'O';
+    pub const ANSWER: u8 = b'A';
+    pub const DATA: u8 = b'D';
+    pub const END: u8 = b'E';
+    pub const RESULT: u8 = b'R';
+    pub const KEEPALIVE: u8 = b'K';
+}
+
+/// Why a receiver said no; the sender exits 4 for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseCode {
+    Other = 0,
+    Exists = 1,
+    TooLarge = 2,
+    NoSpace = 3,
+    BadName = 4,
+    Version = 5,
+    Busy = 6,
+    BadOffer = 7,
+}
+
+impl RefuseCode {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Exists,
+            2 => Self::TooLarge,
+            3 => Self::NoSpace,
+            4 => Self::BadName,
+            5 => Self::Version,
+            6 => Self::Busy,
+            7 => Self::BadOffer,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The sender's proposal: what it is about to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    pub name: Option<String>,
+    /// The whole source's size; `None` for a stream of unknown length.
+    pub size: Option<u64>,
+    pub offset: u64,
+    /// How many bytes from `offset`; `None` until the end of a stream.
+    pub count: Option<u64>,
+    /// The sender will send SHA-256 digests and wants them checked.
+    pub verify: bool,
+    /// The source's modification time (ns since the epoch), part of its identity.
+    pub mtime_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Go ahead; `held` lists the byte ranges the receiver already holds.
+    Accept {
+        held: Vec<(u64, u64)>,
+    },
+    Refuse {
+        code: RefuseCode,
+        reason: String,
+    },
+}
+
+/// The sender's closing frame, after the last DATA.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct End {
+    /// Bytes sent from `offset` in this connection, in all.
+    pub sent: u64,
+    /// SHA-256 of the bytes this connection's range covers.
+    pub range_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Written, fsync'd and (when asked) verified.
+    Ok = 0,
+    /// The digests differ; nothing was renamed into place.
+    Mismatch = 1,
+    /// The receiver failed (I/O, disk full); `message` says how.
+    Failed = 2,
+}
+
+/// The receiver's final word, sent after it has fsync'd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    pub sha256: Option<[u8; 32]>,
+    /// Bytes of the file the receiver now holds durably.
+    pub held: u64,
+    pub message: String,
+}
+
+/// A frame as read off the wire: its kind and its (bounded) body.
+#[derive(Debug)]
+pub struct Frame {
+    pub kind: u8,
+    pub body: Vec<u8>,
+}
+
+pub fn write_preamble(w: &mut impl Write) -> io::Result<()> {
+    let mut buf = [0u8; PREAMBLE_LEN];
+    buf[..4].copy_from_slice(&MAGIC);
+    buf[4..6].copy_from_slice(&VERSION.to_be_bytes());
+    w.write_all(&buf)
+}
+
+/// Reads the 8-byte preamble and returns the peer's version.
+pub fn read_preamble(r: &mut impl Read) -> Result<u16> {
+    let mut buf = [0u8; PREAMBLE_LEN];
+    r.read_exact(&mut buf).context("reading the header")?;
+    ensure!(
+        buf[..4] == MAGIC,
+        "not a zc sender (bad magic; use --raw for nc and socat)"
+    );
+    Ok(u16::from_be_bytes([buf[4], buf[5]]))
+}
+
+pub fn write_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
+    debug_assert!(body.len() <= MAX_FRAME as usize);
+    let mut buf = Vec::with_capacity(5 + body.len());
+    buf.push(kind);
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(body);
+    w.write_all(&buf)
+}
+
+/// Reads one frame; the body is never larger than [`MAX_FRAME`].
+pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
+    let mut head = [0u8; 5];
+    r.read_exact(&mut head)?;
+    let kind = head[0];
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    ensure!(len <= MAX_FRAME, "frame of {len} bytes is over the limit");
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body)?;
+    Ok(Frame { kind, body })
+}
+
+/// A DATA frame announces `len` raw bytes for `offset`; they follow it directly.
+pub fn data_header(offset: u64, len: u64) -> [u8; 21] {
+    let mut buf = [0u8; 21];
+    buf[0] = kind::DATA;
+    buf[1..5].copy_from_slice(&16u32.to_be_bytes());
+    buf[5..13].copy_from_slice(&offset.to_be_bytes());
+    buf[13..21].copy_from_slice(&len.to_be_bytes());
+    buf
+}
+
+pub fn parse_data(body: &[u8]) -> Result<(u64, u64)> {
+    ensure!(
+        body.len() == 16,
+        "DATA frame of {} bytes, expected 16",
+        body.len()
+    );
+    let offset = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+    let len = u64::from_be_bytes(body[8..].try_into().expect("8 bytes"));
+    ensure!(offset.checked_add(len).is_some(), "DATA frame past 2^64");
+    Ok((offset, len))
+}
+
+/// Tag-length-value fields: tag u8, length u16, value. Tags 0x80 and above
+/// must be understood; a reader refuses a frame carrying one it does not know.
+#[derive(Default)]
+struct Fields(Vec<u8>);
+
+impl Fields {
+    fn put(&mut self, tag: u8, value: &[u8]) {
+        debug_assert!(value.len() <= u16::MAX as usize);
+        self.0.push(tag);
+        self.0
+            .extend_from_slice(&(value.len() as u16).to_be_bytes());
+        self.0.extend_from_slice(value);
+    }
+    fn put_u64(&mut self, tag: u8, value: u64) {
+        self.put(tag, &value.to_be_bytes());
+    }
+}
+
+fn fields(body: &[u8]) -> Result<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        ensure!(rest.len() >= 3, "truncated field");
+        let tag = rest[0];
+        let len = u16::from_be_bytes([rest[1], rest[2]]) as usize;
+        ensure!(rest.len() >= 3 + len, "truncated field {tag}");
+        out.push((tag, &rest[3..3 + len]));
+        rest = &rest[3 + len..];
+    }
+    Ok(out)
+}
+
+fn as_u64(tag: u8, value: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("field {tag}: expected 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn as_digest(tag: u8, value: &[u8]) -> Result<[u8; 32]> {
+    value
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("field {tag}: expected a 32-byte digest"))
+}
+
+fn as_text(tag: u8, value: &[u8], max: usize) -> Result<String> {
+    ensure!(value.len() <= max, "field {tag}: over {max} bytes");
+    String::from_utf8(value.to_vec()).map_err(|_| anyhow::anyhow!("field {tag}: not UTF-8"))
+}
+
+fn unknown(tag: u8) -> Result<()> {
+    if tag >= 0x80 {
+        bail!("unknown required field {tag:#x}");
+    }
+    Ok(())
+}
+
+/// Cuts a message to [`MAX_MESSAGE`] bytes on a character boundary.
+fn clip(text: &str) -> &str {
+    let mut end = text.len().min(MAX_MESSAGE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl Offer {
+    const NAME: u8 = 1;
+    const SIZE: u8 = 2;
+    const OFFSET: u8 = 3;
+    const COUNT: u8 = 4;
+    const VERIFY: u8 = 5;
+    const MTIME: u8 = 6;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        if let Some(name) = &self.name {
+            f.put(Self::NAME, name.as_bytes());
+        }
+        if let Some(size) = self.size {
+            f.put_u64(Self::SIZE, size);
+        }
+        f.put_u64(Self::OFFSET, self.offset);
+        if let Some(count) = self.count {
+            f.put_u64(Self::COUNT, count);
+        }
+        if self.verify {
+            f.put(Self::VERIFY, &[1]);
+        }
+        if let Some(mtime) = self.mtime_ns {
+            f.put_u64(Self::MTIME, mtime);
+        }
+        f.0
+    }
+
+    /// Decodes and checks an offer: the range must lie inside the size.
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut offer = Offer::default();
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::NAME => offer.name = Some(as_text(tag, value, MAX_NAME)?),
+                Self::SIZE => offer.size = Some(as_u64(tag, value)?),
+                Self::OFFSET => offer.offset = as_u64(tag, value)?,
+                Self::COUNT => offer.count = Some(as_u64(tag, value)?),
+                Self::VERIFY => offer.verify = value == [1],
+                Self::MTIME => offer.mtime_ns = Some(as_u64(tag, value)?),
+                _ => unknown(tag)?,
+            }
+        }
+        let end = offer
+            .offset
+            .checked_add(offer.count.unwrap_or(0))
+            .ok_or_else(|| anyhow::anyhow!("offset + count past 2^64"))?;
+        if let Some(size) = offer.size {
+            ensure!(end <= size, "range ends at {end}, past the size {size}");
+        }
+        Ok(offer)
+    }
+}
+
+impl Answer {
+    const STATUS: u8 = 1;
+    const CODE: u8 = 2;
+    const REASON: u8 = 3;
+    const HELD: u8 = 4;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        match self {
+            Answer::Accept { held } => {
+                f.put(Self::STATUS, &[0]);
+                let mut ranges = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
+                for (start, end) in held.iter().take(MAX_RANGES) {
+                    ranges.extend_from_slice(&start.to_be_bytes());
+                    ranges.extend_from_slice(&end.to_be_bytes());
+                }
+                f.put(Self::HELD, &ranges);
+            }
+            Answer::Refuse { code, reason } => {
+                f.put(Self::STATUS, &[1]);
+                f.put(Self::CODE, &[*code as u8]);
+                f.put(Self::REASON, clip(reason).as_bytes());
+            }
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let (mut accept, mut code, mut reason, mut held) = (None, RefuseCode::Other, None, vec![]);
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::STATUS => accept = Some(value == [0]),
+                Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
+                Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
+                Self::HELD => {
+                    ensure!(value.len() % 16 == 0, "held ranges: bad length");
+                    ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
+                    for pair in value.chunks_exact(16) {
+                        let start = as_u64(tag, &pair[..8])?;
+                        let end = as_u64(tag, &pair[8..])?;
+                        ensure!(start <= end, "held range {start}..{end} is backwards");
+                        held.push((start, end));
+                    }
+                }
+                _ => unknown(tag)?,
+            }
+        }
+        match accept {
+            Some(true) => Ok(Answer::Accept { held }),
+            Some(false) => Ok(Answer::Refuse {
+                code,
+                reason: reason.unwrap_or_else(|| "refused".into()),
+            }),
+            None => bail!("answer without a status"),
+        }
+    }
+}
+
+impl End {
+    const SENT: u8 = 1;
+    const RANGE_SHA256: u8 = 2;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(Self::SENT, self.sent);
+        if let Some(d) = &self.range_sha256 {
+            f.put(Self::RANGE_SHA256, d);
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut end = End::default();
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::SENT => end.sent = as_u64(tag, value)?,
+                Self::RANGE_SHA256 => end.range_sha256 = Some(as_digest(tag, value)?),
+                _ => unknown(tag)?,
+            }
+        }
+        Ok(end)
+    }
+}
+
+impl Outcome {
+    const STATUS: u8 = 1;
+    const SHA256: u8 = 2;
+    const HELD: u8 = 3;
+    const MESSAGE: u8 = 4;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put(Self::STATUS, &[self.status as u8]);
+        if let Some(d) = &self.sha256 {
+            f.put(Self::SHA256, d);
+        }
+        f.put_u64(Self::HELD, self.held);
+        f.put(Self::MESSAGE, clip(&self.message).as_bytes());
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut out = Outcome {
+            status: Status::Failed,
+            sha256: None,
+            held: 0,
+            message: String::new(),
+        };
+        let mut seen_status = false;
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::STATUS => {
+                    seen_status = true;
+                    out.status = match value {
+                        [0] => Status::Ok,
+                        [1] => Status::Mismatch,
+                        _ => Status::Failed,
+                    }
+                }
+                Self::SHA256 => out.sha256 = Some(as_digest(tag, value)?),
+                Self::HELD => out.held = as_u64(tag, value)?,
+                Self::MESSAGE => out.message = as_text(tag, value, MAX_MESSAGE)?,
+                _ => unknown(tag)?,
+            }
+        }
+        ensure!(seen_status, "result without a status");
+        Ok(out)
+    }
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_round_trip_and_bounds() {
+        let offer = Offer {
+            name: Some("a.iso".into()),
+            size: Some(100),
+            offset: 10,
+            count: Some(90),
+            verify: true,
+            mtime_ns: Some(7),
+        };
+        assert_eq!(Offer::decode(&offer.encode()).unwrap(), offer);
+        let past = Offer {
+            count: Some(91),
+            ..offer.clone()
+        };
+        assert!(Offer::decode(&past.encode()).is_err());
+        let wrap = Offer {
+            size: None,
+            offset: u64::MAX,
+            count: Some(1),
+            ..offer
+        };
+        assert!(Offer::decode(&wrap.encode()).is_err());
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        let a = Answer::Accept {
+            held: vec![(0, 5), (9, 10)],
+        };
+        assert_eq!(Answer::decode(&a.encode()).unwrap(), a);
+        let r = Answer::Refuse {
+            code: RefuseCode::Exists,
+            reason: "x exists".into(),
+        };
+        assert_eq!(Answer::decode(&r.encode()).unwrap(), r);
+        let long = Answer::Refuse {
+            code: RefuseCode::Other,
+            reason: "é".repeat(1000),
+        };
+        assert!(Answer::decode(&long.encode()).is_ok());
+    }
+
+    #[test]
+    fn end_and_outcome_round_trip() {
+        let e = End {
+            sent: 5,
+            range_sha256: Some([7; 32]),
+        };
+        assert_eq!(End::decode(&e.encode()).unwrap(), e);
+        let o = Outcome {
+            status: Status::Mismatch,
+            sha256: Some([1; 32]),
+            held: 3,
+            message: "m".into(),
+        };
+        assert_eq!(Outcome::decode(&o.encode()).unwrap(), o);
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        assert!(Offer::decode(&[1, 0xff, 0xff, b'a']).is_err());
+        assert!(
+            Offer::decode(&[0x90, 0, 0]).is_err(),
+            "unknown required tag"
+        );
+        assert!(
+            Offer::decode(&[0x10, 0, 1, 9]).is_ok(),
+            "unknown optional tag"
+        );
+        assert!(Offer::decode(&[2, 0, 3, 1, 2, 3]).is_err(), "short u64");
+        assert!(Answer::decode(&[]).is_err());
+        assert!(Outcome::decode(&[9, 0, 0]).is_err());
+        let mut huge = vec![kind::OFFER];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(read_frame(&mut &huge[..]).is_err());
+        assert!(read_preamble(&mut &b"GET / HTTP/1.1\r\n"[..]).is_err());
+        assert!(parse_data(&[0; 15]).is_err());
+        let mut wrap = u64::MAX.to_be_bytes().to_vec();
+        wrap.extend_from_slice(&1u64.to_be_bytes());
+        assert!(parse_data(&wrap).is_err());
+    }
+
+    #[test]
+    fn every_byte_string_up_to_three_bytes_decodes_or_errs() {
+        // A small exhaustive sweep: no input may panic any decoder.
+        for len in 0..=2usize {
+            for n in 0..(1u32 << (8 * len)) {
+                let bytes = &n.to_be_bytes()[4 - len..];
+                let _ = Offer::decode(bytes);
+                let _ = Answer::decode(bytes);
+                let _ = End::decode(bytes);
+                let _ = Outcome::decode(bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The only `unsafe` in zc: thin wrappers over syscalls std does not offer.
+
+/// `sendfile(2)`: moves up to `count` bytes of `file` from `*offset` into the
+/// socket, inside the kernel, advancing `*offset` by what it moved.
+#[cfg(target_os = "linux")]
+pub fn sendfile(
+    socket: std::os::fd::BorrowedFd<'_>,
+    file: std::os::fd::BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut off: libc::off_t = libc::off_t::try_from(*offset)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    // SAFETY: both descriptors are borrowed, so they stay open for the call;
+    // `off` is a live local the kernel writes the new offset into; no buffer
+    // of ours is touched.
+    let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(n as usize)
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `path`.
+#[cfg(unix)]
+pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call;
+    // `stat` is written in full by a successful statvfs and read only then.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let stat = unsafe { stat.assume_init() };
+    // the field types differ between platforms (u32 on some BSDs)
+    #[allow(clippy::unnecessary_cast)]
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+pub fn free_space(_path: &std::path::Path) -> std::io::Result<u64> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Takes an exclusive, non-blocking advisory lock on an open file; `false`
+/// when another process (or another open of this file) holds it.
+#[cfg(unix)]
+pub fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `file`, which is borrowed for the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(err)
+}
+
+#[cfg(not(unix))]
+pub fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Waits up to `timeout` for a listening socket to have a connection ready.
+#[cfg(unix)]
+pub fn wait_readable(
+    socket: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `pfd` is one live pollfd and we pass a count of 1; the
+    // descriptor is borrowed for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, millis) };
+    match rc {
+        -1 => {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
