@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod copy;
+pub mod docgen;
 pub mod exit;
 pub mod hash;
 pub mod interrupt;

@@ -1,0 +1,97 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[zc] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'zc'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'zc'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory)'
+            cand completions 'Print a completion script for a shell'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'zc;send'= {
+            cand --offset 'Start at this byte of FILE; the receiver writes at the same offset'
+            cand --count 'Send at most this many bytes from the offset'
+            cand --name 'The file name announced to the receiver (default: FILE''s base name)'
+            cand --connect-timeout 'Give up connecting after this many seconds'
+            cand --timeout 'Give up when no byte has moved for this many seconds'
+            cand --progress 'How to show progress on stderr'
+            cand --no-sendfile 'Use the buffered copy path instead of sendfile(2)'
+            cand --raw 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
+            cand --no-verify 'Skip the SHA-256 end-to-end check'
+            cand -4 'Use IPv4 only'
+            cand -6 'Use IPv6 only'
+            cand -q 'No progress and no summary; errors still go to stderr'
+            cand --quiet 'No progress and no summary; errors still go to stderr'
+            cand --json 'Every line written to stderr is one JSON object'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'zc;recv'= {
+            cand -l 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)'
+            cand --listen 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)'
+            cand -o 'A file, an existing directory, or ''-'' for stdout (default: the current directory)'
+            cand --output 'A file, an existing directory, or ''-'' for stdout (default: the current directory)'
+            cand --max-size 'Refuse transfers larger than this'
+            cand --offset 'With --raw: write from this byte of the output file, without truncating it'
+            cand --connect-timeout 'Give up connecting after this many seconds'
+            cand --timeout 'Give up when no byte has moved for this many seconds'
+            cand --progress 'How to show progress on stderr'
+            cand --force 'Overwrite an existing complete file'
+            cand -k 'Keep listening and accept transfers concurrently until interrupted'
+            cand --keep-open 'Keep listening and accept transfers concurrently until interrupted'
+            cand --raw 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
+            cand --no-verify 'Skip the SHA-256 end-to-end check'
+            cand -4 'Use IPv4 only'
+            cand -6 'Use IPv6 only'
+            cand -q 'No progress and no summary; errors still go to stderr'
+            cand --quiet 'No progress and no summary; errors still go to stderr'
+            cand --json 'Every line written to stderr is one JSON object'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'zc;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'zc;help'= {
+            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory)'
+            cand completions 'Print a completion script for a shell'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'zc;help;send'= {
+        }
+        &'zc;help;recv'= {
+        }
+        &'zc;help;completions'= {
+        }
+        &'zc;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

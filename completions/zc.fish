@@ -1,0 +1,76 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_zc_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_zc_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_zc_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_zc_using_subcommand
+    set -l cmd (__fish_zc_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c zc -n "__fish_zc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zc -n "__fish_zc_needs_command" -s V -l version -d 'Print version'
+complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT'
+complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory)'
+complete -c zc -n "__fish_zc_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this byte of FILE; the receiver writes at the same offset' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The file name announced to the receiver (default: FILE\'s base name)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show progress on stderr' -r -f -a "auto\t'A bar when stderr is a terminal, nothing otherwise'
+bar\t'Always a bar'
+plain\t'One line per second, for logs'
+none\t'No progress, only the summary'"
+complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
+complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
+complete -c zc -n "__fish_zc_using_subcommand send" -l no-verify -d 'Skip the SHA-256 end-to-end check'
+complete -c zc -n "__fish_zc_using_subcommand send" -s 4 -d 'Use IPv4 only'
+complete -c zc -n "__fish_zc_using_subcommand send" -s 6 -d 'Use IPv6 only'
+complete -c zc -n "__fish_zc_using_subcommand send" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
+complete -c zc -n "__fish_zc_using_subcommand send" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print version'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s l -l listen -d 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, an existing directory, or \'-\' for stdout (default: the current directory)' -r -F
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l connect-timeout -d 'Give up connecting after this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l progress -d 'How to show progress on stderr' -r -f -a "auto\t'A bar when stderr is a terminal, nothing otherwise'
+bar\t'Always a bar'
+plain\t'One line per second, for logs'
+none\t'No progress, only the summary'"
+complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l no-verify -d 'Skip the SHA-256 end-to-end check'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s 4 -d 'Use IPv4 only'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s 6 -d 'Use IPv6 only'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
+complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c zc -n "__fish_zc_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory)'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
