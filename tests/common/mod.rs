@@ -1,0 +1,558 @@
+//! Helpers shared by the integration tests: spawning the real `zc` binary,
+//! learning a receiver's port, bounded waits, test data and comparisons.
+
+// Every test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// No child may run longer than this; a hung test is a failed test.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// For the 100 MiB / 1 GiB cases on a slow (debug, shared) machine.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub const MIB: u64 = 1 << 20;
+
+pub fn zc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zc"))
+}
+
+/// Kills `child` and its own children (a `zc` under `/usr/bin/time`), then
+/// reaps it.
+pub fn kill_tree(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = child.id();
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    if let Ok(kids) = std::fs::read_to_string(path) {
+        for kid in kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) on a pid we just read; no memory is involved.
+            unsafe { libc::kill(kid, libc::SIGKILL) };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child that is killed (with its children) if the test ends, by success
+/// or panic, while it still runs: no test leaves a listener behind.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        kill_tree(&mut self.0);
+    }
+}
+
+impl std::ops::Deref for Guard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Waits for `child` at most `timeout`; kills it and panics when it overstays.
+pub fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) => {}
+            Err(e) => panic!("{what}: waiting failed: {e}"),
+        }
+        if Instant::now() >= deadline {
+            kill_tree(child);
+            panic!("{what}: still running after {timeout:?}; killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The exit code, or -(signal) when a signal ended the process.
+pub fn code_of(status: ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return -sig;
+        }
+    }
+    i32::MIN
+}
+
+/// Reads a pipe to its end on a thread of its own, so the child never blocks
+/// on a full pipe.
+fn collect<R: Read + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}
+
+/// Copies a pipe into a file on a thread of its own (large stdout captures).
+fn collect_to_file<R: Read + Send + 'static>(mut pipe: R, path: PathBuf) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut out = File::create(&path).expect("creating the stdout capture");
+        io::copy(&mut pipe, &mut out).expect("capturing stdout");
+        Vec::new()
+    })
+}
+
+/// What a finished child left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panics with everything known about the process unless it exited `code`.
+    pub fn expect_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit code {} (wanted {code}); stderr:\n{}",
+            self.code, self.stderr
+        );
+        self
+    }
+}
+
+/// Where a receiver's stdout goes.
+pub enum Stdout {
+    /// Discarded (`Stdio::null()`).
+    Null,
+    /// Kept in memory, for small transfers.
+    Memory,
+    /// Streamed into this file through a real pipe.
+    File(PathBuf),
+}
+
+/// A running receiver whose address is known.
+pub struct Receiver {
+    pub child: Guard,
+    pub addr: SocketAddr,
+    /// Every stderr line up to and including the `listening` one.
+    pub head: String,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Receiver {
+    /// `HOST:PORT` for `zc send`.
+    pub fn dest(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Waits for the receiver to exit and returns what it said.
+    pub fn finish(mut self, timeout: Duration) -> Outcome {
+        let status = wait_timeout(&mut self.child, timeout, "zc recv");
+        let rest = self.stderr.take().map(|h| h.join().unwrap());
+        let stdout = self.stdout.take().map(|h| h.join().unwrap());
+        Outcome {
+            code: code_of(status),
+            stdout: stdout.unwrap_or_default(),
+            stderr: std::mem::take(&mut self.head)
+                + &String::from_utf8_lossy(&rest.unwrap_or_default()),
+        }
+    }
+}
+
+/// The address in a `zc: listening on ADDR` or `{"event":"listening",...}` line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if let Some(rest) = line.split("listening on ").nth(1) {
+        return rest.trim().parse().ok();
+    }
+    if line.contains("\"event\":\"listening\"") {
+        let start = line.find("\"addr\":\"")? + "\"addr\":\"".len();
+        let len = line[start..].find('"')?;
+        return line[start..start + len].parse().ok();
+    }
+    None
+}
+
+/// Reads `stderr` up to the listening line; panics (after killing the child)
+/// if the child ends or goes quiet first.
+fn read_until_listening(
+    child: &mut Child,
+    stderr: ChildStderr,
+) -> (SocketAddr, String, JoinHandle<Vec<u8>>) {
+    // The read happens on a thread so a receiver that never prints cannot
+    // hang the test: the main thread waits on a channel with a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Err(head));
+                    return Vec::new();
+                }
+                Ok(_) => {}
+            }
+            head.push_str(&line);
+            if let Some(addr) = listening_addr(&line) {
+                let _ = tx.send(Ok((addr, head)));
+                break;
+            }
+        }
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        rest
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(Ok((addr, head))) => (addr, head, reader),
+        Ok(Err(head)) => {
+            let status = wait_timeout(child, TIMEOUT, "zc recv");
+            panic!("zc recv ended ({status}) before listening; stderr:\n{head}");
+        }
+        Err(_) => {
+            kill_tree(child);
+            panic!("zc recv did not say where it listens within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// Starts `cmd` (a `zc recv ...`, possibly wrapped) and waits until it listens.
+pub fn spawn_receiver(mut cmd: Command, stdout: Stdout) -> Receiver {
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    match &stdout {
+        Stdout::Null => cmd.stdout(Stdio::null()),
+        Stdout::Memory | Stdout::File(_) => cmd.stdout(Stdio::piped()),
+    };
+    let mut child = Guard(cmd.spawn().expect("spawning zc recv"));
+    let out = child.stdout.take().map(|pipe| match stdout {
+        Stdout::File(path) => collect_to_file(pipe, path),
+        _ => collect(pipe),
+    });
+    let err = child.stderr.take().expect("piped stderr");
+    let (addr, head, stderr) = read_until_listening(&mut child, err);
+    Receiver {
+        child,
+        addr,
+        head,
+        stderr: Some(stderr),
+        stdout: out,
+    }
+}
+
+/// `zc recv -l 127.0.0.1:0 -o OUTPUT EXTRA...`, listening.
+pub fn receiver(output: &Path, extra: &[&str], stdout: Stdout) -> Receiver {
+    spawn_receiver(recv_cmd(output, extra), stdout)
+}
+
+/// The command line `receiver` runs, for callers that adjust it.
+pub fn recv_cmd(output: &Path, extra: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.args(["recv", "-l", "127.0.0.1:0", "-o"])
+        .arg(output)
+        .args(extra);
+    cmd
+}
+
+/// Runs a command to its end (bounded by `timeout`), optionally feeding
+/// `stdin` from a file through a pipe.
+pub fn run(mut cmd: Command, stdin: Option<&Path>, timeout: Duration) -> Outcome {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = Guard(cmd.spawn().expect("spawning a child"));
+    let feeder = stdin.map(|path| {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let mut file = File::open(path).expect("opening the stdin source");
+        thread::spawn(move || {
+            // The child may stop reading early (and the test then says why).
+            let _ = io::copy(&mut file, &mut pipe);
+        })
+    });
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let status = wait_timeout(&mut child, timeout, "child");
+    if let Some(f) = feeder {
+        f.join().unwrap();
+    }
+    Outcome {
+        code: code_of(status),
+        stdout: out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// `zc send ARGS...` to its end.
+pub fn send(args: &[&str]) -> Outcome {
+    let mut cmd = zc();
+    cmd.arg("send").args(args);
+    run(cmd, None, TIMEOUT)
+}
+
+/// `zc send ARGS...` with a file piped into its stdin.
+pub fn send_stdin(args: &[&str], stdin: &Path, timeout: Duration) -> Outcome {
+    let mut cmd = zc();
+    cmd.arg("send").args(args);
+    run(cmd, Some(stdin), timeout)
+}
+
+pub fn send_timeout(args: &[&str], timeout: Duration) -> Outcome {
+    let mut cmd = zc();
+    cmd.arg("send").args(args);
+    run(cmd, None, timeout)
+}
+
+/// A path as a `&str` for argument lists.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// xorshift64*: fast, deterministic, no crates.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// Writes `size` pseudo-random bytes (seeded) to `path`.
+pub fn random_file(path: &Path, size: u64, seed: u64) {
+    let mut rng = XorShift::new(seed ^ size);
+    let mut out = io::BufWriter::new(File::create(path).expect("creating a test file"));
+    let mut buf = vec![0u8; MIB as usize];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        out.write_all(&buf[..n]).expect("writing a test file");
+        left -= n as u64;
+    }
+    out.flush().unwrap();
+}
+
+/// A file of `size` bytes that takes no disk space (all zeros).
+pub fn sparse_file(path: &Path, size: u64) {
+    File::create(path)
+        .and_then(|f| f.set_len(size))
+        .expect("creating a sparse file");
+}
+
+/// Reads as much as fits in `buf` (short only at the end of the stream).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// Panics unless the two readers yield the same bytes; names the first
+/// difference. Reads in chunks: a 1 GiB comparison needs 2 MiB of memory.
+pub fn assert_same_stream(mut a: impl Read, mut b: impl Read, what: &str) {
+    let mut ba = vec![0u8; MIB as usize];
+    let mut bb = vec![0u8; MIB as usize];
+    let mut pos = 0u64;
+    loop {
+        let na = read_full(&mut a, &mut ba).expect("reading the expected bytes");
+        let nb = read_full(&mut b, &mut bb).expect("reading the actual bytes");
+        let n = na.min(nb);
+        if let Some(i) = (0..n).find(|&i| ba[i] != bb[i]) {
+            panic!("{what}: first difference at byte {}", pos + i as u64);
+        }
+        if na != nb {
+            panic!(
+                "{what}: lengths differ: expected {} bytes, got {}",
+                pos + na as u64,
+                pos + nb as u64
+            );
+        }
+        if na == 0 {
+            return;
+        }
+        pos += n as u64;
+    }
+}
+
+/// Panics unless the two files hold the same bytes.
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let a = File::open(expected).unwrap_or_else(|e| panic!("{}: {e}", expected.display()));
+    let b = File::open(actual).unwrap_or_else(|e| panic!("{}: {e}", actual.display()));
+    assert_same_stream(
+        a,
+        b,
+        &format!("{} vs {}", expected.display(), actual.display()),
+    );
+}
+
+/// Panics unless `bytes` is the content of `expected`.
+pub fn assert_file_is(expected: &Path, bytes: &[u8]) {
+    let a = File::open(expected).unwrap_or_else(|e| panic!("{}: {e}", expected.display()));
+    assert_same_stream(a, bytes, &format!("{} vs captured", expected.display()));
+}
+
+/// The names in a directory, sorted.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("listing a directory")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+/// True when something listens on 127.0.0.1:`port` (IPv4 or IPv6 table),
+/// checked without connecting (a connect would use up a one-shot listener).
+pub fn is_listening(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
+            })
+        })
+    })
+}
+
+/// Waits until a listener appears on `port`; kills `child` and panics if it
+/// never does.
+pub fn wait_listening(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !is_listening(port) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) before listening on port {port}");
+        }
+        if Instant::now() >= deadline {
+            kill_tree(child);
+            panic!("{what} did not listen on port {port} within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A one-connection TCP proxy that forwards client→server in small chunks
+/// with a pause between them (server→client at full speed), so a test can
+/// act while a transfer is surely in flight.
+pub struct SlowProxy {
+    pub addr: SocketAddr,
+    /// Bytes forwarded client→server so far.
+    pub forwarded: Arc<AtomicU64>,
+    /// Set to stop throttling.
+    pub fast: Arc<AtomicBool>,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: SocketAddr, chunk: usize, pause: Duration) -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let addr = listener.local_addr().unwrap();
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let fast = Arc::new(AtomicBool::new(false));
+        let (count, go) = (forwarded.clone(), fast.clone());
+        thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(upstream) else {
+                return;
+            };
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            thread::spawn(move || pump(s2, c2, usize::MAX, Duration::ZERO, None, None));
+            pump(client, server, chunk, pause, Some(count), Some(go));
+        });
+        SlowProxy {
+            addr,
+            forwarded,
+            fast,
+        }
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    chunk: usize,
+    pause: Duration,
+    count: Option<Arc<AtomicU64>>,
+    fast: Option<Arc<AtomicBool>>,
+) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let quick = fast.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        let want = if quick {
+            buf.len()
+        } else {
+            chunk.min(buf.len())
+        };
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(c) = &count {
+            c.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        if !quick && !pause.is_zero() {
+            thread::sleep(pause);
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
+
+/// The first line of `text` that contains `needle`, for assertion messages.
+pub fn line_with<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.contains(needle))
+}
