@@ -195,7 +195,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-4 -6 -q -h -V --offset --count --name --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --help --version"
+            opts="-4 -6 -q -h -V --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +210,10 @@ _zc() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,12 +33,14 @@ complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message 
 complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this byte of FILE; the receiver writes at the same offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The file name announced to the receiver (default: FILE\'s base name)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show progress on stderr' -r -f -a "auto\t'A bar when stderr is a terminal, nothing otherwise'
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
+complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-verify -d 'Skip the SHA-256 end-to-end check'

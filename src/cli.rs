@@ -60,9 +60,15 @@ pub struct SendArgs {
     /// Send at most this many bytes from the offset
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub count: Option<u64>,
+    /// Start at --offset (default 0) even if the receiver holds a partial copy
+    #[arg(long)]
+    pub no_resume: bool,
     /// The file name announced to the receiver (default: FILE's base name)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// On a dropped connection, reconnect up to N times with backoff and resume
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
     /// Use the buffered copy path instead of sendfile(2)
     #[arg(long)]
     pub no_sendfile: bool,

@@ -47,10 +47,13 @@ pub enum Source {
 pub struct SendConfig {
     pub source: Source,
     pub dest: String,
-    pub offset: u64,
+    /// `--offset`: where to start, overriding what the receiver holds.
+    pub offset: Option<u64>,
     pub count: Option<u64>,
     pub name: Option<String>,
     pub sendfile: bool,
+    pub resume: bool,
+    pub retry: u32,
     pub common: Common,
 }
 
@@ -135,10 +138,12 @@ impl SendConfig {
         Ok(SendConfig {
             source,
             dest: args.dest.clone(),
-            offset: args.offset.unwrap_or(0),
+            offset: args.offset,
             count: args.count,
             name: args.name.clone(),
             sendfile: !args.no_sendfile,
+            resume: !args.no_resume,
+            retry: args.retry,
             common,
         })
     }

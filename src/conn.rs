@@ -18,6 +18,9 @@ pub struct Conn {
     pub peer: String,
     idle: Duration,
     last_move: Instant,
+    /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
+    /// is finished so that a STOP frame can follow it.
+    pub finishing: bool,
 }
 
 /// The error every loop returns once Ctrl-C was pressed.
@@ -40,13 +43,14 @@ impl Conn {
             peer,
             idle,
             last_move: Instant::now(),
+            finishing: false,
         })
     }
 
     /// Called when a socket call timed out after a tick: an error if Ctrl-C
     /// was pressed or nothing has moved for the idle timeout.
     pub fn check_waiting(&self) -> io::Result<()> {
-        if interrupt::requested() {
+        if interrupt::requested() && !self.finishing {
             return Err(stopped());
         }
         if self.last_move.elapsed() >= self.idle {

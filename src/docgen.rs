@@ -7,11 +7,17 @@ use crate::cli::Cli;
 
 /// The exit statuses, as the man page and `--help` describe them.
 pub const EXIT_STATUS: [(i32, &str); 6] = [
-    (0, "success: the receiver wrote, fsync'd and (unless --no-verify) verified every byte"),
+    (
+        0,
+        "success: the receiver wrote, fsync'd and (unless --no-verify) verified every byte",
+    ),
     (1, "runtime failure: network, I/O, peer vanished, timeout"),
     (2, "usage error: bad flag, bad size, bad address"),
     (3, "integrity failure: SHA-256 mismatch"),
-    (4, "refused by the peer: file exists, too large, no space, protocol version"),
+    (
+        4,
+        "refused by the peer: file exists, too large, no space, protocol version",
+    ),
     (130, "interrupted (Ctrl-C / SIGINT)"),
 ];
 
@@ -96,12 +102,20 @@ pub fn man_page() -> String {
         roff(&cmd.get_about().map(|a| a.to_string()).unwrap_or_default())
     ));
     page.push_str(".SH SYNOPSIS\n");
-    let subs: Vec<&Command> = cmd.get_subcommands().filter(|s| s.get_name() != "help").collect();
+    let subs: Vec<&Command> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .collect();
     for sub in &subs {
         page.push_str(&format!(".B {}\n.br\n", roff(&usage_of(&cmd_path(sub)))));
     }
     page.push_str(".SH DESCRIPTION\n");
-    for para in cmd.get_long_about().map(|a| a.to_string()).unwrap_or_default().split("\n\n") {
+    for para in cmd
+        .get_long_about()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+        .split("\n\n")
+    {
         page.push_str(&format!(".PP\n{}\n", roff(para)));
     }
     for sub in &subs {

@@ -63,8 +63,53 @@ pub fn interrupted(message: impl Into<String>) -> anyhow::Error {
     failure(ExitCode::Interrupted, message)
 }
 
+/// What the caller may do about an error besides reporting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// A new connection may get past it (a reset, a timeout, a restarting peer).
+    Retryable,
+    /// A receiver kept what arrived and may wait for the sender to come back.
+    Resumable,
+    /// The peer never spoke zc (a port scan, a stray nc).
+    NotASender,
+}
+
+/// An error flattened to its message, with a [`Tag`]; found at any depth
+/// of later context, unlike a context value.
+#[derive(Debug)]
+struct Tagged {
+    tag: Tag,
+    code: ExitCode,
+    message: String,
+}
+
+impl fmt::Display for Tagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Tagged {}
+
+pub fn tag(err: anyhow::Error, tag: Tag) -> anyhow::Error {
+    anyhow::Error::new(Tagged {
+        tag,
+        code: code_of(&err),
+        message: message_of(&err),
+    })
+}
+
+pub fn tag_of(err: &anyhow::Error) -> Option<Tag> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<Tagged>())
+        .map(|t| t.tag)
+}
+
 /// The exit code an error stands for: the first [`Failure`] in its chain, else 1.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
+    if let Some(tagged) = err.chain().find_map(|c| c.downcast_ref::<Tagged>()) {
+        return tagged.code;
+    }
     err.chain()
         .find_map(|cause| {
             cause.downcast_ref::<Failure>().or_else(|| {
@@ -110,6 +155,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(code_of(&err), ExitCode::Refused);
         assert_eq!(code_of(&anyhow::anyhow!("plain")), ExitCode::Failure);
+    }
+
+    #[test]
+    fn tags_survive_context() {
+        let err = tag(anyhow::anyhow!("cut").context("peer"), Tag::Resumable).context("more");
+        assert_eq!(tag_of(&err), Some(Tag::Resumable));
+        assert_eq!(message_of(&err), "more: peer: cut");
+        let err = tag(interrupted("stop"), Tag::Retryable);
+        assert_eq!(code_of(&err.context("x")), ExitCode::Interrupted);
+        assert_eq!(tag_of(&anyhow::anyhow!("plain")), None);
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub type Sha = [u8; 32];
 /// SHA-256 of bytes [offset, offset+count) of `file`, read with a fixed buffer.
 pub fn hash_range(file: &File, offset: u64, count: u64) -> io::Result<Sha> {
     let mut hasher = Sha256::new();
+    hash_into(file, offset, count, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+/// Feeds bytes [offset, offset+count) of `file` into `hasher`.
+pub fn hash_into(file: &File, offset: u64, count: u64, hasher: &mut Sha256) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
     let mut done = 0u64;
     while done < count {
@@ -33,13 +39,117 @@ pub fn hash_range(file: &File, offset: u64, count: u64) -> io::Result<Sha> {
             Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    thread::Builder::new()
+        .name("zc-hash".into())
+        .spawn(work)
+        .expect("spawning the hashing thread")
+}
+
+/// Hashes the ranges, in order, as one stream, on another thread.
+pub fn spawn_ranges(file: File, ranges: Vec<(u64, u64)>) -> JoinHandle<io::Result<Sha>> {
+    spawn(move || {
+        let mut hasher = Sha256::new();
+        for (start, end) in ranges {
+            hash_into(&file, start, end - start, &mut hasher)?;
+        }
+        Ok(hasher.finalize().into())
+    })
+}
+
+/// SHA-256 of a whole file, fed in order from byte 0 by whoever has the
+/// bytes at hand (a verify pass, the receive loop), and completed from disk.
+pub struct Prefix {
+    pos: u64,
+    hasher: Sha256,
+}
+
+impl Default for Prefix {
+    fn default() -> Self {
+        Prefix {
+            pos: 0,
+            hasher: Sha256::new(),
+        }
+    }
+}
+
+impl Prefix {
+    /// Takes bytes at `offset`: the next ones extend the digest; earlier ones
+    /// mean bytes already hashed were replaced, so the digest starts over;
+    /// later ones leave a gap that [`Prefix::finish`] reads from disk.
+    pub fn feed(&mut self, offset: u64, data: &[u8]) {
+        if offset == self.pos {
+            self.hasher.update(data);
+            self.pos += data.len() as u64;
+        } else if offset < self.pos {
+            *self = Prefix::default();
+        }
+    }
+
+    /// The digest of bytes [0, size): what was fed, then the rest from `file`.
+    pub fn finish(mut self, file: &File, size: u64) -> io::Result<Sha> {
+        if self.pos < size {
+            hash_into(file, self.pos, size - self.pos, &mut self.hasher)?;
+        }
+        Ok(self.hasher.finalize().into())
+    }
+
+    /// [`Prefix::finish`] on another thread.
+    pub fn spawn_finish(self, file: File, size: u64) -> JoinHandle<io::Result<Sha>> {
+        spawn(move || self.finish(&file, size))
+    }
+}
+
+/// SHA-256 of one block of `file`, also fed to `prefix` when given, so a
+/// verify pass over held data doubles as the start of the whole-file digest.
+pub fn block(
+    file: &File,
+    offset: u64,
+    len: u64,
+    mut prefix: Option<&mut Prefix>,
+    buf: &mut [u8],
+) -> io::Result<Sha> {
+    let mut hasher = Sha256::new();
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        match read_at(file, &mut buf[..want], offset + done) {
+            Ok(0) => return Err(copy::shrank(offset + done)),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                if let Some(p) = prefix.as_deref_mut() {
+                    p.feed(offset + done, &buf[..n]);
+                }
+                done += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(hasher.finalize().into())
 }
 
-/// Hashes the range on another thread; join the handle for the digest.
-pub fn spawn_range(file: File, offset: u64, count: u64) -> JoinHandle<io::Result<Sha>> {
-    thread::Builder::new()
-        .name("zc-hash".into())
-        .spawn(move || hash_range(&file, offset, count))
-        .expect("spawning the hashing thread")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn prefix_completes_from_disk_and_restarts_on_rewrites() {
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        file.write_all(&data).unwrap();
+        let whole = hash_range(&file, 0, data.len() as u64).unwrap();
+        let mut p = Prefix::default();
+        p.feed(0, &data[..1000]);
+        p.feed(5000, &data[5000..6000]);
+        assert_eq!(p.finish(&file, data.len() as u64).unwrap(), whole);
+        let mut p = Prefix::default();
+        p.feed(0, b"wrong bytes");
+        p.feed(3, b"rewritten");
+        assert_eq!(p.finish(&file, data.len() as u64).unwrap(), whole);
+    }
 }

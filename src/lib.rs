@@ -9,6 +9,7 @@ pub mod copy;
 pub mod docgen;
 pub mod exit;
 pub mod hash;
+pub mod held;
 pub mod interrupt;
 pub mod net;
 pub mod output;

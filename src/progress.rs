@@ -118,6 +118,10 @@ pub trait Progress: Send {
     fn finish(&mut self, summary: &Summary);
     /// The transfer ended badly; the error is reported elsewhere.
     fn abandon(&mut self) {}
+    /// A verify phase ended: `good` bytes of held data match, `bad` blocks do not.
+    fn finish_verify(&mut self, good: u64, bad: u64) {
+        let _ = (good, bad);
+    }
 }
 
 /// The process-wide voice: makes per-transfer displays and prints the rest.
@@ -171,6 +175,50 @@ impl Reporter {
         match self.style {
             Style::Json => emit(json!({"event": "error", "message": message, "code": code.code()})),
             _ => self.say(&format!("zc: {message}")),
+        }
+    }
+
+    /// A retry is coming after `wait`.
+    pub fn retry(&self, attempt: u32, of: u32, wait: Duration, message: &str) {
+        match self.style {
+            Style::Json => emit(json!({
+                "event": "retry", "attempt": attempt, "of": of,
+                "wait_seconds": wait.as_secs_f64(), "message": message,
+            })),
+            // a retry is worth a line even with -q: something went wrong
+            _ => self.say(&format!(
+                "zc: {message}; retry {attempt} of {of} in {}",
+                human_seconds(wait)
+            )),
+        }
+    }
+
+    /// The display for checking held data before a resume.
+    pub fn verifier(&self, name: &str, total: u64) -> Box<dyn Progress> {
+        let start = Start {
+            role: Role::Send,
+            name: name.to_string(),
+            peer: String::new(),
+            size: None,
+            offset: 0,
+            count: Some(total),
+            resumed_from: 0,
+        };
+        match self.style {
+            Style::Json => Box::new(Verify {
+                lines: Lines::new(&start, true),
+                json: true,
+            }),
+            Style::Plain => Box::new(Verify {
+                lines: Lines::new(&start, false),
+                json: false,
+            }),
+            Style::Bar => {
+                let bar = Bar::new(&self.multi, &start);
+                bar.bar.set_prefix(format!("verifying {name}"));
+                Box::new(bar)
+            }
+            Style::Summary | Style::Quiet => Box::new(Silent),
         }
     }
 
@@ -275,6 +323,53 @@ impl Progress for Lines {
     }
 }
 
+/// The verify phase as lines or JSON events.
+struct Verify {
+    lines: Lines,
+    json: bool,
+}
+
+impl Progress for Verify {
+    fn update(&mut self, bytes: u64) {
+        let now = Instant::now();
+        if now < self.lines.next {
+            return;
+        }
+        self.lines.next = now + LINE_EVERY;
+        let total = self.lines.total.unwrap_or(0);
+        if self.json {
+            emit(
+                json!({"event": "verify", "name": self.lines.name, "bytes": bytes, "total": total}),
+            );
+        } else {
+            eprintln!(
+                "zc: verifying {}: {} of {}",
+                self.lines.name,
+                human_bytes(bytes),
+                human_bytes(total)
+            );
+        }
+    }
+
+    fn finish(&mut self, _: &Summary) {}
+
+    fn finish_verify(&mut self, good: u64, bad: u64) {
+        let secs = self.lines.began.elapsed().as_secs_f64();
+        if self.json {
+            emit(
+                json!({"event": "verify", "name": self.lines.name, "bytes": self.lines.total,
+                "total": self.lines.total, "good": good, "bad_blocks": bad, "seconds": secs, "done": true}),
+            );
+        } else {
+            eprintln!(
+                "zc: verified {}: {} good, {bad} bad blocks, in {secs:.1} s",
+                self.lines.name,
+                human_bytes(good)
+            );
+        }
+    }
+}
+
 /// An indicatif bar (or a spinner when the size is unknown).
 struct Bar {
     bar: ProgressBar,
@@ -312,5 +407,9 @@ impl Progress for Bar {
 
     fn abandon(&mut self) {
         self.bar.abandon();
+    }
+
+    fn finish_verify(&mut self, _: u64, _: u64) {
+        self.bar.finish_and_clear();
     }
 }

@@ -24,7 +24,15 @@ pub mod kind {
     pub const END: u8 = b'E';
     pub const RESULT: u8 = b'R';
     pub const KEEPALIVE: u8 = b'K';
+    pub const HASHES: u8 = b'H';
+    pub const STOP: u8 = b'S';
 }
+
+/// Held data is verified in blocks of this size (the last of a range may be
+/// shorter): a bad block costs this much to re-send.
+pub const BLOCK: u64 = 4 << 20;
+/// Block hashes in one HASHES frame.
+pub const MAX_HASHES: usize = 1024;
 
 /// Why a receiver said no; the sender exits 4 for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,13 +75,19 @@ pub struct Offer {
     pub verify: bool,
     /// The source's modification time (ns since the epoch), part of its identity.
     pub mtime_ns: Option<u64>,
+    /// The sender wants the held blocks' hashes, to skip what is good.
+    pub resume: bool,
+    /// Forget whatever is held and start over (`--no-resume`).
+    pub fresh: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Go ahead; `held` lists the byte ranges the receiver already holds.
+    /// Go ahead; `held` lists the byte ranges the receiver already holds;
+    /// with `hashes`, HASHES frames of its blocks follow.
     Accept {
         held: Vec<(u64, u64)>,
+        hashes: bool,
     },
     Refuse {
         code: RefuseCode,
@@ -84,10 +98,21 @@ pub enum Answer {
 /// The sender's closing frame, after the last DATA.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct End {
-    /// Bytes sent from `offset` in this connection, in all.
+    /// DATA payload bytes sent in this connection, in all.
     pub sent: u64,
-    /// SHA-256 of the bytes this connection's range covers.
-    pub range_sha256: Option<[u8; 32]>,
+    /// SHA-256 of this connection's DATA payloads, in the order sent; used
+    /// when the receiver will not hold the whole file afterwards.
+    pub sent_sha256: Option<[u8; 32]>,
+    /// SHA-256 of the whole file; used when the receiver will hold all of it.
+    pub file_sha256: Option<[u8; 32]>,
+}
+
+/// The hash of one held block, as the receiver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHash {
+    pub offset: u64,
+    pub len: u32,
+    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +123,8 @@ pub enum Status {
     Mismatch = 1,
     /// The receiver failed (I/O, disk full); `message` says how.
     Failed = 2,
+    /// The sender stopped; `held` is what the receiver keeps for a resume.
+    Stopped = 3,
 }
 
 /// The receiver's final word, sent after it has fsync'd.
@@ -251,6 +278,8 @@ impl Offer {
     const COUNT: u8 = 4;
     const VERIFY: u8 = 5;
     const MTIME: u8 = 6;
+    const RESUME: u8 = 7;
+    const FRESH: u8 = 8;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
@@ -270,6 +299,12 @@ impl Offer {
         if let Some(mtime) = self.mtime_ns {
             f.put_u64(Self::MTIME, mtime);
         }
+        if self.resume {
+            f.put(Self::RESUME, &[1]);
+        }
+        if self.fresh {
+            f.put(Self::FRESH, &[1]);
+        }
         f.0
     }
 
@@ -284,6 +319,8 @@ impl Offer {
                 Self::COUNT => offer.count = Some(as_u64(tag, value)?),
                 Self::VERIFY => offer.verify = value == [1],
                 Self::MTIME => offer.mtime_ns = Some(as_u64(tag, value)?),
+                Self::RESUME => offer.resume = value == [1],
+                Self::FRESH => offer.fresh = value == [1],
                 _ => unknown(tag)?,
             }
         }
@@ -303,12 +340,16 @@ impl Answer {
     const CODE: u8 = 2;
     const REASON: u8 = 3;
     const HELD: u8 = 4;
+    const HASHES: u8 = 5;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
         match self {
-            Answer::Accept { held } => {
+            Answer::Accept { held, hashes } => {
                 f.put(Self::STATUS, &[0]);
+                if *hashes {
+                    f.put(Self::HASHES, &[1]);
+                }
                 let mut ranges = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
                 for (start, end) in held.iter().take(MAX_RANGES) {
                     ranges.extend_from_slice(&start.to_be_bytes());
@@ -327,6 +368,7 @@ impl Answer {
 
     pub fn decode(body: &[u8]) -> Result<Self> {
         let (mut accept, mut code, mut reason, mut held) = (None, RefuseCode::Other, None, vec![]);
+        let mut hashes = false;
         for (tag, value) in fields(body)? {
             match tag {
                 Self::STATUS => accept = Some(value == [0]),
@@ -342,11 +384,12 @@ impl Answer {
                         held.push((start, end));
                     }
                 }
+                Self::HASHES => hashes = value == [1],
                 _ => unknown(tag)?,
             }
         }
         match accept {
-            Some(true) => Ok(Answer::Accept { held }),
+            Some(true) => Ok(Answer::Accept { held, hashes }),
             Some(false) => Ok(Answer::Refuse {
                 code,
                 reason: reason.unwrap_or_else(|| "refused".into()),
@@ -358,13 +401,17 @@ impl Answer {
 
 impl End {
     const SENT: u8 = 1;
-    const RANGE_SHA256: u8 = 2;
+    const SENT_SHA256: u8 = 2;
+    const FILE_SHA256: u8 = 3;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
         f.put_u64(Self::SENT, self.sent);
-        if let Some(d) = &self.range_sha256 {
-            f.put(Self::RANGE_SHA256, d);
+        if let Some(d) = &self.sent_sha256 {
+            f.put(Self::SENT_SHA256, d);
+        }
+        if let Some(d) = &self.file_sha256 {
+            f.put(Self::FILE_SHA256, d);
         }
         f.0
     }
@@ -374,7 +421,8 @@ impl End {
         for (tag, value) in fields(body)? {
             match tag {
                 Self::SENT => end.sent = as_u64(tag, value)?,
-                Self::RANGE_SHA256 => end.range_sha256 = Some(as_digest(tag, value)?),
+                Self::SENT_SHA256 => end.sent_sha256 = Some(as_digest(tag, value)?),
+                Self::FILE_SHA256 => end.file_sha256 = Some(as_digest(tag, value)?),
                 _ => unknown(tag)?,
             }
         }
@@ -414,6 +462,7 @@ impl Outcome {
                     out.status = match value {
                         [0] => Status::Ok,
                         [1] => Status::Mismatch,
+                        [3] => Status::Stopped,
                         _ => Status::Failed,
                     }
                 }
@@ -426,6 +475,51 @@ impl Outcome {
         ensure!(seen_status, "result without a status");
         Ok(out)
     }
+}
+
+/// HASHES body: a `last` byte, then (offset u64, len u32, sha256) entries.
+pub fn encode_hashes(blocks: &[BlockHash], last: bool) -> Vec<u8> {
+    debug_assert!(blocks.len() <= MAX_HASHES);
+    let mut body = Vec::with_capacity(1 + blocks.len() * 44);
+    body.push(last as u8);
+    for b in blocks {
+        body.extend_from_slice(&b.offset.to_be_bytes());
+        body.extend_from_slice(&b.len.to_be_bytes());
+        body.extend_from_slice(&b.sha256);
+    }
+    body
+}
+
+/// Decodes a HASHES body; each block must lie in a held range and be at
+/// most [`BLOCK`] long.
+pub fn decode_hashes(body: &[u8]) -> Result<(Vec<BlockHash>, bool)> {
+    let (&last, entries) = body
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("empty HASHES frame"))?;
+    ensure!(entries.len() % 44 == 0, "HASHES frame: bad length");
+    ensure!(
+        entries.len() / 44 <= MAX_HASHES,
+        "HASHES frame: too many blocks"
+    );
+    let mut out = Vec::with_capacity(entries.len() / 44);
+    for e in entries.chunks_exact(44) {
+        let offset = u64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(e[8..12].try_into().expect("4 bytes"));
+        ensure!(
+            len as u64 <= BLOCK && len > 0,
+            "HASHES frame: bad block length {len}"
+        );
+        ensure!(
+            offset.checked_add(len as u64).is_some(),
+            "HASHES frame: block past 2^64"
+        );
+        out.push(BlockHash {
+            offset,
+            len,
+            sha256: e[12..].try_into().expect("32 bytes"),
+        });
+    }
+    Ok((out, last == 1))
 }
 
 /// Lower-case hex of a digest.
@@ -446,6 +540,8 @@ mod tests {
             count: Some(90),
             verify: true,
             mtime_ns: Some(7),
+            resume: true,
+            fresh: false,
         };
         assert_eq!(Offer::decode(&offer.encode()).unwrap(), offer);
         let past = Offer {
@@ -466,6 +562,7 @@ mod tests {
     fn answers_round_trip() {
         let a = Answer::Accept {
             held: vec![(0, 5), (9, 10)],
+            hashes: true,
         };
         assert_eq!(Answer::decode(&a.encode()).unwrap(), a);
         let r = Answer::Refuse {
@@ -484,9 +581,23 @@ mod tests {
     fn end_and_outcome_round_trip() {
         let e = End {
             sent: 5,
-            range_sha256: Some([7; 32]),
+            sent_sha256: Some([7; 32]),
+            file_sha256: Some([8; 32]),
         };
         assert_eq!(End::decode(&e.encode()).unwrap(), e);
+        let blocks = [BlockHash {
+            offset: 4,
+            len: 9,
+            sha256: [3; 32],
+        }];
+        let body = encode_hashes(&blocks, true);
+        assert_eq!(decode_hashes(&body).unwrap(), (blocks.to_vec(), true));
+        assert!(decode_hashes(&[]).is_err());
+        let empty = BlockHash {
+            len: 0,
+            ..blocks[0]
+        };
+        assert!(decode_hashes(&encode_hashes(&[empty], false)).is_err());
         let o = Outcome {
             status: Status::Mismatch,
             sha256: Some([1; 32]),

@@ -24,8 +24,17 @@ fn check(path: &str, generated: &[u8]) {
 
 #[test]
 fn completions_match_the_cli() {
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
-        check(&zc::docgen::completion_path(shell), &zc::docgen::completion(shell));
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ] {
+        check(
+            &zc::docgen::completion_path(shell),
+            &zc::docgen::completion(shell),
+        );
     }
 }
 

@@ -37,9 +37,6 @@ pub fn send_file(
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
     let mut done = 0u64;
     while done < count {
-        if interrupt::requested() {
-            return Err(conn::stopped());
-        }
         let want = (count - done).min(buf.len() as u64) as usize;
         let n = match read_at(file, &mut buf[..want], offset + done) {
             Ok(0) => return Err(shrank(offset + done)),
@@ -115,15 +112,15 @@ pub struct RecvError {
 }
 
 /// Copies `len` bytes (or, with `None`, everything until the peer closes)
-/// from the socket into `sink`, hashing them on the way. An error comes with
-/// the count of bytes already written, so nothing is lost.
+/// from the socket into `sink`; `observe` sees every chunk once it is
+/// written (for hashing, progress and the held record). An error comes
+/// with the count of bytes already written, so nothing is lost.
 pub fn recv_to_sink(
     conn: &mut Conn,
     sink: &mut dyn Write,
     len: Option<u64>,
-    mut hasher: Option<&mut Sha256>,
     buf: &mut [u8],
-    progress: &mut dyn FnMut(u64),
+    observe: &mut dyn FnMut(&[u8]),
 ) -> Result<Received, RecvError> {
     let mut done = 0u64;
     loop {
@@ -155,10 +152,7 @@ pub fn recv_to_sink(
             local: true,
             error,
         })?;
-        if let Some(h) = hasher.as_deref_mut() {
-            h.update(&buf[..n]);
-        }
         done += n as u64;
-        progress(done);
+        observe(&buf[..n]);
     }
 }

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 
 use super::{shrank, ZeroCopyError};
 use crate::conn::{self, Conn};
-use crate::{interrupt, sys};
+use crate::sys;
 
 /// Bytes handed to one sendfile call: large enough that a GiB takes few
 /// calls, small enough that Ctrl-C and progress are seen several times a
@@ -34,9 +34,6 @@ pub fn send_file(
     let end = offset + count;
     let mut pos = offset;
     while pos < end {
-        if interrupt::requested() {
-            return Err(ZeroCopyError::Io(conn::stopped()));
-        }
         let want = (end - pos).min(CHUNK) as usize;
         match sys::sendfile(conn.stream.as_fd(), file.as_fd(), &mut pos, want) {
             Ok(0) => return Err(ZeroCopyError::Io(shrank(pos))),

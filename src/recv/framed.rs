@@ -1,6 +1,8 @@
-//! One framed transfer on the receiving side: check the offer, write into
-//! `NAME.zcpart`, verify, fsync, rename, and only then say "done".
+//! One framed transfer on the receiving side: check the offer, report what
+//! is held (and its block hashes), write into `NAME.zcpart`, verify, fsync,
+//! rename, and only then say "done".
 
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
@@ -12,31 +14,27 @@ use sha2::{Digest, Sha256};
 use crate::config::{Output, RecvConfig};
 use crate::conn::Conn;
 use crate::copy::{self, RecvError, BUF_SIZE};
-use crate::exit::{self, ExitCode, Failure};
+use crate::exit::{self, ExitCode, Failure, Tag};
+use crate::hash::{self, Prefix, Sha};
+use crate::held::{Checkpointer, Identity, Ranges, Record};
 use crate::output::{self, OpenError, Part};
 use crate::progress::{Progress, Reporter, Role, Start, Summary};
-use crate::protocol::{self as proto, kind, Answer, End, Offer, Outcome, RefuseCode, Status};
+use crate::protocol::{
+    self as proto, kind, Answer, BlockHash, End, Offer, Outcome, RefuseCode, Status,
+};
+use crate::sys;
 use crate::units::human_bytes;
-use crate::{interrupt, sys};
 
-/// While fsync runs, the sender hears from us this often, so its idle
-/// timeout measures a silent peer, not a slow disk.
+/// While fsync or a final hash runs, the sender hears from us this often,
+/// so its idle timeout measures a silent peer, not a slow disk.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
 
-/// The marker for a connection that never spoke zc (a scan, a stray nc).
-#[derive(Debug)]
-struct NotASender;
-
-impl std::fmt::Display for NotASender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not a zc sender")
-    }
+pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
+    exit::tag_of(err) == Some(Tag::NotASender)
 }
 
-impl std::error::Error for NotASender {}
-
-pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.is::<NotASender>())
+pub fn is_resumable(err: &anyhow::Error) -> bool {
+    exit::tag_of(err) == Some(Tag::Resumable)
 }
 
 /// Where this transfer's bytes go.
@@ -58,16 +56,13 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
     let peer = conn.peer.clone();
     let version = proto::read_preamble(&mut conn)
-        .map_err(|e| e.context(NotASender).context(format!("{peer}: dropped")))?;
+        .map_err(|e| exit::tag(e.context(format!("{peer}: dropped")), Tag::NotASender))?;
     if version != proto::VERSION {
-        return Err(refuse(
-            &mut conn,
-            RefuseCode::Version,
-            format!(
-                "this receiver speaks zc protocol {}, the sender {version}",
-                proto::VERSION
-            ),
-        ));
+        let reason = format!(
+            "this receiver speaks zc protocol {}, the sender {version}",
+            proto::VERSION
+        );
+        return Err(refuse(&mut conn, RefuseCode::Version, reason));
     }
     let frame =
         proto::read_frame(&mut conn).with_context(|| format!("{peer}: reading the offer"))?;
@@ -92,28 +87,39 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         .name
         .clone()
         .unwrap_or_else(|| output::STREAM_NAME.to_string());
-    let target = match plan(cfg, &offer, &name) {
-        Ok(target) => target,
+    let (target, held, note) = match plan(cfg, &offer, &name) {
+        Ok(planned) => planned,
         Err((code, reason)) => return Err(refuse(&mut conn, code, reason)),
     };
-    proto::write_frame(
-        &mut conn,
-        kind::ANSWER,
-        &Answer::Accept { held: vec![] }.encode(),
-    )
-    .with_context(|| format!("{peer}: connection lost"))?;
-    Transfer {
+    if let Some(note) = &note {
+        reporter.warn(note);
+    }
+    let hashes = offer.resume && held.total() > 0;
+    let answer = Answer::Accept {
+        held: held.pairs().to_vec(),
+        hashes,
+    };
+    proto::write_frame(&mut conn, kind::ANSWER, &answer.encode())
+        .with_context(|| format!("{peer}: connection lost"))?;
+    let transfer = Transfer {
         cfg,
         offer,
         name,
         target,
+        held,
+        hashes,
         began: Instant::now(),
-    }
-    .run(&mut conn, reporter)
+    };
+    transfer.run(&mut conn, reporter)
 }
 
-/// Decides where the offer goes, or why it cannot be taken.
-fn plan(cfg: &RecvConfig, offer: &Offer, name: &str) -> Result<Target, (RefuseCode, String)> {
+/// Decides where the offer goes and what of it is already held, or why it
+/// cannot be taken. A held copy of another source is dropped (with a note).
+fn plan(
+    cfg: &RecvConfig,
+    offer: &Offer,
+    name: &str,
+) -> Result<(Target, Ranges, Option<String>), (RefuseCode, String)> {
     if let Err(why) = output::check_name(name) {
         return Err((RefuseCode::BadName, why));
     }
@@ -130,7 +136,7 @@ fn plan(cfg: &RecvConfig, offer: &Offer, name: &str) -> Result<Target, (RefuseCo
         }
     }
     let target: PathBuf = match &cfg.output {
-        Output::Stdout => return Ok(Target::Stdout(output::stdout_sink())),
+        Output::Stdout => return Ok((Target::Stdout(output::stdout_sink()), Ranges::new(), None)),
         Output::Dir(dir) => dir.join(name),
         Output::File(file) => file.clone(),
     };
@@ -153,32 +159,53 @@ fn plan(cfg: &RecvConfig, offer: &Offer, name: &str) -> Result<Target, (RefuseCo
         }
         Err(OpenError::Io(e)) => return Err((RefuseCode::Other, format!("{e:#}"))),
     };
-    let whole = offer.offset == 0 && offer.count == offer.size;
-    if whole || offer.size.is_none() {
-        // A new copy of the whole source: nothing held is worth keeping.
-        part.file
-            .set_len(0)
-            .map_err(|e| (RefuseCode::Other, format!("{}: {e}", part.path.display())))?;
+    let io_err = |e: io::Error| (RefuseCode::Other, format!("{}: {e}", part.path.display()));
+    let on_disk = part.file.metadata().map_err(io_err)?.len();
+    let identity = offer.size.map(|size| Identity {
+        name: name.to_string(),
+        size,
+        mtime_ns: offer.mtime_ns,
+    });
+    let record = Record::load(&part.path);
+    let (mut held, mut note) = (Ranges::new(), None);
+    match (&identity, record) {
+        (Some(id), Some(rec)) if !offer.fresh && rec.source == *id => {
+            held = rec.held;
+            held.clip(on_disk);
+        }
+        (_, rec) => {
+            if on_disk > 0 && !offer.fresh {
+                let why = if rec.is_some() {
+                    "of another version of the file"
+                } else {
+                    "without a record of what it holds"
+                };
+                note = Some(format!("{} is {why}; starting over", part.path.display()));
+            }
+            part.file.set_len(0).map_err(io_err)?;
+            Record::remove(&part.path);
+        }
     }
     if let Some(size) = offer.size {
-        let held = part.file.metadata().map_or(0, |m| m.len());
-        let needed = (offer.offset + offer.count.unwrap_or(0)).saturating_sub(held);
-        if let Ok(free) = sys::free_space(&output::dir_of(&target)) {
+        let (start, end) = (
+            offer.offset,
+            offer.offset + offer.count.unwrap_or(size - offer.offset),
+        );
+        let needed: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
+        let dir = output::dir_of(&target);
+        if let Ok(free) = sys::free_space(&dir) {
             if needed > free {
-                return Err((
-                    RefuseCode::NoSpace,
-                    format!(
-                        "{name} needs {} but {} has {} free",
-                        human_bytes(needed),
-                        output::dir_of(&target).display(),
-                        human_bytes(free)
-                    ),
-                ));
+                let why = format!(
+                    "{name} needs {} but {} has {} free",
+                    human_bytes(needed),
+                    dir.display(),
+                    human_bytes(free)
+                );
+                return Err((RefuseCode::NoSpace, why));
             }
         }
-        let _ = size;
     }
-    Ok(Target::Part(part))
+    Ok((Target::Part(part), held, note))
 }
 
 struct Transfer<'a> {
@@ -186,20 +213,22 @@ struct Transfer<'a> {
     offer: Offer,
     name: String,
     target: Target,
+    held: Ranges,
+    hashes: bool,
     began: Instant,
 }
 
-impl Transfer<'_> {
-    fn sink(&mut self, offset: u64) -> io::Result<&mut dyn Write> {
-        match &mut self.target {
-            Target::Stdout(out) => Ok(out.as_mut()),
-            Target::Part(part) => {
-                part.file.seek(SeekFrom::Start(offset))?;
-                Ok(&mut part.file)
-            }
-        }
-    }
+/// What the data loop keeps track of.
+struct Tally {
+    received: u64,
+    /// SHA-256 of DATA payloads in order, when the file will not be whole.
+    sent: Option<Sha256>,
+    /// The whole file's SHA-256, fed in order, when it will be.
+    prefix: Option<Prefix>,
+    checkpoint: Option<Checkpointer>,
+}
 
+impl Transfer<'_> {
     fn path_label(&self) -> String {
         match &self.target {
             Target::Stdout(_) => "-".into(),
@@ -207,18 +236,67 @@ impl Transfer<'_> {
         }
     }
 
+    fn part(&self) -> Option<&Part> {
+        match &self.target {
+            Target::Part(part) => Some(part),
+            Target::Stdout(_) => None,
+        }
+    }
+
+    fn will_complete(&self) -> bool {
+        let Some(size) = self.offer.size else {
+            return true;
+        };
+        let mut after = self.held.clone();
+        after.insert(
+            self.offer.offset,
+            self.offer.offset + self.offer.count.unwrap_or(0),
+        );
+        after.covers(0, size)
+    }
+
     fn run(mut self, conn: &mut Conn, reporter: &Reporter) -> Result<()> {
+        let verify = self.cfg.common.verify && self.offer.verify;
+        let whole = self.offer.size.is_some() && self.will_complete();
+        let mut tally = Tally {
+            received: 0,
+            sent: (verify && !whole).then(Sha256::new),
+            prefix: (verify && whole).then(Prefix::default),
+            checkpoint: None,
+        };
+        if self.hashes {
+            self.send_hashes(conn, tally.prefix.as_mut(), reporter)?;
+        }
+        if let (Target::Part(part), Some(size)) = (&self.target, self.offer.size) {
+            let id = Identity {
+                name: self.name.clone(),
+                size,
+                mtime_ns: self.offer.mtime_ns,
+            };
+            let cp = Checkpointer::start(&part.file, &part.path, id, self.held.clone())
+                .with_context(|| part.path.display().to_string())?;
+            tally.checkpoint = Some(cp);
+        }
         let mut bar = reporter.transfer(&Start {
             role: Role::Recv,
             name: self.name.clone(),
             peer: conn.peer.clone(),
             size: self.offer.size,
             offset: self.offer.offset,
-            count: self.offer.count,
+            count: self.offer.count.map(|c| {
+                c - self
+                    .held
+                    .pairs()
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (s, e) = (a.max(self.offer.offset), b.min(self.offer.offset + c));
+                        e.saturating_sub(s)
+                    })
+                    .sum::<u64>()
+            }),
             resumed_from: 0,
         });
-        let result = self.receive(conn, bar.as_mut());
-        match result {
+        match self.receive(conn, &mut tally, bar.as_mut()) {
             Ok(summary) => {
                 bar.finish(&summary);
                 Ok(())
@@ -230,35 +308,98 @@ impl Transfer<'_> {
         }
     }
 
-    fn receive(&mut self, conn: &mut Conn, bar: &mut dyn Progress) -> Result<Summary> {
-        let mut hasher = (self.cfg.common.verify && self.offer.verify).then(Sha256::new);
+    /// Streams the hashes of every held block, read from the part.
+    fn send_hashes(
+        &self,
+        conn: &mut Conn,
+        mut prefix: Option<&mut Prefix>,
+        reporter: &Reporter,
+    ) -> Result<()> {
+        let part = self.part().expect("only parts hold data");
+        let mut bar = reporter.verifier(&self.name, self.held.total());
         let mut buf = vec![0u8; BUF_SIZE];
-        let mut received = 0u64;
+        let mut batch = Vec::with_capacity(proto::MAX_HASHES);
+        let mut done = 0u64;
+        for &(start, end) in self.held.pairs() {
+            let mut at = start;
+            while at < end {
+                let len = (end - at).min(proto::BLOCK);
+                let sha256 = hash::block(&part.file, at, len, prefix.as_deref_mut(), &mut buf)
+                    .with_context(|| part.path.display().to_string())?;
+                batch.push(BlockHash {
+                    offset: at,
+                    len: len as u32,
+                    sha256,
+                });
+                if batch.len() == proto::MAX_HASHES {
+                    proto::write_frame(conn, kind::HASHES, &proto::encode_hashes(&batch, false))
+                        .with_context(|| format!("{}: connection lost", conn.peer))?;
+                    batch.clear();
+                }
+                at += len;
+                done += len;
+                bar.update(done);
+            }
+        }
+        proto::write_frame(conn, kind::HASHES, &proto::encode_hashes(&batch, true))
+            .with_context(|| format!("{}: connection lost", conn.peer))?;
+        bar.finish_verify(done, 0);
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        conn: &mut Conn,
+        tally: &mut Tally,
+        bar: &mut dyn Progress,
+    ) -> Result<Summary> {
+        let mut buf = vec![0u8; BUF_SIZE];
+        let mut first_byte = None;
         let end = loop {
             let frame = match proto::read_frame(conn) {
                 Ok(f) => f,
-                Err(e) => return Err(self.keep(conn, received, e.context("connection lost"))),
+                Err(e) => return Err(self.keep(conn, tally, e.context("connection lost"))),
             };
             match frame.kind {
                 kind::DATA => {
                     let (offset, len) = proto::parse_data(&frame.body)?;
-                    self.check_data(offset, len, received)?;
+                    self.check_data(offset, len, tally.received)?;
+                    first_byte.get_or_insert(offset);
                     let label = self.path_label();
-                    let sink = self.sink(offset).with_context(|| label)?;
-                    let mut progress = |n| bar.update(received + n);
-                    match copy::recv_to_sink(
-                        conn,
-                        sink,
-                        Some(len),
-                        hasher.as_mut(),
-                        &mut buf,
-                        &mut progress,
-                    ) {
+                    let sink: &mut dyn Write = match &mut self.target {
+                        Target::Stdout(out) => out.as_mut(),
+                        Target::Part(part) => {
+                            part.file
+                                .seek(SeekFrom::Start(offset))
+                                .with_context(|| label.clone())?;
+                            &mut part.file
+                        }
+                    };
+                    let base = tally.received;
+                    let mut at = offset;
+                    let (sent, prefix, checkpoint) =
+                        (&mut tally.sent, &mut tally.prefix, &tally.checkpoint);
+                    let mut observe = |data: &[u8]| {
+                        if let Some(h) = sent.as_mut() {
+                            h.update(data);
+                        }
+                        if let Some(p) = prefix.as_mut() {
+                            p.feed(at, data);
+                        }
+                        at += data.len() as u64;
+                        if let Some(cp) = checkpoint {
+                            cp.add(offset, at);
+                        }
+                        bar.update(base + (at - offset));
+                    };
+                    let got = copy::recv_to_sink(conn, sink, Some(len), &mut buf, &mut observe);
+                    match got {
                         Ok(got) => {
-                            received += got.bytes;
+                            tally.received += got.bytes;
                             if got.cut {
-                                let e = anyhow::anyhow!("connection closed after {received} bytes, in the middle of the data");
-                                return Err(self.keep(conn, received, e));
+                                let e =
+                                    anyhow::anyhow!("connection closed in the middle of the data");
+                                return Err(self.keep(conn, tally, e));
                             }
                         }
                         Err(RecvError {
@@ -266,122 +407,168 @@ impl Transfer<'_> {
                             local,
                             error,
                         }) => {
-                            received += bytes;
+                            tally.received += bytes;
                             let what = if local {
-                                self.path_label()
+                                label
                             } else {
                                 "connection lost".into()
                             };
                             let err = anyhow::Error::new(error).context(what);
                             if local {
-                                self.tell_failed(conn, received, &err);
+                                tell(
+                                    conn,
+                                    Status::Failed,
+                                    tally.received,
+                                    &exit::message_of(&err),
+                                );
                             }
-                            return Err(self.keep(conn, received, err));
+                            return Err(self.keep(conn, tally, err));
                         }
                     }
                 }
                 kind::END => break End::decode(&frame.body)?,
+                kind::STOP => return Err(self.stopped(conn, tally)),
                 kind::KEEPALIVE => {}
                 other => bail!("{}: unexpected frame {other:#x} during the data", conn.peer),
             }
         };
-        if end.sent != received {
+        if end.sent != tally.received {
             bail!(
-                "{}: the sender says it sent {} bytes, {received} arrived",
+                "{}: the sender says it sent {} bytes, {} arrived",
                 conn.peer,
-                end.sent
+                end.sent,
+                tally.received
             );
         }
-        self.finish(conn, received, end, hasher)
+        let resumed_from = match first_byte {
+            Some(first) if self.held.total() > 0 => first,
+            _ => 0,
+        };
+        self.finish(conn, tally, end, resumed_from)
     }
 
     fn check_data(&self, offset: u64, len: u64, received: u64) -> Result<()> {
-        let expected = self.offer.offset + received;
-        if offset != expected {
-            bail!("data for byte {offset} arrived where byte {expected} was due");
-        }
-        let limit = match self.offer.count {
-            Some(count) => Some(self.offer.offset + count),
-            None => self.cfg.max_size,
-        };
-        if let Some(limit) = limit {
-            if offset + len > limit {
-                bail!(
-                    "data past the offered range (byte {} of {limit})",
-                    offset + len
-                );
+        let end = offset + len;
+        match (self.offer.size, &self.target) {
+            (Some(size), Target::Part(_)) if end > size => {
+                bail!("data for bytes {offset}..{end}, past the size {size}")
+            }
+            (Some(_), Target::Part(_)) => Ok(()),
+            // streams, and anything to stdout, come in order
+            _ => {
+                let expected = self.offer.offset + received;
+                if offset != expected {
+                    bail!("data for byte {offset} arrived where byte {expected} was due");
+                }
+                let limit = self
+                    .offer
+                    .count
+                    .map(|c| self.offer.offset + c)
+                    .or(self.cfg.max_size);
+                match limit {
+                    Some(limit) if end > limit => {
+                        bail!("data past the allowed size (byte {end} of {limit})")
+                    }
+                    _ => Ok(()),
+                }
             }
         }
-        Ok(())
     }
 
-    /// After END: fsync, compare digests, publish, and tell the sender.
+    /// After END: fsync, record, compare digests, publish, tell the sender.
     fn finish(
         &mut self,
         conn: &mut Conn,
-        received: u64,
+        tally: &mut Tally,
         end: End,
-        hasher: Option<Sha256>,
+        resumed_from: u64,
     ) -> Result<Summary> {
-        let ours: Option<[u8; 32]> = hasher.map(|h| h.finalize().into());
-        let synced = match &self.target {
-            Target::Part(part) => with_keepalive(conn, || part.sync()),
-            Target::Stdout(_) => Ok(()),
+        let received = tally.received;
+        let durable = match (&self.target, tally.checkpoint.take()) {
+            (Target::Part(_), Some(cp)) => with_keepalive(conn, move || cp.finish()).map(Some),
+            (Target::Part(part), None) => {
+                with_keepalive(conn, || part.file.sync_all()).map(|()| None)
+            }
+            (Target::Stdout(_), _) => Ok(None),
         };
-        if let Err(e) = synced {
-            self.tell_failed(conn, received, &e);
-            return Err(e);
-        }
-        let checked = match (ours, end.range_sha256) {
+        let held = match durable {
+            Ok(held) => held,
+            Err(e) => {
+                let err = anyhow::Error::new(e).context(format!("{}: fsync", self.path_label()));
+                tell(conn, Status::Failed, received, &exit::message_of(&err));
+                return Err(err);
+            }
+        };
+        let complete = match (self.offer.size, &held) {
+            (Some(size), Some(held)) => held.covers(0, size),
+            _ => true,
+        };
+        let ours: Option<Sha> = match (complete, self.offer.size, self.part()) {
+            (true, Some(size), Some(part)) if end.file_sha256.is_some() => {
+                let prefix = tally.prefix.take().unwrap_or_default();
+                let file: &File = &part.file;
+                Some(
+                    with_keepalive(conn, || prefix.finish(file, size))
+                        .with_context(|| part.path.display().to_string())?,
+                )
+            }
+            _ => tally.sent.take().map(|h| h.finalize().into()),
+        };
+        let theirs = if complete && end.file_sha256.is_some() {
+            end.file_sha256
+        } else {
+            end.sent_sha256
+        };
+        let checked = match (ours, theirs) {
             (Some(ours), Some(theirs)) => Some((ours, theirs)),
             _ => None,
         };
-        if let Some((ours, theirs)) = checked {
-            if ours != theirs {
-                let outcome = Outcome {
-                    status: Status::Mismatch,
-                    sha256: Some(ours),
-                    held: 0,
-                    message: "SHA-256 mismatch".into(),
-                };
-                let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
-                let kept = match &self.target {
-                    Target::Part(part) => {
-                        format!("; {} was not renamed into place", part.path.display())
-                    }
-                    Target::Stdout(_) => {
-                        "; the data already written to stdout is not what was sent".into()
-                    }
-                };
-                return Err(exit::integrity(format!(
-                    "SHA-256 mismatch for {} from {}: sender {}, received {}{kept}",
-                    self.name,
-                    conn.peer,
-                    proto::hex(&theirs),
-                    proto::hex(&ours)
-                )));
-            }
+        if let Some((ours, theirs)) = checked.filter(|(o, t)| o != t) {
+            let outcome = Outcome {
+                status: Status::Mismatch,
+                sha256: Some(ours),
+                held: 0,
+                message: "SHA-256 mismatch".into(),
+            };
+            let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
+            let kept = match self.part() {
+                Some(part) => {
+                    // nothing in it can be trusted now
+                    Record::remove(&part.path);
+                    format!("; {} was not renamed into place", part.path.display())
+                }
+                None => "; the data already written to stdout is not what was sent".into(),
+            };
+            return Err(exit::integrity(format!(
+                "SHA-256 mismatch for {} from {}: sender {}, received {}{kept}",
+                self.name,
+                conn.peer,
+                proto::hex(&theirs),
+                proto::hex(&ours)
+            )));
         }
-        let complete = self.offer.size.is_none()
-            || (self.offer.offset == 0 && Some(received) == self.offer.size);
         let mut note = None;
-        if let Target::Part(part) = &self.target {
+        let mut held_bytes = received;
+        if let Some(part) = self.part() {
+            held_bytes = held.as_ref().map_or(received, |h| h.total());
             if complete {
                 if let Err(e) = part.publish() {
-                    self.tell_failed(conn, received, &e);
+                    tell(conn, Status::Failed, received, &exit::message_of(&e));
                     return Err(e);
                 }
+                Record::remove(&part.path);
             } else {
                 note = Some(format!(
-                    "a range; {} holds it until the file is complete",
-                    part.path.display()
+                    "{} holds {} of the file",
+                    part.path.display(),
+                    human_bytes(held_bytes)
                 ));
             }
         }
         let outcome = Outcome {
             status: Status::Ok,
             sha256: ours,
-            held: received,
+            held: held_bytes,
             message: String::new(),
         };
         proto::write_frame(conn, kind::RESULT, &outcome.encode()).with_context(|| {
@@ -395,47 +582,83 @@ impl Transfer<'_> {
             elapsed: self.began.elapsed(),
             zero_copy: false,
             sha256: checked.map(|(ours, _)| proto::hex(&ours)),
-            resumed_from: 0,
+            resumed_from,
             note,
         })
     }
 
-    /// Tells the sender why this side failed, so it can say so too.
-    fn tell_failed(&self, conn: &mut Conn, received: u64, err: &anyhow::Error) {
-        let outcome = Outcome {
-            status: Status::Failed,
-            sha256: None,
-            held: received,
-            message: exit::message_of(err),
+    /// Makes what arrived durable and recorded; returns the bytes now held.
+    fn make_durable(&self, tally: &mut Tally) -> Result<u64> {
+        let Some(part) = self.part() else {
+            return Ok(tally.received);
         };
-        let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
+        match tally.checkpoint.take() {
+            Some(cp) => Ok(cp
+                .finish()
+                .with_context(|| part.path.display().to_string())?
+                .total()),
+            None => {
+                part.sync()?;
+                Ok(tally.received)
+            }
+        }
+    }
+
+    /// The sender pressed Ctrl-C: keep everything and say so.
+    fn stopped(&self, conn: &mut Conn, tally: &mut Tally) -> anyhow::Error {
+        let held = match self.make_durable(tally) {
+            Ok(held) => held,
+            Err(e) => return e,
+        };
+        tell(conn, Status::Stopped, held, "stopped");
+        let kept = match self.part() {
+            Some(part) => format!("; kept {} ({held} bytes held)", part.path.display()),
+            None => String::new(),
+        };
+        anyhow::Error::new(Failure {
+            code: ExitCode::Interrupted,
+            message: format!("{} stopped sending {}{kept}", conn.peer, self.name),
+        })
     }
 
     /// An interrupted transfer: make what arrived durable and say where it is.
-    fn keep(&self, conn: &Conn, received: u64, err: anyhow::Error) -> anyhow::Error {
-        let Target::Part(part) = &self.target else {
-            return err.context(format!("{}: after {received} bytes", conn.peer));
+    fn keep(&self, conn: &Conn, tally: &mut Tally, err: anyhow::Error) -> anyhow::Error {
+        let Some(part) = self.part() else {
+            return err.context(format!("{}: after {} bytes", conn.peer, tally.received));
         };
-        let kept = match part.sync() {
-            Ok(()) => format!(
-                "kept {} ({} received)",
-                part.path.display(),
-                human_bytes(received)
-            ),
+        let kept = match self.make_durable(tally) {
+            Ok(held) => format!("kept {} ({held} bytes held)", part.path.display()),
             Err(e) => format!("could not sync {}: {e:#}", part.path.display()),
         };
-        if interrupt::requested() || exit::code_of(&err) == ExitCode::Interrupted {
+        if crate::interrupt::requested() || exit::code_of(&err) == ExitCode::Interrupted {
             return anyhow::Error::new(Failure {
                 code: ExitCode::Interrupted,
                 message: format!("interrupted; {kept}"),
             });
         }
-        err.context(format!("{}: {} — {kept}", conn.peer, self.name))
+        let resumable = self.offer.size.is_some();
+        let err = err.context(format!("{}: {} — {kept}", conn.peer, self.name));
+        if resumable {
+            exit::tag(err, Tag::Resumable)
+        } else {
+            err
+        }
     }
 }
 
-/// Runs `work` (an fsync) while sending keepalives, so a long flush to a
-/// slow disk is not mistaken for a dead receiver.
+/// Sends a RESULT; a failure to send is not worth more than the error at hand.
+fn tell(conn: &mut Conn, status: Status, held: u64, message: &str) {
+    let outcome = Outcome {
+        status,
+        sha256: None,
+        held,
+        message: message.to_string(),
+    };
+    let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
+}
+
+/// Runs `work` (an fsync, a hash) while sending keepalives, so a long flush
+/// to a slow disk is not mistaken for a dead receiver.
 fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -447,6 +670,6 @@ fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send) -> 
         while let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(KEEPALIVE_EVERY) {
             let _ = proto::write_frame(conn, kind::KEEPALIVE, &[]);
         }
-        handle.join().expect("the fsync thread does not panic")
+        handle.join().expect("the worker thread does not panic")
     })
 }

@@ -6,12 +6,13 @@ mod raw;
 
 use std::net::{TcpListener, TcpStream};
 use std::thread;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use crate::config::{Output, RecvConfig};
 use crate::conn::TICK;
-use crate::exit::{self, ExitCode};
+use crate::exit;
 use crate::progress::Reporter;
 use crate::{interrupt, net};
 
@@ -32,7 +33,7 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
         let mut sink = raw::Sink::open(cfg)?;
         let listener = net::listen(cfg.listen, cfg.common.family)?;
         reporter.listening(listener.local_addr()?);
-        let stream = accept(&listener)?;
+        let stream = accept(&listener, None)?.expect("no deadline, so a connection");
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
     let listener = net::listen(cfg.listen, cfg.common.family)?;
@@ -40,13 +41,29 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
     }
+    // After a dropped connection, the receiver waits this long for the
+    // sender to come back (and resume) before it gives up.
+    let mut pending: Option<(anyhow::Error, Instant)> = None;
     loop {
-        let stream = accept(&listener)?;
+        let deadline = pending.as_ref().map(|(_, d)| *d);
+        let Some(stream) = accept(&listener, deadline)? else {
+            let (err, _) = pending.expect("only a deadline ends an accept");
+            return Err(err);
+        };
         match framed::receive(cfg, stream, reporter) {
             // A port scan or a stray nc must not end a receiver that waits
             // for a real sender.
             Err(e) if framed::is_not_a_sender(&e) => {
                 reporter.warn(&exit::message_of(&e));
+            }
+            Err(e) if framed::is_resumable(&e) => {
+                let wait = cfg.common.idle_timeout;
+                reporter.warn(&format!(
+                    "{}; waiting up to {} s for the sender to resume",
+                    exit::message_of(&e),
+                    wait.as_secs_f64()
+                ));
+                pending = Some((e, Instant::now() + wait));
             }
             other => return other,
         }
@@ -56,26 +73,25 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
 /// `-k`: every connection on its own thread, until Ctrl-C.
 fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> Result<()> {
     thread::scope(|scope| loop {
-        let stream = match accept(listener) {
-            Ok(s) => s,
-            Err(e) => return Err(e),
-        };
+        let stream = accept(listener, None)?.expect("no deadline, so a connection");
         scope.spawn(move || {
+            // Each transfer's end is reported, and the receiver goes on.
             if let Err(e) = framed::receive(cfg, stream, reporter) {
-                let code = exit::code_of(&e);
-                if code != ExitCode::Interrupted {
-                    reporter.error(&exit::message_of(&e), code);
-                }
+                reporter.error(&exit::message_of(&e), exit::code_of(&e));
             }
         });
     })
 }
 
-/// Waits for a connection, noticing Ctrl-C between ticks.
-fn accept(listener: &TcpListener) -> Result<TcpStream> {
+/// Waits for a connection (until `deadline`, if any), noticing Ctrl-C
+/// between ticks.
+fn accept(listener: &TcpListener, deadline: Option<Instant>) -> Result<Option<TcpStream>> {
     loop {
         if interrupt::requested() {
             return Err(exit::interrupted("interrupted while waiting for a sender"));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
         }
         if !ready(listener)? {
             continue;
@@ -85,7 +101,7 @@ fn accept(listener: &TcpListener) -> Result<TcpStream> {
                 stream
                     .set_nonblocking(false)
                     .context("accepting a connection")?;
-                return Ok(stream);
+                return Ok(Some(stream));
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

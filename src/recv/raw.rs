@@ -83,8 +83,12 @@ pub fn receive(
         Sink::Stdout(out) => out.as_mut(),
         Sink::File { file, .. } => file,
     };
-    let mut progress = |n| bar.update(n);
-    let got = copy::recv_to_sink(&mut conn, writer, None, None, &mut buf, &mut progress);
+    let mut total = 0u64;
+    let mut observe = |data: &[u8]| {
+        total += data.len() as u64;
+        bar.update(total);
+    };
+    let got = copy::recv_to_sink(&mut conn, writer, None, &mut buf, &mut observe);
     let synced = match sink {
         Sink::File { file, .. } => file.sync_all().with_context(|| label.clone()),
         Sink::Stdout(out) => out.flush().context("stdout"),

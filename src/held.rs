@@ -1,0 +1,372 @@
+//! What a `.zcpart` holds: byte ranges, for which source, kept in a small
+//! record beside it (`NAME.zcpart.held`) that is only ever written after the
+//! data it describes has been fsync'd.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// Half-open byte ranges, sorted and merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ranges(Vec<(u64, u64)>);
+
+impl Ranges {
+    pub fn new() -> Self {
+        Ranges(Vec::new())
+    }
+
+    pub fn from_pairs(pairs: &[(u64, u64)]) -> Self {
+        let mut r = Ranges::new();
+        for &(s, e) in pairs {
+            r.insert(s, e);
+        }
+        r
+    }
+
+    pub fn pairs(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    /// Adds [start, end), merging with neighbours.
+    pub fn insert(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let (mut s, mut e) = (start, end);
+        let mut kept = Vec::with_capacity(self.0.len() + 1);
+        for &(a, b) in &self.0 {
+            if b < s || a > e {
+                kept.push((a, b));
+            } else {
+                s = s.min(a);
+                e = e.max(b);
+            }
+        }
+        kept.push((s, e));
+        kept.sort_unstable();
+        self.0 = kept;
+    }
+
+    /// Removes [start, end).
+    pub fn remove(&mut self, start: u64, end: u64) {
+        let mut kept = Vec::with_capacity(self.0.len() + 1);
+        for &(a, b) in &self.0 {
+            if b <= start || a >= end {
+                kept.push((a, b));
+                continue;
+            }
+            if a < start {
+                kept.push((a, start));
+            }
+            if b > end {
+                kept.push((end, b));
+            }
+        }
+        self.0 = kept;
+    }
+
+    /// The parts of [start, end) not held.
+    pub fn missing(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = start;
+        for &(a, b) in &self.0 {
+            if b <= at {
+                continue;
+            }
+            if a >= end {
+                break;
+            }
+            if a > at {
+                out.push((at, a.min(end)));
+            }
+            at = at.max(b);
+            if at >= end {
+                break;
+            }
+        }
+        if at < end {
+            out.push((at, end));
+        }
+        out
+    }
+
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        self.missing(start, end).is_empty()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// Keeps only what lies below `limit`.
+    pub fn clip(&mut self, limit: u64) {
+        self.remove(limit, u64::MAX);
+    }
+}
+
+/// The source a part belongs to; a different source means starting over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub size: u64,
+    pub mtime_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub source: Identity,
+    pub held: Ranges,
+}
+
+/// Holdings beyond this many ranges are forgotten (and simply re-sent).
+const MAX_RECORD_RANGES: usize = 4096;
+const HEADER: &str = "zc-held 1";
+
+pub fn record_path(part: &Path) -> PathBuf {
+    let mut os = part.as_os_str().to_os_string();
+    os.push(".held");
+    PathBuf::from(os)
+}
+
+impl Record {
+    fn encode(&self) -> String {
+        let mtime = self
+            .source
+            .mtime_ns
+            .map_or_else(|| "-".to_string(), |m| m.to_string());
+        let ranges: Vec<String> = self
+            .held
+            .pairs()
+            .iter()
+            .take(MAX_RECORD_RANGES)
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect();
+        format!(
+            "{HEADER}\nsize {}\nmtime {mtime}\nheld {}\nname {}\n",
+            self.source.size,
+            ranges.join(" "),
+            self.source.name
+        )
+    }
+
+    fn decode(text: &str) -> Option<Record> {
+        let mut lines = text.lines();
+        if lines.next()? != HEADER {
+            return None;
+        }
+        let size = lines.next()?.strip_prefix("size ")?.parse().ok()?;
+        let mtime = lines.next()?.strip_prefix("mtime ")?;
+        let mtime_ns = if mtime == "-" {
+            None
+        } else {
+            Some(mtime.parse().ok()?)
+        };
+        let mut held = Ranges::new();
+        for pair in lines
+            .next()?
+            .strip_prefix("held")?
+            .split_whitespace()
+            .take(MAX_RECORD_RANGES)
+        {
+            let (a, b) = pair.split_once('-')?;
+            held.insert(a.parse().ok()?, b.parse().ok()?);
+        }
+        let name = lines.next()?.strip_prefix("name ")?.to_string();
+        held.clip(size);
+        Some(Record {
+            source: Identity {
+                name,
+                size,
+                mtime_ns,
+            },
+            held,
+        })
+    }
+
+    /// Reads the record beside `part`; `None` when there is none or it is
+    /// unreadable (then nothing is trusted, and the transfer starts over).
+    pub fn load(part: &Path) -> Option<Record> {
+        let text = fs::read_to_string(record_path(part)).ok()?;
+        if text.len() > 256 * 1024 {
+            return None;
+        }
+        Record::decode(&text)
+    }
+
+    /// Writes the record atomically: a temporary file, fsync, rename. Call
+    /// only after the data it describes was fsync'd.
+    pub fn store(&self, part: &Path) -> io::Result<()> {
+        let path = record_path(part);
+        let mut tmp = path.as_os_str().to_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = File::create(&tmp)?;
+        file.write_all(self.encode().as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    }
+
+    pub fn remove(part: &Path) {
+        let _ = fs::remove_file(record_path(part));
+    }
+}
+
+/// How often a receiver makes its progress durable, so that even a
+/// SIGKILL or a power cut loses at most this much of a transfer.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+struct Shared {
+    held: Mutex<Ranges>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// Keeps the record of a `.zcpart` current while data arrives: on its own
+/// thread, it takes a snapshot of what was written, fsyncs the data, then
+/// stores the snapshot, so the record never claims bytes that are not durable.
+pub struct Checkpointer {
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+    file: File,
+    part: PathBuf,
+    source: Identity,
+}
+
+impl Checkpointer {
+    pub fn start(file: &File, part: &Path, source: Identity, held: Ranges) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            held: Mutex::new(held),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let (file2, part2, source2, shared2) = (
+            file.try_clone()?,
+            part.to_path_buf(),
+            source.clone(),
+            shared.clone(),
+        );
+        let thread = thread::Builder::new()
+            .name("zc-checkpoint".into())
+            .spawn(move || {
+                let mut stop = shared2.stop.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    stop = shared2
+                        .wake
+                        .wait_timeout(stop, CHECKPOINT_EVERY)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    if *stop {
+                        return;
+                    }
+                    let snapshot = shared2
+                        .held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    if file2.sync_data().is_ok() {
+                        let _ = Record {
+                            source: source2.clone(),
+                            held: snapshot,
+                        }
+                        .store(&part2);
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            shared,
+            thread: Some(thread),
+            file: file.try_clone()?,
+            part: part.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Notes that [start, end) was written.
+    pub fn add(&self, start: u64, end: u64) {
+        self.shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(start, end);
+    }
+
+    pub fn held(&self) -> Ranges {
+        self.shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn stop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops the thread, fsyncs the data and stores the final record.
+    pub fn finish(mut self) -> io::Result<Ranges> {
+        self.stop();
+        let held = self.held();
+        self.file.sync_all()?;
+        Record {
+            source: self.source.clone(),
+            held: held.clone(),
+        }
+        .store(&self.part)?;
+        Ok(held)
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_and_subtract() {
+        let mut r = Ranges::new();
+        r.insert(10, 20);
+        r.insert(30, 40);
+        r.insert(20, 30);
+        assert_eq!(r.pairs(), &[(10, 40)]);
+        r.insert(0, 5);
+        assert_eq!(r.missing(0, 50), vec![(5, 10), (40, 50)]);
+        assert!(r.covers(12, 40));
+        assert!(!r.covers(0, 6));
+        r.remove(15, 35);
+        assert_eq!(r.pairs(), &[(0, 5), (10, 15), (35, 40)]);
+        assert_eq!(r.total(), 15);
+        r.clip(12);
+        assert_eq!(r.pairs(), &[(0, 5), (10, 12)]);
+        assert_eq!(Ranges::new().missing(3, 3), vec![]);
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("a b.zcpart");
+        let rec = Record {
+            source: Identity {
+                name: "a b".into(),
+                size: 100,
+                mtime_ns: Some(5),
+            },
+            held: Ranges::from_pairs(&[(0, 10), (50, 60)]),
+        };
+        rec.store(&part).unwrap();
+        assert_eq!(Record::load(&part), Some(rec));
+        fs::write(record_path(&part), "zc-held 1\nsize x\n").unwrap();
+        assert_eq!(Record::load(&part), None);
+    }
+}

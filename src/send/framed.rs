@@ -1,0 +1,389 @@
+//! A framed send: offer, verify what the receiver holds, send what is
+//! missing, and wait for the receiver's durable, verified answer.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::{resume_command, send_file_ranges, Input, Plan};
+use crate::config::SendConfig;
+use crate::conn::Conn;
+use crate::copy::{self, Sent, BUF_SIZE};
+use crate::exit::{self, ExitCode, Tag};
+use crate::hash::{self, Prefix, Sha};
+use crate::held::Ranges;
+use crate::progress::{Progress, Reporter, Role, Summary};
+use crate::protocol::{self as proto, kind, Answer, End, Offer, Outcome, Status};
+use crate::units::human_bytes;
+
+/// How long a stopping sender waits for the receiver to say what it keeps.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long a failed sender waits for the receiver's reason (a full disk).
+const REASON_WAIT: Duration = Duration::from_secs(1);
+
+fn lost(conn: &Conn, err: impl Into<anyhow::Error>) -> anyhow::Error {
+    let err = err
+        .into()
+        .context(format!("{}: connection lost", conn.peer));
+    exit::tag(err, Tag::Retryable)
+}
+
+/// Reads the next frame that is not a keepalive.
+fn next_frame(conn: &mut Conn) -> Result<proto::Frame> {
+    loop {
+        let frame = proto::read_frame(conn)?;
+        if frame.kind != kind::KEEPALIVE {
+            return Ok(frame);
+        }
+    }
+}
+
+pub(super) fn session(
+    cfg: &SendConfig,
+    plan: &mut Plan,
+    conn: &mut Conn,
+    reporter: &Reporter,
+    began: Instant,
+) -> Result<()> {
+    let verify = cfg.common.verify;
+    let (size, mtime_ns) = match plan.input {
+        Input::File { size, mtime_ns, .. } => (Some(size), mtime_ns),
+        Input::Stream { .. } => (None, None),
+    };
+    let resume = size.is_some() && cfg.resume && !plan.forced;
+    let offer = Offer {
+        name: plan.name.clone(),
+        size,
+        offset: plan.offset,
+        count: plan.count.filter(|_| size.is_some()),
+        verify,
+        mtime_ns,
+        resume,
+        fresh: !cfg.resume,
+    };
+    let mut hello = Vec::new();
+    proto::write_preamble(&mut hello)?;
+    proto::write_frame(&mut hello, kind::OFFER, &offer.encode())?;
+    io::Write::write_all(conn, &hello).map_err(|e| lost(conn, e))?;
+
+    let frame = next_frame(conn).map_err(|e| {
+        let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
+        exit::tag(err, Tag::Retryable)
+    })?;
+    if frame.kind != kind::ANSWER {
+        bail!(
+            "{}: unexpected frame {:#x} instead of an answer",
+            conn.peer,
+            frame.kind
+        );
+    }
+    let (held, hashes) = match Answer::decode(&frame.body).with_context(|| conn.peer.clone())? {
+        Answer::Refuse { reason, .. } => {
+            return Err(exit::refused(format!("{} refused: {reason}", conn.peer)))
+        }
+        Answer::Accept { held, hashes } => (held, hashes),
+    };
+    let Some(size) = size else {
+        return send_stream(cfg, plan, conn, reporter, began);
+    };
+    let mut held = Ranges::from_pairs(&held);
+    held.clip(size);
+    let (start, end) = (plan.offset, plan.offset + plan.count.unwrap_or(0));
+    let mut after = held.clone();
+    after.insert(start, end);
+    let will_complete = after.covers(0, size);
+
+    let Input::File { file, .. } = &plan.input else {
+        unreachable!("sized inputs are files")
+    };
+    let mut prefix = Prefix::default();
+    let good = if resume && hashes {
+        verify_held(
+            conn,
+            file,
+            &held,
+            size,
+            will_complete.then_some(&mut prefix),
+            plan,
+            reporter,
+        )?
+    } else {
+        Ranges::new()
+    };
+    let to_send = if resume {
+        good.missing(start, end)
+    } else {
+        vec![(start, end)]
+    };
+    let resumed_from = match to_send.first() {
+        Some(&(first, _)) if first > start => first,
+        None if end > start => end,
+        _ => 0,
+    };
+    let hasher = match verify {
+        false => None,
+        true => {
+            let clone = file.try_clone().with_context(|| plan.label.clone())?;
+            Some(if will_complete {
+                prefix.spawn_finish(clone, size)
+            } else {
+                hash::spawn_ranges(clone, to_send.clone())
+            })
+        }
+    };
+    let mut start_info = plan.start(conn, resumed_from);
+    start_info.count = Some(to_send.iter().map(|(a, b)| b - a).sum());
+    let mut bar = reporter.transfer(&start_info);
+    let mut sent = Sent {
+        bytes: 0,
+        zero_copy: false,
+        fallback: None,
+    };
+    let mut progress = |n| bar.update(n);
+    let moved = send_file_ranges(
+        file,
+        conn,
+        &to_send,
+        cfg.sendfile,
+        true,
+        &mut progress,
+        &mut sent,
+    );
+    if let Err(e) = moved {
+        bar.abandon();
+        return Err(data_failed(conn, plan, sent.bytes, e));
+    }
+    let digest = match hasher {
+        Some(handle) => Some(
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
+                .with_context(|| plan.label.clone())?,
+        ),
+        None => None,
+    };
+    let end_frame = match will_complete {
+        true => End {
+            sent: sent.bytes,
+            sent_sha256: None,
+            file_sha256: digest,
+        },
+        false => End {
+            sent: sent.bytes,
+            sent_sha256: digest,
+            file_sha256: None,
+        },
+    };
+    let zero_copy = sent.zero_copy && sent.bytes > 0;
+    let note = plan.note.clone().or(sent.fallback.take());
+    conclude(
+        conn,
+        plan,
+        end_frame,
+        digest,
+        zero_copy,
+        resumed_from,
+        note,
+        bar.as_mut(),
+        began,
+    )
+}
+
+/// Reads the receiver's block hashes, checks each against the source, and
+/// returns the ranges that are good. Bad blocks are reported, never kept.
+fn verify_held(
+    conn: &mut Conn,
+    file: &std::fs::File,
+    held: &Ranges,
+    size: u64,
+    mut prefix: Option<&mut Prefix>,
+    plan: &Plan,
+    reporter: &Reporter,
+) -> Result<Ranges> {
+    let total = held.total();
+    let mut bar = reporter.verifier(&plan.display_name(), total);
+    let mut good = Ranges::new();
+    let mut checked = 0u64;
+    let mut bad = 0u64;
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let frame = next_frame(conn).map_err(|e| lost(conn, e))?;
+        if frame.kind != kind::HASHES {
+            bail!(
+                "{}: unexpected frame {:#x} while verifying",
+                conn.peer,
+                frame.kind
+            );
+        }
+        let (blocks, last) =
+            proto::decode_hashes(&frame.body).with_context(|| conn.peer.clone())?;
+        for b in blocks {
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            if to > size || !held.covers(from, to) {
+                bail!(
+                    "{}: a hash for bytes {from}..{to}, which it does not hold",
+                    conn.peer
+                );
+            }
+            let ours = hash::block(file, from, to - from, prefix.as_deref_mut(), &mut buf)
+                .with_context(|| plan.label.clone())?;
+            if ours == b.sha256 {
+                good.insert(from, to);
+            } else {
+                bad += 1;
+                reporter.warn(&format!(
+                    "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
+                    plan.display_name()
+                ));
+            }
+            checked += to - from;
+            bar.update(checked);
+        }
+        if last {
+            break;
+        }
+    }
+    bar.finish_verify(good.total(), bad);
+    Ok(good)
+}
+
+fn send_stream(
+    cfg: &SendConfig,
+    plan: &mut Plan,
+    conn: &mut Conn,
+    reporter: &Reporter,
+    began: Instant,
+) -> Result<()> {
+    let mut hasher = cfg.common.verify.then(Sha256::new);
+    let mut bar = reporter.transfer(&plan.start(conn, 0));
+    let Input::Stream { reader } = &mut plan.input else {
+        unreachable!("only streams have no size")
+    };
+    let mut progress = |n| bar.update(n);
+    let sent = match copy::send_stream(
+        reader,
+        conn,
+        true,
+        plan.count,
+        hasher.as_mut(),
+        &mut progress,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            bar.abandon();
+            return Err(data_failed(conn, plan, 0, e));
+        }
+    };
+    let digest: Option<Sha> = hasher.map(|h| h.finalize().into());
+    let end = End {
+        sent,
+        sent_sha256: digest,
+        file_sha256: None,
+    };
+    let note = plan.note.clone();
+    conclude(conn, plan, end, digest, false, 0, note, bar.as_mut(), began)
+}
+
+/// Sends END, waits for the receiver's durable answer, prints the summary.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    conn: &mut Conn,
+    plan: &Plan,
+    end: End,
+    digest: Option<Sha>,
+    zero_copy: bool,
+    resumed_from: u64,
+    note: Option<String>,
+    bar: &mut dyn Progress,
+    began: Instant,
+) -> Result<()> {
+    let sent = end.sent;
+    proto::write_frame(conn, kind::END, &end.encode()).map_err(|e| lost(conn, e))?;
+    let frame =
+        next_frame(conn).map_err(|e| lost(conn, e.context("before the receiver confirmed")))?;
+    if frame.kind != kind::RESULT {
+        bail!(
+            "{}: unexpected frame {:#x} instead of the result",
+            conn.peer,
+            frame.kind
+        );
+    }
+    let outcome = Outcome::decode(&frame.body).with_context(|| conn.peer.clone())?;
+    match outcome.status {
+        Status::Ok => {}
+        Status::Mismatch => {
+            bar.abandon();
+            return Err(exit::integrity(format!(
+                "SHA-256 mismatch: sent {}, {} has {}; the file was not kept",
+                digest.map(|d| proto::hex(&d)).unwrap_or_default(),
+                conn.peer,
+                outcome.sha256.map(|d| proto::hex(&d)).unwrap_or_default()
+            )));
+        }
+        Status::Failed | Status::Stopped => {
+            bar.abandon();
+            bail!("{} failed: {}", conn.peer, outcome.message);
+        }
+    }
+    bar.finish(&Summary {
+        role: Role::Send,
+        name: plan.display_name(),
+        path: None,
+        bytes: sent,
+        elapsed: began.elapsed(),
+        zero_copy,
+        sha256: digest.map(|d| proto::hex(&d)),
+        resumed_from,
+        note,
+    });
+    Ok(())
+}
+
+/// The data could not all go out: Ctrl-C (tell the receiver and say how to
+/// resume), the source changed, or the connection broke (with the
+/// receiver's own reason when it gave one).
+fn data_failed(conn: &mut Conn, plan: &Plan, sent: u64, err: io::Error) -> anyhow::Error {
+    let err = anyhow::Error::new(err);
+    if exit::code_of(&err) == ExitCode::Interrupted {
+        return stop(conn, plan, sent);
+    }
+    if err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
+    }) {
+        return err.context(plan.label.clone());
+    }
+    conn.set_idle(REASON_WAIT);
+    if let Ok(frame) = proto::read_frame(conn) {
+        if frame.kind == kind::RESULT {
+            if let Ok(outcome) = Outcome::decode(&frame.body) {
+                return anyhow::anyhow!("{} failed: {}", conn.peer, outcome.message);
+            }
+        }
+    }
+    lost(conn, err)
+}
+
+/// First Ctrl-C: tell the receiver, hear what it keeps, print the resume command.
+fn stop(conn: &mut Conn, plan: &Plan, sent: u64) -> anyhow::Error {
+    conn.finishing = true;
+    conn.set_idle(STOP_WAIT);
+    let mut said = format!("interrupted after sending {}", human_bytes(sent));
+    if proto::write_frame(conn, kind::STOP, &[]).is_ok() {
+        if let Ok(frame) = next_frame(conn) {
+            if let (kind::RESULT, Ok(outcome)) = (frame.kind, Outcome::decode(&frame.body)) {
+                said.push_str(&format!("; the receiver holds {} bytes", outcome.held));
+                if let Some(size) = plan.size() {
+                    said.push_str(&format!(" of {size}"));
+                }
+            }
+        }
+    }
+    let resume = match plan.input {
+        Input::File { .. } => format!("; resume with: {}", resume_command(None)),
+        Input::Stream { .. } => String::new(),
+    };
+    exit::interrupted(format!("{said}{resume}"))
+}

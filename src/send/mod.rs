@@ -1,0 +1,340 @@
+//! The sending role: open the source, connect (again, with `--retry`), and
+//! run a framed or raw session.
+
+mod framed;
+mod raw;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::config::{SendConfig, Source};
+use crate::conn::Conn;
+use crate::exit::{self, ExitCode, Tag};
+use crate::net;
+use crate::output::base_name;
+use crate::progress::{Reporter, Role, Start};
+
+/// The first wait before a retry; each next one doubles, up to the cap.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// The source, opened and measured.
+pub(crate) enum Input {
+    /// A regular file: sendfile-able, size known.
+    File {
+        file: File,
+        size: u64,
+        mtime_ns: Option<u64>,
+    },
+    /// stdin, a pipe, a FIFO, a device: read to its end (or `--count`).
+    Stream { reader: Box<dyn Read + Send> },
+}
+
+pub(crate) struct Plan {
+    input: Input,
+    /// How the user named the source (a path, or "stdin").
+    label: String,
+    /// The name announced to the receiver.
+    name: Option<String>,
+    /// The range asked for: [offset, offset+count); count is known for
+    /// files, and for streams only when `--count` caps them.
+    offset: u64,
+    count: Option<u64>,
+    /// `--offset` was given: send the range as it is, whatever is held.
+    forced: bool,
+    note: Option<String>,
+}
+
+impl Plan {
+    fn size(&self) -> Option<u64> {
+        match self.input {
+            Input::File { size, .. } => Some(size),
+            Input::Stream { .. } => None,
+        }
+    }
+
+    fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.label.clone())
+    }
+
+    fn start(&self, conn: &Conn, resumed_from: u64) -> Start {
+        Start {
+            role: Role::Send,
+            name: self.display_name(),
+            peer: conn.peer.clone(),
+            size: self.size(),
+            offset: self.offset,
+            count: self.count,
+            resumed_from,
+        }
+    }
+}
+
+fn open(cfg: &SendConfig) -> Result<Plan> {
+    let path = match &cfg.source {
+        Source::Stdin => {
+            return Ok(Plan {
+                input: Input::Stream {
+                    reader: Box::new(io::stdin()),
+                },
+                label: "stdin".into(),
+                name: cfg.name.as_deref().and_then(base_name),
+                offset: 0,
+                count: cfg.count,
+                forced: false,
+                note: None,
+            })
+        }
+        Source::File(path) => path,
+    };
+    let label = path.display().to_string();
+    let file = File::open(path).with_context(|| label.clone())?;
+    let meta = file.metadata().with_context(|| label.clone())?;
+    if meta.is_dir() {
+        return Err(exit::usage(format!(
+            "{label}: is a directory (zc sends files; try 'tar c {label} | zc send - HOST:PORT')"
+        )));
+    }
+    let name = cfg
+        .name
+        .as_deref()
+        .or_else(|| path.to_str())
+        .and_then(base_name);
+    let offset = cfg.offset.unwrap_or(0);
+    if !meta.is_file() {
+        if offset > 0 {
+            return Err(exit::usage(format!(
+                "{label}: --offset needs a regular file"
+            )));
+        }
+        let reader = Box::new(file);
+        return Ok(Plan {
+            input: Input::Stream { reader },
+            label,
+            name,
+            offset,
+            count: cfg.count,
+            forced: false,
+            note: None,
+        });
+    }
+    let size = meta.len();
+    if offset > size {
+        return Err(exit::usage(format!(
+            "{label}: --offset {offset} is past the end of the file ({size} bytes)"
+        )));
+    }
+    let left = size - offset;
+    let (count, note) = match cfg.count {
+        Some(c) if c > left => (
+            left,
+            Some(format!(
+                "--count stopped at the end of the file, after {left} bytes"
+            )),
+        ),
+        Some(c) => (c, None),
+        None => (left, None),
+    };
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as u64);
+    Ok(Plan {
+        input: Input::File {
+            file,
+            size,
+            mtime_ns,
+        },
+        label,
+        name,
+        offset,
+        count: Some(count),
+        forced: cfg.offset.is_some(),
+        note,
+    })
+}
+
+fn retryable(err: &anyhow::Error) -> bool {
+    exit::code_of(err) == ExitCode::Failure && exit::tag_of(err) == Some(Tag::Retryable)
+}
+
+pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
+    let mut plan = open(cfg)?;
+    let began = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let result = connect(cfg).and_then(|mut conn| {
+            if cfg.common.raw {
+                raw::session(cfg, &mut plan, &mut conn, reporter, began)
+            } else {
+                framed::session(cfg, &mut plan, &mut conn, reporter, began)
+            }
+        });
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        let can_retry =
+            retryable(&err) && matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
+        if !can_retry || attempt >= cfg.retry {
+            if retryable(&err) && !cfg.common.raw && matches!(plan.input, Input::File { .. }) {
+                let line = format!(
+                    "{}; resume with: {}",
+                    exit::message_of(&err),
+                    resume_command(None)
+                );
+                return Err(anyhow::anyhow!(line));
+            }
+            return Err(err);
+        }
+        attempt += 1;
+        let wait = RETRY_FIRST
+            .saturating_mul(1 << (attempt - 1).min(16))
+            .min(RETRY_CAP);
+        reporter.retry(attempt, cfg.retry, wait, &exit::message_of(&err));
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted while waiting to retry"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn connect(cfg: &SendConfig) -> Result<Conn> {
+    let stream = net::connect(&cfg.dest, cfg.common.family, cfg.common.connect_timeout)
+        .map_err(|e| exit::tag(e, Tag::Retryable))?;
+    let mut conn = Conn::new(stream, cfg.common.idle_timeout).context(cfg.dest.clone())?;
+    conn.peer = cfg.dest.clone();
+    Ok(conn)
+}
+
+/// The command line that continues this transfer: the same one (framed
+/// resume is automatic), or with `--offset` set (raw mode).
+pub(crate) fn resume_command(offset: Option<u64>) -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        *first = "zc".into();
+    }
+    if let Some(offset) = offset {
+        let mut kept = Vec::with_capacity(args.len() + 2);
+        let mut skip = false;
+        for arg in args {
+            if skip {
+                skip = false;
+            } else if arg == "--offset" {
+                skip = true;
+            } else if !arg.starts_with("--offset=") {
+                kept.push(arg);
+            }
+        }
+        let at = kept
+            .iter()
+            .position(|a| a == "send")
+            .map_or(kept.len(), |i| i + 1);
+        kept.splice(at..at, ["--offset".to_string(), offset.to_string()]);
+        args = kept;
+    }
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,[]".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// Pieces of a range go out one DATA frame each, sized to last about this
+/// long, so that Ctrl-C ends a transfer at a frame boundary promptly.
+const PIECE_TIME: Duration = Duration::from_millis(250);
+const PIECE_MIN: u64 = 64 << 10;
+const PIECE_MAX: u64 = 64 << 20;
+const PIECE_FIRST: u64 = 1 << 20;
+
+/// Sends `ranges` of `file` in pieces (each behind a DATA header when
+/// `framed`), looking at Ctrl-C between pieces. `progress` gets the running
+/// total. A Ctrl-C returns [`conn::stopped`] at a piece boundary, with the
+/// count so far in `sent.bytes`.
+pub(crate) fn send_file_ranges(
+    file: &File,
+    conn: &mut Conn,
+    ranges: &[(u64, u64)],
+    zero_copy: bool,
+    framed: bool,
+    progress: &mut dyn FnMut(u64),
+    sent: &mut crate::copy::Sent,
+) -> io::Result<()> {
+    use crate::copy;
+    *sent = copy::Sent {
+        bytes: 0,
+        zero_copy,
+        fallback: None,
+    };
+    let mut piece = PIECE_FIRST;
+    for &(start, end) in ranges {
+        let mut at = start;
+        while at < end {
+            if crate::interrupt::requested() {
+                return Err(crate::conn::stopped());
+            }
+            let len = (end - at).min(piece);
+            let began = Instant::now();
+            conn.finishing = true;
+            if framed {
+                io::Write::write_all(conn, &crate::protocol::data_header(at, len))?;
+            }
+            let base = sent.bytes;
+            let mut inner = |n: u64| progress(base + n);
+            let step = copy::send_file(file, conn, at, len, sent.zero_copy, &mut inner);
+            conn.finishing = false;
+            let step = step?;
+            if !step.zero_copy {
+                sent.zero_copy = false;
+                sent.fallback = sent.fallback.take().or(step.fallback);
+            }
+            sent.bytes += step.bytes;
+            at += len;
+            let took = began.elapsed().as_secs_f64().max(1e-6);
+            piece =
+                ((len as f64 / took * PIECE_TIME.as_secs_f64()) as u64).clamp(PIECE_MIN, PIECE_MAX);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_survives_more_context() {
+        let err =
+            exit::tag(anyhow::anyhow!("reset"), Tag::Retryable).context("peer: connection lost");
+        assert!(retryable(&err));
+        assert!(!retryable(&anyhow::anyhow!("plain")));
+        let refused = exit::tag(exit::refused("no"), Tag::Retryable);
+        assert!(!retryable(&refused));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a.iso"), "a.iso");
+        assert_eq!(shell_quote("[::1]:9000"), "[::1]:9000");
+        assert_eq!(shell_quote("my file"), "'my file'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
