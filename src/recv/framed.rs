@@ -257,7 +257,9 @@ impl Transfer<'_> {
 
     fn run(mut self, conn: &mut Conn, reporter: &Reporter) -> Result<()> {
         let verify = self.cfg.common.verify && self.offer.verify;
-        let whole = self.offer.size.is_some() && self.will_complete();
+        // A part is hashed as a whole file when it will be one; stdout and
+        // streams are hashed as they arrive.
+        let whole = self.offer.size.is_some() && self.part().is_some() && self.will_complete();
         let mut tally = Tally {
             received: 0,
             sent: (verify && !whole).then(Sha256::new),
