@@ -62,8 +62,11 @@ pub struct SendConfig {
 pub enum Output {
     /// An existing directory; the sender's name is used inside it.
     Dir(PathBuf),
-    /// This exact file.
+    /// This exact file, written as `FILE.zcpart` and renamed when complete.
     File(PathBuf),
+    /// An existing device, FIFO or socket (`/dev/null`, a named pipe):
+    /// written in order, like stdout, never replaced or renamed over.
+    Stream(PathBuf),
     Stdout,
 }
 
@@ -160,6 +163,10 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
     if path.as_os_str() == "-" {
         return Ok(Output::Stdout);
     }
+    let meta = std::fs::metadata(path).ok();
+    if meta.as_ref().is_some_and(|m| !m.is_file() && !m.is_dir()) {
+        return Ok(Output::Stream(path.to_path_buf()));
+    }
     if path.is_dir() {
         if raw {
             return Err(exit::usage(format!(
@@ -188,6 +195,7 @@ impl RecvConfig {
         };
         let output = output_of(args.output.as_deref(), common.raw)?;
         if args.offset.is_some() && !matches!(output, Output::File(_)) {
+            // a device or a pipe has no byte N to start from
             return Err(exit::usage("--raw --offset needs -o FILE to write into"));
         }
         Ok(RecvConfig {

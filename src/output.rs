@@ -186,6 +186,12 @@ pub fn dir_of(target: &Path) -> PathBuf {
     }
 }
 
+/// An existing device or FIFO, opened for writing in order; never created,
+/// truncated or renamed over.
+pub fn stream_sink(path: &Path) -> io::Result<Box<dyn io::Write + Send>> {
+    Ok(Box::new(OpenOptions::new().write(true).open(path)?))
+}
+
 /// stdout as a plain writer: no line buffering on binary data.
 pub fn stdout_sink() -> Box<dyn io::Write + Send> {
     #[cfg(unix)]

@@ -39,7 +39,8 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
 
 /// Where this transfer's bytes go.
 enum Target {
-    Stdout(Box<dyn Write + Send>),
+    /// stdout, a device or a FIFO (with its label): written in order.
+    Stream(Box<dyn Write + Send>, String),
     Part(Part),
 }
 
@@ -136,7 +137,22 @@ fn plan(
         }
     }
     let target: PathBuf = match &cfg.output {
-        Output::Stdout => return Ok((Target::Stdout(output::stdout_sink()), Ranges::new(), None)),
+        Output::Stdout => {
+            return Ok((
+                Target::Stream(output::stdout_sink(), "-".into()),
+                Ranges::new(),
+                None,
+            ))
+        }
+        Output::Stream(path) => {
+            let sink = output::stream_sink(path)
+                .map_err(|e| (RefuseCode::Other, format!("{}: {e}", path.display())))?;
+            return Ok((
+                Target::Stream(sink, path.display().to_string()),
+                Ranges::new(),
+                None,
+            ));
+        }
         Output::Dir(dir) => dir.join(name),
         Output::File(file) => file.clone(),
     };
@@ -231,7 +247,7 @@ struct Tally {
 impl Transfer<'_> {
     fn path_label(&self) -> String {
         match &self.target {
-            Target::Stdout(_) => "-".into(),
+            Target::Stream(_, label) => label.clone(),
             Target::Part(part) => part.target.display().to_string(),
         }
     }
@@ -239,7 +255,7 @@ impl Transfer<'_> {
     fn part(&self) -> Option<&Part> {
         match &self.target {
             Target::Part(part) => Some(part),
-            Target::Stdout(_) => None,
+            Target::Stream(..) => None,
         }
     }
 
@@ -369,7 +385,7 @@ impl Transfer<'_> {
                     first_byte.get_or_insert(offset);
                     let label = self.path_label();
                     let sink: &mut dyn Write = match &mut self.target {
-                        Target::Stdout(out) => out.as_mut(),
+                        Target::Stream(out, _) => out.as_mut(),
                         Target::Part(part) => {
                             part.file
                                 .seek(SeekFrom::Start(offset))
@@ -486,12 +502,12 @@ impl Transfer<'_> {
         resumed_from: u64,
     ) -> Result<Summary> {
         let received = tally.received;
-        let durable = match (&self.target, tally.checkpoint.take()) {
+        let durable = match (&mut self.target, tally.checkpoint.take()) {
             (Target::Part(_), Some(cp)) => with_keepalive(conn, move || cp.finish()).map(Some),
             (Target::Part(part), None) => {
                 with_keepalive(conn, || part.file.sync_all()).map(|()| None)
             }
-            (Target::Stdout(_), _) => Ok(None),
+            (Target::Stream(out, _), _) => out.flush().map(|()| None),
         };
         let held = match durable {
             Ok(held) => held,

@@ -31,6 +31,10 @@ impl Sink {
     pub fn open(cfg: &RecvConfig) -> Result<Sink> {
         let path = match &cfg.output {
             Output::File(path) => path.clone(),
+            Output::Stream(path) => {
+                let out = output::stream_sink(path).with_context(|| path.display().to_string())?;
+                return Ok(Sink::Stdout(out));
+            }
             _ => return Ok(Sink::Stdout(output::stdout_sink())),
         };
         let start = cfg.raw_offset.unwrap_or(0);
