@@ -502,3 +502,49 @@ fn peak_memory_does_not_grow_with_file_size() {
     }
     fs::remove_file(&big).unwrap();
 }
+
+/// `-o` naming a FIFO (or a device such as /dev/null) writes into it in
+/// order; it must never be replaced by a renamed `.zcpart`. A FIFO stands in
+/// for /dev/null so that a failure cannot damage the machine.
+#[test]
+fn output_into_a_fifo_writes_through_it_and_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("to-fifo.bin");
+    random_file(&src, MIB + 7, 41);
+    for raw in [false, true] {
+        let fifo = tmp.path().join(format!("pipe-{raw}"));
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success(), "mkfifo failed");
+        let reader = {
+            let fifo = fifo.clone();
+            thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        let extra: &[&str] = if raw {
+            &["--raw", "--force"]
+        } else {
+            &["--force"]
+        };
+        let rx = receiver(&fifo, extra, Stdout::Null);
+        let mut args = vec![];
+        if raw {
+            args.push("--raw");
+        }
+        let dest = rx.dest();
+        args.extend([s(&src), dest.as_str()]);
+        send(&args).expect_code(0, "zc send into a FIFO");
+        rx.finish(TIMEOUT).expect_code(0, "zc recv into a FIFO");
+        let got = reader.join().unwrap();
+        assert_eq!(
+            got,
+            fs::read(&src).unwrap(),
+            "raw={raw}: bytes through the FIFO"
+        );
+        let kind = fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(
+            kind.is_fifo(),
+            "raw={raw}: the FIFO was replaced by {kind:?}"
+        );
+        assert!(!tmp.path().join(format!("pipe-{raw}.zcpart")).exists());
+    }
+}
