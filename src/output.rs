@@ -186,22 +186,56 @@ pub fn dir_of(target: &Path) -> PathBuf {
     }
 }
 
-/// An existing device or FIFO, opened for writing in order; never created,
-/// truncated or renamed over.
-pub fn stream_sink(path: &Path) -> io::Result<Box<dyn io::Write + Send>> {
-    Ok(Box::new(OpenOptions::new().write(true).open(path)?))
+/// A destination written in order: stdout, a device, a FIFO.
+pub enum Stream {
+    File(File),
+    Other(Box<dyn io::Write + Send>),
 }
 
-/// stdout as a plain writer: no line buffering on binary data.
-pub fn stdout_sink() -> Box<dyn io::Write + Send> {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd;
-        if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
-            return Box::new(File::from(fd));
+impl Stream {
+    /// An existing device or FIFO, opened for writing in order; never
+    /// created, truncated or renamed over.
+    pub fn open(path: &Path) -> io::Result<Stream> {
+        Ok(Stream::File(OpenOptions::new().write(true).open(path)?))
+    }
+
+    /// stdout as a plain file: no line buffering on binary data.
+    pub fn stdout() -> Stream {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
+                return Stream::File(File::from(fd));
+            }
+        }
+        Stream::Other(Box::new(io::stdout()))
+    }
+
+    pub fn sink(&mut self) -> crate::copy::Sink<'_> {
+        match self {
+            Stream::File(f) => crate::copy::Sink::File(f),
+            Stream::Other(w) => crate::copy::Sink::Writer(w.as_mut()),
         }
     }
-    Box::new(io::stdout())
+
+    /// A character device (such as /dev/null): splice(2) beats a copy through
+    /// user space there. Pipes, terminals and files take the copy: measured
+    /// faster into files, and splice refuses terminals.
+    pub fn is_char_device(&self) -> bool {
+        #[cfg(unix)]
+        if let Stream::File(f) = self {
+            use std::os::unix::fs::FileTypeExt;
+            return f.metadata().is_ok_and(|m| m.file_type().is_char_device());
+        }
+        false
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::File(f) => io::Write::flush(f),
+            Stream::Other(w) => w.flush(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -99,3 +99,56 @@ pub fn wait_readable(
         _ => Ok(true),
     }
 }
+
+/// A pipe for splice(2), close-on-exec: (read end, write end).
+#[cfg(target_os = "linux")]
+pub fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by no one else.
+    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Asks for a pipe buffer of `size` bytes; the kernel may refuse (limits),
+/// which only costs speed.
+#[cfg(target_os = "linux")]
+pub fn set_pipe_size(pipe: std::os::fd::BorrowedFd<'_>, size: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int);
+    }
+}
+
+/// `splice(2)` between a pipe and another descriptor, at the descriptors'
+/// own positions (no offsets).
+#[cfg(target_os = "linux")]
+pub fn splice(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: std::os::fd::BorrowedFd<'_>,
+    len: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are borrowed for the call; null offsets mean
+    // the kernel uses and advances the descriptors' own positions, so no
+    // memory of ours is read or written.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}

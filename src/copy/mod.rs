@@ -18,6 +18,37 @@ pub use buffered::{read_at, recv_to_sink, send_stream, Received, RecvError, BUF_
 
 use crate::conn::Conn;
 
+/// Where received bytes are written.
+pub enum Sink<'a> {
+    /// A file or a device, written at its current position.
+    File(&'a mut File),
+    Writer(&'a mut dyn io::Write),
+}
+
+/// Receives `len` bytes (or, with `None`, until the peer closes) into `sink`.
+/// With `splice` on a platform that has it and a file sink, the bytes never
+/// enter user space; otherwise they pass through `buf`. `observe` gets each
+/// chunk's length once it is written, and its bytes when they were in hand.
+pub fn recv(
+    conn: &mut Conn,
+    sink: Sink<'_>,
+    len: Option<u64>,
+    splice: bool,
+    buf: &mut [u8],
+    observe: &mut dyn FnMut(u64, Option<&[u8]>),
+) -> Result<Received, RecvError> {
+    let writer: &mut dyn io::Write = match sink {
+        Sink::File(file) if splice && platform::SPLICE => {
+            return platform::recv_splice(conn, file, len, &mut |n| observe(n, None));
+        }
+        Sink::File(file) => file,
+        Sink::Writer(w) => w,
+    };
+    recv_to_sink(conn, writer, len, buf, &mut |data| {
+        observe(data.len() as u64, Some(data))
+    })
+}
+
 /// What a send moved, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {

@@ -3,10 +3,12 @@
 use std::fs::File;
 use std::io;
 
-use super::ZeroCopyError;
+use super::{Received, RecvError, ZeroCopyError};
 use crate::conn::Conn;
 
 pub const AVAILABLE: bool = false;
+/// splice(2) is Linux only.
+pub const SPLICE: bool = false;
 
 pub fn send_file(
     _file: &File,
@@ -18,4 +20,13 @@ pub fn send_file(
     Err(ZeroCopyError::Unsupported(io::Error::from(
         io::ErrorKind::Unsupported,
     )))
+}
+
+pub fn recv_splice(
+    _conn: &mut Conn,
+    _out: &std::fs::File,
+    _len: Option<u64>,
+    _observe: &mut dyn FnMut(u64),
+) -> Result<Received, RecvError> {
+    unreachable!("callers check SPLICE first")
 }

@@ -3,7 +3,7 @@
 //! rename, and only then say "done".
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
 /// Where this transfer's bytes go.
 enum Target {
     /// stdout, a device or a FIFO (with its label): written in order.
-    Stream(Box<dyn Write + Send>, String),
+    Stream(output::Stream, String),
     Part(Part),
 }
 
@@ -139,13 +139,13 @@ fn plan(
     let target: PathBuf = match &cfg.output {
         Output::Stdout => {
             return Ok((
-                Target::Stream(output::stdout_sink(), "-".into()),
+                Target::Stream(output::Stream::stdout(), "-".into()),
                 Ranges::new(),
                 None,
             ))
         }
         Output::Stream(path) => {
-            let sink = output::stream_sink(path)
+            let sink = output::Stream::open(path)
                 .map_err(|e| (RefuseCode::Other, format!("{}: {e}", path.display())))?;
             return Ok((
                 Target::Stream(sink, path.display().to_string()),
@@ -384,33 +384,41 @@ impl Transfer<'_> {
                     self.check_data(offset, len, tally.received)?;
                     first_byte.get_or_insert(offset);
                     let label = self.path_label();
-                    let sink: &mut dyn Write = match &mut self.target {
-                        Target::Stream(out, _) => out.as_mut(),
+                    // Bytes pass through user space only when something
+                    // needs them: a digest, or a sink a copy serves better.
+                    let hashing = tally.sent.is_some() || tally.prefix.is_some();
+                    let (sink, splice) = match &mut self.target {
+                        Target::Stream(out, _) => {
+                            let splice = !hashing && out.is_char_device();
+                            (out.sink(), splice)
+                        }
                         Target::Part(part) => {
                             part.file
                                 .seek(SeekFrom::Start(offset))
                                 .with_context(|| label.clone())?;
-                            &mut part.file
+                            (copy::Sink::File(&mut part.file), false)
                         }
                     };
                     let base = tally.received;
                     let mut at = offset;
                     let (sent, prefix, checkpoint) =
                         (&mut tally.sent, &mut tally.prefix, &tally.checkpoint);
-                    let mut observe = |data: &[u8]| {
-                        if let Some(h) = sent.as_mut() {
-                            h.update(data);
+                    let mut observe = |n: u64, data: Option<&[u8]>| {
+                        if let Some(data) = data {
+                            if let Some(h) = sent.as_mut() {
+                                h.update(data);
+                            }
+                            if let Some(p) = prefix.as_mut() {
+                                p.feed(at, data);
+                            }
                         }
-                        if let Some(p) = prefix.as_mut() {
-                            p.feed(at, data);
-                        }
-                        at += data.len() as u64;
+                        at += n;
                         if let Some(cp) = checkpoint {
                             cp.add(offset, at);
                         }
                         bar.update(base + (at - offset));
                     };
-                    let got = copy::recv_to_sink(conn, sink, Some(len), &mut buf, &mut observe);
+                    let got = copy::recv(conn, sink, Some(len), splice, &mut buf, &mut observe);
                     match got {
                         Ok(got) => {
                             tally.received += got.bytes;

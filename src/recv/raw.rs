@@ -2,7 +2,7 @@
 //! closes, into stdout or a file (from `--offset` without truncating).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use crate::progress::{Reporter, Role, Start, Summary};
 /// The output of a raw receive, opened before listening so a bad path fails
 /// before anyone connects.
 pub enum Sink {
-    Stdout(Box<dyn Write + Send>),
+    Stdout(output::Stream),
     File {
         file: File,
         path: PathBuf,
@@ -32,10 +32,10 @@ impl Sink {
         let path = match &cfg.output {
             Output::File(path) => path.clone(),
             Output::Stream(path) => {
-                let out = output::stream_sink(path).with_context(|| path.display().to_string())?;
+                let out = output::Stream::open(path).with_context(|| path.display().to_string())?;
                 return Ok(Sink::Stdout(out));
             }
-            _ => return Ok(Sink::Stdout(output::stdout_sink())),
+            _ => return Ok(Sink::Stdout(output::Stream::stdout())),
         };
         let start = cfg.raw_offset.unwrap_or(0);
         let resuming = cfg.raw_offset.is_some();
@@ -83,16 +83,20 @@ pub fn receive(
         resumed_from: start,
     });
     let mut buf = vec![0u8; BUF_SIZE];
-    let writer: &mut dyn Write = match sink {
-        Sink::Stdout(out) => out.as_mut(),
-        Sink::File { file, .. } => file,
+    // Raw mode hashes nothing, so a device such as /dev/null takes splice(2).
+    let (writer, splice) = match sink {
+        Sink::Stdout(out) => {
+            let splice = out.is_char_device();
+            (out.sink(), splice)
+        }
+        Sink::File { file, .. } => (copy::Sink::File(file), false),
     };
     let mut total = 0u64;
-    let mut observe = |data: &[u8]| {
-        total += data.len() as u64;
+    let mut observe = |n: u64, _: Option<&[u8]>| {
+        total += n;
         bar.update(total);
     };
-    let got = copy::recv_to_sink(&mut conn, writer, None, &mut buf, &mut observe);
+    let got = copy::recv(&mut conn, writer, None, splice, &mut buf, &mut observe);
     let synced = match sink {
         Sink::File { file, .. } => file.sync_all().with_context(|| label.clone()),
         Sink::Stdout(out) => out.flush().context("stdout"),
