@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --offset --raw --no-verify --connect-timeout --timeout --quiet --progress --json --help --version"
+            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --offset --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +187,10 @@ _zc() {
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
                     ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -195,7 +199,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-4 -6 -q -h -V --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --help --version"
+            opts="-4 -6 -q -h -V --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,6 +231,10 @@ _zc() {
                     ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

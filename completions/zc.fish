@@ -40,6 +40,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
+complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
@@ -60,6 +61,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
+complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'

@@ -130,6 +130,10 @@ pub struct CommonArgs {
     /// Every line written to stderr is one JSON object
     #[arg(long)]
     pub json: bool,
+    /// Pre-shared key: both sides must hold it (mutual authentication and a
+    /// keyed digest; the data is not encrypted)
+    #[arg(long, value_name = "KEY", env = "ZC_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -35,6 +35,7 @@ pub struct Common {
     pub idle_timeout: Duration,
     pub family: Family,
     pub style: Style,
+    pub key: Option<crate::auth::Key>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +111,18 @@ impl Common {
                 ProgressMode::Plain => Style::Plain,
             }
         };
+        let key = match args.key.as_deref() {
+            Some("") => return Err(exit::usage("--key (or ZC_KEY) is empty")),
+            Some(_) if args.raw => {
+                return Err(exit::usage(
+                    "--key needs framed mode: --raw has no handshake",
+                ))
+            }
+            Some(text) => Some(crate::auth::Key::new(text)),
+            None => None,
+        };
         Ok(Common {
+            key,
             raw: args.raw,
             verify: !args.no_verify,
             connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses and dispatches; each module here has one role.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conn;

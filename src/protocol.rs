@@ -26,6 +26,8 @@ pub mod kind {
     pub const KEEPALIVE: u8 = b'K';
     pub const HASHES: u8 = b'H';
     pub const STOP: u8 = b'S';
+    pub const CHALLENGE: u8 = b'C';
+    pub const PROOF: u8 = b'P';
 }
 
 /// Held data is verified in blocks of this size (the last of a range may be
@@ -45,6 +47,7 @@ pub enum RefuseCode {
     Version = 5,
     Busy = 6,
     BadOffer = 7,
+    Auth = 8,
 }
 
 impl RefuseCode {
@@ -57,6 +60,7 @@ impl RefuseCode {
             5 => Self::Version,
             6 => Self::Busy,
             7 => Self::BadOffer,
+            8 => Self::Auth,
             _ => Self::Other,
         }
     }
@@ -79,6 +83,9 @@ pub struct Offer {
     pub resume: bool,
     /// Forget whatever is held and start over (`--no-resume`).
     pub fresh: bool,
+    /// The sender holds a key: its nonce for the challenge (a required
+    /// field, so a receiver that knows nothing of keys refuses).
+    pub nonce: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +142,8 @@ pub struct Outcome {
     /// Bytes of the file the receiver now holds durably.
     pub held: u64,
     pub message: String,
+    /// With a key: HMAC over status and held, so the answer cannot be forged.
+    pub mac: Option<[u8; 32]>,
 }
 
 /// A frame as read off the wire: its kind and its (bounded) body.
@@ -280,6 +289,7 @@ impl Offer {
     const MTIME: u8 = 6;
     const RESUME: u8 = 7;
     const FRESH: u8 = 8;
+    const NONCE: u8 = 0x89;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
@@ -305,6 +315,9 @@ impl Offer {
         if self.fresh {
             f.put(Self::FRESH, &[1]);
         }
+        if let Some(nonce) = &self.nonce {
+            f.put(Self::NONCE, nonce);
+        }
         f.0
     }
 
@@ -321,6 +334,7 @@ impl Offer {
                 Self::MTIME => offer.mtime_ns = Some(as_u64(tag, value)?),
                 Self::RESUME => offer.resume = value == [1],
                 Self::FRESH => offer.fresh = value == [1],
+                Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
                 _ => unknown(tag)?,
             }
         }
@@ -435,6 +449,7 @@ impl Outcome {
     const SHA256: u8 = 2;
     const HELD: u8 = 3;
     const MESSAGE: u8 = 4;
+    const MAC: u8 = 5;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
@@ -444,6 +459,9 @@ impl Outcome {
         }
         f.put_u64(Self::HELD, self.held);
         f.put(Self::MESSAGE, clip(&self.message).as_bytes());
+        if let Some(mac) = &self.mac {
+            f.put(Self::MAC, mac);
+        }
         f.0
     }
 
@@ -453,6 +471,7 @@ impl Outcome {
             sha256: None,
             held: 0,
             message: String::new(),
+            mac: None,
         };
         let mut seen_status = false;
         for (tag, value) in fields(body)? {
@@ -469,6 +488,7 @@ impl Outcome {
                 Self::SHA256 => out.sha256 = Some(as_digest(tag, value)?),
                 Self::HELD => out.held = as_u64(tag, value)?,
                 Self::MESSAGE => out.message = as_text(tag, value, MAX_MESSAGE)?,
+                Self::MAC => out.mac = Some(as_digest(tag, value)?),
                 _ => unknown(tag)?,
             }
         }
@@ -542,6 +562,7 @@ mod tests {
             mtime_ns: Some(7),
             resume: true,
             fresh: false,
+            nonce: Some([9; 32]),
         };
         assert_eq!(Offer::decode(&offer.encode()).unwrap(), offer);
         let past = Offer {
@@ -603,6 +624,7 @@ mod tests {
             sha256: Some([1; 32]),
             held: 3,
             message: "m".into(),
+            mac: Some([2; 32]),
         };
         assert_eq!(Outcome::decode(&o.encode()).unwrap(), o);
     }

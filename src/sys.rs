@@ -111,7 +111,12 @@ pub fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by no one else.
-    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// Asks for a pipe buffer of `size` bytes; the kernel may refuse (limits),

@@ -63,17 +63,29 @@ pub fn recv_splice(
     len: Option<u64>,
     observe: &mut dyn FnMut(u64),
 ) -> Result<Received, RecvError> {
-    let fail = |bytes, local, error| RecvError { bytes, local, error };
+    let fail = |bytes, local, error| RecvError {
+        bytes,
+        local,
+        error,
+    };
     let (pipe_r, pipe_w) = sys::pipe().map_err(|e| fail(0, true, e))?;
     sys::set_pipe_size(pipe_w.as_fd(), PIPE_SIZE);
     let mut done = 0u64;
     loop {
         let room = len.map_or(PIPE_SIZE as u64, |l| (l - done).min(PIPE_SIZE as u64)) as usize;
         if room == 0 {
-            return Ok(Received { bytes: done, cut: false });
+            return Ok(Received {
+                bytes: done,
+                cut: false,
+            });
         }
         let n = match sys::splice(conn.stream.as_fd(), pipe_w.as_fd(), room) {
-            Ok(0) => return Ok(Received { bytes: done, cut: len.is_some() }),
+            Ok(0) => {
+                return Ok(Received {
+                    bytes: done,
+                    cut: len.is_some(),
+                })
+            }
             Ok(n) => n,
             Err(e) if conn::is_tick(&e) => {
                 conn.check_waiting().map_err(|e| fail(done, false, e))?;

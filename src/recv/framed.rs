@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{self, Session};
 use crate::config::{Output, RecvConfig};
 use crate::conn::Conn;
 use crate::copy::{self, RecvError, BUF_SIZE};
@@ -84,6 +85,11 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
             ))
         }
     };
+    // Keys first: nothing is opened or created for an unauthenticated peer.
+    let session = match authenticate(cfg, &mut conn, &offer, &frame.body) {
+        Ok(session) => session,
+        Err(reason) => return Err(refuse(&mut conn, RefuseCode::Auth, reason)),
+    };
     let name = offer
         .name
         .clone()
@@ -109,9 +115,39 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         target,
         held,
         hashes,
+        session,
         began: Instant::now(),
     };
     transfer.run(&mut conn, reporter)
+}
+
+/// With a key on either side: the challenge, and the sender's proof. An
+/// error is the reason for refusing.
+fn authenticate(
+    cfg: &RecvConfig,
+    conn: &mut Conn,
+    offer: &Offer,
+    offer_body: &[u8],
+) -> Result<Option<Session>, String> {
+    let (key, sender_nonce) = match (&cfg.common.key, offer.nonce) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err("this receiver needs a key (--key or ZC_KEY)".into()),
+        (None, Some(_)) => return Err("the sender uses a key and this receiver has none".into()),
+        (Some(key), Some(nonce)) => (key, nonce),
+    };
+    let ours = auth::nonce().map_err(|e| format!("no randomness: {e}"))?;
+    let session = Session::new(key, sender_nonce, ours, offer_body);
+    let mut challenge = ours.to_vec();
+    challenge.extend_from_slice(&session.receiver_proof());
+    let lost = |e: anyhow::Error| format!("connection lost during the handshake: {e:#}");
+    proto::write_frame(conn, kind::CHALLENGE, &challenge).map_err(|e| lost(e.into()))?;
+    // A sender that finds our proof wrong hangs up instead of answering.
+    let frame = proto::read_frame(conn)
+        .map_err(|_| "wrong key (the sender did not accept this receiver's proof)".to_string())?;
+    if frame.kind != kind::PROOF || !session.check_sender(&frame.body) {
+        return Err("wrong key".into());
+    }
+    Ok(Some(session))
 }
 
 /// Decides where the offer goes and what of it is already held, or why it
@@ -231,6 +267,7 @@ struct Transfer<'a> {
     target: Target,
     held: Ranges,
     hashes: bool,
+    session: Option<Session>,
     began: Instant,
 }
 
@@ -443,6 +480,7 @@ impl Transfer<'_> {
                             if local {
                                 tell(
                                     conn,
+                                    self.session.as_ref(),
                                     Status::Failed,
                                     tally.received,
                                     &exit::message_of(&err),
@@ -521,7 +559,13 @@ impl Transfer<'_> {
             Ok(held) => held,
             Err(e) => {
                 let err = anyhow::Error::new(e).context(format!("{}: fsync", self.path_label()));
-                tell(conn, Status::Failed, received, &exit::message_of(&err));
+                tell(
+                    conn,
+                    self.session.as_ref(),
+                    Status::Failed,
+                    received,
+                    &exit::message_of(&err),
+                );
                 return Err(err);
             }
         };
@@ -545,18 +589,27 @@ impl Transfer<'_> {
         } else {
             end.sent_sha256
         };
+        // With a key, the sender's digest is keyed: ours is keyed the same
+        // way before comparing, so altered data cannot carry a fixed digest.
         let checked = match (ours, theirs) {
-            (Some(ours), Some(theirs)) => Some((ours, theirs)),
+            (Some(ours), Some(theirs)) => {
+                let wire = self
+                    .session
+                    .as_ref()
+                    .map_or(ours, |s| s.keyed_digest(&ours));
+                Some((ours, theirs, wire))
+            }
             _ => None,
         };
-        if let Some((ours, theirs)) = checked.filter(|(o, t)| o != t) {
-            let outcome = Outcome {
-                status: Status::Mismatch,
-                sha256: Some(ours),
-                held: 0,
-                message: "SHA-256 mismatch".into(),
-            };
-            let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
+        if let Some((ours, theirs, _)) = checked.filter(|(_, theirs, wire)| wire != theirs) {
+            let _ = result(
+                conn,
+                self.session.as_ref(),
+                Status::Mismatch,
+                Some(ours),
+                0,
+                "SHA-256 mismatch",
+            );
             let kept = match self.part() {
                 Some(part) => {
                     // nothing in it can be trusted now
@@ -579,7 +632,13 @@ impl Transfer<'_> {
             held_bytes = held.as_ref().map_or(received, |h| h.total());
             if complete {
                 if let Err(e) = part.publish() {
-                    tell(conn, Status::Failed, received, &exit::message_of(&e));
+                    tell(
+                        conn,
+                        self.session.as_ref(),
+                        Status::Failed,
+                        received,
+                        &exit::message_of(&e),
+                    );
                     return Err(e);
                 }
                 Record::remove(&part.path);
@@ -591,15 +650,15 @@ impl Transfer<'_> {
                 ));
             }
         }
-        let outcome = Outcome {
-            status: Status::Ok,
-            sha256: ours,
-            held: held_bytes,
-            message: String::new(),
-        };
-        proto::write_frame(conn, kind::RESULT, &outcome.encode()).with_context(|| {
-            format!("{}: connection lost before the result was sent", conn.peer)
-        })?;
+        result(
+            conn,
+            self.session.as_ref(),
+            Status::Ok,
+            ours,
+            held_bytes,
+            "",
+        )
+        .with_context(|| format!("{}: connection lost before the result was sent", conn.peer))?;
         Ok(Summary {
             role: Role::Recv,
             name: self.name.clone(),
@@ -607,7 +666,7 @@ impl Transfer<'_> {
             bytes: received,
             elapsed: self.began.elapsed(),
             zero_copy: false,
-            sha256: checked.map(|(ours, _)| proto::hex(&ours)),
+            sha256: checked.map(|(ours, ..)| proto::hex(&ours)),
             resumed_from,
             note,
         })
@@ -636,7 +695,13 @@ impl Transfer<'_> {
             Ok(held) => held,
             Err(e) => return e,
         };
-        tell(conn, Status::Stopped, held, "stopped");
+        tell(
+            conn,
+            self.session.as_ref(),
+            Status::Stopped,
+            held,
+            "stopped",
+        );
         let kept = match self.part() {
             Some(part) => format!("; kept {} ({held} bytes held)", part.path.display()),
             None => String::new(),
@@ -672,15 +737,29 @@ impl Transfer<'_> {
     }
 }
 
-/// Sends a RESULT; a failure to send is not worth more than the error at hand.
-fn tell(conn: &mut Conn, status: Status, held: u64, message: &str) {
+/// Sends a RESULT, with its MAC when a key is in use.
+fn result(
+    conn: &mut Conn,
+    session: Option<&Session>,
+    status: Status,
+    sha256: Option<Sha>,
+    held: u64,
+    message: &str,
+) -> io::Result<()> {
     let outcome = Outcome {
         status,
-        sha256: None,
+        sha256,
         held,
         message: message.to_string(),
+        mac: session.map(|s| s.result_mac(status as u8, held)),
     };
-    let _ = proto::write_frame(conn, kind::RESULT, &outcome.encode());
+    proto::write_frame(conn, kind::RESULT, &outcome.encode())
+}
+
+/// Sends a RESULT on an error path: failing to send it is not worth more
+/// than the error at hand.
+fn tell(conn: &mut Conn, session: Option<&Session>, status: Status, held: u64, message: &str) {
+    let _ = result(conn, session, status, None, held, message);
 }
 
 /// Runs `work` (an fsync, a hash) while sending keepalives, so a long flush

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{resume_command, send_file_ranges, Input, Plan};
+use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
 use crate::copy::{self, Sent, BUF_SIZE};
@@ -62,16 +63,34 @@ pub(super) fn session(
         mtime_ns,
         resume,
         fresh: !cfg.resume,
+        nonce: match cfg.common.key {
+            Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
+            None => None,
+        },
     };
+    let offer_body = offer.encode();
     let mut hello = Vec::new();
     proto::write_preamble(&mut hello)?;
-    proto::write_frame(&mut hello, kind::OFFER, &offer.encode())?;
+    proto::write_frame(&mut hello, kind::OFFER, &offer_body)?;
     io::Write::write_all(conn, &hello).map_err(|e| lost(conn, e))?;
 
-    let frame = next_frame(conn).map_err(|e| {
+    let no_answer = |conn: &Conn, e: anyhow::Error| {
         let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
         exit::tag(err, Tag::Retryable)
-    })?;
+    };
+    let mut frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
+    let session = match (&cfg.common.key, offer.nonce, frame.kind) {
+        (Some(key), Some(ours), kind::CHALLENGE) => {
+            let session = handshake(conn, key, ours, &offer_body, &frame.body)?;
+            frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
+            Some(session)
+        }
+        (None, _, kind::CHALLENGE) => {
+            let why = "the receiver needs a key (--key or ZC_KEY)";
+            return Err(exit::refused(format!("{}: {why}", conn.peer)));
+        }
+        _ => None,
+    };
     if frame.kind != kind::ANSWER {
         bail!(
             "{}: unexpected frame {:#x} instead of an answer",
@@ -83,10 +102,14 @@ pub(super) fn session(
         Answer::Refuse { reason, .. } => {
             return Err(exit::refused(format!("{} refused: {reason}", conn.peer)))
         }
+        Answer::Accept { .. } if cfg.common.key.is_some() && session.is_none() => {
+            let why = "the receiver did not prove it holds the key";
+            return Err(exit::refused(format!("{}: {why}", conn.peer)));
+        }
         Answer::Accept { held, hashes } => (held, hashes),
     };
     let Some(size) = size else {
-        return send_stream(cfg, plan, conn, reporter, began);
+        return send_stream(cfg, plan, conn, session.as_ref(), reporter, began);
     };
     let mut held = Ranges::from_pairs(&held);
     held.clip(size);
@@ -164,31 +187,36 @@ pub(super) fn session(
         ),
         None => None,
     };
-    let end_frame = match will_complete {
-        true => End {
-            sent: sent.bytes,
-            sent_sha256: None,
-            file_sha256: digest,
-        },
-        false => End {
-            sent: sent.bytes,
-            sent_sha256: digest,
-            file_sha256: None,
-        },
-    };
-    let zero_copy = sent.zero_copy && sent.bytes > 0;
-    let note = plan.note.clone().or(sent.fallback.take());
-    conclude(
-        conn,
-        plan,
-        end_frame,
+    let closing = Closing {
+        sent: sent.bytes,
         digest,
-        zero_copy,
+        whole: will_complete,
+        zero_copy: sent.zero_copy && sent.bytes > 0,
         resumed_from,
-        note,
-        bar.as_mut(),
-        began,
-    )
+        note: plan.note.clone().or(sent.fallback.take()),
+    };
+    conclude(conn, plan, session.as_ref(), closing, bar.as_mut(), began)
+}
+
+/// Checks the receiver's proof and answers with ours.
+fn handshake(
+    conn: &mut Conn,
+    key: &auth::Key,
+    ours: [u8; 32],
+    offer_body: &[u8],
+    challenge: &[u8],
+) -> Result<Session> {
+    if challenge.len() != 64 {
+        bail!("{}: a malformed key challenge", conn.peer);
+    }
+    let theirs: [u8; 32] = challenge[..32].try_into().expect("32 bytes");
+    let session = Session::new(key, ours, theirs, offer_body);
+    if !session.check_receiver(&challenge[32..]) {
+        let why = "wrong key: the receiver does not hold the same key";
+        return Err(exit::refused(format!("{}: {why}", conn.peer)));
+    }
+    proto::write_frame(conn, kind::PROOF, &session.sender_proof()).map_err(|e| lost(conn, e))?;
+    Ok(session)
 }
 
 /// Reads the receiver's block hashes, checks each against the source, and
@@ -253,6 +281,7 @@ fn send_stream(
     cfg: &SendConfig,
     plan: &mut Plan,
     conn: &mut Conn,
+    session: Option<&Session>,
     reporter: &Reporter,
     began: Instant,
 ) -> Result<()> {
@@ -277,29 +306,58 @@ fn send_stream(
         }
     };
     let digest: Option<Sha> = hasher.map(|h| h.finalize().into());
-    let end = End {
+    let closing = Closing {
         sent,
-        sent_sha256: digest,
-        file_sha256: None,
+        digest,
+        whole: false,
+        zero_copy: false,
+        resumed_from: 0,
+        note: plan.note.clone(),
     };
-    let note = plan.note.clone();
-    conclude(conn, plan, end, digest, false, 0, note, bar.as_mut(), began)
+    conclude(conn, plan, session, closing, bar.as_mut(), began)
 }
 
-/// Sends END, waits for the receiver's durable answer, prints the summary.
-#[allow(clippy::too_many_arguments)]
-fn conclude(
-    conn: &mut Conn,
-    plan: &Plan,
-    end: End,
+/// How a send ends: what went out and what the receiver must check.
+struct Closing {
+    sent: u64,
     digest: Option<Sha>,
+    /// The digest covers the whole file (else: this connection's payloads).
+    whole: bool,
     zero_copy: bool,
     resumed_from: u64,
     note: Option<String>,
+}
+
+/// Sends END, waits for the receiver's durable answer, prints the summary.
+fn conclude(
+    conn: &mut Conn,
+    plan: &Plan,
+    session: Option<&Session>,
+    closing: Closing,
     bar: &mut dyn Progress,
     began: Instant,
 ) -> Result<()> {
-    let sent = end.sent;
+    let Closing {
+        sent,
+        digest,
+        whole,
+        zero_copy,
+        resumed_from,
+        note,
+    } = closing;
+    let wire = digest.map(|d| session.map_or(d, |s| s.keyed_digest(&d)));
+    let end = match whole {
+        true => End {
+            sent,
+            sent_sha256: None,
+            file_sha256: wire,
+        },
+        false => End {
+            sent,
+            sent_sha256: wire,
+            file_sha256: None,
+        },
+    };
     proto::write_frame(conn, kind::END, &end.encode()).map_err(|e| lost(conn, e))?;
     let frame =
         next_frame(conn).map_err(|e| lost(conn, e.context("before the receiver confirmed")))?;
@@ -311,6 +369,14 @@ fn conclude(
         );
     }
     let outcome = Outcome::decode(&frame.body).with_context(|| conn.peer.clone())?;
+    if let Some(session) = session {
+        let mac = outcome.mac.unwrap_or_default();
+        if !session.check_result(outcome.status as u8, outcome.held, &mac) {
+            bar.abandon();
+            let why = "the receiver's answer does not carry the key's MAC (altered in transit?)";
+            return Err(exit::integrity(format!("{}: {why}", conn.peer)));
+        }
+    }
     match outcome.status {
         Status::Ok => {}
         Status::Mismatch => {
