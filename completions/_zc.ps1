@@ -25,13 +25,15 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory)')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'zc;send' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (''zc recv HOST:PORT'')')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (''zc recv HOST:PORT'')')
             [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'Start at this byte of FILE; the receiver writes at the same offset')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Send at most this many bytes from the offset')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The file name announced to the receiver (default: FILE''s base name)')
@@ -90,8 +92,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             break
         }
         'zc;help' {
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory)')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

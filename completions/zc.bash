@@ -199,12 +199,20 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-4 -6 -q -h -V --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
+            opts="-l -4 -6 -q -h -V --listen --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

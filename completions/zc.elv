@@ -22,12 +22,14 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT'
-            cand recv 'Listen and receive (default [::]:9000, into the current directory)'
+            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
             cand completions 'Print a completion script for a shell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'zc;send'= {
+            cand -l 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (''zc recv HOST:PORT'')'
+            cand --listen 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (''zc recv HOST:PORT'')'
             cand --offset 'Start at this byte of FILE; the receiver writes at the same offset'
             cand --count 'Send at most this many bytes from the offset'
             cand --name 'The file name announced to the receiver (default: FILE''s base name)'
@@ -83,8 +85,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --version 'Print version'
         }
         &'zc;help'= {
-            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT'
-            cand recv 'Listen and receive (default [::]:9000, into the current directory)'
+            cand send 'Send FILE (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
             cand completions 'Print a completion script for a shell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

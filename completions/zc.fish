@@ -26,10 +26,11 @@ end
 
 complete -c zc -n "__fish_zc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_needs_command" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT'
-complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory)'
+complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zc -n "__fish_zc_using_subcommand send" -s l -l listen -d 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (\'zc recv HOST:PORT\')' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this byte of FILE; the receiver writes at the same offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The file name announced to the receiver (default: FILE\'s base name)' -r
@@ -74,7 +75,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help 
 complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory)'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -35,9 +35,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send FILE ('-' for stdin) to a receiver at HOST:PORT
+    /// Send FILE ('-' for stdin) to a receiver at HOST:PORT, or with --listen
+    /// wait for a receiver to connect
     Send(SendArgs),
-    /// Listen and receive (default [::]:9000, into the current directory)
+    /// Listen and receive (default [::]:9000, into the current directory), or
+    /// connect to a listening sender at HOST:PORT
     Recv(RecvArgs),
     /// Print a completion script for a shell
     Completions {
@@ -51,9 +53,13 @@ pub struct SendArgs {
     /// The file to send, or '-' for stdin
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub file: PathBuf,
-    /// Where the receiver listens: HOST:PORT or [V6]:PORT
-    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname)]
-    pub dest: String,
+    /// Where the receiver listens: HOST:PORT or [V6]:PORT (not with --listen)
+    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname, required_unless_present = "listen", conflicts_with = "listen")]
+    pub dest: Option<String>,
+    /// Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the
+    /// receiver that connects ('zc recv HOST:PORT')
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Start at this byte of FILE; the receiver writes at the same offset
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub offset: Option<u64>,
@@ -78,6 +84,9 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct RecvArgs {
+    /// Reverse mode: connect to a sender that listens ('zc send --listen')
+    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname, conflicts_with_all = ["listen", "keep_open"])]
+    pub connect: Option<String>,
     /// Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)
     #[arg(short, long, value_name = "ADDR")]
     pub listen: Option<String>,

@@ -44,10 +44,19 @@ pub enum Source {
     File(PathBuf),
 }
 
+/// Who connects to whom.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// Connect to this HOST:PORT.
+    Connect(String),
+    /// Listen here and wait (reverse mode).
+    Listen(SocketAddr),
+}
+
 #[derive(Debug, Clone)]
 pub struct SendConfig {
     pub source: Source,
-    pub dest: String,
+    pub peer: Peer,
     /// `--offset`: where to start, overriding what the receiver holds.
     pub offset: Option<u64>,
     pub count: Option<u64>,
@@ -73,7 +82,8 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 pub struct RecvConfig {
-    pub listen: SocketAddr,
+    /// Listen here, or (reverse mode) connect to a listening sender.
+    pub peer: Peer,
     pub output: Output,
     pub force: bool,
     pub keep_open: bool,
@@ -141,7 +151,18 @@ impl SendConfig {
         } else {
             Source::File(args.file.clone())
         };
-        net::split_host_port(&args.dest)?;
+        let peer = match (&args.dest, &args.listen) {
+            (Some(dest), None) => {
+                net::split_host_port(dest)?;
+                Peer::Connect(dest.clone())
+            }
+            (None, Some(listen)) => Peer::Listen(net::parse_listen(listen, common.family)?),
+            _ => {
+                return Err(exit::usage(
+                    "give HOST:PORT, or --listen ADDR for reverse mode",
+                ))
+            }
+        };
         if source == Source::Stdin && args.offset.unwrap_or(0) != 0 {
             return Err(exit::usage("--offset needs a file, not stdin"));
         }
@@ -152,7 +173,7 @@ impl SendConfig {
         }
         Ok(SendConfig {
             source,
-            dest: args.dest.clone(),
+            peer,
             offset: args.offset,
             count: args.count,
             name: args.name.clone(),
@@ -201,9 +222,13 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
 impl RecvConfig {
     pub fn from_args(args: &RecvArgs) -> Result<Self> {
         let common = Common::from_args(&args.common)?;
-        let listen = match &args.listen {
-            Some(text) => net::parse_listen(text, common.family)?,
-            None => net::default_listen(common.family),
+        let peer = match (&args.connect, &args.listen) {
+            (Some(sender), _) => {
+                net::split_host_port(sender)?;
+                Peer::Connect(sender.clone())
+            }
+            (None, Some(text)) => Peer::Listen(net::parse_listen(text, common.family)?),
+            (None, None) => Peer::Listen(net::default_listen(common.family)),
         };
         let output = output_of(args.output.as_deref(), common.raw)?;
         if args.offset.is_some() && !matches!(output, Output::File(_)) {
@@ -211,7 +236,7 @@ impl RecvConfig {
             return Err(exit::usage("--raw --offset needs -o FILE to write into"));
         }
         Ok(RecvConfig {
-            listen,
+            peer,
             output,
             force: args.force,
             keep_open: args.keep_open,

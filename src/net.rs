@@ -2,12 +2,12 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::exit;
+use crate::{exit, interrupt};
 
 /// The port a receiver listens on when none is given.
 pub const DEFAULT_PORT: u16 = 9000;
@@ -129,6 +129,49 @@ pub fn connect(target: &str, family: Family, timeout: Duration) -> Result<TcpStr
         }
     }
     Err(anyhow::Error::new(last).context(target.to_string()))
+}
+
+/// Waits for a connection (until `deadline`, if any), noticing Ctrl-C
+/// between ticks.
+pub fn accept(listener: &TcpListener, deadline: Option<Instant>) -> Result<Option<TcpStream>> {
+    loop {
+        if interrupt::requested() {
+            return Err(exit::interrupted(
+                "interrupted while waiting for a connection",
+            ));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        if !ready(listener)? {
+            continue;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream
+                    .set_nonblocking(false)
+                    .context("accepting a connection")?;
+                return Ok(Some(stream));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("accepting a connection")),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn ready(listener: &TcpListener) -> Result<bool> {
+    use std::os::fd::AsFd;
+    crate::sys::wait_readable(listener.as_fd(), crate::conn::TICK)
+        .context("waiting for a connection")
+}
+
+#[cfg(not(unix))]
+fn ready(listener: &TcpListener) -> Result<bool> {
+    listener.set_nonblocking(true).context("listening")?;
+    std::thread::sleep(std::time::Duration::from_millis(20).min(crate::conn::TICK));
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 mod framed;
 mod raw;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::config::{Output, RecvConfig};
-use crate::conn::TICK;
+use crate::config::{Output, Peer, RecvConfig};
 use crate::exit;
+use crate::net;
 use crate::progress::Reporter;
-use crate::{interrupt, net};
 
 pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     check_output(cfg)?;
@@ -28,15 +27,19 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
             "-k needs framed transfers (they carry names), not --raw",
         ));
     }
+    let listen = match &cfg.peer {
+        Peer::Listen(addr) => *addr,
+        Peer::Connect(sender) => return pull(cfg, sender, reporter),
+    };
     if cfg.common.raw {
         // Fail on the output before anyone connects.
         let mut sink = raw::Sink::open(cfg)?;
-        let listener = net::listen(cfg.listen, cfg.common.family)?;
+        let listener = net::listen(listen, cfg.common.family)?;
         reporter.listening(listener.local_addr()?);
-        let stream = accept(&listener, None)?.expect("no deadline, so a connection");
+        let stream = net::accept(&listener, None)?.expect("no deadline, so a connection");
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
-    let listener = net::listen(cfg.listen, cfg.common.family)?;
+    let listener = net::listen(listen, cfg.common.family)?;
     reporter.listening(listener.local_addr()?);
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
@@ -46,7 +49,7 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     let mut pending: Option<(anyhow::Error, Instant)> = None;
     loop {
         let deadline = pending.as_ref().map(|(_, d)| *d);
-        let Some(stream) = accept(&listener, deadline)? else {
+        let Some(stream) = net::accept(&listener, deadline)? else {
             let (err, _) = pending.expect("only a deadline ends an accept");
             return Err(err);
         };
@@ -70,10 +73,24 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     }
 }
 
+/// Reverse mode: connect to a sender that listens, and receive one transfer.
+fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
+    let mut sink = if cfg.common.raw {
+        Some(raw::Sink::open(cfg)?)
+    } else {
+        None
+    };
+    let stream = net::connect(sender, cfg.common.family, cfg.common.connect_timeout)?;
+    match &mut sink {
+        Some(sink) => raw::receive(cfg, sink, stream, reporter),
+        None => framed::receive(cfg, stream, reporter),
+    }
+}
+
 /// `-k`: every connection on its own thread, until Ctrl-C.
 fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> Result<()> {
     thread::scope(|scope| loop {
-        let stream = accept(listener, None)?.expect("no deadline, so a connection");
+        let stream = net::accept(listener, None)?.expect("no deadline, so a connection");
         scope.spawn(move || {
             // Each transfer's end is reported, and the receiver goes on.
             if let Err(e) = framed::receive(cfg, stream, reporter) {
@@ -81,46 +98,6 @@ fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> 
             }
         });
     })
-}
-
-/// Waits for a connection (until `deadline`, if any), noticing Ctrl-C
-/// between ticks.
-fn accept(listener: &TcpListener, deadline: Option<Instant>) -> Result<Option<TcpStream>> {
-    loop {
-        if interrupt::requested() {
-            return Err(exit::interrupted("interrupted while waiting for a sender"));
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
-        if !ready(listener)? {
-            continue;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream
-                    .set_nonblocking(false)
-                    .context("accepting a connection")?;
-                return Ok(Some(stream));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(anyhow::Error::new(e).context("accepting a connection")),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn ready(listener: &TcpListener) -> Result<bool> {
-    use std::os::fd::AsFd;
-    crate::sys::wait_readable(listener.as_fd(), TICK).context("waiting for a connection")
-}
-
-#[cfg(not(unix))]
-fn ready(listener: &TcpListener) -> Result<bool> {
-    listener.set_nonblocking(true).context("listening")?;
-    std::thread::sleep(std::time::Duration::from_millis(20).min(TICK));
-    Ok(true)
 }
 
 /// Refuses an output that cannot work before anybody connects.

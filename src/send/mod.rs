@@ -6,11 +6,12 @@ mod raw;
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::config::{SendConfig, Source};
+use crate::config::{Peer, SendConfig, Source};
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::net;
@@ -164,10 +165,21 @@ fn retryable(err: &anyhow::Error) -> bool {
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     let mut plan = open(cfg)?;
-    let began = Instant::now();
+    let listener = match &cfg.peer {
+        Peer::Listen(addr) => {
+            let listener = net::listen(*addr, cfg.common.family)?;
+            reporter.listening(listener.local_addr()?);
+            Some(listener)
+        }
+        Peer::Connect(_) => None,
+    };
+    // The clock starts at the first connection, not while a reverse-mode
+    // sender waits for its receiver.
+    let mut first_connection = None;
     let mut attempt = 0;
     loop {
-        let result = connect(cfg).and_then(|mut conn| {
+        let result = connect(cfg, listener.as_ref()).and_then(|mut conn| {
+            let began = *first_connection.get_or_insert_with(Instant::now);
             if cfg.common.raw {
                 raw::session(cfg, &mut plan, &mut conn, reporter, began)
             } else {
@@ -206,11 +218,24 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     }
 }
 
-fn connect(cfg: &SendConfig) -> Result<Conn> {
-    let stream = net::connect(&cfg.dest, cfg.common.family, cfg.common.connect_timeout)
-        .map_err(|e| exit::tag(e, Tag::Retryable))?;
-    let mut conn = Conn::new(stream, cfg.common.idle_timeout).context(cfg.dest.clone())?;
-    conn.peer = cfg.dest.clone();
+/// Connects to the receiver, or (reverse mode) waits for it to connect.
+fn connect(cfg: &SendConfig, listener: Option<&TcpListener>) -> Result<Conn> {
+    let (stream, label) = match (&cfg.peer, listener) {
+        (Peer::Connect(dest), _) => {
+            let stream = net::connect(dest, cfg.common.family, cfg.common.connect_timeout)
+                .map_err(|e| exit::tag(e, Tag::Retryable))?;
+            (stream, Some(dest.clone()))
+        }
+        (Peer::Listen(_), Some(listener)) => (
+            net::accept(listener, None)?.expect("no deadline, so a connection"),
+            None,
+        ),
+        (Peer::Listen(addr), None) => unreachable!("run() listens on {addr} first"),
+    };
+    let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    if let Some(label) = label {
+        conn.peer = label;
+    }
     Ok(conn)
 }
 
