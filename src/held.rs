@@ -152,7 +152,8 @@ impl Record {
         )
     }
 
-    fn decode(text: &str) -> Option<Record> {
+    /// Parses a record; anything malformed is `None` (nothing is trusted).
+    pub fn decode(text: &str) -> Option<Record> {
         let mut lines = text.lines();
         if lines.next()? != HEADER {
             return None;
@@ -203,7 +204,12 @@ impl Record {
         let mut tmp = path.as_os_str().to_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let mut file = File::create(&tmp)?;
+        // create_new never follows a planted symlink (O_EXCL).
+        let _ = fs::remove_file(&tmp);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         file.write_all(self.encode().as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, &path)

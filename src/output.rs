@@ -38,9 +38,41 @@ pub fn check_name(name: &str) -> Result<(), String> {
             name.escape_default()
         ));
     }
-    if name.ends_with(PART_SUFFIX) {
+    if name.ends_with(PART_SUFFIX) || name.contains(".zcpart.held") {
         return Err(format!(
             "'{name}' would collide with zc's {PART_SUFFIX} files"
+        ));
+    }
+    if cfg!(windows) {
+        windows_safe(name)?;
+    }
+    Ok(())
+}
+
+/// Names Windows would misread: reserved device names (with or without an
+/// extension), trailing dots or spaces, and characters it forbids.
+fn windows_safe(name: &str) -> Result<(), String> {
+    const RESERVED: [&str; 22] = [
+        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    ];
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or(name)
+        .trim_end()
+        .to_ascii_uppercase();
+    if RESERVED.contains(&stem.as_str()) {
+        return Err(format!("'{name}' is a reserved device name on Windows"));
+    }
+    if name.ends_with(['.', ' ']) {
+        return Err(format!(
+            "'{name}' ends with a dot or a space, which Windows drops"
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| "<>:\"|?*".contains(*c)) {
+        return Err(format!(
+            "'{name}' has {c:?}, which Windows does not allow in names"
         ));
     }
     Ok(())
@@ -261,6 +293,25 @@ mod tests {
         }
         assert!(check_name(&"a".repeat(256)).is_err());
         assert!(check_name(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn windows_names() {
+        for bad in [
+            "CON",
+            "con.txt",
+            "LPT1",
+            "Aux.tar.gz",
+            "a.",
+            "a ",
+            "a:b",
+            "a?",
+        ] {
+            assert!(windows_safe(bad).is_err(), "{bad:?}");
+        }
+        for good in ["CONSOLE", "a.b", "com10", "null"] {
+            assert!(windows_safe(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
