@@ -556,3 +556,264 @@ fn pump(
 pub fn line_with<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
     text.lines().find(|l| l.contains(needle))
 }
+
+/// A child started with [`start`]: stdout and stderr are collected on
+/// threads of their own while the test acts on it (signals, kill -9).
+pub struct Running {
+    pub child: Guard,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for the child to exit (bounded) and returns what it said.
+    pub fn finish(mut self, timeout: Duration) -> Outcome {
+        let status = wait_timeout(&mut self.child, timeout, "child");
+        let out = self.out.take().map(|h| h.join().unwrap());
+        let err = self.err.take().map(|h| h.join().unwrap());
+        Outcome {
+            code: code_of(status),
+            stdout: out.unwrap_or_default(),
+            stderr: String::from_utf8_lossy(&err.unwrap_or_default()).into_owned(),
+        }
+    }
+}
+
+/// Starts `cmd` with stdin closed and stdout/stderr collected.
+pub fn start(mut cmd: Command) -> Running {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("spawning a child"));
+    let out = child.stdout.take().map(collect);
+    let err = child.stderr.take().map(collect);
+    Running { child, out, err }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+pub fn sigint(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(rc, 0, "kill(SIGINT) failed: {}", io::Error::last_os_error());
+}
+
+/// A TCP proxy for many connections, forwarding both ways, that counts the
+/// bytes going client→server (the direction of a `zc send`) and can:
+///
+/// - cut: close both sockets after forwarding `cut_after` bytes upstream, on
+///   each of the first `cuts` connections (later ones are forwarded whole),
+///   like a pulled cable;
+/// - hold: stop forwarding upstream once the total reaches [`hold_at`],
+///   so a test can act (kill, signal) at a known point of a transfer;
+/// - throttle: forward upstream in `chunk`-byte reads with a pause after each.
+///
+/// [`hold_at`]: CuttingProxy::hold_at
+pub struct CuttingProxy {
+    pub addr: SocketAddr,
+    /// Bytes forwarded client→server, over all connections.
+    pub forwarded: Arc<AtomicU64>,
+    /// Client→server bytes of each connection, in the order accepted.
+    per_conn: Arc<std::sync::Mutex<Vec<u64>>>,
+    hold: Arc<AtomicU64>,
+    slow: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What one connection of a [`CuttingProxy`] does.
+#[derive(Clone)]
+struct ProxyShared {
+    forwarded: Arc<AtomicU64>,
+    per_conn: Arc<std::sync::Mutex<Vec<u64>>>,
+    hold: Arc<AtomicU64>,
+    slow: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    chunk: usize,
+    pause: Duration,
+}
+
+impl CuttingProxy {
+    /// Cuts each of the first `cuts` connections after `cut_after` bytes
+    /// upstream.
+    pub fn start(upstream: SocketAddr, cut_after: u64, cuts: usize) -> CuttingProxy {
+        Self::build(upstream, cut_after, cuts, None)
+    }
+
+    /// Forwards everything, counting.
+    pub fn counting(upstream: SocketAddr) -> CuttingProxy {
+        Self::build(upstream, u64::MAX, 0, None)
+    }
+
+    /// Forwards everything, upstream in `chunk`-byte steps with `pause`
+    /// after each (until [`CuttingProxy::unthrottle`]).
+    pub fn throttled(upstream: SocketAddr, chunk: usize, pause: Duration) -> CuttingProxy {
+        Self::build(upstream, u64::MAX, 0, Some((chunk, pause)))
+    }
+
+    fn build(
+        upstream: SocketAddr,
+        cut_after: u64,
+        cuts: usize,
+        throttle: Option<(usize, Duration)>,
+    ) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (chunk, pause) = throttle.unwrap_or((usize::MAX, Duration::ZERO));
+        let shared = ProxyShared {
+            forwarded: Arc::new(AtomicU64::new(0)),
+            per_conn: Arc::new(std::sync::Mutex::new(Vec::new())),
+            hold: Arc::new(AtomicU64::new(u64::MAX)),
+            slow: Arc::new(AtomicBool::new(throttle.is_some())),
+            stop: Arc::new(AtomicBool::new(false)),
+            chunk,
+            pause,
+        };
+        let proxy = CuttingProxy {
+            addr,
+            forwarded: shared.forwarded.clone(),
+            per_conn: shared.per_conn.clone(),
+            hold: shared.hold.clone(),
+            slow: shared.slow.clone(),
+            stop: shared.stop.clone(),
+        };
+        thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                let _ = client.set_nonblocking(false);
+                let index = {
+                    let mut conns = shared.per_conn.lock().unwrap();
+                    conns.push(0);
+                    conns.len() - 1
+                };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let cut = (index < cuts).then_some(cut_after);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || pump(s2, c2, usize::MAX, Duration::ZERO, None, None));
+                let shared = shared.clone();
+                thread::spawn(move || pump_upstream(client, server, index, cut, &shared));
+            }
+        });
+        proxy
+    }
+
+    /// Pauses upstream forwarding once `n` bytes (in all) have gone through.
+    pub fn hold_at(&self, n: u64) {
+        self.hold.store(n, Ordering::SeqCst);
+    }
+
+    /// Lifts [`CuttingProxy::hold_at`].
+    pub fn release(&self) {
+        self.hold.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Stops throttling.
+    pub fn unthrottle(&self) {
+        self.slow.store(false, Ordering::SeqCst);
+    }
+
+    /// Client→server bytes of each connection so far.
+    pub fn connections(&self) -> Vec<u64> {
+        self.per_conn.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` bytes went upstream; panics (killing `child`) if
+    /// `child` exits first or it takes longer than [`TIMEOUT`].
+    pub fn wait_for(&self, n: u64, child: &mut Child, what: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.forwarded.load(Ordering::SeqCst) < n {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{what} exited ({status}) after {} bytes, before {n} went through the proxy",
+                    self.forwarded.load(Ordering::SeqCst)
+                );
+            }
+            if Instant::now() >= deadline {
+                kill_tree(child);
+                panic!("{what}: {n} bytes did not go through the proxy within {TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Client→server for one connection of a [`CuttingProxy`].
+fn pump_upstream(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    index: usize,
+    mut cut: Option<u64>,
+    sh: &ProxyShared,
+) {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut clean = true;
+    loop {
+        if sh.stop.load(Ordering::SeqCst) {
+            clean = false;
+            break;
+        }
+        if cut == Some(0) {
+            clean = false;
+            break;
+        }
+        let (held_at, done) = (
+            sh.hold.load(Ordering::SeqCst),
+            sh.forwarded.load(Ordering::SeqCst),
+        );
+        if done >= held_at {
+            thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let slow = sh.slow.load(Ordering::SeqCst);
+        let mut want = buf.len() as u64;
+        if slow {
+            want = want.min(sh.chunk as u64);
+        }
+        want = want.min(held_at - done).min(cut.unwrap_or(u64::MAX));
+        let n = match from.read(&mut buf[..want as usize]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            clean = false;
+            break;
+        }
+        sh.forwarded.fetch_add(n as u64, Ordering::SeqCst);
+        sh.per_conn.lock().unwrap()[index] += n as u64;
+        if let Some(left) = cut.as_mut() {
+            *left -= n as u64;
+        }
+        if slow && !sh.pause.is_zero() {
+            thread::sleep(sh.pause);
+        }
+    }
+    if clean {
+        // The client finished: pass its end of stream on.
+        let _ = to.shutdown(Shutdown::Write);
+        let _ = from.shutdown(Shutdown::Read);
+    } else {
+        // A cut (or a dead server): both connections end here. The other
+        // direction's thread sees its read end and drops its handles, so
+        // both sockets are closed for real.
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    }
+}
