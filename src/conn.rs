@@ -33,6 +33,9 @@ pub fn stopped() -> io::Error {
 
 impl Conn {
     pub fn new(stream: TcpStream, idle: Duration) -> io::Result<Self> {
+        // Frames are small and each is awaited by the peer: no Nagle delay.
+        // DATA headers ride with their payload through MSG_MORE instead.
+        stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(TICK))?;
         stream.set_write_timeout(Some(TICK))?;
         let peer = stream

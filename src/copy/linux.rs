@@ -28,6 +28,22 @@ fn refuses(err: &io::Error) -> bool {
 pub const AVAILABLE: bool = true;
 pub const SPLICE: bool = true;
 
+/// Writes a small header that the data right behind it should share a
+/// packet with: MSG_MORE holds it until the payload follows.
+pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+    let socket = socket2::SockRef::from(&conn.stream);
+    let mut rest = header;
+    while !rest.is_empty() {
+        match socket.send_with_flags(rest, libc::MSG_MORE) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if conn::is_tick(&e) => conn.check_waiting()?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 pub fn send_file(
     file: &File,
     conn: &mut Conn,

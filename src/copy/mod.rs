@@ -66,6 +66,11 @@ pub enum ZeroCopyError {
     Io(io::Error),
 }
 
+/// Writes a DATA header so that it leaves together with its payload.
+pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+    platform::write_header(conn, header)
+}
+
 /// The error for a source that ended before the range did.
 pub fn shrank(at: u64) -> io::Error {
     io::Error::new(

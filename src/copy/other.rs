@@ -10,6 +10,10 @@ pub const AVAILABLE: bool = false;
 /// splice(2) is Linux only.
 pub const SPLICE: bool = false;
 
+pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+    io::Write::write_all(conn, header)
+}
+
 pub fn send_file(
     _file: &File,
     _conn: &mut Conn,

@@ -279,6 +279,8 @@ struct Tally {
     /// The whole file's SHA-256, fed in order, when it will be.
     prefix: Option<Prefix>,
     checkpoint: Option<Checkpointer>,
+    /// Some data went through splice(2), never through user space.
+    spliced: bool,
 }
 
 impl Transfer<'_> {
@@ -318,6 +320,7 @@ impl Transfer<'_> {
             sent: (verify && !whole).then(Sha256::new),
             prefix: (verify && whole).then(Prefix::default),
             checkpoint: None,
+            spliced: false,
         };
         if self.hashes {
             self.send_hashes(conn, tally.prefix.as_mut(), reporter)?;
@@ -427,6 +430,7 @@ impl Transfer<'_> {
                     let (sink, splice) = match &mut self.target {
                         Target::Stream(out, _) => {
                             let splice = !hashing && out.is_char_device();
+                            tally.spliced |= splice;
                             (out.sink(), splice)
                         }
                         Target::Part(part) => {
@@ -665,7 +669,7 @@ impl Transfer<'_> {
             path: Some(self.path_label()),
             bytes: received,
             elapsed: self.began.elapsed(),
-            zero_copy: false,
+            zero_copy: tally.spliced,
             sha256: checked.map(|(ours, ..)| proto::hex(&ours)),
             resumed_from,
             note,

@@ -113,6 +113,12 @@ pub fn receive(
         }
     };
     synced?;
+    // Raw mode cannot tell a finished stream from a cut one: the exact end
+    // is what a manual resume (--offset on both sides) needs.
+    let note = match sink {
+        Sink::File { .. } => Some(format!("{label} ends at byte {}", start + received)),
+        Sink::Stdout(_) => None,
+    };
     bar.finish(&Summary {
         role: Role::Recv,
         name: label.clone(),
@@ -122,7 +128,7 @@ pub fn receive(
         zero_copy: false,
         sha256: None,
         resumed_from: start,
-        note: None,
+        note,
     });
     Ok(())
 }

@@ -173,13 +173,12 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
         }
         Peer::Connect(_) => None,
     };
-    // The clock starts at the first connection, not while a reverse-mode
-    // sender waits for its receiver.
-    let mut first_connection = None;
     let mut attempt = 0;
     loop {
         let result = connect(cfg, listener.as_ref()).and_then(|mut conn| {
-            let began = *first_connection.get_or_insert_with(Instant::now);
+            // The summary speaks of this connection (a resume says where
+            // it started), not of the waits before it.
+            let began = Instant::now();
             if cfg.common.raw {
                 raw::session(cfg, &mut plan, &mut conn, reporter, began)
             } else {
@@ -241,7 +240,7 @@ fn connect(cfg: &SendConfig, listener: Option<&TcpListener>) -> Result<Conn> {
 
 /// The command line that continues this transfer: the same one (framed
 /// resume is automatic), or with `--offset` set (raw mode).
-pub(crate) fn resume_command(offset: Option<u64>) -> String {
+pub(crate) fn resume_command(offset: Option<&str>) -> String {
     let mut args: Vec<String> = std::env::args().collect();
     if let Some(first) = args.first_mut() {
         *first = "zc".into();
@@ -263,7 +262,18 @@ pub(crate) fn resume_command(offset: Option<u64>) -> String {
             .position(|a| a == "send")
             .map_or(kept.len(), |i| i + 1);
         kept.splice(at..at, ["--offset".to_string(), offset.to_string()]);
-        args = kept;
+        // a placeholder such as N must not be quoted away
+        return kept
+            .iter()
+            .map(|a| {
+                if a == offset {
+                    a.clone()
+                } else {
+                    shell_quote(a)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     }
     args.iter()
         .map(|a| shell_quote(a))
@@ -320,13 +330,20 @@ pub(crate) fn send_file_ranges(
             let began = Instant::now();
             conn.finishing = true;
             if framed {
-                io::Write::write_all(conn, &crate::protocol::data_header(at, len))?;
+                copy::write_header(conn, &crate::protocol::data_header(at, len))?;
             }
             let base = sent.bytes;
-            let mut inner = |n: u64| progress(base + n);
+            let mut handed = 0;
+            let mut inner = |n: u64| {
+                handed = n;
+                progress(base + n)
+            };
             let step = copy::send_file(file, conn, at, len, sent.zero_copy, &mut inner);
             conn.finishing = false;
-            let step = step?;
+            let step = step.inspect_err(|_| {
+                // what the kernel took before the failure counts as sent
+                sent.bytes = base + handed;
+            })?;
             if !step.zero_copy {
                 sent.zero_copy = false;
                 sent.fallback = sent.fallback.take().or(step.fallback);

@@ -48,12 +48,15 @@ pub(super) fn session(
     if let Err(e) = moved {
         bar.abandon();
         let at = plan.offset + sent.bytes;
+        // What was handed to the network may sit in buffers (ours, a
+        // proxy's, the peer's) when a connection dies, and a raw peer cannot
+        // say what it got: only the receiver's count is safe to resume from.
         let resume = match plan.input {
             Input::File { .. } => format!(
-                "; {at} bytes were sent; resume with: {}",
-                resume_command(Some(at))
+                "; up to byte {at} left this side; N is the byte count 'zc recv --raw' reported; resume with: {}",
+                resume_command(Some("N"))
             ),
-            Input::Stream { .. } => format!("; {at} bytes were sent"),
+            Input::Stream { .. } => format!("; up to byte {at} left this side"),
         };
         let err = anyhow::Error::new(e);
         if exit::code_of(&err) == ExitCode::Interrupted {
@@ -65,8 +68,10 @@ pub(super) fn session(
         }) {
             return Err(err.context(plan.label.clone()));
         }
-        let err = err.context(format!("{}: connection lost{resume}", conn.peer));
-        return Err(exit::tag(err, Tag::Retryable));
+        // The resume command ends the line, so it can be pasted as it is.
+        let why = exit::message_of(&err);
+        let line = format!("{}: connection lost: {why}{resume}", conn.peer);
+        return Err(exit::tag(anyhow::anyhow!(line), Tag::Retryable));
     }
     // Closing our side and waiting for the peer to close tells us it read
     // everything; a raw peer has no other way to say so.
