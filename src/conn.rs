@@ -126,3 +126,60 @@ impl Write for Conn {
         Ok(())
     }
 }
+
+/// While one side works without sending (fsync, hashing from disk), the
+/// other hears a KEEPALIVE this often, so its idle timeout measures a
+/// silent peer, not a slow disk.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs `work` on another thread while sending keepalives.
+pub fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let handle = scope.spawn(move || {
+            let out = work();
+            let _ = done_tx.send(());
+            out
+        });
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            done_rx.recv_timeout(KEEPALIVE_EVERY)
+        {
+            let _ = crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[]);
+        }
+        handle.join().expect("the worker thread does not panic")
+    })
+}
+
+/// For loops that work between frames: sends a keepalive when it is due.
+pub struct Keepalive(Instant);
+
+impl Keepalive {
+    pub fn new() -> Self {
+        Keepalive(Instant::now())
+    }
+
+    /// True when a frame should go out now (the caller's own, or a keepalive).
+    pub fn due(&self) -> bool {
+        self.0.elapsed() >= KEEPALIVE_EVERY
+    }
+
+    /// Notes that a frame just went out.
+    pub fn sent(&mut self) {
+        self.0 = Instant::now();
+    }
+
+    /// Sends a keepalive if one is due.
+    pub fn tick(&mut self, conn: &mut Conn) -> io::Result<()> {
+        if self.due() {
+            crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[])?;
+            self.sent();
+        }
+        Ok(())
+    }
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive::new()
+    }
+}

@@ -5,15 +5,14 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, Session};
 use crate::config::{Output, RecvConfig};
-use crate::conn::Conn;
+use crate::conn::{with_keepalive, Conn, Keepalive};
 use crate::copy::{self, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Failure, Tag};
 use crate::hash::{self, Prefix, Sha};
@@ -25,10 +24,6 @@ use crate::protocol::{
 };
 use crate::sys;
 use crate::units::human_bytes;
-
-/// While fsync or a final hash runs, the sender hears from us this often,
-/// so its idle timeout measures a silent peer, not a slow disk.
-const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
 
 pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::NotASender)
@@ -378,9 +373,15 @@ impl Transfer<'_> {
         let mut buf = vec![0u8; BUF_SIZE];
         let mut batch = Vec::with_capacity(proto::MAX_HASHES);
         let mut done = 0u64;
+        // A batch goes out when full or when the sender has waited long
+        // enough (a slow disk must not look like a silent receiver).
+        let mut pace = Keepalive::new();
         for &(start, end) in self.held.pairs() {
             let mut at = start;
             while at < end {
+                if crate::interrupt::requested() {
+                    return Err(crate::conn::stopped().into());
+                }
                 let len = (end - at).min(proto::BLOCK);
                 let sha256 = hash::block(&part.file, at, len, prefix.as_deref_mut(), &mut buf)
                     .with_context(|| part.path.display().to_string())?;
@@ -389,10 +390,11 @@ impl Transfer<'_> {
                     len: len as u32,
                     sha256,
                 });
-                if batch.len() == proto::MAX_HASHES {
+                if batch.len() == proto::MAX_HASHES || pace.due() {
                     proto::write_frame(conn, kind::HASHES, &proto::encode_hashes(&batch, false))
                         .with_context(|| format!("{}: connection lost", conn.peer))?;
                     batch.clear();
+                    pace.sent();
                 }
                 at += len;
                 done += len;
@@ -764,21 +766,4 @@ fn result(
 /// than the error at hand.
 fn tell(conn: &mut Conn, session: Option<&Session>, status: Status, held: u64, message: &str) {
     let _ = result(conn, session, status, None, held, message);
-}
-
-/// Runs `work` (an fsync, a hash) while sending keepalives, so a long flush
-/// to a slow disk is not mistaken for a dead receiver.
-fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let handle = scope.spawn(move || {
-            let out = work();
-            let _ = done_tx.send(());
-            out
-        });
-        while let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(KEEPALIVE_EVERY) {
-            let _ = proto::write_frame(conn, kind::KEEPALIVE, &[]);
-        }
-        handle.join().expect("the worker thread does not panic")
-    })
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{resume_command, send_file_ranges, Input, Plan};
 use crate::auth::{self, Session};
 use crate::config::SendConfig;
-use crate::conn::Conn;
+use crate::conn::{with_keepalive, Conn, Keepalive};
 use crate::copy::{self, Sent, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Prefix, Sha};
@@ -21,6 +21,8 @@ use crate::units::human_bytes;
 
 /// How long a stopping sender waits for the receiver to say what it keeps.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// Bad blocks warned about one by one; the rest are counted.
+const MAX_BAD_WARNINGS: u64 = 8;
 /// How long a failed sender waits for the receiver's reason (a full disk).
 const REASON_WAIT: Duration = Duration::from_secs(1);
 
@@ -178,10 +180,11 @@ pub(super) fn session(
         bar.abandon();
         return Err(data_failed(conn, plan, sent.bytes, e));
     }
+    // The hash may still be catching up with the kernel: keep the
+    // receiver posted while it does.
     let digest = match hasher {
         Some(handle) => Some(
-            handle
-                .join()
+            with_keepalive(conn, || handle.join())
                 .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?
                 .with_context(|| plan.label.clone())?,
         ),
@@ -236,6 +239,8 @@ fn verify_held(
     let mut checked = 0u64;
     let mut bad = 0u64;
     let mut buf = vec![0u8; BUF_SIZE];
+    // The receiver waits for our first DATA while we hash: keep it posted.
+    let mut keepalive = Keepalive::new();
     loop {
         let frame = next_frame(conn).map_err(|e| lost(conn, e))?;
         if frame.kind != kind::HASHES {
@@ -248,6 +253,12 @@ fn verify_held(
         let (blocks, last) =
             proto::decode_hashes(&frame.body).with_context(|| conn.peer.clone())?;
         for b in blocks {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted(
+                    "interrupted while verifying what the receiver holds",
+                ));
+            }
+            keepalive.tick(conn).map_err(|e| lost(conn, e))?;
             let (from, to) = (b.offset, b.offset + b.len as u64);
             if to > size || !held.covers(from, to) {
                 bail!(
@@ -261,10 +272,13 @@ fn verify_held(
                 good.insert(from, to);
             } else {
                 bad += 1;
-                reporter.warn(&format!(
-                    "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
-                    plan.display_name()
-                ));
+                // a whole file of bad blocks is one story, not thousands of lines
+                if bad <= MAX_BAD_WARNINGS {
+                    reporter.warn(&format!(
+                        "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
+                        plan.display_name()
+                    ));
+                }
             }
             checked += to - from;
             bar.update(checked);
@@ -272,6 +286,13 @@ fn verify_held(
         if last {
             break;
         }
+    }
+    if bad > MAX_BAD_WARNINGS {
+        reporter.warn(&format!(
+            "{}: {} more blocks differ and are re-sent",
+            plan.display_name(),
+            bad - MAX_BAD_WARNINGS
+        ));
     }
     bar.finish_verify(good.total(), bad);
     Ok(good)
