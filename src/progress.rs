@@ -208,17 +208,26 @@ impl Reporter {
             Style::Json => Box::new(Verify {
                 lines: Lines::new(&start, true),
                 json: true,
+                updates: true,
             }),
             Style::Plain => Box::new(Verify {
                 lines: Lines::new(&start, false),
                 json: false,
+                updates: true,
+            }),
+            // Without progress, still one line when verifying ends: it can
+            // take a while, and it says how much was kept.
+            Style::Summary => Box::new(Verify {
+                lines: Lines::new(&start, false),
+                json: false,
+                updates: false,
             }),
             Style::Bar => {
                 let bar = Bar::new(&self.multi, &start);
                 bar.bar.set_prefix(format!("verifying {name}"));
                 Box::new(bar)
             }
-            Style::Summary | Style::Quiet => Box::new(Silent),
+            Style::Quiet => Box::new(Silent),
         }
     }
 
@@ -327,12 +336,14 @@ impl Progress for Lines {
 struct Verify {
     lines: Lines,
     json: bool,
+    /// Lines while verifying (else only the last one).
+    updates: bool,
 }
 
 impl Progress for Verify {
     fn update(&mut self, bytes: u64) {
         let now = Instant::now();
-        if now < self.lines.next {
+        if !self.updates || now < self.lines.next {
             return;
         }
         self.lines.next = now + LINE_EVERY;
