@@ -194,9 +194,10 @@ impl Reporter {
     }
 
     /// The display for checking held data before a resume.
-    pub fn verifier(&self, name: &str, total: u64) -> Box<dyn Progress> {
+    /// The sender checks blocks; the receiver hashes what it holds for it.
+    pub fn verifier(&self, role: Role, name: &str, total: u64) -> Box<dyn Progress> {
         let start = Start {
-            role: Role::Send,
+            role,
             name: name.to_string(),
             peer: String::new(),
             size: None,
@@ -206,11 +207,13 @@ impl Reporter {
         };
         match self.style {
             Style::Json => Box::new(Verify {
+                role,
                 lines: Lines::new(&start, true),
                 json: true,
                 updates: true,
             }),
             Style::Plain => Box::new(Verify {
+                role,
                 lines: Lines::new(&start, false),
                 json: false,
                 updates: true,
@@ -218,6 +221,7 @@ impl Reporter {
             // Without progress, still one line when verifying ends: it can
             // take a while, and it says how much was kept.
             Style::Summary => Box::new(Verify {
+                role,
                 lines: Lines::new(&start, false),
                 json: false,
                 updates: false,
@@ -334,6 +338,7 @@ impl Progress for Lines {
 
 /// The verify phase as lines or JSON events.
 struct Verify {
+    role: Role,
     lines: Lines,
     json: bool,
     /// Lines while verifying (else only the last one).
@@ -368,8 +373,15 @@ impl Progress for Verify {
         let secs = self.lines.began.elapsed().as_secs_f64();
         if self.json {
             emit(
-                json!({"event": "verify", "name": self.lines.name, "bytes": self.lines.total,
-                "total": self.lines.total, "good": good, "bad_blocks": bad, "seconds": secs, "done": true}),
+                json!({"event": "verify", "role": role_name(self.role), "name": self.lines.name,
+                "bytes": self.lines.total, "total": self.lines.total, "good": good,
+                "bad_blocks": bad, "seconds": secs, "done": true}),
+            );
+        } else if self.role == Role::Recv {
+            let held = human_bytes(good);
+            eprintln!(
+                "zc: hashed the {held} held of {} in {secs:.1} s",
+                self.lines.name
             );
         } else {
             eprintln!(

@@ -369,7 +369,7 @@ impl Transfer<'_> {
         reporter: &Reporter,
     ) -> Result<()> {
         let part = self.part().expect("only parts hold data");
-        let mut bar = reporter.verifier(&self.name, self.held.total());
+        let mut bar = reporter.verifier(Role::Recv, &self.name, self.held.total());
         let mut buf = vec![0u8; BUF_SIZE];
         let mut batch = Vec::with_capacity(proto::MAX_HASHES);
         let mut done = 0u64;

@@ -234,7 +234,7 @@ fn verify_held(
     reporter: &Reporter,
 ) -> Result<Ranges> {
     let total = held.total();
-    let mut bar = reporter.verifier(&plan.display_name(), total);
+    let mut bar = reporter.verifier(Role::Send, &plan.display_name(), total);
     let mut good = Ranges::new();
     let mut checked = 0u64;
     let mut bad = 0u64;
