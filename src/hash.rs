@@ -132,6 +132,85 @@ pub fn block(
     Ok(hasher.finalize().into())
 }
 
+/// Buffers in flight between a receive loop and its hashing thread, and
+/// their size: 2 MiB in all, so memory stays flat.
+const PIPE_BUFS: usize = 4;
+const PIPE_BUF: usize = 512 << 10;
+
+/// What a receiver hashes: the payloads in order, and/or the whole file.
+pub struct Hashers {
+    pub sent: Option<Sha256>,
+    pub prefix: Option<Prefix>,
+}
+
+/// Hashing on its own thread, fed the buffers a receive loop has just
+/// written, so reading the socket and hashing overlap instead of taking
+/// turns on one core.
+pub struct Pipe {
+    work: Option<std::sync::mpsc::SyncSender<(u64, Vec<u8>, usize)>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<Hashers>>,
+}
+
+impl Pipe {
+    pub fn start(mut hashers: Hashers) -> Pipe {
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, usize)>(PIPE_BUFS);
+        let (free_tx, free_rx) = std::sync::mpsc::channel();
+        for _ in 0..PIPE_BUFS {
+            let _ = free_tx.send(vec![0u8; PIPE_BUF]);
+        }
+        let thread = spawn(move || {
+            for (offset, buf, len) in work_rx {
+                if let Some(h) = hashers.sent.as_mut() {
+                    h.update(&buf[..len]);
+                }
+                if let Some(p) = hashers.prefix.as_mut() {
+                    p.feed(offset, &buf[..len]);
+                }
+                // the loop may be gone (an error): then the buffer just drops
+                let _ = free_tx.send(buf);
+            }
+            hashers
+        });
+        Pipe {
+            work: Some(work_tx),
+            free: free_rx,
+            thread: Some(thread),
+        }
+    }
+
+    /// A free buffer; waits while all are being hashed.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.free.recv().unwrap_or_else(|_| vec![0u8; PIPE_BUF])
+    }
+
+    /// Hands `buf[..len]`, the bytes at `offset`, to the hashing thread.
+    pub fn push(&self, offset: u64, buf: Vec<u8>, len: usize) {
+        if let Some(work) = &self.work {
+            let _ = work.send((offset, buf, len));
+        }
+    }
+
+    /// Waits for the queue to drain and returns the hashers.
+    pub fn finish(mut self) -> Hashers {
+        self.work = None;
+        self.thread
+            .take()
+            .expect("finish runs once")
+            .join()
+            .expect("the hashing thread does not panic")
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

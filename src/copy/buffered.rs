@@ -111,21 +111,63 @@ pub struct RecvError {
     pub error: io::Error,
 }
 
+/// Buffers for a receive loop, and what becomes of each chunk once it is
+/// written (hashing, progress, the held record).
+pub trait Chunks {
+    /// A buffer to read the next chunk into.
+    fn take(&mut self) -> Vec<u8>;
+    /// `buf[..len]` was written to the sink.
+    fn written(&mut self, buf: Vec<u8>, len: usize);
+    /// `n` more bytes went through splice(2), never through user space.
+    fn spliced(&mut self, n: u64);
+}
+
+/// The plain case: one buffer, reused, and a running count.
+pub struct Counted<F: FnMut(u64)> {
+    buf: Option<Vec<u8>>,
+    total: u64,
+    on_total: F,
+}
+
+impl<F: FnMut(u64)> Counted<F> {
+    pub fn new(on_total: F) -> Self {
+        Counted {
+            buf: Some(vec![0u8; BUF_SIZE]),
+            total: 0,
+            on_total,
+        }
+    }
+}
+
+impl<F: FnMut(u64)> Chunks for Counted<F> {
+    fn take(&mut self) -> Vec<u8> {
+        self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE])
+    }
+    fn written(&mut self, buf: Vec<u8>, len: usize) {
+        self.buf = Some(buf);
+        self.spliced(len as u64);
+    }
+    fn spliced(&mut self, n: u64) {
+        self.total += n;
+        (self.on_total)(self.total);
+    }
+}
+
 /// Copies `len` bytes (or, with `None`, everything until the peer closes)
-/// from the socket into `sink`; `observe` sees every chunk once it is
-/// written (for hashing, progress and the held record). An error comes
-/// with the count of bytes already written, so nothing is lost.
+/// from the socket into `sink`, through buffers from `chunks`. An error
+/// comes with the count of bytes already written, so nothing is lost.
 pub fn recv_to_sink(
     conn: &mut Conn,
     sink: &mut dyn Write,
     len: Option<u64>,
-    buf: &mut [u8],
-    observe: &mut dyn FnMut(&[u8]),
+    chunks: &mut dyn Chunks,
 ) -> Result<Received, RecvError> {
     let mut done = 0u64;
     loop {
+        let mut buf = chunks.take();
         let room = len.map_or(buf.len() as u64, |l| (l - done).min(buf.len() as u64)) as usize;
         if room == 0 {
+            chunks.written(buf, 0);
             return Ok(Received {
                 bytes: done,
                 cut: false,
@@ -133,10 +175,11 @@ pub fn recv_to_sink(
         }
         let n = match conn.read(&mut buf[..room]) {
             Ok(0) => {
+                chunks.written(buf, 0);
                 return Ok(Received {
                     bytes: done,
                     cut: len.is_some(),
-                })
+                });
             }
             Ok(n) => n,
             Err(error) => {
@@ -153,6 +196,6 @@ pub fn recv_to_sink(
             error,
         })?;
         done += n as u64;
-        observe(&buf[..n]);
+        chunks.written(buf, n);
     }
 }

@@ -14,7 +14,9 @@ use other as platform;
 use std::fs::File;
 use std::io;
 
-pub use buffered::{read_at, recv_to_sink, send_stream, Received, RecvError, BUF_SIZE};
+pub use buffered::{
+    read_at, recv_to_sink, send_stream, Chunks, Counted, Received, RecvError, BUF_SIZE,
+};
 
 use crate::conn::Conn;
 
@@ -27,26 +29,23 @@ pub enum Sink<'a> {
 
 /// Receives `len` bytes (or, with `None`, until the peer closes) into `sink`.
 /// With `splice` on a platform that has it and a file sink, the bytes never
-/// enter user space; otherwise they pass through `buf`. `observe` gets each
-/// chunk's length once it is written, and its bytes when they were in hand.
+/// enter user space; otherwise they pass through buffers from `chunks`,
+/// which also learns of every chunk written.
 pub fn recv(
     conn: &mut Conn,
     sink: Sink<'_>,
     len: Option<u64>,
     splice: bool,
-    buf: &mut [u8],
-    observe: &mut dyn FnMut(u64, Option<&[u8]>),
+    chunks: &mut dyn Chunks,
 ) -> Result<Received, RecvError> {
     let writer: &mut dyn io::Write = match sink {
         Sink::File(file) if splice && platform::SPLICE => {
-            return platform::recv_splice(conn, file, len, &mut |n| observe(n, None));
+            return platform::recv_splice(conn, file, len, &mut |n| chunks.spliced(n));
         }
         Sink::File(file) => file,
         Sink::Writer(w) => w,
     };
-    recv_to_sink(conn, writer, len, buf, &mut |data| {
-        observe(data.len() as u64, Some(data))
-    })
+    recv_to_sink(conn, writer, len, chunks)
 }
 
 /// What a send moved, and how.

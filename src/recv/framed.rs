@@ -15,7 +15,7 @@ use crate::config::{Output, RecvConfig};
 use crate::conn::{with_keepalive, Conn, Keepalive};
 use crate::copy::{self, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Failure, Tag};
-use crate::hash::{self, Prefix, Sha};
+use crate::hash::{self, Hashers, Pipe, Prefix, Sha};
 use crate::held::{Checkpointer, Identity, Ranges, Record};
 use crate::output::{self, OpenError, Part};
 use crate::progress::{Progress, Reporter, Role, Start, Summary};
@@ -276,6 +276,55 @@ struct Tally {
     checkpoint: Option<Checkpointer>,
     /// Some data went through splice(2), never through user space.
     spliced: bool,
+    /// The hashers while data arrives.
+    pipe: Option<Pipe>,
+}
+
+/// One DATA frame's chunks: hashed on the pipe's thread, recorded for the
+/// checkpoint, counted for progress.
+struct FrameChunks<'a> {
+    pipe: Option<&'a Pipe>,
+    /// The buffer reused when nothing is hashed.
+    spare: &'a mut Option<Vec<u8>>,
+    offset: u64,
+    at: u64,
+    /// Bytes received before this frame.
+    base: u64,
+    checkpoint: Option<&'a Checkpointer>,
+    bar: &'a mut dyn Progress,
+}
+
+impl FrameChunks<'_> {
+    fn advance(&mut self, n: u64) {
+        self.at += n;
+        if let Some(cp) = self.checkpoint {
+            cp.add(self.offset, self.at);
+        }
+        self.bar.update(self.base + (self.at - self.offset));
+    }
+}
+
+impl copy::Chunks for FrameChunks<'_> {
+    fn take(&mut self) -> Vec<u8> {
+        match self.pipe {
+            Some(pipe) => pipe.buffer(),
+            None => self.spare.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]),
+        }
+    }
+
+    fn written(&mut self, buf: Vec<u8>, len: usize) {
+        match self.pipe {
+            Some(pipe) => pipe.push(self.at, buf, len),
+            None => *self.spare = Some(buf),
+        }
+        if len > 0 {
+            self.advance(len as u64);
+        }
+    }
+
+    fn spliced(&mut self, n: u64) {
+        self.advance(n);
+    }
 }
 
 impl Transfer<'_> {
@@ -316,6 +365,7 @@ impl Transfer<'_> {
             prefix: (verify && whole).then(Prefix::default),
             checkpoint: None,
             spliced: false,
+            pipe: None,
         };
         if self.hashes {
             self.send_hashes(conn, tally.prefix.as_mut(), reporter)?;
@@ -413,7 +463,15 @@ impl Transfer<'_> {
         tally: &mut Tally,
         bar: &mut dyn Progress,
     ) -> Result<Summary> {
-        let mut buf = vec![0u8; BUF_SIZE];
+        // Hashing runs on its own thread, overlapping the reads.
+        if tally.sent.is_some() || tally.prefix.is_some() {
+            let hashers = Hashers {
+                sent: tally.sent.take(),
+                prefix: tally.prefix.take(),
+            };
+            tally.pipe = Some(Pipe::start(hashers));
+        }
+        let mut spare = None;
         let mut first_byte = None;
         let end = loop {
             let frame = match proto::read_frame(conn) {
@@ -428,7 +486,7 @@ impl Transfer<'_> {
                     let label = self.path_label();
                     // Bytes pass through user space only when something
                     // needs them: a digest, or a sink a copy serves better.
-                    let hashing = tally.sent.is_some() || tally.prefix.is_some();
+                    let hashing = tally.pipe.is_some();
                     let (sink, splice) = match &mut self.target {
                         Target::Stream(out, _) => {
                             let splice = !hashing && out.is_char_device();
@@ -442,26 +500,16 @@ impl Transfer<'_> {
                             (copy::Sink::File(&mut part.file), false)
                         }
                     };
-                    let base = tally.received;
-                    let mut at = offset;
-                    let (sent, prefix, checkpoint) =
-                        (&mut tally.sent, &mut tally.prefix, &tally.checkpoint);
-                    let mut observe = |n: u64, data: Option<&[u8]>| {
-                        if let Some(data) = data {
-                            if let Some(h) = sent.as_mut() {
-                                h.update(data);
-                            }
-                            if let Some(p) = prefix.as_mut() {
-                                p.feed(at, data);
-                            }
-                        }
-                        at += n;
-                        if let Some(cp) = checkpoint {
-                            cp.add(offset, at);
-                        }
-                        bar.update(base + (at - offset));
+                    let mut chunks = FrameChunks {
+                        pipe: tally.pipe.as_ref(),
+                        spare: &mut spare,
+                        offset,
+                        at: offset,
+                        base: tally.received,
+                        checkpoint: tally.checkpoint.as_ref(),
+                        bar: &mut *bar,
                     };
-                    let got = copy::recv(conn, sink, Some(len), splice, &mut buf, &mut observe);
+                    let got = copy::recv(conn, sink, Some(len), splice, &mut chunks);
                     match got {
                         Ok(got) => {
                             tally.received += got.bytes;
@@ -554,6 +602,11 @@ impl Transfer<'_> {
         resumed_from: u64,
     ) -> Result<Summary> {
         let received = tally.received;
+        if let Some(pipe) = tally.pipe.take() {
+            let hashers = pipe.finish();
+            tally.sent = hashers.sent;
+            tally.prefix = hashers.prefix;
+        }
         let durable = match (&mut self.target, tally.checkpoint.take()) {
             (Target::Part(_), Some(cp)) => with_keepalive(conn, move || cp.finish()).map(Some),
             (Target::Part(part), None) => {

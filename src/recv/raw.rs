@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::config::{Output, RecvConfig};
 use crate::conn::Conn;
-use crate::copy::{self, RecvError, BUF_SIZE};
+use crate::copy::{self, RecvError};
 use crate::exit::{self, ExitCode, Failure};
 use crate::output;
 use crate::progress::{Reporter, Role, Start, Summary};
@@ -82,7 +82,6 @@ pub fn receive(
         count: None,
         resumed_from: start,
     });
-    let mut buf = vec![0u8; BUF_SIZE];
     // Raw mode hashes nothing, so a device such as /dev/null takes splice(2).
     let (writer, splice) = match sink {
         Sink::Stdout(out) => {
@@ -91,12 +90,8 @@ pub fn receive(
         }
         Sink::File { file, .. } => (copy::Sink::File(file), false),
     };
-    let mut total = 0u64;
-    let mut observe = |n: u64, _: Option<&[u8]>| {
-        total += n;
-        bar.update(total);
-    };
-    let got = copy::recv(&mut conn, writer, None, splice, &mut buf, &mut observe);
+    let mut chunks = copy::Counted::new(|total| bar.update(total));
+    let got = copy::recv(&mut conn, writer, None, splice, &mut chunks);
     let synced = match sink {
         Sink::File { file, .. } => file.sync_all().with_context(|| label.clone()),
         Sink::Stdout(out) => out.flush().context("stdout"),
