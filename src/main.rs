@@ -1,6 +1,6 @@
 //! The `zc` binary: parse, build the config, dispatch, map errors to exit codes.
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser as _};
 
 use zc::cli::{Cli, Command};
 use zc::config::{RecvConfig, SendConfig, Style};
@@ -9,7 +9,10 @@ use zc::progress::Reporter;
 use zc::{interrupt, recv, send};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => parse_failed(err),
+    };
     interrupt::install();
     let (style, result) = match &cli.command {
         Command::Completions { shell } => {
@@ -37,6 +40,28 @@ fn main() {
         std::process::exit(code.code());
     }
     std::process::exit(ExitCode::Success.code());
+}
+
+/// A command line clap refused: with `--json` on it, the error is an event
+/// like every other line; otherwise clap's own message. Help and version
+/// go to stdout as usual.
+fn parse_failed(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let is_output = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !wants_json || is_output {
+        err.exit();
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or("bad command line");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    Reporter::new(Style::Json).error(message, ExitCode::Usage);
+    std::process::exit(ExitCode::Usage.code());
 }
 
 fn style_of(json: bool) -> Style {

@@ -1119,7 +1119,6 @@ fn json_resumed_transfer() {
 }
 
 #[test]
-#[ignore = "bug: the receiver's `start` event of a resumed transfer says resumed_from 0"]
 fn json_resumed_transfer_receiver_start_says_where_it_resumes() {
     let (_, rx_events, from) = resumed_transfer();
     let starts: Vec<&Value> = rx_events.iter().filter(|e| e["event"] == "start").collect();
@@ -1205,7 +1204,6 @@ fn exit_2_usage_errors() {
 }
 
 #[test]
-#[ignore = "bug: with --json, clap's usage errors (bad flag, bad value) are plain text, not an error event"]
 fn exit_2_from_the_parser_is_a_json_event_under_json() {
     let d = dirs();
     let src = d.file("usage.bin", 10, 10);

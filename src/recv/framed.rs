@@ -380,24 +380,33 @@ impl Transfer<'_> {
                 .with_context(|| part.path.display().to_string())?;
             tally.checkpoint = Some(cp);
         }
+        // What will come, if every held block checks out (the sender
+        // re-sends bad ones on top).
+        let (start, end) = (
+            self.offer.offset,
+            self.offer.offset + self.offer.count.unwrap_or(0),
+        );
+        let missing = if self.hashes {
+            self.held.missing(start, end)
+        } else {
+            vec![(start, end)]
+        };
+        let resumed_from = match missing.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        };
         let mut bar = reporter.transfer(&Start {
             role: Role::Recv,
             name: self.name.clone(),
             peer: conn.peer.clone(),
             size: self.offer.size,
             offset: self.offer.offset,
-            count: self.offer.count.map(|c| {
-                c - self
-                    .held
-                    .pairs()
-                    .iter()
-                    .map(|&(a, b)| {
-                        let (s, e) = (a.max(self.offer.offset), b.min(self.offer.offset + c));
-                        e.saturating_sub(s)
-                    })
-                    .sum::<u64>()
-            }),
-            resumed_from: 0,
+            count: self
+                .offer
+                .count
+                .map(|_| missing.iter().map(|(a, b)| b - a).sum()),
+            resumed_from,
         });
         match self.receive(conn, &mut tally, bar.as_mut()) {
             Ok(summary) => {

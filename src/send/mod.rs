@@ -174,8 +174,11 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
         Peer::Connect(_) => None,
     };
     let mut attempt = 0;
+    // A resume command only makes sense once a transfer has begun.
+    let mut connected = false;
     loop {
         let result = connect(cfg, listener.as_ref()).and_then(|mut conn| {
+            connected = true;
             // The summary speaks of this connection (a resume says where
             // it started), not of the waits before it.
             let began = Instant::now();
@@ -192,7 +195,8 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
         let can_retry =
             retryable(&err) && matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
         if !can_retry || attempt >= cfg.retry {
-            if retryable(&err) && !cfg.common.raw && matches!(plan.input, Input::File { .. }) {
+            let file = matches!(plan.input, Input::File { .. });
+            if connected && retryable(&err) && !cfg.common.raw && file {
                 let line = format!(
                     "{}; resume with: {}",
                     exit::message_of(&err),
