@@ -25,6 +25,10 @@ use crate::protocol::{
 use crate::sys;
 use crate::units::human_bytes;
 
+/// Block hashes per HASHES frame while verifying: 64 MiB of data, so the
+/// sender starts checking early and both sides hash in parallel.
+const HASH_BATCH: usize = 16;
+
 pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::NotASender)
 }
@@ -432,8 +436,8 @@ impl Transfer<'_> {
         let mut buf = vec![0u8; BUF_SIZE];
         let mut batch = Vec::with_capacity(proto::MAX_HASHES);
         let mut done = 0u64;
-        // A batch goes out when full or when the sender has waited long
-        // enough (a slow disk must not look like a silent receiver).
+        // Small batches let the sender hash the same blocks while we hash
+        // the next ones; a slow disk still sends one every KEEPALIVE_EVERY.
         let mut pace = Keepalive::new();
         for &(start, end) in self.held.pairs() {
             let mut at = start;
@@ -449,7 +453,7 @@ impl Transfer<'_> {
                     len: len as u32,
                     sha256,
                 });
-                if batch.len() == proto::MAX_HASHES || pace.due() {
+                if batch.len() == HASH_BATCH || pace.due() {
                     proto::write_frame(conn, kind::HASHES, &proto::encode_hashes(&batch, false))
                         .with_context(|| format!("{}: connection lost", conn.peer))?;
                     batch.clear();
