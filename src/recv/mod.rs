@@ -1,8 +1,10 @@
 //! The receiving role: listen, accept, and hand each connection to the framed
 //! or the raw receiver.
 
+mod ending;
 mod framed;
 mod raw;
+mod transfer;
 
 use std::net::TcpListener;
 use std::thread;
