@@ -3,6 +3,7 @@
 
 mod framed;
 mod raw;
+mod verify;
 
 use std::fs::File;
 use std::io::{self, Read};
