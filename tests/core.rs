@@ -1,5 +1,6 @@
 //! End-to-end tests of the built `zc` binary: real sender and receiver
 //! processes talking over 127.0.0.1.
+#![cfg(unix)]
 
 mod common;
 

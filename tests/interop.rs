@@ -1,4 +1,5 @@
 //! `--raw` against the tools it promises to talk to: OpenBSD netcat and socat.
+#![cfg(unix)]
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! Every transfer that should resume is checked three ways: the final bytes
 //! equal the source, the summary says where it resumed from, and a counting
 //! proxy shows how many bytes the second attempt really put on the wire.
+#![cfg(unix)]
 
 mod common;
 
