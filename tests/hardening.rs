@@ -1,0 +1,2099 @@
+//! Hardening: untrusted peers (bad headers, bad names, planted symlinks, silent peers), faults (kill -9, a cut connection, a full disk, a source that changes, an unusable output) and load, against real `zc` processes over 127.0.0.1.
+#![cfg(unix)]
+
+// Self-contained on purpose: tests/common is shared with other suites.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{symlink, FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use zc::held::Record;
+use zc::protocol::{self as proto, kind, Answer, End, Offer, RefuseCode};
+
+const MIB: u64 = 1 << 20;
+/// No child may outlive this; a hung test is a failed test.
+const TIMEOUT: Duration = Duration::from_secs(90);
+/// For the heavy cases on a slow, shared machine.
+const LONG: Duration = Duration::from_secs(300);
+/// How long a raw client waits for the receiver to answer or hang up.
+const CLIENT_WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// Processes
+
+fn zc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zc"))
+}
+
+/// The exit code, or -(signal) when a signal ended the process.
+fn code_of(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| -s))
+        .unwrap_or(i32::MIN)
+}
+
+#[derive(Debug)]
+struct Outcome {
+    code: i32,
+    stderr: String,
+}
+
+impl Outcome {
+    fn expect(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit code {} (wanted {code}); stderr:\n{}",
+            self.code, self.stderr
+        );
+        no_panic(what, &self.stderr);
+        self
+    }
+}
+
+fn no_panic(what: &str, stderr: &str) {
+    assert!(
+        !stderr.contains("panicked"),
+        "{what} panicked; stderr:\n{stderr}"
+    );
+}
+
+/// A child whose stderr is collected as it comes; killed (SIGKILL) and
+/// reaped if the test ends while it runs.
+struct Proc {
+    child: Child,
+    what: String,
+    err: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Proc {
+    fn start(mut cmd: Command, what: &str, stdin: Stdio) -> Proc {
+        cmd.stdin(stdin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let sink = err.clone();
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Proc {
+            child,
+            what: what.to_string(),
+            err,
+            reader: Some(reader),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits until stderr contains `needle`; panics if the child ends first
+    /// or it takes longer than `timeout`.
+    fn wait_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) {
+                return text;
+            }
+            if let Some(status) = self.exited() {
+                // the last lines may still be in the pipe
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                let text = self.stderr();
+                if text.contains(needle) {
+                    return text;
+                }
+                panic!(
+                    "{} ended ({status}) before saying {needle:?}; stderr:\n{text}",
+                    self.what
+                );
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!(
+                    "{} did not say {needle:?} within {timeout:?}; stderr:\n{}",
+                    self.what,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the child to exit; kills it and panics when it
+    /// overstays.
+    fn finish(&mut self, timeout: Duration) -> Outcome {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!(
+                    "{} still running after {timeout:?}; killed. stderr:\n{}",
+                    self.what,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Outcome {
+            code: code_of(status),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// A running `zc recv -l 127.0.0.1:0 -o DIR ...` whose address is known.
+struct Recv {
+    p: Proc,
+    addr: SocketAddr,
+}
+
+impl Recv {
+    fn start(output: &Path, extra: &[&str]) -> Recv {
+        Recv::start_cmd(recv_cmd(output, extra))
+    }
+
+    fn start_cmd(cmd: Command) -> Recv {
+        let mut p = Proc::start(cmd, "zc recv", Stdio::null());
+        let text = p.wait_stderr("listening on ", TIMEOUT);
+        let line = text
+            .lines()
+            .find(|l| l.contains("listening on "))
+            .expect("the listening line");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Recv { p, addr }
+    }
+
+    fn dest(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn finish(&mut self, timeout: Duration) -> Outcome {
+        self.p.finish(timeout)
+    }
+
+    /// The receiver is still up and stderr shows no panic.
+    fn check_alive(&mut self, what: &str) {
+        if let Some(status) = self.p.exited() {
+            panic!(
+                "{what}: the receiver exited ({status}); stderr:\n{}",
+                self.p.stderr()
+            );
+        }
+        no_panic(what, &self.p.stderr());
+    }
+}
+
+fn recv_cmd(output: &Path, extra: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.args(["recv", "-l", "127.0.0.1:0", "--progress", "none", "-o"])
+        .arg(output)
+        .args(extra);
+    cmd
+}
+
+fn send_cmd(args: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.arg("send").args(["--progress", "none"]).args(args);
+    cmd
+}
+
+/// `zc send ARGS`, stdin from `stdin` (or closed), bounded by `timeout`.
+fn send(args: &[&str], stdin: Option<&Path>, timeout: Duration) -> Outcome {
+    send_async(args, stdin).finish(timeout)
+}
+
+fn send_async(args: &[&str], stdin: Option<&Path>) -> Proc {
+    let input = match stdin {
+        Some(path) => Stdio::from(File::open(path).expect("opening the sender's stdin")),
+        None => Stdio::null(),
+    };
+    Proc::start(send_cmd(args), "zc send", input)
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------
+// Data and files
+
+/// xorshift64*: deterministic test bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.fill(&mut v);
+        v
+    }
+}
+
+fn random_file(path: &Path, size: u64, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut f = io::BufWriter::new(File::create(path).unwrap());
+    let mut buf = vec![0u8; MIB as usize];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.into_inner().unwrap().sync_all().unwrap();
+}
+
+/// Panics unless the two files hold the same bytes.
+fn assert_same_file(expected: &Path, actual: &Path) {
+    let (mut a, mut b) = (
+        File::open(expected).unwrap_or_else(|e| panic!("{}: {e}", expected.display())),
+        File::open(actual).unwrap_or_else(|e| panic!("{}: {e}", actual.display())),
+    );
+    let (la, lb) = (a.metadata().unwrap().len(), b.metadata().unwrap().len());
+    assert_eq!(la, lb, "{} has {lb} bytes, wanted {la}", actual.display());
+    let (mut x, mut y) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
+    let mut at = 0u64;
+    loop {
+        let n = a.read(&mut x).unwrap();
+        if n == 0 {
+            break;
+        }
+        b.read_exact(&mut y[..n]).unwrap();
+        if x[..n] != y[..n] {
+            let i = x[..n]
+                .iter()
+                .zip(&y[..n])
+                .position(|(p, q)| p != q)
+                .unwrap();
+            panic!(
+                "{} differs from {} at byte {}",
+                actual.display(),
+                expected.display(),
+                at + i as u64
+            );
+        }
+        at += n as u64;
+    }
+}
+
+/// Panics unless `part` holds exactly the first `part.len()` bytes of `src`.
+fn assert_prefix_of(src: &Path, part: &Path) -> u64 {
+    let got = fs::read(part).unwrap();
+    let mut want = vec![0u8; got.len()];
+    File::open(src).unwrap().read_exact(&mut want).unwrap();
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!(
+            "{} is not a prefix of {}: byte {i} differs",
+            part.display(),
+            src.display()
+        );
+    }
+    got.len() as u64
+}
+
+/// Every range the held record claims lies in the part and matches the
+/// source; returns the bytes claimed.
+fn assert_record_truthful(src: &Path, part: &Path) -> u64 {
+    let text = fs::read_to_string(zc::held::record_path(part))
+        .unwrap_or_else(|e| panic!("{}.held: {e}", part.display()));
+    let rec = Record::decode(&text).unwrap_or_else(|| panic!("malformed record:\n{text}"));
+    let len = fs::metadata(part).unwrap().len();
+    let (a, b) = (File::open(src).unwrap(), File::open(part).unwrap());
+    for &(start, end) in rec.held.pairs() {
+        assert!(
+            end <= len,
+            "the record claims {start}..{end} but the part has {len} bytes"
+        );
+        let mut at = start;
+        let (mut x, mut y) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
+        while at < end {
+            let n = (end - at).min(MIB) as usize;
+            a.read_exact_at(&mut x[..n], at).unwrap();
+            b.read_exact_at(&mut y[..n], at).unwrap();
+            assert!(
+                x[..n] == y[..n],
+                "held bytes {at}..{} differ from the source",
+                at + n as u64
+            );
+            at += n as u64;
+        }
+    }
+    rec.held.total()
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Everything under `root` (not following links): path → kind, size, and a
+/// content digest, so any write, creation or removal shows.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                walk(&path, out);
+                "dir".into()
+            } else {
+                let data = fs::read(&path).unwrap();
+                let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                });
+                format!("file {} {h:016x}", meta.len())
+            };
+            out.insert(path, what);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, &mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Raw clients
+
+fn client(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connecting");
+    s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+    s.set_write_timeout(Some(CLIENT_WAIT)).unwrap();
+    s
+}
+
+fn preamble(version: u16) -> Vec<u8> {
+    let mut v = proto::MAGIC.to_vec();
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// Preamble and OFFER, as a sender would open.
+fn hello(offer_body: &[u8]) -> Vec<u8> {
+    let mut v = preamble(proto::VERSION);
+    v.extend_from_slice(&frame(kind::OFFER, offer_body));
+    v
+}
+
+fn offer(name: &str, size: u64) -> Offer {
+    Offer {
+        name: Some(name.into()),
+        size: Some(size),
+        offset: 0,
+        count: Some(size),
+        verify: true,
+        ..Offer::default()
+    }
+}
+
+/// A TLV field, built by hand (for values the encoder cannot make).
+fn field(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+/// How a raw conversation ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// The receiver closed (EOF or reset).
+    Closed,
+    /// Nothing for [`CLIENT_WAIT`].
+    Silent,
+}
+
+/// Reads until the receiver hangs up (or goes silent for [`CLIENT_WAIT`]).
+fn drain(s: &mut TcpStream) -> (Vec<u8>, Ending) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Ending::Closed),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (got, Ending::Silent)
+            }
+            Err(_) => return (got, Ending::Closed),
+        }
+    }
+}
+
+/// Sends `bytes` and closes the sending side (ignoring a receiver that
+/// hung up first), then returns what came back until the receiver closed;
+/// panics if it went silent instead.
+fn converse(addr: SocketAddr, bytes: &[u8], what: &str) -> Vec<u8> {
+    let mut c = client(addr);
+    let _ = c.write_all(bytes);
+    let _ = c.shutdown(Shutdown::Write);
+    let (got, ending) = drain(&mut c);
+    assert_eq!(
+        ending,
+        Ending::Closed,
+        "{what}: the receiver neither answered nor hung up within {CLIENT_WAIT:?}"
+    );
+    got
+}
+
+/// Parses the single frame a receiver answered with.
+fn answer_of(bytes: &[u8], what: &str) -> Answer {
+    let f = proto::read_frame(&mut &bytes[..])
+        .unwrap_or_else(|e| panic!("{what}: no whole frame in {bytes:?}: {e:#}"));
+    assert_eq!(
+        f.kind,
+        kind::ANSWER,
+        "{what}: frame {:#x} instead of an answer",
+        f.kind
+    );
+    Answer::decode(&f.body).unwrap_or_else(|e| panic!("{what}: bad answer: {e:#}"))
+}
+
+fn refusal(bytes: &[u8], what: &str) -> (RefuseCode, String) {
+    match answer_of(bytes, what) {
+        Answer::Refuse { code, reason } => (code, reason),
+        other => panic!("{what}: the receiver accepted: {other:?}"),
+    }
+}
+
+/// Sends a real file through `zc send` and checks it landed intact.
+fn real_transfer(r: &Recv, out: &Path, name: &str, size: u64, seed: u64) {
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join(name);
+    random_file(&src, size, seed);
+    send(&[s(&src), &r.dest()], None, TIMEOUT).expect(0, &format!("sending {name}"));
+    assert_same_file(&src, &out.join(name));
+}
+
+// ---------------------------------------------------------------------------
+// A proxy
+
+/// A TCP proxy, both directions, that counts client→server bytes and can
+/// hold (stop forwarding upstream at a byte count) or cut (close both
+/// sockets of the first connection after a byte count).
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicU64>,
+    hold: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr, cut_first_after: Option<u64>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let proxy = Proxy {
+            addr: listener.local_addr().unwrap(),
+            up: Arc::new(AtomicU64::new(0)),
+            hold: Arc::new(AtomicU64::new(u64::MAX)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (up, hold, stop) = (proxy.up.clone(), proxy.hold.clone(), proxy.stop.clone());
+        thread::spawn(move || {
+            let mut first = true;
+            while !stop.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                client
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let cut = if first { cut_first_after } else { None };
+                first = false;
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || {
+                    let (mut from, mut to) = (s2, c2);
+                    let _ = io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+                let (up, hold, stop) = (up.clone(), hold.clone(), stop.clone());
+                thread::spawn(move || pump_up(client, server, cut, &up, &hold, &stop));
+            }
+        });
+        proxy
+    }
+
+    fn forwarded(&self) -> u64 {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    fn hold_at(&self, n: u64) {
+        self.hold.store(n, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.hold.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Waits until `n` bytes went upstream; panics if `sender` exits first.
+    fn wait_for(&self, n: u64, sender: &mut Proc) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.forwarded() < n {
+            if let Some(status) = sender.exited() {
+                panic!(
+                    "the sender exited ({status}) after {} bytes, before {n}; stderr:\n{}",
+                    self.forwarded(),
+                    sender.stderr()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!("{n} bytes did not go through the proxy within {TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn pump_up(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    mut cut: Option<u64>,
+    up: &AtomicU64,
+    hold: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    let clean = loop {
+        if stop.load(Ordering::SeqCst) || cut == Some(0) {
+            break false;
+        }
+        let (limit, done) = (hold.load(Ordering::SeqCst), up.load(Ordering::SeqCst));
+        if done >= limit {
+            thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let want = (buf.len() as u64)
+            .min(limit - done)
+            .min(cut.unwrap_or(u64::MAX)) as usize;
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => break true,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => break false,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break false;
+        }
+        up.fetch_add(n as u64, Ordering::SeqCst);
+        if let Some(left) = cut.as_mut() {
+            *left -= n as u64;
+        }
+    };
+    if clean {
+        let _ = to.shutdown(Shutdown::Write);
+    } else {
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tmpfs
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs at `path`; `None` (with a SKIP line) where mounting is
+    /// not allowed.
+    fn tmpfs(path: &Path, options: &str, test: &str) -> Option<Mount> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Mount(path.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "SKIP {test}: cannot mount a tmpfs ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIP {test}: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+
+fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// True while a thread called `name` runs in process `pid`.
+fn has_thread(pid: u32, name: &str) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .any(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+}
+
+/// Waits until `cond` holds, up to `timeout`; false if it never did.
+fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A root with the receiver's output directory `out` inside, so anything
+/// written beside it (a `../x`) shows in a snapshot of the root.
+fn layout() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    fs::create_dir(&out).unwrap();
+    (root, out)
+}
+
+// ===========================================================================
+// Malicious headers
+
+#[test]
+fn non_zc_connections_are_dropped_and_a_one_shot_receiver_goes_on() {
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &[]);
+    let mut rng = Rng::new(1);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("nothing, then close", vec![]),
+        (
+            "an HTTP request",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("unknown magic", b"ZCPX\x00\x01\x00\x00".to_vec()),
+        ("lower-case magic", b"zcpf\x00\x01\x00\x00".to_vec()),
+        ("truncated preamble", b"ZCP".to_vec()),
+        ("magic only", b"ZCPF".to_vec()),
+        ("4 KiB of garbage", rng.bytes(4096)),
+        ("an SSH banner", b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()),
+    ];
+    for (what, bytes) in &cases {
+        let got = converse(r.addr, bytes, what);
+        assert!(got.is_empty(), "{what}: the receiver answered {got:?}");
+        r.check_alive(what);
+    }
+    // Still there for a real sender, and one transfer ends it as usual.
+    real_transfer(&r, &out, "real.bin", 100_000, 2);
+    let got = r.finish(TIMEOUT);
+    got.expect(0, "the receiver after the junk");
+    assert!(
+        got.stderr.matches("dropped").count() >= cases.len(),
+        "each junk connection is reported; stderr:\n{}",
+        got.stderr
+    );
+    assert_eq!(list(&out), vec!["real.bin"]);
+    assert_eq!(list(root.path()), vec!["out"]);
+}
+
+#[test]
+fn unknown_versions_get_a_version_refusal() {
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k"]);
+    for version in [0u16, 2, 0x0100, u16::MAX] {
+        let what = format!("version {version}");
+        let mut bytes = preamble(version);
+        bytes.extend_from_slice(&hello(&offer("v.bin", 10).encode())[8..]);
+        let got = converse(r.addr, &bytes, &what);
+        // The refusal, byte by byte, as docs/PROTOCOL.md lays it out.
+        assert!(got.len() > 5, "{what}: answer {got:?}");
+        assert_eq!(got[0], b'A', "{what}: an ANSWER frame: {got:?}");
+        let len = u32::from_be_bytes(got[1..5].try_into().unwrap()) as usize;
+        assert_eq!(got.len(), 5 + len, "{what}: one frame, then close: {got:?}");
+        let body = &got[5..];
+        assert_eq!(&body[..4], &[1, 0, 1, 1], "{what}: status field = refuse");
+        assert_eq!(
+            &body[4..8],
+            &[2, 0, 1, 5],
+            "{what}: code field = 5 (version)"
+        );
+        assert_eq!(body[8], 3, "{what}: then the reason field");
+        let rlen = u16::from_be_bytes([body[9], body[10]]) as usize;
+        assert_eq!(body.len(), 11 + rlen, "{what}: nothing after the reason");
+        let reason = std::str::from_utf8(&body[11..]).expect("the reason is UTF-8");
+        assert!(
+            reason.contains("protocol") && reason.contains(&version.to_string()),
+            "{what}: the reason names both versions: {reason:?}"
+        );
+        r.check_alive(&what);
+    }
+    real_transfer(&r, &out, "after.bin", 50_000, 3);
+    assert_eq!(list(&out), vec!["after.bin"]);
+    assert_eq!(list(root.path()), vec!["out"]);
+}
+
+#[test]
+fn broken_frames_and_garbage_are_refused_cleanly() {
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k"]);
+    let pre = preamble(proto::VERSION);
+    let with = |tail: &[u8]| [pre.as_slice(), tail].concat();
+    let head = |kind: u8, len: u32| {
+        let mut v = vec![kind];
+        v.extend_from_slice(&len.to_be_bytes());
+        v
+    };
+
+    // Frames over 64 KiB: dropped before the body is read. The bodies
+    // are whole, valid offers (padded with optional fields), so a receiver
+    // that read them would answer.
+    for len in [proto::MAX_FRAME + 1, 1 << 24] {
+        let what = format!("an OFFER of {len} bytes");
+        let mut body = offer("padded.bin", 10).encode();
+        while body.len() < len as usize {
+            let room = (len as usize - body.len()).min(0xffff + 3);
+            let pad = if room < 3 { 3 } else { room };
+            body.extend_from_slice(&field(0x10, &vec![0; pad - 3]));
+        }
+        body.truncate(len as usize);
+        assert_eq!(body.len(), len as usize);
+        let got = converse(r.addr, &hello(&body), &what);
+        assert!(got.is_empty(), "{what}: answered {got:?}");
+        r.check_alive(&what);
+    }
+    let what = "an OFFER claiming 4 GiB";
+    let got = converse(r.addr, &with(&head(kind::OFFER, u32::MAX)), what);
+    assert!(got.is_empty(), "{what}: answered {got:?}");
+    // A frame of exactly 64 KiB is allowed by the framing, and refused as an offer.
+    let mut big = vec![0x10u8, 0xff, 0xfc];
+    big.resize(proto::MAX_FRAME as usize, 0);
+    let got = converse(r.addr, &hello(&big), "a 64 KiB offer");
+    let (code, reason) = refusal(&got, "a 64 KiB offer");
+    assert_eq!(code, RefuseCode::BadOffer, "{reason}");
+
+    // A truncated offer, then close.
+    let mut truncated = with(&head(kind::OFFER, 100));
+    truncated.extend_from_slice(&[1, 0, 5, b'a']);
+    let got = converse(r.addr, &truncated, "a truncated offer");
+    assert!(got.is_empty(), "a truncated offer: answered {got:?}");
+
+    // Something else than an OFFER first: refused with code 7.
+    for k in [kind::DATA, kind::END, kind::KEEPALIVE, kind::ANSWER, b'Z'] {
+        let what = format!("frame {k:#x} first");
+        let got = converse(r.addr, &with(&frame(k, &[0; 16])), &what);
+        let (code, reason) = refusal(&got, &what);
+        assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+    }
+
+    // Malformed offers.
+    let u64f = |tag: u8, v: u64| field(tag, &v.to_be_bytes());
+    let bad_offers: Vec<(&str, Vec<u8>)> = vec![
+        ("a field running past the end", vec![1, 0xff, 0xff, b'a']),
+        ("a dangling tag", vec![2]),
+        ("a short u64", field(2, &[1, 2, 3])),
+        (
+            "an unknown required field",
+            [field(1, b"x"), field(0x90, b"")].concat(),
+        ),
+        (
+            "a non-UTF-8 name",
+            [field(1, &[0xff, 0xfe]), u64f(2, 1)].concat(),
+        ),
+        (
+            "a 31-byte key nonce",
+            [field(1, b"x"), field(0x89, &[0; 31])].concat(),
+        ),
+    ];
+    for (what, body) in &bad_offers {
+        let got = converse(r.addr, &hello(body), what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+        r.check_alive(what);
+    }
+
+    // Arbitrary garbage after a valid preamble, and without one.
+    let mut rng = Rng::new(7);
+    for i in 0..60 {
+        let len = rng.below(3000) as usize;
+        let mut bytes = if i % 2 == 0 { pre.clone() } else { vec![] };
+        if i % 3 == 0 {
+            bytes.push(kind::OFFER);
+            bytes.extend_from_slice(&(rng.below(200) as u32).to_be_bytes());
+        }
+        bytes.extend_from_slice(&rng.bytes(len));
+        let what = format!("garbage #{i}");
+        let mut c = client(r.addr);
+        let _ = c.write_all(&bytes);
+        // Some garbage is a frame waiting for more bytes: hang up ourselves.
+        let _ = c.shutdown(Shutdown::Write);
+        let (_, ending) = drain(&mut c);
+        assert_eq!(
+            ending,
+            Ending::Closed,
+            "{what}: the receiver did not hang up"
+        );
+        r.check_alive(&what);
+    }
+    real_transfer(&r, &out, "after.bin", 300_000, 4);
+    let files = list(&out);
+    assert!(
+        files
+            .iter()
+            .all(|f| f == "after.bin" || fs::metadata(out.join(f)).unwrap().len() == 0),
+        "no garbage may write bytes: {files:?}"
+    );
+    assert!(out.join("after.bin").exists());
+    assert_eq!(list(root.path()), vec!["out"]);
+}
+
+#[test]
+fn bad_names_are_refused_and_nothing_is_written() {
+    let (root, out) = layout();
+    let victim = root.path().join("abs-victim");
+    let passwd_before = fs::read("/etc/passwd").ok();
+    let before = snapshot(root.path());
+    let mut r = Recv::start(&out, &["-k"]);
+    let abs = victim.to_str().unwrap().to_string();
+    let long = "a".repeat(256);
+    let names: Vec<&str> = vec![
+        "../x",
+        "../../x",
+        "/etc/passwd",
+        &abs,
+        "a/b",
+        "a\\b",
+        "..\\x",
+        "..",
+        ".",
+        "",
+        "a\0b",
+        "\0",
+        "a\nb",
+        "a\rb",
+        "\x1b[2J",
+        "tab\there",
+        "del\x7f",
+        "\u{85}next-line",
+        &long,
+        "x.zcpart",
+        "x.zcpart.held",
+        "x.zcpart.held.tmp",
+        "out/../x",
+    ];
+    let payload = b"EVIL!";
+    for name in &names {
+        let what = format!("name {name:?}");
+        let mut bytes = hello(&offer(name, payload.len() as u64).encode());
+        // A hostile sender does not wait for the answer: the data follows.
+        bytes.extend_from_slice(&proto::data_header(0, payload.len() as u64));
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(&frame(
+            kind::END,
+            &End {
+                sent: payload.len() as u64,
+                ..End::default()
+            }
+            .encode(),
+        ));
+        let got = converse(r.addr, &bytes, &what);
+        let (code, reason) = refusal(&got, &what);
+        assert!(
+            matches!(code, RefuseCode::BadName | RefuseCode::BadOffer),
+            "{what}: refused with {code:?}: {reason}"
+        );
+        r.check_alive(&what);
+    }
+    // The same, with a name that is not UTF-8.
+    let body = [
+        field(1, b"bad\xff.bin"),
+        field(2, &5u64.to_be_bytes()),
+        field(3, &0u64.to_be_bytes()),
+    ]
+    .concat();
+    let got = converse(r.addr, &hello(&body), "a non-UTF-8 name");
+    refusal(&got, "a non-UTF-8 name");
+
+    assert_eq!(
+        snapshot(root.path()),
+        before,
+        "a bad name wrote something (inside or outside the output directory)"
+    );
+    assert!(!victim.exists());
+    assert_eq!(
+        fs::read("/etc/passwd").ok(),
+        passwd_before,
+        "/etc/passwd changed"
+    );
+    // Names a user might think odd but that are plain file names work.
+    for (i, name) in ["..x", "x..", ".hidden", "-dash", "sp ace", "ünï €"]
+        .iter()
+        .enumerate()
+    {
+        real_transfer(&r, &out, name, 1000 + i as u64, 10 + i as u64);
+    }
+    assert_eq!(list(root.path()), vec!["out"]);
+    let r_out = r.p.stderr();
+    no_panic("receiver", &r_out);
+}
+
+#[test]
+fn absurd_sizes_and_offsets_are_refused() {
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k"]);
+    let o = |size: Option<u64>, offset: u64, count: Option<u64>| Offer {
+        name: Some("absurd.bin".into()),
+        size,
+        offset,
+        count,
+        verify: true,
+        ..Offer::default()
+    };
+    let max = u64::MAX;
+    let cases: Vec<(&str, Offer, &[RefuseCode])> = vec![
+        (
+            "size 2^64-1",
+            o(Some(max), 0, Some(max)),
+            &[RefuseCode::NoSpace],
+        ),
+        (
+            "1 EiB",
+            o(Some(1 << 60), 0, Some(1 << 60)),
+            &[RefuseCode::NoSpace],
+        ),
+        (
+            "count past the size",
+            o(Some(10), 5, Some(6)),
+            &[RefuseCode::BadOffer],
+        ),
+        (
+            "offset past the size",
+            o(Some(10), 11, None),
+            &[RefuseCode::BadOffer],
+        ),
+        (
+            "offset + count overflows",
+            o(None, max, Some(1)),
+            &[RefuseCode::BadOffer],
+        ),
+        (
+            "both 2^63",
+            o(Some(max), 1 << 63, Some(1 << 63)),
+            &[RefuseCode::BadOffer],
+        ),
+        (
+            "count 2^64-1 at 1",
+            o(Some(max), 1, Some(max)),
+            &[RefuseCode::BadOffer],
+        ),
+    ];
+    for (what, offer, codes) in &cases {
+        let got = converse(r.addr, &hello(&offer.encode()), what);
+        let (code, reason) = refusal(&got, what);
+        assert!(
+            codes.contains(&code),
+            "{what}: refused with {code:?}: {reason}"
+        );
+        if code == RefuseCode::NoSpace {
+            assert!(
+                reason.contains("needs") && reason.contains("free"),
+                "{what}: the reason says needed and free space: {reason}"
+            );
+        }
+        r.check_alive(what);
+    }
+    let no_bytes = |what: &str| {
+        for f in list(&out) {
+            let meta = fs::metadata(out.join(&f)).unwrap();
+            assert!(
+                meta.blocks() * 512 <= MIB,
+                "{what}: {f} takes {} bytes of disk",
+                meta.blocks() * 512
+            );
+        }
+    };
+    no_bytes("refused offers");
+
+    // Accepted offers whose DATA then lies: each must end the connection
+    // without writing past the size or panicking. (The 2^62 case is a
+    // legal range; the file system may take it, sparse, or refuse it.)
+    let data_cases: Vec<(&str, Offer, u64, u64, bool)> = vec![
+        ("DATA past the size", o(Some(10), 0, Some(10)), 5, 10, false),
+        (
+            "DATA offset + length past 2^64",
+            o(Some(10), 0, Some(10)),
+            max - 1,
+            5,
+            false,
+        ),
+        (
+            "DATA at 2^62 - 1 of a 2^62-byte file",
+            o(Some(1 << 62), (1 << 62) - 1, Some(1)),
+            (1 << 62) - 1,
+            1,
+            true,
+        ),
+        (
+            "DATA out of order in a stream",
+            o(None, 0, None),
+            100,
+            1,
+            false,
+        ),
+        (
+            "DATA past the stream's count",
+            o(None, 0, Some(4)),
+            0,
+            8,
+            false,
+        ),
+    ];
+    for (i, (what, offer, at, len, may_land)) in data_cases.iter().enumerate() {
+        let name = format!("lie{i}.bin");
+        let offer = Offer {
+            name: Some(name.clone()),
+            ..offer.clone()
+        };
+        let mut c = client(r.addr);
+        c.write_all(&hello(&offer.encode())).unwrap();
+        let f = proto::read_frame(&mut c).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        assert!(
+            matches!(Answer::decode(&f.body), Ok(Answer::Accept { .. })),
+            "{what}: the offer itself is fine: {:?}",
+            Answer::decode(&f.body)
+        );
+        let payload = (*len).min(64);
+        let mut bytes = proto::data_header(*at, *len).to_vec();
+        bytes.extend_from_slice(&vec![b'z'; payload as usize]);
+        let end = End {
+            sent: payload,
+            ..End::default()
+        };
+        bytes.extend_from_slice(&frame(kind::END, &end.encode()));
+        let _ = c.write_all(&bytes);
+        let _ = c.shutdown(Shutdown::Write);
+        let (got, ending) = drain(&mut c);
+        assert_eq!(
+            ending,
+            Ending::Closed,
+            "{what}: the receiver did not hang up"
+        );
+        if let Ok(f) = proto::read_frame(&mut &got[..]) {
+            if f.kind == kind::RESULT && !may_land {
+                let outcome = proto::Outcome::decode(&f.body).unwrap();
+                assert_ne!(outcome.status, proto::Status::Ok, "{what}: {outcome:?}");
+            }
+        }
+        r.check_alive(what);
+        assert!(!out.join(&name).exists(), "{what}: published");
+        let part = out.join(format!("{name}.zcpart"));
+        if let Some(size) = offer.size {
+            let len = fs::metadata(&part).map_or(0, |m| m.len());
+            assert!(len <= size, "{what}: the part has {len} bytes, past {size}");
+        }
+        no_bytes(what);
+    }
+    real_transfer(&r, &out, "after.bin", 70_000, 5);
+    assert_eq!(list(root.path()), vec!["out"]);
+}
+
+/// The free-space check covers the offered range; DATA outside it must not
+/// get in, or one offer of 1 byte fills the disk.
+#[test]
+#[ignore = "bug: the receiver accepts DATA outside the offered [offset, offset+count); un-ignore when fixed"]
+fn data_outside_the_offered_range_is_refused() {
+    let (_root, out) = layout();
+    let mut r = Recv::start(&out, &["-k"]);
+    let size = MIB;
+    let offer = Offer {
+        name: Some("sneak.bin".into()),
+        size: Some(size),
+        offset: 0,
+        count: Some(1),
+        ..Offer::default()
+    };
+    let mut c = client(r.addr);
+    c.write_all(&hello(&offer.encode())).unwrap();
+    let f = proto::read_frame(&mut c).unwrap();
+    assert!(matches!(Answer::decode(&f.body), Ok(Answer::Accept { .. })));
+    let mut bytes = proto::data_header(0, size).to_vec();
+    bytes.extend_from_slice(&vec![b'z'; size as usize]);
+    bytes.extend_from_slice(&frame(
+        kind::END,
+        &End {
+            sent: size,
+            ..End::default()
+        }
+        .encode(),
+    ));
+    let _ = c.write_all(&bytes);
+    let _ = drain(&mut c);
+    r.check_alive("after the range lie");
+    let held: u64 = list(&out)
+        .iter()
+        .map(|f| fs::metadata(out.join(f)).unwrap().blocks() * 512)
+        .sum();
+    assert!(
+        held <= 64 << 10 && !out.join("sneak.bin").exists(),
+        "an offer of 1 byte wrote {held} bytes: {:?}",
+        list(&out)
+    );
+}
+
+// ===========================================================================
+// Symlinks
+
+#[test]
+fn planted_symlinks_are_never_written_through() {
+    let src_dir = tempfile::tempdir().unwrap();
+    for force in [false, true] {
+        let (root, out) = layout();
+        let outside = root.path().join("outside");
+        let outside2 = root.path().join("outside2");
+        let outside3 = root.path().join("outside3");
+        let outside4 = root.path().join("outside4");
+        for p in [&outside, &outside2, &outside3, &outside4] {
+            fs::write(p, b"precious, not to be touched\n").unwrap();
+        }
+        // DIR/NAME -> ../outside, DIR/NAME.zcpart -> ../outside2, dangling
+        // variants, and links at the record's names.
+        symlink("../outside", out.join("a.bin")).unwrap();
+        symlink("../missing-a", out.join("b.bin")).unwrap();
+        symlink("../outside2", out.join("c.bin.zcpart")).unwrap();
+        symlink("../missing-c", out.join("d.bin.zcpart")).unwrap();
+        symlink("../outside3", out.join("e.bin.zcpart.held")).unwrap();
+        symlink("../outside4", out.join("e.bin.zcpart.held.tmp")).unwrap();
+        let before_outside = snapshot(root.path())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(&out))
+            .collect::<BTreeMap<_, _>>();
+
+        let extra: &[&str] = if force { &["-k", "--force"] } else { &["-k"] };
+        let mut r = Recv::start(&out, extra);
+        for (i, name) in ["a.bin", "b.bin", "c.bin", "d.bin", "e.bin"]
+            .iter()
+            .enumerate()
+        {
+            let what = format!("{name} (force: {force})");
+            let src = src_dir.path().join(name);
+            // e.bin is big enough for a checkpoint to store a record mid-way
+            let size = if *name == "e.bin" { 24 * MIB } else { 200_000 };
+            random_file(&src, size, 20 + i as u64);
+            let sent = send(&[s(&src), &r.dest()], None, TIMEOUT);
+            no_panic(&what, &sent.stderr);
+            r.check_alive(&what);
+            let dest = out.join(name);
+            match sent.code {
+                0 => {
+                    let meta = fs::symlink_metadata(&dest).unwrap();
+                    assert!(meta.is_file(), "{what}: sent, so the link must be replaced");
+                    assert_same_file(&src, &dest);
+                }
+                4 => {}
+                other => panic!("{what}: exit {other}; stderr:\n{}", sent.stderr),
+            }
+            if !force && (*name == "a.bin" || *name == "b.bin") {
+                assert_eq!(sent.code, 4, "{what}: an existing link is an existing file");
+                assert!(sent.stderr.contains("exists"), "{what}: {}", sent.stderr);
+            }
+            if *name == "e.bin" {
+                assert_eq!(sent.code, 0, "{what}: {}", sent.stderr);
+            }
+        }
+        let after_outside = snapshot(root.path())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(&out))
+            .collect::<BTreeMap<_, _>>();
+        assert_eq!(
+            after_outside, before_outside,
+            "a link target outside the output directory was written (force: {force})"
+        );
+        for missing in ["missing-a", "missing-c"] {
+            assert!(!root.path().join(missing).exists(), "{missing} was created");
+        }
+        no_panic("receiver", &r.p.stderr());
+    }
+}
+
+// ===========================================================================
+// Silent peers
+
+#[test]
+fn silent_peers_are_dropped_after_the_timeout_and_block_nothing() {
+    let (_root, out) = layout();
+    let mut r = Recv::start(&out, &["-k", "--timeout", "2"]);
+    let pre = preamble(proto::VERSION);
+    let mut half_offer = pre.clone();
+    half_offer.extend_from_slice(&[kind::OFFER, 0, 0, 0, 40, 1, 0, 9, b'h']);
+    let mut peers: Vec<(&str, TcpStream)> = Vec::new();
+    for (what, bytes) in [
+        ("connects and sends nothing", vec![]),
+        ("sends half a preamble", pre[..5].to_vec()),
+        ("sends half an offer", half_offer),
+    ] {
+        let mut c = client(r.addr);
+        c.write_all(&bytes).unwrap();
+        peers.push((what, c));
+    }
+    // Meanwhile, a real transfer goes through.
+    real_transfer(&r, &out, "meanwhile.bin", 2 * MIB, 30);
+    for (what, c) in &mut peers {
+        let (got, ending) = drain(c);
+        assert_eq!(
+            ending,
+            Ending::Closed,
+            "a peer that {what} was not dropped within {CLIENT_WAIT:?} (--timeout 2)"
+        );
+        assert!(got.is_empty(), "a peer that {what} got {got:?}");
+    }
+    r.check_alive("after the silent peers");
+    // The report follows the hang-up: give it a moment to arrive.
+    let reported = eventually(CLIENT_WAIT, || {
+        r.p.stderr().matches("--timeout").count() >= 3
+    });
+    assert!(
+        reported,
+        "each silent peer is reported as timed out; stderr:\n{}",
+        r.p.stderr()
+    );
+    assert_eq!(list(&out), vec!["meanwhile.bin"]);
+}
+
+#[test]
+fn a_silent_peer_only_delays_a_one_shot_receiver() {
+    let (_root, out) = layout();
+    let mut r = Recv::start(&out, &["--timeout", "2"]);
+    let mut silent = client(r.addr);
+    // The real sender connects behind it and waits in the backlog.
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("patient.bin");
+    random_file(&src, 300_000, 31);
+    send(&[s(&src), &r.dest()], None, TIMEOUT).expect(0, "the sender behind a silent peer");
+    let (_, ending) = drain(&mut silent);
+    assert_eq!(ending, Ending::Closed, "the silent peer was not dropped");
+    r.finish(TIMEOUT).expect(0, "the receiver");
+    assert_same_file(&src, &out.join("patient.bin"));
+}
+
+// ===========================================================================
+// Faults
+
+/// Long enough that no idle timeout fires while a test holds a transfer:
+/// a record that appears then can only come from the periodic checkpoint.
+const PATIENT: &str = "120";
+
+/// Starts `zc send SRC` through a proxy that holds at `hold`, and waits
+/// until the hold is reached and the receiver's checkpoint has recorded
+/// held bytes (it does so every second; 20 s is plenty).
+fn send_and_hold(src: &Path, proxy: &Proxy, hold: u64, part: &Path) -> Proc {
+    proxy.hold_at(hold);
+    let dest = proxy.addr.to_string();
+    let mut sender = send_async(&["--timeout", PATIENT, s(src), &dest], None);
+    proxy.wait_for(hold, &mut sender);
+    let recorded = eventually(Duration::from_secs(20), || {
+        fs::read_to_string(zc::held::record_path(part))
+            .ok()
+            .and_then(|t| Record::decode(&t))
+            .is_some_and(|r| r.held.total() > 0)
+    });
+    assert!(
+        recorded,
+        "no checkpoint record beside {} while the transfer is held",
+        part.display()
+    );
+    sender
+}
+
+#[test]
+fn receiver_sigkill_mid_transfer_keeps_what_arrived_and_the_next_attempt_completes() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("k.bin");
+    let size = 48 * MIB;
+    random_file(&src, size, 40);
+    let part = out.join("k.bin.zcpart");
+
+    let mut r1 = Recv::start(&out, &["--timeout", PATIENT]);
+    let proxy = Proxy::start(r1.addr, None);
+    let mut sender = send_and_hold(&src, &proxy, 16 * MIB, &part);
+    r1.p.kill();
+    proxy.release();
+    let sent = sender.finish(TIMEOUT);
+    assert_eq!(
+        sent.code, 1,
+        "the sender loses its receiver: {}",
+        sent.stderr
+    );
+    no_panic("sender", &sent.stderr);
+    assert!(!out.join("k.bin").exists(), "published after a kill");
+    let held = assert_record_truthful(&src, &part);
+    assert!(held > 0 && held < size);
+
+    let r2 = Recv::start(&out, &[]);
+    let counting = Proxy::start(r2.addr, None);
+    let dest = counting.addr.to_string();
+    let again = send(&[s(&src), &dest], None, LONG);
+    again.expect(0, "the second attempt");
+    assert_same_file(&src, &out.join("k.bin"));
+    assert_eq!(list(&out), vec!["k.bin"], "no .zcpart or record left");
+    assert!(
+        counting.forwarded() <= size - held + MIB,
+        "the second attempt re-sent {} bytes though {held} were held",
+        counting.forwarded()
+    );
+    let mut r2 = r2;
+    r2.finish(TIMEOUT).expect(0, "the second receiver");
+}
+
+#[test]
+fn sender_sigkill_mid_transfer_keeps_what_arrived_and_the_next_attempt_completes() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("s.bin");
+    let size = 48 * MIB;
+    random_file(&src, size, 41);
+    let part = out.join("s.bin.zcpart");
+
+    let mut r = Recv::start(&out, &["--timeout", PATIENT]);
+    let proxy = Proxy::start(r.addr, None);
+    let mut sender = send_and_hold(&src, &proxy, 16 * MIB, &part);
+    sender.kill();
+    proxy.release();
+    // The receiver keeps the part and waits for the sender to come back.
+    r.p.wait_stderr("waiting up to", TIMEOUT);
+    let held = assert_record_truthful(&src, &part);
+    assert!(held > 0 && held < size);
+    assert!(!out.join("s.bin").exists());
+
+    send(&[s(&src), &r.dest()], None, LONG).expect(0, "the second attempt");
+    r.finish(TIMEOUT).expect(0, "the receiver");
+    assert_same_file(&src, &out.join("s.bin"));
+    assert_eq!(list(&out), vec!["s.bin"]);
+}
+
+#[test]
+fn a_connection_cut_mid_stream_keeps_the_part_and_the_next_attempt_completes() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("cut.bin");
+    let size = 40 * MIB;
+    random_file(&src, size, 42);
+
+    let mut r = Recv::start(&out, &[]);
+    let proxy = Proxy::start(r.addr, Some(12 * MIB));
+    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
+    assert_eq!(sent.code, 1, "a cut connection: {}", sent.stderr);
+    no_panic("sender", &sent.stderr);
+    assert!(
+        sent.stderr.contains("resume with"),
+        "the sender says how to resume: {}",
+        sent.stderr
+    );
+    let text = r.p.wait_stderr("waiting up to", TIMEOUT);
+    assert!(
+        text.contains("kept"),
+        "the receiver says what it kept: {text}"
+    );
+    let files = list(&out);
+    assert_eq!(
+        files,
+        vec!["cut.bin.zcpart", "cut.bin.zcpart.held"],
+        "what was received stays"
+    );
+    let part = out.join("cut.bin.zcpart");
+    let held = assert_record_truthful(&src, &part);
+    assert!(held > 0 && held <= 12 * MIB, "held {held}");
+
+    send(&[s(&src), &r.dest()], None, LONG).expect(0, "the next attempt");
+    r.finish(TIMEOUT).expect(0, "the receiver");
+    assert_same_file(&src, &out.join("cut.bin"));
+    assert_eq!(list(&out), vec!["cut.bin"]);
+}
+
+// ===========================================================================
+// A full disk
+
+#[test]
+fn full_disk_known_size_is_refused_up_front() {
+    let (_root, out) = layout();
+    let Some(_mount) = Mount::tmpfs(&out, "size=8m", "full_disk_known_size_is_refused_up_front")
+    else {
+        return;
+    };
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("big.bin");
+    random_file(&src, 16 * MIB, 50);
+    let mut r = Recv::start(&out, &[]);
+    let proxy = Proxy::start(r.addr, None);
+    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
+    sent.expect(4, "a 16 MiB file into 8 MiB");
+    for word in ["needs", "16.0 MiB", "free"] {
+        assert!(
+            sent.stderr.contains(word),
+            "the refusal says {word:?}: {}",
+            sent.stderr
+        );
+    }
+    assert!(
+        proxy.forwarded() < 4096,
+        "the sender sent {} bytes before the refusal",
+        proxy.forwarded()
+    );
+    r.finish(TIMEOUT).expect(4, "the receiver refused");
+    for f in list(&out) {
+        assert_eq!(
+            fs::metadata(out.join(&f)).unwrap().len(),
+            0,
+            "{f} has bytes"
+        );
+    }
+    assert!(!out.join("big.bin").exists());
+}
+
+#[test]
+fn full_disk_mid_stream_is_reported_by_both_and_keeps_the_part() {
+    let (_root, out) = layout();
+    let Some(_mount) = Mount::tmpfs(
+        &out,
+        "size=8m",
+        "full_disk_mid_stream_is_reported_by_both_and_keeps_the_part",
+    ) else {
+        return;
+    };
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("stream.bin");
+    random_file(&src, 16 * MIB, 51);
+    let mut r = Recv::start(&out, &[]);
+    let sent = send(
+        &["--name", "stream.bin", "-", &r.dest()],
+        Some(&src),
+        TIMEOUT,
+    );
+    let got = r.finish(TIMEOUT);
+    no_panic("sender", &sent.stderr);
+    no_panic("receiver", &got.stderr);
+    assert_ne!(sent.code, 0, "the sender cannot succeed: {}", sent.stderr);
+    assert!(
+        sent.stderr.contains("No space left"),
+        "the sender prints the receiver's reason: {}",
+        sent.stderr
+    );
+    assert_ne!(got.code, 0, "the receiver: {}", got.stderr);
+    assert!(
+        got.stderr.contains("No space left"),
+        "the receiver: {}",
+        got.stderr
+    );
+    assert!(
+        !out.join("stream.bin").exists(),
+        "published a partial stream"
+    );
+    let kept = assert_prefix_of(&src, &out.join("stream.bin.zcpart"));
+    assert!(
+        kept > 4 * MIB,
+        "the part holds only {kept} bytes of an 8 MiB disk"
+    );
+}
+
+// ===========================================================================
+// A source that changes during the send
+
+#[test]
+fn a_source_truncated_during_the_send_fails_with_exit_1() {
+    for extra in [&[][..], &["--no-sendfile"][..]] {
+        let (_root, out) = layout();
+        let src_dir = tempfile::tempdir().unwrap();
+        let src = src_dir.path().join("shrinks.bin");
+        let size = 64 * MIB;
+        random_file(&src, size, 60);
+        let mut r = Recv::start(&out, &["-k"]);
+        let proxy = Proxy::start(r.addr, None);
+        proxy.hold_at(2 * MIB);
+        let dest = proxy.addr.to_string();
+        let mut args = extra.to_vec();
+        args.extend([s(&src), &dest]);
+        let mut sender = send_async(&args, None);
+        proxy.wait_for(2 * MIB, &mut sender);
+        // Once the sender's whole-file digest (thread zc-hash) is done, only
+        // the data path can notice the change.
+        let pid = sender.pid();
+        assert!(
+            eventually(TIMEOUT, || !has_thread(pid, "zc-hash")),
+            "the sender's hashing thread did not finish"
+        );
+        // At most a few MiB sit in socket buffers: half the file is still to come.
+        OpenOptions::new()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_len(size / 2)
+            .unwrap();
+        proxy.release();
+        let sent = sender.finish(TIMEOUT);
+        let what = format!("truncated source {extra:?}");
+        sent.expect(1, &what);
+        assert!(
+            sent.stderr.contains("changed during the transfer")
+                && sent.stderr.contains("shrinks.bin"),
+            "{what}: the sender names the file and says it changed: {}",
+            sent.stderr
+        );
+        r.check_alive(&what);
+        assert!(!out.join("shrinks.bin").exists(), "{what}: published");
+    }
+}
+
+#[test]
+fn a_source_modified_in_place_during_the_send_is_caught() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let size = 64 * MIB;
+    // (what, region overwritten once the sender hashed the file and the
+    // proxy holds at 2 MiB)
+    let cases = [
+        ("a region not yet sent", 40 * MIB, MIB),
+        ("a region sent and one not yet sent", 0, 60 * MIB),
+    ];
+    for (i, (what, at, len)) in cases.into_iter().enumerate() {
+        let (_root, out) = layout();
+        let src = src_dir.path().join(format!("m{i}.bin"));
+        random_file(&src, size, 61);
+        let mut r = Recv::start(&out, &[]);
+        let proxy = Proxy::start(r.addr, None);
+        proxy.hold_at(2 * MIB);
+        let dest = proxy.addr.to_string();
+        let mut sender = send_async(&[s(&src), &dest], None);
+        proxy.wait_for(2 * MIB, &mut sender);
+        // The sender's whole-file digest runs on a thread named zc-hash:
+        // once it has ended, the digest covers the old bytes.
+        let pid = sender.pid();
+        assert!(
+            eventually(TIMEOUT, || !has_thread(pid, "zc-hash")),
+            "{what}: the sender's hashing thread did not finish"
+        );
+        let f = OpenOptions::new().write(true).open(&src).unwrap();
+        f.write_all_at(&Rng::new(99).bytes(len as usize), at)
+            .unwrap();
+        drop(f);
+        proxy.release();
+        let sent = sender.finish(TIMEOUT);
+        let got = r.finish(TIMEOUT);
+        sent.expect(3, &format!("sender, {what}"));
+        got.expect(3, &format!("receiver, {what}"));
+        assert!(sent.stderr.contains("mismatch"), "{what}: {}", sent.stderr);
+        assert!(!out.join(format!("m{i}.bin")).exists(), "{what}: published");
+    }
+}
+
+/// Overwriting only bytes that were already read, hashed and sent cannot be
+/// seen by a digest: the receiver then holds the file as it was read. What
+/// must never happen is exit 0 with a file that is neither.
+#[test]
+fn a_source_rewritten_behind_the_send_never_lands_torn() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("behind.bin");
+    let size = 64 * MIB;
+    random_file(&src, size, 62);
+    let original = src_dir.path().join("original.bin");
+    fs::copy(&src, &original).unwrap();
+    let mut r = Recv::start(&out, &[]);
+    let proxy = Proxy::start(r.addr, None);
+    proxy.hold_at(2 * MIB);
+    let dest = proxy.addr.to_string();
+    let mut sender = send_async(&[s(&src), &dest], None);
+    proxy.wait_for(2 * MIB, &mut sender);
+    let pid = sender.pid();
+    assert!(eventually(TIMEOUT, || !has_thread(pid, "zc-hash")));
+    let f = OpenOptions::new().write(true).open(&src).unwrap();
+    f.write_all_at(&Rng::new(98).bytes(MIB as usize), 0)
+        .unwrap();
+    drop(f);
+    proxy.release();
+    let sent = sender.finish(TIMEOUT);
+    let got = r.finish(TIMEOUT);
+    match (sent.code, got.code) {
+        (0, 0) => assert_same_file(&original, &out.join("behind.bin")),
+        (3, 3) => assert!(!out.join("behind.bin").exists()),
+        other => panic!(
+            "exit codes {other:?}; sender:\n{}\nreceiver:\n{}",
+            sent.stderr, got.stderr
+        ),
+    }
+    no_panic("sender", &sent.stderr);
+    no_panic("receiver", &got.stderr);
+}
+
+// ===========================================================================
+// Tampering in transit, with a key
+
+/// A man in the middle for one connection: parses the sender's frames,
+/// flips one byte of the first DATA payload and, with `strip`, removes
+/// the digests from END (fixing the frame length). The OFFER and the key
+/// handshake pass untouched.
+fn tampering_proxy(upstream: SocketAddr, strip: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let Ok(server) = TcpStream::connect(upstream) else {
+            return;
+        };
+        let (mut down_from, mut down_to) =
+            (server.try_clone().unwrap(), client.try_clone().unwrap());
+        thread::spawn(move || {
+            let _ = io::copy(&mut down_from, &mut down_to);
+            let _ = down_to.shutdown(Shutdown::Write);
+        });
+        let _ = relay_tampered(client, server, strip);
+    });
+    addr
+}
+
+fn relay_tampered(mut from: TcpStream, mut to: TcpStream, strip: bool) -> io::Result<()> {
+    let mut pre = [0u8; proto::PREAMBLE_LEN];
+    from.read_exact(&mut pre)?;
+    to.write_all(&pre)?;
+    let mut flipped = false;
+    loop {
+        let f = match proto::read_frame(&mut from) {
+            Ok(f) => f,
+            Err(_) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return Ok(());
+            }
+        };
+        match f.kind {
+            kind::DATA => {
+                to.write_all(&frame(f.kind, &f.body))?;
+                let (_, mut left) = proto::parse_data(&f.body).map_err(io::Error::other)?;
+                let mut buf = vec![0u8; 64 << 10];
+                while left > 0 {
+                    let n = from.read(&mut buf[..left.min(64 << 10) as usize])?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    if !flipped {
+                        buf[0] ^= 0x5a;
+                        flipped = true;
+                    }
+                    to.write_all(&buf[..n])?;
+                    left -= n as u64;
+                }
+            }
+            kind::END if strip => {
+                let end = End::decode(&f.body).map_err(io::Error::other)?;
+                let stripped = End {
+                    sent: end.sent,
+                    ..End::default()
+                };
+                to.write_all(&frame(kind::END, &stripped.encode()))?;
+            }
+            _ => to.write_all(&frame(f.kind, &f.body))?,
+        }
+    }
+}
+
+fn keyed_transfer_through_tampering(strip: bool) {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("signed.bin");
+    random_file(&src, 3 * MIB, 80);
+    let mut rcmd = recv_cmd(&out, &[]);
+    rcmd.env("ZC_KEY", "correct horse battery staple");
+    let mut r = Recv::start_cmd(rcmd);
+    let mitm = tampering_proxy(r.addr, strip);
+    let mut scmd = send_cmd(&[s(&src), &mitm.to_string()]);
+    scmd.env("ZC_KEY", "correct horse battery staple");
+    let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(TIMEOUT);
+    let got = r.finish(TIMEOUT);
+    let what = if strip {
+        "a flipped byte, digests stripped from END"
+    } else {
+        "a flipped byte"
+    };
+    no_panic("sender", &sent.stderr);
+    no_panic("receiver", &got.stderr);
+    assert_ne!(
+        sent.code, 0,
+        "{what}: the sender reported success: {}",
+        sent.stderr
+    );
+    assert_ne!(
+        got.code, 0,
+        "{what}: the receiver reported success: {}",
+        got.stderr
+    );
+    assert!(
+        !out.join("signed.bin").exists(),
+        "{what}: altered data was published"
+    );
+    if !strip {
+        sent.expect(3, what);
+        got.expect(3, what);
+    }
+}
+
+#[test]
+fn with_a_key_data_altered_in_transit_is_detected() {
+    keyed_transfer_through_tampering(false);
+}
+
+#[test]
+#[ignore = "bug: with a key, a man in the middle who strips END's digests gets altered data accepted; un-ignore when fixed"]
+fn with_a_key_stripping_the_digest_does_not_hide_tampering() {
+    keyed_transfer_through_tampering(true);
+}
+
+// ===========================================================================
+// Unusable outputs
+
+#[test]
+fn a_read_only_output_is_refused_before_any_data() {
+    let (_root, out) = layout();
+    let Some(_mount) = Mount::tmpfs(
+        &out,
+        "ro,size=1m",
+        "a_read_only_output_is_refused_before_any_data",
+    ) else {
+        return;
+    };
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("ro.bin");
+    random_file(&src, 100_000, 70);
+    let mut r = Recv::start(&out, &[]);
+    let proxy = Proxy::start(r.addr, None);
+    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
+    assert!(
+        matches!(sent.code, 1 | 4),
+        "exit {} (wanted 4 or 1): {}",
+        sent.code,
+        sent.stderr
+    );
+    no_panic("sender", &sent.stderr);
+    assert!(
+        sent.stderr.contains(s(&out)),
+        "the message names the output path {}: {}",
+        out.display(),
+        sent.stderr
+    );
+    assert!(
+        sent.stderr.to_lowercase().contains("read-only"),
+        "the message says why: {}",
+        sent.stderr
+    );
+    assert!(
+        proxy.forwarded() < 4096,
+        "the sender sent {} bytes before the refusal",
+        proxy.forwarded()
+    );
+    let got = r.finish(TIMEOUT);
+    assert_ne!(got.code, 0);
+    no_panic("receiver", &got.stderr);
+    assert!(list(&out).is_empty());
+}
+
+#[test]
+fn an_output_in_a_missing_directory_is_a_usage_error_at_start() {
+    for output in [
+        "/nonexistent/dir/file",
+        "/nonexistent/dir/",
+        "/nonexistent/dir",
+    ] {
+        for extra in [&[][..], &["-k"][..]] {
+            let mut cmd = zc();
+            cmd.args(["recv", "-l", "127.0.0.1:0", "-o", output])
+                .args(extra);
+            let mut p = Proc::start(cmd, "zc recv", Stdio::null());
+            let got = p.finish(TIMEOUT);
+            let what = format!("-o {output} {extra:?}");
+            got.expect(2, &what);
+            assert!(
+                got.stderr.contains("/nonexistent"),
+                "{what}: the message names the path: {}",
+                got.stderr
+            );
+            assert!(!got.stderr.contains("listening"), "{what}: {}", got.stderr);
+        }
+    }
+}
+
+// ===========================================================================
+// Load
+
+#[test]
+fn load_16_concurrent_senders_of_64_mib() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let r = Recv::start(&out, &["-k"]);
+    let names: Vec<String> = (0..16).map(|i| format!("load-{i:02}.bin")).collect();
+    for (i, name) in names.iter().enumerate() {
+        random_file(&src_dir.path().join(name), 64 * MIB, 100 + i as u64);
+    }
+    let dest = r.dest();
+    let mut senders: Vec<Proc> = names
+        .iter()
+        .map(|n| send_async(&[s(&src_dir.path().join(n)), &dest], None))
+        .collect();
+    for (sender, name) in senders.iter_mut().zip(&names) {
+        sender.finish(LONG).expect(0, name);
+    }
+    for name in &names {
+        assert_same_file(&src_dir.path().join(name), &out.join(name));
+    }
+    assert_eq!(list(&out), names);
+    let mut r = r;
+    r.check_alive("after 16 transfers");
+}
+
+#[test]
+fn load_200_junk_connections_with_real_transfers() {
+    let (_root, out) = layout();
+    let src_dir = tempfile::tempdir().unwrap();
+    let mut r = Recv::start(&out, &["-k"]);
+    let pid = r.p.pid();
+    let fds_at_start = fd_count(pid);
+    assert!(fds_at_start > 0);
+
+    let names: Vec<String> = (0..4).map(|i| format!("real-{i}.bin")).collect();
+    for (i, name) in names.iter().enumerate() {
+        random_file(&src_dir.path().join(name), 16 * MIB, 200 + i as u64);
+    }
+    let mut rng = Rng::new(8);
+    let mut junk = Vec::new();
+    let mut senders = Vec::new();
+    let mut peak_rss = 0;
+    for i in 0..200 {
+        let mut c = client(r.addr);
+        let bytes = match i % 4 {
+            0 => vec![],
+            1 => {
+                let n = rng.below(2000) as usize;
+                rng.bytes(n)
+            }
+            2 => {
+                let mut v = preamble(proto::VERSION);
+                v.push(kind::OFFER);
+                v.extend_from_slice(&proto::MAX_FRAME.to_be_bytes());
+                v.extend_from_slice(&rng.bytes(1000));
+                v
+            }
+            _ => preamble(proto::VERSION)[..6].to_vec(),
+        };
+        let _ = c.write_all(&bytes);
+        junk.push(c);
+        if i % 50 == 25 {
+            let n = &names[senders.len()];
+            senders.push((
+                n.clone(),
+                send_async(&[s(&src_dir.path().join(n)), &r.dest()], None),
+            ));
+        }
+        peak_rss = peak_rss.max(vm_rss_kib(pid));
+    }
+    for (name, sender) in &mut senders {
+        let deadline = Instant::now() + LONG;
+        while sender.exited().is_none() && Instant::now() < deadline {
+            peak_rss = peak_rss.max(vm_rss_kib(pid));
+            thread::sleep(Duration::from_millis(50));
+        }
+        sender.finish(TIMEOUT).expect(0, name);
+    }
+    for name in &names {
+        assert_same_file(&src_dir.path().join(name), &out.join(name));
+    }
+    r.check_alive("with 200 junk connections open");
+    peak_rss = peak_rss.max(vm_rss_kib(pid));
+    drop(junk);
+    let settled = eventually(TIMEOUT, || fd_count(pid) == fds_at_start);
+    assert!(
+        settled,
+        "the receiver holds {} descriptors, {fds_at_start} at the start",
+        fd_count(pid)
+    );
+    let rss = vm_rss_kib(pid);
+    eprintln!(
+        "load: {fds_at_start} descriptors at the start and the end; VmRSS peak {peak_rss} KiB, {rss} KiB at the end"
+    );
+    assert!(
+        peak_rss < 64 * 1024 && rss < 64 * 1024,
+        "VmRSS peaked at {peak_rss} KiB, {rss} KiB at the end"
+    );
+    r.check_alive("after the junk");
+    assert_eq!(list(&out), names);
+}
+
+/// A `-k` receiver that runs out of descriptors (many idle connections)
+/// must wait and accept again once they close, not exit: otherwise anyone
+/// who can open enough connections ends it for good.
+#[test]
+#[ignore = "bug: zc recv -k exits on EMFILE from accept; un-ignore when fixed"]
+fn descriptor_exhaustion_does_not_end_a_k_receiver() {
+    use std::os::unix::process::CommandExt;
+    let (_root, out) = layout();
+    let mut cmd = recv_cmd(&out, &["-k"]);
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut r = Recv::start_cmd(cmd);
+    let pid = r.p.pid();
+    let idle: Vec<TcpStream> = (0..80).map(|_| client(r.addr)).collect();
+    assert!(
+        eventually(TIMEOUT, || fd_count(pid) >= 44 || r.p.exited().is_some()),
+        "the receiver never filled its descriptor table ({} open)",
+        fd_count(pid)
+    );
+    thread::sleep(Duration::from_millis(500));
+    drop(idle);
+    assert!(
+        eventually(TIMEOUT, || fd_count(pid) <= 8 || r.p.exited().is_some()),
+        "the idle connections were not released"
+    );
+    r.check_alive("after running out of descriptors");
+    real_transfer(&r, &out, "after-emfile.bin", 100_000, 90);
+    r.check_alive("after the transfer");
+}
