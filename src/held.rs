@@ -190,8 +190,20 @@ impl Record {
     /// Reads the record beside `part`; `None` when there is none or it is
     /// unreadable (then nothing is trusted, and the transfer starts over).
     pub fn load(part: &Path) -> Option<Record> {
-        let text = fs::read_to_string(record_path(part)).ok()?;
-        if text.len() > 256 * 1024 {
+        use std::io::Read;
+        const MAX_RECORD: u64 = 256 * 1024;
+        let path = record_path(part);
+        // a record is a small regular file: not a link, a device or a FIFO
+        if !fs::symlink_metadata(&path).ok()?.is_file() {
+            return None;
+        }
+        let mut text = String::new();
+        File::open(&path)
+            .ok()?
+            .take(MAX_RECORD + 1)
+            .read_to_string(&mut text)
+            .ok()?;
+        if text.len() as u64 > MAX_RECORD {
             return None;
         }
         Record::decode(&text)

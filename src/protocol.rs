@@ -391,6 +391,11 @@ impl Answer {
                 Self::HELD => {
                     ensure!(value.len() % 16 == 0, "held ranges: bad length");
                     ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
+                    // the bound holds across repeated fields too
+                    ensure!(
+                        held.len() + value.len() / 16 <= MAX_RANGES,
+                        "too many held ranges"
+                    );
                     for pair in value.chunks_exact(16) {
                         let start = as_u64(tag, &pair[..8])?;
                         let end = as_u64(tag, &pair[8..])?;

@@ -1108,7 +1108,6 @@ fn held_records_are_bounded() {
 /// field is checked, but repeated fields add up (the fuzzer's find, kept as
 /// tests/corpus/answer/bug-held-ranges-over-the-bound).
 #[test]
-#[ignore = "bug: Answer::decode lets repeated HELD fields exceed MAX_RANGES; un-ignore when fixed"]
 fn answer_held_ranges_are_bounded_across_fields() {
     let pair = [0u8; 16];
     let one_field = [

@@ -87,6 +87,19 @@ impl Transfer<'_> {
             }
             _ => None,
         };
+        // Verification was agreed in the offer (which a key authenticates):
+        // an END without the digest we expect is a failure, never a pass.
+        if self.cfg.common.verify && self.offer.verify && checked.is_none() {
+            let why = "no digest arrived for the data";
+            let _ = result(conn, self.session.as_ref(), Status::Mismatch, ours, 0, why);
+            if let Some(part) = self.part() {
+                Record::remove(&part.path);
+            }
+            return Err(exit::integrity(format!(
+                "{} from {}: {why}; nothing was renamed into place",
+                self.name, conn.peer
+            )));
+        }
         if let Some((ours, theirs, _)) = checked.filter(|(_, theirs, wire)| wire != theirs) {
             let _ = result(
                 conn,

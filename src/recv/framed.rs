@@ -191,6 +191,15 @@ fn plan(
             ),
         ));
     }
+    let identity = offer.size.map(|size| Identity {
+        name: name.to_string(),
+        size,
+        mtime_ns: offer.mtime_ns,
+    });
+    // Space first, before anything is created or truncated: a refusal
+    // leaves the output directory as it was.
+    let (held, _) = holdings(&output::part_path(&target), identity.as_ref(), offer.fresh);
+    check_space(offer, name, &target, &held)?;
     let part = match Part::open(&target) {
         Ok(part) => part,
         Err(OpenError::Busy) => {
@@ -201,51 +210,67 @@ fn plan(
         }
         Err(OpenError::Io(e)) => return Err((RefuseCode::Other, format!("{e:#}"))),
     };
-    let io_err = |e: io::Error| (RefuseCode::Other, format!("{}: {e}", part.path.display()));
-    let on_disk = part.file.metadata().map_err(io_err)?.len();
-    let identity = offer.size.map(|size| Identity {
-        name: name.to_string(),
-        size,
-        mtime_ns: offer.mtime_ns,
-    });
-    let record = Record::load(&part.path);
-    let (mut held, mut note) = (Ranges::new(), None);
-    match (&identity, record) {
-        (Some(id), Some(rec)) if !offer.fresh && rec.source == *id => {
-            held = rec.held;
-            held.clip(on_disk);
+    // Under the lock, the record is the truth.
+    let (held, keep) = holdings(&part.path, identity.as_ref(), offer.fresh);
+    let mut note = None;
+    if !keep {
+        let io_err = |e: io::Error| (RefuseCode::Other, format!("{}: {e}", part.path.display()));
+        if part.file.metadata().map_err(io_err)?.len() > 0 && !offer.fresh {
+            let why = if Record::load(&part.path).is_some() {
+                "of another version of the file"
+            } else {
+                "without a record of what it holds"
+            };
+            note = Some(format!("{} is {why}; starting over", part.path.display()));
         }
-        (_, rec) => {
-            if on_disk > 0 && !offer.fresh {
-                let why = if rec.is_some() {
-                    "of another version of the file"
-                } else {
-                    "without a record of what it holds"
-                };
-                note = Some(format!("{} is {why}; starting over", part.path.display()));
-            }
-            part.file.set_len(0).map_err(io_err)?;
-            Record::remove(&part.path);
-        }
-    }
-    if let Some(size) = offer.size {
-        let (start, end) = (
-            offer.offset,
-            offer.offset + offer.count.unwrap_or(size - offer.offset),
-        );
-        let needed: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
-        let dir = output::dir_of(&target);
-        if let Ok(free) = sys::free_space(&dir) {
-            if needed > free {
-                let why = format!(
-                    "{name} needs {} but {} has {} free",
-                    human_bytes(needed),
-                    dir.display(),
-                    human_bytes(free)
-                );
-                return Err((RefuseCode::NoSpace, why));
-            }
-        }
+        part.file.set_len(0).map_err(io_err)?;
+        Record::remove(&part.path);
     }
     Ok((Target::Part(part), held, note))
+}
+
+/// What the part at `part_path` holds for this source, and whether it is
+/// worth keeping (the same source, not `--no-resume`).
+fn holdings(part_path: &std::path::Path, source: Option<&Identity>, fresh: bool) -> (Ranges, bool) {
+    let on_disk = std::fs::symlink_metadata(part_path)
+        .map(|m| if m.is_file() { m.len() } else { 0 })
+        .unwrap_or(0);
+    match (source, Record::load(part_path)) {
+        (Some(id), Some(rec)) if !fresh && rec.source == *id => {
+            let mut held = rec.held;
+            held.clip(on_disk);
+            (held, true)
+        }
+        _ => (Ranges::new(), false),
+    }
+}
+
+/// Refuses an offer whose missing bytes would not fit the free space.
+fn check_space(
+    offer: &Offer,
+    name: &str,
+    target: &std::path::Path,
+    held: &Ranges,
+) -> Result<(), (RefuseCode, String)> {
+    let Some(size) = offer.size else {
+        return Ok(());
+    };
+    let (start, end) = (
+        offer.offset,
+        offer.offset + offer.count.unwrap_or(size - offer.offset),
+    );
+    let needed: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
+    let dir = output::dir_of(target);
+    match sys::free_space(&dir) {
+        Ok(free) if needed > free => Err((
+            RefuseCode::NoSpace,
+            format!(
+                "{name} needs {} but {} has {} free",
+                human_bytes(needed),
+                dir.display(),
+                human_bytes(free)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -13,7 +13,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::config::{Output, Peer, RecvConfig};
-use crate::exit;
+use crate::exit::{self, ExitCode};
+
+/// How long `-k` waits after a failed accept (no descriptors left) or
+/// spawn before it tries again.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 use crate::net;
 use crate::progress::Reporter;
 
@@ -92,13 +96,30 @@ fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
 /// `-k`: every connection on its own thread, until Ctrl-C.
 fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> Result<()> {
     thread::scope(|scope| loop {
-        let stream = net::accept(listener, None)?.expect("no deadline, so a connection");
-        scope.spawn(move || {
-            // Each transfer's end is reported, and the receiver goes on.
-            if let Err(e) = framed::receive(cfg, stream, reporter) {
-                reporter.error(&exit::message_of(&e), exit::code_of(&e));
+        let stream = match net::accept(listener, None) {
+            Ok(stream) => stream.expect("no deadline, so a connection"),
+            Err(e) if exit::code_of(&e) == ExitCode::Interrupted => return Err(e),
+            // Out of descriptors (or another passing fault): the connections
+            // already open will end and free some; a server that anyone can
+            // stop by opening enough sockets is no server.
+            Err(e) => {
+                reporter.warn(&exit::message_of(&e));
+                thread::sleep(ACCEPT_BACKOFF);
+                continue;
             }
-        });
+        };
+        let spawned = thread::Builder::new()
+            .name("zc-transfer".into())
+            .spawn_scoped(scope, move || {
+                // Each transfer's end is reported, and the receiver goes on.
+                if let Err(e) = framed::receive(cfg, stream, reporter) {
+                    reporter.error(&exit::message_of(&e), exit::code_of(&e));
+                }
+            });
+        if let Err(e) = spawned {
+            reporter.warn(&format!("cannot start a transfer thread: {e}"));
+            thread::sleep(ACCEPT_BACKOFF);
+        }
     })
 }
 

@@ -346,9 +346,14 @@ impl Transfer<'_> {
 
     pub(super) fn check_data(&self, offset: u64, len: u64, received: u64) -> Result<()> {
         let end = offset + len;
+        let (start, stop) = (
+            self.offer.offset,
+            self.offer.offset + self.offer.count.unwrap_or(0),
+        );
         match (self.offer.size, &self.target) {
-            (Some(size), Target::Part(_)) if end > size => {
-                bail!("data for bytes {offset}..{end}, past the size {size}")
+            // only inside the offered range: the space check counted that
+            (Some(_), Target::Part(_)) if offset < start || end > stop => {
+                bail!("data for bytes {offset}..{end}, outside the offered {start}..{stop}")
             }
             (Some(_), Target::Part(_)) => Ok(()),
             // streams, and anything to stdout, come in order

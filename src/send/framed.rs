@@ -322,6 +322,17 @@ fn conclude(
         }
     }
     match outcome.status {
+        // A whole file must be whole on the other side too.
+        Status::Ok if whole && Some(outcome.held) != plan.size() => {
+            bar.abandon();
+            bail!(
+                "{} says it holds {} bytes of {}, not all {}",
+                conn.peer,
+                outcome.held,
+                plan.display_name(),
+                plan.size().unwrap_or(0)
+            );
+        }
         Status::Ok => {}
         Status::Mismatch => {
             bar.abandon();
