@@ -243,6 +243,9 @@ impl Transfer<'_> {
         bar: &mut dyn Progress,
     ) -> Result<Summary> {
         // Hashing runs on its own thread, overlapping the reads.
+        // Measured: on 2 shared cores the two cost the same wall time (inline
+        // uses ~10% less CPU); on a LAN, where the receiver has its cores to
+        // itself, the thread lets reading and hashing run at once.
         if tally.sent.is_some() || tally.prefix.is_some() {
             let hashers = Hashers {
                 sent: tally.sent.take(),
@@ -276,7 +279,10 @@ impl Transfer<'_> {
                             part.file
                                 .seek(SeekFrom::Start(offset))
                                 .with_context(|| label.clone())?;
-                            (copy::Sink::File(&mut part.file), false)
+                            // Measured (1 GiB, --no-verify): splice into the
+                            // file ran 0.97x the kernel's ceiling on ext4 and
+                            // 0.82x on tmpfs, read/write 0.48x and 0.76x.
+                            (copy::Sink::File(&mut part.file), !hashing)
                         }
                     };
                     let mut chunks = FrameChunks {
