@@ -157,3 +157,71 @@ pub fn splice(
     }
     Ok(n as usize)
 }
+
+/// macOS `sendfile(2)`: file first, socket second, and the length in/out.
+/// A partial send may come back as -1 with EAGAIN/EINTR and the count in
+/// `len`; that count is what moved, so it is returned as progress.
+#[cfg(target_os = "macos")]
+pub fn sendfile(
+    socket: std::os::fd::BorrowedFd<'_>,
+    file: std::os::fd::BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(*offset)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    let mut len = count as libc::off_t;
+    // SAFETY: both descriptors are borrowed for the call; `len` is a live
+    // local the kernel reads and overwrites; no header/trailer (null).
+    let rc = unsafe {
+        libc::sendfile(
+            file.as_raw_fd(),
+            socket.as_raw_fd(),
+            off,
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    bsd_result(rc, len, offset)
+}
+
+/// FreeBSD `sendfile(2)`: file first, and the bytes sent in `sbytes`.
+#[cfg(target_os = "freebsd")]
+pub fn sendfile(
+    socket: std::os::fd::BorrowedFd<'_>,
+    file: std::os::fd::BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(*offset)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    let mut sent: libc::off_t = 0;
+    // SAFETY: both descriptors are borrowed for the call; `sent` is a live
+    // local the kernel writes; no header/trailer (null), no flags.
+    let rc = unsafe {
+        libc::sendfile(
+            file.as_raw_fd(),
+            socket.as_raw_fd(),
+            off,
+            count,
+            std::ptr::null_mut(),
+            &mut sent,
+            0,
+        )
+    };
+    bsd_result(rc, sent, offset)
+}
+
+/// The BSDs report progress even when they fail with EAGAIN or EINTR.
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+fn bsd_result(rc: libc::c_int, sent: libc::off_t, offset: &mut u64) -> std::io::Result<usize> {
+    let sent = sent.max(0) as u64;
+    *offset += sent;
+    if rc == 0 || sent > 0 {
+        return Ok(sent as usize);
+    }
+    Err(std::io::Error::last_os_error())
+}

@@ -1,29 +1,17 @@
-//! Linux: sendfile(2) from the page cache straight into the socket.
+//! Linux: sendfile(2) out (shared with the BSDs), splice(2) in, and MSG_MORE
+//! so a DATA header leaves with its payload.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 
-use super::{shrank, Received, RecvError, ZeroCopyError};
+pub use super::sendfile::send_file;
+use super::{Received, RecvError};
 use crate::conn::{self, Conn};
 use crate::sys;
 
-/// Bytes handed to one sendfile call: large enough that a GiB takes few
-/// calls, small enough that Ctrl-C and progress are seen several times a
-/// second; far below the kernel's 0x7ffff000 cap.
-const CHUNK: u64 = 16 << 20;
-
 /// The pipe between socket and sink when receiving through splice.
 const PIPE_SIZE: usize = 1 << 20;
-
-/// Errors that mean "this file or socket cannot be sendfile'd", worth a
-/// buffered retry when nothing was sent yet.
-fn refuses(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EXDEV | libc::EBADF)
-    ) || err.raw_os_error() == Some(libc::ENOTSUP)
-}
 
 pub const AVAILABLE: bool = true;
 pub const SPLICE: bool = true;
@@ -42,32 +30,6 @@ pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn send_file(
-    file: &File,
-    conn: &mut Conn,
-    offset: u64,
-    count: u64,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64, ZeroCopyError> {
-    let end = offset + count;
-    let mut pos = offset;
-    while pos < end {
-        let want = (end - pos).min(CHUNK) as usize;
-        match sys::sendfile(conn.stream.as_fd(), file.as_fd(), &mut pos, want) {
-            Ok(0) => return Err(ZeroCopyError::Io(shrank(pos))),
-            Ok(_) => {
-                conn.moved();
-                progress(pos - offset);
-            }
-            Err(e) if pos == offset && refuses(&e) => return Err(ZeroCopyError::Unsupported(e)),
-            Err(e) if conn::is_tick(&e) => conn.check_waiting().map_err(ZeroCopyError::Io)?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ZeroCopyError::Io(e)),
-        }
-    }
-    Ok(count)
 }
 
 /// Receives through splice(2): socket to a pipe to `out`, never through user

@@ -1,14 +1,20 @@
 //! Moving a byte range from a source to a socket and from a socket to a sink:
 //! one interface here, the platform's zero-copy path behind it.
 
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod bsd;
 mod buffered;
 #[cfg(target_os = "linux")]
 mod linux;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 mod other;
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+mod sendfile;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+use bsd as platform;
 #[cfg(target_os = "linux")]
 use linux as platform;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 use other as platform;
 
 use std::fs::File;

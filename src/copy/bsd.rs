@@ -1,0 +1,25 @@
+//! macOS and FreeBSD: their own sendfile(2) out, the buffered copy in.
+
+use std::fs::File;
+use std::io;
+
+pub use super::sendfile::send_file;
+use super::{Received, RecvError};
+use crate::conn::Conn;
+
+pub const AVAILABLE: bool = true;
+/// splice(2) is Linux only.
+pub const SPLICE: bool = false;
+
+pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+    io::Write::write_all(conn, header)
+}
+
+pub fn recv_splice(
+    _conn: &mut Conn,
+    _out: &File,
+    _len: Option<u64>,
+    _observe: &mut dyn FnMut(u64),
+) -> Result<Received, RecvError> {
+    unreachable!("callers check SPLICE first")
+}
