@@ -140,10 +140,6 @@ impl Reporter {
         Reporter { style, multi }
     }
 
-    pub fn style(&self) -> Style {
-        self.style
-    }
-
     /// Prints a line without tearing a bar.
     fn say(&self, line: &str) {
         if self.style == Style::Bar {

@@ -1218,3 +1218,66 @@ fn measure_verifying_a_held_1gib_prefix() {
     assert_eq!(resumed_from(&out.stderr), Some(held));
     setup.assert_complete();
 }
+
+/// A sender lost while the receiver hashes what it holds (right after the
+/// offer) is a dropped connection like any other: the receiver keeps its
+/// part and waits for the sender to come back, and the next send completes.
+#[test]
+fn a_sender_lost_during_verification_is_waited_for() {
+    let size = 200 * MIB;
+    let setup = Setup::new("lostverify.bin", size, 31);
+    let rx = receiver(&setup.out, &["--timeout", "10"], Stdout::Null);
+    // First attempt: cut mid-data, so the receiver holds a part large
+    // enough (40 blocks) that it is still sending hashes when it finds the
+    // second sender gone.
+    let first_cut = CuttingProxy::start(rx.addr, 160 * MIB, 1);
+    let first = send(&[setup.src(), &first_cut.addr.to_string()]);
+    first.expect_code(1, "zc send through a cut");
+    // The receiver records what it kept as it notices the cut.
+    let deadline = Instant::now() + TIMEOUT;
+    while held_total(&setup.record()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the receiver recorded no held part"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Second attempt: the connection dies right after the offer, while the
+    // receiver is hashing its held blocks for the sender.
+    let mtime = fs::metadata(&setup.src)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let offer = zc::protocol::Offer {
+        name: Some(setup.name.clone()),
+        size: Some(size),
+        offset: 0,
+        count: Some(size),
+        verify: true,
+        mtime_ns: Some(mtime),
+        resume: true,
+        fresh: false,
+        nonce: None,
+    };
+    let hello = (zc::protocol::PREAMBLE_LEN + 5 + offer.encode().len()) as u64;
+    let offer_cut = CuttingProxy::start(rx.addr, hello, 1);
+    let second = send(&[setup.src(), &offer_cut.addr.to_string()]);
+    println!("second:\n{}", second.stderr);
+    second.expect_code(1, "zc send cut right after its offer");
+    assert_eq!(offer_cut.connections(), vec![hello], "cut after the offer");
+    // Third attempt, direct: the receiver is still there and completes it.
+    let third = send(&[setup.src(), &rx.dest()]);
+    let got = rx.finish(TIMEOUT);
+    println!("third:\n{}receiver:\n{}", third.stderr, got.stderr);
+    third.expect_code(0, "zc send after the lost verification");
+    got.expect_code(0, "zc recv, which waited through both drops");
+    assert!(
+        resumed_from(&third.stderr).is_some_and(|n| n > 0),
+        "{}",
+        third.stderr
+    );
+    setup.assert_complete();
+}

@@ -11,7 +11,7 @@ use crate::auth::Session;
 use crate::config::RecvConfig;
 use crate::conn::{Conn, Keepalive};
 use crate::copy::{self, RecvError, BUF_SIZE};
-use crate::exit::{self};
+use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Hashers, Pipe, Prefix};
 use crate::held::{Checkpointer, Identity, Ranges};
 use crate::output::Part;
@@ -138,7 +138,14 @@ impl Transfer<'_> {
             pipe: None,
         };
         if self.hashes {
-            self.send_hashes(conn, tally.prefix.as_mut(), reporter)?;
+            // A sender that vanishes while we hash may come back: nothing
+            // was written yet, and the part and its record stand as they were.
+            if let Err(e) = self.send_hashes(conn, tally.prefix.as_mut(), reporter) {
+                return Err(match exit::code_of(&e) {
+                    ExitCode::Failure => exit::tag(e, Tag::Resumable),
+                    _ => e,
+                });
+            }
         }
         if let (Target::Part(part), Some(size)) = (&self.target, self.offer.size) {
             let id = Identity {
