@@ -105,6 +105,22 @@ impl Session {
         self.tag(b"result", &extra).finalize().into_bytes().into()
     }
 
+    /// The MAC over one entry's result in a tree session: its id too, so
+    /// a result cannot be moved to another entry.
+    pub fn file_result_mac(&self, id: u64, status: u8, held: u64) -> Sha {
+        let mut extra = id.to_be_bytes().to_vec();
+        extra.push(status);
+        extra.extend_from_slice(&held.to_be_bytes());
+        self.tag(b"file result", &extra).finalize().into_bytes().into()
+    }
+
+    pub fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool {
+        let mut extra = id.to_be_bytes().to_vec();
+        extra.push(status);
+        extra.extend_from_slice(&held.to_be_bytes());
+        self.tag(b"file result", &extra).verify_slice(mac).is_ok()
+    }
+
     pub fn check_result(&self, status: u8, held: u64, mac: &[u8]) -> bool {
         let mut extra = vec![status];
         extra.extend_from_slice(&held.to_be_bytes());

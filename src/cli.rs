@@ -10,6 +10,7 @@ const EXAMPLES: &str = "\
 Examples:
   zc recv                               listen on [::]:9000, write into the current directory
   zc send big.iso otherhost:9000        send a file (zero-copy, SHA-256 checked)
+  zc send photos/ a.iso otherhost:9000  send a directory and a file in one session
   tar c dir | zc send - host:9000       send a stream from stdin
   zc recv -o - | tar x                  receive a stream to stdout
   zc recv --raw -o out.bin              accept a plain TCP stream (nc host 9000 < file)
@@ -35,8 +36,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send FILE ('-' for stdin) to a receiver at HOST:PORT, or with --listen
-    /// wait for a receiver to connect
+    /// Send files and directories ('-' for stdin) to a receiver at
+    /// HOST:PORT, or with --listen wait for a receiver to connect
     Send(SendArgs),
     /// Listen and receive (default [::]:9000, into the current directory), or
     /// connect to a listening sender at HOST:PORT
@@ -50,12 +51,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The file to send, or '-' for stdin
-    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub file: PathBuf,
-    /// Where the receiver listens: HOST:PORT or [V6]:PORT (not with --listen)
-    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname, required_unless_present = "listen", conflicts_with = "listen")]
-    pub dest: Option<String>,
+    /// What to send: files, directories (with everything beneath them), or
+    /// '-' for stdin (alone); then HOST:PORT, where the receiver listens (not
+    /// with --listen, where every positional is a source)
+    #[arg(value_name = "SOURCE", required = true, num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
+    pub paths: Vec<PathBuf>,
     /// Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the
     /// receiver that connects ('zc recv HOST:PORT')
     #[arg(short, long, value_name = "ADDR")]
@@ -69,9 +69,13 @@ pub struct SendArgs {
     /// Start at --offset (default 0) even if the receiver holds a partial copy
     #[arg(long)]
     pub no_resume: bool,
-    /// The file name announced to the receiver (default: FILE's base name)
+    /// The name announced for a single source (default: its base name)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// In a directory, follow symbolic links and send what they point to
+    /// (without it, links that stay inside the tree are sent as links)
+    #[arg(short = 'L', long)]
+    pub dereference: bool,
     /// On a dropped connection, reconnect up to N times with backoff and resume
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,
@@ -102,6 +106,9 @@ pub struct RecvArgs {
     /// Refuse transfers larger than this
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
+    /// Refuse a tree with more entries than this
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_files: u64,
     /// With --raw: write from this byte of the output file, without truncating it
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "raw")]
     pub offset: Option<u64>,

@@ -11,6 +11,7 @@ use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
 use crate::net::{self, Family};
 
+
 /// How zc talks on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -53,9 +54,20 @@ pub enum Peer {
     Listen(SocketAddr),
 }
 
+/// What a send moves: one source as a single transfer, or a tree session
+/// (a directory, or several sources).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Single(Source),
+    /// Each source with the top name it lands under.
+    Tree(Vec<(PathBuf, Vec<u8>)>),
+}
+
 #[derive(Debug, Clone)]
 pub struct SendConfig {
-    pub source: Source,
+    pub payload: Payload,
+    /// `-L`: follow links inside a tree.
+    pub dereference: bool,
     pub peer: Peer,
     /// `--offset`: where to start, overriding what the receiver holds.
     pub offset: Option<u64>,
@@ -88,6 +100,7 @@ pub struct RecvConfig {
     pub force: bool,
     pub keep_open: bool,
     pub max_size: Option<u64>,
+    pub max_files: u64,
     /// `--raw --offset`: write from this byte without truncating.
     pub raw_offset: Option<u64>,
     pub common: Common,
@@ -146,24 +159,26 @@ impl Common {
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
         let common = Common::from_args(&args.common)?;
-        let source = if args.file.as_os_str() == "-" {
-            Source::Stdin
-        } else {
-            Source::File(args.file.clone())
-        };
-        let peer = match (&args.dest, &args.listen) {
-            (Some(dest), None) => {
-                net::split_host_port(dest)?;
-                Peer::Connect(dest.clone())
-            }
-            (None, Some(listen)) => Peer::Listen(net::parse_listen(listen, common.family)?),
-            _ => {
+        let mut paths = args.paths.clone();
+        let peer = match &args.listen {
+            Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
+            None if paths.len() < 2 => {
                 return Err(exit::usage(
-                    "give HOST:PORT, or --listen ADDR for reverse mode",
+                    "give SOURCE... HOST:PORT, or --listen ADDR SOURCE... for reverse mode",
                 ))
             }
+            None => {
+                let dest = paths.pop().expect("two or more").to_string_lossy().into_owned();
+                net::split_host_port(&dest)?;
+                Peer::Connect(dest)
+            }
         };
-        if source == Source::Stdin && args.offset.unwrap_or(0) != 0 {
+        if let Some(name) = &args.name {
+            check_name_flag(name)?;
+        }
+        let payload = payload_of(paths, args)?;
+        let stdin = payload == Payload::Single(Source::Stdin);
+        if stdin && args.offset.unwrap_or(0) != 0 {
             return Err(exit::usage("--offset needs a file, not stdin"));
         }
         if common.raw && args.name.is_some() {
@@ -171,8 +186,12 @@ impl SendConfig {
                 "--name has no meaning with --raw (no header is sent)",
             ));
         }
+        if let Payload::Tree(_) = payload {
+            check_tree_flags(args, &common)?;
+        }
         Ok(SendConfig {
-            source,
+            payload,
+            dereference: args.dereference,
             peer,
             offset: args.offset,
             count: args.count,
@@ -183,6 +202,83 @@ impl SendConfig {
             common,
         })
     }
+}
+
+/// A `--name` must be one plain file name: what the receiver would refuse
+/// is refused here, before connecting, and nothing is silently rewritten.
+fn check_name_flag(name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= crate::protocol::MAX_NAME
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(exit::usage(format!(
+            "--name '{}' is not one plain file name (no '/', '\\', '..', control characters; at most {} bytes)",
+            name.escape_debug(),
+            crate::protocol::MAX_NAME
+        )))
+    }
+}
+
+/// One file or stdin is a single transfer; a directory or several sources
+/// make a tree session.
+fn payload_of(paths: Vec<PathBuf>, args: &SendArgs) -> Result<Payload> {
+    let is_stdin = |p: &PathBuf| p.as_os_str() == "-";
+    if paths.len() == 1 {
+        let path = &paths[0];
+        if is_stdin(path) {
+            return Ok(Payload::Single(Source::Stdin));
+        }
+        // a missing source is reported where it is opened, with its error
+        if !path.is_dir() {
+            return Ok(Payload::Single(Source::File(path.clone())));
+        }
+    }
+    if paths.iter().any(is_stdin) {
+        return Err(exit::usage("'-' (stdin) must be the only source"));
+    }
+    if args.name.is_some() && paths.len() > 1 {
+        return Err(exit::usage("--name renames a single source, not several"));
+    }
+    let mut tops: Vec<(PathBuf, Vec<u8>)> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let top = match &args.name {
+            Some(name) => name.as_bytes().to_vec(),
+            None => crate::send::walk::top_name(&path).ok_or_else(|| {
+                exit::usage(format!(
+                    "{}: no name to send it under (name what is inside it instead)",
+                    path.display()
+                ))
+            })?,
+        };
+        if tops.iter().any(|(_, t)| *t == top) {
+            return Err(exit::usage(format!(
+                "two sources would land as '{}': send them in separate sessions",
+                String::from_utf8_lossy(&top)
+            )));
+        }
+        tops.push((path, top));
+    }
+    Ok(Payload::Tree(tops))
+}
+
+fn check_tree_flags(args: &SendArgs, common: &Common) -> Result<()> {
+    if common.raw {
+        return Err(exit::usage(
+            "--raw sends one file or stdin; for a directory or several files use \
+             'tar c SOURCE... | zc send --raw - HOST:PORT' (or drop --raw)",
+        ));
+    }
+    if args.offset.is_some() || args.count.is_some() {
+        return Err(exit::usage(
+            "--offset and --count take a single file, not a directory or several sources",
+        ));
+    }
+    Ok(())
 }
 
 fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
@@ -241,6 +337,7 @@ impl RecvConfig {
             force: args.force,
             keep_open: args.keep_open,
             max_size: args.max_size,
+            max_files: args.max_files,
             raw_offset: args.offset,
             common,
         })

@@ -82,19 +82,16 @@ impl Conn {
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
-}
 
-pub fn is_tick(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Repeats one socket call until it moves bytes or truly fails: after
+    /// each tick it checks Ctrl-C and the idle clock, after EINTR it simply
+    /// retries. The one loop behind both `read` and `write`.
+    fn in_ticks(
+        &mut self,
+        mut call: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
-            match self.stream.read(buf) {
+            match call(&mut self.stream) {
                 Ok(n) => {
                     self.moved();
                     return Ok(n);
@@ -107,19 +104,22 @@ impl Read for Conn {
     }
 }
 
+pub fn is_tick(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.in_ticks(|stream| stream.read(buf))
+    }
+}
+
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match self.stream.write(buf) {
-                Ok(n) => {
-                    self.moved();
-                    return Ok(n);
-                }
-                Err(e) if is_tick(&e) => self.check_waiting()?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.in_ticks(|stream| stream.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {

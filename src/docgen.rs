@@ -6,17 +6,18 @@ use clap::{Arg, Command, CommandFactory};
 use crate::cli::Cli;
 
 /// The exit statuses, as the man page and `--help` describe them.
-pub const EXIT_STATUS: [(i32, &str); 6] = [
-    (
-        0,
-        "success: the receiver wrote, fsync'd and (unless --no-verify) verified every byte",
-    ),
+pub const EXIT_STATUS: [(i32, &str); 7] = [
+    (0, "success"),
     (1, "runtime failure: network, I/O, peer vanished, timeout"),
-    (2, "usage error: bad flag, bad size, bad address"),
-    (3, "integrity failure: SHA-256 mismatch"),
+    (2, "usage error (bad flag, bad size, bad address)"),
+    (3, "integrity failure: SHA-256 (or keyed digest) mismatch"),
     (
         4,
-        "refused by the peer: file exists, too large, no space, protocol version",
+        "refused by the peer: file exists, too large, no space, wrong key, protocol version",
+    ),
+    (
+        5,
+        "partial: some entries of a tree did not land (unreadable, vanished, changed while sent, refused); the rest did, and the summary lists which",
     ),
     (130, "interrupted (Ctrl-C / SIGINT)"),
 ];

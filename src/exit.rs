@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The process exit status, as `../shared/zc-contract.md` defines it.
+/// The process exit status, as the contract (README, "Exit codes") defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success = 0,
@@ -14,6 +14,8 @@ pub enum ExitCode {
     Integrity = 3,
     /// The peer said no: file exists, too large, no space, wrong key, version.
     Refused = 4,
+    /// Some entries of a tree did not land; the rest did.
+    Partial = 5,
     /// Ctrl-C / SIGINT.
     Interrupted = 130,
 }
@@ -57,6 +59,10 @@ pub fn integrity(message: impl Into<String>) -> anyhow::Error {
 
 pub fn refused(message: impl Into<String>) -> anyhow::Error {
     failure(ExitCode::Refused, message)
+}
+
+pub fn partial(message: impl Into<String>) -> anyhow::Error {
+    failure(ExitCode::Partial, message)
 }
 
 pub fn interrupted(message: impl Into<String>) -> anyhow::Error {

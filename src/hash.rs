@@ -7,9 +7,7 @@ use std::thread::{self, JoinHandle};
 
 use sha2::{Digest, Sha256};
 
-use crate::conn;
-use crate::copy::{self, read_at, BUF_SIZE};
-use crate::interrupt;
+use crate::copy::{read_range, BUF_SIZE};
 
 pub type Sha = [u8; 32];
 
@@ -23,23 +21,10 @@ pub fn hash_range(file: &File, offset: u64, count: u64) -> io::Result<Sha> {
 /// Feeds bytes [offset, offset+count) of `file` into `hasher`.
 pub fn hash_into(file: &File, offset: u64, count: u64, hasher: &mut Sha256) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
-    let mut done = 0u64;
-    while done < count {
-        if interrupt::requested() {
-            return Err(conn::stopped());
-        }
-        let want = (count - done).min(buf.len() as u64) as usize;
-        match read_at(file, &mut buf[..want], offset + done) {
-            Ok(0) => return Err(copy::shrank(offset + done)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                done += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    read_range(file, offset, count, &mut buf, true, |_, chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })
 }
 
 fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
@@ -113,22 +98,13 @@ pub fn block(
     buf: &mut [u8],
 ) -> io::Result<Sha> {
     let mut hasher = Sha256::new();
-    let mut done = 0u64;
-    while done < len {
-        let want = (len - done).min(buf.len() as u64) as usize;
-        match read_at(file, &mut buf[..want], offset + done) {
-            Ok(0) => return Err(copy::shrank(offset + done)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                if let Some(p) = prefix.as_deref_mut() {
-                    p.feed(offset + done, &buf[..n]);
-                }
-                done += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    read_range(file, offset, len, buf, true, |at, chunk| {
+        hasher.update(chunk);
+        if let Some(p) = prefix.as_deref_mut() {
+            p.feed(at, chunk);
         }
-    }
+        Ok(())
+    })?;
     Ok(hasher.finalize().into())
 }
 

@@ -132,7 +132,7 @@ pub fn record_path(part: &Path) -> PathBuf {
 }
 
 impl Record {
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         let mtime = self
             .source
             .mtime_ns

@@ -225,3 +225,175 @@ fn bsd_result(rc: libc::c_int, sent: libc::off_t, offset: &mut u64) -> std::io::
     }
     Err(std::io::Error::last_os_error())
 }
+
+/// A NUL-terminated copy of a name for the `*at` calls; a NUL inside the
+/// name is refused rather than silently cutting the name short.
+#[cfg(unix)]
+fn c_name(name: &[u8]) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+}
+
+/// `openat(2)`: opens `name` relative to the directory `dir`. Add
+/// `O_NOFOLLOW` to the flags to refuse a link as the last component.
+#[cfg(unix)]
+pub fn openat(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+    flags: libc::c_int,
+    mode: u32,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = c_name(name)?;
+    // SAFETY: `dir` is borrowed, so it stays open for the call; `name` is a
+    // NUL-terminated string that outlives it; the mode is passed as the
+    // promoted unsigned int the variadic argument expects.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat succeeded, so `fd` is a fresh descriptor no one else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: opens `path`
+/// (components joined by `/`) beneath `dir`, failing (EXDEV, ELOOP) rather
+/// than leaving `dir` or following a link at any component. ENOSYS on
+/// kernels before 5.6 (and EPERM under some seccomp filters).
+#[cfg(target_os = "linux")]
+pub fn openat2_beneath(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &[u8],
+    flags: libc::c_int,
+    mode: u32,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let path = c_name(path)?;
+    // SAFETY: open_how is three integers (and non_exhaustive, so it cannot
+    // be built field by field); all zeroes is a valid value of it.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = u64::from(mode);
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: `dir` is borrowed for the call; `path` is NUL-terminated and
+    // outlives it; `how` is a live open_how whose exact size we pass, and
+    // the kernel only reads it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat2 succeeded, so `rc` is a fresh descriptor no one else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as libc::c_int) })
+}
+
+/// `mkdirat(2)`: makes the directory `name` in `dir` (a link already there
+/// is EEXIST, never followed).
+#[cfg(unix)]
+pub fn mkdirat(dir: std::os::fd::BorrowedFd<'_>, name: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let name = c_name(name)?;
+    // SAFETY: `dir` is borrowed for the call; `name` is NUL-terminated and
+    // outlives it.
+    let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `unlinkat(2)`: removes `name` from `dir` (a link itself, never its target).
+#[cfg(unix)]
+pub fn unlinkat(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+    flags: libc::c_int,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let name = c_name(name)?;
+    // SAFETY: `dir` is borrowed for the call; `name` is NUL-terminated and
+    // outlives it.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `renameat(2)` within one directory: `from` replaces whatever is named
+/// `to` (a link there is replaced, not followed).
+#[cfg(unix)]
+pub fn renameat(dir: std::os::fd::BorrowedFd<'_>, from: &[u8], to: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (from, to) = (c_name(from)?, c_name(to)?);
+    // SAFETY: `dir` is borrowed for the call; both names are NUL-terminated
+    // and outlive it.
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `symlinkat(2)`: makes `name` in `dir` a link holding `target` verbatim.
+#[cfg(unix)]
+pub fn symlinkat(
+    target: &[u8],
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (target, name) = (c_name(target)?, c_name(name)?);
+    // SAFETY: `dir` is borrowed for the call; both strings are
+    // NUL-terminated and outlive it.
+    let rc = unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fstatat(2)` with `AT_SYMLINK_NOFOLLOW`: what `name` in `dir` is, a link
+/// reported as a link.
+#[cfg(unix)]
+pub fn lstatat(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> std::io::Result<libc::stat> {
+    use std::os::fd::AsRawFd;
+    let name = c_name(name)?;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `dir` is borrowed for the call; `name` is NUL-terminated and
+    // outlives it; `stat` is written in full by a successful call and read
+    // only then.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstatat returned 0, so it filled the struct.
+    Ok(unsafe { stat.assume_init() })
+}
+
+/// `syncfs(2)`: makes everything written on the file system holding `fd`
+/// durable, in one call instead of an fsync per file.
+#[cfg(target_os = "linux")]
+pub fn syncfs(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is borrowed for the call; no memory is passed.
+    let rc = unsafe { libc::syncfs(fd.as_raw_fd()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

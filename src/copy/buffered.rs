@@ -27,6 +27,39 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     }
 }
 
+/// Reads bytes [offset, offset+count) of `file` through `buf`, handing each
+/// piece to `each` with the offset it starts at. The one loop every range
+/// read goes through: EINTR is retried, a file that ends early is
+/// [`shrank`], and with `interruptible` Ctrl-C ends it between reads with
+/// [`conn::stopped`]. Not interruptible is for a DATA frame's payload, which
+/// must be finished once its header went out (see `Conn::finishing`).
+pub fn read_range(
+    file: &File,
+    offset: u64,
+    count: u64,
+    buf: &mut [u8],
+    interruptible: bool,
+    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut done = 0u64;
+    while done < count {
+        if interruptible && interrupt::requested() {
+            return Err(conn::stopped());
+        }
+        let want = (count - done).min(buf.len() as u64) as usize;
+        match read_at(file, &mut buf[..want], offset + done) {
+            Ok(0) => return Err(shrank(offset + done)),
+            Ok(n) => {
+                each(offset + done, &buf[..n])?;
+                done += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 pub fn send_file(
     file: &File,
     conn: &mut Conn,
@@ -35,20 +68,14 @@ pub fn send_file(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
-    let mut done = 0u64;
-    while done < count {
-        let want = (count - done).min(buf.len() as u64) as usize;
-        let n = match read_at(file, &mut buf[..want], offset + done) {
-            Ok(0) => return Err(shrank(offset + done)),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        conn.write_all(&buf[..n])?;
-        done += n as u64;
-        progress(done);
-    }
-    Ok(done)
+    // Ctrl-C cuts the read short only where it may cut the socket wait short.
+    let interruptible = !conn.finishing;
+    read_range(file, offset, count, &mut buf, interruptible, |at, chunk| {
+        conn.write_all(chunk)?;
+        progress(at - offset + chunk.len() as u64);
+        Ok(())
+    })?;
+    Ok(count)
 }
 
 /// Sends a stream (stdin, a pipe) to its end or to `limit` bytes. Framed, each

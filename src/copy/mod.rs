@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io;
 
 pub use buffered::{
-    read_at, recv_to_sink, send_stream, Chunks, Counted, Received, RecvError, BUF_SIZE,
+    read_at, read_range, recv_to_sink, send_stream, Chunks, Counted, Received, RecvError, BUF_SIZE,
 };
 
 use crate::conn::Conn;

@@ -35,7 +35,7 @@ pub(super) enum Target {
     Part(Part),
 }
 
-fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
+pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
     let answer = Answer::Refuse {
         code,
         reason: reason.clone(),
@@ -65,6 +65,9 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
             format!("expected an offer, got frame {:#x}", frame.kind),
         ));
     }
+    if proto::tree::is_tree(&frame.body) {
+        return super::tree::receive(cfg, &mut conn, &frame.body, reporter);
+    }
     let offer = match Offer::decode(&frame.body) {
         Ok(offer) => offer,
         Err(e) => {
@@ -76,7 +79,7 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         }
     };
     // Keys first: nothing is opened or created for an unauthenticated peer.
-    let session = match authenticate(cfg, &mut conn, &offer, &frame.body) {
+    let session = match authenticate(cfg, &mut conn, offer.nonce, &frame.body) {
         Ok(session) => session,
         Err(reason) => return Err(refuse(&mut conn, RefuseCode::Auth, reason)),
     };
@@ -113,13 +116,13 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
 
 /// With a key on either side: the challenge, and the sender's proof. An
 /// error is the reason for refusing.
-fn authenticate(
+pub(super) fn authenticate(
     cfg: &RecvConfig,
     conn: &mut Conn,
-    offer: &Offer,
+    nonce: Option<[u8; 32]>,
     offer_body: &[u8],
 ) -> Result<Option<Session>, String> {
-    let (key, sender_nonce) = match (&cfg.common.key, offer.nonce) {
+    let (key, sender_nonce) = match (&cfg.common.key, nonce) {
         (None, None) => return Ok(None),
         (Some(_), None) => return Err("this receiver needs a key (--key or ZC_KEY)".into()),
         (None, Some(_)) => return Err("the sender uses a key and this receiver has none".into()),

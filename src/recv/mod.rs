@@ -4,7 +4,10 @@
 mod ending;
 mod framed;
 mod raw;
+pub mod sink;
 mod transfer;
+mod tree;
+mod tree_files;
 
 use std::net::TcpListener;
 use std::thread;

@@ -75,40 +75,7 @@ pub(super) fn session(
     proto::write_frame(&mut hello, kind::OFFER, &offer_body)?;
     io::Write::write_all(conn, &hello).map_err(|e| lost(conn, e))?;
 
-    let no_answer = |conn: &Conn, e: anyhow::Error| {
-        let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
-        exit::tag(err, Tag::Retryable)
-    };
-    let mut frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
-    let session = match (&cfg.common.key, offer.nonce, frame.kind) {
-        (Some(key), Some(ours), kind::CHALLENGE) => {
-            let session = handshake(conn, key, ours, &offer_body, &frame.body)?;
-            frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
-            Some(session)
-        }
-        (None, _, kind::CHALLENGE) => {
-            let why = "the receiver needs a key (--key or ZC_KEY)";
-            return Err(exit::refused(format!("{}: {why}", conn.peer)));
-        }
-        _ => None,
-    };
-    if frame.kind != kind::ANSWER {
-        bail!(
-            "{}: unexpected frame {:#x} instead of an answer",
-            conn.peer,
-            frame.kind
-        );
-    }
-    let (held, hashes) = match Answer::decode(&frame.body).with_context(|| conn.peer.clone())? {
-        Answer::Refuse { reason, .. } => {
-            return Err(exit::refused(format!("{} refused: {reason}", conn.peer)))
-        }
-        Answer::Accept { .. } if cfg.common.key.is_some() && session.is_none() => {
-            let why = "the receiver did not prove it holds the key";
-            return Err(exit::refused(format!("{}: {why}", conn.peer)));
-        }
-        Answer::Accept { held, hashes } => (held, hashes),
-    };
+    let (session, (held, hashes)) = answered(cfg, conn, &offer_body, offer.nonce)?;
     let Some(size) = size else {
         return send_stream(cfg, plan, conn, session.as_ref(), reporter, began);
     };
@@ -171,7 +138,7 @@ pub(super) fn session(
         conn,
         &to_send,
         cfg.sendfile,
-        true,
+        super::Framing::Framed,
         &mut progress,
         &mut sent,
     );
@@ -198,6 +165,51 @@ pub(super) fn session(
         note: plan.note.clone().or(sent.fallback.take()),
     };
     conclude(conn, plan, session.as_ref(), closing, bar.as_mut(), began)
+}
+
+/// After the OFFER: the key handshake when there is a key, then the
+/// receiver's ANSWER. A refusal is an error (exit 4); an acceptance returns
+/// the session's keys and the held ranges with whether hashes follow.
+pub(super) fn answered(
+    cfg: &SendConfig,
+    conn: &mut Conn,
+    offer_body: &[u8],
+    nonce: Option<[u8; 32]>,
+) -> Result<(Option<Session>, (Vec<(u64, u64)>, bool))> {
+    let no_answer = |conn: &Conn, e: anyhow::Error| {
+        let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
+        exit::tag(err, Tag::Retryable)
+    };
+    let mut frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
+    let session = match (&cfg.common.key, nonce, frame.kind) {
+        (Some(key), Some(ours), kind::CHALLENGE) => {
+            let session = handshake(conn, key, ours, offer_body, &frame.body)?;
+            frame = next_frame(conn).map_err(|e| no_answer(conn, e))?;
+            Some(session)
+        }
+        (None, _, kind::CHALLENGE) => {
+            let why = "the receiver needs a key (--key or ZC_KEY)";
+            return Err(exit::refused(format!("{}: {why}", conn.peer)));
+        }
+        _ => None,
+    };
+    if frame.kind != kind::ANSWER {
+        bail!(
+            "{}: unexpected frame {:#x} instead of an answer",
+            conn.peer,
+            frame.kind
+        );
+    }
+    match Answer::decode(&frame.body).with_context(|| conn.peer.clone())? {
+        Answer::Refuse { reason, .. } => {
+            Err(exit::refused(format!("{} refused: {reason}", conn.peer)))
+        }
+        Answer::Accept { .. } if cfg.common.key.is_some() && session.is_none() => {
+            let why = "the receiver did not prove it holds the key";
+            Err(exit::refused(format!("{}: {why}", conn.peer)))
+        }
+        Answer::Accept { held, hashes } => Ok((session, (held, hashes))),
+    }
 }
 
 /// Checks the receiver's proof and answers with ours.

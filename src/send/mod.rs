@@ -3,7 +3,9 @@
 
 mod framed;
 mod raw;
+mod tree;
 mod verify;
+pub mod walk;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::config::{Peer, SendConfig, Source};
+use crate::config::{Payload, Peer, SendConfig, Source};
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::net;
@@ -75,8 +77,8 @@ impl Plan {
     }
 }
 
-fn open(cfg: &SendConfig) -> Result<Plan> {
-    let path = match &cfg.source {
+fn open(cfg: &SendConfig, source: &Source) -> Result<Plan> {
+    let path = match source {
         Source::Stdin => {
             return Ok(Plan {
                 input: Input::Stream {
@@ -165,7 +167,37 @@ fn retryable(err: &anyhow::Error) -> bool {
 }
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
-    let mut plan = open(cfg)?;
+    match &cfg.payload {
+        Payload::Single(source) => {
+            let mut plan = open(cfg, source)?;
+            // only a file can be read again from where a lost connection left it
+            let resumable = matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
+            drive(cfg, reporter, resumable, |conn, began| {
+                if cfg.common.raw {
+                    raw::session(cfg, &mut plan, conn, reporter, began)
+                } else {
+                    framed::session(cfg, &mut plan, conn, reporter, began)
+                }
+            })
+        }
+        Payload::Tree(sources) => {
+            let plan = tree::Plan::new(cfg, sources, reporter)?;
+            drive(cfg, reporter, true, |conn, began| {
+                tree::session(cfg, &plan, conn, reporter, began)
+            })
+        }
+    }
+}
+
+/// Connects (or waits, in reverse mode) and runs `session`; on a dropped
+/// connection, with `--retry`, waits and runs it again, since every session
+/// resumes from what the receiver holds.
+fn drive(
+    cfg: &SendConfig,
+    reporter: &Reporter,
+    resumable: bool,
+    mut session: impl FnMut(&mut Conn, Instant) -> Result<()>,
+) -> Result<()> {
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
             let listener = net::listen(*addr, cfg.common.family)?;
@@ -182,22 +214,14 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             connected = true;
             // The summary speaks of this connection (a resume says where
             // it started), not of the waits before it.
-            let began = Instant::now();
-            if cfg.common.raw {
-                raw::session(cfg, &mut plan, &mut conn, reporter, began)
-            } else {
-                framed::session(cfg, &mut plan, &mut conn, reporter, began)
-            }
+            session(&mut conn, Instant::now())
         });
         let err = match result {
             Ok(()) => return Ok(()),
             Err(err) => err,
         };
-        let can_retry =
-            retryable(&err) && matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
-        if !can_retry || attempt >= cfg.retry {
-            let file = matches!(plan.input, Input::File { .. });
-            if connected && retryable(&err) && !cfg.common.raw && file {
+        if !(retryable(&err) && resumable) || attempt >= cfg.retry {
+            if connected && retryable(&err) && resumable {
                 let line = format!(
                     "{}; resume with: {}",
                     exit::message_of(&err),
@@ -305,8 +329,21 @@ const PIECE_MIN: u64 = 64 << 10;
 const PIECE_MAX: u64 = 64 << 20;
 const PIECE_FIRST: u64 = 1 << 20;
 
-/// Sends `ranges` of `file` in pieces (each behind a DATA header when
-/// `framed`), looking at Ctrl-C between pieces. `progress` gets the running
+/// How pieces go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// The bytes alone (`--raw`).
+    Raw,
+    /// Each piece behind a DATA header.
+    Framed,
+    /// As `Framed`, and a source that ends early has the rest of its piece
+    /// filled with zeros, so the session can go on to the next entry (the
+    /// entry is then reported as failed and its bytes are not kept).
+    Padded,
+}
+
+/// Sends `ranges` of `file` in pieces (each behind a DATA header unless
+/// raw), looking at Ctrl-C between pieces. `progress` gets the running
 /// total. A Ctrl-C returns [`conn::stopped`] at a piece boundary, with the
 /// count so far in `sent.bytes`.
 pub(crate) fn send_file_ranges(
@@ -314,7 +351,7 @@ pub(crate) fn send_file_ranges(
     conn: &mut Conn,
     ranges: &[(u64, u64)],
     zero_copy: bool,
-    framed: bool,
+    framing: Framing,
     progress: &mut dyn FnMut(u64),
     sent: &mut crate::copy::Sent,
 ) -> io::Result<()> {
@@ -334,7 +371,7 @@ pub(crate) fn send_file_ranges(
             let len = (end - at).min(piece);
             let began = Instant::now();
             conn.finishing = true;
-            if framed {
+            if framing != Framing::Raw {
                 copy::write_header(conn, &crate::protocol::data_header(at, len))?;
             }
             let base = sent.bytes;
@@ -345,10 +382,17 @@ pub(crate) fn send_file_ranges(
             };
             let step = copy::send_file(file, conn, at, len, sent.zero_copy, &mut inner);
             conn.finishing = false;
-            let step = step.inspect_err(|_| {
-                // what the kernel took before the failure counts as sent
-                sent.bytes = base + handed;
-            })?;
+            let step = match step {
+                Ok(step) => step,
+                Err(e) => {
+                    // what the kernel took before the failure counts as sent
+                    sent.bytes = base + handed;
+                    if framing == Framing::Padded && e.kind() == io::ErrorKind::UnexpectedEof {
+                        pad(conn, len - handed)?;
+                    }
+                    return Err(e);
+                }
+            };
             if !step.zero_copy {
                 sent.zero_copy = false;
                 sent.fallback = sent.fallback.take().or(step.fallback);
@@ -359,6 +403,17 @@ pub(crate) fn send_file_ranges(
             piece =
                 ((len as f64 / took * PIECE_TIME.as_secs_f64()) as u64).clamp(PIECE_MIN, PIECE_MAX);
         }
+    }
+    Ok(())
+}
+
+/// Writes `n` zero bytes: the rest of a DATA frame whose source ended.
+fn pad(conn: &mut Conn, mut n: u64) -> io::Result<()> {
+    let zeros = [0u8; 64 << 10];
+    while n > 0 {
+        let step = n.min(zeros.len() as u64) as usize;
+        io::Write::write_all(conn, &zeros[..step])?;
+        n -= step as u64;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub(super) fn session(
                 conn,
                 &range,
                 cfg.sendfile,
-                false,
+                super::Framing::Raw,
                 &mut progress,
                 &mut sent,
             )

@@ -11,6 +11,8 @@ use crate::config::Style;
 use crate::exit::ExitCode;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
+pub mod tree;
+
 /// Plain lines and JSON progress events come at most this often.
 const LINE_EVERY: Duration = Duration::from_secs(1);
 /// The bar redraws at most this often.

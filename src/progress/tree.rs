@@ -1,0 +1,298 @@
+//! Progress of a tree session: one display for the whole session (bytes,
+//! files done of total, the current file), a typed event per entry, and one
+//! summary, rendered as a bar, lines or JSON.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::{emit, role_name, Reporter, Role, LINE_EVERY};
+use crate::config::Style;
+use crate::units::{human_bytes, human_rate, human_seconds};
+
+/// A tree session as it begins.
+#[derive(Debug, Clone)]
+pub struct TreeStart {
+    pub role: Role,
+    pub name: String,
+    pub peer: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// What happened to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// A file's data went out (sender) or landed verified (receiver).
+    Done,
+    /// Already there, up to date.
+    Skipped,
+    /// A directory or link made.
+    Made,
+    Refused,
+    Failed,
+}
+
+impl Status {
+    fn name(self, role: Role) -> &'static str {
+        match (self, role) {
+            (Status::Done, Role::Send) => "sent",
+            (Status::Done, Role::Recv) => "received",
+            (Status::Skipped, _) => "skipped",
+            (Status::Made, _) => "made",
+            (Status::Refused, _) => "refused",
+            (Status::Failed, _) => "failed",
+        }
+    }
+}
+
+/// One entry's end, for `--json` and `--progress plain`.
+#[derive(Debug, Clone)]
+pub struct EntryEvent<'a> {
+    pub path: &'a str,
+    pub kind: &'static str,
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    pub status: Status,
+    pub message: Option<&'a str>,
+}
+
+/// A tree session as it ends (the verdict is reported as an error if it is
+/// not complete).
+#[derive(Debug, Clone)]
+pub struct TreeSummary {
+    pub role: Role,
+    pub name: String,
+    /// The receiver's output directory.
+    pub path: Option<String>,
+    pub entries: u64,
+    pub files: u64,
+    pub up_to_date: u64,
+    pub not_landed: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub zero_copy: bool,
+}
+
+impl TreeSummary {
+    fn line(&self) -> String {
+        let verb = match self.role {
+            Role::Send => "sent",
+            Role::Recv => "received",
+        };
+        let into = self
+            .path
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" -> {p}"));
+        let mut line = format!(
+            "zc: {verb} {}{into}: {} entries, {} files, {} in {}, {}, {}",
+            self.name,
+            self.entries,
+            self.files,
+            human_bytes(self.bytes),
+            human_seconds(self.elapsed),
+            human_rate(self.bytes, self.elapsed),
+            if self.zero_copy {
+                "zero-copy"
+            } else {
+                "buffered"
+            },
+        );
+        line.push_str(", each file SHA-256 checked");
+        if self.up_to_date > 0 {
+            line.push_str(&format!(", {} up to date", self.up_to_date));
+        }
+        if self.not_landed > 0 {
+            line.push_str(&format!(", {} did not land", self.not_landed));
+        }
+        line
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let secs = self.elapsed.as_secs_f64();
+        json!({
+            "event": "done", "role": role_name(self.role), "tree": true,
+            "name": self.name, "path": self.path, "entries": self.entries,
+            "files": self.files, "up_to_date": self.up_to_date,
+            "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
+            "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
+            "zero_copy": self.zero_copy,
+        })
+    }
+}
+
+/// A tree session's display.
+pub trait TreeProgress: Send {
+    fn entry(&mut self, event: &EntryEvent);
+    /// `bytes` of data moved so far, `files` entries finished, `current` the file under way.
+    fn update(&mut self, bytes: u64, files: u64, current: &str);
+    fn finish(&mut self, summary: &TreeSummary);
+    fn abandon(&mut self) {}
+}
+
+impl Reporter {
+    pub fn tree(&self, start: &TreeStart) -> Box<dyn TreeProgress> {
+        match self.style {
+            Style::Json => {
+                emit(json!({
+                    "event": "start", "role": role_name(start.role), "tree": true,
+                    "name": start.name, "peer": start.peer,
+                    "entries": start.entries, "size": start.bytes,
+                }));
+                Box::new(Lines::new(start, true))
+            }
+            Style::Plain => Box::new(Lines::new(start, false)),
+            Style::Summary => Box::new(Lines {
+                quiet_updates: true,
+                ..Lines::new(start, false)
+            }),
+            Style::Bar => Box::new(Bar::new(self, start)),
+            Style::Quiet => Box::new(Silent),
+        }
+    }
+}
+
+struct Silent;
+
+impl TreeProgress for Silent {
+    fn entry(&mut self, _: &EntryEvent) {}
+    fn update(&mut self, _: u64, _: u64, _: &str) {}
+    fn finish(&mut self, _: &TreeSummary) {}
+}
+
+/// Lines (`--progress plain`, or only the summary) and JSON events.
+struct Lines {
+    json: bool,
+    quiet_updates: bool,
+    role: Role,
+    start: TreeStart,
+    began: Instant,
+    next: Instant,
+}
+
+impl Lines {
+    fn new(start: &TreeStart, json: bool) -> Self {
+        let now = Instant::now();
+        Lines {
+            json,
+            quiet_updates: false,
+            role: start.role,
+            start: start.clone(),
+            began: now,
+            next: now + LINE_EVERY,
+        }
+    }
+}
+
+impl TreeProgress for Lines {
+    fn entry(&mut self, e: &EntryEvent) {
+        if self.json {
+            emit(json!({
+                "event": "entry", "role": role_name(self.role), "path": e.path,
+                "kind": e.kind, "bytes": e.bytes, "sha256": e.sha256,
+                "status": e.status.name(self.role), "message": e.message,
+            }));
+        } else if matches!(e.status, Status::Refused | Status::Failed) {
+            let why = e.message.unwrap_or("");
+            let path = e.path.escape_debug();
+            eprintln!("zc: {} {path}: {why}", e.status.name(self.role));
+        } else if !self.quiet_updates && e.status != Status::Made {
+            eprintln!(
+                "zc: {} {} ({})",
+                e.status.name(self.role),
+                e.path.escape_debug(),
+                human_bytes(e.bytes)
+            );
+        }
+    }
+
+    fn update(&mut self, bytes: u64, files: u64, current: &str) {
+        let now = Instant::now();
+        if self.quiet_updates || now < self.next {
+            return;
+        }
+        self.next = now + LINE_EVERY;
+        let elapsed = now - self.began;
+        if self.json {
+            let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+            emit(json!({
+                "event": "progress", "name": self.start.name, "bytes": bytes,
+                "total": self.start.bytes, "entries_done": files,
+                "entries": self.start.entries, "current": current, "rate": rate,
+            }));
+            return;
+        }
+        eprintln!(
+            "zc: {}: {} of {}, {files} of {} entries, {} ({})",
+            self.start.name,
+            human_bytes(bytes),
+            human_bytes(self.start.bytes),
+            self.start.entries,
+            human_rate(bytes, elapsed),
+            current.escape_debug()
+        );
+    }
+
+    fn finish(&mut self, summary: &TreeSummary) {
+        if self.json {
+            emit(summary.json());
+        } else {
+            eprintln!("{}", summary.line());
+        }
+    }
+}
+
+/// One bar for the session: bytes, entries done of total, the current file.
+struct Bar {
+    bar: ProgressBar,
+    role: Role,
+    entries: u64,
+}
+
+impl Bar {
+    fn new(reporter: &Reporter, start: &TreeStart) -> Self {
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:25}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        let bar = ProgressBar::new(start.bytes)
+            .with_style(style)
+            .with_prefix(start.name.clone());
+        Bar {
+            bar: reporter.multi.add(bar),
+            role: start.role,
+            entries: start.entries,
+        }
+    }
+}
+
+impl TreeProgress for Bar {
+    fn entry(&mut self, e: &EntryEvent) {
+        if matches!(e.status, Status::Refused | Status::Failed) {
+            let line = format!(
+                "zc: {} {}: {}",
+                e.status.name(self.role),
+                e.path.escape_debug(),
+                e.message.unwrap_or("")
+            );
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+    }
+
+    fn update(&mut self, bytes: u64, files: u64, current: &str) {
+        self.bar.set_position(bytes);
+        self.bar
+            .set_message(format!("{files}/{} {}", self.entries, current.escape_debug()));
+    }
+
+    fn finish(&mut self, summary: &TreeSummary) {
+        self.bar.finish_and_clear();
+        self.bar.suspend(|| eprintln!("{}", summary.line()));
+    }
+
+    fn abandon(&mut self) {
+        self.bar.abandon();
+    }
+}

@@ -1,0 +1,567 @@
+//! The frames of a tree session (several entries in one connection); see
+//! "Trees" in docs/PROTOCOL.md.
+
+use anyhow::{bail, ensure, Result};
+
+use super::{
+    as_digest, as_text, as_u64, clip, decode_hashes, encode_hashes, fields, unknown, BlockHash,
+    Fields, Outcome, RefuseCode, MAX_MESSAGE, MAX_RANGES,
+};
+use crate::hash::Sha;
+
+/// A wire path or a link target is at most this long.
+pub const MAX_PATH: usize = 4096;
+
+/// The OFFER of a tree session: what the sender's counting pass found,
+/// and the session's settings. Its `tree` field is required, so a receiver
+/// that predates trees refuses it instead of misreading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeOffer {
+    pub entries: u64,
+    pub bytes: u64,
+    pub verify: bool,
+    pub resume: bool,
+    pub fresh: bool,
+    pub nonce: Option<[u8; 32]>,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Link,
+}
+
+/// One entry of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    /// Components joined by `/`; bytes, not necessarily UTF-8.
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    /// Files only.
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: u64,
+    /// Links only: the target, verbatim.
+    pub target: Vec<u8>,
+}
+
+/// The end of the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub entries: u64,
+    /// Entries the sender's walk could not read.
+    pub failed: u64,
+}
+
+/// What the receiver will do with an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send the file; `held` lists what is already here (with `hashes`,
+    /// FILE HASHES frames of those blocks follow).
+    Send {
+        held: Vec<(u64, u64)>,
+        hashes: bool,
+    },
+    /// Up to date: the same size and mtime are here already.
+    Skip,
+    Refuse {
+        code: RefuseCode,
+        reason: String,
+    },
+    /// A directory made, or a link to make at the end: no data needed.
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub id: u64,
+    pub action: Action,
+}
+
+/// The data of one entry follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begin {
+    pub id: u64,
+    pub path: Vec<u8>,
+}
+
+/// One entry's data is over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileEnd {
+    pub id: u64,
+    pub sent: u64,
+    pub sha256: Option<Sha>,
+    /// The source could not be read to its end; what arrived is not kept.
+    pub failed: Option<String>,
+}
+
+/// The END of a tree session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeEnd {
+    /// DATA payload bytes of the whole session.
+    pub sent: u64,
+    /// Entries the sender could not send.
+    pub failed: u64,
+}
+
+impl TreeEnd {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(1, self.sent);
+        f.put_u64(4, self.failed);
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut end = TreeEnd::default();
+        for (tag, value) in fields(body)? {
+            match tag {
+                1 => end.sent = as_u64(tag, value)?,
+                4 => end.failed = as_u64(tag, value)?,
+                _ => unknown(tag)?,
+            }
+        }
+        Ok(end)
+    }
+}
+
+fn as_bytes(tag: u8, value: &[u8], max: usize) -> Result<Vec<u8>> {
+    ensure!(value.len() <= max, "field {tag}: over {max} bytes");
+    Ok(value.to_vec())
+}
+
+fn as_u32(tag: u8, value: &[u8]) -> Result<u32> {
+    let bytes: [u8; 4] = value
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("field {tag}: expected 4 bytes"))?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+/// True when an OFFER body carries the `tree` field: a tree session.
+pub fn is_tree(offer_body: &[u8]) -> bool {
+    fields(offer_body).is_ok_and(|f| f.iter().any(|(tag, _)| *tag == TreeOffer::TREE))
+}
+
+impl TreeOffer {
+    const VERIFY: u8 = 5;
+    const RESUME: u8 = 7;
+    const FRESH: u8 = 8;
+    const NONCE: u8 = 0x89;
+    const TREE: u8 = 0x8a;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        let mut tree = self.entries.to_be_bytes().to_vec();
+        tree.extend_from_slice(&self.bytes.to_be_bytes());
+        f.put(Self::TREE, &tree);
+        for (flag, tag) in [
+            (self.verify, Self::VERIFY),
+            (self.resume, Self::RESUME),
+            (self.fresh, Self::FRESH),
+        ] {
+            if flag {
+                f.put(tag, &[1]);
+            }
+        }
+        if let Some(nonce) = &self.nonce {
+            f.put(Self::NONCE, nonce);
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut offer = TreeOffer::default();
+        let mut seen = false;
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::TREE => {
+                    ensure!(value.len() == 16, "tree field: expected 16 bytes");
+                    offer.entries = as_u64(tag, &value[..8])?;
+                    offer.bytes = as_u64(tag, &value[8..])?;
+                    seen = true;
+                }
+                Self::VERIFY => offer.verify = value == [1],
+                Self::RESUME => offer.resume = value == [1],
+                Self::FRESH => offer.fresh = value == [1],
+                Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
+                // a single file's fields have no meaning in a tree
+                1..=4 | 6 => bail!("a tree offer with a single file's field {tag}"),
+                _ => unknown(tag)?,
+            }
+        }
+        ensure!(seen, "not a tree offer");
+        Ok(offer)
+    }
+}
+
+impl Entry {
+    const ID: u8 = 1;
+    const PATH: u8 = 2;
+    const KIND: u8 = 3;
+    const SIZE: u8 = 4;
+    const MODE: u8 = 5;
+    const MTIME: u8 = 6;
+    const TARGET: u8 = 7;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(Self::ID, self.id);
+        f.put(Self::PATH, &self.path);
+        let kind = match self.kind {
+            EntryKind::File => 0,
+            EntryKind::Dir => 1,
+            EntryKind::Link => 2,
+        };
+        f.put(Self::KIND, &[kind]);
+        if self.kind == EntryKind::File {
+            f.put_u64(Self::SIZE, self.size);
+        }
+        f.put(Self::MODE, &self.mode.to_be_bytes());
+        f.put_u64(Self::MTIME, self.mtime_ns);
+        if self.kind == EntryKind::Link {
+            f.put(Self::TARGET, &self.target);
+        }
+        f.0
+    }
+
+    /// Decodes an entry; the path itself is checked by the receiver.
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let (mut id, mut path, mut kind) = (None, None, None);
+        let mut entry = Entry {
+            id: 0,
+            path: Vec::new(),
+            kind: EntryKind::File,
+            size: 0,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: Vec::new(),
+        };
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::ID => id = Some(as_u64(tag, value)?),
+                Self::PATH => path = Some(as_bytes(tag, value, MAX_PATH)?),
+                Self::KIND => {
+                    kind = Some(match value {
+                        [0] => EntryKind::File,
+                        [1] => EntryKind::Dir,
+                        [2] => EntryKind::Link,
+                        _ => bail!("entry of unknown kind {value:?}"),
+                    })
+                }
+                Self::SIZE => entry.size = as_u64(tag, value)?,
+                Self::MODE => entry.mode = as_u32(tag, value)? & 0o777,
+                Self::MTIME => entry.mtime_ns = as_u64(tag, value)?,
+                Self::TARGET => entry.target = as_bytes(tag, value, MAX_PATH)?,
+                _ => unknown(tag)?,
+            }
+        }
+        entry.id = id.ok_or_else(|| anyhow::anyhow!("entry without an id"))?;
+        entry.path = path.ok_or_else(|| anyhow::anyhow!("entry without a path"))?;
+        entry.kind = kind.ok_or_else(|| anyhow::anyhow!("entry without a kind"))?;
+        if entry.kind == EntryKind::Link {
+            ensure!(!entry.target.is_empty(), "link without a target");
+        }
+        Ok(entry)
+    }
+}
+
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(1, self.entries);
+        f.put_u64(2, self.failed);
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut m = Manifest::default();
+        for (tag, value) in fields(body)? {
+            match tag {
+                1 => m.entries = as_u64(tag, value)?,
+                2 => m.failed = as_u64(tag, value)?,
+                _ => unknown(tag)?,
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Reply {
+    const ID: u8 = 1;
+    const ACTION: u8 = 2;
+    const CODE: u8 = 3;
+    const REASON: u8 = 4;
+    const HELD: u8 = 5;
+    const HASHES: u8 = 6;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(Self::ID, self.id);
+        match &self.action {
+            Action::Send { held, hashes } => {
+                f.put(Self::ACTION, &[0]);
+                let mut ranges = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
+                for (start, end) in held.iter().take(MAX_RANGES) {
+                    ranges.extend_from_slice(&start.to_be_bytes());
+                    ranges.extend_from_slice(&end.to_be_bytes());
+                }
+                f.put(Self::HELD, &ranges);
+                if *hashes {
+                    f.put(Self::HASHES, &[1]);
+                }
+            }
+            Action::Skip => f.put(Self::ACTION, &[1]),
+            Action::Refuse { code, reason } => {
+                f.put(Self::ACTION, &[2]);
+                f.put(Self::CODE, &[*code as u8]);
+                f.put(Self::REASON, clip(reason).as_bytes());
+            }
+            Action::Done => f.put(Self::ACTION, &[3]),
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let (mut id, mut action) = (None, None);
+        let (mut code, mut reason, mut held, mut hashes) = (RefuseCode::Other, None, vec![], false);
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::ID => id = Some(as_u64(tag, value)?),
+                Self::ACTION => action = value.first().copied(),
+                Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
+                Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
+                Self::HELD => held = decode_ranges(tag, value)?,
+                Self::HASHES => hashes = value == [1],
+                _ => unknown(tag)?,
+            }
+        }
+        let id = id.ok_or_else(|| anyhow::anyhow!("reply without an id"))?;
+        let action = match action {
+            Some(0) => Action::Send { held, hashes },
+            Some(1) => Action::Skip,
+            Some(2) => Action::Refuse {
+                code,
+                reason: reason.unwrap_or_else(|| "refused".into()),
+            },
+            Some(3) => Action::Done,
+            other => bail!("reply with unknown action {other:?}"),
+        };
+        Ok(Reply { id, action })
+    }
+}
+
+fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
+    ensure!(value.len() % 16 == 0, "held ranges: bad length");
+    ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
+    let mut held = Vec::with_capacity(value.len() / 16);
+    for pair in value.chunks_exact(16) {
+        let start = as_u64(tag, &pair[..8])?;
+        let end = as_u64(tag, &pair[8..])?;
+        ensure!(start <= end, "held range {start}..{end} is backwards");
+        held.push((start, end));
+    }
+    Ok(held)
+}
+
+impl Begin {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(1, self.id);
+        f.put(2, &self.path);
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let (mut id, mut path) = (None, None);
+        for (tag, value) in fields(body)? {
+            match tag {
+                1 => id = Some(as_u64(tag, value)?),
+                2 => path = Some(as_bytes(tag, value, MAX_PATH)?),
+                _ => unknown(tag)?,
+            }
+        }
+        Ok(Begin {
+            id: id.ok_or_else(|| anyhow::anyhow!("begin without an id"))?,
+            path: path.ok_or_else(|| anyhow::anyhow!("begin without a path"))?,
+        })
+    }
+}
+
+impl FileEnd {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.put_u64(1, self.id);
+        f.put_u64(2, self.sent);
+        if let Some(d) = &self.sha256 {
+            f.put(3, d);
+        }
+        if let Some(why) = &self.failed {
+            f.put(4, clip(why).as_bytes());
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self> {
+        let mut end = FileEnd::default();
+        let mut id = None;
+        for (tag, value) in fields(body)? {
+            match tag {
+                1 => id = Some(as_u64(tag, value)?),
+                2 => end.sent = as_u64(tag, value)?,
+                3 => end.sha256 = Some(as_digest(tag, value)?),
+                4 => end.failed = Some(as_text(tag, value, MAX_MESSAGE)?),
+                _ => unknown(tag)?,
+            }
+        }
+        end.id = id.ok_or_else(|| anyhow::anyhow!("file end without an id"))?;
+        Ok(end)
+    }
+}
+
+/// FILE RESULT: a RESULT body plus the entry's id (tag 6).
+pub fn encode_file_result(id: u64, outcome: &Outcome) -> Vec<u8> {
+    let mut body = outcome.encode();
+    let mut f = Fields::default();
+    f.put_u64(6, id);
+    body.extend_from_slice(&f.0);
+    body
+}
+
+pub fn decode_file_result(body: &[u8]) -> Result<(u64, Outcome)> {
+    let mut id = None;
+    let mut rest = Fields::default();
+    for (tag, value) in fields(body)? {
+        match tag {
+            6 => id = Some(as_u64(tag, value)?),
+            _ => rest.put(tag, value),
+        }
+    }
+    let id = id.ok_or_else(|| anyhow::anyhow!("file result without an id"))?;
+    Ok((id, Outcome::decode(&rest.0)?))
+}
+
+/// FILE HASHES: the entry's id, then a HASHES body.
+pub fn encode_file_hashes(id: u64, blocks: &[BlockHash], last: bool) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    body.extend_from_slice(&encode_hashes(blocks, last));
+    body
+}
+
+pub fn decode_file_hashes(body: &[u8]) -> Result<(u64, Vec<BlockHash>, bool)> {
+    ensure!(body.len() >= 8, "FILE HASHES frame without an id");
+    let id = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+    let (blocks, last) = decode_hashes(&body[8..])?;
+    Ok((id, blocks, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Offer, Status};
+
+    #[test]
+    fn a_tree_offer_is_refused_by_a_single_file_decoder() {
+        let t = TreeOffer {
+            entries: 3,
+            bytes: 99,
+            verify: true,
+            resume: true,
+            fresh: false,
+            nonce: Some([4; 32]),
+        };
+        let body = t.encode();
+        assert!(is_tree(&body));
+        assert_eq!(TreeOffer::decode(&body).unwrap(), t);
+        // what a receiver that predates trees does with it
+        let err = Offer::decode(&body).unwrap_err().to_string();
+        assert!(err.contains("unknown required field 0x8a"), "{err}");
+        assert!(!is_tree(&Offer::default().encode()));
+        assert!(TreeOffer::decode(&Offer::default().encode()).is_err());
+    }
+
+    #[test]
+    fn entries_round_trip_with_byte_names() {
+        for (kind, target) in [
+            (EntryKind::File, vec![]),
+            (EntryKind::Dir, vec![]),
+            (EntryKind::Link, b"../x".to_vec()),
+        ] {
+            let e = Entry {
+                id: 7,
+                path: b"top/a\nb/\xff-x".to_vec(),
+                kind,
+                size: if kind == EntryKind::File { 42 } else { 0 },
+                mode: 0o751,
+                mtime_ns: 1_700_000_000_123_456_789,
+                target,
+            };
+            assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        }
+        let mut f = Fields::default();
+        f.put_u64(1, 0);
+        f.put(3, &[0]);
+        assert!(Entry::decode(&f.0).is_err(), "no path");
+        f.put(2, &vec![b'a'; MAX_PATH + 1]);
+        assert!(Entry::decode(&f.0).is_err(), "path over the bound");
+    }
+
+    #[test]
+    fn replies_ends_and_results_round_trip() {
+        for action in [
+            Action::Send {
+                held: vec![(0, 4), (8, 9)],
+                hashes: true,
+            },
+            Action::Skip,
+            Action::Done,
+            Action::Refuse {
+                code: RefuseCode::Exists,
+                reason: "x exists".into(),
+            },
+        ] {
+            let r = Reply { id: 3, action };
+            assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
+        }
+        let end = FileEnd {
+            id: 9,
+            sent: 5,
+            sha256: Some([1; 32]),
+            failed: Some("vanished".into()),
+        };
+        assert_eq!(FileEnd::decode(&end.encode()).unwrap(), end);
+        let o = Outcome {
+            status: Status::Ok,
+            sha256: Some([2; 32]),
+            held: 5,
+            message: String::new(),
+            mac: None,
+        };
+        assert_eq!(
+            decode_file_result(&encode_file_result(11, &o)).unwrap(),
+            (11, o)
+        );
+        let b = Begin {
+            id: 2,
+            path: b"a/b".to_vec(),
+        };
+        assert_eq!(Begin::decode(&b.encode()).unwrap(), b);
+        let m = Manifest {
+            entries: 4,
+            failed: 1,
+        };
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        let blocks = [BlockHash {
+            offset: 0,
+            len: 4,
+            sha256: [5; 32],
+        }];
+        assert_eq!(
+            decode_file_hashes(&encode_file_hashes(8, &blocks, true)).unwrap(),
+            (8, blocks.to_vec(), true)
+        );
+        assert!(decode_file_hashes(&[0; 7]).is_err());
+    }
+}

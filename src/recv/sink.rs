@@ -1,0 +1,469 @@
+//! Where a tree lands: paths a peer sent, checked, and the output directory's handle beneath which every write happens.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::output::PART_SUFFIX;
+use crate::protocol::MAX_NAME;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::Root;
+#[cfg(not(unix))]
+mod other;
+#[cfg(not(unix))]
+pub use other::Root;
+
+/// Bytes of a whole wire path (and of a link target).
+pub const MAX_PATH: usize = 4096;
+/// Components of a wire path.
+pub const MAX_DEPTH: usize = 128;
+
+/// A path a peer sent, checked: components are plain names joined by `/`.
+/// Only [`check_path`] makes one, so holding one means the checks passed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RelPath {
+    bytes: Vec<u8>,
+}
+
+impl RelPath {
+    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.split(|&b| b == b'/')
+    }
+
+    /// `None` for a top-level entry (its parent is the output directory).
+    pub fn parent(&self) -> Option<RelPath> {
+        let cut = self.bytes.iter().rposition(|&b| b == b'/')?;
+        Some(RelPath {
+            bytes: self.bytes[..cut].to_vec(),
+        })
+    }
+
+    /// The first component: the top entry this path belongs to.
+    pub fn top(&self) -> &[u8] {
+        self.components().next().unwrap_or_default()
+    }
+
+    /// The last component.
+    pub fn name(&self) -> &[u8] {
+        self.components().last().unwrap_or_default()
+    }
+
+    pub fn depth(&self) -> usize {
+        self.bytes.iter().filter(|&&b| b == b'/').count() + 1
+    }
+
+    /// The wire form, components joined by `/`.
+    pub fn as_bytes(&self) -> Vec<u8> {
+        self.bytes.clone()
+    }
+
+    /// The wire form, borrowed.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// For messages: a peer's name may hold anything a terminal obeys.
+    pub fn display(&self) -> String {
+        escape(&self.bytes)
+    }
+
+    /// The relative native path.
+    pub fn to_path(&self) -> PathBuf {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            PathBuf::from(std::ffi::OsStr::from_bytes(&self.bytes))
+        }
+        #[cfg(not(unix))]
+        self.components()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    }
+}
+
+/// Escapes what would garble or spoof a message: control characters,
+/// bidirectional overrides, backslashes (so an escape is unambiguous), and
+/// bytes that are not UTF-8 (as `\xNN`, so two such names stay distinct).
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\\' => out.push_str("\\\\"),
+                '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                    out.extend(c.escape_unicode())
+                }
+                c if c.is_control() => out.extend(c.escape_unicode()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Checks a wire path: see PROTOCOL.md, "Trees". Nothing is rewritten: a
+/// path that would need rewriting is refused.
+pub fn check_path(wire: &[u8]) -> Result<RelPath, String> {
+    path_for(wire, cfg!(windows))
+}
+
+fn path_for(wire: &[u8], windows: bool) -> Result<RelPath, String> {
+    if wire.is_empty() {
+        return Err("empty path".into());
+    }
+    if wire.len() > MAX_PATH {
+        return Err(format!("path over {MAX_PATH} bytes"));
+    }
+    for (i, c) in wire.split(|&b| b == b'/').enumerate() {
+        if i == MAX_DEPTH {
+            return Err(format!("path deeper than {MAX_DEPTH} components"));
+        }
+        if c.is_empty() {
+            return Err(format!("empty component in '{}'", escape(wire)));
+        }
+        component(c, windows).map_err(|why| format!("'{}': {why}", escape(c)))?;
+    }
+    Ok(RelPath {
+        bytes: wire.to_vec(),
+    })
+}
+
+/// One component; the caller names it in the error.
+fn component(c: &[u8], windows: bool) -> Result<(), String> {
+    if c == b"." || c == b".." {
+        return Err("not a name".into());
+    }
+    if c.len() > MAX_NAME {
+        return Err(format!("name over {MAX_NAME} bytes"));
+    }
+    // tab and newline are legal Unix names; every other control is refused
+    if let Some(b) = c
+        .iter()
+        .find(|&&b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
+    {
+        return Err(format!("control character 0x{b:02x}"));
+    }
+    let held = b".zcpart.held";
+    if c.ends_with(PART_SUFFIX.as_bytes()) || c.windows(held.len()).any(|w| w == held) {
+        return Err(format!("would collide with zc's {PART_SUFFIX} files"));
+    }
+    if windows {
+        windows_name(c)?;
+    }
+    Ok(())
+}
+
+/// Names Windows would refuse or misread.
+fn windows_name(c: &[u8]) -> Result<(), String> {
+    const RESERVED: [&str; 22] = [
+        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    ];
+    let name = std::str::from_utf8(c).map_err(|_| "not UTF-8".to_string())?;
+    if let Some(ch) = name
+        .chars()
+        .find(|&ch| ch < ' ' || "\\:<>\"|?*".contains(ch))
+    {
+        return Err(format!("{ch:?} is not allowed in Windows names"));
+    }
+    let stem = name.split('.').next().unwrap_or(name).trim_end();
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem)) {
+        return Err("a reserved device name on Windows".into());
+    }
+    if name.ends_with(['.', ' ']) {
+        return Err("ends with a dot or a space, which Windows drops".into());
+    }
+    Ok(())
+}
+
+/// Checks the target of a link that will be made at `link`: it must resolve,
+/// lexically, inside the link's top entry. Lexical resolution is exact here
+/// because `..` may only lead (the link's parents are real directories of
+/// this session), and every other link is held to the same rule.
+pub fn check_link_target(link: &RelPath, target: &[u8]) -> Result<(), String> {
+    link_target(link, target, cfg!(windows))
+}
+
+fn link_target(link: &RelPath, target: &[u8], windows: bool) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("link target '{}': {why}", escape(target)));
+    if target.is_empty() {
+        return Err("empty link target".into());
+    }
+    if target.len() > MAX_PATH {
+        return Err(format!("link target over {MAX_PATH} bytes"));
+    }
+    if target.contains(&0) {
+        return refuse("NUL byte");
+    }
+    if target[0] == b'/' || (windows && target.iter().any(|&b| b == b'\\' || b == b':')) {
+        return refuse("not a relative path");
+    }
+    // depth of the directory we are in, counted from the output directory;
+    // it must stay at least 1 (inside the top entry) throughout
+    let mut depth = link.depth() - 1;
+    if depth == 0 {
+        return refuse("a top-level link cannot point inside its own entry");
+    }
+    let mut leading = true;
+    for c in target.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." if !leading => return refuse("'..' after a name"),
+            b".." if depth <= 1 => return refuse("climbs above the top entry"),
+            b".." => depth -= 1,
+            _ => {
+                leading = false;
+                depth += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What is at a path, without following links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    File { size: u64, mtime_ns: u64 },
+    Dir,
+    Link,
+    Other,
+}
+
+/// The paths of one session, as 128-bit hashes (a session may hold
+/// millions of paths of up to 4 KiB), each with whether it is a directory
+/// that was accepted, so its children may be.
+pub struct Seen {
+    fold: bool,
+    paths: HashMap<u128, bool>,
+}
+
+impl Seen {
+    /// `fold`: the output is case-insensitive (`cfg!(any(windows, target_os = "macos"))`).
+    pub fn new(fold: bool) -> Seen {
+        Seen {
+            fold,
+            paths: HashMap::new(),
+        }
+    }
+
+    pub fn admit(&mut self, rel: &RelPath, is_dir: bool) -> Result<(), String> {
+        if let Some(parent) = rel.parent() {
+            if self.paths.get(&self.key(&parent)) != Some(&true) {
+                return Err(format!(
+                    "'{}' is not beneath a directory of this session",
+                    rel.display()
+                ));
+            }
+        }
+        let key = self.key(rel);
+        if self.paths.contains_key(&key) {
+            return Err(format!("'{}' was sent twice", rel.display()));
+        }
+        self.paths.insert(key, is_dir);
+        Ok(())
+    }
+
+    /// The directory stays known (a second one is still a duplicate) but
+    /// nothing is admitted beneath it.
+    pub fn reject_dir(&mut self, rel: &RelPath) {
+        let key = self.key(rel);
+        self.paths.insert(key, false);
+    }
+
+    /// Case folding is `to_lowercase` on what is UTF-8: close to, not exactly,
+    /// what NTFS and APFS do (APFS also ignores Unicode normalization).
+    fn key(&self, rel: &RelPath) -> u128 {
+        let mut hash = Sha256::new();
+        if self.fold {
+            for chunk in rel.bytes.utf8_chunks() {
+                hash.update(chunk.valid().to_lowercase().as_bytes());
+                hash.update(chunk.invalid());
+            }
+        } else {
+            hash.update(&rel.bytes);
+        }
+        let digest = hash.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        u128::from_be_bytes(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(p: &str) -> RelPath {
+        check_path(p.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn paths_accepted() {
+        let long = "a".repeat(255);
+        for good in ["a", "a b/c", "-x", "a\nb", "t\tab/x", "...", &long] {
+            assert!(check_path(good.as_bytes()).is_ok(), "{good:?}");
+        }
+        #[cfg(unix)]
+        assert!(check_path(b"a/\xff\xfe").is_ok());
+        let deep = vec!["d"; MAX_DEPTH].join("/");
+        assert_eq!(check_path(deep.as_bytes()).unwrap().depth(), MAX_DEPTH);
+    }
+
+    #[test]
+    fn paths_refused() {
+        let long = "a".repeat(256);
+        // 17 components: over the byte bound, not the depth bound
+        let full = vec!["a".repeat(240); 17].join("/");
+        assert_eq!(full.len(), MAX_PATH);
+        assert!(check_path(full.as_bytes()).is_ok());
+        let huge = format!("{full}a");
+        let deep = vec!["d"; MAX_DEPTH + 1].join("/");
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a/./b",
+            "a/../b",
+            "..",
+            ".",
+            "a\0b",
+            "a\x1bb",
+            "a\rb",
+            "a\x7f",
+            &long,
+            &huge,
+            &deep,
+            "x.zcpart",
+            "d/x.zcpart",
+            "x.zcpart.held.tmp",
+        ] {
+            assert!(check_path(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let why = check_path(b"ok/a\x1bb").unwrap_err();
+        assert!(why.contains("a\\u{1b}b"), "{why}");
+    }
+
+    #[test]
+    fn windows_paths() {
+        for bad in [
+            &b"CON"[..],
+            b"d/con.txt",
+            b"LPT1",
+            b"Aux.tar.gz",
+            b"a.",
+            b"a ",
+            b"a:b",
+            b"a?",
+            b"a\\b",
+            b"a\tb",
+            b"\xff",
+        ] {
+            assert!(path_for(bad, true).is_err(), "{bad:?}");
+            assert!(path_for(bad, false).is_ok(), "{bad:?}");
+        }
+        for good in ["CONSOLE", "a.b", "com10", "null", "d/é"] {
+            assert!(path_for(good.as_bytes(), true).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn rel_path_parts() {
+        let p = rel("top/a/b\nc");
+        assert_eq!(p.top(), b"top");
+        assert_eq!(p.name(), b"b\nc");
+        assert_eq!(p.depth(), 3);
+        assert_eq!(p.parent(), Some(rel("top/a")));
+        assert_eq!(rel("top").parent(), None);
+        assert_eq!(p.as_bytes(), b"top/a/b\nc");
+        assert_eq!(p.display(), "top/a/b\\nc");
+        assert_eq!(p.to_path(), PathBuf::from("top").join("a").join("b\nc"));
+        assert_eq!(
+            escape(b"\xff\\\t\x1b\xe2\x80\xae"),
+            "\\xff\\\\\\t\\u{1b}\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn link_targets() {
+        let ok = [
+            ("top/a/l", "../b"),
+            ("top/a/b/l", "../../x"),
+            ("top/l", "a/b"),
+            ("top/l", "."),
+        ];
+        let ok = ok
+            .iter()
+            .chain(&[("top/a/b/l", "../../c/./d/"), ("top/a/l", "..")]);
+        for (link, target) in ok {
+            let err = check_link_target(&rel(link), target.as_bytes()).err();
+            assert!(err.is_none(), "{link} -> {target}: {err:?}");
+        }
+        for (link, target) in [
+            ("top/l", "../x"),
+            ("top/a/l", "../../top/x"),
+            ("top/a/l", "../../../etc"),
+            ("top/a/l", "a/../b"),
+            ("top/a/l", "../a/../b"),
+            ("top/a/l", "/etc/passwd"),
+            ("top/a/l", ""),
+            ("top/a/l", "a\0b"),
+            ("l", "x"),
+        ] {
+            assert!(
+                check_link_target(&rel(link), target.as_bytes()).is_err(),
+                "{link} -> {target}"
+            );
+        }
+        assert!(link_target(&rel("top/l"), &vec![b'a'; MAX_PATH + 1], false).is_err());
+        assert!(link_target(&rel("top/l"), b"a\\b", true).is_err());
+        assert!(link_target(&rel("top/l"), b"C:x", true).is_err());
+    }
+
+    #[test]
+    fn seen_refuses_duplicates_and_orphans() {
+        let mut seen = Seen::new(false);
+        assert!(seen.admit(&rel("top"), true).is_ok());
+        assert!(seen.admit(&rel("top/f"), false).is_ok());
+        assert!(seen.admit(&rel("top/F"), false).is_ok());
+        assert!(seen.admit(&rel("top/f"), false).is_err());
+        assert!(seen.admit(&rel("top"), true).is_err());
+        assert!(
+            seen.admit(&rel("top/f/x"), false).is_err(),
+            "parent is a file"
+        );
+        assert!(
+            seen.admit(&rel("other/x"), false).is_err(),
+            "unknown parent"
+        );
+        assert!(seen.admit(&rel("top/d"), true).is_ok());
+        assert!(seen.admit(&rel("top/d/x"), false).is_ok());
+        seen.reject_dir(&rel("top/d"));
+        assert!(
+            seen.admit(&rel("top/d/y"), false).is_err(),
+            "rejected parent"
+        );
+        assert!(
+            seen.admit(&rel("top/d"), true).is_err(),
+            "still a duplicate"
+        );
+
+        let mut folding = Seen::new(true);
+        assert!(folding.admit(&rel("Top"), true).is_ok());
+        assert!(folding.admit(&rel("TOP"), true).is_err());
+        assert!(folding.admit(&rel("top/Ärger"), false).is_ok());
+        assert!(folding.admit(&rel("TOP/äRGER"), false).is_err());
+    }
+}

@@ -1,0 +1,516 @@
+//! A tree session on the receiving side: check the offer, answer every
+//! entry of the manifest as it arrives (directories made, files up to date
+//! or wanted), check the free space for the whole tree, then hand the data
+//! phase to `tree_files` and finish: flush, links, directories, RESULT.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, Write};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::framed::{authenticate, refuse};
+use super::sink::{self, Found, RelPath, Root, Seen};
+use super::tree_files::Files;
+use crate::auth::Session;
+use crate::config::{Output, RecvConfig};
+use crate::conn::{with_keepalive, Conn};
+use crate::exit;
+use crate::hash;
+use crate::held::{Identity, Ranges, Record};
+use crate::progress::tree::{EntryEvent, Status as Shown, TreeProgress, TreeStart, TreeSummary};
+use crate::progress::{Reporter, Role};
+use crate::protocol::ledger::{Fate, Ledger, Verdict};
+use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply, TreeOffer};
+use crate::protocol::{self as proto, BlockHash, Message, Outcome, RefuseCode, Status, BLOCK};
+use crate::units::human_bytes;
+
+/// Replies are gathered into writes of about this size.
+const BATCH: usize = 64 << 10;
+/// Block hashes sent in one FILE HASHES frame (the sender checks each frame
+/// while the next blocks are hashed here).
+const HASHES_PER_FRAME: usize = 16;
+
+/// A file the receiver asked for, kept until its data comes.
+pub(super) struct Want {
+    pub id: u64,
+    pub path: Vec<u8>,
+    pub rel: RelPath,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: u64,
+    /// Ranges of the part already held (and offered for checking).
+    pub held: Ranges,
+}
+
+/// What the whole session knows and has decided.
+pub(super) struct Tree<'a> {
+    pub cfg: &'a RecvConfig,
+    pub root: Root,
+    pub key: Option<Session>,
+    pub offer: TreeOffer,
+    pub ledger: Ledger,
+    pub progress: Box<dyn TreeProgress>,
+    pub wants: VecDeque<Want>,
+    seen: Seen,
+    dirs: Vec<(RelPath, String, u32, u64)>,
+    links: Vec<(RelPath, String, Vec<u8>)>,
+    next_id: u64,
+    /// Bytes the wanted files still need.
+    needed: u64,
+    /// Frames to the sender, written in batches.
+    pub out: Vec<u8>,
+}
+
+pub(super) fn receive(
+    cfg: &RecvConfig,
+    conn: &mut Conn,
+    body: &[u8],
+    reporter: &Reporter,
+) -> Result<()> {
+    let offer = match TreeOffer::decode(body) {
+        Ok(offer) => offer,
+        Err(e) => return Err(refuse(conn, RefuseCode::BadOffer, format!("bad offer: {e:#}"))),
+    };
+    let key = match authenticate(cfg, conn, offer.nonce, body) {
+        Ok(key) => key,
+        Err(reason) => return Err(refuse(conn, RefuseCode::Auth, reason)),
+    };
+    let root = match admit_offer(cfg, &offer) {
+        Ok(root) => root,
+        Err((code, reason)) => return Err(refuse(conn, code, reason)),
+    };
+    let accept = proto::Answer::Accept {
+        held: Vec::new(),
+        hashes: false,
+    };
+    proto::write_frame(conn, proto::kind::ANSWER, &accept.encode())
+        .with_context(|| format!("{}: connection lost", conn.peer))?;
+    let began = Instant::now();
+    let progress = reporter.tree(&TreeStart {
+        role: Role::Recv,
+        name: format!("tree from {}", conn.peer),
+        peer: conn.peer.clone(),
+        entries: offer.entries,
+        bytes: offer.bytes,
+    });
+    let mut tree = Tree {
+        cfg,
+        root,
+        key,
+        offer,
+        ledger: Ledger::default(),
+        progress,
+        wants: VecDeque::new(),
+        seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
+        dirs: Vec::new(),
+        links: Vec::new(),
+        next_id: 0,
+        needed: 0,
+        out: Vec::new(),
+    };
+    if let Err(e) = tree.manifest(conn) {
+        tree.progress.abandon();
+        return Err(e);
+    }
+    let mut files = Files::new(&mut tree);
+    let data = files.run(conn);
+    let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
+    match data {
+        Ok(()) => tree.finish(conn, began, (bytes, landed), zero_copy),
+        Err(e) => {
+            tree.progress.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// The session-wide checks, before anything is written: where it goes,
+/// how many entries, how many bytes.
+fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Root, (RefuseCode, String)> {
+    let Output::Dir(dir) = &cfg.output else {
+        let why = "a tree (a directory or several files) needs 'zc recv -o DIR'; this receiver writes one file or a stream";
+        return Err((RefuseCode::BadOffer, why.into()));
+    };
+    if offer.entries > cfg.max_files {
+        let why = format!(
+            "the tree has {} entries, over --max-files {}",
+            offer.entries, cfg.max_files
+        );
+        return Err((RefuseCode::TooLarge, why));
+    }
+    if let Some(max) = cfg.max_size.filter(|max| offer.bytes > *max) {
+        let why = format!(
+            "the tree is {}, over --max-size {}",
+            human_bytes(offer.bytes),
+            human_bytes(max)
+        );
+        return Err((RefuseCode::TooLarge, why));
+    }
+    Root::open(dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))
+}
+
+impl Tree<'_> {
+    /// Reads the manifest and answers each entry, then checks the space
+    /// for everything wanted and says GO, before any data byte is written.
+    fn manifest(&mut self, conn: &mut Conn) -> Result<()> {
+        let peer = conn.peer.clone();
+        let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
+        let manifest = loop {
+            let frame = proto::read_frame(&mut reader)
+                .with_context(|| format!("{peer}: reading the manifest"))?;
+            match Message::decode(&frame).with_context(|| peer.clone())? {
+                Message::Entry(entry) => self.admit(entry)?,
+                Message::Manifest(m) => break m,
+                Message::Keepalive => {}
+                Message::Stop => bail!("{peer} stopped before sending any data"),
+                other => bail!("{peer}: unexpected {other:?} in the manifest"),
+            }
+            if self.out.len() >= BATCH {
+                let out = std::mem::take(&mut self.out);
+                reader.get_mut().write_all(&out).context("connection lost")?;
+            }
+        };
+        // The sender waits for GO: nothing it sent can be left in the buffer.
+        if !reader.buffer().is_empty() {
+            bail!("{peer}: data before GO");
+        }
+        drop(reader);
+        self.check_manifest(&manifest, &peer)?;
+        match self.space_refusal() {
+            Some(why) => {
+                let answer = proto::Answer::Refuse {
+                    code: RefuseCode::NoSpace,
+                    reason: why.clone(),
+                };
+                Message::Answer(answer).append_to(&mut self.out);
+                self.flush(conn)?;
+                Err(exit::refused(format!("refused a tree from {peer}: {why}")))
+            }
+            None => {
+                Message::Go.append_to(&mut self.out);
+                self.flush(conn)
+            }
+        }
+    }
+
+    fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
+        if manifest.entries != self.next_id {
+            bail!(
+                "{peer}: the manifest says {} entries, {} came",
+                manifest.entries,
+                self.next_id
+            );
+        }
+        Ok(())
+    }
+
+    fn space_refusal(&self) -> Option<String> {
+        let free = self.root.free_space().ok()?;
+        (self.needed > free).then(|| {
+            format!(
+                "the tree needs {} more but the output file system has {} free",
+                human_bytes(self.needed),
+                human_bytes(free)
+            )
+        })
+    }
+
+    pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        conn.write_all(&out)
+            .with_context(|| format!("{}: connection lost", conn.peer))
+    }
+
+    /// Checks one entry and answers it.
+    fn admit(&mut self, entry: Entry) -> Result<()> {
+        if entry.id != self.next_id {
+            bail!("entry {} arrived where {} was due", entry.id, self.next_id);
+        }
+        if self.next_id >= self.offer.entries {
+            bail!("more entries than the {} announced", self.offer.entries);
+        }
+        self.next_id += 1;
+        let id = entry.id;
+        let shown = lossy(&entry.path);
+        let action = match self.decide(entry) {
+            Ok(action) => action,
+            Err((code, reason)) => Action::Refuse { code, reason },
+        };
+        match &action {
+            Action::Skip => self.settle(&shown, "file", Fate::UpToDate),
+            Action::Refuse { reason, .. } => {
+                let fate = Fate::Refused(reason.clone());
+                self.settle(&shown, "entry", fate);
+            }
+            Action::Send { .. } | Action::Done => {}
+        }
+        Message::Reply(Reply { id, action }).append_to(&mut self.out);
+        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.held.total() > 0) {
+            let (rel, held) = (want.rel.clone(), want.held.clone());
+            self.block_hashes(id, &rel, &held)?;
+        }
+        Ok(())
+    }
+
+    /// What to do with one entry, or why not.
+    fn decide(&mut self, entry: Entry) -> Result<Action, (RefuseCode, String)> {
+        let shown = lossy(&entry.path);
+        let bad = |why: String| (RefuseCode::BadName, why);
+        let rel = sink::check_path(&entry.path).map_err(bad)?;
+        let is_dir = entry.kind == EntryKind::Dir;
+        if let Err(why) = self.seen.admit(&rel, is_dir) {
+            if is_dir {
+                self.seen.reject_dir(&rel);
+            }
+            return Err(bad(why));
+        }
+        match entry.kind {
+            EntryKind::Dir => match self.root.mkdir(&rel) {
+                Ok(_) => {
+                    self.dirs.push((rel, shown, entry.mode, entry.mtime_ns));
+                    Ok(Action::Done)
+                }
+                Err(e) => {
+                    self.seen.reject_dir(&rel);
+                    Err((RefuseCode::Exists, format!("cannot make the directory: {e}")))
+                }
+            },
+            EntryKind::Link => self.decide_link(rel, shown, entry.target),
+            EntryKind::File => self.decide_file(rel, entry),
+        }
+    }
+
+    fn decide_link(
+        &mut self,
+        rel: RelPath,
+        shown: String,
+        target: Vec<u8>,
+    ) -> Result<Action, (RefuseCode, String)> {
+        sink::check_link_target(&rel, &target)
+            .map_err(|why| (RefuseCode::BadName, why))?;
+        if cfg!(windows) {
+            let why = "symbolic links are not made on Windows".to_string();
+            return Err((RefuseCode::Other, why));
+        }
+        match self.root.stat(&rel) {
+            Ok(Found::Missing) => {
+                self.links.push((rel, shown, target));
+                Ok(Action::Done)
+            }
+            // a link made by an earlier run of the same tree
+            Ok(Found::Link) => Ok(Action::Skip),
+            Ok(_) => Err((RefuseCode::Exists, "something else exists there".into())),
+            Err(e) => Err((RefuseCode::BadName, e.to_string())),
+        }
+    }
+
+    fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, (RefuseCode, String)> {
+        match self.root.stat(&rel) {
+            Ok(Found::Missing) => {}
+            Ok(Found::File { size, mtime_ns }) if size == entry.size && mtime_ns == entry.mtime_ns => {
+                return Ok(Action::Skip)
+            }
+            Ok(Found::File { .. } | Found::Link) if self.cfg.force => {}
+            Ok(Found::File { .. } | Found::Link) => {
+                let why = "exists and differs (the receiver can replace it with --force)".to_string();
+                return Err((RefuseCode::Exists, why));
+            }
+            Ok(Found::Dir | Found::Other) => {
+                return Err((RefuseCode::Exists, "exists and is not a file".into()))
+            }
+            Err(e) => return Err((RefuseCode::BadName, e.to_string())),
+        }
+        let held = self.held_for(&rel, &entry);
+        self.needed = self.needed.saturating_add(entry.size - held.total().min(entry.size));
+        let hashes = held.total() > 0;
+        self.wants.push_back(Want {
+            id: entry.id,
+            path: entry.path,
+            rel,
+            size: entry.size,
+            mode: entry.mode,
+            mtime_ns: entry.mtime_ns,
+            held: held.clone(),
+        });
+        Ok(Action::Send {
+            held: held.pairs().to_vec(),
+            hashes,
+        })
+    }
+
+    /// What a `.zcpart` of this very source already holds, per its record.
+    fn held_for(&self, rel: &RelPath, entry: &Entry) -> Ranges {
+        if !self.offer.resume || self.offer.fresh {
+            return Ranges::new();
+        }
+        let Some(record) = self.root.read_record(rel).and_then(|t| Record::decode(&t)) else {
+            return Ranges::new();
+        };
+        if record.source != identity(entry) {
+            return Ranges::new();
+        }
+        let Ok(part) = self.root.open_part(rel) else {
+            return Ranges::new();
+        };
+        let on_disk = part.metadata().map_or(0, |m| m.len());
+        let mut held = record.held;
+        held.clip(on_disk.min(entry.size));
+        held
+    }
+
+    /// Hashes the held blocks of a part for the sender to check.
+    fn block_hashes(&mut self, id: u64, rel: &RelPath, held: &Ranges) -> Result<()> {
+        let part = self.root.open_part(rel).context("reopening a held part")?;
+        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
+        let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
+        let cuts: Vec<(u64, u64)> = ranges
+            .iter()
+            .flat_map(|&(a, b)| (a..b).step_by(BLOCK as usize).map(move |s| (s, (s + BLOCK).min(b))))
+            .collect();
+        for (i, &(from, to)) in cuts.iter().enumerate() {
+            let sha256 = hash::block(&part, from, to - from, None, &mut buf)?;
+            blocks.push(BlockHash {
+                offset: from,
+                len: (to - from) as u32,
+                sha256,
+            });
+            let last = i + 1 == cuts.len();
+            if blocks.len() == HASHES_PER_FRAME || last {
+                Message::FileHashes(id, std::mem::take(&mut blocks), last).append_to(&mut self.out);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn settle(&mut self, path: &str, kind: &'static str, fate: Fate) {
+        self.settle_file(path, kind, 0, None, fate);
+    }
+
+    /// Records an entry's fate and shows it.
+    pub(super) fn settle_file(
+        &mut self,
+        path: &str,
+        kind: &'static str,
+        bytes: u64,
+        sha256: Option<String>,
+        fate: Fate,
+    ) {
+        let (status, message) = match &fate {
+            Fate::Landed if kind == "file" => (Shown::Done, None),
+            Fate::Landed => (Shown::Made, None),
+            Fate::UpToDate => (Shown::Skipped, None),
+            Fate::Refused(why) => (Shown::Refused, Some(why.clone())),
+            Fate::Failed(why) => (Shown::Failed, Some(why.clone())),
+            Fate::Mismatch => (Shown::Failed, Some("SHA-256 mismatch, not kept".into())),
+        };
+        self.ledger.record(path, &fate);
+        self.progress.entry(&EntryEvent {
+            path,
+            kind,
+            bytes,
+            sha256,
+            status,
+            message: message.as_deref(),
+        });
+    }
+
+    /// After END: links, directories' modes and times, one last flush, and
+    /// the RESULT that lets the sender exit 0.
+    fn finish(
+        mut self,
+        conn: &mut Conn,
+        began: Instant,
+        (bytes, files): (u64, u64),
+        zero_copy: bool,
+    ) -> Result<()> {
+        for (rel, shown, target) in std::mem::take(&mut self.links) {
+            let fate = match self.root.symlink(&rel, &target) {
+                Ok(()) => Fate::Landed,
+                Err(e) => Fate::Failed(format!("cannot make the link: {e}")),
+            };
+            self.settle(&shown, "link", fate);
+        }
+        // deepest first, so a read-only parent is closed after its children
+        for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let fate = match self.root.finish_dir(&rel, mode, mtime) {
+                Ok(()) => Fate::Landed,
+                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
+            };
+            self.settle(&shown, "dir", fate);
+        }
+        let root = &self.root;
+        let synced = with_keepalive(conn, || root.sync_all());
+        if let Err(e) = synced.or_else(|e| match e.kind() {
+            std::io::ErrorKind::Unsupported => Ok(()),
+            _ => Err(e),
+        }) {
+            let why = format!("flushing the output: {e}");
+            self.answer(conn, Status::Failed, &why)?;
+            return Err(anyhow!(why));
+        }
+        let verdict = self.ledger.verdict();
+        let (status, message) = match &verdict {
+            Verdict::Complete => (Status::Ok, String::new()),
+            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line.clone()),
+        };
+        self.answer(conn, status, &message)?;
+        self.progress.finish(&TreeSummary {
+            role: Role::Recv,
+            name: format!("tree from {}", conn.peer),
+            path: self.cfg_dir(),
+            entries: self.next_id,
+            files,
+            up_to_date: self.ledger.up_to_date,
+            not_landed: self.ledger.not_landed,
+            bytes,
+            elapsed: began.elapsed(),
+            zero_copy,
+        });
+        match verdict {
+            Verdict::Complete => Ok(()),
+            Verdict::Partial(line) => Err(exit::partial(line)),
+            Verdict::Integrity(line) => Err(exit::integrity(line)),
+        }
+    }
+
+    fn cfg_dir(&self) -> Option<String> {
+        match &self.cfg.output {
+            Output::Dir(dir) => Some(dir.display().to_string()),
+            _ => None,
+        }
+    }
+
+    /// The session's RESULT (MAC'd with a key): `held` counts the entries
+    /// in place, which the sender checks against its own count.
+    pub(super) fn answer(&mut self, conn: &mut Conn, status: Status, message: &str) -> Result<()> {
+        let held = self.ledger.accounted();
+        let outcome = Outcome {
+            status,
+            sha256: None,
+            held,
+            message: message.to_string(),
+            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
+        };
+        Message::Result(outcome).append_to(&mut self.out);
+        self.flush(conn)
+    }
+}
+
+/// A part's record names its source by path, size and mtime.
+pub(super) fn identity(entry: &Entry) -> Identity {
+    Identity {
+        name: lossy(&entry.path),
+        size: entry.size,
+        mtime_ns: Some(entry.mtime_ns),
+    }
+}
+
+/// A wire path as text: lossy UTF-8 (escaped where it is printed).
+pub(super) fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}

@@ -1,0 +1,459 @@
+//! The data phase of a tree session on the receiving side: each wanted
+//! file's `.zcpart` opened beneath the output directory, written (through
+//! splice when nothing needs the bytes), verified, and renamed into place in
+//! batches that cost one flush of the file system each.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::sink::RelPath;
+use super::tree::{identity, lossy, Tree, Want};
+use crate::conn::{with_keepalive, Conn};
+use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
+use crate::exit::{self, ExitCode, Failure, Tag};
+use crate::hash::{self, Sha};
+use crate::held::{Ranges, Record};
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd};
+use crate::protocol::{self as proto, Message, Outcome, Status};
+
+/// A batch of verified files is made durable and renamed into place once
+/// it holds this many files, this many bytes, or is this old.
+const BATCH_FILES: usize = 1024;
+const BATCH_BYTES: u64 = 256 << 20;
+const BATCH_AGE: Duration = Duration::from_secs(2);
+/// Results to the sender are written once this many bytes wait.
+const OUT_BATCH: usize = 16 << 10;
+
+/// The file whose data is arriving.
+struct Current {
+    want: Want,
+    /// None when another transfer holds the part: the data is read and dropped.
+    file: Option<File>,
+    /// SHA-256 fed in order from byte 0, while the data comes in order.
+    hasher: Option<Sha256>,
+    next: u64,
+    got: Ranges,
+}
+
+/// Verified parts waiting for the flush that lets them be renamed.
+struct Batch {
+    parts: Vec<RelPath>,
+    bytes: u64,
+    since: Instant,
+}
+
+pub(super) struct Files<'t, 'a> {
+    tree: &'t mut Tree<'a>,
+    cur: Option<Current>,
+    batch: Batch,
+    /// Data bytes received in the session.
+    pub bytes: u64,
+    /// Some data went through splice(2).
+    pub spliced: bool,
+    /// Files received and verified.
+    pub files: u64,
+}
+
+impl<'t, 'a> Files<'t, 'a> {
+    pub(super) fn new(tree: &'t mut Tree<'a>) -> Self {
+        Files {
+            tree,
+            cur: None,
+            batch: Batch {
+                parts: Vec::new(),
+                bytes: 0,
+                since: Instant::now(),
+            },
+            bytes: 0,
+            spliced: false,
+            files: 0,
+        }
+    }
+
+    /// Reads frames until END; any failure keeps what arrived (the current
+    /// part with its record, the verified batch renamed into place).
+    pub(super) fn run(&mut self, conn: &mut Conn) -> Result<()> {
+        let outcome = self.frames(conn);
+        let kept = self.keep();
+        match outcome {
+            Ok(()) => kept,
+            Err(e) => Err(self.failed(conn, e, kept.err())),
+        }
+    }
+
+    fn frames(&mut self, conn: &mut Conn) -> Result<()> {
+        loop {
+            let frame = proto::read_frame(conn).map_err(|e| network(conn, e))?;
+            match Message::decode(&frame).with_context(|| conn.peer.clone())? {
+                Message::Begin(b) => self.begin(b)?,
+                Message::Data { offset, len } => self.data(conn, offset, len)?,
+                Message::FileEnd(end) => self.file_end(conn, end)?,
+                Message::End(_) => {
+                    if self.cur.is_some() {
+                        bail!("{}: the session ended in the middle of a file", conn.peer);
+                    }
+                    self.unsent();
+                    return Ok(());
+                }
+                Message::Stop => return Err(stop_error(conn)),
+                Message::Keepalive => {}
+                other => bail!("{}: unexpected {other:?} during the data", conn.peer),
+            }
+            if self.tree.out.len() >= OUT_BATCH {
+                self.tree.flush(conn)?;
+            }
+        }
+    }
+
+    fn begin(&mut self, begin: Begin) -> Result<()> {
+        if self.cur.is_some() {
+            bail!("a file began before the last one ended");
+        }
+        let want = loop {
+            match self.tree.wants.pop_front() {
+                Some(w) if w.id == begin.id => break w,
+                Some(w) if w.id < begin.id => {
+                    let fate = Fate::Failed("the sender did not send it".into());
+                    self.tree.settle(&lossy(&w.path), "file", fate);
+                }
+                _ => bail!("data for entry {}, which was not asked for", begin.id),
+            }
+        };
+        if want.path != begin.path {
+            bail!("entry {} began under another path", begin.id);
+        }
+        let file = match self.tree.root.open_part(&want.rel) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => return Err(local(&want, e)),
+        };
+        if let Some(file) = file.as_ref().filter(|_| want.held.total() == 0) {
+            file.set_len(0).map_err(|e| local(&want, e))?;
+        }
+        let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
+        self.cur = Some(Current {
+            hasher: (verify && want.held.total() == 0).then(Sha256::new),
+            want,
+            file,
+            next: 0,
+            got: Ranges::new(),
+        });
+        Ok(())
+    }
+
+    fn data(&mut self, conn: &mut Conn, offset: u64, len: u64) -> Result<()> {
+        let Some(cur) = self.cur.as_mut() else {
+            bail!("{}: data outside a file", conn.peer);
+        };
+        let end = offset.checked_add(len).filter(|e| *e <= cur.want.size);
+        let Some(end) = end else {
+            bail!("{}: data past the end of {}", conn.peer, lossy(&cur.want.path));
+        };
+        if cur.next != offset {
+            cur.hasher = None; // out of order: hashed from disk at the end
+        }
+        let splice = cur.hasher.is_none() && cur.file.is_some();
+        let mut sink = io::sink();
+        let target = match cur.file.as_mut() {
+            Some(file) => {
+                file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
+                copy::Sink::File(file)
+            }
+            None => copy::Sink::Writer(&mut sink),
+        };
+        let (base, files) = (self.bytes, self.files);
+        let mut chunks = Fed {
+            hasher: cur.hasher.as_mut(),
+            buf: None,
+            done: 0,
+            show: &mut |n| self.tree.progress.update(base + n, files, ""),
+        };
+        let got = copy::recv(conn, target, Some(len), splice, &mut chunks);
+        let bytes = match &got {
+            Ok(r) => r.bytes,
+            Err(RecvError { bytes, .. }) => *bytes,
+        };
+        self.bytes += bytes;
+        self.spliced |= splice && bytes > 0;
+        cur.got.insert(offset, offset + bytes);
+        cur.next = offset + bytes;
+        match got {
+            Ok(r) if r.cut => Err(network(conn, anyhow!("connection closed in the middle of the data"))),
+            Ok(_) => Ok(()),
+            Err(RecvError { local: true, error, .. }) => Err(local(&cur.want, error)),
+            Err(RecvError { error, .. }) => Err(network(conn, error.into())),
+        }
+        .map(|()| debug_assert!(cur.next <= end))
+    }
+
+    fn file_end(&mut self, conn: &mut Conn, end: FileEnd) -> Result<()> {
+        let Some(mut cur) = self.cur.take() else {
+            bail!("{}: a file ended that never began", conn.peer);
+        };
+        if end.id != cur.want.id {
+            bail!("{}: entry {} ended inside entry {}", conn.peer, end.id, cur.want.id);
+        }
+        let shown = lossy(&cur.want.path);
+        if let Some(why) = end.failed {
+            // the padding the sender wrote is no data of the file
+            let _ = self.tree.root.discard_part(&cur.want.rel);
+            self.tree.settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
+            return Ok(());
+        }
+        if cur.file.is_none() {
+            let why = "being received by another transfer";
+            return self.result(&cur.want, Status::Failed, None, why);
+        };
+        let mut have = cur.want.held.clone();
+        for &(a, b) in cur.got.pairs() {
+            have.insert(a, b);
+        }
+        if !have.covers(0, cur.want.size) {
+            let why = "incomplete: the sender ended the file early";
+            return self.result(&cur.want, Status::Failed, None, why);
+        }
+        let ours = match self.digest(conn, &mut cur, end.sha256)? {
+            Ok(ours) => ours,
+            Err(()) => {
+                let _ = self.tree.root.discard_part(&cur.want.rel);
+                return self.result(&cur.want, Status::Mismatch, None, "SHA-256 mismatch");
+            }
+        };
+        let file = cur.file.as_ref().expect("checked above");
+        land(file, &cur.want).map_err(|e| local(&cur.want, e))?;
+        self.batch.parts.push(cur.want.rel.clone());
+        self.batch.bytes += cur.want.size;
+        self.files += 1;
+        self.result(&cur.want, Status::Ok, ours, "")?;
+        let b = &self.batch;
+        if b.parts.len() >= BATCH_FILES || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the file's SHA-256 against the sender's: `Ok(None)` when not
+    /// verifying, `Err(())` for a mismatch or a digest that did not come.
+    fn digest(
+        &mut self,
+        conn: &mut Conn,
+        cur: &mut Current,
+        theirs: Option<Sha>,
+    ) -> Result<std::result::Result<Option<Sha>, ()>> {
+        if !(self.tree.offer.verify && self.tree.cfg.common.verify) {
+            return Ok(Ok(None));
+        }
+        let size = cur.want.size;
+        let ours: Sha = match cur.hasher.take() {
+            Some(h) if cur.next == size => h.finalize().into(),
+            // resumed, or out of order: the whole file, from disk
+            _ => {
+                let file = cur.file.as_ref().expect("checked by the caller");
+                with_keepalive(conn, || hash::hash_range(file, 0, size))
+                    .map_err(|e| local(&cur.want, e))?
+            }
+        };
+        let wire = self.tree.key.as_ref().map_or(ours, |k| k.keyed_digest(&ours));
+        Ok(if theirs == Some(wire) { Ok(Some(ours)) } else { Err(()) })
+    }
+
+    fn result(
+        &mut self,
+        want: &Want,
+        status: Status,
+        sha256: Option<Sha>,
+        message: &str,
+    ) -> Result<()> {
+        let held = if status == Status::Ok { want.size } else { 0 };
+        let mac = self
+            .tree
+            .key
+            .as_ref()
+            .map(|k| k.file_result_mac(want.id, status as u8, held));
+        let outcome = Outcome {
+            status,
+            sha256,
+            held,
+            message: message.to_string(),
+            mac,
+        };
+        Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
+        let shown = lossy(&want.path);
+        let sha = sha256.map(|d| proto::hex(&d));
+        let fate = match status {
+            Status::Ok => Fate::Landed,
+            Status::Mismatch => Fate::Mismatch,
+            _ => Fate::Failed(message.to_string()),
+        };
+        self.tree.settle_file(&shown, "file", want.size, sha, fate);
+        Ok(())
+    }
+
+    /// Makes the batch durable, then renames it into place.
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.batch.parts.is_empty() {
+            return Ok(());
+        }
+        let root = &self.tree.root;
+        let syncfs = match root.sync_all() {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
+            Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
+        };
+        for rel in self.batch.parts.drain(..) {
+            root.publish(&rel)
+                .with_context(|| format!("renaming {} into place", rel.display()))?;
+            let _ = root.discard_part(&rel); // its held record, if it was resumed
+            if !syncfs {
+                let _ = root.sync_parent(&rel);
+            }
+        }
+        self.batch.bytes = 0;
+        self.batch.since = Instant::now();
+        Ok(())
+    }
+
+    /// Whatever happens, what arrived is kept: the current part synced
+    /// with its record, the verified batch renamed into place.
+    fn keep(&mut self) -> Result<()> {
+        if let Some(cur) = self.cur.take() {
+            if let Some(file) = &cur.file {
+                let mut held = cur.want.held.clone();
+                for &(a, b) in cur.got.pairs() {
+                    held.insert(a, b);
+                }
+                file.sync_all().map_err(|e| local(&cur.want, e))?;
+                let entry = Entry {
+                    id: cur.want.id,
+                    path: cur.want.path.clone(),
+                    kind: EntryKind::File,
+                    size: cur.want.size,
+                    mode: cur.want.mode,
+                    mtime_ns: cur.want.mtime_ns,
+                    target: Vec::new(),
+                };
+                let record = Record {
+                    source: identity(&entry),
+                    held,
+                };
+                self.tree
+                    .root
+                    .write_record(&cur.want.rel, &record.encode())
+                    .map_err(|e| local(&cur.want, e))?;
+            }
+        }
+        self.flush_batch()
+    }
+
+    /// Entries asked for that never came.
+    fn unsent(&mut self) {
+        while let Some(w) = self.tree.wants.pop_front() {
+            let fate = Fate::Failed("the sender did not send it".into());
+            self.tree.settle(&lossy(&w.path), "file", fate);
+        }
+    }
+
+    /// What a failed data phase says: the sender's Ctrl-C is answered with
+    /// what is kept; a failure here is told to the sender; a lost
+    /// connection may be resumed.
+    fn failed(
+        &mut self,
+        conn: &mut Conn,
+        err: anyhow::Error,
+        kept: Option<anyhow::Error>,
+    ) -> anyhow::Error {
+        let kept_line = match &kept {
+            None => "kept what arrived".to_string(),
+            Some(e) => format!("could not keep everything: {}", exit::message_of(e)),
+        };
+        let stopped = exit::code_of(&err) == ExitCode::Interrupted;
+        if stopped || crate::interrupt::requested() {
+            if stopped && !crate::interrupt::requested() {
+                let _ = self.tree.answer(conn, Status::Stopped, "stopped");
+            }
+            return anyhow::Error::new(Failure {
+                code: ExitCode::Interrupted,
+                message: format!("{}; {kept_line}", exit::message_of(&err)),
+            });
+        }
+        if exit::tag_of(&err).is_none() {
+            // this side failed (a disk, a bad frame): the sender hears why
+            let _ = self.tree.answer(conn, Status::Failed, &exit::message_of(&err));
+            return err.context(kept_line);
+        }
+        let line = format!("{}; {kept_line}", exit::message_of(&err));
+        exit::tag(anyhow!(line), Tag::Resumable)
+    }
+}
+
+/// One DATA frame's chunks: hashed in order, counted for progress.
+struct Fed<'h, 's> {
+    hasher: Option<&'h mut Sha256>,
+    buf: Option<Vec<u8>>,
+    done: u64,
+    show: &'s mut dyn FnMut(u64),
+}
+
+impl Chunks for Fed<'_, '_> {
+    fn take(&mut self) -> Vec<u8> {
+        self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE])
+    }
+    fn written(&mut self, buf: Vec<u8>, len: usize) {
+        if let Some(h) = self.hasher.as_deref_mut() {
+            h.update(&buf[..len]);
+        }
+        self.buf = Some(buf);
+        self.spliced(len as u64);
+    }
+    fn spliced(&mut self, n: u64) {
+        self.done += n;
+        (self.show)(self.done);
+    }
+}
+
+/// Gives a verified part its mode and time before it is renamed.
+fn land(file: &File, want: &Want) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(want.mode & 0o777))?;
+    }
+    #[cfg(not(unix))]
+    if want.mode & 0o200 == 0 {
+        let mut perms = file.metadata()?.permissions();
+        perms.set_readonly(true);
+        file.set_permissions(perms)?;
+    }
+    let when = std::time::UNIX_EPOCH + Duration::from_nanos(want.mtime_ns);
+    file.set_modified(when)?;
+    if !cfg!(target_os = "linux") {
+        file.sync_all()?; // no syncfs there: each file on its own
+    }
+    Ok(())
+}
+
+/// A failure of this side's disk, naming the file.
+fn local(want: &Want, err: io::Error) -> anyhow::Error {
+    anyhow::Error::new(err).context(lossy(&want.path))
+}
+
+/// A failure of the connection: the sender may come back and resume.
+fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
+    let err = err.context(format!("{}: connection lost", conn.peer));
+    if exit::code_of(&err) == ExitCode::Interrupted {
+        return err;
+    }
+    exit::tag(err, Tag::Resumable)
+}
+
+fn stop_error(conn: &Conn) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        code: ExitCode::Interrupted,
+        message: format!("{} stopped sending", conn.peer),
+    })
+}

@@ -1,0 +1,631 @@
+//! The sender's walk of a tree session's sources: entries in wire order, streamed in bounded memory.
+
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, FileType, Metadata};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+#[cfg(unix)]
+use std::os::unix::{
+    ffi::OsStrExt,
+    fs::{FileTypeExt, MetadataExt, PermissionsExt},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File { size: u64 },
+    Dir,
+    Link { target: Vec<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The wire path: components joined by b'/', the first being the top name. Names are bytes (unix OsStrExt).
+    pub path: Vec<u8>,
+    /// Where to read it on this machine.
+    pub source: PathBuf,
+    pub kind: Kind,
+    /// Permission bits & 0o777 (setuid, setgid and sticky dropped); on non-unix 0o644 files / 0o755 dirs
+    /// (0o444 for a readonly file).
+    pub mode: u32,
+    /// Modification time, ns since the epoch (0 if before it or unknown).
+    pub mtime_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Entry(Entry),
+    /// Not sent, by design; a warning (device, fifo, socket, a link leaving the tree, a -L cycle).
+    Skipped {
+        path: String,
+        why: String,
+    },
+    /// Could not be read (permission denied on a directory, vanished during the walk, dangling link with -L): it
+    /// counts as not landed (exit code 5 "partial").
+    Failed {
+        path: String,
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    /// The top name: the base name, or --name.
+    pub top: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub entries: u64,
+    pub bytes: u64,
+    pub files: u64,
+    pub hard_links: u64,
+}
+
+/// An entry listed by read_dir that is gone when looked at.
+const VANISHED: &str = "vanished during the walk";
+
+/// What identifies a directory for loop detection under -L.
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = PathBuf;
+
+/// A directory being walked. Its names are read and sorted once, on entry, so
+/// the walk holds one child list per level and no open directory handles.
+struct Frame {
+    dir: PathBuf,
+    wire: Vec<u8>,
+    /// Components in `wire`: the top entry is 1.
+    depth: usize,
+    id: Option<DirId>,
+    names: std::vec::IntoIter<OsString>,
+}
+
+pub struct Walk {
+    sources: std::vec::IntoIter<Source>,
+    dereference: bool,
+    stack: Vec<Frame>,
+    /// The Failed that follows an unreadable directory's own entry.
+    pending: Option<Event>,
+    /// The link count of the last file produced, for count's hard-link total
+    /// (kept out of Entry, which is only what the wire needs).
+    last_nlink: u64,
+}
+
+impl Walk {
+    pub fn new(sources: Vec<Source>, dereference: bool) -> Walk {
+        Walk {
+            sources: sources.into_iter(),
+            dereference,
+            stack: Vec::new(),
+            pending: None,
+            last_nlink: 0,
+        }
+    }
+
+    /// The event for one path; a readable directory is pushed to be walked next.
+    fn visit(&mut self, path: PathBuf, wire: Vec<u8>, depth: usize, top: bool) -> Event {
+        // sources are followed like `cp -H`; inside, only with -L
+        let stat = if top || self.dereference {
+            fs::metadata(&path)
+        } else {
+            fs::symlink_metadata(&path)
+        };
+        let meta = match stat {
+            Ok(meta) => meta,
+            Err(e) => return self.unstatable(&path, &wire, top, &e),
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return link(path, wire, depth, &meta);
+        }
+        if ft.is_dir() {
+            return self.enter(path, wire, depth, &meta);
+        }
+        if !ft.is_file() {
+            return skipped(&wire, special(&ft));
+        }
+        self.last_nlink = nlink(&meta);
+        Event::Entry(entry(path, wire, Kind::File { size: meta.len() }, &meta))
+    }
+
+    /// Why a path could not be looked at.
+    fn unstatable(&self, path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
+        let why = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() && e.kind() == io::ErrorKind::NotFound => {
+                let target = fs::read_link(path)
+                    .map(|t| path_bytes(&t))
+                    .unwrap_or_default();
+                format!("dangling symbolic link to '{}'", lossy(&target))
+            }
+            // it was listed by read_dir a moment ago
+            Err(_) if !top && e.kind() == io::ErrorKind::NotFound => VANISHED.into(),
+            _ => e.to_string(),
+        };
+        failed(wire, why)
+    }
+
+    fn enter(&mut self, path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
+        let id = dir_id(&path, meta, self.dereference);
+        if id.is_some() && self.stack.iter().any(|f| f.id == id) {
+            return skipped(&wire, "directory loop");
+        }
+        let dir = entry(path.clone(), wire.clone(), Kind::Dir, meta);
+        match sorted_names(&path) {
+            Ok(names) => self.stack.push(Frame {
+                dir: path,
+                wire,
+                depth,
+                id,
+                names: names.into_iter(),
+            }),
+            // the directory is still made on the other side; only its contents fail
+            Err(e) => self.pending = Some(failed(&wire, format!("cannot read the directory: {e}"))),
+        }
+        Event::Entry(dir)
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if let Some(event) = self.pending.take() {
+            return Some(event);
+        }
+        loop {
+            let Some(frame) = self.stack.last_mut() else {
+                let source = self.sources.next()?;
+                return Some(self.visit(source.path, source.top, 1, true));
+            };
+            let Some(name) = frame.names.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let mut wire = Vec::with_capacity(frame.wire.len() + 1 + name.len());
+            wire.extend_from_slice(&frame.wire);
+            wire.push(b'/');
+            wire.extend_from_slice(&name_bytes(&name));
+            let (path, depth) = (frame.dir.join(&name), frame.depth + 1);
+            return Some(self.visit(path, wire, depth, false));
+        }
+    }
+}
+
+/// The same walk, keeping only counts (entries = Event::Entry count, bytes = sum of file sizes, hard_links = files with nlink > 1).
+pub fn count(sources: &[Source], dereference: bool) -> Totals {
+    let mut walk = Walk::new(sources.to_vec(), dereference);
+    let mut totals = Totals::default();
+    // not a `for`: the body reads the walk's last link count
+    while let Some(event) = walk.next() {
+        let Event::Entry(entry) = event else { continue };
+        totals.entries += 1;
+        if let Kind::File { size } = entry.kind {
+            totals.files += 1;
+            totals.bytes = totals.bytes.saturating_add(size);
+            totals.hard_links += u64::from(walk.last_nlink > 1);
+        }
+    }
+    totals
+}
+
+/// The top name for a source path: its last component (for "dir/", "dir/.", "/abs/dir"), None for "/" or "..",
+/// or something without a usable name; as bytes.
+pub fn top_name(path: &Path) -> Option<Vec<u8>> {
+    // components() already drops trailing slashes and inner "." ("dir/." is "dir")
+    match path.components().next_back()? {
+        Component::Normal(name) => Some(name_bytes(name).into_owned()),
+        _ => None,
+    }
+}
+
+/// A link found inside the tree (so not followed): kept if it stays inside the top entry.
+fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
+    let target = match fs::read_link(&path) {
+        Ok(target) => target,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return failed(&wire, VANISHED),
+        Err(e) => return failed(&wire, e.to_string()),
+    };
+    let bytes = path_bytes(&target);
+    let rooted = |c| matches!(c, Component::Prefix(_) | Component::RootDir);
+    if target.components().any(rooted) || !stays_inside(&bytes, depth) {
+        let why = "leaves the tree (-L sends what it points to)";
+        return skipped(&wire, format!("symbolic link to '{}' {why}", lossy(&bytes)));
+    }
+    Event::Entry(entry(path, wire, Kind::Link { target: bytes }, meta))
+}
+
+/// The receiver's rule for a link at wire depth `depth`: relative, `..` only as
+/// a leading run, never climbing above the top entry (level 1).
+fn stays_inside(target: &[u8], depth: usize) -> bool {
+    // the level of the link's directory; the top entry is 1 (and is never a link)
+    let mut level = depth.saturating_sub(1);
+    if target.is_empty() || target[0] == b'/' || level == 0 {
+        return false;
+    }
+    let mut leading = true;
+    for c in target.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." if !leading || level <= 1 => return false,
+            b".." => level -= 1,
+            _ => {
+                leading = false;
+                level += 1;
+            }
+        }
+    }
+    true
+}
+
+fn entry(source: PathBuf, path: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    Entry {
+        path,
+        source,
+        kind,
+        mode: mode(meta),
+        mtime_ns,
+    }
+}
+
+/// The names in a directory, sorted by their bytes so the walk is deterministic.
+fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort_by(|a, b| name_bytes(a).cmp(&name_bytes(b)));
+    Ok(names)
+}
+
+/// A path for a message: escaped, since names may hold newlines.
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).escape_debug().to_string()
+}
+
+fn skipped(wire: &[u8], why: impl Into<String>) -> Event {
+    let (path, why) = (lossy(wire), why.into());
+    Event::Skipped { path, why }
+}
+
+fn failed(wire: &[u8], why: impl Into<String>) -> Event {
+    let (path, why) = (lossy(wire), why.into());
+    Event::Failed { path, why }
+}
+
+#[cfg(unix)]
+fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
+    Cow::Borrowed(name.as_bytes())
+}
+#[cfg(not(unix))]
+fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
+    Cow::Owned(name.to_string_lossy().into_owned().into_bytes())
+}
+
+#[cfg(unix)]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    path.as_os_str().as_bytes().to_vec()
+}
+/// A Windows link target with `/` separators, as the wire has them.
+#[cfg(not(unix))]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().replace('\\', "/").into_bytes()
+}
+
+#[cfg(unix)]
+fn mode(meta: &Metadata) -> u32 {
+    meta.permissions().mode() & 0o777
+}
+/// Windows has only the readonly bit; a readonly directory stays traversable.
+#[cfg(not(unix))]
+fn mode(meta: &Metadata) -> u32 {
+    match (meta.is_dir(), meta.permissions().readonly()) {
+        (true, _) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    }
+}
+
+#[cfg(unix)]
+fn nlink(meta: &Metadata) -> u64 {
+    meta.nlink()
+}
+#[cfg(not(unix))]
+fn nlink(_meta: &Metadata) -> u64 {
+    1
+}
+
+/// On unix (dev, ino) also catches bind-mount loops, so it is always kept.
+#[cfg(unix)]
+fn dir_id(_path: &Path, meta: &Metadata, _dereference: bool) -> Option<DirId> {
+    Some((meta.dev(), meta.ino()))
+}
+/// Elsewhere the canonical path costs a lookup, paid only when links are followed.
+#[cfg(not(unix))]
+fn dir_id(path: &Path, _meta: &Metadata, dereference: bool) -> Option<DirId> {
+    dereference.then(|| fs::canonicalize(path).ok()).flatten()
+}
+
+/// Why a special file is skipped (never opened: opening a FIFO blocks).
+#[cfg(unix)]
+fn special(ft: &FileType) -> &'static str {
+    if ft.is_fifo() {
+        "a FIFO is not sent"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device is not sent"
+    } else if ft.is_socket() {
+        "a socket is not sent"
+    } else {
+        "not a file, directory or link: not sent"
+    }
+}
+#[cfg(not(unix))]
+fn special(_ft: &FileType) -> &'static str {
+    "not a file, directory or link: not sent"
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::time::Duration;
+
+    const LEAVES: &str = " leaves the tree (-L sends what it points to)";
+
+    /// Makes each of `spec` under `root`: "d/" a directory, "l>target" a link, "f=text" a file.
+    fn make(root: &Path, spec: &[&str]) {
+        for s in spec {
+            if let Some(dir) = s.strip_suffix('/') {
+                fs::create_dir_all(root.join(dir)).unwrap();
+            } else if let Some((link, target)) = s.split_once('>') {
+                symlink(target, root.join(link)).unwrap();
+            } else {
+                let (file, text) = s.split_once('=').unwrap_or((s, ""));
+                fs::write(root.join(file), text).unwrap();
+            }
+        }
+    }
+
+    fn src(path: &Path, top: &str) -> Source {
+        let (path, top) = (path.to_path_buf(), top.as_bytes().to_vec());
+        Source { path, top }
+    }
+
+    /// The events as "D path", "F path size", "L path>target", "S path: why", "X path: why", joined by ", ".
+    fn walk(sources: Vec<Source>, deref: bool) -> String {
+        let line = |e: Event| match e {
+            Event::Entry(e) => match e.kind {
+                Kind::Dir => format!("D {}", lossy(&e.path)),
+                Kind::File { size } => format!("F {} {size}", lossy(&e.path)),
+                Kind::Link { target } => format!("L {}>{}", lossy(&e.path), lossy(&target)),
+            },
+            Event::Skipped { path, why } => format!("S {path}: {}", why.replace(LEAVES, " out")),
+            Event::Failed { path, why } => format!("X {path}: {why}"),
+        };
+        let lines: Vec<String> = Walk::new(sources, deref).map(line).collect();
+        lines.join(", ")
+    }
+
+    fn entries(root: &Path) -> Vec<Entry> {
+        let walk = Walk::new(vec![src(root, "top")], false);
+        walk.filter_map(|e| {
+            if let Event::Entry(e) = e {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect()
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn walk_is_sorted_preorder_with_sources_in_order() {
+        let t = tempfile::tempdir().unwrap();
+        make(
+            t.path(),
+            &["r/a/empty/", "r/a/f=hello", "r/a/e", "r/b=abc", "one=12"],
+        );
+        make(t.path(), &["r/B", "r/_", "r/9", "r/10"]);
+        let (r, one) = (t.path().join("r"), t.path().join("one"));
+        let want = "D top, F top/10 0, F top/9 0, F top/B 0, F top/_ 0, D top/a, F top/a/e 0, \
+                    D top/a/empty, F top/a/f 5, F top/b 3, F one 2";
+        assert_eq!(walk(vec![src(&r, "top"), src(&one, "one")], false), want);
+        assert_eq!(entries(&r)[8].source, r.join("a/f"));
+    }
+
+    #[test]
+    fn walk_modes_and_mtimes() {
+        let t = tempfile::tempdir().unwrap();
+        make(t.path(), &["d/", "p", "s"]);
+        let when = UNIX_EPOCH + Duration::new(1_600_000_000, 123_456_789);
+        let p = fs::File::options().write(true).open(t.path().join("p"));
+        p.unwrap().set_modified(when).unwrap();
+        chmod(&t.path().join("d"), 0o700);
+        chmod(&t.path().join("p"), 0o640);
+        chmod(&t.path().join("s"), 0o4755);
+        let got: Vec<_> = entries(t.path())
+            .iter()
+            .map(|e| (e.mode, e.mtime_ns))
+            .collect();
+        assert_eq!(got[1].0, 0o700);
+        assert_eq!(got[2], (0o640, 1_600_000_000_123_456_789));
+        assert_eq!(got[3].0, 0o755);
+    }
+
+    #[test]
+    fn walk_odd_names_survive_as_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let names: [&[u8]; 3] = [b"-dash", b"bad\xff", b"new\nline"];
+        for name in names {
+            fs::write(t.path().join(OsStr::from_bytes(name)), name).unwrap();
+        }
+        let got = entries(t.path());
+        assert_eq!(got.len(), 4);
+        for (e, name) in got[1..].iter().zip(names) {
+            assert_eq!(e.path, [b"top/".as_slice(), name].concat());
+            assert_eq!(fs::read(&e.source).unwrap(), name);
+        }
+    }
+
+    const LINKS: &[&str] = &[
+        "a/d/",
+        "a/f=1234",
+        "b=b",
+        "a/sib>../b",
+        "a/up>../a/f",
+        "in>a/f",
+    ];
+    const LEAVING: &[&str] = &[
+        "abs>/etc/passwd",
+        "esc>../../x",
+        "esc1>../x",
+        "mid>a/../../x",
+    ];
+
+    #[test]
+    fn walk_links_inside_kept_leaving_skipped() {
+        let t = tempfile::tempdir().unwrap();
+        make(t.path(), LINKS);
+        make(t.path(), LEAVING);
+        make(t.path(), &["inner>a/../b"]);
+        let want = "D top, D top/a, D top/a/d, F top/a/f 4, L top/a/sib>../b, L top/a/up>../a/f, \
+                    S top/abs: symbolic link to '/etc/passwd' out, F top/b 1, \
+                    S top/esc: symbolic link to '../../x' out, S top/esc1: symbolic link to '../x' out, \
+                    L top/in>a/f, S top/inner: symbolic link to 'a/../b' out, \
+                    S top/mid: symbolic link to 'a/../../x' out";
+        assert_eq!(walk(vec![src(t.path(), "top")], false), want);
+        let skipped = Walk::new(vec![src(t.path(), "top")], false).nth(6).unwrap();
+        let why = format!("symbolic link to '/etc/passwd'{LEAVES}");
+        assert_eq!(
+            skipped,
+            Event::Skipped {
+                path: "top/abs".into(),
+                why
+            }
+        );
+    }
+
+    #[test]
+    fn walk_dereference_follows_and_detects_loops() {
+        let t = tempfile::tempdir().unwrap();
+        make(
+            t.path(),
+            &["d/", "d/f=abc", "lf>d/f", "ld>d", "d/back>..", "nx>nowhere"],
+        );
+        let want = "D top, D top/d, S top/d/back: directory loop, F top/d/f 3, D top/ld, \
+                    S top/ld/back: directory loop, F top/ld/f 3, F top/lf 3, \
+                    X top/nx: dangling symbolic link to 'nowhere'";
+        assert_eq!(walk(vec![src(t.path(), "top")], true), want);
+        let want = "D top, D top/d, L top/d/back>.., F top/d/f 3, L top/ld>d, L top/lf>d/f, \
+                    L top/nx>nowhere";
+        assert_eq!(walk(vec![src(t.path(), "top")], false), want);
+    }
+
+    #[test]
+    fn walk_sources_follow_links_and_fail_when_missing() {
+        let t = tempfile::tempdir().unwrap();
+        make(t.path(), &["d/", "d/f", "ld>d"]);
+        let got = walk(
+            vec![
+                src(&t.path().join("ld"), "ld"),
+                src(&t.path().join("no"), "no"),
+            ],
+            false,
+        );
+        assert_eq!(
+            got,
+            "D ld, F ld/f 0, X no: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn walk_skips_fifo_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let mkfifo = std::process::Command::new("mkfifo")
+            .arg(t.path().join("p"))
+            .status();
+        assert!(mkfifo.unwrap().success());
+        let (root, (tx, rx)) = (t.path().to_path_buf(), std::sync::mpsc::channel());
+        std::thread::spawn(move || tx.send(walk(vec![src(&root, "top")], false)));
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("blocked on a FIFO");
+        assert_eq!(got, "D top, S top/p: a FIFO is not sent");
+    }
+
+    #[test]
+    fn walk_unreadable_dir_is_made_then_failed() {
+        let t = tempfile::tempdir().unwrap();
+        make(t.path(), &["locked/", "locked/child", "z"]);
+        let locked = t.path().join("locked");
+        chmod(&locked, 0o000);
+        let readable = fs::read_dir(&locked).is_ok(); // as root
+        let got = walk(vec![src(t.path(), "top")], false);
+        chmod(&locked, 0o755);
+        let want = "D top, D top/locked, X top/locked: cannot read the directory: \
+                    Permission denied (os error 13), F top/z 0";
+        assert!(readable || got == want, "{got}");
+    }
+
+    #[test]
+    fn count_matches_walk() {
+        let t = tempfile::tempdir().unwrap();
+        make(t.path(), LINKS);
+        make(t.path(), LEAVING);
+        fs::hard_link(t.path().join("b"), t.path().join("a/hb")).unwrap();
+        let sources = [src(t.path(), "top")];
+        for deref in [false, true] {
+            let mut want = Totals::default();
+            for e in Walk::new(sources.to_vec(), deref) {
+                let Event::Entry(e) = e else { continue };
+                want.entries += 1;
+                if let Kind::File { size } = e.kind {
+                    want.files += 1;
+                    want.bytes += size;
+                    let nlink = fs::metadata(&e.source).unwrap().nlink();
+                    want.hard_links += u64::from(nlink > 1);
+                }
+            }
+            assert_eq!(count(&sources, deref), want);
+        }
+        let (entries, bytes, files, hard_links) = (9, 6, 3, 2);
+        let want = Totals {
+            entries,
+            bytes,
+            files,
+            hard_links,
+        };
+        assert_eq!(count(&sources, false), want);
+    }
+
+    #[test]
+    fn top_names() {
+        let name = |p: &str| top_name(Path::new(p)).map(|n| String::from_utf8(n).unwrap());
+        let named = [
+            ("dir/", "dir"),
+            ("dir/.", "dir"),
+            ("/abs/dir", "dir"),
+            ("a.iso", "a.iso"),
+        ];
+        for (path, want) in named {
+            assert_eq!(name(path).as_deref(), Some(want));
+        }
+        for none in ["/", "..", ".", "dir/..", ""] {
+            assert_eq!(name(none), None, "{none}");
+        }
+        let odd = Path::new(OsStr::from_bytes(b"x/\xff"));
+        assert_eq!(top_name(odd), Some(b"\xff".to_vec()));
+    }
+}
