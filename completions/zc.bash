@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --offset --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
+            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +168,10 @@ _zc() {
                     return 0
                     ;;
                 --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-files)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -199,7 +203,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -4 -6 -q -h -V --listen --offset --count --no-resume --name --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
+            opts="-l -L -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

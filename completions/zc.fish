@@ -26,14 +26,14 @@ end
 
 complete -c zc -n "__fish_zc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_needs_command" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
 complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zc -n "__fish_zc_using_subcommand send" -s l -l listen -d 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (\'zc recv HOST:PORT\')' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this byte of FILE; the receiver writes at the same offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
-complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The file name announced to the receiver (default: FILE\'s base name)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The name announced for a single source (default: its base name)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
@@ -43,6 +43,7 @@ plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
+complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-verify -d 'Skip the SHA-256 end-to-end check'
@@ -55,6 +56,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print ve
 complete -c zc -n "__fish_zc_using_subcommand recv" -s l -l listen -d 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, an existing directory, or \'-\' for stdout (default: the current directory)' -r -F
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tree with more entries than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
@@ -75,7 +77,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help 
 complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send FILE (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,4 +1,5 @@
 //! The only `unsafe` in zc: thin wrappers over syscalls std does not offer.
+#![allow(unsafe_code)]
 
 /// `sendfile(2)`: moves up to `count` bytes of `file` from `*offset` into the
 /// socket, inside the kernel, advancing `*offset` by what it moved.

@@ -1,4 +1,4 @@
-//! Where a tree lands: paths a peer sent, checked, and the output directory's handle beneath which every write happens.
+//! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

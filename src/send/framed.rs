@@ -167,6 +167,10 @@ pub(super) fn session(
     conclude(conn, plan, session.as_ref(), closing, bar.as_mut(), began)
 }
 
+/// What an accepting receiver said: the ranges it holds, and whether
+/// HASHES of them follow.
+pub(super) type Accepted = (Vec<(u64, u64)>, bool);
+
 /// After the OFFER: the key handshake when there is a key, then the
 /// receiver's ANSWER. A refusal is an error (exit 4); an acceptance returns
 /// the session's keys and the held ranges with whether hashes follow.
@@ -175,7 +179,7 @@ pub(super) fn answered(
     conn: &mut Conn,
     offer_body: &[u8],
     nonce: Option<[u8; 32]>,
-) -> Result<(Option<Session>, (Vec<(u64, u64)>, bool))> {
+) -> Result<(Option<Session>, Accepted)> {
     let no_answer = |conn: &Conn, e: anyhow::Error| {
         let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
         exit::tag(err, Tag::Retryable)
