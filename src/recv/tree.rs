@@ -41,6 +41,8 @@ pub(super) struct Want {
     pub mtime_ns: u64,
     /// Ranges of the part already held (and offered for checking).
     pub held: Ranges,
+    /// A held record lies beside the part (to remove once it lands).
+    pub recorded: bool,
 }
 
 /// What the whole session knows and has decided.
@@ -157,8 +159,14 @@ impl Tree<'_> {
         let peer = conn.peer.clone();
         let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
         let manifest = loop {
-            let frame = proto::read_frame(&mut reader)
-                .with_context(|| format!("{peer}: reading the manifest"))?;
+            let frame = proto::read_frame(&mut reader).map_err(|e| {
+                // the sender may come back: nothing is lost yet
+                let e = e.context(format!("{peer}: connection lost in the manifest"));
+                match exit::code_of(&e) {
+                    exit::ExitCode::Interrupted => e,
+                    _ => exit::tag(e, exit::Tag::Resumable),
+                }
+            })?;
             match Message::decode(&frame).with_context(|| peer.clone())? {
                 Message::Entry(entry) => self.admit(entry)?,
                 Message::Manifest(m) => break m,
@@ -324,7 +332,9 @@ impl Tree<'_> {
             }
             Err(e) => return Err((RefuseCode::BadName, e.to_string())),
         }
-        let held = self.held_for(&rel, &entry);
+        let record = self.root.read_record(&rel);
+        let recorded = record.is_some();
+        let held = self.held_for(&rel, &entry, record);
         self.needed = self.needed.saturating_add(entry.size - held.total().min(entry.size));
         let hashes = held.total() > 0;
         self.wants.push_back(Want {
@@ -335,6 +345,7 @@ impl Tree<'_> {
             mode: entry.mode,
             mtime_ns: entry.mtime_ns,
             held: held.clone(),
+            recorded,
         });
         Ok(Action::Send {
             held: held.pairs().to_vec(),
@@ -343,11 +354,11 @@ impl Tree<'_> {
     }
 
     /// What a `.zcpart` of this very source already holds, per its record.
-    fn held_for(&self, rel: &RelPath, entry: &Entry) -> Ranges {
+    fn held_for(&self, rel: &RelPath, entry: &Entry, record: Option<String>) -> Ranges {
         if !self.offer.resume || self.offer.fresh {
             return Ranges::new();
         }
-        let Some(record) = self.root.read_record(rel).and_then(|t| Record::decode(&t)) else {
+        let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return Ranges::new();
         };
         if record.source != identity(entry) {

@@ -32,8 +32,10 @@ const OUT_BATCH: usize = 16 << 10;
 /// The file whose data is arriving.
 struct Current {
     want: Want,
-    /// None when another transfer holds the part: the data is read and dropped.
-    file: Option<File>,
+    /// The part, or why it cannot be written (another transfer holds it, a
+    /// link stands where it goes): then the data is read and dropped, and
+    /// only this entry fails.
+    file: Result<File, String>,
     /// SHA-256 fed in order from byte 0, while the data comes in order.
     hasher: Option<Sha256>,
     next: u64,
@@ -42,7 +44,8 @@ struct Current {
 
 /// Verified parts waiting for the flush that lets them be renamed.
 struct Batch {
-    parts: Vec<RelPath>,
+    /// Each part, and whether it left a held record to remove.
+    parts: Vec<(RelPath, bool)>,
     bytes: u64,
     since: Instant,
 }
@@ -128,11 +131,13 @@ impl<'t, 'a> Files<'t, 'a> {
             bail!("entry {} began under another path", begin.id);
         }
         let file = match self.tree.root.open_part(&want.rel) {
-            Ok(file) => Some(file),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) => return Err(local(&want, e)),
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err("being received by another transfer".to_string())
+            }
+            Err(e) => Err(format!("cannot write it here: {e}")),
         };
-        if let Some(file) = file.as_ref().filter(|_| want.held.total() == 0) {
+        if let (Ok(file), true) = (&file, want.held.total() == 0) {
             file.set_len(0).map_err(|e| local(&want, e))?;
         }
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
@@ -157,14 +162,14 @@ impl<'t, 'a> Files<'t, 'a> {
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
-        let splice = cur.hasher.is_none() && cur.file.is_some();
+        let splice = cur.hasher.is_none() && cur.file.is_ok();
         let mut sink = io::sink();
         let target = match cur.file.as_mut() {
-            Some(file) => {
+            Ok(file) => {
                 file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
                 copy::Sink::File(file)
             }
-            None => copy::Sink::Writer(&mut sink),
+            Err(_) => copy::Sink::Writer(&mut sink),
         };
         let (base, files) = (self.bytes, self.files);
         let mut chunks = Fed {
@@ -205,9 +210,9 @@ impl<'t, 'a> Files<'t, 'a> {
             self.tree.settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
             return Ok(());
         }
-        if cur.file.is_none() {
-            let why = "being received by another transfer";
-            return self.result(&cur.want, Status::Failed, None, why);
+        if let Err(why) = &cur.file {
+            let why = why.clone();
+            return self.result(&cur.want, Status::Failed, None, &why);
         };
         let mut have = cur.want.held.clone();
         for &(a, b) in cur.got.pairs() {
@@ -226,7 +231,7 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         let file = cur.file.as_ref().expect("checked above");
         land(file, &cur.want).map_err(|e| local(&cur.want, e))?;
-        self.batch.parts.push(cur.want.rel.clone());
+        self.batch.parts.push((cur.want.rel.clone(), cur.want.recorded));
         self.batch.bytes += cur.want.size;
         self.files += 1;
         self.result(&cur.want, Status::Ok, ours, "")?;
@@ -305,10 +310,12 @@ impl<'t, 'a> Files<'t, 'a> {
             Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
             Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
         };
-        for rel in self.batch.parts.drain(..) {
+        for (rel, recorded) in self.batch.parts.drain(..) {
             root.publish(&rel)
                 .with_context(|| format!("renaming {} into place", rel.display()))?;
-            let _ = root.discard_part(&rel); // its held record, if it was resumed
+            if recorded {
+                let _ = root.discard_part(&rel); // its held record
+            }
             if !syncfs {
                 let _ = root.sync_parent(&rel);
             }
@@ -322,7 +329,7 @@ impl<'t, 'a> Files<'t, 'a> {
     /// with its record, the verified batch renamed into place.
     fn keep(&mut self) -> Result<()> {
         if let Some(cur) = self.cur.take() {
-            if let Some(file) = &cur.file {
+            if let Ok(file) = &cur.file {
                 let mut held = cur.want.held.clone();
                 for &(a, b) in cur.got.pairs() {
                     held.insert(a, b);

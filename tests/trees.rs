@@ -1,0 +1,1729 @@
+//! Tree sessions (a directory, or several sources, in one connection), end
+//! to end: real trees on disk, real `zc` processes over 127.0.0.1, proxies
+//! that count, hold and cut, and hostile manifests written by hand from
+//! docs/PROTOCOL.md ("Trees: several entries in one session").
+//!
+//! Trees are compared by walking both sides (kinds, bytes, permission bits,
+//! modification times to the nanosecond, link targets), so any drift in
+//! shape or metadata shows as the first difference found.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Frames around the data: entries, manifest, BEGIN / DATA / FILE END
+/// headers. A resumed session may spend this much on top of the missing data.
+const OVERHEAD: u64 = 256 * 1024;
+/// How long a hand-written client waits for the receiver.
+const CLIENT_WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// Layout and tree building
+
+/// `root/` holding `src/` (what is sent), `out/` (the receiver's) and
+/// `outside/` (a sibling nothing may touch).
+struct Layout {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    src: PathBuf,
+    out: PathBuf,
+    outside: PathBuf,
+}
+
+fn layout() -> Layout {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let (src, out, outside) = (root.join("src"), root.join("out"), root.join("outside"));
+    for d in [&src, &out, &outside] {
+        fs::create_dir(d).unwrap();
+    }
+    fs::write(
+        outside.join("precious.txt"),
+        b"precious, not to be touched\n",
+    )
+    .unwrap();
+    fs::create_dir(outside.join("sub")).unwrap();
+    fs::write(outside.join("sub/keep.txt"), b"keep me\n").unwrap();
+    Layout {
+        _tmp: tmp,
+        root,
+        src,
+        out,
+        outside,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn send_cmd(args: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.arg("send").args(args);
+    cmd
+}
+
+/// A path from raw bytes (names need not be UTF-8).
+fn bpath(base: &Path, rel: &[u8]) -> PathBuf {
+    base.join(OsStr::from_bytes(rel))
+}
+
+/// Writes `data` at `path`, creating parents.
+fn put(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+/// Pseudo-random bytes (seeded).
+fn bytes(size: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    XorShift::new(seed).fill(&mut v);
+    v
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn set_mtime_ns(path: &Path, ns: u64) {
+    let f = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.set_times(FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_nanos(ns)))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> (i64, i64) {
+    (meta.mtime(), meta.mtime_nsec())
+}
+
+/// Every path under `top` (and `top`), not following links.
+fn all_paths(top: &Path) -> Vec<PathBuf> {
+    let mut out = vec![top.to_path_buf()];
+    let meta = fs::symlink_metadata(top).unwrap();
+    if meta.is_dir() {
+        for e in fs::read_dir(top).unwrap() {
+            out.extend(all_paths(&e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// Gives every file and directory under `top` (and `top`) a distinct
+/// modification time with a nanosecond part, deepest first, so that a
+/// directory's time is set after its content is complete.
+fn stamp_times(top: &Path) {
+    let mut paths = all_paths(top);
+    paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for (i, p) in paths.iter().enumerate() {
+        let meta = fs::symlink_metadata(p).unwrap();
+        if meta.is_file() || meta.is_dir() {
+            set_mtime_ns(
+                p,
+                1_600_000_000_000_000_000 + i as u64 * 1_000_003_007 + 987,
+            );
+        }
+    }
+}
+
+/// Sum of the sizes of the regular files under `top`.
+fn data_bytes(top: &Path) -> u64 {
+    all_paths(top)
+        .iter()
+        .map(|p| fs::symlink_metadata(p).unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// `count` files of `size` random bytes in `top/` and a few small ones in
+/// `top/small/`, times stamped.
+fn data_tree(top: &Path, count: usize, size: usize, seed: u64) {
+    for i in 0..count {
+        put(
+            &top.join(format!("part{i:02}.bin")),
+            &bytes(size, seed + i as u64),
+        );
+    }
+    for i in 0..5 {
+        put(
+            &top.join(format!("small/s{i}.txt")),
+            &bytes(1000 + i, seed + 100 + i as u64),
+        );
+    }
+    stamp_times(top);
+}
+
+/// Checks the sender's exit code first (a failed sender must not leave the
+/// test waiting for a receiver that still listens: it is killed, and both
+/// sides' stderr are shown), then waits for the receiver.
+fn both(sent: &Outcome, mut rx: Receiver, want: i32, what: &str) -> Outcome {
+    if sent.code != want {
+        let _ = rx.child.kill();
+        let got = rx.finish(TIMEOUT);
+        panic!(
+            "{what}: exit code {} (wanted {want}); stderr:\n{}\nreceiver stderr:\n{}",
+            sent.code, sent.stderr, got.stderr
+        );
+    }
+    rx.finish(LONG_TIMEOUT)
+}
+
+// ---------------------------------------------------------------------------
+// Comparing trees
+
+fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_symlink() {
+        "link"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}
+
+fn names(dir: &Path) -> BTreeSet<Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect()
+}
+
+fn show(names: &BTreeSet<Vec<u8>>) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| format!("{:?}", String::from_utf8_lossy(n)))
+        .collect()
+}
+
+/// The first difference between the tree at `expected` and the one at
+/// `actual`: kind, content, `mode & 0o777`, mtime (ns), link target, names.
+/// Also a difference: any setuid/setgid/sticky bit on the actual side.
+fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
+    let e =
+        fs::symlink_metadata(expected).map_err(|err| format!("{}: {err}", expected.display()))?;
+    let a = fs::symlink_metadata(actual)
+        .map_err(|err| format!("{}: missing ({err})", actual.display()))?;
+    let (ek, ak) = (kind_of(e.file_type()), kind_of(a.file_type()));
+    if ek != ak {
+        return Err(format!("{}: a {ak}, expected a {ek}", actual.display()));
+    }
+    if a.file_type().is_symlink() {
+        let (et, at) = (
+            fs::read_link(expected).unwrap(),
+            fs::read_link(actual).unwrap(),
+        );
+        if et != at {
+            return Err(format!(
+                "{}: link to {:?}, expected {:?}",
+                actual.display(),
+                at,
+                et
+            ));
+        }
+        return Ok(());
+    }
+    if a.mode() & 0o7000 != 0 {
+        return Err(format!(
+            "{}: mode {:o} keeps a setuid/setgid/sticky bit",
+            actual.display(),
+            a.mode() & 0o7777
+        ));
+    }
+    if e.mode() & 0o777 != a.mode() & 0o777 {
+        return Err(format!(
+            "{}: mode {:o}, expected {:o}",
+            actual.display(),
+            a.mode() & 0o777,
+            e.mode() & 0o777
+        ));
+    }
+    if a.is_file() {
+        if e.len() != a.len() {
+            return Err(format!(
+                "{}: {} bytes, expected {}",
+                actual.display(),
+                a.len(),
+                e.len()
+            ));
+        }
+        if fs::read(expected).unwrap() != fs::read(actual).unwrap() {
+            return Err(format!("{}: content differs", actual.display()));
+        }
+    }
+    if a.is_dir() {
+        let (en, an) = (names(expected), names(actual));
+        if en != an {
+            let missing: BTreeSet<_> = en.difference(&an).cloned().collect();
+            let extra: BTreeSet<_> = an.difference(&en).cloned().collect();
+            return Err(format!(
+                "{}: missing {:?}, unexpected {:?}",
+                actual.display(),
+                show(&missing),
+                show(&extra)
+            ));
+        }
+        for n in &en {
+            tree_diff(&bpath(expected, n), &bpath(actual, n))?;
+        }
+    }
+    if mtime_ns(&e) != mtime_ns(&a) {
+        return Err(format!(
+            "{}: mtime {:?}, expected {:?}",
+            actual.display(),
+            mtime_ns(&a),
+            mtime_ns(&e)
+        ));
+    }
+    Ok(())
+}
+
+fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
+    if let Err(diff) = tree_diff(expected, actual) {
+        panic!("{what}: the trees differ: {diff}");
+    }
+}
+
+/// Everything under `root`: path → kind, size and content hash, so any
+/// write, creation or removal shows.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    for p in all_paths(root) {
+        let meta = fs::symlink_metadata(&p).unwrap();
+        let what = if meta.file_type().is_symlink() {
+            format!("link -> {:?}", fs::read_link(&p).unwrap())
+        } else if meta.is_dir() {
+            format!("dir {:o}", meta.mode())
+        } else if meta.is_file() {
+            format!(
+                "file {} {}",
+                meta.len(),
+                hex(&Sha256::digest(fs::read(&p).unwrap()))
+            )
+        } else {
+            "special".into()
+        };
+        out.insert(p, what);
+    }
+    out
+}
+
+/// What must not change outside OUT: the sibling directory, every byte of
+/// it, and the names beside OUT.
+fn outside_state(l: &Layout) -> (BTreeMap<PathBuf, String>, Vec<String>) {
+    (snapshot(&l.outside), list_dir(&l.root))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+/// Every stderr line as a JSON object with an `event`; panics on any other line.
+fn json_events(stderr: &str, who: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("{who}: a stderr line that is not JSON ({e}): {line:?}\nstderr:\n{stderr}")
+            });
+            assert!(
+                v.is_object() && v["event"].is_string(),
+                "{who}: not an event object: {line}"
+            );
+            v
+        })
+        .collect()
+}
+
+fn events<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    all.iter().filter(|v| v["event"] == kind).collect()
+}
+
+/// The entry events whose `path` ends with `name`.
+fn entry_events<'a>(all: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events(all, "entry")
+        .into_iter()
+        .filter(|v| v["path"].as_str().is_some_and(|p| p.ends_with(name)))
+        .collect()
+}
+
+// ===========================================================================
+// Shape and fidelity
+
+/// The tree of the fidelity test: files of all sizes, empty files and
+/// directories, links inside the tree, odd names, modes, hard links.
+fn photos(top: &Path) {
+    put(&top.join("a/x"), &bytes(100_000, 1));
+    symlink("../b.txt", top.join("a/l")).unwrap();
+    put(&top.join("b.txt"), &bytes(3000, 2));
+    symlink("a/x", top.join("l")).unwrap();
+    symlink("a", top.join("d")).unwrap();
+    put(&top.join("empty.txt"), b"");
+    fs::create_dir(top.join("empty")).unwrap();
+    fs::create_dir_all(top.join("deep/er/est")).unwrap();
+    put(&top.join("with space.txt"), b"spaces\n");
+    put(&top.join("new\nline.txt"), b"newline\n");
+    put(&top.join("tab\there"), b"tab\n");
+    put(&top.join("-rf"), b"dash\n");
+    put(&top.join("--force"), b"dashes\n");
+    put(&bpath(top, b"caf\xe9.bin"), b"latin-1 name\n");
+    put(&top.join("\u{fc}n\u{ef}.txt"), b"utf-8 name\n");
+    put(&top.join("big.bin"), &bytes(3 << 20, 3));
+    put(&top.join("hard1"), b"one inode, two names\n");
+    fs::hard_link(top.join("hard1"), top.join("hard2")).unwrap();
+    for (name, mode) in [
+        ("exec.sh", 0o755),
+        ("open.txt", 0o666),
+        ("ro.txt", 0o444),
+        ("suid", 0o4755),
+        ("sgid", 0o2750),
+    ] {
+        put(&top.join(name), name.as_bytes());
+        chmod(&top.join(name), mode);
+    }
+    chmod(&top.join("b.txt"), 0o600);
+    put(
+        &top.join("locked/inner.txt"),
+        b"inside a read-only directory\n",
+    );
+    fs::create_dir(top.join("sticky")).unwrap();
+    chmod(&top.join("a"), 0o750);
+    chmod(&top.join("empty"), 0o700);
+    chmod(&top.join("sticky"), 0o1777);
+    chmod(&top.join("locked"), 0o555);
+    stamp_times(top);
+}
+
+#[test]
+fn a_tree_keeps_its_shape_modes_times_links_and_odd_names() {
+    let l = layout();
+    let top = l.src.join("photos");
+    photos(&top);
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let sent = send(&[s(&top), &rx.dest()]);
+    let got = both(&sent, rx, 0, "zc send photos/");
+    got.expect_code(0, "zc recv of a tree");
+    assert_eq!(list_dir(&l.out), vec!["photos"], "OUT/NAME/...");
+    assert_same_tree(&top, &l.out.join("photos"), "photos/");
+    // setuid, setgid and sticky are dropped (tree_diff checks every entry);
+    // the two names of one inode arrive as two files.
+    let (h1, h2) = (
+        fs::metadata(l.out.join("photos/hard1")).unwrap(),
+        fs::metadata(l.out.join("photos/hard2")).unwrap(),
+    );
+    assert_ne!(h1.ino(), h2.ino(), "hard links arrive as separate files");
+    assert_eq!((h1.nlink(), h2.nlink()), (1, 1));
+    // nothing else is left behind: no .zcpart, no records
+    for p in all_paths(&l.out) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(".zcpart"), "left behind: {}", p.display());
+    }
+}
+
+#[test]
+fn several_sources_land_side_by_side() {
+    let l = layout();
+    put(&l.src.join("a.iso"), &bytes(300_000, 4));
+    put(&l.src.join("b.iso"), &bytes(200_001, 5));
+    put(&l.src.join("notes/2024/jan.md"), b"# January\n");
+    put(&l.src.join("notes/todo.txt"), b"- test trees\n");
+    for p in ["a.iso", "b.iso", "notes"] {
+        stamp_times(&l.src.join(p));
+    }
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let notes = format!("{}/", s(&l.src.join("notes")));
+    let sent = send(&[
+        s(&l.src.join("a.iso")),
+        s(&l.src.join("b.iso")),
+        &notes,
+        &rx.dest(),
+    ]);
+    let got = both(&sent, rx, 0, "zc send a.iso b.iso notes/");
+    got.expect_code(0, "zc recv");
+    assert_eq!(list_dir(&l.out), vec!["a.iso", "b.iso", "notes"]);
+    for p in ["a.iso", "b.iso", "notes"] {
+        assert_same_tree(&l.src.join(p), &l.out.join(p), p);
+    }
+}
+
+#[test]
+fn name_renames_the_top_of_a_single_directory() {
+    let l = layout();
+    let top = l.src.join("photos");
+    put(&top.join("x/y.txt"), b"y\n");
+    put(&top.join("z.txt"), b"z\n");
+    stamp_times(&top);
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let sent = send(&["--name", "album", s(&top), &rx.dest()]);
+    both(&sent, rx, 0, "zc send --name album photos").expect_code(0, "zc recv");
+    assert_eq!(list_dir(&l.out), vec!["album"]);
+    assert_same_tree(&top, &l.out.join("album"), "--name album");
+}
+
+#[test]
+fn a_single_file_source_is_still_a_single_transfer() {
+    // A tree needs a directory on the receiver; one file does not: it may
+    // still be written to `-o FILE`.
+    let l = layout();
+    let src = l.src.join("one.bin");
+    random_file(&src, 500_000, 6);
+    let target = l.out.join("renamed.bin");
+    let rx = receiver(&target, &[], Stdout::Null);
+    let sent = send(&[s(&src), &rx.dest()]);
+    both(&sent, rx, 0, "zc send FILE").expect_code(0, "zc recv -o FILE");
+    assert_same_file(&src, &target);
+    assert_eq!(list_dir(&l.out), vec!["renamed.bin"]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn names_that_differ_only_in_case_both_land_on_linux() {
+    let l = layout();
+    let top = l.src.join("case");
+    put(&top.join("A"), b"upper\n");
+    put(&top.join("a"), b"lower\n");
+    put(&top.join("Dir/x"), b"upper dir\n");
+    put(&top.join("dir/x"), b"lower dir\n");
+    stamp_times(&top);
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let sent = send(&[s(&top), &rx.dest()]);
+    both(&sent, rx, 0, "zc send case/").expect_code(0, "zc recv");
+    assert_same_tree(&top, &l.out.join("case"), "case-distinct names");
+}
+
+#[test]
+fn links_leaving_the_tree_and_special_files_are_skipped_with_a_warning() {
+    let l = layout();
+    let top = l.src.join("t");
+    put(&top.join("ok.txt"), b"ok\n");
+    put(&top.join("in/inner.txt"), b"inner\n");
+    symlink(l.outside.join("precious.txt"), top.join("abs-link")).unwrap();
+    symlink("../../outside/precious.txt", top.join("up-link")).unwrap();
+    symlink("../../../outside", top.join("in/up-dir-link")).unwrap();
+    let fifo = std::ffi::CString::new(top.join("a-fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    let _sock = std::os::unix::net::UnixListener::bind(top.join("a-socket")).unwrap();
+    stamp_times(&top);
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let sent = send(&[s(&top), &rx.dest()]);
+    let got = both(
+        &sent,
+        rx,
+        0,
+        "zc send of a tree with links out and special files",
+    );
+    got.expect_code(0, "zc recv");
+    for name in ["abs-link", "up-link", "up-dir-link", "a-fifo", "a-socket"] {
+        assert!(
+            sent.stderr.lines().any(|line| line.contains(name)),
+            "the sender should warn about {name}:\n{}",
+            sent.stderr
+        );
+    }
+    assert_eq!(list_dir(&l.out.join("t")), vec!["in", "ok.txt"]);
+    assert_eq!(list_dir(&l.out.join("t/in")), vec!["inner.txt"]);
+    assert_eq!(fs::read(l.out.join("t/ok.txt")).unwrap(), b"ok\n");
+    assert_eq!(fs::read(l.out.join("t/in/inner.txt")).unwrap(), b"inner\n");
+}
+
+#[test]
+fn dereference_sends_what_links_point_to() {
+    let l = layout();
+    let top = l.src.join("t");
+    put(&top.join("real.txt"), b"the real one\n");
+    symlink("real.txt", top.join("in-link")).unwrap();
+    symlink(l.outside.join("precious.txt"), top.join("ext-file")).unwrap();
+    symlink(l.outside.join("sub"), top.join("ext-dir")).unwrap();
+    stamp_times(&top);
+    let before = (snapshot(&l.src), outside_state(&l));
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let sent = send(&["-L", s(&top), &rx.dest()]);
+    both(&sent, rx, 0, "zc send -L").expect_code(0, "zc recv");
+    let t = l.out.join("t");
+    assert_eq!(
+        list_dir(&t),
+        vec!["ext-dir", "ext-file", "in-link", "real.txt"]
+    );
+    for (name, from) in [
+        ("in-link", top.join("real.txt")),
+        ("ext-file", l.outside.join("precious.txt")),
+        ("ext-dir/keep.txt", l.outside.join("sub/keep.txt")),
+    ] {
+        let meta = fs::symlink_metadata(t.join(name)).unwrap();
+        assert!(meta.is_file(), "{name}: a regular file with -L, not a link");
+        assert_eq!(fs::read(t.join(name)).unwrap(), fs::read(from).unwrap());
+    }
+    assert!(fs::symlink_metadata(t.join("ext-dir")).unwrap().is_dir());
+    assert_eq!(
+        (snapshot(&l.src), outside_state(&l)),
+        before,
+        "a source changed"
+    );
+}
+
+// ===========================================================================
+// Usage errors and receivers that cannot take a tree
+
+#[test]
+fn impossible_tree_commands_are_usage_errors() {
+    let l = layout();
+    let dir = l.src.join("dir");
+    put(&dir.join("f.txt"), b"f\n");
+    put(&l.src.join("a.txt"), b"a\n");
+    put(&l.src.join("x/same.txt"), b"x\n");
+    put(&l.src.join("y/same.txt"), b"y\n");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (d, a) = (s(&dir).to_string(), s(&l.src.join("a.txt")).to_string());
+    let (x, y) = (
+        s(&l.src.join("x/same.txt")).to_string(),
+        s(&l.src.join("y/same.txt")).to_string(),
+    );
+    let cases: Vec<(&str, Vec<&str>, Option<&str>)> = vec![
+        (
+            "--raw with a directory",
+            vec!["--raw", &d, &addr],
+            Some("tar"),
+        ),
+        (
+            "--raw with several files",
+            vec!["--raw", &a, &x, &addr],
+            Some("tar"),
+        ),
+        ("stdin among several sources", vec![&a, "-", &addr], None),
+        ("stdin with a directory", vec!["-", &d, &addr], None),
+        (
+            "stdin among sources, reverse mode",
+            vec!["--listen", "127.0.0.1:0", "-", &a],
+            None,
+        ),
+        ("two sources with one base name", vec![&x, &y, &addr], None),
+        (
+            "--offset with a directory",
+            vec!["--offset", "10", &d, &addr],
+            None,
+        ),
+        (
+            "--count with a directory",
+            vec!["--count", "10", &d, &addr],
+            None,
+        ),
+        (
+            "--offset with several files",
+            vec!["--offset", "1", &a, &x, &addr],
+            None,
+        ),
+    ];
+    for (what, args, needle) in cases {
+        let got = send(&args);
+        got.expect_code(2, what);
+        if let Some(needle) = needle {
+            assert!(
+                got.stderr.to_lowercase().contains(needle),
+                "{what}: the message should mention {needle}:\n{}",
+                got.stderr
+            );
+        }
+        assert!(
+            listener.accept().is_err(),
+            "{what}: a usage error must not connect"
+        );
+    }
+}
+
+#[test]
+fn a_receiver_writing_to_a_file_or_stdout_refuses_a_tree() {
+    let l = layout();
+    let top = l.src.join("tree");
+    put(&top.join("f.txt"), b"f\n");
+    // -o FILE (an existing one, which must survive)
+    let existing = l.out.join("existing.bin");
+    fs::write(&existing, b"old content\n").unwrap();
+    let rx = receiver(&existing, &[], Stdout::Null);
+    let sent = send(&[s(&top), &rx.dest()]);
+    let got = both(&sent, rx, 4, "zc send DIR to a receiver with -o FILE");
+    assert_ne!(got.code, 0, "a receiver that refused: {}", got.stderr);
+    assert_eq!(fs::read(&existing).unwrap(), b"old content\n");
+    assert_eq!(list_dir(&l.out), vec!["existing.bin"]);
+    // -o -
+    let rx = receiver(Path::new("-"), &[], Stdout::Memory);
+    let sent = send(&[s(&top), &rx.dest()]);
+    let got = both(&sent, rx, 4, "zc send DIR to a receiver with -o -");
+    assert!(got.stdout.is_empty(), "a tree written to stdout");
+    assert_eq!(list_dir(&l.out), vec!["existing.bin"]);
+}
+
+// ===========================================================================
+// Sending again: skip, refuse, force
+
+#[test]
+fn sending_the_same_tree_again_moves_almost_nothing_and_reports_skips() {
+    let l = layout();
+    let top = l.src.join("same");
+    data_tree(&top, 8, 512 * 1024, 40);
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let first_proxy = CuttingProxy::counting(rx.addr);
+    send(&[s(&top), &first_proxy.addr.to_string()]).expect_code(0, "the first zc send");
+    assert_same_tree(&top, &l.out.join("same"), "after the first send");
+    let first = first_proxy.forwarded.load(Ordering::SeqCst);
+    assert!(
+        first >= data_bytes(&top),
+        "the first send moved {first} bytes"
+    );
+
+    let again = CuttingProxy::counting(rx.addr);
+    let second = send(&["--json", s(&top), &again.addr.to_string()]);
+    second.expect_code(0, "the same zc send again");
+    let wire = again.forwarded.load(Ordering::SeqCst);
+    assert!(
+        wire * 20 < first,
+        "the second send moved {wire} bytes, the first {first}: not < 5 %"
+    );
+    let all = json_events(&second.stderr, "zc send --json");
+    for p in all_paths(&top).iter().filter(|p| p.is_file()) {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let found = entry_events(&all, name);
+        assert_eq!(
+            found.len(),
+            1,
+            "one entry event for {name}:\n{}",
+            second.stderr
+        );
+        assert_eq!(
+            found[0]["status"], "skipped",
+            "{name} is up to date: {}",
+            found[0]
+        );
+    }
+    assert_same_tree(&top, &l.out.join("same"), "after the second send");
+}
+
+#[test]
+fn a_changed_file_is_refused_without_force_and_replaced_with_force() {
+    let l = layout();
+    let top = l.src.join("docs");
+    put(&top.join("a.txt"), &bytes(5000, 50));
+    put(&top.join("b.txt"), &bytes(6000, 51));
+    put(&top.join("sub/c.bin"), &bytes(70_000, 52));
+    stamp_times(&top);
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    send(&[s(&top), &rx.dest()]).expect_code(0, "the first send");
+    // Someone edits the received copy of b.txt; the source gains a file.
+    let b = l.out.join("docs/b.txt");
+    fs::write(&b, b"edited at the destination\n").unwrap();
+    set_mtime_ns(&b, 1_700_000_000_555_000_000);
+    put(&top.join("new.txt"), b"a new file\n");
+    set_mtime_ns(&top.join("new.txt"), 1_700_000_001_000_000_001);
+    set_mtime_ns(&top, 1_700_000_002_000_000_002);
+
+    let sent = send(&[s(&top), &rx.dest()]);
+    sent.expect_code(5, "zc send onto a changed file, without --force");
+    assert!(
+        sent.stderr.lines().any(|line| line.contains("b.txt")),
+        "the summary should name b.txt:\n{}",
+        sent.stderr
+    );
+    assert_eq!(fs::read(&b).unwrap(), b"edited at the destination\n");
+    for other in ["a.txt", "sub/c.bin", "new.txt"] {
+        assert_same_tree(&top.join(other), &l.out.join("docs").join(other), other);
+    }
+    drop(rx);
+
+    let rx = receiver(&l.out, &["-k", "--force"], Stdout::Null);
+    send(&[s(&top), &rx.dest()]).expect_code(0, "the same send with --force on the receiver");
+    assert_same_tree(&top, &l.out.join("docs"), "after --force");
+}
+
+// ===========================================================================
+// Interrupted trees
+
+#[test]
+fn a_cut_tree_resumes_with_retry_and_sends_little_more_than_what_was_missing() {
+    let l = layout();
+    let top = l.src.join("cut");
+    data_tree(&top, 10, 2 << 20, 60);
+    let total = data_bytes(&top);
+    let cut = 19 * MIB / 2;
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let proxy = CuttingProxy::start(rx.addr, cut, 1);
+    let sent = send(&[
+        "--retry",
+        "3",
+        "--progress",
+        "plain",
+        s(&top),
+        &proxy.addr.to_string(),
+    ]);
+    println!("sender:\n{}", sent.stderr);
+    sent.expect_code(0, "zc send --retry 3 through a cut");
+    assert_same_tree(&top, &l.out.join("cut"), "after the retry");
+    let conns = proxy.connections();
+    assert!(conns.len() >= 2, "no reconnection: {conns:?}");
+    assert_eq!(conns[0], cut, "the first connection is cut: {conns:?}");
+    let later: u64 = conns[1..].iter().sum();
+    println!("data {total}, connections {conns:?}");
+    assert!(
+        later <= total - cut + OVERHEAD,
+        "after a cut at {cut} of {total} data bytes the retries moved {later}: {conns:?}"
+    );
+}
+
+/// Interrupts the sender of a 40 MiB tree once 9.5 MiB went through (kill -9
+/// or Ctrl-C), then runs the same command again. (What the sender's kernel
+/// had buffered, up to ~10 MiB on loopback, still arrives.)
+fn interrupted_sender_case(sigkill: bool) {
+    let l = layout();
+    let top = l.src.join("stop");
+    data_tree(&top, 20, 2 << 20, if sigkill { 70 } else { 80 });
+    let total = data_bytes(&top);
+    let stop_at = 19 * MIB / 2;
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let proxy = CuttingProxy::counting(rx.addr);
+    proxy.hold_at(stop_at);
+    let dest = proxy.addr.to_string();
+    let args = ["--progress", "none", s(&top), &dest];
+    let mut tx = start(send_cmd(&args));
+    proxy.wait_for(stop_at, &mut tx.child, "zc send");
+    if sigkill {
+        tx.child.kill().unwrap();
+        let killed = tx.finish(TIMEOUT);
+        assert_eq!(killed.code, -libc::SIGKILL, "{}", killed.stderr);
+        proxy.release();
+    } else {
+        sigint(&tx.child);
+        // The sender ends the DATA frame in flight: let the handler see the
+        // signal, then let that frame through.
+        thread::sleep(Duration::from_millis(200));
+        proxy.release();
+        let stopped = tx.finish(TIMEOUT);
+        println!("interrupted sender:\n{}", stopped.stderr);
+        stopped.expect_code(130, "zc send after SIGINT");
+    }
+    // Let the receiver take in what the first sender had in flight.
+    thread::sleep(Duration::from_millis(1500));
+    let first = proxy.forwarded.load(Ordering::SeqCst);
+    assert!(
+        first < total - 2 * MIB,
+        "the first attempt was not stopped mid-way: {first} of {total}"
+    );
+
+    let again = CuttingProxy::counting(rx.addr);
+    let dest = again.addr.to_string();
+    let args = ["--progress", "none", s(&top), &dest];
+    let second = send(&args);
+    println!("second sender:\n{}", second.stderr);
+    second.expect_code(0, "the same zc send again");
+    assert_same_tree(&top, &l.out.join("stop"), "after the second send");
+    let wire = again.forwarded.load(Ordering::SeqCst);
+    println!("data {total}, first attempt {first}, second {wire}");
+    assert!(
+        wire <= total - first + OVERHEAD,
+        "{first} of {total} data bytes went through before the stop; the second run moved {wire}"
+    );
+}
+
+#[test]
+fn a_sigkilled_sender_resumes_the_tree_with_the_same_command() {
+    interrupted_sender_case(true);
+}
+
+#[test]
+fn a_sigint_sender_exits_130_and_the_same_command_finishes_the_tree() {
+    interrupted_sender_case(false);
+}
+
+// ===========================================================================
+// Partial failure
+
+#[test]
+fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
+    let l = layout();
+    let top = l.src.join("set");
+    put(&top.join("a.txt"), &bytes(10_000, 90));
+    put(&top.join("c.txt"), &bytes(20_000, 91));
+    put(&top.join("d/e.txt"), &bytes(30_000, 92));
+    let big = top.join("big.bin");
+    random_file(&big, 32 * MIB, 93);
+    let locked = top.join("locked");
+    if !is_root() {
+        // Where permissions hold, an unreadable directory fails too.
+        put(&locked.join("secret.txt"), b"unreadable\n");
+    }
+    stamp_times(&top);
+    if !is_root() {
+        chmod(&locked, 0o000);
+    }
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let proxy = CuttingProxy::counting(rx.addr);
+    proxy.hold_at(3 * MIB);
+    let dest = proxy.addr.to_string();
+    let mut tx = start(send_cmd(&["--progress", "none", s(&top), &dest]));
+    proxy.wait_for(3 * MIB, &mut tx.child, "zc send");
+    OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(MIB)
+        .unwrap();
+    proxy.release();
+    let first = tx.finish(TIMEOUT);
+    println!("sender:\n{}", first.stderr);
+    first.expect_code(5, "zc send of a tree whose big.bin shrank while sent");
+    assert!(
+        first.stderr.lines().any(|line| line.contains("big.bin")),
+        "the sender should name big.bin:\n{}",
+        first.stderr
+    );
+    if !is_root() {
+        assert!(
+            first.stderr.lines().any(|line| line.contains("locked")),
+            "the sender should name the unreadable directory:\n{}",
+            first.stderr
+        );
+        chmod(&locked, 0o755);
+    }
+    for name in ["a.txt", "c.txt", "d/e.txt"] {
+        assert_same_tree(&top.join(name), &l.out.join("set").join(name), name);
+    }
+    assert!(
+        !l.out.join("set/big.bin").exists(),
+        "a file that changed while sent must not land"
+    );
+    // The same command, now that the source holds still, completes the tree.
+    let dest = rx.dest();
+    send(&["--progress", "none", s(&top), &dest]).expect_code(0, "the same send again");
+    assert_same_tree(&top, &l.out.join("set"), "after the second send");
+}
+
+// ===========================================================================
+// Scale, JSON, reverse mode
+
+#[test]
+fn ten_thousand_small_files_land_identical() {
+    let l = layout();
+    let top = l.src.join("many");
+    let mut rng = XorShift::new(99);
+    let mut buf = [0u8; 100];
+    for d in 0..100 {
+        let dir = top.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            rng.fill(&mut buf);
+            fs::write(dir.join(format!("f{f:03}")), buf).unwrap();
+        }
+    }
+    stamp_times(&top);
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let dest = rx.dest();
+    let sent = send_timeout(&["--progress", "none", s(&top), &dest], LONG_TIMEOUT);
+    let got = both(&sent, rx, 0, "zc send of 10,000 files");
+    got.expect_code(0, "zc recv of 10,000 files");
+    assert_same_tree(&top, &l.out.join("many"), "10,000 files");
+}
+
+#[test]
+fn json_reports_one_entry_event_per_file_with_its_sha256_and_one_done() {
+    let l = layout();
+    let top = l.src.join("j");
+    let files: [(&str, Vec<u8>); 3] = [
+        ("alpha.txt", bytes(1000, 110)),
+        ("empty.txt", Vec::new()),
+        ("sub/gamma.bin", bytes(70_000, 111)),
+    ];
+    for (rel, data) in &files {
+        put(&top.join(rel), data);
+    }
+    symlink("alpha.txt", top.join("lnk")).unwrap();
+    stamp_times(&top);
+    let rx = receiver(&l.out, &["--json"], Stdout::Null);
+    let sent = send(&["--json", s(&top), &rx.dest()]);
+    let got = both(&sent, rx, 0, "zc send --json");
+    got.expect_code(0, "zc recv --json");
+    assert_same_tree(&top, &l.out.join("j"), "j/");
+    let tx_events = json_events(&sent.stderr, "zc send");
+    let rx_events = json_events(&got.stderr, "zc recv");
+    for (rel, data) in &files {
+        let name = rel.rsplit('/').next().unwrap();
+        let found = entry_events(&tx_events, name);
+        assert_eq!(
+            found.len(),
+            1,
+            "one entry event for {rel}:\n{}",
+            sent.stderr
+        );
+        let e = found[0];
+        assert_eq!(e["bytes"], data.len() as u64, "{e}");
+        let status = e["status"].as_str().unwrap_or_else(|| panic!("{e}"));
+        assert!(
+            !["skipped", "failed", "refused"].contains(&status),
+            "{rel} was sent: {e}"
+        );
+        let want = hex(&Sha256::digest(data));
+        assert_eq!(
+            e["sha256"].as_str().map(str::to_lowercase),
+            Some(want),
+            "{rel}: {e}"
+        );
+    }
+    let paths: Vec<&str> = events(&tx_events, "entry")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = paths.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        paths.len(),
+        "an entry reported twice: {paths:?}"
+    );
+    assert_eq!(events(&tx_events, "done").len(), 1, "{}", sent.stderr);
+    assert_eq!(events(&rx_events, "done").len(), 1, "{}", got.stderr);
+}
+
+#[test]
+fn reverse_mode_sends_a_tree_and_a_file_to_a_connecting_receiver() {
+    let l = layout();
+    let top = l.src.join("rev");
+    put(&top.join("a/b.txt"), &bytes(40_000, 120));
+    put(&top.join("c.txt"), b"c\n");
+    symlink("a/b.txt", top.join("l")).unwrap();
+    stamp_times(&top);
+    let file = l.src.join("alone.bin");
+    put(&file, &bytes(123_456, 121));
+    stamp_times(&file);
+    let mut cmd = send_cmd(&["--listen", "127.0.0.1:0", s(&top), s(&file)]);
+    cmd.arg("--progress").arg("none");
+    let tx = spawn_receiver(cmd, Stdout::Null);
+    let mut recv = zc();
+    recv.args(["recv", "-o"]).arg(&l.out).arg(tx.dest());
+    let got = run(recv, None, TIMEOUT);
+    // here the receiver is the short-lived side: the sender listens
+    let sent = both(&got, tx, 0, "zc recv -o OUT ADDR");
+    sent.expect_code(0, "zc send --listen DIR FILE");
+    assert_eq!(list_dir(&l.out), vec!["alone.bin", "rev"]);
+    assert_same_tree(&top, &l.out.join("rev"), "rev/");
+    assert_same_tree(&file, &l.out.join("alone.bin"), "alone.bin");
+}
+
+// ===========================================================================
+// Hostile peers: manifests written by hand
+
+fn field(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn preamble() -> Vec<u8> {
+    let mut v = b"ZCPF".to_vec();
+    v.extend_from_slice(&1u16.to_be_bytes());
+    v.extend_from_slice(&0u16.to_be_bytes());
+    v
+}
+
+/// A tree OFFER announcing `entries` entries and `bytes` bytes, verified.
+fn tree_offer(entries: u64, bytes: u64) -> Vec<u8> {
+    let mut tree = entries.to_be_bytes().to_vec();
+    tree.extend_from_slice(&bytes.to_be_bytes());
+    let mut body = field(0x8a, &tree);
+    body.extend(field(5, &[1]));
+    frame(b'O', &body)
+}
+
+fn parse_fields(body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        assert!(rest.len() >= 3, "a truncated field in {body:?}");
+        let len = u16::from_be_bytes([rest[1], rest[2]]) as usize;
+        assert!(rest.len() >= 3 + len, "a truncated field in {body:?}");
+        out.push((rest[0], rest[3..3 + len].to_vec()));
+        rest = &rest[3 + len..];
+    }
+    out
+}
+
+fn get(fields: &[(u8, Vec<u8>)], tag: u8) -> Option<&[u8]> {
+    fields
+        .iter()
+        .find(|(t, _)| *t == tag)
+        .map(|(_, v)| v.as_slice())
+}
+
+fn be_u64(v: &[u8]) -> u64 {
+    u64::from_be_bytes(v.try_into().expect("an 8-byte integer"))
+}
+
+/// A raw connection to a receiver.
+struct Wire(TcpStream);
+
+impl Wire {
+    fn connect(addr: SocketAddr) -> Wire {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connecting");
+        s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+        s.set_write_timeout(Some(CLIENT_WAIT)).unwrap();
+        Wire(s)
+    }
+
+    /// Writes on a thread of its own (the receiver answers while it reads).
+    fn write_behind(&self, bytes: Vec<u8>) -> thread::JoinHandle<()> {
+        let mut s = self.0.try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = s.write_all(&bytes);
+        })
+    }
+
+    /// The next frame other than KEEPALIVE; `None` when the receiver hung
+    /// up (or went silent for [`CLIENT_WAIT`]).
+    fn next(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            let mut head = [0u8; 5];
+            self.0.read_exact(&mut head).ok()?;
+            let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+            assert!(len <= 65536, "a frame of {len} bytes from the receiver");
+            let mut body = vec![0u8; len];
+            self.0.read_exact(&mut body).ok()?;
+            if head[0] != b'K' {
+                return Some((head[0], body));
+            }
+        }
+    }
+}
+
+/// One entry of a hand-written manifest.
+#[derive(Clone)]
+struct Ent {
+    path: Vec<u8>,
+    kind: u8,
+    data: Vec<u8>,
+    mode: u32,
+    target: Vec<u8>,
+    /// The receiver must refuse it.
+    bad: bool,
+}
+
+const HOSTILE_MTIME: u64 = 1_650_000_000_123_456_789;
+
+fn dir_ent(path: &[u8]) -> Ent {
+    Ent {
+        path: path.to_vec(),
+        kind: 1,
+        data: Vec::new(),
+        mode: 0o755,
+        target: Vec::new(),
+        bad: false,
+    }
+}
+
+fn file_ent(path: &[u8], data: &[u8], mode: u32) -> Ent {
+    Ent {
+        path: path.to_vec(),
+        kind: 0,
+        data: data.to_vec(),
+        mode,
+        target: Vec::new(),
+        bad: false,
+    }
+}
+
+fn link_ent(path: &[u8], target: &[u8]) -> Ent {
+    Ent {
+        path: path.to_vec(),
+        kind: 2,
+        data: Vec::new(),
+        mode: 0o777,
+        target: target.to_vec(),
+        bad: false,
+    }
+}
+
+fn bad(mut e: Ent) -> Ent {
+    e.bad = true;
+    e
+}
+
+fn encode_entry(id: u64, e: &Ent) -> Vec<u8> {
+    let mut body = field(1, &id.to_be_bytes());
+    body.extend(field(2, &e.path));
+    body.extend(field(3, &[e.kind]));
+    if e.kind == 0 {
+        body.extend(field(4, &(e.data.len() as u64).to_be_bytes()));
+    }
+    body.extend(field(5, &e.mode.to_be_bytes()));
+    body.extend(field(6, &HOSTILE_MTIME.to_be_bytes()));
+    if e.kind == 2 {
+        body.extend(field(7, &e.target));
+    }
+    frame(b'N', &body)
+}
+
+/// What the receiver said in a hand-written session.
+#[derive(Debug, Default)]
+struct Session {
+    /// The ANSWER to the OFFER.
+    answer: Vec<(u8, Vec<u8>)>,
+    /// Entry id → (action, code, reason).
+    replies: BTreeMap<u64, (u8, Option<u8>, String)>,
+    go: bool,
+    /// An ANSWER refusing the session after the manifest.
+    refused_late: Option<Vec<(u8, Vec<u8>)>>,
+    /// Entry id → FILE RESULT status.
+    file_results: BTreeMap<u64, u8>,
+    result: Option<Vec<(u8, Vec<u8>)>>,
+    /// Frame kinds seen, in order.
+    kinds: String,
+}
+
+impl Session {
+    fn accepted(&self) -> bool {
+        get(&self.answer, 1) == Some(&[0][..])
+    }
+}
+
+/// Runs a whole tree session as a hostile sender: OFFER (announcing
+/// `announce` entries), every ENTRY and the MANIFEST, then (after GO) the
+/// data of every file the receiver asked for, END, and the final RESULT.
+fn hostile_session(addr: SocketAddr, entries: &[Ent], announce: u64) -> Session {
+    let mut w = Wire::connect(addr);
+    let mut session = Session::default();
+    let total: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+    let mut hello = preamble();
+    hello.extend(tree_offer(announce, total));
+    w.0.write_all(&hello).expect("writing the offer");
+    match w.next() {
+        Some((b'A', body)) => session.answer = parse_fields(&body),
+        other => panic!("the receiver answered the offer with {other:?}"),
+    }
+    if !session.accepted() {
+        return session;
+    }
+    let mut manifest = Vec::new();
+    for (id, e) in entries.iter().enumerate() {
+        manifest.extend(encode_entry(id as u64, e));
+    }
+    let mut m = field(1, &(entries.len() as u64).to_be_bytes());
+    m.extend(field(2, &0u64.to_be_bytes()));
+    manifest.extend(frame(b'M', &m));
+    let writer = w.write_behind(manifest);
+    while let Some((kind, body)) = w.next() {
+        session.kinds.push(kind as char);
+        match kind {
+            b'Y' => {
+                let f = parse_fields(&body);
+                let id = be_u64(get(&f, 1).expect("a reply without an id"));
+                let action = get(&f, 2).expect("a reply without an action")[0];
+                let code = get(&f, 3).map(|c| c[0]);
+                let reason = String::from_utf8_lossy(get(&f, 4).unwrap_or_default()).into_owned();
+                assert!(
+                    session.replies.insert(id, (action, code, reason)).is_none(),
+                    "two replies for entry {id}"
+                );
+            }
+            b'X' => {}
+            b'G' => {
+                session.go = true;
+                break;
+            }
+            b'A' => {
+                session.refused_late = Some(parse_fields(&body));
+                break;
+            }
+            _ => break,
+        }
+    }
+    writer.join().unwrap();
+    if !session.go {
+        return session;
+    }
+    let mut data = Vec::new();
+    let mut sent = 0u64;
+    for (&id, (action, _, _)) in &session.replies {
+        let Some(e) = entries.get(id as usize) else {
+            continue;
+        };
+        if *action != 0 {
+            continue;
+        }
+        let mut b = field(1, &id.to_be_bytes());
+        b.extend(field(2, &e.path));
+        data.extend(frame(b'B', &b));
+        if !e.data.is_empty() {
+            let mut d = 0u64.to_be_bytes().to_vec();
+            d.extend_from_slice(&(e.data.len() as u64).to_be_bytes());
+            data.extend(frame(b'D', &d));
+            data.extend_from_slice(&e.data);
+        }
+        let mut f = field(1, &id.to_be_bytes());
+        f.extend(field(2, &(e.data.len() as u64).to_be_bytes()));
+        f.extend(field(3, &Sha256::digest(&e.data)));
+        data.extend(frame(b'F', &f));
+        sent += e.data.len() as u64;
+    }
+    let mut end = field(1, &sent.to_be_bytes());
+    end.extend(field(4, &0u64.to_be_bytes()));
+    data.extend(frame(b'E', &end));
+    let writer = w.write_behind(data);
+    while let Some((kind, body)) = w.next() {
+        session.kinds.push(kind as char);
+        match kind {
+            b'T' => {
+                let f = parse_fields(&body);
+                let id = be_u64(get(&f, 6).expect("a file result without an id"));
+                session
+                    .file_results
+                    .insert(id, get(&f, 1).map_or(255, |s| s[0]));
+            }
+            b'R' => {
+                session.result = Some(parse_fields(&body));
+                break;
+            }
+            _ => {}
+        }
+    }
+    writer.join().unwrap();
+    session
+}
+
+/// A small real tree, sent by a real `zc send`, to show a receiver still
+/// serves after hostile sessions.
+fn real_send_lands(l: &Layout, dest: &str, name: &str) {
+    let top = l.src.join(name);
+    put(&top.join("x/y.txt"), &bytes(5000, 130));
+    put(&top.join("z.txt"), b"z\n");
+    stamp_times(&top);
+    send(&[s(&top), dest]).expect_code(0, &format!("a real zc send of {name}/"));
+    assert_same_tree(&top, &l.out.join(name), name);
+}
+
+#[test]
+fn hostile_entries_are_refused_one_by_one_and_nothing_lands_outside() {
+    let l = layout();
+    let outside = l.outside.as_os_str().as_bytes().to_vec();
+    let abs = |name: &str| [&outside[..], b"/", name.as_bytes()].concat();
+    // Each case: the bad entries (and what they must not create, relative to
+    // OUT), between a good file before and a good file after.
+    type Case = (&'static str, Vec<Ent>, Vec<&'static str>);
+    let cases = |t: &str| -> Vec<Case> {
+        let p = |rest: &str| format!("{t}/{rest}").into_bytes();
+        vec![
+            (
+                "'..' inside the path",
+                vec![bad(file_ent(&p("../escape1.txt"), b"BAD", 0o644))],
+                vec!["escape1.txt", "../escape1.txt"],
+            ),
+            (
+                "'..' above the output",
+                vec![bad(file_ent(&p("../../escape2.txt"), b"BAD", 0o644))],
+                vec!["../../escape2.txt"],
+            ),
+            (
+                "'..' as the top",
+                vec![bad(file_ent(b"../escape3.txt", b"BAD", 0o644))],
+                vec!["../../escape3.txt"],
+            ),
+            (
+                "an absolute path",
+                vec![bad(file_ent(&abs("abs.txt"), b"BAD", 0o644))],
+                vec!["../../outside/abs.txt"],
+            ),
+            (
+                "an empty component",
+                vec![bad(file_ent(&p("/empty.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "an empty path",
+                vec![bad(file_ent(b"", b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a '.' component",
+                vec![bad(file_ent(&p("./dot.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a NUL byte",
+                vec![bad(file_ent(&p("nul\0.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "an escape character",
+                vec![bad(file_ent(&p("esc\x1b[31m.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a .zcpart name",
+                vec![bad(file_ent(&p("x.zcpart"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a 256-byte name",
+                vec![bad(file_ent(&p(&"n".repeat(256)), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a link climbing out",
+                vec![bad(link_ent(&p("up"), b"../../outside"))],
+                vec![],
+            ),
+            (
+                "a link to an absolute path",
+                vec![bad(link_ent(&p("abs"), b"/etc"))],
+                vec![],
+            ),
+            (
+                "a link with '..' after a name",
+                vec![bad(link_ent(&p("mid"), b"sub/../../.."))],
+                vec![],
+            ),
+            (
+                "a link climbing above the top",
+                vec![dir_ent(&p("a")), bad(link_ent(&p("a/l"), b"../../x"))],
+                vec![],
+            ),
+            (
+                "a duplicate path",
+                vec![bad(file_ent(&p("ok.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
+                "a parent never sent",
+                vec![bad(file_ent(&p("nodir/x.txt"), b"BAD", 0o644))],
+                vec!["nodir"],
+            ),
+            (
+                "a file beneath a link entry",
+                vec![
+                    dir_ent(&p("sub")),
+                    link_ent(&p("lnk"), b"sub"),
+                    bad(file_ent(&p("lnk/x.txt"), b"BAD", 0o644)),
+                ],
+                vec!["sub/x.txt"],
+            ),
+            (
+                "a file beneath a refused directory",
+                vec![
+                    file_ent(&p("d"), b"a file named d", 0o644),
+                    bad(dir_ent(&p("d"))),
+                    bad(file_ent(&p("d/y.txt"), b"BAD", 0o644)),
+                ],
+                vec![],
+            ),
+        ]
+    };
+    let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let n = cases("t").len();
+    for i in 0..n {
+        let t = format!("t{i:02}");
+        let (what, middle, absent) = cases(&t).swap_remove(i);
+        let mut entries = vec![
+            dir_ent(t.as_bytes()),
+            file_ent(format!("{t}/ok.txt").as_bytes(), b"ok before", 0o4755),
+        ];
+        entries.extend(middle);
+        entries.push(file_ent(
+            format!("{t}/after.txt").as_bytes(),
+            b"ok after",
+            0o2644,
+        ));
+        let before = outside_state(&l);
+        let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+        let ctx = format!("{what}: {session:?}");
+        assert!(session.accepted(), "{ctx}: the session was refused");
+        for (id, e) in entries.iter().enumerate() {
+            let reply = session.replies.get(&(id as u64));
+            let action = reply.map(|r| r.0);
+            if e.bad {
+                assert_eq!(action, Some(2), "{ctx}: entry {id} must be refused");
+            } else {
+                assert!(
+                    matches!(action, Some(0) | Some(3)),
+                    "{ctx}: good entry {id} was not accepted"
+                );
+            }
+        }
+        assert!(session.go, "{ctx}: no GO");
+        assert!(session.result.is_some(), "{ctx}: no final RESULT");
+        // The good files landed, without setuid/setgid, with their time.
+        let dir = l.out.join(&t);
+        for (name, data, mode) in [
+            ("ok.txt", &b"ok before"[..], 0o755),
+            ("after.txt", b"ok after", 0o644),
+        ] {
+            let path = dir.join(name);
+            assert_eq!(fs::read(&path).ok().as_deref(), Some(data), "{ctx}: {name}");
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{ctx}: {name} mode");
+            let ns = meta.mtime() as u64 * 1_000_000_000 + meta.mtime_nsec() as u64;
+            assert_eq!(ns, HOSTILE_MTIME, "{ctx}: {name} mtime");
+        }
+        for gone in absent {
+            let path = dir.join(gone);
+            assert!(
+                fs::symlink_metadata(&path).is_err(),
+                "{ctx}: {} was created",
+                path.display()
+            );
+        }
+        if what == "a file beneath a link entry" {
+            assert_eq!(
+                fs::read_link(dir.join("lnk")).ok(),
+                Some(PathBuf::from("sub")),
+                "{ctx}: a link inside the tree is made"
+            );
+        }
+        if what == "a file beneath a refused directory" {
+            assert_eq!(fs::read(dir.join("d")).unwrap(), b"a file named d");
+        }
+        assert_eq!(
+            outside_state(&l),
+            before,
+            "{ctx}: something outside OUT changed"
+        );
+        assert!(
+            rx.child.try_wait().unwrap().is_none(),
+            "{ctx}: the -k receiver ended"
+        );
+    }
+    let dest = rx.dest();
+    real_send_lands(&l, &dest, "real");
+}
+
+#[test]
+fn more_entries_than_announced_are_not_written() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let entries = vec![
+        dir_ent(b"top"),
+        file_ent(b"top/a", b"a", 0o644),
+        file_ent(b"top/b", b"b", 0o644),
+        file_ent(b"top/c", b"c", 0o644),
+        file_ent(b"top/d", b"d", 0o644),
+        file_ent(b"top/e", b"e", 0o644),
+    ];
+    let before = outside_state(&l);
+    let session = hostile_session(rx.addr, &entries, 3);
+    let ctx = format!("{session:?}");
+    println!("{ctx}");
+    for (id, reply) in &session.replies {
+        if *id >= 3 {
+            assert_eq!(
+                reply.0, 2,
+                "{ctx}: entry {id} beyond the announced 3 accepted"
+            );
+        }
+    }
+    for name in ["c", "d", "e"] {
+        assert!(
+            !l.out.join("top").join(name).exists(),
+            "{ctx}: an entry beyond the announced count landed: {name}"
+        );
+    }
+    assert_eq!(outside_state(&l), before);
+    assert!(
+        rx.child.try_wait().unwrap().is_none(),
+        "the -k receiver ended"
+    );
+    let dest = rx.dest();
+    real_send_lands(&l, &dest, "real");
+}
+
+#[test]
+fn oversized_tree_offers_are_refused_before_any_entry() {
+    let l = layout();
+    let mut rx = receiver(
+        &l.out,
+        &["-k", "--max-files", "1000", "--max-size", "1M"],
+        Stdout::Null,
+    );
+    for (what, entries, bytes) in [
+        ("a million entries", 1_000_000u64, 0u64),
+        ("1001 entries", 1001, 0),
+        ("10 GiB", 3, 10 << 30),
+    ] {
+        let mut w = Wire::connect(rx.addr);
+        let mut hello = preamble();
+        hello.extend(tree_offer(entries, bytes));
+        w.0.write_all(&hello).unwrap();
+        let (kind, body) = w
+            .next()
+            .unwrap_or_else(|| panic!("{what}: no answer to the offer"));
+        assert_eq!(kind, b'A', "{what}: an ANSWER first");
+        let f = parse_fields(&body);
+        assert_eq!(get(&f, 1), Some(&[1][..]), "{what}: refused: {f:?}");
+        assert_eq!(
+            get(&f, 2),
+            Some(&[2][..]),
+            "{what}: code 2, too large: {f:?}"
+        );
+        assert!(
+            rx.child.try_wait().unwrap().is_none(),
+            "{what}: receiver ended"
+        );
+    }
+    // A real tree over --max-files: the sender exits 4 and nothing lands.
+    let top = l.src.join("wide");
+    for i in 0..1005 {
+        put(&top.join(format!("f{i:04}")), b"");
+    }
+    let sent = send(&[s(&top), &rx.dest()]);
+    sent.expect_code(4, "zc send of 1006 entries to --max-files 1000");
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    let dest = rx.dest();
+    real_send_lands(&l, &dest, "real");
+}
+
+#[test]
+fn planted_links_in_the_destination_are_never_followed() {
+    let l = layout();
+    let out = &l.out;
+    // OUT/top1 -> the sibling directory; OUT/top2/sub -> the sibling's sub;
+    // OUT/top3/x.txt -> a file outside; OUT/top4/x.txt.zcpart -> a missing
+    // file outside. An entry no planted link stands in the way of
+    // (top2/plain.txt) lands all the same.
+    symlink(&l.outside, out.join("top1")).unwrap();
+    fs::create_dir(out.join("top2")).unwrap();
+    symlink(l.outside.join("sub"), out.join("top2/sub")).unwrap();
+    fs::create_dir(out.join("top3")).unwrap();
+    symlink("../../outside/precious.txt", out.join("top3/x.txt")).unwrap();
+    fs::create_dir(out.join("top4")).unwrap();
+    symlink("../../outside/victim.txt", out.join("top4/x.txt.zcpart")).unwrap();
+    let mut sources = Vec::new();
+    for (top, files) in [
+        ("top1", &["precious.txt", "sub/keep.txt", "new.txt"][..]),
+        ("top2", &["sub/keep.txt", "sub/new.txt", "plain.txt"][..]),
+        ("top3", &["x.txt"][..]),
+        ("top4", &["x.txt"][..]),
+    ] {
+        let dir = l.src.join(top);
+        for (i, f) in files.iter().enumerate() {
+            put(&dir.join(f), &bytes(3000 + i, 140 + i as u64));
+        }
+        stamp_times(&dir);
+        sources.push(s(&dir).to_string());
+    }
+    let before = outside_state(&l);
+    for extra in [&["-k"][..], &["-k", "--force"][..]] {
+        let what = format!("receiver {extra:?}");
+        let mut rx = receiver(out, extra, Stdout::Null);
+        let dest = rx.dest();
+        let mut args: Vec<&str> = sources.iter().map(String::as_str).collect();
+        args.push(&dest);
+        let sent = send(&args);
+        println!("{what}: sender:\n{}", sent.stderr);
+        assert!(
+            [0, 4, 5].contains(&sent.code),
+            "{what}: exit {}; stderr:\n{}",
+            sent.code,
+            sent.stderr
+        );
+        assert_eq!(
+            outside_state(&l),
+            before,
+            "{what}: something outside OUT changed"
+        );
+        assert!(
+            !l.outside.join("victim.txt").exists(),
+            "{what}: written through a planted .zcpart link"
+        );
+        if sent.code == 0 {
+            for top in ["top1", "top2", "top3", "top4"] {
+                assert_same_tree(&l.src.join(top), &out.join(top), &what);
+            }
+        }
+        assert_same_tree(
+            &l.src.join("top2/plain.txt"),
+            &out.join("top2/plain.txt"),
+            &format!("{what}: top2/plain.txt, which no planted link touches"),
+        );
+        assert!(
+            rx.child.try_wait().unwrap().is_none(),
+            "{what}: receiver ended"
+        );
+        real_send_lands(&l, &dest, "real");
+        fs::remove_dir_all(out.join("real")).unwrap();
+    }
+    // Where a planted link still stands, it points where it did.
+    if fs::symlink_metadata(out.join("top1"))
+        .unwrap()
+        .file_type()
+        .is_symlink()
+    {
+        assert_eq!(fs::read_link(out.join("top1")).unwrap(), l.outside);
+    }
+}
+
+#[test]
+fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_lands() {
+    // Where first/x.txt.zcpart should be stands a directory (debris), and
+    // first/z.txt.zcpart is a link out of OUT. Neither file can be written
+    // (safely); every other entry, before and after them, lands, and the
+    // sender exits 5 naming the two.
+    let l = layout();
+    let first = l.src.join("first");
+    put(&first.join("x.txt"), b"x\n");
+    put(&first.join("y.txt"), &bytes(10_000, 150));
+    put(&first.join("z.txt"), b"z\n");
+    let later = l.src.join("later");
+    put(&later.join("a.txt"), &bytes(20_000, 151));
+    put(&later.join("b/c.txt"), &bytes(30_000, 152));
+    stamp_times(&first);
+    stamp_times(&later);
+    fs::create_dir_all(l.out.join("first/x.txt.zcpart")).unwrap();
+    symlink("../../outside/victim.txt", l.out.join("first/z.txt.zcpart")).unwrap();
+    let before = outside_state(&l);
+    let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let dest = rx.dest();
+    let sent = send(&[s(&first), s(&later), &dest]);
+    println!("sender:\n{}", sent.stderr);
+    sent.expect_code(5, "zc send with two files the receiver cannot write");
+    for name in ["x.txt", "z.txt"] {
+        assert!(
+            sent.stderr.lines().any(|line| line.contains(name)),
+            "the sender should name {name}:\n{}",
+            sent.stderr
+        );
+    }
+    assert_eq!(outside_state(&l), before, "something outside OUT changed");
+    assert!(!l.outside.join("victim.txt").exists());
+    assert_same_tree(&first.join("y.txt"), &l.out.join("first/y.txt"), "y.txt");
+    assert_same_tree(
+        &later,
+        &l.out.join("later"),
+        "later/, sent after the failures",
+    );
+    assert!(
+        rx.child.try_wait().unwrap().is_none(),
+        "the -k receiver ended"
+    );
+    real_send_lands(&l, &dest, "real");
+}
