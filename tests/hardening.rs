@@ -1,7 +1,7 @@
 //! Hardening: untrusted peers (bad headers, bad names, planted symlinks, silent peers), faults (kill -9, a cut connection, a full disk, a source that changes, an unusable output) and load, against real `zc` processes over 127.0.0.1.
 #![cfg(unix)]
 
-// Self-contained on purpose: tests/common is shared with other suites.
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -9,68 +9,36 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{symlink, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::*;
 use zc::held::Record;
 use zc::protocol::{self as proto, kind, Answer, End, Offer, RefuseCode};
 
-const MIB: u64 = 1 << 20;
-/// No child may outlive this; a hung test is a failed test.
-const TIMEOUT: Duration = Duration::from_secs(90);
-/// For the heavy cases on a slow, shared machine.
+/// No child may outlive this; a hung test is a failed test. This suite's
+/// own bound, longer than common's `TIMEOUT` (60 s), as it always was.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(90);
+/// For the heavy cases on a slow, shared machine (common's `LONG_TIMEOUT`
+/// is 180 s).
 const LONG: Duration = Duration::from_secs(300);
 /// How long a raw client waits for the receiver to answer or hang up.
 const CLIENT_WAIT: Duration = Duration::from_secs(20);
+/// Every `zc` here runs without a progress display.
+const QUIET: [&str; 2] = ["--progress", "none"];
 
 // ---------------------------------------------------------------------------
 // Processes
 
-fn zc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_zc"))
-}
-
-/// The exit code, or -(signal) when a signal ended the process.
-fn code_of(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| -s))
-        .unwrap_or(i32::MIN)
-}
-
-#[derive(Debug)]
-struct Outcome {
-    code: i32,
-    stderr: String,
-}
-
-impl Outcome {
-    fn expect(&self, code: i32, what: &str) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit code {} (wanted {code}); stderr:\n{}",
-            self.code, self.stderr
-        );
-        no_panic(what, &self.stderr);
-        self
-    }
-}
-
-fn no_panic(what: &str, stderr: &str) {
-    assert!(
-        !stderr.contains("panicked"),
-        "{what} panicked; stderr:\n{stderr}"
-    );
-}
-
-/// A child whose stderr is collected as it comes; killed (SIGKILL) and
-/// reaped if the test ends while it runs.
+/// A child whose stderr is collected as it comes, so a test can wait for a
+/// line or look for a panic while the child still runs (common's `start`
+/// only has stderr once the child ended); killed and reaped if the test ends
+/// while it runs.
 struct Proc {
-    child: Child,
+    child: Guard,
     what: String,
     err: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
@@ -81,9 +49,10 @@ impl Proc {
         cmd.stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+        let mut child = Guard(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("spawning {what}: {e}")),
+        );
         let mut pipe = child.stderr.take().expect("piped stderr");
         let err = Arc::new(Mutex::new(Vec::new()));
         let sink = err.clone();
@@ -152,42 +121,26 @@ impl Proc {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_tree(&mut self.child);
     }
 
-    /// Waits (bounded) for the child to exit; kills it and panics when it
-    /// overstays.
+    /// Waits (bounded) for the child to exit; kills it and panics, with
+    /// its stderr, when it overstays.
     fn finish(&mut self, timeout: Duration) -> Outcome {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                self.kill();
-                panic!(
-                    "{} still running after {timeout:?}; killed. stderr:\n{}",
-                    self.what,
-                    self.stderr()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+        let Some(status) = wait_or_kill(&mut self.child, timeout, &self.what) else {
+            panic!(
+                "{} still running after {timeout:?}; killed. stderr:\n{}",
+                self.what,
+                self.stderr()
+            );
         };
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
         Outcome {
             code: code_of(status),
+            stdout: Vec::new(),
             stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            self.kill();
         }
     }
 }
@@ -200,21 +153,19 @@ struct Recv {
 
 impl Recv {
     fn start(output: &Path, extra: &[&str]) -> Recv {
-        Recv::start_cmd(recv_cmd(output, extra))
+        let mut cmd = recv_cmd(output, &QUIET);
+        cmd.args(extra);
+        Recv::start_cmd(cmd)
     }
 
     fn start_cmd(cmd: Command) -> Recv {
         let mut p = Proc::start(cmd, "zc recv", Stdio::null());
-        let text = p.wait_stderr("listening on ", TIMEOUT);
+        let text = p.wait_stderr("listening on ", SUITE_TIMEOUT);
         let line = text
             .lines()
             .find(|l| l.contains("listening on "))
             .expect("the listening line");
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr = listening_addr(line).unwrap_or_else(|| panic!("no address in {line:?}"));
         Recv { p, addr }
     }
 
@@ -234,26 +185,20 @@ impl Recv {
                 self.p.stderr()
             );
         }
-        no_panic(what, &self.p.stderr());
+        assert_no_panic(what, &self.p.stderr());
     }
-}
-
-fn recv_cmd(output: &Path, extra: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.args(["recv", "-l", "127.0.0.1:0", "--progress", "none", "-o"])
-        .arg(output)
-        .args(extra);
-    cmd
 }
 
 fn send_cmd(args: &[&str]) -> Command {
     let mut cmd = zc();
-    cmd.arg("send").args(["--progress", "none"]).args(args);
+    cmd.arg("send").args(QUIET).args(args);
     cmd
 }
 
-/// `zc send ARGS`, stdin from `stdin` (or closed), bounded by `timeout`.
-fn send(args: &[&str], stdin: Option<&Path>, timeout: Duration) -> Outcome {
+/// `zc send ARGS` through a [`Proc`], stdin from `stdin` (or closed),
+/// bounded by `timeout`: unlike common's `send`, quiet and with the
+/// stderr checks of a [`Proc`].
+fn send_bounded(args: &[&str], stdin: Option<&Path>, timeout: Duration) -> Outcome {
     send_async(args, stdin).finish(timeout)
 }
 
@@ -265,88 +210,8 @@ fn send_async(args: &[&str], stdin: Option<&Path>) -> Proc {
     Proc::start(send_cmd(args), "zc send", input)
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
 // ---------------------------------------------------------------------------
 // Data and files
-
-/// xorshift64*: deterministic test bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.fill(&mut v);
-        v
-    }
-}
-
-fn random_file(path: &Path, size: u64, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut f = io::BufWriter::new(File::create(path).unwrap());
-    let mut buf = vec![0u8; MIB as usize];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        rng.fill(&mut buf[..n]);
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.into_inner().unwrap().sync_all().unwrap();
-}
-
-/// Panics unless the two files hold the same bytes.
-fn assert_same_file(expected: &Path, actual: &Path) {
-    let (mut a, mut b) = (
-        File::open(expected).unwrap_or_else(|e| panic!("{}: {e}", expected.display())),
-        File::open(actual).unwrap_or_else(|e| panic!("{}: {e}", actual.display())),
-    );
-    let (la, lb) = (a.metadata().unwrap().len(), b.metadata().unwrap().len());
-    assert_eq!(la, lb, "{} has {lb} bytes, wanted {la}", actual.display());
-    let (mut x, mut y) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
-    let mut at = 0u64;
-    loop {
-        let n = a.read(&mut x).unwrap();
-        if n == 0 {
-            break;
-        }
-        b.read_exact(&mut y[..n]).unwrap();
-        if x[..n] != y[..n] {
-            let i = x[..n]
-                .iter()
-                .zip(&y[..n])
-                .position(|(p, q)| p != q)
-                .unwrap();
-            panic!(
-                "{} differs from {} at byte {}",
-                actual.display(),
-                expected.display(),
-                at + i as u64
-            );
-        }
-        at += n as u64;
-    }
-}
 
 /// Panics unless `part` holds exactly the first `part.len()` bytes of `src`.
 fn assert_prefix_of(src: &Path, part: &Path) -> u64 {
@@ -391,15 +256,6 @@ fn assert_record_truthful(src: &Path, part: &Path) -> u64 {
         }
     }
     rec.held.total()
-}
-
-fn list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Everything under `root` (not following links): path → kind, size, and a
@@ -550,152 +406,9 @@ fn real_transfer(r: &Recv, out: &Path, name: &str, size: u64, seed: u64) {
     let src_dir = tempfile::tempdir().unwrap();
     let src = src_dir.path().join(name);
     random_file(&src, size, seed);
-    send(&[s(&src), &r.dest()], None, TIMEOUT).expect(0, &format!("sending {name}"));
+    send_bounded(&[s(&src), &r.dest()], None, SUITE_TIMEOUT)
+        .expect_clean(0, &format!("sending {name}"));
     assert_same_file(&src, &out.join(name));
-}
-
-// ---------------------------------------------------------------------------
-// A proxy
-
-/// A TCP proxy, both directions, that counts client→server bytes and can
-/// hold (stop forwarding upstream at a byte count) or cut (close both
-/// sockets of the first connection after a byte count).
-struct Proxy {
-    addr: SocketAddr,
-    up: Arc<AtomicU64>,
-    hold: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr, cut_first_after: Option<u64>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let proxy = Proxy {
-            addr: listener.local_addr().unwrap(),
-            up: Arc::new(AtomicU64::new(0)),
-            hold: Arc::new(AtomicU64::new(u64::MAX)),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
-        let (up, hold, stop) = (proxy.up.clone(), proxy.hold.clone(), proxy.stop.clone());
-        thread::spawn(move || {
-            let mut first = true;
-            while !stop.load(Ordering::SeqCst) {
-                let client = match listener.accept() {
-                    Ok((c, _)) => c,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(5));
-                        continue;
-                    }
-                    Err(_) => return,
-                };
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                client.set_nonblocking(false).unwrap();
-                client
-                    .set_read_timeout(Some(Duration::from_millis(50)))
-                    .unwrap();
-                let cut = if first { cut_first_after } else { None };
-                first = false;
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                thread::spawn(move || {
-                    let (mut from, mut to) = (s2, c2);
-                    let _ = io::copy(&mut from, &mut to);
-                    let _ = to.shutdown(Shutdown::Write);
-                });
-                let (up, hold, stop) = (up.clone(), hold.clone(), stop.clone());
-                thread::spawn(move || pump_up(client, server, cut, &up, &hold, &stop));
-            }
-        });
-        proxy
-    }
-
-    fn forwarded(&self) -> u64 {
-        self.up.load(Ordering::SeqCst)
-    }
-
-    fn hold_at(&self, n: u64) {
-        self.hold.store(n, Ordering::SeqCst);
-    }
-
-    fn release(&self) {
-        self.hold.store(u64::MAX, Ordering::SeqCst);
-    }
-
-    /// Waits until `n` bytes went upstream; panics if `sender` exits first.
-    fn wait_for(&self, n: u64, sender: &mut Proc) {
-        let deadline = Instant::now() + TIMEOUT;
-        while self.forwarded() < n {
-            if let Some(status) = sender.exited() {
-                panic!(
-                    "the sender exited ({status}) after {} bytes, before {n}; stderr:\n{}",
-                    self.forwarded(),
-                    sender.stderr()
-                );
-            }
-            if Instant::now() >= deadline {
-                panic!("{n} bytes did not go through the proxy within {TIMEOUT:?}");
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pump_up(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    mut cut: Option<u64>,
-    up: &AtomicU64,
-    hold: &AtomicU64,
-    stop: &AtomicBool,
-) {
-    let mut buf = vec![0u8; 64 << 10];
-    let clean = loop {
-        if stop.load(Ordering::SeqCst) || cut == Some(0) {
-            break false;
-        }
-        let (limit, done) = (hold.load(Ordering::SeqCst), up.load(Ordering::SeqCst));
-        if done >= limit {
-            thread::sleep(Duration::from_millis(2));
-            continue;
-        }
-        let want = (buf.len() as u64)
-            .min(limit - done)
-            .min(cut.unwrap_or(u64::MAX)) as usize;
-        let n = match from.read(&mut buf[..want]) {
-            Ok(0) => break true,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(_) => break false,
-        };
-        if to.write_all(&buf[..n]).is_err() {
-            break false;
-        }
-        up.fetch_add(n as u64, Ordering::SeqCst);
-        if let Some(left) = cut.as_mut() {
-            *left -= n as u64;
-        }
-    };
-    if clean {
-        let _ = to.shutdown(Shutdown::Write);
-    } else {
-        let _ = to.shutdown(Shutdown::Both);
-        let _ = from.shutdown(Shutdown::Both);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -798,7 +511,7 @@ fn layout() -> (tempfile::TempDir, PathBuf) {
 fn non_zc_connections_are_dropped_and_a_one_shot_receiver_goes_on() {
     let (root, out) = layout();
     let mut r = Recv::start(&out, &[]);
-    let mut rng = Rng::new(1);
+    let mut rng = XorShift::new(1);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("nothing, then close", vec![]),
         (
@@ -819,15 +532,15 @@ fn non_zc_connections_are_dropped_and_a_one_shot_receiver_goes_on() {
     }
     // Still there for a real sender, and one transfer ends it as usual.
     real_transfer(&r, &out, "real.bin", 100_000, 2);
-    let got = r.finish(TIMEOUT);
-    got.expect(0, "the receiver after the junk");
+    let got = r.finish(SUITE_TIMEOUT);
+    got.expect_clean(0, "the receiver after the junk");
     assert!(
         got.stderr.matches("dropped").count() >= cases.len(),
         "each junk connection is reported; stderr:\n{}",
         got.stderr
     );
-    assert_eq!(list(&out), vec!["real.bin"]);
-    assert_eq!(list(root.path()), vec!["out"]);
+    assert_eq!(list_dir(&out), vec!["real.bin"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
 #[test]
@@ -862,8 +575,8 @@ fn unknown_versions_get_a_version_refusal() {
         r.check_alive(&what);
     }
     real_transfer(&r, &out, "after.bin", 50_000, 3);
-    assert_eq!(list(&out), vec!["after.bin"]);
-    assert_eq!(list(root.path()), vec!["out"]);
+    assert_eq!(list_dir(&out), vec!["after.bin"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
 #[test]
@@ -946,7 +659,7 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
     }
 
     // Arbitrary garbage after a valid preamble, and without one.
-    let mut rng = Rng::new(7);
+    let mut rng = XorShift::new(7);
     for i in 0..60 {
         let len = rng.below(3000) as usize;
         let mut bytes = if i % 2 == 0 { pre.clone() } else { vec![] };
@@ -969,7 +682,7 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
         r.check_alive(&what);
     }
     real_transfer(&r, &out, "after.bin", 300_000, 4);
-    let files = list(&out);
+    let files = list_dir(&out);
     assert!(
         files
             .iter()
@@ -977,7 +690,7 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
         "no garbage may write bytes: {files:?}"
     );
     assert!(out.join("after.bin").exists());
-    assert_eq!(list(root.path()), vec!["out"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
 #[test]
@@ -1065,9 +778,9 @@ fn bad_names_are_refused_and_nothing_is_written() {
     {
         real_transfer(&r, &out, name, 1000 + i as u64, 10 + i as u64);
     }
-    assert_eq!(list(root.path()), vec!["out"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
     let r_out = r.p.stderr();
-    no_panic("receiver", &r_out);
+    assert_no_panic("receiver", &r_out);
 }
 
 #[test]
@@ -1136,7 +849,7 @@ fn absurd_sizes_and_offsets_are_refused() {
         r.check_alive(what);
     }
     let no_bytes = |what: &str| {
-        for f in list(&out) {
+        for f in list_dir(&out) {
             let meta = fs::metadata(out.join(&f)).unwrap();
             assert!(
                 meta.blocks() * 512 <= MIB,
@@ -1227,7 +940,7 @@ fn absurd_sizes_and_offsets_are_refused() {
         no_bytes(what);
     }
     real_transfer(&r, &out, "after.bin", 70_000, 5);
-    assert_eq!(list(root.path()), vec!["out"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
 /// The free-space check covers the offered range; DATA outside it must not
@@ -1261,14 +974,14 @@ fn data_outside_the_offered_range_is_refused() {
     let _ = c.write_all(&bytes);
     let _ = drain(&mut c);
     r.check_alive("after the range lie");
-    let held: u64 = list(&out)
+    let held: u64 = list_dir(&out)
         .iter()
         .map(|f| fs::metadata(out.join(f)).unwrap().blocks() * 512)
         .sum();
     assert!(
         held <= 64 << 10 && !out.join("sneak.bin").exists(),
         "an offer of 1 byte wrote {held} bytes: {:?}",
-        list(&out)
+        list_dir(&out)
     );
 }
 
@@ -1311,8 +1024,8 @@ fn planted_symlinks_are_never_written_through() {
             // e.bin is big enough for a checkpoint to store a record mid-way
             let size = if *name == "e.bin" { 24 * MIB } else { 200_000 };
             random_file(&src, size, 20 + i as u64);
-            let sent = send(&[s(&src), &r.dest()], None, TIMEOUT);
-            no_panic(&what, &sent.stderr);
+            let sent = send_bounded(&[s(&src), &r.dest()], None, SUITE_TIMEOUT);
+            assert_no_panic(&what, &sent.stderr);
             r.check_alive(&what);
             let dest = out.join(name);
             match sent.code {
@@ -1343,7 +1056,7 @@ fn planted_symlinks_are_never_written_through() {
         for missing in ["missing-a", "missing-c"] {
             assert!(!root.path().join(missing).exists(), "{missing} was created");
         }
-        no_panic("receiver", &r.p.stderr());
+        assert_no_panic("receiver", &r.p.stderr());
     }
 }
 
@@ -1388,7 +1101,7 @@ fn silent_peers_are_dropped_after_the_timeout_and_block_nothing() {
         "each silent peer is reported as timed out; stderr:\n{}",
         r.p.stderr()
     );
-    assert_eq!(list(&out), vec!["meanwhile.bin"]);
+    assert_eq!(list_dir(&out), vec!["meanwhile.bin"]);
 }
 
 #[test]
@@ -1400,10 +1113,11 @@ fn a_silent_peer_only_delays_a_one_shot_receiver() {
     let src_dir = tempfile::tempdir().unwrap();
     let src = src_dir.path().join("patient.bin");
     random_file(&src, 300_000, 31);
-    send(&[s(&src), &r.dest()], None, TIMEOUT).expect(0, "the sender behind a silent peer");
+    send_bounded(&[s(&src), &r.dest()], None, SUITE_TIMEOUT)
+        .expect_clean(0, "the sender behind a silent peer");
     let (_, ending) = drain(&mut silent);
     assert_eq!(ending, Ending::Closed, "the silent peer was not dropped");
-    r.finish(TIMEOUT).expect(0, "the receiver");
+    r.finish(SUITE_TIMEOUT).expect_clean(0, "the receiver");
     assert_same_file(&src, &out.join("patient.bin"));
 }
 
@@ -1417,11 +1131,11 @@ const PATIENT: &str = "120";
 /// Starts `zc send SRC` through a proxy that holds at `hold`, and waits
 /// until the hold is reached and the receiver's checkpoint has recorded
 /// held bytes (it does so every second; 20 s is plenty).
-fn send_and_hold(src: &Path, proxy: &Proxy, hold: u64, part: &Path) -> Proc {
+fn send_and_hold(src: &Path, proxy: &CuttingProxy, hold: u64, part: &Path) -> Proc {
     proxy.hold_at(hold);
     let dest = proxy.addr.to_string();
     let mut sender = send_async(&["--timeout", PATIENT, s(src), &dest], None);
-    proxy.wait_for(hold, &mut sender);
+    proxy.wait_for(hold, &mut sender.child, "zc send");
     let recorded = eventually(Duration::from_secs(20), || {
         fs::read_to_string(zc::held::record_path(part))
             .ok()
@@ -1446,35 +1160,36 @@ fn receiver_sigkill_mid_transfer_keeps_what_arrived_and_the_next_attempt_complet
     let part = out.join("k.bin.zcpart");
 
     let mut r1 = Recv::start(&out, &["--timeout", PATIENT]);
-    let proxy = Proxy::start(r1.addr, None);
+    let proxy = CuttingProxy::counting(r1.addr);
     let mut sender = send_and_hold(&src, &proxy, 16 * MIB, &part);
     r1.p.kill();
     proxy.release();
-    let sent = sender.finish(TIMEOUT);
+    let sent = sender.finish(SUITE_TIMEOUT);
     assert_eq!(
         sent.code, 1,
         "the sender loses its receiver: {}",
         sent.stderr
     );
-    no_panic("sender", &sent.stderr);
+    assert_no_panic("sender", &sent.stderr);
     assert!(!out.join("k.bin").exists(), "published after a kill");
     let held = assert_record_truthful(&src, &part);
     assert!(held > 0 && held < size);
 
     let r2 = Recv::start(&out, &[]);
-    let counting = Proxy::start(r2.addr, None);
+    let counting = CuttingProxy::counting(r2.addr);
     let dest = counting.addr.to_string();
-    let again = send(&[s(&src), &dest], None, LONG);
-    again.expect(0, "the second attempt");
+    let again = send_bounded(&[s(&src), &dest], None, LONG);
+    again.expect_clean(0, "the second attempt");
     assert_same_file(&src, &out.join("k.bin"));
-    assert_eq!(list(&out), vec!["k.bin"], "no .zcpart or record left");
+    assert_eq!(list_dir(&out), vec!["k.bin"], "no .zcpart or record left");
     assert!(
-        counting.forwarded() <= size - held + MIB,
+        counting.forwarded.load(Ordering::SeqCst) <= size - held + MIB,
         "the second attempt re-sent {} bytes though {held} were held",
-        counting.forwarded()
+        counting.forwarded.load(Ordering::SeqCst)
     );
     let mut r2 = r2;
-    r2.finish(TIMEOUT).expect(0, "the second receiver");
+    r2.finish(SUITE_TIMEOUT)
+        .expect_clean(0, "the second receiver");
 }
 
 #[test]
@@ -1487,20 +1202,20 @@ fn sender_sigkill_mid_transfer_keeps_what_arrived_and_the_next_attempt_completes
     let part = out.join("s.bin.zcpart");
 
     let mut r = Recv::start(&out, &["--timeout", PATIENT]);
-    let proxy = Proxy::start(r.addr, None);
+    let proxy = CuttingProxy::counting(r.addr);
     let mut sender = send_and_hold(&src, &proxy, 16 * MIB, &part);
     sender.kill();
     proxy.release();
     // The receiver keeps the part and waits for the sender to come back.
-    r.p.wait_stderr("waiting up to", TIMEOUT);
+    r.p.wait_stderr("waiting up to", SUITE_TIMEOUT);
     let held = assert_record_truthful(&src, &part);
     assert!(held > 0 && held < size);
     assert!(!out.join("s.bin").exists());
 
-    send(&[s(&src), &r.dest()], None, LONG).expect(0, "the second attempt");
-    r.finish(TIMEOUT).expect(0, "the receiver");
+    send_bounded(&[s(&src), &r.dest()], None, LONG).expect_clean(0, "the second attempt");
+    r.finish(SUITE_TIMEOUT).expect_clean(0, "the receiver");
     assert_same_file(&src, &out.join("s.bin"));
-    assert_eq!(list(&out), vec!["s.bin"]);
+    assert_eq!(list_dir(&out), vec!["s.bin"]);
 }
 
 #[test]
@@ -1512,21 +1227,21 @@ fn a_connection_cut_mid_stream_keeps_the_part_and_the_next_attempt_completes() {
     random_file(&src, size, 42);
 
     let mut r = Recv::start(&out, &[]);
-    let proxy = Proxy::start(r.addr, Some(12 * MIB));
-    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
+    let proxy = CuttingProxy::start(r.addr, 12 * MIB, 1);
+    let sent = send_bounded(&[s(&src), &proxy.addr.to_string()], None, SUITE_TIMEOUT);
     assert_eq!(sent.code, 1, "a cut connection: {}", sent.stderr);
-    no_panic("sender", &sent.stderr);
+    assert_no_panic("sender", &sent.stderr);
     assert!(
         sent.stderr.contains("resume with"),
         "the sender says how to resume: {}",
         sent.stderr
     );
-    let text = r.p.wait_stderr("waiting up to", TIMEOUT);
+    let text = r.p.wait_stderr("waiting up to", SUITE_TIMEOUT);
     assert!(
         text.contains("kept"),
         "the receiver says what it kept: {text}"
     );
-    let files = list(&out);
+    let files = list_dir(&out);
     assert_eq!(
         files,
         vec!["cut.bin.zcpart", "cut.bin.zcpart.held"],
@@ -1536,10 +1251,10 @@ fn a_connection_cut_mid_stream_keeps_the_part_and_the_next_attempt_completes() {
     let held = assert_record_truthful(&src, &part);
     assert!(held > 0 && held <= 12 * MIB, "held {held}");
 
-    send(&[s(&src), &r.dest()], None, LONG).expect(0, "the next attempt");
-    r.finish(TIMEOUT).expect(0, "the receiver");
+    send_bounded(&[s(&src), &r.dest()], None, LONG).expect_clean(0, "the next attempt");
+    r.finish(SUITE_TIMEOUT).expect_clean(0, "the receiver");
     assert_same_file(&src, &out.join("cut.bin"));
-    assert_eq!(list(&out), vec!["cut.bin"]);
+    assert_eq!(list_dir(&out), vec!["cut.bin"]);
 }
 
 // ===========================================================================
@@ -1556,9 +1271,9 @@ fn full_disk_known_size_is_refused_up_front() {
     let src = src_dir.path().join("big.bin");
     random_file(&src, 16 * MIB, 50);
     let mut r = Recv::start(&out, &[]);
-    let proxy = Proxy::start(r.addr, None);
-    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
-    sent.expect(4, "a 16 MiB file into 8 MiB");
+    let proxy = CuttingProxy::counting(r.addr);
+    let sent = send_bounded(&[s(&src), &proxy.addr.to_string()], None, SUITE_TIMEOUT);
+    sent.expect_clean(4, "a 16 MiB file into 8 MiB");
     for word in ["needs", "16.0 MiB", "free"] {
         assert!(
             sent.stderr.contains(word),
@@ -1567,12 +1282,13 @@ fn full_disk_known_size_is_refused_up_front() {
         );
     }
     assert!(
-        proxy.forwarded() < 4096,
+        proxy.forwarded.load(Ordering::SeqCst) < 4096,
         "the sender sent {} bytes before the refusal",
-        proxy.forwarded()
+        proxy.forwarded.load(Ordering::SeqCst)
     );
-    r.finish(TIMEOUT).expect(4, "the receiver refused");
-    for f in list(&out) {
+    r.finish(SUITE_TIMEOUT)
+        .expect_clean(4, "the receiver refused");
+    for f in list_dir(&out) {
         assert_eq!(
             fs::metadata(out.join(&f)).unwrap().len(),
             0,
@@ -1596,14 +1312,14 @@ fn full_disk_mid_stream_is_reported_by_both_and_keeps_the_part() {
     let src = src_dir.path().join("stream.bin");
     random_file(&src, 16 * MIB, 51);
     let mut r = Recv::start(&out, &[]);
-    let sent = send(
+    let sent = send_bounded(
         &["--name", "stream.bin", "-", &r.dest()],
         Some(&src),
-        TIMEOUT,
+        SUITE_TIMEOUT,
     );
-    let got = r.finish(TIMEOUT);
-    no_panic("sender", &sent.stderr);
-    no_panic("receiver", &got.stderr);
+    let got = r.finish(SUITE_TIMEOUT);
+    assert_no_panic("sender", &sent.stderr);
+    assert_no_panic("receiver", &got.stderr);
     assert_ne!(sent.code, 0, "the sender cannot succeed: {}", sent.stderr);
     assert!(
         sent.stderr.contains("No space left"),
@@ -1639,18 +1355,18 @@ fn a_source_truncated_during_the_send_fails_with_exit_1() {
         let size = 64 * MIB;
         random_file(&src, size, 60);
         let mut r = Recv::start(&out, &["-k"]);
-        let proxy = Proxy::start(r.addr, None);
+        let proxy = CuttingProxy::counting(r.addr);
         proxy.hold_at(2 * MIB);
         let dest = proxy.addr.to_string();
         let mut args = extra.to_vec();
         args.extend([s(&src), &dest]);
         let mut sender = send_async(&args, None);
-        proxy.wait_for(2 * MIB, &mut sender);
+        proxy.wait_for(2 * MIB, &mut sender.child, "zc send");
         // Once the sender's whole-file digest (thread zc-hash) is done, only
         // the data path can notice the change.
         let pid = sender.pid();
         assert!(
-            eventually(TIMEOUT, || !has_thread(pid, "zc-hash")),
+            eventually(SUITE_TIMEOUT, || !has_thread(pid, "zc-hash")),
             "the sender's hashing thread did not finish"
         );
         // At most a few MiB sit in socket buffers: half the file is still to come.
@@ -1661,9 +1377,9 @@ fn a_source_truncated_during_the_send_fails_with_exit_1() {
             .set_len(size / 2)
             .unwrap();
         proxy.release();
-        let sent = sender.finish(TIMEOUT);
+        let sent = sender.finish(SUITE_TIMEOUT);
         let what = format!("truncated source {extra:?}");
-        sent.expect(1, &what);
+        sent.expect_clean(1, &what);
         assert!(
             sent.stderr.contains("changed during the transfer")
                 && sent.stderr.contains("shrinks.bin"),
@@ -1690,27 +1406,27 @@ fn a_source_modified_in_place_during_the_send_is_caught() {
         let src = src_dir.path().join(format!("m{i}.bin"));
         random_file(&src, size, 61);
         let mut r = Recv::start(&out, &[]);
-        let proxy = Proxy::start(r.addr, None);
+        let proxy = CuttingProxy::counting(r.addr);
         proxy.hold_at(2 * MIB);
         let dest = proxy.addr.to_string();
         let mut sender = send_async(&[s(&src), &dest], None);
-        proxy.wait_for(2 * MIB, &mut sender);
+        proxy.wait_for(2 * MIB, &mut sender.child, "zc send");
         // The sender's whole-file digest runs on a thread named zc-hash:
         // once it has ended, the digest covers the old bytes.
         let pid = sender.pid();
         assert!(
-            eventually(TIMEOUT, || !has_thread(pid, "zc-hash")),
+            eventually(SUITE_TIMEOUT, || !has_thread(pid, "zc-hash")),
             "{what}: the sender's hashing thread did not finish"
         );
         let f = OpenOptions::new().write(true).open(&src).unwrap();
-        f.write_all_at(&Rng::new(99).bytes(len as usize), at)
+        f.write_all_at(&XorShift::new(99).bytes(len as usize), at)
             .unwrap();
         drop(f);
         proxy.release();
-        let sent = sender.finish(TIMEOUT);
-        let got = r.finish(TIMEOUT);
-        sent.expect(3, &format!("sender, {what}"));
-        got.expect(3, &format!("receiver, {what}"));
+        let sent = sender.finish(SUITE_TIMEOUT);
+        let got = r.finish(SUITE_TIMEOUT);
+        sent.expect_clean(3, &format!("sender, {what}"));
+        got.expect_clean(3, &format!("receiver, {what}"));
         assert!(sent.stderr.contains("mismatch"), "{what}: {}", sent.stderr);
         assert!(!out.join(format!("m{i}.bin")).exists(), "{what}: published");
     }
@@ -1729,20 +1445,20 @@ fn a_source_rewritten_behind_the_send_never_lands_torn() {
     let original = src_dir.path().join("original.bin");
     fs::copy(&src, &original).unwrap();
     let mut r = Recv::start(&out, &[]);
-    let proxy = Proxy::start(r.addr, None);
+    let proxy = CuttingProxy::counting(r.addr);
     proxy.hold_at(2 * MIB);
     let dest = proxy.addr.to_string();
     let mut sender = send_async(&[s(&src), &dest], None);
-    proxy.wait_for(2 * MIB, &mut sender);
+    proxy.wait_for(2 * MIB, &mut sender.child, "zc send");
     let pid = sender.pid();
-    assert!(eventually(TIMEOUT, || !has_thread(pid, "zc-hash")));
+    assert!(eventually(SUITE_TIMEOUT, || !has_thread(pid, "zc-hash")));
     let f = OpenOptions::new().write(true).open(&src).unwrap();
-    f.write_all_at(&Rng::new(98).bytes(MIB as usize), 0)
+    f.write_all_at(&XorShift::new(98).bytes(MIB as usize), 0)
         .unwrap();
     drop(f);
     proxy.release();
-    let sent = sender.finish(TIMEOUT);
-    let got = r.finish(TIMEOUT);
+    let sent = sender.finish(SUITE_TIMEOUT);
+    let got = r.finish(SUITE_TIMEOUT);
     match (sent.code, got.code) {
         (0, 0) => assert_same_file(&original, &out.join("behind.bin")),
         (3, 3) => assert!(!out.join("behind.bin").exists()),
@@ -1751,8 +1467,8 @@ fn a_source_rewritten_behind_the_send_never_lands_torn() {
             sent.stderr, got.stderr
         ),
     }
-    no_panic("sender", &sent.stderr);
-    no_panic("receiver", &got.stderr);
+    assert_no_panic("sender", &sent.stderr);
+    assert_no_panic("receiver", &got.stderr);
 }
 
 // ===========================================================================
@@ -1832,21 +1548,21 @@ fn keyed_transfer_through_tampering(strip: bool) {
     let src_dir = tempfile::tempdir().unwrap();
     let src = src_dir.path().join("signed.bin");
     random_file(&src, 3 * MIB, 80);
-    let mut rcmd = recv_cmd(&out, &[]);
+    let mut rcmd = recv_cmd(&out, &QUIET);
     rcmd.env("ZC_KEY", "correct horse battery staple");
     let mut r = Recv::start_cmd(rcmd);
     let mitm = tampering_proxy(r.addr, strip);
     let mut scmd = send_cmd(&[s(&src), &mitm.to_string()]);
     scmd.env("ZC_KEY", "correct horse battery staple");
-    let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(TIMEOUT);
-    let got = r.finish(TIMEOUT);
+    let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(SUITE_TIMEOUT);
+    let got = r.finish(SUITE_TIMEOUT);
     let what = if strip {
         "a flipped byte, digests stripped from END"
     } else {
         "a flipped byte"
     };
-    no_panic("sender", &sent.stderr);
-    no_panic("receiver", &got.stderr);
+    assert_no_panic("sender", &sent.stderr);
+    assert_no_panic("receiver", &got.stderr);
     assert_ne!(
         sent.code, 0,
         "{what}: the sender reported success: {}",
@@ -1862,8 +1578,8 @@ fn keyed_transfer_through_tampering(strip: bool) {
         "{what}: altered data was published"
     );
     if !strip {
-        sent.expect(3, what);
-        got.expect(3, what);
+        sent.expect_clean(3, what);
+        got.expect_clean(3, what);
     }
 }
 
@@ -1894,15 +1610,15 @@ fn a_read_only_output_is_refused_before_any_data() {
     let src = src_dir.path().join("ro.bin");
     random_file(&src, 100_000, 70);
     let mut r = Recv::start(&out, &[]);
-    let proxy = Proxy::start(r.addr, None);
-    let sent = send(&[s(&src), &proxy.addr.to_string()], None, TIMEOUT);
+    let proxy = CuttingProxy::counting(r.addr);
+    let sent = send_bounded(&[s(&src), &proxy.addr.to_string()], None, SUITE_TIMEOUT);
     assert!(
         matches!(sent.code, 1 | 4),
         "exit {} (wanted 4 or 1): {}",
         sent.code,
         sent.stderr
     );
-    no_panic("sender", &sent.stderr);
+    assert_no_panic("sender", &sent.stderr);
     assert!(
         sent.stderr.contains(s(&out)),
         "the message names the output path {}: {}",
@@ -1915,14 +1631,14 @@ fn a_read_only_output_is_refused_before_any_data() {
         sent.stderr
     );
     assert!(
-        proxy.forwarded() < 4096,
+        proxy.forwarded.load(Ordering::SeqCst) < 4096,
         "the sender sent {} bytes before the refusal",
-        proxy.forwarded()
+        proxy.forwarded.load(Ordering::SeqCst)
     );
-    let got = r.finish(TIMEOUT);
+    let got = r.finish(SUITE_TIMEOUT);
     assert_ne!(got.code, 0);
-    no_panic("receiver", &got.stderr);
-    assert!(list(&out).is_empty());
+    assert_no_panic("receiver", &got.stderr);
+    assert!(list_dir(&out).is_empty());
 }
 
 #[test]
@@ -1937,9 +1653,9 @@ fn an_output_in_a_missing_directory_is_a_usage_error_at_start() {
             cmd.args(["recv", "-l", "127.0.0.1:0", "-o", output])
                 .args(extra);
             let mut p = Proc::start(cmd, "zc recv", Stdio::null());
-            let got = p.finish(TIMEOUT);
+            let got = p.finish(SUITE_TIMEOUT);
             let what = format!("-o {output} {extra:?}");
-            got.expect(2, &what);
+            got.expect_clean(2, &what);
             assert!(
                 got.stderr.contains("/nonexistent"),
                 "{what}: the message names the path: {}",
@@ -1968,12 +1684,12 @@ fn load_16_concurrent_senders_of_64_mib() {
         .map(|n| send_async(&[s(&src_dir.path().join(n)), &dest], None))
         .collect();
     for (sender, name) in senders.iter_mut().zip(&names) {
-        sender.finish(LONG).expect(0, name);
+        sender.finish(LONG).expect_clean(0, name);
     }
     for name in &names {
         assert_same_file(&src_dir.path().join(name), &out.join(name));
     }
-    assert_eq!(list(&out), names);
+    assert_eq!(list_dir(&out), names);
     let mut r = r;
     r.check_alive("after 16 transfers");
 }
@@ -1991,7 +1707,7 @@ fn load_200_junk_connections_with_real_transfers() {
     for (i, name) in names.iter().enumerate() {
         random_file(&src_dir.path().join(name), 16 * MIB, 200 + i as u64);
     }
-    let mut rng = Rng::new(8);
+    let mut rng = XorShift::new(8);
     let mut junk = Vec::new();
     let mut senders = Vec::new();
     let mut peak_rss = 0;
@@ -2029,7 +1745,7 @@ fn load_200_junk_connections_with_real_transfers() {
             peak_rss = peak_rss.max(vm_rss_kib(pid));
             thread::sleep(Duration::from_millis(50));
         }
-        sender.finish(TIMEOUT).expect(0, name);
+        sender.finish(SUITE_TIMEOUT).expect_clean(0, name);
     }
     for name in &names {
         assert_same_file(&src_dir.path().join(name), &out.join(name));
@@ -2037,7 +1753,7 @@ fn load_200_junk_connections_with_real_transfers() {
     r.check_alive("with 200 junk connections open");
     peak_rss = peak_rss.max(vm_rss_kib(pid));
     drop(junk);
-    let settled = eventually(TIMEOUT, || fd_count(pid) == fds_at_start);
+    let settled = eventually(SUITE_TIMEOUT, || fd_count(pid) == fds_at_start);
     assert!(
         settled,
         "the receiver holds {} descriptors, {fds_at_start} at the start",
@@ -2052,7 +1768,7 @@ fn load_200_junk_connections_with_real_transfers() {
         "VmRSS peaked at {peak_rss} KiB, {rss} KiB at the end"
     );
     r.check_alive("after the junk");
-    assert_eq!(list(&out), names);
+    assert_eq!(list_dir(&out), names);
 }
 
 /// A `-k` receiver that runs out of descriptors (many idle connections)
@@ -2062,7 +1778,8 @@ fn load_200_junk_connections_with_real_transfers() {
 fn descriptor_exhaustion_does_not_end_a_k_receiver() {
     use std::os::unix::process::CommandExt;
     let (_root, out) = layout();
-    let mut cmd = recv_cmd(&out, &["-k"]);
+    let mut cmd = recv_cmd(&out, &QUIET);
+    cmd.arg("-k");
     // SAFETY: setrlimit is async-signal-safe and touches only the child.
     unsafe {
         cmd.pre_exec(|| {
@@ -2080,14 +1797,16 @@ fn descriptor_exhaustion_does_not_end_a_k_receiver() {
     let pid = r.p.pid();
     let idle: Vec<TcpStream> = (0..80).map(|_| client(r.addr)).collect();
     assert!(
-        eventually(TIMEOUT, || fd_count(pid) >= 44 || r.p.exited().is_some()),
+        eventually(SUITE_TIMEOUT, || fd_count(pid) >= 44
+            || r.p.exited().is_some()),
         "the receiver never filled its descriptor table ({} open)",
         fd_count(pid)
     );
     thread::sleep(Duration::from_millis(500));
     drop(idle);
     assert!(
-        eventually(TIMEOUT, || fd_count(pid) <= 8 || r.p.exited().is_some()),
+        eventually(SUITE_TIMEOUT, || fd_count(pid) <= 8
+            || r.p.exited().is_some()),
         "the idle connections were not released"
     );
     r.check_alive("after running out of descriptors");

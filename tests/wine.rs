@@ -2,11 +2,11 @@
 //! mingw) under Wine talks to the Linux `zc` over 127.0.0.1 in both
 //! directions, framed and `--raw`, and reads stdin through a real pipe.
 //!
-//! Needs Wine and a built `zc.exe`; `.ci/run` installs and builds both:
+//! Needs Wine and a built `zc.exe`; `scripts/test.sh` installs and builds both:
 //!
 //!     apt-get install --no-install-recommends wine wine64 gcc-mingw-w64-x86-64
 //!     cargo build --release --target x86_64-pc-windows-gnu
-//!     x86_64-w64-mingw32-gcc -shared -O2 -s -o target/x86_64-pc-windows-gnu/release/bcryptprimitives.dll ci/wine/bcryptprimitives.c -ladvapi32
+//!     x86_64-w64-mingw32-gcc -shared -O2 -s -o target/x86_64-pc-windows-gnu/release/bcryptprimitives.dll .ci/wine/bcryptprimitives.c -ladvapi32
 //!
 //! Where either is missing the tests say `skipped: ...` and pass, unless
 //! `ZC_WINE_REQUIRED=1` (set by `.ci/run`), which turns a skip into a failure.
@@ -134,7 +134,7 @@ fn start(wine: Wine) -> Wine {
         out.code == 0 && out.stdout_text().starts_with("zc "),
         "`wine zc.exe --version` failed (exit {}); stdout: {:?}; stderr:\n{}\n\
          (Wine 8 lacks bcryptprimitives.dll, which Rust's std needs: the stub {} \
-         is built from ci/wine/bcryptprimitives.c by .ci/run; it {})",
+         is built from .ci/wine/bcryptprimitives.c by scripts/test.sh; it {})",
         out.code,
         out.stdout_text(),
         out.stderr,

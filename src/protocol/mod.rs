@@ -336,6 +336,18 @@ impl Offer {
         f.0
     }
 
+    /// The bytes this transfer covers, `[start, end)`: a sized offer without
+    /// a count runs to the end of the file; a stream of unknown length has
+    /// no range. Both sides use this one rule.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        match (self.size, self.count) {
+            // decode checked that this neither overflows nor passes the size
+            (_, Some(count)) => Some((self.offset, self.offset.saturating_add(count))),
+            (Some(size), None) => Some((self.offset, size.max(self.offset))),
+            (None, None) => None,
+        }
+    }
+
     /// Decodes and checks an offer: the range must lie inside the size.
     pub fn decode(body: &[u8]) -> Result<Self> {
         let mut offer = Offer::default();
@@ -598,6 +610,14 @@ mod tests {
             ..offer
         };
         assert!(Offer::decode(&wrap.encode()).is_err());
+        let whole = Offer {
+            size: Some(100),
+            offset: 10,
+            count: None,
+            ..Offer::default()
+        };
+        assert_eq!(whole.range(), Some((10, 100)), "no count: to the end");
+        assert_eq!(Offer::default().range(), None, "a stream has no range");
     }
 
     #[test]

@@ -255,13 +255,9 @@ fn check_space(
     target: &std::path::Path,
     held: &Ranges,
 ) -> Result<(), (RefuseCode, String)> {
-    let Some(size) = offer.size else {
+    let (Some(_), Some((start, end))) = (offer.size, offer.range()) else {
         return Ok(());
     };
-    let (start, end) = (
-        offer.offset,
-        offer.offset + offer.count.unwrap_or(size - offer.offset),
-    );
     let needed: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
     let dir = output::dir_of(target);
     match sys::free_space(&dir) {

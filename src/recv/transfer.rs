@@ -117,10 +117,9 @@ impl Transfer<'_> {
             return true;
         };
         let mut after = self.held.clone();
-        after.insert(
-            self.offer.offset,
-            self.offer.offset + self.offer.count.unwrap_or(0),
-        );
+        if let Some((start, end)) = self.offer.range() {
+            after.insert(start, end);
+        }
         after.covers(0, size)
     }
 
@@ -159,10 +158,7 @@ impl Transfer<'_> {
         }
         // What will come, if every held block checks out (the sender
         // re-sends bad ones on top).
-        let (start, end) = (
-            self.offer.offset,
-            self.offer.offset + self.offer.count.unwrap_or(0),
-        );
+        let (start, end) = self.offer.range().unwrap_or((self.offer.offset, self.offer.offset));
         let missing = if self.hashes {
             self.held.missing(start, end)
         } else {
@@ -359,10 +355,7 @@ impl Transfer<'_> {
 
     pub(super) fn check_data(&self, offset: u64, len: u64, received: u64) -> Result<()> {
         let end = offset + len;
-        let (start, stop) = (
-            self.offer.offset,
-            self.offer.offset + self.offer.count.unwrap_or(0),
-        );
+        let (start, stop) = self.offer.range().unwrap_or((self.offer.offset, self.offer.offset));
         match (self.offer.size, &self.target) {
             // only inside the offered range: the space check counted that
             (Some(_), Target::Part(_)) if offset < start || end > stop => {

@@ -81,7 +81,7 @@ pub(super) fn session(
     };
     let mut held = Ranges::from_pairs(&held);
     held.clip(size);
-    let (start, end) = (plan.offset, plan.offset + plan.count.unwrap_or(0));
+    let (start, end) = plan.range();
     let mut after = held.clone();
     after.insert(start, end);
     let will_complete = after.covers(0, size);

@@ -60,6 +60,12 @@ impl Plan {
         }
     }
 
+    /// The bytes asked for, `[offset, offset + count)`; a file's count is
+    /// always known (a stream's range is only used when it is capped).
+    fn range(&self) -> (u64, u64) {
+        (self.offset, self.offset + self.count.unwrap_or(0))
+    }
+
     fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| self.label.clone())
     }

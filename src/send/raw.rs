@@ -26,9 +26,9 @@ pub(super) fn session(
         zero_copy: false,
         fallback: None,
     };
+    let range = [plan.range()];
     let moved = match &mut plan.input {
         Input::File { file, .. } => {
-            let range = [(plan.offset, plan.offset + plan.count.unwrap_or(0))];
             send_file_ranges(
                 file,
                 conn,

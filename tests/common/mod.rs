@@ -71,16 +71,23 @@ impl std::ops::DerefMut for Guard {
 
 /// Waits for `child` at most `timeout`; kills it and panics when it overstays.
 pub fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    wait_or_kill(child, timeout, what)
+        .unwrap_or_else(|| panic!("{what}: still running after {timeout:?}; killed"))
+}
+
+/// Waits for `child` at most `timeout`; `None` once it overstayed and was
+/// killed, for callers whose panic says more than [`wait_timeout`]'s.
+pub fn wait_or_kill(child: &mut Child, timeout: Duration, what: &str) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return status,
+            Ok(Some(status)) => return Some(status),
             Ok(None) => {}
             Err(e) => panic!("{what}: waiting failed: {e}"),
         }
         if Instant::now() >= deadline {
             kill_tree(child);
-            panic!("{what}: still running after {timeout:?}; killed");
+            return None;
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -138,6 +145,21 @@ impl Outcome {
         );
         self
     }
+
+    /// [`Outcome::expect_code`], and no panic on stderr.
+    pub fn expect_clean(&self, code: i32, what: &str) -> &Self {
+        self.expect_code(code, what);
+        assert_no_panic(what, &self.stderr);
+        self
+    }
+}
+
+/// Panics if `stderr` shows that the process panicked.
+pub fn assert_no_panic(what: &str, stderr: &str) {
+    assert!(
+        !stderr.contains("panicked"),
+        "{what} panicked; stderr:\n{stderr}"
+    );
 }
 
 /// Where a receiver's stdout goes.
@@ -181,7 +203,7 @@ impl Receiver {
 }
 
 /// The address in a `zc: listening on ADDR` or `{"event":"listening",...}` line.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     if let Some(rest) = line.split("listening on ").nth(1) {
         return rest.trim().parse().ok();
     }
@@ -352,6 +374,18 @@ impl XorShift {
             let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
+    }
+
+    /// A number in [0, n) (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// `n` fresh bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.fill(&mut v);
+        v
     }
 }
 
