@@ -153,7 +153,7 @@ impl Part {
                 Ok(f) => f,
                 Err(e) => {
                     let err = anyhow::Error::new(e).context(format!("{}", path.display()));
-                    // undo the reservation by dropping a placeholder
+                    // no Part exists yet to release it on drop
                     release(target);
                     return Err(OpenError::Io(err));
                 }

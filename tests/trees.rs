@@ -903,6 +903,12 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
             first.stderr
         );
         chmod(&locked, 0o755);
+        // What arrived of it may be as unreadable as the source was; that a
+        // read-only directory must not block a later send is a test of its own.
+        let got = l.out.join("set/locked");
+        if got.exists() {
+            chmod(&got, 0o755);
+        }
     }
     for name in ["a.txt", "c.txt", "d/e.txt"] {
         assert_same_tree(&top.join(name), &l.out.join("set").join(name), name);
@@ -1726,4 +1732,66 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
         "the -k receiver ended"
     );
     real_send_lands(&l, &dest, "real");
+}
+
+/// A receiver that permissions bind: as root (CI), `zc recv` under
+/// `setpriv` without the capabilities that bypass them; otherwise as is.
+fn receiver_bound_by_permissions(out: &Path, extra: &[&str]) -> Receiver {
+    if !is_root() {
+        return receiver(out, extra, Stdout::Null);
+    }
+    let drop = "-dac_override,-dac_read_search,-fowner";
+    // The wrapper must really take the override away, or the test proves nothing.
+    let probe = tempfile::tempdir().unwrap();
+    chmod(probe.path(), 0o555);
+    let status = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            drop,
+            "--",
+            "sh",
+            "-c",
+            "test -w \"$1\"",
+            "sh",
+        ])
+        .arg(probe.path())
+        .status()
+        .expect("this test needs setpriv (util-linux) when run as root");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "setpriv did not drop CAP_DAC_OVERRIDE"
+    );
+    chmod(probe.path(), 0o755);
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", drop, "--"])
+        .arg(env!("CARGO_BIN_EXE_zc"))
+        .args(["recv", "-l", "127.0.0.1:0", "-o"])
+        .arg(out)
+        .args(extra);
+    spawn_receiver(cmd, Stdout::Null)
+}
+
+#[test]
+fn a_read_only_directory_can_gain_files_on_a_later_send() {
+    // A directory of mode 0o555 arrives as 0o555; sending the tree again
+    // after a file was added to it must still land that file.
+    let l = layout();
+    let top = l.src.join("t");
+    put(&top.join("ro/a.txt"), b"a\n");
+    put(&top.join("w.txt"), b"w\n");
+    chmod(&top.join("ro"), 0o555);
+    stamp_times(&top);
+    let rx = receiver_bound_by_permissions(&l.out, &["-k"]);
+    let dest = rx.dest();
+    send(&[s(&top), &dest]).expect_code(0, "the first send");
+    assert_same_tree(&top, &l.out.join("t"), "after the first send");
+    let ro = top.join("ro");
+    chmod(&ro, 0o755);
+    put(&ro.join("b.txt"), b"b, new\n");
+    chmod(&ro, 0o555);
+    set_mtime_ns(&ro.join("b.txt"), 1_700_000_003_000_000_003);
+    set_mtime_ns(&ro, 1_700_000_004_000_000_004);
+    send(&[s(&top), &dest]).expect_code(0, "the same tree again, with ro/b.txt added");
+    assert_same_tree(&top, &l.out.join("t"), "after the second send");
 }

@@ -3,6 +3,7 @@
 
 mod ending;
 mod framed;
+mod incoming;
 mod raw;
 pub mod sink;
 mod transfer;

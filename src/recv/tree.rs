@@ -121,6 +121,8 @@ pub(super) fn receive(
     match data {
         Ok(()) => tree.finish(conn, began, (bytes, landed), zero_copy),
         Err(e) => {
+            // directories made writable for the session get their modes back
+            tree.finish_dirs();
             tree.progress.abandon();
             Err(e)
         }
@@ -278,7 +280,12 @@ impl Tree<'_> {
         }
         match entry.kind {
             EntryKind::Dir => match self.root.mkdir(&rel) {
-                Ok(_) => {
+                Ok(made) => {
+                    if !made {
+                        // a read-only directory from an earlier run must
+                        // take new files; its mode is set again at the end
+                        let _ = self.root.finish_dir(&rel, entry.mode | 0o700, entry.mtime_ns);
+                    }
                     self.dirs.push((rel, shown, entry.mode, entry.mtime_ns));
                     Ok(Action::Done)
                 }
@@ -446,14 +453,7 @@ impl Tree<'_> {
             };
             self.settle(&shown, "link", fate);
         }
-        // deepest first, so a read-only parent is closed after its children
-        for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let fate = match self.root.finish_dir(&rel, mode, mtime) {
-                Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
-            };
-            self.settle(&shown, "dir", fate);
-        }
+        self.finish_dirs();
         let root = &self.root;
         let synced = with_keepalive(conn, || root.sync_all());
         if let Err(e) = synced.or_else(|e| match e.kind() {
@@ -486,6 +486,18 @@ impl Tree<'_> {
             Verdict::Complete => Ok(()),
             Verdict::Partial(line) => Err(exit::partial(line)),
             Verdict::Integrity(line) => Err(exit::integrity(line)),
+        }
+    }
+
+    /// Gives each directory of the session its mode and time, deepest
+    /// first, so a read-only parent is closed after its children.
+    fn finish_dirs(&mut self) {
+        for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let fate = match self.root.finish_dir(&rel, mode, mtime) {
+                Ok(()) => Fate::Landed,
+                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
+            };
+            self.settle(&shown, "dir", fate);
         }
     }
 

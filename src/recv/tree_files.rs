@@ -4,12 +4,13 @@
 //! batches that cost one flush of the file system each.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::incoming::Incoming;
 use super::sink::RelPath;
 use super::tree::{identity, lossy, Tree, Want};
 use crate::conn::{with_keepalive, Conn};
@@ -52,6 +53,7 @@ struct Batch {
 
 pub(super) struct Files<'t, 'a> {
     tree: &'t mut Tree<'a>,
+    incoming: Incoming,
     cur: Option<Current>,
     batch: Batch,
     /// Data bytes received in the session.
@@ -66,6 +68,7 @@ impl<'t, 'a> Files<'t, 'a> {
     pub(super) fn new(tree: &'t mut Tree<'a>) -> Self {
         Files {
             tree,
+            incoming: Incoming::new(),
             cur: None,
             batch: Batch {
                 parts: Vec::new(),
@@ -91,7 +94,7 @@ impl<'t, 'a> Files<'t, 'a> {
 
     fn frames(&mut self, conn: &mut Conn) -> Result<()> {
         loop {
-            let frame = proto::read_frame(conn).map_err(|e| network(conn, e))?;
+            let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             match Message::decode(&frame).with_context(|| conn.peer.clone())? {
                 Message::Begin(b) => self.begin(b)?,
                 Message::Data { offset, len } => self.data(conn, offset, len)?,
@@ -162,13 +165,29 @@ impl<'t, 'a> Files<'t, 'a> {
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
+        if let Ok(file) = cur.file.as_mut() {
+            file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
+        }
+        // what already arrived with the frame (all of a small file's data)
+        let early = self.incoming.take(len);
+        if let Ok(file) = cur.file.as_mut() {
+            file.write_all(early).map_err(|e| local(&cur.want, e))?;
+        }
+        if let Some(h) = cur.hasher.as_mut() {
+            h.update(early);
+        }
+        let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
+        self.bytes += early.len() as u64;
+        cur.got.insert(cur.next.min(offset), offset);
+        cur.next = offset;
+        if len == 0 {
+            self.tree.progress.update(self.bytes, self.files, "");
+            return Ok(());
+        }
         let splice = cur.hasher.is_none() && cur.file.is_ok();
         let mut sink = io::sink();
         let target = match cur.file.as_mut() {
-            Ok(file) => {
-                file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
-                copy::Sink::File(file)
-            }
+            Ok(file) => copy::Sink::File(file),
             Err(_) => copy::Sink::Writer(&mut sink),
         };
         let (base, files) = (self.bytes, self.files);
