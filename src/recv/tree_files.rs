@@ -41,6 +41,8 @@ struct Current {
     hasher: Option<Sha256>,
     next: u64,
     got: Ranges,
+    /// Where the part's file position stands (a seek only when it differs).
+    pos: u64,
 }
 
 /// Verified parts waiting for the flush that lets them be renamed.
@@ -150,6 +152,7 @@ impl<'t, 'a> Files<'t, 'a> {
             file,
             next: 0,
             got: Ranges::new(),
+            pos: 0,
         });
         Ok(())
     }
@@ -165,9 +168,10 @@ impl<'t, 'a> Files<'t, 'a> {
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
-        if let Ok(file) = cur.file.as_mut() {
+        if let (Ok(file), true) = (cur.file.as_mut(), cur.pos != offset) {
             file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
         }
+        cur.pos = end;
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(len);
         if let Ok(file) = cur.file.as_mut() {
