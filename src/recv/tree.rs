@@ -34,7 +34,6 @@ const HASHES_PER_FRAME: usize = 16;
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
     pub id: u64,
-    pub path: Vec<u8>,
     pub rel: RelPath,
     pub size: u64,
     pub mode: u32,
@@ -43,6 +42,13 @@ pub(super) struct Want {
     pub held: Ranges,
     /// A held record lies beside the part (to remove once it lands).
     pub recorded: bool,
+}
+
+impl Want {
+    /// The entry's wire path.
+    pub fn path(&self) -> &[u8] {
+        self.rel.bytes()
+    }
 }
 
 /// What the whole session knows and has decided.
@@ -346,7 +352,6 @@ impl Tree<'_> {
         let hashes = held.total() > 0;
         self.wants.push_back(Want {
             id: entry.id,
-            path: entry.path,
             rel,
             size: entry.size,
             mode: entry.mode,

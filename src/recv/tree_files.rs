@@ -127,12 +127,12 @@ impl<'t, 'a> Files<'t, 'a> {
                 Some(w) if w.id == begin.id => break w,
                 Some(w) if w.id < begin.id => {
                     let fate = Fate::Failed("the sender did not send it".into());
-                    self.tree.settle(&lossy(&w.path), "file", fate);
+                    self.tree.settle(&lossy(w.path()), "file", fate);
                 }
                 _ => bail!("data for entry {}, which was not asked for", begin.id),
             }
         };
-        if want.path != begin.path {
+        if want.path() != &begin.path[..] {
             bail!("entry {} began under another path", begin.id);
         }
         let file = match self.tree.root.open_part(&want.rel) {
@@ -163,7 +163,7 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         let end = offset.checked_add(len).filter(|e| *e <= cur.want.size);
         let Some(end) = end else {
-            bail!("{}: data past the end of {}", conn.peer, lossy(&cur.want.path));
+            bail!("{}: data past the end of {}", conn.peer, lossy(cur.want.path()));
         };
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
@@ -226,7 +226,7 @@ impl<'t, 'a> Files<'t, 'a> {
         if end.id != cur.want.id {
             bail!("{}: entry {} ended inside entry {}", conn.peer, end.id, cur.want.id);
         }
-        let shown = lossy(&cur.want.path);
+        let shown = lossy(cur.want.path());
         if let Some(why) = end.failed {
             // the padding the sender wrote is no data of the file
             let _ = self.tree.root.discard_part(&cur.want.rel);
@@ -311,7 +311,7 @@ impl<'t, 'a> Files<'t, 'a> {
             mac,
         };
         Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
-        let shown = lossy(&want.path);
+        let shown = lossy(want.path());
         let sha = sha256.map(|d| proto::hex(&d));
         let fate = match status {
             Status::Ok => Fate::Landed,
@@ -360,7 +360,7 @@ impl<'t, 'a> Files<'t, 'a> {
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
                 let entry = Entry {
                     id: cur.want.id,
-                    path: cur.want.path.clone(),
+                    path: cur.want.path().to_vec(),
                     kind: EntryKind::File,
                     size: cur.want.size,
                     mode: cur.want.mode,
@@ -384,7 +384,7 @@ impl<'t, 'a> Files<'t, 'a> {
     fn unsent(&mut self) {
         while let Some(w) = self.tree.wants.pop_front() {
             let fate = Fate::Failed("the sender did not send it".into());
-            self.tree.settle(&lossy(&w.path), "file", fate);
+            self.tree.settle(&lossy(w.path()), "file", fate);
         }
     }
 
@@ -469,7 +469,7 @@ fn land(file: &File, want: &Want) -> io::Result<()> {
 
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
-    anyhow::Error::new(err).context(lossy(&want.path))
+    anyhow::Error::new(err).context(lossy(want.path()))
 }
 
 /// A failure of the connection: the sender may come back and resume.

@@ -3,6 +3,7 @@
 //! replies, then send each wanted file through the same sendfile path as a
 //! single file, without a round trip per file.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -92,8 +93,8 @@ impl Plan {
 
 /// One entry as the sender keeps it between the manifest and the data.
 struct Item {
+    /// The wire path; where to read it follows from its top entry.
     path: Vec<u8>,
-    source: PathBuf,
     kind: EntryKind,
     size: u64,
     mtime_ns: u64,
@@ -176,6 +177,8 @@ struct Run<'a> {
     pack: Vec<u8>,
     /// Where small files are read.
     scratch: Vec<u8>,
+    /// Each top entry's source path.
+    tops: HashMap<Vec<u8>, PathBuf>,
 }
 
 pub(super) fn session(
@@ -226,6 +229,11 @@ pub(super) fn session(
         progress,
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
         scratch: vec![0u8; PACK_MAX as usize],
+        tops: plan
+            .sources
+            .iter()
+            .map(|s| (s.top.clone(), s.path.clone()))
+            .collect(),
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
@@ -302,7 +310,7 @@ impl Run<'_> {
             unreachable!("only wanted files are sent")
         };
         let (path, size, good) = (item.path.clone(), item.size, good.clone());
-        let file = match open_unchanged(item) {
+        let file = match open_unchanged(item, &source_of(&self.tops, &item.path)) {
             Ok(file) => file,
             Err(why) => return self.give_up(id, 0, why, false),
         };
@@ -662,8 +670,9 @@ impl Run<'_> {
 
     /// Checks the receiver's hashes of a held part against the source.
     fn check_blocks(&mut self, id: u64, blocks: &[proto::BlockHash], _last: bool) -> Result<()> {
+        let path = self.item(id)?.path.clone();
+        let source = source_of(&self.tops, &path);
         let item = self.item(id)?;
-        let source = item.source.clone();
         let State::Wanted { held, good } = &mut item.state else {
             bail!("hashes for entry {id}, which is not being sent");
         };
@@ -760,7 +769,6 @@ fn item_of(entry: &walk::Entry) -> Item {
     };
     Item {
         path: entry.path.clone(),
-        source: entry.source.clone(),
         kind,
         size,
         mtime_ns: entry.mtime_ns,
@@ -786,8 +794,8 @@ fn wire_entry(id: u64, entry: walk::Entry) -> Entry {
 }
 
 /// Opens a file to send, refusing one that changed since the walk.
-fn open_unchanged(item: &Item) -> Result<File, String> {
-    let file = File::open(&item.source).map_err(|e| format!("cannot open it: {e}"))?;
+fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<File, String> {
+    let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
     unchanged(&file, item)?;
     Ok(file)
 }
@@ -807,6 +815,23 @@ fn unchanged(file: &File, item: &Item) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Where an entry is read: its top source's path, then the rest of its
+/// wire path (kept once per entry, not twice).
+fn source_of(tops: &HashMap<Vec<u8>, PathBuf>, path: &[u8]) -> PathBuf {
+    let (top, rest) = match path.iter().position(|b| *b == b'/') {
+        Some(at) => (&path[..at], &path[at + 1..]),
+        None => (path, &[][..]),
+    };
+    let mut source = tops.get(top).cloned().unwrap_or_default();
+    for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+        #[cfg(unix)]
+        source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
+        #[cfg(not(unix))]
+        source.push(String::from_utf8_lossy(part).as_ref());
+    }
+    source
 }
 
 fn kind_name(kind: EntryKind) -> &'static str {
