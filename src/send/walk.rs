@@ -117,7 +117,7 @@ impl Walk {
         };
         let meta = match stat {
             Ok(meta) => meta,
-            Err(e) => return self.unstatable(&path, &wire, top, &e),
+            Err(e) => return unstatable(&path, &wire, top, &e),
         };
         let ft = meta.file_type();
         if ft.is_symlink() {
@@ -131,22 +131,6 @@ impl Walk {
         }
         self.last_nlink = nlink(&meta);
         Event::Entry(entry(path, wire, Kind::File { size: meta.len() }, &meta))
-    }
-
-    /// Why a path could not be looked at.
-    fn unstatable(&self, path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
-        let why = match fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() && e.kind() == io::ErrorKind::NotFound => {
-                let target = fs::read_link(path)
-                    .map(|t| path_bytes(&t))
-                    .unwrap_or_default();
-                format!("dangling symbolic link to '{}'", lossy(&target))
-            }
-            // it was listed by read_dir a moment ago
-            Err(_) if !top && e.kind() == io::ErrorKind::NotFound => VANISHED.into(),
-            _ => e.to_string(),
-        };
-        failed(wire, why)
     }
 
     fn enter(&mut self, path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
@@ -237,6 +221,22 @@ fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
         return skipped(&wire, format!("symbolic link to '{}' {why}", lossy(&bytes)));
     }
     Event::Entry(entry(path, wire, Kind::Link { target: bytes }, meta))
+}
+
+/// Why a path could not be looked at.
+fn unstatable(path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
+    let why = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() && e.kind() == io::ErrorKind::NotFound => {
+            let target = fs::read_link(path)
+                .map(|t| path_bytes(&t))
+                .unwrap_or_default();
+            format!("dangling symbolic link to '{}'", lossy(&target))
+        }
+        // it was listed by read_dir a moment ago
+        Err(_) if !top && e.kind() == io::ErrorKind::NotFound => VANISHED.into(),
+        _ => e.to_string(),
+    };
+    failed(wire, why)
 }
 
 /// The receiver's rule for a link at wire depth `depth`: relative, `..` only as
@@ -410,7 +410,8 @@ mod tests {
             Event::Skipped { path, why } => format!("S {path}: {}", why.replace(LEAVES, " out")),
             Event::Failed { path, why } => format!("X {path}: {why}"),
         };
-        let lines: Vec<String> = Walk::new(sources, deref).map(line).collect();
+        // bounded, so that a broken loop check fails instead of hanging
+        let lines: Vec<String> = Walk::new(sources, deref).take(1000).map(line).collect();
         lines.join(", ")
     }
 
