@@ -111,7 +111,10 @@ impl Session {
         let mut extra = id.to_be_bytes().to_vec();
         extra.push(status);
         extra.extend_from_slice(&held.to_be_bytes());
-        self.tag(b"file result", &extra).finalize().into_bytes().into()
+        self.tag(b"file result", &extra)
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     pub fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool {

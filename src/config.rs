@@ -11,7 +11,6 @@ use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
 use crate::net::{self, Family};
 
-
 /// How zc talks on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -168,7 +167,11 @@ impl SendConfig {
                 ))
             }
             None => {
-                let dest = paths.pop().expect("two or more").to_string_lossy().into_owned();
+                let dest = paths
+                    .pop()
+                    .expect("two or more")
+                    .to_string_lossy()
+                    .into_owned();
                 net::split_host_port(&dest)?;
                 Peer::Connect(dest)
             }

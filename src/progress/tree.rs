@@ -283,8 +283,11 @@ impl TreeProgress for Bar {
 
     fn update(&mut self, bytes: u64, files: u64, current: &str) {
         self.bar.set_position(bytes);
-        self.bar
-            .set_message(format!("{files}/{} {}", self.entries, current.escape_debug()));
+        self.bar.set_message(format!(
+            "{files}/{} {}",
+            self.entries,
+            current.escape_debug()
+        ));
     }
 
     fn finish(&mut self, summary: &TreeSummary) {

@@ -158,7 +158,10 @@ impl Transfer<'_> {
         }
         // What will come, if every held block checks out (the sender
         // re-sends bad ones on top).
-        let (start, end) = self.offer.range().unwrap_or((self.offer.offset, self.offer.offset));
+        let (start, end) = self
+            .offer
+            .range()
+            .unwrap_or((self.offer.offset, self.offer.offset));
         let missing = if self.hashes {
             self.held.missing(start, end)
         } else {
@@ -355,7 +358,10 @@ impl Transfer<'_> {
 
     pub(super) fn check_data(&self, offset: u64, len: u64, received: u64) -> Result<()> {
         let end = offset + len;
-        let (start, stop) = self.offer.range().unwrap_or((self.offer.offset, self.offer.offset));
+        let (start, stop) = self
+            .offer
+            .range()
+            .unwrap_or((self.offer.offset, self.offer.offset));
         match (self.offer.size, &self.target) {
             // only inside the offered range: the space check counted that
             (Some(_), Target::Part(_)) if offset < start || end > stop => {

@@ -78,7 +78,13 @@ pub(super) fn receive(
 ) -> Result<()> {
     let offer = match TreeOffer::decode(body) {
         Ok(offer) => offer,
-        Err(e) => return Err(refuse(conn, RefuseCode::BadOffer, format!("bad offer: {e:#}"))),
+        Err(e) => {
+            return Err(refuse(
+                conn,
+                RefuseCode::BadOffer,
+                format!("bad offer: {e:#}"),
+            ))
+        }
     };
     let key = match authenticate(cfg, conn, offer.nonce, body) {
         Ok(key) => key,
@@ -184,7 +190,10 @@ impl Tree<'_> {
             }
             if self.out.len() >= BATCH {
                 let out = std::mem::take(&mut self.out);
-                reader.get_mut().write_all(&out).context("connection lost")?;
+                reader
+                    .get_mut()
+                    .write_all(&out)
+                    .context("connection lost")?;
             }
         };
         // The sender waits for GO: nothing it sent can be left in the buffer.
@@ -265,7 +274,11 @@ impl Tree<'_> {
             Action::Send { .. } | Action::Done => {}
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
-        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.held.total() > 0) {
+        if let Some(want) = self
+            .wants
+            .back()
+            .filter(|w| w.id == id && w.held.total() > 0)
+        {
             let (rel, held) = (want.rel.clone(), want.held.clone());
             self.block_hashes(id, &rel, &held)?;
         }
@@ -290,14 +303,19 @@ impl Tree<'_> {
                     if !made {
                         // a read-only directory from an earlier run must
                         // take new files; its mode is set again at the end
-                        let _ = self.root.finish_dir(&rel, entry.mode | 0o700, entry.mtime_ns);
+                        let _ = self
+                            .root
+                            .finish_dir(&rel, entry.mode | 0o700, entry.mtime_ns);
                     }
                     self.dirs.push((rel, shown, entry.mode, entry.mtime_ns));
                     Ok(Action::Done)
                 }
                 Err(e) => {
                     self.seen.reject_dir(&rel);
-                    Err((RefuseCode::Exists, format!("cannot make the directory: {e}")))
+                    Err((
+                        RefuseCode::Exists,
+                        format!("cannot make the directory: {e}"),
+                    ))
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
@@ -311,8 +329,7 @@ impl Tree<'_> {
         shown: String,
         target: Vec<u8>,
     ) -> Result<Action, (RefuseCode, String)> {
-        sink::check_link_target(&rel, &target)
-            .map_err(|why| (RefuseCode::BadName, why))?;
+        sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         if cfg!(windows) {
             let why = "symbolic links are not made on Windows".to_string();
             return Err((RefuseCode::Other, why));
@@ -332,12 +349,15 @@ impl Tree<'_> {
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, (RefuseCode, String)> {
         match self.root.stat(&rel) {
             Ok(Found::Missing) => {}
-            Ok(Found::File { size, mtime_ns }) if size == entry.size && mtime_ns == entry.mtime_ns => {
+            Ok(Found::File { size, mtime_ns })
+                if size == entry.size && mtime_ns == entry.mtime_ns =>
+            {
                 return Ok(Action::Skip)
             }
             Ok(Found::File { .. } | Found::Link) if self.cfg.force => {}
             Ok(Found::File { .. } | Found::Link) => {
-                let why = "exists and differs (the receiver can replace it with --force)".to_string();
+                let why =
+                    "exists and differs (the receiver can replace it with --force)".to_string();
                 return Err((RefuseCode::Exists, why));
             }
             Ok(Found::Dir | Found::Other) => {
@@ -348,7 +368,9 @@ impl Tree<'_> {
         let record = self.root.read_record(&rel);
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
-        self.needed = self.needed.saturating_add(entry.size - held.total().min(entry.size));
+        self.needed = self
+            .needed
+            .saturating_add(entry.size - held.total().min(entry.size));
         let hashes = held.total() > 0;
         self.wants.push_back(Want {
             id: entry.id,
@@ -393,7 +415,11 @@ impl Tree<'_> {
         let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
         let cuts: Vec<(u64, u64)> = ranges
             .iter()
-            .flat_map(|&(a, b)| (a..b).step_by(BLOCK as usize).map(move |s| (s, (s + BLOCK).min(b))))
+            .flat_map(|&(a, b)| {
+                (a..b)
+                    .step_by(BLOCK as usize)
+                    .map(move |s| (s, (s + BLOCK).min(b)))
+            })
             .collect();
         for (i, &(from, to)) in cuts.iter().enumerate() {
             let sha256 = hash::block(&part, from, to - from, None, &mut buf)?;

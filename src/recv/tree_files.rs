@@ -163,13 +163,18 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         let end = offset.checked_add(len).filter(|e| *e <= cur.want.size);
         let Some(end) = end else {
-            bail!("{}: data past the end of {}", conn.peer, lossy(cur.want.path()));
+            bail!(
+                "{}: data past the end of {}",
+                conn.peer,
+                lossy(cur.want.path())
+            );
         };
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
         if let (Ok(file), true) = (cur.file.as_mut(), cur.pos != offset) {
-            file.seek(SeekFrom::Start(offset)).map_err(|e| local(&cur.want, e))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| local(&cur.want, e))?;
         }
         cur.pos = end;
         // what already arrived with the frame (all of a small file's data)
@@ -211,9 +216,14 @@ impl<'t, 'a> Files<'t, 'a> {
         cur.got.insert(offset, offset + bytes);
         cur.next = offset + bytes;
         match got {
-            Ok(r) if r.cut => Err(network(conn, anyhow!("connection closed in the middle of the data"))),
+            Ok(r) if r.cut => Err(network(
+                conn,
+                anyhow!("connection closed in the middle of the data"),
+            )),
             Ok(_) => Ok(()),
-            Err(RecvError { local: true, error, .. }) => Err(local(&cur.want, error)),
+            Err(RecvError {
+                local: true, error, ..
+            }) => Err(local(&cur.want, error)),
             Err(RecvError { error, .. }) => Err(network(conn, error.into())),
         }
         .map(|()| debug_assert!(cur.next <= end))
@@ -224,13 +234,19 @@ impl<'t, 'a> Files<'t, 'a> {
             bail!("{}: a file ended that never began", conn.peer);
         };
         if end.id != cur.want.id {
-            bail!("{}: entry {} ended inside entry {}", conn.peer, end.id, cur.want.id);
+            bail!(
+                "{}: entry {} ended inside entry {}",
+                conn.peer,
+                end.id,
+                cur.want.id
+            );
         }
         let shown = lossy(cur.want.path());
         if let Some(why) = end.failed {
             // the padding the sender wrote is no data of the file
             let _ = self.tree.root.discard_part(&cur.want.rel);
-            self.tree.settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
+            self.tree
+                .settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
             return Ok(());
         }
         if let Err(why) = &cur.file {
@@ -254,12 +270,15 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         let file = cur.file.as_ref().expect("checked above");
         land(file, &cur.want).map_err(|e| local(&cur.want, e))?;
-        self.batch.parts.push((cur.want.rel.clone(), cur.want.recorded));
+        self.batch
+            .parts
+            .push((cur.want.rel.clone(), cur.want.recorded));
         self.batch.bytes += cur.want.size;
         self.files += 1;
         self.result(&cur.want, Status::Ok, ours, "")?;
         let b = &self.batch;
-        if b.parts.len() >= BATCH_FILES || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
+        if b.parts.len() >= BATCH_FILES || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE
+        {
             self.flush_batch()?;
         }
         Ok(())
@@ -286,8 +305,16 @@ impl<'t, 'a> Files<'t, 'a> {
                     .map_err(|e| local(&cur.want, e))?
             }
         };
-        let wire = self.tree.key.as_ref().map_or(ours, |k| k.keyed_digest(&ours));
-        Ok(if theirs == Some(wire) { Ok(Some(ours)) } else { Err(()) })
+        let wire = self
+            .tree
+            .key
+            .as_ref()
+            .map_or(ours, |k| k.keyed_digest(&ours));
+        Ok(if theirs == Some(wire) {
+            Ok(Some(ours))
+        } else {
+            Err(())
+        })
     }
 
     fn result(
@@ -413,7 +440,9 @@ impl<'t, 'a> Files<'t, 'a> {
         }
         if exit::tag_of(&err).is_none() {
             // this side failed (a disk, a bad frame): the sender hears why
-            let _ = self.tree.answer(conn, Status::Failed, &exit::message_of(&err));
+            let _ = self
+                .tree
+                .answer(conn, Status::Failed, &exit::message_of(&err));
             return err.context(kept_line);
         }
         let line = format!("{}; {kept_line}", exit::message_of(&err));

@@ -28,17 +28,15 @@ pub(super) fn session(
     };
     let range = [plan.range()];
     let moved = match &mut plan.input {
-        Input::File { file, .. } => {
-            send_file_ranges(
-                file,
-                conn,
-                &range,
-                cfg.sendfile,
-                super::Framing::Raw,
-                &mut progress,
-                &mut sent,
-            )
-        }
+        Input::File { file, .. } => send_file_ranges(
+            file,
+            conn,
+            &range,
+            cfg.sendfile,
+            super::Framing::Raw,
+            &mut progress,
+            &mut sent,
+        ),
         Input::Stream { reader } => {
             copy::send_stream(reader, conn, false, plan.count, None, &mut progress).map(|n| {
                 sent.bytes = n;

@@ -27,7 +27,9 @@ use crate::held::Ranges;
 use crate::progress::tree::{EntryEvent, Status as Shown, TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
-use crate::protocol::tree::{Action, Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd, TreeOffer};
+use crate::protocol::tree::{
+    Action, Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd, TreeOffer,
+};
 use crate::protocol::{self as proto, kind, Message, Status};
 use crate::units::human_bytes;
 
@@ -124,7 +126,10 @@ struct Reader {
 
 impl Reader {
     fn spawn(conn: &Conn) -> Result<Reader> {
-        let stream = conn.stream.try_clone().context("a second handle on the socket")?;
+        let stream = conn
+            .stream
+            .try_clone()
+            .context("a second handle on the socket")?;
         // The session's own waits apply the idle timeout; this one only reads.
         let mut conn = Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
         conn.finishing = true;
@@ -314,7 +319,8 @@ impl Run<'_> {
             Ok(file) => file,
             Err(why) => return self.give_up(id, 0, why, false),
         };
-        self.progress.update(self.sent, self.files_done, &lossy(&path));
+        self.progress
+            .update(self.sent, self.files_done, &lossy(&path));
         if size <= PACK_MAX && good.total() == 0 {
             return self.pack_one(id, &file);
         }
@@ -398,12 +404,15 @@ impl Run<'_> {
         let verify = self.cfg.common.verify;
         let inline = verify && size <= HASH_INLINE && !resumed;
         let early = match inline {
-            true => Some(hash::hash_range(file, 0, size).map_err(|e| Lost::Source(0, e.to_string()))?),
+            true => {
+                Some(hash::hash_range(file, 0, size).map_err(|e| Lost::Source(0, e.to_string()))?)
+            }
             false => None,
         };
         let hasher = match verify && !inline {
             true => Some(hash::spawn_ranges(
-                file.try_clone().map_err(|e| Lost::Source(0, e.to_string()))?,
+                file.try_clone()
+                    .map_err(|e| Lost::Source(0, e.to_string()))?,
                 vec![(0, size)],
             )),
             false => None,
@@ -466,9 +475,9 @@ impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
     fn conclude(mut self, plan: &Plan, began: Instant) -> Result<()> {
         while self.result.is_none() {
-            let msg = self.wait().map_err(|e| {
-                e.context("before the receiver confirmed the session")
-            })?;
+            let msg = self
+                .wait()
+                .map_err(|e| e.context("before the receiver confirmed the session"))?;
             self.absorb(msg)?;
         }
         let outcome = self.result.take().expect("the loop waits for it");
@@ -476,7 +485,8 @@ impl Run<'_> {
             let mac = outcome.mac.unwrap_or_default();
             if !key.check_result(outcome.status as u8, outcome.held, &mac) {
                 self.progress.abandon();
-                let why = "the receiver's answer does not carry the key's MAC (altered in transit?)";
+                let why =
+                    "the receiver's answer does not carry the key's MAC (altered in transit?)";
                 return Err(exit::integrity(format!("{}: {why}", self.conn.peer)));
             }
         }
@@ -508,10 +518,9 @@ impl Run<'_> {
                 ))
             }
             (Verdict::Complete, Status::Ok) => Verdict::Complete,
-            (Verdict::Complete, _) => Verdict::Partial(format!(
-                "{}: {}",
-                self.conn.peer, outcome.message
-            )),
+            (Verdict::Complete, _) => {
+                Verdict::Partial(format!("{}: {}", self.conn.peer, outcome.message))
+            }
             (verdict, _) => verdict,
         };
         self.progress.finish(&summary);
@@ -539,7 +548,10 @@ impl Run<'_> {
             while Instant::now() < deadline {
                 match self.reader.rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok(Message::Result(o))) => {
-                        said.push_str(&format!("; the receiver keeps what it got ({} entries in place)", o.held));
+                        said.push_str(&format!(
+                            "; the receiver keeps what it got ({} entries in place)",
+                            o.held
+                        ));
                         break;
                     }
                     Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -715,7 +727,10 @@ impl Run<'_> {
         }
         let fate = match outcome.status {
             Status::Ok if outcome.held == size => Fate::Landed,
-            Status::Ok => Fate::Failed(format!("the receiver holds {} of {size} bytes", outcome.held)),
+            Status::Ok => Fate::Failed(format!(
+                "the receiver holds {} of {size} bytes",
+                outcome.held
+            )),
             Status::Mismatch => Fate::Mismatch,
             Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
         };
@@ -732,7 +747,14 @@ impl Run<'_> {
     }
 
     /// Records an entry's fate and shows it.
-    fn settle(&mut self, path: &str, kind: &'static str, bytes: u64, sha: Option<String>, fate: Fate) {
+    fn settle(
+        &mut self,
+        path: &str,
+        kind: &'static str,
+        bytes: u64,
+        sha: Option<String>,
+        fate: Fate,
+    ) {
         let (status, message) = match &fate {
             Fate::Landed if kind == "file" => (Shown::Done, None),
             Fate::Landed => (Shown::Made, None),
