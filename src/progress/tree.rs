@@ -73,6 +73,8 @@ pub struct TreeSummary {
     pub bytes: u64,
     pub elapsed: Duration,
     pub zero_copy: bool,
+    /// Each file's SHA-256 was checked end to end.
+    pub verified: bool,
 }
 
 impl TreeSummary {
@@ -99,7 +101,10 @@ impl TreeSummary {
                 "buffered"
             },
         );
-        line.push_str(", each file SHA-256 checked");
+        line.push_str(match self.verified {
+            true => ", each file SHA-256 checked",
+            false => ", not verified",
+        });
         if self.up_to_date > 0 {
             line.push_str(&format!(", {} up to date", self.up_to_date));
         }
@@ -117,7 +122,7 @@ impl TreeSummary {
             "files": self.files, "up_to_date": self.up_to_date,
             "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
             "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
-            "zero_copy": self.zero_copy,
+            "zero_copy": self.zero_copy, "verified": self.verified,
         })
     }
 }

@@ -173,6 +173,9 @@ impl Tree<'_> {
         let peer = conn.peer.clone();
         let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
         let manifest = loop {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted while reading the manifest"));
+            }
             let frame = proto::read_frame(&mut reader).map_err(|e| {
                 // the sender may come back: nothing is lost yet
                 let e = e.context(format!("{peer}: connection lost in the manifest"));
@@ -512,6 +515,7 @@ impl Tree<'_> {
             bytes,
             elapsed: began.elapsed(),
             zero_copy,
+            verified: self.offer.verify && self.cfg.common.verify,
         });
         match verdict {
             Verdict::Complete => Ok(()),

@@ -64,6 +64,8 @@ pub(super) struct Files<'t, 'a> {
     pub spliced: bool,
     /// Files received and verified.
     pub files: u64,
+    /// What the part under way holds, once kept for a resume.
+    partial: Option<String>,
 }
 
 impl<'t, 'a> Files<'t, 'a> {
@@ -80,6 +82,7 @@ impl<'t, 'a> Files<'t, 'a> {
             bytes: 0,
             spliced: false,
             files: 0,
+            partial: None,
         }
     }
 
@@ -96,6 +99,10 @@ impl<'t, 'a> Files<'t, 'a> {
 
     fn frames(&mut self, conn: &mut Conn) -> Result<()> {
         loop {
+            // a socket that never waits never sees Ctrl-C: look between frames
+            if crate::interrupt::requested() {
+                return Err(crate::conn::stopped().into());
+            }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             match Message::decode(&frame).with_context(|| conn.peer.clone())? {
                 Message::Begin(b) => self.begin(b)?,
@@ -378,6 +385,7 @@ impl<'t, 'a> Files<'t, 'a> {
     /// Whatever happens, what arrived is kept: the current part synced
     /// with its record, the verified batch renamed into place.
     fn keep(&mut self) -> Result<()> {
+        self.partial = None;
         if let Some(cur) = self.cur.take() {
             if let Ok(file) = &cur.file {
                 let mut held = cur.want.held.clone();
@@ -394,6 +402,12 @@ impl<'t, 'a> Files<'t, 'a> {
                     mtime_ns: cur.want.mtime_ns,
                     target: Vec::new(),
                 };
+                self.partial = Some(format!(
+                    "{} of {} held in {}.zcpart",
+                    crate::units::human_bytes(held.total()),
+                    lossy(cur.want.path()).escape_debug(),
+                    lossy(cur.want.path()).escape_debug()
+                ));
                 let record = Record {
                     source: identity(&entry),
                     held,
@@ -425,7 +439,13 @@ impl<'t, 'a> Files<'t, 'a> {
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
         let kept_line = match &kept {
-            None => "kept what arrived".to_string(),
+            None => {
+                let partial = self
+                    .partial
+                    .take()
+                    .map_or(String::new(), |p| format!("; {p}"));
+                format!("kept what arrived: {} files in place{partial}", self.files)
+            }
             Some(e) => format!("could not keep everything: {}", exit::message_of(e)),
         };
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;

@@ -507,6 +507,7 @@ impl Run<'_> {
             bytes: self.sent,
             elapsed: began.elapsed(),
             zero_copy: self.zero_copy && self.sent > 0,
+            verified: self.cfg.common.verify,
         };
         let verdict = match (self.ledger.verdict(), outcome.status) {
             (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
