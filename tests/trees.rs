@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::*;
 use serde_json::Value;
@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 /// Frames around the data: entries, manifest, BEGIN / DATA / FILE END
 /// headers. A resumed session may spend this much on top of the missing data.
 const OVERHEAD: u64 = 256 * 1024;
+/// Bytes a proxy forwarded that a stopped receiver may never have read.
+const IN_FLIGHT: u64 = 12 * 1024 * 1024;
 /// How long a hand-written client waits for the receiver.
 const CLIENT_WAIT: Duration = Duration::from_secs(20);
 
@@ -852,6 +854,68 @@ fn a_sigkilled_sender_resumes_the_tree_with_the_same_command() {
 #[test]
 fn a_sigint_sender_exits_130_and_the_same_command_finishes_the_tree() {
     interrupted_sender_case(false);
+}
+
+#[test]
+fn a_sigint_receiver_exits_130_keeps_its_part_and_the_tree_resumes() {
+    // The receiver is interrupted while data streams in without pause: it
+    // must notice (a busy socket never times out), keep the part under way
+    // with its record, say what it holds, and exit 130.
+    let l = layout();
+    let top = l.src.join("rx");
+    data_tree(&top, 8, 24 << 20, 85);
+    let total = data_bytes(&top);
+    let rx = receiver(&l.out, &["--progress", "none"], Stdout::Null);
+    let proxy = CuttingProxy::counting(rx.addr);
+    let dest = proxy.addr.to_string();
+    let mut tx = start(send_cmd(&["--progress", "none", s(&top), &dest]));
+    // no hold: the signal lands while the data flows
+    let deadline = Instant::now() + TIMEOUT;
+    while proxy.forwarded.load(Ordering::SeqCst) < 13 * MIB {
+        assert!(Instant::now() < deadline, "the data never started");
+        assert!(
+            tx.child.try_wait().unwrap().is_none(),
+            "the sender ended early"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    sigint(&rx.child);
+    let stopped = rx.finish(TIMEOUT);
+    println!("interrupted receiver:\n{}", stopped.stderr);
+    stopped.expect_code(130, "zc recv after SIGINT");
+    assert!(
+        stopped.stderr.contains("held in"),
+        "the receiver should say what its part holds:\n{}",
+        stopped.stderr
+    );
+    let sent = tx.finish(TIMEOUT);
+    assert_ne!(sent.code, 0, "the sender cannot succeed:\n{}", sent.stderr);
+    let parts: Vec<String> = fs::read_dir(l.out.join("rx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".zcpart"))
+        .collect();
+    assert_eq!(parts.len(), 1, "one part kept for a resume: {parts:?}");
+    assert!(
+        l.out.join("rx").join(format!("{}.held", parts[0])).exists(),
+        "the part's record is kept"
+    );
+    let first = proxy.forwarded.load(Ordering::SeqCst);
+
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let again = CuttingProxy::counting(rx.addr);
+    let dest = again.addr.to_string();
+    send(&["--progress", "none", s(&top), &dest]).expect_code(0, "the same zc send again");
+    rx.finish(TIMEOUT).expect_code(0, "zc recv, resumed");
+    assert_same_tree(&top, &l.out.join("rx"), "after the resume");
+    let wire = again.forwarded.load(Ordering::SeqCst);
+    println!("data {total}, before the stop {first}, after {wire}");
+    assert!(
+        // what the proxy forwarded may still have sat in socket buffers
+        // (a few MiB on loopback) when the receiver stopped reading
+        wire <= total - first + IN_FLIGHT + OVERHEAD,
+        "the resume moved {wire} of {total} after {first} went through"
+    );
 }
 
 // ===========================================================================
