@@ -2,21 +2,20 @@
 //! and the receiver's final word; or, when it stops early, what is kept.
 
 use std::fs::File;
-use std::io;
 
 use anyhow::{Context, Result};
 use sha2::Digest;
 
-use crate::auth::Session;
 use crate::conn::{with_keepalive, Conn};
 use crate::exit::{self, ExitCode, Failure, Tag};
 use crate::hash::Sha;
 use crate::held::Record;
 use crate::progress::{Role, Summary};
-use crate::protocol::{self as proto, kind, End, Outcome, Status};
+use crate::protocol::{self as proto, End, Status};
 use crate::units::human_bytes;
 
-use super::framed::Target;
+use super::peer::{result, tell};
+use super::transfer::Target;
 use super::transfer::{Tally, Transfer};
 
 impl Transfer<'_> {
@@ -234,35 +233,4 @@ impl Transfer<'_> {
             err
         }
     }
-}
-
-/// Sends a RESULT, with its MAC when a key is in use.
-fn result(
-    conn: &mut Conn,
-    session: Option<&Session>,
-    status: Status,
-    sha256: Option<Sha>,
-    held: u64,
-    message: &str,
-) -> io::Result<()> {
-    let outcome = Outcome {
-        status,
-        sha256,
-        held,
-        message: message.to_string(),
-        mac: session.map(|s| s.result_mac(status as u8, held)),
-    };
-    proto::write_frame(conn, kind::RESULT, &outcome.encode())
-}
-
-/// Sends a RESULT on an error path: failing to send it is not worth more
-/// than the error at hand.
-pub(super) fn tell(
-    conn: &mut Conn,
-    session: Option<&Session>,
-    status: Status,
-    held: u64,
-    message: &str,
-) {
-    let _ = result(conn, session, status, None, held, message);
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::auth::{self, Session};
 use crate::config::{Output, RecvConfig};
 use crate::conn::Conn;
 use crate::exit::{self, Tag};
@@ -18,7 +17,8 @@ use crate::protocol::{self as proto, kind, Answer, Offer, RefuseCode};
 use crate::sys;
 use crate::units::human_bytes;
 
-use super::transfer::Transfer;
+use super::peer::{authenticate, refuse};
+use super::transfer::{Target, Transfer};
 
 pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::NotASender)
@@ -26,22 +26,6 @@ pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
 
 pub fn is_resumable(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::Resumable)
-}
-
-/// Where this transfer's bytes go.
-pub(super) enum Target {
-    /// stdout, a device or a FIFO (with its label): written in order.
-    Stream(output::Stream, String),
-    Part(Part),
-}
-
-pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
-    let answer = Answer::Refuse {
-        code,
-        reason: reason.clone(),
-    };
-    let _ = proto::write_frame(conn, kind::ANSWER, &answer.encode());
-    exit::refused(format!("refused a transfer from {}: {reason}", conn.peer))
 }
 
 pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
@@ -112,35 +96,6 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         began: Instant::now(),
     };
     transfer.run(&mut conn, reporter)
-}
-
-/// With a key on either side: the challenge, and the sender's proof. An
-/// error is the reason for refusing.
-pub(super) fn authenticate(
-    cfg: &RecvConfig,
-    conn: &mut Conn,
-    nonce: Option<[u8; 32]>,
-    offer_body: &[u8],
-) -> Result<Option<Session>, String> {
-    let (key, sender_nonce) = match (&cfg.common.key, nonce) {
-        (None, None) => return Ok(None),
-        (Some(_), None) => return Err("this receiver needs a key (--key or ZC_KEY)".into()),
-        (None, Some(_)) => return Err("the sender uses a key and this receiver has none".into()),
-        (Some(key), Some(nonce)) => (key, nonce),
-    };
-    let ours = auth::nonce().map_err(|e| format!("no randomness: {e}"))?;
-    let session = Session::new(key, sender_nonce, ours, offer_body);
-    let mut challenge = ours.to_vec();
-    challenge.extend_from_slice(&session.receiver_proof());
-    let lost = |e: anyhow::Error| format!("connection lost during the handshake: {e:#}");
-    proto::write_frame(conn, kind::CHALLENGE, &challenge).map_err(|e| lost(e.into()))?;
-    // A sender that finds our proof wrong hangs up instead of answering.
-    let frame = proto::read_frame(conn)
-        .map_err(|_| "wrong key (the sender did not accept this receiver's proof)".to_string())?;
-    if frame.kind != kind::PROOF || !session.check_sender(&frame.body) {
-        return Err("wrong key".into());
-    }
-    Ok(Some(session))
 }
 
 /// Decides where the offer goes and what of it is already held, or why it

@@ -4,7 +4,9 @@
 mod ending;
 mod framed;
 mod incoming;
+mod peer;
 mod raw;
+mod session;
 pub mod sink;
 mod transfer;
 mod tree;

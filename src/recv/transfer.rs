@@ -14,7 +14,7 @@ use crate::copy::{self, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Hashers, Pipe, Prefix};
 use crate::held::{Checkpointer, Identity, Ranges};
-use crate::output::Part;
+use crate::output::{self, Part};
 use crate::progress::{Progress, Reporter, Role, Start, Summary};
 use crate::protocol::{self as proto, kind, BlockHash, End, Offer, Status};
 
@@ -22,8 +22,14 @@ use crate::protocol::{self as proto, kind, BlockHash, End, Offer, Status};
 /// sender starts checking early and both sides hash in parallel.
 const HASH_BATCH: usize = 16;
 
-use super::ending::tell;
-use super::framed::Target;
+use super::peer::tell;
+
+/// Where this transfer's bytes go.
+pub(super) enum Target {
+    /// stdout, a device or a FIFO (with its label): written in order.
+    Stream(output::Stream, String),
+    Part(Part),
+}
 
 pub(super) struct Transfer<'a> {
     pub(super) cfg: &'a RecvConfig,

@@ -9,20 +9,20 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::framed::{authenticate, refuse};
+use super::peer::{authenticate, refuse};
+use super::session::{identity, lossy, Tree, Want};
 use super::sink::{self, Found, RelPath, Root, Seen};
 use super::tree_files::Files;
-use crate::auth::Session;
 use crate::config::{Output, RecvConfig};
 use crate::conn::{with_keepalive, Conn};
 use crate::exit;
 use crate::hash;
-use crate::held::{Identity, Ranges, Record};
-use crate::progress::tree::{EntryEvent, Status as Shown, TreeProgress, TreeStart, TreeSummary};
+use crate::held::{Ranges, Record};
+use crate::progress::tree::{TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
 use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply, TreeOffer};
-use crate::protocol::{self as proto, BlockHash, Message, Outcome, RefuseCode, Status, BLOCK};
+use crate::protocol::{self as proto, BlockHash, Message, RefuseCode, Status, BLOCK};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
@@ -30,45 +30,6 @@ const BATCH: usize = 64 << 10;
 /// Block hashes sent in one FILE HASHES frame (the sender checks each frame
 /// while the next blocks are hashed here).
 const HASHES_PER_FRAME: usize = 16;
-
-/// A file the receiver asked for, kept until its data comes.
-pub(super) struct Want {
-    pub id: u64,
-    pub rel: RelPath,
-    pub size: u64,
-    pub mode: u32,
-    pub mtime_ns: u64,
-    /// Ranges of the part already held (and offered for checking).
-    pub held: Ranges,
-    /// A held record lies beside the part (to remove once it lands).
-    pub recorded: bool,
-}
-
-impl Want {
-    /// The entry's wire path.
-    pub fn path(&self) -> &[u8] {
-        self.rel.bytes()
-    }
-}
-
-/// What the whole session knows and has decided.
-pub(super) struct Tree<'a> {
-    pub cfg: &'a RecvConfig,
-    pub root: Root,
-    pub key: Option<Session>,
-    pub offer: TreeOffer,
-    pub ledger: Ledger,
-    pub progress: Box<dyn TreeProgress>,
-    pub wants: VecDeque<Want>,
-    seen: Seen,
-    dirs: Vec<(RelPath, String, u32, u64)>,
-    links: Vec<(RelPath, String, Vec<u8>)>,
-    next_id: u64,
-    /// Bytes the wanted files still need.
-    needed: u64,
-    /// Frames to the sender, written in batches.
-    pub out: Vec<u8>,
-}
 
 pub(super) fn receive(
     cfg: &RecvConfig,
@@ -242,15 +203,6 @@ impl Tree<'_> {
                 human_bytes(free)
             )
         })
-    }
-
-    pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let out = std::mem::take(&mut self.out);
-        conn.write_all(&out)
-            .with_context(|| format!("{}: connection lost", conn.peer))
     }
 
     /// Checks one entry and answers it.
@@ -439,38 +391,6 @@ impl Tree<'_> {
         Ok(())
     }
 
-    pub(super) fn settle(&mut self, path: &str, kind: &'static str, fate: Fate) {
-        self.settle_file(path, kind, 0, None, fate);
-    }
-
-    /// Records an entry's fate and shows it.
-    pub(super) fn settle_file(
-        &mut self,
-        path: &str,
-        kind: &'static str,
-        bytes: u64,
-        sha256: Option<String>,
-        fate: Fate,
-    ) {
-        let (status, message) = match &fate {
-            Fate::Landed if kind == "file" => (Shown::Done, None),
-            Fate::Landed => (Shown::Made, None),
-            Fate::UpToDate => (Shown::Skipped, None),
-            Fate::Refused(why) => (Shown::Refused, Some(why.clone())),
-            Fate::Failed(why) => (Shown::Failed, Some(why.clone())),
-            Fate::Mismatch => (Shown::Failed, Some("SHA-256 mismatch, not kept".into())),
-        };
-        self.ledger.record(path, &fate);
-        self.progress.entry(&EntryEvent {
-            path,
-            kind,
-            bytes,
-            sha256,
-            status,
-            message: message.as_deref(),
-        });
-    }
-
     /// After END: links, directories' modes and times, one last flush, and
     /// the RESULT that lets the sender exit 0.
     fn finish(
@@ -542,33 +462,4 @@ impl Tree<'_> {
             _ => None,
         }
     }
-
-    /// The session's RESULT (MAC'd with a key): `held` counts the entries
-    /// in place, which the sender checks against its own count.
-    pub(super) fn answer(&mut self, conn: &mut Conn, status: Status, message: &str) -> Result<()> {
-        let held = self.ledger.accounted();
-        let outcome = Outcome {
-            status,
-            sha256: None,
-            held,
-            message: message.to_string(),
-            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
-        };
-        Message::Result(outcome).append_to(&mut self.out);
-        self.flush(conn)
-    }
-}
-
-/// A part's record names its source by path, size and mtime.
-pub(super) fn identity(entry: &Entry) -> Identity {
-    Identity {
-        name: lossy(&entry.path),
-        size: entry.size,
-        mtime_ns: Some(entry.mtime_ns),
-    }
-}
-
-/// A wire path as text: lossy UTF-8 (escaped where it is printed).
-pub(super) fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }

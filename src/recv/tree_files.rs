@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::incoming::Incoming;
+use super::session::{identity, lossy, Tree, Want};
 use super::sink::RelPath;
-use super::tree::{identity, lossy, Tree, Want};
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Failure, Tag};

@@ -2,6 +2,7 @@
 //! run a framed or raw session.
 
 mod framed;
+mod peer;
 mod raw;
 mod tree;
 mod verify;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::framed::{answered, lost};
+use super::peer::{answered, lost};
 use super::walk::{self, Event, Kind, Totals};
 use super::{resume_command, send_file_ranges, Framing};
 use crate::auth::{self, Session};

@@ -12,7 +12,7 @@ use crate::held::Ranges;
 use crate::progress::{Reporter, Role};
 use crate::protocol::{self as proto, kind};
 
-use super::framed::{lost, next_frame};
+use super::peer::{lost, next_frame};
 
 /// Bad blocks warned about one by one; the rest are counted.
 const MAX_BAD_WARNINGS: u64 = 8;

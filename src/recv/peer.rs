@@ -1,0 +1,82 @@
+//! What the receiving side says to a sender: refusals, the key handshake,
+//! and RESULT frames, for the single-file and the tree session alike.
+
+use std::io;
+
+use anyhow::Result;
+
+use crate::auth::{self, Session};
+use crate::config::RecvConfig;
+use crate::conn::Conn;
+use crate::exit;
+use crate::hash::Sha;
+use crate::protocol::{self as proto, kind, Answer, Outcome, RefuseCode, Status};
+
+pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
+    let answer = Answer::Refuse {
+        code,
+        reason: reason.clone(),
+    };
+    let _ = proto::write_frame(conn, kind::ANSWER, &answer.encode());
+    exit::refused(format!("refused a transfer from {}: {reason}", conn.peer))
+}
+
+/// With a key on either side: the challenge, and the sender's proof. An
+/// error is the reason for refusing.
+pub(super) fn authenticate(
+    cfg: &RecvConfig,
+    conn: &mut Conn,
+    nonce: Option<[u8; 32]>,
+    offer_body: &[u8],
+) -> Result<Option<Session>, String> {
+    let (key, sender_nonce) = match (&cfg.common.key, nonce) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err("this receiver needs a key (--key or ZC_KEY)".into()),
+        (None, Some(_)) => return Err("the sender uses a key and this receiver has none".into()),
+        (Some(key), Some(nonce)) => (key, nonce),
+    };
+    let ours = auth::nonce().map_err(|e| format!("no randomness: {e}"))?;
+    let session = Session::new(key, sender_nonce, ours, offer_body);
+    let mut challenge = ours.to_vec();
+    challenge.extend_from_slice(&session.receiver_proof());
+    let lost = |e: anyhow::Error| format!("connection lost during the handshake: {e:#}");
+    proto::write_frame(conn, kind::CHALLENGE, &challenge).map_err(|e| lost(e.into()))?;
+    // A sender that finds our proof wrong hangs up instead of answering.
+    let frame = proto::read_frame(conn)
+        .map_err(|_| "wrong key (the sender did not accept this receiver's proof)".to_string())?;
+    if frame.kind != kind::PROOF || !session.check_sender(&frame.body) {
+        return Err("wrong key".into());
+    }
+    Ok(Some(session))
+}
+
+/// Sends a RESULT, with its MAC when a key is in use.
+pub(super) fn result(
+    conn: &mut Conn,
+    session: Option<&Session>,
+    status: Status,
+    sha256: Option<Sha>,
+    held: u64,
+    message: &str,
+) -> io::Result<()> {
+    let outcome = Outcome {
+        status,
+        sha256,
+        held,
+        message: message.to_string(),
+        mac: session.map(|s| s.result_mac(status as u8, held)),
+    };
+    proto::write_frame(conn, kind::RESULT, &outcome.encode())
+}
+
+/// Sends a RESULT on an error path: failing to send it is not worth more
+/// than the error at hand.
+pub(super) fn tell(
+    conn: &mut Conn,
+    session: Option<&Session>,
+    status: Status,
+    held: u64,
+    message: &str,
+) {
+    let _ = result(conn, session, status, None, held, message);
+}

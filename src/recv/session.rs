@@ -1,0 +1,129 @@
+//! The state of a tree session on the receiving side, shared by its two
+//! phases (the manifest in `tree`, the data in `tree_files`), and what both
+//! do with it: record an entry's fate, write frames, answer the sender.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::sink::{RelPath, Root, Seen};
+use crate::auth::Session;
+use crate::config::RecvConfig;
+use crate::conn::Conn;
+use crate::held::{Identity, Ranges};
+use crate::progress::tree::{EntryEvent, Status as Shown, TreeProgress};
+use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::tree::{Entry, TreeOffer};
+use crate::protocol::{Message, Outcome, Status};
+
+/// A file the receiver asked for, kept until its data comes.
+pub(super) struct Want {
+    pub id: u64,
+    pub rel: RelPath,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime_ns: u64,
+    /// Ranges of the part already held (and offered for checking).
+    pub held: Ranges,
+    /// A held record lies beside the part (to remove once it lands).
+    pub recorded: bool,
+}
+
+impl Want {
+    /// The entry's wire path.
+    pub fn path(&self) -> &[u8] {
+        self.rel.bytes()
+    }
+}
+
+/// What the whole session knows and has decided.
+pub(super) struct Tree<'a> {
+    pub cfg: &'a RecvConfig,
+    pub root: Root,
+    pub key: Option<Session>,
+    pub offer: TreeOffer,
+    pub ledger: Ledger,
+    pub progress: Box<dyn TreeProgress>,
+    pub wants: VecDeque<Want>,
+    pub seen: Seen,
+    pub dirs: Vec<(RelPath, String, u32, u64)>,
+    pub links: Vec<(RelPath, String, Vec<u8>)>,
+    pub next_id: u64,
+    /// Bytes the wanted files still need.
+    pub needed: u64,
+    /// Frames to the sender, written in batches.
+    pub out: Vec<u8>,
+}
+
+impl Tree<'_> {
+    pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        conn.write_all(&out)
+            .with_context(|| format!("{}: connection lost", conn.peer))
+    }
+
+    pub(super) fn settle(&mut self, path: &str, kind: &'static str, fate: Fate) {
+        self.settle_file(path, kind, 0, None, fate);
+    }
+
+    /// Records an entry's fate and shows it.
+    pub(super) fn settle_file(
+        &mut self,
+        path: &str,
+        kind: &'static str,
+        bytes: u64,
+        sha256: Option<String>,
+        fate: Fate,
+    ) {
+        let (status, message) = match &fate {
+            Fate::Landed if kind == "file" => (Shown::Done, None),
+            Fate::Landed => (Shown::Made, None),
+            Fate::UpToDate => (Shown::Skipped, None),
+            Fate::Refused(why) => (Shown::Refused, Some(why.clone())),
+            Fate::Failed(why) => (Shown::Failed, Some(why.clone())),
+            Fate::Mismatch => (Shown::Failed, Some("SHA-256 mismatch, not kept".into())),
+        };
+        self.ledger.record(path, &fate);
+        self.progress.entry(&EntryEvent {
+            path,
+            kind,
+            bytes,
+            sha256,
+            status,
+            message: message.as_deref(),
+        });
+    }
+
+    /// The session's RESULT (MAC'd with a key): `held` counts the entries
+    /// in place, which the sender checks against its own count.
+    pub(super) fn answer(&mut self, conn: &mut Conn, status: Status, message: &str) -> Result<()> {
+        let held = self.ledger.accounted();
+        let outcome = Outcome {
+            status,
+            sha256: None,
+            held,
+            message: message.to_string(),
+            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
+        };
+        Message::Result(outcome).append_to(&mut self.out);
+        self.flush(conn)
+    }
+}
+
+/// A part's record names its source by path, size and mtime.
+pub(super) fn identity(entry: &Entry) -> Identity {
+    Identity {
+        name: lossy(&entry.path),
+        size: entry.size,
+        mtime_ns: Some(entry.mtime_ns),
+    }
+}
+
+/// A wire path as text: lossy UTF-8 (escaped where it is printed).
+pub(super) fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
