@@ -4,7 +4,9 @@
 mod framed;
 mod peer;
 mod raw;
+mod replies;
 mod tree;
+mod tree_files;
 mod verify;
 pub mod walk;
 

@@ -1,0 +1,262 @@
+//! What comes back during a tree session on the sending side: replies,
+//! block hashes of held parts, per-file results, read on a thread of their
+//! own so that neither side ever waits for the other to drain a socket.
+
+use std::fs::File;
+use std::io;
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::peer::lost;
+use super::tree::{kind_name, lossy, source_of, Item, Run, State};
+use crate::conn::Conn;
+use crate::exit;
+use crate::hash;
+use crate::held::Ranges;
+use crate::progress::tree::{EntryEvent, Status as Shown};
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::Action;
+use crate::protocol::{self as proto, Message, Status};
+
+/// The receiver's frames, read on a thread of their own so that neither
+/// side ever waits for the other to drain a full socket.
+pub(super) struct Reader {
+    pub(super) rx: mpsc::Receiver<Result<Message>>,
+    stream: std::net::TcpStream,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reader {
+    pub(super) fn spawn(conn: &Conn) -> Result<Reader> {
+        let stream = conn
+            .stream
+            .try_clone()
+            .context("a second handle on the socket")?;
+        // The session's own waits apply the idle timeout; this one only reads.
+        let mut conn = Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
+        conn.finishing = true;
+        // replies and results are small: read many with each call
+        let mut reading = std::io::BufReader::with_capacity(64 << 10, conn);
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("zc-replies".into())
+            .spawn(move || loop {
+                let msg = proto::read_frame(&mut reading).and_then(|f| Message::decode(&f));
+                let last = !matches!(msg, Ok(ref m) if !matches!(m, Message::Result(_)));
+                if tx.send(msg).is_err() || last {
+                    return;
+                }
+            })?;
+        Ok(Reader {
+            rx,
+            stream,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // wakes the thread if it still waits for a frame
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The next frame from the receiver, within the idle timeout.
+    pub(super) fn wait(&mut self) -> Result<Message> {
+        let idle = self.cfg.common.idle_timeout;
+        let deadline = Instant::now() + idle;
+        loop {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted"));
+            }
+            match self.reader.rx.recv_timeout(crate::conn::TICK) {
+                Ok(msg) => return msg.map_err(|e| lost(self.conn, e)),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
+                    );
+                    return Err(lost(self.conn, e));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(lost(self.conn, anyhow!("the connection closed")))
+                }
+            }
+        }
+    }
+
+    /// Takes every frame that has already arrived.
+    pub(super) fn absorb_ready(&mut self) -> Result<()> {
+        while let Ok(msg) = self.reader.rx.try_recv() {
+            self.absorb(msg.map_err(|e| lost(self.conn, e))?)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one frame from the receiver to the session.
+    pub(super) fn absorb(&mut self, msg: Message) -> Result<()> {
+        match msg {
+            Message::Keepalive => Ok(()),
+            Message::Reply(reply) => self.replied(reply.id, reply.action),
+            Message::FileHashes(id, blocks, last) => self.check_blocks(id, &blocks, last),
+            Message::FileResult(id, outcome) => self.landed(id, &outcome),
+            Message::Go => {
+                self.go = true;
+                Ok(())
+            }
+            Message::Answer(proto::Answer::Refuse { reason, .. }) => Err(exit::refused(format!(
+                "{} refused: {reason}",
+                self.conn.peer
+            ))),
+            Message::Result(outcome) => {
+                self.result = Some(outcome);
+                Ok(())
+            }
+            other => bail!("{}: unexpected {other:?} in a tree session", self.conn.peer),
+        }
+    }
+
+    pub(super) fn item(&mut self, id: u64) -> Result<&mut Item> {
+        let peer = self.conn.peer.clone();
+        self.items
+            .get_mut(id as usize)
+            .ok_or_else(|| anyhow!("{peer}: an answer for entry {id}, which was never offered"))
+    }
+
+    pub(super) fn replied(&mut self, id: u64, action: Action) -> Result<()> {
+        let resuming = self.cfg.resume;
+        let item = self.item(id)?;
+        if item.state != State::Offered {
+            bail!("a second reply for entry {id}");
+        }
+        let (path, kind) = (lossy(&item.path), kind_name(item.kind));
+        let fate = match action {
+            Action::Send { held, hashes } => {
+                let mut held = Ranges::from_pairs(&held);
+                held.clip(item.size);
+                // unchecked ranges are sent again, unless resuming checks them
+                let good = Ranges::new();
+                let resume = hashes && resuming && held.total() > 0;
+                item.state = State::Wanted {
+                    held: if resume { held } else { Ranges::new() },
+                    good,
+                };
+                return Ok(());
+            }
+            Action::Skip => Fate::UpToDate,
+            Action::Done => Fate::Landed,
+            Action::Refuse { reason, .. } => Fate::Refused(reason),
+        };
+        item.state = State::Settled;
+        self.settle_path(&path, kind, fate);
+        Ok(())
+    }
+
+    /// Checks the receiver's hashes of a held part against the source.
+    pub(super) fn check_blocks(
+        &mut self,
+        id: u64,
+        blocks: &[proto::BlockHash],
+        _last: bool,
+    ) -> Result<()> {
+        let path = self.item(id)?.path.clone();
+        let source = source_of(&self.tops, &path);
+        let item = self.item(id)?;
+        let State::Wanted { held, good } = &mut item.state else {
+            bail!("hashes for entry {id}, which is not being sent");
+        };
+        let Ok(file) = File::open(&source) else {
+            return Ok(()); // found out again, and reported, when it is sent
+        };
+        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        for b in blocks {
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            if !held.covers(from, to) {
+                bail!("a hash for bytes {from}..{to} of entry {id}, which is not held");
+            }
+            let ours = hash::block(&file, from, to - from, None, &mut buf)
+                .with_context(|| source.display().to_string())?;
+            if ours == b.sha256 {
+                good.insert(from, to);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn landed(&mut self, id: u64, outcome: &proto::Outcome) -> Result<()> {
+        let item = self.item(id)?;
+        if item.state != State::Sent && item.state != State::Settled {
+            bail!("a result for entry {id}, which was not sent");
+        }
+        if item.state == State::Settled {
+            return Ok(()); // the receiver's word on an entry we gave up
+        }
+        item.state = State::Settled;
+        let (path, size) = (lossy(&item.path), item.size);
+        if let Some(key) = &self.key {
+            let mac = outcome.mac.unwrap_or_default();
+            if !key.check_file_result(id, outcome.status as u8, outcome.held, &mac) {
+                return Err(exit::integrity(format!(
+                    "{}: the result for {path} does not carry the key's MAC",
+                    self.conn.peer
+                )));
+            }
+        }
+        let fate = match outcome.status {
+            Status::Ok if outcome.held == size => Fate::Landed,
+            Status::Ok => Fate::Failed(format!(
+                "the receiver holds {} of {size} bytes",
+                outcome.held
+            )),
+            Status::Mismatch => Fate::Mismatch,
+            Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
+        };
+        if fate == Fate::Landed {
+            self.files_done += 1;
+        }
+        let sha = outcome.sha256.map(|d| proto::hex(&d));
+        self.settle(&path, "file", size, sha, fate);
+        Ok(())
+    }
+
+    pub(super) fn settle_path(&mut self, path: &str, kind: &'static str, fate: Fate) {
+        self.settle(path, kind, 0, None, fate);
+    }
+
+    /// Records an entry's fate and shows it.
+    pub(super) fn settle(
+        &mut self,
+        path: &str,
+        kind: &'static str,
+        bytes: u64,
+        sha: Option<String>,
+        fate: Fate,
+    ) {
+        let (status, message) = match &fate {
+            Fate::Landed if kind == "file" => (Shown::Done, None),
+            Fate::Landed => (Shown::Made, None),
+            Fate::UpToDate => (Shown::Skipped, None),
+            Fate::Refused(why) => (Shown::Refused, Some(why.clone())),
+            Fate::Failed(why) => (Shown::Failed, Some(why.clone())),
+            Fate::Mismatch => (Shown::Failed, Some("SHA-256 mismatch".to_string())),
+        };
+        self.ledger.record(path, &fate);
+        self.progress.entry(&EntryEvent {
+            path,
+            kind,
+            bytes,
+            sha256: sha,
+            status,
+            message: message.as_deref(),
+        });
+    }
+}

@@ -1,0 +1,218 @@
+//! The data of a tree session on the sending side: each wanted file
+//! through the same sendfile path as a single file, small ones read once
+//! and packed with their frames, every one with its SHA-256.
+
+use std::fs::File;
+use std::io;
+
+use anyhow::{anyhow, Result};
+use sha2::{Digest, Sha256};
+
+use super::peer::lost;
+use super::tree::{lossy, source_of, Item, Run, State, HASH_INLINE, PACK_MAX, PACK_WRITE};
+use super::{send_file_ranges, Framing};
+use crate::conn::with_keepalive;
+use crate::copy::Sent;
+use crate::exit;
+use crate::hash::{self, Sha};
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::{Begin, FileEnd};
+use crate::protocol::{self as proto, Message};
+
+impl Run<'_> {
+    /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
+    pub(super) fn send_one(&mut self, id: usize) -> Result<()> {
+        let item = &self.items[id];
+        let State::Wanted { good, .. } = &item.state else {
+            unreachable!("only wanted files are sent")
+        };
+        let (path, size, good) = (item.path.clone(), item.size, good.clone());
+        let file = match open_unchanged(item, &source_of(&self.tops, &item.path)) {
+            Ok(file) => file,
+            Err(why) => return self.give_up(id, 0, why, false),
+        };
+        self.progress
+            .update(self.sent, self.files_done, &lossy(&path));
+        if size <= PACK_MAX && good.total() == 0 {
+            return self.pack_one(id, &file);
+        }
+        self.queue(&Message::Begin(Begin {
+            id: id as u64,
+            path: path.clone(),
+        }));
+        self.flush()?;
+        let to_send = good.missing(0, size);
+        let digest = self.digest_and_send(&file, &path, size, &to_send, good.total() > 0);
+        let (bytes, digest) = match digest {
+            Ok(done) => done,
+            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, why, true),
+            Err(Lost::Session(e)) => return Err(e),
+        };
+        if let Err(why) = unchanged(&file, &self.items[id]) {
+            return self.give_up(id, bytes, why, true);
+        }
+        self.ended(id, bytes, digest)
+    }
+
+    /// A small file: read once, hashed from that buffer, and packed with
+    /// its frames into the next large write.
+    fn pack_one(&mut self, id: usize, file: &File) -> Result<()> {
+        let size = self.items[id].size;
+        let mut data = Vec::with_capacity(size as usize);
+        let read = crate::copy::read_range(file, 0, size, &mut self.scratch, true, |_, chunk| {
+            data.extend_from_slice(chunk);
+            Ok(())
+        });
+        if let Err(e) = read {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted"));
+            }
+            return self.give_up(id, 0, e.to_string(), false);
+        }
+        if let Err(why) = unchanged(file, &self.items[id]) {
+            return self.give_up(id, 0, why, false);
+        }
+        let digest = self.cfg.common.verify.then(|| Sha256::digest(&data).into());
+        self.queue(&Message::Begin(Begin {
+            id: id as u64,
+            path: self.items[id].path.clone(),
+        }));
+        if size > 0 {
+            self.pack.extend_from_slice(&proto::data_header(0, size));
+            self.pack.extend_from_slice(&data);
+        }
+        self.sent += size;
+        self.ended(id, size, digest)?;
+        if self.pack.len() >= PACK_WRITE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A file's data is out: FILE END with its digest (keyed, with a key).
+    fn ended(&mut self, id: usize, bytes: u64, digest: Option<Sha>) -> Result<()> {
+        let wire = digest.map(|d| self.key.as_ref().map_or(d, |k| k.keyed_digest(&d)));
+        self.items[id].state = State::Sent;
+        self.queue(&Message::FileEnd(FileEnd {
+            id: id as u64,
+            sent: bytes,
+            sha256: wire,
+            failed: None,
+        }));
+        Ok(())
+    }
+
+    /// Sends `ranges` of the file and computes its whole SHA-256 (when
+    /// verifying): inline for small files, on a thread beside sendfile for
+    /// large ones, so the bytes sendfile sends never enter user space here.
+    fn digest_and_send(
+        &mut self,
+        file: &File,
+        path: &[u8],
+        size: u64,
+        ranges: &[(u64, u64)],
+        resumed: bool,
+    ) -> Result<(u64, Option<Sha>), Lost> {
+        let verify = self.cfg.common.verify;
+        let inline = verify && size <= HASH_INLINE && !resumed;
+        let early = match inline {
+            true => {
+                Some(hash::hash_range(file, 0, size).map_err(|e| Lost::Source(0, e.to_string()))?)
+            }
+            false => None,
+        };
+        let hasher = match verify && !inline {
+            true => Some(hash::spawn_ranges(
+                file.try_clone()
+                    .map_err(|e| Lost::Source(0, e.to_string()))?,
+                vec![(0, size)],
+            )),
+            false => None,
+        };
+        let base = self.sent;
+        let mut sent = Sent {
+            bytes: 0,
+            zero_copy: self.cfg.sendfile,
+            fallback: None,
+        };
+        let (progress, files, name) = (&mut self.progress, self.files_done, lossy(path));
+        let mut update = |n: u64| progress.update(base + n, files, &name);
+        let moved = send_file_ranges(
+            file,
+            self.conn,
+            ranges,
+            self.cfg.sendfile,
+            Framing::Padded,
+            &mut update,
+            &mut sent,
+        );
+        self.sent += sent.bytes;
+        self.zero_copy &= sent.zero_copy || sent.bytes == 0;
+        match moved {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Lost::Source(sent.bytes, e.to_string()))
+            }
+            Err(e) => return Err(Lost::Session(lost(self.conn, e))),
+        }
+        let late = match hasher {
+            Some(handle) => Some(
+                with_keepalive(self.conn, || handle.join())
+                    .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?
+                    .map_err(|e| Lost::Source(sent.bytes, e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok((sent.bytes, early.or(late)))
+    }
+
+    /// The source could not be sent whole: after its BEGIN, tell the
+    /// receiver (which keeps none of it); either way go on with the next.
+    fn give_up(&mut self, id: usize, bytes: u64, why: String, begun: bool) -> Result<()> {
+        let path = lossy(&self.items[id].path);
+        self.items[id].state = State::Settled;
+        self.settle(&path, "file", bytes, None, Fate::Failed(why.clone()));
+        if !begun {
+            return Ok(());
+        }
+        self.queue(&Message::FileEnd(FileEnd {
+            id: id as u64,
+            sent: bytes,
+            sha256: None,
+            failed: Some(why),
+        }));
+        Ok(())
+    }
+}
+
+/// Why one file's data could not all go out.
+enum Lost {
+    /// The source: the session goes on without this file.
+    Source(u64, String),
+    /// The connection: the session ends.
+    Session(anyhow::Error),
+}
+
+/// Opens a file to send, refusing one that changed since the walk.
+fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<File, String> {
+    let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
+    unchanged(&file, item)?;
+    Ok(file)
+}
+
+fn unchanged(file: &File, item: &Item) -> Result<(), String> {
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    if meta.len() != item.size || mtime != item.mtime_ns {
+        return Err(format!(
+            "changed while it was being sent ({} bytes then, {} now)",
+            item.size,
+            meta.len()
+        ));
+    }
+    Ok(())
+}
