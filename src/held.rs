@@ -249,20 +249,36 @@ pub struct Checkpointer {
     shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
     file: File,
-    part: PathBuf,
+    store: Store,
     source: Identity,
 }
 
+/// Where a checkpoint's record goes: beside a part named by its path, or
+/// through a caller's writer (a tree writes beneath its output handle).
+pub type Store = Arc<dyn Fn(&Record) -> io::Result<()> + Send + Sync>;
+
 impl Checkpointer {
     pub fn start(file: &File, part: &Path, source: Identity, held: Ranges) -> io::Result<Self> {
+        let part = part.to_path_buf();
+        let store: Store = Arc::new(move |record: &Record| record.store(&part));
+        Self::start_with(file, store, source, held)
+    }
+
+    /// As `start`, with the record written by `store`.
+    pub fn start_with(
+        file: &File,
+        store: Store,
+        source: Identity,
+        held: Ranges,
+    ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             held: Mutex::new(held),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let (file2, part2, source2, shared2) = (
+        let (file2, store2, source2, shared2) = (
             file.try_clone()?,
-            part.to_path_buf(),
+            store.clone(),
             source.clone(),
             shared.clone(),
         );
@@ -285,11 +301,10 @@ impl Checkpointer {
                         .unwrap_or_else(|e| e.into_inner())
                         .clone();
                     if file2.sync_data().is_ok() {
-                        let _ = Record {
+                        let _ = store2(&Record {
                             source: source2.clone(),
                             held: snapshot,
-                        }
-                        .store(&part2);
+                        });
                     }
                 }
             })?;
@@ -297,7 +312,7 @@ impl Checkpointer {
             shared,
             thread: Some(thread),
             file: file.try_clone()?,
-            part: part.to_path_buf(),
+            store,
             source,
         })
     }
@@ -332,11 +347,10 @@ impl Checkpointer {
         self.stop();
         let held = self.held();
         self.file.sync_all()?;
-        Record {
+        (self.store)(&Record {
             source: self.source.clone(),
             held: held.clone(),
-        }
-        .store(&self.part)?;
+        })?;
         Ok(held)
     }
 }

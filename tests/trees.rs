@@ -918,6 +918,53 @@ fn a_sigint_receiver_exits_130_keeps_its_part_and_the_tree_resumes() {
     );
 }
 
+#[test]
+fn a_sigkilled_receiver_resumes_a_large_file_of_the_tree_from_its_record() {
+    // A large file of a tree keeps its record current as it arrives, as a
+    // single file does: a receiver killed mid-file (no chance to write
+    // anything on the way out) loses at most the last second of it.
+    let l = layout();
+    let top = l.src.join("kill");
+    put(&top.join("a.txt"), &bytes(5000, 86));
+    random_file(&top.join("big.bin"), 80 * MIB, 87);
+    stamp_times(&top);
+    let total = data_bytes(&top);
+    let mut rx = receiver(&l.out, &["--progress", "none"], Stdout::Null);
+    // about 40 MiB/s: the checkpoint (once a second) has run when it dies
+    let proxy = CuttingProxy::throttled(rx.addr, 1 << 20, Duration::from_millis(25));
+    let dest = proxy.addr.to_string();
+    let mut tx = start(send_cmd(&["--progress", "none", s(&top), &dest]));
+    proxy.wait_for(50 * MIB, &mut tx.child, "zc send");
+    rx.child.kill().unwrap();
+    let _ = rx.child.wait();
+    let _ = tx.finish(TIMEOUT);
+    assert!(
+        l.out.join("kill/big.bin.zcpart.held").exists(),
+        "a record of the large part survives the kill"
+    );
+
+    println!(
+        "record: {:?}",
+        fs::read_to_string(l.out.join("kill/big.bin.zcpart.held"))
+    );
+    let rx = receiver(&l.out, &["--json"], Stdout::Null);
+    let again = CuttingProxy::counting(rx.addr);
+    let dest = again.addr.to_string();
+    let resumed = send(&["--json", s(&top), &dest]);
+    println!("resumed sender:\n{}", resumed.stderr);
+    resumed.expect_code(0, "the same zc send again");
+    let got = rx.finish(TIMEOUT);
+    println!("resumed receiver:\n{}", got.stderr);
+    got.expect_code(0, "zc recv, resumed");
+    assert_same_tree(&top, &l.out.join("kill"), "after the resume");
+    let wire = again.forwarded.load(Ordering::SeqCst);
+    println!("data {total}, resumed with {wire}");
+    assert!(
+        wire < total - 20 * MIB,
+        "the resume re-sent {wire} of {total}: the held part was not used"
+    );
+}
+
 // ===========================================================================
 // Partial failure
 

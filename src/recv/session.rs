@@ -40,7 +40,7 @@ impl Want {
 /// What the whole session knows and has decided.
 pub(super) struct Tree<'a> {
     pub cfg: &'a RecvConfig,
-    pub root: Root,
+    pub root: std::sync::Arc<Root>,
     pub key: Option<Session>,
     pub offer: TreeOffer,
     pub ledger: Ledger,
@@ -120,6 +120,15 @@ pub(super) fn identity(entry: &Entry) -> Identity {
         name: lossy(&entry.path),
         size: entry.size,
         mtime_ns: Some(entry.mtime_ns),
+    }
+}
+
+/// The identity a wanted file's record carries.
+pub(super) fn identity_of(want: &Want) -> Identity {
+    Identity {
+        name: lossy(want.path()),
+        size: want.size,
+        mtime_ns: Some(want.mtime_ns),
     }
 }
 

@@ -71,7 +71,7 @@ pub(super) fn receive(
     });
     let mut tree = Tree {
         cfg,
-        root,
+        root: std::sync::Arc::new(root),
         key,
         offer,
         ledger: Ledger::default(),

@@ -5,21 +5,22 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::incoming::Incoming;
-use super::session::{identity, lossy, Tree, Want};
+use super::session::{identity_of, lossy, Tree, Want};
 use super::sink::RelPath;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Failure, Tag};
 use crate::hash::{self, Sha};
-use crate::held::{Ranges, Record};
+use crate::held::{self, Checkpointer, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd};
+use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, Message, Outcome, Status};
 
 /// A batch of verified files is made durable and renamed into place once
@@ -27,6 +28,10 @@ use crate::protocol::{self as proto, Message, Outcome, Status};
 const BATCH_FILES: usize = 1024;
 const BATCH_BYTES: u64 = 256 << 20;
 const BATCH_AGE: Duration = Duration::from_secs(2);
+/// Files this large keep their held record current while they arrive (as a
+/// single file does), so even a killed receiver resumes them where they
+/// stopped; smaller ones are simply sent again.
+const CHECKPOINT_MIN: u64 = 64 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
@@ -43,6 +48,8 @@ struct Current {
     got: Ranges,
     /// Where the part's file position stands (a seek only when it differs).
     pos: u64,
+    /// Keeps the record of a large part current.
+    checkpoint: Option<Checkpointer>,
 }
 
 /// Verified parts waiting for the flush that lets them be renamed.
@@ -153,7 +160,14 @@ impl<'t, 'a> Files<'t, 'a> {
             file.set_len(0).map_err(|e| local(&want, e))?;
         }
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
+        let checkpoint = match &file {
+            Ok(file) if want.size >= CHECKPOINT_MIN => Some(self.checkpointer(file, &want)?),
+            _ => None,
+        };
+        let mut want = want;
+        want.recorded |= checkpoint.is_some();
         self.cur = Some(Current {
+            checkpoint,
             hasher: (verify && want.held.total() == 0).then(Sha256::new),
             want,
             file,
@@ -162,6 +176,14 @@ impl<'t, 'a> Files<'t, 'a> {
             pos: 0,
         });
         Ok(())
+    }
+
+    /// A checkpoint thread whose records go beneath the output handle.
+    fn checkpointer(&self, file: &File, want: &Want) -> Result<Checkpointer> {
+        let (root, rel) = (self.tree.root.clone(), want.rel.clone());
+        let store: held::Store = Arc::new(move |r: &Record| root.write_record(&rel, &r.encode()));
+        let source = identity_of(want);
+        Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
     }
 
     fn data(&mut self, conn: &mut Conn, offset: u64, len: u64) -> Result<()> {
@@ -192,9 +214,13 @@ impl<'t, 'a> Files<'t, 'a> {
         if let Some(h) = cur.hasher.as_mut() {
             h.update(early);
         }
+        let start = offset;
         let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
         self.bytes += early.len() as u64;
-        cur.got.insert(cur.next.min(offset), offset);
+        cur.got.insert(start, offset);
+        if let Some(cp) = &cur.checkpoint {
+            cp.add(start, offset);
+        }
         cur.next = offset;
         if len == 0 {
             self.tree.progress.update(self.bytes, self.files, "");
@@ -209,6 +235,8 @@ impl<'t, 'a> Files<'t, 'a> {
         let (base, files) = (self.bytes, self.files);
         let mut chunks = Fed {
             hasher: cur.hasher.as_mut(),
+            checkpoint: cur.checkpoint.as_ref(),
+            at: offset,
             buf: None,
             done: 0,
             show: &mut |n| self.tree.progress.update(base + n, files, ""),
@@ -386,22 +414,14 @@ impl<'t, 'a> Files<'t, 'a> {
     /// with its record, the verified batch renamed into place.
     fn keep(&mut self) -> Result<()> {
         self.partial = None;
-        if let Some(cur) = self.cur.take() {
+        if let Some(mut cur) = self.cur.take() {
+            drop(cur.checkpoint.take());
             if let Ok(file) = &cur.file {
                 let mut held = cur.want.held.clone();
                 for &(a, b) in cur.got.pairs() {
                     held.insert(a, b);
                 }
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
-                let entry = Entry {
-                    id: cur.want.id,
-                    path: cur.want.path().to_vec(),
-                    kind: EntryKind::File,
-                    size: cur.want.size,
-                    mode: cur.want.mode,
-                    mtime_ns: cur.want.mtime_ns,
-                    target: Vec::new(),
-                };
                 self.partial = Some(format!(
                     "{} of {} held in {}.zcpart",
                     crate::units::human_bytes(held.total()),
@@ -409,7 +429,7 @@ impl<'t, 'a> Files<'t, 'a> {
                     lossy(cur.want.path()).escape_debug()
                 ));
                 let record = Record {
-                    source: identity(&entry),
+                    source: identity_of(&cur.want),
                     held,
                 };
                 self.tree
@@ -473,6 +493,11 @@ impl<'t, 'a> Files<'t, 'a> {
 /// One DATA frame's chunks: hashed in order, counted for progress.
 struct Fed<'h, 's> {
     hasher: Option<&'h mut Sha256>,
+    /// Told of every chunk once written, so a record is current mid-frame
+    /// (a frame can carry 64 MiB).
+    checkpoint: Option<&'h Checkpointer>,
+    /// Where this frame's data starts in the file.
+    at: u64,
     buf: Option<Vec<u8>>,
     done: u64,
     show: &'s mut dyn FnMut(u64),
@@ -491,6 +516,9 @@ impl Chunks for Fed<'_, '_> {
     }
     fn spliced(&mut self, n: u64) {
         self.done += n;
+        if let Some(cp) = self.checkpoint {
+            cp.add(self.at, self.at + self.done);
+        }
         (self.show)(self.done);
     }
 }
