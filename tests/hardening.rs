@@ -1299,6 +1299,53 @@ fn full_disk_known_size_is_refused_up_front() {
 }
 
 #[test]
+fn a_tree_that_does_not_fit_is_refused_before_any_data() {
+    // The free space is checked for the whole tree after its manifest and
+    // before any byte of data: nothing but its (empty) directories lands.
+    let (_root, out) = layout();
+    let test = "a_tree_that_does_not_fit_is_refused_before_any_data";
+    let Some(_mount) = Mount::tmpfs(&out, "size=8m", test) else {
+        return;
+    };
+    let src_dir = tempfile::tempdir().unwrap();
+    let top = src_dir.path().join("tree");
+    fs::create_dir_all(top.join("sub")).unwrap();
+    for i in 0..6 {
+        random_file(&top.join(format!("sub/f{i}.bin")), 2 * MIB, 60 + i);
+    }
+    let mut r = Recv::start(&out, &[]);
+    let proxy = CuttingProxy::counting(r.addr);
+    let sent = send_bounded(&[s(&top), &proxy.addr.to_string()], None, SUITE_TIMEOUT);
+    sent.expect_clean(4, "a 12 MiB tree into 8 MiB");
+    assert!(
+        sent.stderr.contains("free"),
+        "the refusal says what is free: {}",
+        sent.stderr
+    );
+    // the manifest and its frames, no data
+    let forwarded = proxy.forwarded.load(Ordering::SeqCst);
+    assert!(
+        forwarded < 8192,
+        "{forwarded} bytes went out before the refusal"
+    );
+    r.finish(SUITE_TIMEOUT)
+        .expect_clean(4, "the receiver refused");
+    let mut files = Vec::new();
+    let mut stack = vec![out.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(files.is_empty(), "files were created: {files:?}");
+}
+
+#[test]
 fn full_disk_mid_stream_is_reported_by_both_and_keeps_the_part() {
     let (_root, out) = layout();
     let Some(_mount) = Mount::tmpfs(
