@@ -48,6 +48,9 @@ pub(super) struct Tree<'a> {
     pub wants: VecDeque<Want>,
     pub seen: Seen,
     pub dirs: Vec<(RelPath, String, u32, u64)>,
+    /// Directories this session made: empty when made, so nothing in them
+    /// needs looking up (one entry per directory, not per file).
+    pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
     pub next_id: u64,
     /// Bytes the wanted files still need.

@@ -79,6 +79,7 @@ pub(super) fn receive(
         wants: VecDeque::new(),
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
+        fresh: Default::default(),
         links: Vec::new(),
         next_id: 0,
         needed: 0,
@@ -255,7 +256,9 @@ impl Tree<'_> {
         match entry.kind {
             EntryKind::Dir => match self.root.mkdir(&rel) {
                 Ok(made) => {
-                    if !made {
+                    if made {
+                        self.fresh.insert(rel.clone());
+                    } else {
                         // a read-only directory from an earlier run must
                         // take new files; its mode is set again at the end
                         let _ = self
@@ -289,7 +292,7 @@ impl Tree<'_> {
             let why = "symbolic links are not made on Windows".to_string();
             return Err((RefuseCode::Other, why));
         }
-        match self.root.stat(&rel) {
+        match self.stat(&rel) {
             Ok(Found::Missing) => {
                 self.links.push((rel, shown, target));
                 Ok(Action::Done)
@@ -320,7 +323,10 @@ impl Tree<'_> {
             }
             Err(e) => return Err((RefuseCode::BadName, e.to_string())),
         }
-        let record = self.root.read_record(&rel);
+        let record = match self.in_fresh(&rel) {
+            true => None,
+            false => self.root.read_record(&rel),
+        };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
         self.needed = self
@@ -340,6 +346,19 @@ impl Tree<'_> {
             held: held.pairs().to_vec(),
             hashes,
         })
+    }
+
+    /// What is at a path; nothing, without asking, inside a directory this
+    /// session made.
+    fn stat(&self, rel: &RelPath) -> std::io::Result<Found> {
+        match self.in_fresh(rel) {
+            true => Ok(Found::Missing),
+            false => self.root.stat(rel),
+        }
+    }
+
+    fn in_fresh(&self, rel: &RelPath) -> bool {
+        rel.parent().is_some_and(|p| self.fresh.contains(&p))
     }
 
     /// What a `.zcpart` of this very source already holds, per its record.
