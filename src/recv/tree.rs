@@ -372,7 +372,7 @@ impl Tree<'_> {
         if record.source != identity(entry) {
             return Ranges::new();
         }
-        let Ok(part) = self.root.open_part(rel) else {
+        let Ok(part) = self.root.open_part(rel, false) else {
             return Ranges::new();
         };
         let on_disk = part.metadata().map_or(0, |m| m.len());
@@ -383,7 +383,7 @@ impl Tree<'_> {
 
     /// Hashes the held blocks of a part for the sender to check.
     fn block_hashes(&mut self, id: u64, rel: &RelPath, held: &Ranges) -> Result<()> {
-        let part = self.root.open_part(rel).context("reopening a held part")?;
+        let part = self.root.open_part(rel, false).context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
         let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
         let ranges: Vec<(u64, u64)> = held.pairs().to_vec();

@@ -151,16 +151,13 @@ impl<'t, 'a> Files<'t, 'a> {
         if want.path() != &begin.path[..] {
             bail!("entry {} began under another path", begin.id);
         }
-        let file = match self.tree.root.open_part(&want.rel) {
+        let file = match self.tree.root.open_part(&want.rel, want.held.total() == 0) {
             Ok(file) => Ok(file),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 Err("being received by another transfer".to_string())
             }
             Err(e) => Err(format!("cannot write it here: {e}")),
         };
-        if let (Ok(file), true) = (&file, want.held.total() == 0) {
-            file.set_len(0).map_err(|e| local(&want, e))?;
-        }
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
         let checkpoint = match &file {
             Ok(file) if want.size >= CHECKPOINT_MIN => Some(self.checkpointer(file, &want)?),

@@ -129,7 +129,10 @@ impl Root {
 
     /// Opens the reparse point itself if one is there (then refuses it), and
     /// shares the part with readers only: a second writer is `WouldBlock`.
-    pub fn open_part(&self, rel: &RelPath) -> io::Result<File> {
+    /// `fresh`: the part is to be written from nothing, so what it holds is
+    /// dropped, once it is ours (truncating in the open itself could cut
+    /// another writer's part short); a part just created costs nothing.
+    pub fn open_part(&self, rel: &RelPath, fresh: bool) -> io::Result<File> {
         let path = suffixed(&self.target(rel)?, PART_SUFFIX);
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true);
@@ -154,6 +157,11 @@ impl Root {
         }
         if !sys::try_lock(&file)? {
             return Err(io::Error::from(ErrorKind::WouldBlock));
+        }
+        // no other writer can have it now (share mode, lock): the length
+        // read above is current
+        if fresh && meta.len() > 0 {
+            file.set_len(0)?;
         }
         Ok(file)
     }

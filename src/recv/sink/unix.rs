@@ -1,15 +1,19 @@
 //! [`Root`] on Unix: each operation opens its directory beneath the output
 //! directory's descriptor, refusing a link at every component, then acts on
 //! one plain name relative to that directory, so nothing a peer or another
-//! local process plants can redirect a write.
+//! local process plants can redirect a write. The last few directories
+//! opened are kept open (see [`DirCache`]), so a tree's files, which arrive
+//! directory by directory, do not each reopen their parent.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Found, RelPath};
@@ -22,37 +26,76 @@ const DIR_FLAGS: libc::c_int =
     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
 /// Same bound as `held::Record::load`.
 const MAX_RECORD: u64 = 256 * 1024;
+/// Directories kept open: a tree arrives depth first, so a handful covers a
+/// directory's files, its parents' and the batch of renames that follows.
+const CACHED_DIRS: usize = 8;
 
 /// The output directory, open; every operation resolves beneath it and
 /// follows no link.
 pub struct Root {
-    fd: OwnedFd,
+    fd: File,
     path: PathBuf,
+    dirs: DirCache,
     /// openat2 is still worth trying: cleared once the kernel (or a seccomp
     /// filter) refuses it, after which directories are walked one by one.
     #[cfg(target_os = "linux")]
     beneath: AtomicBool,
 }
 
-/// A directory beneath the root, or the root itself (borrowed, not dup'd).
-enum Dir<'a> {
-    Root(BorrowedFd<'a>),
-    Sub(OwnedFd),
-}
+/// The last [`CACHED_DIRS`] directories opened beneath the root, most
+/// recently used first, each under the path it was opened by.
+///
+/// Why a kept descriptor is as safe as opening the path again: it was
+/// opened beneath the root with no link followed, so it is a real directory
+/// that was at that path inside the output directory, and a descriptor
+/// stays bound to that directory whatever later happens to the path. What
+/// could make the path name another directory, or a link, afterwards?
+/// - Not the peer: the receiver only ever creates inside directories it
+///   made or accepted in this session, `mkdir` never replaces anything,
+///   a part is renamed only over a file or a link (never a directory:
+///   rename refuses that), unlinks remove files only, and links are made
+///   with `symlinkat`, which never replaces.
+/// - Only a local user who can write into the output directory, and those
+///   are trusted (SECURITY.md, "Who is trusted"). Even then, the same
+///   user could already move a directory between our opening it and our
+///   using it, or right after we wrote into it: writes land in the
+///   directory that was opened, wherever it now is, exactly as before; a
+///   link planted at its old path is never followed, since nothing is
+///   resolved through the path again.
+///
+/// A directory removed since it was cached (rmdir) fails what is made in it
+/// with `NotFound`; that entry is then dropped and the operation retried
+/// once on the directory opened afresh, as it would have been uncached.
+struct DirCache(Mutex<VecDeque<(RelPath, Arc<File>)>>);
 
-impl Dir<'_> {
-    fn fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Dir::Root(fd) => *fd,
-            Dir::Sub(fd) => fd.as_fd(),
-        }
+impl DirCache {
+    fn new() -> DirCache {
+        DirCache(Mutex::new(VecDeque::with_capacity(CACHED_DIRS)))
     }
 
-    fn into_file(self) -> io::Result<File> {
-        match self {
-            Dir::Root(fd) => Ok(File::from(fd.try_clone_to_owned()?)),
-            Dir::Sub(fd) => Ok(File::from(fd)),
-        }
+    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(RelPath, Arc<File>)>> {
+        // a panic elsewhere cannot leave the list half-changed
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, rel: &RelPath) -> Option<Arc<File>> {
+        let mut dirs = self.entries();
+        let at = dirs.iter().position(|(p, _)| p == rel)?;
+        let entry = dirs.remove(at)?;
+        let dir = entry.1.clone();
+        dirs.push_front(entry);
+        Some(dir)
+    }
+
+    fn put(&self, rel: &RelPath, dir: Arc<File>) {
+        let mut dirs = self.entries();
+        dirs.retain(|(p, _)| p != rel);
+        dirs.push_front((rel.clone(), dir));
+        dirs.truncate(CACHED_DIRS);
+    }
+
+    fn forget(&self, rel: &RelPath) {
+        self.entries().retain(|(p, _)| p != rel);
     }
 }
 
@@ -87,8 +130,9 @@ impl Root {
         #[cfg(not(target_os = "linux"))]
         let _ = beneath;
         Ok(Root {
-            fd: OwnedFd::from(file),
+            fd: file,
             path: dir.to_path_buf(),
+            dirs: DirCache::new(),
             #[cfg(target_os = "linux")]
             beneath: AtomicBool::new(beneath),
         })
@@ -98,11 +142,8 @@ impl Root {
         &self.path
     }
 
-    /// Opens the directory `rel` (the root for `None`) beneath the root.
-    fn dir(&self, rel: Option<&RelPath>) -> io::Result<Dir<'_>> {
-        let Some(rel) = rel else {
-            return Ok(Dir::Root(self.fd.as_fd()));
-        };
+    /// Opens the directory `rel` beneath the root, afresh.
+    fn open_dir(&self, rel: &RelPath) -> io::Result<File> {
         #[cfg(target_os = "linux")]
         if self.beneath.load(Ordering::Relaxed) {
             match sys::openat2_beneath(self.fd.as_fd(), rel.bytes(), DIR_FLAGS, 0) {
@@ -115,72 +156,108 @@ impl Root {
                 {
                     self.beneath.store(false, Ordering::Relaxed)
                 }
-                other => return other.map(Dir::Sub),
+                other => return other.map(File::from),
             }
         }
-        let mut fd: Option<OwnedFd> = None;
+        let mut fd = None;
         for name in rel.components() {
-            let at = fd.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
-            fd = Some(sys::openat(at, name, DIR_FLAGS, 0)?);
+            let at = fd.as_ref().map_or(self.fd.as_fd(), |fd: &File| fd.as_fd());
+            fd = Some(File::from(sys::openat(at, name, DIR_FLAGS, 0)?));
         }
-        fd.map(Dir::Sub)
-            .ok_or_else(|| io::Error::from(ErrorKind::InvalidInput))
+        fd.ok_or_else(|| io::Error::from(ErrorKind::InvalidInput))
     }
 
-    fn parent(&self, rel: &RelPath) -> io::Result<Dir<'_>> {
-        self.dir(rel.parent().as_ref())
+    /// Runs `op` on the directory `rel` (the root for `None`): a kept
+    /// descriptor when there is one, else the directory opened beneath the
+    /// root, then kept. `NotFound` through a kept descriptor may mean the
+    /// directory was removed since, so `op` runs once more on it afresh.
+    fn in_dir<T>(
+        &self,
+        rel: Option<&RelPath>,
+        op: impl Fn(&File) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let Some(rel) = rel else {
+            return op(&self.fd);
+        };
+        if let Some(dir) = self.dirs.get(rel) {
+            match op(&dir) {
+                Err(e) if e.kind() == ErrorKind::NotFound => self.dirs.forget(rel),
+                other => return other,
+            }
+        }
+        let dir = Arc::new(self.open_dir(rel)?);
+        self.dirs.put(rel, Arc::clone(&dir));
+        op(&dir)
+    }
+
+    /// [`Root::in_dir`] on the directory holding `rel`.
+    fn in_parent<T>(&self, rel: &RelPath, op: impl Fn(&File) -> io::Result<T>) -> io::Result<T> {
+        self.in_dir(rel.parent().as_ref(), op)
     }
 
     /// lstat beneath; a missing parent is `Missing`, a parent that is a
     /// link or not a directory an error.
     pub fn stat(&self, rel: &RelPath) -> io::Result<Found> {
-        let dir = match self.parent(rel) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Found::Missing),
-            other => other?,
-        };
-        match sys::lstatat(dir.fd(), rel.name()) {
+        let lstat = |dir: &File| match sys::lstatat(dir.as_fd(), rel.name()) {
             Ok(stat) => Ok(found(&stat)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Missing),
             Err(e) => Err(e),
+        };
+        match self.in_parent(rel, lstat) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Missing),
+            other => other,
         }
     }
 
     /// Mode 0o700 so zc can fill it even when its final mode is read-only;
     /// `Ok(false)` when a real directory is already there.
     pub fn mkdir(&self, rel: &RelPath) -> io::Result<bool> {
-        let dir = self.parent(rel)?;
-        match sys::mkdirat(dir.fd(), rel.name(), 0o700) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let stat = sys::lstatat(dir.fd(), rel.name())?;
-                match found(&stat) {
-                    Found::Dir => Ok(false),
-                    _ => Err(io::Error::new(
-                        ErrorKind::AlreadyExists,
-                        "exists and is not a directory",
-                    )),
+        self.in_parent(rel, |dir| {
+            match sys::mkdirat(dir.as_fd(), rel.name(), 0o700) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    match found(&sys::lstatat(dir.as_fd(), rel.name())?) {
+                        Found::Dir => Ok(false),
+                        _ => Err(io::Error::new(
+                            ErrorKind::AlreadyExists,
+                            "exists and is not a directory",
+                        )),
+                    }
                 }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        }
+        })
     }
 
-    /// Opens `NAME.zcpart` (creating it, never truncating, never through a
-    /// link) and locks it; `WouldBlock` when another writer holds the lock.
-    pub fn open_part(&self, rel: &RelPath) -> io::Result<File> {
-        let dir = self.parent(rel)?;
+    /// Opens `NAME.zcpart` (creating it, never through a link) and locks
+    /// it; `WouldBlock` when another writer holds the lock. `fresh`: the
+    /// part is to be written from nothing, so what it holds is dropped.
+    ///
+    /// Not with O_TRUNC: that would cut another writer's part short before
+    /// the lock tells us it is another's. The length is read once the lock
+    /// is held (no writer can grow the part then), in the fstat the
+    /// regular-file check needs anyway, and a part just created (empty)
+    /// costs no truncate at all.
+    pub fn open_part(&self, rel: &RelPath, fresh: bool) -> io::Result<File> {
+        let name = suffixed(rel.name(), PART_SUFFIX);
         let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let fd = sys::openat(dir.fd(), &suffixed(rel.name(), PART_SUFFIX), flags, 0o600)?;
+        let fd = self.in_parent(rel, |dir| sys::openat(dir.as_fd(), &name, flags, 0o600))?;
         let file = File::from(fd);
-        // a FIFO or a device planted under the part's name is not ours to fill
-        if !file.metadata()?.is_file() {
+        // a FIFO or a device planted under the part's name is not ours to
+        // fill (flock takes any kind of file, so this may follow it)
+        let locked = sys::try_lock(&file)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
             return Err(io::Error::new(
                 ErrorKind::InvalidInput,
                 "not a regular file",
             ));
         }
-        if !sys::try_lock(&file)? {
+        if !locked {
             return Err(io::Error::from(ErrorKind::WouldBlock));
+        }
+        if fresh && meta.len() > 0 {
+            file.set_len(0)?;
         }
         Ok(file)
     }
@@ -188,64 +265,59 @@ impl Root {
     /// `NAME.zcpart` becomes `NAME`, replacing a file or a link (never
     /// following it).
     pub fn publish(&self, rel: &RelPath) -> io::Result<()> {
-        let dir = self.parent(rel)?;
         let name = rel.name();
-        sys::renameat(dir.fd(), &suffixed(name, PART_SUFFIX), name)
+        let part = suffixed(name, PART_SUFFIX);
+        self.in_parent(rel, |dir| sys::renameat(dir.as_fd(), &part, name))
     }
 
     /// Removes `NAME.zcpart` and its held record, if present.
     pub fn discard_part(&self, rel: &RelPath) -> io::Result<()> {
-        let dir = match self.parent(rel) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            other => other?,
-        };
         let name = rel.name();
-        ignore_missing(sys::unlinkat(dir.fd(), &suffixed(name, PART_SUFFIX), 0))?;
-        ignore_missing(sys::unlinkat(dir.fd(), &held_name(name), 0))
+        let (part, held) = (suffixed(name, PART_SUFFIX), held_name(name));
+        let unlink = |dir: &File| {
+            ignore_missing(sys::unlinkat(dir.as_fd(), &part, 0))?;
+            ignore_missing(sys::unlinkat(dir.as_fd(), &held, 0))
+        };
+        ignore_missing(self.in_parent(rel, unlink))
     }
 
     /// Makes `NAME` a link holding `target` verbatim.
     pub fn symlink(&self, rel: &RelPath, target: &[u8]) -> io::Result<()> {
-        let dir = self.parent(rel)?;
-        sys::symlinkat(target, dir.fd(), rel.name())
+        self.in_parent(rel, |dir| sys::symlinkat(target, dir.as_fd(), rel.name()))
     }
 
     /// Sets a directory's permission bits and mtime, through a descriptor
     /// opened beneath the root.
     pub fn finish_dir(&self, rel: &RelPath, mode: u32, mtime_ns: u64) -> io::Result<()> {
-        let dir = self.dir(Some(rel))?.into_file()?;
-        dir.set_modified(UNIX_EPOCH + Duration::from_nanos(mtime_ns))?;
-        dir.set_permissions(Permissions::from_mode(mode & 0o777))
+        self.in_dir(Some(rel), |dir| {
+            dir.set_modified(UNIX_EPOCH + Duration::from_nanos(mtime_ns))?;
+            dir.set_permissions(Permissions::from_mode(mode & 0o777))
+        })
     }
 
     /// The held record beside `rel`'s part; `None` when missing, not a
     /// regular file, too large or unreadable (then nothing is trusted).
     pub fn read_record(&self, rel: &RelPath) -> Option<String> {
-        let dir = self.parent(rel).ok()?;
-        // O_NONBLOCK: a FIFO planted here must not hang the receiver
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        let file = File::from(sys::openat(dir.fd(), &held_name(rel.name()), flags, 0).ok()?);
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        let mut text = String::new();
-        file.take(MAX_RECORD + 1).read_to_string(&mut text).ok()?;
-        (text.len() as u64 <= MAX_RECORD).then_some(text)
+        let name = held_name(rel.name());
+        self.in_parent(rel, |dir| Ok(read_capped(dir, &name)))
+            .ok()
+            .flatten()
     }
 
     /// Writes the held record atomically: a fresh temporary (O_EXCL, so a
     /// planted link is never followed), fsync, rename over the record.
     pub fn write_record(&self, rel: &RelPath, text: &str) -> io::Result<()> {
-        let dir = self.parent(rel)?;
         let record = held_name(rel.name());
         let tmp = suffixed(&record, ".tmp");
-        ignore_missing(sys::unlinkat(dir.fd(), &tmp, 0))?;
-        let flags =
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let mut file = File::from(sys::openat(dir.fd(), &tmp, flags, 0o600)?);
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        sys::renameat(dir.fd(), &tmp, &record)
+        self.in_parent(rel, |dir| {
+            ignore_missing(sys::unlinkat(dir.as_fd(), &tmp, 0))?;
+            let flags =
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            let mut file = File::from(sys::openat(dir.as_fd(), &tmp, flags, 0o600)?);
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            sys::renameat(dir.as_fd(), &tmp, &record)
+        })
     }
 
     /// Makes everything written on the output file system durable at once;
@@ -259,12 +331,26 @@ impl Root {
 
     /// fsyncs the directory holding `rel`, so renames in it are durable.
     pub fn sync_parent(&self, rel: &RelPath) -> io::Result<()> {
-        self.parent(rel)?.into_file()?.sync_all()
+        self.in_parent(rel, |dir| dir.sync_all())
     }
 
     pub fn free_space(&self) -> io::Result<u64> {
         sys::free_space(&self.path)
     }
+}
+
+/// `name` in `dir`, read whole if it is a regular file of at most
+/// [`MAX_RECORD`] bytes.
+fn read_capped(dir: &File, name: &[u8]) -> Option<String> {
+    // O_NONBLOCK: a FIFO planted here must not hang the receiver
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let file = File::from(sys::openat(dir.as_fd(), name, flags, 0).ok()?);
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_RECORD + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= MAX_RECORD).then_some(text)
 }
 
 /// The field types differ between platforms (time_t, off_t, mode_t).
@@ -320,7 +406,7 @@ mod tests {
             symlink(&elsewhere, out.join("top")).unwrap();
             assert!(root.stat(&rel("top/f")).is_err());
             assert!(root.mkdir(&rel("top/d")).is_err());
-            assert!(root.open_part(&rel("top/f")).is_err());
+            assert!(root.open_part(&rel("top/f"), false).is_err());
             assert!(root.publish(&rel("top/f")).is_err());
             assert!(root.finish_dir(&rel("top"), 0o777, 0).is_err());
             assert!(root.finish_dir(&rel("top/d"), 0o777, 0).is_err());
@@ -331,14 +417,14 @@ mod tests {
             // deeper: a real dir, then the link
             std::fs::create_dir(out.join("real")).unwrap();
             symlink(&elsewhere, out.join("real/sub")).unwrap();
-            assert!(root.open_part(&rel("real/sub/f")).is_err());
+            assert!(root.open_part(&rel("real/sub/f"), true).is_err());
             assert!(root.mkdir(&rel("real/sub/d")).is_err());
             assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
             // a link that stays beneath the root is not followed either
             // (inside the path, not only as its last component)
             std::fs::create_dir(out.join("real/d")).unwrap();
             symlink("real", out.join("inner")).unwrap();
-            assert!(root.open_part(&rel("inner/d/f")).is_err());
+            assert!(root.open_part(&rel("inner/d/f"), true).is_err());
             assert!(root.mkdir(&rel("inner/d/e")).is_err());
             assert!(root.finish_dir(&rel("inner/d"), 0o700, 0).is_err());
             assert!(root.finish_dir(&rel("inner"), 0o700, 0).is_err());
@@ -354,12 +440,12 @@ mod tests {
             let victim = out.parent().unwrap().join("victim");
             std::fs::write(&victim, b"keep").unwrap();
             symlink(&victim, out.join("f.zcpart")).unwrap();
-            assert!(root.open_part(&rel("f")).is_err());
+            assert!(root.open_part(&rel("f"), true).is_err());
             assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
             // a dangling link too: O_CREAT must not create its target
             let dangling = out.parent().unwrap().join("dangling");
             symlink(&dangling, out.join("g.zcpart")).unwrap();
-            assert!(root.open_part(&rel("g")).is_err());
+            assert!(root.open_part(&rel("g"), false).is_err());
             assert!(!dangling.exists());
         });
     }
@@ -371,9 +457,9 @@ mod tests {
             std::fs::write(&victim, b"keep").unwrap();
             assert!(root.mkdir(&rel("top")).unwrap());
             symlink(&victim, out.join("top/f")).unwrap();
-            let mut part = root.open_part(&rel("top/f")).unwrap();
+            let mut part = root.open_part(&rel("top/f"), false).unwrap();
             assert_eq!(part.metadata().unwrap().mode() & 0o777, 0o600);
-            let again = root.open_part(&rel("top/f")).unwrap_err();
+            let again = root.open_part(&rel("top/f"), false).unwrap_err();
             assert_eq!(again.kind(), ErrorKind::WouldBlock);
             part.write_all(b"new").unwrap();
             root.publish(&rel("top/f")).unwrap();
@@ -431,7 +517,7 @@ mod tests {
             root.write_record(&f, "zc-held 1\n").unwrap();
             assert_eq!(root.read_record(&f).as_deref(), Some("zc-held 1\n"));
             assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-            drop(root.open_part(&f).unwrap());
+            drop(root.open_part(&f, true).unwrap());
             root.discard_part(&f).unwrap();
             assert!(!out.join("f.zcpart").exists());
             assert!(!out.join("f.zcpart.held").exists());
@@ -444,6 +530,130 @@ mod tests {
             assert!(root.free_space().unwrap() > 0);
             #[cfg(target_os = "linux")]
             root.sync_all().unwrap();
+        });
+    }
+
+    fn cached(root: &Root, p: &str) -> bool {
+        root.dirs.entries().iter().any(|(r, _)| r == &rel(p))
+    }
+
+    #[test]
+    fn root_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Root>();
+    }
+
+    #[test]
+    fn fresh_part_is_truncated_once_locked() {
+        both(|out, root| {
+            let f = rel("f");
+            let mut part = root.open_part(&f, true).unwrap();
+            part.write_all(b"data").unwrap();
+            // another writer holds it: a fresh open neither locks nor truncates
+            let busy = root.open_part(&f, true).unwrap_err();
+            assert_eq!(busy.kind(), ErrorKind::WouldBlock);
+            assert_eq!(std::fs::read(out.join("f.zcpart")).unwrap(), b"data");
+            drop(part);
+            let part = root.open_part(&f, false).unwrap();
+            assert_eq!(part.metadata().unwrap().len(), 4, "resumed: kept");
+            drop(part);
+            let part = root.open_part(&f, true).unwrap();
+            assert_eq!(part.metadata().unwrap().len(), 0, "fresh: emptied");
+            assert_eq!(std::fs::read(out.join("f.zcpart")).unwrap(), b"");
+        });
+    }
+
+    #[test]
+    fn cache_stays_bounded() {
+        both(|_, root| {
+            for i in 0..3 * CACHED_DIRS {
+                let dir = format!("d{i}");
+                assert!(root.mkdir(&rel(&dir)).unwrap());
+                let inside = rel(&format!("{dir}/x"));
+                assert_eq!(root.stat(&inside).unwrap(), Found::Missing);
+                assert!(cached(root, &dir));
+            }
+            assert_eq!(root.dirs.entries().len(), CACHED_DIRS);
+            assert!(!cached(root, "d0"));
+            // a hit moves to the front, so the oldest other entry goes next
+            let oldest = format!("d{}", 2 * CACHED_DIRS);
+            root.sync_parent(&rel(&format!("{oldest}/x"))).unwrap();
+            root.mkdir(&rel("last")).unwrap();
+            root.stat(&rel("last/x")).unwrap();
+            assert!(cached(root, &oldest));
+            assert!(!cached(root, &format!("d{}", 2 * CACHED_DIRS + 1)));
+        });
+    }
+
+    #[test]
+    fn cached_parent_never_leads_outside() {
+        both(|out, root| {
+            let elsewhere = out.parent().unwrap().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            assert!(root.mkdir(&rel("top")).unwrap());
+            assert!(root.mkdir(&rel("top/a")).unwrap());
+            assert_eq!(root.stat(&rel("top/a/x")).unwrap(), Found::Missing);
+            assert!(cached(root, "top/a"));
+            // the real directory moves away (inside OUT) and a link to
+            // outside takes its name: what follows lands in the directory
+            // that was opened, never at the link's target
+            std::fs::rename(out.join("top/a"), out.join("top/moved")).unwrap();
+            symlink(&elsewhere, out.join("top/a")).unwrap();
+            let x = rel("top/a/x");
+            assert_eq!(root.stat(&x).unwrap(), Found::Missing);
+            let mut part = root.open_part(&x, true).unwrap();
+            part.write_all(b"data").unwrap();
+            drop(part);
+            root.write_record(&x, "zc-held 1\n").unwrap();
+            assert_eq!(root.read_record(&x).as_deref(), Some("zc-held 1\n"));
+            root.publish(&x).unwrap();
+            assert!(root.mkdir(&rel("top/a/d")).unwrap());
+            root.symlink(&rel("top/a/l"), b"x").unwrap();
+            root.sync_parent(&x).unwrap();
+            root.finish_dir(&rel("top/a"), 0o700, 0).unwrap();
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+            assert_ne!(std::fs::metadata(&elsewhere).unwrap().mtime(), 0);
+            let moved = out.join("top/moved");
+            assert_eq!(std::fs::read(moved.join("x")).unwrap(), b"data");
+            assert!(moved.join("x.zcpart.held").is_file());
+            assert!(moved.join("d").is_dir());
+            assert!(std::fs::symlink_metadata(moved.join("l"))
+                .unwrap()
+                .is_symlink());
+            assert_eq!(std::fs::metadata(&moved).unwrap().mtime(), 0);
+            // an uncached path still refuses the link
+            assert!(root.mkdir(&rel("top/a/d/e")).is_err());
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        });
+    }
+
+    #[test]
+    fn removed_cached_parent_is_opened_afresh() {
+        both(|out, root| {
+            let elsewhere = out.parent().unwrap().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            assert!(root.mkdir(&rel("top")).unwrap());
+            assert!(root.mkdir(&rel("top/a")).unwrap());
+            let x = rel("top/a/x");
+            assert_eq!(root.stat(&x).unwrap(), Found::Missing);
+            assert!(cached(root, "top/a"));
+            // removed and made again: the kept descriptor is of a dead
+            // directory, so the part is made in the new one
+            std::fs::remove_dir(out.join("top/a")).unwrap();
+            std::fs::create_dir(out.join("top/a")).unwrap();
+            drop(root.open_part(&x, true).unwrap());
+            assert!(out.join("top/a/x.zcpart").is_file());
+            assert!(cached(root, "top/a"));
+            // removed and replaced by a link: opened afresh, it is refused
+            root.discard_part(&x).unwrap();
+            std::fs::remove_dir(out.join("top/a")).unwrap();
+            symlink(&elsewhere, out.join("top/a")).unwrap();
+            assert!(root.open_part(&x, true).is_err());
+            assert!(!cached(root, "top/a"));
+            assert!(root.write_record(&x, "x").is_err());
+            assert!(root.mkdir(&rel("top/a/d")).is_err());
+            assert!(root.symlink(&rel("top/a/l"), b"x").is_err());
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         });
     }
 }
