@@ -305,7 +305,7 @@ impl Tree<'_> {
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, (RefuseCode, String)> {
-        match self.root.stat(&rel) {
+        match self.stat(&rel) {
             Ok(Found::Missing) => {}
             Ok(Found::File { size, mtime_ns })
                 if size == entry.size && mtime_ns == entry.mtime_ns =>
