@@ -1,6 +1,8 @@
 //! The Windows build, run: `zc.exe` (x86_64-pc-windows-gnu, linked with
 //! mingw) under Wine talks to the Linux `zc` over 127.0.0.1 in both
-//! directions, framed and `--raw`, and reads stdin through a real pipe.
+//! directions, framed and `--raw`, and reads stdin through a real pipe; whole
+//! trees cross both ways too, and a Windows receiver refuses, one by one, the
+//! names and links Windows cannot hold.
 //!
 //! Needs Wine and a built `zc.exe`; `scripts/test.sh` installs and builds both:
 //!
@@ -575,4 +577,437 @@ fn stdin_pipe_into_windows_send() {
     assert_same(&src, &out, "pipe | zc.exe send - -> linux recv");
     assert_eq!(summary_sha(&sent.stderr, "zc.exe send -"), DATA_SHA256);
     report("pipe | zc.exe send - (framed) -> linux zc recv", began);
+}
+
+// ---------------------------------------------------------------------------
+// Trees: a directory in one session, each way
+
+/// Windows keeps file times in 100 ns units: a time crossing to or from it
+/// lands cut down to one (Rust's std and Wine both truncate).
+const WINDOWS_TICK_NS: u64 = 100;
+
+/// Pseudo-random bytes, xorshift64* like `test_data`, seeded.
+fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// Writes `data` at `top/rel`, creating the parents.
+fn put(top: &Path, rel: &str, data: &[u8]) {
+    let path = top.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// Every path under `top` (and `top`), not following links.
+fn all_paths(top: &Path) -> Vec<PathBuf> {
+    let mut out = vec![top.to_path_buf()];
+    if fs::symlink_metadata(top).unwrap().is_dir() {
+        for entry in fs::read_dir(top).unwrap() {
+            out.extend(all_paths(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// A tree any system can hold: nested directories, an empty directory
+/// (two levels down too), an empty file, random files from a few KiB to just
+/// over 1 MiB, a read-only file, names with a space and with non-ASCII
+/// letters. Its modes are the three a Windows sender can express (0o644,
+/// 0o444 read-only, 0o755 for directories), so they survive both ways.
+fn portable_tree(top: &Path) -> (usize, u64) {
+    let files: [(&str, usize); 8] = [
+        ("a/b/c/deep.bin", MIB as usize + 7),
+        ("a/b/mid.bin", 200_003),
+        ("a/small.txt", 3_001),
+        ("with space.txt", 4_096),
+        ("été/ünïcödé.txt", 5_555),
+        ("empty.bin", 0),
+        ("a/read-only.txt", 1_234),
+        ("z.bin", 65_537),
+    ];
+    let mut bytes = 0;
+    for (i, (rel, size)) in files.iter().enumerate() {
+        put(top, rel, &random_bytes(*size, SEED + i as u64));
+        bytes += *size as u64;
+    }
+    fs::create_dir_all(top.join("empty dir")).unwrap();
+    fs::create_dir_all(top.join("a/b/c/empty")).unwrap();
+    for path in all_paths(top) {
+        chmod(&path, if path.is_dir() { 0o755 } else { 0o644 });
+    }
+    chmod(&top.join("a/read-only.txt"), 0o444);
+    (files.len(), bytes)
+}
+
+/// Gives every file and directory under `top` (and `top`) a distinct time
+/// with a nanosecond part that is not a whole Windows tick, deepest first,
+/// so that a directory's time is set after its content is complete.
+fn stamp_times(top: &Path) {
+    let mut paths = all_paths(top);
+    paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for (i, path) in paths.iter().enumerate() {
+        let meta = fs::symlink_metadata(path).unwrap();
+        if meta.is_file() || meta.is_dir() {
+            let ns = 1_600_000_000_000_000_000 + i as u64 * 1_000_003_007 + 987_654_321;
+            File::open(path)
+                .and_then(|f| {
+                    f.set_times(
+                        fs::FileTimes::new()
+                            .set_modified(std::time::UNIX_EPOCH + Duration::from_nanos(ns)),
+                    )
+                })
+                .unwrap_or_else(|e| panic!("setting the time of {}: {e}", path.display()));
+        }
+    }
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime() as u64 * 1_000_000_000 + meta.mtime_nsec() as u64
+}
+
+/// What a receiver can keep of the permission bits.
+#[derive(Clone, Copy)]
+enum Modes {
+    /// Every bit (a Linux receiver of a Windows sender's 0o644/0o444/0o755).
+    Exact,
+    /// A file's owner write bit only (Windows' read-only attribute, which
+    /// Wine shows as no write bits); directories keep none.
+    ReadOnly,
+}
+
+/// The first difference between the tree at `want` and the one at `got`,
+/// leaving out the paths in `refused` (on the `want` side): kind, names,
+/// content, permission bits as `modes` says, modification time cut to a
+/// Windows tick.
+fn tree_diff(want: &Path, got: &Path, refused: &[PathBuf], modes: Modes) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let w = fs::symlink_metadata(want).unwrap();
+    let g = fs::symlink_metadata(got).map_err(|e| format!("{}: missing ({e})", got.display()))?;
+    if (w.is_file(), w.is_dir()) != (g.is_file(), g.is_dir()) || g.file_type().is_symlink() {
+        return Err(format!(
+            "{}: a {:?}, expected a {:?}",
+            got.display(),
+            g.file_type(),
+            w.file_type()
+        ));
+    }
+    let (wm, gm) = (
+        w.permissions().mode() & 0o777,
+        g.permissions().mode() & 0o777,
+    );
+    let modes_differ = match modes {
+        Modes::Exact => wm != gm,
+        Modes::ReadOnly => g.is_file() && (wm & 0o200) != (gm & 0o200),
+    };
+    if modes_differ {
+        return Err(format!("{}: mode {gm:o}, expected {wm:o}", got.display()));
+    }
+    if g.is_file() {
+        let (a, b) = (fs::read(want).unwrap(), fs::read(got).unwrap());
+        if a != b {
+            return Err(format!(
+                "{}: {} bytes, expected {}, first difference at {:?}",
+                got.display(),
+                b.len(),
+                a.len(),
+                a.iter().zip(&b).position(|(x, y)| x != y)
+            ));
+        }
+    } else {
+        let names = |dir: &Path, skip: &[PathBuf]| -> Vec<std::ffi::OsString> {
+            let mut v: Vec<_> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| !skip.contains(&e.path()))
+                .map(|e| e.file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let (wn, gn) = (names(want, refused), names(got, &[]));
+        if wn != gn {
+            return Err(format!("{}: holds {gn:?}, expected {wn:?}", got.display()));
+        }
+        for name in &wn {
+            tree_diff(&want.join(name), &got.join(name), refused, modes)?;
+        }
+    }
+    let (wt, gt) = (mtime_ns(&w), mtime_ns(&g));
+    if gt != wt / WINDOWS_TICK_NS * WINDOWS_TICK_NS {
+        return Err(format!(
+            "{}: mtime {gt} ns, expected {wt} ns cut to a {WINDOWS_TICK_NS} ns tick",
+            got.display()
+        ));
+    }
+    Ok(())
+}
+
+fn assert_same_tree(want: &Path, got: &Path, refused: &[PathBuf], modes: Modes, what: &str) {
+    if let Err(diff) = tree_diff(want, got, refused, modes) {
+        panic!("{what}: the trees differ: {diff}");
+    }
+}
+
+fn report_tree(what: &str, files: usize, bytes: u64, began: Instant) {
+    say(&format!(
+        "wine: {what}: {files} files, {bytes} bytes, identical, {:.2} s",
+        began.elapsed().as_secs_f64()
+    ));
+}
+
+/// `zc send TOP` on Linux to `zc.exe recv -o OUT` under Wine, both exiting
+/// `code`: the sender's outcome, then the receiver's.
+fn linux_sends_tree_to_windows(
+    dir: &Path,
+    top: &Path,
+    out: &Path,
+    code: i32,
+) -> (Outcome, Outcome) {
+    let wine = wine().unwrap();
+    let mut recv = spawn_logged(
+        wine.zc(&["recv", "-l", "127.0.0.1:0", "-o", &win(out)]),
+        dir,
+        "wine-recv",
+        Stdio::null(),
+    );
+    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let sent = run_logged(
+        linux_zc(&["send", s(top), &dest]),
+        dir,
+        "linux-send",
+        TIMEOUT,
+    );
+    let got = recv.finish(TIMEOUT);
+    assert!(
+        sent.code == code && got.code == code,
+        "linux zc send TREE -> zc.exe recv: exits {} and {}, wanted {code} for both\n\
+         sender stderr:\n{}\nreceiver stderr:\n{}",
+        sent.code,
+        got.code,
+        sent.stderr,
+        got.stderr
+    );
+    (sent, got)
+}
+
+#[test]
+fn linux_sends_a_tree_to_windows() {
+    if wine().is_none() {
+        return;
+    }
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
+    let (files, bytes) = portable_tree(&top);
+    stamp_times(&top);
+    fs::create_dir(&out).unwrap();
+    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
+    assert_same_tree(
+        &top,
+        &out.join("top"),
+        &[],
+        Modes::ReadOnly,
+        "linux send TREE -> zc.exe recv",
+    );
+    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
+        assert!(
+            stderr.contains(&format!("{files} files")),
+            "the {side} should count {files} files:\n{stderr}"
+        );
+    }
+    report_tree(
+        "linux zc send TREE -> zc.exe recv -o DIR",
+        files,
+        bytes,
+        began,
+    );
+}
+
+#[test]
+fn windows_refuses_names_it_cannot_hold_and_the_rest_of_the_tree_lands() {
+    if wine().is_none() {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
+    let (files, bytes) = portable_tree(&top);
+    // Legal on Linux, not on Windows: each refused on its own (a directory
+    // with what it holds), and a link, which a Windows receiver does not make.
+    put(&top, "CON.txt", b"a device name\n");
+    put(
+        &top,
+        "a/aux.c",
+        b"a device name, whatever the case and extension\n",
+    );
+    put(&top, "a/x:y", b"a stream name\n");
+    put(&top, "what?/inner.txt", b"beneath a refused directory\n");
+    put(&top, "trailing.", b"Windows drops the dot\n");
+    let not_utf8 = top.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    fs::write(&not_utf8, b"latin-1\n").unwrap();
+    std::os::unix::fs::symlink("small.txt", top.join("a/link")).unwrap();
+    // Names that differ only in case: the first in the sender's (sorted)
+    // order lands, the second is refused rather than written over it.
+    put(&top, "README.txt", b"upper\n");
+    put(&top, "Readme.txt", b"mixed\n");
+    stamp_times(&top);
+    fs::create_dir(&out).unwrap();
+    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 5);
+    let refused = [
+        "CON.txt",
+        "a/aux.c",
+        "a/x:y",
+        "what?",
+        "trailing.",
+        "a/link",
+        "Readme.txt",
+    ];
+    for name in refused.iter().chain(&["caf\\xe9.txt"]) {
+        for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
+            assert!(
+                stderr
+                    .lines()
+                    .any(|l| l.contains("refused") && l.contains(*name)),
+                "the {side} should name {name} as refused:\n{stderr}"
+            );
+        }
+    }
+    // what?/inner.txt did not land either
+    let gone = refused.len() + 2;
+    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
+        assert!(
+            stderr.contains(&format!("{gone} did not land")),
+            "the {side} should count {gone} entries that did not land:\n{stderr}"
+        );
+    }
+    let mut skip: Vec<PathBuf> = refused.iter().map(|r| top.join(r)).collect();
+    skip.push(not_utf8);
+    assert_same_tree(
+        &top,
+        &out.join("top"),
+        &skip,
+        Modes::ReadOnly,
+        "linux send TREE with names Windows refuses -> zc.exe recv",
+    );
+    assert_eq!(
+        fs::read(out.join("top/README.txt")).unwrap(),
+        b"upper\n",
+        "README.txt (sorted before Readme.txt) should land"
+    );
+    report_tree(
+        "linux zc send TREE -> zc.exe recv: Windows names refused one by one, exit 5",
+        files + 1,
+        bytes + 6,
+        began,
+    );
+}
+
+#[test]
+fn windows_sends_a_tree_to_linux() {
+    let Some(wine) = wine() else { return };
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
+    let (files, bytes) = portable_tree(&top);
+    stamp_times(&top);
+    fs::create_dir(&out).unwrap();
+    let mut recv = spawn_logged(
+        linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]),
+        dir.path(),
+        "linux-recv",
+        Stdio::null(),
+    );
+    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let sent = run_logged(
+        wine.zc(&["send", &win(&top), &dest]),
+        dir.path(),
+        "wine-send",
+        TIMEOUT,
+    );
+    let got = recv.finish(TIMEOUT);
+    assert!(
+        sent.code == 0 && got.code == 0,
+        "zc.exe send TREE -> linux zc recv: exits {} and {}\n\
+         sender stderr:\n{}\nreceiver stderr:\n{}",
+        sent.code,
+        got.code,
+        sent.stderr,
+        got.stderr
+    );
+    assert_same_tree(
+        &top,
+        &out.join("top"),
+        &[],
+        Modes::Exact,
+        "zc.exe send TREE -> linux recv",
+    );
+    for (side, stderr) in [("zc.exe sender", &sent.stderr), ("receiver", &got.stderr)] {
+        assert!(
+            stderr.contains(&format!("{files} files")),
+            "the {side} should count {files} files:\n{stderr}"
+        );
+    }
+    // Windows has no sendfile(2): the buffered path must have carried it.
+    assert!(
+        sent.stderr.contains("buffered") && !sent.stderr.contains("zero-copy"),
+        "zc.exe should report the buffered path:\n{}",
+        sent.stderr
+    );
+    report_tree(
+        "zc.exe send Z:\\...\\TREE -> linux zc recv -o DIR",
+        files,
+        bytes,
+        began,
+    );
+}
+
+#[test]
+fn sending_the_same_tree_again_to_windows_finds_it_up_to_date() {
+    if wine().is_none() {
+        return;
+    }
+    let began = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
+    let (files, bytes) = portable_tree(&top);
+    stamp_times(&top);
+    fs::create_dir(&out).unwrap();
+    linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
+    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
+    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
+        assert!(
+            stderr.contains(&format!("{files} up to date")) && stderr.contains("0 files, 0 B"),
+            "the {side} should find all {files} files up to date:\n{stderr}"
+        );
+    }
+    assert_same_tree(
+        &top,
+        &out.join("top"),
+        &[],
+        Modes::ReadOnly,
+        "linux send TREE twice -> zc.exe recv",
+    );
+    report_tree(
+        "linux zc send TREE again -> zc.exe recv: all up to date",
+        files,
+        bytes,
+        began,
+    );
 }

@@ -25,6 +25,9 @@ use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply, TreeOffer
 use crate::protocol::{self as proto, BlockHash, Message, RefuseCode, Status, BLOCK};
 use crate::units::human_bytes;
 
+/// The unit of file times here: Windows keeps 100 ns ticks, so a file that
+/// landed there with its time cut down is still the same file.
+const TICK_NS: u64 = if cfg!(windows) { 100 } else { 1 };
 /// Replies are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
 /// Block hashes sent in one FILE HASHES frame (the sender checks each frame
@@ -308,15 +311,22 @@ impl Tree<'_> {
         match self.stat(&rel) {
             Ok(Found::Missing) => {}
             Ok(Found::File { size, mtime_ns })
-                if size == entry.size && mtime_ns == entry.mtime_ns =>
+                if size == entry.size && mtime_ns / TICK_NS == entry.mtime_ns / TICK_NS =>
             {
                 return Ok(Action::Skip)
             }
             Ok(Found::File { .. } | Found::Link) if self.cfg.force => {}
-            Ok(Found::File { .. } | Found::Link) => {
-                let why =
-                    "exists and differs (the receiver can replace it with --force)".to_string();
+            Ok(Found::File { size, .. }) => {
+                let what = match size == entry.size {
+                    true => "another modification time".to_string(),
+                    false => format!("{size} bytes, not {}", entry.size),
+                };
+                let why = format!("exists with {what} (the receiver can replace it with --force)");
                 return Err((RefuseCode::Exists, why));
+            }
+            Ok(Found::Link) => {
+                let why = "a link stands there (the receiver can replace it with --force)";
+                return Err((RefuseCode::Exists, why.into()));
             }
             Ok(Found::Dir | Found::Other) => {
                 return Err((RefuseCode::Exists, "exists and is not a file".into()))
@@ -383,7 +393,10 @@ impl Tree<'_> {
 
     /// Hashes the held blocks of a part for the sender to check.
     fn block_hashes(&mut self, id: u64, rel: &RelPath, held: &Ranges) -> Result<()> {
-        let part = self.root.open_part(rel, false).context("reopening a held part")?;
+        let part = self
+            .root
+            .open_part(rel, false)
+            .context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
         let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
         let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
