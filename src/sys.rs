@@ -398,3 +398,37 @@ pub fn syncfs(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Raises the soft limit on open files toward the hard one (at most 65536)
+/// and returns the soft limit in force: a tree receiver holds a batch of
+/// verified parts open, locked, until they are renamed.
+#[cfg(unix)]
+// rlim_t is u64 here, other widths elsewhere
+#[allow(clippy::unnecessary_cast)]
+pub fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live rlimit the kernel fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let want = lim.rlim_max.min(65536);
+    if want > lim.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a live rlimit the kernel only reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return want as u64;
+        }
+    }
+    lim.rlim_cur as u64
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_files() -> u64 {
+    8192
+}

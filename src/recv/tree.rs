@@ -153,7 +153,11 @@ impl Tree<'_> {
                 Message::Entry(entry) => self.admit(entry)?,
                 Message::Manifest(m) => break m,
                 Message::Keepalive => {}
-                Message::Stop => bail!("{peer} stopped before sending any data"),
+                Message::Stop => {
+                    return Err(exit::interrupted(format!(
+                        "{peer} stopped before sending any data"
+                    )))
+                }
                 other => bail!("{peer}: unexpected {other:?} in the manifest"),
             }
             if self.out.len() >= BATCH {
@@ -166,6 +170,13 @@ impl Tree<'_> {
         };
         // The sender waits for GO: nothing it sent can be left in the buffer.
         if !reader.buffer().is_empty() {
+            // only a STOP (Ctrl-C while waiting for GO) may come before it
+            let frame = proto::read_frame(&mut reader)?;
+            if frame.kind == proto::kind::STOP {
+                return Err(exit::interrupted(format!(
+                    "{peer} stopped before sending any data"
+                )));
+            }
             bail!("{peer}: data before GO");
         }
         drop(reader);

@@ -56,8 +56,12 @@ struct Current {
 
 /// Verified parts waiting for the flush that lets them be renamed.
 struct Batch {
-    /// Each part, and whether it left a held record to remove.
-    parts: Vec<(RelPath, bool)>,
+    /// Each part, whether it left a held record to remove, and its file:
+    /// kept open, and so locked, until it is renamed, so no other session
+    /// can rewrite a verified part while it waits.
+    parts: Vec<(RelPath, bool, File)>,
+    /// At most this many parts (open files) wait.
+    most: usize,
     bytes: u64,
     since: Instant,
 }
@@ -85,6 +89,8 @@ impl<'t, 'a> Files<'t, 'a> {
             cur: None,
             batch: Batch {
                 parts: Vec::new(),
+                // a quarter of the descriptors: -k runs sessions side by side
+                most: BATCH_FILES.min((crate::sys::raise_open_files() / 4).max(16) as usize),
                 bytes: 0,
                 since: Instant::now(),
             },
@@ -200,6 +206,17 @@ impl<'t, 'a> Files<'t, 'a> {
         if cur.next != offset {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
+        // a real sender sends a file's missing ranges in order; a sender
+        // that scatters tiny frames must not make this side's bookkeeping
+        // (sorted ranges) cost quadratic time
+        if cur.got.pairs().len() >= crate::protocol::MAX_RANGES {
+            bail!(
+                "{}: data for {} in over {} pieces",
+                conn.peer,
+                lossy(cur.want.path()),
+                crate::protocol::MAX_RANGES
+            );
+        }
         if let (Ok(file), true) = (cur.file.as_mut(), cur.pos != offset) {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| local(&cur.want, e))?;
@@ -302,17 +319,15 @@ impl<'t, 'a> Files<'t, 'a> {
                 return self.result(&cur.want, Status::Mismatch, None, "SHA-256 mismatch");
             }
         };
-        let file = cur.file.as_ref().expect("checked above");
-        land(file, &cur.want).map_err(|e| local(&cur.want, e))?;
-        self.batch
-            .parts
-            .push((cur.want.rel.clone(), cur.want.recorded));
+        let file = std::mem::replace(&mut cur.file, Err(String::new())).expect("checked above");
+        land(&file, &cur.want).map_err(|e| local(&cur.want, e))?;
+        let part = (cur.want.rel.clone(), cur.want.recorded, file);
+        self.batch.parts.push(part);
         self.batch.bytes += cur.want.size;
         self.files += 1;
         self.result(&cur.want, Status::Ok, ours, "")?;
         let b = &self.batch;
-        if b.parts.len() >= BATCH_FILES || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE
-        {
+        if b.parts.len() >= b.most || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
             self.flush_batch()?;
         }
         Ok(())
@@ -388,15 +403,23 @@ impl<'t, 'a> Files<'t, 'a> {
         if self.batch.parts.is_empty() {
             return Ok(());
         }
-        let root = &self.tree.root;
+        let root = self.tree.root.clone();
         let syncfs = match root.sync_all() {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
             Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
         };
-        for (rel, recorded) in self.batch.parts.drain(..) {
-            root.publish(&rel)
-                .with_context(|| format!("renaming {} into place", rel.display()))?;
+        // every part is renamed, even after one fails: they are all verified
+        let parts = std::mem::take(&mut self.batch.parts);
+        for (rel, recorded, file) in parts {
+            let renamed = root.publish(&rel);
+            drop(file); // the lock goes once the name is final
+            if let Err(e) = renamed {
+                let fate = Fate::Failed(format!("renaming it into place: {e}"));
+                self.tree.ledger.landed -= 1; // counted when it was verified
+                self.tree.settle(&lossy(rel.bytes()), "file", fate);
+                continue;
+            }
             if recorded {
                 let _ = root.discard_part(&rel); // its held record
             }

@@ -131,6 +131,8 @@ pub(super) struct Run<'a> {
     pub(super) scratch: Vec<u8>,
     /// Each top entry's source path.
     pub(super) tops: HashMap<Vec<u8>, PathBuf>,
+    /// Some file landed without the receiver's digest (it runs --no-verify).
+    pub(super) unchecked: bool,
 }
 
 pub(super) fn session(
@@ -186,6 +188,7 @@ pub(super) fn session(
             .iter()
             .map(|s| (s.top.clone(), s.path.clone()))
             .collect(),
+        unchecked: false,
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
@@ -290,7 +293,7 @@ impl Run<'_> {
             bytes: self.sent,
             elapsed: began.elapsed(),
             zero_copy: self.zero_copy && self.sent > 0,
-            verified: self.cfg.common.verify,
+            verified: self.cfg.common.verify && !self.unchecked,
         };
         let verdict = match (self.ledger.verdict(), outcome.status) {
             (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
@@ -347,7 +350,12 @@ impl Run<'_> {
     }
 
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.conn.write_all(bytes).map_err(|e| lost(self.conn, e))
+        // whole frames or none: Ctrl-C is looked at between writes, so a
+        // STOP never lands in the middle of a frame (the idle timeout still holds)
+        self.conn.finishing = true;
+        let written = self.conn.write_all(bytes);
+        self.conn.finishing = false;
+        written.map_err(|e| lost(self.conn, e))
     }
 
     /// Sends a frame now, after whatever is packed.
