@@ -18,6 +18,11 @@ pub struct Conn {
     pub peer: String,
     idle: Duration,
     last_move: Instant,
+    /// Shared with another handle on the same socket (a tree sender reads
+    /// replies on a thread of its own): a byte either one moved shows the
+    /// peer is alive, so a writer blocked behind a busy peer that still
+    /// talks does not time out.
+    heard: Option<std::sync::Arc<std::sync::Mutex<Instant>>>,
     /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
     /// is finished so that a STOP frame can follow it.
     pub finishing: bool,
@@ -46,6 +51,7 @@ impl Conn {
             peer,
             idle,
             last_move: Instant::now(),
+            heard: None,
             finishing: false,
         })
     }
@@ -56,7 +62,12 @@ impl Conn {
         if interrupt::requested() && !self.finishing {
             return Err(stopped());
         }
-        if self.last_move.elapsed() >= self.idle {
+        let shared = self
+            .heard
+            .as_ref()
+            .map(|h| *h.lock().unwrap_or_else(|e| e.into_inner()));
+        let last = shared.map_or(self.last_move, |h| h.max(self.last_move));
+        if last.elapsed() >= self.idle {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -71,6 +82,17 @@ impl Conn {
     /// Records that bytes moved, restarting the idle clock.
     pub fn moved(&mut self) {
         self.last_move = Instant::now();
+        if let Some(h) = &self.heard {
+            *h.lock().unwrap_or_else(|e| e.into_inner()) = self.last_move;
+        }
+    }
+
+    /// Makes this handle and `other` (on the same socket) share their
+    /// record of when the peer was last heard.
+    pub fn share_heard(&mut self, other: &mut Conn) {
+        let h = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+        self.heard = Some(h.clone());
+        other.heard = Some(h);
     }
 
     /// Sets how long the peer may stay silent from now on.

@@ -150,7 +150,7 @@ impl Tree<'_> {
                 }
             })?;
             match Message::decode(&frame).with_context(|| peer.clone())? {
-                Message::Entry(entry) => self.admit(entry)?,
+                Message::Entry(entry) => self.admit(entry, reader.get_mut())?,
                 Message::Manifest(m) => break m,
                 Message::Keepalive => {}
                 Message::Stop => {
@@ -221,7 +221,7 @@ impl Tree<'_> {
     }
 
     /// Checks one entry and answers it.
-    fn admit(&mut self, entry: Entry) -> Result<()> {
+    fn admit(&mut self, entry: Entry, conn: &mut Conn) -> Result<()> {
         if entry.id != self.next_id {
             bail!("entry {} arrived where {} was due", entry.id, self.next_id);
         }
@@ -250,7 +250,7 @@ impl Tree<'_> {
             .filter(|w| w.id == id && w.held.total() > 0)
         {
             let (rel, held) = (want.rel.clone(), want.held.clone());
-            self.block_hashes(id, &rel, &held)?;
+            self.block_hashes(id, &rel, &held, conn)?;
         }
         Ok(())
     }
@@ -403,7 +403,13 @@ impl Tree<'_> {
     }
 
     /// Hashes the held blocks of a part for the sender to check.
-    fn block_hashes(&mut self, id: u64, rel: &RelPath, held: &Ranges) -> Result<()> {
+    fn block_hashes(
+        &mut self,
+        id: u64,
+        rel: &RelPath,
+        held: &Ranges,
+        conn: &mut Conn,
+    ) -> Result<()> {
         let part = self
             .root
             .open_part(rel, false)
@@ -429,6 +435,8 @@ impl Tree<'_> {
             let last = i + 1 == cuts.len();
             if blocks.len() == HASHES_PER_FRAME || last {
                 Message::FileHashes(id, std::mem::take(&mut blocks), last).append_to(&mut self.out);
+                // out at once: the sender checks these while the next are hashed
+                self.flush(conn)?;
             }
         }
         Ok(())

@@ -105,7 +105,7 @@ impl<'t, 'a> Files<'t, 'a> {
     /// part with its record, the verified batch renamed into place).
     pub(super) fn run(&mut self, conn: &mut Conn) -> Result<()> {
         let outcome = self.frames(conn);
-        let kept = self.keep();
+        let kept = self.keep(conn);
         match outcome {
             Ok(()) => kept,
             Err(e) => Err(self.failed(conn, e, kept.err())),
@@ -328,7 +328,7 @@ impl<'t, 'a> Files<'t, 'a> {
         self.result(&cur.want, Status::Ok, ours, "")?;
         let b = &self.batch;
         if b.parts.len() >= b.most || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
-            self.flush_batch()?;
+            self.flush_batch(conn)?;
         }
         Ok(())
     }
@@ -399,12 +399,17 @@ impl<'t, 'a> Files<'t, 'a> {
     }
 
     /// Makes the batch durable, then renames it into place.
-    fn flush_batch(&mut self) -> Result<()> {
+    fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
         if self.batch.parts.is_empty() {
             return Ok(());
         }
         let root = self.tree.root.clone();
-        let syncfs = match root.sync_all() {
+        // a slow disk may take a while: the sender hears keepalives meanwhile
+        let synced = {
+            let root = root.clone();
+            with_keepalive(conn, move || root.sync_all())
+        };
+        let syncfs = match synced {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
             Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
@@ -434,7 +439,7 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// Whatever happens, what arrived is kept: the current part synced
     /// with its record, the verified batch renamed into place.
-    fn keep(&mut self) -> Result<()> {
+    fn keep(&mut self, conn: &mut Conn) -> Result<()> {
         self.partial = None;
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
@@ -460,7 +465,7 @@ impl<'t, 'a> Files<'t, 'a> {
                     .map_err(|e| local(&cur.want, e))?;
             }
         }
-        self.flush_batch()
+        self.flush_batch(conn)
     }
 
     /// Entries asked for that never came.

@@ -30,14 +30,18 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    pub(super) fn spawn(conn: &Conn) -> Result<Reader> {
+    pub(super) fn spawn(conn: &mut Conn) -> Result<Reader> {
         let stream = conn
             .stream
             .try_clone()
             .context("a second handle on the socket")?;
         // The session's own waits apply the idle timeout; this one only reads.
-        let mut conn = Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
-        conn.finishing = true;
+        let mut reading_conn =
+            Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
+        reading_conn.finishing = true;
+        // what this thread hears keeps the writer's idle clock alive
+        conn.share_heard(&mut reading_conn);
+        let conn = reading_conn;
         // replies and results are small: read many with each call
         let mut reading = std::io::BufReader::with_capacity(64 << 10, conn);
         let (tx, rx) = mpsc::channel();
@@ -170,22 +174,33 @@ impl Run<'_> {
     ) -> Result<()> {
         let path = self.item(id)?.path.clone();
         let source = source_of(&self.tops, &path);
-        let item = self.item(id)?;
-        let State::Wanted { held, good } = &mut item.state else {
+        let State::Wanted { held, .. } = &self.item(id)?.state else {
             bail!("hashes for entry {id}, which is not being sent");
         };
+        let held = held.clone();
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut matched = Vec::new();
         for b in blocks {
+            // decode_hashes checked that this does not overflow
             let (from, to) = (b.offset, b.offset + b.len as u64);
             if !held.covers(from, to) {
                 bail!("a hash for bytes {from}..{to} of entry {id}, which is not held");
             }
+            // the receiver waits for entries while this hashes
+            self.keepalive
+                .tick(self.conn)
+                .map_err(|e| lost(self.conn, e))?;
             let ours = hash::block(&file, from, to - from, None, &mut buf)
                 .with_context(|| source.display().to_string())?;
             if ours == b.sha256 {
+                matched.push((from, to));
+            }
+        }
+        if let State::Wanted { good, .. } = &mut self.item(id)?.state {
+            for (from, to) in matched {
                 good.insert(from, to);
             }
         }

@@ -133,6 +133,8 @@ pub(super) struct Run<'a> {
     pub(super) tops: HashMap<Vec<u8>, PathBuf>,
     /// Some file landed without the receiver's digest (it runs --no-verify).
     pub(super) unchecked: bool,
+    /// Keeps the receiver posted while this side hashes held blocks.
+    pub(super) keepalive: crate::conn::Keepalive,
 }
 
 pub(super) fn session(
@@ -189,6 +191,7 @@ pub(super) fn session(
             .map(|s| (s.top.clone(), s.path.clone()))
             .collect(),
         unchecked: false,
+        keepalive: crate::conn::Keepalive::new(),
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
