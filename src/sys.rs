@@ -361,6 +361,30 @@ pub fn symlinkat(
     Ok(())
 }
 
+/// `readlinkat(2)`: the target of the link `name` in `dir`, verbatim (at
+/// most 4096 bytes, the longest target a tree carries).
+#[cfg(unix)]
+pub fn readlinkat(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let name = c_name(name)?;
+    let mut buf = vec![0u8; 4097];
+    // SAFETY: `dir` is borrowed for the call; `name` is NUL-terminated and
+    // outlives it; the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
 /// `fstatat(2)` with `AT_SYMLINK_NOFOLLOW`: what `name` in `dir` is, a link
 /// reported as a link.
 #[cfg(unix)]

@@ -966,6 +966,32 @@ fn a_sigkilled_receiver_resumes_a_large_file_of_the_tree_from_its_record() {
     );
 }
 
+#[test]
+fn a_link_whose_target_changed_is_refused_then_replaced_with_force() {
+    let l = layout();
+    let top = l.src.join("ln");
+    put(&top.join("a/x.txt"), b"x\n");
+    put(&top.join("b/y.txt"), b"y\n");
+    std::os::unix::fs::symlink("a", top.join("l")).unwrap();
+    stamp_times(&top);
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let dest = rx.dest();
+    send(&[s(&top), &dest]).expect_code(0, "the first send");
+    // the same link again: up to date
+    send(&[s(&top), &dest]).expect_code(0, "the same tree again");
+    fs::remove_file(top.join("l")).unwrap();
+    std::os::unix::fs::symlink("b", top.join("l")).unwrap();
+    let changed = send(&[s(&top), &dest]);
+    changed.expect_code(5, "a changed link without --force");
+    assert!(changed.stderr.contains("ln/l"), "{}", changed.stderr);
+    assert_eq!(fs::read_link(l.out.join("ln/l")).unwrap(), Path::new("a"));
+    drop(rx);
+    let rx = receiver(&l.out, &["--force"], Stdout::Null);
+    send(&[s(&top), &rx.dest()]).expect_code(0, "a changed link with --force");
+    rx.finish(TIMEOUT).expect_code(0, "zc recv --force");
+    assert_eq!(fs::read_link(l.out.join("ln/l")).unwrap(), Path::new("b"));
+}
+
 // ===========================================================================
 // Partial failure
 

@@ -53,6 +53,8 @@ pub(super) struct Tree<'a> {
     pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
     pub next_id: u64,
+    /// Entries the sender's walk could not read (its MANIFEST says how many).
+    pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
     /// Frames to the sender, written in batches.

@@ -85,6 +85,7 @@ pub(super) fn receive(
         fresh: Default::default(),
         links: Vec::new(),
         next_id: 0,
+        unread: 0,
         needed: 0,
         out: Vec::new(),
     };
@@ -181,6 +182,7 @@ impl Tree<'_> {
         }
         drop(reader);
         self.check_manifest(&manifest, &peer)?;
+        self.unread = manifest.failed;
         match self.space_refusal() {
             Some(why) => {
                 let answer = proto::Answer::Refuse {
@@ -311,8 +313,22 @@ impl Tree<'_> {
                 self.links.push((rel, shown, target));
                 Ok(Action::Done)
             }
-            // a link made by an earlier run of the same tree
-            Ok(Found::Link) => Ok(Action::Skip),
+            // the same link, made by an earlier run of the same tree
+            Ok(Found::Link) if self.root.read_link(&rel).is_ok_and(|t| t == target) => {
+                Ok(Action::Skip)
+            }
+            Ok(Found::Link) if self.cfg.force => {
+                // replaced at the end, after all data, like every link
+                self.root
+                    .discard_link(&rel)
+                    .map_err(|e| (RefuseCode::Other, e.to_string()))?;
+                self.links.push((rel, shown, target));
+                Ok(Action::Done)
+            }
+            Ok(Found::Link) => Err((
+                RefuseCode::Exists,
+                "a link to another target exists (the receiver can replace it with --force)".into(),
+            )),
             Ok(_) => Err((RefuseCode::Exists, "something else exists there".into())),
             Err(e) => Err((RefuseCode::BadName, e.to_string())),
         }
@@ -468,6 +484,11 @@ impl Tree<'_> {
             let why = format!("flushing the output: {e}");
             self.answer(conn, Status::Failed, &why)?;
             return Err(anyhow!(why));
+        }
+        if self.unread > 0 {
+            // not landed either, though never offered: both sides say 5
+            let why = format!("{} entries the sender could not read", self.unread);
+            self.ledger.record("(sender)", &Fate::Failed(why));
         }
         let verdict = self.ledger.verdict();
         let (status, message) = match &verdict {

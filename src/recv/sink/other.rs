@@ -182,6 +182,16 @@ impl Root {
     }
 
     /// Links need privileges on Windows and could point anywhere later.
+    /// Links are not made on Windows, so none is removed either.
+    pub fn discard_link(&self, _rel: &RelPath) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// Links are not made on Windows, so none is read either.
+    pub fn read_link(&self, _rel: &RelPath) -> io::Result<Vec<u8>> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     pub fn symlink(&self, _rel: &RelPath, _target: &[u8]) -> io::Result<()> {
         Err(io::Error::from(ErrorKind::Unsupported))
     }

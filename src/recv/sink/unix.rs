@@ -281,6 +281,23 @@ impl Root {
         ignore_missing(self.in_parent(rel, unlink))
     }
 
+    /// The target of the link at `rel`, verbatim.
+    pub fn read_link(&self, rel: &RelPath) -> io::Result<Vec<u8>> {
+        self.in_parent(rel, |dir| sys::readlinkat(dir.as_fd(), rel.name()))
+    }
+
+    /// Removes the link at `rel` (`--force` replacing it); anything that
+    /// is not a link is left alone and is an error.
+    pub fn discard_link(&self, rel: &RelPath) -> io::Result<()> {
+        self.in_parent(rel, |dir| {
+            let stat = sys::lstatat(dir.as_fd(), rel.name())?;
+            if found(&stat) != Found::Link {
+                return Err(io::Error::other("not a link"));
+            }
+            sys::unlinkat(dir.as_fd(), rel.name(), 0)
+        })
+    }
+
     /// Makes `NAME` a link holding `target` verbatim.
     pub fn symlink(&self, rel: &RelPath, target: &[u8]) -> io::Result<()> {
         self.in_parent(rel, |dir| sys::symlinkat(target, dir.as_fd(), rel.name()))
