@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{emit, role_name, Reporter, Role, LINE_EVERY};
 use crate::config::Style;
+use crate::protocol::ledger::Fate;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
 /// A tree session as it begins.
@@ -43,6 +44,20 @@ impl Status {
             (Status::Made, _) => "made",
             (Status::Refused, _) => "refused",
             (Status::Failed, _) => "failed",
+        }
+    }
+}
+
+impl Status {
+    /// How an entry's fate is shown, and why when it did not land.
+    pub fn of(fate: &Fate, kind: &str) -> (Status, Option<String>) {
+        match fate {
+            Fate::Landed if kind == "file" => (Status::Done, None),
+            Fate::Landed => (Status::Made, None),
+            Fate::UpToDate => (Status::Skipped, None),
+            Fate::Refused(why) => (Status::Refused, Some(why.clone())),
+            Fate::Failed(why) => (Status::Failed, Some(why.clone())),
+            Fate::Mismatch => (Status::Failed, Some("SHA-256 mismatch, not kept".into())),
         }
     }
 }

@@ -84,14 +84,7 @@ impl Tree<'_> {
         sha256: Option<String>,
         fate: Fate,
     ) {
-        let (status, message) = match &fate {
-            Fate::Landed if kind == "file" => (Shown::Done, None),
-            Fate::Landed => (Shown::Made, None),
-            Fate::UpToDate => (Shown::Skipped, None),
-            Fate::Refused(why) => (Shown::Refused, Some(why.clone())),
-            Fate::Failed(why) => (Shown::Failed, Some(why.clone())),
-            Fate::Mismatch => (Shown::Failed, Some("SHA-256 mismatch, not kept".into())),
-        };
+        let (status, message) = Shown::of(&fate, kind);
         self.ledger.record(path, &fate);
         self.progress.entry(&EntryEvent {
             path,
