@@ -79,10 +79,13 @@ pub(super) struct Files<'t, 'a> {
     pub files: u64,
     /// What the part under way holds, once kept for a resume.
     partial: Option<String>,
+    /// The output root's device: what its syncfs flushes.
+    root_dev: Option<u64>,
 }
 
 impl<'t, 'a> Files<'t, 'a> {
     pub(super) fn new(tree: &'t mut Tree<'a>) -> Self {
+        let root_dev = root_device(&tree.root);
         Files {
             tree,
             incoming: Incoming::new(),
@@ -98,6 +101,7 @@ impl<'t, 'a> Files<'t, 'a> {
             spliced: false,
             files: 0,
             partial: None,
+            root_dev,
         }
     }
 
@@ -320,7 +324,7 @@ impl<'t, 'a> Files<'t, 'a> {
             }
         };
         let file = std::mem::replace(&mut cur.file, Err(String::new())).expect("checked above");
-        land(&file, &cur.want).map_err(|e| local(&cur.want, e))?;
+        land(&file, &cur.want, self.root_dev).map_err(|e| local(&cur.want, e))?;
         let part = (cur.want.rel.clone(), cur.want.recorded, file);
         self.batch.parts.push(part);
         self.batch.bytes += cur.want.size;
@@ -551,7 +555,7 @@ impl Chunks for Fed<'_, '_> {
 }
 
 /// Gives a verified part its mode and time before it is renamed.
-fn land(file: &File, want: &Want) -> io::Result<()> {
+fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -565,10 +569,39 @@ fn land(file: &File, want: &Want) -> io::Result<()> {
     }
     let when = std::time::UNIX_EPOCH + Duration::from_nanos(want.mtime_ns);
     file.set_modified(when)?;
-    if !cfg!(target_os = "linux") {
-        file.sync_all()?; // no syncfs there: each file on its own
+    // syncfs flushes the output's own file system only: a part on another
+    // mount beneath it (or on a system without syncfs) is flushed on its own
+    if !cfg!(target_os = "linux") || device(file)? != root_dev {
+        file.sync_all()?;
     }
     Ok(())
+}
+
+fn root_device(root: &super::sink::Root) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(root.path()).ok().map(|m| m.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = root;
+        None
+    }
+}
+
+/// The device a file lives on (where there is such a thing).
+fn device(file: &File) -> io::Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some(file.metadata()?.dev()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(None)
+    }
 }
 
 /// A failure of this side's disk, naming the file.
