@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{emit, role_name, Reporter, Role, LINE_EVERY};
 use crate::config::Style;
-use crate::protocol::ledger::Fate;
+use crate::protocol::ledger::{Fate, Ledger};
 use crate::units::{human_bytes, human_rate, human_seconds};
 
 /// A tree session as it begins.
@@ -60,6 +60,28 @@ impl Status {
             Fate::Mismatch => (Status::Failed, Some("SHA-256 mismatch, not kept".into())),
         }
     }
+}
+
+/// Records an entry's fate in the session's ledger and shows it: the one
+/// place both sides turn a fate into an event.
+pub fn settle(
+    ledger: &mut Ledger,
+    progress: &mut dyn TreeProgress,
+    (path, kind): (&str, &'static str),
+    bytes: u64,
+    sha256: Option<String>,
+    fate: &Fate,
+) {
+    let (status, message) = Status::of(fate, kind);
+    ledger.record(path, fate);
+    progress.entry(&EntryEvent {
+        path,
+        kind,
+        bytes,
+        sha256,
+        status,
+        message: message.as_deref(),
+    });
 }
 
 /// One entry's end, for `--json` and `--progress plain`.

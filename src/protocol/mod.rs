@@ -286,6 +286,31 @@ fn unknown(tag: u8) -> Result<()> {
     Ok(())
 }
 
+/// Held ranges as a field value: `(start, end)` pairs of u64, at most
+/// [`MAX_RANGES`] of them (a longer list is cut, and what is cut re-sent).
+fn encode_ranges(held: &[(u64, u64)]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
+    for (start, end) in held.iter().take(MAX_RANGES) {
+        value.extend_from_slice(&start.to_be_bytes());
+        value.extend_from_slice(&end.to_be_bytes());
+    }
+    value
+}
+
+/// The inverse of [`encode_ranges`], checking the bound and each range.
+fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
+    ensure!(value.len() % 16 == 0, "held ranges: bad length");
+    ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
+    let mut held = Vec::with_capacity(value.len() / 16);
+    for pair in value.chunks_exact(16) {
+        let start = as_u64(tag, &pair[..8])?;
+        let end = as_u64(tag, &pair[8..])?;
+        ensure!(start <= end, "held range {start}..{end} is backwards");
+        held.push((start, end));
+    }
+    Ok(held)
+}
+
 /// Cuts a message to [`MAX_MESSAGE`] bytes on a character boundary.
 fn clip(text: &str) -> &str {
     let mut end = text.len().min(MAX_MESSAGE);
@@ -391,12 +416,7 @@ impl Answer {
                 if *hashes {
                     f.put(Self::HASHES, &[1]);
                 }
-                let mut ranges = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
-                for (start, end) in held.iter().take(MAX_RANGES) {
-                    ranges.extend_from_slice(&start.to_be_bytes());
-                    ranges.extend_from_slice(&end.to_be_bytes());
-                }
-                f.put(Self::HELD, &ranges);
+                f.put(Self::HELD, &encode_ranges(held));
             }
             Answer::Refuse { code, reason } => {
                 f.put(Self::STATUS, &[1]);
@@ -416,19 +436,9 @@ impl Answer {
                 Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
                 Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
                 Self::HELD => {
-                    ensure!(value.len() % 16 == 0, "held ranges: bad length");
-                    ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
+                    held.extend(decode_ranges(tag, value)?);
                     // the bound holds across repeated fields too
-                    ensure!(
-                        held.len() + value.len() / 16 <= MAX_RANGES,
-                        "too many held ranges"
-                    );
-                    for pair in value.chunks_exact(16) {
-                        let start = as_u64(tag, &pair[..8])?;
-                        let end = as_u64(tag, &pair[8..])?;
-                        ensure!(start <= end, "held range {start}..{end} is backwards");
-                        held.push((start, end));
-                    }
+                    ensure!(held.len() <= MAX_RANGES, "too many held ranges");
                 }
                 Self::HASHES => hashes = value == [1],
                 _ => unknown(tag)?,

@@ -4,8 +4,8 @@
 use anyhow::{bail, ensure, Result};
 
 use super::{
-    as_digest, as_text, as_u64, clip, decode_hashes, encode_hashes, fields, unknown, BlockHash,
-    Fields, Outcome, RefuseCode, MAX_MESSAGE, MAX_RANGES,
+    as_digest, as_text, as_u64, clip, decode_hashes, decode_ranges, encode_hashes, encode_ranges,
+    fields, unknown, BlockHash, Fields, Outcome, RefuseCode, MAX_MESSAGE,
 };
 use crate::hash::Sha;
 
@@ -303,12 +303,7 @@ impl Reply {
         match &self.action {
             Action::Send { held, hashes } => {
                 f.put(Self::ACTION, &[0]);
-                let mut ranges = Vec::with_capacity(held.len().min(MAX_RANGES) * 16);
-                for (start, end) in held.iter().take(MAX_RANGES) {
-                    ranges.extend_from_slice(&start.to_be_bytes());
-                    ranges.extend_from_slice(&end.to_be_bytes());
-                }
-                f.put(Self::HELD, &ranges);
+                f.put(Self::HELD, &encode_ranges(held));
                 if *hashes {
                     f.put(Self::HASHES, &[1]);
                 }
@@ -351,19 +346,6 @@ impl Reply {
         };
         Ok(Reply { id, action })
     }
-}
-
-fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
-    ensure!(value.len() % 16 == 0, "held ranges: bad length");
-    ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
-    let mut held = Vec::with_capacity(value.len() / 16);
-    for pair in value.chunks_exact(16) {
-        let start = as_u64(tag, &pair[..8])?;
-        let end = as_u64(tag, &pair[8..])?;
-        ensure!(start <= end, "held range {start}..{end} is backwards");
-        held.push((start, end));
-    }
-    Ok(held)
 }
 
 impl Begin {

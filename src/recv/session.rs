@@ -12,7 +12,7 @@ use crate::auth::Session;
 use crate::config::RecvConfig;
 use crate::conn::Conn;
 use crate::held::{Identity, Ranges};
-use crate::progress::tree::{EntryEvent, Status as Shown, TreeProgress};
+use crate::progress::tree::{self as tree_progress, TreeProgress};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Entry, TreeOffer};
 use crate::protocol::{Message, Outcome, Status};
@@ -84,16 +84,15 @@ impl Tree<'_> {
         sha256: Option<String>,
         fate: Fate,
     ) {
-        let (status, message) = Shown::of(&fate, kind);
-        self.ledger.record(path, &fate);
-        self.progress.entry(&EntryEvent {
-            path,
-            kind,
+        let progress = self.progress.as_mut();
+        tree_progress::settle(
+            &mut self.ledger,
+            progress,
+            (path, kind),
             bytes,
             sha256,
-            status,
-            message: message.as_deref(),
-        });
+            &fate,
+        );
     }
 
     /// The session's RESULT (MAC'd with a key): `held` counts the entries

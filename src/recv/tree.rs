@@ -415,7 +415,8 @@ impl Tree<'_> {
         let on_disk = part.metadata().map_or(0, |m| m.len());
         let mut held = record.held;
         held.clip(on_disk.min(entry.size));
-        held
+        // only what a REPLY can carry is offered (and hashed); the rest is sent again
+        Ranges::from_pairs(&held.pairs()[..held.pairs().len().min(proto::MAX_RANGES)])
     }
 
     /// Hashes the held blocks of a part for the sender to check.

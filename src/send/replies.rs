@@ -16,7 +16,7 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
 use crate::held::Ranges;
-use crate::progress::tree::{EntryEvent, Status as Shown};
+use crate::progress::tree as tree_progress;
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::Action;
 use crate::protocol::{self as proto, Message, Status};
@@ -258,15 +258,7 @@ impl Run<'_> {
         sha: Option<String>,
         fate: Fate,
     ) {
-        let (status, message) = Shown::of(&fate, kind);
-        self.ledger.record(path, &fate);
-        self.progress.entry(&EntryEvent {
-            path,
-            kind,
-            bytes,
-            sha256: sha,
-            status,
-            message: message.as_deref(),
-        });
+        let progress = self.progress.as_mut();
+        tree_progress::settle(&mut self.ledger, progress, (path, kind), bytes, sha, &fate);
     }
 }
