@@ -11,6 +11,7 @@ use crate::config::Style;
 use crate::exit::ExitCode;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
+pub mod single;
 pub mod tree;
 
 /// Plain lines and JSON progress events come at most this often.
@@ -127,6 +128,7 @@ pub trait Progress: Send {
 }
 
 /// The process-wide voice: makes per-transfer displays and prints the rest.
+#[derive(Clone)]
 pub struct Reporter {
     style: Style,
     multi: MultiProgress,

@@ -29,6 +29,8 @@ pub enum Status {
     Done,
     /// Already there, up to date.
     Skipped,
+    /// A range landed in a part that is not whole yet.
+    Held,
     /// A directory or link made.
     Made,
     Refused,
@@ -41,6 +43,7 @@ impl Status {
             (Status::Done, Role::Send) => "sent",
             (Status::Done, Role::Recv) => "received",
             (Status::Skipped, _) => "skipped",
+            (Status::Held, _) => "held",
             (Status::Made, _) => "made",
             (Status::Refused, _) => "refused",
             (Status::Failed, _) => "failed",
@@ -55,6 +58,7 @@ impl Status {
             Fate::Landed if kind == "file" => (Status::Done, None),
             Fate::Landed => (Status::Made, None),
             Fate::UpToDate => (Status::Skipped, None),
+            Fate::Held(held) => (Status::Held, Some(format!("the part holds {held} bytes"))),
             Fate::Refused(why) => (Status::Refused, Some(why.clone())),
             Fate::Failed(why) => (Status::Failed, Some(why.clone())),
             Fate::Mismatch => (Status::Failed, Some("SHA-256 mismatch, not kept".into())),
@@ -171,6 +175,10 @@ pub trait TreeProgress: Send {
     fn update(&mut self, bytes: u64, files: u64, current: &str);
     fn finish(&mut self, summary: &TreeSummary);
     fn abandon(&mut self) {}
+    /// One file's data begins (what a display of one file shows).
+    fn file(&mut self, start: &super::Start) {
+        let _ = start;
+    }
 }
 
 impl Reporter {

@@ -9,6 +9,9 @@ pub enum Fate {
     Landed,
     /// Already there with the same size and mtime.
     UpToDate,
+    /// The range asked for (`--offset`/`--count`) landed in the `.zcpart`,
+    /// which now holds this many bytes of a file not yet whole.
+    Held(u64),
     /// The peer refused it (it exists, a bad name, ...).
     Refused(String),
     /// It could not be read, sent or written.
@@ -37,6 +40,8 @@ pub struct Ledger {
     pub up_to_date: u64,
     pub not_landed: u64,
     pub mismatched: u64,
+    /// Ranges that landed in a part (a success, though not a whole file).
+    pub held: u64,
     named: Vec<String>,
 }
 
@@ -49,6 +54,10 @@ impl Ledger {
             }
             Fate::UpToDate => {
                 self.up_to_date += 1;
+                return;
+            }
+            Fate::Held(_) => {
+                self.held += 1;
                 return;
             }
             Fate::Refused(why) => format!("refused: {why}"),
@@ -67,7 +76,7 @@ impl Ledger {
 
     /// Entries that are where they should be, landed now or before.
     pub fn accounted(&self) -> u64 {
-        self.landed + self.up_to_date
+        self.landed + self.up_to_date + self.held
     }
 
     pub fn verdict(&self) -> Verdict {

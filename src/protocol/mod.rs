@@ -286,6 +286,16 @@ fn unknown(tag: u8) -> Result<()> {
     Ok(())
 }
 
+/// Whether a file is whole once its offered range lands beside what the
+/// receiver says it holds: then the digest in FILE END is the whole file's;
+/// otherwise it is the digest of the DATA payloads, in the order sent. Both
+/// sides decide it from the same REPLY.
+pub fn whole(held: &crate::held::Ranges, (start, end): (u64, u64), size: u64) -> bool {
+    let mut after = held.clone();
+    after.insert(start, end);
+    after.covers(0, size)
+}
+
 /// Held ranges as a field value: `(start, end)` pairs of u64, at most
 /// [`MAX_RANGES`] of them (a longer list is cut, and what is cut re-sent).
 fn encode_ranges(held: &[(u64, u64)]) -> Vec<u8> {

@@ -23,6 +23,10 @@ pub struct TreeOffer {
     pub resume: bool,
     pub fresh: bool,
     pub nonce: Option<[u8; 32]>,
+    /// The session is one file named on the sender's command line, not a
+    /// tree: the receiver may write it to `-o FILE` or a stream, and shows
+    /// it as a file.
+    pub single: bool,
 }
 
 /// What an entry is.
@@ -46,6 +50,19 @@ pub struct Entry {
     pub mtime_ns: u64,
     /// Links only: the target, verbatim.
     pub target: Vec<u8>,
+    /// Files only: the bytes offered, `[start, end)`, when not all of them
+    /// (`--offset`/`--count`); the receiver keeps the rest it holds.
+    pub range: Option<(u64, u64)>,
+    /// Files only: a stream (stdin, a pipe) whose size is not known; its
+    /// data comes in order, at most `range`'s end when that is given.
+    pub stream: bool,
+}
+
+impl Entry {
+    /// The bytes this entry offers: its range, or the whole file.
+    pub fn offered(&self) -> (u64, u64) {
+        self.range.unwrap_or((0, self.size))
+    }
 }
 
 /// The end of the manifest.
@@ -149,6 +166,7 @@ impl TreeOffer {
     const VERIFY: u8 = 5;
     const RESUME: u8 = 7;
     const FRESH: u8 = 8;
+    const SINGLE: u8 = 9;
     const NONCE: u8 = 0x89;
     const TREE: u8 = 0x8a;
 
@@ -161,6 +179,7 @@ impl TreeOffer {
             (self.verify, Self::VERIFY),
             (self.resume, Self::RESUME),
             (self.fresh, Self::FRESH),
+            (self.single, Self::SINGLE),
         ] {
             if flag {
                 f.put(tag, &[1]);
@@ -186,6 +205,7 @@ impl TreeOffer {
                 Self::VERIFY => offer.verify = value == [1],
                 Self::RESUME => offer.resume = value == [1],
                 Self::FRESH => offer.fresh = value == [1],
+                Self::SINGLE => offer.single = value == [1],
                 Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
                 // a single file's fields have no meaning in a tree
                 1..=4 | 6 => bail!("a tree offer with a single file's field {tag}"),
@@ -205,6 +225,9 @@ impl Entry {
     const MODE: u8 = 5;
     const MTIME: u8 = 6;
     const TARGET: u8 = 7;
+    // required: a receiver that ignored them would misplace the bytes
+    const RANGE: u8 = 0x88;
+    const STREAM: u8 = 0x89;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
@@ -224,6 +247,14 @@ impl Entry {
         if self.kind == EntryKind::Link {
             f.put(Self::TARGET, &self.target);
         }
+        if let Some((start, end)) = self.range {
+            let mut range = start.to_be_bytes().to_vec();
+            range.extend_from_slice(&end.to_be_bytes());
+            f.put(Self::RANGE, &range);
+        }
+        if self.stream {
+            f.put(Self::STREAM, &[1]);
+        }
         f.0
     }
 
@@ -238,6 +269,8 @@ impl Entry {
             mode: 0o644,
             mtime_ns: 0,
             target: Vec::new(),
+            range: None,
+            stream: false,
         };
         for (tag, value) in fields(body)? {
             match tag {
@@ -255,6 +288,13 @@ impl Entry {
                 Self::MODE => entry.mode = as_u32(tag, value)? & 0o777,
                 Self::MTIME => entry.mtime_ns = as_u64(tag, value)?,
                 Self::TARGET => entry.target = as_bytes(tag, value, MAX_PATH)?,
+                Self::RANGE => {
+                    ensure!(value.len() == 16, "range field: expected 16 bytes");
+                    let (start, end) = (as_u64(tag, &value[..8])?, as_u64(tag, &value[8..])?);
+                    ensure!(start <= end, "a range that ends before it starts");
+                    entry.range = Some((start, end));
+                }
+                Self::STREAM => entry.stream = value == [1],
                 _ => unknown(tag)?,
             }
         }
@@ -263,6 +303,14 @@ impl Entry {
         entry.kind = kind.ok_or_else(|| anyhow::anyhow!("entry without a kind"))?;
         if entry.kind == EntryKind::Link {
             ensure!(!entry.target.is_empty(), "link without a target");
+        }
+        let file = entry.kind == EntryKind::File;
+        ensure!(
+            file || (entry.range.is_none() && !entry.stream),
+            "a range or a stream on an entry that is not a file"
+        );
+        if let (Some((_, end)), false) = (entry.range, entry.stream) {
+            ensure!(end <= entry.size, "a range past the end of the file");
         }
         Ok(entry)
     }
@@ -453,6 +501,7 @@ mod tests {
             resume: true,
             fresh: false,
             nonce: Some([4; 32]),
+            single: true,
         };
         let body = t.encode();
         assert!(is_tree(&body));
@@ -479,9 +528,29 @@ mod tests {
                 mode: 0o751,
                 mtime_ns: 1_700_000_000_123_456_789,
                 target,
+                range: None,
+                stream: false,
             };
             assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
         }
+        let mut ranged = Entry {
+            id: 1,
+            path: b"a.iso".to_vec(),
+            kind: EntryKind::File,
+            size: 100,
+            mode: 0o644,
+            mtime_ns: 5,
+            target: vec![],
+            range: Some((10, 60)),
+            stream: false,
+        };
+        assert_eq!(Entry::decode(&ranged.encode()).unwrap(), ranged);
+        assert_eq!(ranged.offered(), (10, 60));
+        ranged.range = Some((10, 101));
+        assert!(Entry::decode(&ranged.encode()).is_err(), "range past the end");
+        ranged.stream = true;
+        ranged.size = 0;
+        assert_eq!(Entry::decode(&ranged.encode()).unwrap(), ranged, "a capped stream");
         let mut f = Fields::default();
         f.put_u64(1, 0);
         f.put(3, &[0]);

@@ -177,6 +177,13 @@ fn retryable(err: &anyhow::Error) -> bool {
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     match &cfg.payload {
+        Payload::Single(source) if !cfg.common.raw => {
+            let plan = tree::Plan::single(open(cfg, source)?);
+            let resumable = plan.resumable();
+            drive(cfg, reporter, resumable, |conn, began| {
+                tree::session(cfg, &plan, conn, reporter, began)
+            })
+        }
         Payload::Single(source) => {
             let mut plan = open(cfg, source)?;
             // only a file can be read again from where a lost connection left it

@@ -151,8 +151,9 @@ impl Run<'_> {
                 let good = Ranges::new();
                 let resume = hashes && resuming && held.total() > 0;
                 item.state = State::Wanted {
-                    held: if resume { held } else { Ranges::new() },
+                    held: if resume { held.clone() } else { Ranges::new() },
                     good,
+                    claimed: held,
                 };
                 return Ok(());
             }
@@ -216,7 +217,7 @@ impl Run<'_> {
             return Ok(()); // the receiver's word on an entry we gave up
         }
         item.state = State::Settled;
-        let (path, size) = (lossy(&item.path), item.size);
+        let (path, size, whole) = (lossy(&item.path), item.size, item.whole);
         if let Some(key) = &self.key {
             let mac = outcome.mac.unwrap_or_default();
             if !key.check_file_result(id, outcome.status as u8, outcome.held, &mac) {
@@ -228,6 +229,8 @@ impl Run<'_> {
         }
         let fate = match outcome.status {
             Status::Ok if outcome.held == size => Fate::Landed,
+            // a range that leaves the file unfinished, held in its part
+            Status::Ok if !whole && outcome.held <= size => Fate::Held(outcome.held),
             Status::Ok => Fate::Failed(format!(
                 "the receiver holds {} of {size} bytes",
                 outcome.held
@@ -260,5 +263,8 @@ impl Run<'_> {
     ) {
         let progress = self.progress.as_mut();
         tree_progress::settle(&mut self.ledger, progress, (path, kind), bytes, sha, &fate);
+        if let Some(one) = self.single.as_mut() {
+            *one = fate;
+        }
     }
 }

@@ -45,6 +45,73 @@ pub(super) struct Plan {
     sources: Vec<walk::Source>,
     totals: Totals,
     name: String,
+    /// One file or stream named alone on the command line: a tree of one.
+    pub(super) single: Option<Single>,
+}
+
+/// What a session of one file adds to its one entry.
+pub(super) struct Single {
+    /// The bytes asked for (`--offset`/`--count`), when not the whole file.
+    pub(super) range: Option<(u64, u64)>,
+    /// `--offset` was given: the range goes as it is, whatever is held.
+    pub(super) forced: bool,
+    /// Said in the summary (a `--count` cut short by the end of the file).
+    pub(super) note: Option<String>,
+    /// stdin or a pipe: read once, so never resumed.
+    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
+}
+
+impl Plan {
+    /// One file, or a stream, as a tree of one entry.
+    pub(super) fn single(opened: super::Plan) -> Plan {
+        let super::Plan {
+            input,
+            label,
+            name,
+            offset,
+            count,
+            forced,
+            note,
+        } = opened;
+        let name = name.unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
+        let mut totals = Totals {
+            entries: 1,
+            files: 1,
+            ..Totals::default()
+        };
+        let (sources, range, stream) = match input {
+            super::Input::File { size, .. } => {
+                let end = offset + count.unwrap_or(size - offset);
+                totals.bytes = end - offset;
+                let source = walk::Source {
+                    path: PathBuf::from(&label),
+                    top: name.clone().into_bytes(),
+                };
+                let range = ((offset, end) != (0, size)).then_some((offset, end));
+                (vec![source], range, None)
+            }
+            super::Input::Stream { reader } => {
+                let cap = count.map(|c| (0, c));
+                (Vec::new(), cap, Some(std::sync::Mutex::new(Some(reader))))
+            }
+        };
+        Plan {
+            sources,
+            totals,
+            name: name.clone(),
+            single: Some(Single {
+                range,
+                forced,
+                note,
+                stream,
+            }),
+        }
+    }
+
+    /// Whether a lost connection can be resumed: not once a stream is read.
+    pub(super) fn resumable(&self) -> bool {
+        self.single.as_ref().is_none_or(|s| s.stream.is_none())
+    }
 }
 
 impl Plan {
@@ -83,6 +150,7 @@ impl Plan {
             sources,
             totals,
             name,
+            single: None,
         })
     }
 }
@@ -95,6 +163,20 @@ pub(super) struct Item {
     pub(super) size: u64,
     pub(super) mtime_ns: u64,
     pub(super) state: State,
+    /// The bytes offered, when not the whole file.
+    pub(super) range: Option<(u64, u64)>,
+    /// Read from a stream, so its size is known only once it is sent.
+    pub(super) stream: bool,
+    /// The receiver will hold the whole file once its range lands (so the
+    /// digest is the file's), decided when it is sent.
+    pub(super) whole: bool,
+}
+
+impl Item {
+    /// The bytes offered: the range, or the whole file.
+    pub(super) fn offered(&self) -> (u64, u64) {
+        self.range.unwrap_or((0, self.size))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,8 +184,13 @@ pub(super) enum State {
     /// No reply yet.
     Offered,
     /// The receiver wants it; `good` is what it holds and we checked,
-    /// `held` what it claims and we have not checked yet.
-    Wanted { held: Ranges, good: Ranges },
+    /// `held` what it claims and we have not checked yet, `claimed` all it
+    /// says it holds (checked or not: what decides the file is whole).
+    Wanted {
+        held: Ranges,
+        good: Ranges,
+        claimed: Ranges,
+    },
     /// Data sent; the receiver's verdict is awaited.
     Sent,
     /// Its fate is known and recorded.
@@ -135,6 +222,10 @@ pub(super) struct Run<'a> {
     pub(super) unchecked: bool,
     /// Keeps the receiver posted while this side hashes held blocks.
     pub(super) keepalive: crate::conn::Keepalive,
+    /// A session of one file: its fate decides the exit code.
+    pub(super) single: Option<Fate>,
+    /// The stream a session of one stream reads.
+    pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
 }
 
 pub(super) fn session(
@@ -148,13 +239,15 @@ pub(super) fn session(
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
         None => None,
     };
+    let forced = plan.single.as_ref().is_some_and(|s| s.forced);
     let offer = TreeOffer {
         entries: plan.totals.entries,
         bytes: plan.totals.bytes,
         verify: cfg.common.verify,
-        resume: cfg.resume,
+        resume: cfg.resume && !forced,
         fresh: !cfg.resume,
         nonce,
+        single: plan.single.is_some(),
     };
     let body = offer.encode();
     let mut hello = Vec::new();
@@ -162,13 +255,22 @@ pub(super) fn session(
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
     let (key, _) = answered(cfg, conn, &body, nonce)?;
-    let progress = reporter.tree(&TreeStart {
+    let start = TreeStart {
         role: Role::Send,
         name: plan.name.clone(),
         peer: conn.peer.clone(),
         entries: plan.totals.entries,
         bytes: plan.totals.bytes,
-    });
+    };
+    let progress = match &plan.single {
+        Some(single) => reporter.one_file(&start, single.note.clone()),
+        None => reporter.tree(&start),
+    };
+    let stream = plan
+        .single
+        .as_ref()
+        .and_then(|s| s.stream.as_ref())
+        .and_then(|m| m.lock().ok()?.take());
     let mut run = Run {
         cfg,
         reader: Reader::spawn(conn)?,
@@ -192,6 +294,9 @@ pub(super) fn session(
             .collect(),
         unchecked: false,
         keepalive: crate::conn::Keepalive::new(),
+        // the one entry's fate, once known
+        single: plan.single.as_ref().map(|_| Fate::Landed),
+        stream,
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
@@ -207,6 +312,14 @@ impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
     pub(super) fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
+        if let Some(entry) = self.stream_entry(plan) {
+            let (mut item, mut wire) = (item_of(&entry), wire_entry(0, entry));
+            (item.stream, wire.stream) = (true, true);
+            item.range = plan.single.as_ref().and_then(|s| s.range);
+            wire.range = item.range;
+            self.items.push(item);
+            Message::Entry(wire).append_to(&mut batch);
+        }
         for event in walk::Walk::new(plan.sources.clone(), self.cfg.dereference) {
             let entry = match event {
                 Event::Entry(entry) => entry,
@@ -220,9 +333,13 @@ impl Run<'_> {
                     continue;
                 }
             };
-            self.items.push(item_of(&entry));
-            let id = self.items.len() as u64 - 1;
-            Message::Entry(wire_entry(id, entry)).append_to(&mut batch);
+            let mut item = item_of(&entry);
+            let mut wire = wire_entry(self.items.len() as u64, entry);
+            if let Some(single) = &plan.single {
+                (item.range, wire.range) = (single.range, single.range);
+            }
+            self.items.push(item);
+            Message::Entry(wire).append_to(&mut batch);
             if batch.len() >= BATCH {
                 self.write(&batch)?;
                 batch.clear();
@@ -240,6 +357,22 @@ impl Run<'_> {
             self.absorb(msg)?;
         }
         Ok(())
+    }
+
+    /// The one entry of a session of one stream: its size is unknown.
+    fn stream_entry(&self, plan: &Plan) -> Option<walk::Entry> {
+        let single = plan.single.as_ref()?;
+        single.stream.as_ref()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Some(walk::Entry {
+            path: plan.name.clone().into_bytes(),
+            source: PathBuf::new(),
+            kind: Kind::File { size: 0 },
+            mode: 0o644,
+            mtime_ns: now,
+        })
     }
 
     /// Sends every file the receiver asked for, in order.
@@ -313,7 +446,15 @@ impl Run<'_> {
             }
             (verdict, _) => verdict,
         };
-        self.progress.finish(&summary);
+        if let (Some(fate), Verdict::Partial(_)) = (&self.single, &verdict) {
+            self.progress.abandon();
+            return Err(single_error(&self.conn.peer, fate));
+        }
+        if verdict == Verdict::Complete {
+            self.progress.finish(&summary);
+        } else {
+            self.progress.abandon();
+        }
         match verdict {
             Verdict::Complete => Ok(()),
             Verdict::Partial(line) => Err(exit::partial(line)),
@@ -384,6 +525,19 @@ impl Run<'_> {
     }
 }
 
+/// What a session of one file that did not land exits with: the code
+/// and the words of a single transfer (a refusal is 4, not "partial").
+pub(super) fn single_error(peer: &str, fate: &Fate) -> anyhow::Error {
+    match fate {
+        Fate::Refused(why) => exit::refused(format!("{peer} refused: {why}")),
+        Fate::Mismatch => exit::integrity(format!(
+            "SHA-256 mismatch: {peer} received other bytes than were sent; the file was not kept"
+        )),
+        Fate::Failed(why) => anyhow::anyhow!("{why}"),
+        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{peer}: {fate:?}"),
+    }
+}
+
 fn item_of(entry: &walk::Entry) -> Item {
     let (kind, size) = match entry.kind {
         Kind::File { size } => (EntryKind::File, size),
@@ -396,6 +550,9 @@ fn item_of(entry: &walk::Entry) -> Item {
         size,
         mtime_ns: entry.mtime_ns,
         state: State::Offered,
+        range: None,
+        stream: false,
+        whole: true,
     }
 }
 
@@ -413,6 +570,8 @@ fn wire_entry(id: u64, entry: walk::Entry) -> Entry {
         mode: entry.mode,
         mtime_ns: entry.mtime_ns,
         target,
+        range: None,
+        stream: false,
     }
 }
 

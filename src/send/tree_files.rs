@@ -12,7 +12,8 @@ use super::peer::lost;
 use super::tree::{lossy, source_of, Item, Run, State, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
-use crate::copy::Sent;
+use crate::copy::{self, Sent};
+use crate::progress::{Role, Start};
 use crate::exit;
 use crate::hash::{self, Sha};
 use crate::protocol::ledger::Fate;
@@ -22,18 +23,25 @@ use crate::protocol::{self as proto, Message};
 impl Run<'_> {
     /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
     pub(super) fn send_one(&mut self, id: usize) -> Result<()> {
+        if self.items[id].stream {
+            return self.send_stream(id);
+        }
         let item = &self.items[id];
-        let State::Wanted { good, .. } = &item.state else {
+        let State::Wanted { good, claimed, .. } = &item.state else {
             unreachable!("only wanted files are sent")
         };
-        let (path, size, good) = (item.path.clone(), item.size, good.clone());
-        let file = match open_unchanged(item, &source_of(&self.tops, &item.path)) {
+        let (path, size, (start, end)) = (item.path.clone(), item.size, item.offered());
+        let whole = proto::whole(claimed, (start, end), size);
+        let (good, ranged) = (good.clone(), item.range.is_some());
+        let file = open_unchanged(item, &source_of(&self.tops, &item.path));
+        self.items[id].whole = whole;
+        let file = match file {
             Ok(file) => file,
             Err(why) => return self.give_up(id, 0, why, false),
         };
         self.progress
             .update(self.sent, self.files_done, &lossy(&path));
-        if size <= PACK_MAX && good.total() == 0 {
+        if size <= PACK_MAX && good.total() == 0 && !ranged {
             return self.pack_one(id, &file);
         }
         self.queue(&Message::Begin(Begin {
@@ -41,8 +49,9 @@ impl Run<'_> {
             path: path.clone(),
         }));
         self.flush()?;
-        let to_send = good.missing(0, size);
-        let digest = self.digest_and_send(&file, &path, size, &to_send, good.total() > 0);
+        let to_send = good.missing(start, end);
+        self.progress.file(&self.file_start(&to_send, (start, end), size));
+        let digest = self.digest_and_send(&file, &path, size, &to_send, (whole, good.total() > 0));
         let (bytes, digest) = match digest {
             Ok(done) => done,
             Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, why, true),
@@ -52,6 +61,70 @@ impl Run<'_> {
             return self.give_up(id, bytes, why, true);
         }
         self.ended(id, bytes, digest)
+    }
+
+    /// How one file's transfer begins, for a display of one file.
+    fn file_start(&self, to_send: &[(u64, u64)], (start, end): (u64, u64), size: u64) -> Start {
+        let resumed_from = match to_send.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        };
+        Start {
+            role: Role::Send,
+            name: String::new(),
+            peer: self.conn.peer.clone(),
+            size: Some(size),
+            offset: start,
+            count: Some(to_send.iter().map(|(a, b)| b - a).sum()),
+            resumed_from,
+        }
+    }
+
+    /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
+    /// the way; its size is known only at its end.
+    fn send_stream(&mut self, id: usize) -> Result<()> {
+        let Some(mut reader) = self.stream.take() else {
+            return self.give_up(id, 0, "the stream was read already".into(), false);
+        };
+        let cap = self.items[id].range.map(|(_, end)| end);
+        self.queue(&Message::Begin(Begin {
+            id: id as u64,
+            path: self.items[id].path.clone(),
+        }));
+        self.flush()?;
+        self.progress.file(&Start {
+            role: Role::Send,
+            name: String::new(),
+            peer: self.conn.peer.clone(),
+            size: None,
+            offset: 0,
+            count: cap,
+            resumed_from: 0,
+        });
+        let mut hasher = self.cfg.common.verify.then(Sha256::new);
+        let (progress, name) = (&mut self.progress, lossy(&self.items[id].path));
+        let mut update = |n: u64| progress.update(n, 0, &name);
+        self.conn.finishing = true;
+        let moved = copy::send_stream(
+            &mut reader,
+            self.conn,
+            true,
+            cap,
+            hasher.as_mut(),
+            &mut update,
+        );
+        self.conn.finishing = false;
+        self.zero_copy = false;
+        let bytes = match moved {
+            Ok(bytes) => bytes,
+            Err(e) if crate::interrupt::requested() => return Err(anyhow::Error::new(e)),
+            Err(e) => return Err(lost(self.conn, e)),
+        };
+        self.sent += bytes;
+        let item = &mut self.items[id];
+        (item.size, item.whole) = (bytes, true);
+        self.ended(id, bytes, hasher.map(|h| h.finalize().into()))
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
@@ -111,10 +184,10 @@ impl Run<'_> {
         path: &[u8],
         size: u64,
         ranges: &[(u64, u64)],
-        resumed: bool,
+        (whole, resumed): (bool, bool),
     ) -> Result<(u64, Option<Sha>), Lost> {
         let verify = self.cfg.common.verify;
-        let inline = verify && size <= HASH_INLINE && !resumed;
+        let inline = verify && size <= HASH_INLINE && !resumed && whole;
         let early = match inline {
             true => {
                 Some(hash::hash_range(file, 0, size).map_err(|e| Lost::Source(0, e.to_string()))?)
@@ -125,7 +198,12 @@ impl Run<'_> {
             true => Some(hash::spawn_ranges(
                 file.try_clone()
                     .map_err(|e| Lost::Source(0, e.to_string()))?,
-                vec![(0, size)],
+                // a range that leaves the file unfinished: the digest of
+                // what is sent, in order
+                match whole {
+                    true => vec![(0, size)],
+                    false => ranges.to_vec(),
+                },
             )),
             false => None,
         };

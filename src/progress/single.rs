@@ -1,0 +1,113 @@
+//! A session of one file shown as one file: its bar, and the summary line
+//! and JSON event a single transfer has always printed.
+
+use std::time::Duration;
+
+use super::tree::{EntryEvent, Status, TreeProgress, TreeStart, TreeSummary};
+use super::{Progress, Reporter, Start, Summary};
+
+/// A session of one file: a tree of one entry, rendered as the file.
+struct OneFile {
+    reporter: Reporter,
+    start: TreeStart,
+    bar: Option<Box<dyn Progress>>,
+    resumed_from: u64,
+    sha256: Option<String>,
+    note: Option<String>,
+    /// Where the receiver put it.
+    path: Option<String>,
+}
+
+impl Reporter {
+    /// The display of a session of one file; `note` goes into its summary.
+    pub fn one_file(&self, start: &TreeStart, note: Option<String>) -> Box<dyn TreeProgress> {
+        Box::new(OneFile {
+            reporter: self.clone(),
+            start: start.clone(),
+            bar: None,
+            resumed_from: 0,
+            sha256: None,
+            note,
+            path: None,
+        })
+    }
+
+    /// The receiver's display of one file, written to `path`.
+    pub fn one_file_to(&self, start: &TreeStart, path: String) -> Box<dyn TreeProgress> {
+        Box::new(OneFile {
+            path: Some(path),
+            ..OneFile {
+                reporter: self.clone(),
+                start: start.clone(),
+                bar: None,
+                resumed_from: 0,
+                sha256: None,
+                note: None,
+                path: None,
+            }
+        })
+    }
+}
+
+impl OneFile {
+    fn bar(&mut self) -> &mut dyn Progress {
+        if self.bar.is_none() {
+            let start = Start {
+                role: self.start.role,
+                name: self.start.name.clone(),
+                peer: self.start.peer.clone(),
+                size: Some(self.start.bytes),
+                offset: 0,
+                count: Some(self.start.bytes),
+                resumed_from: 0,
+            };
+            self.bar = Some(self.reporter.transfer(&start));
+        }
+        self.bar.as_deref_mut().expect("made above")
+    }
+}
+
+impl TreeProgress for OneFile {
+    fn file(&mut self, start: &Start) {
+        let start = Start {
+            name: self.start.name.clone(),
+            ..start.clone()
+        };
+        self.resumed_from = start.resumed_from;
+        self.bar = Some(self.reporter.transfer(&start));
+    }
+
+    fn entry(&mut self, event: &EntryEvent) {
+        self.sha256.clone_from(&event.sha256);
+        match event.status {
+            Status::Skipped => self.note = Some("up to date at the receiver".into()),
+            Status::Held => self.note = event.message.map(str::to_string),
+            _ => {}
+        }
+    }
+
+    fn update(&mut self, bytes: u64, _: u64, _: &str) {
+        self.bar().update(bytes);
+    }
+
+    fn finish(&mut self, summary: &TreeSummary) {
+        let done = Summary {
+            role: summary.role,
+            name: self.start.name.clone(),
+            path: self.path.clone(),
+            bytes: summary.bytes,
+            elapsed: summary.elapsed.max(Duration::from_nanos(1)),
+            zero_copy: summary.zero_copy,
+            sha256: self.sha256.take(),
+            resumed_from: self.resumed_from,
+            note: self.note.take(),
+        };
+        self.bar().finish(&done);
+    }
+
+    fn abandon(&mut self) {
+        if let Some(bar) = self.bar.as_mut() {
+            bar.abandon();
+        }
+    }
+}
