@@ -262,6 +262,13 @@ impl Stream {
         false
     }
 
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::File(f) => io::Write::write_all(f, bytes),
+            Stream::Other(w) => w.write_all(bytes),
+        }
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::File(f) => io::Write::flush(f),

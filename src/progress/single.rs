@@ -32,21 +32,6 @@ impl Reporter {
         })
     }
 
-    /// The receiver's display of one file, written to `path`.
-    pub fn one_file_to(&self, start: &TreeStart, path: String) -> Box<dyn TreeProgress> {
-        Box::new(OneFile {
-            path: Some(path),
-            ..OneFile {
-                reporter: self.clone(),
-                start: start.clone(),
-                bar: None,
-                resumed_from: 0,
-                sha256: None,
-                note: None,
-                path: None,
-            }
-        })
-    }
 }
 
 impl OneFile {
@@ -75,6 +60,11 @@ impl TreeProgress for OneFile {
         };
         self.resumed_from = start.resumed_from;
         self.bar = Some(self.reporter.transfer(&start));
+    }
+
+    fn named(&mut self, name: &str, path: &str) {
+        self.start.name = name.to_string();
+        self.path = Some(path.to_string());
     }
 
     fn entry(&mut self, event: &EntryEvent) {

@@ -179,6 +179,11 @@ pub trait TreeProgress: Send {
     fn file(&mut self, start: &super::Start) {
         let _ = start;
     }
+    /// The one file of a session of one file is known: its name, and
+    /// where it lands.
+    fn named(&mut self, name: &str, path: &str) {
+        let _ = (name, path);
+    }
 }
 
 impl Reporter {

@@ -24,10 +24,18 @@ pub(super) struct Want {
     pub size: u64,
     pub mode: u32,
     pub mtime_ns: u64,
-    /// Ranges of the part already held (and offered for checking).
+    /// Ranges of the part already held (kept; with `hashes`, offered to the
+    /// sender for checking, else, with `--offset`, kept unchecked).
     pub held: Ranges,
+    pub hashes: bool,
     /// A held record lies beside the part (to remove once it lands).
     pub recorded: bool,
+    /// The bytes offered: the range asked for, or the whole file.
+    pub range: (u64, u64),
+    /// A stream: its size is known at its end; its data comes in order.
+    pub stream: bool,
+    /// The file is whole once the range lands (see `protocol::whole`).
+    pub whole: bool,
 }
 
 impl Want {
@@ -59,6 +67,22 @@ pub(super) struct Tree<'a> {
     pub needed: u64,
     /// Frames to the sender, written in batches.
     pub out: Vec<u8>,
+    /// Where a session of one file goes, when not into the directory.
+    pub dest: Dest,
+    /// A session of one file: its fate, once known, decides the exit code.
+    pub single: Option<Fate>,
+}
+
+/// Where the entries go.
+pub(super) enum Dest {
+    /// Beneath the output directory, by their own paths.
+    Dir,
+    /// The one file of the session, under this name in the directory of
+    /// `-o FILE`.
+    Named(RelPath),
+    /// The one file of the session, in order, to stdout or a device (with
+    /// its label).
+    Stream(crate::output::Stream, String),
 }
 
 impl Tree<'_> {
@@ -93,6 +117,9 @@ impl Tree<'_> {
             sha256,
             &fate,
         );
+        if let Some(one) = self.single.as_mut() {
+            *one = fate;
+        }
     }
 
     /// The session's RESULT (MAC'd with a key): `held` counts the entries

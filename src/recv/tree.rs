@@ -10,10 +10,11 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::peer::{authenticate, refuse};
-use super::session::{identity, lossy, Tree, Want};
+use super::session::{identity, lossy, Dest, Tree, Want};
 use super::sink::{self, Found, RelPath, Root, Seen};
 use super::tree_files::Files;
 use crate::config::{Output, RecvConfig};
+use crate::output::Stream;
 use crate::conn::{with_keepalive, Conn};
 use crate::exit;
 use crate::hash;
@@ -54,8 +55,8 @@ pub(super) fn receive(
         Ok(key) => key,
         Err(reason) => return Err(refuse(conn, RefuseCode::Auth, reason)),
     };
-    let root = match admit_offer(cfg, &offer) {
-        Ok(root) => root,
+    let (root, dest) = match admit_offer(cfg, &offer) {
+        Ok(admitted) => admitted,
         Err((code, reason)) => return Err(refuse(conn, code, reason)),
     };
     let accept = proto::Answer::Accept {
@@ -65,13 +66,19 @@ pub(super) fn receive(
     proto::write_frame(conn, proto::kind::ANSWER, &accept.encode())
         .with_context(|| format!("{}: connection lost", conn.peer))?;
     let began = Instant::now();
-    let progress = reporter.tree(&TreeStart {
+    let start = TreeStart {
         role: Role::Recv,
         name: format!("tree from {}", conn.peer),
         peer: conn.peer.clone(),
         entries: offer.entries,
         bytes: offer.bytes,
-    });
+    };
+    let progress = match offer.single {
+        // named once its entry comes
+        true => reporter.one_file(&start, None),
+        false => reporter.tree(&start),
+    };
+    let offer_single = offer.single;
     let mut tree = Tree {
         cfg,
         root: std::sync::Arc::new(root),
@@ -88,6 +95,8 @@ pub(super) fn receive(
         unread: 0,
         needed: 0,
         out: Vec::new(),
+        single: offer_single.then_some(Fate::Landed),
+        dest,
     };
     if let Err(e) = tree.manifest(conn) {
         tree.progress.abandon();
@@ -107,12 +116,44 @@ pub(super) fn receive(
     }
 }
 
+/// What a session of one file that did not land exits with: the code and
+/// the words of a single transfer (a refusal is 4, not "partial").
+fn single_error(peer: &str, fate: &Fate) -> anyhow::Error {
+    match fate {
+        Fate::Refused(why) => exit::refused(format!("refused the file from {peer}: {why}")),
+        Fate::Mismatch => exit::integrity(format!(
+            "SHA-256 mismatch for the file from {peer}; it was not renamed into place"
+        )),
+        Fate::Failed(why) => anyhow!("{peer}: {why}"),
+        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{peer}: {fate:?}"),
+    }
+}
+
 /// The session-wide checks, before anything is written: where it goes,
 /// how many entries, how many bytes.
-fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Root, (RefuseCode, String)> {
-    let Output::Dir(dir) = &cfg.output else {
-        let why = "a tree (a directory or several files) needs 'zc recv -o DIR'; this receiver writes one file or a stream";
-        return Err((RefuseCode::BadOffer, why.into()));
+fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (RefuseCode, String)> {
+    let one = offer.single && offer.entries == 1;
+    let (dir, dest) = match &cfg.output {
+        Output::Dir(dir) => (dir.clone(), Dest::Dir),
+        Output::File(file) if one => {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            let rel = name.as_deref().map(|n| sink::check_path(n.as_bytes()));
+            let Some(Ok(rel)) = rel else {
+                return Err((RefuseCode::BadName, format!("{}: not a file name", file.display())));
+            };
+            (crate::output::dir_of(file), Dest::Named(rel))
+        }
+        Output::Stdout if one => (".".into(), Dest::Stream(Stream::stdout(), "-".into())),
+        Output::Stream(path) if one => {
+            let out = Stream::open(path)
+                .map_err(|e| (RefuseCode::Other, format!("{}: {e}", path.display())))?;
+            // the directory is never written: a stream takes the one file
+            (".".into(), Dest::Stream(out, path.display().to_string()))
+        }
+        _ => {
+            let why = "a tree (a directory or several files) needs 'zc recv -o DIR'; this receiver writes one file or a stream";
+            return Err((RefuseCode::BadOffer, why.into()));
+        }
     };
     if offer.entries > cfg.max_files {
         let why = format!(
@@ -122,14 +163,19 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Root, (RefuseCode,
         return Err((RefuseCode::TooLarge, why));
     }
     if let Some(max) = cfg.max_size.filter(|max| offer.bytes > *max) {
+        let what = match offer.single {
+            true => "the file",
+            false => "the tree",
+        };
         let why = format!(
-            "the tree is {}, over --max-size {}",
+            "{what} is {}, over --max-size {}",
             human_bytes(offer.bytes),
             human_bytes(max)
         );
         return Err((RefuseCode::TooLarge, why));
     }
-    Root::open(dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))
+    let root = Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
+    Ok((root, dest))
 }
 
 impl Tree<'_> {
@@ -249,7 +295,7 @@ impl Tree<'_> {
         if let Some(want) = self
             .wants
             .back()
-            .filter(|w| w.id == id && w.held.total() > 0)
+            .filter(|w| w.id == id && w.hashes)
         {
             let (rel, held) = (want.rel.clone(), want.held.clone());
             self.block_hashes(id, &rel, &held, conn)?;
@@ -261,7 +307,24 @@ impl Tree<'_> {
     fn decide(&mut self, entry: Entry) -> Result<Action, (RefuseCode, String)> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
-        let rel = sink::check_path(&entry.path).map_err(bad)?;
+        let mut rel = sink::check_path(&entry.path).map_err(bad)?;
+        if self.single.is_some() {
+            if entry.kind != EntryKind::File || rel.depth() != 1 {
+                return Err(bad("a session of one file carries one file".into()));
+            }
+            let path = match &self.dest {
+                Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
+                Dest::Named(name) => {
+                    rel = name.clone();
+                    self.cfg_path()
+                }
+                Dest::Stream(_, label) => label.clone(),
+            };
+            self.progress.named(&shown, &path);
+            if let Dest::Stream(..) = self.dest {
+                return Ok(self.want(entry, rel, Ranges::new(), false));
+            }
+        }
         let is_dir = entry.kind == EntryKind::Dir;
         if let Err(why) = self.seen.admit(&rel, is_dir) {
             if is_dir {
@@ -335,20 +398,24 @@ impl Tree<'_> {
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, (RefuseCode, String)> {
+        let force = self.cfg.force;
         match self.stat(&rel) {
             Ok(Found::Missing) => {}
             Ok(Found::File { size, mtime_ns })
-                if size == entry.size && mtime_ns / TICK_NS == entry.mtime_ns / TICK_NS =>
+                if !entry.stream
+                    && size == entry.size
+                    && mtime_ns / TICK_NS == entry.mtime_ns / TICK_NS =>
             {
                 return Ok(Action::Skip)
             }
-            Ok(Found::File { .. } | Found::Link) if self.cfg.force => {}
+            Ok(Found::File { .. } | Found::Link) if force => {}
             Ok(Found::File { size, .. }) => {
-                let what = match size == entry.size {
-                    true => "another modification time".to_string(),
-                    false => format!("{size} bytes, not {}", entry.size),
+                let what = match (entry.stream, size == entry.size) {
+                    (true, _) => String::new(),
+                    (false, true) => " with another modification time".to_string(),
+                    (false, false) => format!(" with {size} bytes, not {}", entry.size),
                 };
-                let why = format!("exists with {what} (the receiver can replace it with --force)");
+                let why = format!("exists{what} (the receiver can replace it with --force)");
                 return Err((RefuseCode::Exists, why));
             }
             Ok(Found::Link) => {
@@ -360,16 +427,24 @@ impl Tree<'_> {
             }
             Err(e) => return Err((RefuseCode::BadName, e.to_string())),
         }
-        let record = match self.in_fresh(&rel) {
+        let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
             false => self.root.read_record(&rel),
         };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
-        self.needed = self
-            .needed
-            .saturating_add(entry.size - held.total().min(entry.size));
-        let hashes = held.total() > 0;
+        let (start, end) = entry.offered();
+        let missing: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
+        self.needed = self.needed.saturating_add(missing);
+        Ok(self.want(entry, rel, held, recorded))
+    }
+
+    /// Asks for a file's data, offering what is held (and, when resuming,
+    /// its block hashes for the sender to check).
+    fn want(&mut self, entry: Entry, rel: RelPath, held: Ranges, recorded: bool) -> Action {
+        let range = entry.offered();
+        let whole = entry.stream || proto::whole(&held, range, entry.size);
+        let hashes = self.offer.resume && held.total() > 0;
         self.wants.push_back(Want {
             id: entry.id,
             rel,
@@ -377,12 +452,16 @@ impl Tree<'_> {
             mode: entry.mode,
             mtime_ns: entry.mtime_ns,
             held: held.clone(),
+            hashes,
             recorded,
+            range,
+            stream: entry.stream,
+            whole,
         });
-        Ok(Action::Send {
+        Action::Send {
             held: held.pairs().to_vec(),
             hashes,
-        })
+        }
     }
 
     /// What is at a path; nothing, without asking, inside a directory this
@@ -400,7 +479,8 @@ impl Tree<'_> {
 
     /// What a `.zcpart` of this very source already holds, per its record.
     fn held_for(&self, rel: &RelPath, entry: &Entry, record: Option<String>) -> Ranges {
-        if !self.offer.resume || self.offer.fresh {
+        // without resume (`--offset`), what is held is kept, not checked
+        if self.offer.fresh {
             return Ranges::new();
         }
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
@@ -497,6 +577,10 @@ impl Tree<'_> {
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line.clone()),
         };
         self.answer(conn, status, &message)?;
+        if let (Some(fate), Verdict::Partial(_)) = (&self.single, &verdict) {
+            self.progress.abandon();
+            return Err(single_error(&conn.peer, fate));
+        }
         self.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
@@ -526,6 +610,13 @@ impl Tree<'_> {
                 Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
             };
             self.settle(&shown, "dir", fate);
+        }
+    }
+
+    fn cfg_path(&self) -> String {
+        match &self.cfg.output {
+            Output::File(file) => file.display().to_string(),
+            _ => String::new(),
         }
     }
 

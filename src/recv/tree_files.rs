@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::incoming::Incoming;
-use super::session::{identity_of, lossy, Tree, Want};
+use super::session::{identity_of, lossy, Dest, Tree, Want};
 use super::sink::RelPath;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
@@ -40,11 +40,11 @@ const OUT_BATCH: usize = 16 << 10;
 /// The file whose data is arriving.
 struct Current {
     want: Want,
-    /// The part, or why it cannot be written (another transfer holds it, a
-    /// link stands where it goes): then the data is read and dropped, and
-    /// only this entry fails.
-    file: Result<File, String>,
-    /// SHA-256 fed in order from byte 0, while the data comes in order.
+    out: Out,
+    /// SHA-256 of the data as it arrives: the file's while it comes in
+    /// order from byte 0 (dropped when it does not, and the file hashed
+    /// from disk), or that of the DATA payloads when the file will not be
+    /// whole (see `protocol::whole`).
     hasher: Option<Sha256>,
     next: u64,
     got: Ranges,
@@ -52,6 +52,17 @@ struct Current {
     pos: u64,
     /// Keeps the record of a large part current.
     checkpoint: Option<Checkpointer>,
+}
+
+/// Where a file's data goes.
+enum Out {
+    Part(File),
+    /// The session's stream (stdout, a device), in order.
+    Stream,
+    /// Why it cannot be written (another transfer holds the part, a link
+    /// stands where it goes): the data is read and dropped, and only this
+    /// entry fails.
+    Dropped(String),
 }
 
 /// Verified parts waiting for the flush that lets them be renamed.
@@ -161,28 +172,35 @@ impl<'t, 'a> Files<'t, 'a> {
         if want.path() != &begin.path[..] {
             bail!("entry {} began under another path", begin.id);
         }
-        let file = match self.tree.root.open_part(&want.rel, want.held.total() == 0) {
-            Ok(file) => Ok(file),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                Err("being received by another transfer".to_string())
-            }
-            Err(e) => Err(format!("cannot write it here: {e}")),
+        let out = match self.tree.dest {
+            Dest::Stream(..) => Out::Stream,
+            _ => match self.tree.root.open_part(&want.rel, want.held.total() == 0) {
+                Ok(file) => Out::Part(file),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Out::Dropped("being received by another transfer".to_string())
+                }
+                Err(e) => Out::Dropped(format!("cannot write it here: {e}")),
+            },
         };
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
-        let checkpoint = match &file {
-            Ok(file) if want.size >= CHECKPOINT_MIN => Some(self.checkpointer(file, &want)?),
+        let checkpoint = match &out {
+            Out::Part(file) if want.size >= CHECKPOINT_MIN => {
+                Some(self.checkpointer(file, &want)?)
+            }
             _ => None,
         };
         let mut want = want;
         want.recorded |= checkpoint.is_some();
+        let hashed = verify && (!want.whole || want.held.total() == 0);
+        self.tree.progress.file(&file_start(&want));
         self.cur = Some(Current {
             checkpoint,
-            hasher: (verify && want.held.total() == 0).then(Sha256::new),
+            hasher: hashed.then(Sha256::new),
+            next: want.range.0,
+            pos: u64::MAX,
             want,
-            file,
-            next: 0,
+            out,
             got: Ranges::new(),
-            pos: 0,
         });
         Ok(())
     }
@@ -199,16 +217,36 @@ impl<'t, 'a> Files<'t, 'a> {
         let Some(cur) = self.cur.as_mut() else {
             bail!("{}: data outside a file", conn.peer);
         };
-        let end = offset.checked_add(len).filter(|e| *e <= cur.want.size);
+        let limit = match cur.want.stream {
+            // a stream's size is known at its end: its cap, or --max-size
+            true => match cur.want.range {
+                (_, 0) => self.tree.cfg.max_size.unwrap_or(u64::MAX),
+                (_, cap) => cap,
+            },
+            false => cur.want.range.1,
+        };
+        let end = offset.checked_add(len).filter(|e| *e <= limit);
         let Some(end) = end else {
             bail!(
-                "{}: data past the end of {}",
+                "{}: data past the end of {} (byte {limit})",
                 conn.peer,
                 lossy(cur.want.path())
             );
         };
+        if offset < cur.want.range.0 {
+            bail!("{}: data before the range offered", conn.peer);
+        }
         if cur.next != offset {
-            cur.hasher = None; // out of order: hashed from disk at the end
+            if cur.want.stream || matches!(cur.out, Out::Stream) {
+                bail!(
+                    "{}: data for byte {offset} arrived where byte {} was due",
+                    conn.peer,
+                    cur.next
+                );
+            }
+            if cur.want.whole {
+                cur.hasher = None; // out of order: hashed from disk at the end
+            }
         }
         // a real sender sends a file's missing ranges in order; a sender
         // that scatters tiny frames must not make this side's bookkeeping
@@ -221,15 +259,19 @@ impl<'t, 'a> Files<'t, 'a> {
                 crate::protocol::MAX_RANGES
             );
         }
-        if let (Ok(file), true) = (cur.file.as_mut(), cur.pos != offset) {
+        if let (Out::Part(file), true) = (&mut cur.out, cur.pos != offset) {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| local(&cur.want, e))?;
         }
         cur.pos = end;
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(len);
-        if let Ok(file) = cur.file.as_mut() {
-            file.write_all(early).map_err(|e| local(&cur.want, e))?;
+        match (&mut cur.out, &mut self.tree.dest) {
+            (Out::Part(file), _) => file.write_all(early).map_err(|e| local(&cur.want, e))?,
+            (Out::Stream, Dest::Stream(stream, _)) => {
+                stream.write_all(early).map_err(|e| local(&cur.want, e))?
+            }
+            _ => {}
         }
         if let Some(h) = cur.hasher.as_mut() {
             h.update(early);
@@ -246,11 +288,14 @@ impl<'t, 'a> Files<'t, 'a> {
             self.tree.progress.update(self.bytes, self.files, "");
             return Ok(());
         }
-        let splice = cur.hasher.is_none() && cur.file.is_ok();
         let mut sink = io::sink();
-        let target = match cur.file.as_mut() {
-            Ok(file) => copy::Sink::File(file),
-            Err(_) => copy::Sink::Writer(&mut sink),
+        let (target, splice) = match (&mut cur.out, &mut self.tree.dest) {
+            (Out::Part(file), _) => (copy::Sink::File(file), cur.hasher.is_none()),
+            (Out::Stream, Dest::Stream(stream, _)) => {
+                let splice = cur.hasher.is_none() && stream.is_char_device();
+                (stream.sink(), splice)
+            }
+            _ => (copy::Sink::Writer(&mut sink), false),
         };
         let (base, files) = (self.bytes, self.files);
         let mut chunks = Fed {
@@ -304,37 +349,82 @@ impl<'t, 'a> Files<'t, 'a> {
                 .settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
             return Ok(());
         }
-        if let Err(why) = &cur.file {
+        if let Out::Dropped(why) = &cur.out {
             let why = why.clone();
             return self.result(&cur.want, Status::Failed, None, &why);
         };
+        if cur.want.stream {
+            // its size is what came, in order from byte 0
+            if !cur.got.covers(0, end.sent) || cur.got.total() != end.sent {
+                bail!("{}: the stream's end does not match its data", conn.peer);
+            }
+            (cur.want.size, cur.want.range) = (end.sent, (0, end.sent));
+        }
         let mut have = cur.want.held.clone();
         for &(a, b) in cur.got.pairs() {
             have.insert(a, b);
         }
-        if !have.covers(0, cur.want.size) {
+        let (start, stop) = cur.want.range;
+        let covered = match cur.want.whole {
+            true => have.covers(0, cur.want.size),
+            false => have.covers(start, stop),
+        };
+        if !covered {
             let why = "incomplete: the sender ended the file early";
             return self.result(&cur.want, Status::Failed, None, why);
         }
         let ours = match self.digest(conn, &mut cur, end.sha256)? {
             Ok(ours) => ours,
             Err(()) => {
-                let _ = self.tree.root.discard_part(&cur.want.rel);
+                if let Out::Part(_) = cur.out {
+                    let _ = self.tree.root.discard_part(&cur.want.rel);
+                }
                 return self.result(&cur.want, Status::Mismatch, None, "SHA-256 mismatch");
             }
         };
-        let file = std::mem::replace(&mut cur.file, Err(String::new())).expect("checked above");
-        land(&file, &cur.want, self.root_dev).map_err(|e| local(&cur.want, e))?;
-        let part = (cur.want.rel.clone(), cur.want.recorded, file);
-        self.batch.parts.push(part);
-        self.batch.bytes += cur.want.size;
+        match std::mem::replace(&mut cur.out, Out::Stream) {
+            Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file, ours),
+            Out::Part(file) => self.held(&mut cur, file, have, ours),
+            _ => {
+                if let Dest::Stream(stream, _) = &mut self.tree.dest {
+                    stream.flush().map_err(|e| local(&cur.want, e))?;
+                }
+                self.files += 1;
+                self.result(&cur.want, Status::Ok, ours, "")
+            }
+        }
+    }
+
+    /// A whole, verified part: given its mode and time, then renamed with
+    /// its batch.
+    fn verified(&mut self, conn: &mut Conn, want: &Want, file: File, ours: Option<Sha>) -> Result<()> {
+        land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
+        self.batch.parts.push((want.rel.clone(), want.recorded, file));
+        self.batch.bytes += want.size;
         self.files += 1;
-        self.result(&cur.want, Status::Ok, ours, "")?;
+        self.result(want, Status::Ok, ours, "")?;
         let b = &self.batch;
         if b.parts.len() >= b.most || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
             self.flush_batch(conn)?;
         }
         Ok(())
+    }
+
+    /// A range that leaves the file unfinished: the part stays, durable,
+    /// with a record of what it holds, for the next range or a resume.
+    fn held(&mut self, cur: &mut Current, file: File, have: Ranges, ours: Option<Sha>) -> Result<()> {
+        drop(cur.checkpoint.take());
+        file.sync_all().map_err(|e| local(&cur.want, e))?;
+        let record = Record {
+            source: identity_of(&cur.want),
+            held: have.clone(),
+        };
+        self.tree
+            .root
+            .write_record(&cur.want.rel, &record.encode())
+            .map_err(|e| local(&cur.want, e))?;
+        let _ = self.tree.root.sync_parent(&cur.want.rel);
+        self.result_held(&cur.want, Status::Ok, ours, "", have.total())
     }
 
     /// Checks the file's SHA-256 against the sender's: `Ok(None)` when not
@@ -349,14 +439,12 @@ impl<'t, 'a> Files<'t, 'a> {
             return Ok(Ok(None));
         }
         let size = cur.want.size;
-        let ours: Sha = match cur.hasher.take() {
-            Some(h) if cur.next == size => h.finalize().into(),
+        let ours: Sha = match (cur.hasher.take(), &cur.out) {
+            (Some(h), _) if cur.next == size || !cur.want.whole => h.finalize().into(),
             // resumed, or out of order: the whole file, from disk
-            _ => {
-                let file = cur.file.as_ref().expect("checked by the caller");
-                with_keepalive(conn, || hash::hash_range(file, 0, size))
-                    .map_err(|e| local(&cur.want, e))?
-            }
+            (_, Out::Part(file)) => with_keepalive(conn, || hash::hash_range(file, 0, size))
+                .map_err(|e| local(&cur.want, e))?,
+            _ => return Ok(Err(())),
         };
         let wire = self
             .tree
@@ -378,6 +466,18 @@ impl<'t, 'a> Files<'t, 'a> {
         message: &str,
     ) -> Result<()> {
         let held = if status == Status::Ok { want.size } else { 0 };
+        self.result_held(want, status, sha256, message, held)
+    }
+
+    /// FILE RESULT, saying how many bytes of the file are held.
+    fn result_held(
+        &mut self,
+        want: &Want,
+        status: Status,
+        sha256: Option<Sha>,
+        message: &str,
+        held: u64,
+    ) -> Result<()> {
         let mac = self
             .tree
             .key
@@ -394,6 +494,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let shown = lossy(want.path());
         let sha = sha256.map(|d| proto::hex(&d));
         let fate = match status {
+            Status::Ok if held < want.size => Fate::Held(held),
             Status::Ok => Fate::Landed,
             Status::Mismatch => Fate::Mismatch,
             _ => Fate::Failed(message.to_string()),
@@ -447,7 +548,7 @@ impl<'t, 'a> Files<'t, 'a> {
         self.partial = None;
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
-            if let Ok(file) = &cur.file {
+            if let Out::Part(file) = &cur.out {
                 let mut held = cur.want.held.clone();
                 for &(a, b) in cur.got.pairs() {
                     held.insert(a, b);
@@ -551,6 +652,26 @@ impl Chunks for Fed<'_, '_> {
             cp.add(self.at, self.at + self.done);
         }
         (self.show)(self.done);
+    }
+}
+
+/// How one file's data begins, for a display of one file.
+fn file_start(want: &Want) -> crate::progress::Start {
+    let (start, end) = want.range;
+    let missing = want.held.missing(start, end);
+    let resumed_from = match missing.first() {
+        Some(&(first, _)) if first > start => first,
+        None if end > start => end,
+        _ => 0,
+    };
+    crate::progress::Start {
+        role: crate::progress::Role::Recv,
+        name: String::new(),
+        peer: String::new(),
+        size: (!want.stream).then_some(want.size),
+        offset: start,
+        count: (!want.stream).then(|| missing.iter().map(|(a, b)| b - a).sum()),
+        resumed_from,
     }
 }
 
