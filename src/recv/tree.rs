@@ -118,14 +118,14 @@ pub(super) fn receive(
 
 /// What a session of one file that did not land exits with: the code and
 /// the words of a single transfer (a refusal is 4, not "partial").
-fn single_error(peer: &str, fate: &Fate) -> anyhow::Error {
+fn single_error(peer: &str, fate: &Fate, line: &str) -> anyhow::Error {
     match fate {
         Fate::Refused(why) => exit::refused(format!("refused the file from {peer}: {why}")),
         Fate::Mismatch => exit::integrity(format!(
             "SHA-256 mismatch for the file from {peer}; it was not renamed into place"
         )),
         Fate::Failed(why) => anyhow!("{peer}: {why}"),
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{peer}: {fate:?}"),
+        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{line}"),
     }
 }
 
@@ -419,7 +419,7 @@ impl Tree<'_> {
                 return Err((RefuseCode::Exists, why));
             }
             Ok(Found::Link) => {
-                let why = "a link stands there (the receiver can replace it with --force)";
+                let why = "exists as a link (the receiver can replace it with --force)";
                 return Err((RefuseCode::Exists, why.into()));
             }
             Ok(Found::Dir | Found::Other) => {
@@ -433,6 +433,13 @@ impl Tree<'_> {
         };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
+        if self.single.is_some() {
+            // a file alone learns now, before any data, that it cannot be written
+            if let Err(e) = self.root.open_part(&rel, held.total() == 0) {
+                let at = self.root.path().join(rel.to_path());
+                return Err((RefuseCode::Other, format!("{}.zcpart: {e}", at.display())));
+            }
+        }
         let (start, end) = entry.offered();
         let missing: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
         self.needed = self.needed.saturating_add(missing);
@@ -577,9 +584,9 @@ impl Tree<'_> {
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line.clone()),
         };
         self.answer(conn, status, &message)?;
-        if let (Some(fate), Verdict::Partial(_)) = (&self.single, &verdict) {
+        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
             self.progress.abandon();
-            return Err(single_error(&conn.peer, fate));
+            return Err(single_error(&conn.peer, fate, line));
         }
         self.progress.finish(&TreeSummary {
             role: Role::Recv,

@@ -169,7 +169,8 @@ impl<'t, 'a> Files<'t, 'a> {
                 _ => bail!("data for entry {}, which was not asked for", begin.id),
             }
         };
-        if want.path() != &begin.path[..] {
+        // (a session of one file may land it under another name)
+        if want.path() != &begin.path[..] && !matches!(self.tree.dest, Dest::Named(_)) {
             bail!("entry {} began under another path", begin.id);
         }
         let out = match self.tree.dest {
@@ -184,7 +185,8 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
         let checkpoint = match &out {
-            Out::Part(file) if want.size >= CHECKPOINT_MIN => {
+            // a file alone keeps its record current at any size, as it always has
+            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.tree.single.is_some() => {
                 Some(self.checkpointer(file, &want)?)
             }
             _ => None,

@@ -39,6 +39,8 @@ pub(super) const PACK_MAX: u64 = 64 << 10;
 pub(super) const PACK_WRITE: usize = 256 << 10;
 /// How long a stopping sender waits for the receiver to say what it keeps.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long a failed sender waits for the receiver's reason (a full disk).
+const REASON_WAIT: Duration = Duration::from_secs(1);
 
 /// The sources of a tree session, checked and counted before connecting.
 pub(super) struct Plan {
@@ -446,9 +448,9 @@ impl Run<'_> {
             }
             (verdict, _) => verdict,
         };
-        if let (Some(fate), Verdict::Partial(_)) = (&self.single, &verdict) {
+        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
             self.progress.abandon();
-            return Err(single_error(&self.conn.peer, fate));
+            return Err(single_error((&self.conn.peer, &plan.name), fate, line));
         }
         if verdict == Verdict::Complete {
             self.progress.finish(&summary);
@@ -467,6 +469,19 @@ impl Run<'_> {
     pub(super) fn failed(&mut self, err: anyhow::Error) -> anyhow::Error {
         if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
             return self.stop();
+        }
+        if exit::tag_of(&err) == Some(exit::Tag::Retryable) {
+            // the receiver may have said why it dropped us (a full disk)
+            let wait = Instant::now() + REASON_WAIT;
+            while let Some(left) = wait.checked_duration_since(Instant::now()) {
+                match self.reader.rx.recv_timeout(left) {
+                    Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
+                        return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
+                    }
+                    Ok(Ok(_)) => {}
+                    _ => break,
+                }
+            }
         }
         err
     }
@@ -527,14 +542,15 @@ impl Run<'_> {
 
 /// What a session of one file that did not land exits with: the code
 /// and the words of a single transfer (a refusal is 4, not "partial").
-pub(super) fn single_error(peer: &str, fate: &Fate) -> anyhow::Error {
+pub(super) fn single_error((peer, name): (&str, &str), fate: &Fate, line: &str) -> anyhow::Error {
     match fate {
         Fate::Refused(why) => exit::refused(format!("{peer} refused: {why}")),
         Fate::Mismatch => exit::integrity(format!(
             "SHA-256 mismatch: {peer} received other bytes than were sent; the file was not kept"
         )),
-        Fate::Failed(why) => anyhow::anyhow!("{why}"),
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{peer}: {fate:?}"),
+        Fate::Failed(why) => anyhow::anyhow!("{name}: {why}"),
+        // the entry went, the session did not end well (the receiver's word)
+        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{line}"),
     }
 }
 
