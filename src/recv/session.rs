@@ -71,6 +71,10 @@ pub(super) struct Tree<'a> {
     pub dest: Dest,
     /// A session of one file: its fate, once known, decides the exit code.
     pub single: Option<Fate>,
+    /// A session of one file: the file's name, once its entry came.
+    pub name: Option<String>,
+    /// Notes along the way (a part started over).
+    pub reporter: &'a crate::progress::Reporter,
 }
 
 /// Where the entries go.
@@ -126,6 +130,18 @@ impl Tree<'_> {
     /// in place, which the sender checks against its own count.
     pub(super) fn answer(&mut self, conn: &mut Conn, status: Status, message: &str) -> Result<()> {
         let held = self.ledger.accounted();
+        self.answer_held(conn, status, message, held)
+    }
+
+    /// The session's RESULT with another count in `held` (the bytes a file
+    /// alone holds, when it stops).
+    pub(super) fn answer_held(
+        &mut self,
+        conn: &mut Conn,
+        status: Status,
+        message: &str,
+        held: u64,
+    ) -> Result<()> {
         let outcome = Outcome {
             status,
             sha256: None,
@@ -138,10 +154,10 @@ impl Tree<'_> {
     }
 }
 
-/// A part's record names its source by path, size and mtime.
-pub(super) fn identity(entry: &Entry) -> Identity {
+/// A part's record names its source by where it lands, size and mtime.
+pub(super) fn identity(rel: &RelPath, entry: &Entry) -> Identity {
     Identity {
-        name: lossy(&entry.path),
+        name: lossy(rel.bytes()),
         size: entry.size,
         mtime_ns: Some(entry.mtime_ns),
     }

@@ -97,6 +97,8 @@ pub(super) fn receive(
         out: Vec::new(),
         single: offer_single.then_some(Fate::Landed),
         dest,
+        name: None,
+        reporter,
     };
     if let Err(e) = tree.manifest(conn) {
         tree.progress.abandon();
@@ -321,6 +323,7 @@ impl Tree<'_> {
                 Dest::Stream(_, label) => label.clone(),
             };
             self.progress.named(&shown, &path);
+            self.name = Some(shown.clone());
             if let Dest::Stream(..) = self.dest {
                 return Ok(self.want(entry, rel, Ranges::new(), false));
             }
@@ -493,7 +496,11 @@ impl Tree<'_> {
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return Ranges::new();
         };
-        if record.source != identity(entry) {
+        if record.source != identity(rel, entry) {
+            self.reporter.warn(&format!(
+                "{}.zcpart is of another version of the file; starting over",
+                self.root.path().join(rel.to_path()).display()
+            ));
             return Ranges::new();
         }
         let Ok(part) = self.root.open_part(rel, false) else {

@@ -92,6 +92,8 @@ pub(super) struct Files<'t, 'a> {
     partial: Option<String>,
     /// The output root's device: what its syncfs flushes.
     root_dev: Option<u64>,
+    /// What the part under way holds, once kept (a file alone says so).
+    held_bytes: u64,
 }
 
 impl<'t, 'a> Files<'t, 'a> {
@@ -113,6 +115,7 @@ impl<'t, 'a> Files<'t, 'a> {
             files: 0,
             partial: None,
             root_dev,
+            held_bytes: 0,
         }
     }
 
@@ -145,7 +148,7 @@ impl<'t, 'a> Files<'t, 'a> {
                     self.unsent();
                     return Ok(());
                 }
-                Message::Stop => return Err(stop_error(conn)),
+                Message::Stop => return Err(stop_error(conn, self.tree.name.as_deref())),
                 Message::Keepalive => {}
                 other => bail!("{}: unexpected {other:?} during the data", conn.peer),
             }
@@ -556,12 +559,20 @@ impl<'t, 'a> Files<'t, 'a> {
                     held.insert(a, b);
                 }
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
-                self.partial = Some(format!(
-                    "{} of {} held in {}.zcpart",
-                    crate::units::human_bytes(held.total()),
-                    lossy(cur.want.path()).escape_debug(),
-                    lossy(cur.want.path()).escape_debug()
-                ));
+                self.held_bytes = held.total();
+                self.partial = Some(match self.tree.single {
+                    Some(_) => format!(
+                        "kept {}.zcpart ({} bytes held)",
+                        self.tree.root.path().join(cur.want.rel.to_path()).display(),
+                        held.total()
+                    ),
+                    None => format!(
+                        "{} of {} held in {}.zcpart",
+                        crate::units::human_bytes(held.total()),
+                        lossy(cur.want.path()).escape_debug(),
+                        lossy(cur.want.path()).escape_debug()
+                    ),
+                });
                 let record = Record {
                     source: identity_of(&cur.want),
                     held,
@@ -592,24 +603,33 @@ impl<'t, 'a> Files<'t, 'a> {
         err: anyhow::Error,
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
-        let kept_line = match &kept {
-            None => {
-                let partial = self
-                    .partial
-                    .take()
-                    .map_or(String::new(), |p| format!("; {p}"));
+        let single = self.tree.single.is_some();
+        let kept_line = match (&kept, self.partial.take()) {
+            // a file alone: where its part is, and how much it holds
+            (None, Some(partial)) if single => partial,
+            (None, partial) => {
+                let partial = partial.map_or(String::new(), |p| format!("; {p}"));
                 format!("kept what arrived: {} files in place{partial}", self.files)
             }
-            Some(e) => format!("could not keep everything: {}", exit::message_of(e)),
+            (Some(e), _) => format!("could not keep everything: {}", exit::message_of(e)),
         };
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {
-                let _ = self.tree.answer(conn, Status::Stopped, "stopped");
+                // a file alone tells the sender the bytes held, a tree its entries
+                let held = match single {
+                    true => self.held_bytes,
+                    false => self.tree.ledger.accounted(),
+                };
+                let _ = self.tree.answer_held(conn, Status::Stopped, "stopped", held);
             }
+            let what = match crate::interrupt::requested() {
+                true => "interrupted".to_string(),
+                false => exit::message_of(&err),
+            };
             return anyhow::Error::new(Failure {
                 code: ExitCode::Interrupted,
-                message: format!("{}; {kept_line}", exit::message_of(&err)),
+                message: format!("{what}; {kept_line}"),
             });
         }
         if exit::tag_of(&err).is_none() {
@@ -741,9 +761,10 @@ fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
     exit::tag(err, Tag::Resumable)
 }
 
-fn stop_error(conn: &Conn) -> anyhow::Error {
+fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
+    let name = name.map_or(String::new(), |n| format!(" {}", n.escape_debug()));
     anyhow::Error::new(Failure {
         code: ExitCode::Interrupted,
-        message: format!("{} stopped sending", conn.peer),
+        message: format!("{} stopped sending{name}", conn.peer),
     })
 }

@@ -17,9 +17,13 @@ use crate::exit;
 use crate::hash;
 use crate::held::Ranges;
 use crate::progress::tree as tree_progress;
+use crate::progress::Role;
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::Action;
 use crate::protocol::{self as proto, Message, Status};
+
+/// Bad held blocks warned about one by one; the rest are counted.
+const MAX_BAD_WARNINGS: u64 = 8;
 
 /// The receiver's frames, read on a thread of their own so that neither
 /// side ever waits for the other to drain a full socket.
@@ -171,7 +175,7 @@ impl Run<'_> {
         &mut self,
         id: u64,
         blocks: &[proto::BlockHash],
-        _last: bool,
+        last: bool,
     ) -> Result<()> {
         let path = self.item(id)?.path.clone();
         let source = source_of(&self.tops, &path);
@@ -179,6 +183,11 @@ impl Run<'_> {
             bail!("hashes for entry {id}, which is not being sent");
         };
         let held = held.clone();
+        if self.single.is_some() && self.verifying.is_none() {
+            let shown = lossy(&path);
+            let bar = self.reporter.verifier(Role::Send, &shown, held.total());
+            self.verifying = Some((bar, 0));
+        }
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
@@ -196,9 +205,34 @@ impl Run<'_> {
                 .map_err(|e| lost(self.conn, e))?;
             let ours = hash::block(&file, from, to - from, None, &mut buf)
                 .with_context(|| source.display().to_string())?;
+            if let Some((bar, good)) = self.verifying.as_mut() {
+                *good += (to - from) * u64::from(ours == b.sha256);
+                bar.update(to);
+            }
             if ours == b.sha256 {
                 matched.push((from, to));
+                continue;
             }
+            self.bad_blocks += 1;
+            // a whole file of bad blocks is one story, not thousands of lines
+            if self.bad_blocks <= MAX_BAD_WARNINGS {
+                self.reporter.warn(&format!(
+                    "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
+                    lossy(&path)
+                ));
+            }
+        }
+        if last {
+            if let Some((mut bar, good)) = self.verifying.take() {
+                bar.finish_verify(good, self.bad_blocks);
+            }
+        }
+        if last && self.bad_blocks > MAX_BAD_WARNINGS {
+            self.reporter.warn(&format!(
+                "{}: {} more blocks differ and are re-sent",
+                lossy(&path),
+                self.bad_blocks - MAX_BAD_WARNINGS
+            ));
         }
         if let State::Wanted { good, .. } = &mut self.item(id)?.state {
             for (from, to) in matched {

@@ -228,6 +228,13 @@ pub(super) struct Run<'a> {
     pub(super) single: Option<Fate>,
     /// The stream a session of one stream reads.
     pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
+    /// Warnings along the way (a held block that differs).
+    pub(super) reporter: Reporter,
+    /// Held blocks that differed from the source, in the session.
+    pub(super) bad_blocks: u64,
+    /// A file alone shows its check of held blocks: the display, and the
+    /// bytes found good.
+    pub(super) verifying: Option<(Box<dyn crate::progress::Progress>, u64)>,
 }
 
 pub(super) fn session(
@@ -299,6 +306,9 @@ pub(super) fn session(
         // the one entry's fate, once known
         single: plan.single.as_ref().map(|_| Fate::Landed),
         stream,
+        reporter: reporter.clone(),
+        bad_blocks: 0,
+        verifying: None,
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
@@ -494,10 +504,15 @@ impl Run<'_> {
             while Instant::now() < deadline {
                 match self.reader.rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok(Message::Result(o))) => {
-                        said.push_str(&format!(
-                            "; the receiver keeps what it got ({} entries in place)",
-                            o.held
-                        ));
+                        said.push_str(&match (&self.single, self.items.first()) {
+                            (Some(_), Some(item)) if !item.stream => {
+                                format!("; the receiver holds {} bytes of {}", o.held, item.size)
+                            }
+                            _ => format!(
+                                "; the receiver keeps what it got ({} entries in place)",
+                                o.held
+                            ),
+                        });
                         break;
                     }
                     Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
