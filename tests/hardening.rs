@@ -1475,7 +1475,11 @@ fn a_source_modified_in_place_during_the_send_is_caught() {
         // caught by its new mtime before the end (1, "changed"), or by the
         // digest (3, "mismatch"); never published either way
         let code = sent.code;
-        assert!(matches!(code, 1 | 3), "{what}: exit {code}: {}", sent.stderr);
+        assert!(
+            matches!(code, 1 | 3),
+            "{what}: exit {code}: {}",
+            sent.stderr
+        );
         sent.expect_clean(code, &format!("sender, {what}"));
         got.expect_clean(code, &format!("receiver, {what}"));
         let word = if code == 1 { "changed" } else { "mismatch" };

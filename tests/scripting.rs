@@ -1485,9 +1485,9 @@ fn keep_open_two_senders_of_one_name_one_wins_one_is_refused() {
     let ta = start_send(&["--progress", "none", s(&a), &pa.addr.to_string()]);
     let tb = start_send(&["--progress", "none", s(&b), &pb.addr.to_string()]);
     let (oa, ob) = (ta.finish(TIMEOUT), tb.finish(TIMEOUT));
-    let (winner, loser, won) = match (oa.code, ob.code) {
-        (0, 4) => (&oa, &ob, &a),
-        (4, 0) => (&ob, &oa, &b),
+    let (winner, loser, won, lost) = match (oa.code, ob.code) {
+        (0, 4) => (&oa, &ob, &a, &b),
+        (4, 0) => (&ob, &oa, &b, &a),
         _ => panic!(
             "wanted one 0 and one 4, got {} and {}:\nA:\n{}B:\n{}",
             oa.code, ob.code, oa.stderr, ob.stderr
@@ -1505,8 +1505,9 @@ fn keep_open_two_senders_of_one_name_one_wins_one_is_refused() {
         loser.stderr
     );
     assert_same_file(won, &d.out.join(name));
-    // And once it is there, a third sender is told it exists.
-    let third = send_args(&["--progress", "none", s(&b), &rx.dest()]);
+    // And once it is there, a third sender of the other content is told
+    // it exists (the winner's own file would be up to date).
+    let third = send_args(&["--progress", "none", s(lost), &rx.dest()]);
     third.expect_code(4, "a third zc send of same.bin");
     assert!(third.stderr.contains("exists"), "{}", third.stderr);
     assert_same_file(won, &d.out.join(name));

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
+use crate::config::Style;
+
 use super::tree::{EntryEvent, Status, TreeProgress, TreeStart, TreeSummary};
 use super::{Progress, Reporter, Start, Summary};
 
@@ -14,6 +18,8 @@ struct OneFile {
     resumed_from: u64,
     sha256: Option<String>,
     note: Option<String>,
+    /// The receiver has it already: nothing moved.
+    up_to_date: bool,
     /// Where the receiver put it.
     path: Option<String>,
 }
@@ -29,12 +35,32 @@ impl Reporter {
             sha256: None,
             note,
             path: None,
+            up_to_date: false,
         })
     }
-
 }
 
 impl OneFile {
+    /// The one line of a file the receiver holds already.
+    fn unchanged(&mut self, summary: &TreeSummary) {
+        let verb = match summary.role {
+            super::Role::Send => "sent",
+            super::Role::Recv => "received",
+        };
+        match self.reporter.style {
+            Style::Quiet => {}
+            Style::Json => super::emit(json!({
+                "event": "done", "role": super::role_name(summary.role),
+                "name": self.start.name, "path": self.path, "bytes": 0,
+                "seconds": summary.elapsed.as_secs_f64(), "up_to_date": true,
+            })),
+            _ => self.reporter.say(&format!(
+                "zc: {verb} {}: nothing, it is up to date at the receiver (same size and modification time)",
+                self.start.name
+            )),
+        }
+    }
+
     fn bar(&mut self) -> &mut dyn Progress {
         if self.bar.is_none() {
             let start = Start {
@@ -70,7 +96,7 @@ impl TreeProgress for OneFile {
     fn entry(&mut self, event: &EntryEvent) {
         self.sha256.clone_from(&event.sha256);
         match event.status {
-            Status::Skipped => self.note = Some("up to date at the receiver".into()),
+            Status::Skipped => self.up_to_date = true,
             Status::Held => self.note = event.message.map(str::to_string),
             _ => {}
         }
@@ -81,6 +107,9 @@ impl TreeProgress for OneFile {
     }
 
     fn finish(&mut self, summary: &TreeSummary) {
+        if self.up_to_date {
+            return self.unchanged(summary);
+        }
         let done = Summary {
             role: summary.role,
             name: self.start.name.clone(),

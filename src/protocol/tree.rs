@@ -547,10 +547,17 @@ mod tests {
         assert_eq!(Entry::decode(&ranged.encode()).unwrap(), ranged);
         assert_eq!(ranged.offered(), (10, 60));
         ranged.range = Some((10, 101));
-        assert!(Entry::decode(&ranged.encode()).is_err(), "range past the end");
+        assert!(
+            Entry::decode(&ranged.encode()).is_err(),
+            "range past the end"
+        );
         ranged.stream = true;
         ranged.size = 0;
-        assert_eq!(Entry::decode(&ranged.encode()).unwrap(), ranged, "a capped stream");
+        assert_eq!(
+            Entry::decode(&ranged.encode()).unwrap(),
+            ranged,
+            "a capped stream"
+        );
         let mut f = Fields::default();
         f.put_u64(1, 0);
         f.put(3, &[0]);

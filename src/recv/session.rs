@@ -36,6 +36,8 @@ pub(super) struct Want {
     pub stream: bool,
     /// The file is whole once the range lands (see `protocol::whole`).
     pub whole: bool,
+    /// A file alone: its part, opened when its entry was admitted.
+    pub part: Option<std::fs::File>,
 }
 
 impl Want {

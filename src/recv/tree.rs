@@ -14,11 +14,11 @@ use super::session::{identity, lossy, Dest, Tree, Want};
 use super::sink::{self, Found, RelPath, Root, Seen};
 use super::tree_files::Files;
 use crate::config::{Output, RecvConfig};
-use crate::output::Stream;
 use crate::conn::{with_keepalive, Conn};
 use crate::exit;
 use crate::hash;
 use crate::held::{Ranges, Record};
+use crate::output::Stream;
 use crate::progress::tree::{TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
@@ -141,7 +141,10 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
             let rel = name.as_deref().map(|n| sink::check_path(n.as_bytes()));
             let Some(Ok(rel)) = rel else {
-                return Err((RefuseCode::BadName, format!("{}: not a file name", file.display())));
+                return Err((
+                    RefuseCode::BadName,
+                    format!("{}: not a file name", file.display()),
+                ));
             };
             (crate::output::dir_of(file), Dest::Named(rel))
         }
@@ -176,7 +179,8 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
         );
         return Err((RefuseCode::TooLarge, why));
     }
-    let root = Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
+    let root =
+        Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
     Ok((root, dest))
 }
 
@@ -294,11 +298,7 @@ impl Tree<'_> {
             Action::Send { .. } | Action::Done => {}
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
-        if let Some(want) = self
-            .wants
-            .back()
-            .filter(|w| w.id == id && w.hashes)
-        {
+        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
             let (rel, held) = (want.rel.clone(), want.held.clone());
             self.block_hashes(id, &rel, &held, conn)?;
         }
@@ -436,17 +436,36 @@ impl Tree<'_> {
         };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
-        if self.single.is_some() {
-            // a file alone learns now, before any data, that it cannot be written
-            if let Err(e) = self.root.open_part(&rel, held.total() == 0) {
-                let at = self.root.path().join(rel.to_path());
-                return Err((RefuseCode::Other, format!("{}.zcpart: {e}", at.display())));
-            }
-        }
+        // a file alone learns now, before any data, that it cannot be
+        // written, and holds its part (locked) from here on
+        let part = match self.single {
+            Some(_) => Some(self.open_alone(&rel, held.total() == 0)?),
+            None => None,
+        };
         let (start, end) = entry.offered();
         let missing: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
         self.needed = self.needed.saturating_add(missing);
-        Ok(self.want(entry, rel, held, recorded))
+        let action = self.want(entry, rel, held, recorded);
+        if let Some(want) = self.wants.back_mut() {
+            want.part = part;
+        }
+        Ok(action)
+    }
+
+    /// The part of a file alone, opened (and so locked) before GO.
+    fn open_alone(
+        &self,
+        rel: &RelPath,
+        fresh: bool,
+    ) -> Result<std::fs::File, (RefuseCode, String)> {
+        let at = self.root.path().join(rel.to_path());
+        self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => (
+                RefuseCode::Busy,
+                format!("{} is being received by another transfer", at.display()),
+            ),
+            _ => (RefuseCode::Other, format!("{}.zcpart: {e}", at.display())),
+        })
     }
 
     /// Asks for a file's data, offering what is held (and, when resuming,
@@ -467,6 +486,7 @@ impl Tree<'_> {
             range,
             stream: entry.stream,
             whole,
+            part: None,
         });
         Action::Send {
             held: held.pairs().to_vec(),
@@ -521,10 +541,12 @@ impl Tree<'_> {
         held: &Ranges,
         conn: &mut Conn,
     ) -> Result<()> {
-        let part = self
-            .root
-            .open_part(rel, false)
-            .context("reopening a held part")?;
+        // a file alone holds its part open (and locked) already
+        let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
+            Some(part) => part.try_clone(),
+            None => self.root.open_part(rel, false),
+        }
+        .context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
         let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
         let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
@@ -594,6 +616,10 @@ impl Tree<'_> {
         if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
             self.progress.abandon();
             return Err(single_error(&conn.peer, fate, line));
+        }
+        if let (Some(_), Verdict::Integrity(line)) = (&self.single, &verdict) {
+            self.progress.abandon();
+            return Err(exit::integrity(line.clone()));
         }
         self.progress.finish(&TreeSummary {
             role: Role::Recv,

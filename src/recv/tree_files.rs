@@ -176,8 +176,10 @@ impl<'t, 'a> Files<'t, 'a> {
         if want.path() != &begin.path[..] && !matches!(self.tree.dest, Dest::Named(_)) {
             bail!("entry {} began under another path", begin.id);
         }
-        let out = match self.tree.dest {
-            Dest::Stream(..) => Out::Stream,
+        let mut want = want;
+        let out = match (&self.tree.dest, want.part.take()) {
+            (Dest::Stream(..), _) => Out::Stream,
+            (_, Some(part)) => Out::Part(part),
             _ => match self.tree.root.open_part(&want.rel, want.held.total() == 0) {
                 Ok(file) => Out::Part(file),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -194,7 +196,6 @@ impl<'t, 'a> Files<'t, 'a> {
             }
             _ => None,
         };
-        let mut want = want;
         want.recorded |= checkpoint.is_some();
         let hashed = verify && (!want.whole || want.held.total() == 0);
         self.tree.progress.file(&file_start(&want));
@@ -402,9 +403,17 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// A whole, verified part: given its mode and time, then renamed with
     /// its batch.
-    fn verified(&mut self, conn: &mut Conn, want: &Want, file: File, ours: Option<Sha>) -> Result<()> {
+    fn verified(
+        &mut self,
+        conn: &mut Conn,
+        want: &Want,
+        file: File,
+        ours: Option<Sha>,
+    ) -> Result<()> {
         land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
-        self.batch.parts.push((want.rel.clone(), want.recorded, file));
+        self.batch
+            .parts
+            .push((want.rel.clone(), want.recorded, file));
         self.batch.bytes += want.size;
         self.files += 1;
         self.result(want, Status::Ok, ours, "")?;
@@ -417,7 +426,13 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// A range that leaves the file unfinished: the part stays, durable,
     /// with a record of what it holds, for the next range or a resume.
-    fn held(&mut self, cur: &mut Current, file: File, have: Ranges, ours: Option<Sha>) -> Result<()> {
+    fn held(
+        &mut self,
+        cur: &mut Current,
+        file: File,
+        have: Ranges,
+        ours: Option<Sha>,
+    ) -> Result<()> {
         drop(cur.checkpoint.take());
         file.sync_all().map_err(|e| local(&cur.want, e))?;
         let record = Record {
@@ -621,7 +636,9 @@ impl<'t, 'a> Files<'t, 'a> {
                     true => self.held_bytes,
                     false => self.tree.ledger.accounted(),
                 };
-                let _ = self.tree.answer_held(conn, Status::Stopped, "stopped", held);
+                let _ = self
+                    .tree
+                    .answer_held(conn, Status::Stopped, "stopped", held);
             }
             let what = match crate::interrupt::requested() {
                 true => "interrupted".to_string(),

@@ -462,10 +462,10 @@ impl Run<'_> {
             self.progress.abandon();
             return Err(single_error((&self.conn.peer, &plan.name), fate, line));
         }
-        if verdict == Verdict::Complete {
-            self.progress.finish(&summary);
-        } else {
-            self.progress.abandon();
+        // a tree's summary counts what did not land; a file alone's error says it
+        match (&self.single, &verdict) {
+            (Some(_), Verdict::Integrity(_)) => self.progress.abandon(),
+            _ => self.progress.finish(&summary),
         }
         match verdict {
             Verdict::Complete => Ok(()),

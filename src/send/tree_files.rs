@@ -13,9 +13,9 @@ use super::tree::{lossy, source_of, Item, Run, State, HASH_INLINE, PACK_MAX, PAC
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
 use crate::copy::{self, Sent};
-use crate::progress::{Role, Start};
 use crate::exit;
 use crate::hash::{self, Sha};
+use crate::progress::{Role, Start};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, Message};
@@ -39,6 +39,9 @@ impl Run<'_> {
             Ok(file) => file,
             Err(why) => return self.give_up(id, 0, why, false),
         };
+        let to_send = good.missing(start, end);
+        self.progress
+            .file(&self.file_start(&to_send, (start, end), size));
         self.progress
             .update(self.sent, self.files_done, &lossy(&path));
         if size <= PACK_MAX && good.total() == 0 && !ranged {
@@ -49,8 +52,6 @@ impl Run<'_> {
             path: path.clone(),
         }));
         self.flush()?;
-        let to_send = good.missing(start, end);
-        self.progress.file(&self.file_start(&to_send, (start, end), size));
         let digest = self.digest_and_send(&file, &path, size, &to_send, (whole, good.total() > 0));
         let (bytes, digest) = match digest {
             Ok(done) => done,
