@@ -1,14 +1,12 @@
 //! The receiving role: listen, accept, and hand each connection to the framed
 //! or the raw receiver.
 
-mod ending;
-mod framed;
+mod hello;
 mod incoming;
 mod peer;
 mod raw;
 mod session;
 pub mod sink;
-mod transfer;
 mod tree;
 mod tree_files;
 
@@ -65,13 +63,13 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
             let (err, _) = pending.expect("only a deadline ends an accept");
             return Err(err);
         };
-        match framed::receive(cfg, stream, reporter) {
+        match hello::receive(cfg, stream, reporter) {
             // A port scan or a stray nc must not end a receiver that waits
             // for a real sender.
-            Err(e) if framed::is_not_a_sender(&e) => {
+            Err(e) if hello::is_not_a_sender(&e) => {
                 reporter.warn(&exit::message_of(&e));
             }
-            Err(e) if framed::is_resumable(&e) => {
+            Err(e) if hello::is_resumable(&e) => {
                 let wait = cfg.common.idle_timeout;
                 reporter.warn(&format!(
                     "{}; waiting up to {} s for the sender to resume",
@@ -95,7 +93,7 @@ fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
     let stream = net::connect(sender, cfg.common.family, cfg.common.connect_timeout)?;
     match &mut sink {
         Some(sink) => raw::receive(cfg, sink, stream, reporter),
-        None => framed::receive(cfg, stream, reporter),
+        None => hello::receive(cfg, stream, reporter),
     }
 }
 
@@ -118,7 +116,7 @@ fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> 
             .name("zc-transfer".into())
             .spawn_scoped(scope, move || {
                 // Each transfer's end is reported, and the receiver goes on.
-                if let Err(e) = framed::receive(cfg, stream, reporter) {
+                if let Err(e) = hello::receive(cfg, stream, reporter) {
                     reporter.error(&exit::message_of(&e), exit::code_of(&e));
                 }
             });

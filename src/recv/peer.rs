@@ -1,16 +1,14 @@
 //! What the receiving side says to a sender: refusals, the key handshake,
 //! and RESULT frames, for the single-file and the tree session alike.
 
-use std::io;
-
 use anyhow::Result;
 
 use crate::auth::{self, Session};
 use crate::config::RecvConfig;
 use crate::conn::Conn;
 use crate::exit;
-use crate::hash::Sha;
-use crate::protocol::{self as proto, kind, Answer, Outcome, RefuseCode, Status};
+
+use crate::protocol::{self as proto, kind, Answer, RefuseCode};
 
 pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
     let answer = Answer::Refuse {
@@ -48,35 +46,4 @@ pub(super) fn authenticate(
         return Err("wrong key".into());
     }
     Ok(Some(session))
-}
-
-/// Sends a RESULT, with its MAC when a key is in use.
-pub(super) fn result(
-    conn: &mut Conn,
-    session: Option<&Session>,
-    status: Status,
-    sha256: Option<Sha>,
-    held: u64,
-    message: &str,
-) -> io::Result<()> {
-    let outcome = Outcome {
-        status,
-        sha256,
-        held,
-        message: message.to_string(),
-        mac: session.map(|s| s.result_mac(status as u8, held)),
-    };
-    proto::write_frame(conn, kind::RESULT, &outcome.encode())
-}
-
-/// Sends a RESULT on an error path: failing to send it is not worth more
-/// than the error at hand.
-pub(super) fn tell(
-    conn: &mut Conn,
-    session: Option<&Session>,
-    status: Status,
-    held: u64,
-    message: &str,
-) {
-    let _ = result(conn, session, status, None, held, message);
 }

@@ -1,13 +1,11 @@
 //! The sending role: open the source, connect (again, with `--retry`), and
 //! run a framed or raw session.
 
-mod framed;
 mod peer;
 mod raw;
 mod replies;
 mod tree;
 mod tree_files;
-mod verify;
 pub mod walk;
 
 use std::fs::File;
@@ -31,11 +29,7 @@ const RETRY_CAP: Duration = Duration::from_secs(30);
 /// The source, opened and measured.
 pub(crate) enum Input {
     /// A regular file: sendfile-able, size known.
-    File {
-        file: File,
-        size: u64,
-        mtime_ns: Option<u64>,
-    },
+    File { file: File, size: u64 },
     /// stdin, a pipe, a FIFO, a device: read to its end (or `--count`).
     Stream { reader: Box<dyn Read + Send> },
 }
@@ -151,17 +145,8 @@ fn open(cfg: &SendConfig, source: &Source) -> Result<Plan> {
         Some(c) => (c, None),
         None => (left, None),
     };
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64);
     Ok(Plan {
-        input: Input::File {
-            file,
-            size,
-            mtime_ns,
-        },
+        input: Input::File { file, size },
         label,
         name,
         offset,
@@ -189,11 +174,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             // only a file can be read again from where a lost connection left it
             let resumable = matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
             drive(cfg, reporter, resumable, |conn, began| {
-                if cfg.common.raw {
-                    raw::session(cfg, &mut plan, conn, reporter, began)
-                } else {
-                    framed::session(cfg, &mut plan, conn, reporter, began)
-                }
+                raw::session(cfg, &mut plan, conn, reporter, began)
             })
         }
         Payload::Tree(sources) => {
@@ -350,11 +331,10 @@ const PIECE_FIRST: u64 = 1 << 20;
 pub(crate) enum Framing {
     /// The bytes alone (`--raw`).
     Raw,
-    /// Each piece behind a DATA header.
-    Framed,
-    /// As `Framed`, and a source that ends early has the rest of its piece
-    /// filled with zeros, so the session can go on to the next entry (the
-    /// entry is then reported as failed and its bytes are not kept).
+    /// Each piece behind a DATA header; a source that ends early has the
+    /// rest of its piece filled with zeros, so the session can go on to the
+    /// next entry (the entry is then reported as failed and its bytes are
+    /// not kept).
     Padded,
 }
 

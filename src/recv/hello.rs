@@ -1,0 +1,49 @@
+//! A connection on the receiving side: the preamble and the offer, then
+//! the session (a tree, or a tree of one file).
+
+use anyhow::{Context, Result};
+
+use crate::config::RecvConfig;
+use crate::conn::Conn;
+use crate::exit::{self, Tag};
+use crate::progress::Reporter;
+use crate::protocol::{self as proto, kind, RefuseCode};
+
+use super::peer::refuse;
+
+pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
+    exit::tag_of(err) == Some(Tag::NotASender)
+}
+
+pub fn is_resumable(err: &anyhow::Error) -> bool {
+    exit::tag_of(err) == Some(Tag::Resumable)
+}
+
+pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
+    let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    let peer = conn.peer.clone();
+    let version = proto::read_preamble(&mut conn)
+        .map_err(|e| exit::tag(e.context(format!("{peer}: dropped")), Tag::NotASender))?;
+    if version != proto::VERSION {
+        let reason = format!(
+            "this receiver speaks zc protocol {}, the sender {version}",
+            proto::VERSION
+        );
+        return Err(refuse(&mut conn, RefuseCode::Version, reason));
+    }
+    let frame =
+        proto::read_frame(&mut conn).with_context(|| format!("{peer}: reading the offer"))?;
+    if frame.kind != kind::OFFER {
+        return Err(refuse(
+            &mut conn,
+            RefuseCode::BadOffer,
+            format!("expected an offer, got frame {:#x}", frame.kind),
+        ));
+    }
+    if !proto::tree::is_tree(&frame.body) {
+        // what a sender from before trees offers: one file, the old way
+        let why = "an offer without the tree field (a zc sender older than this receiver)";
+        return Err(refuse(&mut conn, RefuseCode::BadOffer, why.into()));
+    }
+    super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
