@@ -108,11 +108,17 @@ pub fn receive(
     if let Sink::File { .. } = sink {
         notes.push(format!("{label} ends at byte {}", start + received));
     }
-    // With --offset the file holds more than this connection brought.
-    if digest.is_some() && start > 0 {
-        notes.push(format!(
-            "sha256 of the {received} bytes received, from byte {start}"
-        ));
+    // Nor can it tell whether the digest covers all that was meant to come:
+    // the exact count beside it lets a short transfer show. A file from byte
+    // 0 already says it ("ends at byte N"); with --offset the file also holds
+    // bytes this connection did not bring.
+    let covers = match sink {
+        Sink::File { .. } if start > 0 => Some(format!(", from byte {start}")),
+        Sink::File { .. } => None,
+        Sink::Stdout(_) => Some(String::new()),
+    };
+    if let (Some(_), Some(from)) = (&digest, covers) {
+        notes.push(format!("sha256 of the {received} bytes received{from}"));
     }
     bar.finish(&Summary {
         role: Role::Recv,
