@@ -8,13 +8,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 use crate::config::{Output, RecvConfig};
 use crate::conn::Conn;
-use crate::copy::{self, RecvError};
+use crate::copy::{self, Received, RecvError};
 use crate::exit::{self, ExitCode, Failure};
+use crate::hash::{Hashers, Pipe, Sha};
 use crate::output;
-use crate::progress::{Reporter, Role, Start, Summary};
+use crate::progress::{Progress, Reporter, Role, Start, Summary};
+use crate::protocol as proto;
 
 /// The output of a raw receive, opened before listening so a bad path fails
 /// before anyone connects.
@@ -82,16 +85,7 @@ pub fn receive(
         count: None,
         resumed_from: start,
     });
-    // Raw mode hashes nothing, so a device such as /dev/null takes splice(2).
-    let (writer, splice) = match sink {
-        Sink::Stdout(out) => {
-            let splice = out.is_char_device();
-            (out.sink(), splice)
-        }
-        Sink::File { file, .. } => (copy::Sink::File(file), false),
-    };
-    let mut chunks = copy::Counted::new(|total| bar.update(total));
-    let got = copy::recv(&mut conn, writer, None, splice, &mut chunks);
+    let (got, digest) = pour(&mut conn, sink, cfg.common.verify, bar.as_mut());
     let synced = match sink {
         Sink::File { file, .. } => file.sync_all().with_context(|| label.clone()),
         Sink::Stdout(out) => out.flush().context("stdout"),
@@ -110,10 +104,22 @@ pub fn receive(
     synced?;
     // Raw mode cannot tell a finished stream from a cut one: the exact end
     // is what a manual resume (--offset on both sides) needs.
-    let note = match sink {
-        Sink::File { .. } => Some(format!("{label} ends at byte {}", start + received)),
-        Sink::Stdout(_) => None,
+    let mut notes = Vec::new();
+    if let Sink::File { .. } = sink {
+        notes.push(format!("{label} ends at byte {}", start + received));
+    }
+    // Nor can it tell whether the digest covers all that was meant to come:
+    // the exact count beside it lets a short transfer show. A file from byte
+    // 0 already says it ("ends at byte N"); with --offset the file also holds
+    // bytes this connection did not bring.
+    let covers = match sink {
+        Sink::File { .. } if start > 0 => Some(format!(", from byte {start}")),
+        Sink::File { .. } => None,
+        Sink::Stdout(_) => Some(String::new()),
     };
+    if let (Some(_), Some(from)) = (&digest, covers) {
+        notes.push(format!("sha256 of the {received} bytes received{from}"));
+    }
     bar.finish(&Summary {
         role: Role::Recv,
         name: label.clone(),
@@ -121,11 +127,83 @@ pub fn receive(
         bytes: received,
         elapsed: began.elapsed(),
         zero_copy: false,
-        sha256: None,
+        sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: start,
-        note,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
     });
     Ok(())
+}
+
+/// Receives until the peer closes, and with `verify` the SHA-256 of the
+/// bytes in the order they came (only when all went well: a digest of
+/// bytes before a failure would pass for the whole).
+fn pour(
+    conn: &mut Conn,
+    sink: &mut Sink,
+    verify: bool,
+    bar: &mut dyn Progress,
+) -> (Result<Received, RecvError>, Option<Sha>) {
+    // A device such as /dev/null takes splice(2) when nothing needs the
+    // bytes. A digest does, and reading them is the cheaper way to get it:
+    // a device cannot be read back at all, and a file sink goes through
+    // read/write here in any case, so hashing each buffer as it passes (on
+    // the pipe's thread, overlapping the next read) costs no second read,
+    // where hashing the written range afterwards would read it all again
+    // and add that time after the last byte.
+    let (writer, splice) = match sink {
+        Sink::Stdout(out) => {
+            let splice = !verify && out.is_char_device();
+            (out.sink(), splice)
+        }
+        Sink::File { file, .. } => (copy::Sink::File(file), false),
+    };
+    let on_total = |total| bar.update(total);
+    if !verify {
+        let mut chunks = copy::Counted::new(on_total);
+        return (copy::recv(conn, writer, None, splice, &mut chunks), None);
+    }
+    let pipe = Pipe::start(Hashers {
+        sent: Some(Sha256::new()),
+        prefix: None,
+    });
+    let mut chunks = Hashed {
+        pipe: &pipe,
+        total: 0,
+        on_total,
+    };
+    let got = copy::recv(conn, writer, None, false, &mut chunks);
+    if got.is_err() {
+        return (got, None);
+    }
+    let digest = pipe.finish().sent.map(|h| h.finalize().into());
+    (got, digest)
+}
+
+/// Chunks for a hashed receive: each, once written, goes to the hashing
+/// thread, and the running total to the progress display.
+struct Hashed<'a, F: FnMut(u64)> {
+    pipe: &'a Pipe,
+    total: u64,
+    on_total: F,
+}
+
+impl<F: FnMut(u64)> copy::Chunks for Hashed<'_, F> {
+    fn take(&mut self) -> Vec<u8> {
+        self.pipe.buffer()
+    }
+
+    fn written(&mut self, buf: Vec<u8>, len: usize) {
+        // An empty last buffer goes back too, so the pool never runs dry.
+        self.pipe.push(self.total, buf, len);
+        if len > 0 {
+            self.total += len as u64;
+            (self.on_total)(self.total);
+        }
+    }
+
+    fn spliced(&mut self, n: u64) {
+        unreachable!("a hashed receive never splices ({n} bytes)")
+    }
 }
 
 /// The one line for a raw transfer that stopped early: how much is on disk

@@ -1,16 +1,29 @@
 //! A raw send: the bytes and nothing else, for nc, socat and `zc recv --raw`.
 
 use std::io::{self, Read};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::{resume_command, send_file_ranges, Input, Plan};
 use crate::config::SendConfig;
 use crate::conn::Conn;
 use crate::copy::{self, Sent};
 use crate::exit::{self, ExitCode, Tag};
+use crate::hash::{self, Sha};
 use crate::progress::{Reporter, Role, Summary};
+use crate::protocol as proto;
+
+/// The SHA-256 of what went out, printed so that it can be compared by eye
+/// with `sha256sum` on the other end: a raw peer cannot check it for us.
+enum Pending {
+    /// Read back from the file on a thread beside sendfile(2).
+    Thread(JoinHandle<io::Result<Sha>>),
+    /// Taken from the bytes as they passed through our buffer.
+    Ready(Sha),
+}
 
 pub(super) fn session(
     cfg: &SendConfig,
@@ -19,6 +32,7 @@ pub(super) fn session(
     reporter: &Reporter,
     began: Instant,
 ) -> Result<()> {
+    let verify = cfg.common.verify;
     let mut bar = reporter.transfer(&plan.start(conn, plan.offset));
     let mut progress = |n| bar.update(n);
     let mut sent = Sent {
@@ -26,56 +40,55 @@ pub(super) fn session(
         zero_copy: false,
         fallback: None,
     };
-    let range = [plan.range()];
-    let moved = match &mut plan.input {
-        Input::File { file, .. } => send_file_ranges(
-            file,
-            conn,
-            &range,
-            cfg.sendfile,
-            super::Framing::Raw,
-            &mut progress,
-            &mut sent,
-        ),
+    let range = plan.range();
+    let (moved, pending) = match &mut plan.input {
+        Input::File { file, .. } => {
+            // sendfile never shows us the bytes, so a thread reads the same
+            // range, mostly from the page cache sendfile fills, and hashes it
+            // while the kernel sends: zero-copy stays, and the hash overlaps.
+            let clone = verify.then(|| file.try_clone()).transpose();
+            let clone = clone.with_context(|| plan.label.clone())?;
+            let pending = clone.map(|c| Pending::Thread(hash::spawn_ranges(c, vec![range])));
+            let moved = send_file_ranges(
+                file,
+                conn,
+                &[range],
+                cfg.sendfile,
+                super::Framing::Raw,
+                &mut progress,
+                &mut sent,
+            );
+            (moved, pending)
+        }
         Input::Stream { reader } => {
-            copy::send_stream(reader, conn, false, plan.count, None, &mut progress).map(|n| {
-                sent.bytes = n;
-            })
+            // These bytes are in our buffer anyway: hashing them there costs
+            // no extra read.
+            let mut hasher = verify.then(Sha256::new);
+            let count = plan.count;
+            let moved =
+                copy::send_stream(reader, conn, false, count, hasher.as_mut(), &mut progress);
+            let pending = hasher.map(|h| Pending::Ready(h.finalize().into()));
+            (moved.map(|n| sent.bytes = n), pending)
         }
     };
     if let Err(e) = moved {
+        // No digest of a partial send is shown: the hashing thread, if any,
+        // is left to end with the process.
         bar.abandon();
-        let at = plan.offset + sent.bytes;
-        // What was handed to the network may sit in buffers (ours, a
-        // proxy's, the peer's) when a connection dies, and a raw peer cannot
-        // say what it got: only the receiver's count is safe to resume from.
-        let resume = match plan.input {
-            Input::File { .. } => format!(
-                "; up to byte {at} left this side; N is the byte count 'zc recv --raw' reported; resume with: {}",
-                resume_command(Some("N"))
-            ),
-            Input::Stream { .. } => format!("; up to byte {at} left this side"),
-        };
-        let err = anyhow::Error::new(e);
-        if exit::code_of(&err) == ExitCode::Interrupted {
-            return Err(exit::interrupted(format!("interrupted{resume}")));
-        }
-        if err.chain().any(|c| {
-            c.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
-        }) {
-            return Err(err.context(plan.label.clone()));
-        }
-        // The resume command ends the line, so it can be pasted as it is.
-        let why = exit::message_of(&err);
-        let line = format!("{}: connection lost: {why}{resume}", conn.peer);
-        return Err(exit::tag(anyhow::anyhow!(line), Tag::Retryable));
+        return Err(failed(plan, conn, sent.bytes, e));
     }
     // Closing our side and waiting for the peer to close tells us it read
     // everything; a raw peer has no other way to say so.
     conn.shutdown_write();
     let mut sink = [0u8; 512];
     while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    let digest = match pending.map(|p| p.finish(plan, sent.bytes)).transpose() {
+        Ok(digest) => digest,
+        Err(e) => {
+            bar.abandon();
+            return Err(e);
+        }
+    };
     bar.finish(&Summary {
         role: Role::Send,
         name: plan.display_name(),
@@ -83,9 +96,78 @@ pub(super) fn session(
         bytes: sent.bytes,
         elapsed: began.elapsed(),
         zero_copy: sent.zero_copy && sent.bytes > 0,
-        sha256: None,
+        sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: plan.offset,
-        note: plan.note.clone().or(sent.fallback),
+        note: note(plan, digest.is_some(), sent.bytes, sent.fallback.take()),
     });
     Ok(())
+}
+
+impl Pending {
+    /// The digest, once every byte of it was sent; a failure to read the
+    /// file back fails the send, as it does in framed mode.
+    fn finish(self, plan: &Plan, sent: u64) -> Result<Sha> {
+        let handle = match self {
+            Pending::Ready(sha) => return Ok(sha),
+            Pending::Thread(handle) => handle,
+        };
+        let read = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the hashing thread failed"))?;
+        read.map_err(|e| {
+            let err = anyhow::Error::new(e);
+            if exit::code_of(&err) == ExitCode::Interrupted {
+                return exit::interrupted(format!(
+                    "interrupted after all {sent} bytes were sent, before their SHA-256 was known"
+                ));
+            }
+            err.context(format!("{}: reading it back for its SHA-256", plan.label))
+        })
+    }
+}
+
+/// The summary's note: the plan's, a sendfile fallback, and what the digest
+/// covers when that is not the whole source.
+fn note(plan: &Plan, digest: bool, sent: u64, fallback: Option<String>) -> Option<String> {
+    let partial = match plan.size() {
+        Some(size) => plan.offset > 0 || sent < size,
+        None => false,
+    };
+    let covers = (digest && partial)
+        .then(|| format!("sha256 of the {sent} bytes sent, from byte {}", plan.offset));
+    let notes: Vec<String> = [plan.note.clone().or(fallback), covers]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// The line for a send that stopped early: how far it got, and (for a file)
+/// how to go on by hand.
+fn failed(plan: &Plan, conn: &Conn, sent: u64, e: io::Error) -> anyhow::Error {
+    let at = plan.offset + sent;
+    // What was handed to the network may sit in buffers (ours, a
+    // proxy's, the peer's) when a connection dies, and a raw peer cannot
+    // say what it got: only the receiver's count is safe to resume from.
+    let resume = match plan.input {
+        Input::File { .. } => format!(
+            "; up to byte {at} left this side; N is the byte count 'zc recv --raw' reported; resume with: {}",
+            resume_command(Some("N"))
+        ),
+        Input::Stream { .. } => format!("; up to byte {at} left this side"),
+    };
+    let err = anyhow::Error::new(e);
+    if exit::code_of(&err) == ExitCode::Interrupted {
+        return exit::interrupted(format!("interrupted{resume}"));
+    }
+    if err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
+    }) {
+        return err.context(plan.label.clone());
+    }
+    // The resume command ends the line, so it can be pasted as it is.
+    let why = exit::message_of(&err);
+    let line = format!("{}: connection lost: {why}{resume}", conn.peer);
+    exit::tag(anyhow::anyhow!(line), Tag::Retryable)
 }
