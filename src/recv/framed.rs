@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::config::{Output, RecvConfig};
-use crate::conn::Conn;
+use crate::conn::{Conn, Way};
 use crate::exit::{self, Tag};
 use crate::held::{Identity, Ranges, Record};
 use crate::output::{self, OpenError, Part};
@@ -49,6 +49,9 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
             format!("expected an offer, got frame {:#x}", frame.kind),
         ));
     }
+    // Paced from here: the peer is a zc sender, which takes keepalives.
+    conn.limit(Way::Recv, cfg.common.limit_rate);
+    conn.keepalives_while_paced();
     if proto::tree::is_tree(&frame.body) {
         return super::tree::receive(cfg, &mut conn, &frame.body, reporter);
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::config::{Output, RecvConfig};
-use crate::conn::Conn;
+use crate::conn::{Conn, Way};
 use crate::copy::{self, RecvError};
 use crate::exit::{self, ExitCode, Failure};
 use crate::output;
@@ -69,6 +69,8 @@ pub fn receive(
 ) -> Result<()> {
     let began = Instant::now();
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    // no keepalives: a raw peer (nc, socat) would take them for data
+    conn.limit(Way::Recv, cfg.common.limit_rate);
     let (label, start) = match sink {
         Sink::Stdout(_) => ("-".to_string(), 0),
         Sink::File { path, start, .. } => (path.display().to_string(), *start),
