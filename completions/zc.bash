@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
+            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +187,10 @@ _zc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --limit-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -203,7 +207,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -L -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --quiet --progress --json --key --help --version"
+            opts="-l -L -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +242,10 @@ _zc() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

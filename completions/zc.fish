@@ -37,6 +37,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The name announc
 complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l limit-rate -d 'Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of --offset). The sender paces what it hands to sendfile, the receiver what it reads; either side can set it' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show progress on stderr' -r -f -a "auto\t'A bar when stderr is a terminal, nothing otherwise'
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
@@ -60,6 +61,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tr
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l limit-rate -d 'Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of --offset). The sender paces what it hands to sendfile, the receiver what it reads; either side can set it' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l progress -d 'How to show progress on stderr' -r -f -a "auto\t'A bar when stderr is a terminal, nothing otherwise'
 bar\t'Always a bar'
 plain\t'One line per second, for logs'

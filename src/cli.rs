@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::units::parse_size;
+use crate::units::{parse_rate, parse_size};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -131,6 +131,11 @@ pub struct CommonArgs {
     /// Give up when no byte has moved for this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+    /// Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of
+    /// --offset). The sender paces what it hands to sendfile, the receiver
+    /// what it reads; either side can set it
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
     /// Use IPv4 only
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,

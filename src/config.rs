@@ -36,6 +36,9 @@ pub struct Common {
     pub family: Family,
     pub style: Style,
     pub key: Option<crate::auth::Key>,
+    /// `--limit-rate`, in bytes a second: a sender paces its writes, a
+    /// receiver its reads.
+    pub limit_rate: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +154,7 @@ impl Common {
             idle_timeout: seconds(args.timeout, "--timeout")?,
             family,
             style,
+            limit_rate: args.limit_rate,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::exit::{ExitCode, Failure};
 use crate::interrupt;
+use crate::rate::Pacer;
 
 /// How long one blocking socket call may wait before zc looks at Ctrl-C and
 /// the idle clock again.
@@ -26,6 +27,25 @@ pub struct Conn {
     /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
     /// is finished so that a STOP frame can follow it.
     pub finishing: bool,
+    /// `--limit-rate`, when given.
+    limit: Option<Limit>,
+}
+
+/// Which bytes of a connection `--limit-rate` paces: a sender its writes,
+/// a receiver its reads (TCP's flow control then slows the sender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    Send,
+    Recv,
+}
+
+struct Limit {
+    way: Way,
+    pacer: Pacer,
+    /// A framed receiver that holds back keeps its sender posted: having
+    /// handed everything to its socket, the sender may be waiting for the
+    /// result while this side still reads what the buffers hold.
+    keepalive: Option<Keepalive>,
 }
 
 /// The error every loop returns once Ctrl-C was pressed.
@@ -53,7 +73,61 @@ impl Conn {
             last_move: Instant::now(),
             heard: None,
             finishing: false,
+            limit: None,
         })
+    }
+
+    /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
+    pub fn limit(&mut self, way: Way, rate: Option<u64>) {
+        self.limit = rate.map(|rate| Limit {
+            way,
+            pacer: Pacer::new(rate),
+            keepalive: None,
+        });
+    }
+
+    /// For a paced framed receiver: a KEEPALIVE every [`KEEPALIVE_EVERY`]
+    /// while it holds back, which a zc sender skips wherever it reads.
+    pub fn keepalives_while_paced(&mut self) {
+        if let Some(limit) = &mut self.limit {
+            limit.keepalive = Some(Keepalive::new());
+        }
+    }
+
+    /// How many of `want` bytes may move `way` now: all of them without a
+    /// limit; else, after waiting if need be, at least one. Report what
+    /// moved with [`Conn::spent`].
+    pub fn allow(&mut self, way: Way, want: usize) -> io::Result<usize> {
+        // taken out while it waits, so that a keepalive can be written
+        // through this same handle meanwhile
+        let mut limit = match self.limit.take() {
+            Some(limit) if limit.way == way => limit,
+            other => {
+                self.limit = other;
+                return Ok(want);
+            }
+        };
+        let Limit {
+            pacer, keepalive, ..
+        } = &mut limit;
+        let granted = pacer.take(want, self.finishing, || match keepalive {
+            Some(k) if k.due() => {
+                k.sent();
+                crate::protocol::write_frame(&mut *self, crate::protocol::kind::KEEPALIVE, &[])
+            }
+            _ => Ok(()),
+        });
+        self.limit = Some(limit);
+        granted
+    }
+
+    /// Counts `n` bytes that moved `way` against the limit (also bytes
+    /// [`Conn::allow`] was not asked about first, such as a DATA header).
+    pub fn spent(&mut self, way: Way, n: usize) {
+        match &mut self.limit {
+            Some(limit) if limit.way == way => limit.pacer.spent(n),
+            _ => {}
+        }
     }
 
     /// Called when a socket call timed out after a tick: an error if Ctrl-C
@@ -107,15 +181,18 @@ impl Conn {
 
     /// Repeats one socket call until it moves bytes or truly fails: after
     /// each tick it checks Ctrl-C and the idle clock, after EINTR it simply
-    /// retries. The one loop behind both `read` and `write`.
+    /// retries; what moved counts against the limit. The one loop behind
+    /// both `read` and `write`.
     fn in_ticks(
         &mut self,
+        way: Way,
         mut call: impl FnMut(&mut TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
         loop {
             match call(&mut self.stream) {
                 Ok(n) => {
                     self.moved();
+                    self.spent(way, n);
                     return Ok(n);
                 }
                 Err(e) if is_tick(&e) => self.check_waiting()?,
@@ -135,13 +212,15 @@ pub fn is_tick(err: &io::Error) -> bool {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.in_ticks(|stream| stream.read(buf))
+        let n = self.allow(Way::Recv, buf.len())?;
+        self.in_ticks(Way::Recv, |stream| stream.read(&mut buf[..n]))
     }
 }
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.in_ticks(|stream| stream.write(buf))
+        let n = self.allow(Way::Send, buf.len())?;
+        self.in_ticks(Way::Send, |stream| stream.write(&buf[..n]))
     }
 
     fn flush(&mut self) -> io::Result<()> {

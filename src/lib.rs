@@ -19,6 +19,7 @@ pub mod net;
 pub mod output;
 pub mod progress;
 pub mod protocol;
+pub mod rate;
 pub mod recv;
 pub mod send;
 pub mod sys;

@@ -40,6 +40,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A `--limit-rate`: a size a second, with the suffixes of [`parse_size`];
+/// zero would never finish, so it is refused.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err(
+            "a rate of zero would never finish: give bytes a second, such as 500K or 10M".into(),
+        ),
+        rate => Ok(rate),
+    }
+}
+
 /// `4.0 GiB`, `512 B`, `1.5 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -98,6 +109,17 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());
         assert!(parse_size("1e30").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10M"), Ok(10 << 20));
+        assert_eq!(parse_rate("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_rate("1"), Ok(1));
+        assert!(parse_rate("0").unwrap_err().contains("never finish"));
+        assert!(parse_rate("0K").is_err());
+        assert!(parse_rate("abc").is_err());
+        assert!(parse_rate("").is_err());
     }
 
     #[test]

@@ -115,7 +115,13 @@ pub fn send_stream(
         } else {
             HEAD
         };
-        conn.write_all(&buf[start..HEAD + n])?;
+        // A frame goes out whole, so that a STOP after Ctrl-C lands
+        // between frames (raw bytes may stop anywhere).
+        let was = conn.finishing;
+        conn.finishing |= framed;
+        let written = conn.write_all(&buf[start..HEAD + n]);
+        conn.finishing = was;
+        written?;
         done += n as u64;
         progress(done);
     }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 
 pub use super::sendfile::send_file;
 use super::{Received, RecvError};
-use crate::conn::{self, Conn};
+use crate::conn::{self, Conn, Way};
 use crate::sys;
 
 /// The pipe between socket and sink when receiving through splice.
@@ -29,6 +29,8 @@ pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    // too small to wait for, but it counts
+    conn.spent(Way::Send, header.len());
     Ok(())
 }
 
@@ -57,6 +59,9 @@ pub fn recv_splice(
                 cut: false,
             });
         }
+        let room = conn
+            .allow(Way::Recv, room)
+            .map_err(|e| fail(done, false, e))?;
         let n = match sys::splice(conn.stream.as_fd(), pipe_w.as_fd(), room) {
             Ok(0) => {
                 return Ok(Received {
@@ -73,6 +78,7 @@ pub fn recv_splice(
             Err(e) => return Err(fail(done, false, e)),
         };
         conn.moved();
+        conn.spent(Way::Recv, n);
         let mut left = n;
         while left > 0 {
             match sys::splice(pipe_r.as_fd(), out.as_fd(), left) {

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use super::{shrank, ZeroCopyError};
-use crate::conn::{self, Conn};
+use crate::conn::{self, Conn, Way};
 use crate::sys;
 
 /// Bytes handed to one sendfile call: large enough that a GiB takes few
@@ -33,10 +33,14 @@ pub fn send_file(
     let end = offset + count;
     let mut pos = offset;
     while pos < end {
-        let want = (end - pos).min(CHUNK) as usize;
+        // the limit shrinks the count, never the path: still sendfile
+        let want = conn
+            .allow(Way::Send, (end - pos).min(CHUNK) as usize)
+            .map_err(ZeroCopyError::Io)?;
         match sys::sendfile(conn.stream.as_fd(), file.as_fd(), &mut pos, want) {
             Ok(0) => return Err(ZeroCopyError::Io(shrank(pos))),
-            Ok(_) => {
+            Ok(n) => {
+                conn.spent(Way::Send, n);
                 conn.moved();
                 progress(pos - offset);
             }

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use crate::config::RecvConfig;
-use crate::conn::Conn;
+use crate::conn::{Conn, Way};
 use crate::exit::{self, Tag};
 use crate::progress::Reporter;
 use crate::protocol::{self as proto, kind, RefuseCode};
@@ -40,6 +40,9 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
             format!("expected an offer, got frame {:#x}", frame.kind),
         ));
     }
+    // Paced from here: the peer is a zc sender, which takes keepalives.
+    conn.limit(Way::Recv, cfg.common.limit_rate);
+    conn.keepalives_while_paced();
     if !proto::tree::is_tree(&frame.body) {
         // what a sender from before trees offers: one file, the old way
         let why = "an offer without the tree field (a zc sender older than this receiver)";

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Output, RecvConfig};
-use crate::conn::Conn;
+use crate::conn::{Conn, Way};
 use crate::copy::{self, Received, RecvError};
 use crate::exit::{self, ExitCode, Failure};
 use crate::hash::{Hashers, Pipe, Sha};
@@ -72,6 +72,8 @@ pub fn receive(
 ) -> Result<()> {
     let began = Instant::now();
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    // no keepalives: a raw peer (nc, socat) would take them for data
+    conn.limit(Way::Recv, cfg.common.limit_rate);
     let (label, start) = match sink {
         Sink::Stdout(_) => ("-".to_string(), 0),
         Sink::File { path, start, .. } => (path.display().to_string(), *start),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::{Payload, Peer, SendConfig, Source};
-use crate::conn::Conn;
+use crate::conn::{Conn, Way};
 use crate::exit::{self, ExitCode, Tag};
 use crate::net;
 use crate::output::base_name;
@@ -258,6 +258,7 @@ fn connect(cfg: &SendConfig, listener: Option<&TcpListener>) -> Result<Conn> {
         (Peer::Listen(addr), None) => unreachable!("run() listens on {addr} first"),
     };
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    conn.limit(Way::Send, cfg.common.limit_rate);
     if let Some(label) = label {
         conn.peer = label;
     }
