@@ -178,6 +178,52 @@ impl Pipe {
     }
 }
 
+/// SHA-256 of data in the order it arrives: inline for small files, on a
+/// thread beside the receive loop for large ones (where reading the socket
+/// and hashing then overlap on two cores).
+pub enum Running {
+    Inline(Sha256),
+    Thread(Pipe),
+}
+
+impl Running {
+    pub fn new(threaded: bool) -> Running {
+        match threaded {
+            true => Running::Thread(Pipe::start(Hashers {
+                sent: Some(Sha256::new()),
+                prefix: None,
+            })),
+            false => Running::Inline(Sha256::new()),
+        }
+    }
+
+    /// Hashes bytes that are not in one of the thread's buffers.
+    pub fn update(&mut self, offset: u64, bytes: &[u8]) {
+        match self {
+            Running::Inline(h) => h.update(bytes),
+            Running::Thread(pipe) => {
+                for (i, chunk) in bytes.chunks(PIPE_BUF).enumerate() {
+                    let mut buf = pipe.buffer();
+                    buf[..chunk.len()].copy_from_slice(chunk);
+                    let at = offset + (i * PIPE_BUF) as u64;
+                    pipe.push(at, buf, chunk.len());
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Sha {
+        match self {
+            Running::Inline(h) => h.finalize().into(),
+            Running::Thread(pipe) => pipe
+                .finish()
+                .sent
+                .map(|h| h.finalize().into())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl Drop for Pipe {
     fn drop(&mut self) {
         self.work = None;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::incoming::Incoming;
 use super::session::{identity_of, lossy, Dest, Tree, Want};
@@ -17,7 +17,7 @@ use super::sink::RelPath;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Failure, Tag};
-use crate::hash::{self, Sha};
+use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Begin, FileEnd};
@@ -34,6 +34,10 @@ const BATCH_AGE: Duration = Duration::from_secs(5);
 /// single file does), so even a killed receiver resumes them where they
 /// stopped; smaller ones are simply sent again.
 const CHECKPOINT_MIN: u64 = 64 << 20;
+/// Files this large (and streams) are hashed on a thread beside the
+/// receive loop: reading the socket and hashing then overlap on two cores
+/// (1 GiB into a tmpfs file: 0.32 GiB/s inline, see the closing note).
+const HASH_THREAD_MIN: u64 = 64 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
@@ -45,7 +49,7 @@ struct Current {
     /// order from byte 0 (dropped when it does not, and the file hashed
     /// from disk), or that of the DATA payloads when the file will not be
     /// whole (see `protocol::whole`).
-    hasher: Option<Sha256>,
+    hasher: Option<Running>,
     next: u64,
     got: Ranges,
     /// Where the part's file position stands (a seek only when it differs).
@@ -201,7 +205,7 @@ impl<'t, 'a> Files<'t, 'a> {
         self.tree.progress.file(&file_start(&want));
         self.cur = Some(Current {
             checkpoint,
-            hasher: hashed.then(Sha256::new),
+            hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
             next: want.range.0,
             pos: u64::MAX,
             want,
@@ -280,7 +284,7 @@ impl<'t, 'a> Files<'t, 'a> {
             _ => {}
         }
         if let Some(h) = cur.hasher.as_mut() {
-            h.update(early);
+            h.update(offset, early);
         }
         let start = offset;
         let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
@@ -460,7 +464,7 @@ impl<'t, 'a> Files<'t, 'a> {
         }
         let size = cur.want.size;
         let ours: Sha = match (cur.hasher.take(), &cur.out) {
-            (Some(h), _) if cur.next == size || !cur.want.whole => h.finalize().into(),
+            (Some(h), _) if cur.next == size || !cur.want.whole => h.finish(),
             // resumed, or out of order: the whole file, from disk
             (_, Out::Part(file)) => with_keepalive(conn, || hash::hash_range(file, 0, size))
                 .map_err(|e| local(&cur.want, e))?,
@@ -663,7 +667,7 @@ impl<'t, 'a> Files<'t, 'a> {
 
 /// One DATA frame's chunks: hashed in order, counted for progress.
 struct Fed<'h, 's> {
-    hasher: Option<&'h mut Sha256>,
+    hasher: Option<&'h mut Running>,
     /// Told of every chunk once written, so a record is current mid-frame
     /// (a frame can carry 64 MiB).
     checkpoint: Option<&'h Checkpointer>,
@@ -676,13 +680,20 @@ struct Fed<'h, 's> {
 
 impl Chunks for Fed<'_, '_> {
     fn take(&mut self) -> Vec<u8> {
-        self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE])
+        match self.hasher.as_deref() {
+            Some(Running::Thread(pipe)) => pipe.buffer(),
+            _ => self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]),
+        }
     }
     fn written(&mut self, buf: Vec<u8>, len: usize) {
-        if let Some(h) = self.hasher.as_deref_mut() {
-            h.update(&buf[..len]);
+        match self.hasher.as_deref_mut() {
+            Some(Running::Thread(pipe)) => pipe.push(self.at + self.done, buf, len),
+            Some(Running::Inline(h)) => {
+                h.update(&buf[..len]);
+                self.buf = Some(buf);
+            }
+            None => self.buf = Some(buf),
         }
-        self.buf = Some(buf);
         self.spliced(len as u64);
     }
     fn spliced(&mut self, n: u64) {
