@@ -287,6 +287,11 @@ impl Checkpointer {
             .spawn(move || {
                 let mut stop = shared2.stop.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
+                    // a stop that came before this thread first waited
+                    // notified no one: without this, it is heard a tick late
+                    if *stop {
+                        return;
+                    }
                     stop = shared2
                         .wake
                         .wait_timeout(stop, CHECKPOINT_EVERY)

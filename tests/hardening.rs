@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use zc::held::Record;
-use zc::protocol::{self as proto, kind, Answer, End, Offer, RefuseCode};
+use zc::protocol::tree::{
+    Action, Begin, Entry, EntryKind, FileEnd, Manifest, Reply, TreeEnd, TreeOffer,
+};
+use zc::protocol::{self as proto, kind, Answer, End, Message, Offer, RefuseCode};
 
 /// No child may outlive this; a hung test is a failed test. This suite's
 /// own bound, longer than common's `TIMEOUT` (60 s), as it always was.
@@ -399,6 +402,153 @@ fn refusal(bytes: &[u8], what: &str) -> (RefuseCode, String) {
         Answer::Refuse { code, reason } => (code, reason),
         other => panic!("{what}: the receiver accepted: {other:?}"),
     }
+}
+
+/// A file entry of a session of one, as a hostile sender may write it.
+fn file_entry(name: &str, size: u64, range: Option<(u64, u64)>, stream: bool) -> Entry {
+    Entry {
+        id: 0,
+        path: name.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size,
+        mode: 0o644,
+        mtime_ns: 1_700_000_000_000_000_000,
+        target: Vec::new(),
+        range,
+        stream,
+    }
+}
+
+/// What a sender of one file writes before it waits for GO: the preamble,
+/// a `single` OFFER of one entry announcing 10 bytes (whatever the entry
+/// says: the offer's count is the sender's word too), the ENTRY and the
+/// MANIFEST. Without verification, so that only the receiver's bounds stand
+/// between a lie and the disk.
+fn session_of_one(entry: &Entry) -> Vec<u8> {
+    let offer = TreeOffer {
+        entries: 1,
+        bytes: 10,
+        single: true,
+        ..TreeOffer::default()
+    };
+    let mut v = hello(&offer.encode());
+    Message::Entry(entry.clone()).append_to(&mut v);
+    Message::Manifest(Manifest {
+        entries: 1,
+        failed: 0,
+    })
+    .append_to(&mut v);
+    v
+}
+
+/// Reads the receiver's frames into `heard` until one matches `last`
+/// (true) or the receiver hangs up (false); panics if it goes silent for
+/// [`CLIENT_WAIT`] or writes a frame that does not decode.
+fn hear(
+    c: &mut TcpStream,
+    heard: &mut Vec<Message>,
+    what: &str,
+    last: fn(&Message) -> bool,
+) -> bool {
+    loop {
+        let frame = match proto::read_frame(c) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let silent = e.downcast_ref::<io::Error>().is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    )
+                });
+                assert!(
+                    !silent,
+                    "{what}: the receiver neither answered nor hung up within {CLIENT_WAIT:?}; it said {heard:?}"
+                );
+                return false;
+            }
+        };
+        let m = Message::decode(&frame)
+            .unwrap_or_else(|e| panic!("{what}: the receiver wrote a bad frame: {e:#}"));
+        let done = last(&m);
+        heard.push(m);
+        if done {
+            return true;
+        }
+    }
+}
+
+/// What the receiver said to a hostile session of one file.
+struct Heard {
+    msgs: Vec<Message>,
+    /// It said GO (and the data followed).
+    go: bool,
+}
+
+impl Heard {
+    /// Its REPLY to the entry.
+    fn reply(&self) -> Option<&Action> {
+        self.msgs.iter().find_map(|m| match m {
+            Message::Reply(Reply { id: 0, action }) => Some(action),
+            _ => None,
+        })
+    }
+
+    /// An ANSWER refusing the session.
+    fn refusal(&self) -> Option<(RefuseCode, &str)> {
+        self.msgs.iter().find_map(|m| match m {
+            Message::Answer(Answer::Refuse { code, reason }) => Some((*code, reason.as_str())),
+            _ => None,
+        })
+    }
+
+    /// A FILE RESULT or RESULT saying the file is in (landed or held).
+    fn took_it(&self) -> bool {
+        self.msgs.iter().any(|m| {
+            matches!(m, Message::FileResult(_, o) | Message::Result(o) if o.status == proto::Status::Ok)
+        })
+    }
+}
+
+/// A session of one `entry` by a hostile sender: OFFER, ENTRY and MANIFEST;
+/// then, when the receiver says GO (whatever it replied to the entry),
+/// BEGIN, a DATA frame for each `(offset, len)` of `data` (with `len`
+/// bytes of payload, at most 1 MiB of them), FILE END and END claiming all
+/// that payload as sent. Returns what the receiver said until it hung up.
+fn lie(addr: SocketAddr, entry: &Entry, data: &[(u64, u64)], what: &str) -> Heard {
+    let mut c = client(addr);
+    c.write_all(&session_of_one(entry))
+        .unwrap_or_else(|e| panic!("{what}: writing the offer: {e}"));
+    let mut msgs = Vec::new();
+    let go = hear(&mut c, &mut msgs, what, |m| {
+        matches!(m, Message::Go | Message::Answer(Answer::Refuse { .. }))
+    }) && msgs.last() == Some(&Message::Go);
+    if go {
+        let mut bytes = Vec::new();
+        let begin = Begin {
+            id: entry.id,
+            path: entry.path.clone(),
+        };
+        Message::Begin(begin).append_to(&mut bytes);
+        let mut sent = 0u64;
+        for &(offset, len) in data {
+            bytes.extend_from_slice(&proto::data_header(offset, len));
+            let payload = len.min(MIB);
+            bytes.resize(bytes.len() + payload as usize, b'z');
+            sent += payload;
+        }
+        let end = FileEnd {
+            id: entry.id,
+            sent,
+            ..FileEnd::default()
+        };
+        Message::FileEnd(end).append_to(&mut bytes);
+        Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+        // the receiver may hang up in the middle of it
+        let _ = c.write_all(&bytes);
+    }
+    let _ = c.shutdown(Shutdown::Write);
+    hear(&mut c, &mut msgs, what, |_| false);
+    Heard { msgs, go }
 }
 
 /// Sends a real file through `zc send` and checks it landed intact.
@@ -783,163 +933,295 @@ fn bad_names_are_refused_and_nothing_is_written() {
     assert_no_panic("receiver", &r_out);
 }
 
-#[test]
-fn absurd_sizes_and_offsets_are_refused() {
-    let (root, out) = layout();
-    let mut r = Recv::start(&out, &["-k"]);
-    let o = |size: Option<u64>, offset: u64, count: Option<u64>| Offer {
-        name: Some("absurd.bin".into()),
-        size,
-        offset,
-        count,
-        verify: true,
-        ..Offer::default()
-    };
-    let max = u64::MAX;
-    let cases: Vec<(&str, Offer, &[RefuseCode])> = vec![
-        (
-            "size 2^64-1",
-            o(Some(max), 0, Some(max)),
-            &[RefuseCode::NoSpace],
-        ),
-        (
-            "1 EiB",
-            o(Some(1 << 60), 0, Some(1 << 60)),
-            &[RefuseCode::NoSpace],
-        ),
-        (
-            "count past the size",
-            o(Some(10), 5, Some(6)),
-            &[RefuseCode::BadOffer],
-        ),
-        (
-            "offset past the size",
-            o(Some(10), 11, None),
-            &[RefuseCode::BadOffer],
-        ),
-        (
-            "offset + count overflows",
-            o(None, max, Some(1)),
-            &[RefuseCode::BadOffer],
-        ),
-        (
-            "both 2^63",
-            o(Some(max), 1 << 63, Some(1 << 63)),
-            &[RefuseCode::BadOffer],
-        ),
-        (
-            "count 2^64-1 at 1",
-            o(Some(max), 1, Some(max)),
-            &[RefuseCode::BadOffer],
-        ),
-    ];
-    for (what, offer, codes) in &cases {
-        let got = converse(r.addr, &hello(&offer.encode()), what);
-        let (code, reason) = refusal(&got, what);
-        assert!(
-            codes.contains(&code),
-            "{what}: refused with {code:?}: {reason}"
-        );
-        if code == RefuseCode::NoSpace {
-            assert!(
-                reason.contains("needs") && reason.contains("free"),
-                "{what}: the reason says needed and free space: {reason}"
-            );
-        }
-        r.check_alive(what);
-    }
-    let no_bytes = |what: &str| {
-        for f in list_dir(&out) {
-            let meta = fs::metadata(out.join(&f)).unwrap();
-            assert!(
-                meta.blocks() * 512 <= MIB,
-                "{what}: {f} takes {} bytes of disk",
-                meta.blocks() * 512
-            );
-        }
-    };
-    no_bytes("refused offers");
+/// What a receiver must do with one hostile session of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The entry is answered `send`, then the session refused for want of
+    /// space (ANSWER refuse, code 3) instead of GO.
+    NoSpace,
+    /// The entry is refused (REPLY refuse, code 2).
+    TooLarge,
+    /// The ENTRY does not decode: the receiver hangs up without a REPLY.
+    Undecodable,
+    /// The entry is fine and gets GO; its DATA lies, and the receiver hangs
+    /// up (or fails the session) without taking the file.
+    Lie,
+    /// As `Lie`, but the DATA is legal: the file system may take it, sparse,
+    /// or refuse it.
+    MayLand,
+}
 
-    // Accepted offers whose DATA then lies: each must end the connection
-    // without writing past the size or panicking. (The 2^62 case is a
-    // legal range; the file system may take it, sparse, or refuse it.)
-    let data_cases: Vec<(&str, Offer, u64, u64, bool)> = vec![
-        ("DATA past the size", o(Some(10), 0, Some(10)), 5, 10, false),
-        (
-            "DATA offset + length past 2^64",
-            o(Some(10), 0, Some(10)),
-            max - 1,
-            5,
-            false,
-        ),
-        (
-            "DATA at 2^62 - 1 of a 2^62-byte file",
-            o(Some(1 << 62), (1 << 62) - 1, Some(1)),
-            (1 << 62) - 1,
-            1,
-            true,
-        ),
-        (
-            "DATA out of order in a stream",
-            o(None, 0, None),
-            100,
-            1,
-            false,
-        ),
-        (
-            "DATA past the stream's count",
-            o(None, 0, Some(4)),
-            0,
-            8,
-            false,
-        ),
-    ];
-    for (i, (what, offer, at, len, may_land)) in data_cases.iter().enumerate() {
-        let name = format!("lie{i}.bin");
-        let offer = Offer {
-            name: Some(name.clone()),
-            ..offer.clone()
-        };
-        let mut c = client(r.addr);
-        c.write_all(&hello(&offer.encode())).unwrap();
-        let f = proto::read_frame(&mut c).unwrap_or_else(|e| panic!("{what}: {e:#}"));
-        assert!(
-            matches!(Answer::decode(&f.body), Ok(Answer::Accept { .. })),
-            "{what}: the offer itself is fine: {:?}",
-            Answer::decode(&f.body)
-        );
-        let payload = (*len).min(64);
-        let mut bytes = proto::data_header(*at, *len).to_vec();
-        bytes.extend_from_slice(&vec![b'z'; payload as usize]);
-        let end = End {
-            sent: payload,
-            ..End::default()
-        };
-        bytes.extend_from_slice(&frame(kind::END, &end.encode()));
-        let _ = c.write_all(&bytes);
-        let _ = c.shutdown(Shutdown::Write);
-        let (got, ending) = drain(&mut c);
-        assert_eq!(
-            ending,
-            Ending::Closed,
-            "{what}: the receiver did not hang up"
-        );
-        if let Ok(f) = proto::read_frame(&mut &got[..]) {
-            if f.kind == kind::RESULT && !may_land {
-                let outcome = proto::Outcome::decode(&f.body).unwrap();
-                assert_ne!(outcome.status, proto::Status::Ok, "{what}: {outcome:?}");
+/// One hostile session of one file.
+struct Case {
+    what: &'static str,
+    entry: Entry,
+    /// The DATA frames sent after GO: `(offset, len)`.
+    data: Vec<(u64, u64)>,
+    expect: Expect,
+    /// The most bytes the part may hold afterwards (its length).
+    most: u64,
+}
+
+fn case(what: &'static str, entry: Entry, data: &[(u64, u64)], expect: Expect, most: u64) -> Case {
+    Case {
+        what,
+        entry,
+        data: data.to_vec(),
+        expect,
+        most,
+    }
+}
+
+/// Runs each case against `r` (writing into `out`): the expected answer,
+/// nothing published, no part past `most`, nothing big on disk, the
+/// receiver alive and without a panic.
+fn run_cases(r: &mut Recv, out: &Path, prefix: &str, cases: Vec<Case>) {
+    for (i, mut c) in cases.into_iter().enumerate() {
+        let name = format!("{prefix}{i}.bin");
+        c.entry.path = name.clone().into_bytes();
+        let what = format!("{} ({name})", c.what);
+        let heard = lie(r.addr, &c.entry, &c.data, &what);
+        let msgs = &heard.msgs;
+        let send = matches!(heard.reply(), Some(Action::Send { .. }));
+        match c.expect {
+            Expect::NoSpace => {
+                assert!(send, "{what}: the entry itself is fine: {msgs:?}");
+                assert!(!heard.go, "{what}: GO for what cannot fit: {msgs:?}");
+                let (code, reason) = heard
+                    .refusal()
+                    .unwrap_or_else(|| panic!("{what}: no refusal: {msgs:?}"));
+                assert_eq!(code, RefuseCode::NoSpace, "{what}: {reason}");
+                assert!(
+                    reason.contains("needs") && reason.contains("free"),
+                    "{what}: the reason says needed and free space: {reason}"
+                );
+            }
+            Expect::TooLarge => assert!(
+                matches!(
+                    heard.reply(),
+                    Some(Action::Refuse {
+                        code: RefuseCode::TooLarge,
+                        ..
+                    })
+                ),
+                "{what}: the entry is refused as too large: {msgs:?}"
+            ),
+            Expect::Undecodable => assert!(
+                heard.reply().is_none() && !heard.go && heard.refusal().is_none(),
+                "{what}: an entry that does not decode ends the session unanswered: {msgs:?}"
+            ),
+            Expect::Lie | Expect::MayLand => {
+                assert!(
+                    send && heard.go,
+                    "{what}: the entry itself is fine: {msgs:?}"
+                );
             }
         }
-        r.check_alive(what);
+        if c.expect != Expect::MayLand {
+            assert!(!heard.took_it(), "{what}: the receiver took it: {msgs:?}");
+        }
+        r.check_alive(&what);
         assert!(!out.join(&name).exists(), "{what}: published");
         let part = out.join(format!("{name}.zcpart"));
-        if let Some(size) = offer.size {
-            let len = fs::metadata(&part).map_or(0, |m| m.len());
-            assert!(len <= size, "{what}: the part has {len} bytes, past {size}");
-        }
-        no_bytes(what);
+        let len = fs::metadata(&part).map_or(0, |m| m.len());
+        assert!(
+            len <= c.most,
+            "{what}: the part has {len} bytes, past {}",
+            c.most
+        );
+        no_bytes(out, &what);
     }
+}
+
+/// Nothing in `out` takes more than 1 MiB of disk.
+fn no_bytes(out: &Path, what: &str) {
+    for f in list_dir(out) {
+        let meta = fs::metadata(out.join(&f)).unwrap();
+        assert!(
+            meta.blocks() * 512 <= MIB,
+            "{what}: {f} takes {} bytes of disk",
+            meta.blocks() * 512
+        );
+    }
+}
+
+/// Hostile sessions of one file (a test's own sender, not zc): absurd
+/// sizes and ranges in the ENTRY are refused before any data, and DATA
+/// that lies about an accepted entry (past its size or range, past 2^64,
+/// out of order or past the cap of a stream) never gets in.
+#[test]
+fn absurd_sizes_and_offsets_are_refused() {
+    use Expect::*;
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k"]);
+    let max = u64::MAX;
+    let file = |size, range| file_entry("", size, range, false);
+    let stream = |cap: Option<u64>| file_entry("", 0, cap.map(|c| (0, c)), true);
+    // Absurd entries, refused before any data: GO never comes, so the data
+    // listed is never sent.
+    let mut cases = vec![
+        case("size 2^64-1", file(max, None), &[(0, 64)], NoSpace, 0),
+        case("1 EiB", file(1 << 60, None), &[(0, 64)], NoSpace, 0),
+        case(
+            "a range of 2^64-2 bytes",
+            file(max, Some((1, max))),
+            &[(1, 64)],
+            NoSpace,
+            0,
+        ),
+        case(
+            "a range from 2^63 to 2^64-1",
+            file(max, Some((1 << 63, max))),
+            &[(1 << 63, 64)],
+            NoSpace,
+            0,
+        ),
+        case(
+            "a stream capped at 2^64-1",
+            stream(Some(max)),
+            &[(0, 64)],
+            NoSpace,
+            0,
+        ),
+        case(
+            "a stream of size 2^64-1",
+            file_entry("", max, None, true),
+            &[(0, 64)],
+            NoSpace,
+            0,
+        ),
+        case(
+            "a range past the size",
+            file(10, Some((5, 11))),
+            &[(5, 6)],
+            Undecodable,
+            0,
+        ),
+        case(
+            "a range of a 0-byte file",
+            file(0, Some((0, 1))),
+            &[(0, 1)],
+            Undecodable,
+            0,
+        ),
+        case(
+            "an empty range past the size",
+            file(10, Some((11, 11))),
+            &[(11, 1)],
+            Undecodable,
+            0,
+        ),
+        case(
+            "a range that ends before it starts",
+            file(10, Some((7, 3))),
+            &[(7, 3)],
+            Undecodable,
+            0,
+        ),
+        case(
+            "a range ending at 2^64-1 of a 10-byte file",
+            file(10, Some((max - 1, max))),
+            &[(max - 1, 1)],
+            Undecodable,
+            0,
+        ),
+    ];
+    // Accepted entries whose DATA then lies: each ends the session without
+    // writing past the size or taking the file. (The 2^62 case is a legal
+    // range; the file system may take it, sparse, or refuse it.)
+    cases.extend([
+        case("DATA past the size", file(10, None), &[(0, 15)], Lie, 10),
+        case(
+            "DATA past the size after the whole file",
+            file(10, None),
+            &[(0, 10), (10, 5)],
+            Lie,
+            10,
+        ),
+        case("DATA of 2^64-1 bytes", file(10, None), &[(0, max)], Lie, 10),
+        case(
+            "DATA offset + length past 2^64",
+            file(10, None),
+            &[(0, 10), (max - 1, 5)],
+            Lie,
+            10,
+        ),
+        case(
+            "DATA before the offered range",
+            file(10, Some((5, 10))),
+            &[(0, 10)],
+            Lie,
+            10,
+        ),
+        case(
+            "DATA at 2^62-1 of a 2^62-byte file",
+            file(1 << 62, Some(((1 << 62) - 1, 1 << 62))),
+            &[((1 << 62) - 1, 1)],
+            MayLand,
+            1 << 62,
+        ),
+        case(
+            "a stream's first DATA at byte 100",
+            stream(None),
+            &[(100, 1)],
+            Lie,
+            0,
+        ),
+        case(
+            "a stream's DATA backwards",
+            stream(None),
+            &[(4, 4), (0, 4)],
+            Lie,
+            0,
+        ),
+        case(
+            "DATA past the stream's cap",
+            stream(Some(4)),
+            &[(0, 8)],
+            Lie,
+            4,
+        ),
+        case(
+            "DATA past the stream's cap after the cap",
+            stream(Some(4)),
+            &[(0, 4), (4, 4)],
+            Lie,
+            4,
+        ),
+    ]);
+    run_cases(&mut r, &out, "lie", cases);
     real_transfer(&r, &out, "after.bin", 70_000, 5);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+
+    // --max-size bounds what the entries offer, whatever the OFFER
+    // announced (it says 10 bytes), and a stream without a cap.
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k", "--max-size", "4096"]);
+    let cases = vec![
+        case(
+            "a file over --max-size",
+            file(5000, None),
+            &[(0, 5000)],
+            TooLarge,
+            0,
+        ),
+        case(
+            "a stream capped over --max-size",
+            stream(Some(5000)),
+            &[(0, 5000)],
+            TooLarge,
+            0,
+        ),
+        case(
+            "a stream past --max-size",
+            stream(None),
+            &[(0, 4096), (4096, 904)],
+            Lie,
+            4096,
+        ),
+    ];
+    run_cases(&mut r, &out, "big", cases);
+    real_transfer(&r, &out, "after.bin", 4000, 6);
     assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
@@ -949,31 +1231,20 @@ fn absurd_sizes_and_offsets_are_refused() {
 fn data_outside_the_offered_range_is_refused() {
     let (_root, out) = layout();
     let mut r = Recv::start(&out, &["-k"]);
-    let size = MIB;
-    let offer = Offer {
-        name: Some("sneak.bin".into()),
-        size: Some(size),
-        offset: 0,
-        count: Some(1),
-        ..Offer::default()
-    };
-    let mut c = client(r.addr);
-    c.write_all(&hello(&offer.encode())).unwrap();
-    let f = proto::read_frame(&mut c).unwrap();
-    assert!(matches!(Answer::decode(&f.body), Ok(Answer::Accept { .. })));
-    let mut bytes = proto::data_header(0, size).to_vec();
-    bytes.extend_from_slice(&vec![b'z'; size as usize]);
-    bytes.extend_from_slice(&frame(
-        kind::END,
-        &End {
-            sent: size,
-            ..End::default()
-        }
-        .encode(),
-    ));
-    let _ = c.write_all(&bytes);
-    let _ = drain(&mut c);
-    r.check_alive("after the range lie");
+    let what = "1 MiB of DATA for a range of 1 byte";
+    let entry = file_entry("sneak.bin", MIB, Some((0, 1)), false);
+    let heard = lie(r.addr, &entry, &[(0, MIB)], what);
+    assert!(
+        matches!(heard.reply(), Some(Action::Send { .. })) && heard.go,
+        "{what}: the entry itself is fine: {:?}",
+        heard.msgs
+    );
+    assert!(
+        !heard.took_it(),
+        "{what}: the receiver took it: {:?}",
+        heard.msgs
+    );
+    r.check_alive(what);
     let held: u64 = list_dir(&out)
         .iter()
         .map(|f| fs::metadata(out.join(f)).unwrap().blocks() * 512)

@@ -67,6 +67,9 @@ pub(super) struct Tree<'a> {
     pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
+    /// Bytes the file entries offer, against `--max-size`: the OFFER's
+    /// count is only the sender's word.
+    pub offered: u64,
     /// Frames to the sender, written in batches.
     pub out: Vec<u8>,
     /// Where a session of one file goes, when not into the directory.

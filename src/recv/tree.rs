@@ -94,6 +94,7 @@ pub(super) fn receive(
         next_id: 0,
         unread: 0,
         needed: 0,
+        offered: 0,
         out: Vec::new(),
         single: offer_single.then_some(Fate::Landed),
         dest,
@@ -310,6 +311,9 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
+        if entry.kind == EntryKind::File {
+            self.within_max_size(&entry)?;
+        }
         if self.single.is_some() {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()));
@@ -361,6 +365,30 @@ impl Tree<'_> {
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
             EntryKind::File => self.decide_file(rel, entry),
         }
+    }
+
+    /// Counts a file's offered bytes (a stream's cap) against
+    /// `--max-size`, whatever the OFFER announced.
+    fn within_max_size(&mut self, entry: &Entry) -> Result<(), (RefuseCode, String)> {
+        let (start, end) = entry.offered();
+        let total = self.offered.saturating_add(end - start);
+        if let Some(max) = self.cfg.max_size.filter(|max| total > *max) {
+            let why = match self.offer.single {
+                true => format!(
+                    "the file is {}, over --max-size {}",
+                    human_bytes(end - start),
+                    human_bytes(max)
+                ),
+                false => format!(
+                    "the tree's files come to {}, over --max-size {}",
+                    human_bytes(total),
+                    human_bytes(max)
+                ),
+            };
+            return Err((RefuseCode::TooLarge, why));
+        }
+        self.offered = total;
+        Ok(())
     }
 
     fn decide_link(
