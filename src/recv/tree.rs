@@ -102,6 +102,7 @@ pub(super) fn receive(
         reporter,
     };
     if let Err(e) = tree.manifest(conn) {
+        tree.discard_unstarted();
         tree.progress.abandon();
         return Err(e);
     }
@@ -244,11 +245,21 @@ impl Tree<'_> {
                 };
                 Message::Answer(answer).append_to(&mut self.out);
                 self.flush(conn)?;
-                Err(exit::refused(format!("refused a tree from {peer}: {why}")))
+                Err(exit::refused(format!("refused what {peer} offered: {why}")))
             }
             None => {
                 Message::Go.append_to(&mut self.out);
                 self.flush(conn)
+            }
+        }
+    }
+
+    /// A file alone opens its part when its entry comes: one that never got
+    /// data, new and empty, goes again when the session ends before GO.
+    fn discard_unstarted(&mut self) {
+        for want in &mut self.wants {
+            if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
+                let _ = self.root.discard_part(&want.rel);
             }
         }
     }
@@ -266,9 +277,13 @@ impl Tree<'_> {
 
     fn space_refusal(&self) -> Option<String> {
         let free = self.root.free_space().ok()?;
+        let what = match (&self.name, &self.single) {
+            (Some(name), Some(_)) => name.escape_debug().to_string(),
+            _ => "the tree".into(),
+        };
         (self.needed > free).then(|| {
             format!(
-                "the tree needs {} more but the output file system has {} free",
+                "{what} needs {} more but the output file system has {} free",
                 human_bytes(self.needed),
                 human_bytes(free)
             )
@@ -363,6 +378,11 @@ impl Tree<'_> {
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
+            // a stream's size is known only at its end: one alone, or none
+            EntryKind::File if entry.stream && self.single.is_none() => Err((
+                RefuseCode::BadOffer,
+                "a stream in a tree (only a file alone may be a stream)".into(),
+            )),
             EntryKind::File => self.decide_file(rel, entry),
         }
     }
