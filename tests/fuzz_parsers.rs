@@ -29,8 +29,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use zc::held::Record;
+use zc::protocol::tree::{
+    self, Action, Begin, Entry, EntryKind, FileEnd, Manifest, Reply, TreeEnd, TreeOffer,
+};
 use zc::protocol::{
-    self as proto, kind, Answer, BlockHash, End, Offer, Outcome, RefuseCode, Status,
+    self as proto, kind, Answer, BlockHash, Frame, Message, Outcome, RefuseCode, Status,
 };
 
 // ---------------------------------------------------------------------------
@@ -154,18 +157,52 @@ fn text_of(data: &[u8]) -> String {
     String::from_utf8_lossy(data).into_owned()
 }
 
-fn sample_offer() -> Offer {
-    Offer {
-        name: Some("big.iso".into()),
-        size: Some(1 << 30),
-        offset: 4096,
-        count: Some(1 << 20),
+/// The OFFER of one file named on the command line: a tree of one.
+fn sample_offer() -> TreeOffer {
+    TreeOffer {
+        entries: 1,
+        bytes: 1 << 20,
         verify: true,
-        mtime_ns: Some(1_795_381_167_797_381_860),
         resume: true,
         fresh: false,
         nonce: Some([7; 32]),
+        single: true,
     }
+}
+
+/// That file's ENTRY: 1 MiB of it from 4096 on (`--offset`/`--count`).
+fn sample_entry() -> Entry {
+    Entry {
+        id: 0,
+        path: b"big.iso".to_vec(),
+        kind: EntryKind::File,
+        size: 1 << 30,
+        mode: 0o644,
+        mtime_ns: 1_795_381_167_797_381_860,
+        target: Vec::new(),
+        range: Some((4096, 4096 + (1 << 20))),
+        stream: false,
+    }
+}
+
+fn sample_file_end() -> FileEnd {
+    FileEnd {
+        id: 0,
+        sent: 1 << 20,
+        sha256: Some([1; 32]),
+        failed: None,
+    }
+}
+
+/// A field list written by hand: what no encoder here writes.
+fn tlv(fields: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (tag, value) in fields {
+        out.push(*tag);
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        out.extend_from_slice(value);
+    }
+    out
 }
 
 fn seeds_preamble() -> Vec<Vec<u8>> {
@@ -196,12 +233,33 @@ fn frame_bytes(kind: u8, body: &[u8]) -> Vec<u8> {
 
 fn seeds_frames() -> Vec<Vec<u8>> {
     let offer = frame_bytes(kind::OFFER, &sample_offer().encode());
-    let mut data = proto::data_header(0, 5).to_vec();
+    let entry = frame_bytes(kind::ENTRY, &sample_entry().encode());
+    let manifest = Manifest {
+        entries: 1,
+        failed: 0,
+    };
+    let manifest = frame_bytes(kind::MANIFEST, &manifest.encode());
+    let begin = Begin {
+        id: 0,
+        path: b"big.iso".to_vec(),
+    };
+    let begin = frame_bytes(kind::BEGIN, &begin.encode());
+    let mut data = proto::data_header(4096, 5).to_vec();
     data.extend_from_slice(b"hello");
-    let end = frame_bytes(kind::END, &End::default().encode());
+    let file_end = frame_bytes(kind::FILE_END, &sample_file_end().encode());
+    let end = frame_bytes(kind::END, &TreeEnd { sent: 5, failed: 0 }.encode());
     vec![
         offer.clone(),
-        [offer, data.clone(), end.clone()].concat(),
+        [
+            offer,
+            entry,
+            manifest,
+            begin,
+            data.clone(),
+            file_end,
+            end.clone(),
+        ]
+        .concat(),
         frame_bytes(kind::KEEPALIVE, &[]),
         frame_bytes(kind::STOP, &[]),
         data,
@@ -222,7 +280,7 @@ fn run_frames(data: &[u8]) -> Result<String, String> {
             }
             Err(e) => {
                 let first = match first {
-                    Some(k) if b"OADERKHSCP".contains(&k) => (k as char).to_string(),
+                    Some(k) if KINDS.contains(&k) => (k as char).to_string(),
                     Some(_) => "another kind".into(),
                     None => "nothing".into(),
                 };
@@ -249,47 +307,190 @@ fn run_data(data: &[u8]) -> Result<String, String> {
     }
 }
 
-fn seeds_offer() -> Vec<Vec<u8>> {
-    let full = sample_offer();
-    let stream = Offer {
-        name: None,
-        size: None,
-        count: None,
-        offset: 0,
-        verify: true,
-        ..Offer::default()
-    };
-    let plain = Offer {
-        nonce: None,
+fn seeds_tree_offer() -> Vec<Vec<u8>> {
+    let tree = TreeOffer {
+        entries: 12_345,
+        bytes: 1 << 40,
+        verify: false,
         resume: false,
         fresh: true,
-        ..full.clone()
+        nonce: None,
+        single: false,
     };
-    vec![full.encode(), stream.encode(), plain.encode()]
+    // a single file's OFFER from before trees, and a tree offer carrying
+    // one of its fields
+    let old = tlv(&[
+        (1, b"big.iso"),
+        (2, &(1u64 << 30).to_be_bytes()),
+        (3, &0u64.to_be_bytes()),
+    ]);
+    let mixed = [sample_offer().encode(), tlv(&[(4, &5u64.to_be_bytes())])].concat();
+    vec![
+        sample_offer().encode(),
+        tree.encode(),
+        TreeOffer::default().encode(),
+        old,
+        mixed,
+    ]
 }
 
-fn run_offer(data: &[u8]) -> Result<String, String> {
-    let o = Offer::decode(data).map_err(|e| format!("{e:#}"))?;
-    let end = o.offset.checked_add(o.count.unwrap_or(0));
-    assert!(end.is_some(), "offset + count overflows: {o:?}");
-    if let Some(size) = o.size {
-        assert!(end.unwrap() <= size, "range past the size: {o:?}");
-    }
-    if let Some(name) = &o.name {
-        assert!(name.len() <= proto::MAX_NAME, "name over the bound");
-    }
+fn run_tree_offer(data: &[u8]) -> Result<String, String> {
+    let o = TreeOffer::decode(data).map_err(|e| format!("{e:#}"))?;
+    assert!(
+        tree::is_tree(data),
+        "accepted without the tree field: {o:?}"
+    );
     assert_eq!(
-        Offer::decode(&o.encode()).ok().as_ref(),
+        TreeOffer::decode(&o.encode()).ok().as_ref(),
         Some(&o),
-        "an accepted offer does not round-trip"
+        "an accepted tree offer does not round-trip"
     );
     Ok([
-        flag("name", o.name.is_some()),
-        flag("size", o.size.is_some()),
-        flag("count", o.count.is_some()),
+        flag("single", o.single),
         flag("nonce", o.nonce.is_some()),
+        flag("resume", o.resume),
+        flag("fresh", o.fresh),
     ]
     .join(" "))
+}
+
+fn seeds_entry() -> Vec<Vec<u8>> {
+    let file = sample_entry();
+    let whole = Entry {
+        range: None,
+        ..file.clone()
+    };
+    let stream = Entry {
+        size: 0,
+        range: None,
+        stream: true,
+        ..file.clone()
+    };
+    let capped = Entry {
+        range: Some((0, 1 << 20)),
+        ..stream.clone()
+    };
+    let dir = Entry {
+        id: 1,
+        path: b"top/sub".to_vec(),
+        kind: EntryKind::Dir,
+        size: 0,
+        mode: 0o755,
+        range: None,
+        ..file.clone()
+    };
+    let link = Entry {
+        id: 2,
+        path: b"top/a\nb/\xff-x".to_vec(),
+        kind: EntryKind::Link,
+        target: b"../x".to_vec(),
+        ..dir.clone()
+    };
+    [file, whole, stream, capped, dir, link]
+        .iter()
+        .map(Entry::encode)
+        .collect()
+}
+
+fn run_entry(data: &[u8]) -> Result<String, String> {
+    let e = Entry::decode(data).map_err(|e| format!("{e:#}"))?;
+    assert!(e.path.len() <= tree::MAX_PATH, "path over the bound");
+    assert!(e.target.len() <= tree::MAX_PATH, "target over the bound");
+    assert!(
+        e.mode <= 0o777,
+        "mode {:o} has more than permission bits",
+        e.mode
+    );
+    match e.kind {
+        EntryKind::File => {
+            if let Some((start, end)) = e.range {
+                assert!(start <= end, "a backwards range: {e:?}");
+                assert!(e.stream || end <= e.size, "a range past the size: {e:?}");
+            }
+            let (start, end) = e.offered();
+            assert!(start <= end && (e.stream || end <= e.size), "{e:?}");
+        }
+        EntryKind::Dir | EntryKind::Link => assert!(
+            e.range.is_none() && !e.stream,
+            "a range or a stream on a {:?}: {e:?}",
+            e.kind
+        ),
+    }
+    if e.kind == EntryKind::Link {
+        assert!(!e.target.is_empty(), "a link without a target");
+    }
+    assert_eq!(
+        Entry::decode(&e.encode()).ok().as_ref(),
+        Some(&e),
+        "an accepted entry does not round-trip"
+    );
+    Ok(format!(
+        "{:?} {} {}",
+        e.kind,
+        flag("range", e.range.is_some()),
+        flag("stream", e.stream)
+    ))
+}
+
+fn seeds_reply() -> Vec<Vec<u8>> {
+    let reply = |id, action| Reply { id, action }.encode();
+    vec![
+        reply(
+            0,
+            Action::Send {
+                held: vec![(0, 4 << 20), (8 << 20, 9 << 20)],
+                hashes: true,
+            },
+        ),
+        reply(
+            1,
+            Action::Send {
+                held: vec![],
+                hashes: false,
+            },
+        ),
+        reply(2, Action::Skip),
+        reply(3, Action::Done),
+        reply(
+            4,
+            Action::Refuse {
+                code: RefuseCode::Exists,
+                reason: "top/a exists".into(),
+            },
+        ),
+    ]
+}
+
+fn run_reply(data: &[u8]) -> Result<String, String> {
+    let r = Reply::decode(data).map_err(|e| format!("{e:#}"))?;
+    let shape = match &r.action {
+        Action::Send { held, hashes } => {
+            assert!(
+                held.len() <= proto::MAX_RANGES,
+                "{} held ranges, over the bound of {}",
+                held.len(),
+                proto::MAX_RANGES
+            );
+            assert!(held.iter().all(|(s, e)| s <= e), "backwards range");
+            format!(
+                "send {} {}",
+                ["no ranges", "one range", "ranges"][held.len().min(2)],
+                flag("hashes", *hashes)
+            )
+        }
+        Action::Skip => "skip".into(),
+        Action::Done => "done".into(),
+        Action::Refuse { code, reason } => {
+            assert!(reason.len() <= proto::MAX_MESSAGE);
+            format!("refuse {code:?}")
+        }
+    };
+    assert_eq!(
+        Reply::decode(&r.encode()).ok().as_ref(),
+        Some(&r),
+        "an accepted reply does not round-trip"
+    );
+    Ok(shape)
 }
 
 fn seeds_answer() -> Vec<Vec<u8>> {
@@ -342,30 +543,30 @@ fn run_answer(data: &[u8]) -> Result<String, String> {
     }
 }
 
-fn seeds_end() -> Vec<Vec<u8>> {
-    vec![
-        End {
-            sent: 5,
-            sent_sha256: Some([1; 32]),
-            file_sha256: None,
-        }
-        .encode(),
-        End {
-            sent: 1 << 40,
-            sent_sha256: None,
-            file_sha256: Some([2; 32]),
-        }
-        .encode(),
-    ]
+fn seeds_file_end() -> Vec<Vec<u8>> {
+    let failed = FileEnd {
+        id: 7,
+        sent: 1 << 40,
+        sha256: None,
+        failed: Some("top/a: Input/output error".into()),
+    };
+    vec![sample_file_end().encode(), failed.encode()]
 }
 
-fn run_end(data: &[u8]) -> Result<String, String> {
-    let e = End::decode(data).map_err(|e| format!("{e:#}"))?;
-    assert_eq!(End::decode(&e.encode()).ok().as_ref(), Some(&e));
+fn run_file_end(data: &[u8]) -> Result<String, String> {
+    let e = FileEnd::decode(data).map_err(|e| format!("{e:#}"))?;
+    if let Some(why) = &e.failed {
+        assert!(why.len() <= proto::MAX_MESSAGE);
+    }
+    assert_eq!(
+        FileEnd::decode(&e.encode()).ok().as_ref(),
+        Some(&e),
+        "an accepted FILE END does not round-trip"
+    );
     Ok(format!(
         "{} {}",
-        flag("sent", e.sent_sha256.is_some()),
-        flag("file", e.file_sha256.is_some())
+        flag("sha", e.sha256.is_some()),
+        flag("failed", e.failed.is_some())
     ))
 }
 
@@ -429,6 +630,149 @@ fn run_hashes(data: &[u8]) -> Result<String, String> {
         ["no blocks", "one block", "blocks"][blocks.len().min(2)],
         flag("last", last)
     ))
+}
+
+/// The kinds of a session's frames, and `H`, which was the single file's
+/// HASHES and is no frame any more.
+const KINDS: [u8; 18] = [
+    kind::OFFER,
+    kind::ANSWER,
+    kind::DATA,
+    kind::END,
+    kind::RESULT,
+    kind::KEEPALIVE,
+    kind::STOP,
+    kind::CHALLENGE,
+    kind::PROOF,
+    kind::ENTRY,
+    kind::MANIFEST,
+    kind::REPLY,
+    kind::FILE_HASHES,
+    kind::GO,
+    kind::BEGIN,
+    kind::FILE_END,
+    kind::FILE_RESULT,
+    b'H',
+];
+
+/// Input: the kind byte, then the body.
+fn seeds_message() -> Vec<Vec<u8>> {
+    let outcome = Outcome {
+        status: Status::Ok,
+        sha256: Some([3; 32]),
+        held: 1 << 20,
+        message: String::new(),
+        mac: Some([4; 32]),
+    };
+    let blocks = vec![BlockHash {
+        offset: 4096,
+        len: 4 << 20,
+        sha256: [5; 32],
+    }];
+    let messages = [
+        Message::Answer(Answer::Accept {
+            held: vec![],
+            hashes: false,
+        }),
+        Message::Challenge(vec![9; 32]),
+        Message::Reply(Reply {
+            id: 0,
+            action: Action::Send {
+                held: vec![(0, 5)],
+                hashes: true,
+            },
+        }),
+        Message::FileHashes(0, blocks, true),
+        Message::Go,
+        Message::FileResult(0, outcome.clone()),
+        Message::Result(outcome),
+        Message::Proof(vec![8; 32]),
+        Message::Entry(sample_entry()),
+        Message::Manifest(Manifest {
+            entries: 1,
+            failed: 0,
+        }),
+        Message::Begin(Begin {
+            id: 0,
+            path: b"big.iso".to_vec(),
+        }),
+        Message::Data {
+            offset: 4096,
+            len: 1 << 20,
+        },
+        Message::FileEnd(sample_file_end()),
+        Message::End(TreeEnd {
+            sent: 1 << 20,
+            failed: 0,
+        }),
+        Message::Stop,
+        Message::Keepalive,
+    ];
+    let mut seeds: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| {
+            let (kind, body) = m.encode();
+            [vec![kind], body].concat()
+        })
+        .collect();
+    // every kind with an empty body, and the OFFER's (not a message)
+    seeds.extend(KINDS.iter().map(|&k| vec![k]));
+    seeds.push([vec![kind::OFFER], sample_offer().encode()].concat());
+    seeds
+}
+
+fn message_name(m: &Message) -> &'static str {
+    match m {
+        Message::Answer(_) => "answer",
+        Message::Challenge(_) => "challenge",
+        Message::Reply(_) => "reply",
+        Message::FileHashes(..) => "file hashes",
+        Message::Go => "go",
+        Message::FileResult(..) => "file result",
+        Message::Result(_) => "result",
+        Message::Proof(_) => "proof",
+        Message::Entry(_) => "entry",
+        Message::Manifest(_) => "manifest",
+        Message::Begin(_) => "begin",
+        Message::Data { .. } => "data",
+        Message::FileEnd(_) => "file end",
+        Message::End(_) => "end",
+        Message::Stop => "stop",
+        Message::Keepalive => "keepalive",
+    }
+}
+
+fn run_message(data: &[u8]) -> Result<String, String> {
+    let Some((&kind, body)) = data.split_first() else {
+        return Err("no kind".into());
+    };
+    let what = match kind {
+        k if KINDS.contains(&k) => format!("kind {}", k as char),
+        _ => "another kind".into(),
+    };
+    // read_frame never hands over a longer body (one outcome for all
+    // kinds, so the corpus keeps one such input, not one per kind)
+    if body.len() > proto::MAX_FRAME as usize {
+        return Err("over the frame bound".into());
+    }
+    let frame = Frame {
+        kind,
+        body: body.to_vec(),
+    };
+    let m = Message::decode(&frame).map_err(|e| format!("{what}: {e:#}"))?;
+    let (again, body) = m.encode();
+    assert_eq!(again, kind, "{what} decodes to a message of another kind");
+    assert!(
+        body.len() <= proto::MAX_FRAME as usize,
+        "{what}: re-encoded over the bound"
+    );
+    let back = Message::decode(&Frame { kind, body });
+    assert_eq!(
+        back.ok().as_ref(),
+        Some(&m),
+        "an accepted {what} does not round-trip"
+    );
+    Ok(format!("{what}: {}", message_name(&m)))
 }
 
 fn sample_record(held: &[(u64, u64)], mtime: Option<u64>, name: &str) -> Vec<u8> {
@@ -634,9 +978,23 @@ fn targets() -> Vec<Target> {
             text: false,
         },
         Target {
-            name: "offer",
-            seeds: seeds_offer,
-            run: run_offer,
+            name: "tree_offer",
+            seeds: seeds_tree_offer,
+            run: run_tree_offer,
+            fields_at: Some(0),
+            text: false,
+        },
+        Target {
+            name: "entry",
+            seeds: seeds_entry,
+            run: run_entry,
+            fields_at: Some(0),
+            text: false,
+        },
+        Target {
+            name: "reply",
+            seeds: seeds_reply,
+            run: run_reply,
             fields_at: Some(0),
             text: false,
         },
@@ -648,9 +1006,9 @@ fn targets() -> Vec<Target> {
             text: false,
         },
         Target {
-            name: "end",
-            seeds: seeds_end,
-            run: run_end,
+            name: "file_end",
+            seeds: seeds_file_end,
+            run: run_file_end,
             fields_at: Some(0),
             text: false,
         },
@@ -666,6 +1024,13 @@ fn targets() -> Vec<Target> {
             seeds: seeds_hashes,
             run: run_hashes,
             fields_at: None,
+            text: false,
+        },
+        Target {
+            name: "message",
+            seeds: seeds_message,
+            run: run_message,
+            fields_at: Some(1),
             text: false,
         },
         Target {
@@ -1027,11 +1392,14 @@ fuzz_tests! {
     fuzz_read_preamble => "preamble",
     fuzz_read_frame => "frame",
     fuzz_parse_data => "data",
-    fuzz_offer_decode => "offer",
+    fuzz_tree_offer_decode => "tree_offer",
+    fuzz_entry_decode => "entry",
+    fuzz_reply_decode => "reply",
     fuzz_answer_decode => "answer",
-    fuzz_end_decode => "end",
+    fuzz_file_end_decode => "file_end",
     fuzz_outcome_decode => "outcome",
     fuzz_decode_hashes => "hashes",
+    fuzz_message_decode => "message",
     fuzz_held_record_decode => "held_record",
     fuzz_parse_size => "parse_size",
     fuzz_split_host_port => "split_host_port",
@@ -1062,7 +1430,10 @@ fn claimed_lengths_are_never_allocated() {
     );
 
     // A field claiming 65535 bytes with one present.
-    let (r, largest) = measured(|| Offer::decode(&[1, 0xff, 0xff, b'a']));
+    let (r, largest) = measured(|| TreeOffer::decode(&[0x8a, 0xff, 0xff, b'a']));
+    assert!(r.is_err());
+    assert!(largest < 4096, "{largest}");
+    let (r, largest) = measured(|| Entry::decode(&[2, 0xff, 0xff, b'a']));
     assert!(r.is_err());
     assert!(largest < 4096, "{largest}");
 
@@ -1083,6 +1454,48 @@ fn claimed_lengths_are_never_allocated() {
     let (r, largest) = measured(|| Answer::decode(&body));
     assert!(r.is_err(), "{} held ranges accepted", proto::MAX_RANGES + 1);
     assert!(largest < 64 << 10, "{largest}");
+
+    // The same in a REPLY: one HELD field over the bound, or the bound's
+    // worth in each of two (the last one counts, not their sum).
+    let ranges = |n: usize| vec![0u8; 16 * n];
+    let id = 0u64.to_be_bytes();
+    let over = tlv(&[(1, &id), (2, &[0]), (5, &ranges(proto::MAX_RANGES + 1))]);
+    let (r, largest) = measured(|| Reply::decode(&over));
+    assert!(r.is_err(), "{} held ranges accepted", proto::MAX_RANGES + 1);
+    assert!(largest < 64 << 10, "{largest}");
+    let full = ranges(proto::MAX_RANGES);
+    let twice = tlv(&[(1, &id), (2, &[0]), (5, &full), (5, &full)]);
+    match Reply::decode(&twice) {
+        Ok(Reply {
+            action: Action::Send { held, .. },
+            ..
+        }) => assert!(held.len() <= proto::MAX_RANGES, "{}", held.len()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every kind byte, with the body of every message kind: Message::decode
+/// types it or refuses it, never panics, and allocates within the bound.
+#[test]
+fn every_kind_of_frame_is_typed_or_refused() {
+    let t = targets()
+        .into_iter()
+        .find(|t| t.name == "message")
+        .expect("the message target");
+    let bodies: Vec<Vec<u8>> = seeds_message()
+        .into_iter()
+        .map(|s| s[1..].to_vec())
+        .collect();
+    let mut typed = HashSet::new();
+    for kind in 0..=255u8 {
+        for body in &bodies {
+            if let Ok(shape) = check(&t, &[&[kind][..], body].concat()) {
+                typed.insert(shape);
+            }
+        }
+    }
+    // every message kind decodes from its own seed
+    assert_eq!(typed.len(), 16, "{typed:?}");
 }
 
 /// The held record on disk is read with a size cap and parsed with a range

@@ -4,16 +4,13 @@
 use anyhow::{bail, Result};
 
 use super::tree::{self, Begin, Entry, FileEnd, Manifest, Reply, TreeEnd};
-use super::{
-    decode_hashes, kind, parse_data, write_frame, Answer, BlockHash, Frame, Outcome, MAX_FRAME,
-};
+use super::{kind, parse_data, write_frame, Answer, BlockHash, Frame, Outcome, MAX_FRAME};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     // receiver to sender
     Answer(Answer),
     Challenge(Vec<u8>),
-    Hashes(Vec<BlockHash>, bool),
     Reply(Reply),
     FileHashes(u64, Vec<BlockHash>, bool),
     Go,
@@ -44,10 +41,6 @@ impl Message {
         Ok(match frame.kind {
             kind::ANSWER => Message::Answer(Answer::decode(body)?),
             kind::CHALLENGE => Message::Challenge(body.to_vec()),
-            kind::HASHES => {
-                let (blocks, last) = decode_hashes(body)?;
-                Message::Hashes(blocks, last)
-            }
             kind::REPLY => Message::Reply(Reply::decode(body)?),
             kind::FILE_HASHES => {
                 let (id, blocks, last) = tree::decode_file_hashes(body)?;
@@ -81,7 +74,6 @@ impl Message {
         match self {
             Message::Answer(a) => (kind::ANSWER, a.encode()),
             Message::Challenge(b) => (kind::CHALLENGE, b.clone()),
-            Message::Hashes(blocks, last) => (kind::HASHES, super::encode_hashes(blocks, *last)),
             Message::Reply(r) => (kind::REPLY, r.encode()),
             Message::FileHashes(id, blocks, last) => (
                 kind::FILE_HASHES,

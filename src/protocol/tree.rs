@@ -304,6 +304,15 @@ impl Entry {
         if entry.kind == EntryKind::Link {
             ensure!(!entry.target.is_empty(), "link without a target");
         }
+        // A size on what is not a file, a target on what is not a link:
+        // optional fields nothing reads, dropped so that the entry decoded
+        // is the one `encode` writes back.
+        if entry.kind != EntryKind::File {
+            entry.size = 0;
+        }
+        if entry.kind != EntryKind::Link {
+            entry.target.clear();
+        }
         let file = entry.kind == EntryKind::File;
         ensure!(
             file || (entry.range.is_none() && !entry.stream),
@@ -490,7 +499,7 @@ pub fn decode_file_hashes(body: &[u8]) -> Result<(u64, Vec<BlockHash>, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Offer, Status};
+    use crate::protocol::Status;
 
     #[test]
     fn a_tree_offer_is_refused_by_a_single_file_decoder() {
@@ -506,11 +515,22 @@ mod tests {
         let body = t.encode();
         assert!(is_tree(&body));
         assert_eq!(TreeOffer::decode(&body).unwrap(), t);
-        // what a receiver that predates trees does with it
-        let err = Offer::decode(&body).unwrap_err().to_string();
+        // what a receiver that predates trees does with it: the tree field
+        // is required (0x80 and above), and every decoder refuses a
+        // required field it does not know
+        let tags: Vec<u8> = fields(&body).unwrap().iter().map(|(t, _)| *t).collect();
+        assert!(tags.contains(&TreeOffer::TREE), "{tags:?}");
+        let err = unknown(TreeOffer::TREE).unwrap_err().to_string();
         assert!(err.contains("unknown required field 0x8a"), "{err}");
-        assert!(!is_tree(&Offer::default().encode()));
-        assert!(TreeOffer::decode(&Offer::default().encode()).is_err());
+        for tag in 0..=255u8 {
+            assert_eq!(unknown(tag).is_err(), tag >= 0x80, "tag {tag:#x}");
+        }
+        // and the other way: a single file's OFFER from before trees
+        let mut old = Fields::default();
+        old.put(1, b"a.iso");
+        old.put_u64(3, 0);
+        assert!(!is_tree(&old.0));
+        assert!(TreeOffer::decode(&old.0).is_err());
     }
 
     #[test]
@@ -558,6 +578,15 @@ mod tests {
             ranged,
             "a capped stream"
         );
+        let mut dir = Fields::default();
+        dir.put_u64(1, 0);
+        dir.put(2, b"d");
+        dir.put(3, &[1]);
+        dir.put_u64(4, 5);
+        dir.put(7, b"x");
+        let dir = Entry::decode(&dir.0).unwrap();
+        assert_eq!((dir.size, &dir.target[..]), (0, &b""[..]), "{dir:?}");
+        assert_eq!(Entry::decode(&dir.encode()).unwrap(), dir);
         let mut f = Fields::default();
         f.put_u64(1, 0);
         f.put(3, &[0]);
