@@ -50,10 +50,7 @@ struct Limit {
 
 /// The error every loop returns once Ctrl-C was pressed.
 pub fn stopped() -> io::Error {
-    io::Error::other(Failure {
-        code: ExitCode::Interrupted,
-        message: "interrupted".into(),
-    })
+    io::Error::other(Failure::new(ExitCode::Interrupted, "interrupted"))
 }
 
 impl Conn {

@@ -26,12 +26,14 @@ impl ExitCode {
     }
 }
 
-/// An error that knows which exit code it stands for. Anything else is a
-/// runtime failure (exit 1).
+/// zc's one error type: the exit code it stands for, what the caller may
+/// do about it besides reporting it, and its line. Anything that is not one
+/// is a runtime failure (exit 1); `main` maps it to the exit status once.
 #[derive(Debug)]
 pub struct Failure {
     pub code: ExitCode,
     pub message: String,
+    pub tag: Option<Tag>,
 }
 
 impl fmt::Display for Failure {
@@ -42,11 +44,18 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+impl Failure {
+    pub fn new(code: ExitCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            tag: None,
+        }
+    }
+}
+
 fn failure(code: ExitCode, message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Failure {
-        code,
-        message: message.into(),
-    })
+    anyhow::Error::new(Failure::new(code, message))
 }
 
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
@@ -80,42 +89,23 @@ pub enum Tag {
     NotASender,
 }
 
-/// An error flattened to its message, with a [`Tag`]; found at any depth
-/// of later context, unlike a context value.
-#[derive(Debug)]
-struct Tagged {
-    tag: Tag,
-    code: ExitCode,
-    message: String,
-}
-
-impl fmt::Display for Tagged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Tagged {}
-
+/// The error flattened to its line and code, with a [`Tag`]; found at any
+/// depth of later context, unlike a context value.
 pub fn tag(err: anyhow::Error, tag: Tag) -> anyhow::Error {
-    anyhow::Error::new(Tagged {
-        tag,
+    anyhow::Error::new(Failure {
         code: code_of(&err),
         message: message_of(&err),
+        tag: Some(tag),
     })
 }
 
 pub fn tag_of(err: &anyhow::Error) -> Option<Tag> {
     err.chain()
-        .find_map(|c| c.downcast_ref::<Tagged>())
-        .map(|t| t.tag)
+        .find_map(|c| c.downcast_ref::<Failure>().and_then(|f| f.tag))
 }
 
 /// The exit code an error stands for: the first [`Failure`] in its chain, else 1.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
-    if let Some(tagged) = err.chain().find_map(|c| c.downcast_ref::<Tagged>()) {
-        return tagged.code;
-    }
     err.chain()
         .find_map(|cause| {
             cause.downcast_ref::<Failure>().or_else(|| {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Output, RecvConfig};
 use crate::conn::{Conn, Way};
 use crate::copy::{self, Received, RecvError};
-use crate::exit::{self, ExitCode, Failure};
+use crate::exit::{self, ExitCode};
 use crate::hash::{Hashers, Pipe, Sha};
 use crate::output;
 use crate::progress::{Progress, Reporter, Role, Start, Summary};
@@ -229,10 +229,7 @@ fn stopped(
     };
     let err = anyhow::Error::new(error);
     if exit::code_of(&err) == ExitCode::Interrupted {
-        return anyhow::Error::new(Failure {
-            code: ExitCode::Interrupted,
-            message: format!("interrupted{hint}"),
-        });
+        return exit::interrupted(format!("interrupted{hint}"));
     }
     let what = if local {
         label.to_string()

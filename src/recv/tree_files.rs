@@ -16,7 +16,7 @@ use super::session::{identity_of, lossy, Dest, Tree, Want};
 use super::sink::RelPath;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
-use crate::exit::{self, ExitCode, Failure, Tag};
+use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Ranges, Record};
 use crate::protocol::ledger::Fate;
@@ -648,10 +648,7 @@ impl<'t, 'a> Files<'t, 'a> {
                 true => "interrupted".to_string(),
                 false => exit::message_of(&err),
             };
-            return anyhow::Error::new(Failure {
-                code: ExitCode::Interrupted,
-                message: format!("{what}; {kept_line}"),
-            });
+            return exit::interrupted(format!("{what}; {kept_line}"));
         }
         if exit::tag_of(&err).is_none() {
             // this side failed (a disk, a bad frame): the sender hears why
@@ -791,8 +788,5 @@ fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
     let name = name.map_or(String::new(), |n| format!(" {}", n.escape_debug()));
-    anyhow::Error::new(Failure {
-        code: ExitCode::Interrupted,
-        message: format!("{} stopped sending{name}", conn.peer),
-    })
+    exit::interrupted(format!("{} stopped sending{name}", conn.peer))
 }
