@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use zc::held::Record;
 use zc::protocol::tree::{
     Action, Begin, Entry, EntryKind, FileEnd, Manifest, Reply, TreeEnd, TreeOffer,
 };
-use zc::protocol::{self as proto, kind, Answer, End, Message, Offer, RefuseCode};
+use zc::protocol::{self as proto, kind, Answer, Message, RefuseCode};
 
 /// No child may outlive this; a hung test is a failed test. This suite's
 /// own bound, longer than common's `TIMEOUT` (60 s), as it always was.
@@ -319,14 +320,14 @@ fn hello(offer_body: &[u8]) -> Vec<u8> {
     v
 }
 
-fn offer(name: &str, size: u64) -> Offer {
-    Offer {
-        name: Some(name.into()),
-        size: Some(size),
-        offset: 0,
-        count: Some(size),
-        verify: true,
-        ..Offer::default()
+/// The OFFER of a session of one file announcing 10 bytes, without
+/// verification.
+fn single_offer() -> TreeOffer {
+    TreeOffer {
+        entries: 1,
+        bytes: 10,
+        single: true,
+        ..TreeOffer::default()
     }
 }
 
@@ -425,13 +426,7 @@ fn file_entry(name: &str, size: u64, range: Option<(u64, u64)>, stream: bool) ->
 /// MANIFEST. Without verification, so that only the receiver's bounds stand
 /// between a lie and the disk.
 fn session_of_one(entry: &Entry) -> Vec<u8> {
-    let offer = TreeOffer {
-        entries: 1,
-        bytes: 10,
-        single: true,
-        ..TreeOffer::default()
-    };
-    let mut v = hello(&offer.encode());
+    let mut v = hello(&single_offer().encode());
     Message::Entry(entry.clone()).append_to(&mut v);
     Message::Manifest(Manifest {
         entries: 1,
@@ -700,7 +695,7 @@ fn unknown_versions_get_a_version_refusal() {
     for version in [0u16, 2, 0x0100, u16::MAX] {
         let what = format!("version {version}");
         let mut bytes = preamble(version);
-        bytes.extend_from_slice(&hello(&offer("v.bin", 10).encode())[8..]);
+        bytes.extend_from_slice(&hello(&single_offer().encode())[8..]);
         let got = converse(r.addr, &bytes, &what);
         // The refusal, byte by byte, as docs/PROTOCOL.md lays it out.
         assert!(got.len() > 5, "{what}: answer {got:?}");
@@ -746,7 +741,7 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
     // that read them would answer.
     for len in [proto::MAX_FRAME + 1, 1 << 24] {
         let what = format!("an OFFER of {len} bytes");
-        let mut body = offer("padded.bin", 10).encode();
+        let mut body = single_offer().encode();
         while body.len() < len as usize {
             let room = (len as usize - body.len()).min(0xffff + 3);
             let pad = if room < 3 { 3 } else { room };
@@ -754,6 +749,7 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
         }
         body.truncate(len as usize);
         assert_eq!(body.len(), len as usize);
+        assert!(TreeOffer::decode(&body).is_ok(), "{what}: a valid offer");
         let got = converse(r.addr, &hello(&body), &what);
         assert!(got.is_empty(), "{what}: answered {got:?}");
         r.check_alive(&what);
@@ -761,12 +757,35 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
     let what = "an OFFER claiming 4 GiB";
     let got = converse(r.addr, &with(&head(kind::OFFER, u32::MAX)), what);
     assert!(got.is_empty(), "{what}: answered {got:?}");
-    // A frame of exactly 64 KiB is allowed by the framing, and refused as an offer.
-    let mut big = vec![0x10u8, 0xff, 0xfc];
-    big.resize(proto::MAX_FRAME as usize, 0);
-    let got = converse(r.addr, &hello(&big), "a 64 KiB offer");
-    let (code, reason) = refusal(&got, "a 64 KiB offer");
-    assert_eq!(code, RefuseCode::BadOffer, "{reason}");
+    // A frame of exactly 64 KiB is allowed by the framing: read whole, it
+    // is accepted as an offer, or refused for its very last field.
+    let padded = |tail: &[u8]| {
+        let mut body = single_offer().encode();
+        let pad = proto::MAX_FRAME as usize - body.len() - tail.len() - 3;
+        body.extend_from_slice(&field(0x10, &vec![0; pad]));
+        body.extend_from_slice(tail);
+        assert_eq!(body.len(), proto::MAX_FRAME as usize);
+        body
+    };
+    let what = "a 64 KiB offer";
+    let got = converse(r.addr, &hello(&padded(&[])), what);
+    let f = proto::read_frame(&mut &got[..])
+        .unwrap_or_else(|e| panic!("{what}: no whole frame in {got:?}: {e:#}"));
+    let answer = Answer::decode(&f.body).unwrap();
+    assert!(
+        f.kind == kind::ANSWER && matches!(answer, Answer::Accept { .. }),
+        "{what}: answered {answer:?}"
+    );
+    r.check_alive(what);
+    let what = "a 64 KiB offer ending in an unknown required field";
+    let got = converse(r.addr, &hello(&padded(&field(0x90, b""))), what);
+    let (code, reason) = refusal(&got, what);
+    assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+    assert!(
+        reason.contains("unknown required field 0x90"),
+        "{what}: {reason}"
+    );
+    r.check_alive(what);
 
     // A truncated offer, then close.
     let mut truncated = with(&head(kind::OFFER, 100));
@@ -782,29 +801,98 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
         assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
     }
 
-    // Malformed offers.
-    let u64f = |tag: u8, v: u64| field(tag, &v.to_be_bytes());
-    let bad_offers: Vec<(&str, Vec<u8>)> = vec![
-        ("a field running past the end", vec![1, 0xff, 0xff, b'a']),
-        ("a dangling tag", vec![2]),
-        ("a short u64", field(2, &[1, 2, 3])),
+    // Malformed offers: each carries the tree field, so it is refused for
+    // what is wrong with it, not for being an offer from before trees.
+    let tree = field(0x8a, &[0; 16]);
+    let with_tree = |rest: &[u8]| [tree.as_slice(), rest].concat();
+    let bad_offers: Vec<(&str, Vec<u8>, &str)> = vec![
         (
-            "an unknown required field",
-            [field(1, b"x"), field(0x90, b"")].concat(),
+            "a tree field of 15 bytes",
+            field(0x8a, &[0; 15]),
+            "tree field: expected 16 bytes",
         ),
         (
-            "a non-UTF-8 name",
-            [field(1, &[0xff, 0xfe]), u64f(2, 1)].concat(),
+            "a tree field of 17 bytes",
+            field(0x8a, &[0; 17]),
+            "tree field: expected 16 bytes",
+        ),
+        (
+            "a tree field of 60000 bytes",
+            field(0x8a, &vec![0; 60_000]),
+            "tree field: expected 16 bytes",
+        ),
+        (
+            "an unknown required field",
+            with_tree(&field(0x90, b"")),
+            "unknown required field 0x90",
+        ),
+        (
+            "an unknown required field before the tree field",
+            [field(0xff, b"x"), tree.clone()].concat(),
+            "unknown required field 0xff",
+        ),
+        (
+            "a single file's name",
+            with_tree(&field(1, b"x")),
+            "a single file's field 1",
+        ),
+        (
+            "a single file's size",
+            with_tree(&field(2, &1u64.to_be_bytes())),
+            "a single file's field 2",
+        ),
+        (
+            "a single file's offset",
+            with_tree(&field(3, &0u64.to_be_bytes())),
+            "a single file's field 3",
         ),
         (
             "a 31-byte key nonce",
-            [field(1, b"x"), field(0x89, &[0; 31])].concat(),
+            with_tree(&field(0x89, &[0; 31])),
+            "expected a 32-byte digest",
+        ),
+        (
+            "a 33-byte key nonce",
+            with_tree(&field(0x89, &[0; 33])),
+            "expected a 32-byte digest",
         ),
     ];
-    for (what, body) in &bad_offers {
+    for (what, body, why) in &bad_offers {
+        assert!(proto::tree::is_tree(body), "{what}: a tree offer");
         let got = converse(r.addr, &hello(body), what);
         let (code, reason) = refusal(&got, what);
         assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+        assert!(
+            reason.starts_with("bad offer: ") && reason.contains(why),
+            "{what}: refused for {reason:?}, not for {why:?}"
+        );
+        r.check_alive(what);
+    }
+    // A field that runs past the body's end, or a tag without a length:
+    // the fields cannot be read, so the tree field cannot be found either,
+    // and the offer is refused as one from before trees, as is a single
+    // file's offer from before trees itself.
+    let old = "an offer without the tree field";
+    let broken: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a field running past the end",
+            with_tree(&[1, 0xff, 0xff, b'a']),
+        ),
+        ("a dangling tag", with_tree(&[2])),
+        (
+            "a tree field cut short",
+            field(0x8a, &[0; 16])[..10].to_vec(),
+        ),
+        (
+            "a single file's offer",
+            [field(1, b"x"), field(2, &[0; 8])].concat(),
+        ),
+    ];
+    for (what, body) in &broken {
+        let got = converse(r.addr, &hello(body), what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+        assert!(reason.starts_with(old), "{what}: {reason}");
         r.check_alive(what);
     }
 
@@ -843,6 +931,43 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
     assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
+/// A session of one `entry` by a sender that does not wait for any answer:
+/// OFFER, ENTRY, MANIFEST, BEGIN, a DATA frame of `payload`, FILE END and END
+/// in one write. Returns what the receiver said until it hung up.
+fn rush(addr: SocketAddr, entry: &Entry, payload: &[u8], what: &str) -> Vec<Message> {
+    let mut bytes = session_of_one(entry);
+    let begin = Begin {
+        id: entry.id,
+        path: entry.path.clone(),
+    };
+    Message::Begin(begin).append_to(&mut bytes);
+    bytes.extend_from_slice(&proto::data_header(0, payload.len() as u64));
+    bytes.extend_from_slice(payload);
+    let sent = payload.len() as u64;
+    let end = FileEnd {
+        id: entry.id,
+        sent,
+        ..FileEnd::default()
+    };
+    Message::FileEnd(end).append_to(&mut bytes);
+    Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+    let mut c = client(addr);
+    // the receiver may hang up in the middle of it
+    let _ = c.write_all(&bytes);
+    let _ = c.shutdown(Shutdown::Write);
+    let mut msgs = Vec::new();
+    hear(&mut c, &mut msgs, what, |_| false);
+    msgs
+}
+
+/// A file entry of `size` bytes at a path that need not be UTF-8.
+fn entry_at(path: &[u8], size: u64) -> Entry {
+    Entry {
+        path: path.to_vec(),
+        ..file_entry("", size, None, false)
+    }
+}
+
 #[test]
 fn bad_names_are_refused_and_nothing_is_written() {
     let (root, out) = layout();
@@ -852,64 +977,82 @@ fn bad_names_are_refused_and_nothing_is_written() {
     let mut r = Recv::start(&out, &["-k"]);
     let abs = victim.to_str().unwrap().to_string();
     let long = "a".repeat(256);
-    let names: Vec<&str> = vec![
-        "../x",
-        "../../x",
-        "/etc/passwd",
-        &abs,
-        "a/b",
-        "a\\b",
-        "..\\x",
-        "..",
-        ".",
-        "",
-        "a\0b",
-        "\0",
-        "a\nb",
-        "a\rb",
-        "\x1b[2J",
-        "tab\there",
-        "del\x7f",
-        "\u{85}next-line",
-        &long,
-        "x.zcpart",
-        "x.zcpart.held",
-        "x.zcpart.held.tmp",
-        "out/../x",
+    // Each is the path of the one entry of a `single` session. Absent on
+    // purpose, as they are legal names on Unix (PROTOCOL.md, ENTRY: names
+    // are bytes): "a\nb" and "tab\there" (tab and newline are the controls
+    // Unix names may hold; zc escapes them when it prints), a backslash
+    // ("a\\b", "..\\x": an ordinary byte here, refused only on Windows),
+    // bytes that are not UTF-8, and U+0085 (its UTF-8 bytes are not
+    // controls); they land below.
+    let names: Vec<&[u8]> = vec![
+        b"../x",
+        b"../../x",
+        b"/etc/passwd",
+        abs.as_bytes(),
+        // a path of two components: a file alone is one
+        b"a/b",
+        b"a//b",
+        b"a/",
+        b"./x",
+        b"..",
+        b".",
+        b"",
+        b"a\0b",
+        b"\0",
+        b"a\rb",
+        b"\x1b[2J",
+        b"del\x7f",
+        b"bell\x07",
+        long.as_bytes(),
+        b"x.zcpart",
+        b"x.zcpart.held",
+        b"x.zcpart.held.tmp",
+        b"out/../x",
+        // not UTF-8, and hostile for another reason
+        b"\xff/../x",
+        b"bad\xff\x1b.bin",
+        b"..\xff/x",
+        b"\xfe.zcpart",
     ];
     let payload = b"EVIL!";
     for name in &names {
-        let what = format!("name {name:?}");
-        let mut bytes = hello(&offer(name, payload.len() as u64).encode());
-        // A hostile sender does not wait for the answer: the data follows.
-        bytes.extend_from_slice(&proto::data_header(0, payload.len() as u64));
-        bytes.extend_from_slice(payload);
-        bytes.extend_from_slice(&frame(
-            kind::END,
-            &End {
-                sent: payload.len() as u64,
-                ..End::default()
+        let what = format!("name {:?}", String::from_utf8_lossy(name));
+        let entry = entry_at(name, payload.len() as u64);
+        // A sender that ignores the refusal: after GO (a session whose one
+        // entry is refused wants nothing, and says GO), the data anyway.
+        let heard = lie(r.addr, &entry, &[(0, payload.len() as u64)], &what);
+        match heard.reply() {
+            Some(Action::Refuse { code, reason }) => {
+                assert_eq!(*code, RefuseCode::BadName, "{what}: {reason}")
             }
-            .encode(),
-        ));
-        let got = converse(r.addr, &bytes, &what);
-        let (code, reason) = refusal(&got, &what);
-        assert!(
-            matches!(code, RefuseCode::BadName | RefuseCode::BadOffer),
-            "{what}: refused with {code:?}: {reason}"
-        );
+            other => panic!(
+                "{what}: the entry was answered {other:?}; heard {:?}",
+                heard.msgs
+            ),
+        }
+        assert!(!heard.took_it(), "{what}: taken: {:?}", heard.msgs);
+        r.check_alive(&what);
+        // A sender that does not wait at all: MANIFEST, BEGIN, DATA, FILE
+        // END and END in one write. The receiver hangs up on data before
+        // GO, mostly before its REPLY (held back to go out with GO) leaves;
+        // if the REPLY does come, it is the same refusal.
+        let what = format!("{what}, not waiting");
+        let msgs = rush(r.addr, &entry, payload, &what);
+        for m in &msgs {
+            match m {
+                Message::Reply(Reply {
+                    action: Action::Refuse { code, reason },
+                    ..
+                }) => assert_eq!(*code, RefuseCode::BadName, "{what}: {reason}"),
+                Message::Reply(_) => panic!("{what}: the entry was not refused: {msgs:?}"),
+                Message::FileResult(_, o) | Message::Result(o) if o.status == proto::Status::Ok => {
+                    panic!("{what}: taken: {msgs:?}")
+                }
+                _ => {}
+            }
+        }
         r.check_alive(&what);
     }
-    // The same, with a name that is not UTF-8.
-    let body = [
-        field(1, b"bad\xff.bin"),
-        field(2, &5u64.to_be_bytes()),
-        field(3, &0u64.to_be_bytes()),
-    ]
-    .concat();
-    let got = converse(r.addr, &hello(&body), "a non-UTF-8 name");
-    refusal(&got, "a non-UTF-8 name");
-
     assert_eq!(
         snapshot(root.path()),
         before,
@@ -921,7 +1064,30 @@ fn bad_names_are_refused_and_nothing_is_written() {
         passwd_before,
         "/etc/passwd changed"
     );
-    // Names a user might think odd but that are plain file names work.
+    // Names a user might think odd but that are plain file names on Unix
+    // land, under exactly those bytes.
+    let odd: [&[u8]; 7] = [
+        b"a\nb",
+        b"tab\there",
+        b"a\\b",
+        b"..\\x",
+        b"bad\xff.bin",
+        "\u{85}next-line".as_bytes(),
+        b"x.zcpart.bak",
+    ];
+    for name in odd {
+        let what = format!("legal name {:?}", String::from_utf8_lossy(name));
+        let heard = lie(r.addr, &entry_at(name, 5), &[(0, 5)], &what);
+        assert!(
+            matches!(heard.reply(), Some(Action::Send { .. })) && heard.go && heard.took_it(),
+            "{what}: {:?}",
+            heard.msgs
+        );
+        let path = out.join(std::ffi::OsStr::from_bytes(name));
+        assert_eq!(fs::read(&path).unwrap(), b"zzzzz", "{what}");
+        fs::remove_file(&path).unwrap();
+        r.check_alive(&what);
+    }
     for (i, name) in ["..x", "x..", ".hidden", "-dash", "sp ace", "ünï €"]
         .iter()
         .enumerate()
@@ -1802,13 +1968,24 @@ fn a_source_rewritten_behind_the_send_never_lands_torn() {
 // ===========================================================================
 // Tampering in transit, with a key
 
+/// What a tampering proxy did.
+#[derive(Default)]
+struct Tampered {
+    /// Bytes of DATA payload flipped (one, in the first payload).
+    flipped: AtomicU64,
+    /// FILE END frames that carried a digest, passed on without it.
+    stripped: AtomicU64,
+}
+
 /// A man in the middle for one connection: parses the sender's frames,
 /// flips one byte of the first DATA payload and, with `strip`, removes
-/// the digests from END (fixing the frame length). The OFFER and the key
-/// handshake pass untouched.
-fn tampering_proxy(upstream: SocketAddr, strip: bool) -> SocketAddr {
+/// the digest from each FILE END (fixing the frame length). The OFFER and
+/// the key handshake pass untouched.
+fn tampering_proxy(upstream: SocketAddr, strip: bool) -> (SocketAddr, Arc<Tampered>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let tampered = Arc::new(Tampered::default());
+    let seen = tampered.clone();
     thread::spawn(move || {
         let Ok((client, _)) = listener.accept() else {
             return;
@@ -1822,16 +1999,20 @@ fn tampering_proxy(upstream: SocketAddr, strip: bool) -> SocketAddr {
             let _ = io::copy(&mut down_from, &mut down_to);
             let _ = down_to.shutdown(Shutdown::Write);
         });
-        let _ = relay_tampered(client, server, strip);
+        let _ = relay_tampered(client, server, strip, &seen);
     });
-    addr
+    (addr, tampered)
 }
 
-fn relay_tampered(mut from: TcpStream, mut to: TcpStream, strip: bool) -> io::Result<()> {
+fn relay_tampered(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    strip: bool,
+    seen: &Tampered,
+) -> io::Result<()> {
     let mut pre = [0u8; proto::PREAMBLE_LEN];
     from.read_exact(&mut pre)?;
     to.write_all(&pre)?;
-    let mut flipped = false;
     loop {
         let f = match proto::read_frame(&mut from) {
             Ok(f) => f,
@@ -1850,21 +2031,25 @@ fn relay_tampered(mut from: TcpStream, mut to: TcpStream, strip: bool) -> io::Re
                     if n == 0 {
                         return Ok(());
                     }
-                    if !flipped {
+                    if seen.flipped.load(Ordering::SeqCst) == 0 {
                         buf[0] ^= 0x5a;
-                        flipped = true;
+                        seen.flipped.store(1, Ordering::SeqCst);
                     }
                     to.write_all(&buf[..n])?;
                     left -= n as u64;
                 }
             }
-            kind::END if strip => {
-                let end = End::decode(&f.body).map_err(io::Error::other)?;
-                let stripped = End {
-                    sent: end.sent,
-                    ..End::default()
+            kind::FILE_END if strip => {
+                let Message::FileEnd(mut end) = Message::decode(&f).map_err(io::Error::other)?
+                else {
+                    unreachable!("a FILE END frame decodes as one");
                 };
-                to.write_all(&frame(kind::END, &stripped.encode()))?;
+                if end.sha256.take().is_some() {
+                    seen.stripped.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut out = Vec::new();
+                Message::FileEnd(end).append_to(&mut out);
+                to.write_all(&out)?;
             }
             _ => to.write_all(&frame(f.kind, &f.body))?,
         }
@@ -1879,18 +2064,30 @@ fn keyed_transfer_through_tampering(strip: bool) {
     let mut rcmd = recv_cmd(&out, &QUIET);
     rcmd.env("ZC_KEY", "correct horse battery staple");
     let mut r = Recv::start_cmd(rcmd);
-    let mitm = tampering_proxy(r.addr, strip);
+    let (mitm, tampered) = tampering_proxy(r.addr, strip);
     let mut scmd = send_cmd(&[s(&src), &mitm.to_string()]);
     scmd.env("ZC_KEY", "correct horse battery staple");
     let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(SUITE_TIMEOUT);
     let got = r.finish(SUITE_TIMEOUT);
     let what = if strip {
-        "a flipped byte, digests stripped from END"
+        "a flipped byte, the digest stripped from FILE END"
     } else {
         "a flipped byte"
     };
     assert_no_panic("sender", &sent.stderr);
     assert_no_panic("receiver", &got.stderr);
+    assert_eq!(
+        tampered.flipped.load(Ordering::SeqCst),
+        1,
+        "{what}: no DATA went through the proxy"
+    );
+    if strip {
+        assert_eq!(
+            tampered.stripped.load(Ordering::SeqCst),
+            1,
+            "{what}: the proxy found no digest to strip"
+        );
+    }
     assert_ne!(
         sent.code, 0,
         "{what}: the sender reported success: {}",
@@ -1905,10 +2102,9 @@ fn keyed_transfer_through_tampering(strip: bool) {
         !out.join("signed.bin").exists(),
         "{what}: altered data was published"
     );
-    if !strip {
-        sent.expect_clean(3, what);
-        got.expect_clean(3, what);
-    }
+    // a digest that does not come is a mismatch, as a wrong one is
+    sent.expect_clean(3, what);
+    got.expect_clean(3, what);
 }
 
 #[test]
