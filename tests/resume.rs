@@ -1251,18 +1251,38 @@ fn a_sender_lost_during_verification_is_waited_for() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    let offer = zc::protocol::Offer {
-        name: Some(setup.name.clone()),
-        size: Some(size),
-        offset: 0,
-        count: Some(size),
+    // The sender's first writes: preamble, OFFER, then ENTRY and MANIFEST
+    // together; the proxy cuts right after them, as the receiver hashes.
+    use std::os::unix::fs::PermissionsExt;
+    use zc::protocol::tree::{Entry, EntryKind, Manifest, TreeOffer};
+    let mode = fs::metadata(&setup.src).unwrap().permissions().mode() & 0o777;
+    let offer = TreeOffer {
+        entries: 1,
+        bytes: size,
         verify: true,
-        mtime_ns: Some(mtime),
         resume: true,
         fresh: false,
         nonce: None,
+        single: true,
     };
-    let hello = (zc::protocol::PREAMBLE_LEN + 5 + offer.encode().len()) as u64;
+    let entry = Entry {
+        id: 0,
+        path: setup.name.clone().into_bytes(),
+        kind: EntryKind::File,
+        size,
+        mode,
+        mtime_ns: mtime,
+        target: Vec::new(),
+        range: None,
+        stream: false,
+    };
+    let manifest = Manifest {
+        entries: 1,
+        failed: 0,
+    };
+    let frames = [offer.encode(), entry.encode(), manifest.encode()];
+    let hello =
+        (zc::protocol::PREAMBLE_LEN + frames.iter().map(|f| 5 + f.len()).sum::<usize>()) as u64;
     let offer_cut = CuttingProxy::start(rx.addr, hello, 1);
     let second = send(&[setup.src(), &offer_cut.addr.to_string()]);
     println!("second:\n{}", second.stderr);

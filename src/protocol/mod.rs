@@ -80,31 +80,6 @@ impl RefuseCode {
     }
 }
 
-/// The single-file OFFER of the protocol before trees.
-///
-/// Only for tests that play a sender from before trees; no code path sends or accepts it.
-#[doc(hidden)]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Offer {
-    pub name: Option<String>,
-    /// The whole source's size; `None` for a stream of unknown length.
-    pub size: Option<u64>,
-    pub offset: u64,
-    /// How many bytes from `offset`; `None` until the end of a stream.
-    pub count: Option<u64>,
-    /// The sender will send SHA-256 digests and wants them checked.
-    pub verify: bool,
-    /// The source's modification time (ns since the epoch), part of its identity.
-    pub mtime_ns: Option<u64>,
-    /// The sender wants the held blocks' hashes, to skip what is good.
-    pub resume: bool,
-    /// Forget whatever is held and start over (`--no-resume`).
-    pub fresh: bool,
-    /// The sender holds a key: its nonce for the challenge (a required
-    /// field, so a receiver that knows nothing of keys refuses).
-    pub nonce: Option<[u8; 32]>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Go ahead; `held` lists the byte ranges the receiver already holds;
@@ -117,22 +92,6 @@ pub enum Answer {
         code: RefuseCode,
         reason: String,
     },
-}
-
-/// The single-file END of the protocol before trees (a tree session ends
-/// with [`tree::TreeEnd`]).
-///
-/// Only for tests that play a sender from before trees; no code path sends or accepts it.
-#[doc(hidden)]
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct End {
-    /// DATA payload bytes sent in this connection, in all.
-    pub sent: u64,
-    /// SHA-256 of this connection's DATA payloads, in the order sent; used
-    /// when the receiver will not hold the whole file afterwards.
-    pub sent_sha256: Option<[u8; 32]>,
-    /// SHA-256 of the whole file; used when the receiver will hold all of it.
-    pub file_sha256: Option<[u8; 32]>,
 }
 
 /// The hash of one held block, as the receiver reports it.
@@ -336,48 +295,6 @@ fn clip(text: &str) -> &str {
     &text[..end]
 }
 
-impl Offer {
-    const NAME: u8 = 1;
-    const SIZE: u8 = 2;
-    const OFFSET: u8 = 3;
-    const COUNT: u8 = 4;
-    const VERIFY: u8 = 5;
-    const MTIME: u8 = 6;
-    const RESUME: u8 = 7;
-    const FRESH: u8 = 8;
-    const NONCE: u8 = 0x89;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut f = Fields::default();
-        if let Some(name) = &self.name {
-            f.put(Self::NAME, name.as_bytes());
-        }
-        if let Some(size) = self.size {
-            f.put_u64(Self::SIZE, size);
-        }
-        f.put_u64(Self::OFFSET, self.offset);
-        if let Some(count) = self.count {
-            f.put_u64(Self::COUNT, count);
-        }
-        if self.verify {
-            f.put(Self::VERIFY, &[1]);
-        }
-        if let Some(mtime) = self.mtime_ns {
-            f.put_u64(Self::MTIME, mtime);
-        }
-        if self.resume {
-            f.put(Self::RESUME, &[1]);
-        }
-        if self.fresh {
-            f.put(Self::FRESH, &[1]);
-        }
-        if let Some(nonce) = &self.nonce {
-            f.put(Self::NONCE, nonce);
-        }
-        f.0
-    }
-}
-
 impl Answer {
     const STATUS: u8 = 1;
     const CODE: u8 = 2;
@@ -429,38 +346,6 @@ impl Answer {
             }),
             None => bail!("answer without a status"),
         }
-    }
-}
-
-impl End {
-    const SENT: u8 = 1;
-    const SENT_SHA256: u8 = 2;
-    const FILE_SHA256: u8 = 3;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut f = Fields::default();
-        f.put_u64(Self::SENT, self.sent);
-
-        if let Some(d) = &self.sent_sha256 {
-            f.put(Self::SENT_SHA256, d);
-        }
-        if let Some(d) = &self.file_sha256 {
-            f.put(Self::FILE_SHA256, d);
-        }
-        f.0
-    }
-
-    pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut end = End::default();
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::SENT => end.sent = as_u64(tag, value)?,
-                Self::SENT_SHA256 => end.sent_sha256 = Some(as_digest(tag, value)?),
-                Self::FILE_SHA256 => end.file_sha256 = Some(as_digest(tag, value)?),
-                _ => unknown(tag)?,
-            }
-        }
-        Ok(end)
     }
 }
 

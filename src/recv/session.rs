@@ -100,8 +100,10 @@ impl Tree<'_> {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        // what is here stays: the sender may come back and resume
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
+            .map_err(|e| crate::exit::tag(e, crate::exit::Tag::Resumable))
     }
 
     pub(super) fn settle(&mut self, path: &str, kind: &'static str, fate: Fate) {
