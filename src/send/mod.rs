@@ -1,6 +1,7 @@
 //! The sending role: open the source, connect (again, with `--retry`), and
 //! run a framed or raw session.
 
+mod digests;
 mod peer;
 mod raw;
 mod replies;
