@@ -5,6 +5,7 @@ mod digests;
 mod peer;
 mod raw;
 mod replies;
+mod serve;
 mod tree;
 mod tree_files;
 pub mod walk;
@@ -162,6 +163,9 @@ fn retryable(err: &anyhow::Error) -> bool {
 }
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
+    if cfg.keep_open {
+        return serve::serve(cfg, reporter);
+    }
     match &cfg.payload {
         Payload::Single(source) if !cfg.common.raw => {
             let plan = tree::Plan::single(open(cfg, source)?);
