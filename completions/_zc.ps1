@@ -25,7 +25,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)')
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Send at most this many bytes from the offset')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The name announced for a single source (default: its base name)')
             [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'On a dropped connection, reconnect up to N times with backoff and resume')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With -k: at most N transfers at once; later receivers wait their turn (default 64)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up connecting after this many seconds')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up when no byte has moved for this many seconds')
             [CompletionResult]::new('--limit-rate', '--limit-rate', [CompletionResultType]::ParameterName, 'Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of --offset). The sender paces what it hands to sendfile, the receiver what it reads; either side can set it')
@@ -46,6 +47,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--no-resume', '--no-resume', [CompletionResultType]::ParameterName, 'Start at --offset (default 0) even if the receiver holds a partial copy')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)')
             [CompletionResult]::new('--dereference', '--dereference', [CompletionResultType]::ParameterName, 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)')
+            [CompletionResult]::new('-k', '-k', [CompletionResultType]::ParameterName, 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver')
+            [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver')
             [CompletionResult]::new('--no-sendfile', '--no-sendfile', [CompletionResultType]::ParameterName, 'Use the buffered copy path instead of sendfile(2)')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp')
             [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Skip the SHA-256 end-to-end check')
@@ -65,6 +68,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'A file, an existing directory, or ''-'' for stdout (default: the current directory)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'A file, an existing directory, or ''-'' for stdout (default: the current directory)')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With -k: at most N transfers at once; later senders wait their turn (default 64)')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Refuse transfers larger than this')
             [CompletionResult]::new('--max-files', '--max-files', [CompletionResultType]::ParameterName, 'Refuse a tree with more entries than this')
             [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'With --raw: write from this byte of the output file, without truncating it')
@@ -97,7 +101,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             break
         }
         'zc;help' {
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)')
             [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')

@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
+            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-conns --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,6 +164,10 @@ _zc() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-conns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -207,7 +211,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -L -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
+            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +238,10 @@ _zc() {
                     return 0
                     ;;
                 --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-conns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,7 +26,7 @@ end
 
 complete -c zc -n "__fish_zc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_needs_command" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
 complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -35,6 +35,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this 
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The name announced for a single source (default: its base name)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l max-conns -d 'With -k: at most N transfers at once; later receivers wait their turn (default 64)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l limit-rate -d 'Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of --offset). The sender paces what it hands to sendfile, the receiver what it reads; either side can set it' -r
@@ -45,6 +46,7 @@ none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
+complete -c zc -n "__fish_zc_using_subcommand send" -s k -l keep-open -d 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-verify -d 'Skip the SHA-256 end-to-end check'
@@ -56,6 +58,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s h -l help -d 'Print help 
 complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s l -l listen -d 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, an existing directory, or \'-\' for stdout (default: the current directory)' -r -F
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-conns -d 'With -k: at most N transfers at once; later senders wait their turn (default 64)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tree with more entries than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
@@ -79,7 +82,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help 
 complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

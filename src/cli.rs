@@ -13,6 +13,7 @@ Examples:
   zc send photos/ a.iso otherhost:9000  send a directory and a file in one session
   tar c dir | zc send - host:9000       send a stream from stdin
   zc recv -o - | tar x                  receive a stream to stdout
+  zc send --listen 9000 -k big.iso      serve a file to every 'zc recv host:9000' until Ctrl-C
   zc recv --raw -o out.bin              accept a plain TCP stream (nc host 9000 < file)
   zc send --raw file host:9000          feed 'nc -l 9000 > file'";
 
@@ -37,7 +38,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send files and directories ('-' for stdin) to a receiver at
-    /// HOST:PORT, or with --listen wait for a receiver to connect
+    /// HOST:PORT, or with --listen wait for a receiver to connect (with -k,
+    /// for every receiver until interrupted)
     Send(SendArgs),
     /// Listen and receive (default [::]:9000, into the current directory), or
     /// connect to a listening sender at HOST:PORT
@@ -79,6 +81,15 @@ pub struct SendArgs {
     /// On a dropped connection, reconnect up to N times with backoff and resume
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,
+    /// With --listen: serve the sources to every receiver that connects,
+    /// several at once, until interrupted; each file is hashed once, not
+    /// once per receiver
+    #[arg(short, long)]
+    pub keep_open: bool,
+    /// With -k: at most N transfers at once; later receivers wait their
+    /// turn (default 64)
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<u64>,
     /// Use the buffered copy path instead of sendfile(2)
     #[arg(long)]
     pub no_sendfile: bool,
@@ -103,6 +114,10 @@ pub struct RecvArgs {
     /// Keep listening and accept transfers concurrently until interrupted
     #[arg(short, long)]
     pub keep_open: bool,
+    /// With -k: at most N transfers at once; later senders wait their turn
+    /// (default 64)
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<u64>,
     /// Refuse transfers larger than this
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,

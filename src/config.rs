@@ -78,6 +78,10 @@ pub struct SendConfig {
     pub sendfile: bool,
     pub resume: bool,
     pub retry: u32,
+    /// `-k` (with `--listen`): serve every receiver that connects.
+    pub keep_open: bool,
+    /// `--max-conns`: sessions at once under `-k`.
+    pub max_conns: usize,
     pub common: Common,
 }
 
@@ -101,11 +105,29 @@ pub struct RecvConfig {
     pub output: Output,
     pub force: bool,
     pub keep_open: bool,
+    /// `--max-conns`: transfers at once under `-k`.
+    pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
     /// `--raw --offset`: write from this byte without truncating.
     pub raw_offset: Option<u64>,
     pub common: Common,
+}
+
+/// Transfers at once under `-k` when `--max-conns` is not given: room for
+/// a lab of receivers, far below the descriptors a process may hold.
+pub const DEFAULT_MAX_CONNS: usize = 64;
+
+/// `--max-conns`: only with `-k`, and at least one.
+fn max_conns(given: Option<u64>, keep_open: bool) -> Result<usize> {
+    match given {
+        None => Ok(DEFAULT_MAX_CONNS),
+        Some(_) if !keep_open => Err(exit::usage(
+            "--max-conns limits -k (keep serving); give -k, or drop --max-conns",
+        )),
+        Some(0) => Err(exit::usage("--max-conns takes 1 or more")),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
 }
 
 fn seconds(value: f64, flag: &str) -> Result<Duration> {
@@ -162,6 +184,13 @@ impl Common {
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
         let common = Common::from_args(&args.common)?;
+        if args.keep_open && args.listen.is_none() {
+            // said before the positionals are read as SOURCE... HOST:PORT
+            return Err(exit::usage(
+                "-k serves the receivers that connect: it needs --listen ADDR \
+                 ('zc send --listen 9000 -k FILE')",
+            ));
+        }
         let mut paths = args.paths.clone();
         let peer = match &args.listen {
             Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
@@ -196,6 +225,9 @@ impl SendConfig {
         if let Payload::Tree(_) = payload {
             check_tree_flags(args, &common)?;
         }
+        if args.keep_open {
+            check_keep_open(args, stdin, &common)?;
+        }
         Ok(SendConfig {
             payload,
             dereference: args.dereference,
@@ -206,9 +238,26 @@ impl SendConfig {
             sendfile: !args.no_sendfile,
             resume: !args.no_resume,
             retry: args.retry,
+            keep_open: args.keep_open,
+            max_conns: max_conns(args.max_conns, args.keep_open)?,
             common,
         })
     }
+}
+
+/// `send -k` (with `--listen`) serves whoever connects: only what can be
+/// read again for each receiver.
+fn check_keep_open(args: &SendArgs, stdin: bool, common: &Common) -> Result<()> {
+    let why = if stdin {
+        "-k sends the source to every receiver, and stdin can be read only once"
+    } else if common.raw {
+        "-k needs framed transfers, not --raw"
+    } else if args.retry > 0 {
+        "--retry has no meaning with -k: a receiver that reconnects is served again (and resumes)"
+    } else {
+        return Ok(());
+    };
+    Err(exit::usage(why))
 }
 
 /// A `--name` must be one plain file name: what the receiver would refuse
@@ -343,6 +392,7 @@ impl RecvConfig {
             output,
             force: args.force,
             keep_open: args.keep_open,
+            max_conns: max_conns(args.max_conns, args.keep_open)?,
             max_size: args.max_size,
             max_files: args.max_files,
             raw_offset: args.offset,

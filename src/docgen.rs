@@ -22,7 +22,7 @@ pub const EXIT_STATUS: [(i32, &str); 7] = [
     (130, "interrupted (Ctrl-C / SIGINT)"),
 ];
 
-const EXAMPLES: [(&str, &str); 8] = [
+const EXAMPLES: [(&str, &str); 9] = [
     ("zc recv", "Listen on [::]:9000 and write what arrives into the current directory."),
     ("zc send big.iso otherhost:9000", "Send a file: zero-copy, SHA-256 checked, exit 0 only once it is durable on the other side."),
     ("tar c dir | zc send - host:9000", "Send a stream from stdin."),
@@ -31,6 +31,7 @@ const EXAMPLES: [(&str, &str); 8] = [
     ("zc recv --raw -o out.bin", "Accept a plain TCP stream, e.g. from 'nc host 9000 < file'."),
     ("zc send --raw file host:9000", "Feed 'nc -l 9000 > file' or socat."),
     ("zc send --limit-rate 10M big.iso host:9000", "Send at most 10 MiB a second, still zero-copy."),
+    ("zc send --listen 9000 -k big.iso", "Serve big.iso to every 'zc recv -o /data host:9000' that connects, several at once, until Ctrl-C; the file is hashed once."),
 ];
 
 /// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.

@@ -36,12 +36,24 @@ fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> JoinHa
 
 /// Hashes the ranges, in order, as one stream, on another thread.
 pub fn spawn_ranges(file: File, ranges: Vec<(u64, u64)>) -> JoinHandle<io::Result<Sha>> {
+    spawn_ranges_then(file, ranges, |_, _| {})
+}
+
+/// [`spawn_ranges`], handing the result to `then` on that thread as soon
+/// as it is known, before (and whether or not) anyone joins it.
+pub fn spawn_ranges_then(
+    file: File,
+    ranges: Vec<(u64, u64)>,
+    then: impl FnOnce(&File, &io::Result<Sha>) + Send + 'static,
+) -> JoinHandle<io::Result<Sha>> {
     spawn(move || {
         let mut hasher = Sha256::new();
-        for (start, end) in ranges {
-            hash_into(&file, start, end - start, &mut hasher)?;
-        }
-        Ok(hasher.finalize().into())
+        let hashed = ranges
+            .into_iter()
+            .try_for_each(|(start, end)| hash_into(&file, start, end - start, &mut hasher))
+            .map(|()| hasher.finalize().into());
+        then(&file, &hashed);
+        hashed
     })
 }
 

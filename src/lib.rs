@@ -22,5 +22,6 @@ pub mod protocol;
 pub mod rate;
 pub mod recv;
 pub mod send;
+pub mod serve;
 pub mod sys;
 pub mod units;

@@ -53,6 +53,9 @@ pub struct Summary {
     pub resumed_from: u64,
     /// Anything the user should know (a fallback, a range cut at the end).
     pub note: Option<String>,
+    /// The sender's digest: `computed`, or `cached` (hashed once for
+    /// several receivers); none when not verifying, or on the receiving side.
+    pub digest: Option<&'static str>,
 }
 
 impl Summary {
@@ -82,6 +85,9 @@ impl Summary {
             Some(sha) => line.push_str(&format!(", sha256 {sha}")),
             None => line.push_str(", not verified"),
         }
+        if self.digest == Some("cached") {
+            line.push_str(", digest from cache");
+        }
         if let Some(note) = &self.note {
             line.push_str(&format!(" ({note})"));
         }
@@ -90,7 +96,7 @@ impl Summary {
 
     fn json(&self) -> Value {
         let secs = self.elapsed.as_secs_f64();
-        json!({
+        let mut value = json!({
             "event": "done",
             "role": role_name(self.role),
             "name": self.name,
@@ -102,7 +108,11 @@ impl Summary {
             "sha256": self.sha256,
             "resumed_from": self.resumed_from,
             "note": self.note,
-        })
+        });
+        if self.role == Role::Send {
+            value["digest"] = self.digest.into();
+        }
+        value
     }
 }
 

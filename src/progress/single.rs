@@ -120,6 +120,11 @@ impl TreeProgress for OneFile {
             sha256: self.sha256.take(),
             resumed_from: self.resumed_from,
             note: self.note.take(),
+            digest: match summary.digests {
+                (_, 1..) => Some("cached"),
+                (1.., _) => Some("computed"),
+                _ => None,
+            },
         };
         self.bar().finish(&done);
     }

@@ -116,6 +116,9 @@ pub struct TreeSummary {
     pub zero_copy: bool,
     /// Each file's SHA-256 was checked end to end.
     pub verified: bool,
+    /// The sender's digests: how many it computed, how many it took from
+    /// its cache (a file served before, or being hashed by another session).
+    pub digests: (u64, u64),
 }
 
 impl TreeSummary {
@@ -152,19 +155,27 @@ impl TreeSummary {
         if self.not_landed > 0 {
             line.push_str(&format!(", {} did not land", self.not_landed));
         }
+        if self.digests.1 > 0 {
+            line.push_str(&format!(", {} digests from cache", self.digests.1));
+        }
         line
     }
 
     fn json(&self) -> serde_json::Value {
         let secs = self.elapsed.as_secs_f64();
-        json!({
+        let mut value = json!({
             "event": "done", "role": role_name(self.role), "tree": true,
             "name": self.name, "path": self.path, "entries": self.entries,
             "files": self.files, "up_to_date": self.up_to_date,
             "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
             "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
             "zero_copy": self.zero_copy, "verified": self.verified,
-        })
+        });
+        if self.role == Role::Send {
+            value["digests_computed"] = self.digests.0.into();
+            value["digests_cached"] = self.digests.1.into();
+        }
+        value
     }
 }
 

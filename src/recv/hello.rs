@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::config::RecvConfig;
+use crate::config::{Peer, RecvConfig};
 use crate::conn::{Conn, Way};
 use crate::exit::{self, Tag};
 use crate::progress::Reporter;
@@ -22,8 +22,15 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
 pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
     let peer = conn.peer.clone();
-    let version = proto::read_preamble(&mut conn)
-        .map_err(|e| exit::tag(e.context(format!("{peer}: dropped")), Tag::NotASender))?;
+    let version = proto::read_preamble(&mut conn).map_err(|e| {
+        let queued = matches!(cfg.peer, Peer::Connect(_)) && timed_out(&e);
+        let e = e.context(format!("{peer}: dropped"));
+        let e = match queued {
+            true => queued_hint(&e, cfg),
+            false => e,
+        };
+        exit::tag(e, Tag::NotASender)
+    })?;
     if version != proto::VERSION {
         let reason = format!(
             "this receiver speaks zc protocol {}, the sender {version}",
@@ -49,4 +56,24 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         return Err(refuse(&mut conn, RefuseCode::BadOffer, why.into()));
     }
     super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
+
+fn timed_out(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
+/// A sender that took our connection and then said nothing for the whole
+/// `--timeout` is most likely serving others (`send -k` at its
+/// `--max-conns`), with this receiver queued in its backlog: say so.
+fn queued_hint(err: &anyhow::Error, cfg: &RecvConfig) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}; a sender serving with -k may be busy with its --max-conns receivers \
+         (try again, or wait longer: --timeout above {} s)",
+        exit::message_of(err),
+        cfg.common.idle_timeout.as_secs_f64()
+    )
 }

@@ -11,17 +11,12 @@ mod tree;
 mod tree_files;
 
 use std::net::TcpListener;
-use std::thread;
 use std::time::Instant;
 
 use anyhow::Result;
 
 use crate::config::{Output, Peer, RecvConfig};
-use crate::exit::{self, ExitCode};
-
-/// How long `-k` waits after a failed accept (no descriptors left) or
-/// spawn before it tries again.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+use crate::exit;
 use crate::net;
 use crate::progress::Reporter;
 
@@ -97,32 +92,12 @@ fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
     }
 }
 
-/// `-k`: every connection on its own thread, until Ctrl-C.
+/// `-k`: every connection on its own thread, until Ctrl-C; each
+/// transfer's end is reported, and the receiver goes on.
 fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> Result<()> {
-    thread::scope(|scope| loop {
-        let stream = match net::accept(listener, None) {
-            Ok(stream) => stream.expect("no deadline, so a connection"),
-            Err(e) if exit::code_of(&e) == ExitCode::Interrupted => return Err(e),
-            // Out of descriptors (or another passing fault): the connections
-            // already open will end and free some; a server that anyone can
-            // stop by opening enough sockets is no server.
-            Err(e) => {
-                reporter.warn(&exit::message_of(&e));
-                thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-        };
-        let spawned = thread::Builder::new()
-            .name("zc-transfer".into())
-            .spawn_scoped(scope, move || {
-                // Each transfer's end is reported, and the receiver goes on.
-                if let Err(e) = hello::receive(cfg, stream, reporter) {
-                    reporter.error(&exit::message_of(&e), exit::code_of(&e));
-                }
-            });
-        if let Err(e) = spawned {
-            reporter.warn(&format!("cannot start a transfer thread: {e}"));
-            thread::sleep(ACCEPT_BACKOFF);
+    crate::serve::serve(listener, cfg.max_conns, reporter, |stream| {
+        if let Err(e) = hello::receive(cfg, stream, reporter) {
+            reporter.error(&exit::message_of(&e), exit::code_of(&e));
         }
     })
 }

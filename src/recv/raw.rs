@@ -132,6 +132,7 @@ pub fn receive(
         sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: start,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+        digest: None,
     });
     Ok(())
 }

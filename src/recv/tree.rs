@@ -681,6 +681,7 @@ impl Tree<'_> {
             elapsed: began.elapsed(),
             zero_copy,
             verified: self.offer.verify && self.cfg.common.verify,
+            digests: (0, 0),
         });
         match verdict {
             Verdict::Complete => Ok(()),

@@ -1,9 +1,11 @@
 //! The sending role: open the source, connect (again, with `--retry`), and
 //! run a framed or raw session.
 
+mod digests;
 mod peer;
 mod raw;
 mod replies;
+mod serve;
 mod tree;
 mod tree_files;
 pub mod walk;
@@ -161,6 +163,9 @@ fn retryable(err: &anyhow::Error) -> bool {
 }
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
+    if cfg.keep_open {
+        return serve::serve(cfg, reporter);
+    }
     match &cfg.payload {
         Payload::Single(source) if !cfg.common.raw => {
             let plan = tree::Plan::single(open(cfg, source)?);

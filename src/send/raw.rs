@@ -99,6 +99,7 @@ pub(super) fn session(
         sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: plan.offset,
         note: note(plan, digest.is_some(), sent.bytes, sent.fallback.take()),
+        digest: None,
     });
     Ok(())
 }

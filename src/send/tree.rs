@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::digests::{Digests, FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
 use super::resume_command;
@@ -49,6 +50,8 @@ pub(super) struct Plan {
     name: String,
     /// One file or stream named alone on the command line: a tree of one.
     pub(super) single: Option<Single>,
+    /// Whole-file digests, shared with the other sessions of `-k`.
+    pub(super) digests: Arc<Digests>,
 }
 
 /// What a session of one file adds to its one entry.
@@ -107,7 +110,13 @@ impl Plan {
                 note,
                 stream,
             }),
+            digests: Arc::default(),
         }
+    }
+
+    /// The same plan, taking and keeping digests in `digests`.
+    pub(super) fn sharing(self, digests: Arc<Digests>) -> Plan {
+        Plan { digests, ..self }
     }
 
     /// Whether a lost connection can be resumed: not once a stream is read.
@@ -122,6 +131,23 @@ impl Plan {
         sources: &[(PathBuf, Vec<u8>)],
         reporter: &Reporter,
     ) -> Result<Plan> {
+        let plan = Plan::counted(cfg, sources)?;
+        reporter.warn(
+            "a tree carries files, directories, links inside it, permission bits and \
+             modification times; not owners, ACLs or extended attributes",
+        );
+        if plan.totals.hard_links > 0 {
+            reporter.warn(&format!(
+                "{} files have hard links; each is sent as a separate file",
+                plan.totals.hard_links
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// The sources checked and counted, without a word (`-k` counts them
+    /// again for each receiver, as they are then).
+    pub(super) fn counted(cfg: &SendConfig, sources: &[(PathBuf, Vec<u8>)]) -> Result<Plan> {
         for (path, _) in sources {
             std::fs::metadata(path).with_context(|| path.display().to_string())?;
         }
@@ -133,16 +159,6 @@ impl Plan {
             })
             .collect();
         let totals = walk::count(&sources, cfg.dereference);
-        reporter.warn(
-            "a tree carries files, directories, links inside it, permission bits and \
-             modification times; not owners, ACLs or extended attributes",
-        );
-        if totals.hard_links > 0 {
-            reporter.warn(&format!(
-                "{} files have hard links; each is sent as a separate file",
-                totals.hard_links
-            ));
-        }
         let first = String::from_utf8_lossy(&sources[0].top).into_owned();
         let name = match sources.len() {
             1 => first,
@@ -153,6 +169,7 @@ impl Plan {
             totals,
             name,
             single: None,
+            digests: Arc::default(),
         })
     }
 }
@@ -172,6 +189,9 @@ pub(super) struct Item {
     /// The receiver will hold the whole file once its range lands (so the
     /// digest is the file's), decided when it is sent.
     pub(super) whole: bool,
+    /// Its digest came from the cache, for this identity (forgotten if the
+    /// receiver does not match it).
+    pub(super) cached: Option<FileId>,
 }
 
 impl Item {
@@ -235,6 +255,8 @@ pub(super) struct Run<'a> {
     /// A file alone shows its check of held blocks: the display, and the
     /// bytes found good.
     pub(super) verifying: Option<(Box<dyn crate::progress::Progress>, u64)>,
+    /// Where whole-file digests come from, and how many came how.
+    pub(super) hashing: Hashing,
 }
 
 pub(super) fn session(
@@ -309,6 +331,10 @@ pub(super) fn session(
         reporter: reporter.clone(),
         bad_blocks: 0,
         verifying: None,
+        hashing: Hashing {
+            cache: plan.digests.clone(),
+            ..Hashing::default()
+        },
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     match outcome {
@@ -442,6 +468,7 @@ impl Run<'_> {
             elapsed: began.elapsed(),
             zero_copy: self.zero_copy && self.sent > 0,
             verified: self.cfg.common.verify && !self.unchecked,
+            digests: (self.hashing.computed, self.hashing.cached),
         };
         let verdict = match (self.ledger.verdict(), outcome.status) {
             (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
@@ -584,6 +611,7 @@ fn item_of(entry: &walk::Entry) -> Item {
         range: None,
         stream: false,
         whole: true,
+        cached: None,
     }
 }
 

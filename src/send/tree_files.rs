@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io;
 
 use anyhow::{anyhow, Result};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
+use super::digests::{Claim, FileId, Lookup, Wait};
 use super::peer::lost;
 use super::tree::{lossy, source_of, Item, Run, State, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
@@ -35,8 +36,8 @@ impl Run<'_> {
         let (good, ranged) = (good.clone(), item.range.is_some());
         let file = open_unchanged(item, &source_of(&self.tops, &item.path));
         self.items[id].whole = whole;
-        let file = match file {
-            Ok(file) => file,
+        let (file, identity) = match file {
+            Ok(opened) => opened,
             Err(why) => return self.give_up(id, 0, why, false),
         };
         let to_send = good.missing(start, end);
@@ -45,20 +46,22 @@ impl Run<'_> {
         self.progress
             .update(self.sent, self.files_done, &lossy(&path));
         if size <= PACK_MAX && good.total() == 0 && !ranged {
-            return self.pack_one(id, &file);
+            return self.pack_one(id, &file, identity);
         }
         self.queue(&Message::Begin(Begin {
             id: id as u64,
             path: path.clone(),
         }));
         self.flush()?;
-        let digest = self.digest_and_send(&file, &path, size, &to_send, (whole, good.total() > 0));
+        let digest = self.digest_and_send(&file, id, &to_send, (whole, good.total() > 0));
         let (bytes, digest) = match digest {
             Ok(done) => done,
             Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, why, true),
             Err(Lost::Session(e)) => return Err(e),
         };
-        if let Err(why) = unchanged(&file, &self.items[id]) {
+        // the identity, ctime included: a rewrite that put the mtime back
+        // still shows, and a cached digest is only as good as it
+        if let Err(why) = same_file(&file, identity) {
             return self.give_up(id, bytes, why, true);
         }
         self.ended(id, bytes, digest)
@@ -125,12 +128,13 @@ impl Run<'_> {
         self.sent += bytes;
         let item = &mut self.items[id];
         (item.size, item.whole) = (bytes, true);
+        self.hashing.computed += u64::from(hasher.is_some());
         self.ended(id, bytes, hasher.map(|h| h.finalize().into()))
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
     /// its frames into the next large write.
-    fn pack_one(&mut self, id: usize, file: &File) -> Result<()> {
+    fn pack_one(&mut self, id: usize, file: &File, identity: FileId) -> Result<()> {
         let size = self.items[id].size;
         let mut data = Vec::with_capacity(size as usize);
         let read = crate::copy::read_range(file, 0, size, &mut self.scratch, true, |_, chunk| {
@@ -143,10 +147,12 @@ impl Run<'_> {
             }
             return self.give_up(id, 0, e.to_string(), false);
         }
-        if let Err(why) = unchanged(file, &self.items[id]) {
+        if let Err(why) = same_file(file, identity) {
             return self.give_up(id, 0, why, false);
         }
+        // read anyway to be sent: hashing the buffer costs less than a lookup saves
         let digest = self.cfg.common.verify.then(|| Sha256::digest(&data).into());
+        self.hashing.computed += u64::from(digest.is_some());
         self.queue(&Message::Begin(Begin {
             id: id as u64,
             path: self.items[id].path.clone(),
@@ -176,38 +182,76 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Sends `ranges` of the file and computes its whole SHA-256 (when
-    /// verifying): inline for small files, on a thread beside sendfile for
+    /// Sends `ranges` of the file and comes by its SHA-256 (when
+    /// verifying): a whole file's from the digests other sessions share, or
+    /// computed inline for small files, on a thread beside sendfile for
     /// large ones, so the bytes sendfile sends never enter user space here.
     fn digest_and_send(
         &mut self,
         file: &File,
-        path: &[u8],
-        size: u64,
+        id: usize,
         ranges: &[(u64, u64)],
         (whole, resumed): (bool, bool),
     ) -> Result<(u64, Option<Sha>), Lost> {
-        let verify = self.cfg.common.verify;
-        let inline = verify && size <= HASH_INLINE && !resumed && whole;
-        let early = match inline {
-            true => {
-                Some(hash::hash_range(file, 0, size).map_err(|e| Lost::Source(0, e.to_string()))?)
+        let size = self.items[id].size;
+        let inline = size <= HASH_INLINE && !resumed;
+        let digest = match (self.cfg.common.verify, whole) {
+            (false, _) => Digest::None,
+            // a range that leaves the file unfinished: the digest of what
+            // is sent, in order, this session's own
+            (true, false) => hash_thread(file, ranges.to_vec(), None)?,
+            (true, true) => match self.hashing.cache.lookup(file) {
+                Lookup::Known(sha) => Digest::Known(sha),
+                Lookup::Wait(wait) => Digest::Await(wait),
+                Lookup::Hash(claim) if inline => {
+                    let sha = hash::hash_range(file, 0, size).map_err(source(0))?;
+                    claim.fill(file, sha);
+                    Digest::Computed(sha)
+                }
+                Lookup::Hash(claim) => hash_thread(file, vec![(0, size)], Some(claim))?,
+            },
+        };
+        let path = self.items[id].path.clone();
+        let bytes = self.send_ranges(file, &path, ranges)?;
+        let (sha, cached) = match digest {
+            Digest::None => (None, false),
+            Digest::Known(sha) => (Some(sha), true),
+            Digest::Computed(sha) => (Some(sha), false),
+            Digest::Thread(handle) => {
+                let hashed = with_keepalive(self.conn, || handle.join())
+                    .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?;
+                (Some(hashed.map_err(source(bytes))?), false)
             }
-            false => None,
+            Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
+                Some(sha) => (Some(sha), true),
+                None => (Some(self.hash_late(file, size, bytes)?), false),
+            },
         };
-        let hasher = match verify && !inline {
-            true => Some(hash::spawn_ranges(
-                file.try_clone()
-                    .map_err(|e| Lost::Source(0, e.to_string()))?,
-                // a range that leaves the file unfinished: the digest of
-                // what is sent, in order
-                match whole {
-                    true => vec![(0, size)],
-                    false => ranges.to_vec(),
-                },
-            )),
-            false => None,
-        };
+        if cached {
+            self.hashing.cached += 1;
+            self.items[id].cached = FileId::of_file(file);
+        } else {
+            self.hashing.computed += u64::from(sha.is_some());
+        }
+        Ok((bytes, sha))
+    }
+
+    /// The session that was hashing this file for the others gave up (or
+    /// Ctrl-C came): hash it here, after all.
+    fn hash_late(&mut self, file: &File, size: u64, bytes: u64) -> Result<Sha, Lost> {
+        if crate::interrupt::requested() {
+            return Err(Lost::Session(exit::interrupted("interrupted")));
+        }
+        with_keepalive(self.conn, || hash::hash_range(file, 0, size)).map_err(source(bytes))
+    }
+
+    /// Sends `ranges` of the file, with progress; the bytes that went out.
+    fn send_ranges(
+        &mut self,
+        file: &File,
+        path: &[u8],
+        ranges: &[(u64, u64)],
+    ) -> Result<u64, Lost> {
         let base = self.sent;
         let mut sent = Sent {
             bytes: 0,
@@ -228,21 +272,12 @@ impl Run<'_> {
         self.sent += sent.bytes;
         self.zero_copy &= sent.zero_copy || sent.bytes == 0;
         match moved {
-            Ok(()) => {}
+            Ok(()) => Ok(sent.bytes),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(Lost::Source(sent.bytes, e.to_string()))
+                Err(Lost::Source(sent.bytes, e.to_string()))
             }
-            Err(e) => return Err(Lost::Session(lost(self.conn, e))),
+            Err(e) => Err(Lost::Session(lost(self.conn, e))),
         }
-        let late = match hasher {
-            Some(handle) => Some(
-                with_keepalive(self.conn, || handle.join())
-                    .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?
-                    .map_err(|e| Lost::Source(sent.bytes, e.to_string()))?,
-            ),
-            None => None,
-        };
-        Ok((sent.bytes, early.or(late)))
     }
 
     /// The source could not be sent whole: after its BEGIN, tell the
@@ -264,6 +299,38 @@ impl Run<'_> {
     }
 }
 
+/// Where a file's digest will come from.
+enum Digest {
+    /// Not verifying.
+    None,
+    /// From the cache: not read at all.
+    Known(Sha),
+    /// Hashed already, inline.
+    Computed(Sha),
+    /// Being hashed on a thread beside sendfile.
+    Thread(std::thread::JoinHandle<io::Result<Sha>>),
+    /// Being hashed by another session.
+    Await(Wait),
+}
+
+/// Hashes `ranges` of the file on a thread of its own, which hands the
+/// digest to the sessions waiting on `claim` as soon as it has it: they
+/// wait for the disk, not for this session's receiver.
+fn hash_thread(file: &File, ranges: Vec<(u64, u64)>, claim: Option<Claim>) -> Result<Digest, Lost> {
+    let file = file.try_clone().map_err(source(0))?;
+    let handle = hash::spawn_ranges_then(file, ranges, move |file, hashed| {
+        if let (Some(claim), Ok(sha)) = (claim, hashed) {
+            claim.fill(file, *sha);
+        }
+    });
+    Ok(Digest::Thread(handle))
+}
+
+/// The source failed after `bytes` went out.
+fn source(bytes: u64) -> impl Fn(io::Error) -> Lost {
+    move |e| Lost::Source(bytes, e.to_string())
+}
+
 /// Why one file's data could not all go out.
 enum Lost {
     /// The source: the session goes on without this file.
@@ -272,14 +339,10 @@ enum Lost {
     Session(anyhow::Error),
 }
 
-/// Opens a file to send, refusing one that changed since the walk.
-fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<File, String> {
+/// Opens a file to send, refusing one that changed since the walk; its
+/// identity then, to check it against once it is sent.
+fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<(File, FileId), String> {
     let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
-    unchanged(&file, item)?;
-    Ok(file)
-}
-
-fn unchanged(file: &File, item: &Item) -> Result<(), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let mtime = meta
         .modified()
@@ -287,11 +350,25 @@ fn unchanged(file: &File, item: &Item) -> Result<(), String> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64);
     if meta.len() != item.size || mtime != item.mtime_ns {
-        return Err(format!(
-            "changed while it was being sent ({} bytes then, {} now)",
-            item.size,
-            meta.len()
-        ));
+        return Err(changed(item.size, meta.len()));
     }
-    Ok(())
+    Ok((file, FileId::of(&meta)))
+}
+
+/// Whether the file is still the one opened: same identity, ctime included.
+fn same_file(file: &File, opened: FileId) -> Result<(), String> {
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    match FileId::of(&meta) == opened {
+        true => Ok(()),
+        false => Err(changed(opened.size(), meta.len())),
+    }
+}
+
+fn changed(then: u64, now: u64) -> String {
+    match then == now {
+        true => {
+            "changed while it was being sent (rewritten, replaced or its metadata changed)".into()
+        }
+        false => format!("changed while it was being sent ({then} bytes then, {now} now)"),
+    }
 }
