@@ -35,7 +35,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this 
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The name announced for a single source (default: its base name)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
-complete -c zc -n "__fish_zc_using_subcommand send" -l max-conns -d 'With -k: at most N transfers at once; later receivers wait their turn (default 64)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l max-conns -d 'With -k: at most N transfers at once; later receivers wait their turn (default 256)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l limit-rate -d 'Move at most RATE bytes a second (500K, 10M, 1.5G: the suffixes of --offset). The sender paces what it hands to sendfile, the receiver what it reads; either side can set it' -r
@@ -58,7 +58,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s h -l help -d 'Print help 
 complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s l -l listen -d 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, an existing directory, or \'-\' for stdout (default: the current directory)' -r -F
-complete -c zc -n "__fish_zc_using_subcommand recv" -l max-conns -d 'With -k: at most N transfers at once; later senders wait their turn (default 64)' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-conns -d 'With -k: at most N transfers at once; later senders wait their turn (default 256)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tree with more entries than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r

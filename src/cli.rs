@@ -87,7 +87,7 @@ pub struct SendArgs {
     #[arg(short, long)]
     pub keep_open: bool,
     /// With -k: at most N transfers at once; later receivers wait their
-    /// turn (default 64)
+    /// turn (default 256)
     #[arg(long, value_name = "N")]
     pub max_conns: Option<u64>,
     /// Use the buffered copy path instead of sendfile(2)
@@ -115,7 +115,7 @@ pub struct RecvArgs {
     #[arg(short, long)]
     pub keep_open: bool,
     /// With -k: at most N transfers at once; later senders wait their turn
-    /// (default 64)
+    /// (default 256)
     #[arg(long, value_name = "N")]
     pub max_conns: Option<u64>,
     /// Refuse transfers larger than this

@@ -115,8 +115,9 @@ pub struct RecvConfig {
 }
 
 /// Transfers at once under `-k` when `--max-conns` is not given: room for
-/// a lab of receivers, far below the descriptors a process may hold.
-pub const DEFAULT_MAX_CONNS: usize = 64;
+/// a lab of receivers and a burst of idle junk (each held at most
+/// `HELLO_WAIT` before it speaks), far below the descriptors a process may hold.
+pub const DEFAULT_MAX_CONNS: usize = 256;
 
 /// `--max-conns`: only with `-k`, and at least one.
 fn max_conns(given: Option<u64>, keep_open: bool) -> Result<usize> {

@@ -11,6 +11,9 @@ use crate::protocol::{self as proto, kind, RefuseCode};
 
 use super::peer::refuse;
 
+/// How long a new connection may take to send its preamble and offer.
+const HELLO_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::NotASender)
 }
@@ -21,6 +24,9 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
 
 pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    // a zc sender writes its preamble and offer at once: a peer that does
+    // not frees its slot (of --max-conns) soon
+    conn.set_idle(HELLO_WAIT.min(cfg.common.idle_timeout));
     let peer = conn.peer.clone();
     let version = proto::read_preamble(&mut conn).map_err(|e| {
         let queued = matches!(cfg.peer, Peer::Connect(_)) && timed_out(&e);
@@ -40,6 +46,7 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
     }
     let frame =
         proto::read_frame(&mut conn).with_context(|| format!("{peer}: reading the offer"))?;
+    conn.set_idle(cfg.common.idle_timeout);
     if frame.kind != kind::OFFER {
         return Err(refuse(
             &mut conn,
