@@ -873,6 +873,18 @@ fn retry_survives_two_cuts_and_resumes_each_time() {
         "each retry resumes: {total} bytes in all for {size} ({conns:?})"
     );
     assert!(resumed_from(&out.stderr).is_some(), "{}", out.stderr);
+    // the summary covers the whole transfer, not its last connection
+    let summary = line_with(&out.stderr, "zc: sent retry.bin: ").unwrap_or_default();
+    let mib: f64 = summary
+        .trim_start_matches("zc: sent retry.bin: ")
+        .split(" MiB")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        mib >= 24.0 && summary.contains("after 2 reconnects"),
+        "the summary counts every connection (all 24 MiB at least): {summary}"
+    );
     setup.assert_complete();
 }
 

@@ -119,7 +119,11 @@ impl TreeProgress for OneFile {
             zero_copy: summary.zero_copy,
             sha256: self.sha256.take(),
             resumed_from: self.resumed_from,
-            note: self.note.take(),
+            // the whole transfer: how many connections it took
+            note: match (self.note.take(), summary.retried()) {
+                (Some(note), Some(retried)) => Some(format!("{note}; {retried}")),
+                (note, retried) => note.or(retried),
+            },
             digest: match summary.digests {
                 (_, 1..) => Some("cached"),
                 (1.., _) => Some("computed"),

@@ -111,8 +111,14 @@ pub struct TreeSummary {
     pub files: u64,
     pub up_to_date: u64,
     pub not_landed: u64,
+    /// Data bytes, on every connection of the transfer.
     pub bytes: u64,
+    /// From the first connection, the waits between them included.
     pub elapsed: Duration,
+    /// Connections after the first (`--retry`), and the bytes the earlier
+    /// ones carried.
+    pub reconnects: u32,
+    pub sent_before: u64,
     pub zero_copy: bool,
     /// Each file's SHA-256 was checked end to end.
     pub verified: bool,
@@ -122,6 +128,19 @@ pub struct TreeSummary {
 }
 
 impl TreeSummary {
+    /// What reconnections there were: how many, and what the earlier
+    /// connections carried (sent again where the receiver could not keep it).
+    pub fn retried(&self) -> Option<String> {
+        let n = self.reconnects;
+        (n > 0).then(|| {
+            format!(
+                "after {n} reconnect{}: {} of it went on the earlier connections (what they lost was sent again)",
+                if n == 1 { "" } else { "s" },
+                human_bytes(self.sent_before)
+            )
+        })
+    }
+
     fn line(&self) -> String {
         let verb = match self.role {
             Role::Send => "sent",
@@ -152,6 +171,9 @@ impl TreeSummary {
         if self.up_to_date > 0 {
             line.push_str(&format!(", {} up to date", self.up_to_date));
         }
+        if let Some(retried) = self.retried() {
+            line.push_str(&format!(", {retried}"));
+        }
         if self.not_landed > 0 {
             line.push_str(&format!(", {} did not land", self.not_landed));
         }
@@ -170,6 +192,7 @@ impl TreeSummary {
             "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
             "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
             "zero_copy": self.zero_copy, "verified": self.verified,
+            "reconnects": self.reconnects, "sent_before": self.sent_before,
         });
         if self.role == Role::Send {
             value["digests_computed"] = self.digests.0.into();

@@ -679,6 +679,8 @@ impl Tree<'_> {
             not_landed: self.ledger.not_landed,
             bytes,
             elapsed: began.elapsed(),
+            reconnects: 0,
+            sent_before: 0,
             zero_copy,
             verified: self.offer.verify && self.cfg.common.verify,
             digests: (0, 0),

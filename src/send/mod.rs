@@ -28,6 +28,28 @@ use crate::progress::{Reporter, Role, Start};
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(30);
 
+/// The whole transfer across its connections (`--retry`): what its
+/// summary counts.
+pub(crate) struct Journey {
+    pub(crate) began: Instant,
+    pub(crate) reconnects: u32,
+    /// Data bytes sent on the earlier connections.
+    pub(crate) sent_before: u64,
+    /// Data bytes sent on this connection, set as its session ends.
+    pub(crate) sent_now: std::cell::Cell<u64>,
+}
+
+impl Journey {
+    pub(crate) fn new() -> Journey {
+        Journey {
+            began: Instant::now(),
+            reconnects: 0,
+            sent_before: 0,
+            sent_now: std::cell::Cell::new(0),
+        }
+    }
+}
+
 /// The source, opened and measured.
 pub(crate) enum Input {
     /// A regular file: sendfile-able, size known.
@@ -170,22 +192,22 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
         Payload::Single(source) if !cfg.common.raw => {
             let plan = tree::Plan::single(open(cfg, source)?);
             let resumable = plan.resumable();
-            drive(cfg, reporter, resumable, |conn, began| {
-                tree::session(cfg, &plan, conn, reporter, began)
+            drive(cfg, reporter, resumable, |conn, journey| {
+                tree::session(cfg, &plan, conn, reporter, journey)
             })
         }
         Payload::Single(source) => {
             let mut plan = open(cfg, source)?;
             // only a file can be read again from where a lost connection left it
             let resumable = matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
-            drive(cfg, reporter, resumable, |conn, began| {
-                raw::session(cfg, &mut plan, conn, reporter, began)
+            drive(cfg, reporter, resumable, |conn, journey| {
+                raw::session(cfg, &mut plan, conn, reporter, journey.began)
             })
         }
         Payload::Tree(sources) => {
             let plan = tree::Plan::new(cfg, sources, reporter)?;
-            drive(cfg, reporter, true, |conn, began| {
-                tree::session(cfg, &plan, conn, reporter, began)
+            drive(cfg, reporter, true, |conn, journey| {
+                tree::session(cfg, &plan, conn, reporter, journey)
             })
         }
     }
@@ -198,7 +220,7 @@ fn drive(
     cfg: &SendConfig,
     reporter: &Reporter,
     resumable: bool,
-    mut session: impl FnMut(&mut Conn, Instant) -> Result<()>,
+    mut session: impl FnMut(&mut Conn, &Journey) -> Result<()>,
 ) -> Result<()> {
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
@@ -211,12 +233,16 @@ fn drive(
     let mut attempt = 0;
     // A resume command only makes sense once a transfer has begun.
     let mut connected = false;
+    // the summary covers every connection, and the waits between them
+    let mut journey = Journey::new();
     loop {
         let result = connect(cfg, listener.as_ref()).and_then(|mut conn| {
+            if !connected {
+                // from the first connection: not the wait for a receiver
+                journey.began = Instant::now();
+            }
             connected = true;
-            // The summary speaks of this connection (a resume says where
-            // it started), not of the waits before it.
-            session(&mut conn, Instant::now())
+            session(&mut conn, &journey)
         });
         let err = match result {
             Ok(()) => return Ok(()),
@@ -234,6 +260,8 @@ fn drive(
             return Err(err);
         }
         attempt += 1;
+        journey.reconnects += 1;
+        journey.sent_before += journey.sent_now.take();
         let wait = RETRY_FIRST
             .saturating_mul(1 << (attempt - 1).min(16))
             .min(RETRY_CAP);

@@ -4,7 +4,6 @@
 
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -53,7 +52,7 @@ fn session(
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
     conn.limit(Way::Send, cfg.common.limit_rate);
     let plan = plan(cfg, None)?.sharing(digests.clone());
-    tree::session(cfg, &plan, &mut conn, reporter, Instant::now())
+    tree::session(cfg, &plan, &mut conn, reporter, &super::Journey::new())
 }
 
 /// The sources, opened and counted now: a file rewritten, grown or

@@ -264,7 +264,7 @@ pub(super) fn session(
     plan: &Plan,
     conn: &mut Conn,
     reporter: &Reporter,
-    began: Instant,
+    journey: &super::Journey,
 ) -> Result<()> {
     let nonce = match cfg.common.key {
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
@@ -337,8 +337,9 @@ pub(super) fn session(
         },
     };
     let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
+    journey.sent_now.set(run.sent);
     match outcome {
-        Ok(()) => run.conclude(plan, began),
+        Ok(()) => run.conclude(plan, journey),
         Err(e) => {
             run.progress.abandon();
             Err(run.failed(e))
@@ -433,7 +434,7 @@ impl Run<'_> {
     }
 
     /// Waits for the receiver's durable verdict on the whole session.
-    pub(super) fn conclude(mut self, plan: &Plan, began: Instant) -> Result<()> {
+    pub(super) fn conclude(mut self, plan: &Plan, journey: &super::Journey) -> Result<()> {
         while self.result.is_none() {
             let msg = self
                 .wait()
@@ -464,8 +465,10 @@ impl Run<'_> {
             files: self.files_done,
             up_to_date: self.ledger.up_to_date,
             not_landed: self.ledger.not_landed,
-            bytes: self.sent,
-            elapsed: began.elapsed(),
+            bytes: journey.sent_before + self.sent,
+            elapsed: journey.began.elapsed(),
+            reconnects: journey.reconnects,
+            sent_before: journey.sent_before,
             zero_copy: self.zero_copy && self.sent > 0,
             verified: self.cfg.common.verify && !self.unchecked,
             digests: (self.hashing.computed, self.hashing.cached),
