@@ -51,6 +51,10 @@ pub struct Summary {
     pub zero_copy: bool,
     pub sha256: Option<String>,
     pub resumed_from: u64,
+    /// Connections after the first (`--retry`), and the bytes they carried
+    /// before the last.
+    pub reconnects: u32,
+    pub sent_before: u64,
     /// Anything the user should know (a fallback, a range cut at the end).
     pub note: Option<String>,
     /// The sender's digest: `computed`, or `cached` (hashed once for
@@ -107,6 +111,8 @@ impl Summary {
             "zero_copy": self.zero_copy,
             "sha256": self.sha256,
             "resumed_from": self.resumed_from,
+            "reconnects": self.reconnects,
+            "sent_before": self.sent_before,
             "note": self.note,
         });
         if self.role == Role::Send {

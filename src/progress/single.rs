@@ -119,6 +119,8 @@ impl TreeProgress for OneFile {
             zero_copy: summary.zero_copy,
             sha256: self.sha256.take(),
             resumed_from: self.resumed_from,
+            reconnects: summary.reconnects,
+            sent_before: summary.sent_before,
             // the whole transfer: how many connections it took
             note: match (self.note.take(), summary.retried()) {
                 (Some(note), Some(retried)) => Some(format!("{note}; {retried}")),

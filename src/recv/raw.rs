@@ -131,6 +131,8 @@ pub fn receive(
         zero_copy: false,
         sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: start,
+        reconnects: 0,
+        sent_before: 0,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         digest: None,
     });

@@ -98,6 +98,8 @@ pub(super) fn session(
         zero_copy: sent.zero_copy && sent.bytes > 0,
         sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: plan.offset,
+        reconnects: 0,
+        sent_before: 0,
         note: note(plan, digest.is_some(), sent.bytes, sent.fallback.take()),
         digest: None,
     });
