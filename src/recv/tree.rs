@@ -232,6 +232,9 @@ impl Tree<'_> {
                     "{peer} stopped before sending any data"
                 )));
             }
+            // the replies (a refusal's reason) still go out, then the session ends
+            let out = std::mem::take(&mut self.out);
+            let _ = reader.get_mut().write_all(&out);
             bail!("{peer}: data before GO");
         }
         drop(reader);
