@@ -66,6 +66,10 @@ impl Wine {
             .args(args)
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
+            // Wine maps Unix file names through the locale's character set:
+            // under C/POSIX (LANG unset, as on a fresh container or chroot)
+            // `été` is not a valid name. C.UTF-8 is built into Debian's libc.
+            .env("LC_ALL", "C.UTF-8")
             // No Mono or Gecko installer prompts while the prefix is created.
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env_remove("DISPLAY")
