@@ -207,7 +207,7 @@ impl<'t, 'a> Files<'t, 'a> {
             checkpoint,
             hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
             next: want.range.0,
-            pos: u64::MAX,
+            pos: 0, // a part just opened stands at its start
             want,
             out,
             got: Ranges::new(),
