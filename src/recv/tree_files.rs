@@ -6,14 +6,15 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::Digest;
 
+mod landing;
+
 use super::incoming::Incoming;
 use super::session::{identity_of, lossy, Dest, Tree, Want};
-use super::sink::RelPath;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
@@ -22,14 +23,8 @@ use crate::held::{self, Checkpointer, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, Message, Outcome, Status};
+use landing::{root_device, Batch, BATCH_FILES};
 
-/// A batch of verified files is made durable and renamed into place once
-/// it holds this many files, this many bytes, or is this old. Each batch
-/// costs a flush of the whole file system: on a disk, 5,000 small files in
-/// batches of 1,024 took 2.4x as long as in one (bench/trees.sh --to disk).
-const BATCH_FILES: usize = 8192;
-const BATCH_BYTES: u64 = 512 << 20;
-const BATCH_AGE: Duration = Duration::from_secs(5);
 /// Files this large keep their held record current while they arrive (as a
 /// single file does), so even a killed receiver resumes them where they
 /// stopped; smaller ones are simply sent again.
@@ -58,6 +53,46 @@ struct Current {
     checkpoint: Option<Checkpointer>,
 }
 
+impl Current {
+    /// Checks one DATA frame against what was offered and what came
+    /// before; returns where it ends.
+    fn admit(&mut self, offset: u64, len: u64, max_size: Option<u64>) -> Result<u64, String> {
+        let want = &self.want;
+        let limit = match (want.stream, want.range) {
+            // a stream's size is known at its end: its cap, or --max-size
+            (true, (_, 0)) => max_size.unwrap_or(u64::MAX),
+            (true, (_, cap)) => cap,
+            (false, (_, end)) => end,
+        };
+        let shown = lossy(want.path());
+        let Some(end) = offset.checked_add(len).filter(|e| *e <= limit) else {
+            return Err(format!("data past the end of {shown} (byte {limit})"));
+        };
+        if offset < want.range.0 {
+            return Err("data before the range offered".into());
+        }
+        if self.next != offset {
+            if want.stream || matches!(self.out, Out::Stream) {
+                let due = self.next;
+                return Err(format!(
+                    "data for byte {offset} arrived where byte {due} was due"
+                ));
+            }
+            if want.whole {
+                self.hasher = None; // out of order: hashed from disk at the end
+            }
+        }
+        // a real sender sends a file's missing ranges in order; a sender
+        // that scatters tiny frames must not make this side's bookkeeping
+        // (sorted ranges) cost quadratic time
+        let most = crate::protocol::MAX_RANGES;
+        if self.got.pairs().len() >= most {
+            return Err(format!("data for {shown} in over {most} pieces"));
+        }
+        Ok(end)
+    }
+}
+
 /// Where a file's data goes.
 enum Out {
     Part(File),
@@ -67,18 +102,6 @@ enum Out {
     /// stands where it goes): the data is read and dropped, and only this
     /// entry fails.
     Dropped(String),
-}
-
-/// Verified parts waiting for the flush that lets them be renamed.
-struct Batch {
-    /// Each part, whether it left a held record to remove, and its file:
-    /// kept open, and so locked, until it is renamed, so no other session
-    /// can rewrite a verified part while it waits.
-    parts: Vec<(RelPath, bool, File)>,
-    /// At most this many parts (open files) wait.
-    most: usize,
-    bytes: u64,
-    since: Instant,
 }
 
 pub(super) struct Files<'t, 'a> {
@@ -227,48 +250,9 @@ impl<'t, 'a> Files<'t, 'a> {
         let Some(cur) = self.cur.as_mut() else {
             bail!("{}: data outside a file", conn.peer);
         };
-        let limit = match cur.want.stream {
-            // a stream's size is known at its end: its cap, or --max-size
-            true => match cur.want.range {
-                (_, 0) => self.tree.cfg.max_size.unwrap_or(u64::MAX),
-                (_, cap) => cap,
-            },
-            false => cur.want.range.1,
-        };
-        let end = offset.checked_add(len).filter(|e| *e <= limit);
-        let Some(end) = end else {
-            bail!(
-                "{}: data past the end of {} (byte {limit})",
-                conn.peer,
-                lossy(cur.want.path())
-            );
-        };
-        if offset < cur.want.range.0 {
-            bail!("{}: data before the range offered", conn.peer);
-        }
-        if cur.next != offset {
-            if cur.want.stream || matches!(cur.out, Out::Stream) {
-                bail!(
-                    "{}: data for byte {offset} arrived where byte {} was due",
-                    conn.peer,
-                    cur.next
-                );
-            }
-            if cur.want.whole {
-                cur.hasher = None; // out of order: hashed from disk at the end
-            }
-        }
-        // a real sender sends a file's missing ranges in order; a sender
-        // that scatters tiny frames must not make this side's bookkeeping
-        // (sorted ranges) cost quadratic time
-        if cur.got.pairs().len() >= crate::protocol::MAX_RANGES {
-            bail!(
-                "{}: data for {} in over {} pieces",
-                conn.peer,
-                lossy(cur.want.path()),
-                crate::protocol::MAX_RANGES
-            );
-        }
+        let end = cur
+            .admit(offset, len, self.tree.cfg.max_size)
+            .map_err(|why| anyhow!("{}: {why}", conn.peer))?;
         if let (Out::Part(file), true) = (&mut cur.out, cur.pos != offset) {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| local(&cur.want, e))?;
@@ -405,52 +389,6 @@ impl<'t, 'a> Files<'t, 'a> {
         }
     }
 
-    /// A whole, verified part: given its mode and time, then renamed with
-    /// its batch.
-    fn verified(
-        &mut self,
-        conn: &mut Conn,
-        want: &Want,
-        file: File,
-        ours: Option<Sha>,
-    ) -> Result<()> {
-        land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
-        self.batch
-            .parts
-            .push((want.rel.clone(), want.recorded, file));
-        self.batch.bytes += want.size;
-        self.files += 1;
-        self.result(want, Status::Ok, ours, "")?;
-        let b = &self.batch;
-        if b.parts.len() >= b.most || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
-            self.flush_batch(conn)?;
-        }
-        Ok(())
-    }
-
-    /// A range that leaves the file unfinished: the part stays, durable,
-    /// with a record of what it holds, for the next range or a resume.
-    fn held(
-        &mut self,
-        cur: &mut Current,
-        file: File,
-        have: Ranges,
-        ours: Option<Sha>,
-    ) -> Result<()> {
-        drop(cur.checkpoint.take());
-        file.sync_all().map_err(|e| local(&cur.want, e))?;
-        let record = Record {
-            source: identity_of(&cur.want),
-            held: have.clone(),
-        };
-        self.tree
-            .root
-            .write_record(&cur.want.rel, &record.encode())
-            .map_err(|e| local(&cur.want, e))?;
-        let _ = self.tree.root.sync_parent(&cur.want.rel);
-        self.result_held(&cur.want, Status::Ok, ours, "", have.total())
-    }
-
     /// Checks the file's SHA-256 against the sender's: `Ok(None)` when not
     /// verifying, `Err(())` for a mismatch or a digest that did not come.
     fn digest(
@@ -525,84 +463,6 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         self.tree.settle_file(&shown, "file", want.size, sha, fate);
         Ok(())
-    }
-
-    /// Makes the batch durable, then renames it into place.
-    fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
-        if self.batch.parts.is_empty() {
-            return Ok(());
-        }
-        let root = self.tree.root.clone();
-        // a slow disk may take a while: the sender hears keepalives meanwhile
-        let synced = {
-            let root = root.clone();
-            with_keepalive(conn, move || root.sync_all())
-        };
-        let syncfs = match synced {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
-            Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
-        };
-        // every part is renamed, even after one fails: they are all verified
-        let parts = std::mem::take(&mut self.batch.parts);
-        for (rel, recorded, file) in parts {
-            let renamed = root.publish(&rel);
-            drop(file); // the lock goes once the name is final
-            if let Err(e) = renamed {
-                let fate = Fate::Failed(format!("renaming it into place: {e}"));
-                self.tree.ledger.landed -= 1; // counted when it was verified
-                self.tree.settle(&lossy(rel.bytes()), "file", fate);
-                continue;
-            }
-            if recorded {
-                let _ = root.discard_part(&rel); // its held record
-            }
-            if !syncfs {
-                let _ = root.sync_parent(&rel);
-            }
-        }
-        self.batch.bytes = 0;
-        self.batch.since = Instant::now();
-        Ok(())
-    }
-
-    /// Whatever happens, what arrived is kept: the current part synced
-    /// with its record, the verified batch renamed into place.
-    fn keep(&mut self, conn: &mut Conn) -> Result<()> {
-        self.partial = None;
-        if let Some(mut cur) = self.cur.take() {
-            drop(cur.checkpoint.take());
-            if let Out::Part(file) = &cur.out {
-                let mut held = cur.want.held.clone();
-                for &(a, b) in cur.got.pairs() {
-                    held.insert(a, b);
-                }
-                file.sync_all().map_err(|e| local(&cur.want, e))?;
-                self.held_bytes = held.total();
-                self.partial = Some(match self.tree.single {
-                    Some(_) => format!(
-                        "kept {}.zcpart ({} bytes held)",
-                        self.tree.root.path().join(cur.want.rel.to_path()).display(),
-                        held.total()
-                    ),
-                    None => format!(
-                        "{} of {} held in {}.zcpart",
-                        crate::units::human_bytes(held.total()),
-                        lossy(cur.want.path()).escape_debug(),
-                        lossy(cur.want.path()).escape_debug()
-                    ),
-                });
-                let record = Record {
-                    source: identity_of(&cur.want),
-                    held,
-                };
-                self.tree
-                    .root
-                    .write_record(&cur.want.rel, &record.encode())
-                    .map_err(|e| local(&cur.want, e))?;
-            }
-        }
-        self.flush_batch(conn)
     }
 
     /// Entries asked for that never came.
@@ -719,56 +579,6 @@ fn file_start(want: &Want) -> crate::progress::Start {
         offset: start,
         count: (!want.stream).then(|| missing.iter().map(|(a, b)| b - a).sum()),
         resumed_from,
-    }
-}
-
-/// Gives a verified part its mode and time before it is renamed.
-fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(want.mode & 0o777))?;
-    }
-    #[cfg(not(unix))]
-    if want.mode & 0o200 == 0 {
-        let mut perms = file.metadata()?.permissions();
-        perms.set_readonly(true);
-        file.set_permissions(perms)?;
-    }
-    let when = std::time::UNIX_EPOCH + Duration::from_nanos(want.mtime_ns);
-    file.set_modified(when)?;
-    // syncfs flushes the output's own file system only: a part on another
-    // mount beneath it (or on a system without syncfs) is flushed on its own
-    if !cfg!(target_os = "linux") || device(file)? != root_dev {
-        file.sync_all()?;
-    }
-    Ok(())
-}
-
-fn root_device(root: &super::sink::Root) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(root.path()).ok().map(|m| m.dev())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = root;
-        None
-    }
-}
-
-/// The device a file lives on (where there is such a thing).
-fn device(file: &File) -> io::Result<Option<u64>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Ok(Some(file.metadata()?.dev()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        Ok(None)
     }
 }
 
