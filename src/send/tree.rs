@@ -6,27 +6,29 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::digests::{Digests, FileId, Hashing};
+mod ending;
+mod plan;
+
+pub(super) use plan::Plan;
+
+use super::digests::{FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
-use super::resume_command;
-use super::walk::{self, Event, Kind, Totals};
+use super::walk::{self, Event, Kind};
 use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
-use crate::exit::{self, ExitCode};
+use crate::exit;
 use crate::held::Ranges;
-use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
+use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::{Fate, Ledger, Verdict};
+use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
-use crate::protocol::{self as proto, kind, Message, Status};
-use crate::units::human_bytes;
+use crate::protocol::{self as proto, kind, Message};
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -42,137 +44,6 @@ pub(super) const PACK_WRITE: usize = 256 << 10;
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How long a failed sender waits for the receiver's reason (a full disk).
 const REASON_WAIT: Duration = Duration::from_secs(1);
-
-/// The sources of a tree session, checked and counted before connecting.
-pub(super) struct Plan {
-    sources: Vec<walk::Source>,
-    totals: Totals,
-    name: String,
-    /// One file or stream named alone on the command line: a tree of one.
-    pub(super) single: Option<Single>,
-    /// Whole-file digests, shared with the other sessions of `-k`.
-    pub(super) digests: Arc<Digests>,
-}
-
-/// What a session of one file adds to its one entry.
-pub(super) struct Single {
-    /// The bytes asked for (`--offset`/`--count`), when not the whole file.
-    pub(super) range: Option<(u64, u64)>,
-    /// `--offset` was given: the range goes as it is, whatever is held.
-    pub(super) forced: bool,
-    /// Said in the summary (a `--count` cut short by the end of the file).
-    pub(super) note: Option<String>,
-    /// stdin or a pipe: read once, so never resumed.
-    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
-}
-
-impl Plan {
-    /// One file, or a stream, as a tree of one entry.
-    pub(super) fn single(opened: super::Plan) -> Plan {
-        let super::Plan {
-            input,
-            label,
-            name,
-            offset,
-            count,
-            forced,
-            note,
-        } = opened;
-        let name = name.unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
-        let mut totals = Totals {
-            entries: 1,
-            files: 1,
-            ..Totals::default()
-        };
-        let (sources, range, stream) = match input {
-            super::Input::File { size, .. } => {
-                let end = offset + count.unwrap_or(size - offset);
-                totals.bytes = end - offset;
-                let source = walk::Source {
-                    path: PathBuf::from(&label),
-                    top: name.clone().into_bytes(),
-                };
-                let range = ((offset, end) != (0, size)).then_some((offset, end));
-                (vec![source], range, None)
-            }
-            super::Input::Stream { reader } => {
-                let cap = count.map(|c| (0, c));
-                (Vec::new(), cap, Some(std::sync::Mutex::new(Some(reader))))
-            }
-        };
-        Plan {
-            sources,
-            totals,
-            name: name.clone(),
-            single: Some(Single {
-                range,
-                forced,
-                note,
-                stream,
-            }),
-            digests: Arc::default(),
-        }
-    }
-
-    /// The same plan, taking and keeping digests in `digests`.
-    pub(super) fn sharing(self, digests: Arc<Digests>) -> Plan {
-        Plan { digests, ..self }
-    }
-
-    /// Whether a lost connection can be resumed: not once a stream is read.
-    pub(super) fn resumable(&self) -> bool {
-        !self.single.as_ref().is_some_and(|s| s.stream.is_some())
-    }
-}
-
-impl Plan {
-    pub(super) fn new(
-        cfg: &SendConfig,
-        sources: &[(PathBuf, Vec<u8>)],
-        reporter: &Reporter,
-    ) -> Result<Plan> {
-        let plan = Plan::counted(cfg, sources)?;
-        reporter.warn(
-            "a tree carries files, directories, links inside it, permission bits and \
-             modification times; not owners, ACLs or extended attributes",
-        );
-        if plan.totals.hard_links > 0 {
-            reporter.warn(&format!(
-                "{} files have hard links; each is sent as a separate file",
-                plan.totals.hard_links
-            ));
-        }
-        Ok(plan)
-    }
-
-    /// The sources checked and counted, without a word (`-k` counts them
-    /// again for each receiver, as they are then).
-    pub(super) fn counted(cfg: &SendConfig, sources: &[(PathBuf, Vec<u8>)]) -> Result<Plan> {
-        for (path, _) in sources {
-            std::fs::metadata(path).with_context(|| path.display().to_string())?;
-        }
-        let sources: Vec<walk::Source> = sources
-            .iter()
-            .map(|(path, top)| walk::Source {
-                path: path.clone(),
-                top: top.clone(),
-            })
-            .collect();
-        let totals = walk::count(&sources, cfg.dereference);
-        let first = String::from_utf8_lossy(&sources[0].top).into_owned();
-        let name = match sources.len() {
-            1 => first,
-            n => format!("{first} and {} more", n - 1),
-        };
-        Ok(Plan {
-            sources,
-            totals,
-            name,
-            single: None,
-            digests: Arc::default(),
-        })
-    }
-}
 
 /// One entry as the sender keeps it between the manifest and the data.
 pub(super) struct Item {
@@ -433,126 +304,6 @@ impl Run<'_> {
         self.send(&Message::End(end))
     }
 
-    /// Waits for the receiver's durable verdict on the whole session.
-    pub(super) fn conclude(mut self, plan: &Plan, journey: &super::Journey) -> Result<()> {
-        while self.result.is_none() {
-            let msg = self
-                .wait()
-                .map_err(|e| e.context("before the receiver confirmed the session"))?;
-            self.absorb(msg)?;
-        }
-        let outcome = self.result.take().expect("the loop waits for it");
-        if let Some(key) = &self.key {
-            let mac = outcome.mac.unwrap_or_default();
-            if !key.check_result(outcome.status as u8, outcome.held, &mac) {
-                self.progress.abandon();
-                let why =
-                    "the receiver's answer does not carry the key's MAC (altered in transit?)";
-                return Err(exit::integrity(format!("{}: {why}", self.conn.peer)));
-            }
-        }
-        for item in self.items.iter().filter(|i| i.state != State::Settled) {
-            // only a receiver that lost track leaves entries unanswered
-            let path = lossy(&item.path);
-            self.ledger
-                .record(&path, &Fate::Failed("no answer from the receiver".into()));
-        }
-        let summary = TreeSummary {
-            role: Role::Send,
-            name: plan.name.clone(),
-            path: None,
-            entries: self.items.len() as u64 + self.walk_failed,
-            files: self.files_done,
-            up_to_date: self.ledger.up_to_date,
-            not_landed: self.ledger.not_landed,
-            bytes: journey.sent_before + self.sent,
-            elapsed: journey.began.elapsed(),
-            reconnects: journey.reconnects,
-            sent_before: journey.sent_before,
-            zero_copy: self.zero_copy && self.sent > 0,
-            verified: self.cfg.common.verify && !self.unchecked,
-            digests: (self.hashing.computed, self.hashing.cached),
-        };
-        let verdict = match (self.ledger.verdict(), outcome.status) {
-            (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
-                Verdict::Partial(format!(
-                    "{} accounts for {} entries, this side for {}",
-                    self.conn.peer,
-                    outcome.held,
-                    self.ledger.accounted()
-                ))
-            }
-            (Verdict::Complete, Status::Ok) => Verdict::Complete,
-            (Verdict::Complete, _) => {
-                Verdict::Partial(format!("{}: {}", self.conn.peer, outcome.message))
-            }
-            (verdict, _) => verdict,
-        };
-        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
-            self.progress.abandon();
-            return Err(single_error((&self.conn.peer, &plan.name), fate, line));
-        }
-        // a tree's summary counts what did not land; a file alone's error says it
-        match (&self.single, &verdict) {
-            (Some(_), Verdict::Integrity(_)) => self.progress.abandon(),
-            _ => self.progress.finish(&summary),
-        }
-        match verdict {
-            Verdict::Complete => Ok(()),
-            Verdict::Partial(line) => Err(exit::partial(line)),
-            Verdict::Integrity(line) => Err(exit::integrity(line)),
-        }
-    }
-
-    /// Turns a session error into what the user sees: Ctrl-C tells the
-    /// receiver and prints the resume command; a broken connection is retried.
-    pub(super) fn failed(&mut self, err: anyhow::Error) -> anyhow::Error {
-        if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
-            return self.stop();
-        }
-        if exit::tag_of(&err) == Some(exit::Tag::Retryable) {
-            // the receiver may have said why it dropped us (a full disk)
-            let wait = Instant::now() + REASON_WAIT;
-            while let Some(left) = wait.checked_duration_since(Instant::now()) {
-                match self.reader.rx.recv_timeout(left) {
-                    Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
-                        return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
-                    }
-                    Ok(Ok(_)) => {}
-                    _ => break,
-                }
-            }
-        }
-        err
-    }
-
-    pub(super) fn stop(&mut self) -> anyhow::Error {
-        self.conn.finishing = true;
-        let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
-        if self.send(&Message::Stop).is_ok() {
-            let deadline = Instant::now() + STOP_WAIT;
-            while Instant::now() < deadline {
-                match self.reader.rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(Message::Result(o))) => {
-                        said.push_str(&match (&self.single, self.items.first()) {
-                            (Some(_), Some(item)) if !item.stream => {
-                                format!("; the receiver holds {} bytes of {}", o.held, item.size)
-                            }
-                            _ => format!(
-                                "; the receiver keeps what it got ({} entries in place)",
-                                o.held
-                            ),
-                        });
-                        break;
-                    }
-                    Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
-            }
-        }
-        exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
-    }
-
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         // whole frames or none: Ctrl-C is looked at between writes, so a
         // STOP never lands in the middle of a frame (the idle timeout still holds)
@@ -582,20 +333,6 @@ impl Run<'_> {
         self.pack = pack;
         self.pack.clear();
         written
-    }
-}
-
-/// What a session of one file that did not land exits with: the code
-/// and the words of a single transfer (a refusal is 4, not "partial").
-pub(super) fn single_error((peer, name): (&str, &str), fate: &Fate, line: &str) -> anyhow::Error {
-    match fate {
-        Fate::Refused(why) => exit::refused(format!("{peer} refused: {why}")),
-        Fate::Mismatch => exit::integrity(format!(
-            "SHA-256 mismatch: {peer} received other bytes than were sent; the file was not kept"
-        )),
-        Fate::Failed(why) => anyhow::anyhow!("{name}: {why}"),
-        // the entry went, the session did not end well (the receiver's word)
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{line}"),
     }
 }
 

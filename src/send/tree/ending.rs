@@ -1,0 +1,152 @@
+//! How a session ends on the sending side: the receiver's verdict checked
+//! and summed up, or, after Ctrl-C or a lost connection, what the user is
+//! told and how to resume.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{lossy, Plan, Run, State, REASON_WAIT, STOP_WAIT};
+use crate::exit::{self, ExitCode};
+use crate::progress::tree::TreeSummary;
+use crate::progress::Role;
+use crate::protocol::ledger::{Fate, Verdict};
+use crate::protocol::{Message, Status};
+use crate::send::resume_command;
+use crate::units::human_bytes;
+
+impl Run<'_> {
+    /// Waits for the receiver's durable verdict on the whole session.
+    pub(super) fn conclude(mut self, plan: &Plan, journey: &crate::send::Journey) -> Result<()> {
+        while self.result.is_none() {
+            let msg = self
+                .wait()
+                .map_err(|e| e.context("before the receiver confirmed the session"))?;
+            self.absorb(msg)?;
+        }
+        let outcome = self.result.take().expect("the loop waits for it");
+        if let Some(key) = &self.key {
+            let mac = outcome.mac.unwrap_or_default();
+            if !key.check_result(outcome.status as u8, outcome.held, &mac) {
+                self.progress.abandon();
+                let why =
+                    "the receiver's answer does not carry the key's MAC (altered in transit?)";
+                return Err(exit::integrity(format!("{}: {why}", self.conn.peer)));
+            }
+        }
+        for item in self.items.iter().filter(|i| i.state != State::Settled) {
+            // only a receiver that lost track leaves entries unanswered
+            let path = lossy(&item.path);
+            self.ledger
+                .record(&path, &Fate::Failed("no answer from the receiver".into()));
+        }
+        let summary = TreeSummary {
+            role: Role::Send,
+            name: plan.name.clone(),
+            path: None,
+            entries: self.items.len() as u64 + self.walk_failed,
+            files: self.files_done,
+            up_to_date: self.ledger.up_to_date,
+            not_landed: self.ledger.not_landed,
+            bytes: journey.sent_before + self.sent,
+            elapsed: journey.began.elapsed(),
+            reconnects: journey.reconnects,
+            sent_before: journey.sent_before,
+            zero_copy: self.zero_copy && self.sent > 0,
+            verified: self.cfg.common.verify && !self.unchecked,
+            digests: (self.hashing.computed, self.hashing.cached),
+        };
+        let verdict = match (self.ledger.verdict(), outcome.status) {
+            (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
+                Verdict::Partial(format!(
+                    "{} accounts for {} entries, this side for {}",
+                    self.conn.peer,
+                    outcome.held,
+                    self.ledger.accounted()
+                ))
+            }
+            (Verdict::Complete, Status::Ok) => Verdict::Complete,
+            (Verdict::Complete, _) => {
+                Verdict::Partial(format!("{}: {}", self.conn.peer, outcome.message))
+            }
+            (verdict, _) => verdict,
+        };
+        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
+            self.progress.abandon();
+            return Err(single_error((&self.conn.peer, &plan.name), fate, line));
+        }
+        // a tree's summary counts what did not land; a file alone's error says it
+        match (&self.single, &verdict) {
+            (Some(_), Verdict::Integrity(_)) => self.progress.abandon(),
+            _ => self.progress.finish(&summary),
+        }
+        match verdict {
+            Verdict::Complete => Ok(()),
+            Verdict::Partial(line) => Err(exit::partial(line)),
+            Verdict::Integrity(line) => Err(exit::integrity(line)),
+        }
+    }
+
+    /// Turns a session error into what the user sees: Ctrl-C tells the
+    /// receiver and prints the resume command; a broken connection is retried.
+    pub(super) fn failed(&mut self, err: anyhow::Error) -> anyhow::Error {
+        if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
+            return self.stop();
+        }
+        if exit::tag_of(&err) == Some(exit::Tag::Retryable) {
+            // the receiver may have said why it dropped us (a full disk)
+            let wait = Instant::now() + REASON_WAIT;
+            while let Some(left) = wait.checked_duration_since(Instant::now()) {
+                match self.reader.rx.recv_timeout(left) {
+                    Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
+                        return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
+                    }
+                    Ok(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+        }
+        err
+    }
+
+    pub(super) fn stop(&mut self) -> anyhow::Error {
+        self.conn.finishing = true;
+        let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
+        if self.send(&Message::Stop).is_ok() {
+            let deadline = Instant::now() + STOP_WAIT;
+            while Instant::now() < deadline {
+                match self.reader.rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Ok(Message::Result(o))) => {
+                        said.push_str(&match (&self.single, self.items.first()) {
+                            (Some(_), Some(item)) if !item.stream => {
+                                format!("; the receiver holds {} bytes of {}", o.held, item.size)
+                            }
+                            _ => format!(
+                                "; the receiver keeps what it got ({} entries in place)",
+                                o.held
+                            ),
+                        });
+                        break;
+                    }
+                    Ok(Ok(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+        }
+        exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
+    }
+}
+
+/// What a session of one file that did not land exits with: the code
+/// and the words of a single transfer (a refusal is 4, not "partial").
+fn single_error((peer, name): (&str, &str), fate: &Fate, line: &str) -> anyhow::Error {
+    match fate {
+        Fate::Refused(why) => exit::refused(format!("{peer} refused: {why}")),
+        Fate::Mismatch => exit::integrity(format!(
+            "SHA-256 mismatch: {peer} received other bytes than were sent; the file was not kept"
+        )),
+        Fate::Failed(why) => anyhow::anyhow!("{name}: {why}"),
+        // the entry went, the session did not end well (the receiver's word)
+        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{line}"),
+    }
+}

@@ -1,0 +1,146 @@
+//! What a session sends, settled before connecting: the sources checked
+//! and counted, or one file or stream as a tree of one entry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::SendConfig;
+use crate::progress::Reporter;
+use crate::send::digests::Digests;
+use crate::send::walk::{self, Totals};
+
+/// The sources of a tree session, checked and counted before connecting.
+pub(in crate::send) struct Plan {
+    pub(super) sources: Vec<walk::Source>,
+    pub(super) totals: Totals,
+    pub(super) name: String,
+    /// One file or stream named alone on the command line: a tree of one.
+    pub(in crate::send) single: Option<Single>,
+    /// Whole-file digests, shared with the other sessions of `-k`.
+    pub(in crate::send) digests: Arc<Digests>,
+}
+
+/// What a session of one file adds to its one entry.
+pub(in crate::send) struct Single {
+    /// The bytes asked for (`--offset`/`--count`), when not the whole file.
+    pub(super) range: Option<(u64, u64)>,
+    /// `--offset` was given: the range goes as it is, whatever is held.
+    pub(super) forced: bool,
+    /// Said in the summary (a `--count` cut short by the end of the file).
+    pub(super) note: Option<String>,
+    /// stdin or a pipe: read once, so never resumed.
+    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
+}
+
+impl Plan {
+    /// One file, or a stream, as a tree of one entry.
+    pub(in crate::send) fn single(opened: crate::send::Plan) -> Plan {
+        let crate::send::Plan {
+            input,
+            label,
+            name,
+            offset,
+            count,
+            forced,
+            note,
+        } = opened;
+        let name = name.unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
+        let mut totals = Totals {
+            entries: 1,
+            files: 1,
+            ..Totals::default()
+        };
+        let (sources, range, stream) = match input {
+            crate::send::Input::File { size, .. } => {
+                let end = offset + count.unwrap_or(size - offset);
+                totals.bytes = end - offset;
+                let source = walk::Source {
+                    path: PathBuf::from(&label),
+                    top: name.clone().into_bytes(),
+                };
+                let range = ((offset, end) != (0, size)).then_some((offset, end));
+                (vec![source], range, None)
+            }
+            crate::send::Input::Stream { reader } => {
+                let cap = count.map(|c| (0, c));
+                (Vec::new(), cap, Some(std::sync::Mutex::new(Some(reader))))
+            }
+        };
+        Plan {
+            sources,
+            totals,
+            name: name.clone(),
+            single: Some(Single {
+                range,
+                forced,
+                note,
+                stream,
+            }),
+            digests: Arc::default(),
+        }
+    }
+
+    /// The same plan, taking and keeping digests in `digests`.
+    pub(in crate::send) fn sharing(self, digests: Arc<Digests>) -> Plan {
+        Plan { digests, ..self }
+    }
+
+    /// Whether a lost connection can be resumed: not once a stream is read.
+    pub(in crate::send) fn resumable(&self) -> bool {
+        !self.single.as_ref().is_some_and(|s| s.stream.is_some())
+    }
+}
+
+impl Plan {
+    pub(in crate::send) fn new(
+        cfg: &SendConfig,
+        sources: &[(PathBuf, Vec<u8>)],
+        reporter: &Reporter,
+    ) -> Result<Plan> {
+        let plan = Plan::counted(cfg, sources)?;
+        reporter.warn(
+            "a tree carries files, directories, links inside it, permission bits and \
+             modification times; not owners, ACLs or extended attributes",
+        );
+        if plan.totals.hard_links > 0 {
+            reporter.warn(&format!(
+                "{} files have hard links; each is sent as a separate file",
+                plan.totals.hard_links
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// The sources checked and counted, without a word (`-k` counts them
+    /// again for each receiver, as they are then).
+    pub(in crate::send) fn counted(
+        cfg: &SendConfig,
+        sources: &[(PathBuf, Vec<u8>)],
+    ) -> Result<Plan> {
+        for (path, _) in sources {
+            std::fs::metadata(path).with_context(|| path.display().to_string())?;
+        }
+        let sources: Vec<walk::Source> = sources
+            .iter()
+            .map(|(path, top)| walk::Source {
+                path: path.clone(),
+                top: top.clone(),
+            })
+            .collect();
+        let totals = walk::count(&sources, cfg.dereference);
+        let first = String::from_utf8_lossy(&sources[0].top).into_owned();
+        let name = match sources.len() {
+            1 => first,
+            n => format!("{first} and {} more", n - 1),
+        };
+        Ok(Plan {
+            sources,
+            totals,
+            name,
+            single: None,
+            digests: Arc::default(),
+        })
+    }
+}
