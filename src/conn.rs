@@ -27,6 +27,10 @@ pub struct Conn {
     /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
     /// is finished so that a STOP frame can follow it.
     pub finishing: bool,
+    /// Ctrl-C ends the next read even while data keeps coming (a raw
+    /// stream has no frames to stop between; a framed receiver stops
+    /// between frames and keeps what its socket already holds).
+    pub stop_on_read: bool,
     /// `--limit-rate`, when given.
     limit: Option<Limit>,
 }
@@ -70,6 +74,7 @@ impl Conn {
             last_move: Instant::now(),
             heard: None,
             finishing: false,
+            stop_on_read: false,
             limit: None,
         })
     }
@@ -185,6 +190,10 @@ impl Conn {
         way: Way,
         mut call: impl FnMut(&mut TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        // a raw peer that never pauses must not make Ctrl-C wait for a tick
+        if self.stop_on_read && interrupt::requested() && !self.finishing {
+            return Err(stopped());
+        }
         loop {
             match call(&mut self.stream) {
                 Ok(n) => {

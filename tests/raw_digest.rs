@@ -297,3 +297,32 @@ fn a_cut_send_prints_no_digest() {
         assert!(!got.stderr.contains("sha256"), "{}", got.stderr);
     }
 }
+
+/// A raw stream has no frames to stop between: Ctrl-C on a receiver whose
+/// sender never pauses must still end it promptly (exit 130, what it holds
+/// said), not when the sender is done. Before the fix the receiver only
+/// looked at Ctrl-C when a read waited, so a steady stream kept it going.
+#[test]
+fn ctrl_c_stops_a_raw_receiver_while_data_keeps_coming() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("endless.bin");
+    let rx = receiver(&out, &["--raw"], Stdout::Null);
+    let src = dir.path().join("big.bin");
+    sparse_file(&src, 64 << 30);
+    // 200 MiB/s for 64 GiB: five minutes of data unless the receiver stops
+    let mut tx = start({
+        let mut cmd = zc();
+        cmd.args(["send", "--raw", "--limit-rate", "200M", s(&src), &rx.dest()]);
+        cmd
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let began = std::time::Instant::now();
+    sigint(&rx.child);
+    let got = rx.finish(std::time::Duration::from_secs(20));
+    let took = began.elapsed();
+    kill_tree(&mut tx.child);
+    println!("receiver:\n{}", got.stderr);
+    got.expect_code(130, "a raw receiver after SIGINT");
+    assert!(took.as_secs() < 10, "it took {took:?} to stop");
+    assert!(got.stderr.contains("holds"), "{}", got.stderr);
+}

@@ -72,6 +72,7 @@ pub fn receive(
 ) -> Result<()> {
     let began = Instant::now();
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    conn.stop_on_read = true;
     // no keepalives: a raw peer (nc, socat) would take them for data
     conn.limit(Way::Recv, cfg.common.limit_rate);
     let (label, start) = match sink {

@@ -34,11 +34,17 @@ impl Run<'_> {
                 return Err(exit::integrity(format!("{}: {why}", self.conn.peer)));
             }
         }
+        // entries left unanswered: the receiver failed (and says why), or lost track
+        let why = match (outcome.status, outcome.message.as_str()) {
+            (Status::Ok, _) | (_, "") => "no answer from the receiver".to_string(),
+            (_, message) => format!("{} failed: {message}", self.conn.peer),
+        };
         for item in self.items.iter().filter(|i| i.state != State::Settled) {
-            // only a receiver that lost track leaves entries unanswered
-            let path = lossy(&item.path);
-            self.ledger
-                .record(&path, &Fate::Failed("no answer from the receiver".into()));
+            let fate = Fate::Failed(why.clone());
+            self.ledger.record(&lossy(&item.path), &fate);
+            if let Some(one) = self.single.as_mut() {
+                *one = fate;
+            }
         }
         let summary = TreeSummary {
             role: Role::Send,
