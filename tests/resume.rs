@@ -918,7 +918,9 @@ fn without_retry_a_cut_exits_1_and_the_resume_command_finishes_it() {
 
 #[test]
 fn raw_transfer_resumed_by_hand_with_offset_on_both_sides() {
-    let size = 10 * MIB;
+    // far more than loopback buffers hold past the cut (a few MiB each way),
+    // so the raw sender, which has no answer to wait for, sees the cut
+    let size = 40 * MIB;
     let setup = Setup::new("raw.bin", size, 26);
     let dst = setup.root.join("raw-copy.bin");
     let mut cmd = zc();
@@ -966,7 +968,8 @@ fn raw_transfer_resumed_by_hand_with_offset_on_both_sides() {
 /// receiver knows what arrived (a proxy or buffers may hold more).
 #[test]
 fn raw_sender_prints_a_runnable_resume_command() {
-    let size = 10 * MIB;
+    // as above: more than the buffers past the cut can hold
+    let size = 40 * MIB;
     let setup = Setup::new("rawcmd.bin", size, 28);
     let dst = setup.root.join("rawcmd-copy.bin");
     let mut cmd = zc();
