@@ -25,8 +25,12 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
 pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
     // a zc sender writes its preamble and offer at once: a peer that does
-    // not frees its slot (of --max-conns) soon
-    conn.set_idle(HELLO_WAIT.min(cfg.common.idle_timeout));
+    // not frees its slot (of --max-conns) soon. Not in reverse mode: there
+    // this side connected, and may wait in a busy sender's queue for as
+    // long as --timeout allows.
+    if let Peer::Listen(_) = cfg.peer {
+        conn.set_idle(HELLO_WAIT.min(cfg.common.idle_timeout));
+    }
     let peer = conn.peer.clone();
     let version = proto::read_preamble(&mut conn).map_err(|e| {
         let queued = matches!(cfg.peer, Peer::Connect(_)) && timed_out(&e);
