@@ -13,6 +13,9 @@ fn main() {
         Ok(cli) => cli,
         Err(err) => parse_failed(err),
     };
+    if matches!(cli.command, Command::Recv(_)) {
+        recv::prepare(); // before the Ctrl-C handler's thread
+    }
     interrupt::install();
     let (style, result) = match &cli.command {
         Command::Completions { shell } => {

@@ -443,6 +443,29 @@ fn a_tree_keeps_its_shape_modes_times_links_and_odd_names() {
     }
 }
 
+/// The receiver creates parts in directories it made with their final
+/// mode and skips the chmod when its umask leaves that mode whole: under
+/// any umask, every mode still lands exactly.
+#[test]
+fn modes_land_exactly_whatever_the_receivers_umask() {
+    for umask in ["000", "022", "077", "777"] {
+        let l = layout();
+        let top = l.src.join("photos");
+        photos(&top);
+        let plain = recv_cmd(&l.out, &[]);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(plain.get_program())
+            .args(plain.get_args());
+        let rx = spawn_receiver(cmd, Stdout::Null);
+        let sent = send(&[s(&top), &rx.dest()]);
+        let what = format!("a tree into a receiver with umask {umask}");
+        both(&sent, rx, 0, &what).expect_code(0, &what);
+        assert_same_tree(&top, &l.out.join("photos"), &what);
+    }
+}
+
 #[test]
 fn several_sources_land_side_by_side() {
     let l = layout();

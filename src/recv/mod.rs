@@ -20,6 +20,14 @@ use crate::exit;
 use crate::net;
 use crate::progress::Reporter;
 
+/// Readies the process for receiving; call it before any thread starts:
+/// the descriptor table grows to hold a whole batch of open parts while
+/// growing it is cheap, and the umask is read while reading it is safe.
+pub fn prepare() {
+    crate::sys::note_umask();
+    crate::sys::reserve_descriptors(tree_files::batch_most() as u64 + 64);
+}
+
 pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     check_output(cfg)?;
     if cfg.keep_open && !matches!(cfg.output, Output::Dir(_)) {

@@ -38,6 +38,11 @@ pub(super) struct Want {
     pub whole: bool,
     /// A file alone: its part, opened when its entry was admitted.
     pub part: Option<std::fs::File>,
+    /// In a directory this session made: nothing was there, and it is on
+    /// the output's own file system.
+    pub fresh: bool,
+    /// Its part was created with its final mode (no chmod needed).
+    pub moded: bool,
 }
 
 impl Want {

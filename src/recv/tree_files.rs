@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::Digest;
 
+mod lander;
 mod landing;
 
 use super::incoming::Incoming;
@@ -121,6 +122,14 @@ pub(super) struct Files<'t, 'a> {
     root_dev: Option<u64>,
     /// What the part under way holds, once kept (a file alone says so).
     held_bytes: u64,
+    /// The buffer DATA frames are read into, between frames.
+    spare: Option<Vec<u8>>,
+}
+
+/// How many verified parts a batch holds open: a quarter of the
+/// descriptors (-k runs sessions side by side), raising their limit first.
+pub(super) fn batch_most() -> usize {
+    BATCH_FILES.min((crate::sys::raise_open_files() / 4).max(16) as usize)
 }
 
 impl<'t, 'a> Files<'t, 'a> {
@@ -132,10 +141,10 @@ impl<'t, 'a> Files<'t, 'a> {
             cur: None,
             batch: Batch {
                 parts: Vec::new(),
-                // a quarter of the descriptors: -k runs sessions side by side
-                most: BATCH_FILES.min((crate::sys::raise_open_files() / 4).max(16) as usize),
+                most: batch_most(),
                 bytes: 0,
                 since: Instant::now(),
+                lander: None,
             },
             bytes: 0,
             spliced: false,
@@ -143,6 +152,7 @@ impl<'t, 'a> Files<'t, 'a> {
             partial: None,
             root_dev,
             held_bytes: 0,
+            spare: None,
         }
     }
 
@@ -207,7 +217,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let out = match (&self.tree.dest, want.part.take()) {
             (Dest::Stream(..), _) => Out::Stream,
             (_, Some(part)) => Out::Part(part),
-            _ => match self.tree.root.open_part(&want.rel, want.held.total() == 0) {
+            _ => match self.open_part(&mut want) {
                 Ok(file) => Out::Part(file),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     Out::Dropped("being received by another transfer".to_string())
@@ -236,6 +246,22 @@ impl<'t, 'a> Files<'t, 'a> {
             got: Ranges::new(),
         });
         Ok(())
+    }
+
+    /// The part a file is written into. In a directory this session made
+    /// it is created with its final mode, which then needs no chmod unless
+    /// the umask takes bits from it (the directory stays 0700 until its
+    /// entries are in, so no one else can read the part meanwhile).
+    fn open_part(&self, want: &mut Want) -> io::Result<File> {
+        let root = &self.tree.root;
+        if want.fresh && want.held.total() == 0 {
+            let mode = (want.mode & 0o777) | 0o600;
+            if let Some(file) = root.create_part(&want.rel, mode)? {
+                want.moded = crate::sys::umask().is_some_and(|m| mode & !m == want.mode & 0o777);
+                return Ok(file);
+            }
+        }
+        root.open_part(&want.rel, want.held.total() == 0)
     }
 
     /// A checkpoint thread whose records go beneath the output handle.
@@ -296,11 +322,14 @@ impl<'t, 'a> Files<'t, 'a> {
             hasher: cur.hasher.as_mut(),
             checkpoint: cur.checkpoint.as_ref(),
             at: offset,
-            buf: None,
+            buf: self.spare.take(),
             done: 0,
             show: &mut |n| self.tree.progress.update(base + n, files, ""),
         };
         let got = copy::recv(conn, target, Some(len), splice, &mut chunks);
+        // kept for the next frame: a fresh zeroed MiB per small file cost
+        // more than the file's own bytes
+        self.spare = chunks.buf.take();
         let bytes = match &got {
             Ok(r) => r.bytes,
             Err(RecvError { bytes, .. }) => *bytes,

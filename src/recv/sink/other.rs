@@ -166,6 +166,11 @@ impl Root {
         Ok(file)
     }
 
+    /// Leaves every part to [`Root::open_part`] here.
+    pub fn create_part(&self, _rel: &RelPath, _mode: u32) -> io::Result<Option<File>> {
+        Ok(None)
+    }
+
     /// Windows' rename replaces a file or a link named NAME, not its target.
     pub fn publish(&self, rel: &RelPath) -> io::Result<()> {
         let path = self.target(rel)?;

@@ -262,6 +262,27 @@ impl Root {
         Ok(file)
     }
 
+    /// Creates `NAME.zcpart` anew (O_EXCL: never an existing file, never
+    /// through a link) with `mode`, and locks it; `None` when the name is
+    /// taken (then [`Root::open_part`] decides). What O_EXCL made is an
+    /// empty regular file, so this costs no fstat: for a directory of small
+    /// files this session made, one syscall less per file.
+    pub fn create_part(&self, rel: &RelPath, mode: u32) -> io::Result<Option<File>> {
+        let name = suffixed(rel.name(), PART_SUFFIX);
+        let flags =
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let file = match self.in_parent(rel, |dir| sys::openat(dir.as_fd(), &name, flags, mode)) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // another session may have opened the new name and locked it first
+        match sys::try_lock(&file)? {
+            true => Ok(Some(file)),
+            false => Err(io::Error::from(ErrorKind::WouldBlock)),
+        }
+    }
+
     /// `NAME.zcpart` becomes `NAME`, replacing a file or a link (never
     /// following it).
     pub fn publish(&self, rel: &RelPath) -> io::Result<()> {
@@ -558,6 +579,23 @@ mod tests {
     fn root_is_send_and_sync() {
         fn shared<T: Send + Sync>() {}
         shared::<Root>();
+    }
+
+    #[test]
+    fn created_part_is_new_locked_and_has_its_mode() {
+        both(|_, root| {
+            let f = rel("f");
+            let part = root.create_part(&f, 0o640).unwrap().expect("a new part");
+            let mode = part.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & !0o022, 0o640 & !0o022);
+            // once it exists, create leaves it to open_part, which finds
+            // it locked until it is let go
+            assert!(root.create_part(&f, 0o600).unwrap().is_none());
+            let busy = root.open_part(&f, false).unwrap_err();
+            assert_eq!(busy.kind(), ErrorKind::WouldBlock);
+            drop(part);
+            assert!(root.open_part(&f, false).is_ok());
+        });
     }
 
     #[test]

@@ -216,6 +216,7 @@ impl Tree<'_> {
         let range = entry.offered();
         let whole = entry.stream || proto::whole(&held, range, entry.size);
         let hashes = self.offer.resume && held.total() > 0;
+        let fresh = self.in_fresh(&rel);
         self.wants.push_back(Want {
             id: entry.id,
             rel,
@@ -229,6 +230,8 @@ impl Tree<'_> {
             stream: entry.stream,
             whole,
             part: None,
+            fresh,
+            moded: false,
         });
         Action::Send {
             held: held.pairs().to_vec(),

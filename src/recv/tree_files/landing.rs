@@ -6,35 +6,38 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use super::lander::{Lander, Part};
 use super::{local, Current, Files, Out};
-use crate::conn::{with_keepalive, Conn};
+use crate::conn::Conn;
 use crate::hash::Sha;
 use crate::held::{Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::Status;
 use crate::recv::session::{identity_of, lossy, Want};
-use crate::recv::sink::RelPath;
 
-/// A batch of verified files is made durable and renamed into place once
-/// it holds this many files, this many bytes, or is this old. Each batch
-/// costs a flush of the whole file system: on a disk, 5,000 small files in
-/// batches of 1,024 took 2.4x as long as in one (bench/trees.sh --to disk).
+/// A batch goes to the lander once it holds this many files or bytes, or
+/// is this old, when the lander is free: a file system that flushes fast
+/// gets many small batches, a slow disk few large ones (each batch costs a
+/// flush of the whole file system).
+const HAND_FILES: usize = 256;
+const HAND_BYTES: u64 = 64 << 20;
+const HAND_AGE: Duration = Duration::from_secs(1);
+/// While the lander is busy, the batch grows up to this many files
+/// (the descriptors they hold open allow up to `Batch::most`) or bytes.
 pub(super) const BATCH_FILES: usize = 8192;
 const BATCH_BYTES: u64 = 512 << 20;
-const BATCH_AGE: Duration = Duration::from_secs(5);
 
-/// Verified parts waiting for the flush that lets them be renamed.
+/// Verified parts waiting to be handed to the lander.
 pub(super) struct Batch {
-    /// Each part, whether it left a held record to remove, and its file:
-    /// kept open, and so locked, until it is renamed, so no other session
-    /// can rewrite a verified part while it waits.
-    pub(super) parts: Vec<(RelPath, bool, File)>,
+    pub(super) parts: Vec<Part>,
     /// At most this many parts (open files) wait.
     pub(super) most: usize,
     pub(super) bytes: u64,
     pub(super) since: Instant,
+    /// Started with the first verified part.
+    pub(super) lander: Option<Lander>,
 }
 
 impl Files<'_, '_> {
@@ -48,17 +51,15 @@ impl Files<'_, '_> {
         ours: Option<Sha>,
     ) -> Result<()> {
         land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
-        self.batch
-            .parts
-            .push((want.rel.clone(), want.recorded, file));
+        self.batch.parts.push(Part {
+            rel: want.rel.clone(),
+            recorded: want.recorded,
+            file,
+        });
         self.batch.bytes += want.size;
         self.files += 1;
         self.result(want, Status::Ok, ours, "")?;
-        let b = &self.batch;
-        if b.parts.len() >= b.most || b.bytes >= BATCH_BYTES || b.since.elapsed() >= BATCH_AGE {
-            self.flush_batch(conn)?;
-        }
-        Ok(())
+        self.hand_batch(conn, false)
     }
 
     /// A range that leaves the file unfinished: the part stays, durable,
@@ -84,42 +85,59 @@ impl Files<'_, '_> {
         self.result_held(&cur.want, Status::Ok, ours, "", have.total())
     }
 
-    /// Makes the batch durable, then renames it into place.
-    pub(super) fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
-        if self.batch.parts.is_empty() {
+    /// Hands the batch to the lander when it is due and the lander free
+    /// (or, when `all` or the batch is full, once the lander is free).
+    fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
+        if let Some(landed) = self.batch.lander.as_mut().and_then(Lander::poll) {
+            self.landed(landed)?;
+        }
+        let b = &self.batch;
+        if b.parts.is_empty() {
             return Ok(());
         }
-        let root = self.tree.root.clone();
-        // a slow disk may take a while: the sender hears keepalives meanwhile
-        let synced = {
-            let root = root.clone();
-            with_keepalive(conn, move || root.sync_all())
-        };
-        let syncfs = match synced {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
-            Err(e) => return Err(anyhow::Error::new(e).context("flushing the output")),
-        };
-        // every part is renamed, even after one fails: they are all verified
-        let parts = std::mem::take(&mut self.batch.parts);
-        for (rel, recorded, file) in parts {
-            let renamed = root.publish(&rel);
-            drop(file); // the lock goes once the name is final
-            if let Err(e) = renamed {
-                let fate = Fate::Failed(format!("renaming it into place: {e}"));
-                self.tree.ledger.landed -= 1; // counted when it was verified
-                self.tree.settle(&lossy(rel.bytes()), "file", fate);
-                continue;
-            }
-            if recorded {
-                let _ = root.discard_part(&rel); // its held record
-            }
-            if !syncfs {
-                let _ = root.sync_parent(&rel);
+        let full = b.parts.len() >= b.most || b.bytes >= BATCH_BYTES;
+        let due =
+            b.parts.len() >= HAND_FILES || b.bytes >= HAND_BYTES || b.since.elapsed() >= HAND_AGE;
+        let busy = b.lander.as_ref().is_some_and(|l| l.busy);
+        match (all || full, due && !busy) {
+            (true, _) | (_, true) => {}
+            _ => return Ok(()),
+        }
+        if busy {
+            if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
+                self.landed(landed)?;
             }
         }
+        let lander = match &mut self.batch.lander {
+            Some(lander) => lander,
+            slot => slot
+                .insert(Lander::start(self.tree.root.clone()).context("starting to land files")?),
+        };
+        lander
+            .hand(std::mem::take(&mut self.batch.parts))
+            .context("landing files")?;
         self.batch.bytes = 0;
         self.batch.since = Instant::now();
+        Ok(())
+    }
+
+    /// Hands over what is verified and waits until all of it has landed.
+    pub(super) fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
+        self.hand_batch(conn, true)?;
+        if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
+            self.landed(landed)?;
+        }
+        Ok(())
+    }
+
+    /// A batch's outcome: the parts that could not be renamed did not land.
+    fn landed(&mut self, landed: super::lander::Landed) -> Result<()> {
+        let failed = landed.context("flushing the output")?;
+        for (rel, why) in failed {
+            self.tree.ledger.landed -= 1; // counted when it was verified
+            self.tree
+                .settle(&lossy(rel.bytes()), "file", Fate::Failed(why));
+        }
         Ok(())
     }
 
@@ -166,7 +184,7 @@ impl Files<'_, '_> {
 /// Gives a verified part its mode and time before it is renamed.
 fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
     #[cfg(unix)]
-    {
+    if !want.moded {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(want.mode & 0o777))?;
     }
@@ -180,7 +198,8 @@ fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
     file.set_modified(when)?;
     // syncfs flushes the output's own file system only: a part on another
     // mount beneath it (or on a system without syncfs) is flushed on its own
-    if !cfg!(target_os = "linux") || device(file)? != root_dev {
+    // (a directory this session made is on the output's file system)
+    if !cfg!(target_os = "linux") || (!want.fresh && device(file)? != root_dev) {
         file.sync_all()?;
     }
     Ok(())
