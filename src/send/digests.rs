@@ -20,7 +20,7 @@ const MAX_KEPT: usize = 1 << 16;
 /// its ctime (which, unlike the mtime, no user can set back); a file
 /// replaced by a rename has another inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct FileId {
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
@@ -30,7 +30,7 @@ pub(super) struct FileId {
 
 impl FileId {
     #[cfg(unix)]
-    pub(super) fn of(meta: &Metadata) -> FileId {
+    pub(crate) fn of(meta: &Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         FileId {
@@ -45,7 +45,7 @@ impl FileId {
     /// Elsewhere only size and mtime: weaker, and the receiver's check
     /// still catches what it misses.
     #[cfg(not(unix))]
-    pub(super) fn of(meta: &Metadata) -> FileId {
+    pub(crate) fn of(meta: &Metadata) -> FileId {
         let mtime_ns = meta
             .modified()
             .ok()

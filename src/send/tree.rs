@@ -14,11 +14,12 @@ mod ending;
 mod plan;
 
 pub(super) use plan::Plan;
+use plan::Walked;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
-use super::walk::{self, Event, Kind};
+use super::walk::{self, Kind};
 use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
@@ -63,6 +64,12 @@ pub(super) struct Item {
     /// Its digest came from the cache, for this identity (forgotten if the
     /// receiver does not match it).
     pub(super) cached: Option<FileId>,
+    /// Permission bits, for the wire.
+    pub(super) mode: u32,
+    /// A link's target (empty for anything else).
+    pub(super) target: Vec<u8>,
+    /// A file's identity when walked: what it must still be once read.
+    pub(super) walked: Option<FileId>,
 }
 
 impl Item {
@@ -142,9 +149,18 @@ pub(super) fn session(
         None => None,
     };
     let forced = plan.single.as_ref().is_some_and(|s| s.forced);
+    let walked = match plan.single.is_some() && plan.sources.is_empty() {
+        true => Walked::default(), // a stream: nothing to walk
+        false => plan.walk(cfg.dereference),
+    };
+    // a tree as this session walked it; a file alone as its range
+    let totals = match plan.single {
+        Some(_) => plan.totals,
+        None => walked.totals,
+    };
     let offer = TreeOffer {
-        entries: plan.totals.entries,
-        bytes: plan.totals.bytes,
+        entries: totals.entries,
+        bytes: totals.bytes,
         verify: cfg.common.verify,
         resume: cfg.resume && !forced,
         fresh: !cfg.resume,
@@ -161,8 +177,8 @@ pub(super) fn session(
         role: Role::Send,
         name: plan.name.clone(),
         peer: conn.peer.clone(),
-        entries: plan.totals.entries,
-        bytes: plan.totals.bytes,
+        entries: totals.entries,
+        bytes: totals.bytes,
     };
     let progress = match &plan.single {
         Some(single) => reporter.one_file(&start, single.note.clone()),
@@ -207,7 +223,9 @@ pub(super) fn session(
             ..Hashing::default()
         },
     };
-    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
+    let outcome = run
+        .manifest(plan, walked, reporter)
+        .and_then(|()| run.data());
     journey.sent_now.set(run.sent);
     match outcome {
         Ok(()) => run.conclude(plan, journey),
@@ -220,36 +238,32 @@ pub(super) fn session(
 
 impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
-    pub(super) fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
+    fn manifest(&mut self, plan: &Plan, walked: Walked, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
         if let Some(entry) = self.stream_entry(plan) {
-            let (mut item, mut wire) = (item_of(&entry), wire_entry(0, entry));
+            let mut item = item_of(entry, None);
+            let mut wire = wire_entry(0, &item);
             (item.stream, wire.stream) = (true, true);
             item.range = plan.single.as_ref().and_then(|s| s.range);
             wire.range = item.range;
             self.items.push(item);
             Message::Entry(wire).append_to(&mut batch);
         }
-        for event in walk::Walk::new(plan.sources.clone(), self.cfg.dereference) {
-            let entry = match event {
-                Event::Entry(entry) => entry,
-                Event::Skipped { path, why } => {
-                    reporter.warn(&format!("skipped {path}: {why}"));
-                    continue;
-                }
-                Event::Failed { path, why } => {
-                    self.walk_failed += 1;
-                    self.settle_path(&path, "file", Fate::Failed(why));
-                    continue;
-                }
-            };
-            let mut item = item_of(&entry);
-            let mut wire = wire_entry(self.items.len() as u64, entry);
+        for (path, why) in walked.skipped {
+            reporter.warn(&format!("skipped {path}: {why}"));
+        }
+        for (path, why) in walked.failed {
+            self.walk_failed += 1;
+            self.settle_path(&path, "file", Fate::Failed(why));
+        }
+        self.items.reserve(walked.items.len());
+        for mut item in walked.items {
+            let mut wire = wire_entry(self.items.len() as u64, &item);
             if let Some(single) = &plan.single {
                 (item.range, wire.range) = (single.range, single.range);
             }
-            self.items.push(item);
             Message::Entry(wire).append_to(&mut batch);
+            self.items.push(item);
             if batch.len() >= BATCH {
                 self.write(&batch)?;
                 batch.clear();
@@ -336,14 +350,16 @@ impl Run<'_> {
     }
 }
 
-fn item_of(entry: &walk::Entry) -> Item {
-    let (kind, size) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size),
-        Kind::Dir => (EntryKind::Dir, 0),
-        Kind::Link { .. } => (EntryKind::Link, 0),
+/// The record a session keeps of a walked entry (its source path is
+/// not kept: it follows from the wire path).
+pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
+    let (kind, size, target) = match entry.kind {
+        Kind::File { size } => (EntryKind::File, size, Vec::new()),
+        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
+        Kind::Link { target } => (EntryKind::Link, 0, target),
     };
     Item {
-        path: entry.path.clone(),
+        path: entry.path,
         kind,
         size,
         mtime_ns: entry.mtime_ns,
@@ -352,23 +368,21 @@ fn item_of(entry: &walk::Entry) -> Item {
         stream: false,
         whole: true,
         cached: None,
+        mode: entry.mode,
+        target,
+        walked,
     }
 }
 
-fn wire_entry(id: u64, entry: walk::Entry) -> Entry {
-    let (kind, size, target) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size, Vec::new()),
-        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
-        Kind::Link { target } => (EntryKind::Link, 0, target),
-    };
+fn wire_entry(id: u64, item: &Item) -> Entry {
     Entry {
         id,
-        path: entry.path,
-        kind,
-        size,
-        mode: entry.mode,
-        mtime_ns: entry.mtime_ns,
-        target,
+        path: item.path.clone(),
+        kind: item.kind,
+        size: item.size,
+        mode: item.mode,
+        mtime_ns: item.mtime_ns,
+        target: item.target.clone(),
         range: None,
         stream: false,
     }

@@ -34,20 +34,23 @@ impl Run<'_> {
         let (path, size, (start, end)) = (item.path.clone(), item.size, item.offered());
         let whole = proto::whole(claimed, (start, end), size);
         let (good, ranged) = (good.clone(), item.range.is_some());
-        let file = open_unchanged(item, &source_of(&self.tops, &item.path));
+        let source = source_of(&self.tops, &item.path);
+        let packed = item
+            .walked
+            .filter(|_| size <= PACK_MAX && good.total() == 0 && !ranged);
         self.items[id].whole = whole;
-        let (file, identity) = match file {
-            Ok(opened) => opened,
-            Err(why) => return self.give_up(id, 0, why, false),
-        };
         let to_send = good.missing(start, end);
         self.progress
             .file(&self.file_start(&to_send, (start, end), size));
         self.progress
             .update(self.sent, self.files_done, &lossy(&path));
-        if size <= PACK_MAX && good.total() == 0 && !ranged {
-            return self.pack_one(id, &file, identity);
+        if let Some(walked) = packed {
+            return self.pack_one(id, &source, walked);
         }
+        let (file, identity) = match open_unchanged(&self.items[id], &source) {
+            Ok(opened) => opened,
+            Err(why) => return self.give_up(id, 0, why, false),
+        };
         self.queue(&Message::Begin(Begin {
             id: id as u64,
             path: path.clone(),
@@ -133,11 +136,16 @@ impl Run<'_> {
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
-    /// its frames into the next large write.
-    fn pack_one(&mut self, id: usize, file: &File, identity: FileId) -> Result<()> {
+    /// its frames into the next large write. One fstat, after the read,
+    /// shows it is still the file the walk saw (its ctime included).
+    fn pack_one(&mut self, id: usize, source: &std::path::Path, walked: FileId) -> Result<()> {
         let size = self.items[id].size;
+        let file = match File::open(source) {
+            Ok(file) => file,
+            Err(e) => return self.give_up(id, 0, format!("cannot open it: {e}"), false),
+        };
         let mut data = Vec::with_capacity(size as usize);
-        let read = crate::copy::read_range(file, 0, size, &mut self.scratch, true, |_, chunk| {
+        let read = crate::copy::read_range(&file, 0, size, &mut self.scratch, true, |_, chunk| {
             data.extend_from_slice(chunk);
             Ok(())
         });
@@ -147,9 +155,10 @@ impl Run<'_> {
             }
             return self.give_up(id, 0, e.to_string(), false);
         }
-        if let Err(why) = same_file(file, identity) {
+        if let Err(why) = same_file(&file, walked) {
             return self.give_up(id, 0, why, false);
         }
+        drop(file);
         // read anyway to be sent: hashing the buffer costs less than a lookup saves
         let digest = self.cfg.common.verify.then(|| Sha256::digest(&data).into());
         self.hashing.computed += u64::from(digest.is_some());

@@ -91,9 +91,12 @@ pub struct Walk {
     stack: Vec<Frame>,
     /// The Failed that follows an unreadable directory's own entry.
     pending: Option<Event>,
-    /// The link count of the last file produced, for count's hard-link total
+    /// The link count of the last file produced, for the hard-link total
     /// (kept out of Entry, which is only what the wire needs).
     last_nlink: u64,
+    /// The identity of the last file produced, as the walk saw it: what
+    /// the file must still be once it is read.
+    last_id: Option<crate::send::digests::FileId>,
 }
 
 impl Walk {
@@ -104,6 +107,7 @@ impl Walk {
             stack: Vec::new(),
             pending: None,
             last_nlink: 0,
+            last_id: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Walk {
             return skipped(&wire, special(&ft));
         }
         self.last_nlink = nlink(&meta);
+        self.last_id = Some(crate::send::digests::FileId::of(&meta));
         Event::Entry(entry(path, wire, Kind::File { size: meta.len() }, &meta))
     }
 
@@ -180,19 +185,28 @@ impl Iterator for Walk {
     }
 }
 
-/// The same walk, keeping only counts (entries = Event::Entry count, bytes = sum of file sizes, hard_links = files with nlink > 1).
-pub fn count(sources: &[Source], dereference: bool) -> Totals {
+/// Walks the sources once, handing each event to `each` (with, for a file,
+/// its identity as the walk saw it); the totals of the entries.
+pub(crate) fn gather(
+    sources: &[Source],
+    dereference: bool,
+    mut each: impl FnMut(Event, Option<crate::send::digests::FileId>),
+) -> Totals {
     let mut walk = Walk::new(sources.to_vec(), dereference);
     let mut totals = Totals::default();
-    // not a `for`: the body reads the walk's last link count
+    // not a `for`: the body reads what the walk noted of the last file
     while let Some(event) = walk.next() {
-        let Event::Entry(entry) = event else { continue };
-        totals.entries += 1;
-        if let Kind::File { size } = entry.kind {
-            totals.files += 1;
-            totals.bytes = totals.bytes.saturating_add(size);
-            totals.hard_links += u64::from(walk.last_nlink > 1);
+        let mut id = None;
+        if let Event::Entry(entry) = &event {
+            totals.entries += 1;
+            if let Kind::File { size } = entry.kind {
+                totals.files += 1;
+                totals.bytes = totals.bytes.saturating_add(size);
+                totals.hard_links += u64::from(walk.last_nlink > 1);
+                id = walk.last_id;
+            }
         }
+        each(event, id);
     }
     totals
 }
@@ -581,7 +595,7 @@ mod tests {
     }
 
     #[test]
-    fn count_matches_walk() {
+    fn gather_counts_the_walk() {
         let t = tempfile::tempdir().unwrap();
         make(t.path(), LINKS);
         make(t.path(), LEAVING);
@@ -599,7 +613,7 @@ mod tests {
                     want.hard_links += u64::from(nlink > 1);
                 }
             }
-            assert_eq!(count(&sources, deref), want);
+            assert_eq!(gather(&sources, deref, |_, _| {}), want);
         }
         let (entries, bytes, files, hard_links) = (9, 6, 3, 2);
         let want = Totals {
@@ -608,7 +622,7 @@ mod tests {
             files,
             hard_links,
         };
-        assert_eq!(count(&sources, false), want);
+        assert_eq!(gather(&sources, false, |_, _| {}), want);
     }
 
     #[test]

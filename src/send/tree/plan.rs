@@ -2,14 +2,15 @@
 //! and counted, or one file or stream as a tree of one entry.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
+use super::{item_of, Item};
 use crate::config::SendConfig;
 use crate::progress::Reporter;
 use crate::send::digests::Digests;
-use crate::send::walk::{self, Totals};
+use crate::send::walk::{self, Event, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
 pub(in crate::send) struct Plan {
@@ -20,6 +21,33 @@ pub(in crate::send) struct Plan {
     pub(in crate::send) single: Option<Single>,
     /// Whole-file digests, shared with the other sessions of `-k`.
     pub(in crate::send) digests: Arc<Digests>,
+    /// The walk that counted the sources, for the first session to offer
+    /// (a session after it, `--retry`, walks them afresh, as they are then).
+    walked: Mutex<Option<Walked>>,
+}
+
+/// One walk of a session's sources: each entry as the record the session
+/// keeps of it, so the tree is walked (and each file looked at) once.
+#[derive(Default)]
+pub(super) struct Walked {
+    pub(super) items: Vec<Item>,
+    /// Entries that could not be read, and why.
+    pub(super) failed: Vec<(String, String)>,
+    /// Entries left out by design (a device, a link leaving the tree), and why.
+    pub(super) skipped: Vec<(String, String)>,
+    pub(super) totals: Totals,
+}
+
+impl Walked {
+    pub(super) fn of(sources: &[walk::Source], dereference: bool) -> Walked {
+        let mut walked = Walked::default();
+        walked.totals = walk::gather(sources, dereference, |event, id| match event {
+            Event::Entry(entry) => walked.items.push(item_of(entry, id)),
+            Event::Skipped { path, why } => walked.skipped.push((path, why)),
+            Event::Failed { path, why } => walked.failed.push((path, why)),
+        });
+        walked
+    }
 }
 
 /// What a session of one file adds to its one entry.
@@ -79,12 +107,19 @@ impl Plan {
                 stream,
             }),
             digests: Arc::default(),
+            walked: Mutex::default(),
         }
     }
 
     /// The same plan, taking and keeping digests in `digests`.
     pub(in crate::send) fn sharing(self, digests: Arc<Digests>) -> Plan {
         Plan { digests, ..self }
+    }
+
+    /// The sources walked: the walk that counted them, the first time.
+    pub(super) fn walk(&self, dereference: bool) -> Walked {
+        let first = self.walked.lock().ok().and_then(|mut w| w.take());
+        first.unwrap_or_else(|| Walked::of(&self.sources, dereference))
     }
 
     /// Whether a lost connection can be resumed: not once a stream is read.
@@ -129,7 +164,8 @@ impl Plan {
                 top: top.clone(),
             })
             .collect();
-        let totals = walk::count(&sources, cfg.dereference);
+        let walked = Walked::of(&sources, cfg.dereference);
+        let totals = walked.totals;
         let first = String::from_utf8_lossy(&sources[0].top).into_owned();
         let name = match sources.len() {
             1 => first,
@@ -141,6 +177,7 @@ impl Plan {
             name,
             single: None,
             digests: Arc::default(),
+            walked: Mutex::new(Some(walked)),
         })
     }
 }
