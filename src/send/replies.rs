@@ -272,9 +272,9 @@ impl Run<'_> {
             Status::Mismatch => Fate::Mismatch,
             Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
         };
-        if let (Fate::Mismatch, Some(cached)) = (&fate, self.items[id as usize].cached) {
+        if let (Fate::Mismatch, Some(cached)) = (&fate, self.cached.get(&(id as usize))) {
             // whatever went wrong, the next receiver gets a digest read afresh
-            self.hashing.cache.forget(&cached);
+            self.hashing.cache.forget(cached);
         }
         if fate == Fate::Landed {
             self.files_done += 1;

@@ -61,13 +61,8 @@ pub(super) struct Item {
     /// The receiver will hold the whole file once its range lands (so the
     /// digest is the file's), decided when it is sent.
     pub(super) whole: bool,
-    /// Its digest came from the cache, for this identity (forgotten if the
-    /// receiver does not match it).
-    pub(super) cached: Option<FileId>,
     /// Permission bits, for the wire.
     pub(super) mode: u32,
-    /// A link's target (empty for anything else).
-    pub(super) target: Vec<u8>,
     /// A file's identity when walked: what it must still be once read.
     pub(super) walked: Option<FileId>,
 }
@@ -135,6 +130,10 @@ pub(super) struct Run<'a> {
     pub(super) verifying: Option<(Box<dyn crate::progress::Progress>, u64)>,
     /// Where whole-file digests come from, and how many came how.
     pub(super) hashing: Hashing,
+    /// The files whose digests came from the cache, with the identity they
+    /// came for (forgotten if the receiver does not match it); kept aside,
+    /// as few files have one.
+    pub(super) cached: HashMap<usize, FileId>,
 }
 
 pub(super) fn session(
@@ -149,8 +148,8 @@ pub(super) fn session(
         None => None,
     };
     let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    let walked = match plan.single.is_some() && plan.sources.is_empty() {
-        true => Walked::default(), // a stream: nothing to walk
+    let walked = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
+        true => Walked::stream(&plan.name),
         false => plan.walk(cfg.dereference),
     };
     // a tree as this session walked it; a file alone as its range
@@ -222,6 +221,7 @@ pub(super) fn session(
             cache: plan.digests.clone(),
             ..Hashing::default()
         },
+        cached: HashMap::new(),
     };
     let outcome = run
         .manifest(plan, walked, reporter)
@@ -238,17 +238,8 @@ pub(super) fn session(
 
 impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, walked: Walked, reporter: &Reporter) -> Result<()> {
+    fn manifest(&mut self, plan: &Plan, mut walked: Walked, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
-        if let Some(entry) = self.stream_entry(plan) {
-            let mut item = item_of(entry, None);
-            let mut wire = wire_entry(0, &item);
-            (item.stream, wire.stream) = (true, true);
-            item.range = plan.single.as_ref().and_then(|s| s.range);
-            wire.range = item.range;
-            self.items.push(item);
-            Message::Entry(wire).append_to(&mut batch);
-        }
         for (path, why) in walked.skipped {
             reporter.warn(&format!("skipped {path}: {why}"));
         }
@@ -256,14 +247,17 @@ impl Run<'_> {
             self.walk_failed += 1;
             self.settle_path(&path, "file", Fate::Failed(why));
         }
-        self.items.reserve(walked.items.len());
-        for mut item in walked.items {
-            let mut wire = wire_entry(self.items.len() as u64, &item);
-            if let Some(single) = &plan.single {
-                (item.range, wire.range) = (single.range, single.range);
-            }
+        // the walk's records become the session's, not copied: a copy
+        // doubled the sender's memory on a 100,000-entry tree
+        self.items = std::mem::take(&mut walked.items);
+        let range = plan.single.as_ref().and_then(|s| s.range);
+        for id in 0..self.items.len() {
+            let item = &mut self.items[id];
+            item.range = item.range.or(range);
+            let mut wire = wire_entry(id as u64, item);
+            (wire.range, wire.stream) = (item.range, item.stream);
+            wire.target = walked.targets.remove(&id).unwrap_or_default();
             Message::Entry(wire).append_to(&mut batch);
-            self.items.push(item);
             if batch.len() >= BATCH {
                 self.write(&batch)?;
                 batch.clear();
@@ -281,22 +275,6 @@ impl Run<'_> {
             self.absorb(msg)?;
         }
         Ok(())
-    }
-
-    /// The one entry of a session of one stream: its size is unknown.
-    fn stream_entry(&self, plan: &Plan) -> Option<walk::Entry> {
-        let single = plan.single.as_ref()?;
-        single.stream.as_ref()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Some(walk::Entry {
-            path: plan.name.clone().into_bytes(),
-            source: PathBuf::new(),
-            kind: Kind::File { size: 0 },
-            mode: 0o644,
-            mtime_ns: now,
-        })
     }
 
     /// Sends every file the receiver asked for, in order.
@@ -353,10 +331,10 @@ impl Run<'_> {
 /// The record a session keeps of a walked entry (its source path is
 /// not kept: it follows from the wire path).
 pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
-    let (kind, size, target) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size, Vec::new()),
-        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
-        Kind::Link { target } => (EntryKind::Link, 0, target),
+    let (kind, size) = match entry.kind {
+        Kind::File { size } => (EntryKind::File, size),
+        Kind::Dir => (EntryKind::Dir, 0),
+        Kind::Link { .. } => (EntryKind::Link, 0),
     };
     Item {
         path: entry.path,
@@ -367,9 +345,7 @@ pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
         range: None,
         stream: false,
         whole: true,
-        cached: None,
         mode: entry.mode,
-        target,
         walked,
     }
 }
@@ -382,7 +358,7 @@ fn wire_entry(id: u64, item: &Item) -> Entry {
         size: item.size,
         mode: item.mode,
         mtime_ns: item.mtime_ns,
-        target: item.target.clone(),
+        target: Vec::new(),
         range: None,
         stream: false,
     }

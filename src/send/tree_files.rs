@@ -238,7 +238,9 @@ impl Run<'_> {
         };
         if cached {
             self.hashing.cached += 1;
-            self.items[id].cached = FileId::of_file(file);
+            if let Some(identity) = FileId::of_file(file) {
+                self.cached.insert(id, identity);
+            }
         } else {
             self.hashing.computed += u64::from(sha.is_some());
         }

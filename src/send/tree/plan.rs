@@ -31,6 +31,8 @@ pub(in crate::send) struct Plan {
 #[derive(Default)]
 pub(super) struct Walked {
     pub(super) items: Vec<Item>,
+    /// Each link's target, by its item's index (kept aside: links are few).
+    pub(super) targets: std::collections::HashMap<usize, Vec<u8>>,
     /// Entries that could not be read, and why.
     pub(super) failed: Vec<(String, String)>,
     /// Entries left out by design (a device, a link leaving the tree), and why.
@@ -42,11 +44,37 @@ impl Walked {
     pub(super) fn of(sources: &[walk::Source], dereference: bool) -> Walked {
         let mut walked = Walked::default();
         walked.totals = walk::gather(sources, dereference, |event, id| match event {
-            Event::Entry(entry) => walked.items.push(item_of(entry, id)),
+            Event::Entry(mut entry) => {
+                if let walk::Kind::Link { target } = &mut entry.kind {
+                    let target = std::mem::take(target);
+                    walked.targets.insert(walked.items.len(), target);
+                }
+                walked.items.push(item_of(entry, id));
+            }
             Event::Skipped { path, why } => walked.skipped.push((path, why)),
             Event::Failed { path, why } => walked.failed.push((path, why)),
         });
         walked
+    }
+
+    /// A session of one stream: its one entry, whose size is unknown.
+    pub(super) fn stream(name: &str) -> Walked {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let entry = walk::Entry {
+            path: name.as_bytes().to_vec(),
+            source: PathBuf::new(),
+            kind: walk::Kind::File { size: 0 },
+            mode: 0o644,
+            mtime_ns: now,
+        };
+        let mut item = item_of(entry, None);
+        item.stream = true;
+        Walked {
+            items: vec![item],
+            ..Walked::default()
+        }
     }
 }
 
