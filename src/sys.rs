@@ -131,6 +131,29 @@ pub fn set_pipe_size(pipe: std::os::fd::BorrowedFd<'_>, size: usize) {
     }
 }
 
+/// Reserves space for bytes [offset, offset+len) of `file` without changing
+/// its size (`fallocate(2)` with FALLOC_FL_KEEP_SIZE). A file system that
+/// cannot (EOPNOTSUPP) says so; the writes that follow work either way.
+#[cfg(target_os = "linux")]
+pub fn preallocate(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(std::io::Error::from_raw_os_error(libc::EOVERFLOW));
+    };
+    // SAFETY: the descriptor belongs to `file`, borrowed for the call; only
+    // integers are passed, no memory of ours.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn preallocate(_file: &std::fs::File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 /// `splice(2)` between a pipe and another descriptor, at the descriptors'
 /// own positions (no offsets).
 #[cfg(target_os = "linux")]
@@ -515,3 +538,27 @@ pub fn reserve_descriptors(count: u64) {
 
 #[cfg(not(target_os = "linux"))]
 pub fn reserve_descriptors(_count: u64) {}
+
+#[cfg(test)]
+mod tests {
+    /// A reservation changes neither the size nor the bytes already there,
+    /// so a part cut short still ends where its data does.
+    #[test]
+    fn preallocate_keeps_size_and_data() {
+        use std::io::{Read, Seek, Write};
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"held").unwrap();
+        match super::preallocate(&file, 0, 8 << 20) {
+            Ok(()) => {}
+            // a file system (or a platform) that cannot: nothing to check
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return,
+            Err(e) => panic!("preallocate: {e}"),
+        }
+        assert_eq!(file.metadata().unwrap().len(), 4);
+        let mut back = String::new();
+        file.rewind().unwrap();
+        file.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "held");
+    }
+}

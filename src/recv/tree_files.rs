@@ -34,6 +34,15 @@ const CHECKPOINT_MIN: u64 = 64 << 20;
 /// receive loop: reading the socket and hashing then overlap on two cores
 /// (1 GiB into a tmpfs file: 0.32 GiB/s inline, see the closing note).
 const HASH_THREAD_MIN: u64 = 64 << 20;
+/// A DATA frame this large has its range reserved (fallocate) before any of
+/// it is written: the file system then takes its pages or blocks in one
+/// call instead of a page at a time inside every write. 1 GiB over
+/// loopback, --no-verify, CPU s/GiB of both sides together: 0.82 -> 0.63
+/// into tmpfs, 0.59 -> 0.50 into ext4 on the virtual disk (fsync
+/// included). On tmpfs the call holds the file's lock while it allocates
+/// (about 4 ms per 16 MiB), so a thread reserving ahead of the writer only
+/// takes turns with it. Files of a few MiB, a tree's, are left as they were.
+const RESERVE_MIN: u64 = 4 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
@@ -91,6 +100,27 @@ impl Current {
             return Err(format!("data for {shown} in over {most} pieces"));
         }
         Ok(end)
+    }
+}
+
+impl Current {
+    /// Readies the part for a frame's `len` bytes at `offset`: the range
+    /// reserved first when the frame is large, the file position moved
+    /// there only when it stands elsewhere.
+    fn place(&mut self, offset: u64, len: u64, end: u64) -> io::Result<()> {
+        if let Out::Part(file) = &mut self.out {
+            if len >= RESERVE_MIN {
+                // only speed rides on it: a file system that cannot
+                // reserve takes the writes all the same, and a full one
+                // fails them with the error that says so
+                let _ = crate::sys::preallocate(file, offset, len);
+            }
+            if self.pos != offset {
+                file.seek(SeekFrom::Start(offset))?;
+            }
+        }
+        self.pos = end;
+        Ok(())
     }
 }
 
@@ -279,11 +309,8 @@ impl<'t, 'a> Files<'t, 'a> {
         let end = cur
             .admit(offset, len, self.tree.cfg.max_size)
             .map_err(|why| anyhow!("{}: {why}", conn.peer))?;
-        if let (Out::Part(file), true) = (&mut cur.out, cur.pos != offset) {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| local(&cur.want, e))?;
-        }
-        cur.pos = end;
+        cur.place(offset, len, end)
+            .map_err(|e| local(&cur.want, e))?;
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(len);
         match (&mut cur.out, &mut self.tree.dest) {
