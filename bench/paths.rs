@@ -379,6 +379,13 @@ fn main() {
         ("recv splice -> file", false, true, Hashing::No),
         ("recv read/write -> file", false, false, Hashing::No),
         ("recv r/w+sha256 Pipe -> file", false, false, Hashing::Pipe),
+        // when the write is itself a copy, whether the thread still pays
+        (
+            "recv r/w+sha256 in loop -> file",
+            false,
+            false,
+            Hashing::InLoop,
+        ),
     ];
     for (name, to_null, splice, hashing) in cases {
         let out = if to_null { &mut devnull } else { &mut file };
