@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::exit::{ExitCode, Failure};
 use crate::interrupt;
 use crate::rate::Pacer;
+use crate::secure::channel::{Inbound, Outbound, SEAL_BATCH};
+use crate::secure::record::Keys;
 
 /// How long one blocking socket call may wait before zc looks at Ctrl-C and
 /// the idle clock again.
@@ -33,6 +35,15 @@ pub struct Conn {
     pub stop_on_read: bool,
     /// `--limit-rate`, when given.
     limit: Option<Limit>,
+    /// An encrypted session: every byte each way travels in records. Set
+    /// once, after the handshake; the zero-copy paths check it and step
+    /// aside, since sendfile and splice would bypass the records.
+    sealed: bool,
+    /// The sending direction's records (with `sealed`).
+    outbound: Option<Outbound>,
+    /// The receiving direction's records, unless handed to another handle
+    /// that reads on a thread of its own.
+    inbound: Option<Inbound>,
 }
 
 /// Which bytes of a connection `--limit-rate` paces: a sender its writes,
@@ -76,7 +87,34 @@ impl Conn {
             finishing: false,
             stop_on_read: false,
             limit: None,
+            sealed: false,
+            outbound: None,
+            inbound: None,
         })
+    }
+
+    /// From now on every byte each way travels in records: `outgoing` seals
+    /// what this side writes, `incoming` opens what it reads.
+    pub fn seal(&mut self, outgoing: &Keys, incoming: &Keys) {
+        self.outbound = Some(Outbound::new(outgoing));
+        self.inbound = Some(Inbound::new(incoming));
+        self.sealed = true;
+    }
+
+    /// True in an encrypted session: the bytes must go through `Read` and
+    /// `Write`, never through sendfile(2) or splice(2) on the socket.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Hands the reading of this connection (the record sequence and what
+    /// was read ahead) to `other`, a second handle on the same socket that
+    /// reads on a thread of its own; this one then only writes.
+    pub fn hand_reading_to(&mut self, other: &mut Conn) {
+        if self.sealed {
+            other.inbound = self.inbound.take();
+            other.sealed = true;
+        }
     }
 
     /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
@@ -177,7 +215,9 @@ impl Conn {
         self.moved();
     }
 
-    pub fn shutdown_write(&self) {
+    pub fn shutdown_write(&mut self) {
+        // records already sealed belong before the end of the stream
+        let _ = self.drain();
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
@@ -218,6 +258,9 @@ pub fn is_tick(err: &io::Error) -> bool {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.sealed {
+            return self.read_sealed(buf);
+        }
         let n = self.allow(Way::Recv, buf.len())?;
         self.in_ticks(Way::Recv, |stream| stream.read(&mut buf[..n]))
     }
@@ -225,12 +268,94 @@ impl Read for Conn {
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.sealed {
+            return self.write_sealed(buf);
+        }
         let n = self.allow(Way::Send, buf.len())?;
         self.in_ticks(Way::Send, |stream| stream.write(&buf[..n]))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self.sealed {
+            true => self.drain(),
+            false => Ok(()),
+        }
+    }
+}
+
+/// The records of an encrypted session, under the same ticks, idle clock
+/// and pacing as plain bytes (the pacing counts what crosses the wire).
+impl Conn {
+    fn read_sealed(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // out of `self` while the socket is read, so that a paced receiver
+        // can still write its keepalives through this handle
+        let mut inbound = self
+            .inbound
+            .take()
+            .ok_or_else(|| io::Error::other("this handle's reading went to another thread"))?;
+        let got = self.open_into(&mut inbound, buf);
+        self.inbound = Some(inbound);
+        got
+    }
+
+    fn open_into(&mut self, inbound: &mut Inbound, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = inbound.take(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let space = inbound.space();
+            let room = self.allow(Way::Recv, space.len())?;
+            let n = self.in_ticks(Way::Recv, |stream| stream.read(&mut space[..room]))?;
+            if n == 0 {
+                return match inbound.at_boundary() {
+                    true => Ok(0),
+                    false => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed in the middle of a record",
+                    )),
+                };
+            }
+            inbound.filled(n);
+        }
+    }
+
+    /// Seals up to [`SEAL_BATCH`] bytes of `buf` and sends them, after any
+    /// records still pending. An error after sealing leaves the rest
+    /// pending: it goes out first on the next write, so the peer never
+    /// sees a gap in the record sequence.
+    fn write_sealed(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.drain()?;
+        let n = self.allow(Way::Send, buf.len().min(SEAL_BATCH))?;
+        self.outbound
+            .as_mut()
+            .ok_or_else(|| io::Error::other("this handle does not write"))?
+            .seal(&buf[..n])?;
+        self.drain()?;
+        Ok(n)
+    }
+
+    /// Sends every record sealed and not yet taken by the socket.
+    fn drain(&mut self) -> io::Result<()> {
+        let Some(mut out) = self.outbound.take() else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        while !out.pending().is_empty() {
+            match self.in_ticks(Way::Send, |stream| stream.write(out.pending())) {
+                Ok(0) => result = Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => out.advance(n),
+                Err(e) => result = Err(e),
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        self.outbound = Some(out);
+        result
     }
 }
 
