@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
 use crate::net::{self, Family};
+use crate::secure::{code, Secret};
 
 /// How zc talks on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,14 @@ pub struct Common {
     pub idle_timeout: Duration,
     pub family: Family,
     pub style: Style,
+    /// A key with `--no-encrypt`: authenticated plaintext (HMAC handshake
+    /// and keyed digests), the one mode that keeps zero-copy with a key.
     pub key: Option<crate::auth::Key>,
+    /// A code or a key that encrypts the session.
+    pub secret: Option<Secret>,
+    /// A code this side made (`--code` alone, listening): said with the
+    /// address it listens on, with the command for the other side.
+    pub fresh_code: Option<String>,
     /// `--limit-rate`, in bytes a second: a sender paces its writes, a
     /// receiver its reads.
     pub limit_rate: Option<u64>,
@@ -114,6 +122,11 @@ pub struct RecvConfig {
     pub common: Common,
 }
 
+/// Why `-k` takes no code: a code is for one transfer (and its
+/// reconnections); many transfers share a key.
+const ONE_CODE_ONE_TRANSFER: &str =
+    "-k serves many transfers and a code is for one: use a key (ZC_KEY on both sides)";
+
 /// Transfers at once under `-k` when `--max-conns` is not given: room for
 /// a lab of receivers and a burst of idle junk (each held at most
 /// `HELLO_WAIT` before it speaks), far below the descriptors a process may hold.
@@ -140,8 +153,59 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// The key or code, and what it does: `(plaintext key, encrypting
+/// secret, code made here)`. A code alone on the listening side is made
+/// here; anywhere else it must be given.
+type Secrets = (Option<crate::auth::Key>, Option<Secret>, Option<String>);
+
+fn secrets(args: &CommonArgs, listening: bool) -> Result<Secrets> {
+    let key = match args.key.as_deref() {
+        Some("") => return Err(exit::usage("--key (or ZC_KEY) is empty")),
+        Some(_) if args.raw => {
+            return Err(exit::usage(
+                "--key needs framed mode: --raw has no handshake",
+            ))
+        }
+        key => key,
+    };
+    let Some(given) = args.code.as_deref() else {
+        return Ok(match key {
+            Some(text) if args.no_encrypt => (Some(crate::auth::Key::new(text)), None, None),
+            Some(text) => (None, Some(Secret::key(text)), None),
+            None => (None, None, None),
+        });
+    };
+    let clash = if key.is_some() {
+        "--code and a key (--key, or ZC_KEY in the environment) are both given: use one"
+    } else if args.raw {
+        "--code needs framed mode: --raw has no handshake"
+    } else if args.no_encrypt {
+        "--no-encrypt goes with a key: a code always encrypts"
+    } else {
+        ""
+    };
+    if !clash.is_empty() {
+        return Err(exit::usage(clash));
+    }
+    if !given.is_empty() {
+        let canonical =
+            code::parse(given).map_err(|why| exit::usage(format!("--code {given}: {why}")))?;
+        return Ok((None, Some(Secret::code(&canonical)), None));
+    }
+    if !listening {
+        return Err(exit::usage(
+            "--code without a code makes one, which only the listening side can hand out: \
+             give the code the other side printed (--code 7-plaza-quartz-ember)",
+        ));
+    }
+    let fresh = code::generate().map_err(|e| anyhow::anyhow!("no randomness for a code: {e}"))?;
+    Ok((None, Some(Secret::code(&fresh)), Some(fresh)))
+}
+
 impl Common {
-    pub fn from_args(args: &CommonArgs) -> Result<Self> {
+    /// `listening`: this side waits for the other to connect (a code can
+    /// be made only here).
+    pub fn from_args(args: &CommonArgs, listening: bool) -> Result<Self> {
         let family = match (args.ipv4, args.ipv6) {
             (true, _) => Family::V4,
             (_, true) => Family::V6,
@@ -159,18 +223,11 @@ impl Common {
                 ProgressMode::Plain => Style::Plain,
             }
         };
-        let key = match args.key.as_deref() {
-            Some("") => return Err(exit::usage("--key (or ZC_KEY) is empty")),
-            Some(_) if args.raw => {
-                return Err(exit::usage(
-                    "--key needs framed mode: --raw has no handshake",
-                ))
-            }
-            Some(text) => Some(crate::auth::Key::new(text)),
-            None => None,
-        };
+        let (key, secret, fresh_code) = secrets(args, listening)?;
         Ok(Common {
             key,
+            secret,
+            fresh_code,
             raw: args.raw,
             verify: !args.no_verify,
             connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
@@ -184,7 +241,7 @@ impl Common {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
-        let common = Common::from_args(&args.common)?;
+        let common = Common::from_args(&args.common, args.listen.is_some())?;
         if args.keep_open && args.listen.is_none() {
             // said before the positionals are read as SOURCE... HOST:PORT
             return Err(exit::usage(
@@ -251,6 +308,8 @@ impl SendConfig {
 fn check_keep_open(args: &SendArgs, stdin: bool, common: &Common) -> Result<()> {
     let why = if stdin {
         "-k sends the source to every receiver, and stdin can be read only once"
+    } else if args.common.code.is_some() {
+        ONE_CODE_ONE_TRANSFER
     } else if common.raw {
         "-k needs framed transfers, not --raw"
     } else if args.retry > 0 {
@@ -374,7 +433,10 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
 
 impl RecvConfig {
     pub fn from_args(args: &RecvArgs) -> Result<Self> {
-        let common = Common::from_args(&args.common)?;
+        if args.keep_open && args.common.code.is_some() {
+            return Err(exit::usage(ONE_CODE_ONE_TRANSFER));
+        }
+        let common = Common::from_args(&args.common, args.connect.is_none())?;
         let peer = match (&args.connect, &args.listen) {
             (Some(sender), _) => {
                 net::split_host_port(sender)?;

@@ -49,6 +49,8 @@ pub struct Summary {
     pub bytes: u64,
     pub elapsed: Duration,
     pub zero_copy: bool,
+    /// The session was encrypted (a code or a key).
+    pub encrypted: bool,
     pub sha256: Option<String>,
     pub resumed_from: u64,
     /// Connections after the first (`--retry`), and the bytes they carried
@@ -76,11 +78,7 @@ impl Summary {
             human_bytes(self.bytes),
             human_seconds(self.elapsed),
             human_rate(self.bytes, self.elapsed),
-            if self.zero_copy {
-                "zero-copy"
-            } else {
-                "buffered"
-            },
+            path_name(self.zero_copy, self.encrypted),
         );
         if self.resumed_from > 0 {
             line.push_str(&format!(", resumed from byte {}", self.resumed_from));
@@ -109,6 +107,7 @@ impl Summary {
             "seconds": secs,
             "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
             "zero_copy": self.zero_copy,
+            "encrypted": self.encrypted,
             "sha256": self.sha256,
             "resumed_from": self.resumed_from,
             "reconnects": self.reconnects,
@@ -119,6 +118,15 @@ impl Summary {
             value["digest"] = self.digest.into();
         }
         value
+    }
+}
+
+/// How the bytes went, for a summary line.
+fn path_name(zero_copy: bool, encrypted: bool) -> &'static str {
+    match (zero_copy, encrypted) {
+        (true, _) => "zero-copy",
+        (false, true) => "encrypted",
+        (false, false) => "buffered",
     }
 }
 
@@ -140,6 +148,37 @@ pub trait Progress: Send {
     /// A verify phase ended: `good` bytes of held data match, `bad` blocks do not.
     fn finish_verify(&mut self, good: u64, bad: u64) {
         let _ = (good, bad);
+    }
+}
+
+/// A one-time code this side made, and the command line that uses it on
+/// the other side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub code: String,
+    pub command: String,
+}
+
+impl Invite {
+    /// `listener_sends`: this side is `zc send --listen`, so the other
+    /// side receives.
+    pub fn new(code: &str, addr: SocketAddr, listener_sends: bool) -> Invite {
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => {
+                crate::sys::hostname().unwrap_or_else(|| "HOST".to_string())
+            }
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let port = addr.port();
+        let command = match listener_sends {
+            true => format!("zc recv {host}:{port} --code {code}"),
+            false => format!("zc send FILE {host}:{port} --code {code}"),
+        };
+        Invite {
+            code: code.to_string(),
+            command,
+        }
     }
 }
 
@@ -169,11 +208,30 @@ impl Reporter {
         }
     }
 
-    pub fn listening(&self, addr: SocketAddr) {
-        match self.style {
-            Style::Json => emit(json!({"event": "listening", "addr": addr.to_string()})),
-            Style::Quiet => {}
-            _ => self.say(&format!("zc: listening on {addr}")),
+    /// Where this side listens, and with a code it made, the code and the
+    /// command for the other side: said first, so that whoever waits for
+    /// the listening line has them (even with `-q`: without the code the
+    /// other side cannot connect).
+    pub fn listening(&self, addr: SocketAddr, invite: Option<&Invite>) {
+        match (self.style, invite) {
+            (Style::Json, None) => emit(json!({"event": "listening", "addr": addr.to_string()})),
+            (Style::Json, Some(i)) => emit(json!({
+                "event": "listening",
+                "addr": addr.to_string(),
+                "code": i.code,
+                "command": i.command,
+            })),
+            (_, Some(i)) => {
+                self.say(&format!(
+                    "zc: code {} (one try: a wrong code burns it)",
+                    i.code
+                ));
+                self.say(&format!("zc: on the other side run: {}", i.command));
+            }
+            _ => {}
+        }
+        if !matches!(self.style, Style::Json | Style::Quiet) {
+            self.say(&format!("zc: listening on {addr}"));
         }
     }
 

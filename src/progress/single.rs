@@ -117,6 +117,7 @@ impl TreeProgress for OneFile {
             bytes: summary.bytes,
             elapsed: summary.elapsed.max(Duration::from_nanos(1)),
             zero_copy: summary.zero_copy,
+            encrypted: summary.encrypted,
             sha256: self.sha256.take(),
             resumed_from: self.resumed_from,
             reconnects: summary.reconnects,

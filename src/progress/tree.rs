@@ -120,6 +120,8 @@ pub struct TreeSummary {
     pub reconnects: u32,
     pub sent_before: u64,
     pub zero_copy: bool,
+    /// The session was encrypted (a code or a key).
+    pub encrypted: bool,
     /// Each file's SHA-256 was checked end to end.
     pub verified: bool,
     /// The sender's digests: how many it computed, how many it took from
@@ -158,11 +160,7 @@ impl TreeSummary {
             human_bytes(self.bytes),
             human_seconds(self.elapsed),
             human_rate(self.bytes, self.elapsed),
-            if self.zero_copy {
-                "zero-copy"
-            } else {
-                "buffered"
-            },
+            super::path_name(self.zero_copy, self.encrypted),
         );
         line.push_str(match self.verified {
             true => ", each file SHA-256 checked",
@@ -191,7 +189,8 @@ impl TreeSummary {
             "files": self.files, "up_to_date": self.up_to_date,
             "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
             "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
-            "zero_copy": self.zero_copy, "verified": self.verified,
+            "zero_copy": self.zero_copy, "encrypted": self.encrypted,
+            "verified": self.verified,
             "reconnects": self.reconnects, "sent_before": self.sent_before,
         });
         if self.role == Role::Send {

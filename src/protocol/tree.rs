@@ -162,6 +162,12 @@ pub fn is_tree(offer_body: &[u8]) -> bool {
     fields(offer_body).is_ok_and(|f| f.iter().any(|(tag, _)| *tag == TreeOffer::TREE))
 }
 
+/// Whether an OFFER carries a key's nonce (the sender authenticates with
+/// a key, in the clear).
+pub fn offers_key(offer_body: &[u8]) -> bool {
+    fields(offer_body).is_ok_and(|f| f.iter().any(|(tag, _)| *tag == TreeOffer::NONCE))
+}
+
 impl TreeOffer {
     const VERIFY: u8 = 5;
     const RESUME: u8 = 7;

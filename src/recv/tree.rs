@@ -383,6 +383,7 @@ impl Tree<'_> {
             reconnects: 0,
             sent_before: 0,
             zero_copy,
+            encrypted: conn.is_sealed(),
             verified: self.offer.verify && self.cfg.common.verify,
             digests: (0, 0),
         });

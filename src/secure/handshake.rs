@@ -122,8 +122,17 @@ fn next(conn: &mut Conn, what: &str) -> Result<proto::Frame> {
         return Ok(frame);
     }
     match Answer::decode(&frame.body) {
-        Ok(Answer::Refuse { reason, .. }) => {
-            Err(exit::refused(format!("{} refused: {reason}", conn.peer)))
+        Ok(Answer::Refuse { reason, code }) => {
+            let hint = match code {
+                RefuseCode::Version => {
+                    " (a zc from before encryption: upgrade it, or give --no-encrypt and a key to both sides)"
+                }
+                _ => "",
+            };
+            Err(exit::refused(format!(
+                "{} refused: {reason}{hint}",
+                conn.peer
+            )))
         }
         _ => bail!("{}: expected {what}, got an answer", conn.peer),
     }
@@ -237,16 +246,20 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
         .with_context(|| format!("{peer}: connection lost during the key exchange"))?;
     // From here the peer could test one guess against our confirmation:
     // whatever stops it confirming in turn counts as a failed attempt.
+    let noun = secret.noun();
     let confirmed = match next(conn, "the sender's confirmation") {
         Ok(f) if f.kind == kind::CONFIRM && s.check(&s.confirm_sender, &f.body) => Ok(()),
         Ok(_) => Err(format!(
-            "{peer} did not prove it holds the {}",
-            secret.noun()
+            "{peer} did not prove it holds the {noun} (a wrong {noun}?)"
         )),
-        Err(e) => Err(exit::message_of(&e)),
+        Err(e) if exit::code_of(&e) == exit::ExitCode::Refused => Err(format!(
+            "{peer} holds another {noun}: it found this side's proof wrong"
+        )),
+        Err(_) => Err(format!(
+            "{peer} hung up before it proved it holds the {noun} (a wrong {noun}?)"
+        )),
     };
-    if let Err(why) = confirmed {
-        let mut line = format!("{why} (a wrong {}?)", secret.noun());
+    if let Err(mut line) = confirmed {
         if listening {
             line = format!("{line}; {}", secret.attempts.failed());
         }

@@ -43,6 +43,9 @@ impl Reader {
         let mut reading_conn =
             Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
         reading_conn.finishing = true;
+        // an encrypted session's receiving direction (its record sequence,
+        // and what was read ahead) goes with the reading
+        conn.hand_reading_to(&mut reading_conn);
         // what this thread hears keeps the writer's idle clock alive
         conn.share_heard(&mut reading_conn);
         let conn = reading_conn;

@@ -24,7 +24,7 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     plan(cfg, Some(reporter))?;
     let digests = Arc::new(Digests::default());
     let listener = net::listen(addr, cfg.common.family)?;
-    reporter.listening(listener.local_addr().context("the listening socket")?);
+    reporter.listening(listener.local_addr().context("the listening socket")?, None);
     crate::serve::serve(&listener, cfg.max_conns, reporter, |stream| {
         let peer = stream
             .peer_addr()

@@ -21,7 +21,7 @@ use super::peer::{answered, lost};
 use super::replies::Reader;
 use super::walk::{self, Kind};
 use crate::auth::{self, Session};
-use crate::config::SendConfig;
+use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
 use crate::exit;
 use crate::held::Ranges;
@@ -30,6 +30,7 @@ use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, Message};
+use crate::secure::handshake;
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -169,7 +170,14 @@ pub(super) fn session(
     };
     let body = offer.encode();
     let mut hello = Vec::new();
-    proto::write_preamble(&mut hello)?;
+    match &cfg.common.secret {
+        // encrypted: the key exchange first, and the offer in a record
+        Some(secret) => {
+            let listening = matches!(cfg.peer, Peer::Listen(_));
+            handshake::as_sender(conn, secret, listening)?;
+        }
+        None => proto::write_preamble(&mut hello)?,
+    }
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
     let (key, _) = answered(cfg, conn, &body, nonce)?;

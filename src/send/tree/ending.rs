@@ -59,6 +59,7 @@ impl Run<'_> {
             reconnects: journey.reconnects,
             sent_before: journey.sent_before,
             zero_copy: self.zero_copy && self.sent > 0,
+            encrypted: self.conn.is_sealed(),
             verified: self.cfg.common.verify && !self.unchecked,
             digests: (self.hashing.computed, self.hashing.cached),
         };
