@@ -11,7 +11,7 @@
 use std::io;
 use std::ops::Range;
 
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 
 use crate::exit::{ExitCode, Failure};
@@ -109,10 +109,10 @@ impl Sealer {
             let tag = self
                 .0
                 .cipher
-                .encrypt_in_place_detached(
-                    Nonce::from_slice(&nonce),
+                .encrypt_inout_detached(
+                    &Nonce::from(nonce),
                     &header,
-                    &mut out[start + HEADER..],
+                    (&mut out[start + HEADER..]).into(),
                 )
                 .map_err(|_| broken("a record could not be sealed"))?;
             out.extend_from_slice(&tag);
@@ -150,14 +150,10 @@ impl Opener {
         debug_assert_eq!(len, body.len());
         let (sealed, tag) = body.split_at_mut(len - TAG);
         let nonce = self.0.next_nonce()?;
+        let tag = Tag::try_from(&tag[..]).map_err(|_| broken("a record without its tag"))?;
         self.0
             .cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                header,
-                sealed,
-                Tag::from_slice(tag),
-            )
+            .decrypt_inout_detached(&Nonce::from(nonce), header, sealed.into(), &tag)
             .map_err(|_| broken("a record failed authentication"))?;
         // TLS 1.3 inner plaintext: data, content type, optional zero padding
         let Some(kind_at) = sealed.iter().rposition(|b| *b != 0) else {
@@ -259,7 +255,7 @@ mod tests {
         let nonce = d.next_nonce().unwrap();
         let tag = d
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut body)
+            .encrypt_inout_detached(&Nonce::from(nonce), &header, (&mut body[..]).into())
             .unwrap();
         let mut record = header.to_vec();
         record.extend_from_slice(&body);
