@@ -286,7 +286,7 @@ fn encode_ranges(held: &[(u64, u64)]) -> Vec<u8> {
 
 /// The inverse of [`encode_ranges`], checking the bound and each range.
 fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
-    ensure!(value.len() % 16 == 0, "held ranges: bad length");
+    ensure!(value.len().is_multiple_of(16), "held ranges: bad length");
     ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
     let mut held = Vec::with_capacity(value.len() / 16);
     for pair in value.chunks_exact(16) {

@@ -124,7 +124,7 @@ impl Plan {
 
     /// Whether a lost connection can be resumed: not once a stream is read.
     pub(in crate::send) fn resumable(&self) -> bool {
-        !self.single.as_ref().is_some_and(|s| s.stream.is_some())
+        self.single.as_ref().is_none_or(|s| s.stream.is_none())
     }
 }
 
