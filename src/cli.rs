@@ -58,7 +58,8 @@ pub struct SendArgs {
     /// What to send: files, directories (with everything beneath them), or
     /// '-' for stdin (alone); then HOST:PORT, where the receiver listens (not
     /// with --listen, where every positional is a source)
-    #[arg(value_name = "SOURCE", required = true, num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
+    // not required when --code may have taken the one source (see config)
+    #[arg(value_name = "SOURCE", required_unless_present = "code", num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
     /// Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the
     /// receiver that connects ('zc recv HOST:PORT')

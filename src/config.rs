@@ -158,7 +158,7 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
 /// here; anywhere else it must be given.
 type Secrets = (Option<crate::auth::Key>, Option<Secret>, Option<String>);
 
-fn secrets(args: &CommonArgs, listening: bool) -> Result<Secrets> {
+fn secrets(args: &CommonArgs, listening: bool, code: Option<&str>) -> Result<Secrets> {
     let key = match args.key.as_deref() {
         Some("") => return Err(exit::usage("--key (or ZC_KEY) is empty")),
         Some(_) if args.raw => {
@@ -168,7 +168,7 @@ fn secrets(args: &CommonArgs, listening: bool) -> Result<Secrets> {
         }
         key => key,
     };
-    let Some(given) = args.code.as_deref() else {
+    let Some(given) = code else {
         return Ok(match key {
             Some(text) if args.no_encrypt => (Some(crate::auth::Key::new(text)), None, None),
             Some(text) => (None, Some(Secret::key(text)), None),
@@ -206,6 +206,11 @@ impl Common {
     /// `listening`: this side waits for the other to connect (a code can
     /// be made only here).
     pub fn from_args(args: &CommonArgs, listening: bool) -> Result<Self> {
+        Self::with_code(args, listening, args.code.as_deref())
+    }
+
+    /// As [`Common::from_args`], with `code` in place of `--code`'s value.
+    fn with_code(args: &CommonArgs, listening: bool, code: Option<&str>) -> Result<Self> {
         let family = match (args.ipv4, args.ipv6) {
             (true, _) => Family::V4,
             (_, true) => Family::V6,
@@ -223,7 +228,7 @@ impl Common {
                 ProgressMode::Plain => Style::Plain,
             }
         };
-        let (key, secret, fresh_code) = secrets(args, listening)?;
+        let (key, secret, fresh_code) = secrets(args, listening, code)?;
         Ok(Common {
             key,
             secret,
@@ -241,7 +246,9 @@ impl Common {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
-        let common = Common::from_args(&args.common, args.listen.is_some())?;
+        let mut paths = args.paths.clone();
+        let code = listening_code(args, &mut paths);
+        let common = Common::with_code(&args.common, args.listen.is_some(), code)?;
         if args.keep_open && args.listen.is_none() {
             // said before the positionals are read as SOURCE... HOST:PORT
             return Err(exit::usage(
@@ -249,8 +256,12 @@ impl SendConfig {
                  ('zc send --listen 9000 -k FILE')",
             ));
         }
-        let mut paths = args.paths.clone();
         let peer = match &args.listen {
+            Some(_) if paths.is_empty() => {
+                return Err(exit::usage(
+                    "give the SOURCE... to send after --listen ADDR",
+                ))
+            }
             Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
             None if paths.len() < 2 => {
                 return Err(exit::usage(
@@ -300,6 +311,20 @@ impl SendConfig {
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             common,
         })
+    }
+}
+
+/// `--code`'s value on a listening sender: a code given, or none to make
+/// one. `--code` takes an optional value, so in `zc send --listen 9000
+/// --code big.iso` it took the file: what is not a code goes back to the
+/// sources (the listening side never needs a code given).
+fn listening_code<'a>(args: &'a SendArgs, paths: &mut Vec<PathBuf>) -> Option<&'a str> {
+    match args.common.code.as_deref() {
+        Some(text) if args.listen.is_some() && !text.is_empty() && code::parse(text).is_err() => {
+            paths.insert(0, PathBuf::from(text));
+            Some("")
+        }
+        other => other,
     }
 }
 

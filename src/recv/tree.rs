@@ -200,7 +200,8 @@ impl Tree<'_> {
                 // the sender may come back: nothing is lost yet
                 let e = e.context(format!("{peer}: connection lost in the manifest"));
                 match exit::code_of(&e) {
-                    exit::ExitCode::Interrupted => e,
+                    // an encrypted record that does not open is no cut
+                    exit::ExitCode::Interrupted | exit::ExitCode::Integrity => e,
                     _ => exit::tag(e, exit::Tag::Resumable),
                 }
             })?;

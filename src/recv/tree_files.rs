@@ -637,10 +637,13 @@ fn local(want: &Want, err: io::Error) -> anyhow::Error {
 /// A failure of the connection: the sender may come back and resume.
 fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
     let err = err.context(format!("{}: connection lost", conn.peer));
-    if exit::code_of(&err) == ExitCode::Interrupted {
-        return err;
+    match exit::code_of(&err) {
+        // an encrypted record that does not open: tampering, not a cut;
+        // the session stops here and the sender hears why
+        ExitCode::Integrity => err,
+        ExitCode::Interrupted => err,
+        _ => exit::tag(err, Tag::Resumable),
     }
-    exit::tag(err, Tag::Resumable)
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
