@@ -505,7 +505,14 @@ fn encrypting_and_plain_sides_refuse_each_other_clearly() {
     let src = d.src.join("m.bin");
     random_file(&src, 64 << 10, 50);
     // receiver flags, receiver key, sender flags, sender key, what both say
-    let cases: [(&[&str], Option<&str>, &[&str], Option<&str>, &str); 4] = [
+    type Case<'a> = (
+        &'a [&'a str],
+        Option<&'a str>,
+        &'a [&'a str],
+        Option<&'a str>,
+        &'a str,
+    );
+    let cases: [Case; 4] = [
         (&["--code"], None, &[], None, "--code"),
         (
             &[],
