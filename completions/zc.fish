@@ -43,7 +43,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
-complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. Prefer ZC_KEY: a command line shows in ps' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
@@ -71,7 +71,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
-complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. Prefer ZC_KEY: a command line shows in ps' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'

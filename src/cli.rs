@@ -172,7 +172,8 @@ pub struct CommonArgs {
     /// Pre-shared key: both sides must hold it. It authenticates both ends
     /// and encrypts the whole session (names, sizes, data) with AES-256-GCM
     /// after a SPAKE2 handshake; a wrong key is refused before anything
-    /// is sent. Prefer ZC_KEY: a command line shows in ps
+    /// is sent. The bytes then go through user space (no sendfile or
+    /// splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps
     #[arg(long, value_name = "KEY", env = "ZC_KEY", hide_env_values = true)]
     pub key: Option<String>,
     /// A one-time code instead of a key. Alone on the listening side
