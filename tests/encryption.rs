@@ -2,6 +2,8 @@
 //! recording proxy sees, a wrong code, a flipped byte, a replay, a cut and
 //! a resume, several senders at once, reverse mode, and the refusals
 //! between a side that encrypts and one that does not.
+// The harness signals its children (tests/common): Unix only, as the others.
+#![cfg(unix)]
 
 mod common;
 
