@@ -685,3 +685,61 @@ fn ctrl_c_stops_an_encrypted_sender_and_the_same_command_resumes() {
     assert!(sent.stderr.contains("resumed from byte"), "{}", sent.stderr);
     assert_same_file(&src, &d.out.join("stopped.bin"));
 }
+
+/// The code and the other side's command come in the JSON listening
+/// event, and as lines before it; with `-q`, which says nothing else,
+/// the lines still come (without them the other side cannot connect).
+#[test]
+fn the_code_is_announced_in_json_and_even_with_q() {
+    let d = dirs();
+    let src = d.src.join("told.bin");
+    random_file(&src, 64 << 10, 70);
+    let rx = receiver(&d.out, &["--json", "--code"], Stdout::Null);
+    let event = line_with(&rx.head, "\"event\":\"listening\"")
+        .unwrap()
+        .to_string();
+    let code = event
+        .split("\"code\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let command = format!("zc send FILE {} --code {code}", rx.dest());
+    assert!(
+        event.contains(&format!("\"command\":\"{command}\"")),
+        "{event}"
+    );
+    send_with(&[s(&src), &rx.dest(), "--code", code], None).expect_clean(0, "zc send");
+    rx.finish(TIMEOUT).expect_clean(0, "zc recv --json --code");
+
+    let mut cmd = recv_cmd(&d.out, &["-q", "--code", "--force"]);
+    let log = d.src.join("quiet.log");
+    cmd.env_remove("ZC_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut rx = Guard(cmd.spawn().unwrap());
+    // -q prints no listening line: the command line is the one to use
+    let deadline = Instant::now() + TIMEOUT;
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) =
+            line_with(&text, "on the other side run: ").filter(|_| text.ends_with('\n'))
+        {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no command line with -q: {text:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (dest, code) = (words[words.len() - 3], words[words.len() - 1]);
+    send_with(&[s(&src), dest, "--code", code], None).expect_clean(0, "zc send to -q");
+    let status = wait_timeout(&mut rx, TIMEOUT, "zc recv -q --code");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code_of(status), 0, "{text}");
+    assert!(!text.contains("listening"), "{text}");
+}
