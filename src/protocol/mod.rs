@@ -2,6 +2,8 @@
 
 pub mod ledger;
 pub mod message;
+pub mod receiving;
+pub mod sending;
 pub mod tree;
 
 pub use message::Message;

@@ -24,10 +24,10 @@ use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
 use crate::exit;
-use crate::held::Ranges;
 use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::sending::Sending;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, Message};
 
@@ -53,7 +53,7 @@ pub(super) struct Item {
     pub(super) kind: EntryKind,
     pub(super) size: u64,
     pub(super) mtime_ns: u64,
-    pub(super) state: State,
+    pub(super) state: Sending,
     /// The bytes offered, when not the whole file.
     pub(super) range: Option<(u64, u64)>,
     /// Read from a stream, so its size is known only once it is sent.
@@ -72,24 +72,6 @@ impl Item {
     pub(super) fn offered(&self) -> (u64, u64) {
         self.range.unwrap_or((0, self.size))
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum State {
-    /// No reply yet.
-    Offered,
-    /// The receiver wants it; `good` is what it holds and we checked,
-    /// `held` what it claims and we have not checked yet, `claimed` all it
-    /// says it holds (checked or not: what decides the file is whole).
-    Wanted {
-        held: Ranges,
-        good: Ranges,
-        claimed: Ranges,
-    },
-    /// Data sent; the receiver's verdict is awaited.
-    Sent,
-    /// Its fate is known and recorded.
-    Settled,
 }
 
 /// A tree session in progress.
@@ -285,7 +267,7 @@ impl Run<'_> {
             }
             // replies arrive in order, and all of them came before GO
             self.absorb_ready()?;
-            if matches!(self.items[id].state, State::Wanted { .. }) {
+            if matches!(self.items[id].state, Sending::Wanted(_)) {
                 self.send_one(id)?;
             }
         }
@@ -341,7 +323,7 @@ pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
         kind,
         size,
         mtime_ns: entry.mtime_ns,
-        state: State::Offered,
+        state: Sending::Offered,
         range: None,
         stream: false,
         whole: true,

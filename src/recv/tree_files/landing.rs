@@ -149,7 +149,7 @@ impl Files<'_, '_> {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
                 let mut held = cur.want.held.clone();
-                for &(a, b) in cur.got.pairs() {
+                for &(a, b) in cur.arrival.got.pairs() {
                     held.insert(a, b);
                 }
                 file.sync_all().map_err(|e| local(&cur.want, e))?;

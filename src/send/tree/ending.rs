@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{lossy, Plan, Run, State, REASON_WAIT, STOP_WAIT};
+use super::{lossy, Plan, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
@@ -39,7 +39,7 @@ impl Run<'_> {
             (Status::Ok, _) | (_, "") => "no answer from the receiver".to_string(),
             (_, message) => format!("{} failed: {message}", self.conn.peer),
         };
-        for item in self.items.iter().filter(|i| i.state != State::Settled) {
+        for item in self.items.iter().filter(|i| !i.state.is_settled()) {
             let fate = Fate::Failed(why.clone());
             self.ledger.record(&lossy(&item.path), &fate);
             if let Some(one) = self.single.as_mut() {
