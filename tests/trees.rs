@@ -1765,6 +1765,17 @@ fn oversized_tree_offers_are_refused_before_any_entry() {
     let sent = send(&[s(&top), &rx.dest()]);
     sent.expect_code(4, "zc send of 1006 entries to --max-files 1000");
     assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    // The sender counts a tree as it sends it: over --max-size is found
+    // in the middle of the manifest, and the tree is refused whole all the
+    // same (exit 4; the directories it made are gone again).
+    let big = l.src.join("big");
+    for i in 0..3 {
+        put(&big.join(format!("sub/f{i}")), &bytes(400 << 10, i));
+    }
+    let sent = send(&[s(&big), &rx.dest()]);
+    sent.expect_code(4, "zc send of 1.2 MiB to --max-size 1M");
+    assert!(sent.stderr.contains("--max-size"), "{}", sent.stderr);
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
     let dest = rx.dest();
     real_send_lands(&l, &dest, "real");
 }

@@ -33,15 +33,16 @@ pub enum Event<'a> {
         count: Option<u64>,
         resumed_from: u64,
     },
-    /// A tree session begins.
+    /// A tree session begins; its totals are null when it is counted as
+    /// it is sent (the progress events carry them from then on).
     #[serde(rename = "start")]
     TreeStart {
         role: &'static str,
         tree: bool,
         name: &'a str,
         peer: &'a str,
-        entries: u64,
-        size: u64,
+        entries: Option<u64>,
+        size: Option<u64>,
     },
     /// At most once a second while a file moves.
     Progress {
@@ -178,8 +179,8 @@ mod tests {
             tree: true,
             name: "t",
             peer: "p",
-            entries: 2,
-            size: 3,
+            entries: Some(2),
+            size: None,
         };
         let v = serde_json::to_value(start).unwrap();
         assert_eq!(

@@ -20,6 +20,9 @@ pub struct TreeStart {
     pub peer: String,
     pub entries: u64,
     pub bytes: u64,
+    /// `entries` and `bytes` are known now (else they come with
+    /// [`TreeProgress::totals`] once the manifest is sent).
+    pub counted: bool,
 }
 
 /// What happened to one entry.
@@ -215,6 +218,10 @@ pub trait TreeProgress: Send {
     fn update(&mut self, bytes: u64, files: u64, current: &str);
     fn finish(&mut self, summary: &TreeSummary);
     fn abandon(&mut self) {}
+    /// A tree walked as it was sent is counted: its totals.
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        let _ = (entries, bytes);
+    }
     /// One file's data begins (what a display of one file shows).
     fn file(&mut self, start: &super::Start) {
         let _ = start;
@@ -235,8 +242,8 @@ impl Reporter {
                     tree: true,
                     name: &start.name,
                     peer: &start.peer,
-                    entries: start.entries,
-                    size: start.bytes,
+                    entries: start.counted.then_some(start.entries),
+                    size: start.counted.then_some(start.bytes),
                 }
                 .emit();
                 Box::new(Lines::new(start, true))
@@ -285,6 +292,10 @@ impl Lines {
 }
 
 impl TreeProgress for Lines {
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        (self.start.entries, self.start.bytes) = (entries, bytes);
+    }
+
     fn entry(&mut self, e: &EntryEvent) {
         if self.json {
             Event::Entry {
@@ -378,6 +389,11 @@ impl Bar {
 }
 
 impl TreeProgress for Bar {
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        self.entries = entries;
+        self.bar.set_length(bytes);
+    }
+
     fn entry(&mut self, e: &EntryEvent) {
         if matches!(e.status, Status::Refused | Status::Failed) {
             let line = format!(

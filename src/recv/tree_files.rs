@@ -106,6 +106,7 @@ impl<'t, 'a> Files<'t, 'a> {
                 bytes: 0,
                 since: Instant::now(),
                 lander: None,
+                flush: Duration::ZERO,
             },
             bytes: 0,
             spliced: false,
@@ -495,7 +496,7 @@ impl<'t, 'a> Files<'t, 'a> {
             let _ = self
                 .tree
                 .answer(conn, Status::Failed, &exit::message_of(&err));
-            linger(conn);
+            super::peer::linger(conn);
             return err.context(kept_line);
         }
         let line = format!("{}; {kept_line}", exit::message_of(&err));
@@ -560,23 +561,6 @@ fn file_start(want: &Want) -> crate::progress::Start {
         offset: start,
         count: (!want.stream).then(|| missing.iter().map(|(a, b)| b - a).sum()),
         resumed_from,
-    }
-}
-
-/// After a failure RESULT: closes this side's writing and reads what the
-/// sender still sends, for a moment, so that closing with unread data (a
-/// reset) cannot destroy the RESULT before the sender has read it.
-fn linger(conn: &mut Conn) {
-    const LINGER: Duration = Duration::from_secs(1);
-    conn.shutdown_write();
-    conn.set_idle(LINGER);
-    let until = Instant::now() + LINGER;
-    let mut sink = [0u8; 64 << 10];
-    while Instant::now() < until {
-        match io::Read::read(conn, &mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
     }
 }
 

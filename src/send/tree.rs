@@ -13,13 +13,13 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
+use plan::stream_item;
 pub(super) use plan::Plan;
-use plan::Walked;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
-use super::walk::{self, Kind};
+use super::walk::{self, Event, Kind};
 use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
@@ -130,15 +130,8 @@ pub(super) fn session(
         None => None,
     };
     let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    let walked = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
-        true => Walked::stream(&plan.name),
-        false => plan.walk(cfg.dereference),
-    };
-    // a tree as this session walked it; a file alone as its range
-    let totals = match plan.single {
-        Some(_) => plan.totals,
-        None => walked.totals,
-    };
+    // a file alone is counted (its range); a tree as its entries are sent
+    let (totals, streamed) = (plan.totals, plan.single.is_none());
     let offer = TreeOffer {
         entries: totals.entries,
         bytes: totals.bytes,
@@ -147,6 +140,7 @@ pub(super) fn session(
         fresh: !cfg.resume,
         nonce,
         single: plan.single.is_some(),
+        streamed,
     };
     let body = offer.encode();
     let mut hello = Vec::new();
@@ -160,6 +154,7 @@ pub(super) fn session(
         peer: conn.peer.clone(),
         entries: totals.entries,
         bytes: totals.bytes,
+        counted: !streamed,
     };
     let progress = match &plan.single {
         Some(single) => reporter.one_file(&start, single.note.clone()),
@@ -205,9 +200,7 @@ pub(super) fn session(
         },
         cached: HashMap::new(),
     };
-    let outcome = run
-        .manifest(plan, walked, reporter)
-        .and_then(|()| run.data());
+    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     journey.sent_now.set(run.sent);
     match outcome {
         Ok(()) => run.conclude(plan, journey),
@@ -220,30 +213,59 @@ pub(super) fn session(
 
 impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, mut walked: Walked, reporter: &Reporter) -> Result<()> {
+    /// Walks the sources and sends each entry as it is found (the receiver
+    /// answers while the walk goes on), taking replies as they come.
+    fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
-        for (path, why) in walked.skipped {
-            reporter.warn(&format!("skipped {path}: {why}"));
-        }
-        for (path, why) in walked.failed {
-            self.walk_failed += 1;
-            self.settle_path(&path, "file", Fate::Failed(why));
-        }
-        // the walk's records become the session's, not copied: a copy
-        // doubled the sender's memory on a 100,000-entry tree
-        self.items = std::mem::take(&mut walked.items);
         let range = plan.single.as_ref().and_then(|s| s.range);
-        for id in 0..self.items.len() {
-            let item = &mut self.items[id];
-            item.range = item.range.or(range);
-            let mut wire = wire_entry(id as u64, item);
-            (wire.range, wire.stream) = (item.range, item.stream);
-            wire.target = walked.targets.remove(&id).unwrap_or_default();
+        let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
+        let deref = self.cfg.dereference;
+        let mut offer = |run: &mut Run, item: Item, target: Vec<u8>| -> Result<()> {
+            let mut item = item;
+            item.range = range;
+            let mut wire = wire_entry(run.items.len() as u64, &item);
+            (wire.range, wire.stream, wire.target) = (item.range, item.stream, target);
             Message::Entry(wire).append_to(&mut batch);
+            run.items.push(item);
             if batch.len() >= BATCH {
-                self.write(&batch)?;
+                run.write(&batch)?;
                 batch.clear();
-                self.absorb_ready()?;
+                run.absorb_ready()?;
+            }
+            Ok(())
+        };
+        let totals = match stream {
+            true => {
+                offer(self, stream_item(&plan.name), Vec::new())?;
+                plan.totals
+            }
+            false => walk::gather(&plan.sources, deref, |event, id| {
+                match event {
+                    Event::Entry(mut entry) => {
+                        let target = match &mut entry.kind {
+                            Kind::Link { target } => std::mem::take(target),
+                            _ => Vec::new(),
+                        };
+                        offer(self, item_of(entry, id), target)?;
+                    }
+                    Event::Skipped { path, why } => {
+                        reporter.warn(&format!("skipped {path}: {why}"))
+                    }
+                    Event::Failed { path, why } => {
+                        self.walk_failed += 1;
+                        self.settle_path(&path, "file", Fate::Failed(why));
+                    }
+                }
+                Ok::<(), anyhow::Error>(())
+            })?,
+        };
+        if plan.single.is_none() {
+            self.progress.totals(totals.entries, totals.bytes);
+            if totals.hard_links > 0 {
+                reporter.warn(&format!(
+                    "{} files have hard links; each is sent as a separate file",
+                    totals.hard_links
+                ));
             }
         }
         Message::Manifest(Manifest {

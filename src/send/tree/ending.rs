@@ -11,7 +11,7 @@ use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
 use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::{Message, Status};
+use crate::protocol::{Answer, Message, Status};
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
@@ -106,6 +106,10 @@ impl Run<'_> {
                 match self.reader.rx.recv_timeout(left) {
                     Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
+                    }
+                    // a tree refused whole in the middle of its manifest
+                    Ok(Ok(Message::Answer(Answer::Refuse { reason, .. }))) => {
+                        return exit::refused(format!("{} refused: {reason}", self.conn.peer));
                     }
                     Ok(Ok(_)) => {}
                     _ => break,
