@@ -275,6 +275,14 @@ impl Tree<'_> {
     /// answers so far, then the refusal, which the sender reads as it
     /// writes the next entries.
     fn refuse_session(&mut self, conn: &mut Conn, code: RefuseCode, why: String) -> anyhow::Error {
+        // nothing of a refused tree stays: the directories it made are
+        // still empty (data comes only after GO); gone, deepest first,
+        // before the sender hears of it
+        let mut made: Vec<_> = self.fresh.drain().collect();
+        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
+        for rel in made {
+            let _ = self.root.remove_empty_dir(&rel);
+        }
         let answer = proto::Answer::Refuse {
             code,
             reason: why.clone(),
@@ -282,13 +290,6 @@ impl Tree<'_> {
         Message::Answer(answer).append_to(&mut self.out);
         let _ = self.flush(conn);
         super::peer::linger(conn);
-        // nothing of a refused tree stays: the directories it made are
-        // still empty (data comes only after GO), deepest first
-        let mut made: Vec<_> = self.fresh.drain().collect();
-        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
-        for rel in made {
-            let _ = self.root.remove_empty_dir(&rel);
-        }
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }
 
