@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{json, Value};
 
 use crate::config::Style;
 use crate::exit::ExitCode;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
+pub mod event;
 pub mod single;
 pub mod tree;
+
+use event::Event;
 
 /// Plain lines and JSON progress events come at most this often.
 const LINE_EVERY: Duration = Duration::from_secs(1);
@@ -96,28 +98,24 @@ impl Summary {
         line
     }
 
-    fn json(&self) -> Value {
-        let secs = self.elapsed.as_secs_f64();
-        let mut value = json!({
-            "event": "done",
-            "role": role_name(self.role),
-            "name": self.name,
-            "path": self.path,
-            "bytes": self.bytes,
-            "seconds": secs,
-            "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
-            "zero_copy": self.zero_copy,
-            "encrypted": self.encrypted,
-            "sha256": self.sha256,
-            "resumed_from": self.resumed_from,
-            "reconnects": self.reconnects,
-            "sent_before": self.sent_before,
-            "note": self.note,
-        });
-        if self.role == Role::Send {
-            value["digest"] = self.digest.into();
+    fn event(&self) -> Event<'_> {
+        let seconds = self.elapsed.as_secs_f64();
+        Event::Done {
+            role: role_name(self.role),
+            name: &self.name,
+            path: self.path.as_deref(),
+            bytes: self.bytes,
+            seconds,
+            rate: event::rate(self.bytes, seconds),
+            zero_copy: self.zero_copy,
+            encrypted: self.encrypted,
+            sha256: self.sha256.as_deref(),
+            resumed_from: self.resumed_from,
+            reconnects: self.reconnects,
+            sent_before: self.sent_before,
+            note: self.note.as_deref(),
+            digest: (self.role == Role::Send).then_some(self.digest),
         }
-        value
     }
 }
 
@@ -189,10 +187,6 @@ pub struct Reporter {
     multi: MultiProgress,
 }
 
-fn emit(value: Value) {
-    eprintln!("{value}");
-}
-
 impl Reporter {
     pub fn new(style: Style) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(BAR_HZ));
@@ -214,13 +208,12 @@ impl Reporter {
     /// other side cannot connect).
     pub fn listening(&self, addr: SocketAddr, invite: Option<&Invite>) {
         match (self.style, invite) {
-            (Style::Json, None) => emit(json!({"event": "listening", "addr": addr.to_string()})),
-            (Style::Json, Some(i)) => emit(json!({
-                "event": "listening",
-                "addr": addr.to_string(),
-                "code": i.code,
-                "command": i.command,
-            })),
+            (Style::Json, _) => Event::Listening {
+                addr: addr.to_string(),
+                code: invite.map(|i| i.code.as_str()),
+                command: invite.map(|i| i.command.as_str()),
+            }
+            .emit(),
             (_, Some(i)) => {
                 self.say(&format!(
                     "zc: code {} (one try: a wrong code burns it)",
@@ -238,7 +231,7 @@ impl Reporter {
     /// Something the user should know that is not an error.
     pub fn warn(&self, message: &str) {
         match self.style {
-            Style::Json => emit(json!({"event": "warning", "message": message})),
+            Style::Json => Event::Warning { message }.emit(),
             Style::Quiet => {}
             _ => self.say(&format!("zc: warning: {message}")),
         }
@@ -247,7 +240,11 @@ impl Reporter {
     /// An error line; printed even with `-q`.
     pub fn error(&self, message: &str, code: ExitCode) {
         match self.style {
-            Style::Json => emit(json!({"event": "error", "message": message, "code": code.code()})),
+            Style::Json => Event::Error {
+                message,
+                code: code.code(),
+            }
+            .emit(),
             _ => self.say(&format!("zc: {message}")),
         }
     }
@@ -255,10 +252,13 @@ impl Reporter {
     /// A retry is coming after `wait`.
     pub fn retry(&self, attempt: u32, of: u32, wait: Duration, message: &str) {
         match self.style {
-            Style::Json => emit(json!({
-                "event": "retry", "attempt": attempt, "of": of,
-                "wait_seconds": wait.as_secs_f64(), "message": message,
-            })),
+            Style::Json => Event::Retry {
+                attempt,
+                of,
+                wait_seconds: wait.as_secs_f64(),
+                message,
+            }
+            .emit(),
             // a retry is worth a line even with -q: something went wrong
             _ => self.say(&format!(
                 "zc: {message}; retry {attempt} of {of} in {}",
@@ -312,16 +312,16 @@ impl Reporter {
     pub fn transfer(&self, start: &Start) -> Box<dyn Progress> {
         match self.style {
             Style::Json => {
-                emit(json!({
-                    "event": "start",
-                    "role": role_name(start.role),
-                    "name": start.name,
-                    "peer": start.peer,
-                    "size": start.size,
-                    "offset": start.offset,
-                    "count": start.count,
-                    "resumed_from": start.resumed_from,
-                }));
+                Event::Start {
+                    role: role_name(start.role),
+                    name: &start.name,
+                    peer: &start.peer,
+                    size: start.size,
+                    offset: start.offset,
+                    count: start.count,
+                    resumed_from: start.resumed_from,
+                }
+                .emit();
                 Box::new(Lines::new(start, true))
             }
             Style::Plain => Box::new(Lines::new(start, false)),
@@ -380,9 +380,13 @@ impl Progress for Lines {
         let elapsed = now - self.began;
         if self.json {
             let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
-            emit(
-                json!({"event": "progress", "name": self.name, "bytes": bytes, "total": self.total, "rate": rate}),
-            );
+            Event::Progress {
+                name: &self.name,
+                bytes,
+                total: self.total,
+                rate,
+            }
+            .emit();
             return;
         }
         let of = match self.total {
@@ -403,7 +407,7 @@ impl Progress for Lines {
 
     fn finish(&mut self, summary: &Summary) {
         if self.json {
-            emit(summary.json());
+            summary.event().emit();
         } else {
             eprintln!("{}", summary.line());
         }
@@ -428,9 +432,12 @@ impl Progress for Verify {
         self.lines.next = now + LINE_EVERY;
         let total = self.lines.total.unwrap_or(0);
         if self.json {
-            emit(
-                json!({"event": "verify", "name": self.lines.name, "bytes": bytes, "total": total}),
-            );
+            Event::Verify {
+                name: &self.lines.name,
+                bytes,
+                total,
+            }
+            .emit();
         } else {
             eprintln!(
                 "zc: verifying {}: {} of {}",
@@ -446,11 +453,17 @@ impl Progress for Verify {
     fn finish_verify(&mut self, good: u64, bad: u64) {
         let secs = self.lines.began.elapsed().as_secs_f64();
         if self.json {
-            emit(
-                json!({"event": "verify", "role": role_name(self.role), "name": self.lines.name,
-                "bytes": self.lines.total, "total": self.lines.total, "good": good,
-                "bad_blocks": bad, "seconds": secs, "done": true}),
-            );
+            Event::Verified {
+                role: role_name(self.role),
+                name: &self.lines.name,
+                bytes: self.lines.total,
+                total: self.lines.total,
+                good,
+                bad_blocks: bad,
+                seconds: secs,
+                done: true,
+            }
+            .emit();
         } else if self.role == Role::Recv {
             let held = human_bytes(good);
             eprintln!(

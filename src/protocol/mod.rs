@@ -3,6 +3,8 @@
 pub mod hello;
 pub mod ledger;
 pub mod message;
+pub mod receiving;
+pub mod sending;
 pub mod tree;
 
 pub use message::Message;

@@ -24,15 +24,15 @@ pub(crate) struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    mtime_ns: i64,
+    ctime_ns: i64,
 }
 
 impl FileId {
     #[cfg(unix)]
     pub(crate) fn of(meta: &Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -50,7 +50,7 @@ impl FileId {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
+            .map_or(0, |d| d.as_nanos() as i64);
         FileId {
             dev: 0,
             ino: 0,
@@ -73,9 +73,9 @@ impl FileId {
     fn settled(&self, now: SystemTime) -> bool {
         let now = now
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+            .map_or(0, |d| d.as_nanos() as i64);
         let last = self.ctime_ns.max(self.mtime_ns);
-        now - last > SETTLE.as_nanos() as i128
+        now.saturating_sub(last) > SETTLE.as_nanos() as i64
     }
 }
 

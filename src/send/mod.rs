@@ -205,7 +205,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             })
         }
         Payload::Tree(sources) => {
-            let plan = tree::Plan::new(cfg, sources, reporter)?;
+            let plan = tree::Plan::new(sources, reporter)?;
             drive(cfg, reporter, true, |conn, journey| {
                 tree::session(cfg, &plan, conn, reporter, journey)
             })

@@ -13,21 +13,21 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
+use plan::stream_item;
 pub(super) use plan::Plan;
-use plan::Walked;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
-use super::walk::{self, Kind};
+use super::walk::{self, Event, Kind};
 use crate::auth::{self, Session};
 use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
 use crate::exit;
-use crate::held::Ranges;
 use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::sending::Sending;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, Message};
 use crate::secure::handshake;
@@ -54,7 +54,7 @@ pub(super) struct Item {
     pub(super) kind: EntryKind,
     pub(super) size: u64,
     pub(super) mtime_ns: u64,
-    pub(super) state: State,
+    pub(super) state: Sending,
     /// The bytes offered, when not the whole file.
     pub(super) range: Option<(u64, u64)>,
     /// Read from a stream, so its size is known only once it is sent.
@@ -62,13 +62,8 @@ pub(super) struct Item {
     /// The receiver will hold the whole file once its range lands (so the
     /// digest is the file's), decided when it is sent.
     pub(super) whole: bool,
-    /// Its digest came from the cache, for this identity (forgotten if the
-    /// receiver does not match it).
-    pub(super) cached: Option<FileId>,
     /// Permission bits, for the wire.
     pub(super) mode: u32,
-    /// A link's target (empty for anything else).
-    pub(super) target: Vec<u8>,
     /// A file's identity when walked: what it must still be once read.
     pub(super) walked: Option<FileId>,
 }
@@ -78,24 +73,6 @@ impl Item {
     pub(super) fn offered(&self) -> (u64, u64) {
         self.range.unwrap_or((0, self.size))
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum State {
-    /// No reply yet.
-    Offered,
-    /// The receiver wants it; `good` is what it holds and we checked,
-    /// `held` what it claims and we have not checked yet, `claimed` all it
-    /// says it holds (checked or not: what decides the file is whole).
-    Wanted {
-        held: Ranges,
-        good: Ranges,
-        claimed: Ranges,
-    },
-    /// Data sent; the receiver's verdict is awaited.
-    Sent,
-    /// Its fate is known and recorded.
-    Settled,
 }
 
 /// A tree session in progress.
@@ -136,6 +113,10 @@ pub(super) struct Run<'a> {
     pub(super) verifying: Option<(Box<dyn crate::progress::Progress>, u64)>,
     /// Where whole-file digests come from, and how many came how.
     pub(super) hashing: Hashing,
+    /// The files whose digests came from the cache, with the identity they
+    /// came for (forgotten if the receiver does not match it); kept aside,
+    /// as few files have one.
+    pub(super) cached: HashMap<usize, FileId>,
 }
 
 pub(super) fn session(
@@ -150,15 +131,8 @@ pub(super) fn session(
         None => None,
     };
     let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    let walked = match plan.single.is_some() && plan.sources.is_empty() {
-        true => Walked::default(), // a stream: nothing to walk
-        false => plan.walk(cfg.dereference),
-    };
-    // a tree as this session walked it; a file alone as its range
-    let totals = match plan.single {
-        Some(_) => plan.totals,
-        None => walked.totals,
-    };
+    // a file alone is counted (its range); a tree as its entries are sent
+    let (totals, streamed) = (plan.totals, plan.single.is_none());
     let offer = TreeOffer {
         entries: totals.entries,
         bytes: totals.bytes,
@@ -167,6 +141,7 @@ pub(super) fn session(
         fresh: !cfg.resume,
         nonce,
         single: plan.single.is_some(),
+        streamed,
     };
     let body = offer.encode();
     let mut hello = Vec::new();
@@ -187,6 +162,7 @@ pub(super) fn session(
         peer: conn.peer.clone(),
         entries: totals.entries,
         bytes: totals.bytes,
+        counted: !streamed,
     };
     let progress = match &plan.single {
         Some(single) => reporter.one_file(&start, single.note.clone()),
@@ -230,10 +206,9 @@ pub(super) fn session(
             cache: plan.digests.clone(),
             ..Hashing::default()
         },
+        cached: HashMap::new(),
     };
-    let outcome = run
-        .manifest(plan, walked, reporter)
-        .and_then(|()| run.data());
+    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     journey.sent_now.set(run.sent);
     match outcome {
         Ok(()) => run.conclude(plan, journey),
@@ -246,36 +221,59 @@ pub(super) fn session(
 
 impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, walked: Walked, reporter: &Reporter) -> Result<()> {
+    /// Walks the sources and sends each entry as it is found (the receiver
+    /// answers while the walk goes on), taking replies as they come.
+    fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
-        if let Some(entry) = self.stream_entry(plan) {
-            let mut item = item_of(entry, None);
-            let mut wire = wire_entry(0, &item);
-            (item.stream, wire.stream) = (true, true);
-            item.range = plan.single.as_ref().and_then(|s| s.range);
-            wire.range = item.range;
-            self.items.push(item);
+        let range = plan.single.as_ref().and_then(|s| s.range);
+        let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
+        let deref = self.cfg.dereference;
+        let mut offer = |run: &mut Run, item: Item, target: Vec<u8>| -> Result<()> {
+            let mut item = item;
+            item.range = range;
+            let mut wire = wire_entry(run.items.len() as u64, &item);
+            (wire.range, wire.stream, wire.target) = (item.range, item.stream, target);
             Message::Entry(wire).append_to(&mut batch);
-        }
-        for (path, why) in walked.skipped {
-            reporter.warn(&format!("skipped {path}: {why}"));
-        }
-        for (path, why) in walked.failed {
-            self.walk_failed += 1;
-            self.settle_path(&path, "file", Fate::Failed(why));
-        }
-        self.items.reserve(walked.items.len());
-        for mut item in walked.items {
-            let mut wire = wire_entry(self.items.len() as u64, &item);
-            if let Some(single) = &plan.single {
-                (item.range, wire.range) = (single.range, single.range);
-            }
-            Message::Entry(wire).append_to(&mut batch);
-            self.items.push(item);
+            run.items.push(item);
             if batch.len() >= BATCH {
-                self.write(&batch)?;
+                run.write(&batch)?;
                 batch.clear();
-                self.absorb_ready()?;
+                run.absorb_ready()?;
+            }
+            Ok(())
+        };
+        let totals = match stream {
+            true => {
+                offer(self, stream_item(&plan.name), Vec::new())?;
+                plan.totals
+            }
+            false => walk::gather(&plan.sources, deref, |event, id| {
+                match event {
+                    Event::Entry(mut entry) => {
+                        let target = match &mut entry.kind {
+                            Kind::Link { target } => std::mem::take(target),
+                            _ => Vec::new(),
+                        };
+                        offer(self, item_of(entry, id), target)?;
+                    }
+                    Event::Skipped { path, why } => {
+                        reporter.warn(&format!("skipped {path}: {why}"))
+                    }
+                    Event::Failed { path, why } => {
+                        self.walk_failed += 1;
+                        self.settle_path(&path, "file", Fate::Failed(why));
+                    }
+                }
+                Ok::<(), anyhow::Error>(())
+            })?,
+        };
+        if plan.single.is_none() {
+            self.progress.totals(totals.entries, totals.bytes);
+            if totals.hard_links > 0 {
+                reporter.warn(&format!(
+                    "{} files have hard links; each is sent as a separate file",
+                    totals.hard_links
+                ));
             }
         }
         Message::Manifest(Manifest {
@@ -291,22 +289,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The one entry of a session of one stream: its size is unknown.
-    fn stream_entry(&self, plan: &Plan) -> Option<walk::Entry> {
-        let single = plan.single.as_ref()?;
-        single.stream.as_ref()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Some(walk::Entry {
-            path: plan.name.clone().into_bytes(),
-            source: PathBuf::new(),
-            kind: Kind::File { size: 0 },
-            mode: 0o644,
-            mtime_ns: now,
-        })
-    }
-
     /// Sends every file the receiver asked for, in order.
     pub(super) fn data(&mut self) -> Result<()> {
         for id in 0..self.items.len() {
@@ -315,7 +297,7 @@ impl Run<'_> {
             }
             // replies arrive in order, and all of them came before GO
             self.absorb_ready()?;
-            if matches!(self.items[id].state, State::Wanted { .. }) {
+            if matches!(self.items[id].state, Sending::Wanted(_)) {
                 self.send_one(id)?;
             }
         }
@@ -361,23 +343,21 @@ impl Run<'_> {
 /// The record a session keeps of a walked entry (its source path is
 /// not kept: it follows from the wire path).
 pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
-    let (kind, size, target) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size, Vec::new()),
-        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
-        Kind::Link { target } => (EntryKind::Link, 0, target),
+    let (kind, size) = match entry.kind {
+        Kind::File { size } => (EntryKind::File, size),
+        Kind::Dir => (EntryKind::Dir, 0),
+        Kind::Link { .. } => (EntryKind::Link, 0),
     };
     Item {
         path: entry.path,
         kind,
         size,
         mtime_ns: entry.mtime_ns,
-        state: State::Offered,
+        state: Sending::Offered,
         range: None,
         stream: false,
         whole: true,
-        cached: None,
         mode: entry.mode,
-        target,
         walked,
     }
 }
@@ -390,7 +370,7 @@ fn wire_entry(id: u64, item: &Item) -> Entry {
         size: item.size,
         mode: item.mode,
         mtime_ns: item.mtime_ns,
-        target: item.target.clone(),
+        target: Vec::new(),
         range: None,
         stream: false,
     }
