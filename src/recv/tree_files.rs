@@ -323,6 +323,10 @@ impl<'t, 'a> Files<'t, 'a> {
         let Some(mut cur) = self.cur.take() else {
             bail!("{}: a file ended that never began", conn.peer);
         };
+        // its data is done: the checkpoint thread stops before the part is
+        // discarded or handed to the lander, or its last record could land
+        // beside the file renamed into place (a stray .zcpart.held)
+        drop(cur.checkpoint.take());
         let shown = lossy(cur.want.path());
         let ending = cur
             .arrival
