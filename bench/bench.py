@@ -2,7 +2,7 @@
 """zc's loopback benchmark: zc against nc and a raw sendfile/splice baseline.
 
   bench/bench.py --zc target/release/zc [--size 1G] [--rounds 3] [--to devnull|file]
-                 [--tools baseline,nc,hash,zc,zc-noverify,zc-raw] [--dir DIR] [--json]
+                 [--tools baseline,nc,hash,zc,zc-enc,zc-noverify,zc-raw] [--dir DIR] [--json]
   bench/bench.py --zc target/release/zc --scale [10M,100M,1G,4G] [--rounds 2]
 
 (bench/run.sh builds zc in release mode and calls this with --zc.)
@@ -24,8 +24,9 @@ read/write with a 1 MiB buffer ('baseline-rw')): what the kernel does with no
 framing and no checks. 'hash' is two concurrent `openssl dgst -sha256` of the
 file: what SHA-256 on both ends costs on one machine, the bound for a verified
 transfer when both ends share the cores; 'nc+verify' is nc then both hashes.
-'zc' verifies SHA-256 end to end; 'zc-noverify' is --no-verify; 'zc-raw' is
---raw (no framing, no hash).
+'zc' verifies SHA-256 end to end; 'zc-enc' is the same with a key, so the
+session is encrypted (SPAKE2, AES-256-GCM records, no sendfile or splice);
+'zc-noverify' is --no-verify; 'zc-raw' is --raw (no framing, no hash).
 
 --scale runs zc (verified and not) and the baseline at several sizes, to show
 whether the cost per GiB stays flat; each file is made, measured and removed
@@ -191,7 +192,9 @@ class Bench:
             return (["nc", "-l", "127.0.0.1", str(port)], port,
                     lambda p: ["nc", "-N", "127.0.0.1", str(p)], src, out)
         if tool.startswith("zc"):
-            extra = {"zc": [], "zc-noverify": ["--no-verify"], "zc-raw": ["--raw"]}[tool]
+            extra = {"zc": [], "zc-noverify": ["--no-verify"], "zc-raw": ["--raw"],
+                     # a bench's key on the command line is fine; ZC_KEY for real use
+                     "zc-enc": ["--key", "bench key, not a secret"]}[tool]
             recv = [self.zc, "recv", "--json", "--progress", "none", "-l", "127.0.0.1:0"] + extra
             recv += ["-o", out] + (["--force"] if out != os.devnull else [])
             return (recv, zc_port,
@@ -204,8 +207,10 @@ class Bench:
         recv_argv, where, send_argv, stdin_path, stdout_path = self.pair(tool, src, out)
         rrep, srep = os.path.join(self.work, "r.rep"), os.path.join(self.work, "s.rep")
         rout = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+        # a ZC_KEY in the caller's environment would encrypt every zc row
+        env = {k: v for k, v in os.environ.items() if k != "ZC_KEY"}
         r = subprocess.Popen([self.base, "time", rrep] + recv_argv, stdout=rout, stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=env)
         rlines = Lines(r.stderr)
         try:
             if isinstance(where, int):
@@ -222,7 +227,7 @@ class Bench:
             try:
                 t0 = time.perf_counter()
                 s = subprocess.run([self.base, "time", srep] + send_argv(port), stdin=sin,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600, env=env)
             finally:
                 if stdin_path:
                     sin.close()
@@ -371,7 +376,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 3; 2 with --scale)")
     ap.add_argument("--to", choices=["devnull", "file"], default="devnull",
                     help="receivers write to /dev/null (default) or to a file beside the source")
-    ap.add_argument("--tools", default="baseline,nc,hash,nc+verify,zc,zc-noverify,zc-raw")
+    ap.add_argument("--tools", default="baseline,nc,hash,nc+verify,zc,zc-enc,zc-noverify,zc-raw")
     ap.add_argument("--scale", nargs="?", const="10M,100M,1G,4G", default=None,
                     help="cost per GiB at these sizes (default 10M,100M,1G,4G)")
     ap.add_argument("--dir", default=None, help="where files live (default /dev/shm when present)")

@@ -131,7 +131,7 @@ type Sender = Box<dyn FnOnce(TcpStream) -> f64 + Send>;
 
 impl Bench {
     fn wanted(&self, name: &str) -> bool {
-        self.filter.as_deref().map_or(true, |f| name.contains(f))
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
     }
 
     /// Connects a pair over loopback; `send` runs on a thread of its own with

@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-conns --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
+            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-conns --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,6 +203,10 @@ _zc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -211,7 +215,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --help --version"
+            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +266,10 @@ _zc() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,7 +43,8 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
-complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
 complete -c zc -n "__fish_zc_using_subcommand send" -s k -l keep-open -d 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
@@ -54,6 +55,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s 4 -d 'Use IPv4 only'
 complete -c zc -n "__fish_zc_using_subcommand send" -s 6 -d 'Use IPv6 only'
 complete -c zc -n "__fish_zc_using_subcommand send" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
 complete -c zc -n "__fish_zc_using_subcommand send" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand send" -l no-encrypt -d 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
 complete -c zc -n "__fish_zc_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s l -l listen -d 'Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)' -r
@@ -69,7 +71,8 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -l progress -d 'How to show 
 bar\t'Always a bar'
 plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
-complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it (mutual authentication and a keyed digest; the data is not encrypted)' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
@@ -78,6 +81,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s 4 -d 'Use IPv4 only'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s 6 -d 'Use IPv6 only'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l no-encrypt -d 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'

@@ -14,6 +14,8 @@ Examples:
   tar c dir | zc send - host:9000       send a stream from stdin
   zc recv -o - | tar x                  receive a stream to stdout
   zc send --listen 9000 -k big.iso      serve a file to every 'zc recv host:9000' until Ctrl-C
+  zc recv --code                        encrypted: prints a one-time code and the sender's command
+  zc send big.iso host:9000 --code 7-plaza-quartz-ember
   zc recv --raw -o out.bin              accept a plain TCP stream (nc host 9000 < file)
   zc send --raw file host:9000          feed 'nc -l 9000 > file'";
 
@@ -56,7 +58,8 @@ pub struct SendArgs {
     /// What to send: files, directories (with everything beneath them), or
     /// '-' for stdin (alone); then HOST:PORT, where the receiver listens (not
     /// with --listen, where every positional is a source)
-    #[arg(value_name = "SOURCE", required = true, num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
+    // not required when --code may have taken the one source (see config)
+    #[arg(value_name = "SOURCE", required_unless_present = "code", num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
     /// Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the
     /// receiver that connects ('zc recv HOST:PORT')
@@ -166,10 +169,26 @@ pub struct CommonArgs {
     /// Every line written to stderr is one JSON object
     #[arg(long)]
     pub json: bool,
-    /// Pre-shared key: both sides must hold it (mutual authentication and a
-    /// keyed digest; the data is not encrypted)
+    /// Pre-shared key: both sides must hold it. It authenticates both ends
+    /// and encrypts the whole session (names, sizes, data) with AES-256-GCM
+    /// after a SPAKE2 handshake; a wrong key is refused before anything
+    /// is sent. The bytes then go through user space (no sendfile or
+    /// splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps
     #[arg(long, value_name = "KEY", env = "ZC_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// A one-time code instead of a key. Alone on the listening side
+    /// ('zc recv --code'), zc makes a fresh one and prints it with the
+    /// command to run on the other side, which gives it ('--code
+    /// 7-plaza-quartz-ember'). Encrypts the session as a key does; one
+    /// wrong try burns the code
+    #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "")]
+    pub code: Option<String>,
+    /// With a key: authenticate both ends but send in the clear, so
+    /// sendfile(2) and splice(2) stay zero-copy. Anyone on the path can
+    /// read names, sizes and data (the digests are keyed, so changes are
+    /// still caught). For a trusted link; both sides must agree
+    #[arg(long)]
+    pub no_encrypt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,6 +10,10 @@ use anyhow::Result;
 use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
 use crate::net::{self, Family};
+use crate::secure::Secret;
+
+mod secrets;
+use secrets::{listening_code, secrets};
 
 /// How zc talks on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +39,14 @@ pub struct Common {
     pub idle_timeout: Duration,
     pub family: Family,
     pub style: Style,
+    /// A key with `--no-encrypt`: authenticated plaintext (HMAC handshake
+    /// and keyed digests), the one mode that keeps zero-copy with a key.
     pub key: Option<crate::auth::Key>,
+    /// A code or a key that encrypts the session.
+    pub secret: Option<Secret>,
+    /// A code this side made (`--code` alone, listening): said with the
+    /// address it listens on, with the command for the other side.
+    pub fresh_code: Option<String>,
     /// `--limit-rate`, in bytes a second: a sender paces its writes, a
     /// receiver its reads.
     pub limit_rate: Option<u64>,
@@ -114,6 +125,11 @@ pub struct RecvConfig {
     pub common: Common,
 }
 
+/// Why `-k` takes no code: a code is for one transfer (and its
+/// reconnections); many transfers share a key.
+const ONE_CODE_ONE_TRANSFER: &str =
+    "-k serves many transfers and a code is for one: use a key (ZC_KEY on both sides)";
+
 /// Transfers at once under `-k` when `--max-conns` is not given: room for
 /// a lab of receivers and a burst of idle junk (each held at most
 /// `HELLO_WAIT` before it speaks), far below the descriptors a process may hold.
@@ -141,7 +157,14 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
 }
 
 impl Common {
-    pub fn from_args(args: &CommonArgs) -> Result<Self> {
+    /// `listening`: this side waits for the other to connect (a code can
+    /// be made only here).
+    pub fn from_args(args: &CommonArgs, listening: bool) -> Result<Self> {
+        Self::with_code(args, listening, args.code.as_deref())
+    }
+
+    /// As [`Common::from_args`], with `code` in place of `--code`'s value.
+    fn with_code(args: &CommonArgs, listening: bool, code: Option<&str>) -> Result<Self> {
         let family = match (args.ipv4, args.ipv6) {
             (true, _) => Family::V4,
             (_, true) => Family::V6,
@@ -159,18 +182,11 @@ impl Common {
                 ProgressMode::Plain => Style::Plain,
             }
         };
-        let key = match args.key.as_deref() {
-            Some("") => return Err(exit::usage("--key (or ZC_KEY) is empty")),
-            Some(_) if args.raw => {
-                return Err(exit::usage(
-                    "--key needs framed mode: --raw has no handshake",
-                ))
-            }
-            Some(text) => Some(crate::auth::Key::new(text)),
-            None => None,
-        };
+        let (key, secret, fresh_code) = secrets(args, listening, code)?;
         Ok(Common {
             key,
+            secret,
+            fresh_code,
             raw: args.raw,
             verify: !args.no_verify,
             connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
@@ -184,7 +200,9 @@ impl Common {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
-        let common = Common::from_args(&args.common)?;
+        let mut paths = args.paths.clone();
+        let code = listening_code(args, &mut paths);
+        let common = Common::with_code(&args.common, args.listen.is_some(), code)?;
         if args.keep_open && args.listen.is_none() {
             // said before the positionals are read as SOURCE... HOST:PORT
             return Err(exit::usage(
@@ -192,8 +210,12 @@ impl SendConfig {
                  ('zc send --listen 9000 -k FILE')",
             ));
         }
-        let mut paths = args.paths.clone();
         let peer = match &args.listen {
+            Some(_) if paths.is_empty() => {
+                return Err(exit::usage(
+                    "give the SOURCE... to send after --listen ADDR",
+                ))
+            }
             Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
             None if paths.len() < 2 => {
                 return Err(exit::usage(
@@ -251,6 +273,8 @@ impl SendConfig {
 fn check_keep_open(args: &SendArgs, stdin: bool, common: &Common) -> Result<()> {
     let why = if stdin {
         "-k sends the source to every receiver, and stdin can be read only once"
+    } else if args.common.code.is_some() {
+        ONE_CODE_ONE_TRANSFER
     } else if common.raw {
         "-k needs framed transfers, not --raw"
     } else if args.retry > 0 {
@@ -374,7 +398,10 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
 
 impl RecvConfig {
     pub fn from_args(args: &RecvArgs) -> Result<Self> {
-        let common = Common::from_args(&args.common)?;
+        if args.keep_open && args.common.code.is_some() {
+            return Err(exit::usage(ONE_CODE_ONE_TRANSFER));
+        }
+        let common = Common::from_args(&args.common, args.connect.is_none())?;
         let peer = match (&args.connect, &args.listen) {
             (Some(sender), _) => {
                 net::split_host_port(sender)?;

@@ -8,6 +8,10 @@ use crate::exit::{ExitCode, Failure};
 use crate::interrupt;
 use crate::rate::Pacer;
 
+mod sealed;
+use crate::secure::channel::{Inbound, Outbound};
+use crate::secure::record::Keys;
+
 /// How long one blocking socket call may wait before zc looks at Ctrl-C and
 /// the idle clock again.
 pub const TICK: Duration = Duration::from_millis(200);
@@ -33,6 +37,15 @@ pub struct Conn {
     pub stop_on_read: bool,
     /// `--limit-rate`, when given.
     limit: Option<Limit>,
+    /// An encrypted session: every byte each way travels in records. Set
+    /// once, after the handshake; the zero-copy paths check it and step
+    /// aside, since sendfile and splice would bypass the records.
+    sealed: bool,
+    /// The sending direction's records (with `sealed`).
+    outbound: Option<Outbound>,
+    /// The receiving direction's records, unless handed to another handle
+    /// that reads on a thread of its own.
+    inbound: Option<Inbound>,
 }
 
 /// Which bytes of a connection `--limit-rate` paces: a sender its writes,
@@ -76,7 +89,34 @@ impl Conn {
             finishing: false,
             stop_on_read: false,
             limit: None,
+            sealed: false,
+            outbound: None,
+            inbound: None,
         })
+    }
+
+    /// From now on every byte each way travels in records: `outgoing` seals
+    /// what this side writes, `incoming` opens what it reads.
+    pub fn seal(&mut self, outgoing: &Keys, incoming: &Keys) {
+        self.outbound = Some(Outbound::new(outgoing));
+        self.inbound = Some(Inbound::new(incoming));
+        self.sealed = true;
+    }
+
+    /// True in an encrypted session: the bytes must go through `Read` and
+    /// `Write`, never through sendfile(2) or splice(2) on the socket.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Hands the reading of this connection (the record sequence and what
+    /// was read ahead) to `other`, a second handle on the same socket that
+    /// reads on a thread of its own; this one then only writes.
+    pub fn hand_reading_to(&mut self, other: &mut Conn) {
+        if self.sealed {
+            other.inbound = self.inbound.take();
+            other.sealed = true;
+        }
     }
 
     /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
@@ -177,7 +217,9 @@ impl Conn {
         self.moved();
     }
 
-    pub fn shutdown_write(&self) {
+    pub fn shutdown_write(&mut self) {
+        // records already sealed belong before the end of the stream
+        let _ = self.drain();
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
@@ -218,6 +260,9 @@ pub fn is_tick(err: &io::Error) -> bool {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.sealed {
+            return self.read_sealed(buf);
+        }
         let n = self.allow(Way::Recv, buf.len())?;
         self.in_ticks(Way::Recv, |stream| stream.read(&mut buf[..n]))
     }
@@ -225,12 +270,18 @@ impl Read for Conn {
 
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.sealed {
+            return self.write_sealed(buf);
+        }
         let n = self.allow(Way::Send, buf.len())?;
         self.in_ticks(Way::Send, |stream| stream.write(&buf[..n]))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self.sealed {
+            true => self.drain(),
+            false => Ok(()),
+        }
     }
 }
 

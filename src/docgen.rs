@@ -10,10 +10,13 @@ pub const EXIT_STATUS: [(i32, &str); 7] = [
     (0, "success"),
     (1, "runtime failure: network, I/O, peer vanished, timeout"),
     (2, "usage error (bad flag, bad size, bad address)"),
-    (3, "integrity failure: SHA-256 (or keyed digest) mismatch"),
+    (
+        3,
+        "integrity failure: SHA-256 (or keyed digest) mismatch, or an encrypted record altered in transit",
+    ),
     (
         4,
-        "refused by the peer: file exists, too large, no space, wrong key, protocol version",
+        "refused by the peer: file exists, too large, no space, wrong key or code, protocol version",
     ),
     (
         5,
@@ -22,7 +25,7 @@ pub const EXIT_STATUS: [(i32, &str); 7] = [
     (130, "interrupted (Ctrl-C / SIGINT)"),
 ];
 
-const EXAMPLES: [(&str, &str); 9] = [
+const EXAMPLES: [(&str, &str); 11] = [
     ("zc recv", "Listen on [::]:9000 and write what arrives into the current directory."),
     ("zc send big.iso otherhost:9000", "Send a file: zero-copy, SHA-256 checked, exit 0 only once it is durable on the other side."),
     ("tar c dir | zc send - host:9000", "Send a stream from stdin."),
@@ -32,6 +35,8 @@ const EXAMPLES: [(&str, &str); 9] = [
     ("zc send --raw file host:9000", "Feed 'nc -l 9000 > file' or socat."),
     ("zc send --limit-rate 10M big.iso host:9000", "Send at most 10 MiB a second, still zero-copy."),
     ("zc send --listen 9000 -k big.iso", "Serve big.iso to every 'zc recv -o /data host:9000' that connects, several at once, until Ctrl-C; the file is hashed once."),
+    ("zc recv --code", "Receive one encrypted transfer: prints a one-time code such as 7-plaza-quartz-ember and the command for the sender."),
+    ("zc send big.iso host:9000 --code 7-plaza-quartz-ember", "Send it, encrypted (AES-256-GCM); a wrong code is refused before anything is sent, and burns the code."),
 ];
 
 /// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.

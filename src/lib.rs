@@ -21,6 +21,7 @@ pub mod progress;
 pub mod protocol;
 pub mod rate;
 pub mod recv;
+pub mod secure;
 pub mod send;
 pub mod serve;
 pub mod sys;

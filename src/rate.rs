@@ -149,7 +149,11 @@ mod tests {
                 match p.grant_at(1 << 20, now) {
                     Ok(n) => {
                         // the network takes what it takes: sometimes less
-                        let n = if moved % 3 == 0 { n.div_ceil(2) } else { n };
+                        let n = if moved.is_multiple_of(3) {
+                            n.div_ceil(2)
+                        } else {
+                            n
+                        };
                         p.spent(n);
                         moved += n as u64;
                     }

@@ -539,6 +539,31 @@ pub fn reserve_descriptors(count: u64) {
 #[cfg(not(target_os = "linux"))]
 pub fn reserve_descriptors(_count: u64) {}
 
+/// This machine's name, to tell the other side where to connect.
+#[cfg(unix)]
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes (NUL-terminated unless cut, handled below).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(windows)]
+pub fn hostname() -> Option<String> {
+    std::env::var("COMPUTERNAME").ok().filter(|n| !n.is_empty())
+}
+
+#[cfg(not(any(unix, windows)))]
+pub fn hostname() -> Option<String> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     /// A reservation changes neither the size nor the bytes already there,

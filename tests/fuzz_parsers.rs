@@ -167,6 +167,7 @@ fn sample_offer() -> TreeOffer {
         fresh: false,
         nonce: Some([7; 32]),
         single: true,
+        streamed: false,
     }
 }
 
@@ -316,6 +317,7 @@ fn seeds_tree_offer() -> Vec<Vec<u8>> {
         fresh: true,
         nonce: None,
         single: false,
+        streamed: true,
     };
     // a single file's OFFER from before trees, and a tree offer carrying
     // one of its fields

@@ -1279,6 +1279,7 @@ fn a_sender_lost_during_verification_is_waited_for() {
         fresh: false,
         nonce: None,
         single: true,
+        streamed: false,
     };
     let entry = Entry {
         id: 0,

@@ -753,7 +753,7 @@ fn mid_frame(text: &str, name: &str) -> Option<Vec<String>> {
             .find_map(|r| bar_percent(r));
         if let Some(pct) = pct.filter(|p| (1..100).contains(p)) {
             let off = pct.abs_diff(50);
-            if best.as_ref().map_or(true, |(b, _)| off < *b) {
+            if best.as_ref().is_none_or(|(b, _)| off < *b) {
                 best = Some((off, rows));
             }
         }

@@ -1226,6 +1226,14 @@ fn tree_offer(entries: u64, bytes: u64) -> Vec<u8> {
     frame(b'O', &body)
 }
 
+/// A tree OFFER whose entries are counted as they come (no totals).
+fn streamed_offer() -> Vec<u8> {
+    let mut body = field(0x8a, &[0; 16]);
+    body.extend(field(5, &[1]));
+    body.extend(field(0x8b, &[1]));
+    frame(b'O', &body)
+}
+
 fn parse_fields(body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = body;
@@ -1380,11 +1388,16 @@ impl Session {
 /// `announce` entries), every ENTRY and the MANIFEST, then (after GO) the
 /// data of every file the receiver asked for, END, and the final RESULT.
 fn hostile_session(addr: SocketAddr, entries: &[Ent], announce: u64) -> Session {
+    let total: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+    hostile_session_offering(addr, entries, tree_offer(announce, total))
+}
+
+/// The same with an OFFER of the test's own.
+fn hostile_session_offering(addr: SocketAddr, entries: &[Ent], offer: Vec<u8>) -> Session {
     let mut w = Wire::connect(addr);
     let mut session = Session::default();
-    let total: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
     let mut hello = preamble();
-    hello.extend(tree_offer(announce, total));
+    hello.extend(offer);
     w.0.write_all(&hello).expect("writing the offer");
     match w.next() {
         Some((b'A', body)) => session.answer = parse_fields(&body),
@@ -1724,6 +1737,51 @@ fn more_entries_than_announced_are_not_written() {
     real_send_lands(&l, &dest, "real");
 }
 
+/// A tree counted as it comes is refused whole once it passes
+/// --max-files or --max-size, in the middle of its manifest: the entries
+/// before are answered, then ANSWER refuse (code 2, too large); nothing it
+/// made stays, and a -k receiver goes on serving.
+#[test]
+fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
+    let l = layout();
+    let mut rx = receiver(
+        &l.out,
+        &["-k", "--max-files", "4", "--max-size", "10"],
+        Stdout::Null,
+    );
+    let many: Vec<Ent> = [dir_ent(b"top"), dir_ent(b"top/sub")]
+        .into_iter()
+        .chain((0..5).map(|i| file_ent(format!("top/sub/{i}").as_bytes(), b"x", 0o644)))
+        .collect();
+    let big = vec![
+        dir_ent(b"big"),
+        file_ent(b"big/a", b"0123456", 0o644),
+        file_ent(b"big/b", b"0123456", 0o644),
+    ];
+    for (what, entries, answered) in [("7 entries", &many, 4), ("14 bytes", &big, 2)] {
+        let session = hostile_session_offering(rx.addr, entries, streamed_offer());
+        let ctx = format!("{what}: {session:?}");
+        let refusal = session
+            .refused_late
+            .as_ref()
+            .unwrap_or_else(|| panic!("{ctx}"));
+        assert_eq!(get(refusal, 1), Some(&[1][..]), "{ctx}");
+        assert_eq!(get(refusal, 2), Some(&[2][..]), "{ctx}: code 2, too large");
+        assert_eq!(session.replies.len(), answered, "{ctx}");
+        assert!(!session.go, "{ctx}");
+        assert!(list_dir(&l.out).is_empty(), "{ctx}: {:?}", list_dir(&l.out));
+        assert!(
+            rx.child.try_wait().unwrap().is_none(),
+            "{ctx}: the -k receiver ended"
+        );
+    }
+    let dest = rx.dest();
+    let top = l.src.join("small");
+    put(&top.join("f"), b"fits");
+    send(&[s(&top), &dest]).expect_code(0, "a tree within the limits");
+    assert_same_tree(&top, &l.out.join("small"), "small");
+}
+
 #[test]
 fn oversized_tree_offers_are_refused_before_any_entry() {
     let l = layout();
@@ -1764,6 +1822,17 @@ fn oversized_tree_offers_are_refused_before_any_entry() {
     }
     let sent = send(&[s(&top), &rx.dest()]);
     sent.expect_code(4, "zc send of 1006 entries to --max-files 1000");
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    // The sender counts a tree as it sends it: over --max-size is found
+    // in the middle of the manifest, and the tree is refused whole all the
+    // same (exit 4; the directories it made are gone again).
+    let big = l.src.join("big");
+    for i in 0..3 {
+        put(&big.join(format!("sub/f{i}")), &bytes(400 << 10, i));
+    }
+    let sent = send(&[s(&big), &rx.dest()]);
+    sent.expect_code(4, "zc send of 1.2 MiB to --max-size 1M");
+    assert!(sent.stderr.contains("--max-size"), "{}", sent.stderr);
     assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
     let dest = rx.dest();
     real_send_lands(&l, &dest, "real");

@@ -1,6 +1,7 @@
 //! The Windows build, run: `zc.exe` (x86_64-pc-windows-gnu, linked with
 //! mingw) under Wine talks to the Linux `zc` over 127.0.0.1 in both
-//! directions, framed and `--raw`, and reads stdin through a real pipe; whole
+//! directions, framed, encrypted (a code made on Windows, a key) and `--raw`,
+//! and reads stdin through a real pipe; whole
 //! trees cross both ways too, and a Windows receiver refuses, one by one, the
 //! names and links Windows cannot hold.
 //!
@@ -479,6 +480,110 @@ fn linux_sends_framed_to_windows() {
     assert_eq!(summary_sha(&sent.stderr, "linux send"), DATA_SHA256);
     assert_eq!(summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
     report("linux zc send (framed) -> zc.exe recv", began);
+}
+
+/// The code a listening side printed (`zc: code 7-plaza-quartz-ember ...`).
+fn code_in(stderr: &str, what: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("zc: code "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{what}: no code in:\n{stderr}"))
+        .to_string()
+}
+
+#[test]
+fn windows_makes_a_code_and_receives_encrypted_from_linux() {
+    let Some(wine) = wine() else { return };
+    let began = Instant::now();
+    let (dir, src) = setup();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let mut recv = spawn_logged(
+        wine.zc(&["recv", "-l", "127.0.0.1:0", "-o", &win(&out), "--code"]),
+        dir.path(),
+        "wine-recv-code",
+        Stdio::null(),
+    );
+    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let code = code_in(&recv.stderr_text(), "zc.exe recv --code");
+    let sent = run_logged(
+        linux_zc(&["send", s(&src), &dest, "--code", &code]),
+        dir.path(),
+        "linux-send-code",
+        TIMEOUT,
+    );
+    sent.expect_ok("linux zc send --code");
+    let got = recv.finish(TIMEOUT);
+    got.expect_ok("zc.exe recv --code");
+    assert_same(
+        &src,
+        &out.join("data.bin"),
+        "linux send --code -> zc.exe recv",
+    );
+    assert_eq!(summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
+    for (who, text) in [("linux send", &sent.stderr), ("zc.exe recv", &got.stderr)] {
+        assert!(text.contains("encrypted"), "{who}: {text}");
+    }
+    report(
+        "linux zc send --code -> zc.exe recv --code (encrypted)",
+        began,
+    );
+}
+
+#[test]
+fn windows_sends_encrypted_with_a_key_to_linux() {
+    let Some(wine) = wine() else { return };
+    let began = Instant::now();
+    let (dir, src) = setup();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let key = "a key both sides hold";
+    let mut cmd = linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]);
+    cmd.env("ZC_KEY", key);
+    let mut recv = spawn_logged(cmd, dir.path(), "linux-recv-key", Stdio::null());
+    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let mut cmd = wine.zc(&["send", &win(&src), &dest]);
+    cmd.env("ZC_KEY", key);
+    let sent = run_logged(cmd, dir.path(), "wine-send-key", TIMEOUT);
+    sent.expect_ok("zc.exe send with ZC_KEY");
+    let got = recv.finish(TIMEOUT);
+    got.expect_ok("linux zc recv with ZC_KEY");
+    assert_same(
+        &src,
+        &out.join("data.bin"),
+        "zc.exe send -> linux recv, keyed",
+    );
+    assert_eq!(summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
+    for (who, text) in [("zc.exe send", &sent.stderr), ("linux recv", &got.stderr)] {
+        assert!(text.contains("encrypted"), "{who}: {text}");
+    }
+    // a wrong key from Windows is refused before anything lands
+    fs::remove_file(out.join("data.bin")).unwrap();
+    let mut cmd = linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]);
+    cmd.env("ZC_KEY", key);
+    let mut recv = spawn_logged(cmd, dir.path(), "linux-recv-key2", Stdio::null());
+    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let mut cmd = wine.zc(&["send", &win(&src), &dest]);
+    cmd.env("ZC_KEY", "not the key");
+    let sent = run_logged(cmd, dir.path(), "wine-send-wrong-key", TIMEOUT);
+    let got = recv.finish(TIMEOUT);
+    assert_eq!(
+        (sent.code, got.code),
+        (4, 4),
+        "{}\n{}",
+        sent.stderr,
+        got.stderr
+    );
+    assert!(sent.stderr.contains("wrong key"), "{}", sent.stderr);
+    assert!(
+        fs::read_dir(&out).unwrap().next().is_none(),
+        "something landed"
+    );
+    report(
+        "zc.exe send -> linux zc recv with ZC_KEY (encrypted), and a wrong key",
+        began,
+    );
 }
 
 #[test]

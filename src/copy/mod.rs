@@ -44,6 +44,8 @@ pub fn recv(
     splice: bool,
     chunks: &mut dyn Chunks,
 ) -> Result<Received, RecvError> {
+    // splice(2) would move records, not the plaintext they carry
+    let splice = splice && !conn.is_sealed();
     let writer: &mut dyn io::Write = match sink {
         Sink::File(file) if splice && platform::SPLICE => {
             return platform::recv_splice(conn, file, len, &mut |n| chunks.spliced(n));
@@ -73,7 +75,10 @@ pub enum ZeroCopyError {
 
 /// Writes a DATA header so that it leaves together with its payload.
 pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
-    platform::write_header(conn, header)
+    match conn.is_sealed() {
+        true => io::Write::write_all(conn, header),
+        false => platform::write_header(conn, header),
+    }
 }
 
 /// The error for a source that ended before the range did.
@@ -97,7 +102,10 @@ pub fn send_file(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<Sent> {
     let mut fallback = None;
-    if zero_copy && platform::AVAILABLE {
+    // an encrypted session's bytes are sealed in user space: sendfile(2)
+    // would send the file in the clear (kTLS could seal it in the kernel:
+    // docs/PROTOCOL.md, "kTLS")
+    if zero_copy && platform::AVAILABLE && !conn.is_sealed() {
         match platform::send_file(file, conn, offset, count, progress) {
             Ok(bytes) => {
                 return Ok(Sent {

@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{json, Value};
 
 use crate::config::Style;
 use crate::exit::ExitCode;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
+pub mod event;
 pub mod single;
 pub mod tree;
+
+use event::Event;
 
 /// Plain lines and JSON progress events come at most this often.
 const LINE_EVERY: Duration = Duration::from_secs(1);
@@ -49,6 +51,8 @@ pub struct Summary {
     pub bytes: u64,
     pub elapsed: Duration,
     pub zero_copy: bool,
+    /// The session was encrypted (a code or a key).
+    pub encrypted: bool,
     pub sha256: Option<String>,
     pub resumed_from: u64,
     /// Connections after the first (`--retry`), and the bytes they carried
@@ -76,11 +80,7 @@ impl Summary {
             human_bytes(self.bytes),
             human_seconds(self.elapsed),
             human_rate(self.bytes, self.elapsed),
-            if self.zero_copy {
-                "zero-copy"
-            } else {
-                "buffered"
-            },
+            path_name(self.zero_copy, self.encrypted),
         );
         if self.resumed_from > 0 {
             line.push_str(&format!(", resumed from byte {}", self.resumed_from));
@@ -98,27 +98,33 @@ impl Summary {
         line
     }
 
-    fn json(&self) -> Value {
-        let secs = self.elapsed.as_secs_f64();
-        let mut value = json!({
-            "event": "done",
-            "role": role_name(self.role),
-            "name": self.name,
-            "path": self.path,
-            "bytes": self.bytes,
-            "seconds": secs,
-            "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
-            "zero_copy": self.zero_copy,
-            "sha256": self.sha256,
-            "resumed_from": self.resumed_from,
-            "reconnects": self.reconnects,
-            "sent_before": self.sent_before,
-            "note": self.note,
-        });
-        if self.role == Role::Send {
-            value["digest"] = self.digest.into();
+    fn event(&self) -> Event<'_> {
+        let seconds = self.elapsed.as_secs_f64();
+        Event::Done {
+            role: role_name(self.role),
+            name: &self.name,
+            path: self.path.as_deref(),
+            bytes: self.bytes,
+            seconds,
+            rate: event::rate(self.bytes, seconds),
+            zero_copy: self.zero_copy,
+            encrypted: self.encrypted,
+            sha256: self.sha256.as_deref(),
+            resumed_from: self.resumed_from,
+            reconnects: self.reconnects,
+            sent_before: self.sent_before,
+            note: self.note.as_deref(),
+            digest: (self.role == Role::Send).then_some(self.digest),
         }
-        value
+    }
+}
+
+/// How the bytes went, for a summary line.
+fn path_name(zero_copy: bool, encrypted: bool) -> &'static str {
+    match (zero_copy, encrypted) {
+        (true, _) => "zero-copy",
+        (false, true) => "encrypted",
+        (false, false) => "buffered",
     }
 }
 
@@ -143,15 +149,42 @@ pub trait Progress: Send {
     }
 }
 
+/// A one-time code this side made, and the command line that uses it on
+/// the other side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub code: String,
+    pub command: String,
+}
+
+impl Invite {
+    /// `listener_sends`: this side is `zc send --listen`, so the other
+    /// side receives.
+    pub fn new(code: &str, addr: SocketAddr, listener_sends: bool) -> Invite {
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => {
+                crate::sys::hostname().unwrap_or_else(|| "HOST".to_string())
+            }
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let port = addr.port();
+        let command = match listener_sends {
+            true => format!("zc recv {host}:{port} --code {code}"),
+            false => format!("zc send FILE {host}:{port} --code {code}"),
+        };
+        Invite {
+            code: code.to_string(),
+            command,
+        }
+    }
+}
+
 /// The process-wide voice: makes per-transfer displays and prints the rest.
 #[derive(Clone)]
 pub struct Reporter {
     style: Style,
     multi: MultiProgress,
-}
-
-fn emit(value: Value) {
-    eprintln!("{value}");
 }
 
 impl Reporter {
@@ -169,18 +202,36 @@ impl Reporter {
         }
     }
 
-    pub fn listening(&self, addr: SocketAddr) {
-        match self.style {
-            Style::Json => emit(json!({"event": "listening", "addr": addr.to_string()})),
-            Style::Quiet => {}
-            _ => self.say(&format!("zc: listening on {addr}")),
+    /// Where this side listens, and with a code it made, the code and the
+    /// command for the other side: said first, so that whoever waits for
+    /// the listening line has them (even with `-q`: without the code the
+    /// other side cannot connect).
+    pub fn listening(&self, addr: SocketAddr, invite: Option<&Invite>) {
+        match (self.style, invite) {
+            (Style::Json, _) => Event::Listening {
+                addr: addr.to_string(),
+                code: invite.map(|i| i.code.as_str()),
+                command: invite.map(|i| i.command.as_str()),
+            }
+            .emit(),
+            (_, Some(i)) => {
+                self.say(&format!(
+                    "zc: code {} (one try: a wrong code burns it)",
+                    i.code
+                ));
+                self.say(&format!("zc: on the other side run: {}", i.command));
+            }
+            _ => {}
+        }
+        if !matches!(self.style, Style::Json | Style::Quiet) {
+            self.say(&format!("zc: listening on {addr}"));
         }
     }
 
     /// Something the user should know that is not an error.
     pub fn warn(&self, message: &str) {
         match self.style {
-            Style::Json => emit(json!({"event": "warning", "message": message})),
+            Style::Json => Event::Warning { message }.emit(),
             Style::Quiet => {}
             _ => self.say(&format!("zc: warning: {message}")),
         }
@@ -189,7 +240,11 @@ impl Reporter {
     /// An error line; printed even with `-q`.
     pub fn error(&self, message: &str, code: ExitCode) {
         match self.style {
-            Style::Json => emit(json!({"event": "error", "message": message, "code": code.code()})),
+            Style::Json => Event::Error {
+                message,
+                code: code.code(),
+            }
+            .emit(),
             _ => self.say(&format!("zc: {message}")),
         }
     }
@@ -197,10 +252,13 @@ impl Reporter {
     /// A retry is coming after `wait`.
     pub fn retry(&self, attempt: u32, of: u32, wait: Duration, message: &str) {
         match self.style {
-            Style::Json => emit(json!({
-                "event": "retry", "attempt": attempt, "of": of,
-                "wait_seconds": wait.as_secs_f64(), "message": message,
-            })),
+            Style::Json => Event::Retry {
+                attempt,
+                of,
+                wait_seconds: wait.as_secs_f64(),
+                message,
+            }
+            .emit(),
             // a retry is worth a line even with -q: something went wrong
             _ => self.say(&format!(
                 "zc: {message}; retry {attempt} of {of} in {}",
@@ -254,16 +312,16 @@ impl Reporter {
     pub fn transfer(&self, start: &Start) -> Box<dyn Progress> {
         match self.style {
             Style::Json => {
-                emit(json!({
-                    "event": "start",
-                    "role": role_name(start.role),
-                    "name": start.name,
-                    "peer": start.peer,
-                    "size": start.size,
-                    "offset": start.offset,
-                    "count": start.count,
-                    "resumed_from": start.resumed_from,
-                }));
+                Event::Start {
+                    role: role_name(start.role),
+                    name: &start.name,
+                    peer: &start.peer,
+                    size: start.size,
+                    offset: start.offset,
+                    count: start.count,
+                    resumed_from: start.resumed_from,
+                }
+                .emit();
                 Box::new(Lines::new(start, true))
             }
             Style::Plain => Box::new(Lines::new(start, false)),
@@ -322,9 +380,13 @@ impl Progress for Lines {
         let elapsed = now - self.began;
         if self.json {
             let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
-            emit(
-                json!({"event": "progress", "name": self.name, "bytes": bytes, "total": self.total, "rate": rate}),
-            );
+            Event::Progress {
+                name: &self.name,
+                bytes,
+                total: self.total,
+                rate,
+            }
+            .emit();
             return;
         }
         let of = match self.total {
@@ -345,7 +407,7 @@ impl Progress for Lines {
 
     fn finish(&mut self, summary: &Summary) {
         if self.json {
-            emit(summary.json());
+            summary.event().emit();
         } else {
             eprintln!("{}", summary.line());
         }
@@ -370,9 +432,12 @@ impl Progress for Verify {
         self.lines.next = now + LINE_EVERY;
         let total = self.lines.total.unwrap_or(0);
         if self.json {
-            emit(
-                json!({"event": "verify", "name": self.lines.name, "bytes": bytes, "total": total}),
-            );
+            Event::Verify {
+                name: &self.lines.name,
+                bytes,
+                total,
+            }
+            .emit();
         } else {
             eprintln!(
                 "zc: verifying {}: {} of {}",
@@ -388,11 +453,17 @@ impl Progress for Verify {
     fn finish_verify(&mut self, good: u64, bad: u64) {
         let secs = self.lines.began.elapsed().as_secs_f64();
         if self.json {
-            emit(
-                json!({"event": "verify", "role": role_name(self.role), "name": self.lines.name,
-                "bytes": self.lines.total, "total": self.lines.total, "good": good,
-                "bad_blocks": bad, "seconds": secs, "done": true}),
-            );
+            Event::Verified {
+                role: role_name(self.role),
+                name: &self.lines.name,
+                bytes: self.lines.total,
+                total: self.lines.total,
+                good,
+                bad_blocks: bad,
+                seconds: secs,
+                done: true,
+            }
+            .emit();
         } else if self.role == Role::Recv {
             let held = human_bytes(good);
             eprintln!(

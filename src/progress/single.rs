@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::config::Style;
 
+use super::event::Event;
 use super::tree::{EntryEvent, Status, TreeProgress, TreeStart, TreeSummary};
 use super::{Progress, Reporter, Start, Summary};
 
@@ -49,11 +48,15 @@ impl OneFile {
         };
         match self.reporter.style {
             Style::Quiet => {}
-            Style::Json => super::emit(json!({
-                "event": "done", "role": super::role_name(summary.role),
-                "name": self.start.name, "path": self.path, "bytes": 0,
-                "seconds": summary.elapsed.as_secs_f64(), "up_to_date": true,
-            })),
+            Style::Json => Event::UpToDate {
+                role: super::role_name(summary.role),
+                name: &self.start.name,
+                path: self.path.as_deref(),
+                bytes: 0,
+                seconds: summary.elapsed.as_secs_f64(),
+                up_to_date: true,
+            }
+            .emit(),
             _ => self.reporter.say(&format!(
                 "zc: {verb} {}: nothing, it is up to date at the receiver (same size and modification time)",
                 self.start.name
@@ -117,6 +120,7 @@ impl TreeProgress for OneFile {
             bytes: summary.bytes,
             elapsed: summary.elapsed.max(Duration::from_nanos(1)),
             zero_copy: summary.zero_copy,
+            encrypted: summary.encrypted,
             sha256: self.sha256.take(),
             resumed_from: self.resumed_from,
             reconnects: summary.reconnects,

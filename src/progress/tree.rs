@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
-use super::{emit, role_name, Reporter, Role, LINE_EVERY};
+use super::event::Event;
+use super::{role_name, Reporter, Role, LINE_EVERY};
 use crate::config::Style;
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::units::{human_bytes, human_rate, human_seconds};
@@ -20,6 +20,9 @@ pub struct TreeStart {
     pub peer: String,
     pub entries: u64,
     pub bytes: u64,
+    /// `entries` and `bytes` are known now (else they come with
+    /// [`TreeProgress::totals`] once the manifest is sent).
+    pub counted: bool,
 }
 
 /// What happened to one entry.
@@ -120,6 +123,8 @@ pub struct TreeSummary {
     pub reconnects: u32,
     pub sent_before: u64,
     pub zero_copy: bool,
+    /// The session was encrypted (a code or a key).
+    pub encrypted: bool,
     /// Each file's SHA-256 was checked end to end.
     pub verified: bool,
     /// The sender's digests: how many it computed, how many it took from
@@ -158,11 +163,7 @@ impl TreeSummary {
             human_bytes(self.bytes),
             human_seconds(self.elapsed),
             human_rate(self.bytes, self.elapsed),
-            if self.zero_copy {
-                "zero-copy"
-            } else {
-                "buffered"
-            },
+            super::path_name(self.zero_copy, self.encrypted),
         );
         line.push_str(match self.verified {
             true => ", each file SHA-256 checked",
@@ -183,22 +184,29 @@ impl TreeSummary {
         line
     }
 
-    fn json(&self) -> serde_json::Value {
-        let secs = self.elapsed.as_secs_f64();
-        let mut value = json!({
-            "event": "done", "role": role_name(self.role), "tree": true,
-            "name": self.name, "path": self.path, "entries": self.entries,
-            "files": self.files, "up_to_date": self.up_to_date,
-            "not_landed": self.not_landed, "bytes": self.bytes, "seconds": secs,
-            "rate": if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 },
-            "zero_copy": self.zero_copy, "verified": self.verified,
-            "reconnects": self.reconnects, "sent_before": self.sent_before,
-        });
-        if self.role == Role::Send {
-            value["digests_computed"] = self.digests.0.into();
-            value["digests_cached"] = self.digests.1.into();
+    fn event(&self) -> Event<'_> {
+        let seconds = self.elapsed.as_secs_f64();
+        let sender = self.role == Role::Send;
+        Event::TreeDone {
+            role: role_name(self.role),
+            tree: true,
+            name: &self.name,
+            path: self.path.as_deref(),
+            entries: self.entries,
+            files: self.files,
+            up_to_date: self.up_to_date,
+            not_landed: self.not_landed,
+            bytes: self.bytes,
+            seconds,
+            rate: super::event::rate(self.bytes, seconds),
+            zero_copy: self.zero_copy,
+            encrypted: self.encrypted,
+            verified: self.verified,
+            reconnects: self.reconnects,
+            sent_before: self.sent_before,
+            digests_computed: sender.then_some(self.digests.0),
+            digests_cached: sender.then_some(self.digests.1),
         }
-        value
     }
 }
 
@@ -209,6 +217,10 @@ pub trait TreeProgress: Send {
     fn update(&mut self, bytes: u64, files: u64, current: &str);
     fn finish(&mut self, summary: &TreeSummary);
     fn abandon(&mut self) {}
+    /// A tree walked as it was sent is counted: its totals.
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        let _ = (entries, bytes);
+    }
     /// One file's data begins (what a display of one file shows).
     fn file(&mut self, start: &super::Start) {
         let _ = start;
@@ -224,11 +236,15 @@ impl Reporter {
     pub fn tree(&self, start: &TreeStart) -> Box<dyn TreeProgress> {
         match self.style {
             Style::Json => {
-                emit(json!({
-                    "event": "start", "role": role_name(start.role), "tree": true,
-                    "name": start.name, "peer": start.peer,
-                    "entries": start.entries, "size": start.bytes,
-                }));
+                Event::TreeStart {
+                    role: role_name(start.role),
+                    tree: true,
+                    name: &start.name,
+                    peer: &start.peer,
+                    entries: start.counted.then_some(start.entries),
+                    size: start.counted.then_some(start.bytes),
+                }
+                .emit();
                 Box::new(Lines::new(start, true))
             }
             Style::Plain => Box::new(Lines::new(start, false)),
@@ -275,13 +291,22 @@ impl Lines {
 }
 
 impl TreeProgress for Lines {
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        (self.start.entries, self.start.bytes) = (entries, bytes);
+    }
+
     fn entry(&mut self, e: &EntryEvent) {
         if self.json {
-            emit(json!({
-                "event": "entry", "role": role_name(self.role), "path": e.path,
-                "kind": e.kind, "bytes": e.bytes, "sha256": e.sha256,
-                "status": e.status.name(self.role), "message": e.message,
-            }));
+            Event::Entry {
+                role: role_name(self.role),
+                path: e.path,
+                kind: e.kind,
+                bytes: e.bytes,
+                sha256: e.sha256.as_deref(),
+                status: e.status.name(self.role),
+                message: e.message,
+            }
+            .emit();
         } else if matches!(e.status, Status::Refused | Status::Failed) {
             let why = e.message.unwrap_or("");
             let path = e.path.escape_debug();
@@ -305,11 +330,16 @@ impl TreeProgress for Lines {
         let elapsed = now - self.began;
         if self.json {
             let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
-            emit(json!({
-                "event": "progress", "name": self.start.name, "bytes": bytes,
-                "total": self.start.bytes, "entries_done": files,
-                "entries": self.start.entries, "current": current, "rate": rate,
-            }));
+            Event::TreeProgress {
+                name: &self.start.name,
+                bytes,
+                total: self.start.bytes,
+                entries_done: files,
+                entries: self.start.entries,
+                current,
+                rate,
+            }
+            .emit();
             return;
         }
         eprintln!(
@@ -325,7 +355,7 @@ impl TreeProgress for Lines {
 
     fn finish(&mut self, summary: &TreeSummary) {
         if self.json {
-            emit(summary.json());
+            summary.event().emit();
         } else {
             eprintln!("{}", summary.line());
         }
@@ -358,6 +388,11 @@ impl Bar {
 }
 
 impl TreeProgress for Bar {
+    fn totals(&mut self, entries: u64, bytes: u64) {
+        self.entries = entries;
+        self.bar.set_length(bytes);
+    }
+
     fn entry(&mut self, e: &EntryEvent) {
         if matches!(e.status, Status::Refused | Status::Failed) {
             let line = format!(

@@ -1,7 +1,10 @@
 //! Wire protocol v1 (framed mode): frames, fields, bounds. See docs/PROTOCOL.md.
 
+pub mod hello;
 pub mod ledger;
 pub mod message;
+pub mod receiving;
+pub mod sending;
 pub mod tree;
 
 pub use message::Message;
@@ -13,6 +16,9 @@ use anyhow::{bail, ensure, Context, Result};
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
 pub const VERSION: u16 = 1;
+/// An encrypted session: a SPAKE2 handshake follows the preamble, then
+/// version 1's frames travel inside records (docs/PROTOCOL.md).
+pub const VERSION_SEALED: u16 = 2;
 pub const PREAMBLE_LEN: usize = 8;
 /// The largest control frame body; only DATA frames are followed by more.
 pub const MAX_FRAME: u32 = 64 * 1024;
@@ -42,6 +48,9 @@ pub mod kind {
     pub const BEGIN: u8 = b'B';
     pub const FILE_END: u8 = b'F';
     pub const FILE_RESULT: u8 = b'T';
+    // an encrypted session's handshake (version 2), in the clear
+    pub const HELLO: u8 = b'H';
+    pub const CONFIRM: u8 = b'Q';
 }
 
 /// Held data is verified in blocks of this size (the last of a range may be
@@ -134,10 +143,15 @@ pub struct Frame {
 }
 
 pub fn write_preamble(w: &mut impl Write) -> io::Result<()> {
+    w.write_all(&preamble(VERSION))
+}
+
+/// The 8 bytes that open a connection of this version.
+pub fn preamble(version: u16) -> [u8; PREAMBLE_LEN] {
     let mut buf = [0u8; PREAMBLE_LEN];
     buf[..4].copy_from_slice(&MAGIC);
-    buf[4..6].copy_from_slice(&VERSION.to_be_bytes());
-    w.write_all(&buf)
+    buf[4..6].copy_from_slice(&version.to_be_bytes());
+    buf
 }
 
 /// Reads the 8-byte preamble and returns the peer's version.
@@ -274,7 +288,7 @@ fn encode_ranges(held: &[(u64, u64)]) -> Vec<u8> {
 
 /// The inverse of [`encode_ranges`], checking the bound and each range.
 fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
-    ensure!(value.len() % 16 == 0, "held ranges: bad length");
+    ensure!(value.len().is_multiple_of(16), "held ranges: bad length");
     ensure!(value.len() / 16 <= MAX_RANGES, "too many held ranges");
     let mut held = Vec::with_capacity(value.len() / 16);
     for pair in value.chunks_exact(16) {

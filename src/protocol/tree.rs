@@ -27,6 +27,9 @@ pub struct TreeOffer {
     /// tree: the receiver may write it to `-o FILE` or a stream, and shows
     /// it as a file.
     pub single: bool,
+    /// `entries` and `bytes` are not counted: the sender walks its sources
+    /// as it sends their entries, and MANIFEST says how many there were.
+    pub streamed: bool,
 }
 
 /// What an entry is.
@@ -162,6 +165,12 @@ pub fn is_tree(offer_body: &[u8]) -> bool {
     fields(offer_body).is_ok_and(|f| f.iter().any(|(tag, _)| *tag == TreeOffer::TREE))
 }
 
+/// Whether an OFFER carries a key's nonce (the sender authenticates with
+/// a key, in the clear).
+pub fn offers_key(offer_body: &[u8]) -> bool {
+    fields(offer_body).is_ok_and(|f| f.iter().any(|(tag, _)| *tag == TreeOffer::NONCE))
+}
+
 impl TreeOffer {
     const VERIFY: u8 = 5;
     const RESUME: u8 = 7;
@@ -169,6 +178,9 @@ impl TreeOffer {
     const SINGLE: u8 = 9;
     const NONCE: u8 = 0x89;
     const TREE: u8 = 0x8a;
+    // required: a receiver that took the zeros in `tree` for counts would
+    // refuse every entry as one too many
+    const STREAMED: u8 = 0x8b;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
@@ -187,6 +199,9 @@ impl TreeOffer {
         }
         if let Some(nonce) = &self.nonce {
             f.put(Self::NONCE, nonce);
+        }
+        if self.streamed {
+            f.put(Self::STREAMED, &[1]);
         }
         f.0
     }
@@ -207,6 +222,7 @@ impl TreeOffer {
                 Self::FRESH => offer.fresh = value == [1],
                 Self::SINGLE => offer.single = value == [1],
                 Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
+                Self::STREAMED => offer.streamed = value == [1],
                 // a single file's fields have no meaning in a tree
                 1..=4 | 6 => bail!("a tree offer with a single file's field {tag}"),
                 _ => unknown(tag)?,
@@ -511,6 +527,7 @@ mod tests {
             fresh: false,
             nonce: Some([4; 32]),
             single: true,
+            streamed: false,
         };
         let body = t.encode();
         assert!(is_tree(&body));

@@ -7,7 +7,9 @@ use crate::config::{Peer, RecvConfig};
 use crate::conn::{Conn, Way};
 use crate::exit::{self, Tag};
 use crate::progress::Reporter;
+use crate::protocol::hello::{Hello, SecretKind};
 use crate::protocol::{self as proto, kind, RefuseCode};
+use crate::secure::{handshake, Secret};
 
 use super::peer::refuse;
 
@@ -41,15 +43,37 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         };
         exit::tag(e, Tag::NotASender)
     })?;
-    if version != proto::VERSION {
+    if version != proto::VERSION && version != proto::VERSION_SEALED {
         let reason = format!(
-            "this receiver speaks zc protocol {}, the sender {version}",
-            proto::VERSION
+            "this receiver speaks zc protocol {} and {} (encrypted), the sender {version}",
+            proto::VERSION,
+            proto::VERSION_SEALED
         );
         return Err(refuse(&mut conn, RefuseCode::Version, reason));
     }
-    let frame =
-        proto::read_frame(&mut conn).with_context(|| format!("{peer}: reading the offer"))?;
+    let reading = |peer: &str| format!("{peer}: reading the offer");
+    let first = proto::read_frame(&mut conn).with_context(|| reading(&peer))?;
+    let frame = match (version, &cfg.common.secret) {
+        (proto::VERSION, None) => first,
+        (proto::VERSION_SEALED, Some(secret)) if first.kind == kind::HELLO => {
+            let listening = matches!(cfg.peer, Peer::Listen(_));
+            handshake::as_receiver(&mut conn, secret, &first.body, listening)?;
+            // from here on, inside records
+            proto::read_frame(&mut conn).with_context(|| reading(&peer))?
+        }
+        (proto::VERSION_SEALED, _) if first.kind == kind::ANSWER => {
+            // a sender that listens and takes no more attempts says so
+            let why = match proto::Answer::decode(&first.body) {
+                Ok(proto::Answer::Refuse { reason, .. }) => reason,
+                _ => "a malformed answer".into(),
+            };
+            return Err(exit::refused(format!("{peer} refused: {why}")));
+        }
+        (_, secret) => {
+            let why = mismatch(cfg, secret.as_ref(), &first);
+            return Err(refuse(&mut conn, RefuseCode::Auth, why));
+        }
+    };
     conn.set_idle(cfg.common.idle_timeout);
     if frame.kind != kind::OFFER {
         return Err(refuse(
@@ -67,6 +91,40 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
         return Err(refuse(&mut conn, RefuseCode::BadOffer, why.into()));
     }
     super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
+
+/// Why a session is refused when one side encrypts and the other does
+/// not: `secret` is this side's, `first` the sender's first frame (an
+/// OFFER in the clear, or an encrypted session's HELLO).
+fn mismatch(cfg: &RecvConfig, secret: Option<&Secret>, first: &proto::Frame) -> String {
+    match secret {
+        Some(secret) if secret.kind() == SecretKind::Code => {
+            "this receiver takes only encrypted sessions: give the sender --code and the code this receiver printed".into()
+        }
+        Some(_) if proto::tree::offers_key(&first.body) => {
+            "the sender authenticates with a key but sends in the clear (--no-encrypt, or a zc \
+             from before encryption) and this receiver encrypts with its key: give --no-encrypt \
+             to both sides, or to neither"
+                .into()
+        }
+        Some(_) => "this receiver holds a key and encrypts: give the sender the same key (ZC_KEY or --key)".into(),
+        None if cfg.common.key.is_some() => {
+            "the sender encrypts with its key and this receiver runs --no-encrypt: give \
+             --no-encrypt to both sides, or to neither"
+                .into()
+        }
+        None => {
+            let kind = Hello::decode(&first.body).ok().and_then(|h| h.secret);
+            let with = kind.map_or("a secret", |k| match k {
+                SecretKind::Code => "a code",
+                SecretKind::Key => "a key",
+            });
+            format!(
+                "the sender wants an encrypted session (it holds {with}): run this receiver with \
+                 --code, or with the same key (ZC_KEY)"
+            )
+        }
+    }
 }
 
 fn timed_out(err: &anyhow::Error) -> bool {

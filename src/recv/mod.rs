@@ -18,7 +18,7 @@ use anyhow::Result;
 use crate::config::{Output, Peer, RecvConfig};
 use crate::exit;
 use crate::net;
-use crate::progress::Reporter;
+use crate::progress::{Invite, Reporter};
 
 /// Readies the process for receiving; call it before any thread starts:
 /// the descriptor table grows to hold a whole batch of open parts while
@@ -48,12 +48,18 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
         // Fail on the output before anyone connects.
         let mut sink = raw::Sink::open(cfg)?;
         let listener = net::listen(listen, cfg.common.family)?;
-        reporter.listening(listener.local_addr()?);
+        reporter.listening(listener.local_addr()?, None);
         let stream = net::accept(&listener, None)?.expect("no deadline, so a connection");
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
     let listener = net::listen(listen, cfg.common.family)?;
-    reporter.listening(listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let invite = cfg
+        .common
+        .fresh_code
+        .as_ref()
+        .map(|c| Invite::new(c, addr, false));
+    reporter.listening(addr, invite.as_ref());
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
     }

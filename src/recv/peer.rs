@@ -1,6 +1,8 @@
 //! What the receiving side says to a sender: refusals, the key handshake,
 //! and RESULT frames, for the single-file and the tree session alike.
 
+use std::time::{Duration, Instant};
+
 use anyhow::Result;
 
 use crate::auth::{self, Session};
@@ -9,6 +11,24 @@ use crate::conn::Conn;
 use crate::exit;
 
 use crate::protocol::{self as proto, kind, Answer, RefuseCode};
+
+/// After a failure RESULT or a refusal in the middle of a session: closes
+/// this side's writing and reads what the sender still sends, for a
+/// moment, so that closing with unread data (a reset) cannot destroy the
+/// answer before the sender has read it.
+pub(super) fn linger(conn: &mut Conn) {
+    const LINGER: Duration = Duration::from_secs(1);
+    conn.shutdown_write();
+    conn.set_idle(LINGER);
+    let until = Instant::now() + LINGER;
+    let mut sink = [0u8; 64 << 10];
+    while Instant::now() < until {
+        match std::io::Read::read(conn, &mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
 
 pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
     let answer = Answer::Refuse {

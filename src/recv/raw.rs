@@ -124,6 +124,7 @@ pub fn receive(
         notes.push(format!("sha256 of the {received} bytes received{from}"));
     }
     bar.finish(&Summary {
+        encrypted: false,
         role: Role::Recv,
         name: label.clone(),
         path: Some(label),

@@ -72,6 +72,7 @@ pub(super) fn receive(
         peer: conn.peer.clone(),
         entries: offer.entries,
         bytes: offer.bytes,
+        counted: !offer.streamed,
     };
     let progress = match offer.single {
         // named once its entry comes
@@ -200,7 +201,8 @@ impl Tree<'_> {
                 // the sender may come back: nothing is lost yet
                 let e = e.context(format!("{peer}: connection lost in the manifest"));
                 match exit::code_of(&e) {
-                    exit::ExitCode::Interrupted => e,
+                    // an encrypted record that does not open is no cut
+                    exit::ExitCode::Interrupted | exit::ExitCode::Integrity => e,
                     _ => exit::tag(e, exit::Tag::Resumable),
                 }
             })?;
@@ -240,6 +242,9 @@ impl Tree<'_> {
         drop(reader);
         self.check_manifest(&manifest, &peer)?;
         self.unread = manifest.failed;
+        if self.offer.streamed {
+            self.progress.totals(self.next_id, self.offered);
+        }
         match self.space_refusal() {
             Some(why) => {
                 let answer = proto::Answer::Refuse {
@@ -265,6 +270,28 @@ impl Tree<'_> {
                 let _ = self.root.discard_part(&want.rel);
             }
         }
+    }
+
+    /// Refuses the whole session in the middle of its manifest: the
+    /// answers so far, then the refusal, which the sender reads as it
+    /// writes the next entries.
+    fn refuse_session(&mut self, conn: &mut Conn, code: RefuseCode, why: String) -> anyhow::Error {
+        // nothing of a refused tree stays: the directories it made are
+        // still empty (data comes only after GO); gone, deepest first,
+        // before the sender hears of it
+        let mut made: Vec<_> = self.fresh.drain().collect();
+        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
+        for rel in made {
+            let _ = self.root.remove_empty_dir(&rel);
+        }
+        let answer = proto::Answer::Refuse {
+            code,
+            reason: why.clone(),
+        };
+        Message::Answer(answer).append_to(&mut self.out);
+        let _ = self.flush(conn);
+        super::peer::linger(conn);
+        exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }
 
     fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
@@ -298,14 +325,26 @@ impl Tree<'_> {
         if entry.id != self.next_id {
             bail!("entry {} arrived where {} was due", entry.id, self.next_id);
         }
-        if self.next_id >= self.offer.entries {
+        if !self.offer.streamed && self.next_id >= self.offer.entries {
             bail!("more entries than the {} announced", self.offer.entries);
+        }
+        if self.offer.streamed && self.next_id >= self.cfg.max_files {
+            let why = format!(
+                "the tree has over {} entries (--max-files)",
+                self.cfg.max_files
+            );
+            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
         }
         self.next_id += 1;
         let id = entry.id;
         let shown = lossy(&entry.path);
         let action = match self.decide(entry) {
             Ok(action) => action,
+            // a tree counted as it comes is refused whole when it grows
+            // past --max-size, as one counted first would have been
+            Err((RefuseCode::TooLarge, why)) if self.offer.streamed => {
+                return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+            }
             Err((code, reason)) => Action::Refuse { code, reason },
         };
         match &action {
@@ -383,6 +422,7 @@ impl Tree<'_> {
             reconnects: 0,
             sent_before: 0,
             zero_copy,
+            encrypted: conn.is_sealed(),
             verified: self.offer.verify && self.cfg.common.verify,
             digests: (0, 0),
         });

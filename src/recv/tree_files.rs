@@ -20,8 +20,9 @@ use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
-use crate::held::{self, Checkpointer, Ranges, Record};
+use crate::held::{self, Checkpointer, Record};
 use crate::protocol::ledger::Fate;
+use crate::protocol::receiving::{self, Arrival, Ending};
 use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, Message, Outcome, Status};
 use landing::{root_device, Batch, BATCH_FILES};
@@ -55,58 +56,18 @@ const OUT_BATCH: usize = 16 << 10;
 /// The file whose data is arriving.
 struct Current {
     want: Want,
+    /// The protocol's view of its data: what fits, what came.
+    arrival: Arrival,
     out: Out,
     /// SHA-256 of the data as it arrives: the file's while it comes in
     /// order from byte 0 (dropped when it does not, and the file hashed
     /// from disk), or that of the DATA payloads when the file will not be
     /// whole (see `protocol::whole`).
     hasher: Option<Running>,
-    next: u64,
-    got: Ranges,
     /// Where the part's file position stands (a seek only when it differs).
     pos: u64,
     /// Keeps the record of a large part current.
     checkpoint: Option<Checkpointer>,
-}
-
-impl Current {
-    /// Checks one DATA frame against what was offered and what came
-    /// before; returns where it ends.
-    fn admit(&mut self, offset: u64, len: u64, max_size: Option<u64>) -> Result<u64, String> {
-        let want = &self.want;
-        let limit = match (want.stream, want.range) {
-            // a stream's size is known at its end: its cap, or --max-size
-            (true, (_, 0)) => max_size.unwrap_or(u64::MAX),
-            (true, (_, cap)) => cap,
-            (false, (_, end)) => end,
-        };
-        let shown = lossy(want.path());
-        let Some(end) = offset.checked_add(len).filter(|e| *e <= limit) else {
-            return Err(format!("data past the end of {shown} (byte {limit})"));
-        };
-        if offset < want.range.0 {
-            return Err("data before the range offered".into());
-        }
-        if self.next != offset {
-            if want.stream || matches!(self.out, Out::Stream) {
-                let due = self.next;
-                return Err(format!(
-                    "data for byte {offset} arrived where byte {due} was due"
-                ));
-            }
-            if want.whole {
-                self.hasher = None; // out of order: hashed from disk at the end
-            }
-        }
-        // a real sender sends a file's missing ranges in order; a sender
-        // that scatters tiny frames must not make this side's bookkeeping
-        // (sorted ranges) cost quadratic time
-        let most = crate::protocol::MAX_RANGES;
-        if self.got.pairs().len() >= most {
-            return Err(format!("data for {shown} in over {most} pieces"));
-        }
-        Ok(end)
-    }
 }
 
 impl Current {
@@ -181,6 +142,7 @@ impl<'t, 'a> Files<'t, 'a> {
                 bytes: 0,
                 since: Instant::now(),
                 lander: None,
+                flush: Duration::ZERO,
             },
             bytes: 0,
             spliced: false,
@@ -235,16 +197,12 @@ impl<'t, 'a> Files<'t, 'a> {
         if self.cur.is_some() {
             bail!("a file began before the last one ended");
         }
-        let want = loop {
-            match self.tree.wants.pop_front() {
-                Some(w) if w.id == begin.id => break w,
-                Some(w) if w.id < begin.id => {
-                    let fate = Fate::Failed("the sender did not send it".into());
-                    self.tree.settle(&lossy(w.path()), "file", fate);
-                }
-                _ => bail!("data for entry {}, which was not asked for", begin.id),
-            }
-        };
+        let (skipped, want) = receiving::begin(&mut self.tree.wants, begin.id, |w| w.id)
+            .map_err(|why| anyhow!(why))?;
+        for w in skipped {
+            let fate = Fate::Failed("the sender did not send it".into());
+            self.tree.settle(&lossy(w.path()), "file", fate);
+        }
         // (a session of one file may land it under another name)
         if want.path() != &begin.path[..] && !matches!(self.tree.dest, Dest::Named(_)) {
             bail!("entry {} began under another path", begin.id);
@@ -272,14 +230,20 @@ impl<'t, 'a> Files<'t, 'a> {
         want.recorded |= checkpoint.is_some();
         let hashed = verify && (!want.whole || want.held.total() == 0);
         self.tree.progress.file(&file_start(&want));
+        let ordered = matches!(out, Out::Stream);
+        let arrival = Arrival::new(
+            (want.id, want.size),
+            want.range,
+            want.held.clone(),
+            (want.stream, want.whole, ordered),
+        );
         self.cur = Some(Current {
             checkpoint,
             hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
-            next: want.range.0,
             pos: 0, // a part just opened stands at its start
             want,
+            arrival,
             out,
-            got: Ranges::new(),
         });
         Ok(())
     }
@@ -312,9 +276,14 @@ impl<'t, 'a> Files<'t, 'a> {
         let Some(cur) = self.cur.as_mut() else {
             bail!("{}: data outside a file", conn.peer);
         };
-        let end = cur
+        let admitted = cur
+            .arrival
             .admit(offset, len, self.tree.cfg.max_size)
-            .map_err(|why| anyhow!("{}: {why}", conn.peer))?;
+            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, lossy(cur.want.path())))?;
+        if !admitted.in_order && cur.want.whole {
+            cur.hasher = None; // out of order: hashed from disk at the end
+        }
+        let end = admitted.end;
         cur.place(offset, len, end)
             .map_err(|e| local(&cur.want, e))?;
         // what already arrived with the frame (all of a small file's data)
@@ -332,11 +301,10 @@ impl<'t, 'a> Files<'t, 'a> {
         let start = offset;
         let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
         self.bytes += early.len() as u64;
-        cur.got.insert(start, offset);
+        cur.arrival.arrived(start, offset);
         if let Some(cp) = &cur.checkpoint {
             cp.add(start, offset);
         }
-        cur.next = offset;
         if len == 0 {
             self.tree.progress.update(self.bytes, self.files, "");
             return Ok(());
@@ -369,8 +337,7 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         self.bytes += bytes;
         self.spliced |= splice && bytes > 0;
-        cur.got.insert(offset, offset + bytes);
-        cur.next = offset + bytes;
+        cur.arrival.arrived(offset, offset + bytes);
         match got {
             Ok(r) if r.cut => Err(network(
                 conn,
@@ -382,53 +349,42 @@ impl<'t, 'a> Files<'t, 'a> {
             }) => Err(local(&cur.want, error)),
             Err(RecvError { error, .. }) => Err(network(conn, error.into())),
         }
-        .map(|()| debug_assert!(cur.next <= end))
+        .map(|()| debug_assert!(cur.arrival.next <= end))
     }
 
     fn file_end(&mut self, conn: &mut Conn, end: FileEnd) -> Result<()> {
         let Some(mut cur) = self.cur.take() else {
             bail!("{}: a file ended that never began", conn.peer);
         };
-        if end.id != cur.want.id {
-            bail!(
-                "{}: entry {} ended inside entry {}",
-                conn.peer,
-                end.id,
-                cur.want.id
-            );
-        }
+        // its data is done: the checkpoint thread stops before the part is
+        // discarded or handed to the lander, or its last record could land
+        // beside the file renamed into place (a stray .zcpart.held)
+        drop(cur.checkpoint.take());
         let shown = lossy(cur.want.path());
-        if let Some(why) = end.failed {
-            // the padding the sender wrote is no data of the file
-            let _ = self.tree.root.discard_part(&cur.want.rel);
-            self.tree
-                .settle(&shown, "file", Fate::Failed(format!("the sender: {why}")));
-            return Ok(());
-        }
-        if let Out::Dropped(why) = &cur.out {
-            let why = why.clone();
-            return self.result(&cur.want, Status::Failed, None, &why);
-        };
-        if cur.want.stream {
-            // its size is what came, in order from byte 0
-            if !cur.got.covers(0, end.sent) || cur.got.total() != end.sent {
-                bail!("{}: the stream's end does not match its data", conn.peer);
+        let ending = cur
+            .arrival
+            .end(&end)
+            .map_err(|why| anyhow!("{}: {why}", conn.peer))?;
+        // a stream's size is known now
+        (cur.want.size, cur.want.range) = (cur.arrival.size, cur.arrival.range);
+        let have = match (ending, &cur.out) {
+            (Ending::SenderFailed(why), _) => {
+                // the padding the sender wrote is no data of the file
+                let _ = self.tree.root.discard_part(&cur.want.rel);
+                let fate = Fate::Failed(format!("the sender: {why}"));
+                self.tree.settle(&shown, "file", fate);
+                return Ok(());
             }
-            (cur.want.size, cur.want.range) = (end.sent, (0, end.sent));
-        }
-        let mut have = cur.want.held.clone();
-        for &(a, b) in cur.got.pairs() {
-            have.insert(a, b);
-        }
-        let (start, stop) = cur.want.range;
-        let covered = match cur.want.whole {
-            true => have.covers(0, cur.want.size),
-            false => have.covers(start, stop),
+            (_, Out::Dropped(why)) => {
+                let why = why.clone();
+                return self.result(&cur.want, Status::Failed, None, &why);
+            }
+            (Ending::Incomplete, _) => {
+                let why = "incomplete: the sender ended the file early";
+                return self.result(&cur.want, Status::Failed, None, why);
+            }
+            (Ending::Complete { have }, _) => have,
         };
-        if !covered {
-            let why = "incomplete: the sender ended the file early";
-            return self.result(&cur.want, Status::Failed, None, why);
-        }
         let ours = match self.digest(conn, &mut cur, end.sha256)? {
             Ok(ours) => ours,
             Err(()) => {
@@ -464,7 +420,7 @@ impl<'t, 'a> Files<'t, 'a> {
         }
         let size = cur.want.size;
         let ours: Sha = match (cur.hasher.take(), &cur.out) {
-            (Some(h), _) if cur.next == size || !cur.want.whole => h.finish(),
+            (Some(h), _) if cur.arrival.hashed_as_it_came() => h.finish(),
             // resumed, or out of order: the whole file, from disk
             (_, Out::Part(file)) => with_keepalive(conn, || hash::hash_range(file, 0, size))
                 .map_err(|e| local(&cur.want, e))?,
@@ -577,7 +533,7 @@ impl<'t, 'a> Files<'t, 'a> {
             let _ = self
                 .tree
                 .answer(conn, Status::Failed, &exit::message_of(&err));
-            linger(conn);
+            super::peer::linger(conn);
             return err.context(kept_line);
         }
         let line = format!("{}; {kept_line}", exit::message_of(&err));
@@ -645,23 +601,6 @@ fn file_start(want: &Want) -> crate::progress::Start {
     }
 }
 
-/// After a failure RESULT: closes this side's writing and reads what the
-/// sender still sends, for a moment, so that closing with unread data (a
-/// reset) cannot destroy the RESULT before the sender has read it.
-fn linger(conn: &mut Conn) {
-    const LINGER: Duration = Duration::from_secs(1);
-    conn.shutdown_write();
-    conn.set_idle(LINGER);
-    let until = Instant::now() + LINGER;
-    let mut sink = [0u8; 64 << 10];
-    while Instant::now() < until {
-        match io::Read::read(conn, &mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
     anyhow::Error::new(err).context(lossy(want.path()))
@@ -670,10 +609,13 @@ fn local(want: &Want, err: io::Error) -> anyhow::Error {
 /// A failure of the connection: the sender may come back and resume.
 fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
     let err = err.context(format!("{}: connection lost", conn.peer));
-    if exit::code_of(&err) == ExitCode::Interrupted {
-        return err;
+    match exit::code_of(&err) {
+        // an encrypted record that does not open: tampering, not a cut;
+        // the session stops here and the sender hears why
+        ExitCode::Integrity => err,
+        ExitCode::Interrupted => err,
+        _ => exit::tag(err, Tag::Resumable),
     }
-    exit::tag(err, Tag::Resumable)
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {

@@ -22,7 +22,7 @@ use crate::conn::{Conn, Way};
 use crate::exit::{self, ExitCode, Tag};
 use crate::net;
 use crate::output::base_name;
-use crate::progress::{Reporter, Role, Start};
+use crate::progress::{Invite, Reporter, Role, Start};
 
 /// The first wait before a retry; each next one doubles, up to the cap.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -205,7 +205,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             })
         }
         Payload::Tree(sources) => {
-            let plan = tree::Plan::new(cfg, sources, reporter)?;
+            let plan = tree::Plan::new(sources, reporter)?;
             drive(cfg, reporter, true, |conn, journey| {
                 tree::session(cfg, &plan, conn, reporter, journey)
             })
@@ -225,7 +225,13 @@ fn drive(
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
             let listener = net::listen(*addr, cfg.common.family)?;
-            reporter.listening(listener.local_addr()?);
+            let addr = listener.local_addr()?;
+            let invite = cfg
+                .common
+                .fresh_code
+                .as_ref()
+                .map(|c| Invite::new(c, addr, true));
+            reporter.listening(addr, invite.as_ref());
             Some(listener)
         }
         Peer::Connect(_) => None,

@@ -90,6 +90,7 @@ pub(super) fn session(
         }
     };
     bar.finish(&Summary {
+        encrypted: false,
         role: Role::Send,
         name: plan.display_name(),
         path: None,

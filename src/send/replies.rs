@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::peer::lost;
-use super::tree::{kind_name, lossy, source_of, Item, Run, State};
+use super::tree::{kind_name, lossy, source_of, Item, Run};
 use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
-use crate::held::Ranges;
 use crate::progress::tree as tree_progress;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
+use crate::protocol::sending::{Sending, Wanted};
 use crate::protocol::tree::Action;
-use crate::protocol::{self as proto, Message, Status};
+use crate::protocol::{self as proto, Message};
 
 /// Bad held blocks warned about one by one; the rest are counted.
 const MAX_BAD_WARNINGS: u64 = 8;
@@ -43,6 +43,9 @@ impl Reader {
         let mut reading_conn =
             Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
         reading_conn.finishing = true;
+        // an encrypted session's receiving direction (its record sequence,
+        // and what was read ahead) goes with the reading
+        conn.hand_reading_to(&mut reading_conn);
         // what this thread hears keeps the writer's idle clock alive
         conn.share_heard(&mut reading_conn);
         let conn = reading_conn;
@@ -143,30 +146,14 @@ impl Run<'_> {
     pub(super) fn replied(&mut self, id: u64, action: Action) -> Result<()> {
         let resuming = self.cfg.resume;
         let item = self.item(id)?;
-        if item.state != State::Offered {
-            bail!("a second reply for entry {id}");
-        }
         let (path, kind) = (lossy(&item.path), kind_name(item.kind));
-        let fate = match action {
-            Action::Send { held, hashes } => {
-                let mut held = Ranges::from_pairs(&held);
-                held.clip(item.size);
-                // unchecked ranges are sent again, unless resuming checks them
-                let good = Ranges::new();
-                let resume = hashes && resuming && held.total() > 0;
-                item.state = State::Wanted {
-                    held: if resume { held.clone() } else { Ranges::new() },
-                    good,
-                    claimed: held,
-                };
-                return Ok(());
-            }
-            Action::Skip => Fate::UpToDate,
-            Action::Done => Fate::Landed,
-            Action::Refuse { reason, .. } => Fate::Refused(reason),
-        };
-        item.state = State::Settled;
-        self.settle_path(&path, kind, fate);
+        let fate = item
+            .state
+            .replied(action, item.size, resuming)
+            .map_err(|why| anyhow!("{why} for entry {id}"))?;
+        if let Some(fate) = fate {
+            self.settle_path(&path, kind, fate);
+        }
         Ok(())
     }
 
@@ -179,7 +166,7 @@ impl Run<'_> {
     ) -> Result<()> {
         let path = self.item(id)?.path.clone();
         let source = source_of(&self.tops, &path);
-        let State::Wanted { held, .. } = &self.item(id)?.state else {
+        let Sending::Wanted(Wanted { held, .. }) = &self.item(id)?.state else {
             bail!("hashes for entry {id}, which is not being sent");
         };
         let held = held.clone();
@@ -196,8 +183,8 @@ impl Run<'_> {
         for b in blocks {
             // decode_hashes checked that this does not overflow
             let (from, to) = (b.offset, b.offset + b.len as u64);
-            if !held.covers(from, to) {
-                bail!("a hash for bytes {from}..{to} of entry {id}, which is not held");
+            if let Err(why) = self.items[id as usize].state.hashes_for(from, to) {
+                bail!("{why} (entry {id})");
             }
             // the receiver waits for entries while this hashes
             self.keepalive
@@ -234,24 +221,22 @@ impl Run<'_> {
                 self.bad_blocks - MAX_BAD_WARNINGS
             ));
         }
-        if let State::Wanted { good, .. } = &mut self.item(id)?.state {
-            for (from, to) in matched {
-                good.insert(from, to);
-            }
+        let state = &mut self.item(id)?.state;
+        for (from, to) in matched {
+            state.matched(from, to);
         }
         Ok(())
     }
 
     pub(super) fn landed(&mut self, id: u64, outcome: &proto::Outcome) -> Result<()> {
         let item = self.item(id)?;
-        if item.state != State::Sent && item.state != State::Settled {
-            bail!("a result for entry {id}, which was not sent");
-        }
-        if item.state == State::Settled {
-            return Ok(()); // the receiver's word on an entry we gave up
-        }
-        item.state = State::Settled;
         let (path, size, whole) = (lossy(&item.path), item.size, item.whole);
+        let fate = item
+            .state
+            .resulted(outcome, size, whole)
+            .map_err(|why| anyhow!("{why} (entry {id})"))?;
+        // None: the receiver's word on an entry given up here
+        let Some(fate) = fate else { return Ok(()) };
         if let Some(key) = &self.key {
             let mac = outcome.mac.unwrap_or_default();
             if !key.check_file_result(id, outcome.status as u8, outcome.held, &mac) {
@@ -261,17 +246,6 @@ impl Run<'_> {
                 )));
             }
         }
-        let fate = match outcome.status {
-            Status::Ok if outcome.held == size => Fate::Landed,
-            // a range that leaves the file unfinished, held in its part
-            Status::Ok if !whole && outcome.held <= size => Fate::Held(outcome.held),
-            Status::Ok => Fate::Failed(format!(
-                "the receiver holds {} of {size} bytes",
-                outcome.held
-            )),
-            Status::Mismatch => Fate::Mismatch,
-            Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
-        };
         if let (Fate::Mismatch, Some(cached)) = (&fate, self.cached.get(&(id as usize))) {
             // whatever went wrong, the next receiver gets a digest read afresh
             self.hashing.cache.forget(cached);

@@ -24,7 +24,7 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     plan(cfg, Some(reporter))?;
     let digests = Arc::new(Digests::default());
     let listener = net::listen(addr, cfg.common.family)?;
-    reporter.listening(listener.local_addr().context("the listening socket")?);
+    reporter.listening(listener.local_addr().context("the listening socket")?, None);
     crate::serve::serve(&listener, cfg.max_conns, reporter, |stream| {
         let peer = stream
             .peer_addr()
@@ -55,7 +55,7 @@ fn session(
     tree::session(cfg, &plan, &mut conn, reporter, &super::Journey::new())
 }
 
-/// The sources, opened and counted now: a file rewritten, grown or
+/// The sources, opened and checked now: a file rewritten, grown or
 /// replaced since the last receiver is offered as it now is (its digest
 /// follows its identity, not its name). With `reporter`, a tree's caveats
 /// are said.
@@ -72,7 +72,7 @@ fn plan(cfg: &SendConfig, reporter: Option<&Reporter>) -> Result<tree::Plan> {
             }
             Ok(tree::Plan::single(opened))
         }
-        (Payload::Tree(sources), Some(reporter)) => tree::Plan::new(cfg, sources, reporter),
-        (Payload::Tree(sources), None) => tree::Plan::counted(cfg, sources),
+        (Payload::Tree(sources), Some(reporter)) => tree::Plan::new(sources, reporter),
+        (Payload::Tree(sources), None) => tree::Plan::checked(sources),
     }
 }

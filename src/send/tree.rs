@@ -13,23 +13,24 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
+use plan::stream_item;
 pub(super) use plan::Plan;
-use plan::Walked;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, lost};
 use super::replies::Reader;
-use super::walk::{self, Kind};
+use super::walk::{self, Event, Kind};
 use crate::auth::{self, Session};
-use crate::config::SendConfig;
+use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
 use crate::exit;
-use crate::held::Ranges;
 use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::sending::Sending;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, Message};
+use crate::secure::handshake;
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -53,7 +54,7 @@ pub(super) struct Item {
     pub(super) kind: EntryKind,
     pub(super) size: u64,
     pub(super) mtime_ns: u64,
-    pub(super) state: State,
+    pub(super) state: Sending,
     /// The bytes offered, when not the whole file.
     pub(super) range: Option<(u64, u64)>,
     /// Read from a stream, so its size is known only once it is sent.
@@ -72,24 +73,6 @@ impl Item {
     pub(super) fn offered(&self) -> (u64, u64) {
         self.range.unwrap_or((0, self.size))
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum State {
-    /// No reply yet.
-    Offered,
-    /// The receiver wants it; `good` is what it holds and we checked,
-    /// `held` what it claims and we have not checked yet, `claimed` all it
-    /// says it holds (checked or not: what decides the file is whole).
-    Wanted {
-        held: Ranges,
-        good: Ranges,
-        claimed: Ranges,
-    },
-    /// Data sent; the receiver's verdict is awaited.
-    Sent,
-    /// Its fate is known and recorded.
-    Settled,
 }
 
 /// A tree session in progress.
@@ -148,15 +131,8 @@ pub(super) fn session(
         None => None,
     };
     let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    let walked = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
-        true => Walked::stream(&plan.name),
-        false => plan.walk(cfg.dereference),
-    };
-    // a tree as this session walked it; a file alone as its range
-    let totals = match plan.single {
-        Some(_) => plan.totals,
-        None => walked.totals,
-    };
+    // a file alone is counted (its range); a tree as its entries are sent
+    let (totals, streamed) = (plan.totals, plan.single.is_none());
     let offer = TreeOffer {
         entries: totals.entries,
         bytes: totals.bytes,
@@ -165,10 +141,18 @@ pub(super) fn session(
         fresh: !cfg.resume,
         nonce,
         single: plan.single.is_some(),
+        streamed,
     };
     let body = offer.encode();
     let mut hello = Vec::new();
-    proto::write_preamble(&mut hello)?;
+    match &cfg.common.secret {
+        // encrypted: the key exchange first, and the offer in a record
+        Some(secret) => {
+            let listening = matches!(cfg.peer, Peer::Listen(_));
+            handshake::as_sender(conn, secret, listening)?;
+        }
+        None => proto::write_preamble(&mut hello)?,
+    }
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
     let (key, _) = answered(cfg, conn, &body, nonce)?;
@@ -178,6 +162,7 @@ pub(super) fn session(
         peer: conn.peer.clone(),
         entries: totals.entries,
         bytes: totals.bytes,
+        counted: !streamed,
     };
     let progress = match &plan.single {
         Some(single) => reporter.one_file(&start, single.note.clone()),
@@ -223,9 +208,7 @@ pub(super) fn session(
         },
         cached: HashMap::new(),
     };
-    let outcome = run
-        .manifest(plan, walked, reporter)
-        .and_then(|()| run.data());
+    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
     journey.sent_now.set(run.sent);
     match outcome {
         Ok(()) => run.conclude(plan, journey),
@@ -238,30 +221,59 @@ pub(super) fn session(
 
 impl Run<'_> {
     /// Walks and writes every entry, taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, mut walked: Walked, reporter: &Reporter) -> Result<()> {
+    /// Walks the sources and sends each entry as it is found (the receiver
+    /// answers while the walk goes on), taking replies as they come.
+    fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH + 8192);
-        for (path, why) in walked.skipped {
-            reporter.warn(&format!("skipped {path}: {why}"));
-        }
-        for (path, why) in walked.failed {
-            self.walk_failed += 1;
-            self.settle_path(&path, "file", Fate::Failed(why));
-        }
-        // the walk's records become the session's, not copied: a copy
-        // doubled the sender's memory on a 100,000-entry tree
-        self.items = std::mem::take(&mut walked.items);
         let range = plan.single.as_ref().and_then(|s| s.range);
-        for id in 0..self.items.len() {
-            let item = &mut self.items[id];
-            item.range = item.range.or(range);
-            let mut wire = wire_entry(id as u64, item);
-            (wire.range, wire.stream) = (item.range, item.stream);
-            wire.target = walked.targets.remove(&id).unwrap_or_default();
+        let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
+        let deref = self.cfg.dereference;
+        let mut offer = |run: &mut Run, item: Item, target: Vec<u8>| -> Result<()> {
+            let mut item = item;
+            item.range = range;
+            let mut wire = wire_entry(run.items.len() as u64, &item);
+            (wire.range, wire.stream, wire.target) = (item.range, item.stream, target);
             Message::Entry(wire).append_to(&mut batch);
+            run.items.push(item);
             if batch.len() >= BATCH {
-                self.write(&batch)?;
+                run.write(&batch)?;
                 batch.clear();
-                self.absorb_ready()?;
+                run.absorb_ready()?;
+            }
+            Ok(())
+        };
+        let totals = match stream {
+            true => {
+                offer(self, stream_item(&plan.name), Vec::new())?;
+                plan.totals
+            }
+            false => walk::gather(&plan.sources, deref, |event, id| {
+                match event {
+                    Event::Entry(mut entry) => {
+                        let target = match &mut entry.kind {
+                            Kind::Link { target } => std::mem::take(target),
+                            _ => Vec::new(),
+                        };
+                        offer(self, item_of(entry, id), target)?;
+                    }
+                    Event::Skipped { path, why } => {
+                        reporter.warn(&format!("skipped {path}: {why}"))
+                    }
+                    Event::Failed { path, why } => {
+                        self.walk_failed += 1;
+                        self.settle_path(&path, "file", Fate::Failed(why));
+                    }
+                }
+                Ok::<(), anyhow::Error>(())
+            })?,
+        };
+        if plan.single.is_none() {
+            self.progress.totals(totals.entries, totals.bytes);
+            if totals.hard_links > 0 {
+                reporter.warn(&format!(
+                    "{} files have hard links; each is sent as a separate file",
+                    totals.hard_links
+                ));
             }
         }
         Message::Manifest(Manifest {
@@ -285,7 +297,7 @@ impl Run<'_> {
             }
             // replies arrive in order, and all of them came before GO
             self.absorb_ready()?;
-            if matches!(self.items[id].state, State::Wanted { .. }) {
+            if matches!(self.items[id].state, Sending::Wanted(_)) {
                 self.send_one(id)?;
             }
         }
@@ -341,7 +353,7 @@ pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
         kind,
         size,
         mtime_ns: entry.mtime_ns,
-        state: State::Offered,
+        state: Sending::Offered,
         range: None,
         stream: false,
         whole: true,

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::digests::{Claim, FileId, Lookup, Wait};
 use super::peer::lost;
-use super::tree::{lossy, source_of, Item, Run, State, HASH_INLINE, PACK_MAX, PACK_WRITE};
+use super::tree::{lossy, source_of, Item, Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
 use crate::copy::{self, Sent};
@@ -18,6 +18,7 @@ use crate::exit;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
 use crate::protocol::ledger::Fate;
+use crate::protocol::sending::{Sending, Wanted};
 use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, Message};
 
@@ -28,7 +29,7 @@ impl Run<'_> {
             return self.send_stream(id);
         }
         let item = &self.items[id];
-        let State::Wanted { good, claimed, .. } = &item.state else {
+        let Sending::Wanted(Wanted { good, claimed, .. }) = &item.state else {
             unreachable!("only wanted files are sent")
         };
         let (path, size, (start, end)) = (item.path.clone(), item.size, item.offered());
@@ -181,7 +182,7 @@ impl Run<'_> {
     /// A file's data is out: FILE END with its digest (keyed, with a key).
     fn ended(&mut self, id: usize, bytes: u64, digest: Option<Sha>) -> Result<()> {
         let wire = digest.map(|d| self.key.as_ref().map_or(d, |k| k.keyed_digest(&d)));
-        self.items[id].state = State::Sent;
+        self.items[id].state.sent();
         self.queue(&Message::FileEnd(FileEnd {
             id: id as u64,
             sent: bytes,
@@ -295,7 +296,7 @@ impl Run<'_> {
     /// receiver (which keeps none of it); either way go on with the next.
     fn give_up(&mut self, id: usize, bytes: u64, why: String, begun: bool) -> Result<()> {
         let path = lossy(&self.items[id].path);
-        self.items[id].state = State::Settled;
+        self.items[id].state.given_up();
         self.settle(&path, "file", bytes, None, Fate::Failed(why.clone()));
         if !begun {
             return Ok(());

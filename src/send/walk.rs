@@ -186,12 +186,13 @@ impl Iterator for Walk {
 }
 
 /// Walks the sources once, handing each event to `each` (with, for a file,
-/// its identity as the walk saw it); the totals of the entries.
-pub(crate) fn gather(
+/// its identity as the walk saw it) as it comes; the totals of the entries.
+/// An error from `each` ends the walk.
+pub(crate) fn gather<E>(
     sources: &[Source],
     dereference: bool,
-    mut each: impl FnMut(Event, Option<crate::send::digests::FileId>),
-) -> Totals {
+    mut each: impl FnMut(Event, Option<crate::send::digests::FileId>) -> Result<(), E>,
+) -> Result<Totals, E> {
     let mut walk = Walk::new(sources.to_vec(), dereference);
     let mut totals = Totals::default();
     // not a `for`: the body reads what the walk noted of the last file
@@ -206,9 +207,9 @@ pub(crate) fn gather(
                 id = walk.last_id;
             }
         }
-        each(event, id);
+        each(event, id)?;
     }
-    totals
+    Ok(totals)
 }
 
 /// The top name for a source path: its last component (for "dir/", "dir/.", "/abs/dir"), None for "/" or "..",
@@ -613,7 +614,8 @@ mod tests {
                     want.hard_links += u64::from(nlink > 1);
                 }
             }
-            assert_eq!(gather(&sources, deref, |_, _| {}), want);
+            let counted = gather(&sources, deref, |_, _| Ok::<(), ()>(()));
+            assert_eq!(counted, Ok(want));
         }
         let (entries, bytes, files, hard_links) = (9, 6, 3, 2);
         let want = Totals {
@@ -622,7 +624,7 @@ mod tests {
             files,
             hard_links,
         };
-        assert_eq!(gather(&sources, false, |_, _| {}), want);
+        assert_eq!(gather(&sources, false, |_, _| Ok::<(), ()>(())), Ok(want));
     }
 
     #[test]

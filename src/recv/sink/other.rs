@@ -192,6 +192,12 @@ impl Root {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
+    /// Removes the directory `NAME` if it is empty (a reparse point is
+    /// removed as itself, never followed).
+    pub fn remove_empty_dir(&self, rel: &RelPath) -> io::Result<()> {
+        fs::remove_dir(self.target(rel)?)
+    }
+
     /// Links are not made on Windows, so none is read either.
     pub fn read_link(&self, _rel: &RelPath) -> io::Result<Vec<u8>> {
         Err(io::Error::from(io::ErrorKind::Unsupported))

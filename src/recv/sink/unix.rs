@@ -319,6 +319,13 @@ impl Root {
         })
     }
 
+    /// Removes the directory `NAME` if it is empty (never through a link).
+    pub fn remove_empty_dir(&self, rel: &RelPath) -> io::Result<()> {
+        self.in_parent(rel, |dir| {
+            sys::unlinkat(dir.as_fd(), rel.name(), libc::AT_REMOVEDIR)
+        })
+    }
+
     /// Makes `NAME` a link holding `target` verbatim.
     pub fn symlink(&self, rel: &RelPath, target: &[u8]) -> io::Result<()> {
         self.in_parent(rel, |dir| sys::symlinkat(target, dir.as_fd(), rel.name()))

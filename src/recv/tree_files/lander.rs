@@ -6,6 +6,7 @@ use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, KEEPALIVE_EVERY};
 use crate::recv::sink::{RelPath, Root};
@@ -21,8 +22,9 @@ pub(super) struct Part {
 }
 
 /// What became of one batch: the parts that could not be renamed (with
-/// why), or the flush that failed (then none was renamed).
-pub(super) type Landed = io::Result<Vec<(RelPath, String)>>;
+/// why) and how long its flush took, or the flush that failed (then none
+/// was renamed).
+pub(super) type Landed = io::Result<(Vec<(RelPath, String)>, Duration)>;
 
 /// The thread that lands batches, one at a time, in the order given.
 pub(super) struct Lander {
@@ -106,11 +108,13 @@ impl Drop for Lander {
 /// Makes the batch durable (one flush of the file system), then renames
 /// every part into place, even after one fails: they are all verified.
 fn land(root: &Root, parts: Vec<Part>) -> Landed {
+    let began = Instant::now();
     let syncfs = match root.sync_all() {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::Unsupported => false,
         Err(e) => return Err(e),
     };
+    let flushed = began.elapsed();
     let mut failed = Vec::new();
     for Part {
         rel,
@@ -131,5 +135,5 @@ fn land(root: &Root, parts: Vec<Part>) -> Landed {
             let _ = root.sync_parent(&rel);
         }
     }
-    Ok(failed)
+    Ok((failed, flushed))
 }

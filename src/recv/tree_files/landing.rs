@@ -20,8 +20,11 @@ use crate::recv::session::{identity_of, lossy, Want};
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
 /// gets many small batches, a slow disk few large ones (each batch costs a
-/// flush of the whole file system).
+/// flush of the whole file system, other writers' data included). And not
+/// before `PACE` times the last flush has passed since it was handed: on a
+/// busy disk the flushes stay a small part of the time.
 const HAND_FILES: usize = 256;
+const PACE: u32 = 4;
 const HAND_BYTES: u64 = 64 << 20;
 const HAND_AGE: Duration = Duration::from_secs(1);
 /// While the lander is busy, the batch grows up to this many files
@@ -38,6 +41,8 @@ pub(super) struct Batch {
     pub(super) since: Instant,
     /// Started with the first verified part.
     pub(super) lander: Option<Lander>,
+    /// How long the last flush took.
+    pub(super) flush: Duration,
 }
 
 impl Files<'_, '_> {
@@ -96,8 +101,9 @@ impl Files<'_, '_> {
             return Ok(());
         }
         let full = b.parts.len() >= b.most || b.bytes >= BATCH_BYTES;
-        let due =
-            b.parts.len() >= HAND_FILES || b.bytes >= HAND_BYTES || b.since.elapsed() >= HAND_AGE;
+        let age = b.since.elapsed();
+        let due = (b.parts.len() >= HAND_FILES || b.bytes >= HAND_BYTES || age >= HAND_AGE)
+            && age >= b.flush * PACE;
         let busy = b.lander.as_ref().is_some_and(|l| l.busy);
         match (all || full, due && !busy) {
             (true, _) | (_, true) => {}
@@ -132,7 +138,8 @@ impl Files<'_, '_> {
 
     /// A batch's outcome: the parts that could not be renamed did not land.
     fn landed(&mut self, landed: super::lander::Landed) -> Result<()> {
-        let failed = landed.context("flushing the output")?;
+        let (failed, flush) = landed.context("flushing the output")?;
+        self.batch.flush = flush;
         for (rel, why) in failed {
             self.tree.ledger.landed -= 1; // counted when it was verified
             self.tree
@@ -149,7 +156,7 @@ impl Files<'_, '_> {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
                 let mut held = cur.want.held.clone();
-                for &(a, b) in cur.got.pairs() {
+                for &(a, b) in cur.arrival.got.pairs() {
                     held.insert(a, b);
                 }
                 file.sync_all().map_err(|e| local(&cur.want, e))?;

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{lossy, Plan, Run, State, REASON_WAIT, STOP_WAIT};
+use super::{lossy, Plan, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
 use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::{Message, Status};
+use crate::protocol::{Answer, Message, Status};
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
@@ -39,7 +39,7 @@ impl Run<'_> {
             (Status::Ok, _) | (_, "") => "no answer from the receiver".to_string(),
             (_, message) => format!("{} failed: {message}", self.conn.peer),
         };
-        for item in self.items.iter().filter(|i| i.state != State::Settled) {
+        for item in self.items.iter().filter(|i| !i.state.is_settled()) {
             let fate = Fate::Failed(why.clone());
             self.ledger.record(&lossy(&item.path), &fate);
             if let Some(one) = self.single.as_mut() {
@@ -59,6 +59,7 @@ impl Run<'_> {
             reconnects: journey.reconnects,
             sent_before: journey.sent_before,
             zero_copy: self.zero_copy && self.sent > 0,
+            encrypted: self.conn.is_sealed(),
             verified: self.cfg.common.verify && !self.unchecked,
             digests: (self.hashing.computed, self.hashing.cached),
         };
@@ -106,6 +107,10 @@ impl Run<'_> {
                 match self.reader.rx.recv_timeout(left) {
                     Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
+                    }
+                    // a tree refused whole in the middle of its manifest
+                    Ok(Ok(Message::Answer(Answer::Refuse { reason, .. }))) => {
+                        return exit::refused(format!("{} refused: {reason}", self.conn.peer));
                     }
                     Ok(Ok(_)) => {}
                     _ => break,

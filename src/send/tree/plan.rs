@@ -2,15 +2,14 @@
 //! and counted, or one file or stream as a tree of one entry.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::{item_of, Item};
-use crate::config::SendConfig;
 use crate::progress::Reporter;
 use crate::send::digests::Digests;
-use crate::send::walk::{self, Event, Totals};
+use crate::send::walk::{self, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
 pub(in crate::send) struct Plan {
@@ -21,61 +20,23 @@ pub(in crate::send) struct Plan {
     pub(in crate::send) single: Option<Single>,
     /// Whole-file digests, shared with the other sessions of `-k`.
     pub(in crate::send) digests: Arc<Digests>,
-    /// The walk that counted the sources, for the first session to offer
-    /// (a session after it, `--retry`, walks them afresh, as they are then).
-    walked: Mutex<Option<Walked>>,
 }
 
-/// One walk of a session's sources: each entry as the record the session
-/// keeps of it, so the tree is walked (and each file looked at) once.
-#[derive(Default)]
-pub(super) struct Walked {
-    pub(super) items: Vec<Item>,
-    /// Each link's target, by its item's index (kept aside: links are few).
-    pub(super) targets: std::collections::HashMap<usize, Vec<u8>>,
-    /// Entries that could not be read, and why.
-    pub(super) failed: Vec<(String, String)>,
-    /// Entries left out by design (a device, a link leaving the tree), and why.
-    pub(super) skipped: Vec<(String, String)>,
-    pub(super) totals: Totals,
-}
-
-impl Walked {
-    pub(super) fn of(sources: &[walk::Source], dereference: bool) -> Walked {
-        let mut walked = Walked::default();
-        walked.totals = walk::gather(sources, dereference, |event, id| match event {
-            Event::Entry(mut entry) => {
-                if let walk::Kind::Link { target } = &mut entry.kind {
-                    let target = std::mem::take(target);
-                    walked.targets.insert(walked.items.len(), target);
-                }
-                walked.items.push(item_of(entry, id));
-            }
-            Event::Skipped { path, why } => walked.skipped.push((path, why)),
-            Event::Failed { path, why } => walked.failed.push((path, why)),
-        });
-        walked
-    }
-
-    /// A session of one stream: its one entry, whose size is unknown.
-    pub(super) fn stream(name: &str) -> Walked {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let entry = walk::Entry {
-            path: name.as_bytes().to_vec(),
-            source: PathBuf::new(),
-            kind: walk::Kind::File { size: 0 },
-            mode: 0o644,
-            mtime_ns: now,
-        };
-        let mut item = item_of(entry, None);
-        item.stream = true;
-        Walked {
-            items: vec![item],
-            ..Walked::default()
-        }
-    }
+/// The one entry of a session of one stream, whose size is unknown.
+pub(super) fn stream_item(name: &str) -> Item {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let entry = walk::Entry {
+        path: name.as_bytes().to_vec(),
+        source: PathBuf::new(),
+        kind: walk::Kind::File { size: 0 },
+        mode: 0o644,
+        mtime_ns: now,
+    };
+    let mut item = item_of(entry, None);
+    item.stream = true;
+    item
 }
 
 /// What a session of one file adds to its one entry.
@@ -135,7 +96,6 @@ impl Plan {
                 stream,
             }),
             digests: Arc::default(),
-            walked: Mutex::default(),
         }
     }
 
@@ -144,44 +104,29 @@ impl Plan {
         Plan { digests, ..self }
     }
 
-    /// The sources walked: the walk that counted them, the first time.
-    pub(super) fn walk(&self, dereference: bool) -> Walked {
-        let first = self.walked.lock().ok().and_then(|mut w| w.take());
-        first.unwrap_or_else(|| Walked::of(&self.sources, dereference))
-    }
-
     /// Whether a lost connection can be resumed: not once a stream is read.
     pub(in crate::send) fn resumable(&self) -> bool {
-        !self.single.as_ref().is_some_and(|s| s.stream.is_some())
+        self.single.as_ref().is_none_or(|s| s.stream.is_none())
     }
 }
 
 impl Plan {
     pub(in crate::send) fn new(
-        cfg: &SendConfig,
         sources: &[(PathBuf, Vec<u8>)],
         reporter: &Reporter,
     ) -> Result<Plan> {
-        let plan = Plan::counted(cfg, sources)?;
+        let plan = Plan::checked(sources)?;
         reporter.warn(
             "a tree carries files, directories, links inside it, permission bits and \
              modification times; not owners, ACLs or extended attributes",
         );
-        if plan.totals.hard_links > 0 {
-            reporter.warn(&format!(
-                "{} files have hard links; each is sent as a separate file",
-                plan.totals.hard_links
-            ));
-        }
         Ok(plan)
     }
 
-    /// The sources checked and counted, without a word (`-k` counts them
-    /// again for each receiver, as they are then).
-    pub(in crate::send) fn counted(
-        cfg: &SendConfig,
-        sources: &[(PathBuf, Vec<u8>)],
-    ) -> Result<Plan> {
+    /// The sources checked, without a word. They are walked as their
+    /// entries are sent, each session afresh (`-k`, `--retry`): the tree as
+    /// it is then.
+    pub(in crate::send) fn checked(sources: &[(PathBuf, Vec<u8>)]) -> Result<Plan> {
         for (path, _) in sources {
             std::fs::metadata(path).with_context(|| path.display().to_string())?;
         }
@@ -192,8 +137,6 @@ impl Plan {
                 top: top.clone(),
             })
             .collect();
-        let walked = Walked::of(&sources, cfg.dereference);
-        let totals = walked.totals;
         let first = String::from_utf8_lossy(&sources[0].top).into_owned();
         let name = match sources.len() {
             1 => first,
@@ -201,11 +144,10 @@ impl Plan {
         };
         Ok(Plan {
             sources,
-            totals,
             name,
+            totals: Totals::default(), // counted as they are sent
             single: None,
             digests: Arc::default(),
-            walked: Mutex::new(Some(walked)),
         })
     }
 }

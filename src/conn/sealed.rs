@@ -1,0 +1,83 @@
+//! An encrypted connection's reads and writes: records opened and sealed
+//! under the same ticks, idle clock and pacing as plain bytes.
+
+use std::io::{self, Read, Write};
+
+use super::{Conn, Way};
+use crate::secure::channel::{Inbound, SEAL_BATCH};
+
+/// The records of an encrypted session, under the same ticks, idle clock
+/// and pacing as plain bytes (the pacing counts what crosses the wire).
+impl Conn {
+    pub(super) fn read_sealed(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // out of `self` while the socket is read, so that a paced receiver
+        // can still write its keepalives through this handle
+        let mut inbound = self
+            .inbound
+            .take()
+            .ok_or_else(|| io::Error::other("this handle's reading went to another thread"))?;
+        let got = self.open_into(&mut inbound, buf);
+        self.inbound = Some(inbound);
+        got
+    }
+
+    fn open_into(&mut self, inbound: &mut Inbound, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = inbound.take(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let space = inbound.space();
+            let room = self.allow(Way::Recv, space.len())?;
+            let n = self.in_ticks(Way::Recv, |stream| stream.read(&mut space[..room]))?;
+            if n == 0 {
+                return match inbound.at_boundary() {
+                    true => Ok(0),
+                    false => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed in the middle of a record",
+                    )),
+                };
+            }
+            inbound.filled(n);
+        }
+    }
+
+    /// Seals up to [`SEAL_BATCH`] bytes of `buf` and sends them, after any
+    /// records still pending. An error after sealing leaves the rest
+    /// pending: it goes out first on the next write, so the peer never
+    /// sees a gap in the record sequence.
+    pub(super) fn write_sealed(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.drain()?;
+        let n = self.allow(Way::Send, buf.len().min(SEAL_BATCH))?;
+        self.outbound
+            .as_mut()
+            .ok_or_else(|| io::Error::other("this handle does not write"))?
+            .seal(&buf[..n])?;
+        self.drain()?;
+        Ok(n)
+    }
+
+    /// Sends every record sealed and not yet taken by the socket.
+    pub(super) fn drain(&mut self) -> io::Result<()> {
+        let Some(mut out) = self.outbound.take() else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        while !out.pending().is_empty() {
+            match self.in_ticks(Way::Send, |stream| stream.write(out.pending())) {
+                Ok(0) => result = Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => out.advance(n),
+                Err(e) => result = Err(e),
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        self.outbound = Some(out);
+        result
+    }
+}

@@ -1,0 +1,111 @@
+//! The frames of an encrypted session's handshake (protocol version 2),
+//! sent in the clear after the preamble: HELLO each way, then the sender's
+//! CONFIRM. Everything after them travels in records.
+
+use anyhow::{bail, ensure, Result};
+
+use super::{fields, unknown, Fields};
+
+/// The SPAKE2 message: a side byte and an Edwards25519 point.
+pub const PAKE_LEN: usize = 33;
+/// A key confirmation: HMAC-SHA256.
+pub const CONFIRM_LEN: usize = 32;
+
+/// What the session's secret is; both sides must hold the same kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    Code = 0,
+    Key = 1,
+}
+
+/// HELLO `H`: the sender's carries the kind of secret and its SPAKE2
+/// message; the receiver's its SPAKE2 message and its key confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub secret: Option<SecretKind>,
+    pub pake: Vec<u8>,
+    pub confirm: Option<[u8; CONFIRM_LEN]>,
+}
+
+impl Hello {
+    const SECRET: u8 = 0x81;
+    const PAKE: u8 = 0x82;
+    const CONFIRM: u8 = 0x83;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        if let Some(kind) = self.secret {
+            f.put(Self::SECRET, &[kind as u8]);
+        }
+        f.put(Self::PAKE, &self.pake);
+        if let Some(confirm) = &self.confirm {
+            f.put(Self::CONFIRM, confirm);
+        }
+        f.0
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Hello> {
+        let mut hello = Hello {
+            secret: None,
+            pake: Vec::new(),
+            confirm: None,
+        };
+        for (tag, value) in fields(body)? {
+            match tag {
+                Self::SECRET => {
+                    hello.secret = Some(match value {
+                        [0] => SecretKind::Code,
+                        [1] => SecretKind::Key,
+                        _ => bail!("hello: unknown kind of secret"),
+                    })
+                }
+                Self::PAKE => {
+                    ensure!(
+                        value.len() == PAKE_LEN,
+                        "hello: a key exchange of {} bytes",
+                        value.len()
+                    );
+                    hello.pake = value.to_vec();
+                }
+                Self::CONFIRM => {
+                    hello.confirm = Some(value.try_into().map_err(|_| {
+                        anyhow::anyhow!("hello: a confirmation of {} bytes", value.len())
+                    })?)
+                }
+                other => unknown(other)?,
+            }
+        }
+        ensure!(!hello.pake.is_empty(), "hello: no key exchange");
+        Ok(hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hellos_round_trip_and_are_checked() {
+        let sender = Hello {
+            secret: Some(SecretKind::Code),
+            pake: vec![0x41; PAKE_LEN],
+            confirm: None,
+        };
+        assert_eq!(Hello::decode(&sender.encode()).unwrap(), sender);
+        let receiver = Hello {
+            secret: None,
+            pake: vec![0x42; PAKE_LEN],
+            confirm: Some([7; CONFIRM_LEN]),
+        };
+        assert_eq!(Hello::decode(&receiver.encode()).unwrap(), receiver);
+        let mut short = receiver.clone();
+        short.pake.pop();
+        assert!(Hello::decode(&short.encode()).is_err());
+        assert!(Hello::decode(&[]).is_err());
+        assert!(Hello::decode(&[0x81, 0, 1, 9]).is_err());
+        assert!(
+            Hello::decode(&[0x99, 0, 0]).is_err(),
+            "unknown required field"
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! The receiver's rules for the data of the files it asked for, without
+//! I/O: which BEGIN may come, which DATA fits, and what FILE END decides.
+//!
+//! `recv::tree_files` keeps one [`Arrival`] for the file under way and
+//! feeds it the sender's frames; a frame that breaks the rules is an error
+//! naming why (the session then ends), a file that did not arrive whole is
+//! an [`Ending`] for that file alone.
+
+use std::collections::VecDeque;
+
+use crate::held::Ranges;
+use crate::protocol::tree::FileEnd;
+use crate::protocol::MAX_RANGES;
+
+/// BEGIN for entry `id`: the files asked for before it in `asked` were
+/// skipped by the sender (returned first, to be settled as not sent), then
+/// the one beginning. An id that was not asked for, or came already, is an
+/// error.
+pub fn begin<T>(
+    asked: &mut VecDeque<T>,
+    id: u64,
+    id_of: impl Fn(&T) -> u64,
+) -> Result<(Vec<T>, T), String> {
+    let mut skipped = Vec::new();
+    while let Some(next) = asked.pop_front() {
+        match id_of(&next) {
+            at if at == id => return Ok((skipped, next)),
+            at if at < id => skipped.push(next),
+            _ => {
+                asked.push_front(next);
+                break;
+            }
+        }
+    }
+    // what was popped stays popped: the session ends with this error
+    Err(format!("data for entry {id}, which was not asked for"))
+}
+
+/// One file's data as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub id: u64,
+    /// The file's size (a stream's, once it ended).
+    pub size: u64,
+    /// The bytes offered, `[start, end)`; a stream's end is its cap (0: none).
+    pub range: (u64, u64),
+    /// What the part held before (kept, not sent again).
+    pub held: Ranges,
+    pub stream: bool,
+    /// The file is whole once the range lands (see [`crate::protocol::whole`]).
+    pub whole: bool,
+    /// Its data must come in order (a stream, or a file written to one).
+    ordered: bool,
+    /// Where the next in-order byte would start.
+    pub next: u64,
+    /// What arrived in this session.
+    pub got: Ranges,
+}
+
+/// A DATA frame that fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// Where the frame's data ends.
+    pub end: u64,
+    /// It starts where the last one ended (a running hash of the file
+    /// stays valid).
+    pub in_order: bool,
+}
+
+/// What FILE END decides for the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The sender could not send it all (its source failed): nothing of it
+    /// is kept.
+    SenderFailed(String),
+    /// Bytes offered are missing: the sender ended the file early.
+    Incomplete,
+    /// Everything offered is here; `have` is all the part holds (its
+    /// digest is checked next).
+    Complete { have: Ranges },
+}
+
+impl Arrival {
+    pub fn new(
+        (id, size): (u64, u64),
+        range: (u64, u64),
+        held: Ranges,
+        (stream, whole, ordered): (bool, bool, bool),
+    ) -> Arrival {
+        Arrival {
+            id,
+            size,
+            range,
+            held,
+            stream,
+            whole,
+            ordered: ordered || stream,
+            next: range.0,
+            got: Ranges::new(),
+        }
+    }
+
+    /// Checks one DATA frame against what was offered and what came
+    /// before. `max_size` bounds a stream without a cap.
+    pub fn admit(&self, offset: u64, len: u64, max_size: Option<u64>) -> Result<Admitted, String> {
+        let limit = match (self.stream, self.range) {
+            // a stream's size is known at its end: its cap, or --max-size
+            (true, (_, 0)) => max_size.unwrap_or(u64::MAX),
+            (true, (_, cap)) => cap,
+            (false, (_, end)) => end,
+        };
+        let Some(end) = offset.checked_add(len).filter(|e| *e <= limit) else {
+            return Err(format!("data past the end of the file (byte {limit})"));
+        };
+        if offset < self.range.0 {
+            return Err("data before the range offered".into());
+        }
+        let in_order = offset == self.next;
+        if !in_order && self.ordered {
+            let due = self.next;
+            return Err(format!(
+                "data for byte {offset} arrived where byte {due} was due"
+            ));
+        }
+        // a real sender sends a file's missing ranges in order; a sender
+        // that scatters tiny frames must not make this side's bookkeeping
+        // (sorted ranges) cost quadratic time
+        if self.got.pairs().len() >= MAX_RANGES {
+            return Err(format!("data for the file in over {MAX_RANGES} pieces"));
+        }
+        Ok(Admitted { end, in_order })
+    }
+
+    /// Bytes `[from, to)` were written.
+    pub fn arrived(&mut self, from: u64, to: u64) {
+        self.got.insert(from, to);
+        self.next = to;
+    }
+
+    /// Whether a digest computed as the data came is the one to check: the
+    /// file's when it came whole, in order; the payloads' when the file
+    /// will not be whole. Otherwise the file is hashed from the part.
+    pub fn hashed_as_it_came(&self) -> bool {
+        self.next == self.size || !self.whole
+    }
+
+    /// The sender's FILE END for this file.
+    pub fn end(&mut self, end: &FileEnd) -> Result<Ending, String> {
+        if end.id != self.id {
+            return Err(format!("entry {} ended inside entry {}", end.id, self.id));
+        }
+        if let Some(why) = &end.failed {
+            return Ok(Ending::SenderFailed(why.clone()));
+        }
+        if self.stream {
+            // its size is what came, in order from byte 0
+            if !self.got.covers(0, end.sent) || self.got.total() != end.sent {
+                return Err("the stream's end does not match its data".into());
+            }
+            (self.size, self.range) = (end.sent, (0, end.sent));
+        }
+        let mut have = self.held.clone();
+        for &(a, b) in self.got.pairs() {
+            have.insert(a, b);
+        }
+        let (start, stop) = self.range;
+        let covered = match self.whole {
+            true => have.covers(0, self.size),
+            false => have.covers(start, stop),
+        };
+        Ok(match covered {
+            true => Ending::Complete { have },
+            false => Ending::Incomplete,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64, range: (u64, u64), held: &[(u64, u64)], whole: bool) -> Arrival {
+        Arrival::new(
+            (7, size),
+            range,
+            Ranges::from_pairs(held),
+            (false, whole, false),
+        )
+    }
+
+    fn file_end(id: u64, sent: u64, failed: Option<&str>) -> FileEnd {
+        FileEnd {
+            id,
+            sent,
+            sha256: None,
+            failed: failed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn begin_takes_the_asked_in_order_and_names_the_skipped() {
+        let mut asked: VecDeque<u64> = [1, 3, 5, 8].into();
+        assert_eq!(begin(&mut asked, 3, |&i| i), Ok((vec![1], 3)));
+        assert_eq!(begin(&mut asked, 8, |&i| i), Ok((vec![5], 8)));
+        assert!(begin(&mut asked, 8, |&i| i).is_err(), "once only");
+        let mut asked: VecDeque<u64> = [4, 9].into();
+        assert!(begin(&mut asked, 6, |&i| i).is_err(), "never asked for");
+        assert!(
+            begin(&mut asked, 2, |&i| i).is_err(),
+            "before the first asked"
+        );
+    }
+
+    #[test]
+    fn data_must_fit_the_range_offered() {
+        let a = file(100, (10, 50), &[], false);
+        assert_eq!(
+            a.admit(10, 40, None),
+            Ok(Admitted {
+                end: 50,
+                in_order: true
+            })
+        );
+        assert!(a.admit(10, 41, None).is_err(), "past the range");
+        assert!(a.admit(5, 5, None).is_err(), "before the range");
+        assert!(a.admit(u64::MAX, 2, None).is_err(), "overflow");
+        let out_of_order = a.admit(30, 10, None).unwrap();
+        assert!(
+            !out_of_order.in_order,
+            "a file may take its ranges out of order"
+        );
+    }
+
+    #[test]
+    fn a_stream_takes_data_in_order_up_to_its_cap_or_max_size() {
+        let mut s = Arrival::new((1, 0), (0, 0), Ranges::new(), (true, true, false));
+        assert_eq!(
+            s.admit(0, 1 << 40, None).map(|a| a.end),
+            Ok(1 << 40),
+            "no cap"
+        );
+        assert!(s.admit(0, 11, Some(10)).is_err(), "--max-size bounds it");
+        s.arrived(0, 5);
+        assert!(s.admit(6, 1, None).is_err(), "out of order");
+        let capped = Arrival::new((1, 0), (0, 8), Ranges::new(), (true, true, false));
+        assert!(capped.admit(0, 9, None).is_err(), "its cap");
+        // a file written to a stream must come in order too
+        let written = Arrival::new((1, 9), (0, 9), Ranges::new(), (false, true, true));
+        assert!(written.admit(4, 1, None).is_err());
+    }
+
+    #[test]
+    fn scattered_data_is_bounded() {
+        let mut a = file(1 << 30, (0, 1 << 30), &[], true);
+        for i in 0..MAX_RANGES as u64 {
+            a.arrived(i * 4, i * 4 + 1);
+        }
+        assert!(a.admit(1 << 20, 1, None).is_err());
+    }
+
+    #[test]
+    fn file_end_decides_complete_incomplete_or_failed() {
+        let mut a = file(10, (0, 10), &[(0, 4)], true);
+        assert!(a.end(&file_end(8, 6, None)).is_err(), "another entry's end");
+        a.arrived(4, 10);
+        let have = Ranges::from_pairs(&[(0, 10)]);
+        assert_eq!(a.end(&file_end(7, 6, None)), Ok(Ending::Complete { have }));
+        assert!(a.hashed_as_it_came());
+        let mut a = file(10, (0, 10), &[], true);
+        a.arrived(0, 6);
+        assert_eq!(a.end(&file_end(7, 6, None)), Ok(Ending::Incomplete));
+        assert!(!a.hashed_as_it_came());
+        assert_eq!(
+            a.end(&file_end(7, 6, Some("gone"))),
+            Ok(Ending::SenderFailed("gone".into()))
+        );
+        // a range that leaves the file unfinished is complete once it is here
+        let mut r = file(10, (2, 5), &[], false);
+        r.arrived(2, 5);
+        assert!(matches!(
+            r.end(&file_end(7, 3, None)),
+            Ok(Ending::Complete { .. })
+        ));
+        assert!(r.hashed_as_it_came(), "the payloads' digest");
+    }
+
+    #[test]
+    fn a_stream_learns_its_size_at_its_end() {
+        let mut s = Arrival::new((1, 0), (0, 0), Ranges::new(), (true, true, false));
+        s.arrived(0, 12);
+        assert!(
+            s.clone().end(&file_end(1, 13, None)).is_err(),
+            "more claimed than came"
+        );
+        assert!(matches!(
+            s.end(&file_end(1, 12, None)),
+            Ok(Ending::Complete { .. })
+        ));
+        assert_eq!((s.size, s.range), (12, (0, 12)));
+    }
+}

@@ -1,0 +1,266 @@
+//! The sender's rules for one entry, without I/O: what the receiver's
+//! REPLY, FILE HASHES and FILE RESULT may say about it, and what follows.
+//!
+//! `send::tree` keeps one [`Sending`] per offered entry and feeds it the
+//! receiver's frames; a frame that breaks the rules is an error naming why,
+//! and the entry's [`Fate`], once known, is returned for the ledger.
+
+use crate::held::Ranges;
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::Action;
+use crate::protocol::{Outcome, Status};
+
+/// Where one entry stands on the sending side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Sending {
+    /// Offered; no reply yet.
+    #[default]
+    Offered,
+    /// The receiver wants its data.
+    Wanted(Wanted),
+    /// Its data is out; the receiver's FILE RESULT is awaited.
+    Sent,
+    /// Its fate is known.
+    Settled,
+}
+
+/// What the receiver holds of a wanted file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Held ranges offered for checking (FILE HASHES follow), not yet checked.
+    pub held: Ranges,
+    /// Held ranges whose hashes matched the source: not sent again.
+    pub good: Ranges,
+    /// All it says it holds, checked or not: what decides whether the file
+    /// is whole once the offered range lands (see [`crate::protocol::whole`]).
+    pub claimed: Ranges,
+}
+
+impl Sending {
+    /// The receiver's REPLY. `size` is the file's; `resuming`: this side
+    /// checks held blocks (else what is held is sent again). Returns the
+    /// fate of an entry that needs no data.
+    pub fn replied(
+        &mut self,
+        action: Action,
+        size: u64,
+        resuming: bool,
+    ) -> Result<Option<Fate>, String> {
+        if *self != Sending::Offered {
+            return Err("a second reply".into());
+        }
+        let fate = match action {
+            Action::Send { held, hashes } => {
+                let mut claimed = Ranges::from_pairs(&held);
+                claimed.clip(size);
+                let checked = hashes && resuming && claimed.total() > 0;
+                *self = Sending::Wanted(Wanted {
+                    held: if checked {
+                        claimed.clone()
+                    } else {
+                        Ranges::new()
+                    },
+                    good: Ranges::new(),
+                    claimed,
+                });
+                return Ok(None);
+            }
+            Action::Skip => Fate::UpToDate,
+            Action::Done => Fate::Landed,
+            Action::Refuse { reason, .. } => Fate::Refused(reason),
+        };
+        *self = Sending::Settled;
+        Ok(Some(fate))
+    }
+
+    /// FILE HASHES may only cover what the receiver offered for checking:
+    /// the held ranges to hash.
+    pub fn hashes_for(&self, from: u64, to: u64) -> Result<&Ranges, String> {
+        match self {
+            Sending::Wanted(w) if w.held.covers(from, to) => Ok(&w.held),
+            Sending::Wanted(_) => Err(format!("a hash for bytes {from}..{to}, which are not held")),
+            _ => Err("hashes for an entry that is not being sent".into()),
+        }
+    }
+
+    /// Blocks whose hashes matched the source: they are not sent again.
+    pub fn matched(&mut self, from: u64, to: u64) {
+        if let Sending::Wanted(w) = self {
+            w.good.insert(from, to);
+        }
+    }
+
+    /// The file's data (or its failure) went out.
+    pub fn sent(&mut self) {
+        *self = Sending::Sent;
+    }
+
+    /// The sender gave up on it (its source failed): settled here.
+    pub fn given_up(&mut self) {
+        *self = Sending::Settled;
+    }
+
+    /// The receiver's FILE RESULT for a file of `size` bytes, `whole` when
+    /// the range sent leaves it whole. `None`: the entry was settled here
+    /// already (given up), and the receiver's word changes nothing.
+    pub fn resulted(
+        &mut self,
+        outcome: &Outcome,
+        size: u64,
+        whole: bool,
+    ) -> Result<Option<Fate>, String> {
+        match self {
+            Sending::Sent => {}
+            Sending::Settled => return Ok(None),
+            _ => return Err("a result for an entry that was not sent".into()),
+        }
+        *self = Sending::Settled;
+        let fate = match outcome.status {
+            Status::Ok if outcome.held == size => Fate::Landed,
+            // a range that leaves the file unfinished, held in its part
+            Status::Ok if !whole && outcome.held <= size => Fate::Held(outcome.held),
+            Status::Ok => Fate::Failed(format!(
+                "the receiver holds {} of {size} bytes",
+                outcome.held
+            )),
+            Status::Mismatch => Fate::Mismatch,
+            Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
+        };
+        Ok(Some(fate))
+    }
+
+    pub fn is_settled(&self) -> bool {
+        *self == Sending::Settled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RefuseCode;
+
+    fn outcome(status: Status, held: u64) -> Outcome {
+        Outcome {
+            status,
+            sha256: None,
+            held,
+            message: "why".into(),
+            mac: None,
+        }
+    }
+
+    fn send(held: &[(u64, u64)], hashes: bool) -> Action {
+        Action::Send {
+            held: held.to_vec(),
+            hashes,
+        }
+    }
+
+    #[test]
+    fn replies_that_need_no_data_settle_the_entry() {
+        let refuse = Action::Refuse {
+            code: RefuseCode::Exists,
+            reason: "exists".into(),
+        };
+        for (action, fate) in [
+            (Action::Skip, Fate::UpToDate),
+            (Action::Done, Fate::Landed),
+            (refuse, Fate::Refused("exists".into())),
+        ] {
+            let mut s = Sending::default();
+            assert_eq!(s.replied(action, 10, true), Ok(Some(fate)));
+            assert!(s.is_settled());
+            assert!(
+                s.replied(Action::Skip, 10, true).is_err(),
+                "one reply per entry"
+            );
+        }
+    }
+
+    #[test]
+    fn held_ranges_are_clipped_and_checked_only_when_resuming_with_hashes() {
+        let mut s = Sending::default();
+        assert_eq!(
+            s.replied(send(&[(0, 4), (8, 20)], true), 10, true),
+            Ok(None)
+        );
+        let Sending::Wanted(w) = &s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(w.claimed.pairs(), &[(0, 4), (8, 10)], "clipped to the file");
+        assert_eq!(w.held, w.claimed, "offered for checking");
+        assert_eq!(s.hashes_for(0, 4).map(|r| r.total()), Ok(6));
+        assert!(s.hashes_for(4, 8).is_err(), "bytes not held");
+        s.matched(0, 4);
+        let Sending::Wanted(w) = &s else { panic!() };
+        assert_eq!(w.good.pairs(), &[(0, 4)]);
+        // without hashes, or without resume, what is held is sent again
+        for (hashes, resuming) in [(false, true), (true, false)] {
+            let mut s = Sending::default();
+            s.replied(send(&[(0, 4)], hashes), 10, resuming).unwrap();
+            let Sending::Wanted(w) = &s else { panic!() };
+            assert_eq!((w.held.total(), w.claimed.total()), (0, 4));
+            assert!(s.hashes_for(0, 4).is_err());
+        }
+    }
+
+    #[test]
+    fn results_come_only_for_what_was_sent() {
+        let mut s = Sending::default();
+        assert!(
+            s.resulted(&outcome(Status::Ok, 10), 10, true).is_err(),
+            "not even wanted"
+        );
+        s.replied(send(&[], false), 10, true).unwrap();
+        assert!(
+            s.resulted(&outcome(Status::Ok, 10), 10, true).is_err(),
+            "not sent yet"
+        );
+        s.sent();
+        assert_eq!(
+            s.resulted(&outcome(Status::Ok, 10), 10, true),
+            Ok(Some(Fate::Landed))
+        );
+        assert_eq!(
+            s.resulted(&outcome(Status::Ok, 10), 10, true),
+            Ok(None),
+            "settled"
+        );
+        // given up here: the receiver's word changes nothing
+        let mut s = Sending::Wanted(Wanted::default());
+        s.given_up();
+        assert_eq!(s.resulted(&outcome(Status::Failed, 0), 10, true), Ok(None));
+    }
+
+    #[test]
+    fn a_result_decides_the_fate() {
+        let cases = [
+            (Status::Ok, 10, true, Fate::Landed),
+            (Status::Ok, 6, false, Fate::Held(6)),
+            (
+                Status::Ok,
+                6,
+                true,
+                Fate::Failed("the receiver holds 6 of 10 bytes".into()),
+            ),
+            (
+                Status::Ok,
+                12,
+                false,
+                Fate::Failed("the receiver holds 12 of 10 bytes".into()),
+            ),
+            (Status::Mismatch, 0, true, Fate::Mismatch),
+            (Status::Failed, 0, true, Fate::Failed("why".into())),
+            (Status::Stopped, 0, true, Fate::Failed("why".into())),
+        ];
+        for (status, held, whole, fate) in cases {
+            let mut s = Sending::Sent;
+            let got = s.resulted(&outcome(status, held), 10, whole);
+            assert_eq!(
+                got,
+                Ok(Some(fate)),
+                "{status:?} holding {held}, whole {whole}"
+            );
+        }
+    }
+}

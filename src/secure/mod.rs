@@ -1,0 +1,67 @@
+//! Encrypted sessions: a one-time code or a long-lived key turned into
+//! strong session keys by SPAKE2, confirmed both ways before anything else
+//! is said, then every byte of the session in TLS 1.3-shaped AES-256-GCM
+//! records (docs/PROTOCOL.md, "Encrypted sessions"; SECURITY.md).
+
+pub mod attempts;
+pub mod channel;
+pub mod code;
+pub mod handshake;
+pub mod record;
+mod words;
+
+use std::sync::Arc;
+
+pub use crate::protocol::hello::SecretKind;
+use attempts::Attempts;
+
+/// What both ends of an encrypted session hold: a code or a key, and the
+/// failed attempts this side has seen against it while listening.
+#[derive(Clone)]
+pub struct Secret {
+    kind: SecretKind,
+    text: Vec<u8>,
+    pub attempts: Arc<Attempts>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({:?}, ..)", self.kind)
+    }
+}
+
+impl Secret {
+    /// A one-time code, in its canonical form ([`code::parse`]).
+    pub fn code(canonical: &str) -> Secret {
+        Secret {
+            kind: SecretKind::Code,
+            text: canonical.as_bytes().to_vec(),
+            attempts: Arc::new(Attempts::once()),
+        }
+    }
+
+    /// A key (`--key`, `ZC_KEY`), as given.
+    pub fn key(text: &str) -> Secret {
+        Secret {
+            kind: SecretKind::Key,
+            text: text.as_bytes().to_vec(),
+            attempts: Arc::new(Attempts::per_minute(attempts::KEY_FAILURES)),
+        }
+    }
+
+    pub fn kind(&self) -> SecretKind {
+        self.kind
+    }
+
+    /// "code" or "key", for what the user is told.
+    pub fn noun(&self) -> &'static str {
+        noun(self.kind)
+    }
+}
+
+pub fn noun(kind: SecretKind) -> &'static str {
+    match kind {
+        SecretKind::Code => "code",
+        SecretKind::Key => "key",
+    }
+}

@@ -1,0 +1,266 @@
+//! The record layer of an encrypted session: TLS 1.3 application-data
+//! records (RFC 8446 §5.2) under AES-256-GCM, one sequence per direction.
+//!
+//! A record is `23 | 0x0303 | length (u16)`, then the AEAD of the plaintext
+//! followed by its content type (23), then the 16-byte tag; the header is
+//! the additional data and the nonce is the direction's IV XOR the 64-bit
+//! record sequence number. That is byte for byte what Linux kernel TLS
+//! (TLS_TX/TLS_RX, TLS 1.3, AES-GCM-256) writes and reads, so the kernel can
+//! take a direction over without the peer noticing (docs/PROTOCOL.md, "kTLS").
+
+use std::io;
+use std::ops::Range;
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+
+use crate::exit::{ExitCode, Failure};
+
+/// The most plaintext one record carries, as in TLS (and kTLS).
+pub const MAX_PLAIN: usize = 1 << 14;
+pub const HEADER: usize = 5;
+pub const TAG: usize = 16;
+/// The largest record body RFC 8446 allows: 2^14 + 256.
+pub const MAX_BODY: usize = MAX_PLAIN + 256;
+/// TLS's content type for application data: the only one zc sends or takes.
+const APPLICATION_DATA: u8 = 23;
+const LEGACY_VERSION: [u8; 2] = [3, 3];
+
+/// One direction's traffic secret, as HKDF expands it.
+#[derive(Clone)]
+pub struct Keys {
+    pub key: [u8; 32],
+    pub iv: [u8; 12],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+/// The AEAD and the nonce sequence of one direction.
+struct Direction {
+    cipher: Aes256Gcm,
+    iv: [u8; 12],
+    seq: u64,
+}
+
+impl Direction {
+    fn new(keys: &Keys) -> Self {
+        Direction {
+            cipher: Aes256Gcm::new_from_slice(&keys.key).expect("a 32-byte key"),
+            iv: keys.iv,
+            seq: 0,
+        }
+    }
+
+    /// The next record's nonce (RFC 8446 §5.3): the IV XOR the sequence
+    /// number, left-padded to 12 bytes. A sequence never wraps: 2^64
+    /// records would be 2^78 bytes.
+    fn next_nonce(&mut self) -> io::Result<[u8; 12]> {
+        let mut nonce = self.iv;
+        for (n, s) in nonce[4..].iter_mut().zip(self.seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        self.seq = self
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| broken("the record sequence ran out"))?;
+        Ok(nonce)
+    }
+}
+
+/// The error of a record that does not open: tampering, a replay, a
+/// reordering, or a peer with other keys. It ends the session with exit 3.
+pub fn broken(why: &str) -> io::Error {
+    let line = format!("encrypted session: {why}; the data was altered in transit or is not from this session's peer");
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        Failure::new(ExitCode::Integrity, line),
+    )
+}
+
+/// Seals plaintext into records.
+pub struct Sealer(Direction);
+
+impl Sealer {
+    pub fn new(keys: &Keys) -> Self {
+        Sealer(Direction::new(keys))
+    }
+
+    /// Appends `plain` to `out` as records of at most [`MAX_PLAIN`] bytes.
+    pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        out.reserve(plain.len() + plain.len().div_ceil(MAX_PLAIN) * (HEADER + 1 + TAG));
+        for chunk in plain.chunks(MAX_PLAIN) {
+            let len = (chunk.len() + 1 + TAG) as u16;
+            let header = [
+                APPLICATION_DATA,
+                LEGACY_VERSION[0],
+                LEGACY_VERSION[1],
+                (len >> 8) as u8,
+                len as u8,
+            ];
+            let start = out.len();
+            out.extend_from_slice(&header);
+            out.extend_from_slice(chunk);
+            out.push(APPLICATION_DATA);
+            let nonce = self.0.next_nonce()?;
+            let tag = self
+                .0
+                .cipher
+                .encrypt_inout_detached(
+                    &Nonce::from(nonce),
+                    &header,
+                    (&mut out[start + HEADER..]).into(),
+                )
+                .map_err(|_| broken("a record could not be sealed"))?;
+            out.extend_from_slice(&tag);
+        }
+        Ok(())
+    }
+}
+
+/// Opens records, in order.
+pub struct Opener(Direction);
+
+impl Opener {
+    pub fn new(keys: &Keys) -> Self {
+        Opener(Direction::new(keys))
+    }
+
+    /// The body length a record header announces, checked before anything
+    /// is read or allocated for it.
+    pub fn body_len(header: &[u8]) -> io::Result<usize> {
+        if header[0] != APPLICATION_DATA || header[1..3] != LEGACY_VERSION {
+            return Err(broken("a record with a bad header"));
+        }
+        let len = u16::from_be_bytes([header[3], header[4]]) as usize;
+        if !(TAG + 1..=MAX_BODY).contains(&len) {
+            return Err(broken("a record of an impossible length"));
+        }
+        Ok(len)
+    }
+
+    /// Opens one whole record (header and body) in place; returns where its
+    /// plaintext lies within `record`.
+    pub fn open(&mut self, record: &mut [u8]) -> io::Result<Range<usize>> {
+        let (header, body) = record.split_at_mut(HEADER);
+        let len = Self::body_len(header)?;
+        debug_assert_eq!(len, body.len());
+        let (sealed, tag) = body.split_at_mut(len - TAG);
+        let nonce = self.0.next_nonce()?;
+        let tag = Tag::try_from(&tag[..]).map_err(|_| broken("a record without its tag"))?;
+        self.0
+            .cipher
+            .decrypt_inout_detached(&Nonce::from(nonce), header, sealed.into(), &tag)
+            .map_err(|_| broken("a record failed authentication"))?;
+        // TLS 1.3 inner plaintext: data, content type, optional zero padding
+        let Some(kind_at) = sealed.iter().rposition(|b| *b != 0) else {
+            return Err(broken("a record without a content type"));
+        };
+        if sealed[kind_at] != APPLICATION_DATA {
+            return Err(broken("a record that is not application data"));
+        }
+        Ok(HEADER..HEADER + kind_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(b: u8) -> Keys {
+        Keys {
+            key: [b; 32],
+            iv: [b ^ 0x5a; 12],
+        }
+    }
+
+    /// Opens every record of `wire`, in order.
+    fn open_all(opener: &mut Opener, wire: &mut [u8]) -> io::Result<Vec<u8>> {
+        let mut plain = Vec::new();
+        let mut at = 0;
+        while at < wire.len() {
+            let len = Opener::body_len(&wire[at..at + HEADER])?;
+            if at + HEADER + len > wire.len() {
+                return Err(broken("cut short"));
+            }
+            let record = &mut wire[at..at + HEADER + len];
+            let range = opener.open(record)?;
+            plain.extend_from_slice(&record[range]);
+            at += HEADER + len;
+        }
+        Ok(plain)
+    }
+
+    #[test]
+    fn records_round_trip_in_tls_shape() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = Vec::new();
+        let mut sealer = Sealer::new(&keys(1));
+        sealer.seal(&data, &mut wire).unwrap();
+        sealer.seal(b"tail", &mut wire).unwrap();
+        // 16384 + 16384 + 7232, then 4: each with 22 bytes of overhead
+        assert_eq!(wire.len(), data.len() + 4 + 4 * (HEADER + 1 + TAG));
+        assert_eq!(wire[..5], [23, 3, 3, 0x40, 0x11]);
+        let mut opener = Opener::new(&keys(1));
+        let plain = open_all(&mut opener, &mut wire.clone()).unwrap();
+        assert_eq!(&plain[..data.len()], &data[..]);
+        assert_eq!(&plain[data.len()..], b"tail");
+        // the other direction's keys open nothing
+        let other = open_all(&mut Opener::new(&keys(2)), &mut wire.clone());
+        assert!(other.is_err());
+    }
+
+    #[test]
+    fn a_flipped_bit_a_replay_or_a_reordering_fails() {
+        let mut sealer = Sealer::new(&keys(3));
+        let mut wire = Vec::new();
+        sealer.seal(b"first", &mut wire).unwrap();
+        let one = wire.len();
+        sealer.seal(b"second", &mut wire).unwrap();
+        for at in 0..wire.len() {
+            let mut bad = wire.clone();
+            bad[at] ^= 0x01;
+            let got = open_all(&mut Opener::new(&keys(3)), &mut bad);
+            assert!(got.is_err(), "a flip at byte {at} went unnoticed");
+            let code = got.unwrap_err();
+            assert_eq!(code.kind(), io::ErrorKind::InvalidData);
+        }
+        // the same record twice (a replay within the session)
+        let mut twice = wire[..one].to_vec();
+        twice.extend_from_slice(&wire[..one]);
+        assert!(open_all(&mut Opener::new(&keys(3)), &mut twice).is_err());
+        // swapped
+        let mut swapped = wire[one..].to_vec();
+        swapped.extend_from_slice(&wire[..one]);
+        assert!(open_all(&mut Opener::new(&keys(3)), &mut swapped).is_err());
+    }
+
+    #[test]
+    fn padding_is_stripped_and_bad_headers_refused() {
+        assert!(Opener::body_len(&[22, 3, 3, 0, 20]).is_err());
+        assert!(Opener::body_len(&[23, 3, 1, 0, 20]).is_err());
+        assert!(Opener::body_len(&[23, 3, 3, 0, 16]).is_err());
+        assert!(Opener::body_len(&[23, 3, 3, 0x41, 0x01]).is_err());
+        assert_eq!(Opener::body_len(&[23, 3, 3, 0x41, 0x00]).unwrap(), MAX_BODY);
+        // a record padded as TLS 1.3 allows opens to its data alone
+        let k = keys(4);
+        let mut d = Direction::new(&k);
+        let mut body = b"hi".to_vec();
+        body.extend_from_slice(&[23, 0, 0, 0]);
+        let len = (body.len() + TAG) as u8;
+        let header = [23, 3, 3, 0, len];
+        let nonce = d.next_nonce().unwrap();
+        let tag = d
+            .cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), &header, (&mut body[..]).into())
+            .unwrap();
+        let mut record = header.to_vec();
+        record.extend_from_slice(&body);
+        record.extend_from_slice(&tag);
+        let range = Opener::new(&k).open(&mut record).unwrap();
+        assert_eq!(&record[range], b"hi");
+    }
+}
