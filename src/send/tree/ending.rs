@@ -104,7 +104,7 @@ impl Run<'_> {
             // the receiver may have said why it dropped us (a full disk)
             let wait = Instant::now() + REASON_WAIT;
             while let Some(left) = wait.checked_duration_since(Instant::now()) {
-                match self.reader.rx.recv_timeout(left) {
+                match self.reader.recv_timeout(left) {
                     Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
                     }
@@ -126,7 +126,7 @@ impl Run<'_> {
         if self.send(&Message::Stop).is_ok() {
             let deadline = Instant::now() + STOP_WAIT;
             while Instant::now() < deadline {
-                match self.reader.rx.recv_timeout(Duration::from_millis(100)) {
+                match self.reader.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok(Message::Result(o))) => {
                         said.push_str(&match (&self.single, self.items.first()) {
                             (Some(_), Some(item)) if !item.stream => {
