@@ -206,6 +206,20 @@ impl Reporter {
     /// command for the other side: said first, so that whoever waits for
     /// the listening line has them (even with `-q`: without the code the
     /// other side cannot connect).
+    /// Says where `listener` listens, with the code this side made and
+    /// the other side's command line, if there is one.
+    pub fn listening_on(
+        &self,
+        listener: &std::net::TcpListener,
+        fresh_code: Option<&str>,
+        listener_sends: bool,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        let invite = fresh_code.map(|c| Invite::new(c, addr, listener_sends));
+        self.listening(addr, invite.as_ref());
+        Ok(())
+    }
+
     pub fn listening(&self, addr: SocketAddr, invite: Option<&Invite>) {
         match (self.style, invite) {
             (Style::Json, _) => Event::Listening {

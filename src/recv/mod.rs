@@ -18,7 +18,7 @@ use anyhow::Result;
 use crate::config::{Output, Peer, RecvConfig};
 use crate::exit;
 use crate::net;
-use crate::progress::{Invite, Reporter};
+use crate::progress::Reporter;
 
 /// Readies the process for receiving; call it before any thread starts:
 /// the descriptor table grows to hold a whole batch of open parts while
@@ -53,13 +53,7 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
     let listener = net::listen(listen, cfg.common.family)?;
-    let addr = listener.local_addr()?;
-    let invite = cfg
-        .common
-        .fresh_code
-        .as_ref()
-        .map(|c| Invite::new(c, addr, false));
-    reporter.listening(addr, invite.as_ref());
+    reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), false)?;
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
     }

@@ -22,7 +22,7 @@ use crate::conn::{Conn, Way};
 use crate::exit::{self, ExitCode, Tag};
 use crate::net;
 use crate::output::base_name;
-use crate::progress::{Invite, Reporter, Role, Start};
+use crate::progress::{Reporter, Role, Start};
 
 /// The first wait before a retry; each next one doubles, up to the cap.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -225,13 +225,7 @@ fn drive(
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
             let listener = net::listen(*addr, cfg.common.family)?;
-            let addr = listener.local_addr()?;
-            let invite = cfg
-                .common
-                .fresh_code
-                .as_ref()
-                .map(|c| Invite::new(c, addr, true));
-            reporter.listening(addr, invite.as_ref());
+            reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), true)?;
             Some(listener)
         }
         Peer::Connect(_) => None,
