@@ -131,6 +131,31 @@ pub fn set_pipe_size(pipe: std::os::fd::BorrowedFd<'_>, size: usize) {
     }
 }
 
+/// True when `file` lives in memory (tmpfs, ramfs): there is no layout on
+/// a disk to gain from reserving its space ahead of the writes.
+#[cfg(target_os = "linux")]
+pub fn in_memory(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `fs` is a writable statfs the size the kernel fills, and the
+    // descriptor belongs to `file`, borrowed for the call.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs succeeded, so it filled the struct (zeroed before).
+    #[allow(clippy::unnecessary_cast)] // f_type is i32 on some targets
+    let kind = unsafe { fs.assume_init() }.f_type as i64;
+    kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn in_memory(_file: &std::fs::File) -> bool {
+    false
+}
+
 /// Reserves space for bytes [offset, offset+len) of `file` without changing
 /// its size (`fallocate(2)` with FALLOC_FL_KEEP_SIZE). A file system that
 /// cannot (EOPNOTSUPP) says so; the writes that follow work either way.
