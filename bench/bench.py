@@ -38,6 +38,7 @@ Linux only. Needs python3 >= 3.8 and cc; nc (OpenBSD flavour) and openssl
 are used when present.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,6 +51,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import vm_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIB = 1 << 30
@@ -381,12 +384,18 @@ def main():
                     help="cost per GiB at these sizes (default 10M,100M,1G,4G)")
     ap.add_argument("--dir", default=None, help="where files live (default /dev/shm when present)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--keep-reporting", action="store_true",
+                    help="leave a VM's free page reporting as it is (see bench/vm_memory.py)")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
         sys.exit("bench.py: Linux only (sendfile/splice baseline)")
     where = args.dir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
     work = tempfile.mkdtemp(prefix="zc-bench-", dir=where)
+    held = contextlib.ExitStack()
     try:
+        note = held.enter_context(vm_memory.reporting_held(not args.keep_reporting))
+        if note:
+            print(note, file=sys.stderr)
         bench = Bench(args, work)
         src = os.path.join(work, "src.bin")
         info = {"machine": machine(), "dir": os.path.dirname(work), "to": args.to}
@@ -435,6 +444,7 @@ def main():
         print_table(f"{human(size)} to {args.to}, {rounds} rounds, medians; files in {info['dir']}\n"
                     f"{info['machine']}", rows)
     finally:
+        held.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

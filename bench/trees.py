@@ -59,6 +59,7 @@ Linux only; python3 >= 3.8. Missing nc/rsync/time are installed with apt-get whe
 running as root, otherwise the tool is skipped with a note.
 """
 import argparse
+import contextlib
 import ctypes
 import datetime
 import filecmp
@@ -74,6 +75,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import vm_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1 << 20
@@ -734,6 +737,8 @@ def main():
     ap.add_argument("--disk-dir", default="/var/tmp", help="where the disk target goes (default /var/tmp)")
     ap.add_argument("--clean", action="store_true", help="also remove the cached trees at the end")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--keep-reporting", action="store_true",
+                    help="leave a VM's free page reporting as it is (see bench/vm_memory.py)")
     ap.add_argument("--save", metavar="FILE", help="also write the JSON results to FILE")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
@@ -768,7 +773,11 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    held = contextlib.ExitStack()
     try:
+        reporting = held.enter_context(vm_memory.reporting_held(not args.keep_reporting))
+        if reporting:
+            print(reporting, file=sys.stderr)
         want = {x: True for x in tools}
         want["memory"] = do_memory
         bench.ensure_tools(want)
@@ -839,6 +848,7 @@ def main():
                 print(f"note: {note}")
             print(f"load average at the end: {info['load_after']}")
     finally:
+        held.close()
         bench.kids.kill_all()
         shutil.rmtree(work, ignore_errors=True)
         if disk_work:
