@@ -1782,6 +1782,60 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
     assert_same_tree(&top, &l.out.join("small"), "small");
 }
 
+/// After GO a hostile sender goes back to the manifest: the receiver stops
+/// that session with a clear reason (the RESULT says it), keeps nothing of
+/// it, and a -k receiver goes on serving.
+#[test]
+fn a_frame_out_of_order_ends_the_session_with_its_name() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let mut w = Wire::connect(rx.addr);
+    let mut hello = preamble();
+    hello.extend(tree_offer(1, 3));
+    w.0.write_all(&hello).unwrap();
+    assert!(
+        matches!(w.next(), Some((b'A', _))),
+        "the offer was answered"
+    );
+    let first = file_ent(b"odd/a", b"abc", 0o644);
+    let mut manifest = encode_entry(0, &first);
+    let mut m = field(1, &1u64.to_be_bytes());
+    m.extend(field(2, &0u64.to_be_bytes()));
+    manifest.extend(frame(b'M', &m));
+    w.0.write_all(&manifest).unwrap();
+    let mut kinds = String::new();
+    while let Some((kind, _)) = w.next() {
+        kinds.push(kind as char);
+        if kind == b'G' {
+            break;
+        }
+    }
+    assert!(kinds.ends_with('G'), "no GO: {kinds}");
+    // the data phase opens with an ENTRY: out of order
+    w.0.write_all(&encode_entry(1, &file_ent(b"odd/b", b"x", 0o644)))
+        .unwrap();
+    let mut result = None;
+    while let Some((kind, body)) = w.next() {
+        if kind == b'R' {
+            result = Some(parse_fields(&body));
+            break;
+        }
+    }
+    let result = result.expect("a RESULT saying why");
+    assert_ne!(get(&result, 1), Some(&[0][..]), "not OK: {result:?}");
+    let message = String::from_utf8_lossy(get(&result, 4).unwrap_or_default()).into_owned();
+    assert!(
+        message.contains("unexpected ENTRY during the data"),
+        "the reason names the frame: {message:?}"
+    );
+    assert!(!l.out.join("odd/a").exists() && !l.out.join("odd/b").exists());
+    assert!(
+        rx.child.try_wait().unwrap().is_none(),
+        "the -k receiver ended"
+    );
+    real_send_lands(&l, &rx.dest(), "after");
+}
+
 #[test]
 fn oversized_tree_offers_are_refused_before_any_entry() {
     let l = layout();

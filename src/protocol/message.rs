@@ -98,6 +98,28 @@ impl Message {
         }
     }
 
+    /// The frame's name as docs/PROTOCOL.md spells it, for errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Answer(_) => "ANSWER",
+            Message::Challenge(_) => "CHALLENGE",
+            Message::Reply(_) => "REPLY",
+            Message::FileHashes(..) => "FILE HASHES",
+            Message::Go => "GO",
+            Message::FileResult(..) => "FILE RESULT",
+            Message::Result(_) => "RESULT",
+            Message::Proof(_) => "PROOF",
+            Message::Entry(_) => "ENTRY",
+            Message::Manifest(_) => "MANIFEST",
+            Message::Begin(_) => "BEGIN",
+            Message::Data { .. } => "DATA",
+            Message::FileEnd(_) => "FILE END",
+            Message::End(_) => "END",
+            Message::Stop => "STOP",
+            Message::Keepalive => "KEEPALIVE",
+        }
+    }
+
     /// Appends the whole frame to `out` (to batch small frames in one write).
     pub fn append_to(&self, out: &mut Vec<u8>) {
         let (kind, body) = self.encode();

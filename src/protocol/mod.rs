@@ -5,6 +5,7 @@ pub mod ledger;
 pub mod message;
 pub mod receiving;
 pub mod sending;
+pub mod session;
 pub mod tree;
 
 pub use message::Message;

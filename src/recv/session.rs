@@ -85,6 +85,8 @@ pub(super) struct Tree<'a> {
     pub name: Option<String>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
+    /// Where the session stands, as the sender's messages move it.
+    pub phase: crate::protocol::session::ReceiverPhase,
 }
 
 /// Where the entries go.

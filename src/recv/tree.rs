@@ -101,6 +101,7 @@ pub(super) fn receive(
         dest,
         name: None,
         reporter,
+        phase: Default::default(),
     };
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
@@ -206,16 +207,19 @@ impl Tree<'_> {
                     _ => exit::tag(e, exit::Tag::Resumable),
                 }
             })?;
-            match Message::decode(&frame).with_context(|| peer.clone())? {
+            let msg = Message::decode(&frame).with_context(|| peer.clone())?;
+            self.phase
+                .take(&msg)
+                .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
+            match msg {
                 Message::Entry(entry) => self.admit(entry, reader.get_mut())?,
                 Message::Manifest(m) => break m,
-                Message::Keepalive => {}
                 Message::Stop => {
                     return Err(exit::interrupted(format!(
                         "{peer} stopped before sending any data"
                     )))
                 }
-                other => bail!("{peer}: unexpected {other:?} in the manifest"),
+                _ => {} // a keepalive (the phase took no other)
             }
             if self.out.len() >= BATCH {
                 let out = std::mem::take(&mut self.out);

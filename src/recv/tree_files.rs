@@ -178,7 +178,12 @@ impl<'t, 'a> Files<'t, 'a> {
                 return Err(crate::conn::stopped().into());
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
-            match Message::decode(&frame).with_context(|| conn.peer.clone())? {
+            let msg = Message::decode(&frame).with_context(|| conn.peer.clone())?;
+            self.tree
+                .phase
+                .take(&msg)
+                .map_err(|why| anyhow!("{}: unexpected {why}", conn.peer))?;
+            match msg {
                 Message::Begin(b) => self.begin(b)?,
                 Message::Data { offset, len } => self.data(conn, offset, len)?,
                 Message::FileEnd(end) => self.file_end(conn, end)?,
@@ -190,8 +195,7 @@ impl<'t, 'a> Files<'t, 'a> {
                     return Ok(());
                 }
                 Message::Stop => return Err(stop_error(conn, self.tree.name.as_deref())),
-                Message::Keepalive => {}
-                other => bail!("{}: unexpected {other:?} during the data", conn.peer),
+                _ => {} // a keepalive (the phase took no other)
             }
             if self.tree.out.len() >= OUT_BATCH {
                 self.tree.flush(conn)?;

@@ -159,15 +159,16 @@ impl Run<'_> {
 
     /// Applies one frame from the receiver to the session.
     pub(super) fn absorb(&mut self, msg: Message) -> Result<()> {
+        let peer = &self.conn.peer;
+        self.phase
+            .take(&msg)
+            .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
         match msg {
             Message::Keepalive => Ok(()),
             Message::Reply(reply) => self.replied(reply.id, reply.action),
             Message::FileHashes(id, blocks, last) => self.check_blocks(id, &blocks, last),
             Message::FileResult(id, outcome) => self.landed(id, &outcome),
-            Message::Go => {
-                self.go = true;
-                Ok(())
-            }
+            Message::Go => Ok(()), // the phase moved on
             Message::Answer(proto::Answer::Refuse { reason, .. }) => Err(exit::refused(format!(
                 "{} refused: {reason}",
                 self.conn.peer

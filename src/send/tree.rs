@@ -28,6 +28,7 @@ use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::sending::Sending;
+use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, Message};
 use crate::secure::handshake;
@@ -84,7 +85,8 @@ pub(super) struct Run<'a> {
     pub(super) items: Vec<Item>,
     pub(super) ledger: Ledger,
     pub(super) walk_failed: u64,
-    pub(super) go: bool,
+    /// Where the session stands, as the receiver's messages move it.
+    pub(super) phase: SenderPhase,
     pub(super) result: Option<proto::Outcome>,
     pub(super) sent: u64,
     pub(super) files_done: u64,
@@ -181,7 +183,7 @@ pub(super) fn session(
         items: Vec::new(),
         ledger: Ledger::default(),
         walk_failed: 0,
-        go: false,
+        phase: SenderPhase::default(),
         result: None,
         sent: 0,
         files_done: 0,
@@ -282,7 +284,7 @@ impl Run<'_> {
         })
         .append_to(&mut batch);
         self.write(&batch)?;
-        while !self.go {
+        while self.phase != SenderPhase::Sending {
             let msg = self.wait()?;
             self.absorb(msg)?;
         }

@@ -1,0 +1,228 @@
+//! The order of a tree session's messages, without I/O: which frames each
+//! side may get in each phase, and which frame moves the session on.
+//!
+//! The drivers (`send::tree`, `recv::tree`) hand every message from the
+//! peer to their side's phase before acting on it; a message out of order
+//! is an error naming it, whatever the peer is. What one entry's frames may
+//! say is `sending`'s and `receiving`'s business.
+
+use super::{Answer, Message};
+
+/// A session on the sending side, as the receiver's messages move it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SenderPhase {
+    /// The manifest is going out; the receiver answers each entry and says
+    /// GO once it has checked the space for all it wants.
+    #[default]
+    Offering,
+    /// After GO: only each file's result, and the session's.
+    Sending,
+    /// The receiver's RESULT (or refusal) came: nothing follows it.
+    Concluded,
+}
+
+impl SenderPhase {
+    /// Takes a message from the receiver: moves on, or says why it does
+    /// not belong here.
+    pub fn take(&mut self, msg: &Message) -> Result<(), String> {
+        use Message as M;
+        let next = match (*self, msg) {
+            (SenderPhase::Concluded, m) => {
+                return Err(format!("{} after the session's RESULT", m.name()))
+            }
+            (_, M::Keepalive) => *self,
+            (_, M::Result(_)) => SenderPhase::Concluded,
+            (SenderPhase::Offering, M::Reply(_) | M::FileHashes(..)) => *self,
+            (SenderPhase::Offering, M::Go) => SenderPhase::Sending,
+            (SenderPhase::Offering, M::Answer(Answer::Refuse { .. })) => SenderPhase::Concluded,
+            (SenderPhase::Sending, M::FileResult(..)) => *self,
+            (SenderPhase::Offering, m) => return Err(format!("{} before GO", m.name())),
+            (SenderPhase::Sending, m) => return Err(format!("{} after GO", m.name())),
+        };
+        *self = next;
+        Ok(())
+    }
+}
+
+/// A session on the receiving side, as the sender's messages move it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReceiverPhase {
+    /// Entries come, then MANIFEST (this side then answers GO or refuses).
+    #[default]
+    Manifest,
+    /// Each wanted file's BEGIN, DATA and FILE END, then END.
+    Data,
+    /// END or STOP came: nothing follows.
+    Ended,
+}
+
+impl ReceiverPhase {
+    /// Takes a message from the sender: moves on, or says why it does not
+    /// belong here.
+    pub fn take(&mut self, msg: &Message) -> Result<(), String> {
+        use Message as M;
+        let next = match (*self, msg) {
+            (ReceiverPhase::Ended, m) => {
+                return Err(format!("{} after the session ended", m.name()))
+            }
+            (_, M::Keepalive) => *self,
+            (_, M::Stop) => ReceiverPhase::Ended,
+            (ReceiverPhase::Manifest, M::Entry(_)) => *self,
+            (ReceiverPhase::Manifest, M::Manifest(_)) => ReceiverPhase::Data,
+            (ReceiverPhase::Data, M::Begin(_) | M::Data { .. } | M::FileEnd(_)) => *self,
+            (ReceiverPhase::Data, M::End(_)) => ReceiverPhase::Ended,
+            (ReceiverPhase::Manifest, m) => return Err(format!("{} in the manifest", m.name())),
+            (ReceiverPhase::Data, m) => return Err(format!("{} during the data", m.name())),
+        };
+        *self = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::tree::{Action, Begin, Manifest, Reply, TreeEnd};
+    use crate::protocol::{Outcome, RefuseCode, Status};
+
+    fn outcome() -> Outcome {
+        Outcome {
+            status: Status::Ok,
+            sha256: None,
+            held: 0,
+            message: String::new(),
+            mac: None,
+        }
+    }
+
+    fn entry() -> Message {
+        Message::Entry(crate::protocol::tree::Entry {
+            id: 0,
+            path: b"a".to_vec(),
+            kind: crate::protocol::tree::EntryKind::File,
+            size: 1,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: Vec::new(),
+            range: None,
+            stream: false,
+        })
+    }
+
+    fn reply() -> Message {
+        Message::Reply(Reply {
+            id: 0,
+            action: Action::Skip,
+        })
+    }
+
+    fn run<P: Default>(
+        take: fn(&mut P, &Message) -> Result<(), String>,
+        msgs: &[Message],
+    ) -> (P, Result<(), String>) {
+        let mut phase = P::default();
+        for m in msgs {
+            if let Err(why) = take(&mut phase, m) {
+                return (phase, Err(why));
+            }
+        }
+        (phase, Ok(()))
+    }
+
+    #[test]
+    fn a_sender_takes_replies_then_go_then_results() {
+        let msgs = [
+            reply(),
+            Message::Keepalive,
+            Message::FileHashes(0, Vec::new(), true),
+            Message::Go,
+            Message::FileResult(0, outcome()),
+            Message::Keepalive,
+            Message::Result(outcome()),
+        ];
+        let (phase, got) = run(SenderPhase::take, &msgs);
+        assert_eq!(got, Ok(()));
+        assert_eq!(phase, SenderPhase::Concluded);
+    }
+
+    #[test]
+    fn a_sender_refuses_what_comes_out_of_order() {
+        let cases: [(&[Message], &str); 5] = [
+            (&[Message::Go, Message::Go], "GO after GO"),
+            (&[Message::Go, reply()], "REPLY after GO"),
+            (
+                &[Message::FileResult(0, outcome())],
+                "FILE RESULT before GO",
+            ),
+            (
+                &[Message::Result(outcome()), Message::Keepalive],
+                "KEEPALIVE after the session's RESULT",
+            ),
+            (&[entry()], "ENTRY before GO"),
+        ];
+        for (msgs, why) in cases {
+            assert_eq!(run(SenderPhase::take, msgs).1, Err(why.to_string()));
+        }
+        let refusal = Message::Answer(Answer::Refuse {
+            code: RefuseCode::TooLarge,
+            reason: "no".into(),
+        });
+        assert_eq!(
+            run(SenderPhase::take, &[reply(), refusal]).0,
+            SenderPhase::Concluded
+        );
+    }
+
+    #[test]
+    fn a_receiver_takes_the_manifest_then_files_then_end() {
+        let begin = Message::Begin(Begin {
+            id: 0,
+            path: b"a".to_vec(),
+        });
+        let msgs = [
+            entry(),
+            Message::Keepalive,
+            Message::Manifest(Manifest {
+                entries: 1,
+                failed: 0,
+            }),
+            begin,
+            Message::Data { offset: 0, len: 1 },
+            Message::End(TreeEnd { sent: 1, failed: 0 }),
+        ];
+        let (phase, got) = run(ReceiverPhase::take, &msgs);
+        assert_eq!(got, Ok(()));
+        assert_eq!(phase, ReceiverPhase::Ended);
+    }
+
+    #[test]
+    fn a_receiver_refuses_what_comes_out_of_order() {
+        let manifest = || {
+            Message::Manifest(Manifest {
+                entries: 0,
+                failed: 0,
+            })
+        };
+        let end = || Message::End(TreeEnd { sent: 0, failed: 0 });
+        let cases: [(Vec<Message>, &str); 5] = [
+            (
+                vec![Message::Data { offset: 0, len: 1 }],
+                "DATA in the manifest",
+            ),
+            (vec![end()], "END in the manifest"),
+            (vec![manifest(), entry()], "ENTRY during the data"),
+            (vec![manifest(), manifest()], "MANIFEST during the data"),
+            (
+                vec![manifest(), end(), Message::Keepalive],
+                "KEEPALIVE after the session ended",
+            ),
+        ];
+        for (msgs, why) in cases {
+            assert_eq!(run(ReceiverPhase::take, &msgs).1, Err(why.to_string()));
+        }
+        assert_eq!(
+            run(ReceiverPhase::take, &[Message::Stop]).0,
+            ReceiverPhase::Ended
+        );
+    }
+}
