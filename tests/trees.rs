@@ -1836,6 +1836,64 @@ fn a_frame_out_of_order_ends_the_session_with_its_name() {
     real_send_lands(&l, &rx.dest(), "after");
 }
 
+/// A hostile receiver says GO twice: the sender stops with a reason that
+/// names the frame (exit 1, a runtime failure), and sends no data after it.
+#[test]
+fn a_sender_stops_at_a_second_go() {
+    let l = layout();
+    let top = l.src.join("two");
+    put(&top.join("f"), b"some bytes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+        let mut w = Wire(s);
+        let mut preamble = [0u8; 8];
+        w.0.read_exact(&mut preamble).unwrap();
+        let mut seen = String::new();
+        // OFFER, then the entries up to MANIFEST
+        while let Some((kind, _)) = w.next() {
+            seen.push(kind as char);
+            if kind == b'O' {
+                w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+            }
+            if kind == b'M' {
+                break;
+            }
+        }
+        let mut reply = field(1, &0u64.to_be_bytes());
+        reply.extend(field(2, &[1])); // skip the top directory
+        let mut out = frame(b'Y', &reply);
+        for id in 1..seen.matches('N').count() as u64 {
+            let mut r = field(1, &id.to_be_bytes());
+            r.extend(field(2, &[0]));
+            r.extend(field(5, &[]));
+            out.extend(frame(b'Y', &r));
+        }
+        out.extend(frame(b'G', &[]));
+        out.extend(frame(b'G', &[]));
+        w.0.write_all(&out).unwrap();
+        // what the sender writes after it: no file data
+        let mut after = Vec::new();
+        let _ = w.0.read_to_end(&mut after);
+        (seen, after)
+    });
+    let got = send(&[s(&top), &addr.to_string()]);
+    let (seen, after) = fake.join().unwrap();
+    assert!(seen.starts_with('O') && seen.ends_with('M'), "{seen}");
+    got.expect_code(1, "a second GO");
+    assert!(
+        got.stderr.contains("unexpected GO after GO"),
+        "the reason names the frame: {}",
+        got.stderr
+    );
+    assert!(
+        !after.windows(10).any(|w| w == b"some bytes"),
+        "file data went out after the second GO"
+    );
+}
+
 #[test]
 fn oversized_tree_offers_are_refused_before_any_entry() {
     let l = layout();
