@@ -1894,6 +1894,84 @@ fn a_sender_stops_at_a_second_go() {
     );
 }
 
+/// A manifest the receiver cannot take ends the session with a failed
+/// RESULT that says why, before any data (so a sender can tell its user).
+#[test]
+fn a_bad_manifest_is_answered_with_the_reason() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let mut w = Wire::connect(rx.addr);
+    let mut hello = preamble();
+    hello.extend(tree_offer(1, 2));
+    w.0.write_all(&hello).unwrap();
+    assert!(
+        matches!(w.next(), Some((b'A', _))),
+        "the offer was answered"
+    );
+    let mut entries = encode_entry(0, &file_ent(b"one", b"1", 0o644));
+    entries.extend(encode_entry(1, &file_ent(b"two", b"2", 0o644)));
+    let writer = w.write_behind(entries);
+    let mut result = None;
+    while let Some((kind, body)) = w.next() {
+        if kind == b'R' {
+            result = Some(parse_fields(&body));
+            break;
+        }
+    }
+    writer.join().unwrap();
+    let result = result.expect("a RESULT saying why");
+    assert_eq!(get(&result, 1), Some(&[2][..]), "failed: {result:?}");
+    let message = String::from_utf8_lossy(get(&result, 4).unwrap_or_default()).into_owned();
+    assert!(
+        message.contains("more entries than the 1 announced"),
+        "{message:?}"
+    );
+    assert!(
+        rx.child.try_wait().unwrap().is_none(),
+        "the -k receiver ended"
+    );
+    real_send_lands(&l, &rx.dest(), "after");
+}
+
+/// A receiver that gives up before GO and says why: the sender's user
+/// reads the reason, not "connection lost".
+#[test]
+fn a_sender_reports_why_the_receiver_gave_up_before_go() {
+    let l = layout();
+    let top = l.src.join("early");
+    put(&top.join("f"), b"bytes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+        let mut w = Wire(s);
+        let mut preamble = [0u8; 8];
+        w.0.read_exact(&mut preamble).unwrap();
+        while let Some((kind, _)) = w.next() {
+            if kind == b'O' {
+                w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+            }
+            if kind == b'M' {
+                break;
+            }
+        }
+        let mut result = field(1, &[2]);
+        result.extend(field(3, &0u64.to_be_bytes()));
+        result.extend(field(4, b"the output disk is on fire"));
+        w.0.write_all(&frame(b'R', &result)).unwrap();
+        let _ = w.0.read_to_end(&mut Vec::new());
+    });
+    let got = send(&[s(&top), &addr.to_string()]);
+    fake.join().unwrap();
+    got.expect_code(1, "a receiver that failed before GO");
+    assert!(
+        got.stderr.contains("failed: the output disk is on fire"),
+        "{}",
+        got.stderr
+    );
+}
+
 #[test]
 fn oversized_tree_offers_are_refused_before_any_entry() {
     let l = layout();

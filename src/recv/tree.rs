@@ -106,7 +106,7 @@ pub(super) fn receive(
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
         tree.progress.abandon();
-        return Err(e);
+        return Err(tree.manifest_failed(conn, e));
     }
     let mut files = Files::new(&mut tree);
     let data = files.run(conn);
@@ -264,6 +264,22 @@ impl Tree<'_> {
                 self.flush(conn)
             }
         }
+    }
+
+    /// A manifest this side could not take (a bad entry, a disk that
+    /// failed): the sender hears why in a failed RESULT, as it would in the
+    /// data. A stop, a refusal (already said) and a lost connection are
+    /// left as they are.
+    fn manifest_failed(&mut self, conn: &mut Conn, err: anyhow::Error) -> anyhow::Error {
+        let said = matches!(
+            exit::code_of(&err),
+            exit::ExitCode::Interrupted | exit::ExitCode::Refused
+        );
+        if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
+            let _ = self.answer(conn, Status::Failed, &exit::message_of(&err));
+            super::peer::linger(conn);
+        }
+        err
     }
 
     /// A file alone opens its part when its entry comes: one that never got

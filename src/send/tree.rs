@@ -287,6 +287,10 @@ impl Run<'_> {
         while self.phase != SenderPhase::Sending {
             let msg = self.wait()?;
             self.absorb(msg)?;
+            // the receiver gave up before GO, and says why
+            if let (SenderPhase::Concluded, Some(o)) = (self.phase, &self.result) {
+                anyhow::bail!("{} failed: {}", self.conn.peer, o.message);
+            }
         }
         Ok(())
     }
