@@ -338,9 +338,14 @@ fn hash_thread(file: &File, ranges: Vec<(u64, u64)>, claim: Option<Claim>) -> Re
     Ok(Digest::Thread(handle))
 }
 
-/// The source failed after `bytes` went out.
+/// The source failed after `bytes` went out; or Ctrl-C cut its read (a
+/// hash of the file under way): then the session stops, so the receiver
+/// hears STOP and keeps the part, not a file that failed.
 fn source(bytes: u64) -> impl Fn(io::Error) -> Lost {
-    move |e| Lost::Source(bytes, e.to_string())
+    move |e| match crate::interrupt::requested() {
+        true => Lost::Session(exit::interrupted("interrupted")),
+        false => Lost::Source(bytes, e.to_string()),
+    }
 }
 
 /// Why one file's data could not all go out.
