@@ -94,8 +94,6 @@ pub(super) struct Run<'a> {
     pub(super) progress: Box<dyn TreeProgress>,
     /// Frames (and small files' data) waiting to go out in one write.
     pub(super) pack: Vec<u8>,
-    /// Where small files are read.
-    pub(super) scratch: Vec<u8>,
     /// Each top entry's source path.
     pub(super) tops: HashMap<Vec<u8>, PathBuf>,
     /// Some file landed without the receiver's digest (it runs --no-verify).
@@ -190,7 +188,6 @@ pub(super) fn session(
         zero_copy: cfg.sendfile,
         progress,
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
-        scratch: vec![0u8; PACK_MAX as usize],
         tops: plan
             .sources
             .iter()

@@ -145,32 +145,31 @@ impl Run<'_> {
             Ok(file) => file,
             Err(e) => return self.give_up(id, 0, format!("cannot open it: {e}"), false),
         };
-        let mut data = Vec::with_capacity(size as usize);
-        let read = crate::copy::read_range(&file, 0, size, &mut self.scratch, true, |_, chunk| {
-            data.extend_from_slice(chunk);
-            Ok(())
-        });
-        if let Err(e) = read {
-            if crate::interrupt::requested() {
-                return Err(exit::interrupted("interrupted"));
-            }
-            return self.give_up(id, 0, e.to_string(), false);
-        }
-        if let Err(why) = same_file(&file, walked) {
-            return self.give_up(id, 0, why, false);
-        }
-        drop(file);
-        // read anyway to be sent: hashing the buffer costs less than a lookup saves
-        let digest = self.cfg.common.verify.then(|| Sha256::digest(&data).into());
-        self.hashing.computed += u64::from(digest.is_some());
+        // its frames, then its bytes read straight in behind them (taken
+        // back out if the read fails or the file changed)
+        let mark = self.pack.len();
         self.queue(&Message::Begin(Begin {
             id: id as u64,
             path: self.items[id].path.clone(),
         }));
         if size > 0 {
             self.pack.extend_from_slice(&proto::data_header(0, size));
-            self.pack.extend_from_slice(&data);
         }
+        let start = self.pack.len();
+        self.pack.resize(start + size as usize, 0);
+        let read = read_whole(&file, &mut self.pack[start..]);
+        let checked = read.and_then(|()| same_file(&file, walked));
+        drop(file);
+        if let Err(why) = checked {
+            self.pack.truncate(mark);
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted"));
+            }
+            return self.give_up(id, 0, why, false);
+        }
+        // read anyway to be sent: hashing the buffer costs less than a lookup saves
+        let digest = (self.cfg.common.verify).then(|| Sha256::digest(&self.pack[start..]).into());
+        self.hashing.computed += u64::from(digest.is_some());
         self.sent += size;
         self.ended(id, size, digest)?;
         if self.pack.len() >= PACK_WRITE {
@@ -373,6 +372,21 @@ fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<(File, FileId
 }
 
 /// Whether the file is still the one opened: same identity, ctime included.
+/// Fills `buf` from the start of `file`: a file that ends early has
+/// changed since it was walked.
+fn read_whole(file: &File, buf: &mut [u8]) -> Result<(), String> {
+    let mut done = 0;
+    while done < buf.len() {
+        match crate::copy::read_at(file, &mut buf[done..], done as u64) {
+            Ok(0) => return Err(crate::copy::shrank(done as u64).to_string()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
 fn same_file(file: &File, opened: FileId) -> Result<(), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     match FileId::of(&meta) == opened {
