@@ -211,8 +211,15 @@ pub fn parse_data(body: &[u8]) -> Result<(u64, u64)> {
 
 /// Tag-length-value fields: tag u8, length u16, value. Tags 0x80 and above
 /// must be understood; a reader refuses a frame carrying one it does not know.
-#[derive(Default)]
 struct Fields(Vec<u8>);
+
+impl Default for Fields {
+    /// Room for most control frames at once (an ENTRY with a short path),
+    /// so encoding one is a single allocation, not a series of regrowths.
+    fn default() -> Self {
+        Fields(Vec::with_capacity(128))
+    }
+}
 
 impl Fields {
     fn put(&mut self, tag: u8, value: &[u8]) {
@@ -228,7 +235,7 @@ impl Fields {
 }
 
 fn fields(body: &[u8]) -> Result<Vec<(u8, &[u8])>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(8);
     let mut rest = body;
     while !rest.is_empty() {
         ensure!(rest.len() >= 3, "truncated field");
