@@ -286,7 +286,11 @@ impl Run<'_> {
             self.absorb(msg)?;
             // the receiver gave up before GO, and says why
             if let (SenderPhase::Concluded, Some(o)) = (self.phase, &self.result) {
-                anyhow::bail!("{} failed: {}", self.conn.peer, o.message);
+                let why = match o.message.as_str() {
+                    "" => "it ended the session before GO",
+                    message => message,
+                };
+                anyhow::bail!("{} failed: {why}", self.conn.peer);
             }
         }
         Ok(())
