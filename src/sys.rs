@@ -136,8 +136,8 @@ pub fn set_pipe_size(pipe: std::os::fd::BorrowedFd<'_>, size: usize) {
 #[cfg(target_os = "linux")]
 pub fn in_memory(file: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd;
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    const RAMFS_MAGIC: u32 = 0x8584_58f6;
     let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: `fs` is a writable statfs the size the kernel fills, and the
     // descriptor belongs to `file`, borrowed for the call.
@@ -146,8 +146,9 @@ pub fn in_memory(file: &std::fs::File) -> bool {
         return false;
     }
     // SAFETY: fstatfs succeeded, so it filled the struct (zeroed before).
-    #[allow(clippy::unnecessary_cast)] // f_type is i32 on some targets
-    let kind = unsafe { fs.assume_init() }.f_type as i64;
+    // f_type is an i64 here and an i32 on 32-bit targets, where a magic
+    // past 0x7fffffff is negative: compared as the 32 bits it holds
+    let kind = unsafe { fs.assume_init() }.f_type as u32;
     kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
 }
 

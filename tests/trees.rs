@@ -1934,41 +1934,84 @@ fn a_bad_manifest_is_answered_with_the_reason() {
 }
 
 /// A receiver that gives up before GO and says why: the sender's user
-/// reads the reason, not "connection lost".
+/// reads the reason, not "connection lost", whether the RESULT comes after
+/// the MANIFEST or while the sender is still walking a large tree.
 #[test]
 fn a_sender_reports_why_the_receiver_gave_up_before_go() {
     let l = layout();
-    let top = l.src.join("early");
-    put(&top.join("f"), b"bytes");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let fake = thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
-        let mut w = Wire(s);
-        let mut preamble = [0u8; 8];
-        w.0.read_exact(&mut preamble).unwrap();
-        while let Some((kind, _)) = w.next() {
-            if kind == b'O' {
-                w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+    let small = l.src.join("early");
+    put(&small.join("f"), b"bytes");
+    let large = l.src.join("large");
+    fs::create_dir_all(&large).unwrap();
+    for i in 0..3000 {
+        fs::write(large.join(format!("file-with-a-longish-name-{i:05}")), b"x").unwrap();
+    }
+    for (top, after) in [(&small, b'M'), (&large, b'N')] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+            let mut w = Wire(s);
+            let mut preamble = [0u8; 8];
+            w.0.read_exact(&mut preamble).unwrap();
+            while let Some((kind, _)) = w.next() {
+                if kind == b'O' {
+                    w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+                }
+                if kind == after {
+                    break;
+                }
             }
-            if kind == b'M' {
-                break;
-            }
-        }
-        let mut result = field(1, &[2]);
-        result.extend(field(3, &0u64.to_be_bytes()));
-        result.extend(field(4, b"the output disk is on fire"));
-        w.0.write_all(&frame(b'R', &result)).unwrap();
-        let _ = w.0.read_to_end(&mut Vec::new());
-    });
-    let got = send(&[s(&top), &addr.to_string()]);
-    fake.join().unwrap();
-    got.expect_code(1, "a receiver that failed before GO");
+            let mut result = field(1, &[2]);
+            result.extend(field(3, &0u64.to_be_bytes()));
+            result.extend(field(4, b"the output disk is on fire"));
+            w.0.write_all(&frame(b'R', &result)).unwrap();
+            // the socket stays open while the sender writes what it has
+            let _ = w.0.read_to_end(&mut Vec::new());
+        });
+        let got = send(&[s(top), &addr.to_string()]);
+        fake.join().unwrap();
+        let what = format!("a RESULT after {}", after as char);
+        got.expect_code(1, &what);
+        assert!(
+            got.stderr.contains("failed: the output disk is on fire"),
+            "{what}: {}",
+            got.stderr
+        );
+    }
+}
+
+/// A sender checking held blocks sends KEEPALIVEs while it waits for GO,
+/// and one can arrive right behind the MANIFEST: the receiver still says GO.
+#[test]
+fn a_keepalive_behind_the_manifest_is_no_data_before_go() {
+    let l = layout();
+    let rx = receiver(&l.out, &["-k"], Stdout::Null);
+    let mut w = Wire::connect(rx.addr);
+    let mut hello = preamble();
+    hello.extend(tree_offer(1, 1));
+    w.0.write_all(&hello).unwrap();
     assert!(
-        got.stderr.contains("failed: the output disk is on fire"),
-        "{}",
-        got.stderr
+        matches!(w.next(), Some((b'A', _))),
+        "the offer was answered"
+    );
+    let mut frames = encode_entry(0, &file_ent(b"k", b"1", 0o644));
+    let mut m = field(1, &1u64.to_be_bytes());
+    m.extend(field(2, &0u64.to_be_bytes()));
+    frames.extend(frame(b'M', &m));
+    frames.extend(frame(b'K', &[]));
+    w.0.write_all(&frames).unwrap();
+    let mut kinds = String::new();
+    while let Some((kind, _)) = w.next() {
+        kinds.push(kind as char);
+        if kind == b'G' || kind == b'R' {
+            break;
+        }
+    }
+    assert!(
+        kinds.ends_with('G'),
+        "the receiver answered {kinds:?}, not GO"
     );
 }
 

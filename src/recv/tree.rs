@@ -229,19 +229,23 @@ impl Tree<'_> {
                     .context("connection lost")?;
             }
         };
-        // The sender waits for GO: nothing it sent can be left in the buffer.
-        if !reader.buffer().is_empty() {
-            // only a STOP (Ctrl-C while waiting for GO) may come before it
-            let frame = proto::read_frame(&mut reader)?;
-            if frame.kind == proto::kind::STOP {
-                return Err(exit::interrupted(format!(
-                    "{peer} stopped before sending any data"
-                )));
+        // The sender waits for GO: what it sent behind the MANIFEST can only
+        // be a KEEPALIVE (it checks held blocks) or a STOP (Ctrl-C meanwhile)
+        while !reader.buffer().is_empty() {
+            match proto::read_frame(&mut reader)?.kind {
+                proto::kind::KEEPALIVE => {}
+                proto::kind::STOP => {
+                    return Err(exit::interrupted(format!(
+                        "{peer} stopped before sending any data"
+                    )))
+                }
+                _ => {
+                    // the replies (a refusal's reason) still go out, then the session ends
+                    let out = std::mem::take(&mut self.out);
+                    let _ = reader.get_mut().write_all(&out);
+                    bail!("{peer}: data before GO");
+                }
             }
-            // the replies (a refusal's reason) still go out, then the session ends
-            let out = std::mem::take(&mut self.out);
-            let _ = reader.get_mut().write_all(&out);
-            bail!("{peer}: data before GO");
         }
         drop(reader);
         self.check_manifest(&manifest, &peer)?;

@@ -19,6 +19,7 @@ use crate::progress::tree as tree_progress;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
 use crate::protocol::sending::{Sending, Wanted};
+use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::Action;
 use crate::protocol::{self as proto, Message};
 
@@ -160,6 +161,7 @@ impl Run<'_> {
     /// Applies one frame from the receiver to the session.
     pub(super) fn absorb(&mut self, msg: Message) -> Result<()> {
         let peer = &self.conn.peer;
+        let before_go = self.phase == SenderPhase::Offering;
         self.phase
             .take(&msg)
             .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
@@ -173,6 +175,15 @@ impl Run<'_> {
                 "{} refused: {reason}",
                 self.conn.peer
             ))),
+            // before GO a RESULT is the receiver giving up (it read it
+            // in the walk or while waiting for GO alike): say its reason
+            Message::Result(outcome) if before_go => {
+                let why = match outcome.message.as_str() {
+                    "" => "it ended the session before GO",
+                    message => message,
+                };
+                bail!("{peer} failed: {why}")
+            }
             Message::Result(outcome) => {
                 self.result = Some(outcome);
                 Ok(())

@@ -371,7 +371,6 @@ fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<(File, FileId
     Ok((file, FileId::of(&meta)))
 }
 
-/// Whether the file is still the one opened: same identity, ctime included.
 /// Fills `buf` from the start of `file`: a file that ends early has
 /// changed since it was walked.
 fn read_whole(file: &File, buf: &mut [u8]) -> Result<(), String> {
@@ -387,6 +386,7 @@ fn read_whole(file: &File, buf: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the file is still the one opened: same identity, ctime included.
 fn same_file(file: &File, opened: FileId) -> Result<(), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     match FileId::of(&meta) == opened {
