@@ -1782,6 +1782,64 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
     assert_same_tree(&top, &l.out.join("small"), "small");
 }
 
+/// A hand-written tree session, its OFFER answered.
+fn offered(addr: SocketAddr, entries: u64, bytes: u64) -> Wire {
+    let mut w = Wire::connect(addr);
+    let mut hello = preamble();
+    hello.extend(tree_offer(entries, bytes));
+    w.0.write_all(&hello).unwrap();
+    assert!(
+        matches!(w.next(), Some((b'A', _))),
+        "the offer was answered"
+    );
+    w
+}
+
+/// A MANIFEST frame counting `entries`, none failed.
+fn manifest_frame(entries: u64) -> Vec<u8> {
+    let mut m = field(1, &entries.to_be_bytes());
+    m.extend(field(2, &0u64.to_be_bytes()));
+    frame(b'M', &m)
+}
+
+impl Wire {
+    /// Frames up to and including the first of `stop`: their kinds, and
+    /// the stopping frame's body (None when the peer hung up first).
+    fn until(&mut self, stop: &[u8]) -> (String, Option<Vec<u8>>) {
+        let mut kinds = String::new();
+        while let Some((kind, body)) = self.next() {
+            kinds.push(kind as char);
+            if stop.contains(&kind) {
+                return (kinds, Some(body));
+            }
+        }
+        (kinds, None)
+    }
+
+    /// The session's failed RESULT: its reason.
+    fn failure(&mut self) -> String {
+        let (kinds, body) = self.until(b"R");
+        let result = parse_fields(&body.unwrap_or_else(|| panic!("no RESULT: {kinds}")));
+        assert_eq!(get(&result, 1), Some(&[2][..]), "failed: {result:?}");
+        String::from_utf8_lossy(get(&result, 4).unwrap_or_default()).into_owned()
+    }
+}
+
+/// A fake receiver's side of a tree session from a real sender: accepted,
+/// the OFFER answered, frames read up to the first `until`; their kinds.
+fn fake_receiver(listener: TcpListener, until: u8) -> (Wire, String) {
+    let (s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+    let mut w = Wire(s);
+    let mut preamble = [0u8; 8];
+    w.0.read_exact(&mut preamble).unwrap();
+    let (offer, _) = w.until(b"O");
+    assert_eq!(offer, "O", "the sender began with its OFFER");
+    w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+    let (seen, _) = w.until(&[until]);
+    (w, seen)
+}
+
 /// After GO a hostile sender goes back to the manifest: the receiver stops
 /// that session with a clear reason (the RESULT says it), keeps nothing of
 /// it, and a -k receiver goes on serving.
@@ -1789,41 +1847,16 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
 fn a_frame_out_of_order_ends_the_session_with_its_name() {
     let l = layout();
     let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
-    let mut w = Wire::connect(rx.addr);
-    let mut hello = preamble();
-    hello.extend(tree_offer(1, 3));
-    w.0.write_all(&hello).unwrap();
-    assert!(
-        matches!(w.next(), Some((b'A', _))),
-        "the offer was answered"
-    );
-    let first = file_ent(b"odd/a", b"abc", 0o644);
-    let mut manifest = encode_entry(0, &first);
-    let mut m = field(1, &1u64.to_be_bytes());
-    m.extend(field(2, &0u64.to_be_bytes()));
-    manifest.extend(frame(b'M', &m));
+    let mut w = offered(rx.addr, 1, 3);
+    let mut manifest = encode_entry(0, &file_ent(b"odd/a", b"abc", 0o644));
+    manifest.extend(manifest_frame(1));
     w.0.write_all(&manifest).unwrap();
-    let mut kinds = String::new();
-    while let Some((kind, _)) = w.next() {
-        kinds.push(kind as char);
-        if kind == b'G' {
-            break;
-        }
-    }
-    assert!(kinds.ends_with('G'), "no GO: {kinds}");
+    let (kinds, go) = w.until(b"G");
+    assert!(go.is_some(), "no GO: {kinds}");
     // the data phase opens with an ENTRY: out of order
     w.0.write_all(&encode_entry(1, &file_ent(b"odd/b", b"x", 0o644)))
         .unwrap();
-    let mut result = None;
-    while let Some((kind, body)) = w.next() {
-        if kind == b'R' {
-            result = Some(parse_fields(&body));
-            break;
-        }
-    }
-    let result = result.expect("a RESULT saying why");
-    assert_ne!(get(&result, 1), Some(&[0][..]), "not OK: {result:?}");
-    let message = String::from_utf8_lossy(get(&result, 4).unwrap_or_default()).into_owned();
+    let message = w.failure();
     assert!(
         message.contains("unexpected ENTRY during the data"),
         "the reason names the frame: {message:?}"
@@ -1846,22 +1879,7 @@ fn a_sender_stops_at_a_second_go() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
-        let mut w = Wire(s);
-        let mut preamble = [0u8; 8];
-        w.0.read_exact(&mut preamble).unwrap();
-        let mut seen = String::new();
-        // OFFER, then the entries up to MANIFEST
-        while let Some((kind, _)) = w.next() {
-            seen.push(kind as char);
-            if kind == b'O' {
-                w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
-            }
-            if kind == b'M' {
-                break;
-            }
-        }
+        let (mut w, seen) = fake_receiver(listener, b'M');
         let mut reply = field(1, &0u64.to_be_bytes());
         reply.extend(field(2, &[1])); // skip the top directory
         let mut out = frame(b'Y', &reply);
@@ -1881,7 +1899,7 @@ fn a_sender_stops_at_a_second_go() {
     });
     let got = send(&[s(&top), &addr.to_string()]);
     let (seen, after) = fake.join().unwrap();
-    assert!(seen.starts_with('O') && seen.ends_with('M'), "{seen}");
+    assert!(seen.ends_with('M'), "{seen}");
     got.expect_code(1, "a second GO");
     assert!(
         got.stderr.contains("unexpected GO after GO"),
@@ -1900,28 +1918,12 @@ fn a_sender_stops_at_a_second_go() {
 fn a_bad_manifest_is_answered_with_the_reason() {
     let l = layout();
     let mut rx = receiver(&l.out, &["-k"], Stdout::Null);
-    let mut w = Wire::connect(rx.addr);
-    let mut hello = preamble();
-    hello.extend(tree_offer(1, 2));
-    w.0.write_all(&hello).unwrap();
-    assert!(
-        matches!(w.next(), Some((b'A', _))),
-        "the offer was answered"
-    );
+    let mut w = offered(rx.addr, 1, 2);
     let mut entries = encode_entry(0, &file_ent(b"one", b"1", 0o644));
     entries.extend(encode_entry(1, &file_ent(b"two", b"2", 0o644)));
     let writer = w.write_behind(entries);
-    let mut result = None;
-    while let Some((kind, body)) = w.next() {
-        if kind == b'R' {
-            result = Some(parse_fields(&body));
-            break;
-        }
-    }
+    let message = w.failure();
     writer.join().unwrap();
-    let result = result.expect("a RESULT saying why");
-    assert_eq!(get(&result, 1), Some(&[2][..]), "failed: {result:?}");
-    let message = String::from_utf8_lossy(get(&result, 4).unwrap_or_default()).into_owned();
     assert!(
         message.contains("more entries than the 1 announced"),
         "{message:?}"
@@ -1950,19 +1952,7 @@ fn a_sender_reports_why_the_receiver_gave_up_before_go() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let fake = thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
-            let mut w = Wire(s);
-            let mut preamble = [0u8; 8];
-            w.0.read_exact(&mut preamble).unwrap();
-            while let Some((kind, _)) = w.next() {
-                if kind == b'O' {
-                    w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
-                }
-                if kind == after {
-                    break;
-                }
-            }
+            let (mut w, _) = fake_receiver(listener, after);
             let mut result = field(1, &[2]);
             result.extend(field(3, &0u64.to_be_bytes()));
             result.extend(field(4, b"the output disk is on fire"));
@@ -1988,27 +1978,12 @@ fn a_sender_reports_why_the_receiver_gave_up_before_go() {
 fn a_keepalive_behind_the_manifest_is_no_data_before_go() {
     let l = layout();
     let rx = receiver(&l.out, &["-k"], Stdout::Null);
-    let mut w = Wire::connect(rx.addr);
-    let mut hello = preamble();
-    hello.extend(tree_offer(1, 1));
-    w.0.write_all(&hello).unwrap();
-    assert!(
-        matches!(w.next(), Some((b'A', _))),
-        "the offer was answered"
-    );
+    let mut w = offered(rx.addr, 1, 1);
     let mut frames = encode_entry(0, &file_ent(b"k", b"1", 0o644));
-    let mut m = field(1, &1u64.to_be_bytes());
-    m.extend(field(2, &0u64.to_be_bytes()));
-    frames.extend(frame(b'M', &m));
+    frames.extend(manifest_frame(1));
     frames.extend(frame(b'K', &[]));
     w.0.write_all(&frames).unwrap();
-    let mut kinds = String::new();
-    while let Some((kind, _)) = w.next() {
-        kinds.push(kind as char);
-        if kind == b'G' || kind == b'R' {
-            break;
-        }
-    }
+    let (kinds, _) = w.until(b"GR");
     assert!(
         kinds.ends_with('G'),
         "the receiver answered {kinds:?}, not GO"
