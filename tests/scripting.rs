@@ -1475,6 +1475,15 @@ fn keep_open_two_senders_of_one_name_one_wins_one_is_refused() {
     let (a, b) = (d.src.join("a").join(name), d.src.join("b").join(name));
     random_file(&a, 8 * MIB, 21);
     random_file(&b, 8 * MIB, 22);
+    // Same size: only the modification time tells the receiver's quick check
+    // they differ, and two files written back to back can share a clock tick.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&b)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
     let rx = listen_recv(&d.out, &["-k"], Stdout::Memory);
     // Throttled to about 16 MiB/s each, the two transfers overlap.
     let pa = CuttingProxy::throttled(rx.addr, 32 * 1024, Duration::from_millis(2));
