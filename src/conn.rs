@@ -16,6 +16,16 @@ use crate::secure::record::Keys;
 /// the idle clock again.
 pub const TICK: Duration = Duration::from_millis(200);
 
+/// A bulk read (the rest of a DATA frame) asks the kernel to wake it only
+/// once this much is queued (SO_RCVLOWAT). On a VM every wakeup of the
+/// reader costs the writer's CPU an interrupt: at loopback speed, waking per
+/// packet took half of the sender's CPU time.
+const LOW_WATER: usize = 256 << 10;
+
+/// Below this, a bulk read is an ordinary read: setting the mark would cost
+/// more than the wakeups it saves.
+const BULK_MIN: usize = 64 << 10;
+
 /// Wraps a stream so that `read`/`write` wait in ticks: a plain blocking
 /// call could sit forever on a silent peer and would not see Ctrl-C.
 pub struct Conn {
@@ -46,6 +56,8 @@ pub struct Conn {
     /// The receiving direction's records, unless handed to another handle
     /// that reads on a thread of its own.
     inbound: Option<Inbound>,
+    /// The socket's SO_RCVLOWAT as last set: 1 but during a bulk read.
+    low_water: usize,
 }
 
 /// Which bytes of a connection `--limit-rate` paces: a sender its writes,
@@ -92,6 +104,7 @@ impl Conn {
             sealed: false,
             outbound: None,
             inbound: None,
+            low_water: 1,
         })
     }
 
@@ -223,6 +236,42 @@ impl Conn {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
+    /// Before reading part of `room` bytes that are sure to come (or the
+    /// peer closes): the kernel wakes this side once up to [`LOW_WATER`] of
+    /// them are queued. Any other read puts the mark back to 1 first, since
+    /// a frame header that never fills the mark would wait for a tick.
+    pub fn expect(&mut self, room: usize) {
+        let water = match self.sealed || room < BULK_MIN || !cfg!(target_os = "linux") {
+            true => 1,
+            false => room.min(LOW_WATER),
+        };
+        if water != self.low_water {
+            #[cfg(target_os = "linux")]
+            crate::sys::set_recv_low_water(std::os::fd::AsFd::as_fd(&self.stream), water);
+            self.low_water = water;
+        }
+    }
+
+    /// Reads part of `buf.len()` bytes that are sure to come, waking once
+    /// per [`LOW_WATER`] instead of per packet.
+    pub fn read_bulk(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.sealed {
+            return self.read_sealed(buf);
+        }
+        let n = self.allow(Way::Recv, buf.len())?;
+        self.expect(n);
+        // A blocking read would take what is queued and then wait for a
+        // whole mark more, which the frame's tail may never bring: wait
+        // for the mark counting what is queued, then take what is there.
+        #[cfg(target_os = "linux")]
+        if self.low_water > 1 {
+            return self.in_ticks(Way::Recv, |stream| {
+                crate::sys::recv_when_ready(std::os::fd::AsFd::as_fd(&*stream), &mut buf[..n], TICK)
+            });
+        }
+        self.in_ticks(Way::Recv, |stream| stream.read(&mut buf[..n]))
+    }
+
     /// Repeats one socket call until it moves bytes or truly fails: after
     /// each tick it checks Ctrl-C and the idle clock, after EINTR it simply
     /// retries; what moved counts against the limit. The one loop behind
@@ -264,6 +313,7 @@ impl Read for Conn {
             return self.read_sealed(buf);
         }
         let n = self.allow(Way::Recv, buf.len())?;
+        self.expect(0);
         self.in_ticks(Way::Recv, |stream| stream.read(&mut buf[..n]))
     }
 }

@@ -71,7 +71,8 @@ pub fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Waits up to `timeout` for a listening socket to have a connection ready.
+/// Waits up to `timeout` for a socket to be readable (a listening one: to
+/// have a connection ready).
 #[cfg(unix)]
 pub fn wait_readable(
     socket: std::os::fd::BorrowedFd<'_>,
@@ -128,6 +129,52 @@ pub fn set_pipe_size(pipe: std::os::fd::BorrowedFd<'_>, size: usize) {
     // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
     unsafe {
         libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int);
+    }
+}
+
+/// Sets SO_RCVLOWAT: the kernel wakes a reader of `socket` only once
+/// `bytes` are queued (or the peer closes). Best effort, like the pipe size.
+#[cfg(target_os = "linux")]
+pub fn set_recv_low_water(socket: std::os::fd::BorrowedFd<'_>, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: the option's value is a c_int on our stack and its size is
+    // passed with it; the kernel only reads it.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Waits up to `timeout` for `socket` to be readable (its low-water mark
+/// queued), then takes what is queued without waiting: WouldBlock if
+/// nothing came.
+#[cfg(target_os = "linux")]
+pub fn recv_when_ready(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    timeout: std::time::Duration,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    wait_readable(socket, timeout)?;
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
+    // we borrow mutably for the call.
+    let rc = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    match rc {
+        -1 => Err(std::io::Error::last_os_error()),
+        n => Ok(n as usize),
     }
 }
 

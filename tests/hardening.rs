@@ -1559,6 +1559,47 @@ fn a_silent_peer_only_delays_a_one_shot_receiver() {
     assert_same_file(&src, &out.join("patient.bin"));
 }
 
+#[test]
+fn a_sender_silent_in_the_middle_of_a_frame_is_dropped_after_the_timeout() {
+    // The receiver asks the kernel to wake it once a good part of the frame
+    // is queued; a sender that stops half-way must still be timed out on
+    // time, not after some longer wait for data that never comes. Both
+    // receive paths: verified (read) and --no-verify (splice).
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("halted.bin");
+    random_file(&src, 8 * MIB, 32);
+    for flags in [&[][..], &["--no-verify"][..]] {
+        let (_root, out) = layout();
+        let mut args = vec!["--timeout", "1"];
+        args.extend_from_slice(flags);
+        let mut r = Recv::start(&out, &args);
+        let proxy = CuttingProxy::counting(r.addr);
+        proxy.hold_at(3 * MIB);
+        let mut send_args = vec!["--timeout", PATIENT];
+        send_args.extend_from_slice(flags);
+        let dest = proxy.addr.to_string();
+        send_args.extend([s(&src), dest.as_str()]);
+        let mut sender = send_async(&send_args, None);
+        proxy.wait_for(3 * MIB, &mut sender.child, "zc send");
+        let held = Instant::now();
+        let got = r.finish(CLIENT_WAIT);
+        let waited = held.elapsed();
+        let _ = sender.child.kill();
+        let what = format!("a sender silent after 3 MiB of 8 {flags:?}");
+        println!("{what}: the receiver gave up after {waited:?}");
+        got.expect_code(1, &format!("zc recv --timeout 1, {what}"));
+        assert!(got.stderr.contains("--timeout"), "{what}: {}", got.stderr);
+        // 1 s of silence, a tick, and 1 s more for the sender to come back
+        // and resume; 7 s leaves a busy machine room
+        assert!(
+            waited < Duration::from_secs(7),
+            "{what}: the receiver took {waited:?} to give up"
+        );
+        let part = fs::metadata(out.join("halted.bin.zcpart")).map_or(0, |m| m.len());
+        assert!(part > 0, "{what}: the part with what arrived is kept");
+    }
+}
+
 // ===========================================================================
 // Faults
 

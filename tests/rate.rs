@@ -327,3 +327,38 @@ fn a_zero_or_unreadable_rate_is_a_usage_error() {
     ok.args(["send", "--limit-rate", "1.5G", "--help"]);
     run(ok, None, TIMEOUT).expect_clean(0, "zc send --limit-rate 1.5G --help");
 }
+
+#[test]
+fn a_trickle_below_the_receivers_low_water_mark_is_no_silent_peer() {
+    // The receiver asks to be woken once 256 KiB of a frame are queued. A
+    // sender paced to 64 KiB/s takes 4 s to fill that mark; the receiver's
+    // --timeout is 1 s, so it must take what trickled in at every tick, or
+    // it calls a live peer silent. Both receive paths: verified (read) and
+    // --no-verify (splice).
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("trickle.bin");
+    random_file(&file, 160 << 10, 9);
+    for flags in [&[][..], &["--no-verify"][..]] {
+        let out = tmp.path().join(format!("out{}", flags.len()));
+        fs::create_dir_all(&out).unwrap();
+        let mut rx_flags = vec!["--timeout", "1"];
+        rx_flags.extend_from_slice(flags);
+        let rx = receiver(&out, &rx_flags, Stdout::Null);
+        let began = Instant::now();
+        let mut args = vec!["--limit-rate", "64K"];
+        args.extend_from_slice(flags);
+        let dest = rx.dest();
+        args.extend([s(&file), dest.as_str()]);
+        let sent = run(send_cmd(&args), None, TIMEOUT);
+        let got = rx.finish(TIMEOUT);
+        let what = format!("a 64K/s sender to a receiver with --timeout 1 {flags:?}");
+        sent.expect_clean(0, &format!("zc send, {what}"));
+        got.expect_clean(0, &format!("zc recv, {what}"));
+        assert!(
+            began.elapsed() > Duration::from_millis(2000),
+            "{what}: {:?} is not past the receiver's timeout: the case proves nothing",
+            began.elapsed()
+        );
+        assert_same_file(&file, &out.join("trickle.bin"));
+    }
+}

@@ -206,7 +206,13 @@ pub fn recv_to_sink(
                 cut: false,
             });
         }
-        let n = match conn.read(&mut buf[..room]) {
+        // A frame's bytes are sure to come, so many may be awaited at once;
+        // a raw stream's may trickle (a pipe), and each is wanted as it comes.
+        let read = match len {
+            Some(_) => conn.read_bulk(&mut buf[..room]),
+            None => conn.read(&mut buf[..room]),
+        };
+        let n = match read {
             Ok(0) => {
                 chunks.written(buf, 0);
                 return Ok(Received {

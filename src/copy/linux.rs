@@ -62,6 +62,9 @@ pub fn recv_splice(
         let room = conn
             .allow(Way::Recv, room)
             .map_err(|e| fail(done, false, e))?;
+        if len.is_some() {
+            conn.expect(room);
+        }
         let n = match sys::splice(conn.stream.as_fd(), pipe_w.as_fd(), room) {
             Ok(0) => {
                 return Ok(Received {
