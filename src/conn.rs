@@ -26,6 +26,16 @@ const LOW_WATER: usize = 256 << 10;
 /// more than the wakeups it saves.
 const BULK_MIN: usize = 64 << 10;
 
+/// Whether a low-water mark helps here: Linux from 4.18 wakes a reader by
+/// its mark and grows the receive buffer to hold it; an older kernel would
+/// close the window short of a large mark and wake the reader only at ticks.
+fn marks_work() -> bool {
+    #[cfg(target_os = "linux")]
+    return crate::sys::kernel_at_least(4, 18);
+    #[cfg(not(target_os = "linux"))]
+    return false;
+}
+
 /// Wraps a stream so that `read`/`write` wait in ticks: a plain blocking
 /// call could sit forever on a silent peer and would not see Ctrl-C.
 pub struct Conn {
@@ -241,7 +251,7 @@ impl Conn {
     /// them are queued. Any other read puts the mark back to 1 first, since
     /// a frame header that never fills the mark would wait for a tick.
     pub fn expect(&mut self, room: usize) {
-        let water = match self.sealed || room < BULK_MIN || !cfg!(target_os = "linux") {
+        let water = match self.sealed || room < BULK_MIN || !marks_work() {
             true => 1,
             false => room.min(LOW_WATER),
         };
@@ -261,8 +271,8 @@ impl Conn {
         let n = self.allow(Way::Recv, buf.len())?;
         self.expect(n);
         // A blocking read would take what is queued and then wait for a
-        // whole mark more, which the frame's tail may never bring: wait
-        // for the mark counting what is queued, then take what is there.
+        // whole mark more, which the frame's tail may never bring (until a
+        // tick): wait for the mark counting what is queued, then take it.
         #[cfg(target_os = "linux")]
         if self.low_water > 1 {
             return self.in_ticks(Way::Recv, |stream| {

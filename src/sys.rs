@@ -151,6 +151,25 @@ pub fn set_recv_low_water(socket: std::os::fd::BorrowedFd<'_>, bytes: usize) {
     }
 }
 
+/// True when the running kernel's release is `major.minor` or later.
+#[cfg(target_os = "linux")]
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    static RELEASE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *RELEASE.get_or_init(|| {
+        release_of(&std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default())
+    }) >= (major, minor)
+}
+
+/// "6.18.44-fc" -> (6, 18); anything unreadable is (0, 0), the oldest.
+#[cfg(target_os = "linux")]
+fn release_of(text: &str) -> (u32, u32) {
+    let mut numbers = text.trim().split(['.', '-']).map(|n| n.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => (0, 0),
+    }
+}
+
 /// Waits up to `timeout` for `socket` to be readable (its low-water mark
 /// queued), then takes what is queued without waiting: WouldBlock if
 /// nothing came.
@@ -658,5 +677,23 @@ mod tests {
         file.rewind().unwrap();
         file.read_to_string(&mut back).unwrap();
         assert_eq!(back, "held");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_releases_read_as_major_and_minor() {
+        for (text, want) in [
+            ("6.18.44-fc-v1252\n", (6, 18)),
+            ("4.18.0-553.el8_10.x86_64", (4, 18)),
+            ("4.17.3", (4, 17)),
+            ("3.10.0-1160.el7.x86_64", (3, 10)),
+            ("5.4", (5, 4)),
+            ("", (0, 0)),
+            ("six", (0, 0)),
+        ] {
+            assert_eq!(super::release_of(text), want, "{text:?}");
+        }
+        // whatever runs these tests is newer than that
+        assert!(super::kernel_at_least(2, 6));
     }
 }
