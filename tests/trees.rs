@@ -816,6 +816,25 @@ fn a_cut_tree_resumes_with_retry_and_sends_little_more_than_what_was_missing() {
     );
 }
 
+/// Waits until nothing more goes through `proxy` and no `.zcpart` under
+/// `dir` is locked by a receiver still writing it; returns what went through.
+fn settled(proxy: &CuttingProxy, dir: &Path) -> u64 {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let before = proxy.forwarded.load(Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(300));
+        let after = proxy.forwarded.load(Ordering::SeqCst);
+        let free = fs::read_dir(dir).into_iter().flatten().flatten().all(|e| {
+            !e.file_name().to_string_lossy().ends_with(".zcpart")
+                || File::open(e.path()).is_ok_and(|f| zc::sys::try_lock(&f).unwrap_or(true))
+        });
+        if before == after && free {
+            return after;
+        }
+        assert!(Instant::now() < deadline, "the receiver never settled");
+    }
+}
+
 /// Interrupts the sender of a 40 MiB tree once 9.5 MiB went through (kill -9
 /// or Ctrl-C), then runs the same command again. (What the sender's kernel
 /// had buffered, up to ~10 MiB on loopback, still arrives.)
@@ -847,9 +866,9 @@ fn interrupted_sender_case(sigkill: bool) {
         println!("interrupted sender:\n{}", stopped.stderr);
         stopped.expect_code(130, "zc send after SIGINT");
     }
-    // Let the receiver take in what the first sender had in flight.
-    thread::sleep(Duration::from_millis(1500));
-    let first = proxy.forwarded.load(Ordering::SeqCst);
+    // Let the receiver take in what the first sender had in flight and let
+    // go of its parts (a second session would find one still locked).
+    let first = settled(&proxy, &l.out.join("stop"));
     assert!(
         first < total - 2 * MIB,
         "the first attempt was not stopped mid-way: {first} of {total}"
