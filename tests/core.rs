@@ -308,7 +308,7 @@ fn usage_errors_exit_2() {
     let src = tmp.path().join("ten.bin");
     random_file(&src, 10, 5);
     // Nobody listens there: a usage error must be found before connecting.
-    let dest = format!("127.0.0.1:{}", free_port());
+    let (_refusing, dest) = refusing_addr();
 
     let cases: [(&str, Vec<&str>, &str); 3] = [
         ("bad size", vec!["--count", "12X", s(&src), &dest], "12X"),
@@ -336,7 +336,7 @@ fn sending_to_a_closed_port_fails_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("a.bin");
     random_file(&src, 1000, 6);
-    let dest = format!("127.0.0.1:{}", free_port());
+    let (_refusing, dest) = refusing_addr();
     let out = send(&[s(&src), &dest]);
     out.expect_code(1, "zc send to a closed port");
     let lines: Vec<&str> = out

@@ -945,7 +945,7 @@ fn quiet_says_nothing_on_success_and_still_reports_errors() {
     assert_eq!(got.stderr, "", "zc recv -q");
     assert_same_file(&src, &d.out.join("q.bin"));
 
-    let dead = format!("127.0.0.1:{}", free_port());
+    let (_refusing, dead) = refusing_addr();
     let tx = send_args(&["-q", s(&src), &dead]);
     tx.expect_code(1, "zc send -q to nobody");
     assert_eq!(tx.stderr.lines().count(), 1, "{}", tx.stderr);
@@ -1134,7 +1134,7 @@ fn json_resumed_transfer_receiver_start_says_where_it_resumes() {
 fn exit_1_connection_refused() {
     let d = dirs();
     let src = d.file("nobody.bin", 1024, 8);
-    let dead = format!("127.0.0.1:{}", free_port());
+    let (_refusing, dead) = refusing_addr();
     let plain = send_args(&[s(&src), &dead]);
     plain.expect_code(1, "zc send to nobody");
     assert!(

@@ -485,6 +485,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An address on 127.0.0.1 that refuses connections for as long as the
+/// returned socket lives: bound and never listening, so no other test can
+/// take the port in the meantime (a port that was merely free can be).
+pub fn refusing_addr() -> (socket2::Socket, String) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("binding 127.0.0.1:0");
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, format!("127.0.0.1:{port}"))
+}
+
 /// True when something listens on 127.0.0.1:`port` (IPv4 or IPv6 table),
 /// checked without connecting (a connect would use up a one-shot listener).
 pub fn is_listening(port: u16) -> bool {
