@@ -1514,6 +1514,15 @@ fn hostile_session_offering(addr: SocketAddr, entries: &[Ent], offer: Vec<u8>) -
 
 /// A small real tree, sent by a real `zc send`, to show a receiver still
 /// serves after hostile sessions.
+/// The `-k` receiver outlived what came before, and a real tree still lands.
+fn still_serves(l: &Layout, rx: &mut Receiver, name: &str) {
+    assert!(
+        rx.child.try_wait().unwrap().is_none(),
+        "the -k receiver ended"
+    );
+    real_send_lands(l, &rx.dest(), name);
+}
+
 fn real_send_lands(l: &Layout, dest: &str, name: &str) {
     let top = l.src.join(name);
     put(&top.join("x/y.txt"), &bytes(5000, 130));
@@ -1748,12 +1757,7 @@ fn more_entries_than_announced_are_not_written() {
         );
     }
     assert_eq!(outside_state(&l), before);
-    assert!(
-        rx.child.try_wait().unwrap().is_none(),
-        "the -k receiver ended"
-    );
-    let dest = rx.dest();
-    real_send_lands(&l, &dest, "real");
+    still_serves(&l, &mut rx, "real");
 }
 
 /// A tree counted as it comes is refused whole once it passes
@@ -1881,11 +1885,7 @@ fn a_frame_out_of_order_ends_the_session_with_its_name() {
         "the reason names the frame: {message:?}"
     );
     assert!(!l.out.join("odd/a").exists() && !l.out.join("odd/b").exists());
-    assert!(
-        rx.child.try_wait().unwrap().is_none(),
-        "the -k receiver ended"
-    );
-    real_send_lands(&l, &rx.dest(), "after");
+    still_serves(&l, &mut rx, "after");
 }
 
 /// A hostile receiver says GO twice: the sender stops with a reason that
@@ -1947,11 +1947,7 @@ fn a_bad_manifest_is_answered_with_the_reason() {
         message.contains("more entries than the 1 announced"),
         "{message:?}"
     );
-    assert!(
-        rx.child.try_wait().unwrap().is_none(),
-        "the -k receiver ended"
-    );
-    real_send_lands(&l, &rx.dest(), "after");
+    still_serves(&l, &mut rx, "after");
 }
 
 /// A receiver that gives up before GO and says why: the sender's user
@@ -2184,11 +2180,7 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
         &l.out.join("later"),
         "later/, sent after the failures",
     );
-    assert!(
-        rx.child.try_wait().unwrap().is_none(),
-        "the -k receiver ended"
-    );
-    real_send_lands(&l, &dest, "real");
+    still_serves(&l, &mut rx, "real");
 }
 
 /// A receiver that permissions bind: as root (CI), `zc recv` under
