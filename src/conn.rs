@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::admission::Unproven;
 use crate::exit::{ExitCode, Failure};
 use crate::interrupt;
 use crate::rate::Pacer;
@@ -68,6 +69,17 @@ pub struct Conn {
     inbound: Option<Inbound>,
     /// The socket's SO_RCVLOWAT as last set: 1 but during a bulk read.
     low_water: usize,
+    /// A listener's connection that has not yet proven itself.
+    handshake: Option<Handshake>,
+}
+
+/// The whole of a handshake is bounded, not each wait in it: a peer that
+/// trickles a byte now and then must not hold a listener's place.
+struct Handshake {
+    deadline: Instant,
+    within: Duration,
+    /// The connection's place on a `-k` listener, which may cut it.
+    unproven: Option<Unproven>,
 }
 
 /// Which bytes of a connection `--limit-rate` paces: a sender its writes,
@@ -115,7 +127,47 @@ impl Conn {
             outbound: None,
             inbound: None,
             low_water: 1,
+            handshake: None,
         })
+    }
+
+    /// A listener's new connection: the peer must prove itself (a complete
+    /// offer, and the secret's confirmation) within `within` from now, all
+    /// told. `unproven` is its place on a `-k` listener.
+    pub fn handshake(&mut self, within: Duration, unproven: Option<Unproven>) {
+        self.handshake = Some(Handshake {
+            deadline: Instant::now() + within,
+            within,
+            unproven,
+        });
+    }
+
+    /// The peer proved itself: from now on only the idle timeout applies.
+    pub fn trusted(&mut self) {
+        self.handshake = None;
+    }
+
+    /// An error once the handshake ran out of time or its place was taken.
+    fn check_handshake(&self) -> io::Result<()> {
+        let Some(h) = &self.handshake else {
+            return Ok(());
+        };
+        if h.unproven.as_ref().is_some_and(Unproven::was_cut) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "cut to make room for newer connections: it had not finished its handshake",
+            ));
+        }
+        if Instant::now() >= h.deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the handshake took longer than {} s",
+                    h.within.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// From now on every byte each way travels in records: `outgoing` seals
@@ -215,7 +267,7 @@ impl Conn {
                 ),
             ));
         }
-        Ok(())
+        self.check_handshake()
     }
 
     /// Records that bytes moved, restarting the idle clock.
@@ -298,6 +350,8 @@ impl Conn {
         loop {
             match call(&mut self.stream) {
                 Ok(n) => {
+                    // a peer that trickles never lets a call wait a tick
+                    self.check_handshake()?;
                     self.moved();
                     self.spent(way, n);
                     return Ok(n);

@@ -5,6 +5,7 @@
 // Syscalls std does not offer live in `sys`, the one module allowed `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod config;

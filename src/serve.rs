@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::admission::{Admission, Unproven, HANDSHAKES_MOST};
 use crate::exit::{self, ExitCode};
 use crate::net;
 use crate::progress::Reporter;
@@ -21,16 +22,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 /// cleanly) and returns the interruption. While `max` sessions run, no
 /// connection is accepted: later ones wait in the kernel's listen backlog,
 /// where they hold no descriptor of ours, and are served as sessions end.
+/// A connection comes with its place among those in their handshake
+/// ([`Admission`]), which `handle` gives up once the peer proved itself; a
+/// peer that has not cannot hold a session's place against a new one.
 pub fn serve(
     listener: &TcpListener,
     max: usize,
     reporter: &Reporter,
-    handle: impl Fn(TcpStream) + Sync,
+    handle: impl Fn(TcpStream, Unproven) + Sync,
 ) -> Result<()> {
     let slots = Slots::new(max);
+    let admission = Admission::default();
     let handle = &handle;
     thread::scope(|scope| loop {
-        slots.wait_free()?;
+        slots.wait_room(&admission)?;
         let stream = match net::accept(listener, None) {
             Ok(stream) => stream.expect("no deadline, so a connection"),
             Err(e) if exit::code_of(&e) == ExitCode::Interrupted => return Err(e),
@@ -39,16 +44,25 @@ pub fn serve(
             // stop by opening enough sockets is no server.
             Err(e) => {
                 reporter.warn(&exit::message_of(&e));
+                // a stranger that has had its time frees its descriptors
+                if admission.can_give_way() {
+                    admission.give_way();
+                }
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
+        if !slots.has_room(&admission) {
+            // wait_room let this one in because the oldest had its time
+            admission.give_way();
+        }
+        let unproven = admission.enter(&stream);
         let slot = slots.take();
         let spawned = thread::Builder::new()
             .name("zc-transfer".into())
             .spawn_scoped(scope, move || {
                 let _slot = slot;
-                handle(stream);
+                handle(stream, unproven);
             });
         // a thread that did not start dropped its slot with its closure
         if let Err(e) = spawned {
@@ -89,22 +103,34 @@ impl Slots {
         self.busy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns once a session may start; Ctrl-C ends the wait.
-    fn wait_free(&self) -> Result<()> {
-        let mut busy = self.lock();
-        while *busy >= self.max {
+    /// Whether a new connection fits: a session's place free, and room
+    /// among the connections in their handshake.
+    fn has_room(&self, admission: &Admission) -> bool {
+        let most = HANDSHAKES_MOST.min(self.max);
+        *self.lock() < self.max && admission.count() < most
+    }
+
+    /// Returns once a connection may be accepted: there is room, or the
+    /// oldest connection in its handshake has had its time and will give
+    /// way. Ctrl-C ends the wait.
+    fn wait_room(&self, admission: &Admission) -> Result<()> {
+        loop {
+            if self.has_room(admission) || admission.can_give_way() {
+                return Ok(());
+            }
             if crate::interrupt::requested() {
                 return Err(exit::interrupted(
                     "interrupted while waiting for a connection",
                 ));
             }
-            busy = self
-                .freed
-                .wait_timeout(busy, crate::conn::TICK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            let busy = self.lock();
+            // woken by a session's end; a handshake's end is seen at a tick
+            drop(
+                self.freed
+                    .wait_timeout(busy, crate::conn::TICK)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
         }
-        Ok(())
     }
 
     fn take(&self) -> Slot<'_> {
@@ -123,8 +149,10 @@ mod tests {
         let a = slots.take();
         let _b = slots.take();
         assert_eq!(*slots.lock(), 2);
+        let admission = Admission::default();
+        assert!(!slots.has_room(&admission));
         drop(a);
-        slots.wait_free().unwrap();
+        slots.wait_room(&admission).unwrap();
         assert_eq!(*slots.lock(), 1);
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::admission::{Unproven, HANDSHAKE_WITHIN};
 use crate::config::{Peer, RecvConfig};
 use crate::conn::{Conn, Way};
 use crate::exit::{self, Tag};
@@ -13,9 +14,6 @@ use crate::secure::{handshake, Secret};
 
 use super::peer::refuse;
 
-/// How long a new connection may take to send its preamble and offer.
-const HELLO_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::NotASender)
 }
@@ -24,14 +22,21 @@ pub fn is_resumable(err: &anyhow::Error) -> bool {
     exit::tag_of(err) == Some(Tag::Resumable)
 }
 
-pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporter) -> Result<()> {
+/// One connection's session. `unproven` is its place on a `-k` listener
+/// until the sender has proven itself.
+pub fn receive(
+    cfg: &RecvConfig,
+    stream: std::net::TcpStream,
+    unproven: Option<Unproven>,
+    reporter: &Reporter,
+) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
     // a zc sender writes its preamble and offer at once: a peer that does
-    // not frees its slot (of --max-conns) soon. Not in reverse mode: there
+    // not frees its place (of --max-conns) soon. Not in reverse mode: there
     // this side connected, and may wait in a busy sender's queue for as
     // long as --timeout allows.
     if let Peer::Listen(_) = cfg.peer {
-        conn.set_idle(HELLO_WAIT.min(cfg.common.idle_timeout));
+        conn.handshake(HANDSHAKE_WITHIN.min(cfg.common.idle_timeout), unproven);
     }
     let peer = conn.peer.clone();
     let version = proto::read_preamble(&mut conn).map_err(|e| {
@@ -74,7 +79,7 @@ pub fn receive(cfg: &RecvConfig, stream: std::net::TcpStream, reporter: &Reporte
             return Err(refuse(&mut conn, RefuseCode::Auth, why));
         }
     };
-    conn.set_idle(cfg.common.idle_timeout);
+    conn.trusted();
     if frame.kind != kind::OFFER {
         return Err(refuse(
             &mut conn,

@@ -66,7 +66,7 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
             let (err, _) = pending.expect("only a deadline ends an accept");
             return Err(err);
         };
-        match hello::receive(cfg, stream, reporter) {
+        match hello::receive(cfg, stream, None, reporter) {
             // A port scan or a stray nc must not end a receiver that waits
             // for a real sender.
             Err(e) if hello::is_not_a_sender(&e) => {
@@ -96,15 +96,15 @@ fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
     let stream = net::connect(sender, cfg.common.family, cfg.common.connect_timeout)?;
     match &mut sink {
         Some(sink) => raw::receive(cfg, sink, stream, reporter),
-        None => hello::receive(cfg, stream, reporter),
+        None => hello::receive(cfg, stream, None, reporter),
     }
 }
 
 /// `-k`: every connection on its own thread, until Ctrl-C; each
 /// transfer's end is reported, and the receiver goes on.
 fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> Result<()> {
-    crate::serve::serve(listener, cfg.max_conns, reporter, |stream| {
-        if let Err(e) = hello::receive(cfg, stream, reporter) {
+    crate::serve::serve(listener, cfg.max_conns, reporter, |stream, unproven| {
+        if let Err(e) = hello::receive(cfg, stream, Some(unproven), reporter) {
             reporter.error(&exit::message_of(&e), exit::code_of(&e));
         }
     })

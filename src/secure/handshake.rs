@@ -148,16 +148,21 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
         exit::tag(e, Tag::Retryable)
     };
     let mut hello = proto::preamble(VERSION_SEALED).to_vec();
-    if let (true, Err(why)) = (listening, secret.attempts.admit()) {
-        // said in place of a HELLO: the receiver reads it where it expects one
-        let answer = Answer::Refuse {
-            code: RefuseCode::Auth,
-            reason: why.clone(),
-        };
-        proto::write_frame(&mut hello, kind::ANSWER, &answer.encode())?;
-        let _ = conn.write_all(&hello);
-        return Err(exit::refused(format!("refused {}: {why}", conn.peer)));
-    }
+    // listening, this side counts the receiver's guess from here on
+    let attempt = match listening.then(|| secret.attempts.begin()) {
+        Some(Err(why)) => {
+            // said in place of a HELLO: the receiver reads it where it expects one
+            let answer = Answer::Refuse {
+                code: RefuseCode::Auth,
+                reason: why.clone(),
+            };
+            proto::write_frame(&mut hello, kind::ANSWER, &answer.encode())?;
+            let _ = conn.write_all(&hello);
+            return Err(exit::refused(format!("refused {}: {why}", conn.peer)));
+        }
+        Some(Ok(attempt)) => Some(attempt),
+        None => None,
+    };
     let (id_a, id_b) = identities();
     let (pake, ours) = Spake2::<Ed25519Group>::start_a(&password(secret), &id_a, &id_b);
     let body = Hello {
@@ -190,13 +195,16 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
             conn.peer,
             noun = secret.noun()
         );
-        if listening {
-            line = format!("{line}; {}", secret.attempts.failed());
+        if let Some(attempt) = attempt {
+            line = format!("{line}; {}", attempt.failed());
         } else if secret.kind() == super::SecretKind::Code {
             line.push_str(" (a code is burnt by one wrong try: ask for the new one)");
         }
         let reason = format!("wrong {}", secret.noun());
         return Err(refuse(conn, &reason, line));
+    }
+    if let Some(attempt) = attempt {
+        attempt.proven();
     }
     proto::write_frame(conn, kind::CONFIRM, &s.confirm(&s.confirm_sender))
         .map_err(|e| lost(conn, e))?;
@@ -224,9 +232,12 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
         );
         return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
     }
-    if let (true, Err(why)) = (listening, secret.attempts.admit()) {
-        return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
-    }
+    // listening, this side counts the sender's guess from here on
+    let attempt = match listening.then(|| secret.attempts.begin()) {
+        Some(Err(why)) => return Err(refuse(conn, &why, format!("refused {peer}: {why}"))),
+        Some(Ok(attempt)) => Some(attempt),
+        None => None,
+    };
     let (id_a, id_b) = identities();
     let (pake, ours) = Spake2::<Ed25519Group>::start_b(&password(secret), &id_a, &id_b);
     let shared = match pake.finish(&hello.pake) {
@@ -260,10 +271,13 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
         )),
     };
     if let Err(mut line) = confirmed {
-        if listening {
-            line = format!("{line}; {}", secret.attempts.failed());
+        if let Some(attempt) = attempt {
+            line = format!("{line}; {}", attempt.failed());
         }
         return Err(exit::refused(line));
+    }
+    if let Some(attempt) = attempt {
+        attempt.proven();
     }
     conn.seal(&s.to_sender, &s.to_receiver);
     Ok(())

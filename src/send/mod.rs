@@ -292,10 +292,18 @@ fn connect(cfg: &SendConfig, listener: Option<&TcpListener>) -> Result<Conn> {
     };
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
     conn.limit(Way::Send, cfg.common.limit_rate);
-    if let Some(label) = label {
-        conn.peer = label;
+    match label {
+        Some(label) => conn.peer = label,
+        // whoever connected answers the offer soon, or makes room
+        None => conn.handshake(handshake_within(cfg), None),
     }
     Ok(conn)
+}
+
+/// How long a receiver that connected to this listening sender may take
+/// to answer its offer (and, with a secret, to prove it).
+fn handshake_within(cfg: &SendConfig) -> Duration {
+    crate::admission::HANDSHAKE_WITHIN.min(cfg.common.idle_timeout)
 }
 
 /// The command line that continues this transfer: the same one (framed

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use super::digests::Digests;
 use super::{tree, Input};
+use crate::admission::Unproven;
 use crate::config::{Payload, Peer, SendConfig};
 use crate::conn::{Conn, Way};
 use crate::exit;
@@ -25,13 +26,13 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     let digests = Arc::new(Digests::default());
     let listener = net::listen(addr, cfg.common.family)?;
     reporter.listening(listener.local_addr().context("the listening socket")?, None);
-    crate::serve::serve(&listener, cfg.max_conns, reporter, |stream| {
+    crate::serve::serve(&listener, cfg.max_conns, reporter, |stream, unproven| {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "a receiver".to_string(), |a| a.to_string());
         // one receiver's failure is its own: said with its address, and
         // the others go on
-        if let Err(e) = session(cfg, stream, reporter, &digests) {
+        if let Err(e) = session(cfg, stream, unproven, reporter, &digests) {
             let message = exit::message_of(&e);
             let line = match message.contains(&peer) {
                 true => message,
@@ -46,10 +47,12 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
 fn session(
     cfg: &SendConfig,
     stream: TcpStream,
+    unproven: Unproven,
     reporter: &Reporter,
     digests: &Arc<Digests>,
 ) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    conn.handshake(super::handshake_within(cfg), Some(unproven));
     conn.limit(Way::Send, cfg.common.limit_rate);
     let plan = plan(cfg, None)?.sharing(digests.clone());
     tree::session(cfg, &plan, &mut conn, reporter, &super::Journey::new())

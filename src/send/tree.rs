@@ -156,6 +156,9 @@ pub(super) fn session(
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
     let (key, _) = answered(cfg, conn, &body, nonce)?;
+    // a receiver that answered the offer (and proved the secret) is no
+    // longer a stranger on a listening sender
+    conn.trusted();
     let start = TreeStart {
         role: Role::Send,
         name: plan.name.clone(),
