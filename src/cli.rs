@@ -10,6 +10,9 @@ const EXAMPLES: &str = "\
 Examples:
   zc recv                               listen on [::]:9000, write into the current directory
   zc send big.iso otherhost:9000        send a file (zero-copy, SHA-256 checked)
+  zc send big.iso                       send it to the one receiver on the LAN
+  zc send photos/ @laptop               send a directory to the receiver announced as laptop
+  zc peers                              list the receivers and serving senders on the LAN
   zc send photos/ a.iso otherhost:9000  send a directory and a file in one session
   tar c dir | zc send - host:9000       send a stream from stdin
   zc recv -o - | tar x                  receive a stream to stdout
@@ -43,9 +46,12 @@ pub enum Command {
     /// HOST:PORT, or with --listen wait for a receiver to connect (with -k,
     /// for every receiver until interrupted)
     Send(SendArgs),
-    /// Listen and receive (default [::]:9000, into the current directory), or
-    /// connect to a listening sender at HOST:PORT
+    /// Listen and receive (default [::]:9000, into the current directory,
+    /// announced on the LAN), or connect to a listening sender at HOST:PORT
+    /// or announced as @NAME
     Recv(RecvArgs),
+    /// List the zc receivers and serving senders announced on the LAN
+    Peers(PeersArgs),
     /// Print a completion script for a shell
     Completions {
         /// The shell to complete for
@@ -56,8 +62,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// What to send: files, directories (with everything beneath them), or
-    /// '-' for stdin (alone); then HOST:PORT, where the receiver listens (not
-    /// with --listen, where every positional is a source)
+    /// '-' for stdin (alone); then HOST:PORT, where the receiver listens, or
+    /// @NAME, a receiver announced on the LAN; with neither, the one
+    /// receiver on the LAN (with --listen every positional is a source)
     // not required when --code may have taken the one source (see config)
     #[arg(value_name = "SOURCE", required_unless_present = "code", num_args = 1.., value_hint = clap::ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
@@ -102,8 +109,9 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct RecvArgs {
-    /// Reverse mode: connect to a sender that listens ('zc send --listen')
-    #[arg(value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname, conflicts_with_all = ["listen", "keep_open"])]
+    /// Reverse mode: connect to a sender that listens ('zc send --listen'),
+    /// at HOST:PORT or announced on the LAN as @NAME
+    #[arg(value_name = "HOST:PORT|@NAME", value_hint = clap::ValueHint::Hostname, conflicts_with_all = ["listen", "keep_open"])]
     pub connect: Option<String>,
     /// Where to listen: PORT, HOST:PORT or [V6]:PORT (port 0 picks a free one)
     #[arg(short, long, value_name = "ADDR")]
@@ -183,12 +191,35 @@ pub struct CommonArgs {
     /// wrong try burns the code
     #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "")]
     pub code: Option<String>,
+    /// Listening: the name announced on the LAN (default: this host's name)
+    #[arg(long, value_name = "NAME")]
+    pub announce: Option<String>,
+    /// Listening: do not announce on the LAN
+    #[arg(long, conflicts_with = "announce")]
+    pub no_announce: bool,
+    /// Looking for a peer on the LAN (@NAME, or no address): give up after
+    /// this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub find_timeout: f64,
     /// With a key: authenticate both ends but send in the clear, so
     /// sendfile(2) and splice(2) stay zero-copy. Anyone on the path can
     /// read names, sizes and data (the digests are keyed, so changes are
     /// still caught). For a trusted link; both sides must agree
     #[arg(long)]
     pub no_encrypt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Keep listing, as peers come and go, until interrupted
+    #[arg(short, long)]
+    pub watch: bool,
+    /// One JSON object a line, one per peer
+    #[arg(long)]
+    pub json: bool,
+    /// How long to listen for answers, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub find_timeout: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

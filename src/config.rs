@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
+use crate::lan::{Role, Want};
 use crate::net::{self, Family};
 use crate::secure::Secret;
 
@@ -50,6 +51,10 @@ pub struct Common {
     /// `--limit-rate`, in bytes a second: a sender paces its writes, a
     /// receiver its reads.
     pub limit_rate: Option<u64>,
+    /// The name a listener announces on the LAN (`None`: `--no-announce`).
+    pub announce: Option<String>,
+    /// How long to look for a peer on the LAN.
+    pub find_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub enum Peer {
     Connect(String),
     /// Listen here and wait (reverse mode).
     Listen(SocketAddr),
+    /// Connect to a peer announced on the LAN (`@NAME`, or the one there is).
+    Find(Want),
 }
 
 /// What a send moves: one source as a single transfer, or a tree session
@@ -157,6 +164,42 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
 }
 
 impl Common {
+    /// What a listener with these settings announces on the LAN.
+    pub fn lan_txt(&self, role: crate::lan::Role) -> crate::lan::Txt {
+        use crate::lan::Mode;
+        let plate = self.secret.as_ref().and_then(Secret::nameplate);
+        let mode = match (&self.secret, &self.key, plate) {
+            (_, _, Some(_)) => Mode::Code,
+            (Some(_), _, None) | (None, Some(_), None) => Mode::Key,
+            (None, None, None) => Mode::Plain,
+        };
+        crate::lan::Txt {
+            role,
+            mode,
+            plate,
+            proto: format!("{},{}", crate::protocol::VERSION, crate::protocol::VERSION_SEALED),
+        }
+    }
+
+    /// Announces `listener` on the LAN unless `--no-announce` (or raw, or
+    /// loopback); what the user is told is `reporter`'s.
+    pub fn announce(
+        &self,
+        listener: &std::net::TcpListener,
+        role: crate::lan::Role,
+        reporter: &crate::progress::Reporter,
+    ) -> Option<crate::lan::Announcement> {
+        let name = self.announce.as_ref()?;
+        let v6_only = self.family == Family::V6;
+        let made = crate::lan::announce_listener(name, listener, v6_only, &self.lan_txt(role));
+        reporter.announced(name, made)
+    }
+
+    /// Whether a listener on `addr` announces itself.
+    pub fn announces(&self, addr: SocketAddr) -> bool {
+        self.announce.is_some() && !addr.ip().is_loopback()
+    }
+
     /// `listening`: this side waits for the other to connect (a code can
     /// be made only here).
     pub fn from_args(args: &CommonArgs, listening: bool) -> Result<Self> {
@@ -183,7 +226,16 @@ impl Common {
             }
         };
         let (key, secret, fresh_code) = secrets(args, listening, code)?;
+        let announce = match (&args.announce, args.no_announce) {
+            // a raw listener speaks to nc, not to a zc that looks for it
+            (_, true) => None,
+            (_, false) if args.raw => None,
+            (Some(name), _) => Some(announced_name(name)?),
+            (None, false) => Some(crate::lan::host_name()),
+        };
         Ok(Common {
+            announce,
+            find_timeout: seconds(args.find_timeout, "--find-timeout")?,
             key,
             secret,
             fresh_code,
@@ -217,20 +269,7 @@ impl SendConfig {
                 ))
             }
             Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
-            None if paths.len() < 2 => {
-                return Err(exit::usage(
-                    "give SOURCE... HOST:PORT, or --listen ADDR SOURCE... for reverse mode",
-                ))
-            }
-            None => {
-                let dest = paths
-                    .pop()
-                    .expect("two or more")
-                    .to_string_lossy()
-                    .into_owned();
-                net::split_host_port(&dest)?;
-                Peer::Connect(dest)
-            }
+            None => destination(&mut paths, &common, Role::Receiver)?,
         };
         if let Some(name) = &args.name {
             check_name_flag(name)?;
@@ -265,6 +304,46 @@ impl SendConfig {
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             common,
         })
+    }
+}
+
+/// Where to connect, from the last positional: `@NAME` (a peer of `role`
+/// announced on the LAN), HOST:PORT, or neither (the one peer of `role` on
+/// the LAN, or the one with the code's nameplate). The address, when
+/// there is one, is taken off `paths`; one positional is always a source.
+fn destination(paths: &mut Vec<PathBuf>, common: &Common, role: Role) -> Result<Peer> {
+    let plate = common.secret.as_ref().and_then(|s| s.nameplate());
+    let last = paths.last().map(|p| p.to_string_lossy().into_owned());
+    let want = |name: Option<String>| Peer::Find(Want { name, role, plate });
+    match last {
+        Some(text) if text.starts_with('@') => {
+            paths.pop();
+            let name = &text[1..];
+            if name.is_empty() {
+                return Err(exit::usage("@ needs a NAME: @laptop (see zc peers)"));
+            }
+            Ok(want(Some(name.to_string())))
+        }
+        Some(text) if paths.len() >= 2 && net::split_host_port(&text).is_ok() => {
+            paths.pop();
+            Ok(Peer::Connect(text))
+        }
+        _ => Ok(want(None)),
+    }
+}
+
+/// `--announce NAME`: one DNS label's worth of plain text.
+fn announced_name(name: &str) -> Result<String> {
+    let plain = !name.is_empty()
+        && name.len() <= crate::lan::NAME_MOST
+        && !name.chars().any(char::is_control);
+    match plain {
+        true => Ok(name.to_string()),
+        false => Err(exit::usage(format!(
+            "--announce '{}': a name of 1 to {} bytes, no control characters",
+            name.escape_debug(),
+            crate::lan::NAME_MOST
+        ))),
     }
 }
 
@@ -404,8 +483,15 @@ impl RecvConfig {
         let common = Common::from_args(&args.common, args.connect.is_none())?;
         let peer = match (&args.connect, &args.listen) {
             (Some(sender), _) => {
-                net::split_host_port(sender)?;
-                Peer::Connect(sender.clone())
+                let mut given = vec![PathBuf::from(sender)];
+                match destination(&mut given, &common, Role::Sender)? {
+                    // a lone positional is always where the sender is
+                    Peer::Find(want) if want.name.is_none() => {
+                        net::split_host_port(sender)?;
+                        Peer::Connect(sender.clone())
+                    }
+                    peer => peer,
+                }
             }
             (None, Some(text)) => Peer::Listen(net::parse_listen(text, common.family)?),
             (None, None) => Peer::Listen(net::default_listen(common.family)),
@@ -427,4 +513,13 @@ impl RecvConfig {
             common,
         })
     }
+}
+
+/// `zc peers`'s settings.
+pub fn listing(args: &crate::cli::PeersArgs) -> Result<crate::peers::Listing> {
+    Ok(crate::peers::Listing {
+        json: args.json,
+        watch: args.watch,
+        timeout: seconds(args.find_timeout, "--find-timeout")?,
+    })
 }

@@ -29,6 +29,10 @@ fn main() {
             ),
             Err(e) => (style_of(args.common.json), Err(e)),
         },
+        Command::Peers(args) => (
+            style_of(args.json),
+            zc::config::listing(args).and_then(zc::peers::run),
+        ),
         Command::Recv(args) => match RecvConfig::from_args(args) {
             Ok(cfg) => (
                 cfg.common.style,

@@ -131,6 +131,52 @@ pub fn connect(target: &str, family: Family, timeout: Duration) -> Result<TcpStr
     Err(anyhow::Error::new(last).context(target.to_string()))
 }
 
+/// RFC 8305's Connection Attempt Delay: the next address is tried when the
+/// one before has not connected within this.
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to the first of `addrs` that answers, as happy eyeballs do
+/// (RFC 8305): IPv6 and IPv4 interleaved, a new attempt every
+/// [`ATTEMPT_DELAY`] while the earlier ones go on, the first to complete
+/// wins. `label` names the peer in errors.
+pub fn connect_any(addrs: &[SocketAddr], family: Family, timeout: Duration, label: &str) -> Result<TcpStream> {
+    let (v6, v4): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        addrs.iter().filter(|a| family.allows(a)).partition(|a| a.is_ipv6());
+    let mut order = Vec::with_capacity(v6.len() + v4.len());
+    for i in 0..v6.len().max(v4.len()) {
+        order.extend(v6.get(i));
+        order.extend(v4.get(i));
+    }
+    if order.is_empty() {
+        return Err(anyhow::anyhow!("{label}: no address of the requested family"));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let won = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (i, addr) in order.iter().copied().enumerate() {
+        let (tx, won) = (tx.clone(), won.clone());
+        // a loser's stream is dropped (closed) by its own thread; one that
+        // has not started when another won never starts
+        std::thread::spawn(move || {
+            std::thread::sleep(ATTEMPT_DELAY * i as u32);
+            if !won.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.send(TcpStream::connect_timeout(&addr, timeout).map_err(|e| (addr, e)));
+            }
+        });
+    }
+    drop(tx);
+    let mut failed = Vec::new();
+    for outcome in rx {
+        match outcome {
+            Ok(stream) => {
+                won.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(stream);
+            }
+            Err((addr, e)) => failed.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(anyhow::anyhow!("{label}: cannot connect ({})", failed.join("; ")))
+}
+
 /// Waits for a connection (until `deadline`, if any), noticing Ctrl-C
 /// between ticks.
 pub fn accept(listener: &TcpListener, deadline: Option<Instant>) -> Result<Option<TcpStream>> {

@@ -19,6 +19,15 @@ pub enum Event<'a> {
     Warning {
         message: &'a str,
     },
+    /// A listener announced on the LAN.
+    Announced {
+        name: &'a str,
+    },
+    /// A peer found on the LAN (`@NAME`, or no address).
+    Found {
+        name: &'a str,
+        addrs: Vec<String>,
+    },
     Error {
         message: &'a str,
         code: i32,

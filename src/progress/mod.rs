@@ -160,18 +160,27 @@ pub struct Invite {
 impl Invite {
     /// `listener_sends`: this side is `zc send --listen`, so the other
     /// side receives.
-    pub fn new(code: &str, addr: SocketAddr, listener_sends: bool) -> Invite {
-        let host = match addr.ip() {
-            ip if ip.is_unspecified() => {
-                crate::sys::hostname().unwrap_or_else(|| "HOST".to_string())
-            }
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
+    /// `announced`: the listener is announced on the LAN, where the code's
+    /// nameplate finds it, so the command needs no address.
+    pub fn new(code: &str, addr: SocketAddr, listener_sends: bool, announced: bool) -> Invite {
+        // an address another machine can reach, not `::` or a bare host
+        // name that most LANs do not resolve
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() => crate::lan::reachable_ip(),
+            ip => Some(ip),
         };
-        let port = addr.port();
+        let host = match ip {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+            None => crate::sys::hostname().unwrap_or_else(|| "HOST".to_string()),
+        };
+        let at = match announced {
+            true => String::new(),
+            false => format!(" {host}:{}", addr.port()),
+        };
         let command = match listener_sends {
-            true => format!("zc recv {host}:{port} --code {code}"),
-            false => format!("zc send FILE {host}:{port} --code {code}"),
+            true => format!("zc recv{at} --code {code}"),
+            false => format!("zc send FILE{at} --code {code}"),
         };
         Invite {
             code: code.to_string(),
@@ -213,9 +222,10 @@ impl Reporter {
         listener: &std::net::TcpListener,
         fresh_code: Option<&str>,
         listener_sends: bool,
+        announced: bool,
     ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
-        let invite = fresh_code.map(|c| Invite::new(c, addr, listener_sends));
+        let invite = fresh_code.map(|c| Invite::new(c, addr, listener_sends, announced));
         self.listening(addr, invite.as_ref());
         Ok(())
     }
@@ -239,6 +249,50 @@ impl Reporter {
         }
         if !matches!(self.style, Style::Json | Style::Quiet) {
             self.say(&format!("zc: listening on {addr}"));
+        }
+    }
+
+    /// A peer found on the LAN, about to be connected to.
+    pub fn found(&self, found: &crate::lan::Found) {
+        let name = crate::lan::shown(&found.name);
+        let addrs = crate::lan::addrs_shown(&found.addrs);
+        match self.style {
+            Style::Json => Event::Found {
+                name: &found.name,
+                addrs: found.addrs.iter().map(ToString::to_string).collect(),
+            }
+            .emit(),
+            Style::Quiet => {}
+            _ => self.say(&format!("zc: found {name} on the LAN at {addrs}")),
+        }
+    }
+
+    /// Says how announcing a listener went; a failure is a warning, and the
+    /// listener goes on, reachable by its address.
+    pub fn announced(
+        &self,
+        name: &str,
+        made: anyhow::Result<Option<crate::lan::Announcement>>,
+    ) -> Option<crate::lan::Announcement> {
+        match made {
+            Ok(Some(announcement)) => {
+                match self.style {
+                    Style::Json => Event::Announced { name }.emit(),
+                    Style::Quiet => {}
+                    _ => self.say(&format!(
+                        "zc: announced on the LAN as {}",
+                        crate::lan::shown(name)
+                    )),
+                }
+                Some(announcement)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.warn(&format!(
+                    "not announced on the LAN ({e:#}): give the other side this side's address"
+                ));
+                None
+            }
         }
     }
 

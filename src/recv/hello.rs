@@ -40,7 +40,7 @@ pub fn receive(
     }
     let peer = conn.peer.clone();
     let version = proto::read_preamble(&mut conn).map_err(|e| {
-        let queued = matches!(cfg.peer, Peer::Connect(_)) && timed_out(&e);
+        let queued = !matches!(cfg.peer, Peer::Listen(_)) && timed_out(&e);
         let e = e.context(format!("{peer}: dropped"));
         let e = match queued {
             true => queued_hint(&e, cfg),

@@ -17,6 +17,7 @@ use anyhow::Result;
 
 use crate::config::{Output, Peer, RecvConfig};
 use crate::exit;
+use crate::lan::{Found, Role};
 use crate::net;
 use crate::progress::Reporter;
 
@@ -42,7 +43,12 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     }
     let listen = match &cfg.peer {
         Peer::Listen(addr) => *addr,
-        Peer::Connect(sender) => return pull(cfg, sender, reporter),
+        Peer::Connect(sender) => return pull(cfg, sender, None, reporter),
+        Peer::Find(want) => {
+            let found = crate::lan::find(want, cfg.common.find_timeout)?;
+            reporter.found(&found);
+            return pull(cfg, &crate::lan::shown(&found.name), Some(&found), reporter);
+        }
     };
     if cfg.common.raw {
         // Fail on the output before anyone connects.
@@ -53,7 +59,9 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
     let listener = net::listen(listen, cfg.common.family)?;
-    reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), false)?;
+    let announces = cfg.common.announces(listener.local_addr()?);
+    reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), false, announces)?;
+    let _announced = cfg.common.announce(&listener, Role::Receiver, reporter);
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
     }
@@ -87,13 +95,17 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
 }
 
 /// Reverse mode: connect to a sender that listens, and receive one transfer.
-fn pull(cfg: &RecvConfig, sender: &str, reporter: &Reporter) -> Result<()> {
+fn pull(cfg: &RecvConfig, sender: &str, found: Option<&Found>, reporter: &Reporter) -> Result<()> {
     let mut sink = if cfg.common.raw {
         Some(raw::Sink::open(cfg)?)
     } else {
         None
     };
-    let stream = net::connect(sender, cfg.common.family, cfg.common.connect_timeout)?;
+    let c = &cfg.common;
+    let stream = match found {
+        Some(found) => net::connect_any(&found.addrs, c.family, c.connect_timeout, sender)?,
+        None => net::connect(sender, c.family, c.connect_timeout)?,
+    };
     match &mut sink {
         Some(sink) => raw::receive(cfg, sink, stream, reporter),
         None => hello::receive(cfg, stream, None, reporter),

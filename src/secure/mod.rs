@@ -49,6 +49,21 @@ impl Secret {
         }
     }
 
+    /// A code's nameplate, its leading number: public by design (a
+    /// listener announces it on the LAN), it only tells which listener
+    /// holds the code.
+    pub fn nameplate(&self) -> Option<u32> {
+        match self.kind {
+            SecretKind::Code => std::str::from_utf8(&self.text)
+                .ok()?
+                .split('-')
+                .next()?
+                .parse()
+                .ok(),
+            SecretKind::Key => None,
+        }
+    }
+
     pub fn kind(&self) -> SecretKind {
         self.kind
     }

@@ -225,18 +225,30 @@ fn drive(
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
             let listener = net::listen(*addr, cfg.common.family)?;
-            reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), true)?;
+            let announces = cfg.common.announces(listener.local_addr()?);
+            reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), true, announces)?;
             Some(listener)
         }
-        Peer::Connect(_) => None,
+        Peer::Connect(_) | Peer::Find(_) => None,
     };
+    // a peer on the LAN is looked for once; a reconnection goes back to it
+    let found = match &cfg.peer {
+        Peer::Find(want) => Some(crate::lan::find(want, cfg.common.find_timeout)?),
+        _ => None,
+    };
+    if let Some(found) = &found {
+        reporter.found(found);
+    }
+    let _announced = listener
+        .as_ref()
+        .and_then(|l| cfg.common.announce(l, crate::lan::Role::Sender, reporter));
     let mut attempt = 0;
     // A resume command only makes sense once a transfer has begun.
     let mut connected = false;
     // the summary covers every connection, and the waits between them
     let mut journey = Journey::new();
     loop {
-        let result = connect(cfg, listener.as_ref()).and_then(|mut conn| {
+        let result = connect(cfg, listener.as_ref(), found.as_ref()).and_then(|mut conn| {
             if !connected {
                 // from the first connection: not the wait for a receiver
                 journey.began = Instant::now();
@@ -277,8 +289,21 @@ fn drive(
 }
 
 /// Connects to the receiver, or (reverse mode) waits for it to connect.
-fn connect(cfg: &SendConfig, listener: Option<&TcpListener>) -> Result<Conn> {
+fn connect(
+    cfg: &SendConfig,
+    listener: Option<&TcpListener>,
+    found: Option<&crate::lan::Found>,
+) -> Result<Conn> {
     let (stream, label) = match (&cfg.peer, listener) {
+        (Peer::Find(_), _) => {
+            let found = found.expect("drive() finds the peer first");
+            let name = crate::lan::shown(&found.name);
+            let c = &cfg.common;
+            let stream = net::connect_any(&found.addrs, c.family, c.connect_timeout, &name)
+                .map_err(|e| exit::tag(e, Tag::Retryable))?;
+            let addr = stream.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+            (stream, Some(format!("{name} ({addr})")))
+        }
         (Peer::Connect(dest), _) => {
             let stream = net::connect(dest, cfg.common.family, cfg.common.connect_timeout)
                 .map_err(|e| exit::tag(e, Tag::Retryable))?;
