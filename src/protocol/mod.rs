@@ -618,7 +618,7 @@ mod tests {
         // its first byte of many. A peer that writes them is malformed.
         let offer = |tag: u8, value: &[u8]| {
             let mut f = Fields::default();
-            f.put(0x8a, &[0; 16]);
+            f.put(0x8a, &[1u64.to_be_bytes(), [0; 8]].concat()); // one entry
             f.put(tag, value);
             TreeOffer::decode(&f.0)
         };

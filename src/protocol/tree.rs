@@ -230,6 +230,13 @@ impl TreeOffer {
             }
         }
         ensure!(seen, "not a tree offer");
+        // a file alone is counted before it is offered: one entry
+        ensure!(
+            !offer.single || (offer.entries == 1 && !offer.streamed),
+            "a single offer of {} entries{}: it carries one file",
+            offer.entries,
+            if offer.streamed { ", streamed" } else { "" }
+        );
         Ok(offer)
     }
 }
@@ -521,7 +528,7 @@ mod tests {
     #[test]
     fn a_tree_offer_is_refused_by_a_single_file_decoder() {
         let t = TreeOffer {
-            entries: 3,
+            entries: 1,
             bytes: 99,
             verify: true,
             resume: true,
@@ -533,6 +540,21 @@ mod tests {
         let body = t.encode();
         assert!(is_tree(&body));
         assert_eq!(TreeOffer::decode(&body).unwrap(), t);
+        // `single` is one file: not two, not none, not counted as it comes
+        for (entries, streamed) in [(2, false), (0, false), (0, true), (1, true)] {
+            let odd = TreeOffer {
+                entries,
+                streamed,
+                ..t.clone()
+            };
+            let err = TreeOffer::decode(&odd.encode()).unwrap_err().to_string();
+            assert!(err.contains("it carries one file"), "{err}");
+            let tree = TreeOffer {
+                single: false,
+                ..odd
+            };
+            assert_eq!(TreeOffer::decode(&tree.encode()).unwrap(), tree);
+        }
         // what a receiver that predates trees does with it: the tree field
         // is required (0x80 and above), and every decoder refuses a
         // required field it does not know
