@@ -342,3 +342,7 @@ mod tests {
         assert!(!s.check(&s.confirm_sender, &s.confirm(&s.confirm_receiver)));
     }
 }
+
+/// docs/test-vectors.json, checked against this module's own steps.
+#[cfg(test)]
+mod vectors;
