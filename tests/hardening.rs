@@ -689,6 +689,105 @@ fn non_zc_connections_are_dropped_and_a_one_shot_receiver_goes_on() {
 }
 
 #[test]
+fn a_one_shot_receiver_goes_on_after_peers_that_never_made_a_whole_offer() {
+    // A peer that never sent a complete, well-formed OFFER is treated like
+    // one that sent bad magic. Before, anything past a good preamble ended
+    // a one-shot receiver: a truncated OFFER with exit 1, a refused one 4.
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &[]);
+    let with = |tail: &[u8]| [preamble(proto::VERSION), tail.to_vec()].concat();
+    let mut truncated = with(&[kind::OFFER, 0, 0, 0, 100]);
+    truncated.extend_from_slice(&[1, 0, 5, b'a']);
+    let silent: Vec<(&str, Vec<u8>)> = vec![
+        ("a truncated offer", truncated),
+        ("an offer over 64 KiB", with(&[kind::OFFER, 0, 1, 0, 1])),
+    ];
+    for (what, bytes) in &silent {
+        let got = converse(r.addr, bytes, what);
+        assert!(got.is_empty(), "{what}: answered {got:?}");
+        r.check_alive(what);
+    }
+    let refused: Vec<(&str, Vec<u8>)> = vec![
+        ("a DATA frame first", with(&frame(kind::DATA, &[0; 16]))),
+        ("an offer without the tree field", hello(&field(1, b"x"))),
+        ("a tree field of 15 bytes", hello(&field(0x8a, &[0; 15]))),
+        (
+            "a verify flag of 2",
+            hello(&[single_offer().encode(), field(5, &[2])].concat()),
+        ),
+    ];
+    for (what, bytes) in &refused {
+        let got = converse(r.addr, bytes, what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+        r.check_alive(what);
+    }
+    real_transfer(&r, &out, "real.bin", 100_000, 5);
+    let got = r.finish(SUITE_TIMEOUT);
+    got.expect_clean(0, "the receiver after the broken offers");
+    assert!(
+        got.stderr.matches("refused").count() >= refused.len(),
+        "each refusal is reported; stderr:\n{}",
+        got.stderr
+    );
+    assert_eq!(list_dir(&out), vec!["real.bin"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
+#[test]
+fn a_hello_without_its_kind_of_secret_is_refused_and_is_no_attempt() {
+    // HELLO's `secret` is required (docs/PROTOCOL.md). Before, a sender's
+    // HELLO without it went on to the key exchange: the receiver answered
+    // with its own HELLO and confirmation, which a guesser can test offline.
+    let key = "correct horse battery staple";
+    let (_root, out) = layout();
+    let mut r = Recv::start(&out, &["--key", key]);
+    // 'A', then the Ed25519 base point: a valid SPAKE2 message, so nothing
+    // but the missing field is wrong
+    let mut pake = vec![b'A', 0x58];
+    pake.extend_from_slice(&[0x66; 31]);
+    let sealed = |body: &[u8]| [preamble(2), frame(kind::HELLO, body)].concat();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a hello without its secret",
+            sealed(&field(0x82, &pake)),
+            "no kind of secret",
+        ),
+        (
+            "a hello with a secret of kind 2",
+            sealed(&[field(0x81, &[2]), field(0x82, &pake)].concat()),
+            "unknown kind of secret",
+        ),
+        (
+            "a sender's hello with a confirmation",
+            sealed(&[field(0x81, &[1]), field(0x82, &pake), field(0x83, &[0; 32])].concat()),
+            "a confirmation from the sender",
+        ),
+    ];
+    for (what, bytes, why) in &cases {
+        let got = converse(r.addr, bytes, what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::Auth, "{what}: {reason}");
+        assert!(reason.contains(why), "{what}: {reason}");
+        r.check_alive(what);
+    }
+    let mut cut = preamble(2);
+    cut.extend_from_slice(&[kind::HELLO, 0, 0, 0, 50, 0x82]);
+    let got = converse(r.addr, &cut, "a truncated hello");
+    assert!(got.is_empty(), "a truncated hello: answered {got:?}");
+    r.check_alive("a truncated hello");
+    // none of them was an attempt: the key still works, for a real sender
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("keyed.bin");
+    random_file(&src, 50_000, 6);
+    send_bounded(&["--key", key, s(&src), &r.dest()], None, SUITE_TIMEOUT)
+        .expect_clean(0, "a sender with the key");
+    r.finish(SUITE_TIMEOUT)
+        .expect_clean(0, "the keyed receiver");
+    assert_same_file(&src, &out.join("keyed.bin"));
+}
+
+#[test]
 fn unknown_versions_get_a_version_refusal() {
     let (root, out) = layout();
     let mut r = Recv::start(&out, &["-k"]);

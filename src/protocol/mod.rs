@@ -261,6 +261,24 @@ fn as_digest(tag: u8, value: &[u8]) -> Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("field {tag}: expected a 32-byte digest"))
 }
 
+/// A one-byte field (a status, a code, an action).
+fn as_byte(tag: u8, value: &[u8]) -> Result<u8> {
+    match value {
+        [b] => Ok(*b),
+        _ => bail!("field {tag}: expected 1 byte, got {}", value.len()),
+    }
+}
+
+/// A flag is the byte 0 or the byte 1; anything else is a malformed frame,
+/// not a silent "no".
+fn as_flag(tag: u8, value: &[u8]) -> Result<bool> {
+    match value {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => bail!("field {tag}: a flag is the byte 0 or 1, not {value:?}"),
+    }
+}
+
 fn as_text(tag: u8, value: &[u8], max: usize) -> Result<String> {
     ensure!(value.len() <= max, "field {tag}: over {max} bytes");
     String::from_utf8(value.to_vec()).map_err(|_| anyhow::anyhow!("field {tag}: not UTF-8"))
@@ -348,15 +366,16 @@ impl Answer {
         let mut hashes = false;
         for (tag, value) in fields(body)? {
             match tag {
-                Self::STATUS => accept = Some(value == [0]),
-                Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
+                // 0 accept, 1 refuse
+                Self::STATUS => accept = Some(!as_flag(tag, value)?),
+                Self::CODE => code = RefuseCode::from_u8(as_byte(tag, value)?),
                 Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
                 Self::HELD => {
                     held.extend(decode_ranges(tag, value)?);
                     // the bound holds across repeated fields too
                     ensure!(held.len() <= MAX_RANGES, "too many held ranges");
                 }
-                Self::HASHES => hashes = value == [1],
+                Self::HASHES => hashes = as_flag(tag, value)?,
                 _ => unknown(tag)?,
             }
         }
@@ -405,11 +424,12 @@ impl Outcome {
             match tag {
                 Self::STATUS => {
                     seen_status = true;
-                    out.status = match value {
-                        [0] => Status::Ok,
-                        [1] => Status::Mismatch,
-                        [3] => Status::Stopped,
-                        _ => Status::Failed,
+                    out.status = match as_byte(tag, value)? {
+                        0 => Status::Ok,
+                        1 => Status::Mismatch,
+                        2 => Status::Failed,
+                        3 => Status::Stopped,
+                        other => bail!("result with unknown status {other}"),
                     }
                 }
                 Self::SHA256 => out.sha256 = Some(as_digest(tag, value)?),
@@ -583,11 +603,63 @@ mod tests {
             for [a, b] in [[0u8, 0], [0, 1], [0, 7], [0, 8], [0, 32], [0xff, 0xff]] {
                 let bytes = [tag, a, b];
                 check(&bytes);
-                decoded += usize::from(Answer::decode(&bytes).is_ok());
+                decoded += usize::from(TreeEnd::decode(&bytes).is_ok());
             }
         }
-        // `status` with an empty value is a valid answer: the sweep reached
-        // the decoders' success paths, not only their errors.
+        // an empty optional field is a valid END: the sweep reached the
+        // decoders' success paths, not only their errors.
         assert!(decoded > 0);
+    }
+
+    #[test]
+    fn a_flag_or_a_one_byte_field_is_exactly_one_byte_and_a_flag_0_or_1() {
+        // Before, only the byte 1 meant true and anything else was a silent
+        // false (an empty flag, a 2, `[1, 1]`), and a one-byte field read
+        // its first byte of many. A peer that writes them is malformed.
+        let offer = |tag: u8, value: &[u8]| {
+            let mut f = Fields::default();
+            f.put(0x8a, &[1u64.to_be_bytes(), [0; 8]].concat()); // one entry
+            f.put(tag, value);
+            TreeOffer::decode(&f.0)
+        };
+        for tag in [5, 7, 8, 9, 0x8b] {
+            assert!(offer(tag, &[0]).is_ok(), "tag {tag}: 0");
+            assert!(offer(tag, &[1]).is_ok(), "tag {tag}: 1");
+            for bad in [&[][..], &[2], &[0xff], &[1, 1], &[0, 1]] {
+                let err = offer(tag, bad).unwrap_err().to_string();
+                assert!(
+                    err.contains("a flag is the byte 0 or 1"),
+                    "{tag} {bad:?}: {err}"
+                );
+            }
+        }
+        let mut entry = Fields::default();
+        entry.put_u64(1, 0);
+        entry.put(2, b"s");
+        entry.put(3, &[0]);
+        entry.put(0x89, &[2]);
+        assert!(Entry::decode(&entry.0).is_err(), "stream = 2");
+        for body in [
+            [1, 0, 1, 2].to_vec(),                // ANSWER status 2
+            [1, 0, 0].to_vec(),                   // ANSWER status empty
+            [1, 0, 1, 0, 5, 0, 1, 7].to_vec(),    // ANSWER hashes = 7
+            [1, 0, 1, 1, 2, 0, 2, 1, 1].to_vec(), // a 2-byte code
+        ] {
+            assert!(Answer::decode(&body).is_err(), "{body:?}");
+        }
+        assert!(Outcome::decode(&[1, 0, 1, 4]).is_err(), "status 4");
+        assert!(
+            Outcome::decode(&[1, 0, 2, 0, 0]).is_err(),
+            "a 2-byte status"
+        );
+        let mut reply = Fields::default();
+        reply.put_u64(1, 3);
+        reply.put(2, &[0, 9]);
+        assert!(Reply::decode(&reply.0).is_err(), "a 2-byte action");
+        let mut reply = Fields::default();
+        reply.put_u64(1, 3);
+        reply.put(2, &[0]);
+        reply.put(6, &[3]);
+        assert!(Reply::decode(&reply.0).is_err(), "hashes = 3");
     }
 }

@@ -44,11 +44,8 @@ pub(super) fn receive(
     let offer = match TreeOffer::decode(body) {
         Ok(offer) => offer,
         Err(e) => {
-            return Err(refuse(
-                conn,
-                RefuseCode::BadOffer,
-                format!("bad offer: {e:#}"),
-            ))
+            let err = refuse(conn, RefuseCode::BadOffer, format!("bad offer: {e:#}"));
+            return Err(super::hello::before_an_offer(conn, err));
         }
     };
     let key = match authenticate(cfg, conn, offer.nonce, body) {
