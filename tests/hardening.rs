@@ -1392,6 +1392,39 @@ fn absurd_sizes_and_offsets_are_refused() {
     assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
+/// `--max-size` bounds a file's declared size, not only the bytes it
+/// offers: 10 bytes at the end of a 15 TiB file would leave a part of
+/// 15 TiB (sparse, but a size every later reader believes).
+#[test]
+fn max_size_bounds_a_files_declared_size_not_only_the_range_offered() {
+    use Expect::*;
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k", "--max-size", "100K"]);
+    let huge = 15u64 << 40;
+    let cases = vec![
+        case(
+            "10 bytes at the end of a 15 TiB file",
+            file_entry("", huge, Some((huge - 10, huge)), false),
+            &[(huge - 10, 10)],
+            TooLarge,
+            0,
+        ),
+        case(
+            "10 bytes at the start of a 200 KiB file",
+            file_entry("", 200 << 10, Some((0, 10)), false),
+            &[(0, 10)],
+            TooLarge,
+            0,
+        ),
+    ];
+    run_cases(&mut r, &out, "declared", cases);
+    for name in list_dir(&out) {
+        panic!("left in OUT: {name}");
+    }
+    real_transfer(&r, &out, "after.bin", 4000, 7);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
 /// The free-space check covers the offered range; DATA outside it must not
 /// get in, or one offer of 1 byte fills the disk.
 #[test]

@@ -72,7 +72,8 @@ pub(super) struct Tree<'a> {
     pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
-    /// Bytes the file entries offer, against `--max-size`: the OFFER's
+    /// Bytes the file entries come to (each its declared size, or the end
+    /// of what it offers when further), against `--max-size`: the OFFER's
     /// count is only the sender's word.
     pub offered: u64,
     /// Frames to the sender, written in batches.

@@ -81,16 +81,18 @@ impl Tree<'_> {
         }
     }
 
-    /// Counts a file's offered bytes (a stream's cap) against
-    /// `--max-size`, whatever the OFFER announced.
+    /// Counts a file against `--max-size`, whatever the OFFER announced:
+    /// its declared size (a range of 10 bytes at the end of a file of
+    /// 15 TiB still makes a part of 15 TiB), or the end of what it offers
+    /// when that is further (a stream's cap).
     fn within_max_size(&mut self, entry: &Entry) -> Result<(), (RefuseCode, String)> {
-        let (start, end) = entry.offered();
-        let total = self.offered.saturating_add(end - start);
+        let size = extent(entry);
+        let total = self.offered.saturating_add(size);
         if let Some(max) = self.cfg.max_size.filter(|max| total > *max) {
             let why = match self.offer.single {
                 true => format!(
                     "the file is {}, over --max-size {}",
-                    human_bytes(end - start),
+                    human_bytes(size),
                     human_bytes(max)
                 ),
                 false => format!(
@@ -319,4 +321,11 @@ impl Tree<'_> {
         }
         Ok(())
     }
+}
+
+/// The bytes a file entry can make a part of: its declared size, or the
+/// end of the range it offers when that is further (a stream's cap; a
+/// range past the size is the sender's lie, bounded all the same).
+fn extent(entry: &Entry) -> u64 {
+    entry.size.max(entry.offered().1)
 }
