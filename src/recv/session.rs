@@ -62,6 +62,8 @@ pub(super) struct Tree<'a> {
     pub progress: Box<dyn TreeProgress>,
     pub wants: VecDeque<Want>,
     pub seen: Seen,
+    /// Directories to finish at the end (made now, or left unfinished by
+    /// an earlier session): path, name shown, mode as it lands, mtime.
     pub dirs: Vec<(RelPath, String, u32, u64)>,
     /// Directories this session made: empty when made, so nothing in them
     /// needs looking up (one entry per directory, not per file).
