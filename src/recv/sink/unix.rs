@@ -369,9 +369,15 @@ impl Root {
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
             let mut file = File::from(sys::openat(dir.as_fd(), &tmp, flags, 0o600)?);
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            sys::renameat(dir.as_fd(), &tmp, &record)
+            let written = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .and_then(|()| sys::renameat(dir.as_fd(), &tmp, &record));
+            if written.is_err() {
+                // a full disk must not leave the temporary behind
+                let _ = sys::unlinkat(dir.as_fd(), &tmp, 0);
+            }
+            written
         })
     }
 

@@ -30,23 +30,23 @@ const BUSY_TOLD: &str = "is being received by another transfer";
 pub(super) struct Refusal {
     pub code: RefuseCode,
     pub why: String,
-    pub told: Option<&'static str>,
+    pub told: Option<String>,
 }
 
 impl Refusal {
     /// A refusal that tells of what is in OUT.
-    fn of_out(code: RefuseCode, why: impl Into<String>, told: &'static str) -> Refusal {
+    fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
         Refusal {
             code,
             why: why.into(),
-            told: Some(told),
+            told: Some(told.into()),
         }
     }
 
     /// The reason the sender hears: all of it with the key (an
     /// authenticated peer may know what it writes over), less without.
     pub(super) fn to_peer(&self, keyed: bool) -> &str {
-        match (keyed, self.told) {
+        match (keyed, &self.told) {
             (false, Some(told)) => told,
             _ => &self.why,
         }
@@ -268,7 +268,7 @@ impl Tree<'_> {
             _ => Refusal::of_out(
                 RefuseCode::Other,
                 format!("{}.zcpart: {e}", at.display()),
-                UNWRITABLE_TOLD,
+                unwritable_told(&e),
             ),
         })
     }
@@ -394,6 +394,19 @@ impl Tree<'_> {
 /// range past the size is the sender's lie, bounded all the same).
 fn extent(entry: &Entry) -> u64 {
     entry.size.max(entry.offered().1)
+}
+
+/// What a sender without the key hears when a part cannot be opened: why,
+/// when that is the receiver's state (read-only, full, no permission), not
+/// what is at the name (a link, a directory: the error would say).
+fn unwritable_told(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
+            format!("{UNWRITABLE_TOLD}: {e}")
+        }
+        _ => UNWRITABLE_TOLD.to_string(),
+    }
 }
 
 /// A path in OUT that cannot be looked at (a component that is a link or
