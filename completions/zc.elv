@@ -76,6 +76,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --key 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps'
             cand --code 'A one-time code instead of a key. Alone on the listening side (''zc recv --code''), zc makes a fresh one and prints it with the command to run on the other side, which gives it (''--code 7-plaza-quartz-ember''). Encrypts the session as a key does; one wrong try burns the code'
             cand --force 'Overwrite an existing complete file'
+            cand -p 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)'
+            cand --preserve-modes 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)'
             cand -k 'Keep listening and accept transfers concurrently until interrupted'
             cand --keep-open 'Keep listening and accept transfers concurrently until interrupted'
             cand --raw 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'

@@ -74,6 +74,7 @@ none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s p -l preserve-modes -d 'Give what arrives the sender\'s permission bits exactly, not less this side\'s umask (setuid, setgid and sticky are never set)'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l no-verify -d 'Skip the SHA-256 end-to-end check'

@@ -114,6 +114,10 @@ pub struct RecvArgs {
     /// Overwrite an existing complete file
     #[arg(long)]
     pub force: bool,
+    /// Give what arrives the sender's permission bits exactly, not less
+    /// this side's umask (setuid, setgid and sticky are never set)
+    #[arg(short, long)]
+    pub preserve_modes: bool,
     /// Keep listening and accept transfers concurrently until interrupted
     #[arg(short, long)]
     pub keep_open: bool,

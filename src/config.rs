@@ -115,6 +115,8 @@ pub struct RecvConfig {
     pub peer: Peer,
     pub output: Output,
     pub force: bool,
+    /// `--preserve-modes`: the sender's permission bits, not less the umask.
+    pub preserve_modes: bool,
     pub keep_open: bool,
     /// `--max-conns`: transfers at once under `-k`.
     pub max_conns: usize,
@@ -419,6 +421,7 @@ impl RecvConfig {
             peer,
             output,
             force: args.force,
+            preserve_modes: args.preserve_modes,
             keep_open: args.keep_open,
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             max_size: args.max_size,

@@ -1491,6 +1491,37 @@ fn absurd_sizes_and_offsets_are_refused() {
     assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
+/// `--max-size` bounds a file's declared size, not only the bytes it
+/// offers: 10 bytes at the end of a 15 TiB file would leave a part of
+/// 15 TiB (sparse, but a size every later reader believes).
+#[test]
+fn max_size_bounds_a_files_declared_size_not_only_the_range_offered() {
+    use Expect::*;
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k", "--max-size", "100K"]);
+    let huge = 15u64 << 40;
+    let cases = vec![
+        case(
+            "10 bytes at the end of a 15 TiB file",
+            file_entry("", huge, Some((huge - 10, huge)), false),
+            &[(huge - 10, 10)],
+            TooLarge,
+            0,
+        ),
+        case(
+            "10 bytes at the start of a 200 KiB file",
+            file_entry("", 200 << 10, Some((0, 10)), false),
+            &[(0, 10)],
+            TooLarge,
+            0,
+        ),
+    ];
+    run_cases(&mut r, &out, "declared", cases);
+    assert_eq!(list_dir(&out), Vec::<String>::new(), "left in OUT");
+    real_transfer(&r, &out, "after.bin", 4000, 7);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
 /// The free-space check covers the offered range; DATA outside it must not
 /// get in, or one offer of 1 byte fills the disk.
 #[test]
@@ -1968,6 +1999,43 @@ fn full_disk_mid_stream_is_reported_by_both_and_keeps_the_part() {
     );
 }
 
+/// A disk filled to the last page by the data leaves no room for the held
+/// record: its temporary (`NAME.zcpart.held.tmp`) must not stay behind.
+#[test]
+fn a_record_that_does_not_fit_on_a_full_disk_leaves_no_temporary() {
+    let (_root, out) = layout();
+    let test = "a_record_that_does_not_fit_on_a_full_disk_leaves_no_temporary";
+    let Some(_mount) = Mount::tmpfs(&out, "size=1m", test) else {
+        return;
+    };
+    // fill the disk, then free exactly 64 KiB for the data
+    let filler = out.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let page = vec![7u8; 4096];
+    let mut size = 0u64;
+    while f.write_all(&page).is_ok() {
+        size += 4096;
+    }
+    drop(f);
+    let range = 64 << 10;
+    OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(size - range)
+        .unwrap();
+    let mut r = Recv::start(&out, &["-k"]);
+    let entry = file_entry("full.bin", 2 * range, Some((0, range)), false);
+    let heard = lie(r.addr, &entry, &[(0, range)], test);
+    assert!(heard.go, "the range fits: {:?}", heard.msgs);
+    r.check_alive(test);
+    let names = list_dir(&out);
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "left behind on the full disk: {names:?}"
+    );
+}
+
 // ===========================================================================
 // A source that changes during the send
 
@@ -2288,9 +2356,10 @@ fn a_read_only_output_is_refused_before_any_data() {
         sent.stderr
     );
     assert_no_panic("sender", &sent.stderr);
+    // a sender without the key hears why, not where the receiver writes
     assert!(
-        sent.stderr.contains(s(&out)),
-        "the message names the output path {}: {}",
+        !sent.stderr.contains(s(&out)),
+        "the sender is told the receiver's path {}: {}",
         out.display(),
         sent.stderr
     );
@@ -2307,6 +2376,11 @@ fn a_read_only_output_is_refused_before_any_data() {
     let got = r.finish(SUITE_TIMEOUT);
     assert_ne!(got.code, 0);
     assert_no_panic("receiver", &got.stderr);
+    assert!(
+        got.stderr.contains(s(&out)),
+        "the receiver's user reads the path: {}",
+        got.stderr
+    );
     assert!(list_dir(&out).is_empty());
 }
 

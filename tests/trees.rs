@@ -216,10 +216,23 @@ fn show(names: &BTreeSet<Vec<u8>>) -> Vec<String> {
         .collect()
 }
 
+/// How a received tree may differ from its source.
+#[derive(Clone, Copy)]
+struct Landing {
+    /// The receiver's umask, which its modes lose (0: `--preserve-modes`).
+    umask: u32,
+    /// Directories keep the sender's mtimes: they were all made by the
+    /// session (one that existed keeps its own, and the kernel's as files
+    /// are added to it).
+    dir_times: bool,
+}
+
 /// The first difference between the tree at `expected` and the one at
-/// `actual`: kind, content, `mode & 0o777`, mtime (ns), link target, names.
-/// Also a difference: any setuid/setgid/sticky bit on the actual side.
-fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
+/// `actual`: kind, content, `mode & 0o777` less the umask, mtime (ns),
+/// link target, names. Also a difference: any setuid/setgid/sticky bit on
+/// the actual side.
+fn tree_diff(expected: &Path, actual: &Path, how: Landing) -> Result<(), String> {
+    let umask = how.umask;
     let e =
         fs::symlink_metadata(expected).map_err(|err| format!("{}: {err}", expected.display()))?;
     let a = fs::symlink_metadata(actual)
@@ -250,12 +263,12 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
             a.mode() & 0o7777
         ));
     }
-    if e.mode() & 0o777 != a.mode() & 0o777 {
+    if e.mode() & 0o777 & !umask != a.mode() & 0o777 {
         return Err(format!(
             "{}: mode {:o}, expected {:o}",
             actual.display(),
             a.mode() & 0o777,
-            e.mode() & 0o777
+            e.mode() & 0o777 & !umask
         ));
     }
     if a.is_file() {
@@ -284,10 +297,10 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
             ));
         }
         for n in &en {
-            tree_diff(&bpath(expected, n), &bpath(actual, n))?;
+            tree_diff(&bpath(expected, n), &bpath(actual, n), how)?;
         }
     }
-    if mtime_ns(&e) != mtime_ns(&a) {
+    if mtime_ns(&e) != mtime_ns(&a) && (how.dir_times || !a.is_dir()) {
         return Err(format!(
             "{}: mtime {:?}, expected {:?}",
             actual.display(),
@@ -298,10 +311,44 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The tree landed as sent, its modes less the umask of the receiver
+/// (a child of this process, so the same umask).
 fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
-    if let Err(diff) = tree_diff(expected, actual) {
+    assert_same_tree_under(expected, actual, own_umask(), what);
+}
+
+/// The same, for a receiver with `umask` (0: `--preserve-modes`).
+fn assert_same_tree_under(expected: &Path, actual: &Path, umask: u32, what: &str) {
+    let how = Landing {
+        umask,
+        dir_times: true,
+    };
+    if let Err(diff) = tree_diff(expected, actual, how) {
         panic!("{what}: the trees differ: {diff}");
     }
+}
+
+/// The same after a send into a tree that was there already: its
+/// directories keep their own times (files added to them change those).
+fn assert_same_tree_but_dir_times(expected: &Path, actual: &Path, what: &str) {
+    let how = Landing {
+        umask: own_umask(),
+        dir_times: false,
+    };
+    if let Err(diff) = tree_diff(expected, actual, how) {
+        panic!("{what}: the trees differ: {diff}");
+    }
+}
+
+/// This process's umask, read without setting it (other test threads
+/// create files meanwhile).
+fn own_umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("an Umask line (Linux 4.7 or later)");
+    u32::from_str_radix(line.trim(), 8).expect("an octal umask")
 }
 
 /// Everything under `root`: path → kind, size and content hash, so any
@@ -443,26 +490,58 @@ fn a_tree_keeps_its_shape_modes_times_links_and_odd_names() {
     }
 }
 
+/// A receiver started under `umask`.
+fn receiver_with_umask(out: &Path, umask: u32, extra: &[&str]) -> Receiver {
+    let plain = recv_cmd(out, extra);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask:03o}; exec \"$0\" \"$@\""))
+        .arg(plain.get_program())
+        .args(plain.get_args());
+    spawn_receiver(cmd, Stdout::Null)
+}
+
 /// The receiver creates parts in directories it made with their final
-/// mode and skips the chmod when its umask leaves that mode whole: under
-/// any umask, every mode still lands exactly.
+/// mode and skips the chmod when its umask leaves that mode whole: with
+/// `--preserve-modes`, under any umask, every mode lands exactly.
 #[test]
-fn modes_land_exactly_whatever_the_receivers_umask() {
-    for umask in ["000", "022", "077", "777"] {
+fn preserve_modes_lands_every_mode_exactly_whatever_the_receivers_umask() {
+    for umask in [0o000, 0o022, 0o077, 0o777] {
         let l = layout();
         let top = l.src.join("photos");
         photos(&top);
-        let plain = recv_cmd(&l.out, &[]);
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-            .arg(plain.get_program())
-            .args(plain.get_args());
-        let rx = spawn_receiver(cmd, Stdout::Null);
+        let rx = receiver_with_umask(&l.out, umask, &["--preserve-modes"]);
         let sent = send(&[s(&top), &rx.dest()]);
-        let what = format!("a tree into a receiver with umask {umask}");
+        let what = format!("a tree into a receiver with umask {umask:03o} and -p");
         both(&sent, rx, 0, &what).expect_code(0, &what);
-        assert_same_tree(&top, &l.out.join("photos"), &what);
+        assert_same_tree_under(&top, &l.out.join("photos"), 0, &what);
+    }
+}
+
+/// Without `--preserve-modes` the receiver's umask takes its bits from
+/// what the sender says, as tar does for a user who is not root: a sender
+/// cannot make world-writable files or directories under umask 022.
+#[test]
+fn received_modes_lose_the_receivers_umask() {
+    for umask in [0o022, 0o027, 0o077] {
+        let l = layout();
+        let top = l.src.join("photos");
+        photos(&top);
+        put(&top.join("wide/open.bin"), b"anyone may write\n");
+        chmod(&top.join("wide/open.bin"), 0o777);
+        chmod(&top.join("wide"), 0o777);
+        stamp_times(&top);
+        let rx = receiver_with_umask(&l.out, umask, &[]);
+        let sent = send(&[s(&top), &rx.dest()]);
+        let what = format!("a tree into a receiver with umask {umask:03o}");
+        both(&sent, rx, 0, &what).expect_code(0, &what);
+        assert_same_tree_under(&top, &l.out.join("photos"), umask, &what);
+        for p in all_paths(&l.out.join("photos")) {
+            let mode = fs::symlink_metadata(&p).unwrap().mode();
+            if !fs::symlink_metadata(&p).unwrap().is_symlink() {
+                assert_eq!(mode & umask, 0, "{what}: {} is {mode:o}", p.display());
+            }
+        }
     }
 }
 
@@ -779,7 +858,7 @@ fn a_changed_file_is_refused_without_force_and_replaced_with_force() {
 
     let rx = receiver(&l.out, &["-k", "--force"], Stdout::Null);
     send(&[s(&top), &rx.dest()]).expect_code(0, "the same send with --force on the receiver");
-    assert_same_tree(&top, &l.out.join("docs"), "after --force");
+    assert_same_tree_but_dir_times(&top, &l.out.join("docs"), "after --force");
 }
 
 // ===========================================================================
@@ -1083,8 +1162,8 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
             first.stderr
         );
         chmod(&locked, 0o755);
-        // What arrived of it may be as unreadable as the source was; that a
-        // read-only directory must not block a later send is a test of its own.
+        // What arrived of it may be as unreadable as the source was, and a
+        // directory that exists is left as it is (a test of its own).
         let got = l.out.join("set/locked");
         if got.exists() {
             chmod(&got, 0o755);
@@ -1100,7 +1179,7 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
     // The same command, now that the source holds still, completes the tree.
     let dest = rx.dest();
     send(&["--progress", "none", s(&top), &dest]).expect_code(0, "the same send again");
-    assert_same_tree(&top, &l.out.join("set"), "after the second send");
+    assert_same_tree_but_dir_times(&top, &l.out.join("set"), "after the second send");
 }
 
 // ===========================================================================
@@ -2141,6 +2220,137 @@ fn planted_links_in_the_destination_are_never_followed() {
     }
 }
 
+/// Mode and mtime (ns) of a path, not following links.
+fn mode_and_time(path: &Path) -> (u32, (i64, i64)) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    (meta.mode() & 0o7777, mtime_ns(&meta))
+}
+
+#[test]
+fn directories_that_exist_keep_their_mode_and_times_whatever_a_sender_says() {
+    // `zc recv` in $HOME: a sender without a key names .ssh, a sticky
+    // shared directory and a nested projects/secret (through its parent)
+    // as DIR entries of mode 0o777. They are accepted (a tree may land
+    // inside them) but left exactly as they were, with --force too; only
+    // the directory the session made takes the sender's mode and time.
+    for extra in [&["-k"][..], &["-k", "--force"]] {
+        let l = layout();
+        let existing: [(&str, u32, u64); 4] = [
+            (".ssh", 0o700, 1_500_000_000_000_000_001),
+            ("shared", 0o1777, 1_500_000_000_000_000_002),
+            ("projects/secret", 0o700, 1_500_000_000_000_000_003),
+            ("projects", 0o755, 1_500_000_000_000_000_004),
+        ];
+        put(&l.out.join(".ssh/id_ed25519"), &bytes(411, 160));
+        for (dir, mode, ns) in existing {
+            fs::create_dir_all(l.out.join(dir)).unwrap();
+            chmod(&l.out.join(dir), mode);
+            set_mtime_ns(&l.out.join(dir), ns);
+        }
+        let mut rx = receiver(&l.out, extra, Stdout::Null);
+        let wide = |path: &[u8]| Ent {
+            mode: 0o777,
+            ..dir_ent(path)
+        };
+        let entries = [
+            wide(b".ssh"),
+            wide(b"shared"),
+            wide(b"projects"),
+            wide(b"projects/secret"),
+            wide(b"new"),
+            file_ent(b"new/f.txt", b"f\n", 0o644),
+        ];
+        let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+        let ctx = format!("zc recv {extra:?}");
+        assert!(session.go && session.result.is_some(), "{ctx}: {session:?}");
+        for (dir, mode, ns) in existing {
+            let (m, t) = mode_and_time(&l.out.join(dir));
+            assert_eq!(m, mode, "{ctx}: {dir} was re-moded to {m:o}");
+            assert_eq!(
+                t,
+                (ns as i64 / 1_000_000_000, ns as i64 % 1_000_000_000),
+                "{ctx}: {dir} mtime"
+            );
+        }
+        let umask = own_umask();
+        let (m, t) = mode_and_time(&l.out.join("new"));
+        assert_eq!(m, 0o777 & !umask, "{ctx}: the directory the session made");
+        let hostile = HOSTILE_MTIME as i64;
+        assert_eq!(
+            t,
+            (hostile / 1_000_000_000, hostile % 1_000_000_000),
+            "{ctx}: new"
+        );
+        assert_eq!(fs::read(l.out.join("new/f.txt")).unwrap(), b"f\n");
+        still_serves(&l, &mut rx, "real");
+    }
+}
+
+#[test]
+fn a_sender_without_the_key_hears_that_a_name_exists_not_its_size_or_kind() {
+    // A prober names what may be in OUT, to hang up before GO. It learns
+    // that each exists (resume and --force need that much), not its size,
+    // that it is a link or a directory, or a link's target; the receiver's
+    // user still reads all of it.
+    let l = layout();
+    put(&l.out.join(".ssh/id_ed25519"), &bytes(411, 161));
+    symlink("id_ed25519", l.out.join(".ssh/id_link")).unwrap();
+    fs::create_dir(l.out.join(".ssh/keys")).unwrap();
+    symlink("elsewhere", l.out.join(".ssh/config")).unwrap();
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let entries = [
+        dir_ent(b".ssh"),
+        bad(file_ent(b".ssh/id_ed25519", b"x", 0o600)),
+        bad(file_ent(b".ssh/id_link", b"x", 0o600)),
+        bad(file_ent(b".ssh/keys", b"x", 0o600)),
+        bad(link_ent(b".ssh/config", b"x")),
+    ];
+    let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+    let got = rx.finish(TIMEOUT);
+    for (id, e) in entries.iter().enumerate().skip(1) {
+        let name = String::from_utf8_lossy(&e.path);
+        let (action, code, reason) = &session.replies[&(id as u64)];
+        assert_eq!(
+            (*action, *code),
+            (2, Some(1)),
+            "{name}: refused as existing"
+        );
+        assert_eq!(
+            reason, "exists (the receiver replaces a file only with --force)",
+            "{name}: what the sender hears"
+        );
+    }
+    for said in [
+        "exists with 411 bytes, not 1",
+        "exists as a link",
+        "exists and is not a file",
+        "a link to another target exists",
+    ] {
+        assert!(
+            got.stderr.contains(said),
+            "the receiver's user reads {said:?}:\n{}",
+            got.stderr
+        );
+    }
+}
+
+#[test]
+fn a_sender_with_the_key_hears_what_exists() {
+    let l = layout();
+    let top = l.src.join("keyed");
+    put(&top.join("a.txt"), &bytes(100, 162));
+    put(&l.out.join("keyed/a.txt"), &bytes(411, 163));
+    let rx = receiver(&l.out, &["--key", "sesame"], Stdout::Null);
+    let sent = send(&["--key", "sesame", s(&top), &rx.dest()]);
+    sent.expect_code(5, "a keyed send onto a file that differs");
+    assert!(
+        sent.stderr.contains("exists with 411 bytes, not 100"),
+        "{}",
+        sent.stderr
+    );
+    drop(rx);
+}
+
 #[test]
 fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_lands() {
     // Where first/x.txt.zcpart should be stands a directory (debris), and
@@ -2222,9 +2432,11 @@ fn receiver_bound_by_permissions(out: &Path, extra: &[&str]) -> Receiver {
 }
 
 #[test]
-fn a_read_only_directory_can_gain_files_on_a_later_send() {
-    // A directory of mode 0o555 arrives as 0o555; sending the tree again
-    // after a file was added to it must still land that file.
+fn a_read_only_directory_that_exists_stays_read_only_and_a_new_file_in_it_fails_alone() {
+    // A directory of mode 0o555 arrives as 0o555. Once there it is one
+    // that exists: a later send does not make it writable (nor give it
+    // the sender's mode and time), so a file added to it since fails alone
+    // (exit 5, named) and the rest of the tree lands.
     let l = layout();
     let top = l.src.join("t");
     put(&top.join("ro/a.txt"), b"a\n");
@@ -2241,6 +2453,20 @@ fn a_read_only_directory_can_gain_files_on_a_later_send() {
     chmod(&ro, 0o555);
     set_mtime_ns(&ro.join("b.txt"), 1_700_000_003_000_000_003);
     set_mtime_ns(&ro, 1_700_000_004_000_000_004);
-    send(&[s(&top), &dest]).expect_code(0, "the same tree again, with ro/b.txt added");
-    assert_same_tree(&top, &l.out.join("t"), "after the second send");
+    put(&top.join("w2.txt"), b"w2, new\n");
+    let landed_ro = mode_and_time(&l.out.join("t/ro"));
+    let sent = send(&[s(&top), &dest]);
+    sent.expect_code(5, "the same tree again, with ro/b.txt added");
+    assert!(
+        sent.stderr.lines().any(|l| l.contains("b.txt")),
+        "the sender names ro/b.txt:\n{}",
+        sent.stderr
+    );
+    assert_eq!(
+        mode_and_time(&l.out.join("t/ro")),
+        landed_ro,
+        "ro/ was changed"
+    );
+    assert!(!l.out.join("t/ro/b.txt").exists());
+    assert_same_tree(&top.join("w2.txt"), &l.out.join("t/w2.txt"), "w2.txt");
 }

@@ -62,6 +62,8 @@ pub(super) struct Tree<'a> {
     pub progress: Box<dyn TreeProgress>,
     pub wants: VecDeque<Want>,
     pub seen: Seen,
+    /// Directories to finish at the end (made now, or left unfinished by
+    /// an earlier session): path, name shown, mode as it lands, mtime.
     pub dirs: Vec<(RelPath, String, u32, u64)>,
     /// Directories this session made: empty when made, so nothing in them
     /// needs looking up (one entry per directory, not per file).
@@ -72,7 +74,8 @@ pub(super) struct Tree<'a> {
     pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
-    /// Bytes the file entries offer, against `--max-size`: the OFFER's
+    /// Bytes the file entries come to (each its declared size, or the end
+    /// of what it offers when further), against `--max-size`: the OFFER's
     /// count is only the sender's word.
     pub offered: u64,
     /// Frames to the sender, written in batches.

@@ -191,6 +191,17 @@ fn windows_name(c: &[u8]) -> Result<(), String> {
 /// lexically, inside the link's top entry. Lexical resolution is exact here
 /// because `..` may only lead (the link's parents are real directories of
 /// this session), and every other link is held to the same rule.
+/// The permission bits a file or directory from the peer lands with: the
+/// sender's, never setuid, setgid or sticky, less this side's umask
+/// unless `--preserve-modes` asks for them exactly (as tar does for a user
+/// who is not root, and rsync without `-p`).
+pub fn landed_mode(sent: u32, umask: Option<u32>, preserve: bool) -> u32 {
+    match preserve {
+        true => sent & 0o777,
+        false => sent & 0o777 & !umask.unwrap_or(0),
+    }
+}
+
 pub fn check_link_target(link: &RelPath, target: &[u8]) -> Result<(), String> {
     link_target(link, target, cfg!(windows))
 }
@@ -230,6 +241,28 @@ fn link_target(link: &RelPath, target: &[u8], windows: bool) -> Result<(), Strin
     }
     Ok(())
 }
+
+/// What [`Root::mkdir`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// Made now: its mode and time are set when the session ends.
+    New,
+    /// Made by a session that did not finish (see [`UNFINISHED`]): as new,
+    /// its mode and time are set at the end, though it is not empty.
+    Unfinished,
+    /// A directory that was there: left exactly as it is (mode, owner,
+    /// times), whatever the sender says of it.
+    Existing,
+}
+
+/// The mode a directory holds while zc fills it: owner only, and sticky,
+/// which no directory from a sender ever is (their modes are cut to
+/// 0o777) and hardly one a user makes. A directory still in this mode and
+/// owned by this user was made by a session that stopped before its end
+/// (Ctrl-C, a cut, a crash), so the session that resumes the tree gives it
+/// its mode and time. Every other directory that exists is not zc's to
+/// change: a sender without a key must not re-mode `~/.ssh`.
+pub const UNFINISHED: u32 = 0o1700;
 
 /// What is at a path, without following links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +337,19 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn landed_modes_lose_the_umask_and_never_keep_setuid_setgid_or_sticky() {
+        assert_eq!(landed_mode(0o777, Some(0o022), false), 0o755);
+        assert_eq!(landed_mode(0o666, Some(0o027), false), 0o640);
+        assert_eq!(landed_mode(0o7777, Some(0o022), false), 0o755);
+        assert_eq!(landed_mode(0o1777, Some(0o077), false), 0o700);
+        // --preserve-modes: exact, but still never setuid, setgid or sticky
+        assert_eq!(landed_mode(0o777, Some(0o022), true), 0o777);
+        assert_eq!(landed_mode(0o6755, Some(0o022), true), 0o755);
+        // where there is no umask (Windows), the bits as sent
+        assert_eq!(landed_mode(0o640, None, false), 0o640);
+    }
 
     fn rel(p: &str) -> RelPath {
         check_path(p.as_bytes()).unwrap()

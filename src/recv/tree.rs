@@ -111,8 +111,8 @@ pub(super) fn receive(
     match data {
         Ok(()) => tree.finish(conn, began, (bytes, landed), zero_copy),
         Err(e) => {
-            // directories made writable for the session get their modes back
-            tree.finish_dirs();
+            // the directories made stay unfinished (see sink::UNFINISHED),
+            // owner only, for the session that resumes the tree to finish
             tree.progress.abandon();
             Err(e)
         }
@@ -363,18 +363,22 @@ impl Tree<'_> {
             Ok(action) => action,
             // a tree counted as it comes is refused whole when it grows
             // past --max-size, as one counted first would have been
-            Err((RefuseCode::TooLarge, why)) if self.offer.streamed => {
-                return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+            Err(r) if r.code == RefuseCode::TooLarge && self.offer.streamed => {
+                return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
             }
-            Err((code, reason)) => Action::Refuse { code, reason },
+            Err(r) => {
+                // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+                let keyed = self.key.is_some() || conn.is_sealed();
+                let reason = r.to_peer(keyed).to_string();
+                self.settle(&shown, "entry", Fate::Refused(r.why));
+                Action::Refuse {
+                    code: r.code,
+                    reason,
+                }
+            }
         };
-        match &action {
-            Action::Skip => self.settle(&shown, "file", Fate::UpToDate),
-            Action::Refuse { reason, .. } => {
-                let fate = Fate::Refused(reason.clone());
-                self.settle(&shown, "entry", fate);
-            }
-            Action::Send { .. } | Action::Done => {}
+        if action == Action::Skip {
+            self.settle(&shown, "file", Fate::UpToDate);
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
@@ -454,7 +458,7 @@ impl Tree<'_> {
         }
     }
 
-    /// Gives each directory of the session its mode and time, deepest
+    /// Gives each directory the session made its mode and time, deepest
     /// first, so a read-only parent is closed after its children.
     fn finish_dirs(&mut self) {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
