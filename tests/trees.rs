@@ -1805,6 +1805,51 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
     assert_same_tree(&top, &l.out.join("small"), "small");
 }
 
+/// A manifest of files with 4 KiB paths against a small --max-memory: the
+/// session is refused in the middle of its manifest (ANSWER refuse, code 2,
+/// naming --max-memory) instead of the receiver holding every path, and
+/// the -k receiver goes on serving a real tree.
+#[test]
+fn a_manifest_past_max_memory_is_refused_and_the_receiver_serves_on() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k", "--max-memory", "1M"], Stdout::Null);
+    // 15 directories of 240 bytes, then files with 250-byte names
+    let mut dir = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..15u8 {
+        if !dir.is_empty() {
+            dir.push(b'/');
+        }
+        dir.extend(vec![b'a' + i; 240]);
+        entries.push(dir_ent(&dir));
+    }
+    for i in 0..4000 {
+        let name = format!("{i:010}{}", "f".repeat(240));
+        let path = [&dir[..], b"/", name.as_bytes()].concat();
+        entries.push(file_ent(&path, b"", 0o644));
+    }
+    let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+    let kinds = &session.kinds;
+    let tail = &kinds[kinds.len().saturating_sub(8)..];
+    let ctx = format!(
+        "{} frames, ending {tail}: {:?}",
+        kinds.len(),
+        session.refused_late
+    );
+    let refusal = session
+        .refused_late
+        .as_ref()
+        .unwrap_or_else(|| panic!("not refused: {ctx}"));
+    assert_eq!(get(refusal, 1), Some(&[1][..]), "{ctx}");
+    assert_eq!(get(refusal, 2), Some(&[2][..]), "{ctx}: code 2, too large");
+    let reason = String::from_utf8_lossy(get(refusal, 3).unwrap_or_default());
+    assert!(reason.contains("--max-memory 1.0 MiB"), "{ctx}");
+    assert!(!session.go, "{ctx}");
+    assert!(session.replies.len() < 4000, "{ctx}");
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    still_serves(&l, &mut rx, "real");
+}
+
 /// A hand-written tree session, its OFFER answered.
 fn offered(addr: SocketAddr, entries: u64, bytes: u64) -> Wire {
     let mut w = Wire::connect(addr);
