@@ -1976,6 +1976,68 @@ fn a_sender_stops_at_a_second_go() {
     );
 }
 
+/// A hostile receiver claims a 6 MiB file is held and lists a block again,
+/// in the same FILE HASHES frame or overlapping one of an earlier frame:
+/// the sender refuses before hashing it (exit 1, the reason names the
+/// rule), so what it hashes for a file is at most the held bytes.
+#[test]
+fn a_sender_refuses_a_held_block_hashed_twice() {
+    let l = layout();
+    let file = l.src.join("six.bin");
+    put(&file, &bytes(6 << 20, 61));
+    let block = |offset: u64, len: u32| {
+        let mut b = offset.to_be_bytes().to_vec();
+        b.extend(len.to_be_bytes());
+        b.extend([0u8; 32]);
+        b
+    };
+    let hashes = |blocks: &[Vec<u8>]| {
+        let mut body = 0u64.to_be_bytes().to_vec();
+        body.push(0); // not the last frame
+        body.extend(blocks.concat());
+        frame(b'X', &body)
+    };
+    let mib = 1u32 << 20;
+    let cases = [
+        ("the same block twice in a frame", {
+            let twice = vec![block(0, 4 * mib); 2];
+            hashes(&twice)
+        }),
+        ("a block overlapping one of an earlier frame", {
+            let mut two = hashes(&[block(0, 4 * mib)]);
+            two.extend(hashes(&[block(2 << 20, 4 * mib)]));
+            two
+        }),
+    ];
+    for (what, frames) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (mut w, seen) = fake_receiver(listener, b'M');
+            let mut held = 0u64.to_be_bytes().to_vec();
+            held.extend((6u64 << 20).to_be_bytes());
+            let mut reply = field(1, &0u64.to_be_bytes());
+            reply.extend(field(2, &[0]));
+            reply.extend(field(5, &held));
+            reply.extend(field(6, &[1]));
+            let mut out = frame(b'Y', &reply);
+            out.extend(frames);
+            w.0.write_all(&out).unwrap();
+            let _ = w.0.read_to_end(&mut Vec::new());
+            seen
+        });
+        let got = send(&[s(&file), &addr.to_string()]);
+        let seen = fake.join().unwrap();
+        assert_eq!(seen, "NM", "{what}: one entry, then the MANIFEST");
+        got.expect_code(1, what);
+        assert!(
+            got.stderr.contains("overlap bytes hashed already"),
+            "{what}: {}",
+            got.stderr
+        );
+    }
+}
+
 /// A manifest the receiver cannot take ends the session with a failed
 /// RESULT that says why, before any data (so a sender can tell its user).
 #[test]
