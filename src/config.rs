@@ -122,6 +122,8 @@ pub struct RecvConfig {
     pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
+    /// `--max-memory`: what one session's manifest may hold in memory.
+    pub max_memory: u64,
     /// `--raw --offset`: write from this byte without truncating.
     pub raw_offset: Option<u64>,
     pub common: Common,
@@ -426,6 +428,7 @@ impl RecvConfig {
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             max_size: args.max_size,
             max_files: args.max_files,
+            max_memory: args.max_memory,
             raw_offset: args.offset,
             common,
         })

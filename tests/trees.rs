@@ -1884,6 +1884,51 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
     assert_same_tree(&top, &l.out.join("small"), "small");
 }
 
+/// A manifest of files with 4 KiB paths against a small --max-memory: the
+/// session is refused in the middle of its manifest (ANSWER refuse, code 2,
+/// naming --max-memory) instead of the receiver holding every path, and
+/// the -k receiver goes on serving a real tree.
+#[test]
+fn a_manifest_past_max_memory_is_refused_and_the_receiver_serves_on() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k", "--max-memory", "1M"], Stdout::Null);
+    // 15 directories of 240 bytes, then files with 250-byte names
+    let mut dir = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..15u8 {
+        if !dir.is_empty() {
+            dir.push(b'/');
+        }
+        dir.extend(vec![b'a' + i; 240]);
+        entries.push(dir_ent(&dir));
+    }
+    for i in 0..4000 {
+        let name = format!("{i:010}{}", "f".repeat(240));
+        let path = [&dir[..], b"/", name.as_bytes()].concat();
+        entries.push(file_ent(&path, b"", 0o644));
+    }
+    let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+    let kinds = &session.kinds;
+    let tail = &kinds[kinds.len().saturating_sub(8)..];
+    let ctx = format!(
+        "{} frames, ending {tail}: {:?}",
+        kinds.len(),
+        session.refused_late
+    );
+    let refusal = session
+        .refused_late
+        .as_ref()
+        .unwrap_or_else(|| panic!("not refused: {ctx}"));
+    assert_eq!(get(refusal, 1), Some(&[1][..]), "{ctx}");
+    assert_eq!(get(refusal, 2), Some(&[2][..]), "{ctx}: code 2, too large");
+    let reason = String::from_utf8_lossy(get(refusal, 3).unwrap_or_default());
+    assert!(reason.contains("--max-memory 1.0 MiB"), "{ctx}");
+    assert!(!session.go, "{ctx}");
+    assert!(session.replies.len() < 4000, "{ctx}");
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    still_serves(&l, &mut rx, "real");
+}
+
 /// A hand-written tree session, its OFFER answered.
 fn offered(addr: SocketAddr, entries: u64, bytes: u64) -> Wire {
     let mut w = Wire::connect(addr);
@@ -2008,6 +2053,68 @@ fn a_sender_stops_at_a_second_go() {
         !after.windows(10).any(|w| w == b"some bytes"),
         "file data went out after the second GO"
     );
+}
+
+/// A hostile receiver claims a 6 MiB file is held and lists a block again,
+/// in the same FILE HASHES frame or overlapping one of an earlier frame:
+/// the sender refuses before hashing it (exit 1, the reason names the
+/// rule), so what it hashes for a file is at most the held bytes.
+#[test]
+fn a_sender_refuses_a_held_block_hashed_twice() {
+    let l = layout();
+    let file = l.src.join("six.bin");
+    put(&file, &bytes(6 << 20, 61));
+    let block = |offset: u64, len: u32| {
+        let mut b = offset.to_be_bytes().to_vec();
+        b.extend(len.to_be_bytes());
+        b.extend([0u8; 32]);
+        b
+    };
+    let hashes = |blocks: &[Vec<u8>]| {
+        let mut body = 0u64.to_be_bytes().to_vec();
+        body.push(0); // not the last frame
+        body.extend(blocks.concat());
+        frame(b'X', &body)
+    };
+    let mib = 1u32 << 20;
+    let cases = [
+        ("the same block twice in a frame", {
+            let twice = vec![block(0, 4 * mib); 2];
+            hashes(&twice)
+        }),
+        ("a block overlapping one of an earlier frame", {
+            let mut two = hashes(&[block(0, 4 * mib)]);
+            two.extend(hashes(&[block(2 << 20, 4 * mib)]));
+            two
+        }),
+    ];
+    for (what, frames) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (mut w, seen) = fake_receiver(listener, b'M');
+            let mut held = 0u64.to_be_bytes().to_vec();
+            held.extend((6u64 << 20).to_be_bytes());
+            let mut reply = field(1, &0u64.to_be_bytes());
+            reply.extend(field(2, &[0]));
+            reply.extend(field(5, &held));
+            reply.extend(field(6, &[1]));
+            let mut out = frame(b'Y', &reply);
+            out.extend(frames);
+            w.0.write_all(&out).unwrap();
+            let _ = w.0.read_to_end(&mut Vec::new());
+            seen
+        });
+        let got = send(&[s(&file), &addr.to_string()]);
+        let seen = fake.join().unwrap();
+        assert_eq!(seen, "NM", "{what}: one entry, then the MANIFEST");
+        got.expect_code(1, what);
+        assert!(
+            got.stderr.contains("overlap bytes hashed already"),
+            "{what}: {}",
+            got.stderr
+        );
+    }
 }
 
 /// A manifest the receiver cannot take ends the session with a failed

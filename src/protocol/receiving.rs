@@ -12,12 +12,28 @@ use crate::held::Ranges;
 use crate::protocol::tree::FileEnd;
 use crate::protocol::MAX_RANGES;
 
+/// What was asked for, oldest first.
+pub trait Asked<T> {
+    fn pop_front(&mut self) -> Option<T>;
+    fn push_front(&mut self, item: T);
+}
+
+impl<T> Asked<T> for VecDeque<T> {
+    fn pop_front(&mut self) -> Option<T> {
+        VecDeque::pop_front(self)
+    }
+
+    fn push_front(&mut self, item: T) {
+        VecDeque::push_front(self, item)
+    }
+}
+
 /// BEGIN for entry `id`: the files asked for before it in `asked` were
 /// skipped by the sender (returned first, to be settled as not sent), then
 /// the one beginning. An id that was not asked for, or came already, is an
 /// error.
 pub fn begin<T>(
-    asked: &mut VecDeque<T>,
+    asked: &mut impl Asked<T>,
     id: u64,
     id_of: impl Fn(&T) -> u64,
 ) -> Result<(Vec<T>, T), String> {

@@ -9,6 +9,7 @@ mod session;
 pub mod sink;
 mod tree;
 mod tree_files;
+mod wants;
 
 use std::net::TcpListener;
 use std::time::Instant;

@@ -2,7 +2,6 @@
 //! phases (the manifest in `tree`, the data in `tree_files`), and what both
 //! do with it: record an entry's fate, write frames, answer the sender.
 
-use std::collections::VecDeque;
 use std::io::Write;
 
 use anyhow::{Context, Result};
@@ -60,7 +59,9 @@ pub(super) struct Tree<'a> {
     pub offer: TreeOffer,
     pub ledger: Ledger,
     pub progress: Box<dyn TreeProgress>,
-    pub wants: VecDeque<Want>,
+    pub wants: super::wants::Wants,
+    /// Bytes the directories and links kept for the end hold (see `memory`).
+    pub kept: u64,
     pub seen: Seen,
     /// Directories to finish at the end (made now, or left unfinished by
     /// an earlier session): path, name shown, mode as it lands, mtime.

@@ -1,6 +1,6 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -65,6 +65,27 @@ impl RelPath {
     /// The wire form, borrowed.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The parent's wire form (empty at the top) and the last component.
+    pub fn split(&self) -> (&[u8], &[u8]) {
+        match self.bytes.iter().rposition(|&b| b == b'/') {
+            Some(cut) => (&self.bytes[..cut], &self.bytes[cut + 1..]),
+            None => (&[], &self.bytes),
+        }
+    }
+
+    /// The path again from the two halves [`RelPath::split`] gave: both
+    /// were checked as one, so the join is too.
+    pub fn rejoin(parent: Option<&RelPath>, name: &[u8]) -> RelPath {
+        let mut bytes = Vec::with_capacity(parent.map_or(0, |p| p.bytes.len() + 1) + name.len());
+        if let Some(parent) = parent {
+            bytes.extend_from_slice(&parent.bytes);
+            bytes.push(b'/');
+        }
+        bytes.extend_from_slice(name);
+        debug_assert!(check_path(&bytes).is_ok());
+        RelPath { bytes }
     }
 
     /// For messages: a peer's name may hold anything a terminal obeys.
@@ -275,11 +296,13 @@ pub enum Found {
 }
 
 /// The paths of one session, as 128-bit hashes (a session may hold
-/// millions of paths of up to 4 KiB), each with whether it is a directory
-/// that was accepted, so its children may be.
+/// millions of paths of up to 4 KiB): the directories that were accepted,
+/// so their children may be, and every other path. Two sets of bare keys
+/// rather than one map of key and flag: 16 bytes a slot, not 32.
 pub struct Seen {
     fold: bool,
-    paths: HashMap<u128, bool>,
+    dirs: HashSet<u128>,
+    others: HashSet<u128>,
 }
 
 impl Seen {
@@ -287,13 +310,20 @@ impl Seen {
     pub fn new(fold: bool) -> Seen {
         Seen {
             fold,
-            paths: HashMap::new(),
+            dirs: HashSet::new(),
+            others: HashSet::new(),
         }
+    }
+
+    /// What the sets hold, in bytes (their slots and control bytes).
+    pub fn memory(&self) -> u64 {
+        let slots = self.dirs.capacity() + self.others.capacity();
+        (slots * (std::mem::size_of::<u128>() + 1)) as u64
     }
 
     pub fn admit(&mut self, rel: &RelPath, is_dir: bool) -> Result<(), String> {
         if let Some(parent) = rel.parent() {
-            if self.paths.get(&self.key(&parent)) != Some(&true) {
+            if !self.dirs.contains(&self.key(&parent)) {
                 return Err(format!(
                     "'{}' is not beneath a directory of this session",
                     rel.display()
@@ -301,10 +331,13 @@ impl Seen {
             }
         }
         let key = self.key(rel);
-        if self.paths.contains_key(&key) {
+        if self.dirs.contains(&key) || self.others.contains(&key) {
             return Err(format!("'{}' was sent twice", rel.display()));
         }
-        self.paths.insert(key, is_dir);
+        match is_dir {
+            true => self.dirs.insert(key),
+            false => self.others.insert(key),
+        };
         Ok(())
     }
 
@@ -312,7 +345,8 @@ impl Seen {
     /// nothing is admitted beneath it.
     pub fn reject_dir(&mut self, rel: &RelPath) {
         let key = self.key(rel);
-        self.paths.insert(key, false);
+        self.dirs.remove(&key);
+        self.others.insert(key);
     }
 
     /// Case folding is `to_lowercase` on what is UTF-8: close to, not exactly,
@@ -432,6 +466,10 @@ mod tests {
         assert_eq!(p.name(), b"b\nc");
         assert_eq!(p.depth(), 3);
         assert_eq!(p.parent(), Some(rel("top/a")));
+        assert_eq!(p.split(), (&b"top/a"[..], &b"b\nc"[..]));
+        assert_eq!(RelPath::rejoin(Some(&rel("top/a")), b"b\nc"), p);
+        assert_eq!(rel("top").split(), (&b""[..], &b"top"[..]));
+        assert_eq!(RelPath::rejoin(None, b"top"), rel("top"));
         assert_eq!(rel("top").parent(), None);
         assert_eq!(p.as_bytes(), b"top/a/b\nc");
         assert_eq!(p.display(), "top/a/b\\nc");

@@ -3,7 +3,6 @@
 //! or wanted), check the free space for the whole tree, then hand the data
 //! phase to `tree_files` and finish: flush, links, directories, RESULT.
 
-use std::collections::VecDeque;
 use std::io::{BufReader, Write};
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use crate::output::Stream;
 use crate::progress::tree::{TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
-use crate::protocol::tree::{Action, Entry, Manifest, Reply, TreeOffer};
+use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply, TreeOffer};
 use crate::protocol::{self as proto, Message, RefuseCode, Status};
 use crate::units::human_bytes;
 
@@ -84,7 +83,8 @@ pub(super) fn receive(
         offer,
         ledger: Ledger::default(),
         progress,
-        wants: VecDeque::new(),
+        wants: Default::default(),
+        kept: 0,
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
         fresh: Default::default(),
@@ -129,6 +129,20 @@ fn single_error(peer: &str, fate: &Fate, line: &str) -> anyhow::Error {
         )),
         Fate::Failed(why) => anyhow!("{peer}: {why}"),
         Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{line}"),
+    }
+}
+
+/// What the end of the session keeps of a directory (its path and name
+/// shown, to set its mode and time; its path again, as made here) or a
+/// link (its path, its name shown, its target), in bytes: an estimate,
+/// charged even when the entry is then refused.
+fn kept_for(entry: &Entry) -> u64 {
+    const SLOT: u64 = 160;
+    let path = entry.path.len() as u64;
+    match entry.kind {
+        EntryKind::Dir => SLOT + 3 * path,
+        EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
+        EntryKind::File => 0,
     }
 }
 
@@ -286,7 +300,7 @@ impl Tree<'_> {
     /// A file alone opens its part when its entry comes: one that never got
     /// data, new and empty, goes again when the session ends before GO.
     fn discard_unstarted(&mut self) {
-        for want in &mut self.wants {
+        while let Some(mut want) = self.wants.pop_front() {
             if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
                 let _ = self.root.discard_part(&want.rel);
             }
@@ -313,6 +327,13 @@ impl Tree<'_> {
         let _ = self.flush(conn);
         super::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
+    }
+
+    /// What the session holds for its entries until it ends, in bytes:
+    /// the files asked for, the directories and links kept for the end,
+    /// and every path seen (against duplicates).
+    fn memory(&self) -> u64 {
+        self.wants.memory() + self.seen.memory() + self.kept
     }
 
     fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
@@ -359,6 +380,7 @@ impl Tree<'_> {
         self.next_id += 1;
         let id = entry.id;
         let shown = lossy(&entry.path);
+        self.kept += kept_for(&entry);
         let action = match self.decide(entry) {
             Ok(action) => action,
             // a tree counted as it comes is refused whole when it grows
@@ -381,6 +403,15 @@ impl Tree<'_> {
             self.settle(&shown, "file", Fate::UpToDate);
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
+        if self.memory() > self.cfg.max_memory {
+            let why = format!(
+                "the manifest needs more than --max-memory {} of the receiver's memory \
+                 ({} entries so far)",
+                human_bytes(self.cfg.max_memory),
+                self.next_id
+            );
+            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+        }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
             let (rel, held) = (want.rel.clone(), want.held.clone());
             self.block_hashes(id, &rel, &held, conn)?;
