@@ -578,7 +578,7 @@ fn seeds_outcome() -> Vec<Vec<u8>> {
             status: Status::Ok,
             sha256: Some([3; 32]),
             held: 1 << 30,
-            message: String::new(),
+            message: Default::default(),
             mac: Some([4; 32]),
         }
         .encode(),
@@ -663,7 +663,7 @@ fn seeds_message() -> Vec<Vec<u8>> {
         status: Status::Ok,
         sha256: Some([3; 32]),
         held: 1 << 20,
-        message: String::new(),
+        message: Default::default(),
         mac: Some([4; 32]),
     };
     let blocks = vec![BlockHash {

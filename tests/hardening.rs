@@ -400,7 +400,7 @@ fn answer_of(bytes: &[u8], what: &str) -> Answer {
 
 fn refusal(bytes: &[u8], what: &str) -> (RefuseCode, String) {
     match answer_of(bytes, what) {
-        Answer::Refuse { code, reason } => (code, reason),
+        Answer::Refuse { code, reason } => (code, String::from_utf8_lossy(reason.wire()).into()),
         other => panic!("{what}: the receiver accepted: {other:?}"),
     }
 }
@@ -489,9 +489,11 @@ impl Heard {
     }
 
     /// An ANSWER refusing the session.
-    fn refusal(&self) -> Option<(RefuseCode, &str)> {
+    fn refusal(&self) -> Option<(RefuseCode, String)> {
         self.msgs.iter().find_map(|m| match m {
-            Message::Answer(Answer::Refuse { code, reason }) => Some((*code, reason.as_str())),
+            Message::Answer(Answer::Refuse { code, reason }) => {
+                Some((*code, String::from_utf8_lossy(reason.wire()).into()))
+            }
             _ => None,
         })
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::held::Ranges;
 use crate::protocol::tree::FileEnd;
-use crate::protocol::MAX_RANGES;
+use crate::protocol::{PeerText, MAX_RANGES};
 
 /// BEGIN for entry `id`: the files asked for before it in `asked` were
 /// skipped by the sender (returned first, to be settled as not sent), then
@@ -72,7 +72,7 @@ pub struct Admitted {
 pub enum Ending {
     /// The sender could not send it all (its source failed): nothing of it
     /// is kept.
-    SenderFailed(String),
+    SenderFailed(PeerText),
     /// Bytes offered are missing: the sender ended the file early.
     Incomplete,
     /// Everything offered is here; `have` is all the part holds (its
@@ -193,7 +193,7 @@ mod tests {
             id,
             sent,
             sha256: None,
-            failed: failed.map(str::to_string),
+            failed: failed.map(PeerText::from),
         }
     }
 

@@ -384,7 +384,7 @@ impl<'t, 'a> Files<'t, 'a> {
             (Ending::SenderFailed(why), _) => {
                 // the padding the sender wrote is no data of the file
                 let _ = self.tree.root.discard_part(&cur.want.rel);
-                let fate = Fate::Failed(format!("the sender: {why}"));
+                let fate = Fate::Failed(format!("the sender: {why}").into());
                 self.tree.settle(&shown, "file", fate);
                 return Ok(());
             }
@@ -480,7 +480,7 @@ impl<'t, 'a> Files<'t, 'a> {
             status,
             sha256,
             held,
-            message: message.to_string(),
+            message: message.into(),
             mac,
         };
         Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
@@ -490,7 +490,7 @@ impl<'t, 'a> Files<'t, 'a> {
             Status::Ok if held < want.size => Fate::Held(held),
             Status::Ok => Fate::Landed,
             Status::Mismatch => Fate::Mismatch,
-            _ => Fate::Failed(message.to_string()),
+            _ => Fate::Failed(message.into()),
         };
         self.tree.settle_file(&shown, "file", want.size, sha, fate);
         Ok(())
@@ -605,7 +605,7 @@ fn file_start(want: &Want) -> crate::progress::Start {
     };
     crate::progress::Start {
         role: crate::progress::Role::Recv,
-        name: String::new(),
+        name: Default::default(),
         peer: String::new(),
         size: (!want.stream).then_some(want.size),
         offset: start,
@@ -632,6 +632,8 @@ fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
-    let name = name.map_or(String::new(), |n| format!(" {}", n.escape_debug()));
+    let name = name.map_or(String::new(), |n| {
+        format!(" {}", crate::peer_text::escape(n.as_bytes()))
+    });
     exit::interrupted(format!("{} stopped sending{name}", conn.peer))
 }

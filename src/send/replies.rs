@@ -178,9 +178,9 @@ impl Run<'_> {
             // before GO a RESULT is the receiver giving up (it read it
             // in the walk or while waiting for GO alike): say its reason
             Message::Result(outcome) if before_go => {
-                let why = match outcome.message.as_str() {
-                    "" => "it ended the session before GO",
-                    message => message,
+                let why = match outcome.message.is_empty() {
+                    true => proto::PeerText::from("it ended the session before GO"),
+                    false => outcome.message,
                 };
                 bail!("{peer} failed: {why}")
             }

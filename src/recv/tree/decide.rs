@@ -27,6 +27,7 @@ impl Tree<'_> {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()));
             }
+            crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let path = match &self.dest {
                 Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
                 Dest::Named(name) => {
