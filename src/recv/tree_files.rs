@@ -21,6 +21,7 @@ use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Record};
+use crate::peer_text::escape;
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiving::{self, Arrival, Ending};
 use crate::protocol::tree::{Begin, FileEnd};
@@ -292,7 +293,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let admitted = cur
             .arrival
             .admit(offset, len, self.tree.cfg.max_size)
-            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, lossy(cur.want.path())))?;
+            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, escape(cur.want.path())))?;
         if !admitted.in_order && cur.want.whole {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
@@ -616,7 +617,7 @@ fn file_start(want: &Want) -> crate::progress::Start {
 
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
-    anyhow::Error::new(err).context(lossy(want.path()))
+    anyhow::Error::new(err).context(escape(want.path()))
 }
 
 /// A failure of the connection: the sender may come back and resume.
@@ -632,8 +633,6 @@ fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
-    let name = name.map_or(String::new(), |n| {
-        format!(" {}", crate::peer_text::escape(n.as_bytes()))
-    });
+    let name = name.map_or(String::new(), |n| format!(" {}", escape(n.as_bytes())));
     exit::interrupted(format!("{} stopped sending{name}", conn.peer))
 }
