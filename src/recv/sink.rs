@@ -1,7 +1,7 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -70,6 +70,11 @@ impl RelPath {
     /// For messages: a peer's name may hold anything a terminal obeys.
     pub fn display(&self) -> String {
         escape(&self.bytes)
+    }
+
+    /// The path beneath `dir`, for messages, escaped as [`RelPath::display`].
+    pub fn display_in(&self, dir: &Path) -> String {
+        escape(dir.join(self.to_path()).as_os_str().as_encoded_bytes())
     }
 
     /// The relative native path.

@@ -201,13 +201,13 @@ impl Tree<'_> {
         rel: &RelPath,
         fresh: bool,
     ) -> Result<std::fs::File, (RefuseCode, String)> {
-        let at = self.root.path().join(rel.to_path());
+        let at = rel.display_in(self.root.path());
         self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock => (
                 RefuseCode::Busy,
-                format!("{} is being received by another transfer", at.display()),
+                format!("{at} is being received by another transfer"),
             ),
-            _ => (RefuseCode::Other, format!("{}.zcpart: {e}", at.display())),
+            _ => (RefuseCode::Other, format!("{at}.zcpart: {e}")),
         })
     }
 
@@ -265,7 +265,7 @@ impl Tree<'_> {
         if record.source != identity(rel, entry) {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                self.root.path().join(rel.to_path()).display()
+                rel.display_in(self.root.path())
             ));
             return Ranges::new();
         }

@@ -165,14 +165,7 @@ impl Files<'_, '_> {
                 self.partial = Some(match self.tree.single {
                     Some(_) => format!(
                         "kept {}.zcpart ({} bytes held)",
-                        escape(
-                            self.tree
-                                .root
-                                .path()
-                                .join(cur.want.rel.to_path())
-                                .as_os_str()
-                                .as_encoded_bytes()
-                        ),
+                        cur.want.rel.display_in(self.tree.root.path()),
                         held.total()
                     ),
                     None => format!(
