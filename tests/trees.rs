@@ -390,6 +390,10 @@ fn photos(top: &Path) {
     put(&top.join("-rf"), b"dash\n");
     put(&top.join("--force"), b"dashes\n");
     put(&bpath(top, b"caf\xe9.bin"), b"latin-1 name\n");
+    // a backslash, and a lone byte 0x9b (not UTF-8, so no C1 control):
+    // legal in a tree on Unix, though not as the name of a file alone
+    put(&top.join("back\\slash"), b"backslash\n");
+    put(&bpath(top, b"lone\x9b.bin"), b"a byte, not a control\n");
     put(&top.join("\u{fc}n\u{ef}.txt"), b"utf-8 name\n");
     put(&top.join("big.bin"), &bytes(3 << 20, 3));
     put(&top.join("hard1"), b"one inode, two names\n");

@@ -318,7 +318,7 @@ impl Reporter {
             }),
             Style::Bar => {
                 let bar = Bar::new(&self.multi, &start);
-                bar.bar.set_prefix(format!("verifying {name}"));
+                bar.bar.set_prefix(format!("verifying {}", start.name));
                 Box::new(bar)
             }
             Style::Quiet => Box::new(Silent),
