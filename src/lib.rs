@@ -18,6 +18,7 @@ pub mod held;
 pub mod interrupt;
 pub mod net;
 pub mod output;
+pub mod peer_text;
 pub mod progress;
 pub mod protocol;
 pub mod rate;

@@ -173,6 +173,19 @@ impl Recv {
         Recv { p, addr }
     }
 
+    /// As [`Recv::start`], with `--json`: the address from its listening event.
+    fn start_json(output: &Path, extra: &[&str]) -> Recv {
+        let mut cmd = recv_cmd(output, &["--json"]);
+        cmd.args(extra);
+        let mut p = Proc::start(cmd, "zc recv --json", Stdio::null());
+        let text = p.wait_stderr("\"listening\"", SUITE_TIMEOUT);
+        let event: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {text}"));
+        let addr = event["addr"].as_str().and_then(|a| a.parse().ok());
+        let addr = addr.unwrap_or_else(|| panic!("no address in {event}"));
+        Recv { p, addr }
+    }
+
     fn dest(&self) -> String {
         self.addr.to_string()
     }
@@ -400,7 +413,7 @@ fn answer_of(bytes: &[u8], what: &str) -> Answer {
 
 fn refusal(bytes: &[u8], what: &str) -> (RefuseCode, String) {
     match answer_of(bytes, what) {
-        Answer::Refuse { code, reason } => (code, reason),
+        Answer::Refuse { code, reason } => (code, String::from_utf8_lossy(reason.wire()).into()),
         other => panic!("{what}: the receiver accepted: {other:?}"),
     }
 }
@@ -489,9 +502,11 @@ impl Heard {
     }
 
     /// An ANSWER refusing the session.
-    fn refusal(&self) -> Option<(RefuseCode, &str)> {
+    fn refusal(&self) -> Option<(RefuseCode, String)> {
         self.msgs.iter().find_map(|m| match m {
-            Message::Answer(Answer::Refuse { code, reason }) => Some((*code, reason.as_str())),
+            Message::Answer(Answer::Refuse { code, reason }) => {
+                Some((*code, String::from_utf8_lossy(reason.wire()).into()))
+            }
             _ => None,
         })
     }
@@ -1077,13 +1092,10 @@ fn bad_names_are_refused_and_nothing_is_written() {
     let mut r = Recv::start(&out, &["-k"]);
     let abs = victim.to_str().unwrap().to_string();
     let long = "a".repeat(256);
-    // Each is the path of the one entry of a `single` session. Absent on
-    // purpose, as they are legal names on Unix (PROTOCOL.md, ENTRY: names
-    // are bytes): "a\nb" and "tab\there" (tab and newline are the controls
-    // Unix names may hold; zc escapes them when it prints), a backslash
-    // ("a\\b", "..\\x": an ordinary byte here, refused only on Windows),
-    // bytes that are not UTF-8, and U+0085 (its UTF-8 bytes are not
-    // controls); they land below.
+    // Each is the path of the one entry of a `single` session, whose name
+    // has the stricter rule of SECURITY.md (no control character at all,
+    // no backslash, UTF-8 only); the same bytes in a tree may be legal
+    // (tests/trees.rs).
     let names: Vec<&[u8]> = vec![
         b"../x",
         b"../../x",
@@ -1113,6 +1125,16 @@ fn bad_names_are_refused_and_nothing_is_written() {
         b"bad\xff\x1b.bin",
         b"..\xff/x",
         b"\xfe.zcpart",
+        // legal in a tree on Unix, not as the name of a file alone
+        b"a\nb",
+        b"tab\there",
+        b"a\\b",
+        b"..\\x",
+        b"bad\xff.bin",
+        // C1 controls, as UTF-8 (C2 85, C2 9B, C2 9D)
+        "\u{85}next-line".as_bytes(),
+        "csi\u{9b}2J".as_bytes(),
+        "osc\u{9d}0;t\u{9c}".as_bytes(),
     ];
     let payload = b"EVIL!";
     for name in &names {
@@ -1166,14 +1188,10 @@ fn bad_names_are_refused_and_nothing_is_written() {
     );
     // Names a user might think odd but that are plain file names on Unix
     // land, under exactly those bytes.
-    let odd: [&[u8]; 7] = [
-        b"a\nb",
-        b"tab\there",
-        b"a\\b",
-        b"..\\x",
-        b"bad\xff.bin",
-        "\u{85}next-line".as_bytes(),
+    let odd: [&[u8]; 3] = [
         b"x.zcpart.bak",
+        "\u{a0}nbsp-\u{e9}".as_bytes(),
+        "right-to-left\u{202e}txt.exe".as_bytes(),
     ];
     for name in odd {
         let what = format!("legal name {:?}", String::from_utf8_lossy(name));
@@ -1197,6 +1215,120 @@ fn bad_names_are_refused_and_nothing_is_written() {
     assert_eq!(list_dir(root.path()), vec!["out"]);
     let r_out = r.p.stderr();
     assert_no_panic("receiver", &r_out);
+    assert_terminal_safe(&r_out, "the receiver named every name escaped");
+}
+
+/// A session of one file whose sender waits for GO (whatever the REPLY
+/// said), then writes `after`. Returns what the receiver said until it
+/// hung up.
+fn after_go(addr: SocketAddr, entry: &Entry, after: &[u8], what: &str) -> Heard {
+    let mut c = client(addr);
+    c.write_all(&session_of_one(entry))
+        .unwrap_or_else(|e| panic!("{what}: writing the offer: {e}"));
+    let mut msgs = Vec::new();
+    let go = hear(&mut c, &mut msgs, what, |m| {
+        matches!(m, Message::Go | Message::Answer(Answer::Refuse { .. }))
+    }) && msgs.last() == Some(&Message::Go);
+    assert!(go, "{what}: no GO: {msgs:?}");
+    let _ = c.write_all(after);
+    let _ = c.shutdown(Shutdown::Write);
+    hear(&mut c, &mut msgs, what, |_| false);
+    Heard { msgs, go }
+}
+
+/// What a sender whose source vanished writes after GO: the data (zeros),
+/// a FILE END that says why in `failed`, and END.
+fn gave_up(entry: &Entry, why: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let begin = Begin {
+        id: entry.id,
+        path: entry.path.clone(),
+    };
+    Message::Begin(begin).append_to(&mut bytes);
+    bytes.extend_from_slice(&proto::data_header(0, entry.size));
+    bytes.resize(bytes.len() + entry.size as usize, 0);
+    let end = FileEnd {
+        id: entry.id,
+        sent: entry.size,
+        sha256: None,
+        failed: Some(why.into()),
+    };
+    Message::FileEnd(end).append_to(&mut bytes);
+    let sent = entry.size;
+    Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+    bytes
+}
+
+/// What a sender chooses reaches the receiver's stderr escaped: FILE END's
+/// `failed`, a name with C1 controls (refused, and named in the refusal),
+/// a name with a bidi override (it lands; the summary line names it). No
+/// escape sequence, C1 control or forged line; `--json` carries the name
+/// as data.
+#[test]
+fn a_senders_words_reach_the_receivers_terminal_escaped() {
+    let c1 = "csi\u{9b}2J\u{9d}0;title\u{9c}.bin";
+    let c1_shown = "csi\\u{9b}2J\\u{9d}0;title\\u{9c}.bin";
+    let rtl = "right-to-left\u{202e}txt.exe";
+    let rtl_shown = "right-to-left\\u{202e}txt.exe";
+    for json in [false, true] {
+        let (_root, out) = layout();
+        let mut r = match json {
+            true => Recv::start_json(&out, &["-k"]),
+            false => Recv::start(&out, &["-k"]),
+        };
+        let what = format!("FILE END failed (json {json})");
+        let entry = file_entry("gave-up.bin", 5, None, false);
+        after_go(r.addr, &entry, &gave_up(&entry, HOSTILE_TEXT), &what);
+        r.p.wait_stderr("FORGED", SUITE_TIMEOUT);
+        let what = format!("a name with C1 controls (json {json})");
+        // a sender that heeds the refusal: END, and no data
+        let mut nothing = Vec::new();
+        Message::End(TreeEnd { sent: 0, failed: 0 }).append_to(&mut nothing);
+        let heard = after_go(r.addr, &file_entry(c1, 5, None, false), &nothing, &what);
+        assert!(
+            matches!(
+                heard.reply(),
+                Some(Action::Refuse {
+                    code: RefuseCode::BadName,
+                    ..
+                })
+            ),
+            "{what}: {:?}",
+            heard.msgs
+        );
+        r.p.wait_stderr("title", SUITE_TIMEOUT);
+        let what = format!("a name with a bidi override (json {json})");
+        let heard = lie(r.addr, &file_entry(rtl, 5, None, false), &[(0, 5)], &what);
+        assert!(heard.took_it(), "{what}: {:?}", heard.msgs);
+        let text = r.p.wait_stderr("txt.exe", SUITE_TIMEOUT);
+        r.check_alive(&what);
+        let what = format!("the receiver's stderr (json {json})");
+        if !json {
+            assert_terminal_safe(&text, &what);
+            for shown in [HOSTILE_SHOWN, c1_shown, rtl_shown] {
+                assert!(text.contains(shown), "{what}: no {shown:?} in\n{text}");
+            }
+            continue;
+        }
+        let events = json_lines(&text, &what);
+        let messages: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect();
+        for shown in [HOSTILE_SHOWN, c1_shown] {
+            assert!(
+                messages.iter().any(|m| m.contains(shown)),
+                "{what}: no {shown:?} in\n{text}"
+            );
+        }
+        let done = events
+            .iter()
+            .find(|e| e["event"] == "done")
+            .unwrap_or_else(|| panic!("{what}: no done event:\n{text}"));
+        assert_eq!(done["name"], rtl, "{what}: the name as data");
+        let path = done["path"].as_str().unwrap_or_default();
+        assert!(path.ends_with(rtl), "{what}: {done}");
+    }
 }
 
 /// What a receiver must do with one hostile session of one file.

@@ -437,6 +437,10 @@ fn photos(top: &Path) {
     put(&top.join("-rf"), b"dash\n");
     put(&top.join("--force"), b"dashes\n");
     put(&bpath(top, b"caf\xe9.bin"), b"latin-1 name\n");
+    // a backslash, and a lone byte 0x9b (not UTF-8, so no C1 control):
+    // legal in a tree on Unix, though not as the name of a file alone
+    put(&top.join("back\\slash"), b"backslash\n");
+    put(&bpath(top, b"lone\x9b.bin"), b"a byte, not a control\n");
     put(&top.join("\u{fc}n\u{ef}.txt"), b"utf-8 name\n");
     put(&top.join("big.bin"), &bytes(3 << 20, 3));
     put(&top.join("hard1"), b"one inode, two names\n");
@@ -1668,6 +1672,11 @@ fn hostile_entries_are_refused_one_by_one_and_nothing_lands_outside() {
                 vec![],
             ),
             (
+                "a C1 control (CSI, U+009B)",
+                vec![bad(file_ent(&p("csi\u{9b}2J.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
                 "a .zcpart name",
                 vec![bad(file_ent(&p("x.zcpart"), b"BAD", 0o644))],
                 vec![],
@@ -2170,6 +2179,123 @@ fn a_sender_reports_why_the_receiver_gave_up_before_go() {
             "{what}: {}",
             got.stderr
         );
+    }
+}
+
+/// How a hostile receiver answers a real sender, in words it chose.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    /// ANSWER refuse, its reason.
+    Answer,
+    /// REPLY refuse to every entry, then a failed RESULT after END.
+    Reply,
+    /// A failed RESULT before GO, its message.
+    Result,
+}
+
+/// A fake receiver that answers a real sender's tree with
+/// [`HOSTILE_TEXT`] in the ANSWER, the REPLYs or the RESULT; the sender's
+/// stderr.
+fn hostile_words(l: &Layout, says: Says, json: bool) -> Outcome {
+    use zc::protocol::tree::{Action, Reply};
+    use zc::protocol::{Answer, Message, Outcome as Result, RefuseCode, Status};
+    let top = l.src.join("words");
+    put(&top.join("f"), b"bytes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failed = || Result {
+        status: Status::Failed,
+        sha256: None,
+        held: 0,
+        message: HOSTILE_TEXT.into(),
+        mac: None,
+    };
+    let fake = thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut w = match says {
+            Says::Answer => {
+                let (s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+                let mut w = Wire(s);
+                w.0.read_exact(&mut [0u8; 8]).unwrap();
+                w.until(b"O");
+                let answer = Answer::Refuse {
+                    code: RefuseCode::Other,
+                    reason: HOSTILE_TEXT.into(),
+                };
+                Message::Answer(answer).append_to(&mut out);
+                w
+            }
+            Says::Reply => {
+                let (mut w, seen) = fake_receiver(listener, b'M');
+                for id in 0..seen.matches('N').count() as u64 {
+                    let action = Action::Refuse {
+                        code: RefuseCode::Exists,
+                        reason: HOSTILE_TEXT.into(),
+                    };
+                    Message::Reply(Reply { id, action }).append_to(&mut out);
+                }
+                Message::Go.append_to(&mut out);
+                w.0.write_all(&std::mem::take(&mut out)).unwrap();
+                w.until(b"E");
+                Message::Result(failed()).append_to(&mut out);
+                w
+            }
+            Says::Result => {
+                let (w, _) = fake_receiver(listener, b'M');
+                Message::Result(failed()).append_to(&mut out);
+                w
+            }
+        };
+        w.0.write_all(&out).unwrap();
+        let _ = w.0.read_to_end(&mut Vec::new());
+    });
+    let style = match json {
+        true => "--json",
+        false => "--progress=plain",
+    };
+    let got = send(&[style, s(&top), &addr.to_string()]);
+    fake.join().unwrap();
+    got
+}
+
+/// Whatever a receiver says (a refusal's reason in ANSWER or REPLY, a
+/// RESULT's message) reaches the sender's stderr escaped: no escape
+/// sequence, no C1 control, no line of its own; `--json` carries it as a
+/// string (the entries' messages as the receiver's very words).
+#[test]
+fn a_receivers_words_reach_the_senders_terminal_escaped() {
+    let l = layout();
+    for says in [Says::Answer, Says::Reply, Says::Result] {
+        let what = format!("{says:?}");
+        let got = hostile_words(&l, says, false);
+        assert_ne!(got.code, 0, "{what}: {}", got.stderr);
+        assert_terminal_safe(&got.stderr, &what);
+        assert!(
+            got.stderr.contains(HOSTILE_SHOWN),
+            "{what}: the words are shown escaped:\n{}",
+            got.stderr
+        );
+        let what = format!("{says:?}, --json");
+        let got = hostile_words(&l, says, true);
+        let events = json_lines(&got.stderr, &what);
+        let said = |e: &Value| {
+            ["message"]
+                .iter()
+                .filter_map(|k| e[k].as_str())
+                .any(|m| m.contains(HOSTILE_SHOWN) || m == HOSTILE_TEXT)
+        };
+        assert!(events.iter().any(said), "{what}: {}", got.stderr);
+        if let Says::Reply = says {
+            let refused: Vec<_> = events
+                .iter()
+                .filter(|e| e["event"] == "entry" && e["status"] == "refused")
+                .collect();
+            assert!(!refused.is_empty(), "{what}: {}", got.stderr);
+            for e in refused {
+                assert_eq!(e["message"], HOSTILE_TEXT, "{what}: as data: {e}");
+            }
+        }
     }
 }
 

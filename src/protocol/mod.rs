@@ -14,6 +14,8 @@ use std::io::{self, Read, Write};
 
 use anyhow::{bail, ensure, Context, Result};
 
+pub use crate::peer_text::PeerText;
+
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
 pub const VERSION: u16 = 1;
@@ -100,7 +102,7 @@ pub enum Answer {
     },
     Refuse {
         code: RefuseCode,
-        reason: String,
+        reason: PeerText,
     },
 }
 
@@ -131,7 +133,7 @@ pub struct Outcome {
     pub sha256: Option<[u8; 32]>,
     /// Bytes of the file the receiver now holds durably.
     pub held: u64,
-    pub message: String,
+    pub message: PeerText,
     /// With a key: HMAC over status and held, so the answer cannot be forged.
     pub mac: Option<[u8; 32]>,
 }
@@ -279,9 +281,11 @@ fn as_flag(tag: u8, value: &[u8]) -> Result<bool> {
     }
 }
 
-fn as_text(tag: u8, value: &[u8], max: usize) -> Result<String> {
+/// A text field: the peer's words, which only ever print escaped.
+fn as_text(tag: u8, value: &[u8], max: usize) -> Result<PeerText> {
     ensure!(value.len() <= max, "field {tag}: over {max} bytes");
-    String::from_utf8(value.to_vec()).map_err(|_| anyhow::anyhow!("field {tag}: not UTF-8"))
+    ensure!(std::str::from_utf8(value).is_ok(), "field {tag}: not UTF-8");
+    Ok(value.into())
 }
 
 fn unknown(tag: u8) -> Result<()> {
@@ -326,13 +330,15 @@ fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
     Ok(held)
 }
 
-/// Cuts a message to [`MAX_MESSAGE`] bytes on a character boundary.
-fn clip(text: &str) -> &str {
+/// A message as a field value: UTF-8, cut to [`MAX_MESSAGE`] bytes on a
+/// character boundary.
+fn clip(text: &PeerText) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text.wire());
     let mut end = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    &text[..end]
+    text.as_bytes()[..end].to_vec()
 }
 
 impl Answer {
@@ -355,7 +361,7 @@ impl Answer {
             Answer::Refuse { code, reason } => {
                 f.put(Self::STATUS, &[1]);
                 f.put(Self::CODE, &[*code as u8]);
-                f.put(Self::REASON, clip(reason).as_bytes());
+                f.put(Self::REASON, &clip(reason));
             }
         }
         f.0
@@ -404,7 +410,7 @@ impl Outcome {
             f.put(Self::SHA256, d);
         }
         f.put_u64(Self::HELD, self.held);
-        f.put(Self::MESSAGE, clip(&self.message).as_bytes());
+        f.put(Self::MESSAGE, &clip(&self.message));
         if let Some(mac) = &self.mac {
             f.put(Self::MAC, mac);
         }
@@ -416,7 +422,7 @@ impl Outcome {
             status: Status::Failed,
             sha256: None,
             held: 0,
-            message: String::new(),
+            message: PeerText::default(),
             mac: None,
         };
         let mut seen_status = false;
@@ -520,7 +526,7 @@ mod tests {
         assert_eq!(Answer::decode(&r.encode()).unwrap(), r);
         let long = Answer::Refuse {
             code: RefuseCode::Other,
-            reason: "é".repeat(1000),
+            reason: "é".repeat(1000).into(),
         };
         assert!(Answer::decode(&long.encode()).is_ok());
     }

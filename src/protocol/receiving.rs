@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::held::Ranges;
 use crate::protocol::tree::FileEnd;
-use crate::protocol::MAX_RANGES;
+use crate::protocol::{PeerText, MAX_RANGES};
 
 /// What was asked for, oldest first.
 pub trait Asked<T> {
@@ -88,7 +88,7 @@ pub struct Admitted {
 pub enum Ending {
     /// The sender could not send it all (its source failed): nothing of it
     /// is kept.
-    SenderFailed(String),
+    SenderFailed(PeerText),
     /// Bytes offered are missing: the sender ended the file early.
     Incomplete,
     /// Everything offered is here; `have` is all the part holds (its
@@ -209,7 +209,7 @@ mod tests {
             id,
             sent,
             sha256: None,
-            failed: failed.map(str::to_string),
+            failed: failed.map(PeerText::from),
         }
     }
 

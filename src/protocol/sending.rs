@@ -133,10 +133,9 @@ impl Sending {
             Status::Ok if outcome.held == size => Fate::Landed,
             // a range that leaves the file unfinished, held in its part
             Status::Ok if !whole && outcome.held <= size => Fate::Held(outcome.held),
-            Status::Ok => Fate::Failed(format!(
-                "the receiver holds {} of {size} bytes",
-                outcome.held
-            )),
+            Status::Ok => {
+                Fate::Failed(format!("the receiver holds {} of {size} bytes", outcome.held).into())
+            }
             Status::Mismatch => Fate::Mismatch,
             Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
         };

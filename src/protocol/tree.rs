@@ -5,8 +5,8 @@ use anyhow::{bail, ensure, Result};
 
 use super::{
     as_byte, as_digest, as_flag, as_text, as_u64, clip, decode_hashes, decode_ranges,
-    encode_hashes, encode_ranges, fields, unknown, BlockHash, Fields, Outcome, RefuseCode,
-    MAX_MESSAGE,
+    encode_hashes, encode_ranges, fields, unknown, BlockHash, Fields, Outcome, PeerText,
+    RefuseCode, MAX_MESSAGE,
 };
 use crate::hash::Sha;
 
@@ -90,7 +90,7 @@ pub enum Action {
     Skip,
     Refuse {
         code: RefuseCode,
-        reason: String,
+        reason: PeerText,
     },
     /// A directory made, or a link to make at the end: no data needed.
     Done,
@@ -116,7 +116,7 @@ pub struct FileEnd {
     pub sent: u64,
     pub sha256: Option<Sha>,
     /// The source could not be read to its end; what arrived is not kept.
-    pub failed: Option<String>,
+    pub failed: Option<PeerText>,
 }
 
 /// The END of a tree session.
@@ -393,7 +393,7 @@ impl Reply {
             Action::Refuse { code, reason } => {
                 f.put(Self::ACTION, &[2]);
                 f.put(Self::CODE, &[*code as u8]);
-                f.put(Self::REASON, clip(reason).as_bytes());
+                f.put(Self::REASON, &clip(reason));
             }
             Action::Done => f.put(Self::ACTION, &[3]),
         }
@@ -462,7 +462,7 @@ impl FileEnd {
             f.put(3, d);
         }
         if let Some(why) = &self.failed {
-            f.put(4, clip(why).as_bytes());
+            f.put(4, &clip(why));
         }
         f.0
     }
@@ -663,7 +663,7 @@ mod tests {
             status: Status::Ok,
             sha256: Some([2; 32]),
             held: 5,
-            message: String::new(),
+            message: Default::default(),
             mac: None,
         };
         assert_eq!(

@@ -164,7 +164,7 @@ impl Tree<'_> {
             status,
             sha256: None,
             held,
-            message: message.to_string(),
+            message: message.into(),
             mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
         };
         Message::Result(outcome).append_to(&mut self.out);

@@ -1,12 +1,12 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::output::PART_SUFFIX;
+use crate::peer_text::escape;
 use crate::protocol::MAX_NAME;
 
 #[cfg(unix)]
@@ -93,6 +93,11 @@ impl RelPath {
         escape(&self.bytes)
     }
 
+    /// The path beneath `dir`, for messages, escaped as [`RelPath::display`].
+    pub fn display_in(&self, dir: &Path) -> String {
+        escape(dir.join(self.to_path()).as_os_str().as_encoded_bytes())
+    }
+
     /// The relative native path.
     pub fn to_path(&self) -> PathBuf {
         #[cfg(unix)]
@@ -105,32 +110,6 @@ impl RelPath {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect()
     }
-}
-
-/// Escapes what would garble or spoof a message: control characters,
-/// bidirectional overrides, backslashes (so an escape is unambiguous), and
-/// bytes that are not UTF-8 (as `\xNN`, so two such names stay distinct).
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\\' => out.push_str("\\\\"),
-                '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                    out.extend(c.escape_unicode())
-                }
-                c if c.is_control() => out.extend(c.escape_unicode()),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 /// Checks a wire path: see PROTOCOL.md, "Trees". Nothing is rewritten: a
@@ -174,6 +153,12 @@ fn component(c: &[u8], windows: bool) -> Result<(), String> {
         .find(|&&b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
     {
         return Err(format!("control character 0x{b:02x}"));
+    }
+    // C1 controls too, as the characters they are in UTF-8 (a byte that is
+    // not UTF-8 is no character: it is kept, and escaped when printed)
+    let mut c1 = c.utf8_chunks().flat_map(|chunk| chunk.valid().chars());
+    if let Some(ch) = c1.find(|ch| ('\u{80}'..='\u{9f}').contains(ch)) {
+        return Err(format!("control character U+{:04X}", ch as u32));
     }
     let held = b".zcpart.held";
     if c.ends_with(PART_SUFFIX.as_bytes()) || c.windows(held.len()).any(|w| w == held) {
@@ -437,6 +422,23 @@ mod tests {
     }
 
     #[test]
+    fn c1_controls_are_refused_as_characters_not_as_bytes() {
+        // CSI, NEL, OSC and the range's ends, as UTF-8 (C2 80..C2 9F)
+        for c in ['\u{80}', '\u{85}', '\u{9b}', '\u{9d}', '\u{9f}'] {
+            let path = format!("top/a{c}b");
+            let why = check_path(path.as_bytes()).unwrap_err();
+            assert!(why.contains(&format!("U+{:04X}", c as u32)), "{why}");
+            // the reason names it escaped, never raw
+            assert!(!why.contains(c), "{why:?}");
+        }
+        // the characters after them are fine, and so are lone bytes that are
+        // not UTF-8 (Latin-1's 0x85 is no character here: escaped when printed)
+        assert!(check_path("top/\u{a0}\u{e9}".as_bytes()).is_ok());
+        #[cfg(unix)]
+        assert!(check_path(b"top/caf\xe9\x85\x9b").is_ok());
+    }
+
+    #[test]
     fn windows_paths() {
         for bad in [
             &b"CON"[..],
@@ -476,7 +478,7 @@ mod tests {
         assert_eq!(p.to_path(), PathBuf::from("top").join("a").join("b\nc"));
         assert_eq!(
             escape(b"\xff\\\t\x1b\xe2\x80\xae"),
-            "\\xff\\\\\\t\\u{1b}\\u{202e}"
+            "\\xff\\\\t\\u{1b}\\u{202e}"
         );
     }
 

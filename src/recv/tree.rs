@@ -64,7 +64,7 @@ pub(super) fn receive(
     let began = Instant::now();
     let start = TreeStart {
         role: Role::Recv,
-        name: format!("tree from {}", conn.peer),
+        name: format!("tree from {}", conn.peer).into(),
         peer: conn.peer.clone(),
         entries: offer.entries,
         bytes: offer.bytes,
@@ -268,7 +268,7 @@ impl Tree<'_> {
             Some(why) => {
                 let answer = proto::Answer::Refuse {
                     code: RefuseCode::NoSpace,
-                    reason: why.clone(),
+                    reason: why.as_str().into(),
                 };
                 Message::Answer(answer).append_to(&mut self.out);
                 self.flush(conn)?;
@@ -321,7 +321,7 @@ impl Tree<'_> {
         }
         let answer = proto::Answer::Refuse {
             code,
-            reason: why.clone(),
+            reason: why.as_str().into(),
         };
         Message::Answer(answer).append_to(&mut self.out);
         let _ = self.flush(conn);
@@ -350,7 +350,7 @@ impl Tree<'_> {
     fn space_refusal(&self) -> Option<String> {
         let free = self.root.free_space().ok()?;
         let what = match (&self.name, &self.single) {
-            (Some(name), Some(_)) => name.escape_debug().to_string(),
+            (Some(name), Some(_)) => crate::peer_text::escape(name.as_bytes()),
             _ => "the tree".into(),
         };
         (self.needed > free).then(|| {
@@ -392,10 +392,10 @@ impl Tree<'_> {
                 // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
                 let keyed = self.key.is_some() || conn.is_sealed();
                 let reason = r.to_peer(keyed).to_string();
-                self.settle(&shown, "entry", Fate::Refused(r.why));
+                self.settle(&shown, "entry", Fate::Refused(r.why.into()));
                 Action::Refuse {
                     code: r.code,
-                    reason,
+                    reason: reason.into(),
                 }
             }
         };
@@ -431,7 +431,7 @@ impl Tree<'_> {
         for (rel, shown, target) in std::mem::take(&mut self.links) {
             let fate = match self.root.symlink(&rel, &target) {
                 Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot make the link: {e}")),
+                Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
             };
             self.settle(&shown, "link", fate);
         }
@@ -449,7 +449,7 @@ impl Tree<'_> {
         if self.unread > 0 {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
-            self.ledger.record("(sender)", &Fate::Failed(why));
+            self.ledger.record("(sender)", &Fate::Failed(why.into()));
         }
         let verdict = self.ledger.verdict();
         let (status, message) = match &verdict {
@@ -495,7 +495,7 @@ impl Tree<'_> {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let fate = match self.root.finish_dir(&rel, mode, mtime) {
                 Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
+                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
             };
             self.settle(&shown, "dir", fate);
         }

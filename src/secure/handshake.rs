@@ -154,7 +154,7 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
             // said in place of a HELLO: the receiver reads it where it expects one
             let answer = Answer::Refuse {
                 code: RefuseCode::Auth,
-                reason: why.clone(),
+                reason: why.as_str().into(),
             };
             proto::write_frame(&mut hello, kind::ANSWER, &answer.encode())?;
             let _ = conn.write_all(&hello);

@@ -94,7 +94,7 @@ impl Plan {
     fn start(&self, conn: &Conn, resumed_from: u64) -> Start {
         Start {
             role: Role::Send,
-            name: self.display_name(),
+            name: self.display_name().into(),
             peer: conn.peer.clone(),
             size: self.size(),
             offset: self.offset,

@@ -76,6 +76,7 @@ impl Tree<'_> {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()).into());
             }
+            crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let path = match &self.dest {
                 Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
                 Dest::Named(name) => {
@@ -258,16 +259,16 @@ impl Tree<'_> {
 
     /// The part of a file alone, opened (and so locked) before GO.
     fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
-        let at = self.root.path().join(rel.to_path());
+        let at = rel.display_in(self.root.path());
         self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock => Refusal::of_out(
                 RefuseCode::Busy,
-                format!("{} is being received by another transfer", at.display()),
+                format!("{at} is being received by another transfer"),
                 BUSY_TOLD,
             ),
             _ => Refusal::of_out(
                 RefuseCode::Other,
-                format!("{}.zcpart: {e}", at.display()),
+                format!("{at}.zcpart: {e}"),
                 unwritable_told(&e),
             ),
         })
@@ -332,7 +333,7 @@ impl Tree<'_> {
         if record.source != identity(rel, entry) {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                self.root.path().join(rel.to_path()).display()
+                rel.display_in(self.root.path())
             ));
             return Ranges::new();
         }
