@@ -145,7 +145,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -k -4 -6 -q -h -V --listen --output --force --keep-open --max-conns --max-size --max-files --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
+            opts="-l -o -p -k -4 -6 -q -h -V --listen --output --force --preserve-modes --keep-open --max-conns --max-size --max-files --max-memory --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +176,10 @@ _zc() {
                     return 0
                     ;;
                 --max-files)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -63,6 +63,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, a
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-conns -d 'With -k: at most N transfers at once; later senders wait their turn (default 256)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tree with more entries than this' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-memory -d 'Refuse a tree whose manifest would hold more than this much of the receiver\'s memory (per transfer: the files asked for, the directories and links kept for the end); 256M holds a million entries of ordinary names' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l timeout -d 'Give up when no byte has moved for this many seconds' -r
@@ -74,6 +75,7 @@ none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
+complete -c zc -n "__fish_zc_using_subcommand recv" -s p -l preserve-modes -d 'Give what arrives the sender\'s permission bits exactly, not less this side\'s umask (setuid, setgid and sticky are never set)'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l no-verify -d 'Skip the SHA-256 end-to-end check'

@@ -122,6 +122,10 @@ pub struct RecvArgs {
     /// Overwrite an existing complete file
     #[arg(long)]
     pub force: bool,
+    /// Give what arrives the sender's permission bits exactly, not less
+    /// this side's umask (setuid, setgid and sticky are never set)
+    #[arg(short, long)]
+    pub preserve_modes: bool,
     /// Keep listening and accept transfers concurrently until interrupted
     #[arg(short, long)]
     pub keep_open: bool,
@@ -135,6 +139,12 @@ pub struct RecvArgs {
     /// Refuse a tree with more entries than this
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_files: u64,
+    /// Refuse a tree whose manifest would hold more than this much of the
+    /// receiver's memory (per transfer: the files asked for, the
+    /// directories and links kept for the end); 256M holds a million
+    /// entries of ordinary names
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
+    pub max_memory: u64,
     /// With --raw: write from this byte of the output file, without truncating it
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "raw")]
     pub offset: Option<u64>,

@@ -122,11 +122,15 @@ pub struct RecvConfig {
     pub peer: Peer,
     pub output: Output,
     pub force: bool,
+    /// `--preserve-modes`: the sender's permission bits, not less the umask.
+    pub preserve_modes: bool,
     pub keep_open: bool,
     /// `--max-conns`: transfers at once under `-k`.
     pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
+    /// `--max-memory`: what one session's manifest may hold in memory.
+    pub max_memory: u64,
     /// `--raw --offset`: write from this byte without truncating.
     pub raw_offset: Option<u64>,
     pub common: Common,
@@ -177,7 +181,11 @@ impl Common {
             role,
             mode,
             plate,
-            proto: format!("{},{}", crate::protocol::VERSION, crate::protocol::VERSION_SEALED),
+            proto: format!(
+                "{},{}",
+                crate::protocol::VERSION,
+                crate::protocol::VERSION_SEALED
+            ),
         }
     }
 
@@ -505,10 +513,12 @@ impl RecvConfig {
             peer,
             output,
             force: args.force,
+            preserve_modes: args.preserve_modes,
             keep_open: args.keep_open,
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             max_size: args.max_size,
             max_files: args.max_files,
+            max_memory: args.max_memory,
             raw_offset: args.offset,
             common,
         })

@@ -97,6 +97,11 @@ impl Ranges {
         self.missing(start, end).is_empty()
     }
 
+    /// Whether any byte of [start, end) is in the set.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.0.iter().any(|&(a, b)| a < end && start < b)
+    }
+
     pub fn total(&self) -> u64 {
         self.0.iter().map(|(a, b)| b - a).sum()
     }
@@ -384,6 +389,8 @@ mod tests {
         r.remove(15, 35);
         assert_eq!(r.pairs(), &[(0, 5), (10, 15), (35, 40)]);
         assert_eq!(r.total(), 15);
+        assert!(r.overlaps(4, 6) && r.overlaps(0, 100) && r.overlaps(39, 40));
+        assert!(!r.overlaps(5, 10) && !r.overlaps(15, 35) && !r.overlaps(40, 41));
         r.clip(12);
         assert_eq!(r.pairs(), &[(0, 5), (10, 12)]);
         assert_eq!(Ranges::new().missing(3, 3), vec![]);

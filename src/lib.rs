@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod lan;
 pub mod net;
 pub mod output;
+pub mod peer_text;
 pub mod peers;
 pub mod progress;
 pub mod protocol;

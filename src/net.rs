@@ -139,16 +139,25 @@ const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 /// (RFC 8305): IPv6 and IPv4 interleaved, a new attempt every
 /// [`ATTEMPT_DELAY`] while the earlier ones go on, the first to complete
 /// wins. `label` names the peer in errors.
-pub fn connect_any(addrs: &[SocketAddr], family: Family, timeout: Duration, label: &str) -> Result<TcpStream> {
-    let (v6, v4): (Vec<SocketAddr>, Vec<SocketAddr>) =
-        addrs.iter().filter(|a| family.allows(a)).partition(|a| a.is_ipv6());
+pub fn connect_any(
+    addrs: &[SocketAddr],
+    family: Family,
+    timeout: Duration,
+    label: &str,
+) -> Result<TcpStream> {
+    let (v6, v4): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+        .iter()
+        .filter(|a| family.allows(a))
+        .partition(|a| a.is_ipv6());
     let mut order = Vec::with_capacity(v6.len() + v4.len());
     for i in 0..v6.len().max(v4.len()) {
         order.extend(v6.get(i));
         order.extend(v4.get(i));
     }
     if order.is_empty() {
-        return Err(anyhow::anyhow!("{label}: no address of the requested family"));
+        return Err(anyhow::anyhow!(
+            "{label}: no address of the requested family"
+        ));
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let won = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -174,7 +183,10 @@ pub fn connect_any(addrs: &[SocketAddr], family: Family, timeout: Duration, labe
             Err((addr, e)) => failed.push(format!("{addr}: {e}")),
         }
     }
-    Err(anyhow::anyhow!("{label}: cannot connect ({})", failed.join("; ")))
+    Err(anyhow::anyhow!(
+        "{label}: cannot connect ({})",
+        failed.join("; ")
+    ))
 }
 
 /// Waits for a connection (until `deadline`, if any), noticing Ctrl-C

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
+use crate::peer_text::escape;
 use crate::protocol::MAX_NAME;
 use crate::sys;
 
@@ -16,6 +17,15 @@ use crate::sys;
 pub const PART_SUFFIX: &str = ".zcpart";
 /// The name used for a stream that announced none (stdin without --name).
 pub const STREAM_NAME: &str = "stdin";
+
+/// Checks the name of a file sent alone, as it came: UTF-8, and
+/// [`check_name`]. Stricter than a path of a tree (no tab, newline or `\`,
+/// and UTF-8 only): the rule SECURITY.md gives a file alone.
+pub fn check_wire_name(wire: &[u8]) -> Result<(), String> {
+    let name = std::str::from_utf8(wire)
+        .map_err(|_| format!("'{}': the file name is not UTF-8", escape(wire)))?;
+    check_name(name)
+}
 
 /// Checks a name a peer sent: a single, plain path component, or a reason
 /// why not. Nothing is rewritten: a name that needs rewriting is refused.
@@ -29,18 +39,19 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("file name '{name}'"));
     }
+    let shown = escape(name.as_bytes());
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(format!("control character {c:?} in the file name"));
+        return Err(format!(
+            "control character U+{:04X} in the file name '{shown}'",
+            c as u32
+        ));
     }
     if name.contains(['/', '\\']) {
-        return Err(format!(
-            "'{}' is a path, not a file name",
-            name.escape_default()
-        ));
+        return Err(format!("'{shown}' is a path, not a file name"));
     }
     if name.ends_with(PART_SUFFIX) || name.contains(".zcpart.held") {
         return Err(format!(
-            "'{name}' would collide with zc's {PART_SUFFIX} files"
+            "'{shown}' would collide with zc's {PART_SUFFIX} files"
         ));
     }
     if cfg!(windows) {
@@ -300,6 +311,28 @@ mod tests {
         }
         assert!(check_name(&"a".repeat(256)).is_err());
         assert!(check_name(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn a_file_alone_has_the_rule_security_md_gives_it() {
+        assert!(check_wire_name("ünï €.txt".as_bytes()).is_ok());
+        for bad in [
+            &b"a\xc2\x9b2J"[..],
+            "next\u{85}line".as_bytes(),
+            b"a\\b",
+            b"..\\x",
+            b"a\nb",
+            b"tab\there",
+            b"caf\xe9.bin",
+            b"\xff",
+        ] {
+            let why = check_wire_name(bad).unwrap_err();
+            // the reason goes to both terminals: nothing raw in it
+            assert!(
+                !why.chars().any(crate::peer_text::moves_a_terminal),
+                "{why:?}"
+            );
+        }
     }
 
     #[test]

@@ -53,7 +53,12 @@ fn interrupted() -> Result<()> {
 }
 
 /// One line: a peer seen, or (watching) one gone.
-fn print(out: &mut impl Write, listing: Listing, seen: Option<&Found>, gone: Option<&str>) -> Result<()> {
+fn print(
+    out: &mut impl Write,
+    listing: Listing,
+    seen: Option<&Found>,
+    gone: Option<&str>,
+) -> Result<()> {
     let line = match (listing.json, seen, gone) {
         (true, Some(peer), _) => {
             let mut v = serde_json::to_value(peer)?;

@@ -599,6 +599,13 @@ pub fn note_umask() {
 #[cfg(not(unix))]
 pub fn note_umask() {}
 
+/// The effective user id.
+#[cfg(unix)]
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The umask noted at start, if it was: what a mode given to open(2) loses.
 #[cfg(unix)]
 pub fn umask() -> Option<u32> {

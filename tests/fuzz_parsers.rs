@@ -578,7 +578,7 @@ fn seeds_outcome() -> Vec<Vec<u8>> {
             status: Status::Ok,
             sha256: Some([3; 32]),
             held: 1 << 30,
-            message: String::new(),
+            message: Default::default(),
             mac: Some([4; 32]),
         }
         .encode(),
@@ -663,7 +663,7 @@ fn seeds_message() -> Vec<Vec<u8>> {
         status: Status::Ok,
         sha256: Some([3; 32]),
         held: 1 << 20,
-        message: String::new(),
+        message: Default::default(),
         mac: Some([4; 32]),
     };
     let blocks = vec![BlockHash {
@@ -920,7 +920,7 @@ fn run_host_port(data: &[u8]) -> Result<String, String> {
 }
 
 fn seeds_name() -> Vec<Vec<u8>> {
-    [
+    let mut seeds: Vec<Vec<u8>> = [
         "big.iso",
         "dat a-1.tar.gz",
         "..",
@@ -929,15 +929,27 @@ fn seeds_name() -> Vec<Vec<u8>> {
         "x.zcpart",
         "ünï €",
         "CON",
+        // C1 controls (CSI, OSC, NEL) and a bidi override, as UTF-8
+        "csi\u{9b}2J",
+        "osc\u{9d}0;t\u{9c}",
+        "\u{85}next",
+        "rtl\u{202e}txt.exe",
+        "a\tb\nc",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
-    .collect()
+    .collect();
+    // not UTF-8: Latin-1, and a lone C1 byte
+    seeds.extend([b"caf\xe9.bin".to_vec(), b"x\x9b2J".to_vec()]);
+    seeds
 }
 
+/// The name of a file sent alone, as the receiver checks it: the bytes off
+/// the wire.
 fn run_name(data: &[u8]) -> Result<String, String> {
-    let name = text_of(data);
-    zc::output::check_name(&name)?;
+    zc::output::check_wire_name(data)?;
+    let name = std::str::from_utf8(data).expect("an accepted name is UTF-8");
+    let name = name.to_string();
     // An accepted name stays one plain component inside the directory.
     let dir = Path::new("/srv/out");
     let joined = dir.join(&name);

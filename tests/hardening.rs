@@ -173,6 +173,19 @@ impl Recv {
         Recv { p, addr }
     }
 
+    /// As [`Recv::start`], with `--json`: the address from its listening event.
+    fn start_json(output: &Path, extra: &[&str]) -> Recv {
+        let mut cmd = recv_cmd(output, &["--json"]);
+        cmd.args(extra);
+        let mut p = Proc::start(cmd, "zc recv --json", Stdio::null());
+        let text = p.wait_stderr("\"listening\"", SUITE_TIMEOUT);
+        let event: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {text}"));
+        let addr = event["addr"].as_str().and_then(|a| a.parse().ok());
+        let addr = addr.unwrap_or_else(|| panic!("no address in {event}"));
+        Recv { p, addr }
+    }
+
     fn dest(&self) -> String {
         self.addr.to_string()
     }
@@ -400,7 +413,7 @@ fn answer_of(bytes: &[u8], what: &str) -> Answer {
 
 fn refusal(bytes: &[u8], what: &str) -> (RefuseCode, String) {
     match answer_of(bytes, what) {
-        Answer::Refuse { code, reason } => (code, reason),
+        Answer::Refuse { code, reason } => (code, String::from_utf8_lossy(reason.wire()).into()),
         other => panic!("{what}: the receiver accepted: {other:?}"),
     }
 }
@@ -489,9 +502,11 @@ impl Heard {
     }
 
     /// An ANSWER refusing the session.
-    fn refusal(&self) -> Option<(RefuseCode, &str)> {
+    fn refusal(&self) -> Option<(RefuseCode, String)> {
         self.msgs.iter().find_map(|m| match m {
-            Message::Answer(Answer::Refuse { code, reason }) => Some((*code, reason.as_str())),
+            Message::Answer(Answer::Refuse { code, reason }) => {
+                Some((*code, String::from_utf8_lossy(reason.wire()).into()))
+            }
             _ => None,
         })
     }
@@ -686,6 +701,105 @@ fn non_zc_connections_are_dropped_and_a_one_shot_receiver_goes_on() {
     );
     assert_eq!(list_dir(&out), vec!["real.bin"]);
     assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
+#[test]
+fn a_one_shot_receiver_goes_on_after_peers_that_never_made_a_whole_offer() {
+    // A peer that never sent a complete, well-formed OFFER is treated like
+    // one that sent bad magic. Before, anything past a good preamble ended
+    // a one-shot receiver: a truncated OFFER with exit 1, a refused one 4.
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &[]);
+    let with = |tail: &[u8]| [preamble(proto::VERSION), tail.to_vec()].concat();
+    let mut truncated = with(&[kind::OFFER, 0, 0, 0, 100]);
+    truncated.extend_from_slice(&[1, 0, 5, b'a']);
+    let silent: Vec<(&str, Vec<u8>)> = vec![
+        ("a truncated offer", truncated),
+        ("an offer over 64 KiB", with(&[kind::OFFER, 0, 1, 0, 1])),
+    ];
+    for (what, bytes) in &silent {
+        let got = converse(r.addr, bytes, what);
+        assert!(got.is_empty(), "{what}: answered {got:?}");
+        r.check_alive(what);
+    }
+    let refused: Vec<(&str, Vec<u8>)> = vec![
+        ("a DATA frame first", with(&frame(kind::DATA, &[0; 16]))),
+        ("an offer without the tree field", hello(&field(1, b"x"))),
+        ("a tree field of 15 bytes", hello(&field(0x8a, &[0; 15]))),
+        (
+            "a verify flag of 2",
+            hello(&[single_offer().encode(), field(5, &[2])].concat()),
+        ),
+    ];
+    for (what, bytes) in &refused {
+        let got = converse(r.addr, bytes, what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::BadOffer, "{what}: {reason}");
+        r.check_alive(what);
+    }
+    real_transfer(&r, &out, "real.bin", 100_000, 5);
+    let got = r.finish(SUITE_TIMEOUT);
+    got.expect_clean(0, "the receiver after the broken offers");
+    assert!(
+        got.stderr.matches("refused").count() >= refused.len(),
+        "each refusal is reported; stderr:\n{}",
+        got.stderr
+    );
+    assert_eq!(list_dir(&out), vec!["real.bin"]);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
+#[test]
+fn a_hello_without_its_kind_of_secret_is_refused_and_is_no_attempt() {
+    // HELLO's `secret` is required (docs/PROTOCOL.md). Before, a sender's
+    // HELLO without it went on to the key exchange: the receiver answered
+    // with its own HELLO and confirmation, which a guesser can test offline.
+    let key = "correct horse battery staple";
+    let (_root, out) = layout();
+    let mut r = Recv::start(&out, &["--key", key]);
+    // 'A', then the Ed25519 base point: a valid SPAKE2 message, so nothing
+    // but the missing field is wrong
+    let mut pake = vec![b'A', 0x58];
+    pake.extend_from_slice(&[0x66; 31]);
+    let sealed = |body: &[u8]| [preamble(2), frame(kind::HELLO, body)].concat();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a hello without its secret",
+            sealed(&field(0x82, &pake)),
+            "no kind of secret",
+        ),
+        (
+            "a hello with a secret of kind 2",
+            sealed(&[field(0x81, &[2]), field(0x82, &pake)].concat()),
+            "unknown kind of secret",
+        ),
+        (
+            "a sender's hello with a confirmation",
+            sealed(&[field(0x81, &[1]), field(0x82, &pake), field(0x83, &[0; 32])].concat()),
+            "a confirmation from the sender",
+        ),
+    ];
+    for (what, bytes, why) in &cases {
+        let got = converse(r.addr, bytes, what);
+        let (code, reason) = refusal(&got, what);
+        assert_eq!(code, RefuseCode::Auth, "{what}: {reason}");
+        assert!(reason.contains(why), "{what}: {reason}");
+        r.check_alive(what);
+    }
+    let mut cut = preamble(2);
+    cut.extend_from_slice(&[kind::HELLO, 0, 0, 0, 50, 0x82]);
+    let got = converse(r.addr, &cut, "a truncated hello");
+    assert!(got.is_empty(), "a truncated hello: answered {got:?}");
+    r.check_alive("a truncated hello");
+    // none of them was an attempt: the key still works, for a real sender
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("keyed.bin");
+    random_file(&src, 50_000, 6);
+    send_bounded(&["--key", key, s(&src), &r.dest()], None, SUITE_TIMEOUT)
+        .expect_clean(0, "a sender with the key");
+    r.finish(SUITE_TIMEOUT)
+        .expect_clean(0, "the keyed receiver");
+    assert_same_file(&src, &out.join("keyed.bin"));
 }
 
 #[test]
@@ -978,13 +1092,10 @@ fn bad_names_are_refused_and_nothing_is_written() {
     let mut r = Recv::start(&out, &["-k"]);
     let abs = victim.to_str().unwrap().to_string();
     let long = "a".repeat(256);
-    // Each is the path of the one entry of a `single` session. Absent on
-    // purpose, as they are legal names on Unix (PROTOCOL.md, ENTRY: names
-    // are bytes): "a\nb" and "tab\there" (tab and newline are the controls
-    // Unix names may hold; zc escapes them when it prints), a backslash
-    // ("a\\b", "..\\x": an ordinary byte here, refused only on Windows),
-    // bytes that are not UTF-8, and U+0085 (its UTF-8 bytes are not
-    // controls); they land below.
+    // Each is the path of the one entry of a `single` session, whose name
+    // has the stricter rule of SECURITY.md (no control character at all,
+    // no backslash, UTF-8 only); the same bytes in a tree may be legal
+    // (tests/trees.rs).
     let names: Vec<&[u8]> = vec![
         b"../x",
         b"../../x",
@@ -1014,6 +1125,16 @@ fn bad_names_are_refused_and_nothing_is_written() {
         b"bad\xff\x1b.bin",
         b"..\xff/x",
         b"\xfe.zcpart",
+        // legal in a tree on Unix, not as the name of a file alone
+        b"a\nb",
+        b"tab\there",
+        b"a\\b",
+        b"..\\x",
+        b"bad\xff.bin",
+        // C1 controls, as UTF-8 (C2 85, C2 9B, C2 9D)
+        "\u{85}next-line".as_bytes(),
+        "csi\u{9b}2J".as_bytes(),
+        "osc\u{9d}0;t\u{9c}".as_bytes(),
     ];
     let payload = b"EVIL!";
     for name in &names {
@@ -1067,14 +1188,10 @@ fn bad_names_are_refused_and_nothing_is_written() {
     );
     // Names a user might think odd but that are plain file names on Unix
     // land, under exactly those bytes.
-    let odd: [&[u8]; 7] = [
-        b"a\nb",
-        b"tab\there",
-        b"a\\b",
-        b"..\\x",
-        b"bad\xff.bin",
-        "\u{85}next-line".as_bytes(),
+    let odd: [&[u8]; 3] = [
         b"x.zcpart.bak",
+        "\u{a0}nbsp-\u{e9}".as_bytes(),
+        "right-to-left\u{202e}txt.exe".as_bytes(),
     ];
     for name in odd {
         let what = format!("legal name {:?}", String::from_utf8_lossy(name));
@@ -1098,6 +1215,120 @@ fn bad_names_are_refused_and_nothing_is_written() {
     assert_eq!(list_dir(root.path()), vec!["out"]);
     let r_out = r.p.stderr();
     assert_no_panic("receiver", &r_out);
+    assert_terminal_safe(&r_out, "the receiver named every name escaped");
+}
+
+/// A session of one file whose sender waits for GO (whatever the REPLY
+/// said), then writes `after`. Returns what the receiver said until it
+/// hung up.
+fn after_go(addr: SocketAddr, entry: &Entry, after: &[u8], what: &str) -> Heard {
+    let mut c = client(addr);
+    c.write_all(&session_of_one(entry))
+        .unwrap_or_else(|e| panic!("{what}: writing the offer: {e}"));
+    let mut msgs = Vec::new();
+    let go = hear(&mut c, &mut msgs, what, |m| {
+        matches!(m, Message::Go | Message::Answer(Answer::Refuse { .. }))
+    }) && msgs.last() == Some(&Message::Go);
+    assert!(go, "{what}: no GO: {msgs:?}");
+    let _ = c.write_all(after);
+    let _ = c.shutdown(Shutdown::Write);
+    hear(&mut c, &mut msgs, what, |_| false);
+    Heard { msgs, go }
+}
+
+/// What a sender whose source vanished writes after GO: the data (zeros),
+/// a FILE END that says why in `failed`, and END.
+fn gave_up(entry: &Entry, why: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let begin = Begin {
+        id: entry.id,
+        path: entry.path.clone(),
+    };
+    Message::Begin(begin).append_to(&mut bytes);
+    bytes.extend_from_slice(&proto::data_header(0, entry.size));
+    bytes.resize(bytes.len() + entry.size as usize, 0);
+    let end = FileEnd {
+        id: entry.id,
+        sent: entry.size,
+        sha256: None,
+        failed: Some(why.into()),
+    };
+    Message::FileEnd(end).append_to(&mut bytes);
+    let sent = entry.size;
+    Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+    bytes
+}
+
+/// What a sender chooses reaches the receiver's stderr escaped: FILE END's
+/// `failed`, a name with C1 controls (refused, and named in the refusal),
+/// a name with a bidi override (it lands; the summary line names it). No
+/// escape sequence, C1 control or forged line; `--json` carries the name
+/// as data.
+#[test]
+fn a_senders_words_reach_the_receivers_terminal_escaped() {
+    let c1 = "csi\u{9b}2J\u{9d}0;title\u{9c}.bin";
+    let c1_shown = "csi\\u{9b}2J\\u{9d}0;title\\u{9c}.bin";
+    let rtl = "right-to-left\u{202e}txt.exe";
+    let rtl_shown = "right-to-left\\u{202e}txt.exe";
+    for json in [false, true] {
+        let (_root, out) = layout();
+        let mut r = match json {
+            true => Recv::start_json(&out, &["-k"]),
+            false => Recv::start(&out, &["-k"]),
+        };
+        let what = format!("FILE END failed (json {json})");
+        let entry = file_entry("gave-up.bin", 5, None, false);
+        after_go(r.addr, &entry, &gave_up(&entry, HOSTILE_TEXT), &what);
+        r.p.wait_stderr("FORGED", SUITE_TIMEOUT);
+        let what = format!("a name with C1 controls (json {json})");
+        // a sender that heeds the refusal: END, and no data
+        let mut nothing = Vec::new();
+        Message::End(TreeEnd { sent: 0, failed: 0 }).append_to(&mut nothing);
+        let heard = after_go(r.addr, &file_entry(c1, 5, None, false), &nothing, &what);
+        assert!(
+            matches!(
+                heard.reply(),
+                Some(Action::Refuse {
+                    code: RefuseCode::BadName,
+                    ..
+                })
+            ),
+            "{what}: {:?}",
+            heard.msgs
+        );
+        r.p.wait_stderr("title", SUITE_TIMEOUT);
+        let what = format!("a name with a bidi override (json {json})");
+        let heard = lie(r.addr, &file_entry(rtl, 5, None, false), &[(0, 5)], &what);
+        assert!(heard.took_it(), "{what}: {:?}", heard.msgs);
+        let text = r.p.wait_stderr("txt.exe", SUITE_TIMEOUT);
+        r.check_alive(&what);
+        let what = format!("the receiver's stderr (json {json})");
+        if !json {
+            assert_terminal_safe(&text, &what);
+            for shown in [HOSTILE_SHOWN, c1_shown, rtl_shown] {
+                assert!(text.contains(shown), "{what}: no {shown:?} in\n{text}");
+            }
+            continue;
+        }
+        let events = json_lines(&text, &what);
+        let messages: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect();
+        for shown in [HOSTILE_SHOWN, c1_shown] {
+            assert!(
+                messages.iter().any(|m| m.contains(shown)),
+                "{what}: no {shown:?} in\n{text}"
+            );
+        }
+        let done = events
+            .iter()
+            .find(|e| e["event"] == "done")
+            .unwrap_or_else(|| panic!("{what}: no done event:\n{text}"));
+        assert_eq!(done["name"], rtl, "{what}: the name as data");
+        let path = done["path"].as_str().unwrap_or_default();
+        assert!(path.ends_with(rtl), "{what}: {done}");
+    }
 }
 
 /// What a receiver must do with one hostile session of one file.
@@ -1389,6 +1620,37 @@ fn absurd_sizes_and_offsets_are_refused() {
     ];
     run_cases(&mut r, &out, "big", cases);
     real_transfer(&r, &out, "after.bin", 4000, 6);
+    assert_eq!(list_dir(root.path()), vec!["out"]);
+}
+
+/// `--max-size` bounds a file's declared size, not only the bytes it
+/// offers: 10 bytes at the end of a 15 TiB file would leave a part of
+/// 15 TiB (sparse, but a size every later reader believes).
+#[test]
+fn max_size_bounds_a_files_declared_size_not_only_the_range_offered() {
+    use Expect::*;
+    let (root, out) = layout();
+    let mut r = Recv::start(&out, &["-k", "--max-size", "100K"]);
+    let huge = 15u64 << 40;
+    let cases = vec![
+        case(
+            "10 bytes at the end of a 15 TiB file",
+            file_entry("", huge, Some((huge - 10, huge)), false),
+            &[(huge - 10, 10)],
+            TooLarge,
+            0,
+        ),
+        case(
+            "10 bytes at the start of a 200 KiB file",
+            file_entry("", 200 << 10, Some((0, 10)), false),
+            &[(0, 10)],
+            TooLarge,
+            0,
+        ),
+    ];
+    run_cases(&mut r, &out, "declared", cases);
+    assert_eq!(list_dir(&out), Vec::<String>::new(), "left in OUT");
+    real_transfer(&r, &out, "after.bin", 4000, 7);
     assert_eq!(list_dir(root.path()), vec!["out"]);
 }
 
@@ -1869,6 +2131,43 @@ fn full_disk_mid_stream_is_reported_by_both_and_keeps_the_part() {
     );
 }
 
+/// A disk filled to the last page by the data leaves no room for the held
+/// record: its temporary (`NAME.zcpart.held.tmp`) must not stay behind.
+#[test]
+fn a_record_that_does_not_fit_on_a_full_disk_leaves_no_temporary() {
+    let (_root, out) = layout();
+    let test = "a_record_that_does_not_fit_on_a_full_disk_leaves_no_temporary";
+    let Some(_mount) = Mount::tmpfs(&out, "size=1m", test) else {
+        return;
+    };
+    // fill the disk, then free exactly 64 KiB for the data
+    let filler = out.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let page = vec![7u8; 4096];
+    let mut size = 0u64;
+    while f.write_all(&page).is_ok() {
+        size += 4096;
+    }
+    drop(f);
+    let range = 64 << 10;
+    OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(size - range)
+        .unwrap();
+    let mut r = Recv::start(&out, &["-k"]);
+    let entry = file_entry("full.bin", 2 * range, Some((0, range)), false);
+    let heard = lie(r.addr, &entry, &[(0, range)], test);
+    assert!(heard.go, "the range fits: {:?}", heard.msgs);
+    r.check_alive(test);
+    let names = list_dir(&out);
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "left behind on the full disk: {names:?}"
+    );
+}
+
 // ===========================================================================
 // A source that changes during the send
 
@@ -2189,9 +2488,10 @@ fn a_read_only_output_is_refused_before_any_data() {
         sent.stderr
     );
     assert_no_panic("sender", &sent.stderr);
+    // a sender without the key hears why, not where the receiver writes
     assert!(
-        sent.stderr.contains(s(&out)),
-        "the message names the output path {}: {}",
+        !sent.stderr.contains(s(&out)),
+        "the sender is told the receiver's path {}: {}",
         out.display(),
         sent.stderr
     );
@@ -2208,6 +2508,11 @@ fn a_read_only_output_is_refused_before_any_data() {
     let got = r.finish(SUITE_TIMEOUT);
     assert_ne!(got.code, 0);
     assert_no_panic("receiver", &got.stderr);
+    assert!(
+        got.stderr.contains(s(&out)),
+        "the receiver's user reads the path: {}",
+        got.stderr
+    );
     assert!(list_dir(&out).is_empty());
 }
 

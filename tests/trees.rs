@@ -216,10 +216,23 @@ fn show(names: &BTreeSet<Vec<u8>>) -> Vec<String> {
         .collect()
 }
 
+/// How a received tree may differ from its source.
+#[derive(Clone, Copy)]
+struct Landing {
+    /// The receiver's umask, which its modes lose (0: `--preserve-modes`).
+    umask: u32,
+    /// Directories keep the sender's mtimes: they were all made by the
+    /// session (one that existed keeps its own, and the kernel's as files
+    /// are added to it).
+    dir_times: bool,
+}
+
 /// The first difference between the tree at `expected` and the one at
-/// `actual`: kind, content, `mode & 0o777`, mtime (ns), link target, names.
-/// Also a difference: any setuid/setgid/sticky bit on the actual side.
-fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
+/// `actual`: kind, content, `mode & 0o777` less the umask, mtime (ns),
+/// link target, names. Also a difference: any setuid/setgid/sticky bit on
+/// the actual side.
+fn tree_diff(expected: &Path, actual: &Path, how: Landing) -> Result<(), String> {
+    let umask = how.umask;
     let e =
         fs::symlink_metadata(expected).map_err(|err| format!("{}: {err}", expected.display()))?;
     let a = fs::symlink_metadata(actual)
@@ -250,12 +263,12 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
             a.mode() & 0o7777
         ));
     }
-    if e.mode() & 0o777 != a.mode() & 0o777 {
+    if e.mode() & 0o777 & !umask != a.mode() & 0o777 {
         return Err(format!(
             "{}: mode {:o}, expected {:o}",
             actual.display(),
             a.mode() & 0o777,
-            e.mode() & 0o777
+            e.mode() & 0o777 & !umask
         ));
     }
     if a.is_file() {
@@ -284,10 +297,10 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
             ));
         }
         for n in &en {
-            tree_diff(&bpath(expected, n), &bpath(actual, n))?;
+            tree_diff(&bpath(expected, n), &bpath(actual, n), how)?;
         }
     }
-    if mtime_ns(&e) != mtime_ns(&a) {
+    if mtime_ns(&e) != mtime_ns(&a) && (how.dir_times || !a.is_dir()) {
         return Err(format!(
             "{}: mtime {:?}, expected {:?}",
             actual.display(),
@@ -298,10 +311,44 @@ fn tree_diff(expected: &Path, actual: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The tree landed as sent, its modes less the umask of the receiver
+/// (a child of this process, so the same umask).
 fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
-    if let Err(diff) = tree_diff(expected, actual) {
+    assert_same_tree_under(expected, actual, own_umask(), what);
+}
+
+/// The same, for a receiver with `umask` (0: `--preserve-modes`).
+fn assert_same_tree_under(expected: &Path, actual: &Path, umask: u32, what: &str) {
+    let how = Landing {
+        umask,
+        dir_times: true,
+    };
+    if let Err(diff) = tree_diff(expected, actual, how) {
         panic!("{what}: the trees differ: {diff}");
     }
+}
+
+/// The same after a send into a tree that was there already: its
+/// directories keep their own times (files added to them change those).
+fn assert_same_tree_but_dir_times(expected: &Path, actual: &Path, what: &str) {
+    let how = Landing {
+        umask: own_umask(),
+        dir_times: false,
+    };
+    if let Err(diff) = tree_diff(expected, actual, how) {
+        panic!("{what}: the trees differ: {diff}");
+    }
+}
+
+/// This process's umask, read without setting it (other test threads
+/// create files meanwhile).
+fn own_umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("an Umask line (Linux 4.7 or later)");
+    u32::from_str_radix(line.trim(), 8).expect("an octal umask")
 }
 
 /// Everything under `root`: path → kind, size and content hash, so any
@@ -390,6 +437,10 @@ fn photos(top: &Path) {
     put(&top.join("-rf"), b"dash\n");
     put(&top.join("--force"), b"dashes\n");
     put(&bpath(top, b"caf\xe9.bin"), b"latin-1 name\n");
+    // a backslash, and a lone byte 0x9b (not UTF-8, so no C1 control):
+    // legal in a tree on Unix, though not as the name of a file alone
+    put(&top.join("back\\slash"), b"backslash\n");
+    put(&bpath(top, b"lone\x9b.bin"), b"a byte, not a control\n");
     put(&top.join("\u{fc}n\u{ef}.txt"), b"utf-8 name\n");
     put(&top.join("big.bin"), &bytes(3 << 20, 3));
     put(&top.join("hard1"), b"one inode, two names\n");
@@ -443,26 +494,58 @@ fn a_tree_keeps_its_shape_modes_times_links_and_odd_names() {
     }
 }
 
+/// A receiver started under `umask`.
+fn receiver_with_umask(out: &Path, umask: u32, extra: &[&str]) -> Receiver {
+    let plain = recv_cmd(out, extra);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask:03o}; exec \"$0\" \"$@\""))
+        .arg(plain.get_program())
+        .args(plain.get_args());
+    spawn_receiver(cmd, Stdout::Null)
+}
+
 /// The receiver creates parts in directories it made with their final
-/// mode and skips the chmod when its umask leaves that mode whole: under
-/// any umask, every mode still lands exactly.
+/// mode and skips the chmod when its umask leaves that mode whole: with
+/// `--preserve-modes`, under any umask, every mode lands exactly.
 #[test]
-fn modes_land_exactly_whatever_the_receivers_umask() {
-    for umask in ["000", "022", "077", "777"] {
+fn preserve_modes_lands_every_mode_exactly_whatever_the_receivers_umask() {
+    for umask in [0o000, 0o022, 0o077, 0o777] {
         let l = layout();
         let top = l.src.join("photos");
         photos(&top);
-        let plain = recv_cmd(&l.out, &[]);
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-            .arg(plain.get_program())
-            .args(plain.get_args());
-        let rx = spawn_receiver(cmd, Stdout::Null);
+        let rx = receiver_with_umask(&l.out, umask, &["--preserve-modes"]);
         let sent = send(&[s(&top), &rx.dest()]);
-        let what = format!("a tree into a receiver with umask {umask}");
+        let what = format!("a tree into a receiver with umask {umask:03o} and -p");
         both(&sent, rx, 0, &what).expect_code(0, &what);
-        assert_same_tree(&top, &l.out.join("photos"), &what);
+        assert_same_tree_under(&top, &l.out.join("photos"), 0, &what);
+    }
+}
+
+/// Without `--preserve-modes` the receiver's umask takes its bits from
+/// what the sender says, as tar does for a user who is not root: a sender
+/// cannot make world-writable files or directories under umask 022.
+#[test]
+fn received_modes_lose_the_receivers_umask() {
+    for umask in [0o022, 0o027, 0o077] {
+        let l = layout();
+        let top = l.src.join("photos");
+        photos(&top);
+        put(&top.join("wide/open.bin"), b"anyone may write\n");
+        chmod(&top.join("wide/open.bin"), 0o777);
+        chmod(&top.join("wide"), 0o777);
+        stamp_times(&top);
+        let rx = receiver_with_umask(&l.out, umask, &[]);
+        let sent = send(&[s(&top), &rx.dest()]);
+        let what = format!("a tree into a receiver with umask {umask:03o}");
+        both(&sent, rx, 0, &what).expect_code(0, &what);
+        assert_same_tree_under(&top, &l.out.join("photos"), umask, &what);
+        for p in all_paths(&l.out.join("photos")) {
+            let mode = fs::symlink_metadata(&p).unwrap().mode();
+            if !fs::symlink_metadata(&p).unwrap().is_symlink() {
+                assert_eq!(mode & umask, 0, "{what}: {} is {mode:o}", p.display());
+            }
+        }
     }
 }
 
@@ -779,7 +862,7 @@ fn a_changed_file_is_refused_without_force_and_replaced_with_force() {
 
     let rx = receiver(&l.out, &["-k", "--force"], Stdout::Null);
     send(&[s(&top), &rx.dest()]).expect_code(0, "the same send with --force on the receiver");
-    assert_same_tree(&top, &l.out.join("docs"), "after --force");
+    assert_same_tree_but_dir_times(&top, &l.out.join("docs"), "after --force");
 }
 
 // ===========================================================================
@@ -1083,8 +1166,8 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
             first.stderr
         );
         chmod(&locked, 0o755);
-        // What arrived of it may be as unreadable as the source was; that a
-        // read-only directory must not block a later send is a test of its own.
+        // What arrived of it may be as unreadable as the source was, and a
+        // directory that exists is left as it is (a test of its own).
         let got = l.out.join("set/locked");
         if got.exists() {
             chmod(&got, 0o755);
@@ -1100,7 +1183,7 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
     // The same command, now that the source holds still, completes the tree.
     let dest = rx.dest();
     send(&["--progress", "none", s(&top), &dest]).expect_code(0, "the same send again");
-    assert_same_tree(&top, &l.out.join("set"), "after the second send");
+    assert_same_tree_but_dir_times(&top, &l.out.join("set"), "after the second send");
 }
 
 // ===========================================================================
@@ -1589,6 +1672,11 @@ fn hostile_entries_are_refused_one_by_one_and_nothing_lands_outside() {
                 vec![],
             ),
             (
+                "a C1 control (CSI, U+009B)",
+                vec![bad(file_ent(&p("csi\u{9b}2J.txt"), b"BAD", 0o644))],
+                vec![],
+            ),
+            (
                 "a .zcpart name",
                 vec![bad(file_ent(&p("x.zcpart"), b"BAD", 0o644))],
                 vec![],
@@ -1805,6 +1893,51 @@ fn a_streamed_tree_past_its_limits_is_refused_mid_manifest() {
     assert_same_tree(&top, &l.out.join("small"), "small");
 }
 
+/// A manifest of files with 4 KiB paths against a small --max-memory: the
+/// session is refused in the middle of its manifest (ANSWER refuse, code 2,
+/// naming --max-memory) instead of the receiver holding every path, and
+/// the -k receiver goes on serving a real tree.
+#[test]
+fn a_manifest_past_max_memory_is_refused_and_the_receiver_serves_on() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k", "--max-memory", "1M"], Stdout::Null);
+    // 15 directories of 240 bytes, then files with 250-byte names
+    let mut dir = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..15u8 {
+        if !dir.is_empty() {
+            dir.push(b'/');
+        }
+        dir.extend(vec![b'a' + i; 240]);
+        entries.push(dir_ent(&dir));
+    }
+    for i in 0..4000 {
+        let name = format!("{i:010}{}", "f".repeat(240));
+        let path = [&dir[..], b"/", name.as_bytes()].concat();
+        entries.push(file_ent(&path, b"", 0o644));
+    }
+    let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+    let kinds = &session.kinds;
+    let tail = &kinds[kinds.len().saturating_sub(8)..];
+    let ctx = format!(
+        "{} frames, ending {tail}: {:?}",
+        kinds.len(),
+        session.refused_late
+    );
+    let refusal = session
+        .refused_late
+        .as_ref()
+        .unwrap_or_else(|| panic!("not refused: {ctx}"));
+    assert_eq!(get(refusal, 1), Some(&[1][..]), "{ctx}");
+    assert_eq!(get(refusal, 2), Some(&[2][..]), "{ctx}: code 2, too large");
+    let reason = String::from_utf8_lossy(get(refusal, 3).unwrap_or_default());
+    assert!(reason.contains("--max-memory 1.0 MiB"), "{ctx}");
+    assert!(!session.go, "{ctx}");
+    assert!(session.replies.len() < 4000, "{ctx}");
+    assert!(list_dir(&l.out).is_empty(), "{:?}", list_dir(&l.out));
+    still_serves(&l, &mut rx, "real");
+}
+
 /// A hand-written tree session, its OFFER answered.
 fn offered(addr: SocketAddr, entries: u64, bytes: u64) -> Wire {
     let mut w = Wire::connect(addr);
@@ -1931,6 +2064,68 @@ fn a_sender_stops_at_a_second_go() {
     );
 }
 
+/// A hostile receiver claims a 6 MiB file is held and lists a block again,
+/// in the same FILE HASHES frame or overlapping one of an earlier frame:
+/// the sender refuses before hashing it (exit 1, the reason names the
+/// rule), so what it hashes for a file is at most the held bytes.
+#[test]
+fn a_sender_refuses_a_held_block_hashed_twice() {
+    let l = layout();
+    let file = l.src.join("six.bin");
+    put(&file, &bytes(6 << 20, 61));
+    let block = |offset: u64, len: u32| {
+        let mut b = offset.to_be_bytes().to_vec();
+        b.extend(len.to_be_bytes());
+        b.extend([0u8; 32]);
+        b
+    };
+    let hashes = |blocks: &[Vec<u8>]| {
+        let mut body = 0u64.to_be_bytes().to_vec();
+        body.push(0); // not the last frame
+        body.extend(blocks.concat());
+        frame(b'X', &body)
+    };
+    let mib = 1u32 << 20;
+    let cases = [
+        ("the same block twice in a frame", {
+            let twice = vec![block(0, 4 * mib); 2];
+            hashes(&twice)
+        }),
+        ("a block overlapping one of an earlier frame", {
+            let mut two = hashes(&[block(0, 4 * mib)]);
+            two.extend(hashes(&[block(2 << 20, 4 * mib)]));
+            two
+        }),
+    ];
+    for (what, frames) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (mut w, seen) = fake_receiver(listener, b'M');
+            let mut held = 0u64.to_be_bytes().to_vec();
+            held.extend((6u64 << 20).to_be_bytes());
+            let mut reply = field(1, &0u64.to_be_bytes());
+            reply.extend(field(2, &[0]));
+            reply.extend(field(5, &held));
+            reply.extend(field(6, &[1]));
+            let mut out = frame(b'Y', &reply);
+            out.extend(frames);
+            w.0.write_all(&out).unwrap();
+            let _ = w.0.read_to_end(&mut Vec::new());
+            seen
+        });
+        let got = send(&[s(&file), &addr.to_string()]);
+        let seen = fake.join().unwrap();
+        assert_eq!(seen, "NM", "{what}: one entry, then the MANIFEST");
+        got.expect_code(1, what);
+        assert!(
+            got.stderr.contains("overlap bytes hashed already"),
+            "{what}: {}",
+            got.stderr
+        );
+    }
+}
+
 /// A manifest the receiver cannot take ends the session with a failed
 /// RESULT that says why, before any data (so a sender can tell its user).
 #[test]
@@ -1984,6 +2179,123 @@ fn a_sender_reports_why_the_receiver_gave_up_before_go() {
             "{what}: {}",
             got.stderr
         );
+    }
+}
+
+/// How a hostile receiver answers a real sender, in words it chose.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    /// ANSWER refuse, its reason.
+    Answer,
+    /// REPLY refuse to every entry, then a failed RESULT after END.
+    Reply,
+    /// A failed RESULT before GO, its message.
+    Result,
+}
+
+/// A fake receiver that answers a real sender's tree with
+/// [`HOSTILE_TEXT`] in the ANSWER, the REPLYs or the RESULT; the sender's
+/// stderr.
+fn hostile_words(l: &Layout, says: Says, json: bool) -> Outcome {
+    use zc::protocol::tree::{Action, Reply};
+    use zc::protocol::{Answer, Message, Outcome as Result, RefuseCode, Status};
+    let top = l.src.join("words");
+    put(&top.join("f"), b"bytes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failed = || Result {
+        status: Status::Failed,
+        sha256: None,
+        held: 0,
+        message: HOSTILE_TEXT.into(),
+        mac: None,
+    };
+    let fake = thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut w = match says {
+            Says::Answer => {
+                let (s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+                let mut w = Wire(s);
+                w.0.read_exact(&mut [0u8; 8]).unwrap();
+                w.until(b"O");
+                let answer = Answer::Refuse {
+                    code: RefuseCode::Other,
+                    reason: HOSTILE_TEXT.into(),
+                };
+                Message::Answer(answer).append_to(&mut out);
+                w
+            }
+            Says::Reply => {
+                let (mut w, seen) = fake_receiver(listener, b'M');
+                for id in 0..seen.matches('N').count() as u64 {
+                    let action = Action::Refuse {
+                        code: RefuseCode::Exists,
+                        reason: HOSTILE_TEXT.into(),
+                    };
+                    Message::Reply(Reply { id, action }).append_to(&mut out);
+                }
+                Message::Go.append_to(&mut out);
+                w.0.write_all(&std::mem::take(&mut out)).unwrap();
+                w.until(b"E");
+                Message::Result(failed()).append_to(&mut out);
+                w
+            }
+            Says::Result => {
+                let (w, _) = fake_receiver(listener, b'M');
+                Message::Result(failed()).append_to(&mut out);
+                w
+            }
+        };
+        w.0.write_all(&out).unwrap();
+        let _ = w.0.read_to_end(&mut Vec::new());
+    });
+    let style = match json {
+        true => "--json",
+        false => "--progress=plain",
+    };
+    let got = send(&[style, s(&top), &addr.to_string()]);
+    fake.join().unwrap();
+    got
+}
+
+/// Whatever a receiver says (a refusal's reason in ANSWER or REPLY, a
+/// RESULT's message) reaches the sender's stderr escaped: no escape
+/// sequence, no C1 control, no line of its own; `--json` carries it as a
+/// string (the entries' messages as the receiver's very words).
+#[test]
+fn a_receivers_words_reach_the_senders_terminal_escaped() {
+    let l = layout();
+    for says in [Says::Answer, Says::Reply, Says::Result] {
+        let what = format!("{says:?}");
+        let got = hostile_words(&l, says, false);
+        assert_ne!(got.code, 0, "{what}: {}", got.stderr);
+        assert_terminal_safe(&got.stderr, &what);
+        assert!(
+            got.stderr.contains(HOSTILE_SHOWN),
+            "{what}: the words are shown escaped:\n{}",
+            got.stderr
+        );
+        let what = format!("{says:?}, --json");
+        let got = hostile_words(&l, says, true);
+        let events = json_lines(&got.stderr, &what);
+        let said = |e: &Value| {
+            ["message"]
+                .iter()
+                .filter_map(|k| e[k].as_str())
+                .any(|m| m.contains(HOSTILE_SHOWN) || m == HOSTILE_TEXT)
+        };
+        assert!(events.iter().any(said), "{what}: {}", got.stderr);
+        if let Says::Reply = says {
+            let refused: Vec<_> = events
+                .iter()
+                .filter(|e| e["event"] == "entry" && e["status"] == "refused")
+                .collect();
+            assert!(!refused.is_empty(), "{what}: {}", got.stderr);
+            for e in refused {
+                assert_eq!(e["message"], HOSTILE_TEXT, "{what}: as data: {e}");
+            }
+        }
     }
 }
 
@@ -2141,6 +2453,137 @@ fn planted_links_in_the_destination_are_never_followed() {
     }
 }
 
+/// Mode and mtime (ns) of a path, not following links.
+fn mode_and_time(path: &Path) -> (u32, (i64, i64)) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    (meta.mode() & 0o7777, mtime_ns(&meta))
+}
+
+#[test]
+fn directories_that_exist_keep_their_mode_and_times_whatever_a_sender_says() {
+    // `zc recv` in $HOME: a sender without a key names .ssh, a sticky
+    // shared directory and a nested projects/secret (through its parent)
+    // as DIR entries of mode 0o777. They are accepted (a tree may land
+    // inside them) but left exactly as they were, with --force too; only
+    // the directory the session made takes the sender's mode and time.
+    for extra in [&["-k"][..], &["-k", "--force"]] {
+        let l = layout();
+        let existing: [(&str, u32, u64); 4] = [
+            (".ssh", 0o700, 1_500_000_000_000_000_001),
+            ("shared", 0o1777, 1_500_000_000_000_000_002),
+            ("projects/secret", 0o700, 1_500_000_000_000_000_003),
+            ("projects", 0o755, 1_500_000_000_000_000_004),
+        ];
+        put(&l.out.join(".ssh/id_ed25519"), &bytes(411, 160));
+        for (dir, mode, ns) in existing {
+            fs::create_dir_all(l.out.join(dir)).unwrap();
+            chmod(&l.out.join(dir), mode);
+            set_mtime_ns(&l.out.join(dir), ns);
+        }
+        let mut rx = receiver(&l.out, extra, Stdout::Null);
+        let wide = |path: &[u8]| Ent {
+            mode: 0o777,
+            ..dir_ent(path)
+        };
+        let entries = [
+            wide(b".ssh"),
+            wide(b"shared"),
+            wide(b"projects"),
+            wide(b"projects/secret"),
+            wide(b"new"),
+            file_ent(b"new/f.txt", b"f\n", 0o644),
+        ];
+        let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+        let ctx = format!("zc recv {extra:?}");
+        assert!(session.go && session.result.is_some(), "{ctx}: {session:?}");
+        for (dir, mode, ns) in existing {
+            let (m, t) = mode_and_time(&l.out.join(dir));
+            assert_eq!(m, mode, "{ctx}: {dir} was re-moded to {m:o}");
+            assert_eq!(
+                t,
+                (ns as i64 / 1_000_000_000, ns as i64 % 1_000_000_000),
+                "{ctx}: {dir} mtime"
+            );
+        }
+        let umask = own_umask();
+        let (m, t) = mode_and_time(&l.out.join("new"));
+        assert_eq!(m, 0o777 & !umask, "{ctx}: the directory the session made");
+        let hostile = HOSTILE_MTIME as i64;
+        assert_eq!(
+            t,
+            (hostile / 1_000_000_000, hostile % 1_000_000_000),
+            "{ctx}: new"
+        );
+        assert_eq!(fs::read(l.out.join("new/f.txt")).unwrap(), b"f\n");
+        still_serves(&l, &mut rx, "real");
+    }
+}
+
+#[test]
+fn a_sender_without_the_key_hears_that_a_name_exists_not_its_size_or_kind() {
+    // A prober names what may be in OUT, to hang up before GO. It learns
+    // that each exists (resume and --force need that much), not its size,
+    // that it is a link or a directory, or a link's target; the receiver's
+    // user still reads all of it.
+    let l = layout();
+    put(&l.out.join(".ssh/id_ed25519"), &bytes(411, 161));
+    symlink("id_ed25519", l.out.join(".ssh/id_link")).unwrap();
+    fs::create_dir(l.out.join(".ssh/keys")).unwrap();
+    symlink("elsewhere", l.out.join(".ssh/config")).unwrap();
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let entries = [
+        dir_ent(b".ssh"),
+        bad(file_ent(b".ssh/id_ed25519", b"x", 0o600)),
+        bad(file_ent(b".ssh/id_link", b"x", 0o600)),
+        bad(file_ent(b".ssh/keys", b"x", 0o600)),
+        bad(link_ent(b".ssh/config", b"x")),
+    ];
+    let session = hostile_session(rx.addr, &entries, entries.len() as u64);
+    let got = rx.finish(TIMEOUT);
+    for (id, e) in entries.iter().enumerate().skip(1) {
+        let name = String::from_utf8_lossy(&e.path);
+        let (action, code, reason) = &session.replies[&(id as u64)];
+        assert_eq!(
+            (*action, *code),
+            (2, Some(1)),
+            "{name}: refused as existing"
+        );
+        assert_eq!(
+            reason, "exists (the receiver replaces a file only with --force)",
+            "{name}: what the sender hears"
+        );
+    }
+    for said in [
+        "exists with 411 bytes, not 1",
+        "exists as a link",
+        "exists and is not a file",
+        "a link to another target exists",
+    ] {
+        assert!(
+            got.stderr.contains(said),
+            "the receiver's user reads {said:?}:\n{}",
+            got.stderr
+        );
+    }
+}
+
+#[test]
+fn a_sender_with_the_key_hears_what_exists() {
+    let l = layout();
+    let top = l.src.join("keyed");
+    put(&top.join("a.txt"), &bytes(100, 162));
+    put(&l.out.join("keyed/a.txt"), &bytes(411, 163));
+    let rx = receiver(&l.out, &["--key", "sesame"], Stdout::Null);
+    let sent = send(&["--key", "sesame", s(&top), &rx.dest()]);
+    sent.expect_code(5, "a keyed send onto a file that differs");
+    assert!(
+        sent.stderr.contains("exists with 411 bytes, not 100"),
+        "{}",
+        sent.stderr
+    );
+    drop(rx);
+}
+
 #[test]
 fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_lands() {
     // Where first/x.txt.zcpart should be stands a directory (debris), and
@@ -2222,9 +2665,11 @@ fn receiver_bound_by_permissions(out: &Path, extra: &[&str]) -> Receiver {
 }
 
 #[test]
-fn a_read_only_directory_can_gain_files_on_a_later_send() {
-    // A directory of mode 0o555 arrives as 0o555; sending the tree again
-    // after a file was added to it must still land that file.
+fn a_read_only_directory_that_exists_stays_read_only_and_a_new_file_in_it_fails_alone() {
+    // A directory of mode 0o555 arrives as 0o555. Once there it is one
+    // that exists: a later send does not make it writable (nor give it
+    // the sender's mode and time), so a file added to it since fails alone
+    // (exit 5, named) and the rest of the tree lands.
     let l = layout();
     let top = l.src.join("t");
     put(&top.join("ro/a.txt"), b"a\n");
@@ -2241,6 +2686,20 @@ fn a_read_only_directory_can_gain_files_on_a_later_send() {
     chmod(&ro, 0o555);
     set_mtime_ns(&ro.join("b.txt"), 1_700_000_003_000_000_003);
     set_mtime_ns(&ro, 1_700_000_004_000_000_004);
-    send(&[s(&top), &dest]).expect_code(0, "the same tree again, with ro/b.txt added");
-    assert_same_tree(&top, &l.out.join("t"), "after the second send");
+    put(&top.join("w2.txt"), b"w2, new\n");
+    let landed_ro = mode_and_time(&l.out.join("t/ro"));
+    let sent = send(&[s(&top), &dest]);
+    sent.expect_code(5, "the same tree again, with ro/b.txt added");
+    assert!(
+        sent.stderr.lines().any(|l| l.contains("b.txt")),
+        "the sender names ro/b.txt:\n{}",
+        sent.stderr
+    );
+    assert_eq!(
+        mode_and_time(&l.out.join("t/ro")),
+        landed_ro,
+        "ro/ was changed"
+    );
+    assert!(!l.out.join("t/ro/b.txt").exists());
+    assert_same_tree(&top.join("w2.txt"), &l.out.join("t/w2.txt"), "w2.txt");
 }

@@ -35,22 +35,40 @@ fn limit_families(daemon: &ServiceDaemon, bound: IpAddr, v6_only: bool) -> Resul
 
 /// Announces a listener on `bound:port` as `name` on every interface that
 /// is up and multicast-capable (or on `bound`'s alone, when it is one address).
-pub fn announce(name: &str, bound: IpAddr, port: u16, v6_only: bool, txt: &Txt) -> Result<Announcement> {
+pub fn announce(
+    name: &str,
+    bound: IpAddr,
+    port: u16,
+    v6_only: bool,
+    txt: &Txt,
+) -> Result<Announcement> {
     let daemon = ServiceDaemon::new().context("starting mDNS")?;
     limit_families(&daemon, bound, v6_only)?;
     // a host name of this announcement's own: two machines that claim one
     // instance name then still differ, and a system responder's name for
     // this host is never contradicted
     let tag = crate::auth::nonce()
-        .map(|n| n[..4].iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .map(|n| {
+            n[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
         .unwrap_or_else(|_| std::process::id().to_string());
     let host = format!("zc-{tag}.local.");
     let addrs: Vec<IpAddr> = match bound.is_unspecified() {
         true => Vec::new(),
         false => vec![bound],
     };
-    let info = ServiceInfo::new(SERVICE, name, &host, &addrs[..], port, &txt.properties()[..])
-        .context("an mDNS announcement")?;
+    let info = ServiceInfo::new(
+        SERVICE,
+        name,
+        &host,
+        &addrs[..],
+        port,
+        &txt.properties()[..],
+    )
+    .context("an mDNS announcement")?;
     let info = match bound.is_unspecified() {
         true => info.enable_addr_auto(),
         false => info,
@@ -186,14 +204,18 @@ pub fn browse(timeout: Duration, enough: impl Fn(&[Found]) -> bool) -> Result<Ve
         }
     }
     if crate::interrupt::requested() {
-        return Err(crate::exit::interrupted("interrupted while looking on the LAN"));
+        return Err(crate::exit::interrupted(
+            "interrupted while looking on the LAN",
+        ));
     }
     Ok(browser.known())
 }
 
 /// The instance name of `NAME._zc._tcp.local.`, unescaped and bounded.
 fn instance_of(fullname: &str) -> String {
-    let label = fullname.strip_suffix(&format!(".{SERVICE}")).unwrap_or(fullname);
+    let label = fullname
+        .strip_suffix(&format!(".{SERVICE}"))
+        .unwrap_or(fullname);
     let mut name = String::with_capacity(label.len());
     let mut chars = label.chars();
     while let Some(c) = chars.next() {
@@ -208,7 +230,11 @@ fn instance_of(fullname: &str) -> String {
 /// An address to connect to: a link-local IPv6 one keeps its interface.
 fn socket_addr(ip: &ScopedIp, port: u16) -> SocketAddr {
     match ip {
-        ScopedIp::V6(v6) => SocketAddr::V6(SocketAddrV6::new(*v6.addr(), port, 0, v6.scope_id().index)),
+        ScopedIp::V6(v6) => {
+            let link_local = (v6.addr().segments()[0] & 0xffc0) == 0xfe80;
+            let scope = if link_local { v6.scope_id().index } else { 0 };
+            SocketAddr::V6(SocketAddrV6::new(*v6.addr(), port, 0, scope))
+        }
         other => SocketAddr::new(other.to_ip_addr(), port),
     }
 }

@@ -257,7 +257,11 @@ pub fn line(f: &Found) -> String {
         true => "  (claimed by several hosts)",
         false => "",
     };
-    format!("{}  {}  {role}  {mode}{twice}", shown(&f.name), addrs_shown(&f.addrs))
+    format!(
+        "{}  {}  {role}  {mode}{twice}",
+        shown(&f.name),
+        addrs_shown(&f.addrs)
+    )
 }
 
 /// An announced name cut to [`NAME_MOST`] bytes at a character boundary.
@@ -269,18 +273,10 @@ pub fn bounded(name: &str) -> String {
     name[..end].to_string()
 }
 
-/// A name from the LAN as it may reach a terminal: controls, escapes and
-/// anything that moves the cursor or turns text around are escaped.
+/// A name from the LAN as it may reach a terminal: the one escape every
+/// peer's text goes through.
 pub fn shown(name: &str) -> String {
-    name.chars()
-        .flat_map(|c| {
-            let plain = !c.is_control() && !matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            match plain {
-                true => vec![c],
-                false => c.escape_unicode().collect(),
-            }
-        })
-        .collect()
+    crate::peer_text::escape(name.as_bytes())
 }
 
 /// The address list for a message: `198.18.0.2:9000, [fd00::2]:9000`.
@@ -312,7 +308,11 @@ mod tests {
             hosts: [(host.to_string(), 9000)].into(),
             addrs: vec!["198.18.0.2:9000".parse().unwrap()],
             role,
-            mode: if plate.is_some() { Mode::Code } else { Mode::Plain },
+            mode: if plate.is_some() {
+                Mode::Code
+            } else {
+                Mode::Plain
+            },
             plate,
             proto: "1,2".into(),
         }
@@ -354,7 +354,10 @@ mod tests {
         let mut twice = found("laptop", Role::Receiver, None, "laptop.local.");
         twice.hosts.insert(("impostor.local.".into(), 9000));
         let lan = [twice];
-        assert!(matches!(want(Some("laptop"), None).choose(&lan), Choice::Several(_)));
+        assert!(matches!(
+            want(Some("laptop"), None).choose(&lan),
+            Choice::Several(_)
+        ));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::peer_text::{moves_a_terminal, PeerText};
+
 /// One line of `--json` output; `event` names it.
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -41,7 +43,7 @@ pub enum Event<'a> {
     /// A file (or a session of one file) begins.
     Start {
         role: &'static str,
-        name: &'a str,
+        name: &'a PeerText,
         peer: &'a str,
         size: Option<u64>,
         offset: u64,
@@ -54,14 +56,14 @@ pub enum Event<'a> {
     TreeStart {
         role: &'static str,
         tree: bool,
-        name: &'a str,
+        name: &'a PeerText,
         peer: &'a str,
         entries: Option<u64>,
         size: Option<u64>,
     },
     /// At most once a second while a file moves.
     Progress {
-        name: &'a str,
+        name: &'a PeerText,
         bytes: u64,
         total: Option<u64>,
         rate: f64,
@@ -69,7 +71,7 @@ pub enum Event<'a> {
     /// At most once a second while a tree moves.
     #[serde(rename = "progress")]
     TreeProgress {
-        name: &'a str,
+        name: &'a PeerText,
         bytes: u64,
         total: u64,
         entries_done: u64,
@@ -79,7 +81,7 @@ pub enum Event<'a> {
     },
     /// Held data being checked before a resume.
     Verify {
-        name: &'a str,
+        name: &'a PeerText,
         bytes: u64,
         total: u64,
     },
@@ -87,7 +89,7 @@ pub enum Event<'a> {
     #[serde(rename = "verify")]
     Verified {
         role: &'static str,
-        name: &'a str,
+        name: &'a PeerText,
         bytes: Option<u64>,
         total: Option<u64>,
         good: u64,
@@ -103,13 +105,13 @@ pub enum Event<'a> {
         bytes: u64,
         sha256: Option<&'a str>,
         status: &'static str,
-        message: Option<&'a str>,
+        message: Option<&'a PeerText>,
     },
     /// A file arrived (or went) whole.
     Done {
         role: &'static str,
-        name: &'a str,
-        path: Option<&'a str>,
+        name: &'a PeerText,
+        path: Option<&'a PeerText>,
         bytes: u64,
         seconds: f64,
         rate: f64,
@@ -129,8 +131,8 @@ pub enum Event<'a> {
     #[serde(rename = "done")]
     UpToDate {
         role: &'static str,
-        name: &'a str,
-        path: Option<&'a str>,
+        name: &'a PeerText,
+        path: Option<&'a PeerText>,
         bytes: u64,
         seconds: f64,
         up_to_date: bool,
@@ -167,9 +169,41 @@ impl Event<'_> {
     /// Writes the event as one line on stderr.
     pub fn emit(&self) {
         // a derived Serialize of strings and numbers cannot fail
-        if let Ok(line) = serde_json::to_string(self) {
+        if let Ok(line) = to_line(self) {
             eprintln!("{line}");
         }
+    }
+}
+
+/// JSON as serde_json writes it, but with every character that moves a
+/// terminal written as `\uXXXX` (serde_json escapes only C0, `"` and `\`):
+/// the same JSON value, and a line that is safe on a terminal too.
+fn to_line(value: &impl Serialize) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out,
+        TerminalSafe,
+    ))?;
+    // serde_json writes UTF-8 only
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| moves_a_terminal(*c)) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            // all of them are in the Basic Multilingual Plane: one \u each
+            write!(writer, "\\u{:04x}", c as u32)?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
     }
 }
 
@@ -186,6 +220,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_lines_carry_peer_text_as_data_and_nothing_a_terminal_obeys() {
+        let raw = "x\u{1b}]0;t\u{7}\u{9b}2J\u{9d}\u{7f}\u{202e}\n\\\"é";
+        let text = PeerText::from(raw);
+        let line = to_line(&Event::Entry {
+            role: "recv",
+            path: "p\u{85}",
+            kind: "file",
+            bytes: 0,
+            sha256: None,
+            status: "failed",
+            message: Some(&text),
+        })
+        .unwrap();
+        assert!(!line.chars().any(moves_a_terminal), "{line:?}");
+        assert!(
+            line.contains("\\u001b]0;t\\u0007\\u009b2J\\u009d\\u007f\\u202e\\n"),
+            "{line}"
+        );
+        // the same JSON value: the peer's text, byte for byte
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["message"], raw);
+        assert_eq!(v["path"], "p\u{85}");
+    }
+
+    #[test]
     fn events_carry_their_name_and_fields() {
         let line = serde_json::to_value(Event::Warning { message: "m" }).unwrap();
         assert_eq!(
@@ -195,7 +254,7 @@ mod tests {
         let start = Event::TreeStart {
             role: "recv",
             tree: true,
-            name: "t",
+            name: &"t".into(),
             peer: "p",
             entries: Some(2),
             size: None,
@@ -206,9 +265,10 @@ mod tests {
             (Some("start"), Some(true))
         );
         // the receiver's done event has no digest; the sender's has one, null or not
+        let f = "f".into();
         let done = |digest| Event::Done {
             role: "send",
-            name: "f",
+            name: &f,
             path: None,
             bytes: 1,
             seconds: 0.5,

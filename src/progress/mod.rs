@@ -8,6 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Style;
 use crate::exit::ExitCode;
+use crate::peer_text::PeerText;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
 pub mod event;
@@ -31,7 +32,8 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Start {
     pub role: Role,
-    pub name: String,
+    /// The file's name; on the receiving side, the peer's.
+    pub name: PeerText,
     pub peer: String,
     /// The whole source, when known.
     pub size: Option<u64>,
@@ -45,9 +47,9 @@ pub struct Start {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub role: Role,
-    pub name: String,
-    /// Where the receiver put it (`-` for stdout).
-    pub path: Option<String>,
+    pub name: PeerText,
+    /// Where the receiver put it (`-` for stdout): a name the peer chose.
+    pub path: Option<PeerText>,
     pub bytes: u64,
     pub elapsed: Duration,
     pub zero_copy: bool,
@@ -103,7 +105,7 @@ impl Summary {
         Event::Done {
             role: role_name(self.role),
             name: &self.name,
-            path: self.path.as_deref(),
+            path: self.path.as_ref(),
             bytes: self.bytes,
             seconds,
             rate: event::rate(self.bytes, seconds),
@@ -340,7 +342,7 @@ impl Reporter {
     pub fn verifier(&self, role: Role, name: &str, total: u64) -> Box<dyn Progress> {
         let start = Start {
             role,
-            name: name.to_string(),
+            name: name.into(),
             peer: String::new(),
             size: None,
             offset: 0,
@@ -370,7 +372,7 @@ impl Reporter {
             }),
             Style::Bar => {
                 let bar = Bar::new(&self.multi, &start);
-                bar.bar.set_prefix(format!("verifying {name}"));
+                bar.bar.set_prefix(format!("verifying {}", start.name));
                 Box::new(bar)
             }
             Style::Quiet => Box::new(Silent),
@@ -419,7 +421,7 @@ impl Progress for SummaryOnly {
 /// `--progress plain` and `--json`: a line (or event) a second at most.
 struct Lines {
     json: bool,
-    name: String,
+    name: PeerText,
     total: Option<u64>,
     began: Instant,
     next: Instant,
@@ -568,7 +570,7 @@ impl Bar {
         let style = ProgressStyle::with_template(template)
             .expect("a valid template")
             .progress_chars("=> ");
-        let bar = multi.add(bar.with_style(style).with_prefix(start.name.clone()));
+        let bar = multi.add(bar.with_style(style).with_prefix(start.name.to_string()));
         Bar { bar }
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::config::Style;
+use crate::peer_text::PeerText;
 
 use super::event::Event;
 use super::tree::{EntryEvent, Status, TreeProgress, TreeStart, TreeSummary};
@@ -20,7 +21,7 @@ struct OneFile {
     /// The receiver has it already: nothing moved.
     up_to_date: bool,
     /// Where the receiver put it.
-    path: Option<String>,
+    path: Option<PeerText>,
 }
 
 impl Reporter {
@@ -51,7 +52,7 @@ impl OneFile {
             Style::Json => Event::UpToDate {
                 role: super::role_name(summary.role),
                 name: &self.start.name,
-                path: self.path.as_deref(),
+                path: self.path.as_ref(),
                 bytes: 0,
                 seconds: summary.elapsed.as_secs_f64(),
                 up_to_date: true,
@@ -92,15 +93,16 @@ impl TreeProgress for OneFile {
     }
 
     fn named(&mut self, name: &str, path: &str) {
-        self.start.name = name.to_string();
-        self.path = Some(path.to_string());
+        // the peer's name, and a path that ends in it
+        self.start.name = name.into();
+        self.path = Some(path.into());
     }
 
     fn entry(&mut self, event: &EntryEvent) {
         self.sha256.clone_from(&event.sha256);
         match event.status {
             Status::Skipped => self.up_to_date = true,
-            Status::Held => self.note = event.message.map(str::to_string),
+            Status::Held => self.note = event.message.map(|m| m.to_string()),
             _ => {}
         }
     }

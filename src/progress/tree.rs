@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::event::Event;
 use super::{role_name, Reporter, Role, LINE_EVERY};
 use crate::config::Style;
+use crate::peer_text::{escape, PeerText};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::units::{human_bytes, human_rate, human_seconds};
 
@@ -16,7 +17,8 @@ use crate::units::{human_bytes, human_rate, human_seconds};
 #[derive(Debug, Clone)]
 pub struct TreeStart {
     pub role: Role,
-    pub name: String,
+    /// What the session is; with a file alone, the peer's name for it.
+    pub name: PeerText,
     pub peer: String,
     pub entries: u64,
     pub bytes: u64,
@@ -56,12 +58,15 @@ impl Status {
 
 impl Status {
     /// How an entry's fate is shown, and why when it did not land.
-    pub fn of(fate: &Fate, kind: &str) -> (Status, Option<String>) {
+    pub fn of(fate: &Fate, kind: &str) -> (Status, Option<PeerText>) {
         match fate {
             Fate::Landed if kind == "file" => (Status::Done, None),
             Fate::Landed => (Status::Made, None),
             Fate::UpToDate => (Status::Skipped, None),
-            Fate::Held(held) => (Status::Held, Some(format!("the part holds {held} bytes"))),
+            Fate::Held(held) => (
+                Status::Held,
+                Some(format!("the part holds {held} bytes").into()),
+            ),
             Fate::Refused(why) => (Status::Refused, Some(why.clone())),
             Fate::Failed(why) => (Status::Failed, Some(why.clone())),
             Fate::Mismatch => (Status::Failed, Some("SHA-256 mismatch, not kept".into())),
@@ -87,7 +92,7 @@ pub fn settle(
         bytes,
         sha256,
         status,
-        message: message.as_deref(),
+        message: message.as_ref(),
     });
 }
 
@@ -99,7 +104,8 @@ pub struct EntryEvent<'a> {
     pub bytes: u64,
     pub sha256: Option<String>,
     pub status: Status,
-    pub message: Option<&'a str>,
+    /// Why it did not land: often the peer's words.
+    pub message: Option<&'a PeerText>,
 }
 
 /// A tree session as it ends (the verdict is reported as an error if it is
@@ -308,14 +314,14 @@ impl TreeProgress for Lines {
             }
             .emit();
         } else if matches!(e.status, Status::Refused | Status::Failed) {
-            let why = e.message.unwrap_or("");
-            let path = e.path.escape_debug();
+            let why = e.message.cloned().unwrap_or_default();
+            let path = escape(e.path.as_bytes());
             eprintln!("zc: {} {path}: {why}", e.status.name(self.role));
         } else if !self.quiet_updates && e.status != Status::Made {
             eprintln!(
                 "zc: {} {} ({})",
                 e.status.name(self.role),
-                e.path.escape_debug(),
+                escape(e.path.as_bytes()),
                 human_bytes(e.bytes)
             );
         }
@@ -349,7 +355,7 @@ impl TreeProgress for Lines {
             human_bytes(self.start.bytes),
             self.start.entries,
             human_rate(bytes, elapsed),
-            current.escape_debug()
+            escape(current.as_bytes())
         );
     }
 
@@ -378,7 +384,7 @@ impl Bar {
         .progress_chars("=> ");
         let bar = ProgressBar::new(start.bytes)
             .with_style(style)
-            .with_prefix(start.name.clone());
+            .with_prefix(start.name.to_string());
         Bar {
             bar: reporter.multi.add(bar),
             role: start.role,
@@ -398,8 +404,8 @@ impl TreeProgress for Bar {
             let line = format!(
                 "zc: {} {}: {}",
                 e.status.name(self.role),
-                e.path.escape_debug(),
-                e.message.unwrap_or("")
+                escape(e.path.as_bytes()),
+                e.message.cloned().unwrap_or_default()
             );
             self.bar.suspend(|| eprintln!("{line}"));
         }
@@ -410,7 +416,7 @@ impl TreeProgress for Bar {
         self.bar.set_message(format!(
             "{files}/{} {}",
             self.entries,
-            current.escape_debug()
+            escape(current.as_bytes())
         ));
     }
 

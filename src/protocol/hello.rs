@@ -78,6 +78,22 @@ impl Hello {
         ensure!(!hello.pake.is_empty(), "hello: no key exchange");
         Ok(hello)
     }
+
+    /// The sender's HELLO: its `secret` is required (the receiver checks
+    /// the kind before any exchange), and a confirmation is the receiver's
+    /// alone.
+    pub fn decode_sender(body: &[u8]) -> Result<Hello> {
+        let hello = Hello::decode(body)?;
+        ensure!(
+            hello.secret.is_some(),
+            "hello: no kind of secret (field 0x81)"
+        );
+        ensure!(
+            hello.confirm.is_none(),
+            "hello: a confirmation from the sender"
+        );
+        Ok(hello)
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +114,14 @@ mod tests {
             confirm: Some([7; CONFIRM_LEN]),
         };
         assert_eq!(Hello::decode(&receiver.encode()).unwrap(), receiver);
+        assert_eq!(Hello::decode_sender(&sender.encode()).unwrap(), sender);
+        let err = Hello::decode_sender(&receiver.encode()).unwrap_err();
+        assert!(err.to_string().contains("no kind of secret"), "{err:#}");
+        let both = Hello {
+            confirm: Some([7; CONFIRM_LEN]),
+            ..sender.clone()
+        };
+        assert!(Hello::decode_sender(&both.encode()).is_err());
         let mut short = receiver.clone();
         short.pake.pop();
         assert!(Hello::decode(&short.encode()).is_err());

@@ -2,6 +2,8 @@
 //! entry's fate is recorded, and the verdict (and so the exit code) follows
 //! from the counts, without any I/O.
 
+use crate::peer_text::{escape, PeerText};
+
 /// What became of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
@@ -13,9 +15,9 @@ pub enum Fate {
     /// which now holds this many bytes of a file not yet whole.
     Held(u64),
     /// The peer refused it (it exists, a bad name, ...).
-    Refused(String),
+    Refused(PeerText),
     /// It could not be read, sent or written.
-    Failed(String),
+    Failed(PeerText),
     /// The digests differ; it was not kept.
     Mismatch,
 }
@@ -61,7 +63,7 @@ impl Ledger {
                 return;
             }
             Fate::Refused(why) => format!("refused: {why}"),
-            Fate::Failed(why) => why.clone(),
+            Fate::Failed(why) => why.to_string(),
             Fate::Mismatch => {
                 self.mismatched += 1;
                 "SHA-256 mismatch, not kept".to_string()
@@ -70,7 +72,8 @@ impl Ledger {
         self.not_landed += 1;
         if self.named.len() < NAMED {
             // a name may hold a newline: one line must stay one line
-            self.named.push(format!("{} ({why})", path.escape_debug()));
+            self.named
+                .push(format!("{} ({why})", escape(path.as_bytes())));
         }
     }
 

@@ -14,6 +14,8 @@ use std::io::{self, Read, Write};
 
 use anyhow::{bail, ensure, Context, Result};
 
+pub use crate::peer_text::PeerText;
+
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
 pub const VERSION: u16 = 1;
@@ -100,7 +102,7 @@ pub enum Answer {
     },
     Refuse {
         code: RefuseCode,
-        reason: String,
+        reason: PeerText,
     },
 }
 
@@ -131,7 +133,7 @@ pub struct Outcome {
     pub sha256: Option<[u8; 32]>,
     /// Bytes of the file the receiver now holds durably.
     pub held: u64,
-    pub message: String,
+    pub message: PeerText,
     /// With a key: HMAC over status and held, so the answer cannot be forged.
     pub mac: Option<[u8; 32]>,
 }
@@ -261,9 +263,29 @@ fn as_digest(tag: u8, value: &[u8]) -> Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("field {tag}: expected a 32-byte digest"))
 }
 
-fn as_text(tag: u8, value: &[u8], max: usize) -> Result<String> {
+/// A one-byte field (a status, a code, an action).
+fn as_byte(tag: u8, value: &[u8]) -> Result<u8> {
+    match value {
+        [b] => Ok(*b),
+        _ => bail!("field {tag}: expected 1 byte, got {}", value.len()),
+    }
+}
+
+/// A flag is the byte 0 or the byte 1; anything else is a malformed frame,
+/// not a silent "no".
+fn as_flag(tag: u8, value: &[u8]) -> Result<bool> {
+    match value {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => bail!("field {tag}: a flag is the byte 0 or 1, not {value:?}"),
+    }
+}
+
+/// A text field: the peer's words, which only ever print escaped.
+fn as_text(tag: u8, value: &[u8], max: usize) -> Result<PeerText> {
     ensure!(value.len() <= max, "field {tag}: over {max} bytes");
-    String::from_utf8(value.to_vec()).map_err(|_| anyhow::anyhow!("field {tag}: not UTF-8"))
+    ensure!(std::str::from_utf8(value).is_ok(), "field {tag}: not UTF-8");
+    Ok(value.into())
 }
 
 fn unknown(tag: u8) -> Result<()> {
@@ -308,13 +330,15 @@ fn decode_ranges(tag: u8, value: &[u8]) -> Result<Vec<(u64, u64)>> {
     Ok(held)
 }
 
-/// Cuts a message to [`MAX_MESSAGE`] bytes on a character boundary.
-fn clip(text: &str) -> &str {
+/// A message as a field value: UTF-8, cut to [`MAX_MESSAGE`] bytes on a
+/// character boundary.
+fn clip(text: &PeerText) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text.wire());
     let mut end = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    &text[..end]
+    text.as_bytes()[..end].to_vec()
 }
 
 impl Answer {
@@ -337,7 +361,7 @@ impl Answer {
             Answer::Refuse { code, reason } => {
                 f.put(Self::STATUS, &[1]);
                 f.put(Self::CODE, &[*code as u8]);
-                f.put(Self::REASON, clip(reason).as_bytes());
+                f.put(Self::REASON, &clip(reason));
             }
         }
         f.0
@@ -348,15 +372,16 @@ impl Answer {
         let mut hashes = false;
         for (tag, value) in fields(body)? {
             match tag {
-                Self::STATUS => accept = Some(value == [0]),
-                Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
+                // 0 accept, 1 refuse
+                Self::STATUS => accept = Some(!as_flag(tag, value)?),
+                Self::CODE => code = RefuseCode::from_u8(as_byte(tag, value)?),
                 Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
                 Self::HELD => {
                     held.extend(decode_ranges(tag, value)?);
                     // the bound holds across repeated fields too
                     ensure!(held.len() <= MAX_RANGES, "too many held ranges");
                 }
-                Self::HASHES => hashes = value == [1],
+                Self::HASHES => hashes = as_flag(tag, value)?,
                 _ => unknown(tag)?,
             }
         }
@@ -385,7 +410,7 @@ impl Outcome {
             f.put(Self::SHA256, d);
         }
         f.put_u64(Self::HELD, self.held);
-        f.put(Self::MESSAGE, clip(&self.message).as_bytes());
+        f.put(Self::MESSAGE, &clip(&self.message));
         if let Some(mac) = &self.mac {
             f.put(Self::MAC, mac);
         }
@@ -397,7 +422,7 @@ impl Outcome {
             status: Status::Failed,
             sha256: None,
             held: 0,
-            message: String::new(),
+            message: PeerText::default(),
             mac: None,
         };
         let mut seen_status = false;
@@ -405,11 +430,12 @@ impl Outcome {
             match tag {
                 Self::STATUS => {
                     seen_status = true;
-                    out.status = match value {
-                        [0] => Status::Ok,
-                        [1] => Status::Mismatch,
-                        [3] => Status::Stopped,
-                        _ => Status::Failed,
+                    out.status = match as_byte(tag, value)? {
+                        0 => Status::Ok,
+                        1 => Status::Mismatch,
+                        2 => Status::Failed,
+                        3 => Status::Stopped,
+                        other => bail!("result with unknown status {other}"),
                     }
                 }
                 Self::SHA256 => out.sha256 = Some(as_digest(tag, value)?),
@@ -500,7 +526,7 @@ mod tests {
         assert_eq!(Answer::decode(&r.encode()).unwrap(), r);
         let long = Answer::Refuse {
             code: RefuseCode::Other,
-            reason: "é".repeat(1000),
+            reason: "é".repeat(1000).into(),
         };
         assert!(Answer::decode(&long.encode()).is_ok());
     }
@@ -583,11 +609,63 @@ mod tests {
             for [a, b] in [[0u8, 0], [0, 1], [0, 7], [0, 8], [0, 32], [0xff, 0xff]] {
                 let bytes = [tag, a, b];
                 check(&bytes);
-                decoded += usize::from(Answer::decode(&bytes).is_ok());
+                decoded += usize::from(TreeEnd::decode(&bytes).is_ok());
             }
         }
-        // `status` with an empty value is a valid answer: the sweep reached
-        // the decoders' success paths, not only their errors.
+        // an empty optional field is a valid END: the sweep reached the
+        // decoders' success paths, not only their errors.
         assert!(decoded > 0);
+    }
+
+    #[test]
+    fn a_flag_or_a_one_byte_field_is_exactly_one_byte_and_a_flag_0_or_1() {
+        // Before, only the byte 1 meant true and anything else was a silent
+        // false (an empty flag, a 2, `[1, 1]`), and a one-byte field read
+        // its first byte of many. A peer that writes them is malformed.
+        let offer = |tag: u8, value: &[u8]| {
+            let mut f = Fields::default();
+            f.put(0x8a, &[1u64.to_be_bytes(), [0; 8]].concat()); // one entry
+            f.put(tag, value);
+            TreeOffer::decode(&f.0)
+        };
+        for tag in [5, 7, 8, 9, 0x8b] {
+            assert!(offer(tag, &[0]).is_ok(), "tag {tag}: 0");
+            assert!(offer(tag, &[1]).is_ok(), "tag {tag}: 1");
+            for bad in [&[][..], &[2], &[0xff], &[1, 1], &[0, 1]] {
+                let err = offer(tag, bad).unwrap_err().to_string();
+                assert!(
+                    err.contains("a flag is the byte 0 or 1"),
+                    "{tag} {bad:?}: {err}"
+                );
+            }
+        }
+        let mut entry = Fields::default();
+        entry.put_u64(1, 0);
+        entry.put(2, b"s");
+        entry.put(3, &[0]);
+        entry.put(0x89, &[2]);
+        assert!(Entry::decode(&entry.0).is_err(), "stream = 2");
+        for body in [
+            [1, 0, 1, 2].to_vec(),                // ANSWER status 2
+            [1, 0, 0].to_vec(),                   // ANSWER status empty
+            [1, 0, 1, 0, 5, 0, 1, 7].to_vec(),    // ANSWER hashes = 7
+            [1, 0, 1, 1, 2, 0, 2, 1, 1].to_vec(), // a 2-byte code
+        ] {
+            assert!(Answer::decode(&body).is_err(), "{body:?}");
+        }
+        assert!(Outcome::decode(&[1, 0, 1, 4]).is_err(), "status 4");
+        assert!(
+            Outcome::decode(&[1, 0, 2, 0, 0]).is_err(),
+            "a 2-byte status"
+        );
+        let mut reply = Fields::default();
+        reply.put_u64(1, 3);
+        reply.put(2, &[0, 9]);
+        assert!(Reply::decode(&reply.0).is_err(), "a 2-byte action");
+        let mut reply = Fields::default();
+        reply.put_u64(1, 3);
+        reply.put(2, &[0]);
+        reply.put(6, &[3]);
+        assert!(Reply::decode(&reply.0).is_err(), "hashes = 3");
     }
 }

@@ -10,14 +10,30 @@ use std::collections::VecDeque;
 
 use crate::held::Ranges;
 use crate::protocol::tree::FileEnd;
-use crate::protocol::MAX_RANGES;
+use crate::protocol::{PeerText, MAX_RANGES};
+
+/// What was asked for, oldest first.
+pub trait Asked<T> {
+    fn pop_front(&mut self) -> Option<T>;
+    fn push_front(&mut self, item: T);
+}
+
+impl<T> Asked<T> for VecDeque<T> {
+    fn pop_front(&mut self) -> Option<T> {
+        VecDeque::pop_front(self)
+    }
+
+    fn push_front(&mut self, item: T) {
+        VecDeque::push_front(self, item)
+    }
+}
 
 /// BEGIN for entry `id`: the files asked for before it in `asked` were
 /// skipped by the sender (returned first, to be settled as not sent), then
 /// the one beginning. An id that was not asked for, or came already, is an
 /// error.
 pub fn begin<T>(
-    asked: &mut VecDeque<T>,
+    asked: &mut impl Asked<T>,
     id: u64,
     id_of: impl Fn(&T) -> u64,
 ) -> Result<(Vec<T>, T), String> {
@@ -72,7 +88,7 @@ pub struct Admitted {
 pub enum Ending {
     /// The sender could not send it all (its source failed): nothing of it
     /// is kept.
-    SenderFailed(String),
+    SenderFailed(PeerText),
     /// Bytes offered are missing: the sender ended the file early.
     Incomplete,
     /// Everything offered is here; `have` is all the part holds (its
@@ -193,7 +209,7 @@ mod tests {
             id,
             sent,
             sha256: None,
-            failed: failed.map(str::to_string),
+            failed: failed.map(PeerText::from),
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Wanted {
     /// All it says it holds, checked or not: what decides whether the file
     /// is whole once the offered range lands (see [`crate::protocol::whole`]).
     pub claimed: Ranges,
+    /// Held bytes whose hashes came already: each is hashed once, so what
+    /// the receiver can make this side hash for a file is at most `held`.
+    pub hashed: Ranges,
 }
 
 impl Sending {
@@ -62,6 +65,7 @@ impl Sending {
                     },
                     good: Ranges::new(),
                     claimed,
+                    hashed: Ranges::new(),
                 });
                 return Ok(None);
             }
@@ -73,12 +77,22 @@ impl Sending {
         Ok(Some(fate))
     }
 
-    /// FILE HASHES may only cover what the receiver offered for checking:
-    /// the held ranges to hash.
-    pub fn hashes_for(&self, from: u64, to: u64) -> Result<&Ranges, String> {
+    /// FILE HASHES may only cover what the receiver offered for checking
+    /// (the held ranges to hash), each byte once: a block listed again, or
+    /// overlapping one that came, is refused before it is hashed.
+    pub fn hashes_for(&mut self, from: u64, to: u64) -> Result<(), String> {
         match self {
-            Sending::Wanted(w) if w.held.covers(from, to) => Ok(&w.held),
-            Sending::Wanted(_) => Err(format!("a hash for bytes {from}..{to}, which are not held")),
+            Sending::Wanted(w) if !w.held.covers(from, to) => {
+                Err(format!("a hash for bytes {from}..{to}, which are not held"))
+            }
+            Sending::Wanted(w) if w.hashed.overlaps(from, to) => Err(format!(
+                "a hash for bytes {from}..{to}, which overlap bytes hashed already \
+                 (each held block is hashed once)"
+            )),
+            Sending::Wanted(w) => {
+                w.hashed.insert(from, to);
+                Ok(())
+            }
             _ => Err("hashes for an entry that is not being sent".into()),
         }
     }
@@ -119,10 +133,9 @@ impl Sending {
             Status::Ok if outcome.held == size => Fate::Landed,
             // a range that leaves the file unfinished, held in its part
             Status::Ok if !whole && outcome.held <= size => Fate::Held(outcome.held),
-            Status::Ok => Fate::Failed(format!(
-                "the receiver holds {} of {size} bytes",
-                outcome.held
-            )),
+            Status::Ok => {
+                Fate::Failed(format!("the receiver holds {} of {size} bytes", outcome.held).into())
+            }
             Status::Mismatch => Fate::Mismatch,
             Status::Failed | Status::Stopped => Fate::Failed(outcome.message.clone()),
         };
@@ -189,7 +202,7 @@ mod tests {
         };
         assert_eq!(w.claimed.pairs(), &[(0, 4), (8, 10)], "clipped to the file");
         assert_eq!(w.held, w.claimed, "offered for checking");
-        assert_eq!(s.hashes_for(0, 4).map(|r| r.total()), Ok(6));
+        assert_eq!(s.hashes_for(0, 4), Ok(()));
         assert!(s.hashes_for(4, 8).is_err(), "bytes not held");
         s.matched(0, 4);
         let Sending::Wanted(w) = &s else { panic!() };
@@ -202,6 +215,32 @@ mod tests {
             assert_eq!((w.held.total(), w.claimed.total()), (0, 4));
             assert!(s.hashes_for(0, 4).is_err());
         }
+    }
+
+    #[test]
+    fn each_held_byte_is_hashed_once() {
+        let mut s = Sending::default();
+        let held = [(0, 6 << 20), (8 << 20, 9 << 20)];
+        s.replied(send(&held, true), 10 << 20, true).unwrap();
+        let block = 4 << 20;
+        assert_eq!(s.hashes_for(0, block), Ok(()));
+        for (from, to, what) in [
+            (0, block, "the same block again"),
+            (1 << 20, 2 << 20, "inside a block hashed"),
+            (block - 1, block + 1, "across a block's end"),
+        ] {
+            let why = s.hashes_for(from, to).expect_err(what);
+            assert!(
+                why.contains("overlap bytes hashed already"),
+                "{what}: {why}"
+            );
+        }
+        assert_eq!(s.hashes_for(block, 6 << 20), Ok(()), "the next block");
+        assert_eq!(s.hashes_for(8 << 20, 9 << 20), Ok(()));
+        let Sending::Wanted(w) = &s else { panic!() };
+        // what was hashed is at most what was held, whatever was asked
+        assert_eq!(w.hashed, w.held);
+        assert!(s.hashes_for(8 << 20, 9 << 20).is_err());
     }
 
     #[test]

@@ -90,7 +90,7 @@ mod tests {
             status: Status::Ok,
             sha256: None,
             held: 0,
-            message: String::new(),
+            message: Default::default(),
             mac: None,
         }
     }

@@ -4,8 +4,9 @@
 use anyhow::{bail, ensure, Result};
 
 use super::{
-    as_digest, as_text, as_u64, clip, decode_hashes, decode_ranges, encode_hashes, encode_ranges,
-    fields, unknown, BlockHash, Fields, Outcome, RefuseCode, MAX_MESSAGE,
+    as_byte, as_digest, as_flag, as_text, as_u64, clip, decode_hashes, decode_ranges,
+    encode_hashes, encode_ranges, fields, unknown, BlockHash, Fields, Outcome, PeerText,
+    RefuseCode, MAX_MESSAGE,
 };
 use crate::hash::Sha;
 
@@ -89,7 +90,7 @@ pub enum Action {
     Skip,
     Refuse {
         code: RefuseCode,
-        reason: String,
+        reason: PeerText,
     },
     /// A directory made, or a link to make at the end: no data needed.
     Done,
@@ -115,7 +116,7 @@ pub struct FileEnd {
     pub sent: u64,
     pub sha256: Option<Sha>,
     /// The source could not be read to its end; what arrived is not kept.
-    pub failed: Option<String>,
+    pub failed: Option<PeerText>,
 }
 
 /// The END of a tree session.
@@ -217,18 +218,25 @@ impl TreeOffer {
                     offer.bytes = as_u64(tag, &value[8..])?;
                     seen = true;
                 }
-                Self::VERIFY => offer.verify = value == [1],
-                Self::RESUME => offer.resume = value == [1],
-                Self::FRESH => offer.fresh = value == [1],
-                Self::SINGLE => offer.single = value == [1],
+                Self::VERIFY => offer.verify = as_flag(tag, value)?,
+                Self::RESUME => offer.resume = as_flag(tag, value)?,
+                Self::FRESH => offer.fresh = as_flag(tag, value)?,
+                Self::SINGLE => offer.single = as_flag(tag, value)?,
                 Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
-                Self::STREAMED => offer.streamed = value == [1],
+                Self::STREAMED => offer.streamed = as_flag(tag, value)?,
                 // a single file's fields have no meaning in a tree
                 1..=4 | 6 => bail!("a tree offer with a single file's field {tag}"),
                 _ => unknown(tag)?,
             }
         }
         ensure!(seen, "not a tree offer");
+        // a file alone is counted before it is offered: one entry
+        ensure!(
+            !offer.single || (offer.entries == 1 && !offer.streamed),
+            "a single offer of {} entries{}: it carries one file",
+            offer.entries,
+            if offer.streamed { ", streamed" } else { "" }
+        );
         Ok(offer)
     }
 }
@@ -310,7 +318,7 @@ impl Entry {
                     ensure!(start <= end, "a range that ends before it starts");
                     entry.range = Some((start, end));
                 }
-                Self::STREAM => entry.stream = value == [1],
+                Self::STREAM => entry.stream = as_flag(tag, value)?,
                 _ => unknown(tag)?,
             }
         }
@@ -385,7 +393,7 @@ impl Reply {
             Action::Refuse { code, reason } => {
                 f.put(Self::ACTION, &[2]);
                 f.put(Self::CODE, &[*code as u8]);
-                f.put(Self::REASON, clip(reason).as_bytes());
+                f.put(Self::REASON, &clip(reason));
             }
             Action::Done => f.put(Self::ACTION, &[3]),
         }
@@ -398,11 +406,11 @@ impl Reply {
         for (tag, value) in fields(body)? {
             match tag {
                 Self::ID => id = Some(as_u64(tag, value)?),
-                Self::ACTION => action = value.first().copied(),
-                Self::CODE => code = RefuseCode::from_u8(*value.first().unwrap_or(&0)),
+                Self::ACTION => action = Some(as_byte(tag, value)?),
+                Self::CODE => code = RefuseCode::from_u8(as_byte(tag, value)?),
                 Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
                 Self::HELD => held = decode_ranges(tag, value)?,
-                Self::HASHES => hashes = value == [1],
+                Self::HASHES => hashes = as_flag(tag, value)?,
                 _ => unknown(tag)?,
             }
         }
@@ -454,7 +462,7 @@ impl FileEnd {
             f.put(3, d);
         }
         if let Some(why) = &self.failed {
-            f.put(4, clip(why).as_bytes());
+            f.put(4, &clip(why));
         }
         f.0
     }
@@ -520,7 +528,7 @@ mod tests {
     #[test]
     fn a_tree_offer_is_refused_by_a_single_file_decoder() {
         let t = TreeOffer {
-            entries: 3,
+            entries: 1,
             bytes: 99,
             verify: true,
             resume: true,
@@ -532,6 +540,21 @@ mod tests {
         let body = t.encode();
         assert!(is_tree(&body));
         assert_eq!(TreeOffer::decode(&body).unwrap(), t);
+        // `single` is one file: not two, not none, not counted as it comes
+        for (entries, streamed) in [(2, false), (0, false), (0, true), (1, true)] {
+            let odd = TreeOffer {
+                entries,
+                streamed,
+                ..t.clone()
+            };
+            let err = TreeOffer::decode(&odd.encode()).unwrap_err().to_string();
+            assert!(err.contains("it carries one file"), "{err}");
+            let tree = TreeOffer {
+                single: false,
+                ..odd
+            };
+            assert_eq!(TreeOffer::decode(&tree.encode()).unwrap(), tree);
+        }
         // what a receiver that predates trees does with it: the tree field
         // is required (0x80 and above), and every decoder refuses a
         // required field it does not know
@@ -640,7 +663,7 @@ mod tests {
             status: Status::Ok,
             sha256: Some([2; 32]),
             held: 5,
-            message: String::new(),
+            message: Default::default(),
             mac: None,
         };
         assert_eq!(

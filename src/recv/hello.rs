@@ -57,7 +57,9 @@ pub fn receive(
         return Err(refuse(&mut conn, RefuseCode::Version, reason));
     }
     let reading = |peer: &str| format!("{peer}: reading the offer");
-    let first = proto::read_frame(&mut conn).with_context(|| reading(&peer))?;
+    let first = proto::read_frame(&mut conn)
+        .with_context(|| reading(&peer))
+        .map_err(|e| exit::tag(e, Tag::NotASender))?;
     let frame = match (version, &cfg.common.secret) {
         (proto::VERSION, None) => first,
         (proto::VERSION_SEALED, Some(secret)) if first.kind == kind::HELLO => {
@@ -76,16 +78,18 @@ pub fn receive(
         }
         (_, secret) => {
             let why = mismatch(cfg, secret.as_ref(), &first);
-            return Err(refuse(&mut conn, RefuseCode::Auth, why));
+            let err = refuse(&mut conn, RefuseCode::Auth, why);
+            return Err(match opens_a_session(version, &first) {
+                true => err,
+                false => exit::tag(err, Tag::NotASender),
+            });
         }
     };
     conn.trusted();
     if frame.kind != kind::OFFER {
-        return Err(refuse(
-            &mut conn,
-            RefuseCode::BadOffer,
-            format!("expected an offer, got frame {:#x}", frame.kind),
-        ));
+        let why = format!("expected an offer, got frame {:#x}", frame.kind);
+        let err = refuse(&mut conn, RefuseCode::BadOffer, why);
+        return Err(before_an_offer(&conn, err));
     }
     // Paced from here: the peer is a zc sender, which takes keepalives.
     conn.limit(Way::Recv, cfg.common.limit_rate);
@@ -93,9 +97,31 @@ pub fn receive(
     if !proto::tree::is_tree(&frame.body) {
         // what a sender from before trees offers: one file, the old way
         let why = "an offer without the tree field (a zc sender older than this receiver)";
-        return Err(refuse(&mut conn, RefuseCode::BadOffer, why.into()));
+        let err = refuse(&mut conn, RefuseCode::BadOffer, why.into());
+        return Err(before_an_offer(&conn, err));
     }
     super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
+
+/// A peer in the clear that never sent a complete, well-formed OFFER is no
+/// sender (a port scan, garbage): like one that sent bad magic, it is
+/// refused and a one-shot receiver warns and goes on waiting. Past a
+/// handshake the peer proved it holds the secret: its errors are a sender's.
+pub(super) fn before_an_offer(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
+    match conn.is_sealed() {
+        true => err,
+        false => exit::tag(err, Tag::NotASender),
+    }
+}
+
+/// Whether a first frame is how a zc sender opens: an OFFER that decodes
+/// (version 1) or a sender's HELLO (version 2).
+fn opens_a_session(version: u16, first: &proto::Frame) -> bool {
+    match (version, first.kind) {
+        (proto::VERSION, kind::OFFER) => proto::tree::TreeOffer::decode(&first.body).is_ok(),
+        (proto::VERSION_SEALED, kind::HELLO) => Hello::decode_sender(&first.body).is_ok(),
+        _ => false,
+    }
 }
 
 /// Why a session is refused when one side encrypts and the other does

@@ -9,6 +9,7 @@ mod session;
 pub mod sink;
 mod tree;
 mod tree_files;
+mod wants;
 
 use std::net::TcpListener;
 use std::time::Instant;
@@ -60,7 +61,12 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     }
     let listener = net::listen(listen, cfg.common.family)?;
     let announces = cfg.common.announces(listener.local_addr()?);
-    reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), false, announces)?;
+    reporter.listening_on(
+        &listener,
+        cfg.common.fresh_code.as_deref(),
+        false,
+        announces,
+    )?;
     let _announced = cfg.common.announce(&listener, Role::Receiver, reporter);
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);

@@ -33,7 +33,7 @@ pub(super) fn linger(conn: &mut Conn) {
 pub(super) fn refuse(conn: &mut Conn, code: RefuseCode, reason: String) -> anyhow::Error {
     let answer = Answer::Refuse {
         code,
-        reason: reason.clone(),
+        reason: reason.as_str().into(),
     };
     let _ = proto::write_frame(conn, kind::ANSWER, &answer.encode());
     exit::refused(format!("refused a transfer from {}: {reason}", conn.peer))

@@ -81,7 +81,7 @@ pub fn receive(
     };
     let mut bar = reporter.transfer(&Start {
         role: Role::Recv,
-        name: label.clone(),
+        name: label.as_str().into(),
         peer: conn.peer.clone(),
         size: None,
         offset: start,
@@ -126,8 +126,8 @@ pub fn receive(
     bar.finish(&Summary {
         encrypted: false,
         role: Role::Recv,
-        name: label.clone(),
-        path: Some(label),
+        name: label.as_str().into(),
+        path: Some(label.into()),
         bytes: received,
         elapsed: began.elapsed(),
         zero_copy: false,

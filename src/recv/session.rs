@@ -2,7 +2,6 @@
 //! phases (the manifest in `tree`, the data in `tree_files`), and what both
 //! do with it: record an entry's fate, write frames, answer the sender.
 
-use std::collections::VecDeque;
 use std::io::Write;
 
 use anyhow::{Context, Result};
@@ -60,8 +59,12 @@ pub(super) struct Tree<'a> {
     pub offer: TreeOffer,
     pub ledger: Ledger,
     pub progress: Box<dyn TreeProgress>,
-    pub wants: VecDeque<Want>,
+    pub wants: super::wants::Wants,
+    /// Bytes the directories and links kept for the end hold (see `memory`).
+    pub kept: u64,
     pub seen: Seen,
+    /// Directories to finish at the end (made now, or left unfinished by
+    /// an earlier session): path, name shown, mode as it lands, mtime.
     pub dirs: Vec<(RelPath, String, u32, u64)>,
     /// Directories this session made: empty when made, so nothing in them
     /// needs looking up (one entry per directory, not per file).
@@ -72,7 +75,8 @@ pub(super) struct Tree<'a> {
     pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
-    /// Bytes the file entries offer, against `--max-size`: the OFFER's
+    /// Bytes the file entries come to (each its declared size, or the end
+    /// of what it offers when further), against `--max-size`: the OFFER's
     /// count is only the sender's word.
     pub offered: u64,
     /// Frames to the sender, written in batches.
@@ -160,7 +164,7 @@ impl Tree<'_> {
             status,
             sha256: None,
             held,
-            message: message.to_string(),
+            message: message.into(),
             mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
         };
         Message::Result(outcome).append_to(&mut self.out);

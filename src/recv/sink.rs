@@ -1,12 +1,12 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::output::PART_SUFFIX;
+use crate::peer_text::escape;
 use crate::protocol::MAX_NAME;
 
 #[cfg(unix)]
@@ -67,9 +67,35 @@ impl RelPath {
         &self.bytes
     }
 
+    /// The parent's wire form (empty at the top) and the last component.
+    pub fn split(&self) -> (&[u8], &[u8]) {
+        match self.bytes.iter().rposition(|&b| b == b'/') {
+            Some(cut) => (&self.bytes[..cut], &self.bytes[cut + 1..]),
+            None => (&[], &self.bytes),
+        }
+    }
+
+    /// The path again from the two halves [`RelPath::split`] gave: both
+    /// were checked as one, so the join is too.
+    pub fn rejoin(parent: Option<&RelPath>, name: &[u8]) -> RelPath {
+        let mut bytes = Vec::with_capacity(parent.map_or(0, |p| p.bytes.len() + 1) + name.len());
+        if let Some(parent) = parent {
+            bytes.extend_from_slice(&parent.bytes);
+            bytes.push(b'/');
+        }
+        bytes.extend_from_slice(name);
+        debug_assert!(check_path(&bytes).is_ok());
+        RelPath { bytes }
+    }
+
     /// For messages: a peer's name may hold anything a terminal obeys.
     pub fn display(&self) -> String {
         escape(&self.bytes)
+    }
+
+    /// The path beneath `dir`, for messages, escaped as [`RelPath::display`].
+    pub fn display_in(&self, dir: &Path) -> String {
+        escape(dir.join(self.to_path()).as_os_str().as_encoded_bytes())
     }
 
     /// The relative native path.
@@ -84,32 +110,6 @@ impl RelPath {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect()
     }
-}
-
-/// Escapes what would garble or spoof a message: control characters,
-/// bidirectional overrides, backslashes (so an escape is unambiguous), and
-/// bytes that are not UTF-8 (as `\xNN`, so two such names stay distinct).
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\\' => out.push_str("\\\\"),
-                '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                    out.extend(c.escape_unicode())
-                }
-                c if c.is_control() => out.extend(c.escape_unicode()),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 /// Checks a wire path: see PROTOCOL.md, "Trees". Nothing is rewritten: a
@@ -154,6 +154,12 @@ fn component(c: &[u8], windows: bool) -> Result<(), String> {
     {
         return Err(format!("control character 0x{b:02x}"));
     }
+    // C1 controls too, as the characters they are in UTF-8 (a byte that is
+    // not UTF-8 is no character: it is kept, and escaped when printed)
+    let mut c1 = c.utf8_chunks().flat_map(|chunk| chunk.valid().chars());
+    if let Some(ch) = c1.find(|ch| ('\u{80}'..='\u{9f}').contains(ch)) {
+        return Err(format!("control character U+{:04X}", ch as u32));
+    }
     let held = b".zcpart.held";
     if c.ends_with(PART_SUFFIX.as_bytes()) || c.windows(held.len()).any(|w| w == held) {
         return Err(format!("would collide with zc's {PART_SUFFIX} files"));
@@ -191,6 +197,17 @@ fn windows_name(c: &[u8]) -> Result<(), String> {
 /// lexically, inside the link's top entry. Lexical resolution is exact here
 /// because `..` may only lead (the link's parents are real directories of
 /// this session), and every other link is held to the same rule.
+/// The permission bits a file or directory from the peer lands with: the
+/// sender's, never setuid, setgid or sticky, less this side's umask
+/// unless `--preserve-modes` asks for them exactly (as tar does for a user
+/// who is not root, and rsync without `-p`).
+pub fn landed_mode(sent: u32, umask: Option<u32>, preserve: bool) -> u32 {
+    match preserve {
+        true => sent & 0o777,
+        false => sent & 0o777 & !umask.unwrap_or(0),
+    }
+}
+
 pub fn check_link_target(link: &RelPath, target: &[u8]) -> Result<(), String> {
     link_target(link, target, cfg!(windows))
 }
@@ -231,6 +248,28 @@ fn link_target(link: &RelPath, target: &[u8], windows: bool) -> Result<(), Strin
     Ok(())
 }
 
+/// What [`Root::mkdir`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// Made now: its mode and time are set when the session ends.
+    New,
+    /// Made by a session that did not finish (see [`UNFINISHED`]): as new,
+    /// its mode and time are set at the end, though it is not empty.
+    Unfinished,
+    /// A directory that was there: left exactly as it is (mode, owner,
+    /// times), whatever the sender says of it.
+    Existing,
+}
+
+/// The mode a directory holds while zc fills it: owner only, and sticky,
+/// which no directory from a sender ever is (their modes are cut to
+/// 0o777) and hardly one a user makes. A directory still in this mode and
+/// owned by this user was made by a session that stopped before its end
+/// (Ctrl-C, a cut, a crash), so the session that resumes the tree gives it
+/// its mode and time. Every other directory that exists is not zc's to
+/// change: a sender without a key must not re-mode `~/.ssh`.
+pub const UNFINISHED: u32 = 0o1700;
+
 /// What is at a path, without following links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -242,11 +281,13 @@ pub enum Found {
 }
 
 /// The paths of one session, as 128-bit hashes (a session may hold
-/// millions of paths of up to 4 KiB), each with whether it is a directory
-/// that was accepted, so its children may be.
+/// millions of paths of up to 4 KiB): the directories that were accepted,
+/// so their children may be, and every other path. Two sets of bare keys
+/// rather than one map of key and flag: 16 bytes a slot, not 32.
 pub struct Seen {
     fold: bool,
-    paths: HashMap<u128, bool>,
+    dirs: HashSet<u128>,
+    others: HashSet<u128>,
 }
 
 impl Seen {
@@ -254,13 +295,20 @@ impl Seen {
     pub fn new(fold: bool) -> Seen {
         Seen {
             fold,
-            paths: HashMap::new(),
+            dirs: HashSet::new(),
+            others: HashSet::new(),
         }
+    }
+
+    /// What the sets hold, in bytes (their slots and control bytes).
+    pub fn memory(&self) -> u64 {
+        let slots = self.dirs.capacity() + self.others.capacity();
+        (slots * (std::mem::size_of::<u128>() + 1)) as u64
     }
 
     pub fn admit(&mut self, rel: &RelPath, is_dir: bool) -> Result<(), String> {
         if let Some(parent) = rel.parent() {
-            if self.paths.get(&self.key(&parent)) != Some(&true) {
+            if !self.dirs.contains(&self.key(&parent)) {
                 return Err(format!(
                     "'{}' is not beneath a directory of this session",
                     rel.display()
@@ -268,10 +316,13 @@ impl Seen {
             }
         }
         let key = self.key(rel);
-        if self.paths.contains_key(&key) {
+        if self.dirs.contains(&key) || self.others.contains(&key) {
             return Err(format!("'{}' was sent twice", rel.display()));
         }
-        self.paths.insert(key, is_dir);
+        match is_dir {
+            true => self.dirs.insert(key),
+            false => self.others.insert(key),
+        };
         Ok(())
     }
 
@@ -279,7 +330,8 @@ impl Seen {
     /// nothing is admitted beneath it.
     pub fn reject_dir(&mut self, rel: &RelPath) {
         let key = self.key(rel);
-        self.paths.insert(key, false);
+        self.dirs.remove(&key);
+        self.others.insert(key);
     }
 
     /// Case folding is `to_lowercase` on what is UTF-8: close to, not exactly,
@@ -304,6 +356,19 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn landed_modes_lose_the_umask_and_never_keep_setuid_setgid_or_sticky() {
+        assert_eq!(landed_mode(0o777, Some(0o022), false), 0o755);
+        assert_eq!(landed_mode(0o666, Some(0o027), false), 0o640);
+        assert_eq!(landed_mode(0o7777, Some(0o022), false), 0o755);
+        assert_eq!(landed_mode(0o1777, Some(0o077), false), 0o700);
+        // --preserve-modes: exact, but still never setuid, setgid or sticky
+        assert_eq!(landed_mode(0o777, Some(0o022), true), 0o777);
+        assert_eq!(landed_mode(0o6755, Some(0o022), true), 0o755);
+        // where there is no umask (Windows), the bits as sent
+        assert_eq!(landed_mode(0o640, None, false), 0o640);
+    }
 
     fn rel(p: &str) -> RelPath {
         check_path(p.as_bytes()).unwrap()
@@ -357,6 +422,23 @@ mod tests {
     }
 
     #[test]
+    fn c1_controls_are_refused_as_characters_not_as_bytes() {
+        // CSI, NEL, OSC and the range's ends, as UTF-8 (C2 80..C2 9F)
+        for c in ['\u{80}', '\u{85}', '\u{9b}', '\u{9d}', '\u{9f}'] {
+            let path = format!("top/a{c}b");
+            let why = check_path(path.as_bytes()).unwrap_err();
+            assert!(why.contains(&format!("U+{:04X}", c as u32)), "{why}");
+            // the reason names it escaped, never raw
+            assert!(!why.contains(c), "{why:?}");
+        }
+        // the characters after them are fine, and so are lone bytes that are
+        // not UTF-8 (Latin-1's 0x85 is no character here: escaped when printed)
+        assert!(check_path("top/\u{a0}\u{e9}".as_bytes()).is_ok());
+        #[cfg(unix)]
+        assert!(check_path(b"top/caf\xe9\x85\x9b").is_ok());
+    }
+
+    #[test]
     fn windows_paths() {
         for bad in [
             &b"CON"[..],
@@ -386,13 +468,17 @@ mod tests {
         assert_eq!(p.name(), b"b\nc");
         assert_eq!(p.depth(), 3);
         assert_eq!(p.parent(), Some(rel("top/a")));
+        assert_eq!(p.split(), (&b"top/a"[..], &b"b\nc"[..]));
+        assert_eq!(RelPath::rejoin(Some(&rel("top/a")), b"b\nc"), p);
+        assert_eq!(rel("top").split(), (&b""[..], &b"top"[..]));
+        assert_eq!(RelPath::rejoin(None, b"top"), rel("top"));
         assert_eq!(rel("top").parent(), None);
         assert_eq!(p.as_bytes(), b"top/a/b\nc");
         assert_eq!(p.display(), "top/a/b\\nc");
         assert_eq!(p.to_path(), PathBuf::from("top").join("a").join("b\nc"));
         assert_eq!(
             escape(b"\xff\\\t\x1b\xe2\x80\xae"),
-            "\\xff\\\\\\t\\u{1b}\\u{202e}"
+            "\\xff\\\\t\\u{1b}\\u{202e}"
         );
     }
 

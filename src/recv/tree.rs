@@ -3,7 +3,6 @@
 //! or wanted), check the free space for the whole tree, then hand the data
 //! phase to `tree_files` and finish: flush, links, directories, RESULT.
 
-use std::collections::VecDeque;
 use std::io::{BufReader, Write};
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use crate::output::Stream;
 use crate::progress::tree::{TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
-use crate::protocol::tree::{Action, Entry, Manifest, Reply, TreeOffer};
+use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply, TreeOffer};
 use crate::protocol::{self as proto, Message, RefuseCode, Status};
 use crate::units::human_bytes;
 
@@ -44,11 +43,8 @@ pub(super) fn receive(
     let offer = match TreeOffer::decode(body) {
         Ok(offer) => offer,
         Err(e) => {
-            return Err(refuse(
-                conn,
-                RefuseCode::BadOffer,
-                format!("bad offer: {e:#}"),
-            ))
+            let err = refuse(conn, RefuseCode::BadOffer, format!("bad offer: {e:#}"));
+            return Err(super::hello::before_an_offer(conn, err));
         }
     };
     let key = match authenticate(cfg, conn, offer.nonce, body) {
@@ -68,7 +64,7 @@ pub(super) fn receive(
     let began = Instant::now();
     let start = TreeStart {
         role: Role::Recv,
-        name: format!("tree from {}", conn.peer),
+        name: format!("tree from {}", conn.peer).into(),
         peer: conn.peer.clone(),
         entries: offer.entries,
         bytes: offer.bytes,
@@ -87,7 +83,8 @@ pub(super) fn receive(
         offer,
         ledger: Ledger::default(),
         progress,
-        wants: VecDeque::new(),
+        wants: Default::default(),
+        kept: 0,
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
         fresh: Default::default(),
@@ -114,8 +111,8 @@ pub(super) fn receive(
     match data {
         Ok(()) => tree.finish(conn, began, (bytes, landed), zero_copy),
         Err(e) => {
-            // directories made writable for the session get their modes back
-            tree.finish_dirs();
+            // the directories made stay unfinished (see sink::UNFINISHED),
+            // owner only, for the session that resumes the tree to finish
             tree.progress.abandon();
             Err(e)
         }
@@ -132,6 +129,20 @@ fn single_error(peer: &str, fate: &Fate, line: &str) -> anyhow::Error {
         )),
         Fate::Failed(why) => anyhow!("{peer}: {why}"),
         Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{line}"),
+    }
+}
+
+/// What the end of the session keeps of a directory (its path and name
+/// shown, to set its mode and time; its path again, as made here) or a
+/// link (its path, its name shown, its target), in bytes: an estimate,
+/// charged even when the entry is then refused.
+fn kept_for(entry: &Entry) -> u64 {
+    const SLOT: u64 = 160;
+    let path = entry.path.len() as u64;
+    match entry.kind {
+        EntryKind::Dir => SLOT + 3 * path,
+        EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
+        EntryKind::File => 0,
     }
 }
 
@@ -257,7 +268,7 @@ impl Tree<'_> {
             Some(why) => {
                 let answer = proto::Answer::Refuse {
                     code: RefuseCode::NoSpace,
-                    reason: why.clone(),
+                    reason: why.as_str().into(),
                 };
                 Message::Answer(answer).append_to(&mut self.out);
                 self.flush(conn)?;
@@ -289,7 +300,7 @@ impl Tree<'_> {
     /// A file alone opens its part when its entry comes: one that never got
     /// data, new and empty, goes again when the session ends before GO.
     fn discard_unstarted(&mut self) {
-        for want in &mut self.wants {
+        while let Some(mut want) = self.wants.pop_front() {
             if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
                 let _ = self.root.discard_part(&want.rel);
             }
@@ -310,12 +321,19 @@ impl Tree<'_> {
         }
         let answer = proto::Answer::Refuse {
             code,
-            reason: why.clone(),
+            reason: why.as_str().into(),
         };
         Message::Answer(answer).append_to(&mut self.out);
         let _ = self.flush(conn);
         super::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
+    }
+
+    /// What the session holds for its entries until it ends, in bytes:
+    /// the files asked for, the directories and links kept for the end,
+    /// and every path seen (against duplicates).
+    fn memory(&self) -> u64 {
+        self.wants.memory() + self.seen.memory() + self.kept
     }
 
     fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
@@ -332,7 +350,7 @@ impl Tree<'_> {
     fn space_refusal(&self) -> Option<String> {
         let free = self.root.free_space().ok()?;
         let what = match (&self.name, &self.single) {
-            (Some(name), Some(_)) => name.escape_debug().to_string(),
+            (Some(name), Some(_)) => crate::peer_text::escape(name.as_bytes()),
             _ => "the tree".into(),
         };
         (self.needed > free).then(|| {
@@ -362,24 +380,38 @@ impl Tree<'_> {
         self.next_id += 1;
         let id = entry.id;
         let shown = lossy(&entry.path);
+        self.kept += kept_for(&entry);
         let action = match self.decide(entry) {
             Ok(action) => action,
             // a tree counted as it comes is refused whole when it grows
             // past --max-size, as one counted first would have been
-            Err((RefuseCode::TooLarge, why)) if self.offer.streamed => {
-                return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+            Err(r) if r.code == RefuseCode::TooLarge && self.offer.streamed => {
+                return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
             }
-            Err((code, reason)) => Action::Refuse { code, reason },
+            Err(r) => {
+                // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+                let keyed = self.key.is_some() || conn.is_sealed();
+                let reason = r.to_peer(keyed).to_string();
+                self.settle(&shown, "entry", Fate::Refused(r.why.into()));
+                Action::Refuse {
+                    code: r.code,
+                    reason: reason.into(),
+                }
+            }
         };
-        match &action {
-            Action::Skip => self.settle(&shown, "file", Fate::UpToDate),
-            Action::Refuse { reason, .. } => {
-                let fate = Fate::Refused(reason.clone());
-                self.settle(&shown, "entry", fate);
-            }
-            Action::Send { .. } | Action::Done => {}
+        if action == Action::Skip {
+            self.settle(&shown, "file", Fate::UpToDate);
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
+        if self.memory() > self.cfg.max_memory {
+            let why = format!(
+                "the manifest needs more than --max-memory {} of the receiver's memory \
+                 ({} entries so far)",
+                human_bytes(self.cfg.max_memory),
+                self.next_id
+            );
+            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+        }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
             let (rel, held) = (want.rel.clone(), want.held.clone());
             self.block_hashes(id, &rel, &held, conn)?;
@@ -399,7 +431,7 @@ impl Tree<'_> {
         for (rel, shown, target) in std::mem::take(&mut self.links) {
             let fate = match self.root.symlink(&rel, &target) {
                 Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot make the link: {e}")),
+                Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
             };
             self.settle(&shown, "link", fate);
         }
@@ -417,7 +449,7 @@ impl Tree<'_> {
         if self.unread > 0 {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
-            self.ledger.record("(sender)", &Fate::Failed(why));
+            self.ledger.record("(sender)", &Fate::Failed(why.into()));
         }
         let verdict = self.ledger.verdict();
         let (status, message) = match &verdict {
@@ -457,13 +489,13 @@ impl Tree<'_> {
         }
     }
 
-    /// Gives each directory of the session its mode and time, deepest
+    /// Gives each directory the session made its mode and time, deepest
     /// first, so a read-only parent is closed after its children.
     fn finish_dirs(&mut self) {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let fate = match self.root.finish_dir(&rel, mode, mtime) {
                 Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}")),
+                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
             };
             self.settle(&shown, "dir", fate);
         }

@@ -21,6 +21,7 @@ use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Record};
+use crate::peer_text::escape;
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiving::{self, Arrival, Ending};
 use crate::protocol::tree::{Begin, FileEnd};
@@ -292,7 +293,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let admitted = cur
             .arrival
             .admit(offset, len, self.tree.cfg.max_size)
-            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, lossy(cur.want.path())))?;
+            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, escape(cur.want.path())))?;
         if !admitted.in_order && cur.want.whole {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
@@ -384,7 +385,7 @@ impl<'t, 'a> Files<'t, 'a> {
             (Ending::SenderFailed(why), _) => {
                 // the padding the sender wrote is no data of the file
                 let _ = self.tree.root.discard_part(&cur.want.rel);
-                let fate = Fate::Failed(format!("the sender: {why}"));
+                let fate = Fate::Failed(format!("the sender: {why}").into());
                 self.tree.settle(&shown, "file", fate);
                 return Ok(());
             }
@@ -480,7 +481,7 @@ impl<'t, 'a> Files<'t, 'a> {
             status,
             sha256,
             held,
-            message: message.to_string(),
+            message: message.into(),
             mac,
         };
         Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
@@ -490,7 +491,7 @@ impl<'t, 'a> Files<'t, 'a> {
             Status::Ok if held < want.size => Fate::Held(held),
             Status::Ok => Fate::Landed,
             Status::Mismatch => Fate::Mismatch,
-            _ => Fate::Failed(message.to_string()),
+            _ => Fate::Failed(message.into()),
         };
         self.tree.settle_file(&shown, "file", want.size, sha, fate);
         Ok(())
@@ -605,7 +606,7 @@ fn file_start(want: &Want) -> crate::progress::Start {
     };
     crate::progress::Start {
         role: crate::progress::Role::Recv,
-        name: String::new(),
+        name: Default::default(),
         peer: String::new(),
         size: (!want.stream).then_some(want.size),
         offset: start,
@@ -616,7 +617,7 @@ fn file_start(want: &Want) -> crate::progress::Start {
 
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
-    anyhow::Error::new(err).context(lossy(want.path()))
+    anyhow::Error::new(err).context(escape(want.path()))
 }
 
 /// A failure of the connection: the sender may come back and resume.
@@ -632,6 +633,6 @@ fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
-    let name = name.map_or(String::new(), |n| format!(" {}", n.escape_debug()));
+    let name = name.map_or(String::new(), |n| format!(" {}", escape(n.as_bytes())));
     exit::interrupted(format!("{} stopped sending{name}", conn.peer))
 }

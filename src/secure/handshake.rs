@@ -154,7 +154,7 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
             // said in place of a HELLO: the receiver reads it where it expects one
             let answer = Answer::Refuse {
                 code: RefuseCode::Auth,
-                reason: why.clone(),
+                reason: why.as_str().into(),
             };
             proto::write_frame(&mut hello, kind::ANSWER, &answer.encode())?;
             let _ = conn.write_all(&hello);
@@ -217,11 +217,13 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
 /// after. A refusal is written here and returned as the error (exit 4).
 pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: bool) -> Result<()> {
     let peer = conn.peer.clone();
-    let hello = match Hello::decode(body) {
+    let hello = match Hello::decode_sender(body) {
         Ok(hello) => hello,
         Err(e) => {
+            // no attempt, and not a sender: a one-shot receiver goes on
             let why = format!("a malformed hello: {e:#}");
-            return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
+            let err = refuse(conn, &why, format!("refused {peer}: {why}"));
+            return Err(exit::tag(err, Tag::NotASender));
         }
     };
     if let Some(kind) = hello.secret.filter(|k| *k != secret.kind()) {
@@ -354,3 +356,7 @@ mod tests {
         assert!(!s.check(&s.confirm_sender, &s.confirm(&s.confirm_receiver)));
     }
 }
+
+/// docs/test-vectors.json, checked against this module's own steps.
+#[cfg(test)]
+mod vectors;

@@ -94,7 +94,7 @@ impl Plan {
     fn start(&self, conn: &Conn, resumed_from: u64) -> Start {
         Start {
             role: Role::Send,
-            name: self.display_name(),
+            name: self.display_name().into(),
             peer: conn.peer.clone(),
             size: self.size(),
             offset: self.offset,
@@ -301,7 +301,9 @@ fn connect(
             let c = &cfg.common;
             let stream = net::connect_any(&found.addrs, c.family, c.connect_timeout, &name)
                 .map_err(|e| exit::tag(e, Tag::Retryable))?;
-            let addr = stream.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+            let addr = stream
+                .peer_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string());
             (stream, Some(format!("{name} ({addr})")))
         }
         (Peer::Connect(dest), _) => {

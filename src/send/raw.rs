@@ -94,7 +94,7 @@ pub(super) fn session(
     bar.finish(&Summary {
         encrypted: false,
         role: Role::Send,
-        name: plan.display_name(),
+        name: plan.display_name().into(),
         path: None,
         bytes: sent.bytes,
         elapsed: began.elapsed(),

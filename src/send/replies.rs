@@ -15,6 +15,7 @@ use super::tree::{kind_name, lossy, source_of, Item, Run};
 use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
+use crate::peer_text::escape;
 use crate::progress::tree as tree_progress;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
@@ -178,9 +179,9 @@ impl Run<'_> {
             // before GO a RESULT is the receiver giving up (it read it
             // in the walk or while waiting for GO alike): say its reason
             Message::Result(outcome) if before_go => {
-                let why = match outcome.message.as_str() {
-                    "" => "it ended the session before GO",
-                    message => message,
+                let why = match outcome.message.is_empty() {
+                    true => proto::PeerText::from("it ended the session before GO"),
+                    false => outcome.message,
                 };
                 bail!("{peer} failed: {why}")
             }
@@ -261,7 +262,7 @@ impl Run<'_> {
             if self.bad_blocks <= MAX_BAD_WARNINGS {
                 self.reporter.warn(&format!(
                     "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
-                    lossy(&path)
+                    escape(&path)
                 ));
             }
         }
@@ -273,7 +274,7 @@ impl Run<'_> {
         if last && self.bad_blocks > MAX_BAD_WARNINGS {
             self.reporter.warn(&format!(
                 "{}: {} more blocks differ and are re-sent",
-                lossy(&path),
+                escape(&path),
                 self.bad_blocks - MAX_BAD_WARNINGS
             ));
         }

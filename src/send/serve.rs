@@ -26,7 +26,9 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     let digests = Arc::new(Digests::default());
     let listener = net::listen(addr, cfg.common.family)?;
     reporter.listening(listener.local_addr().context("the listening socket")?, None);
-    let _announced = cfg.common.announce(&listener, crate::lan::Role::Sender, reporter);
+    let _announced = cfg
+        .common
+        .announce(&listener, crate::lan::Role::Sender, reporter);
     crate::serve::serve(&listener, cfg.max_conns, reporter, |stream, unproven| {
         let peer = stream
             .peer_addr()

@@ -161,7 +161,7 @@ pub(super) fn session(
     conn.trusted();
     let start = TreeStart {
         role: Role::Send,
-        name: plan.name.clone(),
+        name: plan.name.as_str().into(),
         peer: conn.peer.clone(),
         entries: totals.entries,
         bytes: totals.bytes,
@@ -263,7 +263,7 @@ impl Run<'_> {
                     }
                     Event::Failed { path, why } => {
                         self.walk_failed += 1;
-                        self.settle_path(&path, "file", Fate::Failed(why));
+                        self.settle_path(&path, "file", Fate::Failed(why.into()));
                     }
                 }
                 Ok::<(), anyhow::Error>(())

@@ -80,7 +80,7 @@ impl Run<'_> {
         };
         Start {
             role: Role::Send,
-            name: String::new(),
+            name: Default::default(),
             peer: self.conn.peer.clone(),
             size: Some(size),
             offset: start,
@@ -103,7 +103,7 @@ impl Run<'_> {
         self.flush()?;
         self.progress.file(&Start {
             role: Role::Send,
-            name: String::new(),
+            name: Default::default(),
             peer: self.conn.peer.clone(),
             size: None,
             offset: 0,
@@ -296,7 +296,13 @@ impl Run<'_> {
     fn give_up(&mut self, id: usize, bytes: u64, why: String, begun: bool) -> Result<()> {
         let path = lossy(&self.items[id].path);
         self.items[id].state.given_up();
-        self.settle(&path, "file", bytes, None, Fate::Failed(why.clone()));
+        self.settle(
+            &path,
+            "file",
+            bytes,
+            None,
+            Fate::Failed(why.as_str().into()),
+        );
         if !begun {
             return Ok(());
         }
@@ -304,7 +310,7 @@ impl Run<'_> {
             id: id as u64,
             sent: bytes,
             sha256: None,
-            failed: Some(why),
+            failed: Some(why.into()),
         }));
         Ok(())
     }

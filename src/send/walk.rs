@@ -303,7 +303,7 @@ fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
 
 /// A path for a message: escaped, since names may hold newlines.
 fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).escape_debug().to_string()
+    crate::peer_text::escape(path)
 }
 
 fn skipped(wire: &[u8], why: impl Into<String>) -> Event {

@@ -863,3 +863,41 @@ fn pump_upstream(
         let _ = from.shutdown(Shutdown::Both);
     }
 }
+
+/// Words a hostile peer may choose for any text it sends (a reason, a
+/// message, a name): OSC (set the window title) and CSI (clear the screen)
+/// sequences, a newline that would forge a line of zc's own, and the C1
+/// forms of CSI and OSC (U+009B, U+009D) that some terminals obey as well.
+pub const HOSTILE_TEXT: &str =
+    "MARK \u{1b}]0;owned\u{7}\u{1b}[2J\nzc: FORGED LINE \u{9b}31m\u{9d}0;t\u{9c} \u{202e}end";
+
+/// What [`HOSTILE_TEXT`] looks like once escaped for a terminal.
+pub const HOSTILE_SHOWN: &str =
+    "MARK \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\nzc: FORGED LINE \\u{9b}31m\\u{9d}0;t\\u{9c} \\u{202e}end";
+
+/// Panics unless `stderr` holds nothing a terminal obeys: no ESC, no C1
+/// control (U+0080..U+009F, the UTF-8 bytes C2 80..C2 9F), no bidi override,
+/// and no line that a peer's newline began.
+pub fn assert_terminal_safe(stderr: &str, what: &str) {
+    let bad = stderr
+        .chars()
+        .find(|&c| c == '\u{1b}' || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}');
+    assert!(bad.is_none(), "{what}: {bad:?} reached stderr:\n{stderr:?}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("zc: FORGED")),
+        "{what}: a peer's newline began a line of stderr:\n{stderr}"
+    );
+}
+
+/// [`assert_terminal_safe`] for `--json` output, and every line one JSON
+/// object; returns them.
+pub fn json_lines(stderr: &str, what: &str) -> Vec<serde_json::Value> {
+    assert_terminal_safe(stderr, what);
+    stderr
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {l:?}\n{stderr}"))
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, RelPath};
+use super::{Found, Made, RelPath};
 use crate::output::PART_SUFFIX;
 use crate::sys;
 
@@ -108,14 +108,16 @@ impl Root {
         })
     }
 
-    pub fn mkdir(&self, rel: &RelPath) -> io::Result<bool> {
+    /// Windows keeps no mode that could mark a directory unfinished (see
+    /// [`super::UNFINISHED`]): one that exists is left as it is.
+    pub fn mkdir(&self, rel: &RelPath) -> io::Result<Made> {
         let path = self.target(rel)?;
         match fs::create_dir(&path) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Made::New),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let meta = fs::symlink_metadata(&path)?;
                 if meta.is_dir() && !is_link(&meta) {
-                    Ok(false)
+                    Ok(Made::Existing)
                 } else {
                     Err(io::Error::new(
                         ErrorKind::AlreadyExists,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, RelPath};
+use super::{Found, Made, RelPath, UNFINISHED};
 use crate::output::PART_SUFFIX;
 use crate::sys;
 
@@ -209,15 +209,17 @@ impl Root {
         }
     }
 
-    /// Mode 0o700 so zc can fill it even when its final mode is read-only;
-    /// `Ok(false)` when a real directory is already there.
-    pub fn mkdir(&self, rel: &RelPath) -> io::Result<bool> {
-        self.in_parent(rel, |dir| {
-            match sys::mkdirat(dir.as_fd(), rel.name(), 0o700) {
-                Ok(()) => Ok(true),
+    /// Made in mode [`UNFINISHED`], so zc can fill it even when its final
+    /// mode is read-only (and no one else can look in meanwhile).
+    pub fn mkdir(&self, rel: &RelPath) -> io::Result<Made> {
+        let made = self.in_parent(rel, |dir| {
+            match sys::mkdirat(dir.as_fd(), rel.name(), UNFINISHED) {
+                Ok(()) => Ok(Made::New),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    match found(&sys::lstatat(dir.as_fd(), rel.name())?) {
-                        Found::Dir => Ok(false),
+                    let stat = sys::lstatat(dir.as_fd(), rel.name())?;
+                    match found(&stat) {
+                        Found::Dir if unfinished(&stat) => Ok(Made::Unfinished),
+                        Found::Dir => Ok(Made::Existing),
                         _ => Err(io::Error::new(
                             ErrorKind::AlreadyExists,
                             "exists and is not a directory",
@@ -226,7 +228,15 @@ impl Root {
                 }
                 Err(e) => Err(e),
             }
-        })
+        })?;
+        // Linux keeps the sticky bit mkdir(2) is given; other systems may not
+        #[cfg(not(target_os = "linux"))]
+        if made == Made::New {
+            self.in_dir(Some(rel), |d| {
+                d.set_permissions(Permissions::from_mode(UNFINISHED))
+            })?;
+        }
+        Ok(made)
     }
 
     /// Opens `NAME.zcpart` (creating it, never through a link) and locks
@@ -359,9 +369,15 @@ impl Root {
             let flags =
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
             let mut file = File::from(sys::openat(dir.as_fd(), &tmp, flags, 0o600)?);
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            sys::renameat(dir.as_fd(), &tmp, &record)
+            let written = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .and_then(|()| sys::renameat(dir.as_fd(), &tmp, &record));
+            if written.is_err() {
+                // a full disk must not leave the temporary behind
+                let _ = sys::unlinkat(dir.as_fd(), &tmp, 0);
+            }
+            written
         })
     }
 
@@ -396,6 +412,13 @@ fn read_capped(dir: &File, name: &[u8]) -> Option<String> {
     let mut text = String::new();
     file.take(MAX_RECORD + 1).read_to_string(&mut text).ok()?;
     (text.len() as u64 <= MAX_RECORD).then_some(text)
+}
+
+/// A directory in mode [`UNFINISHED`], this user's: one a session of zc
+/// made and did not finish.
+#[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
+fn unfinished(stat: &libc::stat) -> bool {
+    stat.st_mode as u32 & 0o7777 == UNFINISHED && stat.st_uid == sys::euid()
 }
 
 /// The field types differ between platforms (time_t, off_t, mode_t).
@@ -500,7 +523,7 @@ mod tests {
         both(|out, root| {
             let victim = out.parent().unwrap().join("victim");
             std::fs::write(&victim, b"keep").unwrap();
-            assert!(root.mkdir(&rel("top")).unwrap());
+            assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
             symlink(&victim, out.join("top/f")).unwrap();
             let mut part = root.open_part(&rel("top/f"), false).unwrap();
             assert_eq!(part.metadata().unwrap().mode() & 0o777, 0o600);
@@ -524,9 +547,19 @@ mod tests {
     #[test]
     fn mkdir_symlink_and_finish_dir() {
         both(|out, root| {
-            assert!(root.mkdir(&rel("d")).unwrap());
-            assert!(!root.mkdir(&rel("d")).unwrap());
+            assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::New);
+            let made = std::fs::metadata(out.join("d")).unwrap();
+            assert_eq!(made.mode() & 0o7777, UNFINISHED, "owner only, marked");
+            // not finished yet: a later session may finish it
+            assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::Unfinished);
             assert_eq!(root.stat(&rel("d")).unwrap(), Found::Dir);
+            // a directory in any other mode was not made by zc
+            for mode in [0o700, 0o1777, 0o755, 0o3700] {
+                std::fs::create_dir(out.join("mine")).unwrap();
+                std::fs::set_permissions(out.join("mine"), Permissions::from_mode(mode)).unwrap();
+                assert_eq!(root.mkdir(&rel("mine")).unwrap(), Made::Existing);
+                std::fs::remove_dir(out.join("mine")).unwrap();
+            }
             std::fs::write(out.join("f"), b"").unwrap();
             assert!(root.mkdir(&rel("f")).is_err());
             symlink(out.join("d"), out.join("l")).unwrap();
@@ -547,6 +580,7 @@ mod tests {
             assert_eq!(meta.mode() & 0o7777, 0o751);
             let got = meta.modified().unwrap().duration_since(UNIX_EPOCH).unwrap();
             assert_eq!(got.as_nanos(), u128::from(mtime));
+            assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::Existing);
         });
     }
 
@@ -630,7 +664,7 @@ mod tests {
         both(|_, root| {
             for i in 0..3 * CACHED_DIRS {
                 let dir = format!("d{i}");
-                assert!(root.mkdir(&rel(&dir)).unwrap());
+                assert_eq!(root.mkdir(&rel(&dir)).unwrap(), Made::New);
                 let inside = rel(&format!("{dir}/x"));
                 assert_eq!(root.stat(&inside).unwrap(), Found::Missing);
                 assert!(cached(root, &dir));
@@ -652,8 +686,8 @@ mod tests {
         both(|out, root| {
             let elsewhere = out.parent().unwrap().join("elsewhere");
             std::fs::create_dir(&elsewhere).unwrap();
-            assert!(root.mkdir(&rel("top")).unwrap());
-            assert!(root.mkdir(&rel("top/a")).unwrap());
+            assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
+            assert_eq!(root.mkdir(&rel("top/a")).unwrap(), Made::New);
             assert_eq!(root.stat(&rel("top/a/x")).unwrap(), Found::Missing);
             assert!(cached(root, "top/a"));
             // the real directory moves away (inside OUT) and a link to
@@ -669,7 +703,7 @@ mod tests {
             root.write_record(&x, "zc-held 1\n").unwrap();
             assert_eq!(root.read_record(&x).as_deref(), Some("zc-held 1\n"));
             root.publish(&x).unwrap();
-            assert!(root.mkdir(&rel("top/a/d")).unwrap());
+            assert_eq!(root.mkdir(&rel("top/a/d")).unwrap(), Made::New);
             root.symlink(&rel("top/a/l"), b"x").unwrap();
             root.sync_parent(&x).unwrap();
             root.finish_dir(&rel("top/a"), 0o700, 0).unwrap();
@@ -694,8 +728,8 @@ mod tests {
         both(|out, root| {
             let elsewhere = out.parent().unwrap().join("elsewhere");
             std::fs::create_dir(&elsewhere).unwrap();
-            assert!(root.mkdir(&rel("top")).unwrap());
-            assert!(root.mkdir(&rel("top/a")).unwrap());
+            assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
+            assert_eq!(root.mkdir(&rel("top/a")).unwrap(), Made::New);
             let x = rel("top/a/x");
             assert_eq!(root.stat(&x).unwrap(), Found::Missing);
             assert!(cached(root, "top/a"));

@@ -8,15 +8,64 @@ use super::{HASHES_PER_FRAME, TICK_NS};
 use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Ranges, Record};
+use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, Message, RefuseCode, BLOCK};
 use crate::recv::session::{identity, lossy, Dest, Tree, Want};
-use crate::recv::sink::{self, Found, RelPath};
+use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
+
+/// What a sender without the key hears instead of what exists in OUT (its
+/// size, its kind, a link's target): that something is there is all it
+/// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
+const EXISTS_TOLD: &str = "exists (the receiver replaces a file only with --force)";
+/// ... instead of why a path in OUT cannot be looked at or written.
+const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
+/// ... instead of where the receiver writes (its path names a user).
+const BUSY_TOLD: &str = "is being received by another transfer";
+
+/// Why an entry is refused: its code, what this side's user reads, and,
+/// when that tells of what is in OUT, the less a sender without the key
+/// hears instead.
+pub(super) struct Refusal {
+    pub code: RefuseCode,
+    pub why: String,
+    pub told: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal that tells of what is in OUT.
+    fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            why: why.into(),
+            told: Some(told.into()),
+        }
+    }
+
+    /// The reason the sender hears: all of it with the key (an
+    /// authenticated peer may know what it writes over), less without.
+    pub(super) fn to_peer(&self, keyed: bool) -> &str {
+        match (keyed, &self.told) {
+            (false, Some(told)) => told,
+            _ => &self.why,
+        }
+    }
+}
+
+impl From<(RefuseCode, String)> for Refusal {
+    fn from((code, why): (RefuseCode, String)) -> Refusal {
+        Refusal {
+            code,
+            why,
+            told: None,
+        }
+    }
+}
 
 impl Tree<'_> {
     /// What to do with one entry, or why not.
-    pub(super) fn decide(&mut self, entry: Entry) -> Result<Action, (RefuseCode, String)> {
+    pub(super) fn decide(&mut self, entry: Entry) -> Result<Action, Refusal> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
@@ -25,8 +74,9 @@ impl Tree<'_> {
         }
         if self.single.is_some() {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
-                return Err(bad("a session of one file carries one file".into()));
+                return Err(bad("a session of one file carries one file".into()).into());
             }
+            crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let path = match &self.dest {
                 Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
                 Dest::Named(name) => {
@@ -46,51 +96,58 @@ impl Tree<'_> {
             if is_dir {
                 self.seen.reject_dir(&rel);
             }
-            return Err(bad(why));
+            return Err(bad(why).into());
         }
         match entry.kind {
             EntryKind::Dir => match self.root.mkdir(&rel) {
                 Ok(made) => {
-                    if made {
+                    if made == Made::New {
                         self.fresh.insert(rel.clone());
-                    } else {
-                        // a read-only directory from an earlier run must
-                        // take new files; its mode is set again at the end
-                        let _ = self
-                            .root
-                            .finish_dir(&rel, entry.mode | 0o700, entry.mtime_ns);
                     }
-                    self.dirs.push((rel, shown, entry.mode, entry.mtime_ns));
+                    match made {
+                        // a directory that was here keeps its mode and
+                        // times: they are not the sender's to set
+                        Made::Existing => self.settle(&shown, "dir", Fate::Landed),
+                        Made::New | Made::Unfinished => {
+                            let mode = self.landed_mode(entry.mode);
+                            self.dirs.push((rel, shown, mode, entry.mtime_ns));
+                        }
+                    }
                     Ok(Action::Done)
                 }
                 Err(e) => {
                     self.seen.reject_dir(&rel);
-                    Err((
-                        RefuseCode::Exists,
-                        format!("cannot make the directory: {e}"),
-                    ))
+                    let told = match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => EXISTS_TOLD,
+                        _ => UNWRITABLE_TOLD,
+                    };
+                    let why = format!("cannot make the directory: {e}");
+                    Err(Refusal::of_out(RefuseCode::Exists, why, told))
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
             // a stream's size is known only at its end: one alone, or none
             EntryKind::File if entry.stream && self.single.is_none() => Err((
                 RefuseCode::BadOffer,
-                "a stream in a tree (only a file alone may be a stream)".into(),
-            )),
+                "a stream in a tree (only a file alone may be a stream)".to_string(),
+            )
+                .into()),
             EntryKind::File => self.decide_file(rel, entry),
         }
     }
 
-    /// Counts a file's offered bytes (a stream's cap) against
-    /// `--max-size`, whatever the OFFER announced.
+    /// Counts a file against `--max-size`, whatever the OFFER announced:
+    /// its declared size (a range of 10 bytes at the end of a file of
+    /// 15 TiB still makes a part of 15 TiB), or the end of what it offers
+    /// when that is further (a stream's cap).
     fn within_max_size(&mut self, entry: &Entry) -> Result<(), (RefuseCode, String)> {
-        let (start, end) = entry.offered();
-        let total = self.offered.saturating_add(end - start);
+        let size = extent(entry);
+        let total = self.offered.saturating_add(size);
         if let Some(max) = self.cfg.max_size.filter(|max| total > *max) {
             let why = match self.offer.single {
                 true => format!(
                     "the file is {}, over --max-size {}",
-                    human_bytes(end - start),
+                    human_bytes(size),
                     human_bytes(max)
                 ),
                 false => format!(
@@ -110,11 +167,11 @@ impl Tree<'_> {
         rel: RelPath,
         shown: String,
         target: Vec<u8>,
-    ) -> Result<Action, (RefuseCode, String)> {
+    ) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         if cfg!(windows) {
             let why = "symbolic links are not made on Windows".to_string();
-            return Err((RefuseCode::Other, why));
+            return Err((RefuseCode::Other, why).into());
         }
         match self.stat(&rel) {
             Ok(Found::Missing) => {
@@ -127,22 +184,27 @@ impl Tree<'_> {
             }
             Ok(Found::Link) if self.cfg.force => {
                 // replaced at the end, after all data, like every link
-                self.root
-                    .discard_link(&rel)
-                    .map_err(|e| (RefuseCode::Other, e.to_string()))?;
+                self.root.discard_link(&rel).map_err(|e| {
+                    Refusal::of_out(RefuseCode::Other, e.to_string(), UNWRITABLE_TOLD)
+                })?;
                 self.links.push((rel, shown, target));
                 Ok(Action::Done)
             }
-            Ok(Found::Link) => Err((
+            Ok(Found::Link) => Err(Refusal::of_out(
                 RefuseCode::Exists,
-                "a link to another target exists (the receiver can replace it with --force)".into(),
+                "a link to another target exists (the receiver can replace it with --force)",
+                EXISTS_TOLD,
             )),
-            Ok(_) => Err((RefuseCode::Exists, "something else exists there".into())),
-            Err(e) => Err((RefuseCode::BadName, e.to_string())),
+            Ok(_) => Err(Refusal::of_out(
+                RefuseCode::Exists,
+                "something else exists there",
+                EXISTS_TOLD,
+            )),
+            Err(e) => Err(unreadable(e)),
         }
     }
 
-    fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, (RefuseCode, String)> {
+    fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, Refusal> {
         let force = self.cfg.force;
         match self.stat(&rel) {
             Ok(Found::Missing) => {}
@@ -161,16 +223,17 @@ impl Tree<'_> {
                     (false, false) => format!(" with {size} bytes, not {}", entry.size),
                 };
                 let why = format!("exists{what} (the receiver can replace it with --force)");
-                return Err((RefuseCode::Exists, why));
+                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
             }
             Ok(Found::Link) => {
                 let why = "exists as a link (the receiver can replace it with --force)";
-                return Err((RefuseCode::Exists, why.into()));
+                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
             }
             Ok(Found::Dir | Found::Other) => {
-                return Err((RefuseCode::Exists, "exists and is not a file".into()))
+                let why = "exists and is not a file";
+                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
             }
-            Err(e) => return Err((RefuseCode::BadName, e.to_string())),
+            Err(e) => return Err(unreadable(e)),
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
@@ -195,18 +258,19 @@ impl Tree<'_> {
     }
 
     /// The part of a file alone, opened (and so locked) before GO.
-    fn open_alone(
-        &self,
-        rel: &RelPath,
-        fresh: bool,
-    ) -> Result<std::fs::File, (RefuseCode, String)> {
-        let at = self.root.path().join(rel.to_path());
+    fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
+        let at = rel.display_in(self.root.path());
         self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => (
+            std::io::ErrorKind::WouldBlock => Refusal::of_out(
                 RefuseCode::Busy,
-                format!("{} is being received by another transfer", at.display()),
+                format!("{at} is being received by another transfer"),
+                BUSY_TOLD,
             ),
-            _ => (RefuseCode::Other, format!("{}.zcpart: {e}", at.display())),
+            _ => Refusal::of_out(
+                RefuseCode::Other,
+                format!("{at}.zcpart: {e}"),
+                unwritable_told(&e),
+            ),
         })
     }
 
@@ -221,7 +285,7 @@ impl Tree<'_> {
             id: entry.id,
             rel,
             size: entry.size,
-            mode: entry.mode,
+            mode: self.landed_mode(entry.mode),
             mtime_ns: entry.mtime_ns,
             held: held.clone(),
             hashes,
@@ -237,6 +301,11 @@ impl Tree<'_> {
             held: held.pairs().to_vec(),
             hashes,
         }
+    }
+
+    /// The permission bits an entry lands with (see [`sink::landed_mode`]).
+    fn landed_mode(&self, sent: u32) -> u32 {
+        sink::landed_mode(sent, crate::sys::umask(), self.cfg.preserve_modes)
     }
 
     /// What is at a path; nothing, without asking, inside a directory this
@@ -264,7 +333,7 @@ impl Tree<'_> {
         if record.source != identity(rel, entry) {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                self.root.path().join(rel.to_path()).display()
+                rel.display_in(self.root.path())
             ));
             return Ranges::new();
         }
@@ -318,5 +387,69 @@ impl Tree<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The bytes a file entry can make a part of: its declared size, or the
+/// end of the range it offers when that is further (a stream's cap; a
+/// range past the size is the sender's lie, bounded all the same).
+fn extent(entry: &Entry) -> u64 {
+    entry.size.max(entry.offered().1)
+}
+
+/// What a sender without the key hears when a part cannot be opened: why,
+/// when that is the receiver's state (read-only, full, no permission), not
+/// what is at the name (a link, a directory: the error would say).
+fn unwritable_told(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
+            format!("{UNWRITABLE_TOLD}: {e}")
+        }
+        _ => UNWRITABLE_TOLD.to_string(),
+    }
+}
+
+/// A path in OUT that cannot be looked at (a component that is a link or
+/// a file, no permission): the sender hears only that it cannot be written.
+fn unreadable(e: std::io::Error) -> Refusal {
+    Refusal::of_out(RefuseCode::BadName, e.to_string(), UNWRITABLE_TOLD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
+        let why = "exists with 411 bytes, not 1 (the receiver can replace it with --force)";
+        let r = Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD);
+        assert_eq!(r.to_peer(false), EXISTS_TOLD);
+        assert_eq!(r.to_peer(true), why);
+        // what tells nothing of OUT (a bad name, a limit) is said whole
+        let r = Refusal::from((RefuseCode::BadName, "'..' is not a name".to_string()));
+        assert_eq!(r.to_peer(false), "'..' is not a name");
+    }
+
+    #[test]
+    fn the_extent_of_a_file_is_its_size_or_the_end_of_its_range() {
+        let entry = |size, range, stream| Entry {
+            id: 0,
+            path: b"f".to_vec(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: Vec::new(),
+            range,
+            stream,
+        };
+        assert_eq!(
+            extent(&entry(15 << 40, Some(((15 << 40) - 10, 15 << 40)), false)),
+            15 << 40
+        );
+        assert_eq!(extent(&entry(100, None, false)), 100);
+        assert_eq!(extent(&entry(0, Some((0, 5000)), true)), 5000);
+        assert_eq!(extent(&entry(10, Some((0, 99)), false)), 99);
     }
 }

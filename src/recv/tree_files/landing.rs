@@ -13,6 +13,7 @@ use super::{local, Current, Files, Out};
 use crate::conn::Conn;
 use crate::hash::Sha;
 use crate::held::{Ranges, Record};
+use crate::peer_text::escape;
 use crate::protocol::ledger::Fate;
 use crate::protocol::Status;
 use crate::recv::session::{identity_of, lossy, Want};
@@ -143,7 +144,7 @@ impl Files<'_, '_> {
         for (rel, why) in failed {
             self.tree.ledger.landed -= 1; // counted when it was verified
             self.tree
-                .settle(&lossy(rel.bytes()), "file", Fate::Failed(why));
+                .settle(&lossy(rel.bytes()), "file", Fate::Failed(why.into()));
         }
         Ok(())
     }
@@ -164,14 +165,14 @@ impl Files<'_, '_> {
                 self.partial = Some(match self.tree.single {
                     Some(_) => format!(
                         "kept {}.zcpart ({} bytes held)",
-                        self.tree.root.path().join(cur.want.rel.to_path()).display(),
+                        cur.want.rel.display_in(self.tree.root.path()),
                         held.total()
                     ),
                     None => format!(
                         "{} of {} held in {}.zcpart",
                         crate::units::human_bytes(held.total()),
-                        lossy(cur.want.path()).escape_debug(),
-                        lossy(cur.want.path()).escape_debug()
+                        escape(cur.want.path()),
+                        escape(cur.want.path())
                     ),
                 });
                 let record = Record {

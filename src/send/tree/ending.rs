@@ -35,12 +35,13 @@ impl Run<'_> {
             }
         }
         // entries left unanswered: the receiver failed (and says why), or lost track
-        let why = match (outcome.status, outcome.message.as_str()) {
-            (Status::Ok, _) | (_, "") => "no answer from the receiver".to_string(),
-            (_, message) => format!("{} failed: {message}", self.conn.peer),
+        let why = match outcome.status {
+            Status::Ok => "no answer from the receiver".to_string(),
+            _ if outcome.message.is_empty() => "no answer from the receiver".to_string(),
+            _ => format!("{} failed: {}", self.conn.peer, outcome.message),
         };
         for item in self.items.iter().filter(|i| !i.state.is_settled()) {
-            let fate = Fate::Failed(why.clone());
+            let fate = Fate::Failed(why.as_str().into());
             self.ledger.record(&lossy(&item.path), &fate);
             if let Some(one) = self.single.as_mut() {
                 *one = fate;
