@@ -26,7 +26,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME')
+            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'List the zc receivers and serving senders announced on the LAN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -45,6 +46,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps')
             [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'A one-time code instead of a key. Alone on the listening side (''zc recv --code''), zc makes a fresh one and prints it with the command to run on the other side, which gives it (''--code 7-plaza-quartz-ember''). Encrypts the session as a key does; one wrong try burns the code')
+            [CompletionResult]::new('--announce', '--announce', [CompletionResultType]::ParameterName, 'Listening: the name announced on the LAN (default: this host''s name)')
+            [CompletionResult]::new('--find-timeout', '--find-timeout', [CompletionResultType]::ParameterName, 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds')
             [CompletionResult]::new('--no-resume', '--no-resume', [CompletionResultType]::ParameterName, 'Start at --offset (default 0) even if the receiver holds a partial copy')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)')
             [CompletionResult]::new('--dereference', '--dereference', [CompletionResultType]::ParameterName, 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)')
@@ -58,6 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress and no summary; errors still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress and no summary; errors still go to stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Every line written to stderr is one JSON object')
+            [CompletionResult]::new('--no-announce', '--no-announce', [CompletionResultType]::ParameterName, 'Listening: do not announce on the LAN')
             [CompletionResult]::new('--no-encrypt', '--no-encrypt', [CompletionResultType]::ParameterName, 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -81,6 +85,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'How to show progress on stderr')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps')
             [CompletionResult]::new('--code', '--code', [CompletionResultType]::ParameterName, 'A one-time code instead of a key. Alone on the listening side (''zc recv --code''), zc makes a fresh one and prints it with the command to run on the other side, which gives it (''--code 7-plaza-quartz-ember''). Encrypts the session as a key does; one wrong try burns the code')
+            [CompletionResult]::new('--announce', '--announce', [CompletionResultType]::ParameterName, 'Listening: the name announced on the LAN (default: this host''s name)')
+            [CompletionResult]::new('--find-timeout', '--find-timeout', [CompletionResultType]::ParameterName, 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite an existing complete file')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)')
             [CompletionResult]::new('--preserve-modes', '--preserve-modes', [CompletionResultType]::ParameterName, 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)')
@@ -93,9 +99,21 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress and no summary; errors still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress and no summary; errors still go to stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Every line written to stderr is one JSON object')
+            [CompletionResult]::new('--no-announce', '--no-announce', [CompletionResultType]::ParameterName, 'Listening: do not announce on the LAN')
             [CompletionResult]::new('--no-encrypt', '--no-encrypt', [CompletionResultType]::ParameterName, 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'zc;peers' {
+            [CompletionResult]::new('--find-timeout', '--find-timeout', [CompletionResultType]::ParameterName, 'How long to listen for answers, in seconds')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Keep listing, as peers come and go, until interrupted')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Keep listing, as peers come and go, until interrupted')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object a line, one per peer')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -109,7 +127,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
         }
         'zc;help' {
             [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME')
+            [CompletionResult]::new('peers', 'peers', [CompletionResultType]::ParameterValue, 'List the zc receivers and serving senders announced on the LAN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for a shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -118,6 +137,9 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             break
         }
         'zc;help;recv' {
+            break
+        }
+        'zc;help;peers' {
             break
         }
         'zc;help;completions' {

@@ -22,6 +22,9 @@ _zc() {
             zc,help)
                 cmd="zc__subcmd__help"
                 ;;
+            zc,peers)
+                cmd="zc__subcmd__peers"
+                ;;
             zc,recv)
                 cmd="zc__subcmd__recv"
                 ;;
@@ -33,6 +36,9 @@ _zc() {
                 ;;
             zc__subcmd__help,help)
                 cmd="zc__subcmd__help__subcmd__help"
+                ;;
+            zc__subcmd__help,peers)
+                cmd="zc__subcmd__help__subcmd__peers"
                 ;;
             zc__subcmd__help,recv)
                 cmd="zc__subcmd__help__subcmd__recv"
@@ -47,7 +53,7 @@ _zc() {
 
     case "${cmd}" in
         zc)
-            opts="-h -V --help --version send recv completions help"
+            opts="-h -V --help --version send recv peers completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -75,7 +81,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__help)
-            opts="send recv completions help"
+            opts="send recv peers completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +109,20 @@ _zc() {
             return 0
             ;;
         zc__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zc__subcmd__help__subcmd__peers)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -144,8 +164,26 @@ _zc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        zc__subcmd__peers)
+            opts="-w -h -V --watch --json --find-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --find-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         zc__subcmd__recv)
-            opts="-l -o -p -k -4 -6 -q -h -V --listen --output --force --preserve-modes --keep-open --max-conns --max-size --max-files --max-memory --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
+            opts="-l -o -p -k -4 -6 -q -h -V --listen --output --force --preserve-modes --keep-open --max-conns --max-size --max-files --max-memory --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,6 +249,14 @@ _zc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --announce)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --find-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -219,7 +265,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --no-encrypt --help --version"
+            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +320,14 @@ _zc() {
                     return 0
                     ;;
                 --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --announce)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --find-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

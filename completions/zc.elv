@@ -23,7 +23,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand send 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
-            cand recv 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME'
+            cand peers 'List the zc receivers and serving senders announced on the LAN'
             cand completions 'Print a completion script for a shell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -41,6 +42,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --progress 'How to show progress on stderr'
             cand --key 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps'
             cand --code 'A one-time code instead of a key. Alone on the listening side (''zc recv --code''), zc makes a fresh one and prints it with the command to run on the other side, which gives it (''--code 7-plaza-quartz-ember''). Encrypts the session as a key does; one wrong try burns the code'
+            cand --announce 'Listening: the name announced on the LAN (default: this host''s name)'
+            cand --find-timeout 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds'
             cand --no-resume 'Start at --offset (default 0) even if the receiver holds a partial copy'
             cand -L 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
             cand --dereference 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
@@ -54,6 +57,7 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand -q 'No progress and no summary; errors still go to stderr'
             cand --quiet 'No progress and no summary; errors still go to stderr'
             cand --json 'Every line written to stderr is one JSON object'
+            cand --no-announce 'Listening: do not announce on the LAN'
             cand --no-encrypt 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -76,6 +80,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --progress 'How to show progress on stderr'
             cand --key 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps'
             cand --code 'A one-time code instead of a key. Alone on the listening side (''zc recv --code''), zc makes a fresh one and prints it with the command to run on the other side, which gives it (''--code 7-plaza-quartz-ember''). Encrypts the session as a key does; one wrong try burns the code'
+            cand --announce 'Listening: the name announced on the LAN (default: this host''s name)'
+            cand --find-timeout 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds'
             cand --force 'Overwrite an existing complete file'
             cand -p 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)'
             cand --preserve-modes 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)'
@@ -88,9 +94,20 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand -q 'No progress and no summary; errors still go to stderr'
             cand --quiet 'No progress and no summary; errors still go to stderr'
             cand --json 'Every line written to stderr is one JSON object'
+            cand --no-announce 'Listening: do not announce on the LAN'
             cand --no-encrypt 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'zc;peers'= {
+            cand --find-timeout 'How long to listen for answers, in seconds'
+            cand -w 'Keep listing, as peers come and go, until interrupted'
+            cand --watch 'Keep listing, as peers come and go, until interrupted'
+            cand --json 'One JSON object a line, one per peer'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -102,13 +119,16 @@ set edit:completion:arg-completer[zc] = {|@words|
         }
         &'zc;help'= {
             cand send 'Send files and directories (''-'' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
-            cand recv 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
+            cand recv 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME'
+            cand peers 'List the zc receivers and serving senders announced on the LAN'
             cand completions 'Print a completion script for a shell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'zc;help;send'= {
         }
         &'zc;help;recv'= {
+        }
+        &'zc;help;peers'= {
         }
         &'zc;help;completions'= {
         }

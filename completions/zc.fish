@@ -27,7 +27,8 @@ end
 complete -c zc -n "__fish_zc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_needs_command" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_needs_command" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
-complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
+complete -c zc -n "__fish_zc_needs_command" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME'
+complete -c zc -n "__fish_zc_needs_command" -f -a "peers" -d 'List the zc receivers and serving senders announced on the LAN'
 complete -c zc -n "__fish_zc_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c zc -n "__fish_zc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zc -n "__fish_zc_using_subcommand send" -s l -l listen -d 'Reverse mode: listen here (PORT, HOST:PORT, [V6]:PORT) and send to the receiver that connects (\'zc recv HOST:PORT\')' -r
@@ -45,6 +46,8 @@ plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand send" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l announce -d 'Listening: the name announced on the LAN (default: this host\'s name)' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l find-timeout -d 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --offset (default 0) even if the receiver holds a partial copy'
 complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
 complete -c zc -n "__fish_zc_using_subcommand send" -s k -l keep-open -d 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
@@ -55,6 +58,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s 4 -d 'Use IPv4 only'
 complete -c zc -n "__fish_zc_using_subcommand send" -s 6 -d 'Use IPv6 only'
 complete -c zc -n "__fish_zc_using_subcommand send" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
 complete -c zc -n "__fish_zc_using_subcommand send" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand send" -l no-announce -d 'Listening: do not announce on the LAN'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-encrypt -d 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
 complete -c zc -n "__fish_zc_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_using_subcommand send" -s V -l version -d 'Print version'
@@ -74,6 +78,8 @@ plain\t'One line per second, for logs'
 none\t'No progress, only the summary'"
 complete -c zc -n "__fish_zc_using_subcommand recv" -l key -d 'Pre-shared key: both sides must hold it. It authenticates both ends and encrypts the whole session (names, sizes, data) with AES-256-GCM after a SPAKE2 handshake; a wrong key is refused before anything is sent. The bytes then go through user space (no sendfile or splice; see --no-encrypt). Prefer ZC_KEY: a command line shows in ps' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l code -d 'A one-time code instead of a key. Alone on the listening side (\'zc recv --code\'), zc makes a fresh one and prints it with the command to run on the other side, which gives it (\'--code 7-plaza-quartz-ember\'). Encrypts the session as a key does; one wrong try burns the code' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l announce -d 'Listening: the name announced on the LAN (default: this host\'s name)' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l find-timeout -d 'Looking for a peer on the LAN (@NAME, or no address): give up after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s p -l preserve-modes -d 'Give what arrives the sender\'s permission bits exactly, not less this side\'s umask (setuid, setgid and sticky are never set)'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
@@ -83,12 +89,19 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s 4 -d 'Use IPv4 only'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s 6 -d 'Use IPv6 only'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s q -l quiet -d 'No progress and no summary; errors still go to stderr'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l json -d 'Every line written to stderr is one JSON object'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l no-announce -d 'Listening: do not announce on the LAN'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l no-encrypt -d 'With a key: authenticate both ends but send in the clear, so sendfile(2) and splice(2) stay zero-copy. Anyone on the path can read names, sizes and data (the digests are keyed, so changes are still caught). For a trusted link; both sides must agree'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s V -l version -d 'Print version'
+complete -c zc -n "__fish_zc_using_subcommand peers" -l find-timeout -d 'How long to listen for answers, in seconds' -r
+complete -c zc -n "__fish_zc_using_subcommand peers" -s w -l watch -d 'Keep listing, as peers come and go, until interrupted'
+complete -c zc -n "__fish_zc_using_subcommand peers" -l json -d 'One JSON object a line, one per peer'
+complete -c zc -n "__fish_zc_using_subcommand peers" -s h -l help -d 'Print help'
+complete -c zc -n "__fish_zc_using_subcommand peers" -s V -l version -d 'Print version'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c zc -n "__fish_zc_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory), or connect to a listening sender at HOST:PORT'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv peers completions help" -f -a "send" -d 'Send files and directories (\'-\' for stdin) to a receiver at HOST:PORT, or with --listen wait for a receiver to connect (with -k, for every receiver until interrupted)'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv peers completions help" -f -a "recv" -d 'Listen and receive (default [::]:9000, into the current directory, announced on the LAN), or connect to a listening sender at HOST:PORT or announced as @NAME'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv peers completions help" -f -a "peers" -d 'List the zc receivers and serving senders announced on the LAN'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv peers completions help" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c zc -n "__fish_zc_using_subcommand help; and not __fish_seen_subcommand_from send recv peers completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
