@@ -195,12 +195,14 @@ impl Drop for Browser {
 /// Browses until `timeout`, or [`super::SETTLE`] after `enough` first holds.
 pub fn browse(timeout: Duration, enough: impl Fn(&[Found]) -> bool) -> Result<Vec<Found>> {
     let mut browser = Browser::start()?;
-    let mut deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let mut deadline = start + timeout;
     let mut settling = false;
     while browser.next(deadline).is_some() {
         if !settling && enough(&browser.known()) {
             settling = true;
-            deadline = deadline.min(Instant::now() + super::SETTLE);
+            let settled = (start + super::SETTLE).max(Instant::now() + super::AFTER_FIRST);
+            deadline = deadline.min(settled);
         }
     }
     if crate::interrupt::requested() {

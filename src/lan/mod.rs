@@ -17,10 +17,14 @@ pub const SERVICE: &str = "_zc._tcp.local.";
 /// the LAN is cut (and shown cut); a longer `--announce` is refused.
 pub const NAME_MOST: usize = 63;
 
-/// How long a browse goes on after the first answer that fits: every
-/// responder answers a query within 120 ms (RFC 6762, 6.), so others
-/// with the same name or role have been heard by then.
-pub const SETTLE: Duration = Duration::from_millis(250);
+/// How long a browse goes on, at least, once an answer fits: every
+/// responder answers a query within 120 ms of hearing it (RFC 6762, 6.),
+/// so others that claim the same name or nameplate have been heard by
+/// then, with room for the network on the way.
+pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// And at least this long after the first answer that fits.
+pub const AFTER_FIRST: Duration = Duration::from_millis(50);
 
 /// What a listening zc is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
