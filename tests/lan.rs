@@ -817,3 +817,48 @@ fn a_keep_open_receiver_and_a_serving_sender_are_found() {
     );
     assert_same_file(&served, &fetched.join("served.bin"));
 }
+
+/// Two real receivers announce one name: each says it announced that name,
+/// so `@NAME` must not quietly reach one of them (mdns-sd's probe, left on,
+/// renamed the second "NAME (2)" while it printed NAME).
+#[test]
+fn one_name_from_two_receivers_is_refused_with_both() {
+    let Some(lan) = Lan::new(3, Family::Both) else {
+        return;
+    };
+    let dirs = Dirs::new();
+    let (src, out_a, out_b) = (dirs.file("i.bin", 1000, 11), dirs.dir("a"), dirs.dir("b"));
+    let a = lan.listener(
+        1,
+        &["recv", "-l", "0", "-o", s(&out_a), "--announce", "same"],
+    );
+    let b = lan.listener(
+        2,
+        &["recv", "-l", "0", "-o", s(&out_b), "--announce", "same"],
+    );
+    let peers = lan.wait_listed(3, &["same"]);
+    // both hosts answered for it, whichever was heard first
+    let deadline = Instant::now() + SETTLE_WAIT;
+    let mut listed = String::new();
+    while !listed.contains("(claimed by several hosts)") && Instant::now() < deadline {
+        let out = lan.run(3, &["peers", "--find-timeout", "2"]);
+        listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    say(&format!(
+        "zc peers with one name from two receivers: {listed}"
+    ));
+    assert!(!listed.contains("same (2)"), "{listed} {peers:?}");
+    assert!(listed.contains("(claimed by several hosts)"), "{listed}");
+
+    let sent = lan.run(3, &["send", s(&src), "@same", "--find-timeout", "10"]);
+    say(&format!("zc send @same (two hosts) said: {}", sent.stderr));
+    sent.expect_clean(2, "zc send @ a name two receivers announce");
+    // each by its port (which of its addresses mdns-sd had resolved when
+    // the name was answered for twice varies)
+    for r in [&a, &b] {
+        let port = format!("]:{}", r.addr.port());
+        assert!(sent.stderr.contains(&port), "{port}: {}", sent.stderr);
+    }
+    assert_empty(&out_a, "the first receiver");
+    assert_empty(&out_b, "the second receiver");
+}
