@@ -21,6 +21,10 @@ command -v nc >/dev/null || add netcat-openbsd "nc, which tests/interop.rs talks
 command -v socat >/dev/null || add socat "which tests/interop.rs talks to"
 command -v man >/dev/null || add man-db "man, which renders the man page in tests/generated.rs"
 [ -x /usr/bin/time ] || add time "GNU /usr/bin/time, which measures peak memory in tests/core.rs"
+# The LAN tests build network namespaces and drop mDNS in one (tests/lan.rs).
+{ command -v ip || [ -x /usr/sbin/ip ]; } >/dev/null || add iproute2 "ip, which builds the test LAN of namespaces in tests/lan.rs"
+{ command -v nft || command -v iptables || [ -x /usr/sbin/nft ]; } >/dev/null ||
+  add nftables "nft, which drops multicast in one namespace in tests/lan.rs"
 # The Windows build, run: mingw links zc.exe, Wine runs it (tests/wine.rs).
 # Debian 12: `wine` is the /usr/bin/wine launcher, `wine64` the loader.
 command -v x86_64-w64-mingw32-gcc >/dev/null ||

@@ -69,10 +69,15 @@ pub fn announce(
         &txt.properties()[..],
     )
     .context("an mDNS announcement")?;
-    let info = match bound.is_unspecified() {
+    let mut info = match bound.is_unspecified() {
         true => info.enable_addr_auto(),
         false => info,
     };
+    // no probe: a probe that hears the name taken renames this one
+    // "NAME (2)" behind the user's back, while zc says it announced NAME
+    // and `@NAME` reaches the other host. Both keep NAME, and `@NAME`
+    // is refused as claimed by two hosts, with the list.
+    info.set_requires_probe(false);
     let fullname = info.get_fullname().to_string();
     daemon.register(info).context("announcing on the LAN")?;
     Ok(Announcement { daemon, fullname })
