@@ -114,7 +114,7 @@ for _ in $(seq "$rounds"); do
   # the receiver probes its name (~0.75 s) and then multicasts its
   # announcement, after which it answers again only a second later; a
   # person reading the code aloud takes longer than that
-  sleep 2.5
+  sleep 3
   t0=$(now)
   ip netns exec "${tag}b" "$ZC" send "$work/one" --code "$code" >/dev/null 2>&1 ||
     { echo "failed: send --code $code" >&2; cat "$work/rx.log" >&2; exit 1; }

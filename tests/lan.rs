@@ -853,6 +853,11 @@ fn one_name_from_two_receivers_is_refused_with_both() {
     let sent = lan.run(3, &["send", s(&src), "@same", "--find-timeout", "10"]);
     say(&format!("zc send @same (two hosts) said: {}", sent.stderr));
     sent.expect_clean(2, "zc send @ a name two receivers announce");
+    assert!(
+        sent.stderr.contains("claimed by more than one machine"),
+        "{}",
+        sent.stderr
+    );
     // each by its port (which of its addresses mdns-sd had resolved when
     // the name was answered for twice varies)
     for r in [&a, &b] {

@@ -198,22 +198,29 @@ pub fn find(want: &Want, timeout: Duration) -> anyhow::Result<Found> {
                 timeout.as_secs_f64()
             ))
         }
-        Choice::Several(all) => {
-            let list: Vec<String> = all.iter().map(line).collect();
-            Err(crate::exit::usage(format!(
-                "{} zc {what}s answer on the LAN{}:\n  {}\nname one: zc {} @NAME",
-                all.len(),
-                match &want.name {
-                    Some(n) => format!(" as {}", shown(n)),
-                    None => String::new(),
-                },
-                list.join("\n  "),
-                match want.role {
-                    Role::Receiver => "send SOURCE...",
-                    Role::Sender => "recv",
-                }
-            )))
-        }
+        Choice::Several(all) => Err(crate::exit::usage(several(want, what, &all))),
+    }
+}
+
+/// Why several that fit are refused, and what to do instead.
+fn several(want: &Want, what: &str, all: &[Found]) -> String {
+    let list: Vec<String> = all.iter().map(line).collect();
+    let list = list.join("\n  ");
+    let command = match want.role {
+        Role::Receiver => "send SOURCE...",
+        Role::Sender => "recv",
+    };
+    match &want.name {
+        // one name, and more than one machine answers for it
+        Some(name) => format!(
+            "{} is claimed by more than one machine on the LAN:\n  {list}\n\
+             give the address of the one you mean: zc {command} HOST:PORT",
+            shown(name)
+        ),
+        None => format!(
+            "{} zc {what}s answer on the LAN:\n  {list}\nname one: zc {command} @NAME",
+            all.len()
+        ),
     }
 }
 
