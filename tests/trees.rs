@@ -2553,12 +2553,24 @@ fn a_sender_without_the_key_hears_that_a_name_exists_not_its_size_or_kind() {
             "{name}: what the sender hears"
         );
     }
+    // a prober that goes on through GO and END reads the RESULT: the same
+    // less, never the receiver's own words
+    let result = session.result.as_ref().expect("a RESULT after END");
+    let told = String::from_utf8_lossy(get(result, 4).unwrap_or_default()).into_owned();
+    assert!(told.contains("4 entries did not land"), "{told}");
+    assert_eq!(
+        told.matches("refused: exists (the receiver replaces a file only with --force)")
+            .count(),
+        4,
+        "{told}"
+    );
     for said in [
         "exists with 411 bytes, not 1",
         "exists as a link",
         "exists and is not a file",
         "a link to another target exists",
     ] {
+        assert!(!told.contains(said), "the sender reads {said:?}: {told}");
         assert!(
             got.stderr.contains(said),
             "the receiver's user reads {said:?}:\n{}",

@@ -13,7 +13,7 @@ use super::session::{lossy, Dest, Tree};
 use super::sink::{self, Root, Seen};
 use super::tree_files::Files;
 
-mod decide;
+pub(super) mod decide;
 use crate::config::{Output, RecvConfig};
 use crate::conn::{with_keepalive, Conn};
 use crate::exit;
@@ -76,12 +76,16 @@ pub(super) fn receive(
         false => reporter.tree(&start),
     };
     let offer_single = offer.single;
+    // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+    let keyed = key.is_some() || conn.is_sealed();
     let mut tree = Tree {
         cfg,
         root: std::sync::Arc::new(root),
         key,
         offer,
         ledger: Ledger::default(),
+        told: Ledger::default(),
+        keyed,
         progress,
         wants: Default::default(),
         kept: 0,
@@ -389,10 +393,8 @@ impl Tree<'_> {
                 return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
             }
             Err(r) => {
-                // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
-                let keyed = self.key.is_some() || conn.is_sealed();
-                let reason = r.to_peer(keyed).to_string();
-                self.settle(&shown, "entry", Fate::Refused(r.why.into()));
+                let reason = r.to_peer(self.keyed).to_string();
+                self.settle_hiding(&shown, "entry", Fate::Refused(r.why.into()), &reason);
                 Action::Refuse {
                     code: r.code,
                     reason: reason.into(),
@@ -449,12 +451,15 @@ impl Tree<'_> {
         if self.unread > 0 {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
-            self.ledger.record("(sender)", &Fate::Failed(why.into()));
+            let fate = Fate::Failed(why.into());
+            self.ledger.record("(sender)", &fate);
+            self.told.record("(sender)", &fate);
         }
         let verdict = self.ledger.verdict();
-        let (status, message) = match &verdict {
+        // the sender reads the fates as it was told them
+        let (status, message) = match self.told.verdict() {
             Verdict::Complete => (Status::Ok, String::new()),
-            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line.clone()),
+            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
         };
         self.answer(conn, status, &message)?;
         if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
