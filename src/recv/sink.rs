@@ -266,8 +266,11 @@ pub enum Made {
 /// 0o777) and hardly one a user makes. A directory still in this mode and
 /// owned by this user was made by a session that stopped before its end
 /// (Ctrl-C, a cut, a crash), so the session that resumes the tree gives it
-/// its mode and time. Every other directory that exists is not zc's to
-/// change: a sender without a key must not re-mode `~/.ssh`.
+/// its mode and time; not while another live session of this process
+/// holds it (it made it and is filling it). Every other directory that
+/// exists is not zc's to change: a sender without a key must not re-mode
+/// `~/.ssh`. The setgid bit a directory inherits from its parent is not
+/// part of the mark, and stays when it is finished.
 pub const UNFINISHED: u32 = 0o1700;
 
 /// What is at a path, without following links.

@@ -266,8 +266,9 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// The part a file is written into. In a directory this session made
     /// it is created with its final mode, which then needs no chmod unless
-    /// the umask takes bits from it (the directory stays 0700 until its
-    /// entries are in, so no one else can read the part meanwhile).
+    /// the umask takes bits from it (the directory stays 1700, owner only,
+    /// until its entries are in, so no one else can read the part
+    /// meanwhile).
     fn open_part(&self, want: &mut Want) -> io::Result<File> {
         let root = &self.tree.root;
         if want.fresh && want.held.total() == 0 {
