@@ -193,10 +193,6 @@ fn windows_name(c: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the target of a link that will be made at `link`: it must resolve,
-/// lexically, inside the link's top entry. Lexical resolution is exact here
-/// because `..` may only lead (the link's parents are real directories of
-/// this session), and every other link is held to the same rule.
 /// The permission bits a file or directory from the peer lands with: the
 /// sender's, never setuid, setgid or sticky, less this side's umask
 /// unless `--preserve-modes` asks for them exactly (as tar does for a user
@@ -208,6 +204,10 @@ pub fn landed_mode(sent: u32, umask: Option<u32>, preserve: bool) -> u32 {
     }
 }
 
+/// Checks the target of a link that will be made at `link`: it must resolve,
+/// lexically, inside the link's top entry. Lexical resolution is exact here
+/// because `..` may only lead (the link's parents are real directories of
+/// this session), and every other link is held to the same rule.
 pub fn check_link_target(link: &RelPath, target: &[u8]) -> Result<(), String> {
     link_target(link, target, cfg!(windows))
 }
