@@ -51,6 +51,9 @@ pub(super) fn receive(
         Ok(key) => key,
         Err(reason) => return Err(refuse(conn, RefuseCode::Auth, reason)),
     };
+    // a sender now: its OFFER decoded and, with a key, its PROOF checked
+    // (until then the handshake deadline held, see hello::receive)
+    conn.trusted();
     let (root, dest) = match admit_offer(cfg, &offer) {
         Ok(admitted) => admitted,
         Err((code, reason)) => return Err(refuse(conn, code, reason)),
