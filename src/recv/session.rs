@@ -69,6 +69,9 @@ pub(super) struct Tree<'a> {
     pub wants: super::wants::Wants,
     /// Bytes the directories and links kept for the end hold (see `memory`).
     pub kept: u64,
+    /// What this session holds of the receiver's --max-memory, given back
+    /// when it ends.
+    pub budget: crate::budget::Share,
     pub seen: Seen,
     /// Directories to finish at the end (made now, or left unfinished by
     /// an earlier session): path, name shown, mode as it lands, mtime.

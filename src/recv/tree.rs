@@ -92,6 +92,7 @@ pub(super) fn receive(
         progress,
         wants: Default::default(),
         kept: 0,
+        budget: cfg.max_memory.share(),
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
         fresh: Default::default(),
@@ -408,13 +409,21 @@ impl Tree<'_> {
             self.settle(&shown, "file", Fate::UpToDate);
         }
         Message::Reply(Reply { id, action }).append_to(&mut self.out);
-        if self.memory() > self.cfg.max_memory {
-            let why = format!(
-                "the manifest needs more than --max-memory {} of the receiver's memory \
-                 ({} entries so far)",
-                human_bytes(self.cfg.max_memory),
-                self.next_id
-            );
+        let memory = self.memory();
+        if !self.budget.resize(memory) {
+            let (limit, n) = (human_bytes(self.cfg.max_memory.limit()), self.next_id);
+            let why = match memory > self.cfg.max_memory.limit() {
+                true => format!(
+                    "the manifest needs more than --max-memory {limit} of the receiver's memory \
+                     ({n} entries so far)"
+                ),
+                // the other sessions hold the rest
+                false => format!(
+                    "the manifest needs more than is left of --max-memory {limit}, the \
+                     receiver's memory for the manifests of all its sessions at once \
+                     ({n} entries so far)"
+                ),
+            };
             return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
         }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
