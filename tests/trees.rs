@@ -2698,6 +2698,18 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
             sent.stderr
         );
     }
+    // without the key, the FILE RESULTs and the RESULT do not say what
+    // stands at the part's name (a directory, a link); the receiver's log does
+    assert!(
+        !sent.stderr.contains("cannot write it here"),
+        "{}",
+        sent.stderr
+    );
+    assert!(
+        sent.stderr.contains("cannot be written on the receiver"),
+        "{}",
+        sent.stderr
+    );
     assert_eq!(outside_state(&l), before, "something outside OUT changed");
     assert!(!l.outside.join("victim.txt").exists());
     assert_same_tree(&first.join("y.txt"), &l.out.join("first/y.txt"), "y.txt");
@@ -2707,6 +2719,13 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
         "later/, sent after the failures",
     );
     still_serves(&l, &mut rx, "real");
+    sigint(&rx.child);
+    let got = rx.finish(TIMEOUT);
+    assert!(
+        got.stderr.contains("cannot write it here"),
+        "{}",
+        got.stderr
+    );
 }
 
 /// A receiver that permissions bind: as root (CI), `zc recv` under
