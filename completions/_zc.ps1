@@ -77,7 +77,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With -k: at most N transfers at once; later senders wait their turn (default 256)')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Refuse transfers larger than this')
             [CompletionResult]::new('--max-files', '--max-files', [CompletionResultType]::ParameterName, 'Refuse a tree with more entries than this')
-            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'Refuse a tree whose manifest would hold more than this much of the receiver''s memory (per transfer: the files asked for, the directories and links kept for the end); 256M holds a million entries of ordinary names')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'Refuse a tree whose manifest would take the receiver past this much memory for manifests (the files asked for, the directories and links kept for the end): the receiver''s whole budget, shared by the sessions of -k; 256M holds a million entries of ordinary names')
             [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'With --raw: write from this byte of the output file, without truncating it')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up connecting after this many seconds')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up when no byte has moved for this many seconds')

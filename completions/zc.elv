@@ -72,7 +72,7 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --max-conns 'With -k: at most N transfers at once; later senders wait their turn (default 256)'
             cand --max-size 'Refuse transfers larger than this'
             cand --max-files 'Refuse a tree with more entries than this'
-            cand --max-memory 'Refuse a tree whose manifest would hold more than this much of the receiver''s memory (per transfer: the files asked for, the directories and links kept for the end); 256M holds a million entries of ordinary names'
+            cand --max-memory 'Refuse a tree whose manifest would take the receiver past this much memory for manifests (the files asked for, the directories and links kept for the end): the receiver''s whole budget, shared by the sessions of -k; 256M holds a million entries of ordinary names'
             cand --offset 'With --raw: write from this byte of the output file, without truncating it'
             cand --connect-timeout 'Give up connecting after this many seconds'
             cand --timeout 'Give up when no byte has moved for this many seconds'

@@ -67,7 +67,7 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -s o -l output -d 'A file, a
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-conns -d 'With -k: at most N transfers at once; later senders wait their turn (default 256)' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-size -d 'Refuse transfers larger than this' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l max-files -d 'Refuse a tree with more entries than this' -r
-complete -c zc -n "__fish_zc_using_subcommand recv" -l max-memory -d 'Refuse a tree whose manifest would hold more than this much of the receiver\'s memory (per transfer: the files asked for, the directories and links kept for the end); 256M holds a million entries of ordinary names' -r
+complete -c zc -n "__fish_zc_using_subcommand recv" -l max-memory -d 'Refuse a tree whose manifest would take the receiver past this much memory for manifests (the files asked for, the directories and links kept for the end): the receiver\'s whole budget, shared by the sessions of -k; 256M holds a million entries of ordinary names' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l offset -d 'With --raw: write from this byte of the output file, without truncating it' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand recv" -l timeout -d 'Give up when no byte has moved for this many seconds' -r

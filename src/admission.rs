@@ -68,18 +68,27 @@ impl Admission {
 
     /// Whether the oldest connection in its handshake has had its fair time.
     pub fn can_give_way(&self) -> bool {
-        self.lock()
+        Self::due(&self.lock())
+    }
+
+    fn due(waiting: &Waiting) -> bool {
+        waiting
             .list
             .front()
             .is_some_and(|e| e.since.elapsed() >= GIVE_WAY_AFTER)
     }
 
-    /// Cuts the oldest connection in its handshake: its reads and writes
-    /// fail at once, and its thread ends. Returns whether there was one.
+    /// Cuts the oldest connection in its handshake if it has had its fair
+    /// time: its reads and writes fail at once, and its thread ends.
+    /// Returns whether one was cut. Under the lock a connection proves
+    /// itself with ([`Unproven::prove`]), so one that has proven itself is
+    /// never cut.
     pub fn give_way(&self) -> bool {
-        let Some(oldest) = self.lock().list.pop_front() else {
+        let mut waiting = self.lock();
+        if !Self::due(&waiting) {
             return false;
-        };
+        }
+        let oldest = waiting.list.pop_front().expect("due, so there is one");
         oldest.cut.store(true, Ordering::Relaxed);
         if let Some(socket) = oldest.socket {
             let _ = socket.shutdown(Shutdown::Both);
@@ -111,6 +120,19 @@ impl Unproven {
     /// Whether the listener cut this connection to make room for a newer one.
     pub fn was_cut(&self) -> bool {
         self.cut.load(Ordering::Relaxed)
+    }
+
+    /// The peer proved itself: it leaves the connections in their
+    /// handshake, unless it was cut first (`false`).
+    pub fn prove(&mut self) -> bool {
+        let mut waiting = self.admission.lock();
+        if self.was_cut() {
+            return false;
+        }
+        if let Some(at) = waiting.list.iter().position(|e| e.id == self.id) {
+            waiting.list.remove(at);
+        }
+        true
     }
 }
 
@@ -158,6 +180,7 @@ mod tests {
         let old_place = admission.enter(&old);
         let new_place = admission.enter(&new);
         assert!(!admission.can_give_way(), "not before its fair time");
+        assert!(!admission.give_way());
         admission.lock().list[0].since -= GIVE_WAY_AFTER;
         assert!(admission.can_give_way());
         assert!(admission.give_way());
@@ -166,5 +189,24 @@ mod tests {
         let mut byte = [0];
         assert_eq!(old.read(&mut byte).unwrap(), 0);
         assert_eq!(admission.count(), 1);
+    }
+
+    #[test]
+    fn a_proven_connection_is_never_cut_and_a_cut_one_cannot_prove() {
+        let admission = Admission::default();
+        let (a, _ca) = pair();
+        let (b, _cb) = pair();
+        let mut first = admission.enter(&a);
+        let mut second = admission.enter(&b);
+        admission
+            .lock()
+            .list
+            .iter_mut()
+            .for_each(|e| e.since -= GIVE_WAY_AFTER);
+        assert!(first.prove());
+        assert!(admission.give_way(), "the second, the only one left");
+        assert!(!first.was_cut());
+        assert!(!second.prove(), "cut before it proved itself");
+        assert!(!admission.give_way());
     }
 }

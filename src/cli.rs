@@ -139,10 +139,10 @@ pub struct RecvArgs {
     /// Refuse a tree with more entries than this
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_files: u64,
-    /// Refuse a tree whose manifest would hold more than this much of the
-    /// receiver's memory (per transfer: the files asked for, the
-    /// directories and links kept for the end); 256M holds a million
-    /// entries of ordinary names
+    /// Refuse a tree whose manifest would take the receiver past this much
+    /// memory for manifests (the files asked for, the directories and links
+    /// kept for the end): the receiver's whole budget, shared by the
+    /// sessions of -k; 256M holds a million entries of ordinary names
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256M")]
     pub max_memory: u64,
     /// With --raw: write from this byte of the output file, without truncating it

@@ -129,8 +129,9 @@ pub struct RecvConfig {
     pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
-    /// `--max-memory`: what one session's manifest may hold in memory.
-    pub max_memory: u64,
+    /// `--max-memory`: what the manifests of all sessions at once may hold
+    /// in memory (shared by the clones of this config).
+    pub max_memory: crate::budget::Budget,
     /// `--raw --offset`: write from this byte without truncating.
     pub raw_offset: Option<u64>,
     pub common: Common,
@@ -518,7 +519,7 @@ impl RecvConfig {
             max_conns: max_conns(args.max_conns, args.keep_open)?,
             max_size: args.max_size,
             max_files: args.max_files,
-            max_memory: args.max_memory,
+            max_memory: crate::budget::Budget::new(args.max_memory),
             raw_offset: args.offset,
             common,
         })

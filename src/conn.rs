@@ -143,8 +143,16 @@ impl Conn {
     }
 
     /// The peer proved itself: from now on only the idle timeout applies.
+    /// A connection the listener cut a moment before stays cut: its next
+    /// read or write says so.
     pub fn trusted(&mut self) {
-        self.handshake = None;
+        let proven = match self.handshake.as_mut().and_then(|h| h.unproven.as_mut()) {
+            Some(unproven) => unproven.prove(),
+            None => true,
+        };
+        if proven {
+            self.handshake = None;
+        }
     }
 
     /// An error once the handshake ran out of time or its place was taken.

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod conn;

@@ -45,17 +45,14 @@ pub fn serve(
             Err(e) => {
                 reporter.warn(&exit::message_of(&e));
                 // a stranger that has had its time frees its descriptors
-                if admission.can_give_way() {
-                    admission.give_way();
-                }
+                admission.give_way();
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
-        if !slots.has_room(&admission) {
-            // wait_room let this one in because the oldest had its time
-            admission.give_way();
-        }
+        // wait_room let this one in because the oldest stranger had had its
+        // time; if that one proved itself meanwhile, this one waits for room
+        slots.make_room(&admission)?;
         let unproven = admission.enter(&stream);
         let slot = slots.take();
         let spawned = thread::Builder::new()
@@ -131,6 +128,15 @@ impl Slots {
                     .unwrap_or_else(|e| e.into_inner()),
             );
         }
+    }
+
+    /// Returns once a connection already accepted fits: there is room,
+    /// or a stranger that had its time was cut for it.
+    fn make_room(&self, admission: &Admission) -> Result<()> {
+        while !self.has_room(admission) && !admission.give_way() {
+            self.wait_room(admission)?;
+        }
+        Ok(())
     }
 
     fn take(&self) -> Slot<'_> {

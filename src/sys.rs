@@ -572,12 +572,6 @@ pub fn raise_open_files() -> u64 {
     8192
 }
 
-/// Grows this process's descriptor table to hold `count` descriptors now,
-/// while it runs one thread: Linux grows the table by doubling, and each
-/// growth in a process with threads waits for an RCU grace period (5-8 ms
-/// on this VM; a tree receiver holding a batch of 5,000 parts open lost
-/// about 35 ms of 200 to five of them). Best effort: on failure nothing is
-/// lost but that time.
 /// The process's umask, read once by [`note_umask`].
 #[cfg(unix)]
 static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -617,6 +611,12 @@ pub fn umask() -> Option<u32> {
     None
 }
 
+/// Grows this process's descriptor table to hold `count` descriptors now,
+/// while it runs one thread: Linux grows the table by doubling, and each
+/// growth in a process with threads waits for an RCU grace period (5-8 ms
+/// on this VM; a tree receiver holding a batch of 5,000 parts open lost
+/// about 35 ms of 200 to five of them). Best effort: on failure nothing is
+/// lost but that time.
 #[cfg(target_os = "linux")]
 pub fn reserve_descriptors(count: u64) {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -2,6 +2,8 @@
 //! peers that trickle their handshake to hold a listener's places. The
 //! hostile side is written here, frame by frame; the listener is the real
 //! binary.
+// The shared helpers signal children with libc (Unix only).
+#![cfg(unix)]
 
 mod common;
 

@@ -2690,3 +2690,64 @@ fn descriptor_exhaustion_does_not_end_a_k_receiver() {
     real_transfer(&r, &out, "after-emfile.bin", 100_000, 90);
     r.check_alive("after the transfer");
 }
+
+// ---------------------------------------------------------------------------
+// The handshake deadline covers a key's PROOF
+
+/// Writes `bytes` one at a time, `every` apart, until the peer cuts the
+/// connection; returns how many went out before it did (as in
+/// tests/admission.rs).
+fn trickle(conn: &mut TcpStream, bytes: &[u8], every: Duration) -> usize {
+    for (sent, b) in bytes.iter().enumerate() {
+        if conn.write_all(&[*b]).is_err() {
+            return sent;
+        }
+        thread::sleep(every);
+        // a cut connection reads its end (or a refusal) at once
+        conn.set_nonblocking(true).unwrap();
+        let ended = match conn.read(&mut [0u8; 256]) {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        conn.set_nonblocking(false).unwrap();
+        if ended {
+            return sent + 1;
+        }
+    }
+    bytes.len()
+}
+
+/// `zc recv -k --key --no-encrypt --timeout 3`: a peer that sends a valid
+/// OFFER with a key's nonce, then its PROOF a byte at a time (each well
+/// inside --timeout), has not proven anything yet: it is cut at the
+/// handshake deadline (3 s), before its PROOF is whole, not held on for as
+/// long as it trickles.
+#[test]
+fn a_peer_that_trickles_its_proof_is_cut_at_the_handshake_deadline() {
+    let (_root, out) = layout();
+    let mut cmd = recv_cmd(&out, &["-k", "--no-encrypt", "--timeout", "3"]);
+    cmd.env("ZC_KEY", "correct horse battery staple");
+    let r = spawn_receiver(cmd, Stdout::Null);
+    let mut c = client(r.addr);
+    let offer = TreeOffer {
+        nonce: Some([5; 32]),
+        ..single_offer()
+    };
+    c.write_all(&hello(&offer.encode())).unwrap();
+    let challenge = proto::read_frame(&mut c).expect("the receiver's CHALLENGE");
+    assert_eq!(challenge.kind, kind::CHALLENGE);
+    let proof = frame(kind::PROOF, &[7; 32]);
+    let sent = trickle(&mut c, &proof, Duration::from_millis(700));
+    // without the deadline the whole PROOF goes out (26 s), then "wrong key"
+    assert!(
+        sent < proof.len(),
+        "the receiver waited for the whole trickled PROOF"
+    );
+    sigint(&r.child);
+    let done = r.finish(SUITE_TIMEOUT);
+    assert!(
+        done.stderr.contains("handshake took longer"),
+        "{}",
+        done.stderr
+    );
+}

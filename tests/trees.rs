@@ -1938,6 +1938,77 @@ fn a_manifest_past_max_memory_is_refused_and_the_receiver_serves_on() {
     still_serves(&l, &mut rx, "real");
 }
 
+/// `chains` nests of 15 directories with 240-byte names under `top`: what
+/// the receiver keeps of them for the end (160 bytes and three times the
+/// path each) comes to about 89 KB a nest.
+fn directory_nests(top: &str, chains: u8) -> Vec<Ent> {
+    let mut entries = vec![dir_ent(top.as_bytes())];
+    for c in 0..chains {
+        let mut dir = [top.as_bytes(), b"/", &[b'a' + c]].concat();
+        entries.push(dir_ent(&dir));
+        for i in 0..15u8 {
+            dir.push(b'/');
+            dir.extend(vec![b'a' + i; 240]);
+            entries.push(dir_ent(&dir));
+        }
+    }
+    entries
+}
+
+/// --max-memory is the receiver's, not each session's: two sessions that
+/// each fit 1M (about 540 KB of directories kept for the end) do not fit
+/// together. The first holds its share (its manifest answered, GO said, no
+/// END yet) while the second grows past what is left: the second is
+/// refused with the reason, and the first, which then goes on, lands.
+#[test]
+fn max_memory_is_one_budget_for_the_sessions_of_a_k_receiver() {
+    let l = layout();
+    let mut rx = receiver(&l.out, &["-k", "--max-memory", "1M"], Stdout::Null);
+    let first = directory_nests("first", 6);
+    let mut w = offered(rx.addr, first.len() as u64, 0);
+    let mut manifest = Vec::new();
+    for (id, e) in first.iter().enumerate() {
+        manifest.extend(encode_entry(id as u64, e));
+    }
+    manifest.extend(manifest_frame(first.len() as u64));
+    let writer = w.write_behind(manifest);
+    // GO: every entry admitted, its share held until the session ends
+    let (kinds, go) = w.until(b"G");
+    assert!(go.is_some(), "no GO for the first session: {kinds}");
+    assert_eq!(kinds.matches('Y').count(), first.len(), "{kinds}");
+    writer.join().unwrap();
+
+    let second = directory_nests("second", 6);
+    let session = hostile_session(rx.addr, &second, second.len() as u64);
+    let refusal = session
+        .refused_late
+        .as_ref()
+        .unwrap_or_else(|| panic!("the second session was not refused: {}", session.kinds));
+    assert_eq!(get(refusal, 2), Some(&[2][..]), "code 2, too large");
+    let reason = String::from_utf8_lossy(get(refusal, 3).unwrap_or_default());
+    assert!(
+        reason.contains("is left of --max-memory 1.0 MiB"),
+        "{reason}"
+    );
+    assert!(
+        !l.out.join("second").exists(),
+        "the refused tree left nothing"
+    );
+
+    let mut end = field(1, &0u64.to_be_bytes());
+    end.extend(field(4, &0u64.to_be_bytes()));
+    w.0.write_all(&frame(b'E', &end)).unwrap();
+    let (kinds, result) = w.until(b"R");
+    let result = parse_fields(&result.unwrap_or_else(|| panic!("no RESULT: {kinds}")));
+    assert_eq!(
+        get(&result, 1),
+        Some(&[0][..]),
+        "the first landed: {result:?}"
+    );
+    assert!(l.out.join("first/f").is_dir());
+    still_serves(&l, &mut rx, "real");
+}
+
 /// A hand-written tree session, its OFFER answered.
 fn offered(addr: SocketAddr, entries: u64, bytes: u64) -> Wire {
     let mut w = Wire::connect(addr);
@@ -2553,12 +2624,24 @@ fn a_sender_without_the_key_hears_that_a_name_exists_not_its_size_or_kind() {
             "{name}: what the sender hears"
         );
     }
+    // a prober that goes on through GO and END reads the RESULT: the same
+    // less, never the receiver's own words
+    let result = session.result.as_ref().expect("a RESULT after END");
+    let told = String::from_utf8_lossy(get(result, 4).unwrap_or_default()).into_owned();
+    assert!(told.contains("4 entries did not land"), "{told}");
+    assert_eq!(
+        told.matches("refused: exists (the receiver replaces a file only with --force)")
+            .count(),
+        4,
+        "{told}"
+    );
     for said in [
         "exists with 411 bytes, not 1",
         "exists as a link",
         "exists and is not a file",
         "a link to another target exists",
     ] {
+        assert!(!told.contains(said), "the sender reads {said:?}: {told}");
         assert!(
             got.stderr.contains(said),
             "the receiver's user reads {said:?}:\n{}",
@@ -2615,6 +2698,18 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
             sent.stderr
         );
     }
+    // without the key, the FILE RESULTs and the RESULT do not say what
+    // stands at the part's name (a directory, a link); the receiver's log does
+    assert!(
+        !sent.stderr.contains("cannot write it here"),
+        "{}",
+        sent.stderr
+    );
+    assert!(
+        sent.stderr.contains("cannot be written on the receiver"),
+        "{}",
+        sent.stderr
+    );
     assert_eq!(outside_state(&l), before, "something outside OUT changed");
     assert!(!l.outside.join("victim.txt").exists());
     assert_same_tree(&first.join("y.txt"), &l.out.join("first/y.txt"), "y.txt");
@@ -2624,6 +2719,13 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
         "later/, sent after the failures",
     );
     still_serves(&l, &mut rx, "real");
+    sigint(&rx.child);
+    let got = rx.finish(TIMEOUT);
+    assert!(
+        got.stderr.contains("cannot write it here"),
+        "{}",
+        got.stderr
+    );
 }
 
 /// A receiver that permissions bind: as root (CI), `zc recv` under

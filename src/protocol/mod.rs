@@ -469,6 +469,7 @@ pub fn decode_hashes(body: &[u8]) -> Result<(Vec<BlockHash>, bool)> {
     let (&last, entries) = body
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("empty HASHES frame"))?;
+    let last = as_flag(0, &[last]).context("HASHES frame: `last`")?;
     ensure!(entries.len() % 44 == 0, "HASHES frame: bad length");
     ensure!(
         entries.len() / 44 <= MAX_HASHES,
@@ -492,7 +493,7 @@ pub fn decode_hashes(body: &[u8]) -> Result<(Vec<BlockHash>, bool)> {
             sha256: e[12..].try_into().expect("32 bytes"),
         });
     }
-    Ok((out, last == 1))
+    Ok((out, last))
 }
 
 /// Lower-case hex of a digest.
@@ -546,6 +547,14 @@ mod tests {
             ..blocks[0]
         };
         assert!(decode_hashes(&encode_hashes(&[empty], false)).is_err());
+        // `last` is a flag like any other: 0 or 1, nothing else
+        let mut not_last = encode_hashes(&blocks, false);
+        assert!(!decode_hashes(&not_last).unwrap().1);
+        for byte in [2, 0xff] {
+            not_last[0] = byte;
+            let err = decode_hashes(&not_last).unwrap_err();
+            assert!(format!("{err:#}").contains("`last`"), "{err:#}");
+        }
         let o = Outcome {
             status: Status::Mismatch,
             sha256: Some([1; 32]),

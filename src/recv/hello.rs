@@ -66,7 +66,10 @@ pub fn receive(
             let listening = matches!(cfg.peer, Peer::Listen(_));
             handshake::as_receiver(&mut conn, secret, &first.body, listening)?;
             // from here on, inside records
-            proto::read_frame(&mut conn).with_context(|| reading(&peer))?
+            let offer = proto::read_frame(&mut conn).with_context(|| reading(&peer))?;
+            // it proved it holds the secret: only the idle timeout from here
+            conn.trusted();
+            offer
         }
         (proto::VERSION_SEALED, _) if first.kind == kind::ANSWER => {
             // a sender that listens and takes no more attempts says so
@@ -85,7 +88,8 @@ pub fn receive(
             });
         }
     };
-    conn.trusted();
+    // In the clear the peer is trusted once its OFFER decodes (no key) or
+    // its PROOF checks (--key --no-encrypt): see tree::receive.
     if frame.kind != kind::OFFER {
         let why = format!("expected an offer, got frame {:#x}", frame.kind);
         let err = refuse(&mut conn, RefuseCode::BadOffer, why);
@@ -158,7 +162,7 @@ fn mismatch(cfg: &RecvConfig, secret: Option<&Secret>, first: &proto::Frame) -> 
     }
 }
 
-fn timed_out(err: &anyhow::Error) -> bool {
+pub(super) fn timed_out(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

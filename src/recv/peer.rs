@@ -60,8 +60,11 @@ pub(super) fn authenticate(
     let lost = |e: anyhow::Error| format!("connection lost during the handshake: {e:#}");
     proto::write_frame(conn, kind::CHALLENGE, &challenge).map_err(|e| lost(e.into()))?;
     // A sender that finds our proof wrong hangs up instead of answering.
-    let frame = proto::read_frame(conn)
-        .map_err(|_| "wrong key (the sender did not accept this receiver's proof)".to_string())?;
+    let frame = proto::read_frame(conn).map_err(|e| match super::hello::timed_out(&e) {
+        // the handshake deadline (or --timeout) ran out: no word on the key
+        true => format!("no proof in time: {e:#}"),
+        false => "wrong key (the sender did not accept this receiver's proof)".to_string(),
+    })?;
     if frame.kind != kind::PROOF || !session.check_sender(&frame.body) {
         return Err("wrong key".into());
     }

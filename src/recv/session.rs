@@ -58,10 +58,20 @@ pub(super) struct Tree<'a> {
     pub key: Option<Session>,
     pub offer: TreeOffer,
     pub ledger: Ledger,
+    /// The same fates as the sender hears them, for its RESULT: without
+    /// the key, a reason that tells of what is in OUT is replaced by less
+    /// (see "What a receiver without a key tells" in SECURITY.md).
+    pub told: Ledger,
+    /// The sender proved the key (a sealed connection, or --no-encrypt's
+    /// keyed digests): it may hear all of a reason.
+    pub keyed: bool,
     pub progress: Box<dyn TreeProgress>,
     pub wants: super::wants::Wants,
     /// Bytes the directories and links kept for the end hold (see `memory`).
     pub kept: u64,
+    /// What this session holds of the receiver's --max-memory, given back
+    /// when it ends.
+    pub budget: crate::budget::Share,
     pub seen: Seen,
     /// Directories to finish at the end (made now, or left unfinished by
     /// an earlier session): path, name shown, mode as it lands, mtime.
@@ -123,6 +133,30 @@ impl Tree<'_> {
 
     /// Records an entry's fate and shows it.
     pub(super) fn settle_file(
+        &mut self,
+        path: &str,
+        kind: &'static str,
+        bytes: u64,
+        sha256: Option<String>,
+        fate: Fate,
+    ) {
+        self.told.record(path, &fate);
+        self.settle_here(path, kind, bytes, sha256, fate);
+    }
+
+    /// Records a fate whose reason tells of what is in OUT: this side's
+    /// user reads all of it, a sender without the key only `told`.
+    pub(super) fn settle_hiding(&mut self, path: &str, kind: &'static str, fate: Fate, told: &str) {
+        let heard = match (&fate, self.keyed) {
+            (Fate::Refused(_), false) => Fate::Refused(told.into()),
+            (Fate::Failed(_), false) => Fate::Failed(told.into()),
+            _ => fate.clone(),
+        };
+        self.told.record(path, &heard);
+        self.settle_here(path, kind, 0, None, fate);
+    }
+
+    fn settle_here(
         &mut self,
         path: &str,
         kind: &'static str,

@@ -193,10 +193,6 @@ fn windows_name(c: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the target of a link that will be made at `link`: it must resolve,
-/// lexically, inside the link's top entry. Lexical resolution is exact here
-/// because `..` may only lead (the link's parents are real directories of
-/// this session), and every other link is held to the same rule.
 /// The permission bits a file or directory from the peer lands with: the
 /// sender's, never setuid, setgid or sticky, less this side's umask
 /// unless `--preserve-modes` asks for them exactly (as tar does for a user
@@ -208,6 +204,10 @@ pub fn landed_mode(sent: u32, umask: Option<u32>, preserve: bool) -> u32 {
     }
 }
 
+/// Checks the target of a link that will be made at `link`: it must resolve,
+/// lexically, inside the link's top entry. Lexical resolution is exact here
+/// because `..` may only lead (the link's parents are real directories of
+/// this session), and every other link is held to the same rule.
 pub fn check_link_target(link: &RelPath, target: &[u8]) -> Result<(), String> {
     link_target(link, target, cfg!(windows))
 }
@@ -266,8 +266,11 @@ pub enum Made {
 /// 0o777) and hardly one a user makes. A directory still in this mode and
 /// owned by this user was made by a session that stopped before its end
 /// (Ctrl-C, a cut, a crash), so the session that resumes the tree gives it
-/// its mode and time. Every other directory that exists is not zc's to
-/// change: a sender without a key must not re-mode `~/.ssh`.
+/// its mode and time; not while another live session of this process
+/// holds it (it made it and is filling it). Every other directory that
+/// exists is not zc's to change: a sender without a key must not re-mode
+/// `~/.ssh`. The setgid bit a directory inherits from its parent is not
+/// part of the mark, and stays when it is finished.
 pub const UNFINISHED: u32 = 0o1700;
 
 /// What is at a path, without following links.

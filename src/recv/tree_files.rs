@@ -16,6 +16,7 @@ mod landing;
 
 use super::incoming::Incoming;
 use super::session::{identity_of, lossy, Dest, Tree, Want};
+use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
@@ -105,8 +106,8 @@ enum Out {
     Stream,
     /// Why it cannot be written (another transfer holds the part, a link
     /// stands where it goes): the data is read and dropped, and only this
-    /// entry fails.
-    Dropped(String),
+    /// entry fails. With what a sender without the key hears instead.
+    Dropped(String, &'static str),
 }
 
 pub(super) struct Files<'t, 'a> {
@@ -225,9 +226,10 @@ impl<'t, 'a> Files<'t, 'a> {
             _ => match self.open_part(&mut want) {
                 Ok(file) => Out::Part(file),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    Out::Dropped("being received by another transfer".to_string())
+                    let why = "being received by another transfer";
+                    Out::Dropped(why.to_string(), BUSY_TOLD)
                 }
-                Err(e) => Out::Dropped(format!("cannot write it here: {e}")),
+                Err(e) => Out::Dropped(format!("cannot write it here: {e}"), UNWRITABLE_TOLD),
             },
         };
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
@@ -264,8 +266,9 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// The part a file is written into. In a directory this session made
     /// it is created with its final mode, which then needs no chmod unless
-    /// the umask takes bits from it (the directory stays 0700 until its
-    /// entries are in, so no one else can read the part meanwhile).
+    /// the umask takes bits from it (the directory stays 1700, owner only,
+    /// until its entries are in, so no one else can read the part
+    /// meanwhile).
     fn open_part(&self, want: &mut Want) -> io::Result<File> {
         let root = &self.tree.root;
         if want.fresh && want.held.total() == 0 {
@@ -389,9 +392,9 @@ impl<'t, 'a> Files<'t, 'a> {
                 self.tree.settle(&shown, "file", fate);
                 return Ok(());
             }
-            (_, Out::Dropped(why)) => {
-                let why = why.clone();
-                return self.result(&cur.want, Status::Failed, None, &why);
+            (_, Out::Dropped(why, told)) => {
+                let (why, told) = (why.clone(), *told);
+                return self.dropped(&cur.want, &why, told);
             }
             (Ending::Incomplete, _) => {
                 let why = "incomplete: the sender ended the file early";
@@ -472,6 +475,40 @@ impl<'t, 'a> Files<'t, 'a> {
         message: &str,
         held: u64,
     ) -> Result<()> {
+        self.file_result(want, status, sha256, message, held);
+        let shown = lossy(want.path());
+        let sha = sha256.map(|d| proto::hex(&d));
+        let fate = match status {
+            Status::Ok if held < want.size => Fate::Held(held),
+            Status::Ok => Fate::Landed,
+            Status::Mismatch => Fate::Mismatch,
+            _ => Fate::Failed(message.into()),
+        };
+        self.tree.settle_file(&shown, "file", want.size, sha, fate);
+        Ok(())
+    }
+
+    /// A failed FILE RESULT for a file that could not be written here:
+    /// the reason tells of what is in OUT, so a sender without the key
+    /// hears `told` instead.
+    fn dropped(&mut self, want: &Want, why: &str, told: &str) -> Result<()> {
+        let heard = if self.tree.keyed { why } else { told };
+        self.file_result(want, Status::Failed, None, heard, 0);
+        let fate = Fate::Failed(why.into());
+        self.tree
+            .settle_hiding(&lossy(want.path()), "file", fate, heard);
+        Ok(())
+    }
+
+    /// The FILE RESULT frame (MAC'd with a key), queued for the sender.
+    fn file_result(
+        &mut self,
+        want: &Want,
+        status: Status,
+        sha256: Option<Sha>,
+        message: &str,
+        held: u64,
+    ) {
         let mac = self
             .tree
             .key
@@ -485,16 +522,6 @@ impl<'t, 'a> Files<'t, 'a> {
             mac,
         };
         Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
-        let shown = lossy(want.path());
-        let sha = sha256.map(|d| proto::hex(&d));
-        let fate = match status {
-            Status::Ok if held < want.size => Fate::Held(held),
-            Status::Ok => Fate::Landed,
-            Status::Mismatch => Fate::Mismatch,
-            _ => Fate::Failed(message.into()),
-        };
-        self.tree.settle_file(&shown, "file", want.size, sha, fate);
-        Ok(())
     }
 
     /// Entries asked for that never came.

@@ -19,6 +19,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::{Found, Made, RelPath, UNFINISHED};
 use crate::output::PART_SUFFIX;
 use crate::sys;
+use made_dirs::{DirId, Holder};
 
 /// Directories are opened for reading (fsync and fchmod need a real
 /// descriptor, not O_PATH), never through a link.
@@ -30,12 +31,18 @@ const MAX_RECORD: u64 = 256 * 1024;
 /// directory's files, its parents' and the batch of renames that follows.
 const CACHED_DIRS: usize = 8;
 
+mod made_dirs;
+/// S_ISGID (whose type differs between platforms).
+const SETGID: u32 = 0o2000;
+
 /// The output directory, open; every operation resolves beneath it and
 /// follows no link.
 pub struct Root {
     fd: File,
     path: PathBuf,
     dirs: DirCache,
+    /// The directories this session made and holds until it ends.
+    holder: Holder,
     /// openat2 is still worth trying: cleared once the kernel (or a seccomp
     /// filter) refuses it, after which directories are walked one by one.
     #[cfg(target_os = "linux")]
@@ -133,6 +140,7 @@ impl Root {
             fd: file,
             path: dir.to_path_buf(),
             dirs: DirCache::new(),
+            holder: Holder::new(),
             #[cfg(target_os = "linux")]
             beneath: AtomicBool::new(beneath),
         })
@@ -210,15 +218,23 @@ impl Root {
     }
 
     /// Made in mode [`UNFINISHED`], so zc can fill it even when its final
-    /// mode is read-only (and no one else can look in meanwhile).
+    /// mode is read-only (and no one else can look in meanwhile). A
+    /// directory in that mode is taken for unfinished only when no other
+    /// live session of this process holds it (see `made_dirs`).
     pub fn mkdir(&self, rel: &RelPath) -> io::Result<Made> {
         let made = self.in_parent(rel, |dir| {
             match sys::mkdirat(dir.as_fd(), rel.name(), UNFINISHED) {
-                Ok(()) => Ok(Made::New),
+                Ok(()) => {
+                    let stat = sys::lstatat(dir.as_fd(), rel.name())?;
+                    self.holder.made(dir_id(&stat));
+                    Ok(Made::New)
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     let stat = sys::lstatat(dir.as_fd(), rel.name())?;
                     match found(&stat) {
-                        Found::Dir if unfinished(&stat) => Ok(Made::Unfinished),
+                        Found::Dir if unfinished(&stat) && self.holder.take(dir_id(&stat)) => {
+                            Ok(Made::Unfinished)
+                        }
                         Found::Dir => Ok(Made::Existing),
                         _ => Err(io::Error::new(
                             ErrorKind::AlreadyExists,
@@ -346,7 +362,10 @@ impl Root {
     pub fn finish_dir(&self, rel: &RelPath, mode: u32, mtime_ns: u64) -> io::Result<()> {
         self.in_dir(Some(rel), |dir| {
             dir.set_modified(UNIX_EPOCH + Duration::from_nanos(mtime_ns))?;
-            dir.set_permissions(Permissions::from_mode(mode & 0o777))
+            // a setgid bit the kernel gave it (its parent's) stays, or files
+            // made in it later lose the parent's group; the sender's never
+            let inherited = dir.metadata()?.permissions().mode() & SETGID;
+            dir.set_permissions(Permissions::from_mode(mode & 0o777 | inherited))
         })
     }
 
@@ -415,10 +434,19 @@ fn read_capped(dir: &File, name: &[u8]) -> Option<String> {
 }
 
 /// A directory in mode [`UNFINISHED`], this user's: one a session of zc
-/// made and did not finish.
+/// made and did not finish. The setgid bit is not looked at: mkdir inside
+/// a setgid directory gives it to the new one (Linux), so a directory zc
+/// made there is in 3700.
 #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
 fn unfinished(stat: &libc::stat) -> bool {
-    stat.st_mode as u32 & 0o7777 == UNFINISHED && stat.st_uid == sys::euid()
+    let mode = stat.st_mode as u32 & 0o7777 & !SETGID;
+    mode == UNFINISHED && stat.st_uid == sys::euid()
+}
+
+/// The field types differ between platforms (dev_t).
+#[allow(clippy::unnecessary_cast)]
+fn dir_id(stat: &libc::stat) -> DirId {
+    (stat.st_dev as u64, stat.st_ino as u64)
 }
 
 /// The field types differ between platforms (time_t, off_t, mode_t).
@@ -554,7 +582,7 @@ mod tests {
             assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::Unfinished);
             assert_eq!(root.stat(&rel("d")).unwrap(), Found::Dir);
             // a directory in any other mode was not made by zc
-            for mode in [0o700, 0o1777, 0o755, 0o3700] {
+            for mode in [0o700, 0o1777, 0o755, 0o2755] {
                 std::fs::create_dir(out.join("mine")).unwrap();
                 std::fs::set_permissions(out.join("mine"), Permissions::from_mode(mode)).unwrap();
                 assert_eq!(root.mkdir(&rel("mine")).unwrap(), Made::Existing);
@@ -581,6 +609,48 @@ mod tests {
             let got = meta.modified().unwrap().duration_since(UNIX_EPOCH).unwrap();
             assert_eq!(got.as_nanos(), u128::from(mtime));
             assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::Existing);
+            // never a setgid bit the sender asks for
+            assert_eq!(root.mkdir(&rel("e")).unwrap(), Made::New);
+            root.finish_dir(&rel("e"), 0o2755, mtime).unwrap();
+            let meta = std::fs::metadata(out.join("e")).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o755);
+        });
+    }
+
+    /// A directory a live session made (in 1700, being filled) is not
+    /// another session's to finish: only once the first has ended, as an
+    /// interrupted session's, is it taken over.
+    #[test]
+    fn an_unfinished_directory_a_live_session_holds_is_existing_for_another() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = Root::open(tmp.path()).unwrap();
+        assert_eq!(first.mkdir(&rel("d")).unwrap(), Made::New);
+        let second = Root::open(tmp.path()).unwrap();
+        assert_eq!(second.mkdir(&rel("d")).unwrap(), Made::Existing);
+        drop(first);
+        assert_eq!(second.mkdir(&rel("d")).unwrap(), Made::Unfinished);
+        let third = Root::open(tmp.path()).unwrap();
+        assert_eq!(third.mkdir(&rel("d")).unwrap(), Made::Existing);
+    }
+
+    /// mkdir inside a setgid directory gives the new one the bit (Linux):
+    /// made there, it is still zc's unfinished directory, and finishing it
+    /// keeps the bit (files made in it keep the group), in the sender's mode.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_made_in_a_setgid_directory_is_finished_and_keeps_the_bit() {
+        both(|out, root| {
+            std::fs::create_dir(out.join("g")).unwrap();
+            std::fs::set_permissions(out.join("g"), Permissions::from_mode(0o2755)).unwrap();
+            assert_eq!(root.mkdir(&rel("g/d")).unwrap(), Made::New);
+            let made = std::fs::metadata(out.join("g/d")).unwrap();
+            assert_eq!(made.mode() & 0o7777, UNFINISHED | 0o2000, "inherited");
+            assert_eq!(root.mkdir(&rel("g/d")).unwrap(), Made::Unfinished);
+            root.finish_dir(&rel("g/d"), 0o751, 1_700_000_000_000_000_000)
+                .unwrap();
+            let meta = std::fs::metadata(out.join("g/d")).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o2751);
+            assert_eq!(root.mkdir(&rel("g/d")).unwrap(), Made::Existing);
         });
     }
 

@@ -18,11 +18,12 @@ use crate::units::human_bytes;
 /// What a sender without the key hears instead of what exists in OUT (its
 /// size, its kind, a link's target): that something is there is all it
 /// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
-const EXISTS_TOLD: &str = "exists (the receiver replaces a file only with --force)";
+pub(in crate::recv) const EXISTS_TOLD: &str =
+    "exists (the receiver replaces a file only with --force)";
 /// ... instead of why a path in OUT cannot be looked at or written.
-const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
+pub(in crate::recv) const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
 /// ... instead of where the receiver writes (its path names a user).
-const BUSY_TOLD: &str = "is being received by another transfer";
+pub(in crate::recv) const BUSY_TOLD: &str = "is being received by another transfer";
 
 /// Why an entry is refused: its code, what this side's user reads, and,
 /// when that tells of what is in OUT, the less a sender without the key

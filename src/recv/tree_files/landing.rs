@@ -17,6 +17,7 @@ use crate::peer_text::escape;
 use crate::protocol::ledger::Fate;
 use crate::protocol::Status;
 use crate::recv::session::{identity_of, lossy, Want};
+use crate::recv::tree::decide::UNWRITABLE_TOLD;
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -142,9 +143,12 @@ impl Files<'_, '_> {
         let (failed, flush) = landed.context("flushing the output")?;
         self.batch.flush = flush;
         for (rel, why) in failed {
-            self.tree.ledger.landed -= 1; // counted when it was verified
+            // counted when it was verified
+            self.tree.ledger.landed -= 1;
+            self.tree.told.landed -= 1;
+            let fate = Fate::Failed(why.into());
             self.tree
-                .settle(&lossy(rel.bytes()), "file", Fate::Failed(why.into()));
+                .settle_hiding(&lossy(rel.bytes()), "file", fate, UNWRITABLE_TOLD);
         }
         Ok(())
     }

@@ -1,0 +1,234 @@
+//! The manifest phase of a tree session on the receiving side: each ENTRY
+//! checked and answered as it comes (against --max-files, --max-size and
+//! the receiver's --max-memory), then the MANIFEST, the space check and GO;
+//! or the whole session refused on the way.
+
+use std::io::{BufReader, Write};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::conn::Conn;
+use crate::exit;
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply};
+use crate::protocol::{self as proto, Message, RefuseCode};
+use crate::recv::session::{lossy, Tree};
+use crate::units::human_bytes;
+
+/// Replies are gathered into writes of about this size.
+const BATCH: usize = 64 << 10;
+
+/// What the end of the session keeps of a directory (its path and name
+/// shown, to set its mode and time; its path again, as made here) or a
+/// link (its path, its name shown, its target), in bytes: an estimate,
+/// charged even when the entry is then refused.
+fn kept_for(entry: &Entry) -> u64 {
+    const SLOT: u64 = 160;
+    let path = entry.path.len() as u64;
+    match entry.kind {
+        EntryKind::Dir => SLOT + 3 * path,
+        EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
+        EntryKind::File => 0,
+    }
+}
+
+impl Tree<'_> {
+    /// Reads the manifest and answers each entry, then checks the space
+    /// for everything wanted and says GO, before any data byte is written.
+    pub(super) fn manifest(&mut self, conn: &mut Conn) -> Result<()> {
+        let peer = conn.peer.clone();
+        let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
+        let manifest = loop {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted while reading the manifest"));
+            }
+            let frame = proto::read_frame(&mut reader).map_err(|e| {
+                // the sender may come back: nothing is lost yet
+                let e = e.context(format!("{peer}: connection lost in the manifest"));
+                match exit::code_of(&e) {
+                    // an encrypted record that does not open is no cut
+                    exit::ExitCode::Interrupted | exit::ExitCode::Integrity => e,
+                    _ => exit::tag(e, exit::Tag::Resumable),
+                }
+            })?;
+            let msg = Message::decode(&frame).with_context(|| peer.clone())?;
+            self.phase
+                .take(&msg)
+                .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
+            match msg {
+                Message::Entry(entry) => self.admit(entry, reader.get_mut())?,
+                Message::Manifest(m) => break m,
+                Message::Stop => {
+                    return Err(exit::interrupted(format!(
+                        "{peer} stopped before sending any data"
+                    )))
+                }
+                _ => {} // a keepalive (the phase took no other)
+            }
+            if self.out.len() >= BATCH {
+                let out = std::mem::take(&mut self.out);
+                reader
+                    .get_mut()
+                    .write_all(&out)
+                    .context("connection lost")?;
+            }
+        };
+        // The sender waits for GO: what it sent behind the MANIFEST can only
+        // be a KEEPALIVE (it checks held blocks) or a STOP (Ctrl-C meanwhile)
+        while !reader.buffer().is_empty() {
+            match proto::read_frame(&mut reader)?.kind {
+                proto::kind::KEEPALIVE => {}
+                proto::kind::STOP => {
+                    return Err(exit::interrupted(format!(
+                        "{peer} stopped before sending any data"
+                    )))
+                }
+                _ => {
+                    // the replies (a refusal's reason) still go out, then the session ends
+                    let out = std::mem::take(&mut self.out);
+                    let _ = reader.get_mut().write_all(&out);
+                    bail!("{peer}: data before GO");
+                }
+            }
+        }
+        drop(reader);
+        self.check_manifest(&manifest, &peer)?;
+        self.unread = manifest.failed;
+        if self.offer.streamed {
+            self.progress.totals(self.next_id, self.offered);
+        }
+        match self.space_refusal() {
+            Some(why) => {
+                let answer = proto::Answer::Refuse {
+                    code: RefuseCode::NoSpace,
+                    reason: why.as_str().into(),
+                };
+                Message::Answer(answer).append_to(&mut self.out);
+                self.flush(conn)?;
+                Err(exit::refused(format!("refused what {peer} offered: {why}")))
+            }
+            None => {
+                Message::Go.append_to(&mut self.out);
+                self.flush(conn)
+            }
+        }
+    }
+
+    /// Checks one entry and answers it.
+    fn admit(&mut self, entry: Entry, conn: &mut Conn) -> Result<()> {
+        if entry.id != self.next_id {
+            bail!("entry {} arrived where {} was due", entry.id, self.next_id);
+        }
+        if !self.offer.streamed && self.next_id >= self.offer.entries {
+            bail!("more entries than the {} announced", self.offer.entries);
+        }
+        if self.offer.streamed && self.next_id >= self.cfg.max_files {
+            let why = format!(
+                "the tree has over {} entries (--max-files)",
+                self.cfg.max_files
+            );
+            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+        }
+        self.next_id += 1;
+        let id = entry.id;
+        let shown = lossy(&entry.path);
+        self.kept += kept_for(&entry);
+        let action = match self.decide(entry) {
+            Ok(action) => action,
+            // a tree counted as it comes is refused whole when it grows
+            // past --max-size, as one counted first would have been
+            Err(r) if r.code == RefuseCode::TooLarge && self.offer.streamed => {
+                return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
+            }
+            Err(r) => {
+                let reason = r.to_peer(self.keyed).to_string();
+                self.settle_hiding(&shown, "entry", Fate::Refused(r.why.into()), &reason);
+                Action::Refuse {
+                    code: r.code,
+                    reason: reason.into(),
+                }
+            }
+        };
+        if action == Action::Skip {
+            self.settle(&shown, "file", Fate::UpToDate);
+        }
+        Message::Reply(Reply { id, action }).append_to(&mut self.out);
+        let memory = self.memory();
+        if !self.budget.resize(memory) {
+            let (limit, n) = (human_bytes(self.cfg.max_memory.limit()), self.next_id);
+            let why = match memory > self.cfg.max_memory.limit() {
+                true => format!(
+                    "the manifest needs more than --max-memory {limit} of the receiver's memory \
+                     ({n} entries so far)"
+                ),
+                // the other sessions hold the rest
+                false => format!(
+                    "the manifest needs more than is left of --max-memory {limit}, the \
+                     receiver's memory for the manifests of all its sessions at once \
+                     ({n} entries so far)"
+                ),
+            };
+            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+        }
+        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
+            let (rel, held) = (want.rel.clone(), want.held.clone());
+            self.block_hashes(id, &rel, &held, conn)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the whole session in the middle of its manifest: the
+    /// answers so far, then the refusal, which the sender reads as it
+    /// writes the next entries.
+    fn refuse_session(&mut self, conn: &mut Conn, code: RefuseCode, why: String) -> anyhow::Error {
+        // nothing of a refused tree stays: the directories it made are
+        // still empty (data comes only after GO); gone, deepest first,
+        // before the sender hears of it
+        let mut made: Vec<_> = self.fresh.drain().collect();
+        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
+        for rel in made {
+            let _ = self.root.remove_empty_dir(&rel);
+        }
+        let answer = proto::Answer::Refuse {
+            code,
+            reason: why.as_str().into(),
+        };
+        Message::Answer(answer).append_to(&mut self.out);
+        let _ = self.flush(conn);
+        crate::recv::peer::linger(conn);
+        exit::refused(format!("refused what {} offered: {why}", conn.peer))
+    }
+
+    /// What the session holds for its entries until it ends, in bytes:
+    /// the files asked for, the directories and links kept for the end,
+    /// and every path seen (against duplicates).
+    fn memory(&self) -> u64 {
+        self.wants.memory() + self.seen.memory() + self.kept
+    }
+
+    fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
+        if manifest.entries != self.next_id {
+            bail!(
+                "{peer}: the manifest says {} entries, {} came",
+                manifest.entries,
+                self.next_id
+            );
+        }
+        Ok(())
+    }
+
+    fn space_refusal(&self) -> Option<String> {
+        let free = self.root.free_space().ok()?;
+        let what = match (&self.name, &self.single) {
+            (Some(name), Some(_)) => crate::peer_text::escape(name.as_bytes()),
+            _ => "the tree".into(),
+        };
+        (self.needed > free).then(|| {
+            format!(
+                "{what} needs {} more but the output file system has {} free",
+                human_bytes(self.needed),
+                human_bytes(free)
+            )
+        })
+    }
+}
