@@ -111,9 +111,9 @@ for _ in $(seq "$rounds"); do
     sleep 0.1
   done
   code=$(grep -o 'code [0-9]*-[a-z-]*' "$work/rx.log" | head -1 | cut -d' ' -f2)
-  # the receiver probes its name (~0.75 s) and then multicasts its
-  # announcement, after which it answers again only a second later; a
-  # person reading the code aloud takes longer than that
+  # the receiver multicasts its announcement twice, a second apart, and
+  # after each answers again only a second later; a person reading the
+  # code aloud takes longer than that
   sleep 3
   t0=$(now)
   ip netns exec "${tag}b" "$ZC" send "$work/one" --code "$code" >/dev/null 2>&1 ||

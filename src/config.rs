@@ -190,23 +190,21 @@ impl Common {
         }
     }
 
-    /// Announces `listener` on the LAN unless `--no-announce` (or raw, or
-    /// loopback); what the user is told is `reporter`'s.
+    /// Announces `listener` on the LAN unless `--no-announce` (`None`),
+    /// raw, or on loopback (`Some(Ok(None))`).
     pub fn announce(
         &self,
         listener: &std::net::TcpListener,
         role: crate::lan::Role,
-        reporter: &crate::progress::Reporter,
-    ) -> Option<crate::lan::Announcement> {
+    ) -> Option<Result<Option<crate::lan::Announcement>>> {
         let name = self.announce.as_ref()?;
         let v6_only = self.family == Family::V6;
-        let made = crate::lan::announce_listener(name, listener, v6_only, &self.lan_txt(role));
-        reporter.announced(name, made)
-    }
-
-    /// Whether a listener on `addr` announces itself.
-    pub fn announces(&self, addr: SocketAddr) -> bool {
-        self.announce.is_some() && !addr.ip().is_loopback()
+        Some(crate::lan::announce_listener(
+            name,
+            listener,
+            v6_only,
+            &self.lan_txt(role),
+        ))
     }
 
     /// `listening`: this side waits for the other to connect (a code can
@@ -280,6 +278,12 @@ impl SendConfig {
             Some(listen) => Peer::Listen(net::parse_listen(listen, common.family)?),
             None => destination(&mut paths, &common, Role::Receiver)?,
         };
+        check_found(&peer, &common)?;
+        if paths.is_empty() {
+            return Err(exit::usage(
+                "give SOURCE... before @NAME (a file whose name starts with @ is ./@NAME)",
+            ));
+        }
         if let Some(name) = &args.name {
             check_name_flag(name)?;
         }
@@ -337,7 +341,24 @@ fn destination(paths: &mut Vec<PathBuf>, common: &Common, role: Role) -> Result<
             paths.pop();
             Ok(Peer::Connect(text))
         }
+        // neither an address nor anything to send: a mistyped address
+        Some(text) if paths.len() >= 2 && std::fs::symlink_metadata(&text).is_err() => {
+            Err(exit::usage(format!(
+                "{text}: neither a file to send nor HOST:PORT (a receiver on the LAN is @NAME)"
+            )))
+        }
         _ => Ok(want(None)),
+    }
+}
+
+/// A peer on the LAN is found by what it announces, and a raw listener
+/// announces nothing: `--raw` takes HOST:PORT.
+fn check_found(peer: &Peer, common: &Common) -> Result<()> {
+    match (peer, common.raw) {
+        (Peer::Find(_), true) => Err(exit::usage(
+            "--raw needs HOST:PORT: a raw peer is not announced on the LAN",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -505,6 +526,7 @@ impl RecvConfig {
             (None, Some(text)) => Peer::Listen(net::parse_listen(text, common.family)?),
             (None, None) => Peer::Listen(net::default_listen(common.family)),
         };
+        check_found(&peer, &common)?;
         let output = output_of(args.output.as_deref(), common.raw)?;
         if args.offset.is_some() && !matches!(output, Output::File(_)) {
             // a device or a pipe has no byte N to start from

@@ -160,33 +160,44 @@ pub fn connect_any(
         ));
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let won = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for (i, addr) in order.iter().copied().enumerate() {
-        let (tx, won) = (tx.clone(), won.clone());
-        // a loser's stream is dropped (closed) by its own thread; one that
-        // has not started when another won never starts
+    let attempt = |addr: SocketAddr| {
+        let tx = tx.clone();
+        // a loser that connects after the winner is closed by its thread
         std::thread::spawn(move || {
-            std::thread::sleep(ATTEMPT_DELAY * i as u32);
-            if !won.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = tx.send(TcpStream::connect_timeout(&addr, timeout).map_err(|e| (addr, e)));
-            }
+            let _ = tx.send(TcpStream::connect_timeout(&addr, timeout).map_err(|e| (addr, e)));
         });
-    }
-    drop(tx);
-    let mut failed = Vec::new();
-    for outcome in rx {
-        match outcome {
-            Ok(stream) => {
-                won.store(true, std::sync::atomic::Ordering::Relaxed);
-                return Ok(stream);
+    };
+    let mut next = order.iter().copied();
+    let (mut running, mut failed) = (0, Vec::new());
+    loop {
+        // a new attempt when the last has had its delay, or has failed
+        if let Some(addr) = next.next() {
+            attempt(addr);
+            running += 1;
+        } else if running == 0 {
+            return Err(anyhow::anyhow!(
+                "{label}: cannot connect ({})",
+                failed.join("; ")
+            ));
+        }
+        let wait = Instant::now() + ATTEMPT_DELAY;
+        loop {
+            if interrupt::requested() {
+                return Err(exit::interrupted("interrupted while connecting"));
             }
-            Err((addr, e)) => failed.push(format!("{addr}: {e}")),
+            let left = wait.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(crate::conn::TICK)) {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err((addr, e))) => {
+                    failed.push(format!("{addr}: {e}"));
+                    running -= 1;
+                    break;
+                }
+                Err(_) if Instant::now() >= wait => break,
+                Err(_) => {}
+            }
         }
     }
-    Err(anyhow::anyhow!(
-        "{label}: cannot connect ({})",
-        failed.join("; ")
-    ))
 }
 
 /// Waits for a connection (until `deadline`, if any), noticing Ctrl-C

@@ -21,8 +21,8 @@ pub fn run(listing: Listing) -> Result<()> {
     let mut browser = Browser::start()?;
     let mut out = std::io::stdout().lock();
     if !listing.watch {
-        // every responder answers within the settle time of the first query
-        while browser.next(Instant::now() + listing.timeout).is_some() {}
+        let deadline = Instant::now() + listing.timeout;
+        while browser.next(deadline).is_some() {}
         interrupted()?;
         let found = browser.known();
         for peer in &found {
@@ -40,6 +40,9 @@ pub fn run(listing: Listing) -> Result<()> {
         match browser.next(Instant::now() + Duration::from_secs(3600)) {
             Some(Change::Seen(peer)) => print(&mut out, listing, Some(&peer), None)?,
             Some(Change::Gone(name)) => print(&mut out, listing, None, Some(&name))?,
+            None if browser.closed() => {
+                return Err(anyhow::anyhow!("mDNS stopped: no more peers can be heard"))
+            }
             None => interrupted()?,
         }
     }

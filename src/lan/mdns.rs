@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use mdns_sd::{IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 
-use super::{bounded, Found, Txt, SERVICE};
+use super::{bounded, Found, Txt, MOST_ADDRS, MOST_HOSTS, MOST_PEERS, SERVICE};
 
 /// How long a goodbye may take on the way out.
 const GOODBYE_WAIT: Duration = Duration::from_millis(500);
@@ -106,20 +106,31 @@ pub struct Browser {
     events: mdns_sd::Receiver<ServiceEvent>,
     /// Per instance, what answered for it so far.
     known: BTreeMap<String, Found>,
+    closed: bool,
 }
 
 impl Browser {
     pub fn start() -> Result<Browser> {
-        let daemon = ServiceDaemon::new().context("starting mDNS")?;
-        let events = daemon.browse(SERVICE).context("browsing the LAN")?;
+        const INSTEAD: &str = "cannot look on the LAN: give the other side's address (HOST:PORT)";
+        let daemon = ServiceDaemon::new()
+            .context("starting mDNS")
+            .context(INSTEAD)?;
+        let events = daemon.browse(SERVICE).context(INSTEAD)?;
         Ok(Browser {
             daemon,
             events,
             known: BTreeMap::new(),
+            closed: false,
         })
     }
 
-    /// The next change until `deadline`; `None` once it passed.
+    /// Whether mDNS stopped under this browse (its daemon ended).
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next change until `deadline`; `None` once it passed, on Ctrl-C,
+    /// or once mDNS stopped ([`Browser::closed`]).
     pub fn next(&mut self, deadline: Instant) -> Option<Change> {
         loop {
             let wait = deadline.checked_duration_since(Instant::now())?;
@@ -131,7 +142,10 @@ impl Browser {
                     }
                     continue;
                 }
-                Err(_) => return None,
+                Err(_) => {
+                    self.closed = true;
+                    return None;
+                }
             };
             match event {
                 ServiceEvent::ServiceResolved(info) => {
@@ -164,10 +178,13 @@ impl Browser {
         let mut addrs: Vec<SocketAddr> = info
             .get_addresses()
             .iter()
-            .filter(|ip| !ip.is_loopback() && !ip.to_ip_addr().is_unspecified())
+            .filter(|ip| !is_here(&ip.to_ip_addr()))
             .map(|ip| socket_addr(ip, port))
             .collect();
         addrs.sort();
+        if !self.known.contains_key(&name) && self.known.len() >= MOST_PEERS {
+            return None;
+        }
         let entry = self.known.entry(name.clone()).or_insert_with(|| Found {
             name,
             hosts: Default::default(),
@@ -177,9 +194,11 @@ impl Browser {
             plate: txt.plate,
             proto: txt.proto.clone(),
         });
-        entry.hosts.insert((info.get_hostname().to_string(), port));
+        if entry.hosts.len() < MOST_HOSTS {
+            entry.hosts.insert((info.get_hostname().to_string(), port));
+        }
         for a in addrs {
-            if !entry.addrs.contains(&a) {
+            if !entry.addrs.contains(&a) && entry.addrs.len() < MOST_ADDRS {
                 entry.addrs.push(a);
             }
         }
@@ -197,16 +216,19 @@ impl Drop for Browser {
     }
 }
 
-/// Browses until `timeout`, or [`super::SETTLE`] after `enough` first holds.
-pub fn browse(timeout: Duration, enough: impl Fn(&[Found]) -> bool) -> Result<Vec<Found>> {
+/// Browses until `timeout`, or, once `settles` says how long after the
+/// query what was heard needs, until then (and [`super::AFTER_FIRST`]
+/// after the last answer that changed it).
+pub fn browse(
+    timeout: Duration,
+    settles: impl Fn(&[Found]) -> Option<Duration>,
+) -> Result<Vec<Found>> {
     let mut browser = Browser::start()?;
     let start = Instant::now();
     let mut deadline = start + timeout;
-    let mut settling = false;
     while browser.next(deadline).is_some() {
-        if !settling && enough(&browser.known()) {
-            settling = true;
-            let settled = (start + super::SETTLE).max(Instant::now() + super::AFTER_FIRST);
+        if let Some(after) = settles(&browser.known()) {
+            let settled = (start + after).max(Instant::now() + super::AFTER_FIRST);
             deadline = deadline.min(settled);
         }
     }
@@ -218,20 +240,23 @@ pub fn browse(timeout: Duration, enough: impl Fn(&[Found]) -> bool) -> Result<Ve
     Ok(browser.known())
 }
 
-/// The instance name of `NAME._zc._tcp.local.`, unescaped and bounded.
+/// The instance name of `NAME._zc._tcp.local.`, bounded (mdns-sd hands
+/// the label over as it came, unescaped).
 fn instance_of(fullname: &str) -> String {
     let label = fullname
         .strip_suffix(&format!(".{SERVICE}"))
         .unwrap_or(fullname);
-    let mut name = String::with_capacity(label.len());
-    let mut chars = label.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => name.extend(chars.next()),
-            c => name.push(c),
-        }
-    }
-    bounded(&name)
+    bounded(label)
+}
+
+/// An address that leads back to this machine whoever announced it.
+fn is_here(ip: &IpAddr) -> bool {
+    let mapped = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+        _ => None,
+    };
+    let ip = mapped.unwrap_or(*ip);
+    ip.is_loopback() || ip.is_unspecified()
 }
 
 /// An address to connect to: a link-local IPv6 one keeps its interface.
@@ -251,8 +276,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_instance_name_is_unescaped() {
-        assert_eq!(instance_of("my\\.box._zc._tcp.local."), "my.box");
-        assert_eq!(instance_of("a\\\\b._zc._tcp.local."), "a\\b");
+    fn an_instance_name_is_its_label() {
+        assert_eq!(instance_of("my.box._zc._tcp.local."), "my.box");
+        assert_eq!(instance_of("a\\b._zc._tcp.local."), "a\\b");
     }
 }

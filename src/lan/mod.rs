@@ -26,6 +26,19 @@ pub const SETTLE: Duration = Duration::from_millis(200);
 /// And at least this long after the first answer that fits.
 pub const AFTER_FIRST: Duration = Duration::from_millis(50);
 
+/// Looking for "the one receiver" (no name, no code), a browse waits this
+/// long from its query: a responder multicasts a record at most once a
+/// second, so one that answered another query just before answers this
+/// one up to a second later.
+pub const SETTLE_ANY: Duration = Duration::from_millis(1250);
+
+/// At most this many peers are kept from one browse, this many machines
+/// per name and this many addresses per peer: what a LAN holds, and a
+/// flood of announcements cannot grow past it.
+pub const MOST_PEERS: usize = 256;
+pub const MOST_HOSTS: usize = 8;
+pub const MOST_ADDRS: usize = 16;
+
 /// What a listening zc is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,12 +179,21 @@ impl Want {
         }
     }
 
-    /// Whether the browse may stop now: a named peer, or a code's
-    /// nameplate, was heard (others that claim it answer within
-    /// [`SETTLE`]). Looking for "the one receiver", only the timeout
-    /// tells there is no second.
-    pub fn heard_enough(&self, found: &[Found]) -> bool {
-        (self.name.is_some() || self.plate.is_some()) && found.iter().any(|f| self.fits(f))
+    /// How long after its query a browse must go on, now that `found`
+    /// was heard (`None`: until its timeout). Two that fit settle it at
+    /// once (the answer is "several"). One that fits a name or a nameplate
+    /// settles it after [`SETTLE`]: another that claims the same would have
+    /// answered by then. One that fits "the one receiver" waits
+    /// [`SETTLE_ANY`], time for a responder that answered another query
+    /// within the last second, and may multicast only once a second
+    /// (RFC 6762, 6.), to be heard too.
+    pub fn settles_after(&self, found: &[Found]) -> Option<Duration> {
+        match found.iter().filter(|f| self.fits(f)).count() {
+            0 => None,
+            1 if self.name.is_some() || self.plate.is_some() => Some(SETTLE),
+            1 => Some(SETTLE_ANY),
+            _ => Some(Duration::ZERO),
+        }
     }
 }
 
@@ -179,7 +201,7 @@ impl Want {
 /// none is exit 1 with how to give HOST:PORT instead; several are exit 2
 /// with the list, never one of them picked silently.
 pub fn find(want: &Want, timeout: Duration) -> anyhow::Result<Found> {
-    let found = browse(timeout, |f| want.heard_enough(f))?;
+    let found = browse(timeout, |f| want.settles_after(f))?;
     let what = match (want.role, &want.name, want.plate) {
         (Role::Receiver, _, _) => "receiver",
         (Role::Sender, _, _) => "serving sender",
@@ -269,9 +291,10 @@ pub fn line(f: &Found) -> String {
         false => "",
     };
     format!(
-        "{}  {}  {role}  {mode}{twice}",
+        "{}  {}  {role}  {mode}  protocol {}{twice}",
         shown(&f.name),
-        addrs_shown(&f.addrs)
+        addrs_shown(&f.addrs),
+        shown(&f.proto)
     )
 }
 
@@ -380,8 +403,10 @@ mod tests {
         ];
         let w = want(None, Some(7));
         assert_eq!(w.choose(&lan), Choice::One(lan[0].clone()));
-        assert!(w.heard_enough(&lan));
-        assert!(!want(None, None).heard_enough(&lan));
+        assert_eq!(w.settles_after(&lan), Some(SETTLE));
+        assert_eq!(want(None, None).settles_after(&lan[2..]), Some(SETTLE_ANY));
+        assert_eq!(want(None, None).settles_after(&lan), Some(Duration::ZERO));
+        assert_eq!(want(Some("z"), None).settles_after(&lan), None);
     }
 
     #[test]

@@ -176,7 +176,9 @@ impl Invite {
             Some(ip) => ip.to_string(),
             None => crate::sys::hostname().unwrap_or_else(|| "HOST".to_string()),
         };
-        let at = match announced {
+        // a `zc recv` with no address listens: only a sender finds its
+        // listener by the code
+        let at = match announced && !listener_sends {
             true => String::new(),
             false => format!(" {host}:{}", addr.port()),
         };
@@ -269,13 +271,17 @@ impl Reporter {
         }
     }
 
-    /// Says how announcing a listener went; a failure is a warning, and the
-    /// listener goes on, reachable by its address.
+    /// Says how announcing a listener as `name` went (`None`: it was not
+    /// to be announced); a failure is a warning, and the listener goes on,
+    /// reachable by its address.
     pub fn announced(
         &self,
-        name: &str,
-        made: anyhow::Result<Option<crate::lan::Announcement>>,
+        name: Option<&str>,
+        made: Option<anyhow::Result<Option<crate::lan::Announcement>>>,
     ) -> Option<crate::lan::Announcement> {
+        let (Some(name), Some(made)) = (name, made) else {
+            return None;
+        };
         match made {
             Ok(Some(announcement)) => {
                 match self.style {

@@ -60,14 +60,13 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
         return raw::receive(cfg, &mut sink, stream, reporter);
     }
     let listener = net::listen(listen, cfg.common.family)?;
-    let announces = cfg.common.announces(listener.local_addr()?);
-    reporter.listening_on(
-        &listener,
-        cfg.common.fresh_code.as_deref(),
-        false,
-        announces,
-    )?;
-    let _announced = cfg.common.announce(&listener, Role::Receiver, reporter);
+    // announced first, so that the command printed for the other side
+    // leaves the address out only when the LAN can find this receiver
+    let made = cfg.common.announce(&listener, Role::Receiver);
+    let found_by_code = matches!(made, Some(Ok(Some(_))));
+    let code = cfg.common.fresh_code.as_deref();
+    reporter.listening_on(&listener, code, false, found_by_code)?;
+    let _announced = reporter.announced(cfg.common.announce.as_deref(), made);
     if cfg.keep_open {
         return serve_many(cfg, &listener, reporter);
     }

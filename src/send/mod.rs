@@ -225,8 +225,7 @@ fn drive(
     let listener = match &cfg.peer {
         Peer::Listen(addr) => {
             let listener = net::listen(*addr, cfg.common.family)?;
-            let announces = cfg.common.announces(listener.local_addr()?);
-            reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), true, announces)?;
+            reporter.listening_on(&listener, cfg.common.fresh_code.as_deref(), true, false)?;
             Some(listener)
         }
         Peer::Connect(_) | Peer::Find(_) => None,
@@ -239,9 +238,10 @@ fn drive(
     if let Some(found) = &found {
         reporter.found(found);
     }
-    let _announced = listener
+    let made = listener
         .as_ref()
-        .and_then(|l| cfg.common.announce(l, crate::lan::Role::Sender, reporter));
+        .and_then(|l| cfg.common.announce(l, crate::lan::Role::Sender));
+    let _announced = reporter.announced(cfg.common.announce.as_deref(), made);
     let mut attempt = 0;
     // A resume command only makes sense once a transfer has begun.
     let mut connected = false;

@@ -26,9 +26,8 @@ pub(super) fn serve(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     let digests = Arc::new(Digests::default());
     let listener = net::listen(addr, cfg.common.family)?;
     reporter.listening(listener.local_addr().context("the listening socket")?, None);
-    let _announced = cfg
-        .common
-        .announce(&listener, crate::lan::Role::Sender, reporter);
+    let made = cfg.common.announce(&listener, crate::lan::Role::Sender);
+    let _announced = reporter.announced(cfg.common.announce.as_deref(), made);
     crate::serve::serve(&listener, cfg.max_conns, reporter, |stream, unproven| {
         let peer = stream
             .peer_addr()
