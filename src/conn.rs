@@ -5,7 +5,6 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::admission::Unproven;
-use crate::exit::{ExitCode, Failure};
 use crate::interrupt;
 use crate::rate::Pacer;
 
@@ -97,11 +96,6 @@ struct Limit {
     /// handed everything to its socket, the sender may be waiting for the
     /// result while this side still reads what the buffers hold.
     keepalive: Option<Keepalive>,
-}
-
-/// The error every loop returns once Ctrl-C was pressed.
-pub fn stopped() -> io::Error {
-    io::Error::other(Failure::new(ExitCode::Interrupted, "interrupted"))
 }
 
 impl Conn {
@@ -259,7 +253,7 @@ impl Conn {
     /// was pressed or nothing has moved for the idle timeout.
     pub fn check_waiting(&self) -> io::Result<()> {
         if interrupt::requested() && !self.finishing {
-            return Err(stopped());
+            return Err(interrupt::stopped());
         }
         let shared = self
             .heard
@@ -353,7 +347,7 @@ impl Conn {
     ) -> io::Result<usize> {
         // a raw peer that never pauses must not make Ctrl-C wait for a tick
         if self.stop_on_read && interrupt::requested() && !self.finishing {
-            return Err(stopped());
+            return Err(interrupt::stopped());
         }
         loop {
             match call(&mut self.stream) {

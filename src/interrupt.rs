@@ -1,8 +1,9 @@
 //! Ctrl-C: the first asks every loop to stop cleanly, the second exits at once.
 
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, Failure};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -19,4 +20,9 @@ pub fn install() {
 /// True once Ctrl-C (SIGINT) was received.
 pub fn requested() -> bool {
     STOP.load(Ordering::Relaxed)
+}
+
+/// The error every loop returns once Ctrl-C was pressed.
+pub fn stopped() -> io::Error {
+    io::Error::other(Failure::new(ExitCode::Interrupted, "interrupted"))
 }

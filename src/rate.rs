@@ -80,7 +80,7 @@ impl Pacer {
     /// Waits until some of `want` bytes may move and returns how many, in
     /// sleeps of at most [`SLICE`]; `between` runs before each one.
     ///
-    /// Ctrl-C ends the wait with [`crate::conn::stopped`], except while
+    /// Ctrl-C ends the wait with [`interrupt::stopped`], except while
     /// `finishing` (a DATA frame's payload is under way and must be
     /// complete before STOP can follow it): then the rest goes unpaced.
     pub fn take(
@@ -97,7 +97,7 @@ impl Pacer {
             if interrupt::requested() {
                 return match finishing {
                     true => Ok(want),
-                    false => Err(crate::conn::stopped()),
+                    false => Err(interrupt::stopped()),
                 };
             }
             between()?;

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use sha2::{Digest, Sha256};
 
 use super::shrank;
-use crate::conn::{self, Conn};
+use crate::conn::Conn;
 use crate::interrupt;
 use crate::protocol;
 
@@ -31,7 +31,7 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 /// piece to `each` with the offset it starts at. The one loop every range
 /// read goes through: EINTR is retried, a file that ends early is
 /// [`shrank`], and with `interruptible` Ctrl-C ends it between reads with
-/// [`conn::stopped`]. Not interruptible is for a DATA frame's payload, which
+/// [`interrupt::stopped`]. Not interruptible is for a DATA frame's payload, which
 /// must be finished once its header went out (see `Conn::finishing`).
 pub fn read_range(
     file: &File,
@@ -44,7 +44,7 @@ pub fn read_range(
     let mut done = 0u64;
     while done < count {
         if interruptible && interrupt::requested() {
-            return Err(conn::stopped());
+            return Err(interrupt::stopped());
         }
         let want = (count - done).min(buf.len() as u64) as usize;
         match read_at(file, &mut buf[..want], offset + done) {
@@ -94,7 +94,7 @@ pub fn send_stream(
     let mut done = 0u64;
     loop {
         if interrupt::requested() {
-            return Err(conn::stopped());
+            return Err(interrupt::stopped());
         }
         let room = limit.map_or(BUF_SIZE as u64, |l| (l - done).min(BUF_SIZE as u64)) as usize;
         if room == 0 {

@@ -177,7 +177,7 @@ impl<'t, 'a> Files<'t, 'a> {
         loop {
             // a socket that never waits never sees Ctrl-C: look between frames
             if crate::interrupt::requested() {
-                return Err(crate::conn::stopped().into());
+                return Err(crate::interrupt::stopped().into());
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             let msg = Message::decode(&frame).with_context(|| conn.peer.clone())?;

@@ -409,7 +409,7 @@ pub(crate) enum Framing {
 
 /// Sends `ranges` of `file` in pieces (each behind a DATA header unless
 /// raw), looking at Ctrl-C between pieces. `progress` gets the running
-/// total. A Ctrl-C returns [`conn::stopped`] at a piece boundary, with the
+/// total. A Ctrl-C returns [`crate::interrupt::stopped`] at a piece boundary, with the
 /// count so far in `sent.bytes`.
 pub(crate) fn send_file_ranges(
     file: &File,
@@ -431,7 +431,7 @@ pub(crate) fn send_file_ranges(
         let mut at = start;
         while at < end {
             if crate::interrupt::requested() {
-                return Err(crate::conn::stopped());
+                return Err(crate::interrupt::stopped());
             }
             let len = (end - at).min(piece);
             let began = Instant::now();
