@@ -11,25 +11,11 @@ use crate::cli::{CommonArgs, ProgressMode, RecvArgs, SendArgs};
 use crate::exit;
 use crate::lan::{Role, Want};
 use crate::net::{self, Family};
+use crate::progress::Style;
 use crate::secure::Secret;
 
 mod secrets;
 use secrets::{listening_code, secrets};
-
-/// How zc talks on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// An indicatif bar (stderr is a terminal, or `--progress bar`).
-    Bar,
-    /// A line a second.
-    Plain,
-    /// Only the summary.
-    Summary,
-    /// Only errors (`-q`).
-    Quiet,
-    /// One JSON object a line.
-    Json,
-}
 
 /// Settings shared by both roles.
 #[derive(Debug, Clone)]

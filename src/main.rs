@@ -3,9 +3,9 @@
 use clap::{CommandFactory, Parser as _};
 
 use zc::cli::{Cli, Command};
-use zc::config::{RecvConfig, SendConfig, Style};
+use zc::config::{RecvConfig, SendConfig};
 use zc::exit::{self, ExitCode};
-use zc::progress::Reporter;
+use zc::progress::{Reporter, Style};
 use zc::{interrupt, recv, send};
 
 fn main() {

@@ -16,14 +16,10 @@ const STILL_CYCLIC: &[(&str, &str)] = &[
     ("copy", "conn"),
     ("copy", "protocol"),
     ("hash", "copy"),
-    ("progress", "config"),
     ("protocol", "hash"),
     ("secure", "conn"),
     ("secure", "protocol"),
     ("send", "config"),
-    ("send", "progress"),
-    ("send", "serve"),
-    ("serve", "progress"),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Style;
 use crate::exit::ExitCode;
 use crate::peer_text::PeerText;
 use crate::units::{human_bytes, human_rate, human_seconds};
@@ -191,6 +190,21 @@ impl Invite {
             command,
         }
     }
+}
+
+/// How zc talks on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// An indicatif bar (stderr is a terminal, or `--progress bar`).
+    Bar,
+    /// A line a second.
+    Plain,
+    /// Only the summary.
+    Summary,
+    /// Only errors (`-q`).
+    Quiet,
+    /// One JSON object a line.
+    Json,
 }
 
 /// The process-wide voice: makes per-transfer displays and prints the rest.

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use crate::config::Style;
 use crate::peer_text::PeerText;
 
 use super::event::Event;
 use super::tree::{EntryEvent, Status, TreeProgress, TreeStart, TreeSummary};
-use super::{Progress, Reporter, Start, Summary};
+use super::{Progress, Reporter, Start, Style, Summary};
 
 /// A session of one file: a tree of one entry, rendered as the file.
 struct OneFile {

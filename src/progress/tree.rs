@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::Event;
-use super::{role_name, Reporter, Role, LINE_EVERY};
-use crate::config::Style;
+use super::{role_name, Reporter, Role, Style, LINE_EVERY};
 use crate::peer_text::{escape, PeerText};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::units::{human_bytes, human_rate, human_seconds};
