@@ -424,7 +424,7 @@ fn payload_of(paths: Vec<PathBuf>, args: &SendArgs) -> Result<Payload> {
     for path in paths {
         let top = match &args.name {
             Some(name) => name.as_bytes().to_vec(),
-            None => crate::send::walk::top_name(&path).ok_or_else(|| {
+            None => crate::output::top_name(&path).ok_or_else(|| {
                 exit::usage(format!(
                     "{}: no name to send it under (name what is inside it instead)",
                     path.display()

@@ -1,11 +1,16 @@
 //! Where a receiver puts a file: safe names, `NAME.zcpart`, and the final
 //! fsync + rename that makes a complete, verified file appear at once.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
+
+#[cfg(unix)]
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 
@@ -94,6 +99,25 @@ fn windows_safe(name: &str) -> Result<(), String> {
 pub fn base_name(path: &str) -> Option<String> {
     let name = path.rsplit(['/', '\\']).find(|part| !part.is_empty())?;
     (name != "." && name != "..").then(|| name.to_string())
+}
+
+/// The top name for a source path: its last component (for "dir/", "dir/.", "/abs/dir"), None for "/" or "..",
+/// or something without a usable name; as bytes.
+pub fn top_name(path: &Path) -> Option<Vec<u8>> {
+    // components() already drops trailing slashes and inner "." ("dir/." is "dir")
+    match path.components().next_back()? {
+        Component::Normal(name) => Some(name_bytes(name).into_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(unix)]
+pub fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
+    Cow::Borrowed(name.as_bytes())
+}
+#[cfg(not(unix))]
+pub fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
+    Cow::Owned(name.to_string_lossy().into_owned().into_bytes())
 }
 
 pub fn part_path(target: &Path) -> PathBuf {
@@ -361,5 +385,25 @@ mod tests {
         assert_eq!(base_name("dir/").as_deref(), Some("dir"));
         assert_eq!(base_name(".."), None);
         assert_eq!(base_name("/"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn top_names() {
+        let name = |p: &str| top_name(Path::new(p)).map(|n| String::from_utf8(n).unwrap());
+        let named = [
+            ("dir/", "dir"),
+            ("dir/.", "dir"),
+            ("/abs/dir", "dir"),
+            ("a.iso", "a.iso"),
+        ];
+        for (path, want) in named {
+            assert_eq!(name(path).as_deref(), Some(want));
+        }
+        for none in ["/", "..", ".", "dir/..", ""] {
+            assert_eq!(name(none), None, "{none}");
+        }
+        let odd = Path::new(OsStr::from_bytes(b"x/\xff"));
+        assert_eq!(top_name(odd), Some(b"\xff".to_vec()));
     }
 }

@@ -1,11 +1,12 @@
 //! The sender's walk of a tree session's sources: entries in wire order, streamed in bounded memory.
 
-use std::borrow::Cow;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::{self, FileType, Metadata};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
+
+use crate::output::name_bytes;
 
 #[cfg(unix)]
 use std::os::unix::{
@@ -212,16 +213,6 @@ pub(crate) fn gather<E>(
     Ok(totals)
 }
 
-/// The top name for a source path: its last component (for "dir/", "dir/.", "/abs/dir"), None for "/" or "..",
-/// or something without a usable name; as bytes.
-pub fn top_name(path: &Path) -> Option<Vec<u8>> {
-    // components() already drops trailing slashes and inner "." ("dir/." is "dir")
-    match path.components().next_back()? {
-        Component::Normal(name) => Some(name_bytes(name).into_owned()),
-        _ => None,
-    }
-}
-
 /// A link found inside the tree (so not followed): kept if it stays inside the top entry.
 fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
     let target = match fs::read_link(&path) {
@@ -317,15 +308,6 @@ fn failed(wire: &[u8], why: impl Into<String>) -> Event {
 }
 
 #[cfg(unix)]
-fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
-    Cow::Borrowed(name.as_bytes())
-}
-#[cfg(not(unix))]
-fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
-    Cow::Owned(name.to_string_lossy().into_owned().into_bytes())
-}
-
-#[cfg(unix)]
 fn path_bytes(path: &Path) -> Vec<u8> {
     path.as_os_str().as_bytes().to_vec()
 }
@@ -390,6 +372,7 @@ fn special(_ft: &FileType) -> &'static str {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::os::unix::fs::symlink;
     use std::time::Duration;
 
@@ -625,24 +608,5 @@ mod tests {
             hard_links,
         };
         assert_eq!(gather(&sources, false, |_, _| Ok::<(), ()>(())), Ok(want));
-    }
-
-    #[test]
-    fn top_names() {
-        let name = |p: &str| top_name(Path::new(p)).map(|n| String::from_utf8(n).unwrap());
-        let named = [
-            ("dir/", "dir"),
-            ("dir/.", "dir"),
-            ("/abs/dir", "dir"),
-            ("a.iso", "a.iso"),
-        ];
-        for (path, want) in named {
-            assert_eq!(name(path).as_deref(), Some(want));
-        }
-        for none in ["/", "..", ".", "dir/..", ""] {
-            assert_eq!(name(none), None, "{none}");
-        }
-        let odd = Path::new(OsStr::from_bytes(b"x/\xff"));
-        assert_eq!(top_name(odd), Some(b"\xff".to_vec()));
     }
 }
