@@ -261,8 +261,9 @@ pub fn announce_listener(
     announce(name, addr.ip(), addr.port(), v6_only, txt).map(Some)
 }
 
-/// An address of this host that another machine on the LAN can reach: a
-/// private or global IPv4 address first, then an IPv6 one that is not
+/// An address of this host that another machine on the LAN can reach: one
+/// on the interface of the default route first (not a container bridge or
+/// a tunnel that merely comes first), IPv4 before IPv6, never loopback or
 /// link-local (which needs an interface to be of use).
 pub fn reachable_ip() -> Option<std::net::IpAddr> {
     let addrs = if_addrs::get_if_addrs().ok()?;
@@ -270,8 +271,23 @@ pub fn reachable_ip() -> Option<std::net::IpAddr> {
         std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
         std::net::IpAddr::V6(v6) => !v6.is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80,
     };
-    let ips: Vec<std::net::IpAddr> = addrs.iter().map(|i| i.ip()).filter(usable).collect();
-    ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied()
+    let routed = default_route_interface();
+    let rank = |i: &if_addrs::Interface| {
+        let off_route = routed.as_deref().is_some_and(|r| r != i.name);
+        (off_route, !i.ip().is_ipv4())
+    };
+    let mut ips: Vec<&if_addrs::Interface> = addrs.iter().filter(|i| usable(&i.ip())).collect();
+    ips.sort_by_key(|i| rank(i));
+    ips.first().map(|i| i.ip())
+}
+
+/// The interface of the IPv4 default route, from /proc/net/route (Linux).
+fn default_route_interface() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.get(1) == Some(&"00000000")).then(|| cols[0].to_string())
+    })
 }
 
 /// One peer as `zc peers` lists it: name, addresses, role, mode.
