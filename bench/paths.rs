@@ -244,7 +244,6 @@ impl Bench {
                 Hashing::Pipe => {
                     let pipe = hash::Pipe::start(hash::Hashers {
                         sent: Some(Sha256::new()),
-                        prefix: None,
                     });
                     let mut chunks = Piped { pipe: &pipe, at: 0 };
                     let got = copy::recv(&mut conn, sink, Some(bytes), splice, &mut chunks);

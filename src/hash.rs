@@ -57,64 +57,11 @@ pub fn spawn_ranges_then(
     })
 }
 
-/// SHA-256 of a whole file, fed in order from byte 0 by whoever has the
-/// bytes at hand (a verify pass, the receive loop), and completed from disk.
-pub struct Prefix {
-    pos: u64,
-    hasher: Sha256,
-}
-
-impl Default for Prefix {
-    fn default() -> Self {
-        Prefix {
-            pos: 0,
-            hasher: Sha256::new(),
-        }
-    }
-}
-
-impl Prefix {
-    /// Takes bytes at `offset`: the next ones extend the digest; earlier ones
-    /// mean bytes already hashed were replaced, so the digest starts over;
-    /// later ones leave a gap that [`Prefix::finish`] reads from disk.
-    pub fn feed(&mut self, offset: u64, data: &[u8]) {
-        if offset == self.pos {
-            self.hasher.update(data);
-            self.pos += data.len() as u64;
-        } else if offset < self.pos {
-            *self = Prefix::default();
-        }
-    }
-
-    /// The digest of bytes [0, size): what was fed, then the rest from `file`.
-    pub fn finish(mut self, file: &File, size: u64) -> io::Result<Sha> {
-        if self.pos < size {
-            hash_into(file, self.pos, size - self.pos, &mut self.hasher)?;
-        }
-        Ok(self.hasher.finalize().into())
-    }
-
-    /// [`Prefix::finish`] on another thread.
-    pub fn spawn_finish(self, file: File, size: u64) -> JoinHandle<io::Result<Sha>> {
-        spawn(move || self.finish(&file, size))
-    }
-}
-
-/// SHA-256 of one block of `file`, also fed to `prefix` when given, so a
-/// verify pass over held data doubles as the start of the whole-file digest.
-pub fn block(
-    file: &File,
-    offset: u64,
-    len: u64,
-    mut prefix: Option<&mut Prefix>,
-    buf: &mut [u8],
-) -> io::Result<Sha> {
+/// SHA-256 of one block of `file`, read into `buf`.
+pub fn block(file: &File, offset: u64, len: u64, buf: &mut [u8]) -> io::Result<Sha> {
     let mut hasher = Sha256::new();
-    read_range(file, offset, len, buf, true, |at, chunk| {
+    read_range(file, offset, len, buf, true, |_, chunk| {
         hasher.update(chunk);
-        if let Some(p) = prefix.as_deref_mut() {
-            p.feed(at, chunk);
-        }
         Ok(())
     })?;
     Ok(hasher.finalize().into())
@@ -125,10 +72,9 @@ pub fn block(
 const PIPE_BUFS: usize = 4;
 const PIPE_BUF: usize = 512 << 10;
 
-/// What a receiver hashes: the payloads in order, and/or the whole file.
+/// What a receiver hashes: the payloads in order.
 pub struct Hashers {
     pub sent: Option<Sha256>,
-    pub prefix: Option<Prefix>,
 }
 
 /// Hashing on its own thread, fed the buffers a receive loop has just
@@ -148,12 +94,9 @@ impl Pipe {
             let _ = free_tx.send(vec![0u8; PIPE_BUF]);
         }
         let thread = spawn(move || {
-            for (offset, buf, len) in work_rx {
+            for (_, buf, len) in work_rx {
                 if let Some(h) = hashers.sent.as_mut() {
                     h.update(&buf[..len]);
-                }
-                if let Some(p) = hashers.prefix.as_mut() {
-                    p.feed(offset, &buf[..len]);
                 }
                 // the loop may be gone (an error): then the buffer just drops
                 let _ = free_tx.send(buf);
@@ -203,7 +146,6 @@ impl Running {
         match threaded {
             true => Running::Thread(Pipe::start(Hashers {
                 sent: Some(Sha256::new()),
-                prefix: None,
             })),
             false => Running::Inline(Sha256::new()),
         }
@@ -242,27 +184,5 @@ impl Drop for Pipe {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn prefix_completes_from_disk_and_restarts_on_rewrites() {
-        let mut file = tempfile::tempfile().unwrap();
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        file.write_all(&data).unwrap();
-        let whole = hash_range(&file, 0, data.len() as u64).unwrap();
-        let mut p = Prefix::default();
-        p.feed(0, &data[..1000]);
-        p.feed(5000, &data[5000..6000]);
-        assert_eq!(p.finish(&file, data.len() as u64).unwrap(), whole);
-        let mut p = Prefix::default();
-        p.feed(0, b"wrong bytes");
-        p.feed(3, b"rewritten");
-        assert_eq!(p.finish(&file, data.len() as u64).unwrap(), whole);
     }
 }

@@ -2,8 +2,8 @@
 //! record beside it (`NAME.zcpart.held`) that is only ever written after the
 //! data it describes has been fsync'd.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -128,6 +128,9 @@ pub struct Record {
 
 /// Holdings beyond this many ranges are forgotten (and simply re-sent).
 const MAX_RECORD_RANGES: usize = 4096;
+/// A record is small: a larger file beside a part is not read, and nothing
+/// in it is trusted.
+pub const MAX_RECORD: u64 = 256 * 1024;
 const HEADER: &str = "zc-held 1";
 
 pub fn record_path(part: &Path) -> PathBuf {
@@ -191,50 +194,6 @@ impl Record {
             held,
         })
     }
-
-    /// Reads the record beside `part`; `None` when there is none or it is
-    /// unreadable (then nothing is trusted, and the transfer starts over).
-    pub fn load(part: &Path) -> Option<Record> {
-        use std::io::Read;
-        const MAX_RECORD: u64 = 256 * 1024;
-        let path = record_path(part);
-        // a record is a small regular file: not a link, a device or a FIFO
-        if !fs::symlink_metadata(&path).ok()?.is_file() {
-            return None;
-        }
-        let mut text = String::new();
-        File::open(&path)
-            .ok()?
-            .take(MAX_RECORD + 1)
-            .read_to_string(&mut text)
-            .ok()?;
-        if text.len() as u64 > MAX_RECORD {
-            return None;
-        }
-        Record::decode(&text)
-    }
-
-    /// Writes the record atomically: a temporary file, fsync, rename. Call
-    /// only after the data it describes was fsync'd.
-    pub fn store(&self, part: &Path) -> io::Result<()> {
-        let path = record_path(part);
-        let mut tmp = path.as_os_str().to_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        // create_new never follows a planted symlink (O_EXCL).
-        let _ = fs::remove_file(&tmp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(self.encode().as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    }
-
-    pub fn remove(part: &Path) {
-        let _ = fs::remove_file(record_path(part));
-    }
 }
 
 /// How often a receiver makes its progress durable, so that even a
@@ -253,23 +212,14 @@ struct Shared {
 pub struct Checkpointer {
     shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
-    file: File,
-    store: Store,
-    source: Identity,
 }
 
-/// Where a checkpoint's record goes: beside a part named by its path, or
-/// through a caller's writer (a tree writes beneath its output handle).
+/// Where a checkpoint's record goes: a caller's writer (a tree writes
+/// beneath its output handle).
 pub type Store = Arc<dyn Fn(&Record) -> io::Result<()> + Send + Sync>;
 
 impl Checkpointer {
-    pub fn start(file: &File, part: &Path, source: Identity, held: Ranges) -> io::Result<Self> {
-        let part = part.to_path_buf();
-        let store: Store = Arc::new(move |record: &Record| record.store(&part));
-        Self::start_with(file, store, source, held)
-    }
-
-    /// As `start`, with the record written by `store`.
+    /// Starts the thread, which writes each record with `store`.
     pub fn start_with(
         file: &File,
         store: Store,
@@ -281,12 +231,7 @@ impl Checkpointer {
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let (file2, store2, source2, shared2) = (
-            file.try_clone()?,
-            store.clone(),
-            source.clone(),
-            shared.clone(),
-        );
+        let (file2, shared2) = (file.try_clone()?, shared.clone());
         let thread = thread::Builder::new()
             .name("zc-checkpoint".into())
             .spawn(move || {
@@ -311,8 +256,8 @@ impl Checkpointer {
                         .unwrap_or_else(|e| e.into_inner())
                         .clone();
                     if file2.sync_data().is_ok() {
-                        let _ = store2(&Record {
-                            source: source2.clone(),
+                        let _ = store(&Record {
+                            source: source.clone(),
                             held: snapshot,
                         });
                     }
@@ -321,9 +266,6 @@ impl Checkpointer {
         Ok(Checkpointer {
             shared,
             thread: Some(thread),
-            file: file.try_clone()?,
-            store,
-            source,
         })
     }
 
@@ -336,32 +278,12 @@ impl Checkpointer {
             .insert(start, end);
     }
 
-    pub fn held(&self) -> Ranges {
-        self.shared
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     fn stop(&mut self) {
         *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-
-    /// Stops the thread, fsyncs the data and stores the final record.
-    pub fn finish(mut self) -> io::Result<Ranges> {
-        self.stop();
-        let held = self.held();
-        self.file.sync_all()?;
-        (self.store)(&Record {
-            source: self.source.clone(),
-            held: held.clone(),
-        })?;
-        Ok(held)
     }
 }
 
@@ -398,8 +320,6 @@ mod tests {
 
     #[test]
     fn record_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let part = dir.path().join("a b.zcpart");
         let rec = Record {
             source: Identity {
                 name: "a b".into(),
@@ -408,9 +328,7 @@ mod tests {
             },
             held: Ranges::from_pairs(&[(0, 10), (50, 60)]),
         };
-        rec.store(&part).unwrap();
-        assert_eq!(Record::load(&part), Some(rec));
-        fs::write(record_path(&part), "zc-held 1\nsize x\n").unwrap();
-        assert_eq!(Record::load(&part), None);
+        assert_eq!(Record::decode(&rec.encode()), Some(rec));
+        assert_eq!(Record::decode("zc-held 1\nsize x\n"), None);
     }
 }

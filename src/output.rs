@@ -1,22 +1,17 @@
-//! Where a receiver puts a file: safe names, `NAME.zcpart`, and the final
-//! fsync + rename that makes a complete, verified file appear at once.
+//! Where a receiver puts a file: safe names, the `.zcpart` suffix, and the
+//! destinations written in order (stdout, a device, a FIFO).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 
 #[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
-use anyhow::{Context, Result};
-
 use crate::peer_text::escape;
 use crate::protocol::MAX_NAME;
-use crate::sys;
 
 /// Suffix of the file a transfer writes into until it is complete.
 pub const PART_SUFFIX: &str = ".zcpart";
@@ -118,131 +113,6 @@ pub fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
 #[cfg(not(unix))]
 pub fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
     Cow::Owned(name.to_string_lossy().into_owned().into_bytes())
-}
-
-pub fn part_path(target: &Path) -> PathBuf {
-    let mut os = target.as_os_str().to_os_string();
-    os.push(PART_SUFFIX);
-    PathBuf::from(os)
-}
-
-/// Names being written by this process right now, so that two concurrent
-/// transfers (`-k`) never share a `.zcpart`; the file lock covers other processes.
-static BUSY: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-
-/// An open `.zcpart`, reserved for one transfer until dropped.
-pub struct Part {
-    pub file: File,
-    pub path: PathBuf,
-    pub target: PathBuf,
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        if let Ok(mut busy) = BUSY.lock() {
-            busy.get_or_insert_with(HashSet::new).remove(&self.target);
-        }
-    }
-}
-
-/// Why a part could not be opened: someone else is writing it, or a real error.
-pub enum OpenError {
-    Busy,
-    Io(anyhow::Error),
-}
-
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW).mode(0o644);
-    }
-    #[cfg(not(unix))]
-    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "is a symbolic link",
-        ));
-    }
-    opts.open(path)
-}
-
-impl Part {
-    /// Opens (creating it if need be) `target.zcpart` for one transfer,
-    /// never through a symlink.
-    pub fn open(target: &Path) -> Result<Part, OpenError> {
-        {
-            let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
-            if !busy
-                .get_or_insert_with(HashSet::new)
-                .insert(target.to_path_buf())
-            {
-                return Err(OpenError::Busy);
-            }
-        }
-        let path = part_path(target);
-        let reserve = Part {
-            file: match open_nofollow(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    let err = anyhow::Error::new(e).context(format!("{}", path.display()));
-                    // no Part exists yet to release it on drop
-                    release(target);
-                    return Err(OpenError::Io(err));
-                }
-            },
-            path,
-            target: target.to_path_buf(),
-        };
-        match sys::try_lock(&reserve.file) {
-            Ok(true) => Ok(reserve),
-            Ok(false) => Err(OpenError::Busy),
-            Err(e) => Err(OpenError::Io(
-                anyhow::Error::new(e).context(format!("{}: cannot lock", reserve.path.display())),
-            )),
-        }
-    }
-
-    /// Makes what was written durable.
-    pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_all()
-            .with_context(|| format!("{}: fsync", self.path.display()))
-    }
-
-    /// Moves the complete, synced part to its final name and makes the
-    /// rename itself durable.
-    pub fn publish(&self) -> Result<()> {
-        fs::rename(&self.path, &self.target).with_context(|| {
-            format!(
-                "renaming {} to {}",
-                self.path.display(),
-                self.target.display()
-            )
-        })?;
-        sync_dir(&self.target);
-        Ok(())
-    }
-}
-
-fn release(target: &Path) {
-    if let Ok(mut busy) = BUSY.lock() {
-        busy.get_or_insert_with(HashSet::new).remove(target);
-    }
-}
-
-/// fsyncs the directory holding `path`, so a rename survives a crash.
-/// Best effort: not every platform can open a directory.
-fn sync_dir(path: &Path) {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// The directory a target lives in (for free-space checks).

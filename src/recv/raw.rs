@@ -171,7 +171,6 @@ fn pour(
     }
     let pipe = Pipe::start(Hashers {
         sent: Some(Sha256::new()),
-        prefix: None,
     });
     let mut chunks = Hashed {
         pipe: &pipe,

@@ -43,11 +43,6 @@ impl RelPath {
         })
     }
 
-    /// The first component: the top entry this path belongs to.
-    pub fn top(&self) -> &[u8] {
-        self.components().next().unwrap_or_default()
-    }
-
     /// The last component.
     pub fn name(&self) -> &[u8] {
         self.components().last().unwrap_or_default()
@@ -55,11 +50,6 @@ impl RelPath {
 
     pub fn depth(&self) -> usize {
         self.bytes.iter().filter(|&&b| b == b'/').count() + 1
-    }
-
-    /// The wire form, components joined by `/`.
-    pub fn as_bytes(&self) -> Vec<u8> {
-        self.bytes.clone()
     }
 
     /// The wire form, borrowed.
@@ -467,7 +457,6 @@ mod tests {
     #[test]
     fn rel_path_parts() {
         let p = rel("top/a/b\nc");
-        assert_eq!(p.top(), b"top");
         assert_eq!(p.name(), b"b\nc");
         assert_eq!(p.depth(), 3);
         assert_eq!(p.parent(), Some(rel("top/a")));
@@ -476,7 +465,7 @@ mod tests {
         assert_eq!(rel("top").split(), (&b""[..], &b"top"[..]));
         assert_eq!(RelPath::rejoin(None, b"top"), rel("top"));
         assert_eq!(rel("top").parent(), None);
-        assert_eq!(p.as_bytes(), b"top/a/b\nc");
+        assert_eq!(p.bytes(), b"top/a/b\nc");
         assert_eq!(p.display(), "top/a/b\\nc");
         assert_eq!(p.to_path(), PathBuf::from("top").join("a").join("b\nc"));
         assert_eq!(

@@ -247,7 +247,7 @@ impl Run<'_> {
             self.keepalive
                 .tick(self.conn)
                 .map_err(|e| lost(self.conn, e))?;
-            let ours = hash::block(&file, from, to - from, None, &mut buf)
+            let ours = hash::block(&file, from, to - from, &mut buf)
                 .with_context(|| source.display().to_string())?;
             if let Some((bar, good)) = self.verifying.as_mut() {
                 *good += (to - from) * u64::from(ours == b.sha256);

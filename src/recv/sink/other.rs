@@ -9,11 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Found, Made, RelPath};
+use crate::held::MAX_RECORD;
 use crate::output::PART_SUFFIX;
 use crate::sys;
-
-/// Same bound as `held::Record::load`.
-const MAX_RECORD: u64 = 256 * 1024;
 
 pub struct Root {
     path: PathBuf,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{Found, Made, RelPath, UNFINISHED};
+use crate::held::MAX_RECORD;
 use crate::output::PART_SUFFIX;
 use crate::sys;
 use made_dirs::{DirId, Holder};
@@ -25,8 +26,6 @@ use made_dirs::{DirId, Holder};
 /// descriptor, not O_PATH), never through a link.
 const DIR_FLAGS: libc::c_int =
     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-/// Same bound as `held::Record::load`.
-const MAX_RECORD: u64 = 256 * 1024;
 /// Directories kept open: a tree arrives depth first, so a handful covers a
 /// directory's files, its parents' and the batch of renames that follows.
 const CACHED_DIRS: usize = 8;

@@ -374,7 +374,7 @@ impl Tree<'_> {
             })
             .collect();
         for (i, &(from, to)) in cuts.iter().enumerate() {
-            let sha256 = hash::block(&part, from, to - from, None, &mut buf)?;
+            let sha256 = hash::block(&part, from, to - from, &mut buf)?;
             blocks.push(BlockHash {
                 offset: from,
                 len: (to - from) as u32,
