@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use zeroize::ZeroizeOnDrop;
 
 use crate::hash::Sha;
 
@@ -15,8 +16,8 @@ pub fn nonce() -> std::io::Result<[u8; 32]> {
     Ok(bytes)
 }
 
-/// The key both sides hold (`--key` or `ZC_KEY`).
-#[derive(Clone)]
+/// The key both sides hold (`--key` or `ZC_KEY`), wiped on drop.
+#[derive(Clone, ZeroizeOnDrop)]
 pub struct Key(Vec<u8>);
 
 impl std::fmt::Debug for Key {
