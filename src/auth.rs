@@ -151,4 +151,12 @@ mod tests {
         assert!(a.check_result(0, 5, &a.result_mac(0, 5)));
         assert!(!a.check_result(1, 5, &a.result_mac(0, 5)));
     }
+
+    /// Checked when the tests build: a key, and so a session's copy of it,
+    /// is wiped when dropped (issue 22).
+    #[test]
+    fn the_key_is_wiped_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Key>();
+    }
 }
