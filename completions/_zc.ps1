@@ -38,7 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'Start at this byte of FILE; the receiver writes at the same offset')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Send at most this many bytes from the offset')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The name announced for a single source (default: its base name)')
-            [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'On a dropped connection, reconnect up to N times with backoff and resume')
+            [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'On a dropped connection, reconnect up to N times with backoff and resume (framed mode only: not with --raw)')
             [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With -k: at most N transfers at once; later receivers wait their turn (default 256)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up connecting after this many seconds')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up when no byte has moved for this many seconds')

@@ -34,7 +34,7 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --offset 'Start at this byte of FILE; the receiver writes at the same offset'
             cand --count 'Send at most this many bytes from the offset'
             cand --name 'The name announced for a single source (default: its base name)'
-            cand --retry 'On a dropped connection, reconnect up to N times with backoff and resume'
+            cand --retry 'On a dropped connection, reconnect up to N times with backoff and resume (framed mode only: not with --raw)'
             cand --max-conns 'With -k: at most N transfers at once; later receivers wait their turn (default 256)'
             cand --connect-timeout 'Give up connecting after this many seconds'
             cand --timeout 'Give up when no byte has moved for this many seconds'

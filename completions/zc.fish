@@ -35,7 +35,7 @@ complete -c zc -n "__fish_zc_using_subcommand send" -s l -l listen -d 'Reverse m
 complete -c zc -n "__fish_zc_using_subcommand send" -l offset -d 'Start at this byte of FILE; the receiver writes at the same offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l count -d 'Send at most this many bytes from the offset' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l name -d 'The name announced for a single source (default: its base name)' -r
-complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume' -r
+complete -c zc -n "__fish_zc_using_subcommand send" -l retry -d 'On a dropped connection, reconnect up to N times with backoff and resume (framed mode only: not with --raw)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l max-conns -d 'With -k: at most N transfers at once; later receivers wait their turn (default 256)' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l connect-timeout -d 'Give up connecting after this many seconds' -r
 complete -c zc -n "__fish_zc_using_subcommand send" -l timeout -d 'Give up when no byte has moved for this many seconds' -r

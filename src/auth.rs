@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use zeroize::ZeroizeOnDrop;
 
 use crate::hash::Sha;
 
@@ -15,8 +16,8 @@ pub fn nonce() -> std::io::Result<[u8; 32]> {
     Ok(bytes)
 }
 
-/// The key both sides hold (`--key` or `ZC_KEY`).
-#[derive(Clone)]
+/// The key both sides hold (`--key` or `ZC_KEY`), wiped on drop.
+#[derive(Clone, ZeroizeOnDrop)]
 pub struct Key(Vec<u8>);
 
 impl std::fmt::Debug for Key {
@@ -149,5 +150,13 @@ mod tests {
         assert_ne!(a.keyed_digest(&[1; 32]), a.keyed_digest(&[2; 32]));
         assert!(a.check_result(0, 5, &a.result_mac(0, 5)));
         assert!(!a.check_result(1, 5, &a.result_mac(0, 5)));
+    }
+
+    /// Checked when the tests build: a key, and so a session's copy of it,
+    /// is wiped when dropped (issue 22).
+    #[test]
+    fn the_key_is_wiped_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Key>();
     }
 }

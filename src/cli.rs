@@ -89,6 +89,7 @@ pub struct SendArgs {
     #[arg(short = 'L', long)]
     pub dereference: bool,
     /// On a dropped connection, reconnect up to N times with backoff and resume
+    /// (framed mode only: not with --raw)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,
     /// With --listen: serve the sources to every receiver that connects,

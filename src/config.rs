@@ -248,6 +248,12 @@ impl SendConfig {
                 "--name has no meaning with --raw (no header is sent)",
             ));
         }
+        if common.raw && args.retry > 0 {
+            return Err(exit::usage(
+                "--retry needs framed mode, not --raw: a raw receiver cannot say \
+                 what it holds, so a new connection could not resume",
+            ));
+        }
         if let Payload::Tree(_) = payload {
             check_tree_flags(args, &common)?;
         }

@@ -310,8 +310,13 @@ fn usage_errors_exit_2() {
     // Nobody listens there: a usage error must be found before connecting.
     let (_refusing, dest) = refusing_addr();
 
-    let cases: [(&str, Vec<&str>, &str); 3] = [
+    let cases: [(&str, Vec<&str>, &str); 4] = [
         ("bad size", vec!["--count", "12X", s(&src), &dest], "12X"),
+        (
+            "--retry with --raw (nothing can resume)",
+            vec!["--raw", "--retry", "3", s(&src), &dest],
+            "--retry",
+        ),
         ("bad address", vec![s(&src), "nohostport"], "nohostport"),
         (
             "offset past the end",

@@ -2092,6 +2092,92 @@ fn a_frame_out_of_order_ends_the_session_with_its_name() {
     still_serves(&l, &mut rx, "after");
 }
 
+/// A fake receiver of a keyed session in the clear (`--key K
+/// --no-encrypt`): its CHALLENGE made with the key, the sender's PROOF
+/// checked, the OFFER answered, frames read up to the first `until`; their
+/// kinds, and the session whose MACs the sender checks.
+fn keyed_fake_receiver(
+    listener: TcpListener,
+    key: &str,
+    until: u8,
+) -> (Wire, String, zc::auth::Session) {
+    let (s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+    let mut w = Wire(s);
+    let mut preamble = [0u8; 8];
+    w.0.read_exact(&mut preamble).unwrap();
+    let (kinds, offer) = w.until(b"O");
+    let offer = offer.unwrap_or_else(|| panic!("no OFFER: {kinds}"));
+    let theirs = zc::protocol::tree::TreeOffer::decode(&offer)
+        .unwrap()
+        .nonce
+        .expect("a keyed OFFER carries the sender's nonce");
+    let ours = [9u8; 32];
+    let session = zc::auth::Session::new(&zc::auth::Key::new(key), theirs, ours, &offer);
+    let mut challenge = ours.to_vec();
+    challenge.extend_from_slice(&session.receiver_proof());
+    w.0.write_all(&frame(b'C', &challenge)).unwrap();
+    let (kinds, proof) = w.until(b"P");
+    assert!(
+        proof.is_some_and(|p| session.check_sender(&p)),
+        "the sender proved the key: {kinds}"
+    );
+    w.0.write_all(&frame(b'A', &field(1, &[0]))).unwrap();
+    let (seen, _) = w.until(&[until]);
+    (w, seen, session)
+}
+
+/// `--key K --no-encrypt`: a failed RESULT before GO is the receiver's
+/// word only with the key's MAC over it. With the MAC the sender prints
+/// the receiver's reason (exit 1); without one, or with a wrong one, it
+/// takes none of it: exit 3, and the reason that came with it is not shown.
+#[test]
+fn a_result_before_go_counts_only_with_the_keys_mac() {
+    const KEY: &str = "correct horse battery staple";
+    let l = layout();
+    let file = l.src.join("one.txt");
+    put(&file, b"some bytes");
+    for mac in ["right", "none", "wrong"] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = thread::spawn(move || {
+            let (mut w, seen, session) = keyed_fake_receiver(listener, KEY, b'M');
+            let result = zc::protocol::Outcome {
+                status: zc::protocol::Status::Failed,
+                sha256: None,
+                held: 0,
+                message: "the disk is full".into(),
+                mac: match mac {
+                    "right" => Some(session.result_mac(2, 0)),
+                    "none" => None,
+                    _ => Some([7; 32]),
+                },
+            };
+            w.0.write_all(&frame(b'R', &result.encode())).unwrap();
+            let _ = w.0.read_to_end(&mut Vec::new());
+            seen
+        });
+        let got = send(&["--key", KEY, "--no-encrypt", s(&file), &addr.to_string()]);
+        let seen = fake.join().unwrap();
+        assert!(seen.ends_with('M'), "{mac}: {seen}");
+        if mac == "right" {
+            got.expect_code(1, "a RESULT before GO with the key's MAC");
+            assert!(
+                got.stderr.contains("the disk is full"),
+                "the receiver's reason: {}",
+                got.stderr
+            );
+        } else {
+            got.expect_code(3, &format!("a RESULT before GO, MAC {mac}"));
+            assert!(
+                !got.stderr.contains("the disk is full") && got.stderr.contains("MAC"),
+                "{mac}: the reason is not the receiver's word: {}",
+                got.stderr
+            );
+        }
+    }
+}
+
 /// A hostile receiver says GO twice: the sender stops with a reason that
 /// names the frame (exit 1, a runtime failure), and sends no data after it.
 #[test]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use zeroize::Zeroizing;
 
 use crate::cli::{CommonArgs, SendArgs};
 use crate::exit;
@@ -45,8 +46,9 @@ pub(super) fn secrets(args: &CommonArgs, listening: bool, code: Option<&str>) ->
         return Err(exit::usage(clash));
     }
     if !given.is_empty() {
-        let canonical =
-            code::parse(given).map_err(|why| exit::usage(format!("--code {given}: {why}")))?;
+        let canonical = code::parse(given)
+            .map(Zeroizing::new)
+            .map_err(|why| exit::usage(format!("--code {given}: {why}")))?;
         return Ok((None, Some(Secret::code(&canonical)), None));
     }
     if !listening {

@@ -1,5 +1,7 @@
-//! What the receiving side says to a sender: refusals, the key handshake,
-//! and RESULT frames, for the single-file and the tree session alike.
+//! What the receiving side says to a sender before and around the tree's
+//! own frames: a refusal, the key handshake (CHALLENGE, then the sender's
+//! PROOF), and the linger that lets a failure RESULT or a refusal be read;
+//! a single file is received as a tree of one entry.
 
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::record::Keys;
 use super::Secret;
@@ -22,7 +23,9 @@ use crate::protocol::{self as proto, kind, Answer, RefuseCode, VERSION_SEALED};
 type HmacSha256 = Hmac<Sha256>;
 
 /// What a handshake derives: a confirmation key per side, a record key
-/// and IV per direction, and the transcript they are bound to.
+/// and IV per direction, and the transcript they are bound to; wiped on
+/// drop.
+#[derive(ZeroizeOnDrop)]
 struct Schedule {
     transcript: [u8; 32],
     confirm_sender: [u8; 32],
@@ -92,10 +95,15 @@ fn transcript(sender_hello: &[u8], receiver_pake: &[u8]) -> [u8; 32] {
 
 /// SPAKE2's password: the secret with its kind, so a code never meets a
 /// key of the same text.
+/// Our buffer is wiped; spake2 0.4 keeps copies in its `Password` and its
+/// state that it does not wipe, which live until the handshake ends.
 fn password(secret: &Secret) -> Password {
-    let mut pw = format!("zc2 {} ", secret.noun()).into_bytes();
+    let prefix = format!("zc2 {} ", secret.noun());
+    // sized up front: a reallocation would leave the secret behind unwiped
+    let mut pw = Zeroizing::new(Vec::with_capacity(prefix.len() + secret.text.len()));
+    pw.extend_from_slice(prefix.as_bytes());
     pw.extend_from_slice(&secret.text);
-    Password::new(pw)
+    Password::new(&*pw)
 }
 
 fn identities() -> (Identity, Identity) {
@@ -184,6 +192,7 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
     let theirs = Hello::decode(&frame.body).with_context(|| conn.peer.clone())?;
     let shared = pake
         .finish(&theirs.pake)
+        .map(Zeroizing::new)
         .map_err(|e| anyhow!("{}: a malformed key exchange ({e:?})", conn.peer))?;
     let s = Schedule::new(&shared, transcript(&body, &theirs.pake));
     let confirmed = theirs
@@ -243,7 +252,7 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
     let (id_a, id_b) = identities();
     let (pake, ours) = Spake2::<Ed25519Group>::start_b(&password(secret), &id_a, &id_b);
     let shared = match pake.finish(&hello.pake) {
-        Ok(shared) => shared,
+        Ok(shared) => Zeroizing::new(shared),
         Err(e) => {
             let why = format!("a malformed key exchange ({e:?})");
             return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
@@ -354,6 +363,18 @@ mod tests {
             "bound to the transcript"
         );
         assert!(!s.check(&s.confirm_sender, &s.confirm(&s.confirm_receiver)));
+    }
+
+    /// Checked when the tests build: each holder of a code, a key or what
+    /// is derived from them wipes it when dropped (issue 22; auth's Key is
+    /// checked in auth, which secure does not import).
+    #[test]
+    fn secrets_and_what_they_derive_are_wiped_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Secret>();
+        wiped_on_drop::<Keys>();
+        wiped_on_drop::<Schedule>();
+        wiped_on_drop::<aes_gcm::Aes256Gcm>();
     }
 }
 

@@ -12,15 +12,20 @@ mod words;
 
 use std::sync::Arc;
 
+use zeroize::ZeroizeOnDrop;
+
 pub use crate::protocol::hello::SecretKind;
 use attempts::Attempts;
 
 /// What both ends of an encrypted session hold: a code or a key, and the
-/// failed attempts this side has seen against it while listening.
-#[derive(Clone)]
+/// failed attempts this side has seen against it while listening. The
+/// text is wiped when the last copy is dropped.
+#[derive(Clone, ZeroizeOnDrop)]
 pub struct Secret {
+    #[zeroize(skip)]
     kind: SecretKind,
     text: Vec<u8>,
+    #[zeroize(skip)]
     pub attempts: Arc<Attempts>,
 }
 

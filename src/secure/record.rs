@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::exit::{ExitCode, Failure};
 
@@ -29,8 +30,8 @@ pub const MAX_BODY: usize = MAX_PLAIN + 1 + TAG;
 const APPLICATION_DATA: u8 = 23;
 const LEGACY_VERSION: [u8; 2] = [3, 3];
 
-/// One direction's traffic secret, as HKDF expands it.
-#[derive(Clone)]
+/// One direction's traffic secret, as HKDF expands it; wiped on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Keys {
     pub key: [u8; 32],
     pub iv: [u8; 12],
@@ -42,8 +43,11 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// The AEAD and the nonce sequence of one direction.
+/// The AEAD and the nonce sequence of one direction. The cipher wipes
+/// its own key schedule (aes-gcm's `zeroize` feature); the IV is wiped here.
+#[derive(ZeroizeOnDrop)]
 struct Direction {
+    #[zeroize(skip)]
     cipher: Aes256Gcm,
     iv: [u8; 12],
     seq: u64,

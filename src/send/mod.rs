@@ -198,9 +198,9 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
         }
         Payload::Single(source) => {
             let mut plan = open(cfg, source)?;
-            // only a file can be read again from where a lost connection left it
-            let resumable = matches!(plan.input, Input::File { .. }) && !cfg.common.raw;
-            drive(cfg, reporter, resumable, |conn, journey| {
+            // a raw receiver cannot say what it holds, so nothing resumes
+            // (config refuses --retry with --raw)
+            drive(cfg, reporter, false, |conn, journey| {
                 raw::session(cfg, &mut plan, conn, reporter, journey.began)
             })
         }

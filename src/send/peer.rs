@@ -1,6 +1,7 @@
 //! What the sending side hears from a receiver: frames past keepalives,
-//! the key handshake and ANSWER after an offer, and lost connections, for
-//! the single-file and the tree session alike.
+//! the key handshake and ANSWER after an offer, and lost connections
+//! (tagged retryable), for the tree session and its replies; a single file
+//! is sent as a tree of one entry.
 
 use anyhow::{bail, Context, Result};
 

@@ -177,8 +177,10 @@ impl Run<'_> {
                 self.conn.peer
             ))),
             // before GO a RESULT is the receiver giving up (it read it
-            // in the walk or while waiting for GO alike): say its reason
+            // in the walk or while waiting for GO alike): say its reason,
+            // once the key's MAC shows it is the receiver's
             Message::Result(outcome) if before_go => {
+                self.check_result_mac(&outcome)?;
                 let why = match outcome.message.is_empty() {
                     true => proto::PeerText::from("it ended the session before GO"),
                     false => outcome.message,
@@ -283,6 +285,19 @@ impl Run<'_> {
             state.matched(from, to);
         }
         Ok(())
+    }
+
+    /// With a key in the clear (`--no-encrypt`), a RESULT is the
+    /// receiver's word only under the key's MAC, before GO as at the end;
+    /// an encrypted session's records already vouch for it.
+    pub(super) fn check_result_mac(&self, outcome: &proto::Outcome) -> Result<()> {
+        let Some(key) = &self.key else { return Ok(()) };
+        let mac = outcome.mac.unwrap_or_default();
+        if key.check_result(outcome.status as u8, outcome.held, &mac) {
+            return Ok(());
+        }
+        let why = "the receiver's answer does not carry the key's MAC (altered in transit?)";
+        Err(exit::integrity(format!("{}: {why}", self.conn.peer)))
     }
 
     pub(super) fn landed(&mut self, id: u64, outcome: &proto::Outcome) -> Result<()> {

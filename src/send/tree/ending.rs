@@ -25,14 +25,9 @@ impl Run<'_> {
             self.absorb(msg)?;
         }
         let outcome = self.result.take().expect("the loop waits for it");
-        if let Some(key) = &self.key {
-            let mac = outcome.mac.unwrap_or_default();
-            if !key.check_result(outcome.status as u8, outcome.held, &mac) {
-                self.progress.abandon();
-                let why =
-                    "the receiver's answer does not carry the key's MAC (altered in transit?)";
-                return Err(exit::integrity(format!("{}: {why}", self.conn.peer)));
-            }
+        if let Err(forged) = self.check_result_mac(&outcome) {
+            self.progress.abandon();
+            return Err(forged);
         }
         // entries left unanswered: the receiver failed (and says why), or lost track
         let why = match outcome.status {
@@ -106,7 +101,10 @@ impl Run<'_> {
             let wait = Instant::now() + REASON_WAIT;
             while let Some(left) = wait.checked_duration_since(Instant::now()) {
                 match self.reader.recv_timeout(left) {
-                    Ok(Ok(Message::Result(o))) if o.status == Status::Failed => {
+                    // a reason the key's MAC does not cover is not the receiver's
+                    Ok(Ok(Message::Result(o)))
+                        if o.status == Status::Failed && self.check_result_mac(&o).is_ok() =>
+                    {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
                     }
                     // a tree refused whole in the middle of its manifest
@@ -128,7 +126,7 @@ impl Run<'_> {
             let deadline = Instant::now() + STOP_WAIT;
             while Instant::now() < deadline {
                 match self.reader.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(Message::Result(o))) => {
+                    Ok(Ok(Message::Result(o))) if self.check_result_mac(&o).is_ok() => {
                         said.push_str(&match (&self.single, self.items.first()) {
                             (Some(_), Some(item)) if !item.stream => {
                                 format!("; the receiver holds {} bytes of {}", o.held, item.size)
