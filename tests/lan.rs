@@ -369,7 +369,10 @@ fn peers_lists_a_receiver_and_forgets_it_when_it_exits() {
     // may close before the second family's answer came, so list again
     // until both are in one line
     let port = recv.addr.port();
-    let (v4, v6) = (format!("198.18.0.1:{port}"), format!("[fd5a:7c00::1]:{port}"));
+    let (v4, v6) = (
+        format!("198.18.0.1:{port}"),
+        format!("[fd5a:7c00::1]:{port}"),
+    );
     let deadline = Instant::now() + SETTLE_WAIT;
     let line = loop {
         let text = lan.run(2, &["peers", "--find-timeout", "1"]);
