@@ -23,8 +23,11 @@ pub const NAME_MOST: usize = 63;
 /// then, with room for the network on the way.
 pub const SETTLE: Duration = Duration::from_millis(200);
 
-/// And at least this long after the first answer that fits.
-pub const AFTER_FIRST: Duration = Duration::from_millis(50);
+/// And at least this long after the answer that settled it: responders
+/// delay an answer by 20 to 120 ms (RFC 6762, 6.), so two that answer one
+/// query late (each held back by its once-a-second limit since the last
+/// query) still arrive within this of each other.
+pub const AFTER_FIRST: Duration = Duration::from_millis(150);
 
 /// Looking for "the one receiver" (no name, no code), a browse waits this
 /// long from its query: a responder multicasts a record at most once a
@@ -180,19 +183,18 @@ impl Want {
     }
 
     /// How long after its query a browse must go on, now that `found`
-    /// was heard (`None`: until its timeout). Two that fit settle it at
-    /// once (the answer is "several"). One that fits a name or a nameplate
-    /// settles it after [`SETTLE`]: another that claims the same would have
-    /// answered by then. One that fits "the one receiver" waits
+    /// was heard (`None`: until its timeout). Two that fit make the answer
+    /// "several", and one that fits a name or a nameplate makes it that
+    /// one: either settles it after [`SETTLE`], when another that claims
+    /// the same, and the other address family's answers, have come. One that fits "the one receiver" waits
     /// [`SETTLE_ANY`], time for a responder that answered another query
     /// within the last second, and may multicast only once a second
     /// (RFC 6762, 6.), to be heard too.
     pub fn settles_after(&self, found: &[Found]) -> Option<Duration> {
         match found.iter().filter(|f| self.fits(f)).count() {
             0 => None,
-            1 if self.name.is_some() || self.plate.is_some() => Some(SETTLE),
-            1 => Some(SETTLE_ANY),
-            _ => Some(Duration::ZERO),
+            1 if self.name.is_none() && self.plate.is_none() => Some(SETTLE_ANY),
+            _ => Some(SETTLE),
         }
     }
 }
@@ -421,7 +423,7 @@ mod tests {
         assert_eq!(w.choose(&lan), Choice::One(lan[0].clone()));
         assert_eq!(w.settles_after(&lan), Some(SETTLE));
         assert_eq!(want(None, None).settles_after(&lan[2..]), Some(SETTLE_ANY));
-        assert_eq!(want(None, None).settles_after(&lan), Some(Duration::ZERO));
+        assert_eq!(want(None, None).settles_after(&lan), Some(SETTLE));
         assert_eq!(want(Some("z"), None).settles_after(&lan), None);
     }
 
