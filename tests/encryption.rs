@@ -10,7 +10,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -19,13 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const KEY: &str = "correct horse battery staple";
-
-/// `zc ARGS` with no key from the test's environment.
-fn zcmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.env_remove("ZC_KEY").args(args);
-    cmd
-}
 
 fn send_with(args: &[&str], key: Option<&str>) -> Outcome {
     let mut cmd = zcmd(&["send"]);

@@ -206,9 +206,10 @@ impl Recv {
     }
 }
 
-fn send_cmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.arg("send").args(QUIET).args(args);
+/// `zc send --progress none ARGS`.
+fn quiet_send_cmd(args: &[&str]) -> Command {
+    let mut cmd = send_cmd(&QUIET);
+    cmd.args(args);
     cmd
 }
 
@@ -224,7 +225,7 @@ fn send_async(args: &[&str], stdin: Option<&Path>) -> Proc {
         Some(path) => Stdio::from(File::open(path).expect("opening the sender's stdin")),
         None => Stdio::null(),
     };
-    Proc::start(send_cmd(args), "zc send", input)
+    Proc::start(quiet_send_cmd(args), "zc send", input)
 }
 
 // ---------------------------------------------------------------------------
@@ -2410,7 +2411,7 @@ fn keyed_transfer_through_tampering(strip: bool) {
         .arg("--no-encrypt");
     let mut r = Recv::start_cmd(rcmd);
     let (mitm, tampered) = tampering_proxy(r.addr, strip);
-    let mut scmd = send_cmd(&["--no-encrypt", s(&src), &mitm.to_string()]);
+    let mut scmd = quiet_send_cmd(&["--no-encrypt", s(&src), &mitm.to_string()]);
     scmd.env("ZC_KEY", "correct horse battery staple");
     let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(SUITE_TIMEOUT);
     let got = r.finish(SUITE_TIMEOUT);
