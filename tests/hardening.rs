@@ -580,27 +580,23 @@ struct Mount(PathBuf);
 
 impl Mount {
     /// Mounts a tmpfs at `path`; `None` (with a SKIP line) where mounting is
-    /// not allowed.
+    /// not allowed, or a failure under `ZC_ROOT_REQUIRED=1` (CI, as root).
     fn tmpfs(path: &Path, options: &str, test: &str) -> Option<Mount> {
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(path)
             .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Mount(path.to_path_buf())),
-            Ok(o) => {
-                eprintln!(
-                    "SKIP {test}: cannot mount a tmpfs ({}): {}",
-                    o.status,
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIP {test}: cannot run mount: {e}");
-                None
-            }
-        }
+        let why = match out {
+            Ok(o) if o.status.success() => return Some(Mount(path.to_path_buf())),
+            Ok(o) => format!(
+                "cannot mount a tmpfs ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        skip_unless_required("ZC_ROOT_REQUIRED", test, &why);
+        None
     }
 }
 

@@ -11,7 +11,7 @@
 //!     cargo build --release --target x86_64-pc-windows-gnu
 //!     x86_64-w64-mingw32-gcc -shared -O2 -s -o target/x86_64-pc-windows-gnu/release/bcryptprimitives.dll .ci/wine/bcryptprimitives.c -ladvapi32
 //!
-//! Where either is missing the tests say `skipped: ...` and pass, unless
+//! Where either is missing the tests say `SKIP: ...` and pass, unless
 //! `ZC_WINE_REQUIRED=1` (set by `.ci/run`), which turns a skip into a failure.
 //! `ZC_WINE_EXE` names another `zc.exe`, `ZC_WINE` another Wine launcher.
 //! Wine runs in its own prefix under the target directory (created on the
@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{all_paths, expect_summary_sha, sha256_file};
+use common::{all_paths, expect_summary_sha, sha256_file, skip_unless_required};
 
 const MIB: u64 = 1 << 20;
 /// A few MiB, not a multiple of any buffer size.
@@ -195,9 +195,7 @@ fn wine() -> Option<&'static Wine> {
     WINE.get_or_init(|| match locate() {
         Ok(wine) => Some(start(wine)),
         Err(why) => {
-            let required = std::env::var("ZC_WINE_REQUIRED").is_ok_and(|v| v == "1");
-            assert!(!required, "ZC_WINE_REQUIRED=1 but {why}");
-            say(&format!("skipped: Windows interop tests under Wine: {why}"));
+            skip_unless_required("ZC_WINE_REQUIRED", "Windows interop tests under Wine", &why);
             None
         }
     })

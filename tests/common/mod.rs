@@ -548,6 +548,16 @@ pub fn all_paths(top: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// For a test that cannot run here (`why`): a `SKIP: TESTS: WHY` line and a
+/// pass, unless the environment variable `required` is `1` (`.ci/run` sets
+/// one for each kind of test CI must run), which makes the skip a failure.
+pub fn skip_unless_required(required: &str, tests: &str, why: &str) {
+    let must_run = std::env::var(required).is_ok_and(|v| v == "1");
+    assert!(!must_run, "{required}=1 but {why}");
+    // Past the test harness's capture, so a skip shows in a plain log.
+    let _ = writeln!(io::stderr(), "SKIP: {tests}: {why}");
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
