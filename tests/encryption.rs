@@ -38,16 +38,6 @@ fn recv_with(out: &Path, extra: &[&str], key: Option<&str>) -> Receiver {
     spawn_receiver(cmd, Stdout::Null)
 }
 
-/// The code a listening side printed before its listening line.
-fn code_in(head: &str) -> String {
-    let line = line_with(head, "zc: code ").unwrap_or_else(|| panic!("no code in:\n{head}"));
-    line.trim_start_matches("zc: code ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// The same code with another number: well formed, and wrong.
 fn other_code(code: &str) -> String {
     let (number, words) = code.split_once('-').unwrap();

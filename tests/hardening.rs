@@ -320,13 +320,6 @@ fn preamble(version: u16) -> Vec<u8> {
     v
 }
 
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![kind];
-    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
 /// Preamble and OFFER, as a sender would open.
 fn hello(offer_body: &[u8]) -> Vec<u8> {
     let mut v = preamble(proto::VERSION);

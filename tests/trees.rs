@@ -1283,13 +1283,6 @@ fn field(tag: u8, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![kind];
-    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
 fn preamble() -> Vec<u8> {
     let mut v = b"ZCPF".to_vec();
     v.extend_from_slice(&1u16.to_be_bytes());

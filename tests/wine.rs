@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{all_paths, expect_summary_sha, sha256_file, skip_unless_required};
+use common::{all_paths, expect_summary_sha, say, sha256_file, skip_unless_required};
 
 const MIB: u64 = 1 << 20;
 /// A few MiB, not a multiple of any buffer size.
@@ -47,12 +47,6 @@ const DATA_SHA256: &str = "b09bfc8f07d02885625cdcc5539f326b0a3100f393f0e917fbb86
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 /// Any one transfer, Wine start included.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Writes straight to the process's stderr, past the test harness's capture,
-/// so a skip or a timing is visible in a plain `cargo test` log.
-fn say(line: &str) {
-    let _ = writeln!(io::stderr(), "{line}");
-}
 
 /// Where to find and how to run `zc.exe` under Wine.
 struct Wine {

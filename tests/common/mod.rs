@@ -554,8 +554,28 @@ pub fn all_paths(top: &Path) -> Vec<PathBuf> {
 pub fn skip_unless_required(required: &str, tests: &str, why: &str) {
     let must_run = std::env::var(required).is_ok_and(|v| v == "1");
     assert!(!must_run, "{required}=1 but {why}");
-    // Past the test harness's capture, so a skip shows in a plain log.
-    let _ = writeln!(io::stderr(), "SKIP: {tests}: {why}");
+    say(&format!("SKIP: {tests}: {why}"));
+}
+
+/// Writes straight to the process's stderr, past the test harness's capture,
+/// so a skip or a timing is visible in a plain `cargo test` log.
+pub fn say(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
+}
+
+/// The code a listening side printed before its listening line.
+pub fn code_in(head: &str) -> String {
+    let line = line_with(head, "zc: code ").unwrap_or_else(|| panic!("no code in:\n{head}"));
+    let code = line.trim_start_matches("zc: code ").split_whitespace();
+    code.into_iter().next().unwrap().to_string()
+}
+
+/// A protocol frame: its kind, its body's length (u32, big-endian), the body.
+pub fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
