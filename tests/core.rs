@@ -12,7 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sha2::{Digest, Sha256};
 
 /// Where a framed receiver is told to write.
 #[derive(Debug, Clone, Copy)]
@@ -23,21 +22,6 @@ enum Target {
     File,
     /// `-o -`, captured through a pipe.
     Stdout,
-}
-
-/// The `sha256 <hex>` in a summary line.
-fn summary_sha(stderr: &str) -> Option<String> {
-    let rest = stderr.split("sha256 ").nth(1)?;
-    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    (hex.len() == 64).then_some(hex)
-}
-
-fn sha256_hex(path: &Path) -> String {
-    let data = fs::read(path).unwrap();
-    Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// One framed transfer of a `size`-byte random file into `target`; checks the
@@ -98,23 +82,13 @@ fn framed_case(size: u64, target: Target, timeout: Duration) {
     }
 
     // Both sides report the same digest, and it is the file's.
-    let sent_sha = summary_sha(&sent.stderr).unwrap_or_else(|| {
-        panic!(
-            "{what}: no sha256 in the sender's summary:\n{}",
-            sent.stderr
-        )
-    });
-    let got_sha = summary_sha(&got.stderr).unwrap_or_else(|| {
-        panic!(
-            "{what}: no sha256 in the receiver's summary:\n{}",
-            got.stderr
-        )
-    });
+    let sent_sha = expect_summary_sha(&sent.stderr, &format!("{what}, the sender"));
+    let got_sha = expect_summary_sha(&got.stderr, &format!("{what}, the receiver"));
     assert_eq!(sent_sha, got_sha, "{what}: the two sides' digests differ");
     if size <= 8 * MIB {
         assert_eq!(
             sent_sha,
-            sha256_hex(&src),
+            sha256_file(&src),
             "{what}: the summary's sha256 is not the file's"
         );
     }
@@ -246,7 +220,7 @@ fn stdin_buffered_and_sendfile_paths_agree() {
         digests.iter().all(|d| d == &digests[0]),
         "the three paths reported different digests: {digests:?}"
     );
-    assert_eq!(digests[0], sha256_hex(&src));
+    assert_eq!(digests[0], sha256_file(&src));
 }
 
 #[test]

@@ -10,7 +10,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -19,13 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const KEY: &str = "correct horse battery staple";
-
-/// `zc ARGS` with no key from the test's environment.
-fn zcmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.env_remove("ZC_KEY").args(args);
-    cmd
-}
 
 fn send_with(args: &[&str], key: Option<&str>) -> Outcome {
     let mut cmd = zcmd(&["send"]);
@@ -44,16 +36,6 @@ fn recv_with(out: &Path, extra: &[&str], key: Option<&str>) -> Receiver {
         cmd.env("ZC_KEY", key);
     }
     spawn_receiver(cmd, Stdout::Null)
-}
-
-/// The code a listening side printed before its listening line.
-fn code_in(head: &str) -> String {
-    let line = line_with(head, "zc: code ").unwrap_or_else(|| panic!("no code in:\n{head}"));
-    line.trim_start_matches("zc: code ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// The same code with another number: well formed, and wrong.

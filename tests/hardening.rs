@@ -206,9 +206,10 @@ impl Recv {
     }
 }
 
-fn send_cmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.arg("send").args(QUIET).args(args);
+/// `zc send --progress none ARGS`.
+fn quiet_send_cmd(args: &[&str]) -> Command {
+    let mut cmd = send_cmd(&QUIET);
+    cmd.args(args);
     cmd
 }
 
@@ -224,7 +225,7 @@ fn send_async(args: &[&str], stdin: Option<&Path>) -> Proc {
         Some(path) => Stdio::from(File::open(path).expect("opening the sender's stdin")),
         None => Stdio::null(),
     };
-    Proc::start(send_cmd(args), "zc send", input)
+    Proc::start(quiet_send_cmd(args), "zc send", input)
 }
 
 // ---------------------------------------------------------------------------
@@ -316,13 +317,6 @@ fn preamble(version: u16) -> Vec<u8> {
     let mut v = proto::MAGIC.to_vec();
     v.extend_from_slice(&version.to_be_bytes());
     v.extend_from_slice(&[0, 0]);
-    v
-}
-
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![kind];
-    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    v.extend_from_slice(body);
     v
 }
 
@@ -579,27 +573,23 @@ struct Mount(PathBuf);
 
 impl Mount {
     /// Mounts a tmpfs at `path`; `None` (with a SKIP line) where mounting is
-    /// not allowed.
+    /// not allowed, or a failure under `ZC_ROOT_REQUIRED=1` (CI, as root).
     fn tmpfs(path: &Path, options: &str, test: &str) -> Option<Mount> {
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(path)
             .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Mount(path.to_path_buf())),
-            Ok(o) => {
-                eprintln!(
-                    "SKIP {test}: cannot mount a tmpfs ({}): {}",
-                    o.status,
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIP {test}: cannot run mount: {e}");
-                None
-            }
-        }
+        let why = match out {
+            Ok(o) if o.status.success() => return Some(Mount(path.to_path_buf())),
+            Ok(o) => format!(
+                "cannot mount a tmpfs ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        skip_unless_required("ZC_ROOT_REQUIRED", test, &why);
+        None
     }
 }
 
@@ -2410,7 +2400,7 @@ fn keyed_transfer_through_tampering(strip: bool) {
         .arg("--no-encrypt");
     let mut r = Recv::start_cmd(rcmd);
     let (mitm, tampered) = tampering_proxy(r.addr, strip);
-    let mut scmd = send_cmd(&["--no-encrypt", s(&src), &mitm.to_string()]);
+    let mut scmd = quiet_send_cmd(&["--no-encrypt", s(&src), &mitm.to_string()]);
     scmd.env("ZC_KEY", "correct horse battery staple");
     let sent = Proc::start(scmd, "zc send", Stdio::null()).finish(SUITE_TIMEOUT);
     let got = r.finish(SUITE_TIMEOUT);

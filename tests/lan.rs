@@ -19,7 +19,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,18 +37,10 @@ const SETTLE_WAIT: Duration = Duration::from_secs(60);
 
 static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
 
-/// Writes past the test harness's capture, so a skip shows in a plain log.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 /// A skip, or under `ZC_NETNS_REQUIRED=1` (CI) a failure.
 fn unavailable<T>(why: &str) -> Option<T> {
-    let required = std::env::var("ZC_NETNS_REQUIRED").is_ok_and(|v| v == "1");
-    assert!(!required, "ZC_NETNS_REQUIRED=1 but {why}");
-    say(&format!(
-        "SKIP: LAN discovery test between namespaces: {why}"
-    ));
+    let tests = "LAN discovery test between namespaces";
+    skip_unless_required("ZC_NETNS_REQUIRED", tests, why);
     None
 }
 
@@ -303,13 +295,6 @@ impl Dirs {
         random_file(&f, size, seed);
         f
     }
-}
-
-/// The code a listening side printed before its listening line.
-fn code_in(head: &str) -> String {
-    let line = line_with(head, "zc: code ").unwrap_or_else(|| panic!("no code in:\n{head}"));
-    let code = line.trim_start_matches("zc: code ").split_whitespace();
-    code.into_iter().next().unwrap().to_string()
 }
 
 fn names_of(peers: &[serde_json::Value]) -> Vec<String> {

@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,12 +38,6 @@ enum Case {
     Tree,
 }
 
-fn send_cmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    cmd
-}
-
 /// A tree of `SIZE` bytes: 160 files of 48 KiB (packed into shared writes)
 /// and one large file (sendfile).
 fn tree(top: &Path) {
@@ -54,18 +47,6 @@ fn tree(top: &Path) {
         random_file(&top.join(format!("small/s{i:03}.bin")), small, i);
     }
     random_file(&top.join("large.bin"), SIZE - 160 * small, 999);
-}
-
-fn assert_same_tree(expected: &Path, actual: &Path) {
-    for entry in fs::read_dir(expected).unwrap() {
-        let entry = entry.unwrap();
-        let (from, to) = (entry.path(), actual.join(entry.file_name()));
-        if entry.file_type().unwrap().is_dir() {
-            assert_same_tree(&from, &to);
-        } else {
-            assert_same_file(&from, &to);
-        }
-    }
 }
 
 /// `bytes` over `elapsed` must be within [half the limit, the limit + 25%].
@@ -135,7 +116,7 @@ fn paced(case: Case, side: Side) {
     sent.expect_clean(0, &format!("zc send, {what}"));
     got.expect_clean(0, &format!("zc recv, {what}"));
     match case {
-        Case::Tree => assert_same_tree(&source, &out.join("paced.bin")),
+        Case::Tree => assert_same_tree_contents(&source, &out.join("paced.bin")),
         _ => assert_same_file(&source, &out.join("paced.bin")),
     }
     if matches!(case, Case::File | Case::Raw) {
@@ -223,7 +204,7 @@ fn a_slow_receiver_does_not_make_its_sender_time_out() {
             "{what}: {elapsed:?} is not past the sender's timeout: the case proves nothing"
         );
         if landed.is_dir() {
-            assert_same_tree(&source, &landed);
+            assert_same_tree_contents(&source, &landed);
         } else {
             assert_same_file(&source, &landed);
         }

@@ -13,18 +13,10 @@ use sha2::{Digest, Sha256};
 
 use common::*;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 of bytes [from, from+len) of `path`, computed here.
 fn sha_of_range(path: &Path, from: u64, len: u64) -> String {
     let data = fs::read(path).unwrap();
     hex(&Sha256::digest(&data[from as usize..(from + len) as usize]))
-}
-
-fn sha_of_file(path: &Path) -> String {
-    hex(&Sha256::digest(fs::read(path).unwrap()))
 }
 
 /// The summary line (`zc: sent ...` / `zc: received ...`) of `stderr`.
@@ -35,14 +27,16 @@ fn summary<'a>(stderr: &'a str, role: &str) -> &'a str {
     lines[0]
 }
 
-/// The 64-digit hex after `sha256 ` on the summary line, as `sha256sum`
-/// prints it, or `None`.
-fn summary_sha(stderr: &str, role: &str) -> Option<String> {
+/// The 64-digit hex after `, sha256 ` on `role`'s one summary line, as
+/// `sha256sum` prints it, or `None` when the line has no digest. Stricter
+/// than common's [`summary_sha`]: a digest of another length fails the test
+/// here instead of reading as none.
+fn role_sha(stderr: &str, role: &str) -> Option<String> {
     let line = summary(stderr, role);
-    let rest = line.split(", sha256 ").nth(1)?;
-    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    assert_eq!(hex.len(), 64, "a digest that is not 64 hex digits: {line}");
-    Some(hex)
+    let from = line.find(", sha256 ")?;
+    let sha = summary_sha(&line[from..]);
+    assert!(sha.is_some(), "a digest that is not 64 hex digits: {line}");
+    sha
 }
 
 /// A raw receiver into `out` with `extra` flags, then `zc send --raw ARGS`
@@ -73,13 +67,13 @@ fn both_sides_print_the_files_digest() {
         random_file(&src, size, 40);
         let (sent, got) = raw_pair(&out, &[], &[s(&src)]);
         assert_same_file(&src, &out);
-        let want = sha_of_file(&src);
+        let want = sha256_file(&src);
         assert_eq!(
-            summary_sha(&sent.stderr, "sent"),
+            role_sha(&sent.stderr, "sent"),
             Some(want.clone()),
             "{size} B"
         );
-        assert_eq!(summary_sha(&got.stderr, "received"), Some(want), "{size} B");
+        assert_eq!(role_sha(&got.stderr, "received"), Some(want), "{size} B");
         assert!(
             summary(&sent.stderr, "sent").contains("zero-copy") || size == 0,
             "hashing must not cost the sender sendfile: {}",
@@ -103,10 +97,10 @@ fn a_range_has_the_ranges_digest() {
         &["--offset", &from_s, "--count", &count_s, s(&src)],
     );
     let want = sha_of_range(&src, from, count);
-    assert_ne!(want, sha_of_file(&src));
-    assert_eq!(sha_of_file(&out), want, "the receiver wrote the range");
-    assert_eq!(summary_sha(&sent.stderr, "sent"), Some(want.clone()));
-    assert_eq!(summary_sha(&got.stderr, "received"), Some(want));
+    assert_ne!(want, sha256_file(&src));
+    assert_eq!(sha256_file(&out), want, "the receiver wrote the range");
+    assert_eq!(role_sha(&sent.stderr, "sent"), Some(want.clone()));
+    assert_eq!(role_sha(&got.stderr, "received"), Some(want));
     let said = format!("sha256 of the {count} bytes sent, from byte {from}");
     assert!(
         summary(&sent.stderr, "sent").contains(&said),
@@ -130,9 +124,9 @@ fn receiver_offset_digest_covers_the_bytes_received() {
     let (sent, got) = raw_pair(&out, &["--offset", &at_s], &["--offset", &at_s, s(&src)]);
     assert_same_file(&src, &out);
     let want = sha_of_range(&src, at, size - at);
-    assert_ne!(want, sha_of_file(&out));
-    assert_eq!(summary_sha(&sent.stderr, "sent"), Some(want.clone()));
-    assert_eq!(summary_sha(&got.stderr, "received"), Some(want));
+    assert_ne!(want, sha256_file(&out));
+    assert_eq!(role_sha(&sent.stderr, "sent"), Some(want.clone()));
+    assert_eq!(role_sha(&got.stderr, "received"), Some(want));
     let said = format!("sha256 of the {} bytes received, from byte {at}", size - at);
     assert!(
         summary(&got.stderr, "received").contains(&said),
@@ -155,9 +149,9 @@ fn stdin_into_a_device_has_the_streams_digest() {
     println!("sender:\n{}receiver:\n{}", sent.stderr, got.stderr);
     sent.expect_clean(0, "zc send --raw -");
     got.expect_clean(0, "zc recv --raw -o - >/dev/null");
-    let want = sha_of_file(&src);
-    assert_eq!(summary_sha(&sent.stderr, "sent"), Some(want.clone()));
-    assert_eq!(summary_sha(&got.stderr, "received"), Some(want));
+    let want = sha256_file(&src);
+    assert_eq!(role_sha(&sent.stderr, "sent"), Some(want.clone()));
+    assert_eq!(role_sha(&got.stderr, "received"), Some(want));
     let said = format!("sha256 of the {size} bytes received");
     assert!(
         summary(&got.stderr, "received").contains(&said),
@@ -187,10 +181,7 @@ fn nc_into_zc_recv_raw_prints_what_nc_sent() {
     nc.expect_code(0, "nc -N (netcat-openbsd)");
     got.expect_clean(0, "zc recv --raw from nc");
     assert_same_file(&src, &out);
-    assert_eq!(
-        summary_sha(&got.stderr, "received"),
-        Some(sha_of_file(&src))
-    );
+    assert_eq!(role_sha(&got.stderr, "received"), Some(sha256_file(&src)));
 }
 
 /// `--no-verify` on either side: that side prints no digest, the other
@@ -200,7 +191,7 @@ fn no_verify_prints_no_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src.bin");
     random_file(&src, MIB + 3, 45);
-    let want = sha_of_file(&src);
+    let want = sha256_file(&src);
     for (rx_extra, tx_extra) in [(&["--no-verify"][..], &[][..]), (&[], &["--no-verify"])] {
         let out = tmp.path().join(format!("out-{}.bin", rx_extra.len()));
         let mut args = tx_extra.to_vec();
@@ -210,7 +201,7 @@ fn no_verify_prints_no_digest() {
         for (outcome, role, off) in [(&sent, "sent", tx_extra), (&got, "received", rx_extra)] {
             let line = summary(&outcome.stderr, role);
             if off.is_empty() {
-                assert_eq!(summary_sha(&outcome.stderr, role), Some(want.clone()));
+                assert_eq!(role_sha(&outcome.stderr, role), Some(want.clone()));
             } else {
                 assert!(
                     !line.contains("sha256") && line.contains("not verified"),
@@ -239,7 +230,7 @@ fn json_done_events_carry_the_digest() {
     let out = tmp.path().join("out.bin");
     random_file(&src, 2 * MIB + 5, 46);
     let (sent, got) = raw_pair(&out, &["--json"], &["--json", s(&src)]);
-    let want = sha_of_file(&src);
+    let want = sha256_file(&src);
     assert_eq!(done_event(&sent.stderr)["sha256"], want.as_str());
     assert_eq!(done_event(&got.stderr)["sha256"], want.as_str());
 
@@ -286,10 +277,7 @@ fn a_cut_send_prints_no_digest() {
     if got.code == 0 {
         let have = fs::metadata(&out).unwrap().len();
         assert!(have < 40 * MIB, "the cut let everything through");
-        assert_eq!(
-            summary_sha(&got.stderr, "received"),
-            Some(sha_of_file(&out))
-        );
+        assert_eq!(role_sha(&got.stderr, "received"), Some(sha256_file(&out)));
         assert!(
             summary(&got.stderr, "received").contains(&format!("ends at byte {have}")),
             "{}",

@@ -17,18 +17,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
-use sha2::{Digest, Sha256};
 
 /// The protocol's verification block: held data is hashed in 4 MiB blocks.
 const BLOCK: u64 = 4 * MIB;
 /// Preamble, offer, DATA headers and END around the data of one attempt.
 const OVERHEAD: u64 = 64 * 1024;
-
-fn send_cmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    cmd
-}
 
 /// A temporary directory with `out/` (the receiver's) and a source file
 /// `name` of `size` random bytes.
@@ -163,31 +156,6 @@ fn resumed_from(stderr: &str) -> Option<u64> {
     let rest = stderr.split("resumed from byte ").nth(1)?;
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
-}
-
-/// The `sha256 <hex>` in a summary line.
-fn summary_sha(stderr: &str) -> Option<String> {
-    let rest = stderr.split("sha256 ").nth(1)?;
-    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    (hex.len() == 64).then_some(hex)
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut file = File::open(path).unwrap();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Splits a command line the way a POSIX shell would for what zc prints:

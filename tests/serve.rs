@@ -9,7 +9,6 @@ mod common;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -20,12 +19,6 @@ use serde_json::Value;
 /// (src/send/digests.rs, SETTLE, plus a margin): the tests that count
 /// cache hits wait this long after writing their source.
 const SETTLE: Duration = Duration::from_millis(2300);
-
-fn zcmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.env_remove("ZC_KEY").args(args);
-    cmd
-}
 
 /// `zc send --json --listen 127.0.0.1:0 -k EXTRA... SOURCES...`, listening.
 fn server(extra: &[&str], sources: &[&Path]) -> Receiver {

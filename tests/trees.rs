@@ -77,12 +77,6 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn send_cmd(args: &[&str]) -> Command {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    cmd
-}
-
 /// A path from raw bytes (names need not be UTF-8).
 fn bpath(base: &Path, rel: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(rel))
@@ -113,18 +107,6 @@ fn set_mtime_ns(path: &Path, ns: u64) {
 
 fn mtime_ns(meta: &fs::Metadata) -> (i64, i64) {
     (meta.mtime(), meta.mtime_nsec())
-}
-
-/// Every path under `top` (and `top`), not following links.
-fn all_paths(top: &Path) -> Vec<PathBuf> {
-    let mut out = vec![top.to_path_buf()];
-    let meta = fs::symlink_metadata(top).unwrap();
-    if meta.is_dir() {
-        for e in fs::read_dir(top).unwrap() {
-            out.extend(all_paths(&e.unwrap().path()));
-        }
-    }
-    out
 }
 
 /// Gives every file and directory under `top` (and `top`) a distinct
@@ -379,10 +361,6 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
 /// it, and the names beside OUT.
 fn outside_state(l: &Layout) -> (BTreeMap<PathBuf, String>, Vec<String>) {
     (snapshot(&l.outside), list_dir(&l.root))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1302,13 +1280,6 @@ fn field(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut v = vec![tag];
     v.extend_from_slice(&(value.len() as u16).to_be_bytes());
     v.extend_from_slice(value);
-    v
-}
-
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![kind];
-    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    v.extend_from_slice(body);
     v
 }
 

@@ -11,7 +11,7 @@
 //!     cargo build --release --target x86_64-pc-windows-gnu
 //!     x86_64-w64-mingw32-gcc -shared -O2 -s -o target/x86_64-pc-windows-gnu/release/bcryptprimitives.dll .ci/wine/bcryptprimitives.c -ladvapi32
 //!
-//! Where either is missing the tests say `skipped: ...` and pass, unless
+//! Where either is missing the tests say `SKIP: ...` and pass, unless
 //! `ZC_WINE_REQUIRED=1` (set by `.ci/run`), which turns a skip into a failure.
 //! `ZC_WINE_EXE` names another `zc.exe`, `ZC_WINE` another Wine launcher.
 //! Wine runs in its own prefix under the target directory (created on the
@@ -23,6 +23,8 @@
 //! files, and only its exit is waited for.
 #![cfg(unix)]
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,7 +33,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use common::{all_paths, expect_summary_sha, say, sha256_file, skip_unless_required};
 
 const MIB: u64 = 1 << 20;
 /// A few MiB, not a multiple of any buffer size.
@@ -45,12 +47,6 @@ const DATA_SHA256: &str = "b09bfc8f07d02885625cdcc5539f326b0a3100f393f0e917fbb86
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 /// Any one transfer, Wine start included.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Writes straight to the process's stderr, past the test harness's capture,
-/// so a skip or a timing is visible in a plain `cargo test` log.
-fn say(line: &str) {
-    let _ = writeln!(io::stderr(), "{line}");
-}
 
 /// Where to find and how to run `zc.exe` under Wine.
 struct Wine {
@@ -193,9 +189,7 @@ fn wine() -> Option<&'static Wine> {
     WINE.get_or_init(|| match locate() {
         Ok(wine) => Some(start(wine)),
         Err(why) => {
-            let required = std::env::var("ZC_WINE_REQUIRED").is_ok_and(|v| v == "1");
-            assert!(!required, "ZC_WINE_REQUIRED=1 but {why}");
-            say(&format!("skipped: Windows interop tests under Wine: {why}"));
+            skip_unless_required("ZC_WINE_REQUIRED", "Windows interop tests under Wine", &why);
             None
         }
     })
@@ -354,19 +348,6 @@ fn test_data(path: &Path) {
     out.flush().unwrap();
 }
 
-fn sha256_file(path: &Path) -> String {
-    let mut file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        match file.read(&mut buf).unwrap() {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        }
-    }
-    format!("{:x}", hasher.finalize())
-}
-
 /// A fresh directory holding the test data as `data.bin`, checked.
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -395,15 +376,6 @@ fn assert_same(want: &Path, got: &Path, what: &str) {
         );
     }
     assert_eq!(sha256_file(got), DATA_SHA256, "{what}");
-}
-
-/// The `sha256 <hex>` a framed summary reports.
-fn summary_sha(stderr: &str, what: &str) -> String {
-    let rest = stderr
-        .split("sha256 ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{what}: no sha256 in the summary:\n{stderr}"));
-    rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect()
 }
 
 fn report(what: &str, began: Instant) {
@@ -438,8 +410,8 @@ fn windows_sends_framed_to_linux() {
     let got = recv.finish(TIMEOUT);
     got.expect_ok("linux zc recv");
     assert_same(&src, &out.join("data.bin"), "zc.exe send -> linux recv");
-    assert_eq!(summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
-    assert_eq!(summary_sha(&got.stderr, "linux recv"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&got.stderr, "linux recv"), DATA_SHA256);
     // Windows has no sendfile(2): the buffered path must have carried it.
     assert!(
         sent.stderr.contains("buffered") && !sent.stderr.contains("zero-copy"),
@@ -477,8 +449,8 @@ fn linux_sends_framed_to_windows() {
         !out.join("data.bin.zcpart").exists(),
         "zc.exe recv left its .zcpart behind"
     );
-    assert_eq!(summary_sha(&sent.stderr, "linux send"), DATA_SHA256);
-    assert_eq!(summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&sent.stderr, "linux send"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
     report("linux zc send (framed) -> zc.exe recv", began);
 }
 
@@ -521,7 +493,7 @@ fn windows_makes_a_code_and_receives_encrypted_from_linux() {
         &out.join("data.bin"),
         "linux send --code -> zc.exe recv",
     );
-    assert_eq!(summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
     for (who, text) in [("linux send", &sent.stderr), ("zc.exe recv", &got.stderr)] {
         assert!(text.contains("encrypted"), "{who}: {text}");
     }
@@ -554,7 +526,7 @@ fn windows_sends_encrypted_with_a_key_to_linux() {
         &out.join("data.bin"),
         "zc.exe send -> linux recv, keyed",
     );
-    assert_eq!(summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
+    assert_eq!(expect_summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
     for (who, text) in [("zc.exe send", &sent.stderr), ("linux recv", &got.stderr)] {
         assert!(text.contains("encrypted"), "{who}: {text}");
     }
@@ -684,7 +656,10 @@ fn stdin_pipe_into_windows_send() {
     feeder.join().unwrap();
     recv.finish(TIMEOUT).expect_ok("linux zc recv");
     assert_same(&src, &out, "pipe | zc.exe send - -> linux recv");
-    assert_eq!(summary_sha(&sent.stderr, "zc.exe send -"), DATA_SHA256);
+    assert_eq!(
+        expect_summary_sha(&sent.stderr, "zc.exe send -"),
+        DATA_SHA256
+    );
     report("pipe | zc.exe send - (framed) -> linux zc recv", began);
 }
 
@@ -720,17 +695,6 @@ fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-}
-
-/// Every path under `top` (and `top`), not following links.
-fn all_paths(top: &Path) -> Vec<PathBuf> {
-    let mut out = vec![top.to_path_buf()];
-    if fs::symlink_metadata(top).unwrap().is_dir() {
-        for entry in fs::read_dir(top).unwrap() {
-            out.extend(all_paths(&entry.unwrap().path()));
-        }
-    }
-    out
 }
 
 /// A tree any system can hold: nested directories, an empty directory

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 /// No child may run longer than this; a hung test is a failed test.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// For the 100 MiB / 1 GiB cases on a slow (debug, shared) machine.
@@ -23,6 +25,20 @@ pub const MIB: u64 = 1 << 20;
 
 pub fn zc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zc"))
+}
+
+/// `zc ARGS...` with no key in its environment, whatever the runner's is.
+pub fn zcmd(args: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.env_remove("ZC_KEY").args(args);
+    cmd
+}
+
+/// `zc send ARGS...`, for callers that adjust it before running it.
+pub fn send_cmd(args: &[&str]) -> Command {
+    let mut cmd = zc();
+    cmd.arg("send").args(args);
+    cmd
 }
 
 /// Kills `child` and its own children (a `zc` under `/usr/bin/time`), then
@@ -329,22 +345,16 @@ pub fn run(mut cmd: Command, stdin: Option<&Path>, timeout: Duration) -> Outcome
 
 /// `zc send ARGS...` to its end.
 pub fn send(args: &[&str]) -> Outcome {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    run(cmd, None, TIMEOUT)
+    run(send_cmd(args), None, TIMEOUT)
 }
 
 /// `zc send ARGS...` with a file piped into its stdin.
 pub fn send_stdin(args: &[&str], stdin: &Path, timeout: Duration) -> Outcome {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    run(cmd, Some(stdin), timeout)
+    run(send_cmd(args), Some(stdin), timeout)
 }
 
 pub fn send_timeout(args: &[&str], timeout: Duration) -> Outcome {
-    let mut cmd = zc();
-    cmd.arg("send").args(args);
-    run(cmd, None, timeout)
+    run(send_cmd(args), None, timeout)
 }
 
 /// A path as a `&str` for argument lists.
@@ -475,6 +485,97 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Lower-case hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of a file's bytes in lower-case hex, read 1 MiB at a time.
+pub fn sha256_file(path: &Path) -> String {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; MIB as usize];
+    loop {
+        match file.read(&mut buf).expect("reading for a digest") {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    hex(&hasher.finalize())
+}
+
+/// The run of hex digits after the first `sha256 ` in `text` (a summary
+/// line, or a stderr holding one) when it is 64 digits long; `None` when
+/// there is no `sha256 ` or the run has another length.
+pub fn summary_sha(text: &str) -> Option<String> {
+    let rest = text.split("sha256 ").nth(1)?;
+    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    (hex.len() == 64).then_some(hex)
+}
+
+/// [`summary_sha`], or a panic that shows `stderr`.
+pub fn expect_summary_sha(stderr: &str, what: &str) -> String {
+    summary_sha(stderr)
+        .unwrap_or_else(|| panic!("{what}: no 64-digit sha256 in the summary:\n{stderr}"))
+}
+
+/// Panics unless every file under `expected` has its bytes at the same
+/// place under `actual`. Only contents: modes, times, links and anything
+/// extra under `actual` are not compared (tests/trees.rs and tests/wine.rs
+/// have their own `assert_same_tree` for those).
+pub fn assert_same_tree_contents(expected: &Path, actual: &Path) {
+    for entry in std::fs::read_dir(expected).unwrap() {
+        let entry = entry.unwrap();
+        let (from, to) = (entry.path(), actual.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            assert_same_tree_contents(&from, &to);
+        } else {
+            assert_same_file(&from, &to);
+        }
+    }
+}
+
+/// Every path under `top` (and `top`), not following links.
+pub fn all_paths(top: &Path) -> Vec<PathBuf> {
+    let mut out = vec![top.to_path_buf()];
+    if std::fs::symlink_metadata(top).unwrap().is_dir() {
+        for entry in std::fs::read_dir(top).unwrap() {
+            out.extend(all_paths(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// For a test that cannot run here (`why`): a `SKIP: TESTS: WHY` line and a
+/// pass, unless the environment variable `required` is `1` (`.ci/run` sets
+/// one for each kind of test CI must run), which makes the skip a failure.
+pub fn skip_unless_required(required: &str, tests: &str, why: &str) {
+    let must_run = std::env::var(required).is_ok_and(|v| v == "1");
+    assert!(!must_run, "{required}=1 but {why}");
+    say(&format!("SKIP: {tests}: {why}"));
+}
+
+/// Writes straight to the process's stderr, past the test harness's capture,
+/// so a skip or a timing is visible in a plain `cargo test` log.
+pub fn say(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
+}
+
+/// The code a listening side printed before its listening line.
+pub fn code_in(head: &str) -> String {
+    let line = line_with(head, "zc: code ").unwrap_or_else(|| panic!("no code in:\n{head}"));
+    let code = line.trim_start_matches("zc: code ").split_whitespace();
+    code.into_iter().next().unwrap().to_string()
+}
+
+/// A protocol frame: its kind, its body's length (u32, big-endian), the body.
+pub fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
