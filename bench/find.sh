@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Time to find a receiver on a LAN: two network namespaces on a bridge
 # (198.18.0.0/15 and ULA addresses), `zc recv --announce bench` in one, and
-# in the other, round after round, `zc send FILE @bench`, the same to the
-# receiver's address (what finding adds is the difference), and `zc send
+# in the other, round after round, `zc send FILE @bench`, `zc send FILE`
+# (the one receiver there is), the same to the receiver's address (what
+# finding adds is the difference), and `zc send
 # FILE --code C` to a fresh `zc recv --code` (found by its nameplate); each a
 # whole process from start to exit, with a 1-byte file. Prints min, median
 # and max in ms.
@@ -74,13 +75,23 @@ time_rounds() {
     t1=$(now)
     times+=($((t1 - t0)))
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{v[NR]=$1} END {print v[1], v[int((NR+1)/2)], v[NR]}'
+  spread "${times[@]}"
 }
 
-start_receiver() {
-  ip netns exec "${tag}a" "$ZC" recv -k -o "$work/out" --force --announce bench "$@" \
-    >/dev/null 2>"$work/rx.log" &
-  rx=$!
+# "min median max" of the numbers given
+spread() {
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[1], v[int((NR+1)/2)], v[NR]}'
+}
+
+# one line of the table: the case, then "min median max"
+row() {
+  local what=$1 lo med hi
+  read -r lo med hi
+  printf '%-34s %8s %8s %8s\n' "$what" "$lo" "$med" "$hi"
+}
+
+# until the receiver started last says it is announced
+wait_announced() {
   for _ in $(seq 50); do
     grep -q "announced" "$work/rx.log" 2>/dev/null && return
     sleep 0.1
@@ -89,14 +100,20 @@ start_receiver() {
   exit 1
 }
 
+start_receiver() {
+  ip netns exec "${tag}a" "$ZC" recv -k -o "$work/out" --force --announce bench "$@" \
+    >/dev/null 2>"$work/rx.log" &
+  rx=$!
+  wait_announced
+}
+
 echo "zc $("$ZC" --version | cut -d' ' -f2), $rounds rounds, $(uname -r), $(nproc) CPUs"
 printf '%-34s %8s %8s %8s\n' "case (whole process, 1-byte file)" "min ms" "median" "max ms"
 
 start_receiver
-read -r lo med hi < <(time_rounds "$ZC" send "$work/one" @bench)
-printf '%-34s %8s %8s %8s\n' "zc send FILE @bench" "$lo" "$med" "$hi"
-read -r lo med hi < <(time_rounds "$ZC" send "$work/one" "198.18.0.1:9000")
-printf '%-34s %8s %8s %8s\n' "zc send FILE 198.18.0.1:9000" "$lo" "$med" "$hi"
+time_rounds "$ZC" send "$work/one" @bench | row "zc send FILE @bench"
+time_rounds "$ZC" send "$work/one" | row "zc send FILE (the one receiver)"
+time_rounds "$ZC" send "$work/one" "198.18.0.1:9000" | row "zc send FILE 198.18.0.1:9000"
 kill "$rx"; wait "$rx" 2>/dev/null || true; rx=
 
 # a code is for one transfer: a fresh one-shot receiver each round, timed
@@ -106,10 +123,7 @@ for _ in $(seq "$rounds"); do
   ip netns exec "${tag}a" "$ZC" recv -o "$work/out" --force --code --announce coded \
     >/dev/null 2>"$work/rx.log" &
   rx=$!
-  for _ in $(seq 50); do
-    grep -q "announced" "$work/rx.log" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_announced
   code=$(grep -o 'code [0-9]*-[a-z-]*' "$work/rx.log" | head -1 | cut -d' ' -f2)
   # the receiver multicasts its announcement twice, a second apart, and
   # after each answers again only a second later; a person reading the
@@ -123,5 +137,4 @@ for _ in $(seq "$rounds"); do
   wait "$rx" || true
   rx=
 done
-read -r lo med hi < <(printf '%s\n' "${times[@]}" | sort -n | awk '{v[NR]=$1} END {print v[1], v[int((NR+1)/2)], v[NR]}')
-printf '%-34s %8s %8s %8s\n' "zc send FILE --code C (no address)" "$lo" "$med" "$hi"
+spread "${times[@]}" | row "zc send FILE --code C (no address)"
