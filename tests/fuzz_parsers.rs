@@ -33,7 +33,8 @@ use zc::protocol::tree::{
     self, Action, Begin, Entry, EntryKind, FileEnd, Manifest, Reply, TreeEnd, TreeOffer,
 };
 use zc::protocol::{
-    self as proto, kind, Answer, BlockHash, Frame, Message, Outcome, RefuseCode, Status,
+    self as proto, kind, Answer, BlockHash, Frame, Outcome, RefuseCode, Status, ToReceiver,
+    ToSender,
 };
 
 // ---------------------------------------------------------------------------
@@ -671,76 +672,93 @@ fn seeds_message() -> Vec<Vec<u8>> {
         len: 4 << 20,
         sha256: [5; 32],
     }];
-    let messages = [
-        Message::Answer(Answer::Accept {
+    let to_sender = [
+        ToSender::Answer(Answer::Accept {
             held: vec![],
             hashes: false,
         }),
-        Message::Challenge(vec![9; 32]),
-        Message::Reply(Reply {
+        ToSender::Challenge(vec![9; 32]),
+        ToSender::Reply(Reply {
             id: 0,
             action: Action::Send {
                 held: vec![(0, 5)],
                 hashes: true,
             },
         }),
-        Message::FileHashes(0, blocks, true),
-        Message::Go,
-        Message::FileResult(0, outcome.clone()),
-        Message::Result(outcome),
-        Message::Proof(vec![8; 32]),
-        Message::Entry(sample_entry()),
-        Message::Manifest(Manifest {
+        ToSender::FileHashes(0, blocks, true),
+        ToSender::Go,
+        ToSender::FileResult(0, outcome.clone()),
+        ToSender::Result(outcome),
+    ];
+    let to_receiver = [
+        ToReceiver::Proof(vec![8; 32]),
+        ToReceiver::Entry(sample_entry()),
+        ToReceiver::Manifest(Manifest {
             entries: 1,
             failed: 0,
         }),
-        Message::Begin(Begin {
+        ToReceiver::Begin(Begin {
             id: 0,
             path: b"big.iso".to_vec(),
         }),
-        Message::Data {
+        ToReceiver::Data {
             offset: 4096,
             len: 1 << 20,
         },
-        Message::FileEnd(sample_file_end()),
-        Message::End(TreeEnd {
+        ToReceiver::FileEnd(sample_file_end()),
+        ToReceiver::End(TreeEnd {
             sent: 1 << 20,
             failed: 0,
         }),
-        Message::Stop,
-        Message::Keepalive,
+        ToReceiver::Stop,
+        ToReceiver::Keepalive,
     ];
-    let mut seeds: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| {
-            let (kind, body) = m.encode();
-            [vec![kind], body].concat()
-        })
-        .collect();
+    let frame = |(kind, body): (u8, Vec<u8>)| [vec![kind], body].concat();
+    let mut seeds: Vec<Vec<u8>> = to_sender.iter().map(|m| frame(m.encode())).collect();
+    seeds.extend(to_receiver.iter().map(|m| frame(m.encode())));
     // every kind with an empty body, and the OFFER's (not a message)
     seeds.extend(KINDS.iter().map(|&k| vec![k]));
     seeds.push([vec![kind::OFFER], sample_offer().encode()].concat());
     seeds
 }
 
-fn message_name(m: &Message) -> &'static str {
-    match m {
-        Message::Answer(_) => "answer",
-        Message::Challenge(_) => "challenge",
-        Message::Reply(_) => "reply",
-        Message::FileHashes(..) => "file hashes",
-        Message::Go => "go",
-        Message::FileResult(..) => "file result",
-        Message::Result(_) => "result",
-        Message::Proof(_) => "proof",
-        Message::Entry(_) => "entry",
-        Message::Manifest(_) => "manifest",
-        Message::Begin(_) => "begin",
-        Message::Data { .. } => "data",
-        Message::FileEnd(_) => "file end",
-        Message::End(_) => "end",
-        Message::Stop => "stop",
-        Message::Keepalive => "keepalive",
+/// A frame typed as either side reads it.
+#[derive(Debug, PartialEq)]
+enum Typed {
+    ToSender(ToSender),
+    ToReceiver(ToReceiver),
+}
+
+impl Typed {
+    /// The sender's reading first; a frame only the receiver reads as
+    /// the receiver does (KEEPALIVE, the one both take, is the sender's).
+    fn decode(frame: &Frame) -> Result<Typed, String> {
+        match ToSender::decode(frame) {
+            Ok(m) => Ok(Typed::ToSender(m)),
+            Err(to_sender) => match ToReceiver::decode(frame) {
+                Ok(m) => Ok(Typed::ToReceiver(m)),
+                // the error of the side the kind belongs to
+                Err(e) if format!("{to_sender}").starts_with("unexpected ") => {
+                    Err(format!("{e:#}"))
+                }
+                Err(_) => Err(format!("{to_sender:#}")),
+            },
+        }
+    }
+
+    fn encode(&self) -> (u8, Vec<u8>) {
+        match self {
+            Typed::ToSender(m) => m.encode(),
+            Typed::ToReceiver(m) => m.encode(),
+        }
+    }
+
+    fn name(&self) -> String {
+        let name = match self {
+            Typed::ToSender(m) => m.name(),
+            Typed::ToReceiver(m) => m.name(),
+        };
+        name.to_lowercase()
     }
 }
 
@@ -761,20 +779,20 @@ fn run_message(data: &[u8]) -> Result<String, String> {
         kind,
         body: body.to_vec(),
     };
-    let m = Message::decode(&frame).map_err(|e| format!("{what}: {e:#}"))?;
+    let m = Typed::decode(&frame).map_err(|e| format!("{what}: {e}"))?;
     let (again, body) = m.encode();
     assert_eq!(again, kind, "{what} decodes to a message of another kind");
     assert!(
         body.len() <= proto::MAX_FRAME as usize,
         "{what}: re-encoded over the bound"
     );
-    let back = Message::decode(&Frame { kind, body });
+    let back = Typed::decode(&Frame { kind, body });
     assert_eq!(
         back.ok().as_ref(),
         Some(&m),
         "an accepted {what} does not round-trip"
     );
-    Ok(format!("{what}: {}", message_name(&m)))
+    Ok(format!("{what}: {}", m.name()))
 }
 
 fn sample_record(held: &[(u64, u64)], mtime: Option<u64>, name: &str) -> Vec<u8> {
@@ -1488,7 +1506,7 @@ fn claimed_lengths_are_never_allocated() {
     }
 }
 
-/// Every kind byte, with the body of every message kind: Message::decode
+/// Every kind byte, with the body of every message kind: each side's decode
 /// types it or refuses it, never panics, and allocates within the bound.
 #[test]
 fn every_kind_of_frame_is_typed_or_refused() {

@@ -21,7 +21,7 @@ use zc::held::Record;
 use zc::protocol::tree::{
     Action, Begin, Entry, EntryKind, FileEnd, Manifest, Reply, TreeEnd, TreeOffer,
 };
-use zc::protocol::{self as proto, kind, Answer, Message, RefuseCode};
+use zc::protocol::{self as proto, kind, Answer, RefuseCode, ToReceiver, ToSender};
 
 /// No child may outlive this; a hung test is a failed test. This suite's
 /// own bound, longer than common's `TIMEOUT` (60 s), as it always was.
@@ -434,8 +434,8 @@ fn file_entry(name: &str, size: u64, range: Option<(u64, u64)>, stream: bool) ->
 /// between a lie and the disk.
 fn session_of_one(entry: &Entry) -> Vec<u8> {
     let mut v = hello(&single_offer().encode());
-    Message::Entry(entry.clone()).append_to(&mut v);
-    Message::Manifest(Manifest {
+    ToReceiver::Entry(entry.clone()).append_to(&mut v);
+    ToReceiver::Manifest(Manifest {
         entries: 1,
         failed: 0,
     })
@@ -448,9 +448,9 @@ fn session_of_one(entry: &Entry) -> Vec<u8> {
 /// [`CLIENT_WAIT`] or writes a frame that does not decode.
 fn hear(
     c: &mut TcpStream,
-    heard: &mut Vec<Message>,
+    heard: &mut Vec<ToSender>,
     what: &str,
-    last: fn(&Message) -> bool,
+    last: fn(&ToSender) -> bool,
 ) -> bool {
     loop {
         let frame = match proto::read_frame(c) {
@@ -469,7 +469,7 @@ fn hear(
                 return false;
             }
         };
-        let m = Message::decode(&frame)
+        let m = ToSender::decode(&frame)
             .unwrap_or_else(|e| panic!("{what}: the receiver wrote a bad frame: {e:#}"));
         let done = last(&m);
         heard.push(m);
@@ -481,7 +481,7 @@ fn hear(
 
 /// What the receiver said to a hostile session of one file.
 struct Heard {
-    msgs: Vec<Message>,
+    msgs: Vec<ToSender>,
     /// It said GO (and the data followed).
     go: bool,
 }
@@ -490,7 +490,7 @@ impl Heard {
     /// Its REPLY to the entry.
     fn reply(&self) -> Option<&Action> {
         self.msgs.iter().find_map(|m| match m {
-            Message::Reply(Reply { id: 0, action }) => Some(action),
+            ToSender::Reply(Reply { id: 0, action }) => Some(action),
             _ => None,
         })
     }
@@ -498,7 +498,7 @@ impl Heard {
     /// An ANSWER refusing the session.
     fn refusal(&self) -> Option<(RefuseCode, String)> {
         self.msgs.iter().find_map(|m| match m {
-            Message::Answer(Answer::Refuse { code, reason }) => {
+            ToSender::Answer(Answer::Refuse { code, reason }) => {
                 Some((*code, String::from_utf8_lossy(reason.wire()).into()))
             }
             _ => None,
@@ -508,7 +508,7 @@ impl Heard {
     /// A FILE RESULT or RESULT saying the file is in (landed or held).
     fn took_it(&self) -> bool {
         self.msgs.iter().any(|m| {
-            matches!(m, Message::FileResult(_, o) | Message::Result(o) if o.status == proto::Status::Ok)
+            matches!(m, ToSender::FileResult(_, o) | ToSender::Result(o) if o.status == proto::Status::Ok)
         })
     }
 }
@@ -524,15 +524,15 @@ fn lie(addr: SocketAddr, entry: &Entry, data: &[(u64, u64)], what: &str) -> Hear
         .unwrap_or_else(|e| panic!("{what}: writing the offer: {e}"));
     let mut msgs = Vec::new();
     let go = hear(&mut c, &mut msgs, what, |m| {
-        matches!(m, Message::Go | Message::Answer(Answer::Refuse { .. }))
-    }) && msgs.last() == Some(&Message::Go);
+        matches!(m, ToSender::Go | ToSender::Answer(Answer::Refuse { .. }))
+    }) && msgs.last() == Some(&ToSender::Go);
     if go {
         let mut bytes = Vec::new();
         let begin = Begin {
             id: entry.id,
             path: entry.path.clone(),
         };
-        Message::Begin(begin).append_to(&mut bytes);
+        ToReceiver::Begin(begin).append_to(&mut bytes);
         let mut sent = 0u64;
         for &(offset, len) in data {
             bytes.extend_from_slice(&proto::data_header(offset, len));
@@ -545,8 +545,8 @@ fn lie(addr: SocketAddr, entry: &Entry, data: &[(u64, u64)], what: &str) -> Hear
             sent,
             ..FileEnd::default()
         };
-        Message::FileEnd(end).append_to(&mut bytes);
-        Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+        ToReceiver::FileEnd(end).append_to(&mut bytes);
+        ToReceiver::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
         // the receiver may hang up in the middle of it
         let _ = c.write_all(&bytes);
     }
@@ -1039,13 +1039,13 @@ fn broken_frames_and_garbage_are_refused_cleanly() {
 /// A session of one `entry` by a sender that does not wait for any answer:
 /// OFFER, ENTRY, MANIFEST, BEGIN, a DATA frame of `payload`, FILE END and END
 /// in one write. Returns what the receiver said until it hung up.
-fn rush(addr: SocketAddr, entry: &Entry, payload: &[u8], what: &str) -> Vec<Message> {
+fn rush(addr: SocketAddr, entry: &Entry, payload: &[u8], what: &str) -> Vec<ToSender> {
     let mut bytes = session_of_one(entry);
     let begin = Begin {
         id: entry.id,
         path: entry.path.clone(),
     };
-    Message::Begin(begin).append_to(&mut bytes);
+    ToReceiver::Begin(begin).append_to(&mut bytes);
     bytes.extend_from_slice(&proto::data_header(0, payload.len() as u64));
     bytes.extend_from_slice(payload);
     let sent = payload.len() as u64;
@@ -1054,8 +1054,8 @@ fn rush(addr: SocketAddr, entry: &Entry, payload: &[u8], what: &str) -> Vec<Mess
         sent,
         ..FileEnd::default()
     };
-    Message::FileEnd(end).append_to(&mut bytes);
-    Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+    ToReceiver::FileEnd(end).append_to(&mut bytes);
+    ToReceiver::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
     let mut c = client(addr);
     // the receiver may hang up in the middle of it
     let _ = c.write_all(&bytes);
@@ -1152,12 +1152,14 @@ fn bad_names_are_refused_and_nothing_is_written() {
         let msgs = rush(r.addr, &entry, payload, &what);
         for m in &msgs {
             match m {
-                Message::Reply(Reply {
+                ToSender::Reply(Reply {
                     action: Action::Refuse { code, reason },
                     ..
                 }) => assert_eq!(*code, RefuseCode::BadName, "{what}: {reason}"),
-                Message::Reply(_) => panic!("{what}: the entry was not refused: {msgs:?}"),
-                Message::FileResult(_, o) | Message::Result(o) if o.status == proto::Status::Ok => {
+                ToSender::Reply(_) => panic!("{what}: the entry was not refused: {msgs:?}"),
+                ToSender::FileResult(_, o) | ToSender::Result(o)
+                    if o.status == proto::Status::Ok =>
+                {
                     panic!("{what}: taken: {msgs:?}")
                 }
                 _ => {}
@@ -1217,8 +1219,8 @@ fn after_go(addr: SocketAddr, entry: &Entry, after: &[u8], what: &str) -> Heard 
         .unwrap_or_else(|e| panic!("{what}: writing the offer: {e}"));
     let mut msgs = Vec::new();
     let go = hear(&mut c, &mut msgs, what, |m| {
-        matches!(m, Message::Go | Message::Answer(Answer::Refuse { .. }))
-    }) && msgs.last() == Some(&Message::Go);
+        matches!(m, ToSender::Go | ToSender::Answer(Answer::Refuse { .. }))
+    }) && msgs.last() == Some(&ToSender::Go);
     assert!(go, "{what}: no GO: {msgs:?}");
     let _ = c.write_all(after);
     let _ = c.shutdown(Shutdown::Write);
@@ -1234,7 +1236,7 @@ fn gave_up(entry: &Entry, why: &str) -> Vec<u8> {
         id: entry.id,
         path: entry.path.clone(),
     };
-    Message::Begin(begin).append_to(&mut bytes);
+    ToReceiver::Begin(begin).append_to(&mut bytes);
     bytes.extend_from_slice(&proto::data_header(0, entry.size));
     bytes.resize(bytes.len() + entry.size as usize, 0);
     let end = FileEnd {
@@ -1243,9 +1245,9 @@ fn gave_up(entry: &Entry, why: &str) -> Vec<u8> {
         sha256: None,
         failed: Some(why.into()),
     };
-    Message::FileEnd(end).append_to(&mut bytes);
+    ToReceiver::FileEnd(end).append_to(&mut bytes);
     let sent = entry.size;
-    Message::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
+    ToReceiver::End(TreeEnd { sent, failed: 0 }).append_to(&mut bytes);
     bytes
 }
 
@@ -1273,7 +1275,7 @@ fn a_senders_words_reach_the_receivers_terminal_escaped() {
         let what = format!("a name with C1 controls (json {json})");
         // a sender that heeds the refusal: END, and no data
         let mut nothing = Vec::new();
-        Message::End(TreeEnd { sent: 0, failed: 0 }).append_to(&mut nothing);
+        ToReceiver::End(TreeEnd { sent: 0, failed: 0 }).append_to(&mut nothing);
         let heard = after_go(r.addr, &file_entry(c1, 5, None, false), &nothing, &what);
         assert!(
             matches!(
@@ -2371,7 +2373,8 @@ fn relay_tampered(
                 }
             }
             kind::FILE_END if strip => {
-                let Message::FileEnd(mut end) = Message::decode(&f).map_err(io::Error::other)?
+                let ToReceiver::FileEnd(mut end) =
+                    ToReceiver::decode(&f).map_err(io::Error::other)?
                 else {
                     unreachable!("a FILE END frame decodes as one");
                 };
@@ -2379,7 +2382,7 @@ fn relay_tampered(
                     seen.stripped.fetch_add(1, Ordering::SeqCst);
                 }
                 let mut out = Vec::new();
-                Message::FileEnd(end).append_to(&mut out);
+                ToReceiver::FileEnd(end).append_to(&mut out);
                 to.write_all(&out)?;
             }
             _ => to.write_all(&frame(f.kind, &f.body))?,

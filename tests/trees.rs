@@ -2326,7 +2326,7 @@ enum Says {
 /// stderr.
 fn hostile_words(l: &Layout, says: Says, json: bool) -> Outcome {
     use zc::protocol::tree::{Action, Reply};
-    use zc::protocol::{Answer, Message, Outcome as Result, RefuseCode, Status};
+    use zc::protocol::{Answer, Outcome as Result, RefuseCode, Status, ToSender};
     let top = l.src.join("words");
     put(&top.join("f"), b"bytes");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -2351,7 +2351,7 @@ fn hostile_words(l: &Layout, says: Says, json: bool) -> Outcome {
                     code: RefuseCode::Other,
                     reason: HOSTILE_TEXT.into(),
                 };
-                Message::Answer(answer).append_to(&mut out);
+                ToSender::Answer(answer).append_to(&mut out);
                 w
             }
             Says::Reply => {
@@ -2361,17 +2361,17 @@ fn hostile_words(l: &Layout, says: Says, json: bool) -> Outcome {
                         code: RefuseCode::Exists,
                         reason: HOSTILE_TEXT.into(),
                     };
-                    Message::Reply(Reply { id, action }).append_to(&mut out);
+                    ToSender::Reply(Reply { id, action }).append_to(&mut out);
                 }
-                Message::Go.append_to(&mut out);
+                ToSender::Go.append_to(&mut out);
                 w.0.write_all(&std::mem::take(&mut out)).unwrap();
                 w.until(b"E");
-                Message::Result(failed()).append_to(&mut out);
+                ToSender::Result(failed()).append_to(&mut out);
                 w
             }
             Says::Result => {
                 let (w, _) = fake_receiver(listener, b'M');
-                Message::Result(failed()).append_to(&mut out);
+                ToSender::Result(failed()).append_to(&mut out);
                 w
             }
         };

@@ -8,7 +8,7 @@ pub mod sending;
 pub mod session;
 pub mod tree;
 
-pub use message::Message;
+pub use message::{ToReceiver, ToSender};
 
 use std::io::{self, Read, Write};
 
@@ -177,25 +177,41 @@ pub fn write_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> 
     w.write_all(&buf)
 }
 
-/// Reads one frame; the body is never larger than [`MAX_FRAME`].
-pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
-    let mut head = [0u8; 5];
-    r.read_exact(&mut head)?;
-    let kind = head[0];
+/// A frame's header: its kind byte and its body's length.
+pub const HEAD: usize = 5;
+
+/// Reads a frame header: the kind, and the body's length, refused when
+/// over [`MAX_FRAME`] before a byte of the body is read.
+pub fn frame_head(head: &[u8; HEAD]) -> Result<(u8, usize)> {
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
     ensure!(len <= MAX_FRAME, "frame of {len} bytes is over the limit");
-    let mut body = vec![0u8; len as usize];
+    Ok((head[0], len as usize))
+}
+
+/// Reads one frame; the body is never larger than [`MAX_FRAME`].
+pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
+    let mut head = [0u8; HEAD];
+    r.read_exact(&mut head)?;
+    let (kind, len) = frame_head(&head)?;
+    let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
     Ok(Frame { kind, body })
 }
 
+/// A DATA frame's body: the `offset` and `len` of the bytes that follow.
+pub(crate) fn data_body(offset: u64, len: u64) -> [u8; 16] {
+    let mut body = [0u8; 16];
+    body[..8].copy_from_slice(&offset.to_be_bytes());
+    body[8..].copy_from_slice(&len.to_be_bytes());
+    body
+}
+
 /// A DATA frame announces `len` raw bytes for `offset`; they follow it directly.
-pub fn data_header(offset: u64, len: u64) -> [u8; 21] {
-    let mut buf = [0u8; 21];
+pub fn data_header(offset: u64, len: u64) -> [u8; HEAD + 16] {
+    let mut buf = [0u8; HEAD + 16];
     buf[0] = kind::DATA;
-    buf[1..5].copy_from_slice(&16u32.to_be_bytes());
-    buf[5..13].copy_from_slice(&offset.to_be_bytes());
-    buf[13..21].copy_from_slice(&len.to_be_bytes());
+    buf[1..HEAD].copy_from_slice(&16u32.to_be_bytes());
+    buf[HEAD..].copy_from_slice(&data_body(offset, len));
     buf
 }
 

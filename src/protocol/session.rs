@@ -6,7 +6,7 @@
 //! is an error naming it, whatever the peer is. What one entry's frames may
 //! say is `sending`'s and `receiving`'s business.
 
-use super::{Answer, Message};
+use super::{Answer, ToReceiver, ToSender};
 
 /// A session on the sending side, as the receiver's messages move it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub enum SenderPhase {
 impl SenderPhase {
     /// Takes a message from the receiver: moves on, or says why it does
     /// not belong here.
-    pub fn take(&mut self, msg: &Message) -> Result<(), String> {
-        use Message as M;
+    pub fn take(&mut self, msg: &ToSender) -> Result<(), String> {
+        use ToSender as M;
         let next = match (*self, msg) {
             (SenderPhase::Concluded, m) => {
                 return Err(format!("{} after the session's RESULT", m.name()))
@@ -59,8 +59,8 @@ pub enum ReceiverPhase {
 impl ReceiverPhase {
     /// Takes a message from the sender: moves on, or says why it does not
     /// belong here.
-    pub fn take(&mut self, msg: &Message) -> Result<(), String> {
-        use Message as M;
+    pub fn take(&mut self, msg: &ToReceiver) -> Result<(), String> {
+        use ToReceiver as M;
         let next = match (*self, msg) {
             (ReceiverPhase::Ended, m) => {
                 return Err(format!("{} after the session ended", m.name()))
@@ -95,8 +95,8 @@ mod tests {
         }
     }
 
-    fn entry() -> Message {
-        Message::Entry(crate::protocol::tree::Entry {
+    fn entry() -> ToReceiver {
+        ToReceiver::Entry(crate::protocol::tree::Entry {
             id: 0,
             path: b"a".to_vec(),
             kind: crate::protocol::tree::EntryKind::File,
@@ -109,16 +109,16 @@ mod tests {
         })
     }
 
-    fn reply() -> Message {
-        Message::Reply(Reply {
+    fn reply() -> ToSender {
+        ToSender::Reply(Reply {
             id: 0,
             action: Action::Skip,
         })
     }
 
-    fn run<P: Default>(
-        take: fn(&mut P, &Message) -> Result<(), String>,
-        msgs: &[Message],
+    fn run<P: Default, M>(
+        take: fn(&mut P, &M) -> Result<(), String>,
+        msgs: &[M],
     ) -> (P, Result<(), String>) {
         let mut phase = P::default();
         for m in msgs {
@@ -133,12 +133,12 @@ mod tests {
     fn a_sender_takes_replies_then_go_then_results() {
         let msgs = [
             reply(),
-            Message::Keepalive,
-            Message::FileHashes(0, Vec::new(), true),
-            Message::Go,
-            Message::FileResult(0, outcome()),
-            Message::Keepalive,
-            Message::Result(outcome()),
+            ToSender::Keepalive,
+            ToSender::FileHashes(0, Vec::new(), true),
+            ToSender::Go,
+            ToSender::FileResult(0, outcome()),
+            ToSender::Keepalive,
+            ToSender::Result(outcome()),
         ];
         let (phase, got) = run(SenderPhase::take, &msgs);
         assert_eq!(got, Ok(()));
@@ -147,23 +147,22 @@ mod tests {
 
     #[test]
     fn a_sender_refuses_what_comes_out_of_order() {
-        let cases: [(&[Message], &str); 5] = [
-            (&[Message::Go, Message::Go], "GO after GO"),
-            (&[Message::Go, reply()], "REPLY after GO"),
+        let cases: [(&[ToSender], &str); 4] = [
+            (&[ToSender::Go, ToSender::Go], "GO after GO"),
+            (&[ToSender::Go, reply()], "REPLY after GO"),
             (
-                &[Message::FileResult(0, outcome())],
+                &[ToSender::FileResult(0, outcome())],
                 "FILE RESULT before GO",
             ),
             (
-                &[Message::Result(outcome()), Message::Keepalive],
+                &[ToSender::Result(outcome()), ToSender::Keepalive],
                 "KEEPALIVE after the session's RESULT",
             ),
-            (&[entry()], "ENTRY before GO"),
         ];
         for (msgs, why) in cases {
             assert_eq!(run(SenderPhase::take, msgs).1, Err(why.to_string()));
         }
-        let refusal = Message::Answer(Answer::Refuse {
+        let refusal = ToSender::Answer(Answer::Refuse {
             code: RefuseCode::TooLarge,
             reason: "no".into(),
         });
@@ -175,20 +174,20 @@ mod tests {
 
     #[test]
     fn a_receiver_takes_the_manifest_then_files_then_end() {
-        let begin = Message::Begin(Begin {
+        let begin = ToReceiver::Begin(Begin {
             id: 0,
             path: b"a".to_vec(),
         });
         let msgs = [
             entry(),
-            Message::Keepalive,
-            Message::Manifest(Manifest {
+            ToReceiver::Keepalive,
+            ToReceiver::Manifest(Manifest {
                 entries: 1,
                 failed: 0,
             }),
             begin,
-            Message::Data { offset: 0, len: 1 },
-            Message::End(TreeEnd { sent: 1, failed: 0 }),
+            ToReceiver::Data { offset: 0, len: 1 },
+            ToReceiver::End(TreeEnd { sent: 1, failed: 0 }),
         ];
         let (phase, got) = run(ReceiverPhase::take, &msgs);
         assert_eq!(got, Ok(()));
@@ -198,22 +197,22 @@ mod tests {
     #[test]
     fn a_receiver_refuses_what_comes_out_of_order() {
         let manifest = || {
-            Message::Manifest(Manifest {
+            ToReceiver::Manifest(Manifest {
                 entries: 0,
                 failed: 0,
             })
         };
-        let end = || Message::End(TreeEnd { sent: 0, failed: 0 });
-        let cases: [(Vec<Message>, &str); 5] = [
+        let end = || ToReceiver::End(TreeEnd { sent: 0, failed: 0 });
+        let cases: [(Vec<ToReceiver>, &str); 5] = [
             (
-                vec![Message::Data { offset: 0, len: 1 }],
+                vec![ToReceiver::Data { offset: 0, len: 1 }],
                 "DATA in the manifest",
             ),
             (vec![end()], "END in the manifest"),
             (vec![manifest(), entry()], "ENTRY during the data"),
             (vec![manifest(), manifest()], "MANIFEST during the data"),
             (
-                vec![manifest(), end(), Message::Keepalive],
+                vec![manifest(), end(), ToReceiver::Keepalive],
                 "KEEPALIVE after the session ended",
             ),
         ];
@@ -221,7 +220,7 @@ mod tests {
             assert_eq!(run(ReceiverPhase::take, &msgs).1, Err(why.to_string()));
         }
         assert_eq!(
-            run(ReceiverPhase::take, &[Message::Stop]).0,
+            run(ReceiverPhase::take, &[ToReceiver::Stop]).0,
             ReceiverPhase::Ended
         );
     }

@@ -4,10 +4,12 @@
 
 use std::io::{self, Read};
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 
 use crate::conn::Conn;
-use crate::protocol::{Frame, MAX_FRAME};
+#[cfg(doc)]
+use crate::protocol::MAX_FRAME;
+use crate::protocol::{frame_head, Frame, HEAD};
 
 /// Large enough for the largest control frame, and for many small files.
 const CAPACITY: usize = 256 << 10;
@@ -48,14 +50,12 @@ impl Incoming {
 
     /// The next frame; its body is never larger than [`MAX_FRAME`].
     pub(super) fn frame(&mut self, conn: &mut Conn) -> Result<Frame> {
-        self.fill(conn, 5)?;
-        let head = &self.buf[self.start..self.start + 5];
-        let kind = head[0];
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-        ensure!(len <= MAX_FRAME, "frame of {len} bytes is over the limit");
-        let total = 5 + len as usize;
+        self.fill(conn, HEAD)?;
+        let head = self.buf[self.start..self.start + HEAD].try_into();
+        let (kind, len) = frame_head(head.expect("HEAD bytes"))?;
+        let total = HEAD + len;
         self.fill(conn, total)?;
-        let body = self.buf[self.start + 5..self.start + total].to_vec();
+        let body = self.buf[self.start + HEAD..self.start + total].to_vec();
         self.start += total;
         Ok(Frame { kind, body })
     }

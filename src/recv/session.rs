@@ -14,7 +14,7 @@ use crate::held::{Identity, Ranges};
 use crate::progress::tree::{self as tree_progress, TreeProgress};
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Entry, TreeOffer};
-use crate::protocol::{Message, Outcome, Status};
+use crate::protocol::{Outcome, Status, ToSender};
 
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
@@ -201,7 +201,7 @@ impl Tree<'_> {
             message: message.into(),
             mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
         };
-        Message::Result(outcome).append_to(&mut self.out);
+        ToSender::Result(outcome).append_to(&mut self.out);
         self.flush(conn)
     }
 }

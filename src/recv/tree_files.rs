@@ -26,7 +26,7 @@ use crate::peer_text::escape;
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiving::{self, Arrival, Ending};
 use crate::protocol::tree::{Begin, FileEnd};
-use crate::protocol::{self as proto, Message, Outcome, Status};
+use crate::protocol::{self as proto, Outcome, Status, ToReceiver, ToSender};
 use landing::{root_device, Batch, BATCH_FILES};
 
 /// Files this large keep their held record current while they arrive (as a
@@ -180,23 +180,23 @@ impl<'t, 'a> Files<'t, 'a> {
                 return Err(crate::interrupt::stopped().into());
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
-            let msg = Message::decode(&frame).with_context(|| conn.peer.clone())?;
+            let msg = ToReceiver::decode(&frame).with_context(|| conn.peer.clone())?;
             self.tree
                 .phase
                 .take(&msg)
                 .map_err(|why| anyhow!("{}: unexpected {why}", conn.peer))?;
             match msg {
-                Message::Begin(b) => self.begin(b)?,
-                Message::Data { offset, len } => self.data(conn, offset, len)?,
-                Message::FileEnd(end) => self.file_end(conn, end)?,
-                Message::End(_) => {
+                ToReceiver::Begin(b) => self.begin(b)?,
+                ToReceiver::Data { offset, len } => self.data(conn, offset, len)?,
+                ToReceiver::FileEnd(end) => self.file_end(conn, end)?,
+                ToReceiver::End(_) => {
                     if self.cur.is_some() {
                         bail!("{}: the session ended in the middle of a file", conn.peer);
                     }
                     self.unsent();
                     return Ok(());
                 }
-                Message::Stop => return Err(stop_error(conn, self.tree.name.as_deref())),
+                ToReceiver::Stop => return Err(stop_error(conn, self.tree.name.as_deref())),
                 _ => {} // a keepalive (the phase took no other)
             }
             if self.tree.out.len() >= OUT_BATCH {
@@ -521,7 +521,7 @@ impl<'t, 'a> Files<'t, 'a> {
             message: message.into(),
             mac,
         };
-        Message::FileResult(want.id, outcome).append_to(&mut self.tree.out);
+        ToSender::FileResult(want.id, outcome).append_to(&mut self.tree.out);
     }
 
     /// Entries asked for that never came.

@@ -22,7 +22,7 @@ use crate::protocol::ledger::Fate;
 use crate::protocol::sending::{Sending, Wanted};
 use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::Action;
-use crate::protocol::{self as proto, Message};
+use crate::protocol::{self as proto, ToSender};
 
 /// Bad held blocks warned about one by one; the rest are counted.
 const MAX_BAD_WARNINGS: u64 = 8;
@@ -30,9 +30,9 @@ const MAX_BAD_WARNINGS: u64 = 8;
 /// The receiver's frames, read on a thread of their own so that neither
 /// side ever waits for the other to drain a full socket.
 pub(super) struct Reader {
-    rx: mpsc::Receiver<Vec<Result<Message>>>,
+    rx: mpsc::Receiver<Vec<Result<ToSender>>>,
     /// Frames of the last batch not taken yet.
-    pending: std::collections::VecDeque<Result<Message>>,
+    pending: std::collections::VecDeque<Result<ToSender>>,
     stream: std::net::TcpStream,
     thread: Option<JoinHandle<()>>,
 }
@@ -65,8 +65,8 @@ impl Reader {
                 // thousands of wakeups each way)
                 let mut batch = Vec::new();
                 let last = loop {
-                    let msg = proto::read_frame(&mut reading).and_then(|f| Message::decode(&f));
-                    let last = !matches!(msg, Ok(ref m) if !matches!(m, Message::Result(_)));
+                    let msg = proto::read_frame(&mut reading).and_then(|f| ToSender::decode(&f));
+                    let last = !matches!(msg, Ok(ref m) if !matches!(m, ToSender::Result(_)));
                     batch.push(msg);
                     if last || !whole_frame(reading.buffer()) {
                         break last;
@@ -85,7 +85,7 @@ impl Reader {
     }
 
     /// The next frame if one has arrived.
-    pub(super) fn try_recv(&mut self) -> Option<Result<Message>> {
+    pub(super) fn try_recv(&mut self) -> Option<Result<ToSender>> {
         if self.pending.is_empty() {
             self.pending.extend(self.rx.try_recv().ok()?);
         }
@@ -96,7 +96,7 @@ impl Reader {
     pub(super) fn recv_timeout(
         &mut self,
         wait: Duration,
-    ) -> std::result::Result<Result<Message>, mpsc::RecvTimeoutError> {
+    ) -> std::result::Result<Result<ToSender>, mpsc::RecvTimeoutError> {
         if self.pending.is_empty() {
             self.pending.extend(self.rx.recv_timeout(wait)?);
         }
@@ -106,13 +106,16 @@ impl Reader {
     }
 }
 
-/// Whether `buffered` starts with a whole frame (reading it cannot wait).
+/// Whether `buffered` starts with a whole frame (reading it cannot wait),
+/// or a header the read refuses at once.
 fn whole_frame(buffered: &[u8]) -> bool {
-    let Some(head) = buffered.get(..5) else {
+    let Some(head) = buffered.first_chunk::<{ proto::HEAD }>() else {
         return false;
     };
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    buffered.len() - 5 >= len
+    match proto::frame_head(head) {
+        Ok((_, len)) => buffered.len() - proto::HEAD >= len,
+        Err(_) => true,
+    }
 }
 
 impl Drop for Reader {
@@ -127,7 +130,7 @@ impl Drop for Reader {
 
 impl Run<'_> {
     /// The next frame from the receiver, within the idle timeout.
-    pub(super) fn wait(&mut self) -> Result<Message> {
+    pub(super) fn wait(&mut self) -> Result<ToSender> {
         let idle = self.cfg.common.idle_timeout;
         let deadline = Instant::now() + idle;
         loop {
@@ -160,26 +163,26 @@ impl Run<'_> {
     }
 
     /// Applies one frame from the receiver to the session.
-    pub(super) fn absorb(&mut self, msg: Message) -> Result<()> {
+    pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
         let peer = &self.conn.peer;
         let before_go = self.phase == SenderPhase::Offering;
         self.phase
             .take(&msg)
             .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
         match msg {
-            Message::Keepalive => Ok(()),
-            Message::Reply(reply) => self.replied(reply.id, reply.action),
-            Message::FileHashes(id, blocks, last) => self.check_blocks(id, &blocks, last),
-            Message::FileResult(id, outcome) => self.landed(id, &outcome),
-            Message::Go => Ok(()), // the phase moved on
-            Message::Answer(proto::Answer::Refuse { reason, .. }) => Err(exit::refused(format!(
+            ToSender::Keepalive => Ok(()),
+            ToSender::Reply(reply) => self.replied(reply.id, reply.action),
+            ToSender::FileHashes(id, blocks, last) => self.check_blocks(id, &blocks, last),
+            ToSender::FileResult(id, outcome) => self.landed(id, &outcome),
+            ToSender::Go => Ok(()), // the phase moved on
+            ToSender::Answer(proto::Answer::Refuse { reason, .. }) => Err(exit::refused(format!(
                 "{} refused: {reason}",
                 self.conn.peer
             ))),
             // before GO a RESULT is the receiver giving up (it read it
             // in the walk or while waiting for GO alike): say its reason,
             // once the key's MAC shows it is the receiver's
-            Message::Result(outcome) if before_go => {
+            ToSender::Result(outcome) if before_go => {
                 self.check_result_mac(&outcome)?;
                 let why = match outcome.message.is_empty() {
                     true => proto::PeerText::from("it ended the session before GO"),
@@ -187,7 +190,7 @@ impl Run<'_> {
                 };
                 bail!("{peer} failed: {why}")
             }
-            Message::Result(outcome) => {
+            ToSender::Result(outcome) => {
                 self.result = Some(outcome);
                 Ok(())
             }

@@ -30,7 +30,7 @@ use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::sending::Sending;
 use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
-use crate::protocol::{self as proto, kind, Message};
+use crate::protocol::{self as proto, kind, ToReceiver};
 use crate::secure::handshake;
 
 /// Manifest frames are gathered into writes of about this size.
@@ -235,7 +235,7 @@ impl Run<'_> {
             item.range = range;
             let mut wire = wire_entry(run.items.len() as u64, &item);
             (wire.range, wire.stream, wire.target) = (item.range, item.stream, target);
-            Message::Entry(wire).append_to(&mut batch);
+            ToReceiver::Entry(wire).append_to(&mut batch);
             run.items.push(item);
             if batch.len() >= BATCH {
                 run.write(&batch)?;
@@ -278,7 +278,7 @@ impl Run<'_> {
                 ));
             }
         }
-        Message::Manifest(Manifest {
+        ToReceiver::Manifest(Manifest {
             entries: self.items.len() as u64,
             failed: self.walk_failed,
         })
@@ -307,7 +307,7 @@ impl Run<'_> {
             sent: self.sent,
             failed: self.walk_failed,
         };
-        self.send(&Message::End(end))
+        self.send(&ToReceiver::End(end))
     }
 
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -320,13 +320,13 @@ impl Run<'_> {
     }
 
     /// Sends a frame now, after whatever is packed.
-    pub(super) fn send(&mut self, msg: &Message) -> Result<()> {
+    pub(super) fn send(&mut self, msg: &ToReceiver) -> Result<()> {
         self.queue(msg);
         self.flush()
     }
 
     /// Adds a frame to the next write.
-    pub(super) fn queue(&mut self, msg: &Message) {
+    pub(super) fn queue(&mut self, msg: &ToReceiver) {
         msg.append_to(&mut self.pack);
     }
 

@@ -20,7 +20,7 @@ use crate::progress::{Role, Start};
 use crate::protocol::ledger::Fate;
 use crate::protocol::sending::{Sending, Wanted};
 use crate::protocol::tree::{Begin, FileEnd};
-use crate::protocol::{self as proto, Message};
+use crate::protocol::{self as proto, ToReceiver};
 
 impl Run<'_> {
     /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
@@ -52,7 +52,7 @@ impl Run<'_> {
             Ok(opened) => opened,
             Err(why) => return self.give_up(id, 0, why, false),
         };
-        self.queue(&Message::Begin(Begin {
+        self.queue(&ToReceiver::Begin(Begin {
             id: id as u64,
             path: path.clone(),
         }));
@@ -96,7 +96,7 @@ impl Run<'_> {
             return self.give_up(id, 0, "the stream was read already".into(), false);
         };
         let cap = self.items[id].range.map(|(_, end)| end);
-        self.queue(&Message::Begin(Begin {
+        self.queue(&ToReceiver::Begin(Begin {
             id: id as u64,
             path: self.items[id].path.clone(),
         }));
@@ -148,7 +148,7 @@ impl Run<'_> {
         // its frames, then its bytes read straight in behind them (taken
         // back out if the read fails or the file changed)
         let mark = self.pack.len();
-        self.queue(&Message::Begin(Begin {
+        self.queue(&ToReceiver::Begin(Begin {
             id: id as u64,
             path: self.items[id].path.clone(),
         }));
@@ -182,7 +182,7 @@ impl Run<'_> {
     fn ended(&mut self, id: usize, bytes: u64, digest: Option<Sha>) -> Result<()> {
         let wire = digest.map(|d| self.key.as_ref().map_or(d, |k| k.keyed_digest(&d)));
         self.items[id].state.sent();
-        self.queue(&Message::FileEnd(FileEnd {
+        self.queue(&ToReceiver::FileEnd(FileEnd {
             id: id as u64,
             sent: bytes,
             sha256: wire,
@@ -306,7 +306,7 @@ impl Run<'_> {
         if !begun {
             return Ok(());
         }
-        self.queue(&Message::FileEnd(FileEnd {
+        self.queue(&ToReceiver::FileEnd(FileEnd {
             id: id as u64,
             sent: bytes,
             sha256: None,

@@ -10,7 +10,7 @@ use crate::hash;
 use crate::held::{Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, Message, RefuseCode, BLOCK};
+use crate::protocol::{self as proto, BlockHash, RefuseCode, ToSender, BLOCK};
 use crate::recv::session::{identity, lossy, Dest, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
@@ -382,7 +382,8 @@ impl Tree<'_> {
             });
             let last = i + 1 == cuts.len();
             if blocks.len() == HASHES_PER_FRAME || last {
-                Message::FileHashes(id, std::mem::take(&mut blocks), last).append_to(&mut self.out);
+                ToSender::FileHashes(id, std::mem::take(&mut blocks), last)
+                    .append_to(&mut self.out);
                 // out at once: the sender checks these while the next are hashed
                 self.flush(conn)?;
             }

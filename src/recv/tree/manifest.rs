@@ -11,7 +11,7 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply};
-use crate::protocol::{self as proto, Message, RefuseCode};
+use crate::protocol::{self as proto, RefuseCode, ToReceiver, ToSender};
 use crate::recv::session::{lossy, Tree};
 use crate::units::human_bytes;
 
@@ -51,14 +51,14 @@ impl Tree<'_> {
                     _ => exit::tag(e, exit::Tag::Resumable),
                 }
             })?;
-            let msg = Message::decode(&frame).with_context(|| peer.clone())?;
+            let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
             self.phase
                 .take(&msg)
                 .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
             match msg {
-                Message::Entry(entry) => self.admit(entry, reader.get_mut())?,
-                Message::Manifest(m) => break m,
-                Message::Stop => {
+                ToReceiver::Entry(entry) => self.admit(entry, reader.get_mut())?,
+                ToReceiver::Manifest(m) => break m,
+                ToReceiver::Stop => {
                     return Err(exit::interrupted(format!(
                         "{peer} stopped before sending any data"
                     )))
@@ -103,12 +103,12 @@ impl Tree<'_> {
                     code: RefuseCode::NoSpace,
                     reason: why.as_str().into(),
                 };
-                Message::Answer(answer).append_to(&mut self.out);
+                ToSender::Answer(answer).append_to(&mut self.out);
                 self.flush(conn)?;
                 Err(exit::refused(format!("refused what {peer} offered: {why}")))
             }
             None => {
-                Message::Go.append_to(&mut self.out);
+                ToSender::Go.append_to(&mut self.out);
                 self.flush(conn)
             }
         }
@@ -152,7 +152,7 @@ impl Tree<'_> {
         if action == Action::Skip {
             self.settle(&shown, "file", Fate::UpToDate);
         }
-        Message::Reply(Reply { id, action }).append_to(&mut self.out);
+        ToSender::Reply(Reply { id, action }).append_to(&mut self.out);
         let memory = self.memory();
         if !self.budget.resize(memory) {
             let (limit, n) = (human_bytes(self.cfg.max_memory.limit()), self.next_id);
@@ -193,7 +193,7 @@ impl Tree<'_> {
             code,
             reason: why.as_str().into(),
         };
-        Message::Answer(answer).append_to(&mut self.out);
+        ToSender::Answer(answer).append_to(&mut self.out);
         let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))

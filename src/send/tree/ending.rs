@@ -11,7 +11,7 @@ use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
 use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::{Answer, Message, Status};
+use crate::protocol::{Answer, Status, ToReceiver, ToSender};
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
@@ -102,13 +102,13 @@ impl Run<'_> {
             while let Some(left) = wait.checked_duration_since(Instant::now()) {
                 match self.reader.recv_timeout(left) {
                     // a reason the key's MAC does not cover is not the receiver's
-                    Ok(Ok(Message::Result(o)))
+                    Ok(Ok(ToSender::Result(o)))
                         if o.status == Status::Failed && self.check_result_mac(&o).is_ok() =>
                     {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
                     }
                     // a tree refused whole in the middle of its manifest
-                    Ok(Ok(Message::Answer(Answer::Refuse { reason, .. }))) => {
+                    Ok(Ok(ToSender::Answer(Answer::Refuse { reason, .. }))) => {
                         return exit::refused(format!("{} refused: {reason}", self.conn.peer));
                     }
                     Ok(Ok(_)) => {}
@@ -122,11 +122,11 @@ impl Run<'_> {
     pub(super) fn stop(&mut self) -> anyhow::Error {
         self.conn.finishing = true;
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
-        if self.send(&Message::Stop).is_ok() {
+        if self.send(&ToReceiver::Stop).is_ok() {
             let deadline = Instant::now() + STOP_WAIT;
             while Instant::now() < deadline {
                 match self.reader.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(Message::Result(o))) if self.check_result_mac(&o).is_ok() => {
+                    Ok(Ok(ToSender::Result(o))) if self.check_result_mac(&o).is_ok() => {
                         said.push_str(&match (&self.single, self.items.first()) {
                             (Some(_), Some(item)) if !item.stream => {
                                 format!("; the receiver holds {} bytes of {}", o.held, item.size)
