@@ -1,0 +1,248 @@
+//! Linux only: sendfile and splice, the receive low-water mark, openat2,
+//! syncfs, fallocate, and what the running kernel is.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use super::unix::{c_name, wait_readable};
+
+/// Linux `sendfile(2)`: socket first, and the offset in/out.
+pub fn sendfile(
+    socket: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off: libc::off_t = libc::off_t::try_from(*offset)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    // SAFETY: both descriptors are borrowed, so they stay open for the call;
+    // `off` is a live local the kernel writes the new offset into; no buffer
+    // of ours is touched.
+    let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(n as usize)
+}
+
+/// A pipe for splice(2), close-on-exec: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Asks for a pipe buffer of `size` bytes; the kernel may refuse (limits),
+/// which only costs speed.
+pub fn set_pipe_size(pipe: BorrowedFd<'_>, size: usize) {
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int);
+    }
+}
+
+/// Sets SO_RCVLOWAT: the kernel wakes a reader of `socket` only once
+/// `bytes` are queued (or the peer closes). Best effort, like the pipe size.
+pub fn set_recv_low_water(socket: BorrowedFd<'_>, bytes: usize) {
+    let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: the option's value is a c_int on our stack and its size is
+    // passed with it; the kernel only reads it.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// True when the running kernel's release is `major.minor` or later.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    static RELEASE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *RELEASE.get_or_init(|| {
+        release_of(&std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default())
+    }) >= (major, minor)
+}
+
+/// "6.18.44-fc" -> (6, 18); anything unreadable is (0, 0), the oldest.
+fn release_of(text: &str) -> (u32, u32) {
+    let mut numbers = text.trim().split(['.', '-']).map(|n| n.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => (0, 0),
+    }
+}
+
+/// Waits up to `timeout` for `socket` to be readable (its low-water mark
+/// queued), then takes what is queued without waiting: WouldBlock if
+/// nothing came.
+pub fn recv_when_ready(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<usize> {
+    wait_readable(socket, timeout)?;
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
+    // we borrow mutably for the call.
+    let rc = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n as usize),
+    }
+}
+
+/// tmpfs and ramfs, by the magic `fstatfs(2)` reports.
+pub fn in_memory(file: &File) -> bool {
+    const TMPFS_MAGIC: u32 = 0x0102_1994;
+    const RAMFS_MAGIC: u32 = 0x8584_58f6;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `fs` is a writable statfs the size the kernel fills, and the
+    // descriptor belongs to `file`, borrowed for the call.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs succeeded, so it filled the struct (zeroed before).
+    // f_type is an i64 here and an i32 on 32-bit targets, where a magic
+    // past 0x7fffffff is negative: compared as the 32 bits it holds
+    let kind = unsafe { fs.assume_init() }.f_type as u32;
+    kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+}
+
+/// `fallocate(2)` with FALLOC_FL_KEEP_SIZE.
+pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EOVERFLOW));
+    };
+    // SAFETY: the descriptor belongs to `file`, borrowed for the call; only
+    // integers are passed, no memory of ours.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `splice(2)` between a pipe and another descriptor, at the descriptors'
+/// own positions (no offsets).
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are borrowed for the call; null offsets mean
+    // the kernel uses and advances the descriptors' own positions, so no
+    // memory of ours is read or written.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: opens `path`
+/// (components joined by `/`) beneath `dir`, failing (EXDEV, ELOOP) rather
+/// than leaving `dir` or following a link at any component. ENOSYS on
+/// kernels before 5.6 (and EPERM under some seccomp filters).
+pub fn openat2_beneath(
+    dir: BorrowedFd<'_>,
+    path: &[u8],
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let path = c_name(path)?;
+    // SAFETY: open_how is three integers (and non_exhaustive, so it cannot
+    // be built field by field); all zeroes is a valid value of it.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = u64::from(mode);
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: `dir` is borrowed for the call; `path` is NUL-terminated and
+    // outlives it; `how` is a live open_how whose exact size we pass, and
+    // the kernel only reads it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat2 succeeded, so `rc` is a fresh descriptor no one else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) })
+}
+
+/// `syncfs(2)`: makes everything written on the file system holding `fd`
+/// durable, in one call instead of an fsync per file.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: the descriptor is borrowed for the call; no memory is passed.
+    let rc = unsafe { libc::syncfs(fd.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A duplicate of /dev/null at the highest descriptor wanted, closed at
+/// once: the table stays grown.
+pub fn reserve_descriptors(count: u64) {
+    let Ok(highest) = libc::c_int::try_from(count.saturating_sub(1)) else {
+        return;
+    };
+    let Ok(any) = File::open("/dev/null") else {
+        return;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC reads no memory; it returns a new descriptor
+    // (the lowest free one at or above `highest`) or -1.
+    let fd = unsafe { libc::fcntl(any.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest) };
+    if fd >= 0 {
+        // SAFETY: `fd` was just created here and nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_releases_read_as_major_and_minor() {
+        for (text, want) in [
+            ("6.18.44-fc-v1252\n", (6, 18)),
+            ("4.18.0-553.el8_10.x86_64", (4, 18)),
+            ("4.17.3", (4, 17)),
+            ("3.10.0-1160.el7.x86_64", (3, 10)),
+            ("5.4", (5, 4)),
+            ("", (0, 0)),
+            ("six", (0, 0)),
+        ] {
+            assert_eq!(super::release_of(text), want, "{text:?}");
+        }
+        // whatever runs these tests is newer than that
+        assert!(super::kernel_at_least(2, 6));
+    }
+}
