@@ -168,6 +168,33 @@ impl Outcome {
         assert_no_panic(what, &self.stderr);
         self
     }
+
+    /// Panics unless the process exited `code` and its stderr holds each of
+    /// `needles`, showing the code, stdout and stderr.
+    #[track_caller]
+    pub fn expect(&self, code: i32, needles: &[&str], what: &str) -> &Self {
+        let missing: Vec<&str> = needles
+            .iter()
+            .copied()
+            .filter(|needle| !self.stderr.contains(needle))
+            .collect();
+        if self.code != code || !missing.is_empty() {
+            let stdout = String::from_utf8_lossy(&self.stdout);
+            // A receiver's stdout can be the file itself: show its start.
+            let shown: String = stdout.chars().take(2000).collect();
+            let cut = if shown.len() < stdout.len() {
+                "..."
+            } else {
+                ""
+            };
+            panic!(
+                "{what}: exit code {} (wanted {code}); stderr lacks {missing:?}\n\
+                 stdout:\n{shown}{cut}\nstderr:\n{}",
+                self.code, self.stderr
+            );
+        }
+        self
+    }
 }
 
 /// Panics if `stderr` shows that the process panicked.
