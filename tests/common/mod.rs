@@ -173,12 +173,26 @@ impl Outcome {
     /// `needles`, showing the code, stdout and stderr.
     #[track_caller]
     pub fn expect(&self, code: i32, needles: &[&str], what: &str) -> &Self {
+        self.check(Some(code), needles, what)
+    }
+
+    /// Panics unless stderr holds each of `needles`, showing the code,
+    /// stdout and stderr: for an exit code checked otherwise (after
+    /// [`Outcome::expect_clean`]), or not at all.
+    #[track_caller]
+    pub fn says(&self, needles: &[&str]) -> &Self {
+        self.check(None, needles, "the process")
+    }
+
+    #[track_caller]
+    fn check(&self, code: Option<i32>, needles: &[&str], what: &str) -> &Self {
         let missing: Vec<&str> = needles
             .iter()
             .copied()
             .filter(|needle| !self.stderr.contains(needle))
             .collect();
-        if self.code != code || !missing.is_empty() {
+        if code.is_some_and(|code| code != self.code) || !missing.is_empty() {
+            let wanted = code.map_or(String::new(), |code| format!(" (wanted {code})"));
             let stdout = String::from_utf8_lossy(&self.stdout);
             // A receiver's stdout can be the file itself: show its start.
             let shown: String = stdout.chars().take(2000).collect();
@@ -188,7 +202,7 @@ impl Outcome {
                 ""
             };
             panic!(
-                "{what}: exit code {} (wanted {code}); stderr lacks {missing:?}\n\
+                "{what}: exit code {}{wanted}; stderr lacks {missing:?}\n\
                  stdout:\n{shown}{cut}\nstderr:\n{}",
                 self.code, self.stderr
             );
