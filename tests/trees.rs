@@ -621,13 +621,7 @@ fn links_leaving_the_tree_and_special_files_are_skipped_with_a_warning() {
         "zc send of a tree with links out and special files",
     );
     got.expect_code(0, "zc recv");
-    for name in ["abs-link", "up-link", "up-dir-link", "a-fifo", "a-socket"] {
-        assert!(
-            sent.stderr.lines().any(|line| line.contains(name)),
-            "the sender should warn about {name}:\n{}",
-            sent.stderr
-        );
-    }
+    sent.says(&["abs-link", "up-link", "up-dir-link", "a-fifo", "a-socket"]);
     assert_eq!(list_dir(&l.out.join("t")), vec!["in", "ok.txt"]);
     assert_eq!(list_dir(&l.out.join("t/in")), vec!["inner.txt"]);
     assert_eq!(fs::read(l.out.join("t/ok.txt")).unwrap(), b"ok\n");
@@ -826,11 +820,10 @@ fn a_changed_file_is_refused_without_force_and_replaced_with_force() {
     set_mtime_ns(&top, 1_700_000_002_000_000_002);
 
     let sent = send(&[s(&top), &rx.dest()]);
-    sent.expect_code(5, "zc send onto a changed file, without --force");
-    assert!(
-        sent.stderr.lines().any(|line| line.contains("b.txt")),
-        "the summary should name b.txt:\n{}",
-        sent.stderr
+    sent.expect(
+        5,
+        &["b.txt"],
+        "zc send onto a changed file, without --force",
     );
     assert_eq!(fs::read(&b).unwrap(), b"edited at the destination\n");
     for other in ["a.txt", "sub/c.bin", "new.txt"] {
@@ -1125,18 +1118,13 @@ fn a_source_truncated_while_sent_is_reported_with_exit_5_and_the_rest_lands() {
     proxy.release();
     let first = tx.finish(TIMEOUT);
     println!("sender:\n{}", first.stderr);
-    first.expect_code(5, "zc send of a tree whose big.bin shrank while sent");
-    assert!(
-        first.stderr.lines().any(|line| line.contains("big.bin")),
-        "the sender should name big.bin:\n{}",
-        first.stderr
+    first.expect(
+        5,
+        &["big.bin"],
+        "zc send of a tree whose big.bin shrank while sent",
     );
     if !is_root() {
-        assert!(
-            first.stderr.lines().any(|line| line.contains("locked")),
-            "the sender should name the unreadable directory:\n{}",
-            first.stderr
-        );
+        first.says(&["locked"]);
         chmod(&locked, 0o755);
         // What arrived of it may be as unreadable as the source was, and a
         // directory that exists is left as it is (a test of its own).
@@ -2717,16 +2705,9 @@ fn a_file_the_receiver_cannot_write_fails_alone_and_the_rest_of_the_session_land
     println!("sender:\n{}", sent.stderr);
     sent.expect(
         5,
-        &["cannot be written on the receiver"],
+        &["cannot be written on the receiver", "x.txt", "z.txt"],
         "zc send with two files the receiver cannot write",
     );
-    for name in ["x.txt", "z.txt"] {
-        assert!(
-            sent.stderr.lines().any(|line| line.contains(name)),
-            "the sender should name {name}:\n{}",
-            sent.stderr
-        );
-    }
     // without the key, the FILE RESULTs and the RESULT do not say what
     // stands at the part's name (a directory, a link); the receiver's log does
     assert!(
@@ -2811,12 +2792,7 @@ fn a_read_only_directory_that_exists_stays_read_only_and_a_new_file_in_it_fails_
     put(&top.join("w2.txt"), b"w2, new\n");
     let landed_ro = mode_and_time(&l.out.join("t/ro"));
     let sent = send(&[s(&top), &dest]);
-    sent.expect_code(5, "the same tree again, with ro/b.txt added");
-    assert!(
-        sent.stderr.lines().any(|l| l.contains("b.txt")),
-        "the sender names ro/b.txt:\n{}",
-        sent.stderr
-    );
+    sent.expect(5, &["b.txt"], "the same tree again, with ro/b.txt added");
     assert_eq!(
         mode_and_time(&l.out.join("t/ro")),
         landed_ro,
