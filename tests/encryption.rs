@@ -627,12 +627,7 @@ fn ctrl_c_stops_an_encrypted_sender_and_the_same_command_resumes() {
     let dest = proxy.addr.to_string();
     let mut cmd = zcmd(&["send", "--progress", "none", s(&src), &dest]);
     cmd.env("ZC_KEY", KEY);
-    let mut tx = start(cmd);
-    proxy.wait_for(8 * MIB, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let first = tx.finish(TIMEOUT);
+    let first = proxy.interrupt_at(8 * MIB, start(cmd));
     let got = rx.finish(TIMEOUT);
     first
         .expect_clean(130, "zc send after SIGINT")

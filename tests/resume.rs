@@ -652,14 +652,8 @@ fn sigint_to_the_sender_prints_a_resume_command_that_works() {
     let stop_at = 8 * MIB;
     proxy.hold_at(stop_at);
     let proxy_addr = proxy.addr.to_string();
-    let mut tx = start(send_cmd(&["--progress", "none", setup.src(), &proxy_addr]));
-    proxy.wait_for(stop_at, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    // The sender finishes the DATA frame in flight (at most 64 MiB) before it
-    // stops: let the handler see the signal, then let that frame through.
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let first = tx.finish(TIMEOUT);
+    let tx = start(send_cmd(&["--progress", "none", setup.src(), &proxy_addr]));
+    let first = proxy.interrupt_at(stop_at, tx);
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", first.stderr, got.stderr);
     let holds = first
@@ -996,12 +990,7 @@ fn sigint_to_the_sender_of_a_keep_open_receiver_resumes_verbatim() {
     let proxy = CuttingProxy::counting(rx.addr);
     proxy.hold_at(8 * MIB);
     let addr = proxy.addr.to_string();
-    let mut tx = start(send_cmd(&[setup.src(), &addr]));
-    proxy.wait_for(8 * MIB, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let first = tx.finish(TIMEOUT);
+    let first = proxy.interrupt_at(8 * MIB, start(send_cmd(&[setup.src(), &addr])));
     println!("sender:\n{}", first.stderr);
     first.expect_code(130, "zc send after SIGINT");
     let words = resume_command(&first.stderr);

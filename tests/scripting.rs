@@ -1251,13 +1251,8 @@ fn exit_130_sigint_to_a_sender_mid_transfer() {
     let rx = listen_recv(&d.out, &["--json", "--timeout", "20"], Stdout::Memory);
     let proxy = CuttingProxy::counting(rx.addr);
     proxy.hold_at(8 * MIB);
-    let mut tx = start_send(&["--json", s(&src), &proxy.addr.to_string()]);
-    proxy.wait_for(8 * MIB, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    // Let the handler see the signal, then let the frame in flight through.
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let out = tx.finish(TIMEOUT);
+    let tx = start_send(&["--json", s(&src), &proxy.addr.to_string()]);
+    let out = proxy.interrupt_at(8 * MIB, tx);
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", out.stderr, got.stderr);
     out.expect_code(130, "zc send after SIGINT");

@@ -904,19 +904,14 @@ fn interrupted_sender_case(sigkill: bool) {
     let dest = proxy.addr.to_string();
     let args = ["--progress", "none", s(&top), &dest];
     let mut tx = start(send_cmd(&args));
-    proxy.wait_for(stop_at, &mut tx.child, "zc send");
     if sigkill {
+        proxy.wait_for(stop_at, &mut tx.child, "zc send");
         tx.child.kill().unwrap();
         let killed = tx.finish(TIMEOUT);
         assert_eq!(killed.code, -libc::SIGKILL, "{}", killed.stderr);
         proxy.release();
     } else {
-        sigint(&tx.child);
-        // The sender ends the DATA frame in flight: let the handler see the
-        // signal, then let that frame through.
-        thread::sleep(Duration::from_millis(200));
-        proxy.release();
-        let stopped = tx.finish(TIMEOUT);
+        let stopped = proxy.interrupt_at(stop_at, tx);
         println!("interrupted sender:\n{}", stopped.stderr);
         stopped.expect_code(130, "zc send after SIGINT");
     }

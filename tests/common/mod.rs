@@ -917,6 +917,18 @@ impl CuttingProxy {
         self.per_conn.lock().unwrap().clone()
     }
 
+    /// Ctrl-C to the sender `tx` once `n` bytes went through (where
+    /// [`CuttingProxy::hold_at`] holds it): what the sender said. A sender
+    /// finishes the DATA frame in flight before it stops, so the handler is
+    /// given time to see the signal before that frame is let through.
+    pub fn interrupt_at(&self, n: u64, mut tx: Running) -> Outcome {
+        self.wait_for(n, &mut tx.child, "zc send");
+        sigint(&tx.child);
+        thread::sleep(Duration::from_millis(200));
+        self.release();
+        tx.finish(TIMEOUT)
+    }
+
     /// Waits until `n` bytes went upstream; panics (killing `child`) if
     /// `child` exits first or it takes longer than [`TIMEOUT`].
     pub fn wait_for(&self, n: u64, child: &mut Child, what: &str) {
