@@ -134,6 +134,17 @@ fn held_prefix(record: &Path) -> u64 {
     ranges[0].1
 }
 
+/// The file sent again to `rx` through a counting proxy: the sender's and
+/// the receiver's outcomes (both printed), and the bytes that crossed.
+fn send_again(setup: &Setup, rx: Receiver) -> (Outcome, Outcome, u64) {
+    let proxy = CuttingProxy::counting(rx.addr);
+    let second = send(&[setup.src(), &proxy.addr.to_string()]);
+    let got = rx.finish(TIMEOUT);
+    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
+    (second, got, wire)
+}
+
 /// Waits (bounded) until the receiver's record claims at least `n` bytes.
 fn wait_held(record: &Path, n: u64, rx: &mut Receiver) {
     let deadline = Instant::now() + TIMEOUT;
@@ -298,10 +309,7 @@ fn sigkill_sender_case(new_receiver: bool) {
         rx
     };
 
-    let again = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &again.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "the second zc send");
     got.expect_code(0, "zc recv");
     let from = resumed_from(&second.stderr)
@@ -310,7 +318,6 @@ fn sigkill_sender_case(new_receiver: bool) {
         from >= stop_at - OVERHEAD && from < size,
         "resumed from byte {from}, but {stop_at} bytes had gone through"
     );
-    let wire = again.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     println!(
         "resumed from byte {from}; the second attempt sent {wire} bytes ({:.1}% of {size})",
         wire as f64 * 100.0 / size as f64
@@ -367,10 +374,7 @@ fn sigkill_receiver_then_a_new_receiver_resumes_from_its_record() {
     assert!(held >= stop_at - OVERHEAD && held <= stop_at, "held {held}");
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let again = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &again.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "the second zc send");
     got.expect_code(0, "the new zc recv");
     assert_eq!(
@@ -379,7 +383,6 @@ fn sigkill_receiver_then_a_new_receiver_resumes_from_its_record() {
         "the summary should say it resumed where the record ends:\n{}",
         second.stderr
     );
-    let wire = again.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire < size * 3 / 4, "sent {wire} of {size}: no resume");
     assert!(
         wire >= size - held && wire <= size - held + OVERHEAD,
@@ -482,10 +485,7 @@ fn another_file_with_the_same_name_and_size_starts_over() {
     set_mtime(&setup.src, before + Duration::from_secs(7));
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let proxy = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &proxy.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "zc send of the new version");
     got.expect(
         0,
@@ -498,7 +498,6 @@ fn another_file_with_the_same_name_and_size_starts_over() {
         "nothing may be resumed from another version:\n{}",
         second.stderr
     );
-    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire >= size, "the whole new file must be sent, sent {wire}");
     setup.assert_complete();
 }
@@ -517,10 +516,7 @@ fn other_content_with_the_same_mtime_is_caught_by_the_block_hashes() {
     set_mtime(&setup.src, before);
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let proxy = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &proxy.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "zc send of the changed file");
     got.expect_code(0, "zc recv of the changed file");
     let blocks = held.div_ceil(BLOCK) as usize;
@@ -533,7 +529,6 @@ fn other_content_with_the_same_mtime_is_caught_by_the_block_hashes() {
         "every one of the {blocks} held blocks differs:\n{}",
         second.stderr
     );
-    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire >= size, "every byte must be sent again, sent {wire}");
     setup.assert_complete();
 }
