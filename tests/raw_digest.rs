@@ -312,7 +312,6 @@ fn ctrl_c_stops_a_raw_receiver_while_data_keeps_coming() {
     let took = began.elapsed();
     kill_tree(&mut tx.child);
     println!("receiver:\n{}", got.stderr);
-    got.expect_code(130, "a raw receiver after SIGINT");
+    got.expect(130, &["holds"], "a raw receiver after SIGINT");
     assert!(took.as_secs() < 10, "it took {took:?} to stop");
-    assert!(got.stderr.contains("holds"), "{}", got.stderr);
 }

@@ -134,6 +134,17 @@ fn held_prefix(record: &Path) -> u64 {
     ranges[0].1
 }
 
+/// The file sent again to `rx` through a counting proxy: the sender's and
+/// the receiver's outcomes (both printed), and the bytes that crossed.
+fn send_again(setup: &Setup, rx: Receiver) -> (Outcome, Outcome, u64) {
+    let proxy = CuttingProxy::counting(rx.addr);
+    let second = send(&[setup.src(), &proxy.addr.to_string()]);
+    let got = rx.finish(TIMEOUT);
+    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
+    (second, got, wire)
+}
+
 /// Waits (bounded) until the receiver's record claims at least `n` bytes.
 fn wait_held(record: &Path, n: u64, rx: &mut Receiver) {
     let deadline = Instant::now() + TIMEOUT;
@@ -255,11 +266,10 @@ fn cut_first_attempt(setup: &Setup, cut: u64) -> u64 {
     first.expect_code(1, "zc send through a cut connection");
     resume_command(&first.stderr);
     let got = rx.finish(TIMEOUT);
-    got.expect_code(1, "zc recv whose sender never came back");
-    assert!(
-        got.stderr.contains("waiting up to"),
-        "the receiver should say it waits for the sender:\n{}",
-        got.stderr
+    got.expect(
+        1,
+        &["waiting up to"],
+        "zc recv whose sender never came back",
     );
     setup.assert_only_part();
     let held = held_prefix(&setup.record());
@@ -292,22 +302,14 @@ fn sigkill_sender_case(new_receiver: bool) {
 
     let rx = if new_receiver {
         let gone = rx.finish(TIMEOUT);
-        gone.expect_code(1, "zc recv after its sender was killed");
-        assert!(
-            gone.stderr.contains("waiting up to"),
-            "the receiver should wait for the sender to resume:\n{}",
-            gone.stderr
-        );
+        gone.expect(1, &["waiting up to"], "zc recv after its sender was killed");
         setup.assert_only_part();
         receiver(&setup.out, &["--timeout", "3"], Stdout::Null)
     } else {
         rx
     };
 
-    let again = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &again.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "the second zc send");
     got.expect_code(0, "zc recv");
     let from = resumed_from(&second.stderr)
@@ -316,7 +318,6 @@ fn sigkill_sender_case(new_receiver: bool) {
         from >= stop_at - OVERHEAD && from < size,
         "resumed from byte {from}, but {stop_at} bytes had gone through"
     );
-    let wire = again.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     println!(
         "resumed from byte {from}; the second attempt sent {wire} bytes ({:.1}% of {size})",
         wire as f64 * 100.0 / size as f64
@@ -373,10 +374,7 @@ fn sigkill_receiver_then_a_new_receiver_resumes_from_its_record() {
     assert!(held >= stop_at - OVERHEAD && held <= stop_at, "held {held}");
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let again = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &again.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "the second zc send");
     got.expect_code(0, "the new zc recv");
     assert_eq!(
@@ -385,7 +383,6 @@ fn sigkill_receiver_then_a_new_receiver_resumes_from_its_record() {
         "the summary should say it resumed where the record ends:\n{}",
         second.stderr
     );
-    let wire = again.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire < size * 3 / 4, "sent {wire} of {size}: no resume");
     assert!(
         wire >= size - held && wire <= size - held + OVERHEAD,
@@ -433,18 +430,13 @@ fn a_flipped_byte_in_the_held_part_is_resent_with_a_warning() {
     let took = began.elapsed();
     let got = rx.finish(TIMEOUT);
     println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
-    second.expect_code(0, "zc send after the flip");
-    got.expect_code(0, "zc recv after the flip");
     let warning = format!(
         "the receiver's bytes {}..{} differ from the source; re-sending them",
         BLOCK,
         2 * BLOCK
     );
-    assert!(
-        second.stderr.contains(&warning),
-        "the sender should warn about the bad block ({warning:?}):\n{}",
-        second.stderr
-    );
+    second.expect(0, &[&warning], "zc send after the flip");
+    got.expect_code(0, "zc recv after the flip");
     assert_eq!(
         second.stderr.matches("differ from the source").count(),
         1,
@@ -493,17 +485,12 @@ fn another_file_with_the_same_name_and_size_starts_over() {
     set_mtime(&setup.src, before + Duration::from_secs(7));
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let proxy = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &proxy.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "zc send of the new version");
-    got.expect_code(0, "zc recv of the new version");
-    assert!(
-        got.stderr
-            .contains("is of another version of the file; starting over"),
-        "the receiver should say it starts over:\n{}",
-        got.stderr
+    got.expect(
+        0,
+        &["is of another version of the file; starting over"],
+        "zc recv of the new version",
     );
     assert_eq!(
         resumed_from(&second.stderr),
@@ -511,7 +498,6 @@ fn another_file_with_the_same_name_and_size_starts_over() {
         "nothing may be resumed from another version:\n{}",
         second.stderr
     );
-    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire >= size, "the whole new file must be sent, sent {wire}");
     setup.assert_complete();
 }
@@ -530,10 +516,7 @@ fn other_content_with_the_same_mtime_is_caught_by_the_block_hashes() {
     set_mtime(&setup.src, before);
 
     let rx = receiver(&setup.out, &["--timeout", "3"], Stdout::Null);
-    let proxy = CuttingProxy::counting(rx.addr);
-    let second = send(&[setup.src(), &proxy.addr.to_string()]);
-    let got = rx.finish(TIMEOUT);
-    println!("second send:\n{}receiver:\n{}", second.stderr, got.stderr);
+    let (second, got, wire) = send_again(&setup, rx);
     second.expect_code(0, "zc send of the changed file");
     got.expect_code(0, "zc recv of the changed file");
     let blocks = held.div_ceil(BLOCK) as usize;
@@ -546,7 +529,6 @@ fn other_content_with_the_same_mtime_is_caught_by_the_block_hashes() {
         "every one of the {blocks} held blocks differs:\n{}",
         second.stderr
     );
-    let wire = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
     assert!(wire >= size, "every byte must be sent again, sent {wire}");
     setup.assert_complete();
 }
@@ -562,12 +544,7 @@ fn complementary_ranges_complete_the_file() {
     let a = send(&["--offset", "0", "--count", "3MiB", setup.src(), &rx.dest()]);
     let got = rx.finish(TIMEOUT);
     a.expect_code(0, "zc send of [0, 3 MiB)");
-    got.expect_code(0, "zc recv of [0, 3 MiB)");
-    assert!(
-        got.stderr.contains("holds"),
-        "the receiver's summary should say what the part holds:\n{}",
-        got.stderr
-    );
+    got.expect(0, &["holds"], "zc recv of [0, 3 MiB)");
     setup.assert_only_part();
     assert_eq!(held_ranges(&setup.record()), Some(vec![(0, 3 * MIB)]));
 
@@ -627,12 +604,7 @@ fn offset_past_the_end_is_a_usage_error() {
     let setup = Setup::new("short.bin", MIB, 20);
     // Nothing listens on port 9 of the loopback: a connect would exit 1.
     let out = send(&["--offset", "2MiB", setup.src(), "127.0.0.1:9"]);
-    out.expect_code(2, "--offset past the end");
-    assert!(
-        out.stderr.contains("past the end"),
-        "the error should say why:\n{}",
-        out.stderr
-    );
+    out.expect(2, &["past the end"], "--offset past the end");
 }
 
 #[test]
@@ -655,17 +627,12 @@ fn count_past_the_end_stops_at_the_end() {
     ]);
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", rest.stderr, got.stderr);
-    rest.expect_code(0, "zc send --count past the end");
-    got.expect_code(0, "zc recv");
     let note = format!(
         "--count stopped at the end of the file, after {} bytes",
         size - 4 * MIB
     );
-    assert!(
-        rest.stderr.contains(&note),
-        "the summary should say the count stopped at the end ({note:?}):\n{}",
-        rest.stderr
-    );
+    rest.expect(0, &[&note], "zc send --count past the end");
+    got.expect_code(0, "zc recv");
     setup.assert_complete();
 }
 
@@ -680,23 +647,10 @@ fn sigint_to_the_sender_prints_a_resume_command_that_works() {
     let stop_at = 8 * MIB;
     proxy.hold_at(stop_at);
     let proxy_addr = proxy.addr.to_string();
-    let mut tx = start(send_cmd(&["--progress", "none", setup.src(), &proxy_addr]));
-    proxy.wait_for(stop_at, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    // The sender finishes the DATA frame in flight (at most 64 MiB) before it
-    // stops: let the handler see the signal, then let that frame through.
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let first = tx.finish(TIMEOUT);
+    let tx = start(send_cmd(&["--progress", "none", setup.src(), &proxy_addr]));
+    let first = proxy.interrupt_at(stop_at, tx);
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", first.stderr, got.stderr);
-    first.expect_code(130, "zc send after SIGINT");
-    got.expect_code(130, "zc recv whose sender stopped");
-    assert!(
-        first.stderr.contains("interrupted after sending"),
-        "{}",
-        first.stderr
-    );
     let holds = first
         .stderr
         .split("the receiver holds ")
@@ -704,22 +658,25 @@ fn sigint_to_the_sender_prints_a_resume_command_that_works() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no 'the receiver holds N bytes':\n{}", first.stderr));
-    assert!(
-        first
-            .stderr
-            .contains(&format!("the receiver holds {holds} bytes of {size}")),
-        "{}",
-        first.stderr
+    first.expect(
+        130,
+        &[
+            "interrupted after sending",
+            &format!("the receiver holds {holds} bytes of {size}"),
+        ],
+        "zc send after SIGINT",
+    );
+    got.expect(
+        130,
+        &[
+            "stopped sending ctrlc.bin; kept",
+            &format!("({holds} bytes held)"),
+        ],
+        "zc recv whose sender stopped",
     );
     assert!(
         holds >= stop_at - OVERHEAD && holds < size,
         "holds {holds} of {size}"
-    );
-    assert!(
-        got.stderr.contains("stopped sending ctrlc.bin; kept")
-            && got.stderr.contains(&format!("({holds} bytes held)")),
-        "the receiver should say what it kept:\n{}",
-        got.stderr
     );
     setup.assert_only_part();
     assert_eq!(held_prefix(&setup.record()), holds, "the record agrees");
@@ -770,10 +727,9 @@ fn sigint_to_the_receiver_keeps_a_durable_record() {
     proxy.release();
     let first = tx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", first.stderr, got.stderr);
-    got.expect_code(130, "zc recv after SIGINT");
     let part = setup.part();
     let said = format!("interrupted; kept {}", part.display());
-    assert!(got.stderr.contains(&said), "{said:?} in:\n{}", got.stderr);
+    got.expect(130, &[&said], "zc recv after SIGINT");
     let held = got
         .stderr
         .split(&said)
@@ -822,15 +778,12 @@ fn retry_survives_two_cuts_and_resumes_each_time() {
     let out = send(&["--retry", "3", setup.src(), &proxy.addr.to_string()]);
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", out.stderr, got.stderr);
-    out.expect_code(0, "zc send --retry 3 through two cuts");
+    out.expect(
+        0,
+        &["retry 1 of 3", "retry 2 of 3"],
+        "zc send --retry 3 through two cuts",
+    );
     got.expect_code(0, "zc recv");
-    for i in 1..=2 {
-        assert!(
-            out.stderr.contains(&format!("retry {i} of 3")),
-            "retry {i} should be reported:\n{}",
-            out.stderr
-        );
-    }
     assert!(!out.stderr.contains("retry 3 of 3"), "{}", out.stderr);
     let conns = proxy.connections();
     assert_eq!(conns.len(), 3, "two cuts, three connections: {conns:?}");
@@ -949,11 +902,7 @@ fn raw_sender_prints_a_runnable_resume_command() {
     let first = send(&["--raw", setup.src(), &addr]);
     let got = rx.finish(TIMEOUT);
     let have = fs::metadata(&dst).unwrap().len();
-    assert!(
-        got.stderr.contains(&format!("ends at byte {have}")),
-        "the raw receiver must report its exact end:\n{}",
-        got.stderr
-    );
+    got.says(&[&format!("ends at byte {have}")]);
     println!("raw sender:\n{}", first.stderr);
     first.expect_code(1, "zc send --raw through a cut");
     let mut words = resume_command(&first.stderr);
@@ -1019,8 +968,7 @@ fn a_second_sigint_exits_at_once() {
     proxy.release();
     let got = rx.finish(TIMEOUT);
     println!("sender:\n{}receiver:\n{}", out.stderr, got.stderr);
-    out.expect_code(130, "zc send after two Ctrl-C");
-    assert!(out.stderr.contains("interrupted again"), "{}", out.stderr);
+    out.expect(130, &["interrupted again"], "zc send after two Ctrl-C");
     // The receiver saw a dropped connection: it keeps what it has.
     assert_ne!(got.code, 0, "{}", got.stderr);
     setup.assert_only_part();
@@ -1037,12 +985,7 @@ fn sigint_to_the_sender_of_a_keep_open_receiver_resumes_verbatim() {
     let proxy = CuttingProxy::counting(rx.addr);
     proxy.hold_at(8 * MIB);
     let addr = proxy.addr.to_string();
-    let mut tx = start(send_cmd(&[setup.src(), &addr]));
-    proxy.wait_for(8 * MIB, &mut tx.child, "zc send");
-    sigint(&tx.child);
-    thread::sleep(Duration::from_millis(200));
-    proxy.release();
-    let first = tx.finish(TIMEOUT);
+    let first = proxy.interrupt_at(8 * MIB, start(send_cmd(&[setup.src(), &addr])));
     println!("sender:\n{}", first.stderr);
     first.expect_code(130, "zc send after SIGINT");
     let words = resume_command(&first.stderr);
@@ -1059,11 +1002,10 @@ fn sigint_to_the_sender_of_a_keep_open_receiver_resumes_verbatim() {
     sigint(&rx.child);
     let got = rx.finish(TIMEOUT);
     println!("receiver:\n{}", got.stderr);
-    got.expect_code(130, "zc recv -k after Ctrl-C");
-    assert!(
-        got.stderr.contains("stopped sending keep.bin"),
-        "{}",
-        got.stderr
+    got.expect(
+        130,
+        &["stopped sending keep.bin"],
+        "zc recv -k after Ctrl-C",
     );
 }
 
@@ -1076,8 +1018,7 @@ fn retries_run_out_then_exit_1_with_a_resume_command() {
     let proxy = CuttingProxy::start(rx.addr, 4 * MIB, 2);
     let out = send(&["--retry", "1", setup.src(), &proxy.addr.to_string()]);
     println!("sender:\n{}", out.stderr);
-    out.expect_code(1, "zc send --retry 1 through two cuts");
-    assert!(out.stderr.contains("retry 1 of 1"), "{}", out.stderr);
+    out.expect(1, &["retry 1 of 1"], "zc send --retry 1 through two cuts");
     assert!(!out.stderr.contains("retry 2"), "{}", out.stderr);
     resume_command(&out.stderr);
     assert_eq!(proxy.connections().len(), 2);

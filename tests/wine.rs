@@ -26,16 +26,18 @@
 mod common;
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{all_paths, expect_summary_sha, say, sha256_file, skip_unless_required};
-
-const MIB: u64 = 1 << 20;
+use common::{
+    all_paths, code_in, code_of, expect_summary_sha, hex, s, say, sha256_file,
+    skip_unless_required, wait_timeout, Guard, Outcome, MIB,
+};
+use sha2::{Digest, Sha256};
 /// A few MiB, not a multiple of any buffer size.
 const SIZE: u64 = 3 * MIB + 12_345;
 const SEED: u64 = 0x5EED_0057_1DE5;
@@ -72,6 +74,13 @@ impl Wine {
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `wine zc.exe recv -l 127.0.0.1:0 ARGS...`.
+    fn recv(&self, args: &[&str]) -> Command {
+        let mut cmd = self.zc(&["recv", "-l", "127.0.0.1:0"]);
+        cmd.args(args);
         cmd
     }
 }
@@ -133,13 +142,14 @@ fn start(wine: Wine) -> Wine {
         START_TIMEOUT,
     );
     let dll = wine.exe.with_file_name("bcryptprimitives.dll");
+    let version = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.code == 0 && out.stdout_text().starts_with("zc "),
+        out.code == 0 && version.starts_with("zc "),
         "`wine zc.exe --version` failed (exit {}); stdout: {:?}; stderr:\n{}\n\
          (Wine 8 lacks bcryptprimitives.dll, which Rust's std needs: the stub {} \
          is built from .ci/wine/bcryptprimitives.c by scripts/test.sh; it {})",
         out.code,
-        out.stdout_text(),
+        version,
         out.stderr,
         dll.display(),
         if dll.is_file() {
@@ -159,7 +169,7 @@ fn start(wine: Wine) -> Wine {
         "wine: {} runs under {} ({}, first start {:.1} s)",
         wine.exe.display(),
         wine.launcher.display(),
-        out.stdout_text().trim(),
+        version.trim(),
         began.elapsed().as_secs_f64()
     ));
     wine
@@ -196,60 +206,12 @@ fn wine() -> Option<&'static Wine> {
     .as_ref()
 }
 
-/// A child that is killed if the test ends while it still runs.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {timeout:?}; killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A child whose stdout and stderr go to files.
 struct Logged {
     child: Guard,
     stdout: PathBuf,
     stderr: PathBuf,
     what: String,
-}
-
-struct Outcome {
-    code: i32,
-    stdout: PathBuf,
-    stderr: String,
-}
-
-impl Outcome {
-    fn stdout_text(&self) -> String {
-        fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    fn expect_ok(&self, what: &str) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "{what}: exit {}; stderr:\n{}",
-            self.code, self.stderr
-        );
-        self
-    }
 }
 
 fn spawn_logged(mut cmd: Command, dir: &Path, name: &str, stdin: Stdio) -> Logged {
@@ -285,7 +247,7 @@ impl Logged {
                     return port.unwrap_or_else(|| panic!("{}: no port in {line:?}", self.what));
                 }
             }
-            if let Some(status) = self.child.0.try_wait().unwrap() {
+            if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
                     "{} ended ({status}) before listening; stderr:\n{text}",
                     self.what
@@ -301,11 +263,11 @@ impl Logged {
     }
 
     fn finish(mut self, timeout: Duration) -> Outcome {
-        let status = wait_timeout(&mut self.child.0, timeout, &self.what);
+        let status = wait_timeout(&mut self.child, timeout, &self.what);
         Outcome {
-            code: status.code().unwrap_or(-1),
+            code: code_of(status),
+            stdout: fs::read(&self.stdout).unwrap_or_default(),
             stderr: self.stderr_text(),
-            stdout: self.stdout.clone(),
         }
     }
 }
@@ -321,129 +283,225 @@ fn linux_zc(args: &[&str]) -> Command {
     cmd
 }
 
+/// `zc recv -l 127.0.0.1:0 ARGS...` on Linux.
+fn linux_recv(args: &[&str]) -> Command {
+    let mut cmd = linux_zc(&["recv", "-l", "127.0.0.1:0"]);
+    cmd.args(args);
+    cmd
+}
+
+/// `cmd` with `ZC_KEY` set to `key`.
+fn with_key(mut cmd: Command, key: &str) -> Command {
+    cmd.env("ZC_KEY", key);
+    cmd
+}
+
+/// Which `zc` a command runs: a name for its logs, and one for messages.
+fn side(cmd: &Command) -> (&'static str, &'static str) {
+    if cmd.get_program() == Path::new(env!("CARGO_BIN_EXE_zc")) {
+        ("linux", "zc")
+    } else {
+        ("wine", "zc.exe")
+    }
+}
+
 /// An absolute Unix path as Wine sees it (drive Z: is `/`).
 fn win(path: &Path) -> String {
     assert!(path.is_absolute(), "{} is not absolute", path.display());
     format!("Z:{}", path.to_str().unwrap().replace('/', "\\"))
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// xorshift64*: deterministic test data without crates.
-fn test_data(path: &Path) {
-    let mut x = SEED;
-    let mut out = io::BufWriter::new(File::create(path).unwrap());
-    let mut left = SIZE;
-    while left > 0 {
+/// Pseudo-random bytes, xorshift64*, seeded: the test data (an odd seed is
+/// its own start) and the files of the trees.
+fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        let word = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-        let n = left.min(8) as usize;
-        out.write_all(&word[..n]).unwrap();
-        left -= n as u64;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
-    out.flush().unwrap();
+    out.truncate(size);
+    out
 }
 
-/// A fresh directory holding the test data as `data.bin`, checked.
-fn setup() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("data.bin");
-    test_data(&src);
-    assert_eq!(
-        sha256_file(&src),
-        DATA_SHA256,
-        "the test data generator changed"
-    );
-    (dir, src)
-}
-
-/// Panics unless `got` holds exactly the bytes of `want`.
+/// Panics unless `got` holds exactly the bytes of `want`, the test data.
 fn assert_same(want: &Path, got: &Path, what: &str) {
-    let a = fs::read(want).unwrap();
     let b = fs::read(got).unwrap_or_else(|e| panic!("{what}: {}: {e}", got.display()));
-    if a != b {
-        let first = a.iter().zip(&b).position(|(x, y)| x != y);
+    assert_is_data(want, &b, &format!("{what}: {}", got.display()));
+}
+
+/// [`assert_same`] for bytes in memory (a receiver's stdout).
+fn assert_is_data(want: &Path, got: &[u8], what: &str) {
+    let a = fs::read(want).unwrap();
+    if a != got {
+        let first = a.iter().zip(got).position(|(x, y)| x != y);
         panic!(
-            "{what}: {} differs from the source: {} bytes vs {}, first difference at {:?}",
-            got.display(),
-            b.len(),
+            "{what} differs from the source: {} bytes vs {}, first difference at {:?}",
+            got.len(),
             a.len(),
             first
         );
     }
-    assert_eq!(sha256_file(got), DATA_SHA256, "{what}");
+    assert_eq!(hex(&Sha256::digest(got)), DATA_SHA256, "{what}");
 }
 
-fn report(what: &str, began: Instant) {
-    say(&format!(
-        "wine: {what}: {SIZE} bytes, sha256 {}..., identical, {:.2} s",
-        &DATA_SHA256[..16],
-        began.elapsed().as_secs_f64()
-    ));
+/// One test: Wine, a scratch directory (its files and its children's logs)
+/// and when the test began, for its report line.
+struct Case {
+    wine: &'static Wine,
+    dir: tempfile::TempDir,
+    began: Instant,
+}
+
+/// A [`portable_tree`] at `top`, and an empty directory `out` to receive it.
+struct Tree {
+    top: PathBuf,
+    out: PathBuf,
+    files: usize,
+    bytes: u64,
+}
+
+impl Case {
+    /// `None` where Wine cannot run here (the skip is said once).
+    fn new() -> Option<Case> {
+        let wine = wine()?;
+        Some(Case {
+            wine,
+            dir: tempfile::tempdir().unwrap(),
+            began: Instant::now(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A new, empty directory `name`.
+    fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::create_dir(&path).unwrap();
+        path
+    }
+
+    /// The test data as `data.bin`, checked.
+    fn data(&self) -> PathBuf {
+        let src = self.path("data.bin");
+        fs::write(&src, random_bytes(SIZE as usize, SEED)).unwrap();
+        assert_eq!(
+            sha256_file(&src),
+            DATA_SHA256,
+            "the test data generator changed"
+        );
+        src
+    }
+
+    /// [`portable_tree`] at `top` with what `more` adds to it, its times
+    /// stamped, and an empty `out`.
+    fn tree(&self, more: impl FnOnce(&Path)) -> Tree {
+        let (top, out) = (self.path("top"), self.mkdir("out"));
+        let (files, bytes) = portable_tree(&top);
+        more(&top);
+        stamp_times(&top);
+        Tree {
+            top,
+            out,
+            files,
+            bytes,
+        }
+    }
+
+    /// Starts the receiver `recv` (listening on 127.0.0.1:0), logged as
+    /// `name`: it, once it says where it listens, and that `HOST:PORT`.
+    fn listen(&self, recv: Command, name: &str) -> (Logged, String) {
+        let mut recv = spawn_logged(recv, self.dir.path(), name, Stdio::null());
+        let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+        (recv, dest)
+    }
+
+    /// `cmd` run to its end, logged as `name`.
+    fn run(&self, cmd: Command, name: &str) -> Outcome {
+        run_logged(cmd, self.dir.path(), name, TIMEOUT)
+    }
+
+    /// The receiver `recv`, then the sender `send(HOST:PORT)` to it, both
+    /// exiting `code`: the sender's outcome, then the receiver's.
+    fn transfer(
+        &self,
+        code: i32,
+        recv: Command,
+        send: impl FnOnce(&str) -> Command,
+    ) -> (Outcome, Outcome) {
+        let (recv_log, recv_zc) = side(&recv);
+        let (recv, dest) = self.listen(recv, &format!("{recv_log}-recv"));
+        let send = send(&dest);
+        let (send_log, send_zc) = side(&send);
+        let sent = self.run(send, &format!("{send_log}-send"));
+        // The sender first: a receiver may wait for a sender that failed.
+        assert_eq!(
+            sent.code,
+            code,
+            "{send_zc} send: exit {} (wanted {code}); stderr:\n{}\n{recv_zc} recv's stderr so far:\n{}",
+            sent.code,
+            sent.stderr,
+            recv.stderr_text()
+        );
+        let got = recv.finish(TIMEOUT);
+        got.expect_code(code, &format!("{recv_zc} recv"));
+        (sent, got)
+    }
+
+    fn report(&self, what: &str) {
+        say(&format!(
+            "wine: {what}: {SIZE} bytes, sha256 {}..., identical, {:.2} s",
+            &DATA_SHA256[..16],
+            self.began.elapsed().as_secs_f64()
+        ));
+    }
+
+    fn report_tree(&self, what: &str, files: usize, bytes: u64) {
+        say(&format!(
+            "wine: {what}: {files} files, {bytes} bytes, identical, {:.2} s",
+            self.began.elapsed().as_secs_f64()
+        ));
+    }
+
+    /// `zc send TOP` on Linux to `zc.exe recv -o OUT` under Wine, both
+    /// exiting `code`: the sender's outcome, then the receiver's.
+    fn tree_to_windows(&self, tree: &Tree, code: i32) -> (Outcome, Outcome) {
+        let recv = self.wine.recv(&["-o", &win(&tree.out)]);
+        self.transfer(code, recv, |dest| linux_zc(&["send", s(&tree.top), dest]))
+    }
 }
 
 #[test]
 fn windows_sends_framed_to_linux() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let mut recv = spawn_logged(
-        linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]),
-        dir.path(),
-        "linux-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let sent = run_logged(
-        wine.zc(&["send", &win(&src), &dest]),
-        dir.path(),
-        "wine-send",
-        TIMEOUT,
-    );
-    sent.expect_ok("zc.exe send");
-    let got = recv.finish(TIMEOUT);
-    got.expect_ok("linux zc recv");
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.mkdir("out"));
+    let (sent, got) = t.transfer(0, linux_recv(&["-o", s(&out)]), |dest| {
+        t.wine.zc(&["send", &win(&src), dest])
+    });
     assert_same(&src, &out.join("data.bin"), "zc.exe send -> linux recv");
     assert_eq!(expect_summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
     assert_eq!(expect_summary_sha(&got.stderr, "linux recv"), DATA_SHA256);
     // Windows has no sendfile(2): the buffered path must have carried it.
+    sent.expect(0, &["buffered"], "zc.exe send");
     assert!(
-        sent.stderr.contains("buffered") && !sent.stderr.contains("zero-copy"),
+        !sent.stderr.contains("zero-copy"),
         "zc.exe should report the buffered path:\n{}",
         sent.stderr
     );
-    report("zc.exe send (framed) -> linux zc recv", began);
+    t.report("zc.exe send (framed) -> linux zc recv");
 }
 
 #[test]
 fn linux_sends_framed_to_windows() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let mut recv = spawn_logged(
-        wine.zc(&["recv", "-l", "127.0.0.1:0", "-o", &win(&out)]),
-        dir.path(),
-        "wine-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let sent = run_logged(
-        linux_zc(&["send", s(&src), &dest]),
-        dir.path(),
-        "linux-send",
-        TIMEOUT,
-    );
-    sent.expect_ok("linux zc send");
-    let got = recv.finish(TIMEOUT);
-    got.expect_ok("zc.exe recv");
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.mkdir("out"));
+    let (sent, got) = t.transfer(0, t.wine.recv(&["-o", &win(&out)]), |dest| {
+        linux_zc(&["send", s(&src), dest])
+    });
     assert_same(&src, &out.join("data.bin"), "linux send -> zc.exe recv");
     assert!(
         !out.join("data.bin.zcpart").exists(),
@@ -451,190 +509,100 @@ fn linux_sends_framed_to_windows() {
     );
     assert_eq!(expect_summary_sha(&sent.stderr, "linux send"), DATA_SHA256);
     assert_eq!(expect_summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
-    report("linux zc send (framed) -> zc.exe recv", began);
-}
-
-/// The code a listening side printed (`zc: code 7-plaza-quartz-ember ...`).
-fn code_in(stderr: &str, what: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("zc: code "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{what}: no code in:\n{stderr}"))
-        .to_string()
+    t.report("linux zc send (framed) -> zc.exe recv");
 }
 
 #[test]
 fn windows_makes_a_code_and_receives_encrypted_from_linux() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let mut recv = spawn_logged(
-        wine.zc(&["recv", "-l", "127.0.0.1:0", "-o", &win(&out), "--code"]),
-        dir.path(),
-        "wine-recv-code",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let code = code_in(&recv.stderr_text(), "zc.exe recv --code");
-    let sent = run_logged(
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.mkdir("out"));
+    let recv = t.wine.recv(&["-o", &win(&out), "--code"]);
+    let (recv, dest) = t.listen(recv, "wine-recv-code");
+    let code = code_in(&recv.stderr_text());
+    let sent = t.run(
         linux_zc(&["send", s(&src), &dest, "--code", &code]),
-        dir.path(),
         "linux-send-code",
-        TIMEOUT,
     );
-    sent.expect_ok("linux zc send --code");
+    sent.expect(0, &["encrypted"], "linux zc send --code");
     let got = recv.finish(TIMEOUT);
-    got.expect_ok("zc.exe recv --code");
+    got.expect(0, &["encrypted"], "zc.exe recv --code");
     assert_same(
         &src,
         &out.join("data.bin"),
         "linux send --code -> zc.exe recv",
     );
     assert_eq!(expect_summary_sha(&got.stderr, "zc.exe recv"), DATA_SHA256);
-    for (who, text) in [("linux send", &sent.stderr), ("zc.exe recv", &got.stderr)] {
-        assert!(text.contains("encrypted"), "{who}: {text}");
-    }
-    report(
-        "linux zc send --code -> zc.exe recv --code (encrypted)",
-        began,
-    );
+    t.report("linux zc send --code -> zc.exe recv --code (encrypted)");
 }
 
 #[test]
 fn windows_sends_encrypted_with_a_key_to_linux() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.mkdir("out"));
     let key = "a key both sides hold";
-    let mut cmd = linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]);
-    cmd.env("ZC_KEY", key);
-    let mut recv = spawn_logged(cmd, dir.path(), "linux-recv-key", Stdio::null());
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let mut cmd = wine.zc(&["send", &win(&src), &dest]);
-    cmd.env("ZC_KEY", key);
-    let sent = run_logged(cmd, dir.path(), "wine-send-key", TIMEOUT);
-    sent.expect_ok("zc.exe send with ZC_KEY");
-    let got = recv.finish(TIMEOUT);
-    got.expect_ok("linux zc recv with ZC_KEY");
+    let send = |dest: &str, key: &str| with_key(t.wine.zc(&["send", &win(&src), dest]), key);
+    let recv = || with_key(linux_recv(&["-o", s(&out)]), key);
+    let (sent, got) = t.transfer(0, recv(), |dest| send(dest, key));
     assert_same(
         &src,
         &out.join("data.bin"),
         "zc.exe send -> linux recv, keyed",
     );
     assert_eq!(expect_summary_sha(&sent.stderr, "zc.exe send"), DATA_SHA256);
-    for (who, text) in [("zc.exe send", &sent.stderr), ("linux recv", &got.stderr)] {
-        assert!(text.contains("encrypted"), "{who}: {text}");
-    }
+    sent.expect(0, &["encrypted"], "zc.exe send with ZC_KEY");
+    got.expect(0, &["encrypted"], "linux zc recv with ZC_KEY");
     // a wrong key from Windows is refused before anything lands
     fs::remove_file(out.join("data.bin")).unwrap();
-    let mut cmd = linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]);
-    cmd.env("ZC_KEY", key);
-    let mut recv = spawn_logged(cmd, dir.path(), "linux-recv-key2", Stdio::null());
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let mut cmd = wine.zc(&["send", &win(&src), &dest]);
-    cmd.env("ZC_KEY", "not the key");
-    let sent = run_logged(cmd, dir.path(), "wine-send-wrong-key", TIMEOUT);
-    let got = recv.finish(TIMEOUT);
-    assert_eq!(
-        (sent.code, got.code),
-        (4, 4),
-        "{}\n{}",
-        sent.stderr,
-        got.stderr
-    );
-    assert!(sent.stderr.contains("wrong key"), "{}", sent.stderr);
+    let (sent, _) = t.transfer(4, recv(), |dest| send(dest, "not the key"));
+    sent.expect(4, &["wrong key"], "zc.exe send with the wrong key");
     assert!(
         fs::read_dir(&out).unwrap().next().is_none(),
         "something landed"
     );
-    report(
-        "zc.exe send -> linux zc recv with ZC_KEY (encrypted), and a wrong key",
-        began,
-    );
+    t.report("zc.exe send -> linux zc recv with ZC_KEY (encrypted), and a wrong key");
 }
 
 #[test]
 fn windows_sends_raw_to_linux() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("raw.out");
-    let mut recv = spawn_logged(
-        linux_zc(&["recv", "--raw", "-l", "127.0.0.1:0", "-o", s(&out)]),
-        dir.path(),
-        "linux-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    run_logged(
-        wine.zc(&["send", "--raw", &win(&src), &dest]),
-        dir.path(),
-        "wine-send",
-        TIMEOUT,
-    )
-    .expect_ok("zc.exe send --raw");
-    recv.finish(TIMEOUT).expect_ok("linux zc recv --raw");
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.path("raw.out"));
+    t.transfer(0, linux_recv(&["--raw", "-o", s(&out)]), |dest| {
+        t.wine.zc(&["send", "--raw", &win(&src), dest])
+    });
     assert_same(&src, &out, "zc.exe send --raw -> linux recv --raw");
-    report("zc.exe send --raw -> linux zc recv --raw", began);
+    t.report("zc.exe send --raw -> linux zc recv --raw");
 }
 
 #[test]
 fn linux_sends_raw_to_windows_stdout() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
+    let Some(t) = Case::new() else { return };
+    let src = t.data();
     // No -o: the bytes go to zc.exe's stdout, which must stay binary-clean
     // (no CRLF translation) on Windows.
-    let mut recv = spawn_logged(
-        wine.zc(&["recv", "--raw", "-l", "127.0.0.1:0"]),
-        dir.path(),
-        "wine-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    run_logged(
-        linux_zc(&["send", "--raw", s(&src), &dest]),
-        dir.path(),
-        "linux-send",
-        TIMEOUT,
-    )
-    .expect_ok("linux zc send --raw");
-    let got = recv.finish(TIMEOUT);
-    got.expect_ok("zc.exe recv --raw");
-    assert_same(
+    let (_, got) = t.transfer(0, t.wine.recv(&["--raw"]), |dest| {
+        linux_zc(&["send", "--raw", s(&src), dest])
+    });
+    assert_is_data(
         &src,
         &got.stdout,
         "linux send --raw -> zc.exe recv --raw (stdout)",
     );
-    report("linux zc send --raw -> zc.exe recv --raw > stdout", began);
+    t.report("linux zc send --raw -> zc.exe recv --raw > stdout");
 }
 
 #[test]
 fn stdin_pipe_into_windows_send() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let (dir, src) = setup();
-    let out = dir.path().join("from-stdin.bin");
-    let mut recv = spawn_logged(
-        linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]),
-        dir.path(),
-        "linux-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
+    let Some(t) = Case::new() else { return };
+    let (src, out) = (t.data(), t.path("from-stdin.bin"));
+    let (recv, dest) = t.listen(linux_recv(&["-o", s(&out)]), "linux-recv");
     let mut send = spawn_logged(
-        wine.zc(&["send", "-", &dest]),
-        dir.path(),
+        t.wine.zc(&["send", "-", &dest]),
+        t.dir.path(),
         "wine-send-stdin",
         Stdio::piped(),
     );
     // A real pipe, written in pieces from a thread, closed at the end.
-    let mut pipe = send.child.0.stdin.take().unwrap();
+    let mut pipe = send.child.stdin.take().unwrap();
     let source = src.clone();
     let feeder = thread::spawn(move || {
         let mut file = File::open(source).unwrap();
@@ -652,15 +620,15 @@ fn stdin_pipe_into_windows_send() {
     let sent = send.finish(TIMEOUT);
     // Only after a clean exit: Wine's helpers may hold the pipe's read end,
     // so a feeder whose reader died early could block forever.
-    sent.expect_ok("zc.exe send -");
+    sent.expect_code(0, "zc.exe send -");
     feeder.join().unwrap();
-    recv.finish(TIMEOUT).expect_ok("linux zc recv");
+    recv.finish(TIMEOUT).expect_code(0, "linux zc recv");
     assert_same(&src, &out, "pipe | zc.exe send - -> linux recv");
     assert_eq!(
         expect_summary_sha(&sent.stderr, "zc.exe send -"),
         DATA_SHA256
     );
-    report("pipe | zc.exe send - (framed) -> linux zc recv", began);
+    t.report("pipe | zc.exe send - (framed) -> linux zc recv");
 }
 
 // ---------------------------------------------------------------------------
@@ -669,20 +637,6 @@ fn stdin_pipe_into_windows_send() {
 /// Windows keeps file times in 100 ns units: a time crossing to or from it
 /// lands cut down to one (Rust's std and Wine both truncate).
 const WINDOWS_TICK_NS: u64 = 100;
-
-/// Pseudo-random bytes, xorshift64* like `test_data`, seeded.
-fn random_bytes(size: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(size);
-    out
-}
 
 /// Writes `data` at `top/rel`, creating the parents.
 fn put(top: &Path, rel: &str, data: &[u8]) {
@@ -837,112 +791,55 @@ fn assert_same_tree(want: &Path, got: &Path, refused: &[PathBuf], modes: Modes, 
     }
 }
 
-fn report_tree(what: &str, files: usize, bytes: u64, began: Instant) {
-    say(&format!(
-        "wine: {what}: {files} files, {bytes} bytes, identical, {:.2} s",
-        began.elapsed().as_secs_f64()
-    ));
-}
-
-/// `zc send TOP` on Linux to `zc.exe recv -o OUT` under Wine, both exiting
-/// `code`: the sender's outcome, then the receiver's.
-fn linux_sends_tree_to_windows(
-    dir: &Path,
-    top: &Path,
-    out: &Path,
-    code: i32,
-) -> (Outcome, Outcome) {
-    let wine = wine().unwrap();
-    let mut recv = spawn_logged(
-        wine.zc(&["recv", "-l", "127.0.0.1:0", "-o", &win(out)]),
-        dir,
-        "wine-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let sent = run_logged(
-        linux_zc(&["send", s(top), &dest]),
-        dir,
-        "linux-send",
-        TIMEOUT,
-    );
-    let got = recv.finish(TIMEOUT);
-    assert!(
-        sent.code == code && got.code == code,
-        "linux zc send TREE -> zc.exe recv: exits {} and {}, wanted {code} for both\n\
-         sender stderr:\n{}\nreceiver stderr:\n{}",
-        sent.code,
-        got.code,
-        sent.stderr,
-        got.stderr
-    );
-    (sent, got)
-}
-
 #[test]
 fn linux_sends_a_tree_to_windows() {
-    if wine().is_none() {
-        return;
-    }
-    let began = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
-    let (files, bytes) = portable_tree(&top);
-    stamp_times(&top);
-    fs::create_dir(&out).unwrap();
-    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
+    let Some(t) = Case::new() else { return };
+    let tree = t.tree(|_| {});
+    let (sent, got) = t.tree_to_windows(&tree, 0);
     assert_same_tree(
-        &top,
-        &out.join("top"),
+        &tree.top,
+        &tree.out.join("top"),
         &[],
         Modes::ReadOnly,
         "linux send TREE -> zc.exe recv",
     );
-    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
-        assert!(
-            stderr.contains(&format!("{files} files")),
-            "the {side} should count {files} files:\n{stderr}"
-        );
-    }
-    report_tree(
+    let count = format!("{} files", tree.files);
+    sent.expect(0, &[&count], "the sender");
+    got.expect(0, &[&count], "the zc.exe receiver");
+    t.report_tree(
         "linux zc send TREE -> zc.exe recv -o DIR",
-        files,
-        bytes,
-        began,
+        tree.files,
+        tree.bytes,
     );
 }
 
 #[test]
 fn windows_refuses_names_it_cannot_hold_and_the_rest_of_the_tree_lands() {
-    if wine().is_none() {
-        return;
-    }
     use std::os::unix::ffi::OsStrExt;
-    let began = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
-    let (files, bytes) = portable_tree(&top);
-    // Legal on Linux, not on Windows: each refused on its own (a directory
-    // with what it holds), and a link, which a Windows receiver does not make.
-    put(&top, "CON.txt", b"a device name\n");
-    put(
-        &top,
-        "a/aux.c",
-        b"a device name, whatever the case and extension\n",
-    );
-    put(&top, "a/x:y", b"a stream name\n");
-    put(&top, "what?/inner.txt", b"beneath a refused directory\n");
-    put(&top, "trailing.", b"Windows drops the dot\n");
-    let not_utf8 = top.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
-    fs::write(&not_utf8, b"latin-1\n").unwrap();
-    std::os::unix::fs::symlink("small.txt", top.join("a/link")).unwrap();
-    // Names that differ only in case: the first in the sender's (sorted)
-    // order lands, the second is refused rather than written over it.
-    put(&top, "README.txt", b"upper\n");
-    put(&top, "Readme.txt", b"mixed\n");
-    stamp_times(&top);
-    fs::create_dir(&out).unwrap();
-    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 5);
+    let Some(t) = Case::new() else { return };
+    let not_utf8 = t
+        .path("top")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    let tree = t.tree(|top| {
+        // Legal on Linux, not on Windows: each refused on its own (a directory
+        // with what it holds), and a link, which a Windows receiver does not make.
+        put(top, "CON.txt", b"a device name\n");
+        put(
+            top,
+            "a/aux.c",
+            b"a device name, whatever the case and extension\n",
+        );
+        put(top, "a/x:y", b"a stream name\n");
+        put(top, "what?/inner.txt", b"beneath a refused directory\n");
+        put(top, "trailing.", b"Windows drops the dot\n");
+        fs::write(&not_utf8, b"latin-1\n").unwrap();
+        std::os::unix::fs::symlink("small.txt", top.join("a/link")).unwrap();
+        // Names that differ only in case: the first in the sender's (sorted)
+        // order lands, the second is refused rather than written over it.
+        put(top, "README.txt", b"upper\n");
+        put(top, "Readme.txt", b"mixed\n");
+    });
+    let (sent, got) = t.tree_to_windows(&tree, 5);
     let refused = [
         "CON.txt",
         "a/aux.c",
@@ -963,124 +860,79 @@ fn windows_refuses_names_it_cannot_hold_and_the_rest_of_the_tree_lands() {
         }
     }
     // what?/inner.txt did not land either
-    let gone = refused.len() + 2;
-    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
-        assert!(
-            stderr.contains(&format!("{gone} did not land")),
-            "the {side} should count {gone} entries that did not land:\n{stderr}"
-        );
-    }
-    let mut skip: Vec<PathBuf> = refused.iter().map(|r| top.join(r)).collect();
+    let gone = format!("{} did not land", refused.len() + 2);
+    sent.expect(5, &[&gone], "the sender");
+    got.expect(5, &[&gone], "the zc.exe receiver");
+    let mut skip: Vec<PathBuf> = refused.iter().map(|r| tree.top.join(r)).collect();
     skip.push(not_utf8);
     assert_same_tree(
-        &top,
-        &out.join("top"),
+        &tree.top,
+        &tree.out.join("top"),
         &skip,
         Modes::ReadOnly,
         "linux send TREE with names Windows refuses -> zc.exe recv",
     );
     assert_eq!(
-        fs::read(out.join("top/README.txt")).unwrap(),
+        fs::read(tree.out.join("top/README.txt")).unwrap(),
         b"upper\n",
         "README.txt (sorted before Readme.txt) should land"
     );
-    report_tree(
+    t.report_tree(
         "linux zc send TREE -> zc.exe recv: Windows names refused one by one, exit 5",
-        files + 1,
-        bytes + 6,
-        began,
+        tree.files + 1,
+        tree.bytes + 6,
     );
 }
 
 #[test]
 fn windows_sends_a_tree_to_linux() {
-    let Some(wine) = wine() else { return };
-    let began = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
-    let (files, bytes) = portable_tree(&top);
-    stamp_times(&top);
-    fs::create_dir(&out).unwrap();
-    let mut recv = spawn_logged(
-        linux_zc(&["recv", "-l", "127.0.0.1:0", "-o", s(&out)]),
-        dir.path(),
-        "linux-recv",
-        Stdio::null(),
-    );
-    let dest = format!("127.0.0.1:{}", recv.port(TIMEOUT));
-    let sent = run_logged(
-        wine.zc(&["send", &win(&top), &dest]),
-        dir.path(),
-        "wine-send",
-        TIMEOUT,
-    );
-    let got = recv.finish(TIMEOUT);
-    assert!(
-        sent.code == 0 && got.code == 0,
-        "zc.exe send TREE -> linux zc recv: exits {} and {}\n\
-         sender stderr:\n{}\nreceiver stderr:\n{}",
-        sent.code,
-        got.code,
-        sent.stderr,
-        got.stderr
-    );
+    let Some(t) = Case::new() else { return };
+    let tree = t.tree(|_| {});
+    let (sent, got) = t.transfer(0, linux_recv(&["-o", s(&tree.out)]), |dest| {
+        t.wine.zc(&["send", &win(&tree.top), dest])
+    });
     assert_same_tree(
-        &top,
-        &out.join("top"),
+        &tree.top,
+        &tree.out.join("top"),
         &[],
         Modes::Exact,
         "zc.exe send TREE -> linux recv",
     );
-    for (side, stderr) in [("zc.exe sender", &sent.stderr), ("receiver", &got.stderr)] {
-        assert!(
-            stderr.contains(&format!("{files} files")),
-            "the {side} should count {files} files:\n{stderr}"
-        );
-    }
+    let count = format!("{} files", tree.files);
     // Windows has no sendfile(2): the buffered path must have carried it.
+    sent.expect(0, &[&count, "buffered"], "the zc.exe sender");
+    got.expect(0, &[&count], "the receiver");
     assert!(
-        sent.stderr.contains("buffered") && !sent.stderr.contains("zero-copy"),
+        !sent.stderr.contains("zero-copy"),
         "zc.exe should report the buffered path:\n{}",
         sent.stderr
     );
-    report_tree(
+    t.report_tree(
         "zc.exe send Z:\\...\\TREE -> linux zc recv -o DIR",
-        files,
-        bytes,
-        began,
+        tree.files,
+        tree.bytes,
     );
 }
 
 #[test]
 fn sending_the_same_tree_again_to_windows_finds_it_up_to_date() {
-    if wine().is_none() {
-        return;
-    }
-    let began = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (top, out) = (dir.path().join("top"), dir.path().join("out"));
-    let (files, bytes) = portable_tree(&top);
-    stamp_times(&top);
-    fs::create_dir(&out).unwrap();
-    linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
-    let (sent, got) = linux_sends_tree_to_windows(dir.path(), &top, &out, 0);
-    for (side, stderr) in [("sender", &sent.stderr), ("zc.exe receiver", &got.stderr)] {
-        assert!(
-            stderr.contains(&format!("{files} up to date")) && stderr.contains("0 files, 0 B"),
-            "the {side} should find all {files} files up to date:\n{stderr}"
-        );
-    }
+    let Some(t) = Case::new() else { return };
+    let tree = t.tree(|_| {});
+    t.tree_to_windows(&tree, 0);
+    let (sent, got) = t.tree_to_windows(&tree, 0);
+    let up_to_date = format!("{} up to date", tree.files);
+    sent.expect(0, &[&up_to_date, "0 files, 0 B"], "the sender");
+    got.expect(0, &[&up_to_date, "0 files, 0 B"], "the zc.exe receiver");
     assert_same_tree(
-        &top,
-        &out.join("top"),
+        &tree.top,
+        &tree.out.join("top"),
         &[],
         Modes::ReadOnly,
         "linux send TREE twice -> zc.exe recv",
     );
-    report_tree(
+    t.report_tree(
         "linux zc send TREE again -> zc.exe recv: all up to date",
-        files,
-        bytes,
-        began,
+        tree.files,
+        tree.bytes,
     );
 }

@@ -168,6 +168,47 @@ impl Outcome {
         assert_no_panic(what, &self.stderr);
         self
     }
+
+    /// Panics unless the process exited `code` and its stderr holds each of
+    /// `needles`, showing the code, stdout and stderr.
+    #[track_caller]
+    pub fn expect(&self, code: i32, needles: &[&str], what: &str) -> &Self {
+        self.check(Some(code), needles, what)
+    }
+
+    /// Panics unless stderr holds each of `needles`, showing the code,
+    /// stdout and stderr: for an exit code checked otherwise (after
+    /// [`Outcome::expect_clean`]), or not at all.
+    #[track_caller]
+    pub fn says(&self, needles: &[&str]) -> &Self {
+        self.check(None, needles, "the process")
+    }
+
+    #[track_caller]
+    fn check(&self, code: Option<i32>, needles: &[&str], what: &str) -> &Self {
+        let missing: Vec<&str> = needles
+            .iter()
+            .copied()
+            .filter(|needle| !self.stderr.contains(needle))
+            .collect();
+        if code.is_some_and(|code| code != self.code) || !missing.is_empty() {
+            let wanted = code.map_or(String::new(), |code| format!(" (wanted {code})"));
+            let stdout = String::from_utf8_lossy(&self.stdout);
+            // A receiver's stdout can be the file itself: show its start.
+            let shown: String = stdout.chars().take(2000).collect();
+            let cut = if shown.len() < stdout.len() {
+                "..."
+            } else {
+                ""
+            };
+            panic!(
+                "{what}: exit code {}{wanted}; stderr lacks {missing:?}\n\
+                 stdout:\n{shown}{cut}\nstderr:\n{}",
+                self.code, self.stderr
+            );
+        }
+        self
+    }
 }
 
 /// Panics if `stderr` shows that the process panicked.
@@ -874,6 +915,18 @@ impl CuttingProxy {
     /// Client→server bytes of each connection so far.
     pub fn connections(&self) -> Vec<u64> {
         self.per_conn.lock().unwrap().clone()
+    }
+
+    /// Ctrl-C to the sender `tx` once `n` bytes went through (where
+    /// [`CuttingProxy::hold_at`] holds it): what the sender said. A sender
+    /// finishes the DATA frame in flight before it stops, so the handler is
+    /// given time to see the signal before that frame is let through.
+    pub fn interrupt_at(&self, n: u64, mut tx: Running) -> Outcome {
+        self.wait_for(n, &mut tx.child, "zc send");
+        sigint(&tx.child);
+        thread::sleep(Duration::from_millis(200));
+        self.release();
+        tx.finish(TIMEOUT)
     }
 
     /// Waits until `n` bytes went upstream; panics (killing `child`) if
