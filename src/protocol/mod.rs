@@ -3,18 +3,21 @@
 pub mod hello;
 pub mod ledger;
 pub mod message;
+pub mod peer_text;
+pub mod ranges;
 pub mod receiving;
 pub mod sending;
 pub mod session;
 pub mod tree;
 
 pub use message::Message;
+pub use ranges::Ranges;
 
 use std::io::{self, Read, Write};
 
 use anyhow::{bail, ensure, Context, Result};
 
-pub use crate::peer_text::PeerText;
+pub use peer_text::PeerText;
 
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
@@ -299,7 +302,7 @@ fn unknown(tag: u8) -> Result<()> {
 /// receiver says it holds: then the digest in FILE END is the whole file's;
 /// otherwise it is the digest of the DATA payloads, in the order sent. Both
 /// sides decide it from the same REPLY.
-pub fn whole(held: &crate::held::Ranges, (start, end): (u64, u64), size: u64) -> bool {
+pub fn whole(held: &Ranges, (start, end): (u64, u64), size: u64) -> bool {
     let mut after = held.clone();
     after.insert(start, end);
     after.covers(0, size)
