@@ -20,9 +20,8 @@ use other as platform;
 use std::fs::File;
 use std::io;
 
-pub use buffered::{
-    read_at, read_range, recv_to_sink, send_stream, Chunks, Counted, Received, RecvError, BUF_SIZE,
-};
+pub use crate::file_read::{read_at, read_range, shrank, BUF_SIZE};
+pub use buffered::{recv_to_sink, send_stream, Chunks, Counted, Received, RecvError};
 
 use crate::conn::Conn;
 
@@ -79,14 +78,6 @@ pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
         true => io::Write::write_all(conn, header),
         false => platform::write_header(conn, header),
     }
-}
-
-/// The error for a source that ended before the range did.
-pub fn shrank(at: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("changed during the transfer (it ended at byte {at})"),
-    )
 }
 
 /// Sends bytes [offset, offset+count) of `file`: through sendfile(2) when
