@@ -55,6 +55,10 @@ pub struct Conn {
     /// stream has no frames to stop between; a framed receiver stops
     /// between frames and keeps what its socket already holds).
     pub stop_on_read: bool,
+    /// What this side writes to show it is alive while it moves nothing: a
+    /// framed session's KEEPALIVE frame, given by [`Conn::set_keepalive`].
+    /// Empty (nothing is written) until then: a raw stream has no such thing.
+    keepalive: &'static [u8],
     /// `--limit-rate`, when given.
     limit: Option<Limit>,
     /// An encrypted session: every byte each way travels in records. Set
@@ -116,6 +120,7 @@ impl Conn {
             heard: None,
             finishing: false,
             stop_on_read: false,
+            keepalive: &[],
             limit: None,
             sealed: false,
             outbound: None,
@@ -196,6 +201,21 @@ impl Conn {
         }
     }
 
+    /// Sets what [`with_keepalive`], [`Keepalive::tick`] and a paced
+    /// receiver write to keep the peer posted (the protocol's KEEPALIVE
+    /// frame: the transport does not know frames).
+    pub fn set_keepalive(&mut self, frame: &'static [u8]) {
+        self.keepalive = frame;
+    }
+
+    /// Writes the keepalive, if there is one.
+    fn say_alive(&mut self) -> io::Result<()> {
+        match self.keepalive {
+            [] => Ok(()),
+            frame => self.write_all(frame),
+        }
+    }
+
     /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
     pub fn limit(&mut self, way: Way, rate: Option<u64>) {
         self.limit = rate.map(|rate| Limit {
@@ -232,7 +252,7 @@ impl Conn {
         let granted = pacer.take(want, self.finishing, || match keepalive {
             Some(k) if k.due() => {
                 k.sent();
-                crate::protocol::write_frame(&mut *self, crate::protocol::kind::KEEPALIVE, &[])
+                self.say_alive()
             }
             _ => Ok(()),
         });
@@ -418,7 +438,7 @@ pub fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send)
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             done_rx.recv_timeout(KEEPALIVE_EVERY)
         {
-            let _ = crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[]);
+            let _ = conn.say_alive();
         }
         handle.join().expect("the worker thread does not panic")
     })
@@ -445,7 +465,7 @@ impl Keepalive {
     /// Sends a keepalive if one is due.
     pub fn tick(&mut self, conn: &mut Conn) -> io::Result<()> {
         if self.due() {
-            crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[])?;
+            conn.say_alive()?;
             self.sent();
         }
         Ok(())

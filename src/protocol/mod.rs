@@ -180,6 +180,10 @@ pub fn write_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> 
     w.write_all(&buf)
 }
 
+/// A whole KEEPALIVE frame (no body), which the transport writes by itself
+/// while a side works without sending: `Conn::set_keepalive`.
+pub const KEEPALIVE_FRAME: [u8; 5] = [kind::KEEPALIVE, 0, 0, 0, 0];
+
 /// Reads one frame; the body is never larger than [`MAX_FRAME`].
 pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
     let mut head = [0u8; 5];
@@ -515,6 +519,13 @@ pub fn hex(digest: &[u8]) -> String {
 mod tests {
     use super::tree::{Begin, Entry, FileEnd, Manifest, Reply, TreeEnd, TreeOffer};
     use super::*;
+
+    #[test]
+    fn the_keepalive_frame_is_a_frame_with_no_body() {
+        let mut written = Vec::new();
+        write_frame(&mut written, kind::KEEPALIVE, &[]).unwrap();
+        assert_eq!(written, KEEPALIVE_FRAME);
+    }
 
     #[test]
     fn answers_round_trip() {

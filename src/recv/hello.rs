@@ -31,6 +31,7 @@ pub fn receive(
     reporter: &Reporter,
 ) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    conn.set_keepalive(&proto::KEEPALIVE_FRAME);
     // a zc sender writes its preamble and offer at once: a peer that does
     // not frees its place (of --max-conns) soon. Not in reverse mode: there
     // this side connected, and may wait in a busy sender's queue for as

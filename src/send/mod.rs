@@ -318,6 +318,8 @@ fn connect(
         (Peer::Listen(addr), None) => unreachable!("run() listens on {addr} first"),
     };
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    // what a tree session writes while it waits; a raw one never does
+    conn.set_keepalive(&crate::protocol::KEEPALIVE_FRAME);
     conn.limit(Way::Send, cfg.common.limit_rate);
     match label {
         Some(label) => conn.peer = label,
