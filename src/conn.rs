@@ -49,8 +49,9 @@ pub struct Conn {
     /// talks does not time out.
     heard: Option<std::sync::Arc<std::sync::Mutex<Instant>>>,
     /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
-    /// is finished so that a STOP frame can follow it.
-    pub finishing: bool,
+    /// is finished so that a STOP frame can follow it. Set while a
+    /// [`Finishing`] guard lives, or for good by [`Conn::ignore_ctrl_c`].
+    finishing: bool,
     /// Ctrl-C ends the next read even while data keeps coming (a raw
     /// stream has no frames to stop between; a framed receiver stops
     /// between frames and keeps what its socket already holds).
@@ -214,6 +215,22 @@ impl Conn {
             [] => Ok(()),
             frame => self.write_all(frame),
         }
+    }
+
+    /// Whole frames or none: until the guard is dropped, Ctrl-C does not
+    /// cut a wait short (the idle timeout still holds), so what is written
+    /// through it goes out whole and a STOP can follow. The caller looks at
+    /// Ctrl-C between frames.
+    pub fn finishing(&mut self) -> Finishing<'_> {
+        let was = std::mem::replace(&mut self.finishing, true);
+        Finishing { conn: self, was }
+    }
+
+    /// From now on Ctrl-C cuts no wait short on this handle: one that only
+    /// reads for a loop that looks at Ctrl-C itself, or a sender that has
+    /// said STOP and waits for the answer.
+    pub fn ignore_ctrl_c(&mut self) {
+        self.finishing = true;
     }
 
     /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
@@ -383,6 +400,32 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// A connection on which Ctrl-C cuts no wait short ([`Conn::finishing`]);
+/// dropped, it puts back what was before, on every path out.
+pub struct Finishing<'a> {
+    conn: &'a mut Conn,
+    was: bool,
+}
+
+impl std::ops::Deref for Finishing<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Finishing<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn
+    }
+}
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        self.conn.finishing = self.was;
     }
 }
 

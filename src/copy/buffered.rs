@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use super::{read_range, BUF_SIZE};
 use crate::conn::Conn;
 use crate::interrupt;
-use crate::protocol;
 
 pub fn send_file(
     file: &File,
@@ -19,9 +18,9 @@ pub fn send_file(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
-    // Ctrl-C cuts the read short only where it may cut the socket wait short.
-    let interruptible = !conn.finishing;
-    read_range(file, offset, count, &mut buf, interruptible, |at, chunk| {
+    // whole once begun: Ctrl-C is the caller's, between ranges
+    // (see `super::send_file`)
+    read_range(file, offset, count, &mut buf, false, |at, chunk| {
         conn.write_all(chunk)?;
         progress(at - offset + chunk.len() as u64);
         Ok(())
@@ -29,19 +28,22 @@ pub fn send_file(
     Ok(count)
 }
 
-/// Sends a stream (stdin, a pipe) to its end or to `limit` bytes. Framed, each
-/// buffer goes out as one DATA frame so the receiver can tell a finished
-/// stream from a cut one; raw, the bytes go as they are. Returns the count.
-pub fn send_stream(
+/// Sends a stream (stdin, a pipe) to its end or to `limit` bytes, each
+/// buffer behind the `H` bytes `head(offset, len)` makes for it, in one
+/// write: framed, a DATA header, so the receiver can tell a finished stream
+/// from a cut one; raw, nothing (`H` = 0). Ctrl-C is looked at between
+/// buffers; whether it may cut a write short is the caller's
+/// ([`Conn::finishing`]: a frame goes out whole, so a STOP after Ctrl-C
+/// lands between frames). Returns the count.
+pub fn send_stream<const H: usize>(
     source: &mut dyn Read,
     conn: &mut Conn,
-    framed: bool,
+    head: impl Fn(u64, u64) -> [u8; H],
     limit: Option<u64>,
     mut hasher: Option<&mut Sha256>,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
-    const HEAD: usize = 21;
-    let mut buf = vec![0u8; HEAD + BUF_SIZE];
+    let mut buf = vec![0u8; H + BUF_SIZE];
     let mut done = 0u64;
     loop {
         if interrupt::requested() {
@@ -51,28 +53,17 @@ pub fn send_stream(
         if room == 0 {
             return Ok(done);
         }
-        let n = match source.read(&mut buf[HEAD..HEAD + room]) {
+        let n = match source.read(&mut buf[H..H + room]) {
             Ok(0) => return Ok(done),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         if let Some(h) = hasher.as_deref_mut() {
-            h.update(&buf[HEAD..HEAD + n]);
+            h.update(&buf[H..H + n]);
         }
-        let start = if framed {
-            buf[..HEAD].copy_from_slice(&protocol::data_header(done, n as u64));
-            0
-        } else {
-            HEAD
-        };
-        // A frame goes out whole, so that a STOP after Ctrl-C lands
-        // between frames (raw bytes may stop anywhere).
-        let was = conn.finishing;
-        conn.finishing |= framed;
-        let written = conn.write_all(&buf[start..HEAD + n]);
-        conn.finishing = was;
-        written?;
+        buf[..H].copy_from_slice(&head(done, n as u64));
+        conn.write_all(&buf[..H + n])?;
         done += n as u64;
         progress(done);
     }

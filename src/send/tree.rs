@@ -312,9 +312,7 @@ impl Run<'_> {
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         // whole frames or none: Ctrl-C is looked at between writes, so a
         // STOP never lands in the middle of a frame (the idle timeout still holds)
-        self.conn.finishing = true;
-        let written = self.conn.write_all(bytes);
-        self.conn.finishing = false;
+        let written = self.conn.finishing().write_all(bytes);
         written.map_err(|e| lost(self.conn, e))
     }
 
