@@ -520,3 +520,38 @@ impl Default for Keepalive {
         Keepalive::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        Conn::new(stream, Duration::from_secs(5)).unwrap()
+    }
+
+    /// Writes "under" a guard and fails through `?`, as a frame's
+    /// header write may.
+    fn fails_while_finishing(conn: &mut Conn) -> io::Result<()> {
+        let mut whole = conn.finishing();
+        assert!(whole.finishing);
+        {
+            let inner = whole.finishing();
+            assert!(inner.finishing);
+        }
+        assert!(whole.finishing, "an inner guard puts back the outer one's");
+        Err(io::Error::other("a write failed"))?;
+        unreachable!()
+    }
+
+    #[test]
+    fn finishing_is_put_back_on_every_path_out() {
+        let mut conn = conn();
+        assert!(fails_while_finishing(&mut conn).is_err());
+        assert!(!conn.finishing, "left set by an early return");
+        conn.ignore_ctrl_c();
+        drop(conn.finishing());
+        assert!(conn.finishing, "ignoring Ctrl-C for good outlives a guard");
+    }
+}
