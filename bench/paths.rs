@@ -183,7 +183,7 @@ impl Bench {
         Box::new(move |stream| {
             let start = thread_cpu();
             let mut conn = Conn::new(stream, IDLE).expect("wrapping the stream");
-            let sent = copy::send_file(&file, &mut conn, 0, bytes, zero_copy, &mut |_| {})
+            let sent = copy::send_file(&file, &mut conn, &[], 0, bytes, zero_copy, &mut |_| {})
                 .expect("send_file");
             assert_eq!(sent.bytes, bytes);
             assert_eq!(sent.zero_copy, zero_copy, "{:?}", sent.fallback);

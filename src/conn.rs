@@ -49,12 +49,17 @@ pub struct Conn {
     /// talks does not time out.
     heard: Option<std::sync::Arc<std::sync::Mutex<Instant>>>,
     /// While set, Ctrl-C does not cut a wait short: a DATA frame's payload
-    /// is finished so that a STOP frame can follow it.
-    pub finishing: bool,
+    /// is finished so that a STOP frame can follow it. Set while a
+    /// [`Finishing`] guard lives, or for good by [`Conn::ignore_ctrl_c`].
+    finishing: bool,
     /// Ctrl-C ends the next read even while data keeps coming (a raw
     /// stream has no frames to stop between; a framed receiver stops
     /// between frames and keeps what its socket already holds).
     pub stop_on_read: bool,
+    /// What this side writes to show it is alive while it moves nothing: a
+    /// framed session's KEEPALIVE frame, given by [`Conn::set_keepalive`].
+    /// Empty (nothing is written) until then: a raw stream has no such thing.
+    keepalive: &'static [u8],
     /// `--limit-rate`, when given.
     limit: Option<Limit>,
     /// An encrypted session: every byte each way travels in records. Set
@@ -116,6 +121,7 @@ impl Conn {
             heard: None,
             finishing: false,
             stop_on_read: false,
+            keepalive: &[],
             limit: None,
             sealed: false,
             outbound: None,
@@ -196,6 +202,37 @@ impl Conn {
         }
     }
 
+    /// Sets what [`with_keepalive`], [`Keepalive::tick`] and a paced
+    /// receiver write to keep the peer posted (the protocol's KEEPALIVE
+    /// frame: the transport does not know frames).
+    pub fn set_keepalive(&mut self, frame: &'static [u8]) {
+        self.keepalive = frame;
+    }
+
+    /// Writes the keepalive, if there is one.
+    fn say_alive(&mut self) -> io::Result<()> {
+        match self.keepalive {
+            [] => Ok(()),
+            frame => self.write_all(frame),
+        }
+    }
+
+    /// Whole frames or none: until the guard is dropped, Ctrl-C does not
+    /// cut a wait short (the idle timeout still holds), so what is written
+    /// through it goes out whole and a STOP can follow. The caller looks at
+    /// Ctrl-C between frames.
+    pub fn finishing(&mut self) -> Finishing<'_> {
+        let was = std::mem::replace(&mut self.finishing, true);
+        Finishing { conn: self, was }
+    }
+
+    /// From now on Ctrl-C cuts no wait short on this handle: one that only
+    /// reads for a loop that looks at Ctrl-C itself, or a sender that has
+    /// said STOP and waits for the answer.
+    pub fn ignore_ctrl_c(&mut self) {
+        self.finishing = true;
+    }
+
     /// Paces the bytes moving `way` to `rate` bytes a second (`None`: no limit).
     pub fn limit(&mut self, way: Way, rate: Option<u64>) {
         self.limit = rate.map(|rate| Limit {
@@ -232,7 +269,7 @@ impl Conn {
         let granted = pacer.take(want, self.finishing, || match keepalive {
             Some(k) if k.due() => {
                 k.sent();
-                crate::protocol::write_frame(&mut *self, crate::protocol::kind::KEEPALIVE, &[])
+                self.say_alive()
             }
             _ => Ok(()),
         });
@@ -366,6 +403,32 @@ impl Conn {
     }
 }
 
+/// A connection on which Ctrl-C cuts no wait short ([`Conn::finishing`]);
+/// dropped, it puts back what was before, on every path out.
+pub struct Finishing<'a> {
+    conn: &'a mut Conn,
+    was: bool,
+}
+
+impl std::ops::Deref for Finishing<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Finishing<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn
+    }
+}
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        self.conn.finishing = self.was;
+    }
+}
+
 pub fn is_tick(err: &io::Error) -> bool {
     matches!(
         err.kind(),
@@ -418,7 +481,7 @@ pub fn with_keepalive<T: Send>(conn: &mut Conn, work: impl FnOnce() -> T + Send)
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             done_rx.recv_timeout(KEEPALIVE_EVERY)
         {
-            let _ = crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[]);
+            let _ = conn.say_alive();
         }
         handle.join().expect("the worker thread does not panic")
     })
@@ -445,7 +508,7 @@ impl Keepalive {
     /// Sends a keepalive if one is due.
     pub fn tick(&mut self, conn: &mut Conn) -> io::Result<()> {
         if self.due() {
-            crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[])?;
+            conn.say_alive()?;
             self.sent();
         }
         Ok(())
@@ -455,5 +518,40 @@ impl Keepalive {
 impl Default for Keepalive {
     fn default() -> Self {
         Keepalive::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        Conn::new(stream, Duration::from_secs(5)).unwrap()
+    }
+
+    /// Writes "under" a guard and fails through `?`, as a frame's
+    /// header write may.
+    fn fails_while_finishing(conn: &mut Conn) -> io::Result<()> {
+        let mut whole = conn.finishing();
+        assert!(whole.finishing);
+        {
+            let inner = whole.finishing();
+            assert!(inner.finishing);
+        }
+        assert!(whole.finishing, "an inner guard puts back the outer one's");
+        Err(io::Error::other("a write failed"))?;
+        unreachable!()
+    }
+
+    #[test]
+    fn finishing_is_put_back_on_every_path_out() {
+        let mut conn = conn();
+        assert!(fails_while_finishing(&mut conn).is_err());
+        assert!(!conn.finishing, "left set by an early return");
+        conn.ignore_ctrl_c();
+        drop(conn.finishing());
+        assert!(conn.finishing, "ignoring Ctrl-C for good outlives a guard");
     }
 }

@@ -7,7 +7,7 @@ use std::thread::{self, JoinHandle};
 
 use sha2::{Digest, Sha256};
 
-use crate::copy::{read_range, BUF_SIZE};
+use crate::file_read::{read_range, BUF_SIZE};
 
 pub type Sha = [u8; 32];
 

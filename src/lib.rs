@@ -14,6 +14,7 @@ pub mod conn;
 pub mod copy;
 pub mod docgen;
 pub mod exit;
+pub mod file_read;
 pub mod hash;
 pub mod held;
 pub mod interrupt;

@@ -11,8 +11,8 @@ pub const AVAILABLE: bool = true;
 /// splice(2) is Linux only.
 pub const SPLICE: bool = false;
 
-pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
-    io::Write::write_all(conn, header)
+pub fn write_head(conn: &mut Conn, head: &[u8]) -> io::Result<()> {
+    io::Write::write_all(conn, head)
 }
 
 pub fn recv_splice(

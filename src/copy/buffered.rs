@@ -6,59 +6,9 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::shrank;
+use super::{read_range, BUF_SIZE};
 use crate::conn::Conn;
 use crate::interrupt;
-use crate::protocol;
-
-/// The one buffer each side's copy loop uses.
-pub const BUF_SIZE: usize = 1 << 20;
-
-/// Reads at an absolute offset without moving a shared file position, so a
-/// hashing thread and a sending thread can read the same file.
-pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-    }
-}
-
-/// Reads bytes [offset, offset+count) of `file` through `buf`, handing each
-/// piece to `each` with the offset it starts at. The one loop every range
-/// read goes through: EINTR is retried, a file that ends early is
-/// [`shrank`], and with `interruptible` Ctrl-C ends it between reads with
-/// [`interrupt::stopped`]. Not interruptible is for a DATA frame's payload, which
-/// must be finished once its header went out (see `Conn::finishing`).
-pub fn read_range(
-    file: &File,
-    offset: u64,
-    count: u64,
-    buf: &mut [u8],
-    interruptible: bool,
-    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut done = 0u64;
-    while done < count {
-        if interruptible && interrupt::requested() {
-            return Err(interrupt::stopped());
-        }
-        let want = (count - done).min(buf.len() as u64) as usize;
-        match read_at(file, &mut buf[..want], offset + done) {
-            Ok(0) => return Err(shrank(offset + done)),
-            Ok(n) => {
-                each(offset + done, &buf[..n])?;
-                done += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 pub fn send_file(
     file: &File,
@@ -68,9 +18,9 @@ pub fn send_file(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
     let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
-    // Ctrl-C cuts the read short only where it may cut the socket wait short.
-    let interruptible = !conn.finishing;
-    read_range(file, offset, count, &mut buf, interruptible, |at, chunk| {
+    // whole once begun: Ctrl-C is the caller's, between ranges
+    // (see `super::send_file`)
+    read_range(file, offset, count, &mut buf, false, |at, chunk| {
         conn.write_all(chunk)?;
         progress(at - offset + chunk.len() as u64);
         Ok(())
@@ -78,19 +28,22 @@ pub fn send_file(
     Ok(count)
 }
 
-/// Sends a stream (stdin, a pipe) to its end or to `limit` bytes. Framed, each
-/// buffer goes out as one DATA frame so the receiver can tell a finished
-/// stream from a cut one; raw, the bytes go as they are. Returns the count.
-pub fn send_stream(
+/// Sends a stream (stdin, a pipe) to its end or to `limit` bytes, each
+/// buffer behind the `H` bytes `head(offset, len)` makes for it, in one
+/// write: framed, a DATA header, so the receiver can tell a finished stream
+/// from a cut one; raw, nothing (`H` = 0). Ctrl-C is looked at between
+/// buffers; whether it may cut a write short is the caller's
+/// ([`Conn::finishing`]: a frame goes out whole, so a STOP after Ctrl-C
+/// lands between frames). Returns the count.
+pub fn send_stream<const H: usize>(
     source: &mut dyn Read,
     conn: &mut Conn,
-    framed: bool,
+    head: impl Fn(u64, u64) -> [u8; H],
     limit: Option<u64>,
     mut hasher: Option<&mut Sha256>,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
-    const HEAD: usize = 21;
-    let mut buf = vec![0u8; HEAD + BUF_SIZE];
+    let mut buf = vec![0u8; H + BUF_SIZE];
     let mut done = 0u64;
     loop {
         if interrupt::requested() {
@@ -100,28 +53,17 @@ pub fn send_stream(
         if room == 0 {
             return Ok(done);
         }
-        let n = match source.read(&mut buf[HEAD..HEAD + room]) {
+        let n = match source.read(&mut buf[H..H + room]) {
             Ok(0) => return Ok(done),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         if let Some(h) = hasher.as_deref_mut() {
-            h.update(&buf[HEAD..HEAD + n]);
+            h.update(&buf[H..H + n]);
         }
-        let start = if framed {
-            buf[..HEAD].copy_from_slice(&protocol::data_header(done, n as u64));
-            0
-        } else {
-            HEAD
-        };
-        // A frame goes out whole, so that a STOP after Ctrl-C lands
-        // between frames (raw bytes may stop anywhere).
-        let was = conn.finishing;
-        conn.finishing |= framed;
-        let written = conn.write_all(&buf[start..HEAD + n]);
-        conn.finishing = was;
-        written?;
+        buf[..H].copy_from_slice(&head(done, n as u64));
+        conn.write_all(&buf[..H + n])?;
         done += n as u64;
         progress(done);
     }

@@ -1,5 +1,5 @@
 //! Linux: sendfile(2) out (shared with the BSDs), splice(2) in, and MSG_MORE
-//! so a DATA header leaves with its payload.
+//! so a range's head (a DATA header) leaves with its first bytes.
 
 use std::fs::File;
 use std::io;
@@ -18,9 +18,9 @@ pub const SPLICE: bool = true;
 
 /// Writes a small header that the data right behind it should share a
 /// packet with: MSG_MORE holds it until the payload follows.
-pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+pub fn write_head(conn: &mut Conn, head: &[u8]) -> io::Result<()> {
     let socket = socket2::SockRef::from(&conn.stream);
-    let mut rest = header;
+    let mut rest = head;
     while !rest.is_empty() {
         match socket.send_with_flags(rest, libc::MSG_MORE) {
             Ok(n) => rest = &rest[n..],
@@ -30,7 +30,7 @@ pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
         }
     }
     // too small to wait for, but it counts
-    conn.spent(Way::Send, header.len());
+    conn.spent(Way::Send, head.len());
     Ok(())
 }
 

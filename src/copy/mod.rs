@@ -20,9 +20,8 @@ use other as platform;
 use std::fs::File;
 use std::io;
 
-pub use buffered::{
-    read_at, read_range, recv_to_sink, send_stream, Chunks, Counted, Received, RecvError, BUF_SIZE,
-};
+pub use crate::file_read::{read_at, read_range, shrank, BUF_SIZE};
+pub use buffered::{recv_to_sink, send_stream, Chunks, Counted, Received, RecvError};
 
 use crate::conn::Conn;
 
@@ -73,34 +72,35 @@ pub enum ZeroCopyError {
     Io(io::Error),
 }
 
-/// Writes a DATA header so that it leaves together with its payload.
-pub fn write_header(conn: &mut Conn, header: &[u8]) -> io::Result<()> {
+/// Writes the few bytes that go before a range so that they leave
+/// together with its first bytes.
+fn write_head(conn: &mut Conn, head: &[u8]) -> io::Result<()> {
     match conn.is_sealed() {
-        true => io::Write::write_all(conn, header),
-        false => platform::write_header(conn, header),
+        true => io::Write::write_all(conn, head),
+        false => platform::write_head(conn, head),
     }
 }
 
-/// The error for a source that ended before the range did.
-pub fn shrank(at: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("changed during the transfer (it ended at byte {at})"),
-    )
-}
-
-/// Sends bytes [offset, offset+count) of `file`: through sendfile(2) when
-/// `zero_copy` and the platform has it, else (or when the kernel refuses
-/// before the first byte) through a fixed buffer. `progress` gets the running
-/// total after every step.
+/// Sends `head` (what the caller puts before the range: a frame header,
+/// or nothing), then bytes [offset, offset+count) of `file`: through
+/// sendfile(2) when `zero_copy` and the platform has it, else (or when the
+/// kernel refuses before the first byte) through a fixed buffer. The head
+/// leaves in one packet with the first bytes. `progress` gets the running
+/// total of the range after every step. A range once begun is sent whole:
+/// Ctrl-C is the caller's to look at between ranges, under
+/// [`Conn::finishing`] so that the socket's waits agree.
 pub fn send_file(
     file: &File,
     conn: &mut Conn,
+    head: &[u8],
     offset: u64,
     count: u64,
     zero_copy: bool,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<Sent> {
+    if !head.is_empty() {
+        write_head(conn, head)?;
+    }
     let mut fallback = None;
     // an encrypted session's bytes are sealed in user space: sendfile(2)
     // would send the file in the clear (kTLS could seal it in the kernel:

@@ -2,7 +2,7 @@
 //! entry's fate is recorded, and the verdict (and so the exit code) follows
 //! from the counts, without any I/O.
 
-use crate::peer_text::{escape, PeerText};
+use crate::protocol::peer_text::{escape, PeerText};
 
 /// What became of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

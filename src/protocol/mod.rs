@@ -3,18 +3,21 @@
 pub mod hello;
 pub mod ledger;
 pub mod message;
+pub mod peer_text;
+pub mod ranges;
 pub mod receiving;
 pub mod sending;
 pub mod session;
 pub mod tree;
 
 pub use message::{ToReceiver, ToSender};
+pub use ranges::Ranges;
 
 use std::io::{self, Read, Write};
 
 use anyhow::{bail, ensure, Context, Result};
 
-pub use crate::peer_text::PeerText;
+pub use peer_text::PeerText;
 
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
@@ -177,6 +180,10 @@ pub fn write_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> 
     w.write_all(&buf)
 }
 
+/// A whole KEEPALIVE frame (no body), which the transport writes by itself
+/// while a side works without sending: `Conn::set_keepalive`.
+pub const KEEPALIVE_FRAME: [u8; HEAD] = [kind::KEEPALIVE, 0, 0, 0, 0];
+
 /// A frame's header: its kind byte and its body's length.
 pub const HEAD: usize = 5;
 
@@ -315,7 +322,7 @@ fn unknown(tag: u8) -> Result<()> {
 /// receiver says it holds: then the digest in FILE END is the whole file's;
 /// otherwise it is the digest of the DATA payloads, in the order sent. Both
 /// sides decide it from the same REPLY.
-pub fn whole(held: &crate::held::Ranges, (start, end): (u64, u64), size: u64) -> bool {
+pub fn whole(held: &Ranges, (start, end): (u64, u64), size: u64) -> bool {
     let mut after = held.clone();
     after.insert(start, end);
     after.covers(0, size)
@@ -528,6 +535,13 @@ pub fn hex(digest: &[u8]) -> String {
 mod tests {
     use super::tree::{Begin, Entry, FileEnd, Manifest, Reply, TreeEnd, TreeOffer};
     use super::*;
+
+    #[test]
+    fn the_keepalive_frame_is_a_frame_with_no_body() {
+        let mut written = Vec::new();
+        write_frame(&mut written, kind::KEEPALIVE, &[]).unwrap();
+        assert_eq!(written, KEEPALIVE_FRAME);
+    }
 
     #[test]
     fn answers_round_trip() {

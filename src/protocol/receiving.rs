@@ -8,8 +8,8 @@
 
 use std::collections::VecDeque;
 
-use crate::held::Ranges;
 use crate::protocol::tree::FileEnd;
+use crate::protocol::Ranges;
 use crate::protocol::{PeerText, MAX_RANGES};
 
 /// What was asked for, oldest first.

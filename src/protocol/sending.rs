@@ -5,9 +5,9 @@
 //! receiver's frames; a frame that breaks the rules is an error naming why,
 //! and the entry's [`Fate`], once known, is returned for the ledger.
 
-use crate::held::Ranges;
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::Action;
+use crate::protocol::Ranges;
 use crate::protocol::{Outcome, Status};
 
 /// Where one entry stands on the sending side.

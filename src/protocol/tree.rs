@@ -8,7 +8,6 @@ use super::{
     encode_hashes, encode_ranges, fields, unknown, BlockHash, Fields, Outcome, PeerText,
     RefuseCode, MAX_MESSAGE,
 };
-use crate::hash::Sha;
 
 /// A wire path or a link target is at most this long.
 pub const MAX_PATH: usize = 4096;
@@ -114,7 +113,7 @@ pub struct Begin {
 pub struct FileEnd {
     pub id: u64,
     pub sent: u64,
-    pub sha256: Option<Sha>,
+    pub sha256: Option<[u8; 32]>,
     /// The source could not be read to its end; what arrived is not kept.
     pub failed: Option<PeerText>,
 }

@@ -31,6 +31,7 @@ pub fn receive(
     reporter: &Reporter,
 ) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("accepting a connection")?;
+    conn.set_keepalive(&proto::KEEPALIVE_FRAME);
     // a zc sender writes its preamble and offer at once: a peer that does
     // not frees its place (of --max-conns) soon. Not in reverse mode: there
     // this side connected, and may wait in a busy sender's queue for as
@@ -64,7 +65,9 @@ pub fn receive(
         (proto::VERSION, None) => first,
         (proto::VERSION_SEALED, Some(secret)) if first.kind == kind::HELLO => {
             let listening = matches!(cfg.peer, Peer::Listen(_));
-            handshake::as_receiver(&mut conn, secret, &first.body, listening)?;
+            let agreed = handshake::as_receiver(&mut conn, secret, &first.body, listening)
+                .map_err(|e| unsealed(&peer, secret, e))?;
+            conn.seal(&agreed.outgoing, &agreed.incoming);
             // from here on, inside records
             let offer = proto::read_frame(&mut conn).with_context(|| reading(&peer))?;
             // it proved it holds the secret: only the idle timeout from here
@@ -105,6 +108,44 @@ pub fn receive(
         return Err(before_an_offer(&conn, err));
     }
     super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
+
+/// A failed key exchange, as the user is told of it: a refusal either way,
+/// or a sender that did not prove it holds the secret, is exit 4; a
+/// malformed HELLO may come from no zc sender at all.
+fn unsealed(peer: &str, secret: &Secret, err: handshake::Error) -> anyhow::Error {
+    use handshake::{Error, Unproven};
+    let noun = secret.noun();
+    match err {
+        Error::Lost { error, .. } => anyhow::Error::new(error)
+            .context(format!("{peer}: connection lost during the key exchange")),
+        Error::Refused { reason, .. } => exit::refused(format!("{peer} refused: {reason}")),
+        Error::Refusing { why, malformed } => {
+            let err = exit::refused(format!("refused {peer}: {why}"));
+            match malformed {
+                true => exit::tag(err, Tag::NotASender),
+                false => err,
+            }
+        }
+        Error::Unproven { how, counted } => {
+            let line = match how {
+                Unproven::WrongProof => {
+                    format!("{peer} did not prove it holds the {noun} (a wrong {noun}?)")
+                }
+                Unproven::RefusedOurs => {
+                    format!("{peer} holds another {noun}: it found this side's proof wrong")
+                }
+                Unproven::HungUp => {
+                    format!("{peer} hung up before it proved it holds the {noun} (a wrong {noun}?)")
+                }
+            };
+            exit::refused(match counted {
+                Some(counted) => format!("{line}; {counted}"),
+                None => line,
+            })
+        }
+        Error::Unexpected(what) => anyhow::anyhow!("{peer}: {what}"),
+    }
 }
 
 /// A peer in the clear that never sent a complete, well-formed OFFER is no

@@ -4,9 +4,9 @@
 //! each direction's record key and IV. Nothing of the session (no name, no
 //! size) is said before both confirmations hold.
 
-use std::io::Write;
+use std::fmt;
+use std::io::{self, Read, Write};
 
-use anyhow::{anyhow, bail, Context, Result};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -15,10 +15,8 @@ use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::record::Keys;
 use super::Secret;
-use crate::conn::Conn;
-use crate::exit::{self, Tag};
 use crate::protocol::hello::{Hello, CONFIRM_LEN};
-use crate::protocol::{self as proto, kind, Answer, RefuseCode, VERSION_SEALED};
+use crate::protocol::{self as proto, kind, Answer, PeerText, RefuseCode, VERSION_SEALED};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -110,63 +108,129 @@ fn identities() -> (Identity, Identity) {
     (Identity::new(b"zc sender"), Identity::new(b"zc receiver"))
 }
 
+/// Why a handshake failed: what happened, without the peer's name. The
+/// caller names the peer and decides what it means for the process (the
+/// exit code, whether to retry).
+#[derive(Debug)]
+pub enum Error {
+    /// The connection failed, writing or (`reading`) waiting for the
+    /// peer's next message.
+    Lost { error: io::Error, reading: bool },
+    /// The peer refused this side, in the clear.
+    Refused { code: RefuseCode, reason: PeerText },
+    /// This side refused the peer and told it `why`. `malformed`: the
+    /// peer's HELLO did not decode, so it may be no zc sender at all.
+    Refusing { why: String, malformed: bool },
+    /// The peer did not prove it holds the secret. `counted` is what the
+    /// failure did to a listener's count of attempts (`Attempt::failed`),
+    /// when this side was listening.
+    Unproven {
+        how: Unproven,
+        counted: Option<String>,
+    },
+    /// A message with no place in a handshake, or one that does not decode.
+    Unexpected(String),
+}
+
+/// How a peer failed to prove it holds the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unproven {
+    /// Its proof did not check, or something else came in its place.
+    WrongProof,
+    /// It refused this side's proof: it holds another secret.
+    RefusedOurs,
+    /// It hung up, or sent what is no handshake, before proving anything.
+    HungUp,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Lost { error, .. } => write!(f, "connection lost: {error}"),
+            Error::Refused { reason, .. } => write!(f, "refused: {reason}"),
+            Error::Refusing { why, .. } => write!(f, "refused the peer: {why}"),
+            Error::Unproven { how, .. } => f.write_str(match how {
+                Unproven::WrongProof => "the peer's proof of the secret did not check",
+                Unproven::RefusedOurs => "the peer found this side's proof wrong",
+                Unproven::HungUp => "the peer hung up before it proved it holds the secret",
+            }),
+            Error::Unexpected(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What a handshake agrees on, as this side sees it: the keys of the
+/// records it writes and of those it reads. Wiped on drop.
+#[derive(ZeroizeOnDrop)]
+pub struct Agreed {
+    pub outgoing: Keys,
+    pub incoming: Keys,
+}
+
 /// A refusal in the clear, which either side may send during the
-/// handshake; returns the error this side exits with (4).
-fn refuse(conn: &mut Conn, reason: &str, line: String) -> anyhow::Error {
+/// handshake; whether it could be written does not matter, as the
+/// handshake ends either way.
+fn refuse(stream: &mut impl Write, reason: &str) {
     let answer = Answer::Refuse {
         code: RefuseCode::Auth,
         reason: reason.into(),
     };
-    let _ = proto::write_frame(conn, kind::ANSWER, &answer.encode());
-    exit::refused(line)
+    let _ = proto::write_frame(stream, kind::ANSWER, &answer.encode());
 }
 
-/// The next handshake frame, or the peer's refusal as an error (exit 4).
-fn next(conn: &mut Conn, what: &str) -> Result<proto::Frame> {
-    let frame = proto::read_frame(conn)
-        .with_context(|| format!("{}: connection lost during the key exchange", conn.peer))
-        .map_err(|e| exit::tag(e, Tag::Retryable))?;
+/// Reads a frame; any failure is the connection's, as it was before
+/// (a frame over the size limit included).
+fn read_frame(stream: &mut impl Read) -> Result<proto::Frame, Error> {
+    proto::read_frame(stream).map_err(|e| Error::Lost {
+        error: e
+            .downcast::<io::Error>()
+            .unwrap_or_else(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}"))),
+        reading: true,
+    })
+}
+
+/// The next handshake frame, or the peer's refusal as an error.
+fn next(stream: &mut impl Read, what: &str) -> Result<proto::Frame, Error> {
+    let frame = read_frame(stream)?;
     if frame.kind != kind::ANSWER {
         return Ok(frame);
     }
     match Answer::decode(&frame.body) {
-        Ok(Answer::Refuse { reason, code }) => {
-            let hint = match code {
-                RefuseCode::Version => {
-                    " (a zc from before encryption: upgrade it, or give --no-encrypt and a key to both sides)"
-                }
-                _ => "",
-            };
-            Err(exit::refused(format!(
-                "{} refused: {reason}{hint}",
-                conn.peer
-            )))
-        }
-        _ => bail!("{}: expected {what}, got an answer", conn.peer),
+        Ok(Answer::Refuse { reason, code }) => Err(Error::Refused { code, reason }),
+        _ => Err(Error::Unexpected(format!("expected {what}, got an answer"))),
+    }
+}
+
+fn written(error: io::Error) -> Error {
+    Error::Lost {
+        error,
+        reading: false,
     }
 }
 
 /// The sender's half. It writes the preamble and its HELLO, checks the
-/// receiver's confirmation, and confirms in turn; `conn` is sealed after.
-/// `listening`: this side accepted the connection (reverse mode), so a
-/// wrong confirmation counts against the secret.
-pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()> {
-    let lost = |conn: &Conn, e: std::io::Error| {
-        let e = anyhow::Error::new(e).context(format!("{}: connection lost", conn.peer));
-        exit::tag(e, Tag::Retryable)
-    };
+/// receiver's confirmation, and confirms in turn; the caller seals the
+/// connection with what it returns. `listening`: this side accepted the
+/// connection (reverse mode), so a wrong confirmation counts against the
+/// secret.
+pub fn as_sender(
+    stream: &mut (impl Read + Write),
+    secret: &Secret,
+    listening: bool,
+) -> Result<Agreed, Error> {
     let mut hello = proto::preamble(VERSION_SEALED).to_vec();
     // listening, this side counts the receiver's guess from here on
     let attempt = match listening.then(|| secret.attempts.begin()) {
         Some(Err(why)) => {
             // said in place of a HELLO: the receiver reads it where it expects one
-            let answer = Answer::Refuse {
-                code: RefuseCode::Auth,
-                reason: why.as_str().into(),
-            };
-            proto::write_frame(&mut hello, kind::ANSWER, &answer.encode())?;
-            let _ = conn.write_all(&hello);
-            return Err(exit::refused(format!("refused {}: {why}", conn.peer)));
+            refuse(&mut hello, &why);
+            let _ = stream.write_all(&hello);
+            return Err(Error::Refusing {
+                why,
+                malformed: false,
+            });
         }
         Some(Ok(attempt)) => Some(attempt),
         None => None,
@@ -179,61 +243,59 @@ pub fn as_sender(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()
         confirm: None,
     }
     .encode();
-    proto::write_frame(&mut hello, kind::HELLO, &body)?;
-    conn.write_all(&hello).map_err(|e| lost(conn, e))?;
-    let frame = next(conn, "the receiver's hello")?;
+    proto::write_frame(&mut hello, kind::HELLO, &body).map_err(written)?;
+    stream.write_all(&hello).map_err(written)?;
+    let frame = next(stream, "the receiver's hello")?;
     if frame.kind != kind::HELLO {
-        bail!(
-            "{}: expected the receiver's hello, got frame {:#x}",
-            conn.peer,
-            frame.kind
-        );
+        let kind = frame.kind;
+        return Err(Error::Unexpected(format!(
+            "expected the receiver's hello, got frame {kind:#x}"
+        )));
     }
-    let theirs = Hello::decode(&frame.body).with_context(|| conn.peer.clone())?;
+    let theirs = Hello::decode(&frame.body).map_err(|e| Error::Unexpected(format!("{e:#}")))?;
     let shared = pake
         .finish(&theirs.pake)
         .map(Zeroizing::new)
-        .map_err(|e| anyhow!("{}: a malformed key exchange ({e:?})", conn.peer))?;
+        .map_err(|e| Error::Unexpected(format!("a malformed key exchange ({e:?})")))?;
     let s = Schedule::new(&shared, transcript(&body, &theirs.pake));
     let confirmed = theirs
         .confirm
         .is_some_and(|c| s.check(&s.confirm_receiver, &c));
     if !confirmed {
-        let mut line = format!(
-            "{}: wrong {noun}: the receiver does not hold this {noun}",
-            conn.peer,
-            noun = secret.noun()
-        );
-        if let Some(attempt) = attempt {
-            line = format!("{line}; {}", attempt.failed());
-        } else if secret.kind() == super::SecretKind::Code {
-            line.push_str(" (a code is burnt by one wrong try: ask for the new one)");
-        }
-        let reason = format!("wrong {}", secret.noun());
-        return Err(refuse(conn, &reason, line));
+        let counted = attempt.map(|a| a.failed());
+        refuse(stream, &format!("wrong {}", secret.noun()));
+        return Err(Error::Unproven {
+            how: Unproven::WrongProof,
+            counted,
+        });
     }
     if let Some(attempt) = attempt {
         attempt.proven();
     }
-    proto::write_frame(conn, kind::CONFIRM, &s.confirm(&s.confirm_sender))
-        .map_err(|e| lost(conn, e))?;
-    conn.seal(&s.to_receiver, &s.to_sender);
-    Ok(())
+    proto::write_frame(stream, kind::CONFIRM, &s.confirm(&s.confirm_sender)).map_err(written)?;
+    Ok(Agreed {
+        outgoing: s.to_receiver.clone(),
+        incoming: s.to_sender.clone(),
+    })
 }
 
 /// The receiver's half, once the sender's HELLO is read: answers with its
-/// own HELLO and confirmation, then checks the sender's; `conn` is sealed
-/// after. A refusal is written here and returned as the error (exit 4).
-pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: bool) -> Result<()> {
-    let peer = conn.peer.clone();
+/// own HELLO and confirmation, then checks the sender's; the caller seals
+/// the connection with what it returns. A refusal is written here.
+pub fn as_receiver(
+    stream: &mut (impl Read + Write),
+    secret: &Secret,
+    body: &[u8],
+    listening: bool,
+) -> Result<Agreed, Error> {
+    let refusing = |stream: &mut _, why: String, malformed| {
+        refuse(stream, &why);
+        Error::Refusing { why, malformed }
+    };
     let hello = match Hello::decode_sender(body) {
         Ok(hello) => hello,
-        Err(e) => {
-            // no attempt, and not a sender: a one-shot receiver goes on
-            let why = format!("a malformed hello: {e:#}");
-            let err = refuse(conn, &why, format!("refused {peer}: {why}"));
-            return Err(exit::tag(err, Tag::NotASender));
-        }
+        // no attempt, and not a sender: a one-shot receiver goes on
+        Err(e) => return Err(refusing(stream, format!("a malformed hello: {e:#}"), true)),
     };
     if let Some(kind) = hello.secret.filter(|k| *k != secret.kind()) {
         let why = format!(
@@ -241,11 +303,11 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
             super::noun(kind),
             secret.noun()
         );
-        return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
+        return Err(refusing(stream, why, false));
     }
     // listening, this side counts the sender's guess from here on
     let attempt = match listening.then(|| secret.attempts.begin()) {
-        Some(Err(why)) => return Err(refuse(conn, &why, format!("refused {peer}: {why}"))),
+        Some(Err(why)) => return Err(refusing(stream, why, false)),
         Some(Ok(attempt)) => Some(attempt),
         None => None,
     };
@@ -255,7 +317,7 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
         Ok(shared) => Zeroizing::new(shared),
         Err(e) => {
             let why = format!("a malformed key exchange ({e:?})");
-            return Err(refuse(conn, &why, format!("refused {peer}: {why}")));
+            return Err(refusing(stream, why, false));
         }
     };
     let s = Schedule::new(&shared, transcript(body, &ours));
@@ -264,34 +326,28 @@ pub fn as_receiver(conn: &mut Conn, secret: &Secret, body: &[u8], listening: boo
         confirm: Some(s.confirm(&s.confirm_receiver)),
         pake: ours,
     };
-    proto::write_frame(conn, kind::HELLO, &reply.encode())
-        .with_context(|| format!("{peer}: connection lost during the key exchange"))?;
+    proto::write_frame(stream, kind::HELLO, &reply.encode()).map_err(written)?;
     // From here the peer could test one guess against our confirmation:
     // whatever stops it confirming in turn counts as a failed attempt.
-    let noun = secret.noun();
-    let confirmed = match next(conn, "the sender's confirmation") {
-        Ok(f) if f.kind == kind::CONFIRM && s.check(&s.confirm_sender, &f.body) => Ok(()),
-        Ok(_) => Err(format!(
-            "{peer} did not prove it holds the {noun} (a wrong {noun}?)"
-        )),
-        Err(e) if exit::code_of(&e) == exit::ExitCode::Refused => Err(format!(
-            "{peer} holds another {noun}: it found this side's proof wrong"
-        )),
-        Err(_) => Err(format!(
-            "{peer} hung up before it proved it holds the {noun} (a wrong {noun}?)"
-        )),
+    let unproven = match next(stream, "the sender's confirmation") {
+        Ok(f) if f.kind == kind::CONFIRM && s.check(&s.confirm_sender, &f.body) => None,
+        Ok(_) => Some(Unproven::WrongProof),
+        Err(Error::Refused { .. }) => Some(Unproven::RefusedOurs),
+        Err(_) => Some(Unproven::HungUp),
     };
-    if let Err(mut line) = confirmed {
-        if let Some(attempt) = attempt {
-            line = format!("{line}; {}", attempt.failed());
-        }
-        return Err(exit::refused(line));
+    if let Some(how) = unproven {
+        return Err(Error::Unproven {
+            how,
+            counted: attempt.map(|a| a.failed()),
+        });
     }
     if let Some(attempt) = attempt {
         attempt.proven();
     }
-    conn.seal(&s.to_sender, &s.to_receiver);
-    Ok(())
+    Ok(Agreed {
+        outgoing: s.to_sender.clone(),
+        incoming: s.to_receiver.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -300,55 +356,68 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
-    /// Both halves over loopback; what each returned, and a line each
-    /// way through the records when both succeeded.
-    fn shake(sender: &str, receiver: &str) -> (Result<()>, Result<()>) {
+    type Shaken = Result<Agreed, Error>;
+
+    /// Both halves over loopback (plain sockets: the handshake needs only
+    /// `Read + Write`); what each returned.
+    fn shake(sender: &str, receiver: &str) -> (Shaken, Shaken) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let theirs = Secret::code(receiver);
         let server = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut conn = Conn::new(stream, Duration::from_secs(5)).unwrap();
-            let version = proto::read_preamble(&mut conn).unwrap();
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let version = proto::read_preamble(&mut stream).unwrap();
             assert_eq!(version, VERSION_SEALED);
-            let frame = proto::read_frame(&mut conn).unwrap();
+            let frame = proto::read_frame(&mut stream).unwrap();
             assert_eq!(frame.kind, kind::HELLO);
-            let got = as_receiver(&mut conn, &theirs, &frame.body, true);
-            if got.is_ok() {
-                let f = proto::read_frame(&mut conn).unwrap();
-                proto::write_frame(&mut conn, b'Z', &f.body).unwrap();
-            }
+            let got = as_receiver(&mut stream, &theirs, &frame.body, true);
             (got, theirs.attempts.admit())
         });
-        let stream = TcpStream::connect(addr).unwrap();
-        let mut conn = Conn::new(stream, Duration::from_secs(5)).unwrap();
-        let got = as_sender(&mut conn, &Secret::code(sender), false);
-        if got.is_ok() {
-            assert!(conn.is_sealed());
-            proto::write_frame(&mut conn, b'Y', b"ping").unwrap();
-            let echo = proto::read_frame(&mut conn).unwrap();
-            assert_eq!((echo.kind, &echo.body[..]), (b'Z', &b"ping"[..]));
-        }
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let got = as_sender(&mut stream, &Secret::code(sender), false);
         let (theirs, admit) = server.join().unwrap();
         assert_eq!(admit.is_ok(), theirs.is_ok(), "burnt only by a failure");
         (got, theirs)
     }
 
     #[test]
-    fn the_same_code_makes_a_sealed_session() {
+    fn the_same_code_makes_the_same_keys_each_way() {
         let (a, b) = shake("7-plaza-quartz-ember", "7-plaza-quartz-ember");
-        a.unwrap();
-        b.unwrap();
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.outgoing.key, b.incoming.key);
+        assert_eq!(a.outgoing.iv, b.incoming.iv);
+        assert_eq!(a.incoming.key, b.outgoing.key);
+        assert_eq!(a.incoming.iv, b.outgoing.iv);
+        assert_ne!(a.outgoing.key, a.incoming.key);
     }
 
     #[test]
     fn a_wrong_code_is_refused_on_both_sides_and_burns_it() {
         let (a, b) = shake("7-plaza-quartz-ember", "8-plaza-quartz-ember");
-        let (a, b) = (a.unwrap_err(), b.unwrap_err());
-        assert_eq!(exit::code_of(&a), exit::ExitCode::Refused);
-        assert!(exit::message_of(&a).contains("wrong code"), "{a:#}");
-        assert_eq!(exit::code_of(&b), exit::ExitCode::Refused);
-        assert!(exit::message_of(&b).contains("burnt"), "{b:#}");
+        let (a, b) = (a.err().unwrap(), b.err().unwrap());
+        assert!(
+            matches!(
+                a,
+                Error::Unproven {
+                    how: Unproven::WrongProof,
+                    counted: None
+                }
+            ),
+            "{a:?}"
+        );
+        match b {
+            Error::Unproven {
+                how: Unproven::RefusedOurs,
+                counted: Some(counted),
+            } => assert!(counted.contains("burnt"), "{counted}"),
+            b => panic!("{b:?}"),
+        }
     }
 
     #[test]
@@ -374,6 +443,7 @@ mod tests {
         wiped_on_drop::<Secret>();
         wiped_on_drop::<Keys>();
         wiped_on_drop::<Schedule>();
+        wiped_on_drop::<Agreed>();
         wiped_on_drop::<aes_gcm::Aes256Gcm>();
     }
 }

@@ -318,6 +318,8 @@ fn connect(
         (Peer::Listen(addr), None) => unreachable!("run() listens on {addr} first"),
     };
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    // what a tree session writes while it waits; a raw one never does
+    conn.set_keepalive(&crate::protocol::KEEPALIVE_FRAME);
     conn.limit(Way::Send, cfg.common.limit_rate);
     match label {
         Some(label) => conn.peer = label,
@@ -435,25 +437,27 @@ pub(crate) fn send_file_ranges(
             }
             let len = (end - at).min(piece);
             let began = Instant::now();
-            conn.finishing = true;
-            if framing != Framing::Raw {
-                copy::write_header(conn, &crate::protocol::data_header(at, len))?;
-            }
+            let header = crate::protocol::data_header(at, len);
+            let head: &[u8] = match framing {
+                Framing::Raw => &[],
+                Framing::Padded => &header,
+            };
             let base = sent.bytes;
             let mut handed = 0;
             let mut inner = |n: u64| {
                 handed = n;
                 progress(base + n)
             };
-            let step = copy::send_file(file, conn, at, len, sent.zero_copy, &mut inner);
-            conn.finishing = false;
+            // the piece goes out whole, padding included, on every path
+            let mut conn = conn.finishing();
+            let step = copy::send_file(file, &mut conn, head, at, len, sent.zero_copy, &mut inner);
             let step = match step {
                 Ok(step) => step,
                 Err(e) => {
                     // what the kernel took before the failure counts as sent
                     sent.bytes = base + handed;
                     if framing == Framing::Padded && e.kind() == io::ErrorKind::UnexpectedEof {
-                        pad(conn, len - handed)?;
+                        pad(&mut conn, len - handed)?;
                     }
                     return Err(e);
                 }

@@ -3,19 +3,67 @@
 //! (tagged retryable), for the tree session and its replies; a single file
 //! is sent as a tree of one entry.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::auth::{self, Session};
 use crate::config::SendConfig;
 use crate::conn::Conn;
 use crate::exit::{self, Tag};
-use crate::protocol::{self as proto, kind, Answer};
+use crate::protocol::{self as proto, kind, Answer, RefuseCode};
+use crate::secure::handshake::{self, Error as Handshake};
+use crate::secure::{Secret, SecretKind};
 
 pub(super) fn lost(conn: &Conn, err: impl Into<anyhow::Error>) -> anyhow::Error {
     let err = err
         .into()
         .context(format!("{}: connection lost", conn.peer));
     exit::tag(err, Tag::Retryable)
+}
+
+/// An encrypted session's key exchange, which seals `conn`. A refusal
+/// either way, or a receiver without the secret, is exit 4; a lost
+/// connection may be retried.
+pub(super) fn key_exchange(conn: &mut Conn, secret: &Secret, listening: bool) -> Result<()> {
+    let agreed = handshake::as_sender(conn, secret, listening).map_err(|e| {
+        let peer = &conn.peer;
+        match e {
+            Handshake::Lost {
+                error,
+                reading: false,
+            } => lost(conn, error),
+            Handshake::Lost { error, .. } => {
+                let error = anyhow::Error::new(error)
+                    .context(format!("{peer}: connection lost during the key exchange"));
+                exit::tag(error, Tag::Retryable)
+            }
+            Handshake::Refused { code, reason } => {
+                let hint = match code {
+                    RefuseCode::Version => {
+                        " (a zc from before encryption: upgrade it, or give --no-encrypt and a key to both sides)"
+                    }
+                    _ => "",
+                };
+                exit::refused(format!("{peer} refused: {reason}{hint}"))
+            }
+            Handshake::Refusing { why, .. } => exit::refused(format!("refused {peer}: {why}")),
+            Handshake::Unproven { counted, .. } => {
+                let noun = secret.noun();
+                let mut line =
+                    format!("{peer}: wrong {noun}: the receiver does not hold this {noun}");
+                match counted {
+                    Some(counted) => line = format!("{line}; {counted}"),
+                    None if secret.kind() == SecretKind::Code => {
+                        line.push_str(" (a code is burnt by one wrong try: ask for the new one)")
+                    }
+                    None => {}
+                }
+                exit::refused(line)
+            }
+            Handshake::Unexpected(what) => anyhow!("{peer}: {what}"),
+        }
+    })?;
+    conn.seal(&agreed.outgoing, &agreed.incoming);
+    Ok(())
 }
 
 /// Reads the next frame that is not a keepalive.

@@ -67,8 +67,15 @@ pub(super) fn session(
             // no extra read.
             let mut hasher = verify.then(Sha256::new);
             let count = plan.count;
-            let moved =
-                copy::send_stream(reader, conn, false, count, hasher.as_mut(), &mut progress);
+            // raw bytes go as they are, and may stop anywhere
+            let moved = copy::send_stream(
+                reader,
+                conn,
+                |_, _| [],
+                count,
+                hasher.as_mut(),
+                &mut progress,
+            );
             let pending = hasher.map(|h| Pending::Ready(h.finalize().into()));
             (moved.map(|n| sent.bytes = n), pending)
         }

@@ -46,7 +46,7 @@ impl Reader {
         // The session's own waits apply the idle timeout; this one only reads.
         let mut reading_conn =
             Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
-        reading_conn.finishing = true;
+        reading_conn.ignore_ctrl_c();
         // an encrypted session's receiving direction (its record sequence,
         // and what was read ahead) goes with the reading
         conn.hand_reading_to(&mut reading_conn);

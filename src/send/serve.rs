@@ -54,6 +54,7 @@ fn session(
     digests: &Arc<Digests>,
 ) -> Result<()> {
     let mut conn = Conn::new(stream, cfg.common.idle_timeout).context("a new connection")?;
+    conn.set_keepalive(&crate::protocol::KEEPALIVE_FRAME);
     conn.handshake(super::handshake_within(cfg), Some(unproven));
     conn.limit(Way::Send, cfg.common.limit_rate);
     let plan = plan(cfg, None)?.sharing(digests.clone());

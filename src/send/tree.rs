@@ -17,7 +17,7 @@ use plan::stream_item;
 pub(super) use plan::Plan;
 
 use super::digests::{FileId, Hashing};
-use super::peer::{answered, lost};
+use super::peer::{answered, key_exchange, lost};
 use super::replies::Reader;
 use super::walk::{self, Event, Kind};
 use crate::auth::{self, Session};
@@ -31,7 +31,6 @@ use crate::protocol::sending::Sending;
 use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, ToReceiver};
-use crate::secure::handshake;
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -149,7 +148,7 @@ pub(super) fn session(
         // encrypted: the key exchange first, and the offer in a record
         Some(secret) => {
             let listening = matches!(cfg.peer, Peer::Listen(_));
-            handshake::as_sender(conn, secret, listening)?;
+            key_exchange(conn, secret, listening)?;
         }
         None => proto::write_preamble(&mut hello)?,
     }
@@ -313,9 +312,7 @@ impl Run<'_> {
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         // whole frames or none: Ctrl-C is looked at between writes, so a
         // STOP never lands in the middle of a frame (the idle timeout still holds)
-        self.conn.finishing = true;
-        let written = self.conn.write_all(bytes);
-        self.conn.finishing = false;
+        let written = self.conn.finishing().write_all(bytes);
         written.map_err(|e| lost(self.conn, e))
     }
 

@@ -113,16 +113,14 @@ impl Run<'_> {
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let (progress, name) = (&mut self.progress, lossy(&self.items[id].path));
         let mut update = |n: u64| progress.update(n, 0, &name);
-        self.conn.finishing = true;
         let moved = copy::send_stream(
             &mut reader,
-            self.conn,
-            true,
+            &mut self.conn.finishing(),
+            proto::data_header,
             cap,
             hasher.as_mut(),
             &mut update,
         );
-        self.conn.finishing = false;
         self.zero_copy = false;
         let bytes = match moved {
             Ok(bytes) => bytes,

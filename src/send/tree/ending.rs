@@ -120,7 +120,7 @@ impl Run<'_> {
     }
 
     pub(super) fn stop(&mut self) -> anyhow::Error {
-        self.conn.finishing = true;
+        self.conn.ignore_ctrl_c();
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
         if self.send(&ToReceiver::Stop).is_ok() {
             let deadline = Instant::now() + STOP_WAIT;
