@@ -45,22 +45,21 @@ impl Hello {
     }
 
     pub fn decode(body: &[u8]) -> Result<Hello> {
-        let mut f = Decoded::parse(body)?;
-        let hello = Hello {
-            secret: f.get(Self::SECRET, |_, value| match value {
-                [0] => Ok(SecretKind::Code),
-                [1] => Ok(SecretKind::Key),
-                _ => bail!("hello: unknown kind of secret"),
-            })?,
-            pake: f.need(Self::PAKE, as_pake, "hello: no key exchange")?,
-            confirm: f.get(Self::CONFIRM, |_, value| {
-                value
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("hello: a confirmation of {} bytes", value.len()))
-            })?,
-        };
-        f.finish()?;
-        Ok(hello)
+        Decoded::read(body, |f| {
+            Ok(Hello {
+                secret: f.get(Self::SECRET, |_, value| match value {
+                    [0] => Ok(SecretKind::Code),
+                    [1] => Ok(SecretKind::Key),
+                    _ => bail!("hello: unknown kind of secret"),
+                })?,
+                pake: f.need(Self::PAKE, as_pake, "hello: no key exchange")?,
+                confirm: f.get(Self::CONFIRM, |_, value| {
+                    value.try_into().map_err(|_| {
+                        anyhow::anyhow!("hello: a confirmation of {} bytes", value.len())
+                    })
+                })?,
+            })
+        })
     }
 
     /// The sender's HELLO: its `secret` is required (the receiver checks

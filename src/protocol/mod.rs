@@ -286,24 +286,24 @@ impl Answer {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        // 0 accept, 1 refuse
-        let refused = f.get(Self::STATUS, as_flag)?;
-        let code = f.get(Self::CODE, as_byte)?.map(RefuseCode::from_u8);
-        let reason = f.get(Self::REASON, as_message)?;
-        // the bound holds across repeated fields too
-        let held: Vec<_> = f.all(Self::HELD, decode_ranges)?.concat();
-        ensure!(held.len() <= MAX_RANGES, "too many held ranges");
-        let hashes = f.flag(Self::HASHES)?;
-        f.finish()?;
-        match refused {
-            Some(false) => Ok(Answer::Accept { held, hashes }),
-            Some(true) => Ok(Answer::Refuse {
-                code: code.unwrap_or(RefuseCode::Other),
-                reason: reason.unwrap_or_else(|| "refused".into()),
-            }),
-            None => bail!("answer without a status"),
-        }
+        Decoded::read(body, |f| {
+            // 0 accept, 1 refuse
+            let refused = f.get(Self::STATUS, as_flag)?;
+            let code = f.get(Self::CODE, as_byte)?;
+            let reason = f.get(Self::REASON, as_message)?;
+            let held = f.all(Self::HELD, decode_ranges)?.concat();
+            // the bound holds across repeated fields too
+            ensure!(held.len() <= MAX_RANGES, "too many held ranges");
+            let hashes = f.flag(Self::HASHES)?;
+            match refused {
+                Some(false) => Ok(Answer::Accept { held, hashes }),
+                Some(true) => Ok(Answer::Refuse {
+                    code: code.map_or(RefuseCode::Other, RefuseCode::from_u8),
+                    reason: reason.unwrap_or_else(|| "refused".into()),
+                }),
+                None => bail!("answer without a status"),
+            }
+        })
     }
 }
 
@@ -329,24 +329,22 @@ impl Outcome {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let status = f.get(Self::STATUS, |tag, value| match as_byte(tag, value)? {
-            0 => Ok(Status::Ok),
-            1 => Ok(Status::Mismatch),
-            2 => Ok(Status::Failed),
-            3 => Ok(Status::Stopped),
-            other => bail!("result with unknown status {other}"),
-        })?;
-        let out = Outcome {
-            status: status.unwrap_or(Status::Failed),
-            sha256: f.get(Self::SHA256, as_digest)?,
-            held: f.get(Self::HELD, as_u64)?.unwrap_or(0),
-            message: f.get(Self::MESSAGE, as_message)?.unwrap_or_default(),
-            mac: f.get(Self::MAC, as_digest)?,
-        };
-        f.finish()?;
-        ensure!(status.is_some(), "result without a status");
-        Ok(out)
+        Decoded::read(body, |f| {
+            let status = f.get(Self::STATUS, |tag, value| match as_byte(tag, value)? {
+                0 => Ok(Status::Ok),
+                1 => Ok(Status::Mismatch),
+                2 => Ok(Status::Failed),
+                3 => Ok(Status::Stopped),
+                other => bail!("result with unknown status {other}"),
+            })?;
+            Ok(Outcome {
+                sha256: f.get(Self::SHA256, as_digest)?,
+                held: f.get(Self::HELD, as_u64)?.unwrap_or(0),
+                message: f.get(Self::MESSAGE, as_message)?.unwrap_or_default(),
+                mac: f.get(Self::MAC, as_digest)?,
+                status: status.context("result without a status")?,
+            })
+        })
     }
 }
 

@@ -28,6 +28,16 @@ impl Fields {
     pub(super) fn put_u64(&mut self, tag: u8, value: u64) {
         self.put(tag, &value.to_be_bytes());
     }
+    /// Two u64s in one field: a range, or a count and a size.
+    pub(super) fn put_pair(&mut self, tag: u8, (a, b): (u64, u64)) {
+        self.put(tag, &[a.to_be_bytes(), b.to_be_bytes()].concat());
+    }
+    /// A flag is written only when set: absent reads as false.
+    pub(super) fn put_flag(&mut self, tag: u8, on: bool) {
+        if on {
+            self.put(tag, &[1]);
+        }
+    }
 }
 
 /// A body's fields in the order sent; a field cut short refuses the body.
@@ -47,16 +57,23 @@ pub(super) fn fields(body: &[u8]) -> Result<Vec<(u8, &[u8])>> {
 
 /// A body being read, field by field, by tag. A field may come more than
 /// once: every copy must be well formed, and the last one counts (HELD
-/// ranges in an ANSWER add up instead: [`Decoded::all`]). A decoder takes
-/// the tags it knows, then calls [`Decoded::finish`], which refuses the
-/// body if a required tag is left that nothing took.
+/// ranges in an ANSWER add up instead: [`Decoded::all`]).
 pub(super) struct Decoded<'a> {
     fields: Vec<(u8, &'a [u8])>,
     taken: [bool; 256],
 }
 
 impl<'a> Decoded<'a> {
-    pub(super) fn parse(body: &'a [u8]) -> Result<Self> {
+    /// Reads `body` with `take`, which takes the tags the frame knows;
+    /// then refuses the body if it carries a required tag nothing took.
+    pub(super) fn read<T>(body: &'a [u8], take: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let mut f = Decoded::parse(body)?;
+        let value = take(&mut f)?;
+        f.finish()?;
+        Ok(value)
+    }
+
+    fn parse(body: &'a [u8]) -> Result<Self> {
         Ok(Decoded {
             fields: fields(body)?,
             taken: [false; 256],
@@ -105,19 +122,20 @@ impl<'a> Decoded<'a> {
         present.find(|tag| tags.contains(tag))
     }
 
-    /// The fields nothing took, as a body of their own.
-    pub(super) fn rest(&self) -> Fields {
+    /// The fields nothing took yet, taken now as a body of their own (for
+    /// a decoder that reads them).
+    pub(super) fn rest(&mut self) -> Vec<u8> {
         let mut rest = Fields::default();
         for &(tag, value) in &self.fields {
             if !self.taken[usize::from(tag)] {
                 rest.put(tag, value);
             }
         }
-        rest
+        self.taken = [true; 256];
+        rest.0
     }
 
-    /// Refuses the body if it carries a required tag nothing took.
-    pub(super) fn finish(self) -> Result<()> {
+    fn finish(self) -> Result<()> {
         for &(tag, _) in &self.fields {
             if !self.taken[usize::from(tag)] {
                 unknown(tag)?;
@@ -257,7 +275,8 @@ mod tests {
         assert_eq!(f.first_of(&[6, 0x90]), Some(6));
         assert_eq!(f.first_of(&[7]), None);
         f.get(6, |_, v| Ok(v.to_vec())).unwrap();
-        assert_eq!(f.rest().0, body(&[(4, b"a"), (0x90, b""), (4, b"b")]));
+        assert_eq!(f.rest(), body(&[(4, b"a"), (0x90, b""), (4, b"b")]));
+        f.finish().unwrap();
         assert!(Decoded::parse(&[1, 0, 2, 0]).is_err(), "a field cut short");
     }
 

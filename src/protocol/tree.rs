@@ -1,7 +1,7 @@
 //! The frames of a tree session (several entries in one connection); see
 //! "Trees" in docs/PROTOCOL.md.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::tlv::{
     as_byte, as_bytes, as_digest, as_message, as_pair, as_u32, as_u64, fields, Decoded, Fields,
@@ -41,9 +41,9 @@ pub struct TreeOffer {
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
-    File,
-    Dir,
-    Link,
+    File = 0,
+    Dir = 1,
+    Link = 2,
 }
 
 /// One entry of the manifest.
@@ -142,13 +142,12 @@ impl TreeEnd {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let end = TreeEnd {
-            sent: f.get(1, as_u64)?.unwrap_or(0),
-            failed: f.get(4, as_u64)?.unwrap_or(0),
-        };
-        f.finish()?;
-        Ok(end)
+        Decoded::read(body, |f| {
+            Ok(TreeEnd {
+                sent: f.get(1, as_u64)?.unwrap_or(0),
+                failed: f.get(4, as_u64)?.unwrap_or(0),
+            })
+        })
     }
 }
 
@@ -196,56 +195,45 @@ impl TreeOffer {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
-        let mut tree = self.entries.to_be_bytes().to_vec();
-        tree.extend_from_slice(&self.bytes.to_be_bytes());
-        f.put(Self::TREE, &tree);
-        for (flag, tag) in [
-            (self.verify, Self::VERIFY),
-            (self.resume, Self::RESUME),
-            (self.fresh, Self::FRESH),
-            (self.single, Self::SINGLE),
-        ] {
-            if flag {
-                f.put(tag, &[1]);
-            }
-        }
+        f.put_pair(Self::TREE, (self.entries, self.bytes));
+        f.put_flag(Self::VERIFY, self.verify);
+        f.put_flag(Self::RESUME, self.resume);
+        f.put_flag(Self::FRESH, self.fresh);
+        f.put_flag(Self::SINGLE, self.single);
         if let Some(nonce) = &self.nonce {
             f.put(Self::NONCE, nonce);
         }
-        if self.streamed {
-            f.put(Self::STREAMED, &[1]);
-        }
+        f.put_flag(Self::STREAMED, self.streamed);
         f.0
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        // a single file's fields have no meaning in a tree
-        if let Some(tag) = f.first_of(&[1, 2, 3, 4, 6]) {
-            bail!("a tree offer with a single file's field {tag}");
-        }
-        let tree = f.get(Self::TREE, as_pair("tree"))?;
-        let (entries, bytes) = tree.unwrap_or_default();
-        let offer = TreeOffer {
-            entries,
-            bytes,
-            verify: f.flag(Self::VERIFY)?,
-            resume: f.flag(Self::RESUME)?,
-            fresh: f.flag(Self::FRESH)?,
-            single: f.flag(Self::SINGLE)?,
-            nonce: f.get(Self::NONCE, as_digest)?,
-            streamed: f.flag(Self::STREAMED)?,
-        };
-        f.finish()?;
-        ensure!(tree.is_some(), "not a tree offer");
-        // a file alone is counted before it is offered: one entry
-        ensure!(
-            !offer.single || (offer.entries == 1 && !offer.streamed),
-            "a single offer of {} entries{}: it carries one file",
-            offer.entries,
-            if offer.streamed { ", streamed" } else { "" }
-        );
-        Ok(offer)
+        Decoded::read(body, |f| {
+            // a single file's fields have no meaning in a tree
+            if let Some(tag) = f.first_of(&[1, 2, 3, 4, 6]) {
+                bail!("a tree offer with a single file's field {tag}");
+            }
+            let tree = f.get(Self::TREE, as_pair("tree"))?;
+            let (entries, bytes) = tree.unwrap_or_default();
+            let offer = TreeOffer {
+                entries,
+                bytes,
+                verify: f.flag(Self::VERIFY)?,
+                resume: f.flag(Self::RESUME)?,
+                fresh: f.flag(Self::FRESH)?,
+                single: f.flag(Self::SINGLE)?,
+                nonce: f.get(Self::NONCE, as_digest)?,
+                streamed: f.flag(Self::STREAMED)?,
+            };
+            ensure!(tree.is_some(), "not a tree offer");
+            // a file alone is counted before it is offered: one entry
+            ensure!(
+                !offer.single || (entries == 1 && !offer.streamed),
+                "a single offer of {entries} entries{}: it carries one file",
+                if offer.streamed { ", streamed" } else { "" }
+            );
+            Ok(offer)
+        })
     }
 }
 
@@ -265,12 +253,7 @@ impl Entry {
         let mut f = Fields::default();
         f.put_u64(Self::ID, self.id);
         f.put(Self::PATH, &self.path);
-        let kind = match self.kind {
-            EntryKind::File => 0,
-            EntryKind::Dir => 1,
-            EntryKind::Link => 2,
-        };
-        f.put(Self::KIND, &[kind]);
+        f.put(Self::KIND, &[self.kind as u8]);
         if self.kind == EntryKind::File {
             f.put_u64(Self::SIZE, self.size);
         }
@@ -279,34 +262,28 @@ impl Entry {
         if self.kind == EntryKind::Link {
             f.put(Self::TARGET, &self.target);
         }
-        if let Some((start, end)) = self.range {
-            let mut range = start.to_be_bytes().to_vec();
-            range.extend_from_slice(&end.to_be_bytes());
-            f.put(Self::RANGE, &range);
+        if let Some(range) = self.range {
+            f.put_pair(Self::RANGE, range);
         }
-        if self.stream {
-            f.put(Self::STREAM, &[1]);
-        }
+        f.put_flag(Self::STREAM, self.stream);
         f.0
     }
 
     /// Decodes an entry; the path itself is checked by the receiver.
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let mut entry = Entry {
-            id: f.need(Self::ID, as_u64, "entry without an id")?,
-            path: f.need(Self::PATH, as_path, "entry without a path")?,
-            kind: f.need(Self::KIND, as_kind, "entry without a kind")?,
-            size: f.get(Self::SIZE, as_u64)?.unwrap_or(0),
-            mode: f
-                .get(Self::MODE, as_u32)?
-                .map_or(0o644, |mode| mode & 0o777),
-            mtime_ns: f.get(Self::MTIME, as_u64)?.unwrap_or(0),
-            target: f.get(Self::TARGET, as_path)?.unwrap_or_default(),
-            range: f.get(Self::RANGE, as_range)?,
-            stream: f.flag(Self::STREAM)?,
-        };
-        f.finish()?;
+        let mut entry = Decoded::read(body, |f| {
+            Ok(Entry {
+                id: f.need(Self::ID, as_u64, "entry without an id")?,
+                path: f.need(Self::PATH, as_path, "entry without a path")?,
+                kind: f.need(Self::KIND, as_kind, "entry without a kind")?,
+                size: f.get(Self::SIZE, as_u64)?.unwrap_or(0),
+                mode: f.get(Self::MODE, as_u32)?.map_or(0o644, |m| m & 0o777),
+                mtime_ns: f.get(Self::MTIME, as_u64)?.unwrap_or(0),
+                target: f.get(Self::TARGET, as_path)?.unwrap_or_default(),
+                range: f.get(Self::RANGE, as_range)?,
+                stream: f.flag(Self::STREAM)?,
+            })
+        })?;
         if entry.kind == EntryKind::Link {
             ensure!(!entry.target.is_empty(), "link without a target");
         }
@@ -340,13 +317,12 @@ impl Manifest {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let m = Manifest {
-            entries: f.get(1, as_u64)?.unwrap_or(0),
-            failed: f.get(2, as_u64)?.unwrap_or(0),
-        };
-        f.finish()?;
-        Ok(m)
+        Decoded::read(body, |f| {
+            Ok(Manifest {
+                entries: f.get(1, as_u64)?.unwrap_or(0),
+                failed: f.get(2, as_u64)?.unwrap_or(0),
+            })
+        })
     }
 }
 
@@ -381,26 +357,26 @@ impl Reply {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let id = f.get(Self::ID, as_u64)?;
-        let action = f.get(Self::ACTION, as_byte)?;
-        let code = f.get(Self::CODE, as_byte)?.map(RefuseCode::from_u8);
-        let reason = f.get(Self::REASON, as_message)?;
-        let held = f.get(Self::HELD, decode_ranges)?.unwrap_or_default();
-        let hashes = f.flag(Self::HASHES)?;
-        f.finish()?;
-        let id = id.context("reply without an id")?;
-        let action = match action {
-            Some(0) => Action::Send { held, hashes },
-            Some(1) => Action::Skip,
-            Some(2) => Action::Refuse {
-                code: code.unwrap_or(RefuseCode::Other),
-                reason: reason.unwrap_or_else(|| "refused".into()),
-            },
-            Some(3) => Action::Done,
-            other => bail!("reply with unknown action {other:?}"),
-        };
-        Ok(Reply { id, action })
+        Decoded::read(body, |f| {
+            // every field is checked, whatever the action makes of it
+            let id = f.need(Self::ID, as_u64, "reply without an id")?;
+            let action = f.get(Self::ACTION, as_byte)?;
+            let code = f.get(Self::CODE, as_byte)?;
+            let reason = f.get(Self::REASON, as_message)?;
+            let held = f.get(Self::HELD, decode_ranges)?.unwrap_or_default();
+            let hashes = f.flag(Self::HASHES)?;
+            let action = match action {
+                Some(0) => Action::Send { held, hashes },
+                Some(1) => Action::Skip,
+                Some(2) => Action::Refuse {
+                    code: code.map_or(RefuseCode::Other, RefuseCode::from_u8),
+                    reason: reason.unwrap_or_else(|| "refused".into()),
+                },
+                Some(3) => Action::Done,
+                other => bail!("reply with unknown action {other:?}"),
+            };
+            Ok(Reply { id, action })
+        })
     }
 }
 
@@ -413,13 +389,12 @@ impl Begin {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let begin = Begin {
-            id: f.need(1, as_u64, "begin without an id")?,
-            path: f.need(2, as_path, "begin without a path")?,
-        };
-        f.finish()?;
-        Ok(begin)
+        Decoded::read(body, |f| {
+            Ok(Begin {
+                id: f.need(1, as_u64, "begin without an id")?,
+                path: f.need(2, as_path, "begin without a path")?,
+            })
+        })
     }
 }
 
@@ -438,15 +413,14 @@ impl FileEnd {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut f = Decoded::parse(body)?;
-        let end = FileEnd {
-            id: f.need(1, as_u64, "file end without an id")?,
-            sent: f.get(2, as_u64)?.unwrap_or(0),
-            sha256: f.get(3, as_digest)?,
-            failed: f.get(4, as_message)?,
-        };
-        f.finish()?;
-        Ok(end)
+        Decoded::read(body, |f| {
+            Ok(FileEnd {
+                id: f.need(1, as_u64, "file end without an id")?,
+                sent: f.get(2, as_u64)?.unwrap_or(0),
+                sha256: f.get(3, as_digest)?,
+                failed: f.get(4, as_message)?,
+            })
+        })
     }
 }
 
@@ -460,9 +434,10 @@ pub fn encode_file_result(id: u64, outcome: &Outcome) -> Vec<u8> {
 }
 
 pub fn decode_file_result(body: &[u8]) -> Result<(u64, Outcome)> {
-    let mut f = Decoded::parse(body)?;
-    let id = f.need(6, as_u64, "file result without an id")?;
-    Ok((id, Outcome::decode(&f.rest().0)?))
+    let (id, rest) = Decoded::read(body, |f| {
+        Ok((f.need(6, as_u64, "file result without an id")?, f.rest()))
+    })?;
+    Ok((id, Outcome::decode(&rest)?))
 }
 
 /// FILE HASHES: the entry's id, then a HASHES body.
