@@ -18,6 +18,11 @@ use super::tlv::unknown;
 /// A wire path or a link target is at most this long.
 pub const MAX_PATH: usize = 4096;
 
+/// A wire path as text: lossy UTF-8 (escaped where it is printed).
+pub fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
 /// The OFFER of a tree session: what the sender's counting pass found,
 /// and the session's settings. Its `tree` field is required, so a receiver
 /// that predates trees refuses it instead of misreading it.
