@@ -1,6 +1,7 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
 use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -236,6 +237,14 @@ fn link_target(link: &RelPath, target: &[u8], windows: bool) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+/// Ok for NotFound: removing what is not there is done.
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// What [`Root::mkdir`] found or made.

@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, Made, RelPath};
+use super::{ignore_missing, Found, Made, RelPath};
 use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
@@ -38,13 +38,6 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut os = path.as_os_str().to_os_string();
     os.push(suffix);
     PathBuf::from(os)
-}
-
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 impl Root {

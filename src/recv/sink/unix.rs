@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, Made, RelPath, UNFINISHED};
+use super::{ignore_missing, Found, Made, RelPath, UNFINISHED};
 use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
@@ -111,14 +111,6 @@ fn suffixed(name: &[u8], suffix: &str) -> Vec<u8> {
 
 fn held_name(name: &[u8]) -> Vec<u8> {
     suffixed(name, RECORD_SUFFIX)
-}
-
-/// Ok for NotFound: removing what is not there is done.
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 impl Root {
