@@ -3,7 +3,7 @@
 //! data it describes has been fsync'd.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -29,8 +29,19 @@ pub struct Record {
 const MAX_RECORD_RANGES: usize = 4096;
 /// A record is small: a larger file beside a part is not read, and nothing
 /// in it is trusted.
-pub const MAX_RECORD: u64 = 256 * 1024;
+const MAX_RECORD: u64 = 256 * 1024;
 const HEADER: &str = "zc-held 1";
+/// What a record's name adds to the name of the file it is for (the
+/// part's `.zcpart`, then `.held`).
+pub const RECORD_SUFFIX: &str = ".zcpart.held";
+
+/// A record file's text, read whole: `None` if it is over [`MAX_RECORD`]
+/// bytes or not UTF-8, which no record zc writes is.
+pub fn read_capped(file: impl Read) -> Option<String> {
+    let mut text = String::new();
+    file.take(MAX_RECORD + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= MAX_RECORD).then_some(text)
+}
 
 pub fn record_path(part: &Path) -> PathBuf {
     let mut os = part.as_os_str().to_os_string();
@@ -195,6 +206,15 @@ impl Drop for Checkpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_read_up_to_its_bound_and_not_past_it() {
+        let at = vec![b'a'; MAX_RECORD as usize];
+        assert_eq!(read_capped(&at[..]).map(|t| t.len()), Some(at.len()));
+        let over = vec![b'a'; MAX_RECORD as usize + 1];
+        assert_eq!(read_capped(&over[..]), None, "one byte over");
+        assert_eq!(read_capped(&b"zc-held 1\n\xff"[..]), None, "not UTF-8");
+    }
 
     #[test]
     fn record_round_trip() {

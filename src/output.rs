@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 #[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
+use crate::held::RECORD_SUFFIX;
 use crate::peer_text::escape;
 use crate::protocol::MAX_NAME;
 
@@ -49,7 +50,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.contains(['/', '\\']) {
         return Err(format!("'{shown}' is a path, not a file name"));
     }
-    if name.ends_with(PART_SUFFIX) || name.contains(".zcpart.held") {
+    if name.ends_with(PART_SUFFIX) || name.contains(RECORD_SUFFIX) {
         return Err(format!(
             "'{shown}' would collide with zc's {PART_SUFFIX} files"
         ));

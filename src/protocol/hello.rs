@@ -4,7 +4,7 @@
 
 use anyhow::{bail, ensure, Result};
 
-use super::{fields, unknown, Fields};
+use super::tlv::{Decoded, Fields};
 
 /// The SPAKE2 message: a side byte and an Edwards25519 point.
 pub const PAKE_LEN: usize = 33;
@@ -45,38 +45,21 @@ impl Hello {
     }
 
     pub fn decode(body: &[u8]) -> Result<Hello> {
-        let mut hello = Hello {
-            secret: None,
-            pake: Vec::new(),
-            confirm: None,
-        };
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::SECRET => {
-                    hello.secret = Some(match value {
-                        [0] => SecretKind::Code,
-                        [1] => SecretKind::Key,
-                        _ => bail!("hello: unknown kind of secret"),
-                    })
-                }
-                Self::PAKE => {
-                    ensure!(
-                        value.len() == PAKE_LEN,
-                        "hello: a key exchange of {} bytes",
-                        value.len()
-                    );
-                    hello.pake = value.to_vec();
-                }
-                Self::CONFIRM => {
-                    hello.confirm = Some(value.try_into().map_err(|_| {
+        Decoded::read(body, |f| {
+            Ok(Hello {
+                secret: f.get(Self::SECRET, |_, value| match value {
+                    [0] => Ok(SecretKind::Code),
+                    [1] => Ok(SecretKind::Key),
+                    _ => bail!("hello: unknown kind of secret"),
+                })?,
+                pake: f.need(Self::PAKE, as_pake, "hello: no key exchange")?,
+                confirm: f.get(Self::CONFIRM, |_, value| {
+                    value.try_into().map_err(|_| {
                         anyhow::anyhow!("hello: a confirmation of {} bytes", value.len())
-                    })?)
-                }
-                other => unknown(other)?,
-            }
-        }
-        ensure!(!hello.pake.is_empty(), "hello: no key exchange");
-        Ok(hello)
+                    })
+                })?,
+            })
+        })
     }
 
     /// The sender's HELLO: its `secret` is required (the receiver checks
@@ -94,6 +77,15 @@ impl Hello {
         );
         Ok(hello)
     }
+}
+
+fn as_pake(_: u8, value: &[u8]) -> Result<Vec<u8>> {
+    ensure!(
+        value.len() == PAKE_LEN,
+        "hello: a key exchange of {} bytes",
+        value.len()
+    );
+    Ok(value.to_vec())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod ranges;
 pub mod receiving;
 pub mod sending;
 pub mod session;
+mod tlv;
 pub mod tree;
 
 pub use message::{ToReceiver, ToSender};
@@ -18,6 +19,7 @@ use std::io::{self, Read, Write};
 use anyhow::{bail, ensure, Context, Result};
 
 pub use peer_text::PeerText;
+use tlv::{as_byte, as_digest, as_flag, as_message, as_u64, Decoded, Fields};
 
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
@@ -234,90 +236,6 @@ pub fn parse_data(body: &[u8]) -> Result<(u64, u64)> {
     Ok((offset, len))
 }
 
-/// Tag-length-value fields: tag u8, length u16, value. Tags 0x80 and above
-/// must be understood; a reader refuses a frame carrying one it does not know.
-struct Fields(Vec<u8>);
-
-impl Default for Fields {
-    /// Room for most control frames at once (an ENTRY with a short path),
-    /// so encoding one is a single allocation, not a series of regrowths.
-    fn default() -> Self {
-        Fields(Vec::with_capacity(128))
-    }
-}
-
-impl Fields {
-    fn put(&mut self, tag: u8, value: &[u8]) {
-        debug_assert!(value.len() <= u16::MAX as usize);
-        self.0.push(tag);
-        self.0
-            .extend_from_slice(&(value.len() as u16).to_be_bytes());
-        self.0.extend_from_slice(value);
-    }
-    fn put_u64(&mut self, tag: u8, value: u64) {
-        self.put(tag, &value.to_be_bytes());
-    }
-}
-
-fn fields(body: &[u8]) -> Result<Vec<(u8, &[u8])>> {
-    let mut out = Vec::with_capacity(8);
-    let mut rest = body;
-    while !rest.is_empty() {
-        ensure!(rest.len() >= 3, "truncated field");
-        let tag = rest[0];
-        let len = u16::from_be_bytes([rest[1], rest[2]]) as usize;
-        ensure!(rest.len() >= 3 + len, "truncated field {tag}");
-        out.push((tag, &rest[3..3 + len]));
-        rest = &rest[3 + len..];
-    }
-    Ok(out)
-}
-
-fn as_u64(tag: u8, value: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = value
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("field {tag}: expected 8 bytes"))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
-fn as_digest(tag: u8, value: &[u8]) -> Result<[u8; 32]> {
-    value
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("field {tag}: expected a 32-byte digest"))
-}
-
-/// A one-byte field (a status, a code, an action).
-fn as_byte(tag: u8, value: &[u8]) -> Result<u8> {
-    match value {
-        [b] => Ok(*b),
-        _ => bail!("field {tag}: expected 1 byte, got {}", value.len()),
-    }
-}
-
-/// A flag is the byte 0 or the byte 1; anything else is a malformed frame,
-/// not a silent "no".
-fn as_flag(tag: u8, value: &[u8]) -> Result<bool> {
-    match value {
-        [0] => Ok(false),
-        [1] => Ok(true),
-        _ => bail!("field {tag}: a flag is the byte 0 or 1, not {value:?}"),
-    }
-}
-
-/// A text field: the peer's words, which only ever print escaped.
-fn as_text(tag: u8, value: &[u8], max: usize) -> Result<PeerText> {
-    ensure!(value.len() <= max, "field {tag}: over {max} bytes");
-    ensure!(std::str::from_utf8(value).is_ok(), "field {tag}: not UTF-8");
-    Ok(value.into())
-}
-
-fn unknown(tag: u8) -> Result<()> {
-    if tag >= 0x80 {
-        bail!("unknown required field {tag:#x}");
-    }
-    Ok(())
-}
-
 /// Whether a file is whole once its offered range lands beside what the
 /// receiver says it holds: then the digest in FILE END is the whole file's;
 /// otherwise it is the digest of the DATA payloads, in the order sent. Both
@@ -391,31 +309,24 @@ impl Answer {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let (mut accept, mut code, mut reason, mut held) = (None, RefuseCode::Other, None, vec![]);
-        let mut hashes = false;
-        for (tag, value) in fields(body)? {
-            match tag {
-                // 0 accept, 1 refuse
-                Self::STATUS => accept = Some(!as_flag(tag, value)?),
-                Self::CODE => code = RefuseCode::from_u8(as_byte(tag, value)?),
-                Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
-                Self::HELD => {
-                    held.extend(decode_ranges(tag, value)?);
-                    // the bound holds across repeated fields too
-                    ensure!(held.len() <= MAX_RANGES, "too many held ranges");
-                }
-                Self::HASHES => hashes = as_flag(tag, value)?,
-                _ => unknown(tag)?,
+        Decoded::read(body, |f| {
+            // 0 accept, 1 refuse
+            let refused = f.get(Self::STATUS, as_flag)?;
+            let code = f.get(Self::CODE, as_byte)?;
+            let reason = f.get(Self::REASON, as_message)?;
+            let held = f.all(Self::HELD, decode_ranges)?.concat();
+            // the bound holds across repeated fields too
+            ensure!(held.len() <= MAX_RANGES, "too many held ranges");
+            let hashes = f.flag(Self::HASHES)?;
+            match refused {
+                Some(false) => Ok(Answer::Accept { held, hashes }),
+                Some(true) => Ok(Answer::Refuse {
+                    code: code.map_or(RefuseCode::Other, RefuseCode::from_u8),
+                    reason: reason.unwrap_or_else(|| "refused".into()),
+                }),
+                None => bail!("answer without a status"),
             }
-        }
-        match accept {
-            Some(true) => Ok(Answer::Accept { held, hashes }),
-            Some(false) => Ok(Answer::Refuse {
-                code,
-                reason: reason.unwrap_or_else(|| "refused".into()),
-            }),
-            None => bail!("answer without a status"),
-        }
+        })
     }
 }
 
@@ -441,35 +352,22 @@ impl Outcome {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut out = Outcome {
-            status: Status::Failed,
-            sha256: None,
-            held: 0,
-            message: PeerText::default(),
-            mac: None,
-        };
-        let mut seen_status = false;
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::STATUS => {
-                    seen_status = true;
-                    out.status = match as_byte(tag, value)? {
-                        0 => Status::Ok,
-                        1 => Status::Mismatch,
-                        2 => Status::Failed,
-                        3 => Status::Stopped,
-                        other => bail!("result with unknown status {other}"),
-                    }
-                }
-                Self::SHA256 => out.sha256 = Some(as_digest(tag, value)?),
-                Self::HELD => out.held = as_u64(tag, value)?,
-                Self::MESSAGE => out.message = as_text(tag, value, MAX_MESSAGE)?,
-                Self::MAC => out.mac = Some(as_digest(tag, value)?),
-                _ => unknown(tag)?,
-            }
-        }
-        ensure!(seen_status, "result without a status");
-        Ok(out)
+        Decoded::read(body, |f| {
+            let status = f.get(Self::STATUS, |tag, value| match as_byte(tag, value)? {
+                0 => Ok(Status::Ok),
+                1 => Ok(Status::Mismatch),
+                2 => Ok(Status::Failed),
+                3 => Ok(Status::Stopped),
+                other => bail!("result with unknown status {other}"),
+            })?;
+            Ok(Outcome {
+                sha256: f.get(Self::SHA256, as_digest)?,
+                held: f.get(Self::HELD, as_u64)?.unwrap_or(0),
+                message: f.get(Self::MESSAGE, as_message)?.unwrap_or_default(),
+                mac: f.get(Self::MAC, as_digest)?,
+                status: status.context("result without a status")?,
+            })
+        })
     }
 }
 

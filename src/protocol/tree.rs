@@ -3,14 +3,24 @@
 
 use anyhow::{bail, ensure, Result};
 
-use super::{
-    as_byte, as_digest, as_flag, as_text, as_u64, clip, decode_hashes, decode_ranges,
-    encode_hashes, encode_ranges, fields, unknown, BlockHash, Fields, Outcome, PeerText,
-    RefuseCode, MAX_MESSAGE,
+use super::tlv::{
+    as_byte, as_bytes, as_digest, as_message, as_pair, as_u32, as_u64, fields, Decoded, Fields,
 };
+use super::{
+    clip, decode_hashes, decode_ranges, encode_hashes, encode_ranges, BlockHash, Outcome, PeerText,
+    RefuseCode,
+};
+// the tests below ask the rule itself about every tag
+#[cfg(test)]
+use super::tlv::unknown;
 
 /// A wire path or a link target is at most this long.
 pub const MAX_PATH: usize = 4096;
+
+/// A wire path as text: lossy UTF-8 (escaped where it is printed).
+pub fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
 
 /// The OFFER of a tree session: what the sender's counting pass found,
 /// and the session's settings. Its `tree` field is required, so a receiver
@@ -35,9 +45,9 @@ pub struct TreeOffer {
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
-    File,
-    Dir,
-    Link,
+    File = 0,
+    Dir = 1,
+    Link = 2,
 }
 
 /// One entry of the manifest.
@@ -136,28 +146,33 @@ impl TreeEnd {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut end = TreeEnd::default();
-        for (tag, value) in fields(body)? {
-            match tag {
-                1 => end.sent = as_u64(tag, value)?,
-                4 => end.failed = as_u64(tag, value)?,
-                _ => unknown(tag)?,
-            }
-        }
-        Ok(end)
+        Decoded::read(body, |f| {
+            Ok(TreeEnd {
+                sent: f.get(1, as_u64)?.unwrap_or(0),
+                failed: f.get(4, as_u64)?.unwrap_or(0),
+            })
+        })
     }
 }
 
-fn as_bytes(tag: u8, value: &[u8], max: usize) -> Result<Vec<u8>> {
-    ensure!(value.len() <= max, "field {tag}: over {max} bytes");
-    Ok(value.to_vec())
+/// A wire path or a link target: at most [`MAX_PATH`] bytes.
+fn as_path(tag: u8, value: &[u8]) -> Result<Vec<u8>> {
+    as_bytes(tag, value, MAX_PATH)
 }
 
-fn as_u32(tag: u8, value: &[u8]) -> Result<u32> {
-    let bytes: [u8; 4] = value
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("field {tag}: expected 4 bytes"))?;
-    Ok(u32::from_be_bytes(bytes))
+fn as_kind(_: u8, value: &[u8]) -> Result<EntryKind> {
+    Ok(match value {
+        [0] => EntryKind::File,
+        [1] => EntryKind::Dir,
+        [2] => EntryKind::Link,
+        _ => bail!("entry of unknown kind {value:?}"),
+    })
+}
+
+fn as_range(tag: u8, value: &[u8]) -> Result<(u64, u64)> {
+    let (start, end) = as_pair("range")(tag, value)?;
+    ensure!(start <= end, "a range that ends before it starts");
+    Ok((start, end))
 }
 
 /// True when an OFFER body carries the `tree` field: a tree session.
@@ -184,59 +199,45 @@ impl TreeOffer {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut f = Fields::default();
-        let mut tree = self.entries.to_be_bytes().to_vec();
-        tree.extend_from_slice(&self.bytes.to_be_bytes());
-        f.put(Self::TREE, &tree);
-        for (flag, tag) in [
-            (self.verify, Self::VERIFY),
-            (self.resume, Self::RESUME),
-            (self.fresh, Self::FRESH),
-            (self.single, Self::SINGLE),
-        ] {
-            if flag {
-                f.put(tag, &[1]);
-            }
-        }
+        f.put_pair(Self::TREE, (self.entries, self.bytes));
+        f.put_flag(Self::VERIFY, self.verify);
+        f.put_flag(Self::RESUME, self.resume);
+        f.put_flag(Self::FRESH, self.fresh);
+        f.put_flag(Self::SINGLE, self.single);
         if let Some(nonce) = &self.nonce {
             f.put(Self::NONCE, nonce);
         }
-        if self.streamed {
-            f.put(Self::STREAMED, &[1]);
-        }
+        f.put_flag(Self::STREAMED, self.streamed);
         f.0
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut offer = TreeOffer::default();
-        let mut seen = false;
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::TREE => {
-                    ensure!(value.len() == 16, "tree field: expected 16 bytes");
-                    offer.entries = as_u64(tag, &value[..8])?;
-                    offer.bytes = as_u64(tag, &value[8..])?;
-                    seen = true;
-                }
-                Self::VERIFY => offer.verify = as_flag(tag, value)?,
-                Self::RESUME => offer.resume = as_flag(tag, value)?,
-                Self::FRESH => offer.fresh = as_flag(tag, value)?,
-                Self::SINGLE => offer.single = as_flag(tag, value)?,
-                Self::NONCE => offer.nonce = Some(as_digest(tag, value)?),
-                Self::STREAMED => offer.streamed = as_flag(tag, value)?,
-                // a single file's fields have no meaning in a tree
-                1..=4 | 6 => bail!("a tree offer with a single file's field {tag}"),
-                _ => unknown(tag)?,
+        Decoded::read(body, |f| {
+            // a single file's fields have no meaning in a tree
+            if let Some(tag) = f.first_of(&[1, 2, 3, 4, 6]) {
+                bail!("a tree offer with a single file's field {tag}");
             }
-        }
-        ensure!(seen, "not a tree offer");
-        // a file alone is counted before it is offered: one entry
-        ensure!(
-            !offer.single || (offer.entries == 1 && !offer.streamed),
-            "a single offer of {} entries{}: it carries one file",
-            offer.entries,
-            if offer.streamed { ", streamed" } else { "" }
-        );
-        Ok(offer)
+            let tree = f.get(Self::TREE, as_pair("tree"))?;
+            let (entries, bytes) = tree.unwrap_or_default();
+            let offer = TreeOffer {
+                entries,
+                bytes,
+                verify: f.flag(Self::VERIFY)?,
+                resume: f.flag(Self::RESUME)?,
+                fresh: f.flag(Self::FRESH)?,
+                single: f.flag(Self::SINGLE)?,
+                nonce: f.get(Self::NONCE, as_digest)?,
+                streamed: f.flag(Self::STREAMED)?,
+            };
+            ensure!(tree.is_some(), "not a tree offer");
+            // a file alone is counted before it is offered: one entry
+            ensure!(
+                !offer.single || (entries == 1 && !offer.streamed),
+                "a single offer of {entries} entries{}: it carries one file",
+                if offer.streamed { ", streamed" } else { "" }
+            );
+            Ok(offer)
+        })
     }
 }
 
@@ -256,12 +257,7 @@ impl Entry {
         let mut f = Fields::default();
         f.put_u64(Self::ID, self.id);
         f.put(Self::PATH, &self.path);
-        let kind = match self.kind {
-            EntryKind::File => 0,
-            EntryKind::Dir => 1,
-            EntryKind::Link => 2,
-        };
-        f.put(Self::KIND, &[kind]);
+        f.put(Self::KIND, &[self.kind as u8]);
         if self.kind == EntryKind::File {
             f.put_u64(Self::SIZE, self.size);
         }
@@ -270,60 +266,28 @@ impl Entry {
         if self.kind == EntryKind::Link {
             f.put(Self::TARGET, &self.target);
         }
-        if let Some((start, end)) = self.range {
-            let mut range = start.to_be_bytes().to_vec();
-            range.extend_from_slice(&end.to_be_bytes());
-            f.put(Self::RANGE, &range);
+        if let Some(range) = self.range {
+            f.put_pair(Self::RANGE, range);
         }
-        if self.stream {
-            f.put(Self::STREAM, &[1]);
-        }
+        f.put_flag(Self::STREAM, self.stream);
         f.0
     }
 
     /// Decodes an entry; the path itself is checked by the receiver.
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let (mut id, mut path, mut kind) = (None, None, None);
-        let mut entry = Entry {
-            id: 0,
-            path: Vec::new(),
-            kind: EntryKind::File,
-            size: 0,
-            mode: 0o644,
-            mtime_ns: 0,
-            target: Vec::new(),
-            range: None,
-            stream: false,
-        };
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::ID => id = Some(as_u64(tag, value)?),
-                Self::PATH => path = Some(as_bytes(tag, value, MAX_PATH)?),
-                Self::KIND => {
-                    kind = Some(match value {
-                        [0] => EntryKind::File,
-                        [1] => EntryKind::Dir,
-                        [2] => EntryKind::Link,
-                        _ => bail!("entry of unknown kind {value:?}"),
-                    })
-                }
-                Self::SIZE => entry.size = as_u64(tag, value)?,
-                Self::MODE => entry.mode = as_u32(tag, value)? & 0o777,
-                Self::MTIME => entry.mtime_ns = as_u64(tag, value)?,
-                Self::TARGET => entry.target = as_bytes(tag, value, MAX_PATH)?,
-                Self::RANGE => {
-                    ensure!(value.len() == 16, "range field: expected 16 bytes");
-                    let (start, end) = (as_u64(tag, &value[..8])?, as_u64(tag, &value[8..])?);
-                    ensure!(start <= end, "a range that ends before it starts");
-                    entry.range = Some((start, end));
-                }
-                Self::STREAM => entry.stream = as_flag(tag, value)?,
-                _ => unknown(tag)?,
-            }
-        }
-        entry.id = id.ok_or_else(|| anyhow::anyhow!("entry without an id"))?;
-        entry.path = path.ok_or_else(|| anyhow::anyhow!("entry without a path"))?;
-        entry.kind = kind.ok_or_else(|| anyhow::anyhow!("entry without a kind"))?;
+        let mut entry = Decoded::read(body, |f| {
+            Ok(Entry {
+                id: f.need(Self::ID, as_u64, "entry without an id")?,
+                path: f.need(Self::PATH, as_path, "entry without a path")?,
+                kind: f.need(Self::KIND, as_kind, "entry without a kind")?,
+                size: f.get(Self::SIZE, as_u64)?.unwrap_or(0),
+                mode: f.get(Self::MODE, as_u32)?.map_or(0o644, |m| m & 0o777),
+                mtime_ns: f.get(Self::MTIME, as_u64)?.unwrap_or(0),
+                target: f.get(Self::TARGET, as_path)?.unwrap_or_default(),
+                range: f.get(Self::RANGE, as_range)?,
+                stream: f.flag(Self::STREAM)?,
+            })
+        })?;
         if entry.kind == EntryKind::Link {
             ensure!(!entry.target.is_empty(), "link without a target");
         }
@@ -357,15 +321,12 @@ impl Manifest {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut m = Manifest::default();
-        for (tag, value) in fields(body)? {
-            match tag {
-                1 => m.entries = as_u64(tag, value)?,
-                2 => m.failed = as_u64(tag, value)?,
-                _ => unknown(tag)?,
-            }
-        }
-        Ok(m)
+        Decoded::read(body, |f| {
+            Ok(Manifest {
+                entries: f.get(1, as_u64)?.unwrap_or(0),
+                failed: f.get(2, as_u64)?.unwrap_or(0),
+            })
+        })
     }
 }
 
@@ -400,31 +361,26 @@ impl Reply {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let (mut id, mut action) = (None, None);
-        let (mut code, mut reason, mut held, mut hashes) = (RefuseCode::Other, None, vec![], false);
-        for (tag, value) in fields(body)? {
-            match tag {
-                Self::ID => id = Some(as_u64(tag, value)?),
-                Self::ACTION => action = Some(as_byte(tag, value)?),
-                Self::CODE => code = RefuseCode::from_u8(as_byte(tag, value)?),
-                Self::REASON => reason = Some(as_text(tag, value, MAX_MESSAGE)?),
-                Self::HELD => held = decode_ranges(tag, value)?,
-                Self::HASHES => hashes = as_flag(tag, value)?,
-                _ => unknown(tag)?,
-            }
-        }
-        let id = id.ok_or_else(|| anyhow::anyhow!("reply without an id"))?;
-        let action = match action {
-            Some(0) => Action::Send { held, hashes },
-            Some(1) => Action::Skip,
-            Some(2) => Action::Refuse {
-                code,
-                reason: reason.unwrap_or_else(|| "refused".into()),
-            },
-            Some(3) => Action::Done,
-            other => bail!("reply with unknown action {other:?}"),
-        };
-        Ok(Reply { id, action })
+        Decoded::read(body, |f| {
+            // every field is checked, whatever the action makes of it
+            let id = f.need(Self::ID, as_u64, "reply without an id")?;
+            let action = f.get(Self::ACTION, as_byte)?;
+            let code = f.get(Self::CODE, as_byte)?;
+            let reason = f.get(Self::REASON, as_message)?;
+            let held = f.get(Self::HELD, decode_ranges)?.unwrap_or_default();
+            let hashes = f.flag(Self::HASHES)?;
+            let action = match action {
+                Some(0) => Action::Send { held, hashes },
+                Some(1) => Action::Skip,
+                Some(2) => Action::Refuse {
+                    code: code.map_or(RefuseCode::Other, RefuseCode::from_u8),
+                    reason: reason.unwrap_or_else(|| "refused".into()),
+                },
+                Some(3) => Action::Done,
+                other => bail!("reply with unknown action {other:?}"),
+            };
+            Ok(Reply { id, action })
+        })
     }
 }
 
@@ -437,17 +393,11 @@ impl Begin {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let (mut id, mut path) = (None, None);
-        for (tag, value) in fields(body)? {
-            match tag {
-                1 => id = Some(as_u64(tag, value)?),
-                2 => path = Some(as_bytes(tag, value, MAX_PATH)?),
-                _ => unknown(tag)?,
-            }
-        }
-        Ok(Begin {
-            id: id.ok_or_else(|| anyhow::anyhow!("begin without an id"))?,
-            path: path.ok_or_else(|| anyhow::anyhow!("begin without a path"))?,
+        Decoded::read(body, |f| {
+            Ok(Begin {
+                id: f.need(1, as_u64, "begin without an id")?,
+                path: f.need(2, as_path, "begin without a path")?,
+            })
         })
     }
 }
@@ -467,19 +417,14 @@ impl FileEnd {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self> {
-        let mut end = FileEnd::default();
-        let mut id = None;
-        for (tag, value) in fields(body)? {
-            match tag {
-                1 => id = Some(as_u64(tag, value)?),
-                2 => end.sent = as_u64(tag, value)?,
-                3 => end.sha256 = Some(as_digest(tag, value)?),
-                4 => end.failed = Some(as_text(tag, value, MAX_MESSAGE)?),
-                _ => unknown(tag)?,
-            }
-        }
-        end.id = id.ok_or_else(|| anyhow::anyhow!("file end without an id"))?;
-        Ok(end)
+        Decoded::read(body, |f| {
+            Ok(FileEnd {
+                id: f.need(1, as_u64, "file end without an id")?,
+                sent: f.get(2, as_u64)?.unwrap_or(0),
+                sha256: f.get(3, as_digest)?,
+                failed: f.get(4, as_message)?,
+            })
+        })
     }
 }
 
@@ -493,16 +438,10 @@ pub fn encode_file_result(id: u64, outcome: &Outcome) -> Vec<u8> {
 }
 
 pub fn decode_file_result(body: &[u8]) -> Result<(u64, Outcome)> {
-    let mut id = None;
-    let mut rest = Fields::default();
-    for (tag, value) in fields(body)? {
-        match tag {
-            6 => id = Some(as_u64(tag, value)?),
-            _ => rest.put(tag, value),
-        }
-    }
-    let id = id.ok_or_else(|| anyhow::anyhow!("file result without an id"))?;
-    Ok((id, Outcome::decode(&rest.0)?))
+    let (id, rest) = Decoded::read(body, |f| {
+        Ok((f.need(6, as_u64, "file result without an id")?, f.rest()))
+    })?;
+    Ok((id, Outcome::decode(&rest)?))
 }
 
 /// FILE HASHES: the entry's id, then a HASHES body.

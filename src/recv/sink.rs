@@ -1,12 +1,15 @@
 //! Where a tree lands: checked peer paths, and the output directory handle all writes go beneath.
 
 use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::held::RECORD_SUFFIX;
 use crate::output::PART_SUFFIX;
 use crate::peer_text::escape;
+use crate::protocol::tree::MAX_PATH;
 use crate::protocol::MAX_NAME;
 
 #[cfg(unix)]
@@ -18,8 +21,6 @@ mod other;
 #[cfg(not(unix))]
 pub use other::Root;
 
-/// Bytes of a whole wire path (and of a link target).
-pub const MAX_PATH: usize = 4096;
 /// Components of a wire path.
 pub const MAX_DEPTH: usize = 128;
 
@@ -150,7 +151,7 @@ fn component(c: &[u8], windows: bool) -> Result<(), String> {
     if let Some(ch) = c1.find(|ch| ('\u{80}'..='\u{9f}').contains(ch)) {
         return Err(format!("control character U+{:04X}", ch as u32));
     }
-    let held = b".zcpart.held";
+    let held = RECORD_SUFFIX.as_bytes();
     if c.ends_with(PART_SUFFIX.as_bytes()) || c.windows(held.len()).any(|w| w == held) {
         return Err(format!("would collide with zc's {PART_SUFFIX} files"));
     }
@@ -236,6 +237,14 @@ fn link_target(link: &RelPath, target: &[u8], windows: bool) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+/// Ok for NotFound: removing what is not there is done.
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// What [`Root::mkdir`] found or made.

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use crate::output::name_bytes;
+use crate::peer_text::escape;
 
 #[cfg(unix)]
 use std::os::unix::{
@@ -224,7 +225,10 @@ fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
     let rooted = |c| matches!(c, Component::Prefix(_) | Component::RootDir);
     if target.components().any(rooted) || !stays_inside(&bytes, depth) {
         let why = "leaves the tree (-L sends what it points to)";
-        return skipped(&wire, format!("symbolic link to '{}' {why}", lossy(&bytes)));
+        return skipped(
+            &wire,
+            format!("symbolic link to '{}' {why}", escape(&bytes)),
+        );
     }
     Event::Entry(entry(path, wire, Kind::Link { target: bytes }, meta))
 }
@@ -236,7 +240,7 @@ fn unstatable(path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
             let target = fs::read_link(path)
                 .map(|t| path_bytes(&t))
                 .unwrap_or_default();
-            format!("dangling symbolic link to '{}'", lossy(&target))
+            format!("dangling symbolic link to '{}'", escape(&target))
         }
         // it was listed by read_dir a moment ago
         Err(_) if !top && e.kind() == io::ErrorKind::NotFound => VANISHED.into(),
@@ -292,18 +296,14 @@ fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// A path for a message: escaped, since names may hold newlines.
-fn lossy(path: &[u8]) -> String {
-    crate::peer_text::escape(path)
-}
-
+// A path in a message is escaped: names may hold newlines.
 fn skipped(wire: &[u8], why: impl Into<String>) -> Event {
-    let (path, why) = (lossy(wire), why.into());
+    let (path, why) = (escape(wire), why.into());
     Event::Skipped { path, why }
 }
 
 fn failed(wire: &[u8], why: impl Into<String>) -> Event {
-    let (path, why) = (lossy(wire), why.into());
+    let (path, why) = (escape(wire), why.into());
     Event::Failed { path, why }
 }
 
@@ -401,9 +401,9 @@ mod tests {
     fn walk(sources: Vec<Source>, deref: bool) -> String {
         let line = |e: Event| match e {
             Event::Entry(e) => match e.kind {
-                Kind::Dir => format!("D {}", lossy(&e.path)),
-                Kind::File { size } => format!("F {} {size}", lossy(&e.path)),
-                Kind::Link { target } => format!("L {}>{}", lossy(&e.path), lossy(&target)),
+                Kind::Dir => format!("D {}", escape(&e.path)),
+                Kind::File { size } => format!("F {} {size}", escape(&e.path)),
+                Kind::Link { target } => format!("L {}>{}", escape(&e.path), escape(&target)),
             },
             Event::Skipped { path, why } => format!("S {path}: {}", why.replace(LEAVES, " out")),
             Event::Failed { path, why } => format!("X {path}: {why}"),

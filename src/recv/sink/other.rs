@@ -4,12 +4,12 @@
 //! win the race between check and use; a local process could.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, Made, RelPath};
-use crate::held::MAX_RECORD;
+use super::{ignore_missing, Found, Made, RelPath};
+use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
 
@@ -38,13 +38,6 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut os = path.as_os_str().to_os_string();
     os.push(suffix);
     PathBuf::from(os)
-}
-
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 impl Root {
@@ -183,7 +176,7 @@ impl Root {
             other => other?,
         };
         ignore_missing(fs::remove_file(suffixed(&path, PART_SUFFIX)))?;
-        ignore_missing(fs::remove_file(suffixed(&path, ".zcpart.held")))
+        ignore_missing(fs::remove_file(suffixed(&path, RECORD_SUFFIX)))
     }
 
     /// Links need privileges on Windows and could point anywhere later.
@@ -228,23 +221,17 @@ impl Root {
     }
 
     pub fn read_record(&self, rel: &RelPath) -> Option<String> {
-        let path = suffixed(&self.target(rel).ok()?, ".zcpart.held");
+        let path = suffixed(&self.target(rel).ok()?, RECORD_SUFFIX);
         let meta = fs::symlink_metadata(&path).ok()?;
         if is_link(&meta) || !meta.is_file() {
             return None;
         }
-        let mut text = String::new();
-        File::open(&path)
-            .ok()?
-            .take(MAX_RECORD + 1)
-            .read_to_string(&mut text)
-            .ok()?;
-        (text.len() as u64 <= MAX_RECORD).then_some(text)
+        held::read_capped(File::open(&path).ok()?)
     }
 
     /// create_new never opens what is already there, link or not.
     pub fn write_record(&self, rel: &RelPath, text: &str) -> io::Result<()> {
-        let record = suffixed(&self.target(rel)?, ".zcpart.held");
+        let record = suffixed(&self.target(rel)?, RECORD_SUFFIX);
         let tmp = suffixed(&record, ".tmp");
         ignore_missing(fs::remove_file(&tmp))?;
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Found, Made, RelPath, UNFINISHED};
-use crate::held::MAX_RECORD;
+use super::{ignore_missing, Found, Made, RelPath, UNFINISHED};
+use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
 use made_dirs::{DirId, Holder};
@@ -110,15 +110,7 @@ fn suffixed(name: &[u8], suffix: &str) -> Vec<u8> {
 }
 
 fn held_name(name: &[u8]) -> Vec<u8> {
-    suffixed(name, ".zcpart.held")
-}
-
-/// Ok for NotFound: removing what is not there is done.
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
+    suffixed(name, RECORD_SUFFIX)
 }
 
 impl Root {
@@ -418,8 +410,8 @@ impl Root {
     }
 }
 
-/// `name` in `dir`, read whole if it is a regular file of at most
-/// [`MAX_RECORD`] bytes.
+/// `name` in `dir`, read whole if it is a regular file and not too large
+/// for a record ([`held::read_capped`]).
 fn read_capped(dir: &File, name: &[u8]) -> Option<String> {
     // O_NONBLOCK: a FIFO planted here must not hang the receiver
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
@@ -427,9 +419,7 @@ fn read_capped(dir: &File, name: &[u8]) -> Option<String> {
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    let mut text = String::new();
-    file.take(MAX_RECORD + 1).read_to_string(&mut text).ok()?;
-    (text.len() as u64 <= MAX_RECORD).then_some(text)
+    held::read_capped(file)
 }
 
 /// A directory in mode [`UNFINISHED`], this user's: one a session of zc
