@@ -4,11 +4,12 @@ pub mod hello;
 pub mod ledger;
 pub mod message;
 pub mod receiving;
-pub mod sending;
+pub mod sender;
 pub mod session;
 pub mod tree;
 
 pub use message::{ToReceiver, ToSender};
+pub use sender::Keyed;
 
 use std::io::{self, Read, Write};
 

@@ -19,7 +19,7 @@ use crate::peer_text::escape;
 use crate::progress::tree as tree_progress;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
-use crate::protocol::sending::{Sending, Wanted};
+use crate::protocol::sender::{Sending, Wanted};
 use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::Action;
 use crate::protocol::{self as proto, ToSender};

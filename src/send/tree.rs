@@ -27,7 +27,7 @@ use crate::exit;
 use crate::progress::tree::{TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Ledger};
-use crate::protocol::sending::Sending;
+use crate::protocol::sender::Sending;
 use crate::protocol::session::SenderPhase;
 use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
 use crate::protocol::{self as proto, kind, ToReceiver};

@@ -18,7 +18,7 @@ use crate::exit;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
 use crate::protocol::ledger::Fate;
-use crate::protocol::sending::{Sending, Wanted};
+use crate::protocol::sender::{Sending, Wanted};
 use crate::protocol::tree::{Begin, FileEnd};
 use crate::protocol::{self as proto, ToReceiver};
 
