@@ -121,46 +121,14 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
-    let nonce = match cfg.common.key {
-        Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
-        None => None,
-    };
-    let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    // a file alone is counted (its range); a tree as its entries are sent
-    let (totals, streamed) = (plan.totals, plan.single.is_none());
-    let offer = TreeOffer {
-        entries: totals.entries,
-        bytes: totals.bytes,
-        verify: cfg.common.verify,
-        resume: cfg.resume && !forced,
-        fresh: !cfg.resume,
-        nonce,
-        single: plan.single.is_some(),
-        streamed,
-    };
-    let body = offer.encode();
-    let mut hello = Vec::new();
-    match &cfg.common.secret {
-        // encrypted: the key exchange first, and the offer in a record
-        Some(secret) => {
-            let listening = matches!(cfg.peer, Peer::Listen(_));
-            handshake::as_sender(conn, secret, listening)?;
-        }
-        None => proto::write_preamble(&mut hello)?,
-    }
-    proto::write_frame(&mut hello, kind::OFFER, &body)?;
-    conn.write_all(&hello).map_err(|e| lost(conn, e))?;
-    let (key, _) = answered(cfg, conn, &body, nonce)?;
-    // a receiver that answered the offer (and proved the secret) is no
-    // longer a stranger on a listening sender
-    conn.trusted();
+    let key = offer(cfg, plan, conn)?;
     let start = TreeStart {
         role: Role::Send,
         name: plan.name.as_str().into(),
         peer: conn.peer.clone(),
-        entries: totals.entries,
-        bytes: totals.bytes,
-        counted: !streamed,
+        entries: plan.totals.entries,
+        bytes: plan.totals.bytes,
+        counted: plan.single.is_some(),
     };
     let progress = match &plan.single {
         Some(single) => reporter.one_file(&start, single.note.clone()),
@@ -208,6 +176,45 @@ pub(super) fn session(
             Err(run.failed(e))
         }
     }
+}
+
+/// Offers the session (after the key exchange, when encrypted) and takes
+/// the receiver's answer; the key's session, with a key.
+fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::Session>> {
+    let nonce = match cfg.common.key {
+        Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
+        None => None,
+    };
+    let forced = plan.single.as_ref().is_some_and(|s| s.forced);
+    // a file alone is counted (its range); a tree as its entries are sent
+    let (totals, streamed) = (plan.totals, plan.single.is_none());
+    let offer = TreeOffer {
+        entries: totals.entries,
+        bytes: totals.bytes,
+        verify: cfg.common.verify,
+        resume: cfg.resume && !forced,
+        fresh: !cfg.resume,
+        nonce,
+        single: plan.single.is_some(),
+        streamed,
+    };
+    let body = offer.encode();
+    let mut hello = Vec::new();
+    match &cfg.common.secret {
+        // encrypted: the key exchange first, and the offer in a record
+        Some(secret) => {
+            let listening = matches!(cfg.peer, Peer::Listen(_));
+            handshake::as_sender(conn, secret, listening)?;
+        }
+        None => proto::write_preamble(&mut hello)?,
+    }
+    proto::write_frame(&mut hello, kind::OFFER, &body)?;
+    conn.write_all(&hello).map_err(|e| lost(conn, e))?;
+    let (key, _) = answered(cfg, conn, &body, nonce)?;
+    // a receiver that answered the offer (and proved the secret) is no
+    // longer a stranger on a listening sender
+    conn.trusted();
+    Ok(key)
 }
 
 impl Run<'_> {
