@@ -132,6 +132,26 @@ impl Session {
     }
 }
 
+/// The session machines take a key through this trait, so protocol/ needs
+/// no crypto of its own.
+impl crate::protocol::Keyed for Session {
+    fn keyed_digest(&self, digest: &Sha) -> Sha {
+        Session::keyed_digest(self, digest)
+    }
+    fn result_mac(&self, status: u8, held: u64) -> Sha {
+        Session::result_mac(self, status, held)
+    }
+    fn file_result_mac(&self, id: u64, status: u8, held: u64) -> Sha {
+        Session::file_result_mac(self, id, status, held)
+    }
+    fn check_result(&self, status: u8, held: u64, mac: &[u8]) -> bool {
+        Session::check_result(self, status, held, mac)
+    }
+    fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool {
+        Session::check_file_result(self, id, status, held, mac)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

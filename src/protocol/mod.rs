@@ -6,13 +6,14 @@ pub mod message;
 pub mod peer_text;
 pub mod ranges;
 pub mod receiving;
-pub mod sending;
+pub mod sender;
 pub mod session;
 mod tlv;
 pub mod tree;
 
 pub use message::{ToReceiver, ToSender};
 pub use ranges::Ranges;
+pub use sender::Keyed;
 
 use std::io::{self, Read, Write};
 

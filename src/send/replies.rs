@@ -11,18 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::peer::lost;
-use super::tree::{kind_name, lossy, source_of, Item, Run};
+use super::tree::{lossy, Run};
 use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
 use crate::peer_text::escape;
-use crate::progress::tree as tree_progress;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
-use crate::protocol::sending::{Sending, Wanted};
-use crate::protocol::session::SenderPhase;
-use crate::protocol::tree::Action;
-use crate::protocol::{self as proto, ToSender};
+use crate::protocol::sender::{Event, Violation};
+use crate::protocol::{self as proto, BlockHash, ToSender};
 
 /// Bad held blocks warned about one by one; the rest are counted.
 const MAX_BAD_WARNINGS: u64 = 8;
@@ -162,80 +159,43 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Applies one frame from the receiver to the session.
+    /// Hands one frame from the receiver to the session and does what it
+    /// says.
     pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
+        let event = self.session.handle(msg).map_err(violated)?;
         let peer = &self.conn.peer;
-        let before_go = self.phase == SenderPhase::Offering;
-        self.phase
-            .take(&msg)
-            .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
-        match msg {
-            ToSender::Keepalive => Ok(()),
-            ToSender::Reply(reply) => self.replied(reply.id, reply.action),
-            ToSender::FileHashes(id, blocks, last) => self.check_blocks(id, &blocks, last),
-            ToSender::FileResult(id, outcome) => self.landed(id, &outcome),
-            ToSender::Go => Ok(()), // the phase moved on
-            ToSender::Answer(proto::Answer::Refuse { reason, .. }) => Err(exit::refused(format!(
-                "{} refused: {reason}",
-                self.conn.peer
-            ))),
-            // before GO a RESULT is the receiver giving up (it read it
-            // in the walk or while waiting for GO alike): say its reason,
-            // once the key's MAC shows it is the receiver's
-            ToSender::Result(outcome) if before_go => {
-                self.check_result_mac(&outcome)?;
-                let why = match outcome.message.is_empty() {
-                    true => proto::PeerText::from("it ended the session before GO"),
-                    false => outcome.message,
-                };
-                bail!("{peer} failed: {why}")
-            }
-            ToSender::Result(outcome) => {
-                self.result = Some(outcome);
+        match event {
+            None | Some(Event::Go | Event::Concluded) => Ok(()),
+            Some(Event::Settled(settled)) => {
+                if let (Fate::Mismatch, Some(cached)) =
+                    (&settled.fate, self.cached.get(&settled.id))
+                {
+                    // whatever went wrong, the next receiver gets a digest read afresh
+                    self.hashing.cache.forget(cached);
+                }
+                self.show_settled(&settled);
                 Ok(())
             }
-            other => bail!("{}: unexpected {other:?} in a tree session", self.conn.peer),
+            Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
+            Some(Event::Refused(reason)) => Err(exit::refused(format!("{peer} refused: {reason}"))),
+            Some(Event::Failed(why)) => bail!("{peer} failed: {why}"),
         }
     }
 
-    pub(super) fn item(&mut self, id: u64) -> Result<&mut Item> {
-        let peer = self.conn.peer.clone();
-        self.items
-            .get_mut(id as usize)
-            .ok_or_else(|| anyhow!("{peer}: an answer for entry {id}, which was never offered"))
-    }
-
-    pub(super) fn replied(&mut self, id: u64, action: Action) -> Result<()> {
-        let resuming = self.cfg.resume;
-        let item = self.item(id)?;
-        let (path, kind) = (lossy(&item.path), kind_name(item.kind));
-        let fate = item
-            .state
-            .replied(action, item.size, resuming)
-            .map_err(|why| anyhow!("{why} for entry {id}"))?;
-        if let Some(fate) = fate {
-            self.settle_path(&path, kind, fate);
-        }
-        Ok(())
-    }
-
-    /// Checks the receiver's hashes of a held part against the source.
-    pub(super) fn check_blocks(
-        &mut self,
-        id: u64,
-        blocks: &[proto::BlockHash],
-        last: bool,
-    ) -> Result<()> {
-        let path = self.item(id)?.path.clone();
-        let source = source_of(&self.tops, &path);
-        let Sending::Wanted(Wanted { held, .. }) = &self.item(id)?.state else {
-            bail!("hashes for entry {id}, which is not being sent");
-        };
-        let held = held.clone();
-        if self.single.is_some() && self.verifying.is_none() {
-            let shown = lossy(&path);
-            let bar = self.reporter.verifier(Role::Send, &shown, held.total());
-            self.verifying = Some((bar, 0));
+    /// Checks the receiver's hashes of a held part against the source (the
+    /// session checked that they are for held bytes, each once).
+    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
+        let path = self
+            .session
+            .entry(id)
+            .expect("checked by the session")
+            .path
+            .clone();
+        let source = self.sources.of(&path);
+        if self.session.is_single() && self.verify.showing.is_none() {
+            let held = self.session.held(id).map_or(0, |h| h.total());
+            let bar = self.reporter.verifier(Role::Send, &lossy(&path), held);
+            self.verify.showing = Some((bar, 0));
         }
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
@@ -243,18 +203,14 @@ impl Run<'_> {
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
         let mut matched = Vec::new();
         for b in blocks {
-            // decode_hashes checked that this does not overflow
             let (from, to) = (b.offset, b.offset + b.len as u64);
-            if let Err(why) = self.items[id as usize].state.hashes_for(from, to) {
-                bail!("{why} (entry {id})");
-            }
             // the receiver waits for entries while this hashes
             self.keepalive
                 .tick(self.conn)
                 .map_err(|e| lost(self.conn, e))?;
             let ours = hash::block(&file, from, to - from, &mut buf)
                 .with_context(|| source.display().to_string())?;
-            if let Some((bar, good)) = self.verifying.as_mut() {
+            if let Some((bar, good)) = self.verify.showing.as_mut() {
                 *good += (to - from) * u64::from(ours == b.sha256);
                 bar.update(to);
             }
@@ -262,96 +218,38 @@ impl Run<'_> {
                 matched.push((from, to));
                 continue;
             }
-            self.bad_blocks += 1;
+            self.verify.bad_blocks += 1;
             // a whole file of bad blocks is one story, not thousands of lines
-            if self.bad_blocks <= MAX_BAD_WARNINGS {
+            if self.verify.bad_blocks <= MAX_BAD_WARNINGS {
                 self.reporter.warn(&format!(
                     "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
                     escape(&path)
                 ));
             }
         }
+        let bad = self.verify.bad_blocks;
         if last {
-            if let Some((mut bar, good)) = self.verifying.take() {
-                bar.finish_verify(good, self.bad_blocks);
+            if let Some((mut bar, good)) = self.verify.showing.take() {
+                bar.finish_verify(good, bad);
             }
         }
-        if last && self.bad_blocks > MAX_BAD_WARNINGS {
+        if last && bad > MAX_BAD_WARNINGS {
             self.reporter.warn(&format!(
                 "{}: {} more blocks differ and are re-sent",
                 escape(&path),
-                self.bad_blocks - MAX_BAD_WARNINGS
+                bad - MAX_BAD_WARNINGS
             ));
         }
-        let state = &mut self.item(id)?.state;
-        for (from, to) in matched {
-            state.matched(from, to);
-        }
+        self.session.matched(id, &matched);
         Ok(())
     }
+}
 
-    /// With a key in the clear (`--no-encrypt`), a RESULT is the
-    /// receiver's word only under the key's MAC, before GO as at the end;
-    /// an encrypted session's records already vouch for it.
-    pub(super) fn check_result_mac(&self, outcome: &proto::Outcome) -> Result<()> {
-        let Some(key) = &self.key else { return Ok(()) };
-        let mac = outcome.mac.unwrap_or_default();
-        if key.check_result(outcome.status as u8, outcome.held, &mac) {
-            return Ok(());
-        }
-        let why = "the receiver's answer does not carry the key's MAC (altered in transit?)";
-        Err(exit::integrity(format!("{}: {why}", self.conn.peer)))
-    }
-
-    pub(super) fn landed(&mut self, id: u64, outcome: &proto::Outcome) -> Result<()> {
-        let item = self.item(id)?;
-        let (path, size, whole) = (lossy(&item.path), item.size, item.whole);
-        let fate = item
-            .state
-            .resulted(outcome, size, whole)
-            .map_err(|why| anyhow!("{why} (entry {id})"))?;
-        // None: the receiver's word on an entry given up here
-        let Some(fate) = fate else { return Ok(()) };
-        if let Some(key) = &self.key {
-            let mac = outcome.mac.unwrap_or_default();
-            if !key.check_file_result(id, outcome.status as u8, outcome.held, &mac) {
-                return Err(exit::integrity(format!(
-                    "{}: the result for {path} does not carry the key's MAC",
-                    self.conn.peer
-                )));
-            }
-        }
-        if let (Fate::Mismatch, Some(cached)) = (&fate, self.cached.get(&(id as usize))) {
-            // whatever went wrong, the next receiver gets a digest read afresh
-            self.hashing.cache.forget(cached);
-        }
-        if fate == Fate::Landed {
-            self.files_done += 1;
-            // a receiver with --no-verify lands files without checking them
-            self.unchecked |= outcome.sha256.is_none();
-        }
-        let sha = outcome.sha256.map(|d| proto::hex(&d));
-        self.settle(&path, "file", size, sha, fate);
-        Ok(())
-    }
-
-    pub(super) fn settle_path(&mut self, path: &str, kind: &'static str, fate: Fate) {
-        self.settle(path, kind, 0, None, fate);
-    }
-
-    /// Records an entry's fate and shows it.
-    pub(super) fn settle(
-        &mut self,
-        path: &str,
-        kind: &'static str,
-        bytes: u64,
-        sha: Option<String>,
-        fate: Fate,
-    ) {
-        let progress = self.progress.as_mut();
-        tree_progress::settle(&mut self.ledger, progress, (path, kind), bytes, sha, &fate);
-        if let Some(one) = self.single.as_mut() {
-            *one = fate;
-        }
+/// A frame that broke the session's rules, as the session ends with it: a
+/// MAC that does not check is an integrity failure (exit 3).
+pub(super) fn violated(v: Violation) -> anyhow::Error {
+    match v.is_forgery() {
+        true => exit::integrity(v.to_string()),
+        false => anyhow::Error::new(v),
     }
 }

@@ -13,24 +13,22 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
-use plan::stream_item;
 pub(super) use plan::Plan;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
 use super::replies::Reader;
 use super::walk::{self, Event, Kind};
-use crate::auth::{self, Session};
+use crate::auth;
 use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
 use crate::exit;
-use crate::progress::tree::{TreeProgress, TreeStart};
+use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::{Fate, Ledger};
-use crate::protocol::sending::Sending;
-use crate::protocol::session::SenderPhase;
-use crate::protocol::tree::{Entry, EntryKind, Manifest, TreeEnd, TreeOffer};
-use crate::protocol::{self as proto, kind, ToReceiver};
+use crate::protocol::ledger::Fate;
+use crate::protocol::sender::{Phase, Session, Settled};
+use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
+use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -47,75 +45,72 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How long a failed sender waits for the receiver's reason (a full disk).
 const REASON_WAIT: Duration = Duration::from_secs(1);
 
-/// One entry as the sender keeps it between the manifest and the data.
-pub(super) struct Item {
-    /// The wire path; where to read it follows from its top entry.
-    pub(super) path: Vec<u8>,
-    pub(super) kind: EntryKind,
-    pub(super) size: u64,
-    pub(super) mtime_ns: u64,
-    pub(super) state: Sending,
-    /// The bytes offered, when not the whole file.
-    pub(super) range: Option<(u64, u64)>,
-    /// Read from a stream, so its size is known only once it is sent.
-    pub(super) stream: bool,
-    /// The receiver will hold the whole file once its range lands (so the
-    /// digest is the file's), decided when it is sent.
-    pub(super) whole: bool,
-    /// Permission bits, for the wire.
-    pub(super) mode: u32,
-    /// A file's identity when walked: what it must still be once read.
-    pub(super) walked: Option<FileId>,
-}
-
-impl Item {
-    /// The bytes offered: the range, or the whole file.
-    pub(super) fn offered(&self) -> (u64, u64) {
-        self.range.unwrap_or((0, self.size))
-    }
-}
-
-/// A tree session in progress.
+/// A tree session in progress: the I/O around the session machine.
 pub(super) struct Run<'a> {
     pub(super) cfg: &'a SendConfig,
     pub(super) conn: &'a mut Conn,
     pub(super) reader: Reader,
-    pub(super) key: Option<Session>,
-    pub(super) items: Vec<Item>,
-    pub(super) ledger: Ledger,
-    pub(super) walk_failed: u64,
-    /// Where the session stands, as the receiver's messages move it.
-    pub(super) phase: SenderPhase,
-    pub(super) result: Option<proto::Outcome>,
+    /// The session's rules: entries, their fates, the verdict, the frames to send.
+    pub(super) session: Session,
+    /// Where the entries are read.
+    pub(super) sources: Sources,
     pub(super) sent: u64,
-    pub(super) files_done: u64,
     pub(super) zero_copy: bool,
     pub(super) progress: Box<dyn TreeProgress>,
     /// Frames (and small files' data) waiting to go out in one write.
     pub(super) pack: Vec<u8>,
-    /// Each top entry's source path.
-    pub(super) tops: HashMap<Vec<u8>, PathBuf>,
-    /// Some file landed without the receiver's digest (it runs --no-verify).
-    pub(super) unchecked: bool,
     /// Keeps the receiver posted while this side hashes held blocks.
     pub(super) keepalive: crate::conn::Keepalive,
-    /// A session of one file: its fate decides the exit code.
-    pub(super) single: Option<Fate>,
-    /// The stream a session of one stream reads.
-    pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
     /// Warnings along the way (a held block that differs).
     pub(super) reporter: Reporter,
-    /// Held blocks that differed from the source, in the session.
-    pub(super) bad_blocks: u64,
-    /// A file alone shows its check of held blocks: the display, and the
-    /// bytes found good.
-    pub(super) verifying: Option<(Box<dyn crate::progress::Progress>, u64)>,
+    /// The check of held blocks.
+    pub(super) verify: Verify,
     /// Where whole-file digests come from, and how many came how.
     pub(super) hashing: Hashing,
     /// The files whose digests came from the cache, with the identity they
     /// came for (forgotten if the receiver does not match it); kept aside,
     /// as few files have one.
-    pub(super) cached: HashMap<usize, FileId>,
+    pub(super) cached: HashMap<u64, FileId>,
+}
+
+/// Where a session's entries are read on this machine.
+pub(super) struct Sources {
+    /// Each top entry's source path.
+    tops: HashMap<Vec<u8>, PathBuf>,
+    /// Each entry's identity when walked (a file's): what it must still be
+    /// once read.
+    pub(super) walked: Vec<Option<FileId>>,
+    /// The stream a session of one stream reads.
+    pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
+}
+
+impl Sources {
+    /// Where an entry is read: its top source's path, then the rest of its
+    /// wire path (kept once per entry, not twice).
+    pub(super) fn of(&self, path: &[u8]) -> PathBuf {
+        let (top, rest) = match path.iter().position(|b| *b == b'/') {
+            Some(at) => (&path[..at], &path[at + 1..]),
+            None => (path, &[][..]),
+        };
+        let mut source = self.tops.get(top).cloned().unwrap_or_default();
+        for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+            #[cfg(unix)]
+            source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
+            #[cfg(not(unix))]
+            source.push(String::from_utf8_lossy(part).as_ref());
+        }
+        source
+    }
+}
+
+/// The check of a file's held blocks against the source.
+#[derive(Default)]
+pub(super) struct Verify {
+    /// Held blocks that differed from the source, in the session.
+    pub(super) bad_blocks: u64,
+    /// A file alone shows its check of held blocks: the display, and the
+    /// bytes found good.
+    pub(super) showing: Option<(Box<dyn crate::progress::Progress>, u64)>,
 }
 
 pub(super) fn session(
@@ -125,6 +120,66 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
+    let key = offer(cfg, plan, conn)?;
+    let start = TreeStart {
+        role: Role::Send,
+        name: plan.name.as_str().into(),
+        peer: conn.peer.clone(),
+        entries: plan.totals.entries,
+        bytes: plan.totals.bytes,
+        counted: plan.single.is_some(),
+    };
+    let progress = match &plan.single {
+        Some(single) => reporter.one_file(&start, single.note.clone()),
+        None => reporter.tree(&start),
+    };
+    let stream = plan
+        .single
+        .as_ref()
+        .and_then(|s| s.stream.as_ref())
+        .and_then(|m| m.lock().ok()?.take());
+    let key = key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>);
+    let mut run = Run {
+        cfg,
+        reader: Reader::spawn(conn)?,
+        session: Session::new(plan.single.is_some(), cfg.resume, conn.peer.as_str(), key),
+        conn,
+        sources: Sources {
+            tops: plan
+                .sources
+                .iter()
+                .map(|s| (s.top.clone(), s.path.clone()))
+                .collect(),
+            walked: Vec::new(),
+            stream,
+        },
+        sent: 0,
+        zero_copy: cfg.sendfile,
+        progress,
+        pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
+        keepalive: crate::conn::Keepalive::new(),
+        reporter: reporter.clone(),
+        verify: Verify::default(),
+        hashing: Hashing {
+            cache: plan.digests.clone(),
+            ..Hashing::default()
+        },
+        cached: HashMap::new(),
+    };
+    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
+    journey.sent_now.set(run.sent);
+    match outcome {
+        Ok(()) => run.conclude(plan, journey),
+        Err(e) => {
+            run.progress.abandon();
+            Err(run.failed(e))
+        }
+    }
+}
+
+/// Offers the session (after the key exchange, when encrypted) and takes
+/// the receiver's answer; the key's session, with a key.
+fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::Session>> {
     let nonce = match cfg.common.key {
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
         None => None,
@@ -158,111 +213,40 @@ pub(super) fn session(
     // a receiver that answered the offer (and proved the secret) is no
     // longer a stranger on a listening sender
     conn.trusted();
-    let start = TreeStart {
-        role: Role::Send,
-        name: plan.name.as_str().into(),
-        peer: conn.peer.clone(),
-        entries: totals.entries,
-        bytes: totals.bytes,
-        counted: !streamed,
-    };
-    let progress = match &plan.single {
-        Some(single) => reporter.one_file(&start, single.note.clone()),
-        None => reporter.tree(&start),
-    };
-    let stream = plan
-        .single
-        .as_ref()
-        .and_then(|s| s.stream.as_ref())
-        .and_then(|m| m.lock().ok()?.take());
-    let mut run = Run {
-        cfg,
-        reader: Reader::spawn(conn)?,
-        conn,
-        key,
-        items: Vec::new(),
-        ledger: Ledger::default(),
-        walk_failed: 0,
-        phase: SenderPhase::default(),
-        result: None,
-        sent: 0,
-        files_done: 0,
-        zero_copy: cfg.sendfile,
-        progress,
-        pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
-        tops: plan
-            .sources
-            .iter()
-            .map(|s| (s.top.clone(), s.path.clone()))
-            .collect(),
-        unchecked: false,
-        keepalive: crate::conn::Keepalive::new(),
-        // the one entry's fate, once known
-        single: plan.single.as_ref().map(|_| Fate::Landed),
-        stream,
-        reporter: reporter.clone(),
-        bad_blocks: 0,
-        verifying: None,
-        hashing: Hashing {
-            cache: plan.digests.clone(),
-            ..Hashing::default()
-        },
-        cached: HashMap::new(),
-    };
-    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
-    journey.sent_now.set(run.sent);
-    match outcome {
-        Ok(()) => run.conclude(plan, journey),
-        Err(e) => {
-            run.progress.abandon();
-            Err(run.failed(e))
-        }
-    }
+    Ok(key)
 }
 
 impl Run<'_> {
-    /// Walks and writes every entry, taking replies as they come.
-    /// Walks the sources and sends each entry as it is found (the receiver
-    /// answers while the walk goes on), taking replies as they come.
+    /// Walks the sources and offers each entry as it is found (the
+    /// receiver answers while the walk goes on), taking replies as they come.
     fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
-        let mut batch = Vec::with_capacity(BATCH + 8192);
         let range = plan.single.as_ref().and_then(|s| s.range);
         let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
         let deref = self.cfg.dereference;
-        let mut offer = |run: &mut Run, item: Item, target: Vec<u8>| -> Result<()> {
-            let mut item = item;
-            item.range = range;
-            let mut wire = wire_entry(run.items.len() as u64, &item);
-            (wire.range, wire.stream, wire.target) = (item.range, item.stream, target);
-            ToReceiver::Entry(wire).append_to(&mut batch);
-            run.items.push(item);
-            if batch.len() >= BATCH {
-                run.write(&batch)?;
-                batch.clear();
+        let offer = |run: &mut Run, mut entry: Entry, walked: Option<FileId>| -> Result<()> {
+            entry.range = range;
+            run.session.offer(entry);
+            run.sources.walked.push(walked);
+            if run.session.outbox_len() >= BATCH {
+                run.flush()?;
                 run.absorb_ready()?;
             }
             Ok(())
         };
         let totals = match stream {
             true => {
-                offer(self, stream_item(&plan.name), Vec::new())?;
+                offer(self, stream_entry(&plan.name), None)?;
                 plan.totals
             }
-            false => walk::gather(&plan.sources, deref, |event, id| {
+            false => walk::gather(&plan.sources, deref, |event, walked| {
                 match event {
-                    Event::Entry(mut entry) => {
-                        let target = match &mut entry.kind {
-                            Kind::Link { target } => std::mem::take(target),
-                            _ => Vec::new(),
-                        };
-                        offer(self, item_of(entry, id), target)?;
-                    }
+                    Event::Entry(entry) => offer(self, wire_entry(entry), walked)?,
                     Event::Skipped { path, why } => {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
                     Event::Failed { path, why } => {
-                        self.walk_failed += 1;
-                        self.settle_path(&path, "file", Fate::Failed(why.into()));
+                        let fate = self.session.walk_failed(&path, &why);
+                        self.show(&path, EntryKind::File, 0, None, &fate);
                     }
                 }
                 Ok::<(), anyhow::Error>(())
@@ -277,13 +261,9 @@ impl Run<'_> {
                 ));
             }
         }
-        ToReceiver::Manifest(Manifest {
-            entries: self.items.len() as u64,
-            failed: self.walk_failed,
-        })
-        .append_to(&mut batch);
-        self.write(&batch)?;
-        while self.phase != SenderPhase::Sending {
+        self.session.manifest_done();
+        self.flush()?;
+        while self.session.phase() == Phase::Offering {
             let msg = self.wait()?;
             self.absorb(msg)?;
         }
@@ -292,21 +272,18 @@ impl Run<'_> {
 
     /// Sends every file the receiver asked for, in order.
     pub(super) fn data(&mut self) -> Result<()> {
-        for id in 0..self.items.len() {
+        for id in 0..self.session.len() {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted"));
             }
             // replies arrive in order, and all of them came before GO
             self.absorb_ready()?;
-            if matches!(self.items[id].state, Sending::Wanted(_)) {
-                self.send_one(id)?;
+            if let Some(job) = self.session.to_send(id) {
+                self.send_one(id, job)?;
             }
         }
-        let end = TreeEnd {
-            sent: self.sent,
-            failed: self.walk_failed,
-        };
-        self.send(&ToReceiver::End(end))
+        self.session.end(self.sent);
+        self.flush()
     }
 
     pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -316,18 +293,9 @@ impl Run<'_> {
         written.map_err(|e| lost(self.conn, e))
     }
 
-    /// Sends a frame now, after whatever is packed.
-    pub(super) fn send(&mut self, msg: &ToReceiver) -> Result<()> {
-        self.queue(msg);
-        self.flush()
-    }
-
-    /// Adds a frame to the next write.
-    pub(super) fn queue(&mut self, msg: &ToReceiver) {
-        msg.append_to(&mut self.pack);
-    }
-
+    /// Writes what is packed, the machine's frames behind it.
     pub(super) fn flush(&mut self) -> Result<()> {
+        self.session.move_outbox_to(&mut self.pack);
         if self.pack.is_empty() {
             return Ok(());
         }
@@ -337,66 +305,80 @@ impl Run<'_> {
         self.pack.clear();
         written
     }
+
+    /// Shows an entry's fate (the machine recorded it).
+    pub(super) fn show(
+        &mut self,
+        path: &str,
+        kind: EntryKind,
+        bytes: u64,
+        sha256: Option<String>,
+        fate: &Fate,
+    ) {
+        // progress names kinds as --json does
+        let kind = match kind {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Link => "link",
+        };
+        let (status, message) = tree_progress::Status::of(fate, kind);
+        self.progress.entry(&tree_progress::EntryEvent {
+            path,
+            kind,
+            bytes,
+            sha256,
+            status,
+            message: message.as_ref(),
+        });
+    }
+
+    /// Shows the fate of an entry the machine settled.
+    pub(super) fn show_settled(&mut self, settled: &Settled) {
+        let entry = self
+            .session
+            .entry(settled.id)
+            .expect("settled entries were offered");
+        let (path, kind) = (lossy(&entry.path), entry.kind);
+        let sha = settled.sha256.map(|d| proto::hex(&d));
+        self.show(&path, kind, settled.bytes, sha, &settled.fate);
+    }
 }
 
-/// The record a session keeps of a walked entry (its source path is
-/// not kept: it follows from the wire path).
-pub(super) fn item_of(entry: walk::Entry, walked: Option<FileId>) -> Item {
-    let (kind, size) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size),
-        Kind::Dir => (EntryKind::Dir, 0),
-        Kind::Link { .. } => (EntryKind::Link, 0),
+/// A walked entry as it goes on the wire (its id is the machine's to set).
+fn wire_entry(entry: walk::Entry) -> Entry {
+    let (kind, size, target) = match entry.kind {
+        Kind::File { size } => (EntryKind::File, size, Vec::new()),
+        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
+        Kind::Link { target } => (EntryKind::Link, 0, target),
     };
-    Item {
+    Entry {
+        id: 0,
         path: entry.path,
         kind,
         size,
+        mode: entry.mode,
         mtime_ns: entry.mtime_ns,
-        state: Sending::Offered,
+        target,
         range: None,
         stream: false,
-        whole: true,
-        mode: entry.mode,
-        walked,
     }
 }
 
-fn wire_entry(id: u64, item: &Item) -> Entry {
+/// The one entry of a session of one stream, whose size is unknown.
+fn stream_entry(name: &str) -> Entry {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     Entry {
-        id,
-        path: item.path.clone(),
-        kind: item.kind,
-        size: item.size,
-        mode: item.mode,
-        mtime_ns: item.mtime_ns,
+        id: 0,
+        path: name.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size: 0,
+        mode: 0o644,
+        mtime_ns: now,
         target: Vec::new(),
         range: None,
-        stream: false,
-    }
-}
-
-/// Where an entry is read: its top source's path, then the rest of its
-/// wire path (kept once per entry, not twice).
-pub(super) fn source_of(tops: &HashMap<Vec<u8>, PathBuf>, path: &[u8]) -> PathBuf {
-    let (top, rest) = match path.iter().position(|b| *b == b'/') {
-        Some(at) => (&path[..at], &path[at + 1..]),
-        None => (path, &[][..]),
-    };
-    let mut source = tops.get(top).cloned().unwrap_or_default();
-    for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
-        #[cfg(unix)]
-        source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
-        #[cfg(not(unix))]
-        source.push(String::from_utf8_lossy(part).as_ref());
-    }
-    source
-}
-
-pub(super) fn kind_name(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::File => "file",
-        EntryKind::Dir => "dir",
-        EntryKind::Link => "link",
+        stream: true,
     }
 }
 

@@ -10,65 +10,54 @@ use sha2::{Digest as _, Sha256};
 
 use super::digests::{Claim, FileId, Lookup, Wait};
 use super::peer::lost;
-use super::tree::{lossy, source_of, Item, Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
+use super::tree::{lossy, Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
 use crate::copy::{self, Sent};
 use crate::exit;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
-use crate::protocol::ledger::Fate;
-use crate::protocol::sending::{Sending, Wanted};
-use crate::protocol::tree::{Begin, FileEnd};
-use crate::protocol::{self as proto, ToReceiver};
+use crate::protocol as proto;
+use crate::protocol::sender::ToSend;
+use crate::protocol::tree::Entry;
 
 impl Run<'_> {
     /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
-    pub(super) fn send_one(&mut self, id: usize) -> Result<()> {
-        if self.items[id].stream {
+    pub(super) fn send_one(&mut self, id: u64, job: ToSend) -> Result<()> {
+        let entry = self.session.entry(id).expect("wanted entries were offered");
+        if entry.stream {
             return self.send_stream(id);
         }
-        let item = &self.items[id];
-        let Sending::Wanted(Wanted { good, claimed, .. }) = &item.state else {
-            unreachable!("only wanted files are sent")
-        };
-        let (path, size, (start, end)) = (item.path.clone(), item.size, item.offered());
-        let whole = proto::whole(claimed, (start, end), size);
-        let (good, ranged) = (good.clone(), item.range.is_some());
-        let source = source_of(&self.tops, &item.path);
-        let packed = item
-            .walked
-            .filter(|_| size <= PACK_MAX && good.total() == 0 && !ranged);
-        self.items[id].whole = whole;
-        let to_send = good.missing(start, end);
+        let (size, ranged, name) = (entry.size, entry.range.is_some(), lossy(&entry.path));
+        let source = self.sources.of(&entry.path);
+        let packed = self.sources.walked[id as usize]
+            .filter(|_| size <= PACK_MAX && !job.resumed && !ranged);
         self.progress
-            .file(&self.file_start(&to_send, (start, end), size));
-        self.progress
-            .update(self.sent, self.files_done, &lossy(&path));
+            .file(&self.file_start(&job.ranges, job.offered, size));
+        let files = self.session.files_landed();
+        self.progress.update(self.sent, files, &name);
         if let Some(walked) = packed {
             return self.pack_one(id, &source, walked);
         }
-        let (file, identity) = match open_unchanged(&self.items[id], &source) {
+        let (file, identity) = match open_unchanged(self.session.entry(id).unwrap(), &source) {
             Ok(opened) => opened,
-            Err(why) => return self.give_up(id, 0, why, false),
+            Err(why) => return self.give_up(id, 0, &why, false),
         };
-        self.queue(&ToReceiver::Begin(Begin {
-            id: id as u64,
-            path: path.clone(),
-        }));
+        self.session.begin(id);
         self.flush()?;
-        let digest = self.digest_and_send(&file, id, &to_send, (whole, good.total() > 0));
+        let digest = self.digest_and_send(&file, id, &job.ranges, (job.whole, job.resumed));
         let (bytes, digest) = match digest {
             Ok(done) => done,
-            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, why, true),
+            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, &why, true),
             Err(Lost::Session(e)) => return Err(e),
         };
         // the identity, ctime included: a rewrite that put the mtime back
         // still shows, and a cached digest is only as good as it
         if let Err(why) = same_file(&file, identity) {
-            return self.give_up(id, bytes, why, true);
+            return self.give_up(id, bytes, &why, true);
         }
-        self.ended(id, bytes, digest)
+        self.session.file_end(id, bytes, digest);
+        Ok(())
     }
 
     /// How one file's transfer begins, for a display of one file.
@@ -91,15 +80,13 @@ impl Run<'_> {
 
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
     /// the way; its size is known only at its end.
-    fn send_stream(&mut self, id: usize) -> Result<()> {
-        let Some(mut reader) = self.stream.take() else {
-            return self.give_up(id, 0, "the stream was read already".into(), false);
+    fn send_stream(&mut self, id: u64) -> Result<()> {
+        let Some(mut reader) = self.sources.stream.take() else {
+            return self.give_up(id, 0, "the stream was read already", false);
         };
-        let cap = self.items[id].range.map(|(_, end)| end);
-        self.queue(&ToReceiver::Begin(Begin {
-            id: id as u64,
-            path: self.items[id].path.clone(),
-        }));
+        let entry = self.session.entry(id).expect("wanted entries were offered");
+        let (cap, name) = (entry.range.map(|(_, end)| end), lossy(&entry.path));
+        self.session.begin(id);
         self.flush()?;
         self.progress.file(&Start {
             role: Role::Send,
@@ -111,7 +98,7 @@ impl Run<'_> {
             resumed_from: 0,
         });
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
-        let (progress, name) = (&mut self.progress, lossy(&self.items[id].path));
+        let progress = &mut self.progress;
         let mut update = |n: u64| progress.update(n, 0, &name);
         let moved = copy::send_stream(
             &mut reader,
@@ -128,28 +115,27 @@ impl Run<'_> {
             Err(e) => return Err(lost(self.conn, e)),
         };
         self.sent += bytes;
-        let item = &mut self.items[id];
-        (item.size, item.whole) = (bytes, true);
         self.hashing.computed += u64::from(hasher.is_some());
-        self.ended(id, bytes, hasher.map(|h| h.finalize().into()))
+        let digest = hasher.map(|h| h.finalize().into());
+        self.session.file_end(id, bytes, digest);
+        Ok(())
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
     /// its frames into the next large write. One fstat, after the read,
     /// shows it is still the file the walk saw (its ctime included).
-    fn pack_one(&mut self, id: usize, source: &std::path::Path, walked: FileId) -> Result<()> {
-        let size = self.items[id].size;
+    fn pack_one(&mut self, id: u64, source: &std::path::Path, walked: FileId) -> Result<()> {
+        let size = self.session.entry(id).map_or(0, |e| e.size);
         let file = match File::open(source) {
             Ok(file) => file,
-            Err(e) => return self.give_up(id, 0, format!("cannot open it: {e}"), false),
+            Err(e) => return self.give_up(id, 0, &format!("cannot open it: {e}"), false),
         };
         // its frames, then its bytes read straight in behind them (taken
         // back out if the read fails or the file changed)
+        self.session.move_outbox_to(&mut self.pack);
         let mark = self.pack.len();
-        self.queue(&ToReceiver::Begin(Begin {
-            id: id as u64,
-            path: self.items[id].path.clone(),
-        }));
+        self.session.begin(id);
+        self.session.move_outbox_to(&mut self.pack);
         if size > 0 {
             self.pack.extend_from_slice(&proto::data_header(0, size));
         }
@@ -163,29 +149,17 @@ impl Run<'_> {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted"));
             }
-            return self.give_up(id, 0, why, false);
+            return self.give_up(id, 0, &why, false);
         }
         // read anyway to be sent: hashing the buffer costs less than a lookup saves
         let digest = (self.cfg.common.verify).then(|| Sha256::digest(&self.pack[start..]).into());
         self.hashing.computed += u64::from(digest.is_some());
         self.sent += size;
-        self.ended(id, size, digest)?;
+        self.session.file_end(id, size, digest);
+        self.session.move_outbox_to(&mut self.pack);
         if self.pack.len() >= PACK_WRITE {
             self.flush()?;
         }
-        Ok(())
-    }
-
-    /// A file's data is out: FILE END with its digest (keyed, with a key).
-    fn ended(&mut self, id: usize, bytes: u64, digest: Option<Sha>) -> Result<()> {
-        let wire = digest.map(|d| self.key.as_ref().map_or(d, |k| k.keyed_digest(&d)));
-        self.items[id].state.sent();
-        self.queue(&ToReceiver::FileEnd(FileEnd {
-            id: id as u64,
-            sent: bytes,
-            sha256: wire,
-            failed: None,
-        }));
         Ok(())
     }
 
@@ -196,11 +170,12 @@ impl Run<'_> {
     fn digest_and_send(
         &mut self,
         file: &File,
-        id: usize,
+        id: u64,
         ranges: &[(u64, u64)],
         (whole, resumed): (bool, bool),
     ) -> Result<(u64, Option<Sha>), Lost> {
-        let size = self.items[id].size;
+        let entry = self.session.entry(id).expect("wanted entries were offered");
+        let (size, path) = (entry.size, entry.path.clone());
         let inline = size <= HASH_INLINE && !resumed;
         let digest = match (self.cfg.common.verify, whole) {
             (false, _) => Digest::None,
@@ -218,7 +193,6 @@ impl Run<'_> {
                 Lookup::Hash(claim) => hash_thread(file, vec![(0, size)], Some(claim))?,
             },
         };
-        let path = self.items[id].path.clone();
         let bytes = self.send_ranges(file, &path, ranges)?;
         let (sha, cached) = match digest {
             Digest::None => (None, false),
@@ -267,7 +241,8 @@ impl Run<'_> {
             zero_copy: self.cfg.sendfile,
             fallback: None,
         };
-        let (progress, files, name) = (&mut self.progress, self.files_done, lossy(path));
+        let files = self.session.files_landed();
+        let (progress, name) = (&mut self.progress, lossy(path));
         let mut update = |n: u64| progress.update(base + n, files, &name);
         let moved = send_file_ranges(
             file,
@@ -289,27 +264,12 @@ impl Run<'_> {
         }
     }
 
-    /// The source could not be sent whole: after its BEGIN, tell the
-    /// receiver (which keeps none of it); either way go on with the next.
-    fn give_up(&mut self, id: usize, bytes: u64, why: String, begun: bool) -> Result<()> {
-        let path = lossy(&self.items[id].path);
-        self.items[id].state.given_up();
-        self.settle(
-            &path,
-            "file",
-            bytes,
-            None,
-            Fate::Failed(why.as_str().into()),
-        );
-        if !begun {
-            return Ok(());
-        }
-        self.queue(&ToReceiver::FileEnd(FileEnd {
-            id: id as u64,
-            sent: bytes,
-            sha256: None,
-            failed: Some(why.into()),
-        }));
+    /// The source could not be sent whole: after its BEGIN, the session
+    /// tells the receiver (which keeps none of it); either way go on with
+    /// the next.
+    fn give_up(&mut self, id: u64, bytes: u64, why: &str, begun: bool) -> Result<()> {
+        let settled = self.session.give_up(id, bytes, why, begun);
+        self.show_settled(&settled);
         Ok(())
     }
 }
@@ -361,7 +321,7 @@ enum Lost {
 
 /// Opens a file to send, refusing one that changed since the walk; its
 /// identity then, to check it against once it is sent.
-fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<(File, FileId), String> {
+fn open_unchanged(entry: &Entry, source: &std::path::Path) -> Result<(File, FileId), String> {
     let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let mtime = meta
@@ -369,8 +329,8 @@ fn open_unchanged(item: &Item, source: &std::path::Path) -> Result<(File, FileId
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64);
-    if meta.len() != item.size || mtime != item.mtime_ns {
-        return Err(changed(item.size, meta.len()));
+    if meta.len() != entry.size || mtime != entry.mtime_ns {
+        return Err(changed(entry.size, meta.len()));
     }
     Ok((file, FileId::of(&meta)))
 }

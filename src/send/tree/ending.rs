@@ -6,80 +6,56 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{lossy, Plan, Run, REASON_WAIT, STOP_WAIT};
+use super::{Plan, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
 use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::{Answer, Status, ToReceiver, ToSender};
+use crate::protocol::{Answer, Status, ToSender};
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
 impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
     pub(super) fn conclude(mut self, plan: &Plan, journey: &crate::send::Journey) -> Result<()> {
-        while self.result.is_none() {
-            let msg = self
-                .wait()
-                .map_err(|e| e.context("before the receiver confirmed the session"))?;
-            self.absorb(msg)?;
-        }
-        let outcome = self.result.take().expect("the loop waits for it");
-        if let Err(forged) = self.check_result_mac(&outcome) {
-            self.progress.abandon();
-            return Err(forged);
-        }
-        // entries left unanswered: the receiver failed (and says why), or lost track
-        let why = match outcome.status {
-            Status::Ok => "no answer from the receiver".to_string(),
-            _ if outcome.message.is_empty() => "no answer from the receiver".to_string(),
-            _ => format!("{} failed: {}", self.conn.peer, outcome.message),
-        };
-        for item in self.items.iter().filter(|i| !i.state.is_settled()) {
-            let fate = Fate::Failed(why.as_str().into());
-            self.ledger.record(&lossy(&item.path), &fate);
-            if let Some(one) = self.single.as_mut() {
-                *one = fate;
+        let verdict = loop {
+            if let Some(verdict) = self.session.verdict() {
+                break verdict;
             }
-        }
+            let concluded = (self.wait())
+                .map_err(|e| e.context("before the receiver confirmed the session"))
+                .and_then(|msg| self.absorb(msg));
+            if let Err(e) = concluded {
+                self.progress.abandon();
+                return Err(e);
+            }
+        };
+        let ledger = self.session.ledger();
         let summary = TreeSummary {
             role: Role::Send,
             name: plan.name.clone(),
             path: None,
-            entries: self.items.len() as u64 + self.walk_failed,
-            files: self.files_done,
-            up_to_date: self.ledger.up_to_date,
-            not_landed: self.ledger.not_landed,
+            entries: self.session.len() + self.session.walk_failures(),
+            files: self.session.files_landed(),
+            up_to_date: ledger.up_to_date,
+            not_landed: ledger.not_landed,
             bytes: journey.sent_before + self.sent,
             elapsed: journey.began.elapsed(),
             reconnects: journey.reconnects,
             sent_before: journey.sent_before,
             zero_copy: self.zero_copy && self.sent > 0,
             encrypted: self.conn.is_sealed(),
-            verified: self.cfg.common.verify && !self.unchecked,
+            verified: self.cfg.common.verify && !self.session.unchecked(),
             digests: (self.hashing.computed, self.hashing.cached),
         };
-        let verdict = match (self.ledger.verdict(), outcome.status) {
-            (Verdict::Complete, Status::Ok) if outcome.held != self.ledger.accounted() => {
-                Verdict::Partial(format!(
-                    "{} accounts for {} entries, this side for {}",
-                    self.conn.peer,
-                    outcome.held,
-                    self.ledger.accounted()
-                ))
-            }
-            (Verdict::Complete, Status::Ok) => Verdict::Complete,
-            (Verdict::Complete, _) => {
-                Verdict::Partial(format!("{}: {}", self.conn.peer, outcome.message))
-            }
-            (verdict, _) => verdict,
-        };
-        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
+        let one = self.session.one_fate();
+        if let (Some(fate), Verdict::Partial(line)) = (one, &verdict) {
+            let error = single_error((&self.conn.peer, &plan.name), fate, line);
             self.progress.abandon();
-            return Err(single_error((&self.conn.peer, &plan.name), fate, line));
+            return Err(error);
         }
         // a tree's summary counts what did not land; a file alone's error says it
-        match (&self.single, &verdict) {
+        match (one, &verdict) {
             (Some(_), Verdict::Integrity(_)) => self.progress.abandon(),
             _ => self.progress.finish(&summary),
         }
@@ -103,7 +79,7 @@ impl Run<'_> {
                 match self.reader.recv_timeout(left) {
                     // a reason the key's MAC does not cover is not the receiver's
                     Ok(Ok(ToSender::Result(o)))
-                        if o.status == Status::Failed && self.check_result_mac(&o).is_ok() =>
+                        if o.status == Status::Failed && self.session.genuine(&o) =>
                     {
                         return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
                     }
@@ -122,14 +98,16 @@ impl Run<'_> {
     pub(super) fn stop(&mut self) -> anyhow::Error {
         self.conn.ignore_ctrl_c();
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
-        if self.send(&ToReceiver::Stop).is_ok() {
+        self.session.stop();
+        if self.flush().is_ok() {
             let deadline = Instant::now() + STOP_WAIT;
             while Instant::now() < deadline {
                 match self.reader.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(ToSender::Result(o))) if self.check_result_mac(&o).is_ok() => {
-                        said.push_str(&match (&self.single, self.items.first()) {
-                            (Some(_), Some(item)) if !item.stream => {
-                                format!("; the receiver holds {} bytes of {}", o.held, item.size)
+                    Ok(Ok(ToSender::Result(o))) if self.session.genuine(&o) => {
+                        let one = self.session.entry(0).filter(|_| self.session.is_single());
+                        said.push_str(&match one {
+                            Some(entry) if !entry.stream => {
+                                format!("; the receiver holds {} bytes of {}", o.held, entry.size)
                             }
                             _ => format!(
                                 "; the receiver keeps what it got ({} entries in place)",

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use super::{item_of, Item};
 use crate::progress::Reporter;
 use crate::send::digests::Digests;
 use crate::send::walk::{self, Totals};
@@ -20,23 +19,6 @@ pub(in crate::send) struct Plan {
     pub(in crate::send) single: Option<Single>,
     /// Whole-file digests, shared with the other sessions of `-k`.
     pub(in crate::send) digests: Arc<Digests>,
-}
-
-/// The one entry of a session of one stream, whose size is unknown.
-pub(super) fn stream_item(name: &str) -> Item {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let entry = walk::Entry {
-        path: name.as_bytes().to_vec(),
-        source: PathBuf::new(),
-        kind: walk::Kind::File { size: 0 },
-        mode: 0o644,
-        mtime_ns: now,
-    };
-    let mut item = item_of(entry, None);
-    item.stream = true;
-    item
 }
 
 /// What a session of one file adds to its one entry.

@@ -1,14 +1,48 @@
 //! The sender's rules for one entry, without I/O: what the receiver's
 //! REPLY, FILE HASHES and FILE RESULT may say about it, and what follows.
 //!
-//! `send::tree` keeps one [`Sending`] per offered entry and feeds it the
-//! receiver's frames; a frame that breaks the rules is an error naming why,
-//! and the entry's [`Fate`], once known, is returned for the ledger.
+//! The session machine ([`super::Session`]) keeps one [`Sending`] per
+//! offered entry and feeds it the receiver's frames; a frame that breaks the
+//! rules is a [`Broken`] rule, and the entry's [`Fate`], once known, is
+//! returned for the ledger.
 
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::Action;
 use crate::protocol::Ranges;
 use crate::protocol::{Outcome, Status};
+
+/// A rule of one entry's frames that the receiver broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broken {
+    /// A REPLY for an entry answered already.
+    SecondReply,
+    /// FILE HASHES for bytes the receiver did not offer for checking.
+    NotHeld(u64, u64),
+    /// FILE HASHES for bytes hashed already.
+    HashedTwice(u64, u64),
+    /// FILE HASHES for an entry whose data is not wanted (or is out).
+    NotBeingSent,
+    /// A FILE RESULT for an entry whose data did not go out.
+    NotSent,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::SecondReply => write!(f, "a second reply"),
+            Broken::NotHeld(from, to) => {
+                write!(f, "a hash for bytes {from}..{to}, which are not held")
+            }
+            Broken::HashedTwice(from, to) => write!(
+                f,
+                "a hash for bytes {from}..{to}, which overlap bytes hashed already \
+                 (each held block is hashed once)"
+            ),
+            Broken::NotBeingSent => write!(f, "hashes for an entry that is not being sent"),
+            Broken::NotSent => write!(f, "a result for an entry that was not sent"),
+        }
+    }
+}
 
 /// Where one entry stands on the sending side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,9 +82,9 @@ impl Sending {
         action: Action,
         size: u64,
         resuming: bool,
-    ) -> Result<Option<Fate>, String> {
+    ) -> Result<Option<Fate>, Broken> {
         if *self != Sending::Offered {
-            return Err("a second reply".into());
+            return Err(Broken::SecondReply);
         }
         let fate = match action {
             Action::Send { held, hashes } => {
@@ -80,20 +114,15 @@ impl Sending {
     /// FILE HASHES may only cover what the receiver offered for checking
     /// (the held ranges to hash), each byte once: a block listed again, or
     /// overlapping one that came, is refused before it is hashed.
-    pub fn hashes_for(&mut self, from: u64, to: u64) -> Result<(), String> {
+    pub fn hashes_for(&mut self, from: u64, to: u64) -> Result<(), Broken> {
         match self {
-            Sending::Wanted(w) if !w.held.covers(from, to) => {
-                Err(format!("a hash for bytes {from}..{to}, which are not held"))
-            }
-            Sending::Wanted(w) if w.hashed.overlaps(from, to) => Err(format!(
-                "a hash for bytes {from}..{to}, which overlap bytes hashed already \
-                 (each held block is hashed once)"
-            )),
+            Sending::Wanted(w) if !w.held.covers(from, to) => Err(Broken::NotHeld(from, to)),
+            Sending::Wanted(w) if w.hashed.overlaps(from, to) => Err(Broken::HashedTwice(from, to)),
             Sending::Wanted(w) => {
                 w.hashed.insert(from, to);
                 Ok(())
             }
-            _ => Err("hashes for an entry that is not being sent".into()),
+            _ => Err(Broken::NotBeingSent),
         }
     }
 
@@ -122,11 +151,11 @@ impl Sending {
         outcome: &Outcome,
         size: u64,
         whole: bool,
-    ) -> Result<Option<Fate>, String> {
+    ) -> Result<Option<Fate>, Broken> {
         match self {
             Sending::Sent => {}
             Sending::Settled => return Ok(None),
-            _ => return Err("a result for an entry that was not sent".into()),
+            _ => return Err(Broken::NotSent),
         }
         *self = Sending::Settled;
         let fate = match outcome.status {
@@ -229,7 +258,7 @@ mod tests {
             (1 << 20, 2 << 20, "inside a block hashed"),
             (block - 1, block + 1, "across a block's end"),
         ] {
-            let why = s.hashes_for(from, to).expect_err(what);
+            let why = s.hashes_for(from, to).expect_err(what).to_string();
             assert!(
                 why.contains("overlap bytes hashed already"),
                 "{what}: {why}"

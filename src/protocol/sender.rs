@@ -1,0 +1,467 @@
+//! The sending side of a session as a state machine that does no I/O
+//! (quinn-proto's shape): the driver (`send::tree`) offers the entries it
+//! walks, hands over every frame the receiver sends, and writes out the
+//! frames this machine queues; the machine decides which frame is legal
+//! when, what each entry's fate is, and the session's verdict.
+//!
+//! What one entry's frames may say is [`entry`]'s business; the order of the
+//! session's frames, the ledger, the MAC checks and the outbox are this
+//! module's.
+
+pub mod entry;
+mod events;
+mod phase;
+#[cfg(test)]
+mod tests;
+
+pub use entry::{Broken, Sending, Wanted};
+pub use events::{Event, Keyed, Settled, ToSend, Violation};
+pub use phase::Phase;
+
+use crate::held::Ranges;
+use crate::peer_text::PeerText;
+use crate::protocol::ledger::{Fate, Ledger, Verdict};
+use crate::protocol::tree::{Begin, Entry, FileEnd, Manifest, TreeEnd};
+use crate::protocol::{Answer, BlockHash, Outcome, Status, ToReceiver, ToSender};
+
+/// One offered entry: as it went on the wire (a link's target dropped),
+/// and where it stands.
+#[derive(Debug)]
+struct Offered {
+    entry: Entry,
+    state: Sending,
+    /// Whether the receiver holds the whole file once its range lands,
+    /// decided at BEGIN.
+    whole: bool,
+}
+
+/// A session on the sending side: see the module's comment.
+pub struct Session {
+    phase: Phase,
+    entries: Vec<Offered>,
+    ledger: Ledger,
+    walk_failed: u64,
+    /// A session of one file: that entry's fate, which decides the exit code.
+    one: Option<Fate>,
+    /// This side checks held blocks (`--resume`); else what is held is sent again.
+    resuming: bool,
+    key: Option<Box<dyn Keyed + Send>>,
+    /// The receiver's name, as the lines about it say it.
+    peer: String,
+    result: Option<Outcome>,
+    files_landed: u64,
+    unchecked: bool,
+    outbox: Vec<u8>,
+}
+
+impl Session {
+    /// `single`: a session of one file (its fate decides the exit code);
+    /// `resuming`: this side checks the receiver's held blocks.
+    pub fn new(
+        single: bool,
+        resuming: bool,
+        peer: impl Into<String>,
+        key: Option<Box<dyn Keyed + Send>>,
+    ) -> Session {
+        Session {
+            phase: Phase::default(),
+            entries: Vec::new(),
+            ledger: Ledger::default(),
+            walk_failed: 0,
+            one: single.then_some(Fate::Landed),
+            resuming,
+            key,
+            peer: peer.into(),
+            result: None,
+            files_landed: 0,
+            unchecked: false,
+            outbox: Vec::new(),
+        }
+    }
+
+    // ---- what the driver does: each queues its frames ----
+
+    /// Offers an entry (its id is its place in the manifest, which this
+    /// sets); returns the id.
+    pub fn offer(&mut self, mut entry: Entry) -> u64 {
+        let id = self.entries.len() as u64;
+        entry.id = id;
+        let msg = ToReceiver::Entry(entry);
+        msg.append_to(&mut self.outbox);
+        let ToReceiver::Entry(mut entry) = msg else {
+            unreachable!("made above")
+        };
+        // a link's target goes once, on the wire
+        entry.target = Vec::new();
+        self.entries.push(Offered {
+            entry,
+            state: Sending::Offered,
+            whole: true,
+        });
+        id
+    }
+
+    /// A source the walk could not read: settled, not offered. Its fate,
+    /// to show.
+    pub fn walk_failed(&mut self, path: &str, why: &str) -> Fate {
+        self.walk_failed += 1;
+        let fate = Fate::Failed(why.into());
+        self.record(path, &fate);
+        fate
+    }
+
+    /// Every entry is offered: MANIFEST.
+    pub fn manifest_done(&mut self) {
+        ToReceiver::Manifest(Manifest {
+            entries: self.entries.len() as u64,
+            failed: self.walk_failed,
+        })
+        .append_to(&mut self.outbox);
+    }
+
+    /// What to send of entry `id`, if the receiver wants its data.
+    pub fn to_send(&self, id: u64) -> Option<ToSend> {
+        let offered = self.entries.get(id as usize)?;
+        let Sending::Wanted(Wanted { good, claimed, .. }) = &offered.state else {
+            return None;
+        };
+        let entry = &offered.entry;
+        let range = entry.range.unwrap_or((0, entry.size));
+        Some(ToSend {
+            offered: range,
+            ranges: good.missing(range.0, range.1),
+            whole: crate::protocol::whole(claimed, range, entry.size),
+            resumed: good.total() > 0,
+        })
+    }
+
+    /// A wanted file's data begins: BEGIN.
+    pub fn begin(&mut self, id: u64) {
+        let whole = self.to_send(id).is_some_and(|s| s.whole);
+        let offered = &mut self.entries[id as usize];
+        offered.whole = whole;
+        ToReceiver::Begin(Begin {
+            id,
+            path: offered.entry.path.clone(),
+        })
+        .append_to(&mut self.outbox);
+    }
+
+    /// A file's data is out, `sent` bytes of it: FILE END with its digest
+    /// (keyed, with a key). A stream's size is known only now.
+    pub fn file_end(&mut self, id: u64, sent: u64, digest: Option<[u8; 32]>) {
+        let offered = &mut self.entries[id as usize];
+        if offered.entry.stream {
+            (offered.entry.size, offered.whole) = (sent, true);
+        }
+        offered.state.sent();
+        let key = self.key.as_deref();
+        let sha256 = digest.map(|d| key.map_or(d, |k| k.keyed_digest(&d)));
+        ToReceiver::FileEnd(FileEnd {
+            id,
+            sent,
+            sha256,
+            failed: None,
+        })
+        .append_to(&mut self.outbox);
+    }
+
+    /// Its source could not be sent whole (`sent` bytes went): settled
+    /// here; after its BEGIN (`begun`), FILE END tells the receiver, which
+    /// keeps none of it.
+    pub fn give_up(&mut self, id: u64, sent: u64, why: &str, begun: bool) -> Settled {
+        self.entries[id as usize].state.given_up();
+        if begun {
+            ToReceiver::FileEnd(FileEnd {
+                id,
+                sent,
+                sha256: None,
+                failed: Some(why.into()),
+            })
+            .append_to(&mut self.outbox);
+        }
+        self.settle(id, Fate::Failed(why.into()), sent, None)
+    }
+
+    /// Held blocks of entry `id` that matched the source: not sent again.
+    pub fn matched(&mut self, id: u64, blocks: &[(u64, u64)]) {
+        if let Some(offered) = self.entries.get_mut(id as usize) {
+            for &(from, to) in blocks {
+                offered.state.matched(from, to);
+            }
+        }
+    }
+
+    /// Every wanted file went: END, with the bytes sent.
+    pub fn end(&mut self, sent: u64) {
+        let end = TreeEnd {
+            sent,
+            failed: self.walk_failed,
+        };
+        ToReceiver::End(end).append_to(&mut self.outbox);
+    }
+
+    /// Ctrl-C: STOP.
+    pub fn stop(&mut self) {
+        ToReceiver::Stop.append_to(&mut self.outbox);
+    }
+
+    /// The frames queued so far, appended to `out` (whole frames, in order).
+    pub fn move_outbox_to(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.outbox);
+    }
+
+    /// The frames queued so far.
+    pub fn take_outbox(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Bytes queued and not taken yet.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    // ---- what the receiver says ----
+
+    /// Takes one frame from the receiver.
+    pub fn handle(&mut self, msg: ToSender) -> Result<Option<Event>, Violation> {
+        let before_go = self.phase == Phase::Offering;
+        self.phase.take(&msg).map_err(|why| Violation::OutOfOrder {
+            peer: self.peer.clone(),
+            why,
+        })?;
+        Ok(match msg {
+            ToSender::Keepalive => None,
+            ToSender::Go => Some(Event::Go),
+            ToSender::Reply(reply) => self.replied(reply.id, reply.action)?,
+            ToSender::FileHashes(id, blocks, last) => Some(self.hashes(id, blocks, last)?),
+            ToSender::FileResult(id, outcome) => self.resulted(id, &outcome)?,
+            ToSender::Answer(Answer::Refuse { reason, .. }) => Some(Event::Refused(reason)),
+            // before GO a RESULT is the receiver giving up: its reason,
+            // once the key's MAC shows it is the receiver's
+            ToSender::Result(outcome) if before_go => {
+                self.check_result(&outcome)?;
+                Some(Event::Failed(match outcome.message.is_empty() {
+                    true => "it ended the session before GO".into(),
+                    false => outcome.message,
+                }))
+            }
+            ToSender::Result(outcome) => {
+                self.check_result(&outcome)?;
+                self.result = Some(outcome);
+                Some(Event::Concluded)
+            }
+            ToSender::Answer(_) | ToSender::Challenge(_) => {
+                unreachable!("the phase takes neither in a session")
+            }
+        })
+    }
+
+    fn offered(&mut self, id: u64) -> Result<&mut Offered, Violation> {
+        let peer = &self.peer;
+        self.entries
+            .get_mut(id as usize)
+            .ok_or_else(|| Violation::NeverOffered {
+                peer: peer.clone(),
+                id,
+            })
+    }
+
+    fn replied(
+        &mut self,
+        id: u64,
+        action: crate::protocol::tree::Action,
+    ) -> Result<Option<Event>, Violation> {
+        let resuming = self.resuming;
+        let offered = self.offered(id)?;
+        let fate = offered
+            .state
+            .replied(action, offered.entry.size, resuming)
+            .map_err(|broken| Violation::Entry { id, broken })?;
+        Ok(fate.map(|fate| Event::Settled(self.settle(id, fate, 0, None))))
+    }
+
+    /// FILE HASHES: checked whole before any block is hashed.
+    fn hashes(&mut self, id: u64, blocks: Vec<BlockHash>, last: bool) -> Result<Event, Violation> {
+        let state = &mut self.offered(id)?.state;
+        if !matches!(state, Sending::Wanted(_)) {
+            return Err(Violation::NotBeingSent { id });
+        }
+        for b in &blocks {
+            // decode_hashes checked that this does not overflow
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            (state.hashes_for(from, to)).map_err(|broken| Violation::Entry { id, broken })?;
+        }
+        Ok(Event::CheckBlocks { id, blocks, last })
+    }
+
+    fn resulted(&mut self, id: u64, outcome: &Outcome) -> Result<Option<Event>, Violation> {
+        let offered = self.offered(id)?;
+        let (size, whole) = (offered.entry.size, offered.whole);
+        let path = lossy(&offered.entry.path);
+        let fate = offered
+            .state
+            .resulted(outcome, size, whole)
+            .map_err(|broken| Violation::Entry { id, broken })?;
+        // None: the receiver's word on an entry given up here
+        let Some(fate) = fate else { return Ok(None) };
+        if let Some(key) = &self.key {
+            let mac = outcome.mac.unwrap_or_default();
+            if !key.check_file_result(id, outcome.status as u8, outcome.held, &mac) {
+                let peer = self.peer.clone();
+                return Err(Violation::ForgedFileResult { peer, path });
+            }
+        }
+        if fate == Fate::Landed {
+            self.files_landed += 1;
+            // a receiver with --no-verify lands files without checking them
+            self.unchecked |= outcome.sha256.is_none();
+        }
+        let settled = self.settle(id, fate, size, outcome.sha256);
+        Ok(Some(Event::Settled(settled)))
+    }
+
+    /// With a key in the clear (`--no-encrypt`), a RESULT is the
+    /// receiver's word only under the key's MAC, before GO as at the end;
+    /// an encrypted session's records already vouch for it.
+    fn check_result(&self, outcome: &Outcome) -> Result<(), Violation> {
+        match self.genuine(outcome) {
+            true => Ok(()),
+            false => Err(Violation::ForgedResult {
+                peer: self.peer.clone(),
+            }),
+        }
+    }
+
+    /// Whether a RESULT read outside the session's order (after STOP, or
+    /// after the connection failed) is the receiver's: its MAC checks.
+    pub fn genuine(&self, outcome: &Outcome) -> bool {
+        let Some(key) = &self.key else { return true };
+        let mac = outcome.mac.unwrap_or_default();
+        key.check_result(outcome.status as u8, outcome.held, &mac)
+    }
+
+    fn settle(&mut self, id: u64, fate: Fate, bytes: u64, sha256: Option<[u8; 32]>) -> Settled {
+        let path = lossy(&self.entries[id as usize].entry.path);
+        self.record(&path, &fate);
+        Settled {
+            id,
+            fate,
+            bytes,
+            sha256,
+        }
+    }
+
+    fn record(&mut self, path: &str, fate: &Fate) {
+        self.ledger.record(path, fate);
+        if let Some(one) = self.one.as_mut() {
+            *one = fate.clone();
+        }
+    }
+
+    // ---- how it ends ----
+
+    /// The session's verdict, once the receiver's RESULT came (`None`
+    /// before): entries it left unanswered did not land, and a receiver
+    /// that accounts for other entries than this side makes it partial.
+    pub fn verdict(&mut self) -> Option<Verdict> {
+        let outcome = self.result.as_ref()?;
+        // entries left unanswered: the receiver failed (and says why), or lost track
+        let why: PeerText = match outcome.status {
+            Status::Ok => "no answer from the receiver".into(),
+            _ if outcome.message.is_empty() => "no answer from the receiver".into(),
+            _ => format!("{} failed: {}", self.peer, outcome.message).into(),
+        };
+        let (status, held, message) = (outcome.status, outcome.held, outcome.message.clone());
+        for id in 0..self.entries.len() {
+            let offered = &mut self.entries[id];
+            if !offered.state.is_settled() {
+                offered.state.given_up();
+                let path = lossy(&offered.entry.path);
+                self.record(&path, &Fate::Failed(why.clone()));
+            }
+        }
+        let peer = &self.peer;
+        Some(match (self.ledger.verdict(), status) {
+            (Verdict::Complete, Status::Ok) if held != self.ledger.accounted() => {
+                Verdict::Partial(format!(
+                    "{peer} accounts for {held} entries, this side for {}",
+                    self.ledger.accounted()
+                ))
+            }
+            (Verdict::Complete, Status::Ok) => Verdict::Complete,
+            (Verdict::Complete, _) => Verdict::Partial(format!("{peer}: {message}")),
+            (verdict, _) => verdict,
+        })
+    }
+
+    // ---- what the driver may look at ----
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Entries offered.
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// An offered entry, as it went on the wire (a link's target dropped).
+    pub fn entry(&self, id: u64) -> Option<&Entry> {
+        self.entries.get(id as usize).map(|o| &o.entry)
+    }
+
+    pub fn state(&self, id: u64) -> Option<&Sending> {
+        self.entries.get(id as usize).map(|o| &o.state)
+    }
+
+    /// What the receiver holds of entry `id` and offered for checking.
+    pub fn held(&self, id: u64) -> Option<&Ranges> {
+        match self.state(id)? {
+            Sending::Wanted(w) => Some(&w.held),
+            _ => None,
+        }
+    }
+
+    /// A session of one file: that file's fate so far.
+    pub fn one_fate(&self) -> Option<&Fate> {
+        self.one.as_ref()
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.one.is_some()
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Sources the walk could not read.
+    pub fn walk_failures(&self) -> u64 {
+        self.walk_failed
+    }
+
+    /// Files the receiver says landed in this session.
+    pub fn files_landed(&self) -> u64 {
+        self.files_landed
+    }
+
+    /// Some file landed without the receiver's digest (it runs --no-verify).
+    pub fn unchecked(&self) -> bool {
+        self.unchecked
+    }
+
+    /// The receiver's RESULT, once it came.
+    pub fn result(&self) -> Option<&Outcome> {
+        self.result.as_ref()
+    }
+}
+
+/// A wire path as text: lossy UTF-8 (escaped where it is printed).
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}

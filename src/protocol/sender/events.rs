@@ -1,0 +1,132 @@
+//! What passes between the sender's machine and its driver: the events it
+//! returns, the rules a receiver can break, what to send of a file, and the
+//! key it checks MACs with.
+
+use super::Broken;
+use crate::peer_text::PeerText;
+use crate::protocol::ledger::Fate;
+use crate::protocol::BlockHash;
+
+/// What a pre-shared key adds to a session: MACs over the receiver's
+/// answers and a keyed digest in FILE END. `auth::Session` is the real one.
+pub trait Keyed {
+    /// A whole-file digest as it goes on the wire.
+    fn keyed_digest(&self, digest: &[u8; 32]) -> [u8; 32];
+    /// The MAC over the receiver's RESULT.
+    fn result_mac(&self, status: u8, held: u64) -> [u8; 32];
+    /// The MAC over one entry's FILE RESULT.
+    fn file_result_mac(&self, id: u64, status: u8, held: u64) -> [u8; 32];
+    /// Constant-time check of a RESULT's MAC.
+    fn check_result(&self, status: u8, held: u64, mac: &[u8]) -> bool;
+    /// Constant-time check of a FILE RESULT's MAC.
+    fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool;
+}
+
+/// A frame from the receiver that breaks the session's rules: the session
+/// ends with this line (a forged MAC with the integrity exit code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A frame the phase does not take ("GO after GO").
+    OutOfOrder { peer: String, why: String },
+    /// An answer for an id that was never offered.
+    NeverOffered { peer: String, id: u64 },
+    /// FILE HASHES for an entry whose data is not wanted.
+    NotBeingSent { id: u64 },
+    /// One entry's rule, broken.
+    Entry { id: u64, broken: Broken },
+    /// A RESULT without the key's MAC.
+    ForgedResult { peer: String },
+    /// A FILE RESULT without the key's MAC.
+    ForgedFileResult { peer: String, path: String },
+}
+
+impl Violation {
+    /// A MAC that does not check: altered in transit, not a confused peer.
+    pub fn is_forgery(&self) -> bool {
+        matches!(
+            self,
+            Violation::ForgedResult { .. } | Violation::ForgedFileResult { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::OutOfOrder { peer, why } => write!(f, "{peer}: unexpected {why}"),
+            Violation::NeverOffered { peer, id } => {
+                write!(
+                    f,
+                    "{peer}: an answer for entry {id}, which was never offered"
+                )
+            }
+            Violation::NotBeingSent { id } => {
+                write!(f, "hashes for entry {id}, which is not being sent")
+            }
+            Violation::Entry {
+                id,
+                broken: Broken::SecondReply,
+            } => write!(f, "{} for entry {id}", Broken::SecondReply),
+            Violation::Entry { id, broken } => write!(f, "{broken} (entry {id})"),
+            Violation::ForgedResult { peer } => write!(
+                f,
+                "{peer}: the receiver's answer does not carry the key's MAC (altered in transit?)"
+            ),
+            Violation::ForgedFileResult { peer, path } => {
+                write!(
+                    f,
+                    "{peer}: the result for {path} does not carry the key's MAC"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// What the driver must do about a frame the machine took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Hash these held blocks of entry `id` and say which matched
+    /// ([`Session::matched`]); `last`: the entry's last FILE HASHES.
+    CheckBlocks {
+        id: u64,
+        blocks: Vec<BlockHash>,
+        last: bool,
+    },
+    /// An entry's fate is known (recorded in the ledger): show it.
+    Settled(Settled),
+    /// The receiver has checked the space: the data may go.
+    Go,
+    /// The receiver's RESULT came, MAC-checked: [`Session::verdict`].
+    Concluded,
+    /// The receiver refused the whole session.
+    Refused(PeerText),
+    /// The receiver gave up before GO (its RESULT, MAC-checked), saying why.
+    Failed(PeerText),
+}
+
+/// One entry's fate, for the driver to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub id: u64,
+    pub fate: Fate,
+    /// The file's bytes (its size, or what went out of one given up).
+    pub bytes: u64,
+    /// The receiver's digest of a file that landed.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// What to send of a wanted file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToSend {
+    /// The bytes offered: the range, or the whole file.
+    pub offered: (u64, u64),
+    /// What of them the receiver does not hold good already.
+    pub ranges: Vec<(u64, u64)>,
+    /// Once they land the receiver holds the whole file, so the digest in
+    /// FILE END is the whole file's.
+    pub whole: bool,
+    /// Some held bytes matched and are not sent again.
+    pub resumed: bool,
+}
