@@ -3,6 +3,7 @@
 pub mod hello;
 pub mod ledger;
 pub mod message;
+pub mod receiver;
 pub mod receiving;
 pub mod sending;
 pub mod session;
