@@ -110,7 +110,7 @@ pub enum Event<T> {
     Open(T),
     /// A DATA frame that fits: its bytes go to the file; the driver says
     /// what it wrote with [`Session::arrived`].
-    Write(Write),
+    Write(Fits),
     /// A FILE END: what it decides. Unless the sender failed (then it is
     /// settled), the driver verifies and answers [`Session::file_result`].
     Ended(Ended),
@@ -121,7 +121,7 @@ pub enum Event<T> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Write {
+pub struct Fits {
     pub offset: u64,
     pub len: u64,
     /// Where the frame's data ends.
@@ -468,13 +468,13 @@ impl Session {
         Ok(want)
     }
 
-    fn data(&mut self, offset: u64, len: u64) -> Result<Write, Violation> {
+    fn data(&mut self, offset: u64, len: u64) -> Result<Fits, Violation> {
         let cur = self.cur.as_ref().ok_or(Violation::DataOutside)?;
         let Admitted { end, in_order } = cur
             .arrival
             .admit(offset, len, self.setup.max_size)
             .map_err(|why| Violation::Data(cur.path.clone(), why))?;
-        Ok(Write {
+        Ok(Fits {
             offset,
             len,
             end,
@@ -495,9 +495,9 @@ impl Session {
     }
 
     fn file_end(&mut self, end: &super::tree::FileEnd) -> Result<Ended, Violation> {
-        let cur = self.cur.as_mut().ok_or(Violation::EndedNeverBegan)?;
-        let ending = cur.arrival.end(end).map_err(Violation::FileEnd)?;
-        let Current { arrival, path } = self.cur.take().expect("a file under way");
+        let Current { mut arrival, path } = self.cur.take().ok_or(Violation::EndedNeverBegan)?;
+        // a FILE END that does not fit ends the file too (and the session)
+        let ending = arrival.end(end).map_err(Violation::FileEnd)?;
         let ended = Ended {
             ending,
             sha256: end.sha256,
