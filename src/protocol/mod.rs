@@ -4,7 +4,6 @@ pub mod hello;
 pub mod ledger;
 pub mod message;
 pub mod receiver;
-pub mod receiving;
 pub mod sending;
 pub mod session;
 pub mod tree;

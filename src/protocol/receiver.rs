@@ -18,7 +18,8 @@ use super::tree::{Action, Entry, EntryKind, Reply, TreeOffer};
 use super::{Answer, BlockHash, Outcome, RefuseCode, Status, ToReceiver, ToSender};
 use crate::peer_text::escape;
 
-pub use super::receiving::{Admitted, Arrival, Asked, Ending};
+mod arrival;
+pub use arrival::{Admitted, Arrival, Asked, Ending};
 
 /// A SHA-256 digest.
 pub type Sha = [u8; 32];
