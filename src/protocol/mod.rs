@@ -1,19 +1,19 @@
 //! Wire protocol v1 (framed mode): frames, fields, bounds. See docs/PROTOCOL.md.
 
 pub mod hello;
+mod keyed;
 pub mod ledger;
 pub mod message;
 pub mod peer_text;
 pub mod ranges;
-pub mod receiving;
+pub mod receiver;
 pub mod sender;
-pub mod session;
 mod tlv;
 pub mod tree;
 
+pub use keyed::Keyed;
 pub use message::{ToReceiver, ToSender};
 pub use ranges::Ranges;
-pub use sender::Keyed;
 
 use std::io::{self, Read, Write};
 

@@ -14,14 +14,16 @@ mod phase;
 #[cfg(test)]
 mod tests;
 
+use super::tree::lossy;
+use super::Keyed;
 pub use entry::{Broken, Sending, Wanted};
-pub use events::{Event, Keyed, Settled, ToSend, Violation};
+pub use events::{Event, Settled, ToSend, Violation};
 pub use phase::Phase;
 
-use crate::held::Ranges;
-use crate::peer_text::PeerText;
 use crate::protocol::ledger::{Fate, Ledger, Verdict};
 use crate::protocol::tree::{Begin, Entry, FileEnd, Manifest, TreeEnd};
+use crate::protocol::PeerText;
+use crate::protocol::Ranges;
 use crate::protocol::{Answer, BlockHash, Outcome, Status, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
@@ -459,9 +461,4 @@ impl Session {
     pub fn result(&self) -> Option<&Outcome> {
         self.result.as_ref()
     }
-}
-
-/// A wire path as text: lossy UTF-8 (escaped where it is printed).
-fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }

@@ -7,14 +7,14 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use super::sink::{RelPath, Root, Seen};
-use crate::auth::Session;
 use crate::config::RecvConfig;
 use crate::conn::Conn;
 use crate::held::{Identity, Ranges};
-use crate::progress::tree::{self as tree_progress, TreeProgress};
-use crate::protocol::ledger::{Fate, Ledger};
-use crate::protocol::tree::{Entry, TreeOffer};
-use crate::protocol::{Outcome, Status, ToSender};
+use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
+use crate::protocol::ledger::Fate;
+use crate::protocol::receiver::{Session, Shown, Violation, Wanted};
+pub(super) use crate::protocol::tree::lossy;
+use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
 
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
@@ -51,20 +51,14 @@ impl Want {
     }
 }
 
-/// What the whole session knows and has decided.
+/// What the whole session knows and has decided: the protocol's side in
+/// `session`, this side's disk and display around it.
 pub(super) struct Tree<'a> {
     pub cfg: &'a RecvConfig,
     pub root: std::sync::Arc<Root>,
-    pub key: Option<Session>,
     pub offer: TreeOffer,
-    pub ledger: Ledger,
-    /// The same fates as the sender hears them, for its RESULT: without
-    /// the key, a reason that tells of what is in OUT is replaced by less
-    /// (see "What a receiver without a key tells" in SECURITY.md).
-    pub told: Ledger,
-    /// The sender proved the key (a sealed connection, or --no-encrypt's
-    /// keyed digests): it may hear all of a reason.
-    pub keyed: bool,
+    /// The rules: phase, entries, ledgers, verdict, frames to the sender.
+    pub session: Session,
     pub progress: Box<dyn TreeProgress>,
     pub wants: super::wants::Wants,
     /// Bytes the directories and links kept for the end hold (see `memory`).
@@ -80,27 +74,18 @@ pub(super) struct Tree<'a> {
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
-    pub next_id: u64,
-    /// Entries the sender's walk could not read (its MANIFEST says how many).
-    pub unread: u64,
     /// Bytes the wanted files still need.
     pub needed: u64,
     /// Bytes the file entries come to (each its declared size, or the end
     /// of what it offers when further), against `--max-size`: the OFFER's
     /// count is only the sender's word.
     pub offered: u64,
-    /// Frames to the sender, written in batches.
-    pub out: Vec<u8>,
     /// Where a session of one file goes, when not into the directory.
     pub dest: Dest,
-    /// A session of one file: its fate, once known, decides the exit code.
-    pub single: Option<Fate>,
     /// A session of one file: the file's name, once its entry came.
     pub name: Option<String>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
-    /// Where the session stands, as the sender's messages move it.
-    pub phase: crate::protocol::session::ReceiverPhase,
 }
 
 /// Where the entries go.
@@ -116,93 +101,82 @@ pub(super) enum Dest {
 }
 
 impl Tree<'_> {
+    /// Writes the frames the session queued.
     pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
-        if self.out.is_empty() {
+        self.show();
+        if self.session.outbox_len() == 0 {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
+        let out = self.session.take_outbox();
         // what is here stays: the sender may come back and resume
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
             .map_err(|e| crate::exit::tag(e, crate::exit::Tag::Resumable))
     }
 
-    pub(super) fn settle(&mut self, path: &str, kind: &'static str, fate: Fate) {
-        self.settle_file(path, kind, 0, None, fate);
-    }
-
     /// Records an entry's fate and shows it.
-    pub(super) fn settle_file(
-        &mut self,
-        path: &str,
-        kind: &'static str,
-        bytes: u64,
-        sha256: Option<String>,
-        fate: Fate,
-    ) {
-        self.told.record(path, &fate);
-        self.settle_here(path, kind, bytes, sha256, fate);
+    pub(super) fn settle(&mut self, path: &str, kind: EntryKind, fate: Fate) {
+        self.session.settle(path, Shown::Kind(kind), fate);
+        self.show();
     }
 
-    /// Records a fate whose reason tells of what is in OUT: this side's
-    /// user reads all of it, a sender without the key only `told`.
-    pub(super) fn settle_hiding(&mut self, path: &str, kind: &'static str, fate: Fate, told: &str) {
-        let heard = match (&fate, self.keyed) {
-            (Fate::Refused(_), false) => Fate::Refused(told.into()),
-            (Fate::Failed(_), false) => Fate::Failed(told.into()),
-            _ => fate.clone(),
-        };
-        self.told.record(path, &heard);
-        self.settle_here(path, kind, 0, None, fate);
-    }
-
-    fn settle_here(
-        &mut self,
-        path: &str,
-        kind: &'static str,
-        bytes: u64,
-        sha256: Option<String>,
-        fate: Fate,
-    ) {
-        let progress = self.progress.as_mut();
-        tree_progress::settle(
-            &mut self.ledger,
-            progress,
-            (path, kind),
-            bytes,
-            sha256,
-            &fate,
-        );
-        if let Some(one) = self.single.as_mut() {
-            *one = fate;
+    /// Shows the entries the session settled since the last call.
+    pub(super) fn show(&mut self) {
+        for s in self.session.settled() {
+            let kind = kind_name(s.kind);
+            let (status, message) = EntryStatus::of(&s.fate, kind);
+            self.progress.entry(&EntryEvent {
+                path: &s.path,
+                kind,
+                bytes: s.bytes,
+                sha256: s.sha256,
+                status,
+                message: message.as_ref(),
+            });
         }
     }
 
-    /// The session's RESULT (MAC'd with a key): `held` counts the entries
-    /// in place, which the sender checks against its own count.
-    pub(super) fn answer(&mut self, conn: &mut Conn, status: Status, message: &str) -> Result<()> {
-        let held = self.ledger.accounted();
-        self.answer_held(conn, status, message, held)
-    }
-
-    /// The session's RESULT with another count in `held` (the bytes a file
-    /// alone holds, when it stops).
-    pub(super) fn answer_held(
-        &mut self,
-        conn: &mut Conn,
-        status: Status,
-        message: &str,
-        held: u64,
-    ) -> Result<()> {
-        let outcome = Outcome {
-            status,
-            sha256: None,
-            held,
-            message: message.into(),
-            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
-        };
-        ToSender::Result(outcome).append_to(&mut self.out);
+    /// A failed RESULT: this side could not go on, and the sender hears why.
+    pub(super) fn fail(&mut self, conn: &mut Conn, message: &str) -> Result<()> {
+        self.session.fail(message);
         self.flush(conn)
+    }
+}
+
+/// How progress names a kind of entry (an entry refused in the manifest
+/// is an "entry").
+fn kind_name(kind: Shown) -> &'static str {
+    match kind {
+        Shown::Entry => "entry",
+        Shown::Kind(EntryKind::File) => "file",
+        Shown::Kind(EntryKind::Dir) => "dir",
+        Shown::Kind(EntryKind::Link) => "link",
+    }
+}
+
+/// A rule the sender broke, as the user reads it.
+pub(super) fn broke(peer: &str, v: &Violation) -> anyhow::Error {
+    match v.names_peer() {
+        true => anyhow::anyhow!("{peer}: {v}"),
+        false => anyhow::anyhow!("{v}"),
+    }
+}
+
+impl Wanted for Want {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn path(&self) -> &[u8] {
+        self.rel.bytes()
+    }
+    fn shape(&self) -> (u64, (u64, u64), Ranges, bool, bool) {
+        (
+            self.size,
+            self.range,
+            self.held.clone(),
+            self.stream,
+            self.whole,
+        )
     }
 }
 
@@ -222,9 +196,4 @@ pub(super) fn identity_of(want: &Want) -> Identity {
         size: want.size,
         mtime_ns: Some(want.mtime_ns),
     }
-}
-
-/// A wire path as text: lossy UTF-8 (escaped where it is printed).
-pub(super) fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }

@@ -20,9 +20,11 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::{Fate, Ledger, Verdict};
-use crate::protocol::tree::TreeOffer;
-use crate::protocol::{self as proto, RefuseCode, Status};
+use crate::protocol::ledger::{Fate, Verdict};
+use crate::protocol::receiver::{Session, Setup};
+use crate::protocol::tree::{EntryKind, TreeOffer};
+use crate::protocol::Keyed;
+use crate::protocol::{self as proto, RefuseCode};
 use crate::units::human_bytes;
 
 /// The unit of file times here: Windows keeps 100 ns ticks, so a file that
@@ -64,17 +66,21 @@ pub(super) fn receive(
         .with_context(|| format!("{}: connection lost", conn.peer))?;
     let began = Instant::now();
     let progress = progress_of(&offer, conn, reporter);
-    let offer_single = offer.single;
-    // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
-    let keyed = key.is_some() || conn.is_sealed();
+    let setup = Setup {
+        offer: offer.clone(),
+        max_files: cfg.max_files,
+        max_size: cfg.max_size,
+        ordered: matches!(dest, Dest::Stream(..)),
+        renamed: matches!(dest, Dest::Named(_)),
+        // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+        keyed: key.is_some() || conn.is_sealed(),
+    };
+    let key = key.map(|k| Box::new(k) as Box<dyn Keyed>);
     let mut tree = Tree {
         cfg,
         root: std::sync::Arc::new(root),
-        key,
         offer,
-        ledger: Ledger::default(),
-        told: Ledger::default(),
-        keyed,
+        session: Session::new(setup, key),
         progress,
         wants: Default::default(),
         kept: 0,
@@ -83,16 +89,11 @@ pub(super) fn receive(
         dirs: Vec::new(),
         fresh: Default::default(),
         links: Vec::new(),
-        next_id: 0,
-        unread: 0,
         needed: 0,
         offered: 0,
-        out: Vec::new(),
-        single: offer_single.then_some(Fate::Landed),
         dest,
         name: None,
         reporter,
-        phase: Default::default(),
     };
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
@@ -207,7 +208,7 @@ impl Tree<'_> {
             exit::ExitCode::Interrupted | exit::ExitCode::Refused
         );
         if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
-            let _ = self.answer(conn, Status::Failed, &exit::message_of(&err));
+            let _ = self.fail(conn, &exit::message_of(&err));
             super::peer::linger(conn);
         }
         err
@@ -237,7 +238,7 @@ impl Tree<'_> {
                 Ok(()) => Fate::Landed,
                 Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
             };
-            self.settle(&shown, "link", fate);
+            self.settle(&shown, EntryKind::Link, fate);
         }
         self.finish_dirs();
         let root = &self.root;
@@ -247,39 +248,31 @@ impl Tree<'_> {
             _ => Err(e),
         }) {
             let why = format!("flushing the output: {e}");
-            self.answer(conn, Status::Failed, &why)?;
+            self.fail(conn, &why)?;
             return Err(anyhow!(why));
         }
-        if self.unread > 0 {
-            // not landed either, though never offered: both sides say 5
-            let why = format!("{} entries the sender could not read", self.unread);
-            let fate = Fate::Failed(why.into());
-            self.ledger.record("(sender)", &fate);
-            self.told.record("(sender)", &fate);
+        let verdict = self.session.conclude();
+        self.flush(conn)?;
+        if let Some(fate) = self.session.single() {
+            let err = match &verdict {
+                Verdict::Partial(line) => Some(single_error(&conn.peer, fate, line)),
+                Verdict::Integrity(line) => Some(exit::integrity(line.clone())),
+                Verdict::Complete => None,
+            };
+            if let Some(err) = err {
+                self.progress.abandon();
+                return Err(err);
+            }
         }
-        let verdict = self.ledger.verdict();
-        // the sender reads the fates as it was told them
-        let (status, message) = match self.told.verdict() {
-            Verdict::Complete => (Status::Ok, String::new()),
-            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
-        };
-        self.answer(conn, status, &message)?;
-        if let (Some(fate), Verdict::Partial(line)) = (&self.single, &verdict) {
-            self.progress.abandon();
-            return Err(single_error(&conn.peer, fate, line));
-        }
-        if let (Some(_), Verdict::Integrity(line)) = (&self.single, &verdict) {
-            self.progress.abandon();
-            return Err(exit::integrity(line.clone()));
-        }
+        let ledger = self.session.ledger();
         self.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
             path: self.cfg_dir(),
-            entries: self.next_id,
+            entries: self.session.entries(),
             files,
-            up_to_date: self.ledger.up_to_date,
-            not_landed: self.ledger.not_landed,
+            up_to_date: ledger.up_to_date,
+            not_landed: ledger.not_landed,
             bytes,
             elapsed: began.elapsed(),
             reconnects: 0,
@@ -304,7 +297,7 @@ impl Tree<'_> {
                 Ok(()) => Fate::Landed,
                 Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
             };
-            self.settle(&shown, "dir", fate);
+            self.settle(&shown, EntryKind::Dir, fate);
         }
     }
 

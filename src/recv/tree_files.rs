@@ -15,7 +15,7 @@ mod lander;
 mod landing;
 
 use super::incoming::Incoming;
-use super::session::{identity_of, lossy, Dest, Tree, Want};
+use super::session::{broke, identity_of, Dest, Tree, Want};
 use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
@@ -23,10 +23,8 @@ use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
-use crate::protocol::ledger::Fate;
-use crate::protocol::receiving::{self, Arrival, Ending};
-use crate::protocol::tree::{Begin, FileEnd};
-use crate::protocol::{self as proto, Outcome, Status, ToReceiver, ToSender};
+use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits};
+use crate::protocol::ToReceiver;
 use landing::{root_device, Batch, BATCH_FILES};
 
 /// Files this large keep their held record current while they arrive (as a
@@ -59,11 +57,10 @@ const RESERVE_MAX: u64 = 64 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
-/// The file whose data is arriving.
+/// The file whose data is arriving (the protocol's view of it, what fits
+/// and what came, is the session's).
 struct Current {
     want: Want,
-    /// The protocol's view of its data: what fits, what came.
-    arrival: Arrival,
     out: Out,
     /// SHA-256 of the data as it arrives: the file's while it comes in
     /// order from byte 0 (dropped when it does not, and the file hashed
@@ -181,45 +178,30 @@ impl<'t, 'a> Files<'t, 'a> {
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             let msg = ToReceiver::decode(&frame).with_context(|| conn.peer.clone())?;
-            self.tree
-                .phase
-                .take(&msg)
-                .map_err(|why| anyhow!("{}: unexpected {why}", conn.peer))?;
-            match msg {
-                ToReceiver::Begin(b) => self.begin(b)?,
-                ToReceiver::Data { offset, len } => self.data(conn, offset, len)?,
-                ToReceiver::FileEnd(end) => self.file_end(conn, end)?,
-                ToReceiver::End(_) => {
-                    if self.cur.is_some() {
-                        bail!("{}: the session ended in the middle of a file", conn.peer);
+            let event = self.tree.session.handle(msg, &mut self.tree.wants);
+            self.tree.show();
+            match event {
+                Ok(Event::Open(want)) => self.begin(want)?,
+                Ok(Event::Write(write)) => self.data(conn, write)?,
+                Ok(Event::Ended(ended)) => self.file_end(conn, ended)?,
+                Ok(Event::Finished) => return Ok(()),
+                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.name.as_deref())),
+                Ok(_) => {} // a keepalive (the phase took no other)
+                Err(v) => {
+                    // a file the session ended is over here too
+                    if self.tree.session.current().is_none() {
+                        self.cur = None;
                     }
-                    self.unsent();
-                    return Ok(());
+                    return Err(broke(&conn.peer, &v));
                 }
-                ToReceiver::Stop => return Err(stop_error(conn, self.tree.name.as_deref())),
-                _ => {} // a keepalive (the phase took no other)
             }
-            if self.tree.out.len() >= OUT_BATCH {
+            if self.tree.session.outbox_len() >= OUT_BATCH {
                 self.tree.flush(conn)?;
             }
         }
     }
 
-    fn begin(&mut self, begin: Begin) -> Result<()> {
-        if self.cur.is_some() {
-            bail!("a file began before the last one ended");
-        }
-        let (skipped, want) = receiving::begin(&mut self.tree.wants, begin.id, |w| w.id)
-            .map_err(|why| anyhow!(why))?;
-        for w in skipped {
-            let fate = Fate::Failed("the sender did not send it".into());
-            self.tree.settle(&lossy(w.path()), "file", fate);
-        }
-        // (a session of one file may land it under another name)
-        if want.path() != &begin.path[..] && !matches!(self.tree.dest, Dest::Named(_)) {
-            bail!("entry {} began under another path", begin.id);
-        }
-        let mut want = want;
+    fn begin(&mut self, mut want: Want) -> Result<()> {
         let out = match (&self.tree.dest, want.part.take()) {
             (Dest::Stream(..), _) => Out::Stream,
             (_, Some(part)) => Out::Part(part),
@@ -235,7 +217,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
         let checkpoint = match &out {
             // a file alone keeps its record current at any size, as it always has
-            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.tree.single.is_some() => {
+            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.tree.offer.single => {
                 Some(self.checkpointer(file, &want)?)
             }
             _ => None,
@@ -243,13 +225,6 @@ impl<'t, 'a> Files<'t, 'a> {
         want.recorded |= checkpoint.is_some();
         let hashed = verify && (!want.whole || want.held.total() == 0);
         self.tree.progress.file(&file_start(&want));
-        let ordered = matches!(out, Out::Stream);
-        let arrival = Arrival::new(
-            (want.id, want.size),
-            want.range,
-            want.held.clone(),
-            (want.stream, want.whole, ordered),
-        );
         let reserve = matches!(&out, Out::Part(file)
             if (want.size >= RESERVE_MIN || want.stream) && !crate::sys::in_memory(file));
         self.cur = Some(Current {
@@ -258,7 +233,6 @@ impl<'t, 'a> Files<'t, 'a> {
             hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
             pos: 0, // a part just opened stands at its start
             want,
-            arrival,
             out,
         });
         Ok(())
@@ -289,18 +263,19 @@ impl<'t, 'a> Files<'t, 'a> {
         Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
     }
 
-    fn data(&mut self, conn: &mut Conn, offset: u64, len: u64) -> Result<()> {
+    fn data(&mut self, conn: &mut Conn, write: Fits) -> Result<()> {
+        let Fits {
+            offset,
+            len,
+            end,
+            in_order,
+        } = write;
         let Some(cur) = self.cur.as_mut() else {
             bail!("{}: data outside a file", conn.peer);
         };
-        let admitted = cur
-            .arrival
-            .admit(offset, len, self.tree.cfg.max_size)
-            .map_err(|why| anyhow!("{}: {}: {why}", conn.peer, escape(cur.want.path())))?;
-        if !admitted.in_order && cur.want.whole {
+        if !in_order && cur.want.whole {
             cur.hasher = None; // out of order: hashed from disk at the end
         }
-        let end = admitted.end;
         cur.place(offset, len, end)
             .map_err(|e| local(&cur.want, e))?;
         // what already arrived with the frame (all of a small file's data)
@@ -318,7 +293,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let start = offset;
         let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
         self.bytes += early.len() as u64;
-        cur.arrival.arrived(start, offset);
+        self.tree.session.arrived(start, offset);
         if let Some(cp) = &cur.checkpoint {
             cp.add(start, offset);
         }
@@ -354,7 +329,7 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         self.bytes += bytes;
         self.spliced |= splice && bytes > 0;
-        cur.arrival.arrived(offset, offset + bytes);
+        self.tree.session.arrived(offset, offset + bytes);
         match got {
             Ok(r) if r.cut => Err(network(
                 conn,
@@ -366,10 +341,9 @@ impl<'t, 'a> Files<'t, 'a> {
             }) => Err(local(&cur.want, error)),
             Err(RecvError { error, .. }) => Err(network(conn, error.into())),
         }
-        .map(|()| debug_assert!(cur.arrival.next <= end))
     }
 
-    fn file_end(&mut self, conn: &mut Conn, end: FileEnd) -> Result<()> {
+    fn file_end(&mut self, conn: &mut Conn, ended: Ended) -> Result<()> {
         let Some(mut cur) = self.cur.take() else {
             bail!("{}: a file ended that never began", conn.peer);
         };
@@ -377,38 +351,29 @@ impl<'t, 'a> Files<'t, 'a> {
         // discarded or handed to the lander, or its last record could land
         // beside the file renamed into place (a stray .zcpart.held)
         drop(cur.checkpoint.take());
-        let shown = lossy(cur.want.path());
-        let ending = cur
-            .arrival
-            .end(&end)
-            .map_err(|why| anyhow!("{}: {why}", conn.peer))?;
         // a stream's size is known now
-        (cur.want.size, cur.want.range) = (cur.arrival.size, cur.arrival.range);
-        let have = match (ending, &cur.out) {
-            (Ending::SenderFailed(why), _) => {
-                // the padding the sender wrote is no data of the file
+        (cur.want.size, cur.want.range) = (ended.size, ended.range);
+        let have = match (ended.ending, &cur.out) {
+            (Ending::SenderFailed(_), _) => {
+                // settled; the padding the sender wrote is no data of the file
                 let _ = self.tree.root.discard_part(&cur.want.rel);
-                let fate = Fate::Failed(format!("the sender: {why}").into());
-                self.tree.settle(&shown, "file", fate);
                 return Ok(());
             }
             (_, Out::Dropped(why, told)) => {
-                let (why, told) = (why.clone(), *told);
-                return self.dropped(&cur.want, &why, told);
+                let (why, told) = (why.clone(), told.to_string());
+                return self.outcome(FileOutcome::Unwritable { why, told });
             }
-            (Ending::Incomplete, _) => {
-                let why = "incomplete: the sender ended the file early";
-                return self.result(&cur.want, Status::Failed, None, why);
-            }
+            (Ending::Incomplete, _) => return self.outcome(FileOutcome::Incomplete),
             (Ending::Complete { have }, _) => have,
         };
-        let ours = match self.digest(conn, &mut cur, end.sha256)? {
+        let theirs = (ended.sha256, ended.hashed_as_it_came);
+        let ours = match self.digest(conn, &mut cur, theirs)? {
             Ok(ours) => ours,
             Err(()) => {
                 if let Out::Part(_) = cur.out {
                     let _ = self.tree.root.discard_part(&cur.want.rel);
                 }
-                return self.result(&cur.want, Status::Mismatch, None, "SHA-256 mismatch");
+                return self.outcome(FileOutcome::Mismatch);
             }
         };
         match std::mem::replace(&mut cur.out, Out::Stream) {
@@ -419,9 +384,18 @@ impl<'t, 'a> Files<'t, 'a> {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
                 self.files += 1;
-                self.result(&cur.want, Status::Ok, ours, "")
+                let held = cur.want.size;
+                self.outcome(FileOutcome::Verified { sha256: ours, held })
             }
         }
+    }
+
+    /// How the file that ended went: the session answers the sender and
+    /// settles it.
+    pub(super) fn outcome(&mut self, outcome: FileOutcome) -> Result<()> {
+        self.tree.session.file_result(outcome);
+        self.tree.show();
+        Ok(())
     }
 
     /// Checks the file's SHA-256 against the sender's: `Ok(None)` when not
@@ -430,106 +404,24 @@ impl<'t, 'a> Files<'t, 'a> {
         &mut self,
         conn: &mut Conn,
         cur: &mut Current,
-        theirs: Option<Sha>,
+        (theirs, as_it_came): (Option<Sha>, bool),
     ) -> Result<std::result::Result<Option<Sha>, ()>> {
         if !(self.tree.offer.verify && self.tree.cfg.common.verify) {
             return Ok(Ok(None));
         }
         let size = cur.want.size;
         let ours: Sha = match (cur.hasher.take(), &cur.out) {
-            (Some(h), _) if cur.arrival.hashed_as_it_came() => h.finish(),
+            (Some(h), _) if as_it_came => h.finish(),
             // resumed, or out of order: the whole file, from disk
             (_, Out::Part(file)) => with_keepalive(conn, || hash::hash_range(file, 0, size))
                 .map_err(|e| local(&cur.want, e))?,
             _ => return Ok(Err(())),
         };
-        let wire = self
-            .tree
-            .key
-            .as_ref()
-            .map_or(ours, |k| k.keyed_digest(&ours));
-        Ok(if theirs == Some(wire) {
+        Ok(if self.tree.session.digest_matches(&ours, theirs) {
             Ok(Some(ours))
         } else {
             Err(())
         })
-    }
-
-    fn result(
-        &mut self,
-        want: &Want,
-        status: Status,
-        sha256: Option<Sha>,
-        message: &str,
-    ) -> Result<()> {
-        let held = if status == Status::Ok { want.size } else { 0 };
-        self.result_held(want, status, sha256, message, held)
-    }
-
-    /// FILE RESULT, saying how many bytes of the file are held.
-    fn result_held(
-        &mut self,
-        want: &Want,
-        status: Status,
-        sha256: Option<Sha>,
-        message: &str,
-        held: u64,
-    ) -> Result<()> {
-        self.file_result(want, status, sha256, message, held);
-        let shown = lossy(want.path());
-        let sha = sha256.map(|d| proto::hex(&d));
-        let fate = match status {
-            Status::Ok if held < want.size => Fate::Held(held),
-            Status::Ok => Fate::Landed,
-            Status::Mismatch => Fate::Mismatch,
-            _ => Fate::Failed(message.into()),
-        };
-        self.tree.settle_file(&shown, "file", want.size, sha, fate);
-        Ok(())
-    }
-
-    /// A failed FILE RESULT for a file that could not be written here:
-    /// the reason tells of what is in OUT, so a sender without the key
-    /// hears `told` instead.
-    fn dropped(&mut self, want: &Want, why: &str, told: &str) -> Result<()> {
-        let heard = if self.tree.keyed { why } else { told };
-        self.file_result(want, Status::Failed, None, heard, 0);
-        let fate = Fate::Failed(why.into());
-        self.tree
-            .settle_hiding(&lossy(want.path()), "file", fate, heard);
-        Ok(())
-    }
-
-    /// The FILE RESULT frame (MAC'd with a key), queued for the sender.
-    fn file_result(
-        &mut self,
-        want: &Want,
-        status: Status,
-        sha256: Option<Sha>,
-        message: &str,
-        held: u64,
-    ) {
-        let mac = self
-            .tree
-            .key
-            .as_ref()
-            .map(|k| k.file_result_mac(want.id, status as u8, held));
-        let outcome = Outcome {
-            status,
-            sha256,
-            held,
-            message: message.into(),
-            mac,
-        };
-        ToSender::FileResult(want.id, outcome).append_to(&mut self.tree.out);
-    }
-
-    /// Entries asked for that never came.
-    fn unsent(&mut self) {
-        while let Some(w) = self.tree.wants.pop_front() {
-            let fate = Fate::Failed("the sender did not send it".into());
-            self.tree.settle(&lossy(w.path()), "file", fate);
-        }
     }
 
     /// What a failed data phase says: the sender's Ctrl-C is answered with
@@ -541,7 +433,7 @@ impl<'t, 'a> Files<'t, 'a> {
         err: anyhow::Error,
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
-        let single = self.tree.single.is_some();
+        let single = self.tree.offer.single;
         let kept_line = match (&kept, self.partial.take()) {
             // a file alone: where its part is, and how much it holds
             (None, Some(partial)) if single => partial,
@@ -555,13 +447,8 @@ impl<'t, 'a> Files<'t, 'a> {
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {
                 // a file alone tells the sender the bytes held, a tree its entries
-                let held = match single {
-                    true => self.held_bytes,
-                    false => self.tree.ledger.accounted(),
-                };
-                let _ = self
-                    .tree
-                    .answer_held(conn, Status::Stopped, "stopped", held);
+                self.tree.session.stopped(self.held_bytes);
+                let _ = self.tree.flush(conn);
             }
             let what = match crate::interrupt::requested() {
                 true => "interrupted".to_string(),
@@ -571,9 +458,7 @@ impl<'t, 'a> Files<'t, 'a> {
         }
         if exit::tag_of(&err).is_none() {
             // this side failed (a disk, a bad frame): the sender hears why
-            let _ = self
-                .tree
-                .answer(conn, Status::Failed, &exit::message_of(&err));
+            let _ = self.tree.fail(conn, &exit::message_of(&err));
             super::peer::linger(conn);
             return err.context(kept_line);
         }

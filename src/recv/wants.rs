@@ -12,7 +12,7 @@ use std::mem::size_of;
 use super::session::Want;
 use super::sink::RelPath;
 use crate::held::Ranges;
-use crate::protocol::receiving::Asked;
+use crate::protocol::receiver::Asked;
 
 /// A top-level file: no parent directory.
 const TOP: u32 = u32::MAX;

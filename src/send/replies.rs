@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::peer::lost;
-use super::tree::{lossy, Run};
+use super::tree::Run;
 use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
@@ -19,6 +19,7 @@ use crate::peer_text::escape;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
 use crate::protocol::sender::{Event, Violation};
+use crate::protocol::tree::lossy;
 use crate::protocol::{self as proto, BlockHash, ToSender};
 
 /// Bad held blocks warned about one by one; the rest are counted.

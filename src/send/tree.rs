@@ -27,7 +27,7 @@ use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::Fate;
 use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
+use crate::protocol::tree::{lossy, Entry, EntryKind, TreeOffer};
 use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
@@ -380,9 +380,4 @@ fn stream_entry(name: &str) -> Entry {
         range: None,
         stream: true,
     }
-}
-
-/// A wire path as text: lossy UTF-8 (escaped where it is printed).
-pub(super) fn lossy(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::digests::{Claim, FileId, Lookup, Wait};
 use super::peer::lost;
-use super::tree::{lossy, Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
+use super::tree::{Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
 use crate::copy::{self, Sent};
@@ -19,6 +19,7 @@ use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
 use crate::protocol as proto;
 use crate::protocol::sender::ToSend;
+use crate::protocol::tree::lossy;
 use crate::protocol::tree::Entry;
 
 impl Run<'_> {

@@ -1,26 +1,10 @@
 //! What passes between the sender's machine and its driver: the events it
-//! returns, the rules a receiver can break, what to send of a file, and the
-//! key it checks MACs with.
+//! returns, the rules a receiver can break, and what to send of a file.
 
 use super::Broken;
-use crate::peer_text::PeerText;
 use crate::protocol::ledger::Fate;
 use crate::protocol::BlockHash;
-
-/// What a pre-shared key adds to a session: MACs over the receiver's
-/// answers and a keyed digest in FILE END. `auth::Session` is the real one.
-pub trait Keyed {
-    /// A whole-file digest as it goes on the wire.
-    fn keyed_digest(&self, digest: &[u8; 32]) -> [u8; 32];
-    /// The MAC over the receiver's RESULT.
-    fn result_mac(&self, status: u8, held: u64) -> [u8; 32];
-    /// The MAC over one entry's FILE RESULT.
-    fn file_result_mac(&self, id: u64, status: u8, held: u64) -> [u8; 32];
-    /// Constant-time check of a RESULT's MAC.
-    fn check_result(&self, status: u8, held: u64, mac: &[u8]) -> bool;
-    /// Constant-time check of a FILE RESULT's MAC.
-    fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool;
-}
+use crate::protocol::PeerText;
 
 /// A frame from the receiver that breaks the session's rules: the session
 /// ends with this line (a forged MAC with the integrity exit code).

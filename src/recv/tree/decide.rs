@@ -9,8 +9,9 @@ use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Ranges, Record};
 use crate::protocol::ledger::Fate;
+use crate::protocol::receiver::Refusal;
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, RefuseCode, ToSender, BLOCK};
+use crate::protocol::{self as proto, BlockHash, RefuseCode, BLOCK};
 use crate::recv::session::{identity, lossy, Dest, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
@@ -25,45 +26,6 @@ pub(in crate::recv) const UNWRITABLE_TOLD: &str = "cannot be written on the rece
 /// ... instead of where the receiver writes (its path names a user).
 pub(in crate::recv) const BUSY_TOLD: &str = "is being received by another transfer";
 
-/// Why an entry is refused: its code, what this side's user reads, and,
-/// when that tells of what is in OUT, the less a sender without the key
-/// hears instead.
-pub(super) struct Refusal {
-    pub code: RefuseCode,
-    pub why: String,
-    pub told: Option<String>,
-}
-
-impl Refusal {
-    /// A refusal that tells of what is in OUT.
-    fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            why: why.into(),
-            told: Some(told.into()),
-        }
-    }
-
-    /// The reason the sender hears: all of it with the key (an
-    /// authenticated peer may know what it writes over), less without.
-    pub(super) fn to_peer(&self, keyed: bool) -> &str {
-        match (keyed, &self.told) {
-            (false, Some(told)) => told,
-            _ => &self.why,
-        }
-    }
-}
-
-impl From<(RefuseCode, String)> for Refusal {
-    fn from((code, why): (RefuseCode, String)) -> Refusal {
-        Refusal {
-            code,
-            why,
-            told: None,
-        }
-    }
-}
-
 impl Tree<'_> {
     /// What to do with one entry, or why not.
     pub(super) fn decide(&mut self, entry: Entry) -> Result<Action, Refusal> {
@@ -73,7 +35,7 @@ impl Tree<'_> {
         if entry.kind == EntryKind::File {
             self.within_max_size(&entry)?;
         }
-        if self.single.is_some() {
+        if self.offer.single {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()).into());
             }
@@ -108,7 +70,7 @@ impl Tree<'_> {
                     match made {
                         // a directory that was here keeps its mode and
                         // times: they are not the sender's to set
-                        Made::Existing => self.settle(&shown, "dir", Fate::Landed),
+                        Made::Existing => self.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
                             let mode = self.landed_mode(entry.mode);
                             self.dirs.push((rel, shown, mode, entry.mtime_ns));
@@ -128,7 +90,7 @@ impl Tree<'_> {
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
             // a stream's size is known only at its end: one alone, or none
-            EntryKind::File if entry.stream && self.single.is_none() => Err((
+            EntryKind::File if entry.stream && !self.offer.single => Err((
                 RefuseCode::BadOffer,
                 "a stream in a tree (only a file alone may be a stream)".to_string(),
             )
@@ -244,9 +206,9 @@ impl Tree<'_> {
         let held = self.held_for(&rel, &entry, record);
         // a file alone learns now, before any data, that it cannot be
         // written, and holds its part (locked) from here on
-        let part = match self.single {
-            Some(_) => Some(self.open_alone(&rel, held.total() == 0)?),
-            None => None,
+        let part = match self.offer.single {
+            true => Some(self.open_alone(&rel, held.total() == 0)?),
+            false => None,
         };
         let (start, end) = entry.offered();
         let missing: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
@@ -382,8 +344,7 @@ impl Tree<'_> {
             });
             let last = i + 1 == cuts.len();
             if blocks.len() == HASHES_PER_FRAME || last {
-                ToSender::FileHashes(id, std::mem::take(&mut blocks), last)
-                    .append_to(&mut self.out);
+                self.session.hashes(id, std::mem::take(&mut blocks), last);
                 // out at once: the sender checks these while the next are hashed
                 self.flush(conn)?;
             }
@@ -421,17 +382,6 @@ fn unreadable(e: std::io::Error) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
-        let why = "exists with 411 bytes, not 1 (the receiver can replace it with --force)";
-        let r = Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD);
-        assert_eq!(r.to_peer(false), EXISTS_TOLD);
-        assert_eq!(r.to_peer(true), why);
-        // what tells nothing of OUT (a bad name, a limit) is said whole
-        let r = Refusal::from((RefuseCode::BadName, "'..' is not a name".to_string()));
-        assert_eq!(r.to_peer(false), "'..' is not a name");
-    }
 
     #[test]
     fn the_extent_of_a_file_is_its_size_or_the_end_of_its_range() {

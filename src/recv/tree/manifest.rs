@@ -5,14 +5,14 @@
 
 use std::io::{BufReader, Write};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::conn::Conn;
 use crate::exit;
-use crate::protocol::ledger::Fate;
-use crate::protocol::tree::{Action, Entry, EntryKind, Manifest, Reply};
-use crate::protocol::{self as proto, RefuseCode, ToReceiver, ToSender};
-use crate::recv::session::{lossy, Tree};
+use crate::protocol::receiver::{Event, Violation};
+use crate::protocol::tree::{Entry, EntryKind};
+use crate::protocol::{self as proto, RefuseCode, ToReceiver};
+use crate::recv::session::{broke, lossy, Tree};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
@@ -38,7 +38,7 @@ impl Tree<'_> {
     pub(super) fn manifest(&mut self, conn: &mut Conn) -> Result<()> {
         let peer = conn.peer.clone();
         let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
-        let manifest = loop {
+        loop {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted while reading the manifest"));
             }
@@ -52,63 +52,51 @@ impl Tree<'_> {
                 }
             })?;
             let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
-            self.phase
-                .take(&msg)
-                .map_err(|why| anyhow!("{peer}: unexpected {why}"))?;
-            match msg {
-                ToReceiver::Entry(entry) => self.admit(entry, reader.get_mut())?,
-                ToReceiver::Manifest(m) => break m,
-                ToReceiver::Stop => {
-                    return Err(exit::interrupted(format!(
-                        "{peer} stopped before sending any data"
-                    )))
-                }
-                _ => {} // a keepalive (the phase took no other)
+            match self.session.handle(msg, &mut self.wants) {
+                Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
+                Ok(Event::Manifest { .. }) => break,
+                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(_) => {} // a keepalive (the phase took no other)
+                Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
-            if self.out.len() >= BATCH {
-                let out = std::mem::take(&mut self.out);
+            if self.session.outbox_len() >= BATCH {
+                let out = self.session.take_outbox();
                 reader
                     .get_mut()
                     .write_all(&out)
                     .context("connection lost")?;
             }
-        };
+        }
         // The sender waits for GO: what it sent behind the MANIFEST can only
         // be a KEEPALIVE (it checks held blocks) or a STOP (Ctrl-C meanwhile)
         while !reader.buffer().is_empty() {
-            match proto::read_frame(&mut reader)?.kind {
-                proto::kind::KEEPALIVE => {}
-                proto::kind::STOP => {
-                    return Err(exit::interrupted(format!(
-                        "{peer} stopped before sending any data"
-                    )))
-                }
-                _ => {
+            let frame = proto::read_frame(&mut reader)?;
+            let taken = ToReceiver::decode(&frame)
+                .map_err(|_| Violation::DataBeforeGo)
+                .and_then(|msg| self.session.handle(msg, &mut self.wants));
+            match taken {
+                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(_) => {}
+                Err(v) => {
                     // the replies (a refusal's reason) still go out, then the session ends
-                    let out = std::mem::take(&mut self.out);
+                    let out = self.session.take_outbox();
                     let _ = reader.get_mut().write_all(&out);
-                    bail!("{peer}: data before GO");
+                    return Err(broke(&peer, &v));
                 }
             }
         }
         drop(reader);
-        self.check_manifest(&manifest, &peer)?;
-        self.unread = manifest.failed;
         if self.offer.streamed {
-            self.progress.totals(self.next_id, self.offered);
+            self.progress.totals(self.session.entries(), self.offered);
         }
         match self.space_refusal() {
             Some(why) => {
-                let answer = proto::Answer::Refuse {
-                    code: RefuseCode::NoSpace,
-                    reason: why.as_str().into(),
-                };
-                ToSender::Answer(answer).append_to(&mut self.out);
+                let _ = self.session.refuse(RefuseCode::NoSpace, why.clone());
                 self.flush(conn)?;
                 Err(exit::refused(format!("refused what {peer} offered: {why}")))
             }
             None => {
-                ToSender::Go.append_to(&mut self.out);
+                self.session.go();
                 self.flush(conn)
             }
         }
@@ -116,46 +104,25 @@ impl Tree<'_> {
 
     /// Checks one entry and answers it.
     fn admit(&mut self, entry: Entry, conn: &mut Conn) -> Result<()> {
-        if entry.id != self.next_id {
-            bail!("entry {} arrived where {} was due", entry.id, self.next_id);
-        }
-        if !self.offer.streamed && self.next_id >= self.offer.entries {
-            bail!("more entries than the {} announced", self.offer.entries);
-        }
-        if self.offer.streamed && self.next_id >= self.cfg.max_files {
-            let why = format!(
-                "the tree has over {} entries (--max-files)",
-                self.cfg.max_files
-            );
-            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
-        }
-        self.next_id += 1;
         let id = entry.id;
         let shown = lossy(&entry.path);
         self.kept += kept_for(&entry);
-        let action = match self.decide(entry) {
-            Ok(action) => action,
+        let answer = match self.decide(entry) {
             // a tree counted as it comes is refused whole when it grows
             // past --max-size, as one counted first would have been
             Err(r) if r.code == RefuseCode::TooLarge && self.offer.streamed => {
                 return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
             }
-            Err(r) => {
-                let reason = r.to_peer(self.keyed).to_string();
-                self.settle_hiding(&shown, "entry", Fate::Refused(r.why.into()), &reason);
-                Action::Refuse {
-                    code: r.code,
-                    reason: reason.into(),
-                }
-            }
+            answer => answer,
         };
-        if action == Action::Skip {
-            self.settle(&shown, "file", Fate::UpToDate);
-        }
-        ToSender::Reply(Reply { id, action }).append_to(&mut self.out);
+        self.session.decided(id, &shown, answer);
+        self.show();
         let memory = self.memory();
         if !self.budget.resize(memory) {
-            let (limit, n) = (human_bytes(self.cfg.max_memory.limit()), self.next_id);
+            let (limit, n) = (
+                human_bytes(self.cfg.max_memory.limit()),
+                self.session.entries(),
+            );
             let why = match memory > self.cfg.max_memory.limit() {
                 true => format!(
                     "the manifest needs more than --max-memory {limit} of the receiver's memory \
@@ -177,23 +144,32 @@ impl Tree<'_> {
         Ok(())
     }
 
+    /// A rule the sender broke in the manifest; a refusal of the session
+    /// (its ANSWER queued) is said.
+    fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
+        match v {
+            Violation::Refused(_, why) => self.refused(conn, why),
+            v => broke(&conn.peer, &v),
+        }
+    }
+
     /// Refuses the whole session in the middle of its manifest: the
     /// answers so far, then the refusal, which the sender reads as it
     /// writes the next entries.
     fn refuse_session(&mut self, conn: &mut Conn, code: RefuseCode, why: String) -> anyhow::Error {
-        // nothing of a refused tree stays: the directories it made are
-        // still empty (data comes only after GO); gone, deepest first,
-        // before the sender hears of it
+        let _ = self.session.refuse(code, why.clone());
+        self.refused(conn, why)
+    }
+
+    /// The session refused, its ANSWER queued: nothing of the tree stays.
+    fn refused(&mut self, conn: &mut Conn, why: String) -> anyhow::Error {
+        // the directories it made are still empty (data comes only after
+        // GO); gone, deepest first, before the sender hears of it
         let mut made: Vec<_> = self.fresh.drain().collect();
         made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
         for rel in made {
             let _ = self.root.remove_empty_dir(&rel);
         }
-        let answer = proto::Answer::Refuse {
-            code,
-            reason: why.as_str().into(),
-        };
-        ToSender::Answer(answer).append_to(&mut self.out);
         let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
@@ -206,21 +182,10 @@ impl Tree<'_> {
         self.wants.memory() + self.seen.memory() + self.kept
     }
 
-    fn check_manifest(&self, manifest: &Manifest, peer: &str) -> Result<()> {
-        if manifest.entries != self.next_id {
-            bail!(
-                "{peer}: the manifest says {} entries, {} came",
-                manifest.entries,
-                self.next_id
-            );
-        }
-        Ok(())
-    }
-
     fn space_refusal(&self) -> Option<String> {
         let free = self.root.free_space().ok()?;
-        let what = match (&self.name, &self.single) {
-            (Some(name), Some(_)) => crate::peer_text::escape(name.as_bytes()),
+        let what = match (&self.name, self.offer.single) {
+            (Some(name), true) => crate::peer_text::escape(name.as_bytes()),
             _ => "the tree".into(),
         };
         (self.needed > free).then(|| {
@@ -231,4 +196,9 @@ impl Tree<'_> {
             )
         })
     }
+}
+
+/// The sender's STOP before GO.
+fn stopped_early(peer: &str) -> anyhow::Error {
+    exit::interrupted(format!("{peer} stopped before sending any data"))
 }

@@ -14,8 +14,7 @@ use crate::conn::Conn;
 use crate::hash::Sha;
 use crate::held::{Ranges, Record};
 use crate::peer_text::escape;
-use crate::protocol::ledger::Fate;
-use crate::protocol::Status;
+use crate::protocol::receiver::FileOutcome;
 use crate::recv::session::{identity_of, lossy, Want};
 use crate::recv::tree::decide::UNWRITABLE_TOLD;
 
@@ -65,7 +64,10 @@ impl Files<'_, '_> {
         });
         self.batch.bytes += want.size;
         self.files += 1;
-        self.result(want, Status::Ok, ours, "")?;
+        self.outcome(FileOutcome::Verified {
+            sha256: ours,
+            held: want.size,
+        })?;
         self.hand_batch(conn, false)
     }
 
@@ -89,7 +91,10 @@ impl Files<'_, '_> {
             .write_record(&cur.want.rel, &record.encode())
             .map_err(|e| local(&cur.want, e))?;
         let _ = self.tree.root.sync_parent(&cur.want.rel);
-        self.result_held(&cur.want, Status::Ok, ours, "", have.total())
+        self.outcome(FileOutcome::Verified {
+            sha256: ours,
+            held: have.total(),
+        })
     }
 
     /// Hands the batch to the lander when it is due and the lander free
@@ -143,13 +148,10 @@ impl Files<'_, '_> {
         let (failed, flush) = landed.context("flushing the output")?;
         self.batch.flush = flush;
         for (rel, why) in failed {
-            // counted when it was verified
-            self.tree.ledger.landed -= 1;
-            self.tree.told.landed -= 1;
-            let fate = Fate::Failed(why.into());
-            self.tree
-                .settle_hiding(&lossy(rel.bytes()), "file", fate, UNWRITABLE_TOLD);
+            let shown = lossy(rel.bytes());
+            self.tree.session.unlanded(&shown, why, UNWRITABLE_TOLD);
         }
+        self.tree.show();
         Ok(())
     }
 
@@ -161,18 +163,19 @@ impl Files<'_, '_> {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
                 let mut held = cur.want.held.clone();
-                for &(a, b) in cur.arrival.got.pairs() {
+                let got = self.tree.session.current().map(|a| a.got.pairs());
+                for &(a, b) in got.unwrap_or_default() {
                     held.insert(a, b);
                 }
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
                 self.held_bytes = held.total();
-                self.partial = Some(match self.tree.single {
-                    Some(_) => format!(
+                self.partial = Some(match self.tree.offer.single {
+                    true => format!(
                         "kept {}.zcpart ({} bytes held)",
                         cur.want.rel.display_in(self.tree.root.path()),
                         held.total()
                     ),
-                    None => format!(
+                    false => format!(
                         "{} of {} held in {}.zcpart",
                         crate::units::human_bytes(held.total()),
                         escape(cur.want.path()),

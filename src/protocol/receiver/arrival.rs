@@ -1,10 +1,11 @@
-//! The receiver's rules for the data of the files it asked for, without
-//! I/O: which BEGIN may come, which DATA fits, and what FILE END decides.
+//! The receiver's rules for the data of one file, without I/O: which DATA
+//! fits, and what FILE END decides.
 //!
-//! `recv::tree_files` keeps one [`Arrival`] for the file under way and
-//! feeds it the sender's frames; a frame that breaks the rules is an error
-//! naming why (the session then ends), a file that did not arrive whole is
-//! an [`Ending`] for that file alone.
+//! The [`Session`](super::Session) keeps one [`Arrival`] for the file under
+//! way and feeds it the sender's frames; a frame that breaks the rules is
+//! an error naming why (a [`Violation`](super::Violation) then ends the
+//! session), a file that did not arrive whole is an [`Ending`] for that
+//! file alone.
 
 use std::collections::VecDeque;
 
@@ -26,30 +27,6 @@ impl<T> Asked<T> for VecDeque<T> {
     fn push_front(&mut self, item: T) {
         VecDeque::push_front(self, item)
     }
-}
-
-/// BEGIN for entry `id`: the files asked for before it in `asked` were
-/// skipped by the sender (returned first, to be settled as not sent), then
-/// the one beginning. An id that was not asked for, or came already, is an
-/// error.
-pub fn begin<T>(
-    asked: &mut impl Asked<T>,
-    id: u64,
-    id_of: impl Fn(&T) -> u64,
-) -> Result<(Vec<T>, T), String> {
-    let mut skipped = Vec::new();
-    while let Some(next) = asked.pop_front() {
-        match id_of(&next) {
-            at if at == id => return Ok((skipped, next)),
-            at if at < id => skipped.push(next),
-            _ => {
-                asked.push_front(next);
-                break;
-            }
-        }
-    }
-    // what was popped stays popped: the session ends with this error
-    Err(format!("data for entry {id}, which was not asked for"))
 }
 
 /// One file's data as it arrives.
@@ -97,7 +74,7 @@ pub enum Ending {
 }
 
 impl Arrival {
-    pub fn new(
+    pub(super) fn new(
         (id, size): (u64, u64),
         range: (u64, u64),
         held: Ranges,
@@ -118,7 +95,12 @@ impl Arrival {
 
     /// Checks one DATA frame against what was offered and what came
     /// before. `max_size` bounds a stream without a cap.
-    pub fn admit(&self, offset: u64, len: u64, max_size: Option<u64>) -> Result<Admitted, String> {
+    pub(super) fn admit(
+        &self,
+        offset: u64,
+        len: u64,
+        max_size: Option<u64>,
+    ) -> Result<Admitted, String> {
         let limit = match (self.stream, self.range) {
             // a stream's size is known at its end: its cap, or --max-size
             (true, (_, 0)) => max_size.unwrap_or(u64::MAX),
@@ -148,7 +130,7 @@ impl Arrival {
     }
 
     /// Bytes `[from, to)` were written.
-    pub fn arrived(&mut self, from: u64, to: u64) {
+    pub(super) fn arrived(&mut self, from: u64, to: u64) {
         self.got.insert(from, to);
         self.next = to;
     }
@@ -161,7 +143,7 @@ impl Arrival {
     }
 
     /// The sender's FILE END for this file.
-    pub fn end(&mut self, end: &FileEnd) -> Result<Ending, String> {
+    pub(super) fn end(&mut self, end: &FileEnd) -> Result<Ending, String> {
         if end.id != self.id {
             return Err(format!("entry {} ended inside entry {}", end.id, self.id));
         }
@@ -211,20 +193,6 @@ mod tests {
             sha256: None,
             failed: failed.map(PeerText::from),
         }
-    }
-
-    #[test]
-    fn begin_takes_the_asked_in_order_and_names_the_skipped() {
-        let mut asked: VecDeque<u64> = [1, 3, 5, 8].into();
-        assert_eq!(begin(&mut asked, 3, |&i| i), Ok((vec![1], 3)));
-        assert_eq!(begin(&mut asked, 8, |&i| i), Ok((vec![5], 8)));
-        assert!(begin(&mut asked, 8, |&i| i).is_err(), "once only");
-        let mut asked: VecDeque<u64> = [4, 9].into();
-        assert!(begin(&mut asked, 6, |&i| i).is_err(), "never asked for");
-        assert!(
-            begin(&mut asked, 2, |&i| i).is_err(),
-            "before the first asked"
-        );
     }
 
     #[test]

@@ -1,0 +1,515 @@
+//! The receiver's side of a tree session as a state machine without I/O:
+//! what the sender may send in each phase, which entry ids and how many,
+//! which BEGIN, DATA and FILE END are legal (through each file's
+//! [`Arrival`]), what settles an entry, the two ledgers and the verdict,
+//! and the frames this side answers with, queued in an outbox.
+//!
+//! The driver (`recv::tree`, `recv::tree_files`) reads frames, hands each
+//! to [`Session::handle`] and acts on the [`Event`] it gets: it looks at the
+//! disk for a `Decide`, opens a part for an `Open`, writes a `Write`'s bytes,
+//! verifies an `Ended` file and says how it went. Everything it says back
+//! ([`Session::decided`], [`Session::go`], [`Session::file_result`], ...)
+//! queues frames in the outbox, which it writes as it sees fit.
+
+use super::ledger::{Fate, Ledger, Verdict};
+use super::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
+use super::{Answer, BlockHash, Keyed, Outcome, RefuseCode, Status, ToReceiver, ToSender};
+
+mod arrival;
+mod said;
+pub use arrival::{Admitted, Arrival, Asked, Ending};
+pub use said::{Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
+
+/// A SHA-256 digest.
+pub type Sha = [u8; 32];
+
+#[cfg(test)]
+mod tests;
+
+/// A file the receiver asked for, as the driver keeps it (compactly: a
+/// million may wait through a manifest), seen by the machine when its data
+/// begins.
+pub trait Wanted {
+    fn id(&self) -> u64;
+    fn path(&self) -> &[u8];
+    /// What its data may be: (size, range offered, held, stream, whole).
+    fn shape(&self) -> (u64, (u64, u64), crate::protocol::Ranges, bool, bool);
+}
+
+/// The session's settings, from the OFFER and the receiver's limits.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub offer: TreeOffer,
+    pub max_files: u64,
+    /// Bounds a stream without a cap.
+    pub max_size: Option<u64>,
+    /// The data must come in order (the one file goes to a stream).
+    pub ordered: bool,
+    /// The one file lands under another name (`-o FILE`): its BEGIN may
+    /// name the sender's path.
+    pub renamed: bool,
+    /// The sender proved the key (a sealed connection, or keyed digests):
+    /// it may hear all of a reason.
+    pub keyed: bool,
+}
+
+/// Where the session stands, as the sender's messages and this side's
+/// answers move it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// Entries come, then MANIFEST.
+    #[default]
+    Manifest,
+    /// MANIFEST came: this side checks the space, then says GO or refuses.
+    Deciding,
+    /// Each wanted file's BEGIN, DATA and FILE END, then END.
+    Data,
+    /// END or STOP came, or the session was refused: nothing follows.
+    Ended,
+}
+
+/// The file whose data is arriving, or whose end awaits its outcome.
+struct Current {
+    arrival: Arrival,
+    path: Vec<u8>,
+}
+
+/// The receiver's session.
+pub struct Session {
+    setup: Setup,
+    key: Option<Box<dyn Keyed>>,
+    phase: Phase,
+    next_id: u64,
+    unread: u64,
+    ledger: Ledger,
+    /// The same fates as the sender hears them, for its RESULT: without
+    /// the key, a reason that tells of what is in OUT is replaced by less.
+    told: Ledger,
+    /// A session of one file: its fate, once known.
+    single: Option<Fate>,
+    cur: Option<Current>,
+    /// A file ended, its outcome not yet given: (id, path, size).
+    ending: Option<(u64, Vec<u8>, u64)>,
+    out: Vec<u8>,
+    settled: Vec<Settled>,
+}
+
+impl Session {
+    pub fn new(setup: Setup, key: Option<Box<dyn Keyed>>) -> Session {
+        Session {
+            single: setup.offer.single.then_some(Fate::Landed),
+            setup,
+            key,
+            phase: Phase::Manifest,
+            next_id: 0,
+            unread: 0,
+            ledger: Ledger::default(),
+            told: Ledger::default(),
+            cur: None,
+            ending: None,
+            out: Vec::new(),
+            settled: Vec::new(),
+        }
+    }
+
+    /// Takes one message from the sender. `asked` holds the files this side
+    /// asked for, oldest first (a BEGIN takes its own, an END the rest).
+    pub fn handle<T: Wanted>(
+        &mut self,
+        msg: ToReceiver,
+        asked: &mut impl Asked<T>,
+    ) -> Result<Event<T>, Violation> {
+        self.take(&msg)?;
+        Ok(match msg {
+            ToReceiver::Entry(entry) => self.entry(entry)?,
+            ToReceiver::Manifest(m) => {
+                if m.entries != self.next_id {
+                    let (said, came) = (m.entries, self.next_id);
+                    return Err(Violation::ManifestCount { said, came });
+                }
+                self.unread = m.failed;
+                Event::Manifest { unread: m.failed }
+            }
+            ToReceiver::Begin(begin) => Event::Open(self.begin(begin.id, &begin.path, asked)?),
+            ToReceiver::Data { offset, len } => Event::Write(self.data(offset, len)?),
+            ToReceiver::FileEnd(end) => Event::Ended(self.file_end(&end)?),
+            ToReceiver::End(_) => {
+                if self.cur.is_some() {
+                    return Err(Violation::EndInFile);
+                }
+                while let Some(w) = asked.pop_front() {
+                    self.not_sent(&w);
+                }
+                Event::Finished
+            }
+            ToReceiver::Stop => Event::Stopped,
+            ToReceiver::Keepalive | ToReceiver::Proof(_) => Event::Nothing,
+        })
+    }
+
+    /// Moves the phase on, or says why the message does not belong here.
+    fn take(&mut self, msg: &ToReceiver) -> Result<(), Violation> {
+        use Phase as P;
+        use ToReceiver as M;
+        let unexpected = |why: String| Err(Violation::Unexpected(why));
+        self.phase = match (self.phase, msg) {
+            (P::Ended, m) => return unexpected(format!("{} after the session ended", m.name())),
+            (_, M::Keepalive) => self.phase,
+            (_, M::Stop) => P::Ended,
+            (P::Manifest, M::Entry(_)) => P::Manifest,
+            (P::Manifest, M::Manifest(_)) => P::Deciding,
+            (P::Deciding, _) => return Err(Violation::DataBeforeGo),
+            (P::Data, M::Begin(_) | M::Data { .. } | M::FileEnd(_)) => P::Data,
+            (P::Data, M::End(_)) => P::Ended,
+            (P::Manifest, m) => return unexpected(format!("{} in the manifest", m.name())),
+            (P::Data, m) => return unexpected(format!("{} during the data", m.name())),
+        };
+        Ok(())
+    }
+
+    fn entry<T>(&mut self, entry: Entry) -> Result<Event<T>, Violation> {
+        let offer = &self.setup.offer;
+        if entry.id != self.next_id {
+            let (id, due) = (entry.id, self.next_id);
+            return Err(Violation::EntryOutOfOrder { id, due });
+        }
+        if !offer.streamed && self.next_id >= offer.entries {
+            return Err(Violation::MoreThanAnnounced(offer.entries));
+        }
+        if offer.streamed && self.next_id >= self.setup.max_files {
+            let why = format!(
+                "the tree has over {} entries (--max-files)",
+                self.setup.max_files
+            );
+            return Err(self.refuse(RefuseCode::TooLarge, why));
+        }
+        self.next_id += 1;
+        Ok(Event::Decide(entry))
+    }
+
+    /// This side's answer to entry `id` (shown as `path`): the REPLY, and
+    /// the entry settled when it is up to date or refused.
+    pub fn decided(&mut self, id: u64, path: &str, answer: Result<Action, Refusal>) {
+        let action = match answer {
+            Ok(action) => action,
+            Err(r) => {
+                let reason = r.to_peer(self.setup.keyed).to_string();
+                let fate = Fate::Refused(r.why.into());
+                self.settle_hiding(path, Shown::Entry, fate, &reason);
+                Action::Refuse {
+                    code: r.code,
+                    reason: reason.into(),
+                }
+            }
+        };
+        if action == Action::Skip {
+            self.settle(path, Shown::Kind(EntryKind::File), Fate::UpToDate);
+        }
+        ToSender::Reply(Reply { id, action }).append_to(&mut self.out);
+    }
+
+    /// A FILE HASHES frame of a held part's blocks, for the sender to check.
+    pub fn hashes(&mut self, id: u64, blocks: Vec<BlockHash>, last: bool) {
+        ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
+    }
+
+    /// Refuses the whole session (the ANSWER is queued); returns the
+    /// violation that ends it.
+    pub fn refuse(&mut self, code: RefuseCode, why: String) -> Violation {
+        let answer = Answer::Refuse {
+            code,
+            reason: why.as_str().into(),
+        };
+        ToSender::Answer(answer).append_to(&mut self.out);
+        self.phase = Phase::Ended;
+        Violation::Refused(code, why)
+    }
+
+    /// GO: the space is there; the data may come.
+    pub fn go(&mut self) {
+        debug_assert_eq!(self.phase, Phase::Deciding);
+        ToSender::Go.append_to(&mut self.out);
+        self.phase = Phase::Data;
+    }
+
+    fn begin<T: Wanted>(
+        &mut self,
+        id: u64,
+        path: &[u8],
+        asked: &mut impl Asked<T>,
+    ) -> Result<T, Violation> {
+        if self.cur.is_some() || self.ending.is_some() {
+            return Err(Violation::BeganInside);
+        }
+        let mut skipped = Vec::new();
+        let want = loop {
+            match asked.pop_front() {
+                Some(next) if next.id() == id => break next,
+                Some(next) if next.id() < id => skipped.push(next),
+                Some(next) => {
+                    asked.push_front(next);
+                    return Err(Violation::NotAskedFor(id));
+                }
+                // what was popped stays popped: the session ends here
+                None => return Err(Violation::NotAskedFor(id)),
+            }
+        };
+        for w in &skipped {
+            self.not_sent(w);
+        }
+        // (a session of one file may land it under another name)
+        if want.path() != path && !self.setup.renamed {
+            return Err(Violation::OtherPath(id));
+        }
+        let (size, range, held, stream, whole) = want.shape();
+        let arrival = Arrival::new((id, size), range, held, (stream, whole, self.setup.ordered));
+        let path = want.path().to_vec();
+        self.cur = Some(Current { arrival, path });
+        Ok(want)
+    }
+
+    fn data(&mut self, offset: u64, len: u64) -> Result<Fits, Violation> {
+        let cur = self.cur.as_ref().ok_or(Violation::DataOutside)?;
+        let Admitted { end, in_order } = cur
+            .arrival
+            .admit(offset, len, self.setup.max_size)
+            .map_err(|why| Violation::Data(cur.path.clone(), why))?;
+        Ok(Fits {
+            offset,
+            len,
+            end,
+            in_order,
+        })
+    }
+
+    /// Bytes `[from, to)` of the current file were written.
+    pub fn arrived(&mut self, from: u64, to: u64) {
+        if let Some(cur) = self.cur.as_mut() {
+            cur.arrival.arrived(from, to);
+        }
+    }
+
+    /// The file whose data is arriving.
+    pub fn current(&self) -> Option<&Arrival> {
+        self.cur.as_ref().map(|c| &c.arrival)
+    }
+
+    fn file_end(&mut self, end: &super::tree::FileEnd) -> Result<Ended, Violation> {
+        let Current { mut arrival, path } = self.cur.take().ok_or(Violation::EndedNeverBegan)?;
+        // a FILE END that does not fit ends the file too (and the session)
+        let ending = arrival.end(end).map_err(Violation::FileEnd)?;
+        let ended = Ended {
+            ending,
+            sha256: end.sha256,
+            size: arrival.size,
+            range: arrival.range,
+            hashed_as_it_came: arrival.hashed_as_it_came(),
+        };
+        match &ended.ending {
+            Ending::SenderFailed(why) => {
+                let fate = Fate::Failed(format!("the sender: {why}").into());
+                self.settle(&lossy(&path), Shown::Kind(EntryKind::File), fate);
+            }
+            _ => self.ending = Some((arrival.id, path, arrival.size)),
+        }
+        Ok(ended)
+    }
+
+    /// Whether this side's digest of a file is the sender's (keyed with a key).
+    pub fn digest_matches(&self, ours: &Sha, theirs: Option<Sha>) -> bool {
+        let wire = self.key.as_ref().map_or(*ours, |k| k.keyed_digest(ours));
+        theirs == Some(wire)
+    }
+
+    /// How the file that just ended went: its FILE RESULT is queued and
+    /// the entry settled.
+    pub fn file_result(&mut self, outcome: FileOutcome) {
+        let Some((id, path, size)) = self.ending.take() else {
+            debug_assert!(false, "a file result without a file");
+            return;
+        };
+        let shown = lossy(&path);
+        let kind = Shown::Kind(EntryKind::File);
+        let (status, sha256, message, held) = match outcome {
+            FileOutcome::Unwritable { why, told } => {
+                let heard = if self.setup.keyed { why.clone() } else { told };
+                self.queue_file_result(id, Status::Failed, None, &heard, 0);
+                self.settle_hiding(&shown, kind, Fate::Failed(why.into()), &heard);
+                return;
+            }
+            FileOutcome::Verified { sha256, held } => (Status::Ok, sha256, "", held),
+            FileOutcome::Mismatch => (Status::Mismatch, None, "SHA-256 mismatch", 0),
+            FileOutcome::Incomplete => (
+                Status::Failed,
+                None,
+                "incomplete: the sender ended the file early",
+                0,
+            ),
+        };
+        self.queue_file_result(id, status, sha256, message, held);
+        let fate = match status {
+            Status::Ok if held < size => Fate::Held(held),
+            Status::Ok => Fate::Landed,
+            Status::Mismatch => Fate::Mismatch,
+            _ => Fate::Failed(message.into()),
+        };
+        let sha = sha256.map(|d| super::hex(&d));
+        self.record(&shown, &fate, &fate);
+        self.show(shown, kind, size, sha, fate);
+    }
+
+    fn queue_file_result(
+        &mut self,
+        id: u64,
+        status: Status,
+        sha256: Option<Sha>,
+        message: &str,
+        held: u64,
+    ) {
+        let mac = self
+            .key
+            .as_ref()
+            .map(|k| k.file_result_mac(id, status as u8, held));
+        let outcome = Outcome {
+            status,
+            sha256,
+            held,
+            message: message.into(),
+            mac,
+        };
+        ToSender::FileResult(id, outcome).append_to(&mut self.out);
+    }
+
+    /// A verified file that then could not be put in place (it was
+    /// counted as landed).
+    pub fn unlanded(&mut self, path: &str, why: String, told: &str) {
+        self.ledger.landed -= 1;
+        self.told.landed -= 1;
+        let kind = Shown::Kind(EntryKind::File);
+        self.settle_hiding(path, kind, Fate::Failed(why.into()), told);
+    }
+
+    fn not_sent(&mut self, w: &impl Wanted) {
+        let fate = Fate::Failed("the sender did not send it".into());
+        self.settle(&lossy(w.path()), Shown::Kind(EntryKind::File), fate);
+    }
+
+    /// Records an entry's fate, as the sender hears it too.
+    pub fn settle(&mut self, path: &str, kind: Shown, fate: Fate) {
+        self.record(path, &fate, &fate);
+        self.show(path.to_string(), kind, 0, None, fate);
+    }
+
+    /// Records a fate whose reason tells of what is in OUT: this side's
+    /// user reads all of it, a sender without the key only `told`.
+    pub fn settle_hiding(&mut self, path: &str, kind: Shown, fate: Fate, told: &str) {
+        let heard = match (&fate, self.setup.keyed) {
+            (Fate::Refused(_), false) => Fate::Refused(told.into()),
+            (Fate::Failed(_), false) => Fate::Failed(told.into()),
+            _ => fate.clone(),
+        };
+        self.record(path, &fate, &heard);
+        self.show(path.to_string(), kind, 0, None, fate);
+    }
+
+    fn record(&mut self, path: &str, fate: &Fate, heard: &Fate) {
+        self.told.record(path, heard);
+        self.ledger.record(path, fate);
+        if let Some(one) = self.single.as_mut() {
+            *one = fate.clone();
+        }
+    }
+
+    fn show(&mut self, path: String, kind: Shown, bytes: u64, sha256: Option<String>, fate: Fate) {
+        self.settled.push(Settled {
+            path,
+            kind,
+            bytes,
+            sha256,
+            fate,
+        });
+    }
+
+    /// The entries settled since the last call, for the driver to show.
+    pub fn settled(&mut self) -> std::vec::Drain<'_, Settled> {
+        self.settled.drain(..)
+    }
+
+    /// The session's end, once everything is in place: the entries the
+    /// sender could not read counted, the RESULT (the fates as the sender
+    /// heard them) queued, and this side's verdict.
+    pub fn conclude(&mut self) -> Verdict {
+        if self.unread > 0 {
+            // not landed either, though never offered: both sides say 5
+            let why = format!("{} entries the sender could not read", self.unread);
+            let fate = Fate::Failed(why.into());
+            self.record("(sender)", &fate, &fate);
+        }
+        let (status, message) = match self.told.verdict() {
+            Verdict::Complete => (Status::Ok, String::new()),
+            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
+        };
+        self.result(status, &message, self.ledger.accounted());
+        self.ledger.verdict()
+    }
+
+    /// This side failed (a disk, a bad frame): the sender hears why.
+    pub fn fail(&mut self, message: &str) {
+        self.result(Status::Failed, message, self.ledger.accounted());
+    }
+
+    /// The sender stopped: the RESULT says what is held, the bytes of a
+    /// file alone's part (`part`), or a tree's entries in place.
+    pub fn stopped(&mut self, part: u64) {
+        let held = match self.single {
+            Some(_) => part,
+            None => self.ledger.accounted(),
+        };
+        self.result(Status::Stopped, "stopped", held);
+    }
+
+    /// The session's RESULT (MAC'd with a key).
+    fn result(&mut self, status: Status, message: &str, held: u64) {
+        let outcome = Outcome {
+            status,
+            sha256: None,
+            held,
+            message: message.into(),
+            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
+        };
+        ToSender::Result(outcome).append_to(&mut self.out);
+    }
+
+    /// The frames waiting to be written, whole.
+    pub fn take_outbox(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Bytes waiting in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Entries the manifest held.
+    pub fn entries(&self) -> u64 {
+        self.next_id
+    }
+
+    /// A session of one file: that file's fate (landed until told otherwise).
+    pub fn single(&self) -> Option<&Fate> {
+        self.single.as_ref()
+    }
+
+    /// The sender may hear all of a reason.
+    pub fn keyed(&self) -> bool {
+        self.setup.keyed
+    }
+}

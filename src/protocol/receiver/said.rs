@@ -1,0 +1,202 @@
+//! What the receiver's machine and its driver say to each other: the
+//! events it hands out, the outcomes it is told, and the rules broken.
+
+use std::fmt;
+
+use super::{Ending, Sha};
+use crate::protocol::ledger::Fate;
+use crate::protocol::peer_text::escape;
+use crate::protocol::tree::{Entry, EntryKind};
+use crate::protocol::RefuseCode;
+
+/// How an entry is shown: by its kind, or, refused in the manifest, as
+/// an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Entry,
+    Kind(EntryKind),
+}
+
+/// An entry settled: for the driver to show (the ledgers have it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub path: String,
+    pub kind: Shown,
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    pub fate: Fate,
+}
+
+/// What the driver does next.
+#[derive(Debug)]
+pub enum Event<T> {
+    /// A keepalive: nothing.
+    Nothing,
+    /// An entry of the manifest, in order: the driver looks at the disk
+    /// and answers with [`Session::decided`].
+    Decide(Entry),
+    /// MANIFEST came, its count right: the driver checks the space for
+    /// what it wants, then [`Session::go`] or [`Session::refuse`].
+    Manifest { unread: u64 },
+    /// A BEGIN: the wanted file whose data comes (the ones asked for before
+    /// it, which the sender skipped, are settled).
+    Open(T),
+    /// A DATA frame that fits: its bytes go to the file; the driver says
+    /// what it wrote with [`Session::arrived`].
+    Write(Fits),
+    /// A FILE END: what it decides. Unless the sender failed (then it is
+    /// settled), the driver verifies and answers [`Session::file_result`].
+    Ended(Ended),
+    /// END: the files asked for and never sent are settled.
+    Finished,
+    /// STOP: the sender gave up.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fits {
+    pub offset: u64,
+    pub len: u64,
+    /// Where the frame's data ends.
+    pub end: u64,
+    /// It starts where the last one ended (a running hash stays valid).
+    pub in_order: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub ending: Ending,
+    /// The sender's digest (keyed with a key).
+    pub sha256: Option<Sha>,
+    /// The file's size and range (a stream's, known now).
+    pub size: u64,
+    pub range: (u64, u64),
+    /// A digest computed as the data came is the one to check.
+    pub hashed_as_it_came: bool,
+}
+
+/// How a file the driver verified (or could not) ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Verified (or not verifying): `held` bytes are in place; all of the
+    /// file lands it, fewer leave a part.
+    Verified { sha256: Option<Sha>, held: u64 },
+    /// Its digest differs (or never came): not kept.
+    Mismatch,
+    /// Bytes offered are missing.
+    Incomplete,
+    /// It could not be written here: why, and what a sender without the
+    /// key hears instead.
+    Unwritable { why: String, told: String },
+}
+
+/// Why an entry is refused: its code, what this side's user reads, and,
+/// when that tells of what is in OUT, the less a sender without the key
+/// hears instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: RefuseCode,
+    pub why: String,
+    pub told: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal that tells of what is in OUT.
+    pub fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            why: why.into(),
+            told: Some(told.into()),
+        }
+    }
+
+    /// The reason the sender hears: all of it with the key (an
+    /// authenticated peer may know what it writes over), less without.
+    pub fn to_peer(&self, keyed: bool) -> &str {
+        match (keyed, &self.told) {
+            (false, Some(told)) => told,
+            _ => &self.why,
+        }
+    }
+}
+
+impl From<(RefuseCode, String)> for Refusal {
+    fn from((code, why): (RefuseCode, String)) -> Refusal {
+        Refusal {
+            code,
+            why,
+            told: None,
+        }
+    }
+}
+
+/// A frame that breaks the rules: the session ends. Its text is what the
+/// user reads (after the peer's name when [`Violation::names_peer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A message the phase does not take ("ENTRY during the data").
+    Unexpected(String),
+    EntryOutOfOrder {
+        id: u64,
+        due: u64,
+    },
+    MoreThanAnnounced(u64),
+    ManifestCount {
+        said: u64,
+        came: u64,
+    },
+    DataBeforeGo,
+    BeganInside,
+    NotAskedFor(u64),
+    OtherPath(u64),
+    DataOutside,
+    /// DATA that does not fit the file (its path, why).
+    Data(Vec<u8>, String),
+    EndedNeverBegan,
+    /// A FILE END that does not fit the file.
+    FileEnd(String),
+    EndInFile,
+    /// The session was refused (the ANSWER is queued): why.
+    Refused(RefuseCode, String),
+}
+
+impl Violation {
+    /// Whether the text reads after the peer's name.
+    pub fn names_peer(&self) -> bool {
+        use Violation as V;
+        !matches!(
+            self,
+            V::EntryOutOfOrder { .. }
+                | V::MoreThanAnnounced(_)
+                | V::BeganInside
+                | V::NotAskedFor(_)
+                | V::OtherPath(_)
+                | V::Refused(..)
+        )
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Violation as V;
+        match self {
+            V::Unexpected(why) => write!(f, "unexpected {why}"),
+            V::EntryOutOfOrder { id, due } => write!(f, "entry {id} arrived where {due} was due"),
+            V::MoreThanAnnounced(n) => write!(f, "more entries than the {n} announced"),
+            V::ManifestCount { said, came } => {
+                write!(f, "the manifest says {said} entries, {came} came")
+            }
+            V::DataBeforeGo => write!(f, "data before GO"),
+            V::BeganInside => write!(f, "a file began before the last one ended"),
+            V::NotAskedFor(id) => write!(f, "data for entry {id}, which was not asked for"),
+            V::OtherPath(id) => write!(f, "entry {id} began under another path"),
+            V::DataOutside => write!(f, "data outside a file"),
+            V::Data(path, why) => write!(f, "{}: {why}", escape(path)),
+            V::EndedNeverBegan => write!(f, "a file ended that never began"),
+            V::FileEnd(why) | V::Refused(_, why) => write!(f, "{why}"),
+            V::EndInFile => write!(f, "the session ended in the middle of a file"),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}

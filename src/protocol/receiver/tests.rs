@@ -1,0 +1,576 @@
+//! The receiver's rules without sockets: the hostile-sender cases of
+//! tests/trees.rs and tests/hardening.rs that only check what the receiver
+//! refuses, run against the machine.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::protocol::tree::{Begin, FileEnd, Manifest, TreeEnd};
+use crate::protocol::Ranges;
+use crate::protocol::{read_frame, PeerText};
+
+/// A file asked for, as a driver would keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Asked {
+    id: u64,
+    path: Vec<u8>,
+    size: u64,
+    range: (u64, u64),
+    stream: bool,
+}
+
+impl Wanted for Asked {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn path(&self) -> &[u8] {
+        &self.path
+    }
+    fn shape(&self) -> (u64, (u64, u64), Ranges, bool, bool) {
+        (self.size, self.range, Ranges::new(), self.stream, true)
+    }
+}
+
+fn file(id: u64, path: &str, size: u64) -> Entry {
+    Entry {
+        id,
+        path: path.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size,
+        mode: 0o644,
+        mtime_ns: 0,
+        target: Vec::new(),
+        range: None,
+        stream: false,
+    }
+}
+
+fn setup(entries: u64) -> Setup {
+    Setup {
+        offer: TreeOffer {
+            entries,
+            verify: true,
+            ..Default::default()
+        },
+        max_files: u64::MAX,
+        ..Default::default()
+    }
+}
+
+/// A session and the files it asked for.
+struct Rx {
+    s: Session,
+    asked: VecDeque<Asked>,
+}
+
+impl Rx {
+    fn new(setup: Setup) -> Rx {
+        Rx {
+            s: Session::new(setup, None),
+            asked: VecDeque::new(),
+        }
+    }
+
+    fn take(&mut self, msg: ToReceiver) -> Result<Event<Asked>, Violation> {
+        self.s.handle(msg, &mut self.asked)
+    }
+
+    /// Sends an entry and asks for it whole.
+    fn want(&mut self, entry: Entry) {
+        let Ok(Event::Decide(e)) = self.take(ToReceiver::Entry(entry)) else {
+            panic!("no decision asked for");
+        };
+        self.asked.push_back(Asked {
+            id: e.id,
+            path: e.path.clone(),
+            size: e.size,
+            range: e.offered(),
+            stream: e.stream,
+        });
+        let action = Action::Send {
+            held: Vec::new(),
+            hashes: false,
+        };
+        self.s.decided(e.id, &lossy(&e.path), Ok(action));
+    }
+
+    /// The manifest of `files` (each `size` bytes), MANIFEST, GO.
+    fn manifest(&mut self, files: &[(&str, u64)]) {
+        for (id, (path, size)) in files.iter().enumerate() {
+            self.want(file(id as u64, path, *size));
+        }
+        let m = Manifest {
+            entries: files.len() as u64,
+            failed: 0,
+        };
+        assert!(matches!(
+            self.take(ToReceiver::Manifest(m)),
+            Ok(Event::Manifest { unread: 0 })
+        ));
+        self.s.go();
+    }
+
+    fn begin(&mut self, id: u64, path: &str) -> Result<Event<Asked>, Violation> {
+        let path = path.as_bytes().to_vec();
+        self.take(ToReceiver::Begin(Begin { id, path }))
+    }
+
+    fn data(&mut self, offset: u64, len: u64) -> Result<Event<Asked>, Violation> {
+        let event = self.take(ToReceiver::Data { offset, len });
+        if let Ok(Event::Write(w)) = &event {
+            self.s.arrived(w.offset, w.end);
+        }
+        event
+    }
+
+    fn file_end(&mut self, id: u64, sent: u64) -> Result<Event<Asked>, Violation> {
+        let end = FileEnd {
+            id,
+            sent,
+            sha256: Some([7; 32]),
+            failed: None,
+        };
+        self.take(ToReceiver::FileEnd(end))
+    }
+
+    fn end(&mut self) -> Result<Event<Asked>, Violation> {
+        self.take(ToReceiver::End(TreeEnd { sent: 0, failed: 0 }))
+    }
+
+    /// What this side said, frame by frame.
+    fn said(&mut self) -> Vec<ToSender> {
+        let out = self.s.take_outbox();
+        let mut r = &out[..];
+        let mut msgs = Vec::new();
+        while !r.is_empty() {
+            let frame = read_frame(&mut r).expect("whole frames");
+            msgs.push(ToSender::decode(&frame).expect("a message"));
+        }
+        msgs
+    }
+}
+
+fn error(got: Result<Event<Asked>, Violation>) -> String {
+    match got {
+        Err(v) => v.to_string(),
+        Ok(e) => panic!("taken: {e:?}"),
+    }
+}
+
+#[test]
+fn a_whole_session_lands_and_says_so() {
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 3), ("b", 0)]);
+    assert!(matches!(rx.begin(0, "a"), Ok(Event::Open(w)) if w.id == 0));
+    assert!(matches!(
+        rx.data(0, 3),
+        Ok(Event::Write(Fits {
+            end: 3,
+            in_order: true,
+            ..
+        }))
+    ));
+    let Ok(Event::Ended(ended)) = rx.file_end(0, 3) else {
+        panic!("no end");
+    };
+    assert!(matches!(ended.ending, Ending::Complete { .. }));
+    assert!(ended.hashed_as_it_came);
+    assert!(rx.s.digest_matches(&[7; 32], ended.sha256));
+    let sha256 = Some([7; 32]);
+    rx.s.file_result(FileOutcome::Verified { sha256, held: 3 });
+    assert!(matches!(rx.begin(1, "b"), Ok(Event::Open(_))));
+    assert!(matches!(rx.file_end(1, 0), Ok(Event::Ended(_))));
+    rx.s.file_result(FileOutcome::Verified {
+        sha256: None,
+        held: 0,
+    });
+    assert!(matches!(rx.end(), Ok(Event::Finished)));
+    assert_eq!(rx.s.conclude(), Verdict::Complete);
+    let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "REPLY",
+            "REPLY",
+            "GO",
+            "FILE RESULT",
+            "FILE RESULT",
+            "RESULT"
+        ]
+    );
+    let shown: Vec<_> = rx.s.settled().map(|s| (s.path, s.fate)).collect();
+    assert_eq!(
+        shown,
+        [("a".into(), Fate::Landed), ("b".into(), Fate::Landed)]
+    );
+    assert_eq!(rx.s.ledger().accounted(), 2);
+}
+
+/// tests/trees.rs a_frame_out_of_order_ends_the_session_with_its_name and
+/// the phase table: each frame where it does not belong.
+#[test]
+fn a_frame_out_of_order_is_named() {
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 1)]);
+    let again = rx.take(ToReceiver::Entry(file(1, "b", 1)));
+    assert_eq!(error(again), "unexpected ENTRY during the data");
+    let mut rx = Rx::new(setup(1));
+    let data = rx.data(0, 1);
+    assert_eq!(error(data), "unexpected DATA in the manifest");
+    let mut rx = Rx::new(setup(0));
+    assert_eq!(error(rx.end()), "unexpected END in the manifest");
+    let mut rx = Rx::new(setup(0));
+    rx.manifest(&[]);
+    let m = ToReceiver::Manifest(Manifest {
+        entries: 0,
+        failed: 0,
+    });
+    assert_eq!(error(rx.take(m)), "unexpected MANIFEST during the data");
+    assert!(matches!(rx.end(), Ok(Event::Finished)));
+    let late = rx.take(ToReceiver::Keepalive);
+    assert_eq!(error(late), "unexpected KEEPALIVE after the session ended");
+    let mut rx = Rx::new(setup(0));
+    assert!(matches!(rx.take(ToReceiver::Stop), Ok(Event::Stopped)));
+    assert_eq!(rx.s.phase(), Phase::Ended);
+}
+
+/// tests/trees.rs more_entries_than_announced_are_not_written,
+/// a_bad_manifest_is_answered_with_the_reason: ids in order, no more than
+/// the OFFER announced, and the MANIFEST's count right.
+#[test]
+fn entries_come_in_order_and_as_many_as_announced() {
+    let mut rx = Rx::new(setup(1));
+    let skipped = rx.take(ToReceiver::Entry(file(1, "a", 1)));
+    assert_eq!(error(skipped), "entry 1 arrived where 0 was due");
+    let mut rx = Rx::new(setup(1));
+    rx.want(file(0, "one", 1));
+    let more = rx.take(ToReceiver::Entry(file(1, "two", 1)));
+    let v = more.unwrap_err();
+    assert_eq!(v.to_string(), "more entries than the 1 announced");
+    assert!(!v.names_peer());
+    let m = Manifest {
+        entries: 3,
+        failed: 0,
+    };
+    let count = rx.take(ToReceiver::Manifest(m));
+    assert_eq!(error(count), "the manifest says 3 entries, 1 came");
+}
+
+/// A tree counted as it comes is refused whole past --max-files.
+#[test]
+fn a_streamed_tree_past_max_files_is_refused_whole() {
+    let mut s = setup(0);
+    s.offer.streamed = true;
+    s.max_files = 2;
+    let mut rx = Rx::new(s);
+    rx.want(file(0, "a", 1));
+    rx.want(file(1, "b", 1));
+    let third = rx.take(ToReceiver::Entry(file(2, "c", 1)));
+    let Err(Violation::Refused(code, why)) = third else {
+        panic!("not refused: {third:?}");
+    };
+    assert_eq!(code, RefuseCode::TooLarge);
+    assert_eq!(why, "the tree has over 2 entries (--max-files)");
+    let said = rx.said();
+    assert!(matches!(
+        said.last(),
+        Some(ToSender::Answer(Answer::Refuse {
+            code: RefuseCode::TooLarge,
+            ..
+        }))
+    ));
+    assert_eq!(rx.s.phase(), Phase::Ended);
+}
+
+/// The sender waits for GO: anything but a keepalive or STOP before it is
+/// data before GO.
+#[test]
+fn nothing_but_keepalives_before_go() {
+    let mut rx = Rx::new(setup(1));
+    rx.want(file(0, "a", 1));
+    let m = Manifest {
+        entries: 1,
+        failed: 0,
+    };
+    assert!(rx.take(ToReceiver::Manifest(m)).is_ok());
+    assert!(matches!(rx.take(ToReceiver::Keepalive), Ok(Event::Nothing)));
+    assert_eq!(error(rx.begin(0, "a")), "data before GO");
+}
+
+/// BEGIN only for what was asked, in order, once, under its own path:
+/// the files skipped on the way did not come.
+#[test]
+fn begin_takes_what_was_asked_in_order_once() {
+    let mut rx = Rx::new(setup(3));
+    rx.manifest(&[("a", 1), ("b", 1), ("c", 1)]);
+    rx.s.settled().for_each(drop);
+    assert!(matches!(rx.begin(1, "b"), Ok(Event::Open(w)) if w.id == 1));
+    let skipped: Vec<_> = rx.s.settled().map(|s| (s.path, s.fate)).collect();
+    let not_sent = Fate::Failed("the sender did not send it".into());
+    assert_eq!(skipped, [("a".to_string(), not_sent.clone())]);
+    assert_eq!(
+        error(rx.begin(2, "c")),
+        "a file began before the last one ended"
+    );
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 1), ("b", 1)]);
+    assert_eq!(
+        error(rx.begin(5, "x")),
+        "data for entry 5, which was not asked for"
+    );
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 1), ("b", 1)]);
+    assert!(rx.begin(1, "b").is_ok());
+    rx.data(0, 1).unwrap();
+    rx.file_end(1, 1).unwrap();
+    rx.s.file_result(FileOutcome::Mismatch);
+    assert_eq!(
+        error(rx.begin(0, "a")),
+        "data for entry 0, which was not asked for"
+    );
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 1)]);
+    assert_eq!(error(rx.begin(0, "z")), "entry 0 began under another path");
+    let mut s = setup(1);
+    s.renamed = true;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a", 1)]);
+    assert!(matches!(rx.begin(0, "z"), Ok(Event::Open(_))), "-o FILE");
+}
+
+/// tests/hardening.rs absurd_sizes_and_offsets_are_refused (the "lie"
+/// table) and data_outside_the_offered_range_is_refused.
+#[test]
+fn data_must_fit_the_file_that_began() {
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("sneak.bin", 1 << 20)]);
+    assert_eq!(error(rx.data(0, 1)), "data outside a file");
+    rx.begin(0, "sneak.bin").unwrap();
+    let past = rx.data(0, (1 << 20) + 1);
+    assert_eq!(
+        error(past),
+        "sneak.bin: data past the end of the file (byte 1048576)"
+    );
+    let mut ranged = file(0, "r", 10);
+    ranged.range = Some((5, 10));
+    let mut rx = Rx::new(setup(1));
+    rx.want(ranged);
+    rx.take(ToReceiver::Manifest(Manifest {
+        entries: 1,
+        failed: 0,
+    }))
+    .unwrap();
+    rx.s.go();
+    rx.begin(0, "r").unwrap();
+    assert_eq!(error(rx.data(0, 10)), "r: data before the range offered");
+    // a stream: in order, up to its cap or --max-size
+    let mut stream = file(0, "s", 0);
+    stream.stream = true;
+    stream.range = Some((0, 4));
+    let mut s = setup(1);
+    s.max_size = Some(4096);
+    let mut rx = Rx::new(s);
+    rx.want(stream);
+    rx.take(ToReceiver::Manifest(Manifest {
+        entries: 1,
+        failed: 0,
+    }))
+    .unwrap();
+    rx.s.go();
+    rx.begin(0, "s").unwrap();
+    assert_eq!(
+        error(rx.data(2, 2)),
+        "s: data for byte 2 arrived where byte 0 was due"
+    );
+    rx.data(0, 4).unwrap();
+    assert_eq!(
+        error(rx.data(4, 4)),
+        "s: data past the end of the file (byte 4)"
+    );
+}
+
+/// FILE END for the file under way only; END not inside a file; what was
+/// asked and never sent did not land.
+#[test]
+fn ends_fit_what_began() {
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 4), ("b", 4)]);
+    assert_eq!(error(rx.file_end(0, 4)), "a file ended that never began");
+    rx.begin(0, "a").unwrap();
+    assert_eq!(error(rx.file_end(1, 4)), "entry 1 ended inside entry 0");
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 4), ("b", 4)]);
+    rx.begin(0, "a").unwrap();
+    assert_eq!(error(rx.end()), "the session ended in the middle of a file");
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("a", 4), ("b", 4)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 2).unwrap();
+    let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
+        panic!("no end");
+    };
+    assert_eq!(ended.ending, Ending::Incomplete);
+    rx.s.file_result(FileOutcome::Incomplete);
+    assert!(matches!(rx.end(), Ok(Event::Finished)));
+    let Verdict::Partial(line) = rx.s.conclude() else {
+        panic!("not partial");
+    };
+    assert_eq!(
+        line,
+        "2 entries did not land: a (incomplete: the sender ended the file early); \
+         b (the sender did not send it)"
+    );
+}
+
+/// A sender whose source failed: the file settles at once, no FILE RESULT.
+#[test]
+fn a_file_the_sender_could_not_send_settles_at_its_end() {
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 4)]);
+    rx.said();
+    rx.begin(0, "a").unwrap();
+    let end = FileEnd {
+        id: 0,
+        sent: 0,
+        sha256: None,
+        failed: Some(PeerText::from("gone")),
+    };
+    let got = rx.take(ToReceiver::FileEnd(end));
+    assert!(matches!(
+        got,
+        Ok(Event::Ended(Ended {
+            ending: Ending::SenderFailed(_),
+            ..
+        }))
+    ));
+    assert!(rx.said().is_empty());
+    let fates: Vec<_> = rx.s.settled().map(|s| s.fate).collect();
+    assert_eq!(fates, [Fate::Failed("the sender: gone".into())]);
+}
+
+/// "What a receiver without a key tells": refusals and failures that tell
+/// of what is in OUT reach a sender without the key as less.
+#[test]
+fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
+    for keyed in [false, true] {
+        let mut s = setup(2);
+        s.keyed = keyed;
+        let mut rx = Rx::new(s);
+        let Ok(Event::Decide(e)) = rx.take(ToReceiver::Entry(file(0, "a", 1))) else {
+            panic!("no decision");
+        };
+        let refusal = Refusal::of_out(RefuseCode::Exists, "exists with 411 bytes", "exists");
+        rx.s.decided(e.id, "a", Err(refusal));
+        rx.want(file(1, "b", 1));
+        rx.take(ToReceiver::Manifest(Manifest {
+            entries: 2,
+            failed: 0,
+        }))
+        .unwrap();
+        rx.s.go();
+        rx.begin(1, "b").unwrap();
+        rx.data(0, 1).unwrap();
+        rx.file_end(1, 1).unwrap();
+        let (why, told) = (
+            "cannot write it here: /home/u".into(),
+            "cannot be written".into(),
+        );
+        rx.s.file_result(FileOutcome::Unwritable { why, told });
+        rx.end().unwrap();
+        rx.s.conclude();
+        let said = rx.said();
+        let ToSender::Reply(Reply {
+            action: Action::Refuse { reason, .. },
+            ..
+        }) = &said[0]
+        else {
+            panic!("{said:?}");
+        };
+        let ToSender::FileResult(1, result) = &said[3] else {
+            panic!("{said:?}");
+        };
+        let ToSender::Result(end) = &said[4] else {
+            panic!("{said:?}");
+        };
+        let (reason, heard) = (reason.to_string(), result.message.to_string());
+        if keyed {
+            assert_eq!(reason, "exists with 411 bytes");
+            assert_eq!(heard, "cannot write it here: /home/u");
+            assert!(end.message.to_string().contains("/home/u"));
+        } else {
+            assert_eq!(reason, "exists");
+            assert_eq!(heard, "cannot be written");
+            assert!(!end.message.to_string().contains("/home/u"), "{end:?}");
+        }
+        // this side's user reads all of it
+        let Verdict::Partial(line) = rx.s.ledger().verdict() else {
+            panic!("not partial");
+        };
+        assert!(line.contains("exists with 411 bytes") && line.contains("/home/u"));
+    }
+}
+
+struct Key;
+
+impl Keyed for Key {
+    fn result_mac(&self, status: u8, held: u64) -> Sha {
+        [status.wrapping_add(held as u8); 32]
+    }
+    fn file_result_mac(&self, id: u64, status: u8, held: u64) -> Sha {
+        [(id as u8) ^ status ^ (held as u8); 32]
+    }
+    fn keyed_digest(&self, digest: &Sha) -> Sha {
+        digest.map(|b| b ^ 0xff)
+    }
+    fn check_result(&self, status: u8, held: u64, mac: &[u8]) -> bool {
+        mac == self.result_mac(status, held)
+    }
+    fn check_file_result(&self, id: u64, status: u8, held: u64, mac: &[u8]) -> bool {
+        mac == self.file_result_mac(id, status, held)
+    }
+}
+
+/// With a key the results carry MACs and the sender's digest is keyed;
+/// a file alone's fate decides the session's.
+#[test]
+fn with_a_key_results_are_macd_and_digests_keyed() {
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx {
+        s: Session::new(s, Some(Box::new(Key))),
+        asked: VecDeque::new(),
+    };
+    rx.manifest(&[("a", 2)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 2).unwrap();
+    let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
+        panic!("no end");
+    };
+    assert!(!rx.s.digest_matches(&[7; 32], ended.sha256), "unkeyed");
+    assert!(rx.s.digest_matches(&[0xf8; 32], ended.sha256));
+    rx.s.file_result(FileOutcome::Mismatch);
+    assert_eq!(rx.s.single(), Some(&Fate::Mismatch));
+    rx.end().unwrap();
+    assert!(matches!(rx.s.conclude(), Verdict::Integrity(_)));
+    let said = rx.said();
+    let ToSender::FileResult(0, r) = &said[2] else {
+        panic!("{said:?}");
+    };
+    assert_eq!(r.mac, Some([Status::Mismatch as u8; 32]));
+    let ToSender::Result(r) = &said[3] else {
+        panic!("{said:?}");
+    };
+    assert_eq!(r.mac, Some([Status::Failed as u8; 32]));
+    // a file alone that stops says the bytes its part holds
+    let mut stop = Rx::new(Setup {
+        offer: TreeOffer {
+            single: true,
+            entries: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    stop.s.stopped(1234);
+    let said = stop.said();
+    assert!(matches!(&said[0], ToSender::Result(r) if r.held == 1234));
+}
