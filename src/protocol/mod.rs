@@ -3,6 +3,8 @@
 pub mod hello;
 mod keyed;
 pub mod ledger;
+#[cfg(test)]
+mod loopback;
 pub mod message;
 pub mod peer_text;
 pub mod ranges;
