@@ -144,3 +144,136 @@ fn a_stop_mid_file_ends_both_sides_with_nothing_of_it_landed() {
     assert_eq!(tx.s.ledger().landed, 2);
     assert_eq!(tx.s.ledger().not_landed, 3, "d/a, b and c");
 }
+
+/// A wanted file of any shape, for the DATA table.
+#[derive(Debug)]
+struct Shaped(Entry);
+
+impl Wanted for Shaped {
+    fn id(&self) -> u64 {
+        0
+    }
+    fn path(&self) -> &[u8] {
+        &self.0.path
+    }
+    fn shape(&self) -> (u64, (u64, u64), Ranges, bool, bool) {
+        let e = &self.0;
+        let range = match (e.stream, e.range) {
+            (true, cap) => cap.unwrap_or((0, 0)),
+            (false, _) => e.offered(),
+        };
+        (e.size, range, Ranges::new(), e.stream, true)
+    }
+}
+
+/// What a row says: the case, its entry, its DATA, why it is refused.
+type Row<'a> = (&'a str, Entry, &'a [(u64, u64)], &'a str);
+
+/// The DATA rows of tests/hardening.rs absurd_sizes_and_offsets_are_refused
+/// ("lie"), moved here: an accepted entry whose DATA then lies ends the
+/// session before a byte of it is written.
+#[test]
+fn data_that_lies_about_its_entry_is_a_violation() {
+    let max = u64::MAX;
+    let file = |size, range| {
+        let mut e = Src::file("f", &[]).entry();
+        (e.size, e.range) = (size, range);
+        e
+    };
+    let stream = |cap: Option<u64>| {
+        let mut e = Src::file("f", &[]).entry();
+        (e.stream, e.range) = (true, cap.map(|c| (0, c)));
+        e
+    };
+    let rows: [Row; 7] = [
+        (
+            "after the whole file",
+            file(10, None),
+            &[(0, 10), (10, 5)],
+            "past the end of the file (byte 10)",
+        ),
+        (
+            "2^64-1 bytes",
+            file(10, None),
+            &[(0, max)],
+            "past the end of the file (byte 10)",
+        ),
+        (
+            "offset + length past 2^64",
+            file(10, None),
+            &[(0, 10), (max - 1, 5)],
+            "past the end",
+        ),
+        (
+            "before the range",
+            file(10, Some((5, 10))),
+            &[(0, 10)],
+            "data before the range offered",
+        ),
+        (
+            "a stream backwards",
+            stream(None),
+            &[(4, 4), (0, 4)],
+            "arrived where byte 0 was due",
+        ),
+        (
+            "past a stream's cap after it",
+            stream(Some(4)),
+            &[(0, 4), (4, 4)],
+            "past the end of the file (byte 4)",
+        ),
+        (
+            "a stream's first at 100",
+            stream(None),
+            &[(100, 1)],
+            "data for byte 100 arrived where byte 0 was due",
+        ),
+    ];
+    for (what, entry, data, why) in rows {
+        let setup = Setup {
+            offer: TreeOffer {
+                entries: 1,
+                single: entry.stream,
+                ..Default::default()
+            },
+            max_files: 1,
+            ..Default::default()
+        };
+        let mut s = receiver::Session::new(setup, None);
+        let mut asked = VecDeque::new();
+        let take =
+            |s: &mut receiver::Session, asked: &mut VecDeque<Shaped>, msg| s.handle(msg, asked);
+        assert!(
+            take(&mut s, &mut asked, ToReceiver::Entry(entry.clone())).is_ok(),
+            "{what}"
+        );
+        asked.push_back(Shaped(entry));
+        let m = super::super::tree::Manifest {
+            entries: 1,
+            failed: 0,
+        };
+        take(&mut s, &mut asked, ToReceiver::Manifest(m)).unwrap();
+        s.go();
+        let begin = super::super::tree::Begin {
+            id: 0,
+            path: b"f".to_vec(),
+        };
+        take(&mut s, &mut asked, ToReceiver::Begin(begin)).unwrap();
+        let mut refused = None;
+        for &(offset, len) in data {
+            match take(&mut s, &mut asked, ToReceiver::Data { offset, len }) {
+                Ok(receiver::Event::Write(w)) => s.arrived(w.offset, w.end),
+                Ok(e) => panic!("{what}: {e:?}"),
+                Err(v) => {
+                    refused = Some(v.to_string());
+                    break;
+                }
+            }
+        }
+        let refused = refused.unwrap_or_else(|| panic!("{what}: taken"));
+        assert!(
+            refused.starts_with("f: data") && refused.contains(why),
+            "{what}: {refused}"
+        );
+    }
+}
