@@ -26,14 +26,13 @@ impl ExitCode {
     }
 }
 
-/// zc's one error type: the exit code it stands for, what the caller may
-/// do about it besides reporting it, and its line. Anything that is not one
-/// is a runtime failure (exit 1); `main` maps it to the exit status once.
+/// zc's one error type: the exit code it stands for, and its line.
+/// Anything that is not one is a runtime failure (exit 1); `main` maps it
+/// to the exit status once.
 #[derive(Debug)]
 pub struct Failure {
     pub code: ExitCode,
     pub message: String,
-    pub tag: Option<Tag>,
 }
 
 impl fmt::Display for Failure {
@@ -49,7 +48,6 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
-            tag: None,
         }
     }
 }
@@ -89,34 +87,105 @@ pub enum Tag {
     NotASender,
 }
 
-/// The error flattened to its line and code, with a [`Tag`]; found at any
-/// depth of later context, unlike a context value.
+/// An error with a [`Tag`], or with a note for the end of its line, kept
+/// whole: its chain, its code and its line are the wrapped error's. It
+/// shows as the wrapped error's first link, and its sources are the
+/// wrapped error's, so `{:#}` prints the same line.
+#[derive(Debug)]
+pub struct Tagged {
+    pub tag: Option<Tag>,
+    note: Option<String>,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for Tagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // the first link only: the rest are this error's sources
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for Tagged {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// `err` with `tag`, which the caller reads back with [`tag_of`] however
+/// much context is added later.
 pub fn tag(err: anyhow::Error, tag: Tag) -> anyhow::Error {
-    anyhow::Error::new(Failure {
-        code: code_of(&err),
-        message: message_of(&err),
+    anyhow::Error::new(Tagged {
         tag: Some(tag),
+        note: None,
+        error: err,
     })
 }
 
-pub fn tag_of(err: &anyhow::Error) -> Option<Tag> {
-    err.chain()
-        .find_map(|c| c.downcast_ref::<Failure>().and_then(|f| f.tag))
+/// `err` whose line ends with "; `note`" (a resume command, what was kept),
+/// after the cause rather than before it as context would put it.
+pub fn noted(err: anyhow::Error, note: impl Into<String>) -> anyhow::Error {
+    let tag = tag_of(&err);
+    anyhow::Error::new(Tagged {
+        tag,
+        note: Some(note.into()),
+        error: err,
+    })
 }
 
-/// The exit code an error stands for: the first [`Failure`] in its chain, else 1.
+/// The tag of the outermost [`Tagged`] under `err`'s context.
+pub fn tag_of(err: &anyhow::Error) -> Option<Tag> {
+    // anyhow's downcast looks through context layers, to the error itself
+    err.downcast_ref::<Tagged>().and_then(|t| t.tag)
+}
+
+/// Every link of `err`'s chain, with a [`Tagged`] link replaced by the
+/// whole chain it wraps (whose first link its `Display` stands in for).
+fn causes(err: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut all = Vec::new();
+    for cause in err.chain() {
+        if let Some(tagged) = cause.downcast_ref::<Tagged>() {
+            // the rest of the chain is the wrapped error's
+            all.extend(causes(&tagged.error));
+            break;
+        }
+        all.push(cause);
+    }
+    all
+}
+
+/// The notes of every [`Tagged`] under `err`, the outermost first.
+fn notes(err: &anyhow::Error) -> Vec<&str> {
+    let mut all = Vec::new();
+    if let Some(tagged) = err.chain().find_map(|c| c.downcast_ref::<Tagged>()) {
+        all.extend(tagged.note.as_deref());
+        all.extend(notes(&tagged.error));
+    }
+    all
+}
+
+/// Whether any link of `err` is an I/O error of `kind`.
+pub fn has_io(err: &anyhow::Error, kind: std::io::ErrorKind) -> bool {
+    causes(err).iter().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == kind)
+    })
+}
+
+/// The exit code an error stands for: the first [`Failure`] in its chain;
+/// else 130 once Ctrl-C was pressed (every loop it stops returns an error
+/// of its own, [`crate::interrupt::Stopped`]); else 1.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
-    err.chain()
-        .find_map(|cause| {
-            cause.downcast_ref::<Failure>().or_else(|| {
-                // io errors made by zc's own loops carry their code inside
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .and_then(|inner| inner.downcast_ref::<Failure>())
-            })
-        })
-        .map_or(ExitCode::Failure, |f| f.code)
+    let failure = causes(err).into_iter().find_map(|cause| {
+        cause
+            .downcast_ref::<Failure>()
+            .or_else(|| crate::secure::record::broken_in(cause))
+    });
+    match failure {
+        Some(failure) => failure.code,
+        None if crate::interrupt::requested() => ExitCode::Interrupted,
+        None => ExitCode::Failure,
+    }
 }
 
 /// One line for the user: the context chain joined with ": ", without the
@@ -128,13 +197,12 @@ pub fn message_of(err: &anyhow::Error) -> String {
             line.replace_range(start..start + len + 1, "");
         }
     }
-    let refused_connect = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-    });
-    if refused_connect {
+    if has_io(err, std::io::ErrorKind::ConnectionRefused) {
         line.push_str(" — is 'zc recv' running there?");
+    }
+    for note in notes(err).iter().rev() {
+        line.push_str("; ");
+        line.push_str(note);
     }
     line
 }
@@ -161,6 +229,34 @@ mod tests {
         let err = tag(interrupted("stop"), Tag::Retryable);
         assert_eq!(code_of(&err.context("x")), ExitCode::Interrupted);
         assert_eq!(tag_of(&anyhow::anyhow!("plain")), None);
+    }
+
+    #[test]
+    fn a_tag_keeps_the_chain_and_its_code() {
+        let io = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        let err = tag(anyhow::Error::new(io), Tag::Retryable).context("127.0.0.1:9");
+        assert_eq!(tag_of(&err), Some(Tag::Retryable));
+        assert!(has_io(&err, std::io::ErrorKind::ConnectionRefused));
+        let line = message_of(&err);
+        assert!(
+            line.starts_with("127.0.0.1:9: Connection refused — is"),
+            "{line}"
+        );
+        let err = tag(refused("no").context("peer"), Tag::NotASender);
+        assert_eq!(code_of(&err.context("more")), ExitCode::Refused);
+    }
+
+    #[test]
+    fn notes_end_the_line_in_order() {
+        let err = noted(refused("no").context("peer"), "kept 3 files");
+        let err = tag(err, Tag::Resumable).context("outer");
+        let err = noted(err, "resume with: zc send");
+        assert_eq!(
+            message_of(&err),
+            "outer: peer: no; kept 3 files; resume with: zc send"
+        );
+        assert_eq!(code_of(&err), ExitCode::Refused);
+        assert_eq!(tag_of(&err), Some(Tag::Resumable));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exit::{ExitCode, Failure};
+use crate::exit::ExitCode;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -22,7 +22,23 @@ pub fn requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
+/// What every loop returns once Ctrl-C was pressed. Loops that read or
+/// write return `io::Error`s, so it travels as one's payload; it is not
+/// `ErrorKind::Interrupted`, which `read_exact` and `write_all` retry.
+/// Its exit code (130) comes from [`requested`], which is always true
+/// where this error exists (`exit::code_of`).
+#[derive(Debug)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// The error every loop returns once Ctrl-C was pressed.
 pub fn stopped() -> io::Error {
-    io::Error::other(Failure::new(ExitCode::Interrupted, "interrupted"))
+    io::Error::other(Stopped)
 }

@@ -14,14 +14,6 @@ use crate::secure::{handshake, Secret};
 
 use super::peer::refuse;
 
-pub fn is_not_a_sender(err: &anyhow::Error) -> bool {
-    exit::tag_of(err) == Some(Tag::NotASender)
-}
-
-pub fn is_resumable(err: &anyhow::Error) -> bool {
-    exit::tag_of(err) == Some(Tag::Resumable)
-}
-
 /// One connection's session. `unproven` is its place on a `-k` listener
 /// until the sender has proven itself.
 pub fn receive(
@@ -44,7 +36,7 @@ pub fn receive(
         let queued = !matches!(cfg.peer, Peer::Listen(_)) && timed_out(&e);
         let e = e.context(format!("{peer}: dropped"));
         let e = match queued {
-            true => queued_hint(&e, cfg),
+            true => queued_hint(e, cfg),
             false => e,
         };
         exit::tag(e, Tag::NotASender)
@@ -204,21 +196,17 @@ fn mismatch(cfg: &RecvConfig, secret: Option<&Secret>, first: &proto::Frame) -> 
 }
 
 pub(super) fn timed_out(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-    })
+    exit::has_io(err, std::io::ErrorKind::TimedOut)
 }
 
 /// A sender that took our connection and then said nothing for the whole
 /// `--timeout` is most likely serving others (`send -k` at its
 /// `--max-conns`), with this receiver queued in its backlog: say so.
-fn queued_hint(err: &anyhow::Error, cfg: &RecvConfig) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{}; a sender serving with -k may be busy with its --max-conns receivers \
+fn queued_hint(err: anyhow::Error, cfg: &RecvConfig) -> anyhow::Error {
+    let hint = format!(
+        "a sender serving with -k may be busy with its --max-conns receivers \
          (try again, or wait longer: --timeout above {} s)",
-        exit::message_of(err),
         cfg.common.idle_timeout.as_secs_f64()
-    )
+    );
+    exit::noted(err, hint)
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::config::{Output, Peer, RecvConfig};
-use crate::exit;
+use crate::exit::{self, Tag};
 use crate::lan::{Found, Role};
 use crate::net;
 use crate::progress::Reporter;
@@ -79,13 +79,14 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
             let (err, _) = pending.expect("only a deadline ends an accept");
             return Err(err);
         };
-        match hello::receive(cfg, stream, None, reporter) {
+        let Err(e) = hello::receive(cfg, stream, None, reporter) else {
+            return Ok(());
+        };
+        match exit::tag_of(&e) {
             // A port scan or a stray nc must not end a receiver that waits
             // for a real sender.
-            Err(e) if hello::is_not_a_sender(&e) => {
-                reporter.warn(&exit::message_of(&e));
-            }
-            Err(e) if hello::is_resumable(&e) => {
+            Some(Tag::NotASender) => reporter.warn(&exit::message_of(&e)),
+            Some(Tag::Resumable) => {
                 let wait = cfg.common.idle_timeout;
                 reporter.warn(&format!(
                     "{}; waiting up to {} s for the sender to resume",
@@ -94,7 +95,7 @@ pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
                 ));
                 pending = Some((e, Instant::now() + wait));
             }
-            other => return other,
+            Some(Tag::Retryable) | None => return Err(e),
         }
     }
 }

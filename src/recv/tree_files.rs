@@ -462,8 +462,7 @@ impl<'t, 'a> Files<'t, 'a> {
             super::peer::linger(conn);
             return err.context(kept_line);
         }
-        let line = format!("{}; {kept_line}", exit::message_of(&err));
-        exit::tag(anyhow!(line), Tag::Resumable)
+        exit::tag(exit::noted(err, kept_line), Tag::Resumable)
     }
 }
 

@@ -262,12 +262,10 @@ fn drive(
         };
         if !(retryable(&err) && resumable) || attempt >= cfg.retry {
             if connected && retryable(&err) && resumable {
-                let line = format!(
-                    "{}; resume with: {}",
-                    exit::message_of(&err),
-                    resume_command(None)
-                );
-                return Err(anyhow::anyhow!(line));
+                return Err(exit::noted(
+                    err,
+                    format!("resume with: {}", resume_command(None)),
+                ));
             }
             return Err(err);
         }

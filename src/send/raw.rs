@@ -164,23 +164,19 @@ fn failed(plan: &Plan, conn: &Conn, sent: u64, e: io::Error) -> anyhow::Error {
     // say what it got: only the receiver's count is safe to resume from.
     let resume = match plan.input {
         Input::File { .. } => format!(
-            "; up to byte {at} left this side; N is the byte count 'zc recv --raw' reported; resume with: {}",
+            "up to byte {at} left this side; N is the byte count 'zc recv --raw' reported; resume with: {}",
             resume_command(Some("N"))
         ),
-        Input::Stream { .. } => format!("; up to byte {at} left this side"),
+        Input::Stream { .. } => format!("up to byte {at} left this side"),
     };
     let err = anyhow::Error::new(e);
     if exit::code_of(&err) == ExitCode::Interrupted {
-        return exit::interrupted(format!("interrupted{resume}"));
+        return exit::interrupted(format!("interrupted; {resume}"));
     }
-    if err.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
-    }) {
+    if exit::has_io(&err, io::ErrorKind::UnexpectedEof) {
         return err.context(plan.label.clone());
     }
     // The resume command ends the line, so it can be pasted as it is.
-    let why = exit::message_of(&err);
-    let line = format!("{}: connection lost: {why}{resume}", conn.peer);
-    exit::tag(anyhow::anyhow!(line), Tag::Retryable)
+    let lost = err.context(format!("{}: connection lost", conn.peer));
+    exit::tag(exit::noted(lost, resume), Tag::Retryable)
 }
