@@ -9,6 +9,7 @@
 //! module's.
 
 pub mod entry;
+mod ending;
 mod events;
 mod phase;
 #[cfg(test)]
@@ -20,11 +21,10 @@ pub use entry::{Broken, Sending, Wanted};
 pub use events::{Event, Settled, ToSend, Violation};
 pub use phase::Phase;
 
-use crate::protocol::ledger::{Fate, Ledger, Verdict};
+use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Begin, Entry, FileEnd, Manifest, TreeEnd};
-use crate::protocol::PeerText;
 use crate::protocol::Ranges;
-use crate::protocol::{Answer, BlockHash, Outcome, Status, ToReceiver, ToSender};
+use crate::protocol::{Answer, BlockHash, Outcome, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
 /// and where it stands.
@@ -53,6 +53,8 @@ pub struct Session {
     result: Option<Outcome>,
     files_landed: u64,
     unchecked: bool,
+    /// Held blocks that differed from the source.
+    bad_blocks: u64,
     outbox: Vec<u8>,
 }
 
@@ -77,6 +79,7 @@ impl Session {
             result: None,
             files_landed: 0,
             unchecked: false,
+            bad_blocks: 0,
             outbox: Vec::new(),
         }
     }
@@ -192,6 +195,19 @@ impl Session {
                 offered.state.matched(from, to);
             }
         }
+    }
+
+    /// The source's digest of one held block of entry `id`: a block that
+    /// matches is not sent again; one that differs is counted, and the
+    /// count so far returned (for the warning).
+    pub fn checked(&mut self, id: u64, block: &BlockHash, ours: &[u8; 32]) -> Option<u64> {
+        if *ours == block.sha256 {
+            let (from, len) = (block.offset, u64::from(block.len));
+            self.matched(id, &[(from, from + len)]);
+            return None;
+        }
+        self.bad_blocks += 1;
+        Some(self.bad_blocks)
     }
 
     /// Every wanted file went: END, with the bytes sent.
@@ -323,26 +339,6 @@ impl Session {
         Ok(Some(Event::Settled(settled)))
     }
 
-    /// With a key in the clear (`--no-encrypt`), a RESULT is the
-    /// receiver's word only under the key's MAC, before GO as at the end;
-    /// an encrypted session's records already vouch for it.
-    fn check_result(&self, outcome: &Outcome) -> Result<(), Violation> {
-        match self.genuine(outcome) {
-            true => Ok(()),
-            false => Err(Violation::ForgedResult {
-                peer: self.peer.clone(),
-            }),
-        }
-    }
-
-    /// Whether a RESULT read outside the session's order (after STOP, or
-    /// after the connection failed) is the receiver's: its MAC checks.
-    pub fn genuine(&self, outcome: &Outcome) -> bool {
-        let Some(key) = &self.key else { return true };
-        let mac = outcome.mac.unwrap_or_default();
-        key.check_result(outcome.status as u8, outcome.held, &mac)
-    }
-
     fn settle(&mut self, id: u64, fate: Fate, bytes: u64, sha256: Option<[u8; 32]>) -> Settled {
         let path = lossy(&self.entries[id as usize].entry.path);
         self.record(&path, &fate);
@@ -359,42 +355,6 @@ impl Session {
         if let Some(one) = self.one.as_mut() {
             *one = fate.clone();
         }
-    }
-
-    // ---- how it ends ----
-
-    /// The session's verdict, once the receiver's RESULT came (`None`
-    /// before): entries it left unanswered did not land, and a receiver
-    /// that accounts for other entries than this side makes it partial.
-    pub fn verdict(&mut self) -> Option<Verdict> {
-        let outcome = self.result.as_ref()?;
-        // entries left unanswered: the receiver failed (and says why), or lost track
-        let why: PeerText = match outcome.status {
-            Status::Ok => "no answer from the receiver".into(),
-            _ if outcome.message.is_empty() => "no answer from the receiver".into(),
-            _ => format!("{} failed: {}", self.peer, outcome.message).into(),
-        };
-        let (status, held, message) = (outcome.status, outcome.held, outcome.message.clone());
-        for id in 0..self.entries.len() {
-            let offered = &mut self.entries[id];
-            if !offered.state.is_settled() {
-                offered.state.given_up();
-                let path = lossy(&offered.entry.path);
-                self.record(&path, &Fate::Failed(why.clone()));
-            }
-        }
-        let peer = &self.peer;
-        Some(match (self.ledger.verdict(), status) {
-            (Verdict::Complete, Status::Ok) if held != self.ledger.accounted() => {
-                Verdict::Partial(format!(
-                    "{peer} accounts for {held} entries, this side for {}",
-                    self.ledger.accounted()
-                ))
-            }
-            (Verdict::Complete, Status::Ok) => Verdict::Complete,
-            (Verdict::Complete, _) => Verdict::Partial(format!("{peer}: {message}")),
-            (verdict, _) => verdict,
-        })
     }
 
     // ---- what the driver may look at ----
@@ -427,6 +387,19 @@ impl Session {
             Sending::Wanted(w) => Some(&w.held),
             _ => None,
         }
+    }
+
+    /// Held bytes of entry `id` whose hashes matched the source.
+    pub fn good(&self, id: u64) -> u64 {
+        match self.state(id) {
+            Some(Sending::Wanted(w)) => w.good.total(),
+            _ => 0,
+        }
+    }
+
+    /// Held blocks that differed from the source, in the session.
+    pub fn bad_blocks(&self) -> u64 {
+        self.bad_blocks
     }
 
     /// A session of one file: that file's fate so far.

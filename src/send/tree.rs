@@ -13,7 +13,9 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
-pub(super) use plan::Plan;
+pub(super) use plan::Outgoing;
+// send/mod.rs (engineer E) still says `tree::Plan`; the lead drops this at merge
+pub(super) use plan::Outgoing as Plan;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
@@ -63,8 +65,8 @@ pub(super) struct Run<'a> {
     pub(super) keepalive: crate::conn::Keepalive,
     /// Warnings along the way (a held block that differs).
     pub(super) reporter: Reporter,
-    /// The check of held blocks.
-    pub(super) verify: Verify,
+    /// A file alone shows its check of held blocks.
+    pub(super) verifying: Option<Box<dyn crate::progress::Progress>>,
     /// Where whole-file digests come from, and how many came how.
     pub(super) hashing: Hashing,
     /// The files whose digests came from the cache, with the identity they
@@ -103,19 +105,9 @@ impl Sources {
     }
 }
 
-/// The check of a file's held blocks against the source.
-#[derive(Default)]
-pub(super) struct Verify {
-    /// Held blocks that differed from the source, in the session.
-    pub(super) bad_blocks: u64,
-    /// A file alone shows its check of held blocks: the display, and the
-    /// bytes found good.
-    pub(super) showing: Option<(Box<dyn crate::progress::Progress>, u64)>,
-}
-
 pub(super) fn session(
     cfg: &SendConfig,
-    plan: &Plan,
+    plan: &Outgoing,
     conn: &mut Conn,
     reporter: &Reporter,
     journey: &super::Journey,
@@ -159,7 +151,7 @@ pub(super) fn session(
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
         keepalive: crate::conn::Keepalive::new(),
         reporter: reporter.clone(),
-        verify: Verify::default(),
+        verifying: None,
         hashing: Hashing {
             cache: plan.digests.clone(),
             ..Hashing::default()
@@ -179,7 +171,7 @@ pub(super) fn session(
 
 /// Offers the session (after the key exchange, when encrypted) and takes
 /// the receiver's answer; the key's session, with a key.
-fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::Session>> {
+fn offer(cfg: &SendConfig, plan: &Outgoing, conn: &mut Conn) -> Result<Option<auth::Session>> {
     let nonce = match cfg.common.key {
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
         None => None,
@@ -219,7 +211,7 @@ fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::
 impl Run<'_> {
     /// Walks the sources and offers each entry as it is found (the
     /// receiver answers while the walk goes on), taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
+    fn manifest(&mut self, plan: &Outgoing, reporter: &Reporter) -> Result<()> {
         let range = plan.single.as_ref().and_then(|s| s.range);
         let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
         let deref = self.cfg.dereference;

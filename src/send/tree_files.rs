@@ -33,8 +33,8 @@ impl Run<'_> {
         let source = self.sources.of(&entry.path);
         let packed = self.sources.walked[id as usize]
             .filter(|_| size <= PACK_MAX && !job.resumed && !ranged);
-        self.progress
-            .file(&self.file_start(&job.ranges, job.offered, size));
+        let (offset, count) = (job.offered.0, Some(job.count()));
+        self.show_start(Some(size), offset, count, job.resumed_from());
         let files = self.session.files_landed();
         self.progress.update(self.sent, files, &name);
         if let Some(walked) = packed {
@@ -62,21 +62,16 @@ impl Run<'_> {
     }
 
     /// How one file's transfer begins, for a display of one file.
-    fn file_start(&self, to_send: &[(u64, u64)], (start, end): (u64, u64), size: u64) -> Start {
-        let resumed_from = match to_send.first() {
-            Some(&(first, _)) if first > start => first,
-            None if end > start => end,
-            _ => 0,
-        };
-        Start {
+    fn show_start(&mut self, size: Option<u64>, offset: u64, count: Option<u64>, resumed_from: u64) {
+        self.progress.file(&Start {
             role: Role::Send,
             name: Default::default(),
             peer: self.conn.peer.clone(),
-            size: Some(size),
-            offset: start,
-            count: Some(to_send.iter().map(|(a, b)| b - a).sum()),
+            size,
+            offset,
+            count,
             resumed_from,
-        }
+        });
     }
 
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
@@ -89,15 +84,7 @@ impl Run<'_> {
         let (cap, name) = (entry.range.map(|(_, end)| end), lossy(&entry.path));
         self.session.begin(id);
         self.flush()?;
-        self.progress.file(&Start {
-            role: Role::Send,
-            name: Default::default(),
-            peer: self.conn.peer.clone(),
-            size: None,
-            offset: 0,
-            count: cap,
-            resumed_from: 0,
-        });
+        self.show_start(None, 0, cap, 0);
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let progress = &mut self.progress;
         let mut update = |n: u64| progress.update(n, 0, &name);

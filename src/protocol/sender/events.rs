@@ -114,3 +114,21 @@ pub struct ToSend {
     /// Some held bytes matched and are not sent again.
     pub resumed: bool,
 }
+
+impl ToSend {
+    /// The bytes to send.
+    pub fn count(&self) -> u64 {
+        self.ranges.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// Where sending resumes, past what the receiver holds good (0: from
+    /// the start of what is offered).
+    pub fn resumed_from(&self) -> u64 {
+        let (start, end) = self.offered;
+        match self.ranges.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        }
+    }
+}
