@@ -8,12 +8,13 @@
 //! session's frames, the ledger, the MAC checks and the outbox are this
 //! module's.
 
-pub mod entry;
 mod ending;
+pub mod entry;
 mod events;
 mod phase;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use super::tree::lossy;
 use super::Keyed;
@@ -22,8 +23,7 @@ pub use events::{Event, Settled, ToSend, Violation};
 pub use phase::Phase;
 
 use crate::protocol::ledger::{Fate, Ledger};
-use crate::protocol::tree::{Begin, Entry, FileEnd, Manifest, TreeEnd};
-use crate::protocol::Ranges;
+use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd};
 use crate::protocol::{Answer, BlockHash, Outcome, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
@@ -106,13 +106,13 @@ impl Session {
         id
     }
 
-    /// A source the walk could not read: settled, not offered. Its fate,
-    /// to show.
-    pub fn walk_failed(&mut self, path: &str, why: &str) -> Fate {
+    /// A source the walk could not read: settled, not offered.
+    pub fn walk_failed(&mut self, path: &str, why: &str) -> Settled {
         self.walk_failed += 1;
         let fate = Fate::Failed(why.into());
         self.record(path, &fate);
-        fate
+        let (path, kind) = (path.into(), EntryKind::File);
+        Settled::new(None, (path, kind), fate, 0, None)
     }
 
     /// Every entry is offered: MANIFEST.
@@ -340,14 +340,10 @@ impl Session {
     }
 
     fn settle(&mut self, id: u64, fate: Fate, bytes: u64, sha256: Option<[u8; 32]>) -> Settled {
-        let path = lossy(&self.entries[id as usize].entry.path);
+        let entry = &self.entries[id as usize].entry;
+        let (path, kind) = (lossy(&entry.path), entry.kind);
         self.record(&path, &fate);
-        Settled {
-            id,
-            fate,
-            bytes,
-            sha256,
-        }
+        Settled::new(Some(id), (path, kind), fate, bytes, sha256)
     }
 
     fn record(&mut self, path: &str, fate: &Fate) {
@@ -356,82 +352,20 @@ impl Session {
             *one = fate.clone();
         }
     }
+}
 
-    // ---- what the driver may look at ----
-
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Entries offered.
-    pub fn len(&self) -> u64 {
-        self.entries.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// An offered entry, as it went on the wire (a link's target dropped).
-    pub fn entry(&self, id: u64) -> Option<&Entry> {
-        self.entries.get(id as usize).map(|o| &o.entry)
-    }
-
-    pub fn state(&self, id: u64) -> Option<&Sending> {
-        self.entries.get(id as usize).map(|o| &o.state)
-    }
-
-    /// What the receiver holds of entry `id` and offered for checking.
-    pub fn held(&self, id: u64) -> Option<&Ranges> {
-        match self.state(id)? {
-            Sending::Wanted(w) => Some(&w.held),
-            _ => None,
-        }
-    }
-
-    /// Held bytes of entry `id` whose hashes matched the source.
-    pub fn good(&self, id: u64) -> u64 {
-        match self.state(id) {
-            Some(Sending::Wanted(w)) => w.good.total(),
-            _ => 0,
-        }
-    }
-
-    /// Held blocks that differed from the source, in the session.
-    pub fn bad_blocks(&self) -> u64 {
-        self.bad_blocks
-    }
-
-    /// A session of one file: that file's fate so far.
-    pub fn one_fate(&self) -> Option<&Fate> {
-        self.one.as_ref()
-    }
-
-    pub fn is_single(&self) -> bool {
-        self.one.is_some()
-    }
-
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    /// Sources the walk could not read.
-    pub fn walk_failures(&self) -> u64 {
-        self.walk_failed
-    }
-
-    /// Files the receiver says landed in this session.
-    pub fn files_landed(&self) -> u64 {
-        self.files_landed
-    }
-
-    /// Some file landed without the receiver's digest (it runs --no-verify).
-    pub fn unchecked(&self) -> bool {
-        self.unchecked
-    }
-
-    /// The receiver's RESULT, once it came.
-    pub fn result(&self) -> Option<&Outcome> {
-        self.result.as_ref()
+/// The one entry of a session of one stream (stdin, a pipe), whose size is
+/// unknown; `mtime_ns`: now.
+pub fn stream_entry(name: &str, mtime_ns: u64) -> Entry {
+    Entry {
+        id: 0,
+        path: name.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size: 0,
+        mode: 0o644,
+        mtime_ns,
+        target: Vec::new(),
+        range: None,
+        stream: true,
     }
 }

@@ -166,13 +166,12 @@ impl Run<'_> {
         match event {
             None | Some(Event::Go | Event::Concluded) => Ok(()),
             Some(Event::Settled(settled)) => {
-                if let (Fate::Mismatch, Some(cached)) =
-                    (&settled.fate, self.cached.get(&settled.id))
-                {
+                let cached = settled.id.and_then(|id| self.cached.get(&id));
+                if let (Fate::Mismatch, Some(cached)) = (&settled.fate, cached) {
                     // whatever went wrong, the next receiver gets a digest read afresh
                     self.hashing.cache.forget(cached);
                 }
-                self.show_settled(&settled);
+                self.show(&settled);
                 Ok(())
             }
             Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
@@ -197,7 +196,9 @@ impl Run<'_> {
         for b in blocks {
             let (from, to) = (b.offset, b.offset + b.len as u64);
             // the receiver waits for entries while this hashes
-            self.keepalive.tick(self.conn).map_err(|e| lost(self.conn, e))?;
+            self.keepalive
+                .tick(self.conn)
+                .map_err(|e| lost(self.conn, e))?;
             let ours = hash::block(&file, from, to - from, &mut buf)
                 .with_context(|| source.display().to_string())?;
             if let Some(bar) = self.verifying.as_mut() {
@@ -218,7 +219,9 @@ impl Run<'_> {
         if last && bad > MAX_BAD_WARNINGS {
             let more = bad - MAX_BAD_WARNINGS;
             let path = escape(&path);
-            self.reporter.warn(&format!("{path}: {more} more blocks differ and are re-sent"));
+            self.reporter.warn(&format!(
+                "{path}: {more} more blocks differ and are re-sent"
+            ));
         }
         Ok(())
     }

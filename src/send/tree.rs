@@ -27,9 +27,8 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::Fate;
-use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{lossy, Entry, EntryKind, TreeOffer};
+use crate::protocol::sender::{stream_entry, Phase, Session, Settled};
+use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
 use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
@@ -227,7 +226,9 @@ impl Run<'_> {
         };
         let totals = match stream {
             true => {
-                offer(self, stream_entry(&plan.name), None)?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                let entry = stream_entry(&plan.name, now.map_or(0, |d| d.as_nanos() as u64));
+                offer(self, entry, None)?;
                 plan.totals
             }
             false => walk::gather(&plan.sources, deref, |event, walked| {
@@ -237,8 +238,8 @@ impl Run<'_> {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
                     Event::Failed { path, why } => {
-                        let fate = self.session.walk_failed(&path, &why);
-                        self.show(&path, EntryKind::File, 0, None, &fate);
+                        let settled = self.session.walk_failed(&path, &why);
+                        self.show(&settled);
                     }
                 }
                 Ok::<(), anyhow::Error>(())
@@ -299,40 +300,22 @@ impl Run<'_> {
     }
 
     /// Shows an entry's fate (the machine recorded it).
-    pub(super) fn show(
-        &mut self,
-        path: &str,
-        kind: EntryKind,
-        bytes: u64,
-        sha256: Option<String>,
-        fate: &Fate,
-    ) {
+    pub(super) fn show(&mut self, settled: &Settled) {
         // progress names kinds as --json does
-        let kind = match kind {
+        let kind = match settled.kind {
             EntryKind::File => "file",
             EntryKind::Dir => "dir",
             EntryKind::Link => "link",
         };
-        let (status, message) = tree_progress::Status::of(fate, kind);
+        let (status, message) = tree_progress::Status::of(&settled.fate, kind);
         self.progress.entry(&tree_progress::EntryEvent {
-            path,
+            path: &settled.path,
             kind,
-            bytes,
-            sha256,
+            bytes: settled.bytes,
+            sha256: settled.sha256.map(|d| proto::hex(&d)),
             status,
             message: message.as_ref(),
         });
-    }
-
-    /// Shows the fate of an entry the machine settled.
-    pub(super) fn show_settled(&mut self, settled: &Settled) {
-        let entry = self
-            .session
-            .entry(settled.id)
-            .expect("settled entries were offered");
-        let (path, kind) = (lossy(&entry.path), entry.kind);
-        let sha = settled.sha256.map(|d| proto::hex(&d));
-        self.show(&path, kind, settled.bytes, sha, &settled.fate);
     }
 }
 
@@ -353,23 +336,5 @@ fn wire_entry(entry: walk::Entry) -> Entry {
         target,
         range: None,
         stream: false,
-    }
-}
-
-/// The one entry of a session of one stream, whose size is unknown.
-fn stream_entry(name: &str) -> Entry {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    Entry {
-        id: 0,
-        path: name.as_bytes().to_vec(),
-        kind: EntryKind::File,
-        size: 0,
-        mode: 0o644,
-        mtime_ns: now,
-        target: Vec::new(),
-        range: None,
-        stream: true,
     }
 }

@@ -66,7 +66,10 @@ impl Session {
     /// [`Session::genuine`]): a file alone's bytes, or a tree's entries.
     pub fn kept(&self, outcome: &Outcome) -> String {
         match self.entry(0).filter(|e| self.is_single() && !e.stream) {
-            Some(entry) => format!("the receiver holds {} bytes of {}", outcome.held, entry.size),
+            Some(entry) => format!(
+                "the receiver holds {} bytes of {}",
+                outcome.held, entry.size
+            ),
             None => format!(
                 "the receiver keeps what it got ({} entries in place)",
                 outcome.held

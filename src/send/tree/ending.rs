@@ -19,7 +19,11 @@ use crate::units::human_bytes;
 
 impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
-    pub(super) fn conclude(mut self, plan: &Outgoing, journey: &crate::send::Journey) -> Result<()> {
+    pub(super) fn conclude(
+        mut self,
+        plan: &Outgoing,
+        journey: &crate::send::Journey,
+    ) -> Result<()> {
         let verdict = loop {
             if let Some(verdict) = self.session.verdict() {
                 break verdict;
