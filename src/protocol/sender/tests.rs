@@ -3,8 +3,9 @@
 //! session.
 
 use super::*;
+use crate::protocol::ledger::Verdict;
 use crate::protocol::tree::{Action, EntryKind, Reply};
-use crate::protocol::{read_frame, RefuseCode};
+use crate::protocol::{read_frame, RefuseCode, Status};
 
 const PEER: &str = "127.0.0.1:9";
 
