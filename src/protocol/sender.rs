@@ -8,11 +8,13 @@
 //! session's frames, the ledger, the MAC checks and the outbox are this
 //! module's.
 
+mod ending;
 pub mod entry;
 mod events;
 mod phase;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use super::tree::lossy;
 use super::Keyed;
@@ -20,11 +22,9 @@ pub use entry::{Broken, Sending, Wanted};
 pub use events::{Event, Settled, ToSend, Violation};
 pub use phase::Phase;
 
-use crate::protocol::ledger::{Fate, Ledger, Verdict};
-use crate::protocol::tree::{Begin, Entry, FileEnd, Manifest, TreeEnd};
-use crate::protocol::PeerText;
-use crate::protocol::Ranges;
-use crate::protocol::{Answer, BlockHash, Outcome, Status, ToReceiver, ToSender};
+use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd};
+use crate::protocol::{Answer, BlockHash, Outcome, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
 /// and where it stands.
@@ -53,6 +53,8 @@ pub struct Session {
     result: Option<Outcome>,
     files_landed: u64,
     unchecked: bool,
+    /// Held blocks that differed from the source.
+    bad_blocks: u64,
     outbox: Vec<u8>,
 }
 
@@ -77,6 +79,7 @@ impl Session {
             result: None,
             files_landed: 0,
             unchecked: false,
+            bad_blocks: 0,
             outbox: Vec::new(),
         }
     }
@@ -103,13 +106,13 @@ impl Session {
         id
     }
 
-    /// A source the walk could not read: settled, not offered. Its fate,
-    /// to show.
-    pub fn walk_failed(&mut self, path: &str, why: &str) -> Fate {
+    /// A source the walk could not read: settled, not offered.
+    pub fn walk_failed(&mut self, path: &str, why: &str) -> Settled {
         self.walk_failed += 1;
         let fate = Fate::Failed(why.into());
         self.record(path, &fate);
-        fate
+        let (path, kind) = (path.into(), EntryKind::File);
+        Settled::new(None, (path, kind), fate, 0, None)
     }
 
     /// Every entry is offered: MANIFEST.
@@ -192,6 +195,19 @@ impl Session {
                 offered.state.matched(from, to);
             }
         }
+    }
+
+    /// The source's digest of one held block of entry `id`: a block that
+    /// matches is not sent again; one that differs is counted, and the
+    /// count so far returned (for the warning).
+    pub fn checked(&mut self, id: u64, block: &BlockHash, ours: &[u8; 32]) -> Option<u64> {
+        if *ours == block.sha256 {
+            let (from, len) = (block.offset, u64::from(block.len));
+            self.matched(id, &[(from, from + len)]);
+            return None;
+        }
+        self.bad_blocks += 1;
+        Some(self.bad_blocks)
     }
 
     /// Every wanted file went: END, with the bytes sent.
@@ -323,35 +339,11 @@ impl Session {
         Ok(Some(Event::Settled(settled)))
     }
 
-    /// With a key in the clear (`--no-encrypt`), a RESULT is the
-    /// receiver's word only under the key's MAC, before GO as at the end;
-    /// an encrypted session's records already vouch for it.
-    fn check_result(&self, outcome: &Outcome) -> Result<(), Violation> {
-        match self.genuine(outcome) {
-            true => Ok(()),
-            false => Err(Violation::ForgedResult {
-                peer: self.peer.clone(),
-            }),
-        }
-    }
-
-    /// Whether a RESULT read outside the session's order (after STOP, or
-    /// after the connection failed) is the receiver's: its MAC checks.
-    pub fn genuine(&self, outcome: &Outcome) -> bool {
-        let Some(key) = &self.key else { return true };
-        let mac = outcome.mac.unwrap_or_default();
-        key.check_result(outcome.status as u8, outcome.held, &mac)
-    }
-
     fn settle(&mut self, id: u64, fate: Fate, bytes: u64, sha256: Option<[u8; 32]>) -> Settled {
-        let path = lossy(&self.entries[id as usize].entry.path);
+        let entry = &self.entries[id as usize].entry;
+        let (path, kind) = (lossy(&entry.path), entry.kind);
         self.record(&path, &fate);
-        Settled {
-            id,
-            fate,
-            bytes,
-            sha256,
-        }
+        Settled::new(Some(id), (path, kind), fate, bytes, sha256)
     }
 
     fn record(&mut self, path: &str, fate: &Fate) {
@@ -360,105 +352,20 @@ impl Session {
             *one = fate.clone();
         }
     }
+}
 
-    // ---- how it ends ----
-
-    /// The session's verdict, once the receiver's RESULT came (`None`
-    /// before): entries it left unanswered did not land, and a receiver
-    /// that accounts for other entries than this side makes it partial.
-    pub fn verdict(&mut self) -> Option<Verdict> {
-        let outcome = self.result.as_ref()?;
-        // entries left unanswered: the receiver failed (and says why), or lost track
-        let why: PeerText = match outcome.status {
-            Status::Ok => "no answer from the receiver".into(),
-            _ if outcome.message.is_empty() => "no answer from the receiver".into(),
-            _ => format!("{} failed: {}", self.peer, outcome.message).into(),
-        };
-        let (status, held, message) = (outcome.status, outcome.held, outcome.message.clone());
-        for id in 0..self.entries.len() {
-            let offered = &mut self.entries[id];
-            if !offered.state.is_settled() {
-                offered.state.given_up();
-                let path = lossy(&offered.entry.path);
-                self.record(&path, &Fate::Failed(why.clone()));
-            }
-        }
-        let peer = &self.peer;
-        Some(match (self.ledger.verdict(), status) {
-            (Verdict::Complete, Status::Ok) if held != self.ledger.accounted() => {
-                Verdict::Partial(format!(
-                    "{peer} accounts for {held} entries, this side for {}",
-                    self.ledger.accounted()
-                ))
-            }
-            (Verdict::Complete, Status::Ok) => Verdict::Complete,
-            (Verdict::Complete, _) => Verdict::Partial(format!("{peer}: {message}")),
-            (verdict, _) => verdict,
-        })
-    }
-
-    // ---- what the driver may look at ----
-
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Entries offered.
-    pub fn len(&self) -> u64 {
-        self.entries.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// An offered entry, as it went on the wire (a link's target dropped).
-    pub fn entry(&self, id: u64) -> Option<&Entry> {
-        self.entries.get(id as usize).map(|o| &o.entry)
-    }
-
-    pub fn state(&self, id: u64) -> Option<&Sending> {
-        self.entries.get(id as usize).map(|o| &o.state)
-    }
-
-    /// What the receiver holds of entry `id` and offered for checking.
-    pub fn held(&self, id: u64) -> Option<&Ranges> {
-        match self.state(id)? {
-            Sending::Wanted(w) => Some(&w.held),
-            _ => None,
-        }
-    }
-
-    /// A session of one file: that file's fate so far.
-    pub fn one_fate(&self) -> Option<&Fate> {
-        self.one.as_ref()
-    }
-
-    pub fn is_single(&self) -> bool {
-        self.one.is_some()
-    }
-
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    /// Sources the walk could not read.
-    pub fn walk_failures(&self) -> u64 {
-        self.walk_failed
-    }
-
-    /// Files the receiver says landed in this session.
-    pub fn files_landed(&self) -> u64 {
-        self.files_landed
-    }
-
-    /// Some file landed without the receiver's digest (it runs --no-verify).
-    pub fn unchecked(&self) -> bool {
-        self.unchecked
-    }
-
-    /// The receiver's RESULT, once it came.
-    pub fn result(&self) -> Option<&Outcome> {
-        self.result.as_ref()
+/// The one entry of a session of one stream (stdin, a pipe), whose size is
+/// unknown; `mtime_ns`: now.
+pub fn stream_entry(name: &str, mtime_ns: u64) -> Entry {
+    Entry {
+        id: 0,
+        path: name.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size: 0,
+        mode: 0o644,
+        mtime_ns,
+        target: Vec::new(),
+        range: None,
+        stream: true,
     }
 }

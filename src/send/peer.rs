@@ -1,7 +1,7 @@
 //! What the sending side hears from a receiver: frames past keepalives,
 //! the key handshake and ANSWER after an offer, and lost connections
-//! (tagged retryable), for the tree session and its replies; a single file
-//! is sent as a tree of one entry.
+//! (tagged retryable), for a session and its replies (a file alone is a
+//! session of one entry).
 
 use anyhow::{anyhow, bail, Context, Result};
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::peer::lost;
 use super::tree::Run;
@@ -135,20 +135,18 @@ impl Run<'_> {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted"));
             }
-            match self.reader.recv_timeout(crate::conn::TICK) {
+            let why = match self.reader.recv_timeout(crate::conn::TICK) {
                 Ok(msg) => return msg.map_err(|e| lost(self.conn, e)),
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
-                    );
-                    return Err(lost(self.conn, e));
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
+                ),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(lost(self.conn, anyhow!("the connection closed")))
+                    io::Error::other("the connection closed")
                 }
-            }
+            };
+            return Err(lost(self.conn, why));
         }
     }
 
@@ -168,13 +166,12 @@ impl Run<'_> {
         match event {
             None | Some(Event::Go | Event::Concluded) => Ok(()),
             Some(Event::Settled(settled)) => {
-                if let (Fate::Mismatch, Some(cached)) =
-                    (&settled.fate, self.cached.get(&settled.id))
-                {
+                let cached = settled.id.and_then(|id| self.cached.get(&id));
+                if let (Fate::Mismatch, Some(cached)) = (&settled.fate, cached) {
                     // whatever went wrong, the next receiver gets a digest read afresh
                     self.hashing.cache.forget(cached);
                 }
-                self.show_settled(&settled);
+                self.show(&settled);
                 Ok(())
             }
             Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
@@ -186,23 +183,16 @@ impl Run<'_> {
     /// Checks the receiver's hashes of a held part against the source (the
     /// session checked that they are for held bytes, each once).
     pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
-        let path = self
-            .session
-            .entry(id)
-            .expect("checked by the session")
-            .path
-            .clone();
-        let source = self.sources.of(&path);
-        if self.session.is_single() && self.verify.showing.is_none() {
+        let path = (self.session.entry(id).expect("checked by the session").path).clone();
+        if self.session.is_single() && self.verifying.is_none() {
             let held = self.session.held(id).map_or(0, |h| h.total());
-            let bar = self.reporter.verifier(Role::Send, &lossy(&path), held);
-            self.verify.showing = Some((bar, 0));
+            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
         }
+        let source = self.sources.of(&path);
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
-        let mut matched = Vec::new();
         for b in blocks {
             let (from, to) = (b.offset, b.offset + b.len as u64);
             // the receiver waits for entries while this hashes
@@ -211,37 +201,28 @@ impl Run<'_> {
                 .map_err(|e| lost(self.conn, e))?;
             let ours = hash::block(&file, from, to - from, &mut buf)
                 .with_context(|| source.display().to_string())?;
-            if let Some((bar, good)) = self.verify.showing.as_mut() {
-                *good += (to - from) * u64::from(ours == b.sha256);
+            if let Some(bar) = self.verifying.as_mut() {
                 bar.update(to);
             }
-            if ours == b.sha256 {
-                matched.push((from, to));
-                continue;
-            }
-            self.verify.bad_blocks += 1;
             // a whole file of bad blocks is one story, not thousands of lines
-            if self.verify.bad_blocks <= MAX_BAD_WARNINGS {
+            if let Some(..=MAX_BAD_WARNINGS) = self.session.checked(id, b, &ours) {
                 self.reporter.warn(&format!(
                     "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
                     escape(&path)
                 ));
             }
         }
-        let bad = self.verify.bad_blocks;
-        if last {
-            if let Some((mut bar, good)) = self.verify.showing.take() {
-                bar.finish_verify(good, bad);
-            }
+        let bad = self.session.bad_blocks();
+        if let Some(mut bar) = self.verifying.take_if(|_| last) {
+            bar.finish_verify(self.session.good(id), bad);
         }
         if last && bad > MAX_BAD_WARNINGS {
+            let more = bad - MAX_BAD_WARNINGS;
+            let path = escape(&path);
             self.reporter.warn(&format!(
-                "{}: {} more blocks differ and are re-sent",
-                escape(&path),
-                bad - MAX_BAD_WARNINGS
+                "{path}: {more} more blocks differ and are re-sent"
             ));
         }
-        self.session.matched(id, &matched);
         Ok(())
     }
 }

@@ -65,7 +65,7 @@ fn session(
 /// replaced since the last receiver is offered as it now is (its digest
 /// follows its identity, not its name). With `reporter`, a tree's caveats
 /// are said.
-fn plan(cfg: &SendConfig, reporter: Option<&Reporter>) -> Result<tree::Plan> {
+fn plan(cfg: &SendConfig, reporter: Option<&Reporter>) -> Result<tree::Outgoing> {
     match (&cfg.payload, reporter) {
         (Payload::Single(source), _) => {
             let opened = super::open(cfg, source)?;
@@ -76,9 +76,9 @@ fn plan(cfg: &SendConfig, reporter: Option<&Reporter>) -> Result<tree::Plan> {
                     opened.label
                 )));
             }
-            Ok(tree::Plan::single(opened))
+            Ok(tree::Outgoing::single(opened))
         }
-        (Payload::Tree(sources), Some(reporter)) => tree::Plan::new(sources, reporter),
-        (Payload::Tree(sources), None) => tree::Plan::checked(sources),
+        (Payload::Tree(sources), Some(reporter)) => tree::Outgoing::new(sources, reporter),
+        (Payload::Tree(sources), None) => tree::Outgoing::checked(sources),
     }
 }

@@ -13,7 +13,9 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
-pub(super) use plan::Plan;
+pub(super) use plan::Outgoing;
+// send/mod.rs (engineer E) still says `tree::Plan`; the lead drops this at merge
+pub(super) use plan::Outgoing as Plan;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
@@ -25,9 +27,8 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::Fate;
-use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{lossy, Entry, EntryKind, TreeOffer};
+use crate::protocol::sender::{stream_entry, Phase, Session, Settled};
+use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
 use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
@@ -63,8 +64,8 @@ pub(super) struct Run<'a> {
     pub(super) keepalive: crate::conn::Keepalive,
     /// Warnings along the way (a held block that differs).
     pub(super) reporter: Reporter,
-    /// The check of held blocks.
-    pub(super) verify: Verify,
+    /// A file alone shows its check of held blocks.
+    pub(super) verifying: Option<Box<dyn crate::progress::Progress>>,
     /// Where whole-file digests come from, and how many came how.
     pub(super) hashing: Hashing,
     /// The files whose digests came from the cache, with the identity they
@@ -103,19 +104,9 @@ impl Sources {
     }
 }
 
-/// The check of a file's held blocks against the source.
-#[derive(Default)]
-pub(super) struct Verify {
-    /// Held blocks that differed from the source, in the session.
-    pub(super) bad_blocks: u64,
-    /// A file alone shows its check of held blocks: the display, and the
-    /// bytes found good.
-    pub(super) showing: Option<(Box<dyn crate::progress::Progress>, u64)>,
-}
-
 pub(super) fn session(
     cfg: &SendConfig,
-    plan: &Plan,
+    plan: &Outgoing,
     conn: &mut Conn,
     reporter: &Reporter,
     journey: &super::Journey,
@@ -159,7 +150,7 @@ pub(super) fn session(
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
         keepalive: crate::conn::Keepalive::new(),
         reporter: reporter.clone(),
-        verify: Verify::default(),
+        verifying: None,
         hashing: Hashing {
             cache: plan.digests.clone(),
             ..Hashing::default()
@@ -179,7 +170,7 @@ pub(super) fn session(
 
 /// Offers the session (after the key exchange, when encrypted) and takes
 /// the receiver's answer; the key's session, with a key.
-fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::Session>> {
+fn offer(cfg: &SendConfig, plan: &Outgoing, conn: &mut Conn) -> Result<Option<auth::Session>> {
     let nonce = match cfg.common.key {
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
         None => None,
@@ -219,7 +210,7 @@ fn offer(cfg: &SendConfig, plan: &Plan, conn: &mut Conn) -> Result<Option<auth::
 impl Run<'_> {
     /// Walks the sources and offers each entry as it is found (the
     /// receiver answers while the walk goes on), taking replies as they come.
-    fn manifest(&mut self, plan: &Plan, reporter: &Reporter) -> Result<()> {
+    fn manifest(&mut self, plan: &Outgoing, reporter: &Reporter) -> Result<()> {
         let range = plan.single.as_ref().and_then(|s| s.range);
         let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
         let deref = self.cfg.dereference;
@@ -235,7 +226,9 @@ impl Run<'_> {
         };
         let totals = match stream {
             true => {
-                offer(self, stream_entry(&plan.name), None)?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                let entry = stream_entry(&plan.name, now.map_or(0, |d| d.as_nanos() as u64));
+                offer(self, entry, None)?;
                 plan.totals
             }
             false => walk::gather(&plan.sources, deref, |event, walked| {
@@ -245,8 +238,8 @@ impl Run<'_> {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
                     Event::Failed { path, why } => {
-                        let fate = self.session.walk_failed(&path, &why);
-                        self.show(&path, EntryKind::File, 0, None, &fate);
+                        let settled = self.session.walk_failed(&path, &why);
+                        self.show(&settled);
                     }
                 }
                 Ok::<(), anyhow::Error>(())
@@ -307,40 +300,22 @@ impl Run<'_> {
     }
 
     /// Shows an entry's fate (the machine recorded it).
-    pub(super) fn show(
-        &mut self,
-        path: &str,
-        kind: EntryKind,
-        bytes: u64,
-        sha256: Option<String>,
-        fate: &Fate,
-    ) {
+    pub(super) fn show(&mut self, settled: &Settled) {
         // progress names kinds as --json does
-        let kind = match kind {
+        let kind = match settled.kind {
             EntryKind::File => "file",
             EntryKind::Dir => "dir",
             EntryKind::Link => "link",
         };
-        let (status, message) = tree_progress::Status::of(fate, kind);
+        let (status, message) = tree_progress::Status::of(&settled.fate, kind);
         self.progress.entry(&tree_progress::EntryEvent {
-            path,
+            path: &settled.path,
             kind,
-            bytes,
-            sha256,
+            bytes: settled.bytes,
+            sha256: settled.sha256.map(|d| proto::hex(&d)),
             status,
             message: message.as_ref(),
         });
-    }
-
-    /// Shows the fate of an entry the machine settled.
-    pub(super) fn show_settled(&mut self, settled: &Settled) {
-        let entry = self
-            .session
-            .entry(settled.id)
-            .expect("settled entries were offered");
-        let (path, kind) = (lossy(&entry.path), entry.kind);
-        let sha = settled.sha256.map(|d| proto::hex(&d));
-        self.show(&path, kind, settled.bytes, sha, &settled.fate);
     }
 }
 
@@ -361,23 +336,5 @@ fn wire_entry(entry: walk::Entry) -> Entry {
         target,
         range: None,
         stream: false,
-    }
-}
-
-/// The one entry of a session of one stream, whose size is unknown.
-fn stream_entry(name: &str) -> Entry {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    Entry {
-        id: 0,
-        path: name.as_bytes().to_vec(),
-        kind: EntryKind::File,
-        size: 0,
-        mode: 0o644,
-        mtime_ns: now,
-        target: Vec::new(),
-        range: None,
-        stream: true,
     }
 }

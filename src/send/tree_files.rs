@@ -33,8 +33,8 @@ impl Run<'_> {
         let source = self.sources.of(&entry.path);
         let packed = self.sources.walked[id as usize]
             .filter(|_| size <= PACK_MAX && !job.resumed && !ranged);
-        self.progress
-            .file(&self.file_start(&job.ranges, job.offered, size));
+        let (offset, count) = (job.offered.0, Some(job.count()));
+        self.show_start(Some(size), offset, count, job.resumed_from());
         let files = self.session.files_landed();
         self.progress.update(self.sent, files, &name);
         if let Some(walked) = packed {
@@ -62,21 +62,22 @@ impl Run<'_> {
     }
 
     /// How one file's transfer begins, for a display of one file.
-    fn file_start(&self, to_send: &[(u64, u64)], (start, end): (u64, u64), size: u64) -> Start {
-        let resumed_from = match to_send.first() {
-            Some(&(first, _)) if first > start => first,
-            None if end > start => end,
-            _ => 0,
-        };
-        Start {
+    fn show_start(
+        &mut self,
+        size: Option<u64>,
+        offset: u64,
+        count: Option<u64>,
+        resumed_from: u64,
+    ) {
+        self.progress.file(&Start {
             role: Role::Send,
             name: Default::default(),
             peer: self.conn.peer.clone(),
-            size: Some(size),
-            offset: start,
-            count: Some(to_send.iter().map(|(a, b)| b - a).sum()),
+            size,
+            offset,
+            count,
             resumed_from,
-        }
+        });
     }
 
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
@@ -89,15 +90,7 @@ impl Run<'_> {
         let (cap, name) = (entry.range.map(|(_, end)| end), lossy(&entry.path));
         self.session.begin(id);
         self.flush()?;
-        self.progress.file(&Start {
-            role: Role::Send,
-            name: Default::default(),
-            peer: self.conn.peer.clone(),
-            size: None,
-            offset: 0,
-            count: cap,
-            resumed_from: 0,
-        });
+        self.show_start(None, 0, cap, 0);
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let progress = &mut self.progress;
         let mut update = |n: u64| progress.update(n, 0, &name);
@@ -179,45 +172,45 @@ impl Run<'_> {
         let (size, path) = (entry.size, entry.path.clone());
         let inline = size <= HASH_INLINE && !resumed;
         let digest = match (self.cfg.common.verify, whole) {
-            (false, _) => Digest::None,
+            (false, _) => None,
             // a range that leaves the file unfinished: the digest of what
             // is sent, in order, this session's own
-            (true, false) => hash_thread(file, ranges.to_vec(), None)?,
-            (true, true) => match self.hashing.cache.lookup(file) {
-                Lookup::Known(sha) => Digest::Known(sha),
+            (true, false) => Some(hash_thread(file, ranges.to_vec(), None)?),
+            (true, true) => Some(match self.hashing.cache.lookup(file) {
+                Lookup::Known(sha) => Digest::Ready(sha, true),
                 Lookup::Wait(wait) => Digest::Await(wait),
                 Lookup::Hash(claim) if inline => {
                     let sha = hash::hash_range(file, 0, size).map_err(source(0))?;
                     claim.fill(file, sha);
-                    Digest::Computed(sha)
+                    Digest::Ready(sha, false)
                 }
                 Lookup::Hash(claim) => hash_thread(file, vec![(0, size)], Some(claim))?,
-            },
+            }),
         };
         let bytes = self.send_ranges(file, &path, ranges)?;
+        let Some(digest) = digest else {
+            return Ok((bytes, None));
+        };
         let (sha, cached) = match digest {
-            Digest::None => (None, false),
-            Digest::Known(sha) => (Some(sha), true),
-            Digest::Computed(sha) => (Some(sha), false),
+            Digest::Ready(sha, cached) => (sha, cached),
             Digest::Thread(handle) => {
                 let hashed = with_keepalive(self.conn, || handle.join())
                     .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?;
-                (Some(hashed.map_err(source(bytes))?), false)
+                (hashed.map_err(source(bytes))?, false)
             }
             Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
-                Some(sha) => (Some(sha), true),
-                None => (Some(self.hash_late(file, size, bytes)?), false),
+                Some(sha) => (sha, true),
+                None => (self.hash_late(file, size, bytes)?, false),
             },
         };
-        if cached {
-            self.hashing.cached += 1;
-            if let Some(identity) = FileId::of_file(file) {
-                self.cached.insert(id, identity);
+        match cached.then(|| FileId::of_file(file)) {
+            Some(identity) => {
+                self.hashing.cached += 1;
+                self.cached.extend(identity.map(|identity| (id, identity)));
             }
-        } else {
-            self.hashing.computed += u64::from(sha.is_some());
+            None => self.hashing.computed += 1,
         }
-        Ok((bytes, sha))
+        Ok((bytes, Some(sha)))
     }
 
     /// The session that was hashing this file for the others gave up (or
@@ -270,19 +263,15 @@ impl Run<'_> {
     /// the next.
     fn give_up(&mut self, id: u64, bytes: u64, why: &str, begun: bool) -> Result<()> {
         let settled = self.session.give_up(id, bytes, why, begun);
-        self.show_settled(&settled);
+        self.show(&settled);
         Ok(())
     }
 }
 
 /// Where a file's digest will come from.
 enum Digest {
-    /// Not verifying.
-    None,
-    /// From the cache: not read at all.
-    Known(Sha),
-    /// Hashed already, inline.
-    Computed(Sha),
+    /// Hashed already, inline, or from the cache (`true`: not read at all).
+    Ready(Sha, bool),
     /// Being hashed on a thread beside sendfile.
     Thread(std::thread::JoinHandle<io::Result<Sha>>),
     /// Being hashed by another session.

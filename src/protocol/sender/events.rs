@@ -3,6 +3,7 @@
 
 use super::Broken;
 use crate::protocol::ledger::Fate;
+use crate::protocol::tree::EntryKind;
 use crate::protocol::BlockHash;
 use crate::protocol::PeerText;
 
@@ -93,12 +94,35 @@ pub enum Event {
 /// One entry's fate, for the driver to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
-    pub id: u64,
+    /// The offered entry's id; none for a source the walk could not read.
+    pub id: Option<u64>,
+    /// Its path, as the lines about it say it, and its kind.
+    pub path: String,
+    pub kind: EntryKind,
     pub fate: Fate,
     /// The file's bytes (its size, or what went out of one given up).
     pub bytes: u64,
     /// The receiver's digest of a file that landed.
     pub sha256: Option<[u8; 32]>,
+}
+
+impl Settled {
+    pub(super) fn new(
+        id: Option<u64>,
+        (path, kind): (String, EntryKind),
+        fate: Fate,
+        bytes: u64,
+        sha256: Option<[u8; 32]>,
+    ) -> Settled {
+        Settled {
+            id,
+            path,
+            kind,
+            fate,
+            bytes,
+            sha256,
+        }
+    }
 }
 
 /// What to send of a wanted file.
@@ -113,4 +137,22 @@ pub struct ToSend {
     pub whole: bool,
     /// Some held bytes matched and are not sent again.
     pub resumed: bool,
+}
+
+impl ToSend {
+    /// The bytes to send.
+    pub fn count(&self) -> u64 {
+        self.ranges.iter().map(|(a, b)| b - a).sum()
+    }
+
+    /// Where sending resumes, past what the receiver holds good (0: from
+    /// the start of what is offered).
+    pub fn resumed_from(&self) -> u64 {
+        let (start, end) = self.offered;
+        match self.ranges.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        }
+    }
 }

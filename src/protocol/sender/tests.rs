@@ -3,8 +3,9 @@
 //! session.
 
 use super::*;
+use crate::protocol::ledger::Verdict;
 use crate::protocol::tree::{Action, EntryKind, Reply};
-use crate::protocol::{read_frame, RefuseCode};
+use crate::protocol::{read_frame, RefuseCode, Status};
 
 const PEER: &str = "127.0.0.1:9";
 
@@ -465,7 +466,7 @@ fn a_session_of_one_file_keeps_its_fate() {
         .unwrap();
     assert_eq!(s.one_fate(), Some(&Fate::Mismatch));
     let mut s = Session::new(true, true, PEER, None);
-    assert_eq!(s.walk_failed("f", "gone"), Fate::Failed("gone".into()));
+    assert_eq!(s.walk_failed("f", "gone").fate, Fate::Failed("gone".into()));
     assert_eq!(
         (s.one_fate(), s.walk_failures()),
         (Some(&Fate::Failed("gone".into())), 1)

@@ -2,22 +2,28 @@
 //! and summed up, or, after Ctrl-C or a lost connection, what the user is
 //! told and how to resume.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{Plan, Run, REASON_WAIT, STOP_WAIT};
+use super::{Outgoing, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
 use crate::protocol::ledger::{Fate, Verdict};
+use crate::protocol::sender::Session;
 use crate::protocol::{Answer, Status, ToSender};
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
 impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
-    pub(super) fn conclude(mut self, plan: &Plan, journey: &crate::send::Journey) -> Result<()> {
+    pub(super) fn conclude(
+        mut self,
+        plan: &Outgoing,
+        journey: &crate::send::Journey,
+    ) -> Result<()> {
         let verdict = loop {
             if let Some(verdict) = self.session.verdict() {
                 break verdict;
@@ -30,8 +36,25 @@ impl Run<'_> {
                 return Err(e);
             }
         };
+        // a file alone that did not land says so in its error, not in a summary
+        match (self.session.is_single(), &verdict) {
+            (true, Verdict::Partial(_) | Verdict::Integrity(_)) => self.progress.abandon(),
+            _ => self.progress.finish(&self.summary(plan, journey)),
+        }
+        match (verdict, self.session.one_fate()) {
+            (Verdict::Complete, _) => Ok(()),
+            (Verdict::Partial(line), Some(fate)) => {
+                Err(single_error((&self.conn.peer, &plan.name), fate, &line))
+            }
+            (Verdict::Partial(line), None) => Err(exit::partial(line)),
+            (Verdict::Integrity(line), _) => Err(exit::integrity(line)),
+        }
+    }
+
+    /// The session's summary, for the display.
+    fn summary(&self, plan: &Outgoing, journey: &crate::send::Journey) -> TreeSummary {
         let ledger = self.session.ledger();
-        let summary = TreeSummary {
+        TreeSummary {
             role: Role::Send,
             name: plan.name.clone(),
             path: None,
@@ -47,22 +70,6 @@ impl Run<'_> {
             encrypted: self.conn.is_sealed(),
             verified: self.cfg.common.verify && !self.session.unchecked(),
             digests: (self.hashing.computed, self.hashing.cached),
-        };
-        let one = self.session.one_fate();
-        if let (Some(fate), Verdict::Partial(line)) = (one, &verdict) {
-            let error = single_error((&self.conn.peer, &plan.name), fate, line);
-            self.progress.abandon();
-            return Err(error);
-        }
-        // a tree's summary counts what did not land; a file alone's error says it
-        match (one, &verdict) {
-            (Some(_), Verdict::Integrity(_)) => self.progress.abandon(),
-            _ => self.progress.finish(&summary),
-        }
-        match verdict {
-            Verdict::Complete => Ok(()),
-            Verdict::Partial(line) => Err(exit::partial(line)),
-            Verdict::Integrity(line) => Err(exit::integrity(line)),
         }
     }
 
@@ -72,27 +79,23 @@ impl Run<'_> {
         if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
             return self.stop();
         }
-        if exit::tag_of(&err) == Some(exit::Tag::Retryable) {
-            // the receiver may have said why it dropped us (a full disk)
-            let wait = Instant::now() + REASON_WAIT;
-            while let Some(left) = wait.checked_duration_since(Instant::now()) {
-                match self.reader.recv_timeout(left) {
-                    // a reason the key's MAC does not cover is not the receiver's
-                    Ok(Ok(ToSender::Result(o)))
-                        if o.status == Status::Failed && self.session.genuine(&o) =>
-                    {
-                        return anyhow::anyhow!("{} failed: {}", self.conn.peer, o.message);
-                    }
-                    // a tree refused whole in the middle of its manifest
-                    Ok(Ok(ToSender::Answer(Answer::Refuse { reason, .. }))) => {
-                        return exit::refused(format!("{} refused: {reason}", self.conn.peer));
-                    }
-                    Ok(Ok(_)) => {}
-                    _ => break,
-                }
-            }
+        if exit::tag_of(&err) != Some(exit::Tag::Retryable) {
+            return err;
         }
-        err
+        // the receiver may have said why it dropped us (a full disk)
+        let peer = self.conn.peer.clone();
+        let reason = self.hear(REASON_WAIT, |session, msg| match msg {
+            // a reason the key's MAC does not cover is not the receiver's
+            ToSender::Result(o) if o.status == Status::Failed && session.genuine(&o) => {
+                Some(anyhow::anyhow!("{peer} failed: {}", o.message))
+            }
+            // a tree refused whole in the middle of its manifest
+            ToSender::Answer(Answer::Refuse { reason, .. }) => {
+                Some(exit::refused(format!("{peer} refused: {reason}")))
+            }
+            _ => None,
+        });
+        reason.unwrap_or(err)
     }
 
     pub(super) fn stop(&mut self) -> anyhow::Error {
@@ -100,28 +103,36 @@ impl Run<'_> {
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
         self.session.stop();
         if self.flush().is_ok() {
-            let deadline = Instant::now() + STOP_WAIT;
-            while Instant::now() < deadline {
-                match self.reader.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(ToSender::Result(o))) if self.session.genuine(&o) => {
-                        let one = self.session.entry(0).filter(|_| self.session.is_single());
-                        said.push_str(&match one {
-                            Some(entry) if !entry.stream => {
-                                format!("; the receiver holds {} bytes of {}", o.held, entry.size)
-                            }
-                            _ => format!(
-                                "; the receiver keeps what it got ({} entries in place)",
-                                o.held
-                            ),
-                        });
-                        break;
-                    }
-                    Ok(Ok(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
+            let kept = self.hear(STOP_WAIT, |session, msg| match msg {
+                ToSender::Result(o) if session.genuine(&o) => Some(session.kept(&o)),
+                _ => None,
+            });
+            if let Some(kept) = kept {
+                said = format!("{said}; {kept}");
             }
         }
         exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
+    }
+
+    /// What the receiver says within `wait`, once `pick` takes a frame;
+    /// `None` if it says nothing that `pick` takes, or the connection ends.
+    fn hear<T>(
+        &mut self,
+        wait: Duration,
+        mut pick: impl FnMut(&Session, ToSender) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.reader.recv_timeout(left) {
+                Ok(Ok(msg)) => match pick(&self.session, msg) {
+                    Some(heard) => return Some(heard),
+                    None => continue,
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return None,
+            }
+        }
+        None
     }
 }
 

@@ -11,7 +11,7 @@ use crate::send::digests::Digests;
 use crate::send::walk::{self, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
-pub(in crate::send) struct Plan {
+pub(in crate::send) struct Outgoing {
     pub(super) sources: Vec<walk::Source>,
     pub(super) totals: Totals,
     pub(super) name: String,
@@ -33,30 +33,22 @@ pub(in crate::send) struct Single {
     pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
 }
 
-impl Plan {
+impl Outgoing {
     /// One file, or a stream, as a tree of one entry.
-    pub(in crate::send) fn single(opened: crate::send::Plan) -> Plan {
-        let crate::send::Plan {
-            input,
-            label,
-            name,
-            offset,
-            count,
-            forced,
-            note,
-        } = opened;
-        let name = name.unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
+    pub(in crate::send) fn single(opened: crate::send::Plan) -> Outgoing {
+        let (offset, count) = (opened.offset, opened.count);
+        let name = (opened.name).unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
         let mut totals = Totals {
             entries: 1,
             files: 1,
             ..Totals::default()
         };
-        let (sources, range, stream) = match input {
+        let (sources, range, stream) = match opened.input {
             crate::send::Input::File { size, .. } => {
                 let end = offset + count.unwrap_or(size - offset);
                 totals.bytes = end - offset;
                 let source = walk::Source {
-                    path: PathBuf::from(&label),
+                    path: PathBuf::from(&opened.label),
                     top: name.clone().into_bytes(),
                 };
                 let range = ((offset, end) != (0, size)).then_some((offset, end));
@@ -67,14 +59,14 @@ impl Plan {
                 (Vec::new(), cap, Some(std::sync::Mutex::new(Some(reader))))
             }
         };
-        Plan {
+        Outgoing {
             sources,
             totals,
             name: name.clone(),
             single: Some(Single {
                 range,
-                forced,
-                note,
+                forced: opened.forced,
+                note: opened.note,
                 stream,
             }),
             digests: Arc::default(),
@@ -82,22 +74,20 @@ impl Plan {
     }
 
     /// The same plan, taking and keeping digests in `digests`.
-    pub(in crate::send) fn sharing(self, digests: Arc<Digests>) -> Plan {
-        Plan { digests, ..self }
+    pub(in crate::send) fn sharing(self, digests: Arc<Digests>) -> Outgoing {
+        Outgoing { digests, ..self }
     }
 
     /// Whether a lost connection can be resumed: not once a stream is read.
     pub(in crate::send) fn resumable(&self) -> bool {
         self.single.as_ref().is_none_or(|s| s.stream.is_none())
     }
-}
 
-impl Plan {
     pub(in crate::send) fn new(
         sources: &[(PathBuf, Vec<u8>)],
         reporter: &Reporter,
-    ) -> Result<Plan> {
-        let plan = Plan::checked(sources)?;
+    ) -> Result<Outgoing> {
+        let plan = Outgoing::checked(sources)?;
         reporter.warn(
             "a tree carries files, directories, links inside it, permission bits and \
              modification times; not owners, ACLs or extended attributes",
@@ -108,7 +98,7 @@ impl Plan {
     /// The sources checked, without a word. They are walked as their
     /// entries are sent, each session afresh (`-k`, `--retry`): the tree as
     /// it is then.
-    pub(in crate::send) fn checked(sources: &[(PathBuf, Vec<u8>)]) -> Result<Plan> {
+    pub(in crate::send) fn checked(sources: &[(PathBuf, Vec<u8>)]) -> Result<Outgoing> {
         for (path, _) in sources {
             std::fs::metadata(path).with_context(|| path.display().to_string())?;
         }
@@ -124,7 +114,7 @@ impl Plan {
             1 => first,
             n => format!("{first} and {} more", n - 1),
         };
-        Ok(Plan {
+        Ok(Outgoing {
             sources,
             name,
             totals: Totals::default(), // counted as they are sent
