@@ -190,7 +190,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
     }
     match &cfg.payload {
         Payload::Single(source) if !cfg.common.raw => {
-            let plan = tree::Plan::single(open(cfg, source)?);
+            let plan = tree::Outgoing::single(open(cfg, source)?);
             let resumable = plan.resumable();
             drive(cfg, reporter, resumable, |conn, journey| {
                 tree::session(cfg, &plan, conn, reporter, journey)
@@ -205,7 +205,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             })
         }
         Payload::Tree(sources) => {
-            let plan = tree::Plan::new(sources, reporter)?;
+            let plan = tree::Outgoing::new(sources, reporter)?;
             drive(cfg, reporter, true, |conn, journey| {
                 tree::session(cfg, &plan, conn, reporter, journey)
             })

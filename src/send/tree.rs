@@ -14,8 +14,6 @@ mod ending;
 mod plan;
 
 pub(super) use plan::Outgoing;
-// send/mod.rs (engineer E) still says `tree::Plan`; the lead drops this at merge
-pub(super) use plan::Outgoing as Plan;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};

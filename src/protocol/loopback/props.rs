@@ -81,7 +81,7 @@ fn check(src: &[Src], tx: &Tx, rx: &Rx) -> Result<(), TestCaseError> {
         }
     }
     for s in tx.settled.iter().filter(|s| s.fate == Fate::Landed) {
-        let e = &src[s.id as usize];
+        let e = &src[s.id.expect("only offered entries land") as usize];
         if e.kind == EntryKind::File {
             prop_assert_eq!(rx.disk.get(&e.path), Some(&e.data), "{} landed", &e.path);
         }
