@@ -61,8 +61,6 @@ pub(super) struct Tree<'a> {
     pub session: Session,
     pub progress: Box<dyn TreeProgress>,
     pub wants: super::wants::Wants,
-    /// Bytes the directories and links kept for the end hold (see `memory`).
-    pub kept: u64,
     /// What this session holds of the receiver's --max-memory, given back
     /// when it ends.
     pub budget: crate::budget::Share,
@@ -74,16 +72,8 @@ pub(super) struct Tree<'a> {
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
-    /// Bytes the wanted files still need.
-    pub needed: u64,
-    /// Bytes the file entries come to (each its declared size, or the end
-    /// of what it offers when further), against `--max-size`: the OFFER's
-    /// count is only the sender's word.
-    pub offered: u64,
     /// Where a session of one file goes, when not into the directory.
     pub dest: Dest,
-    /// A session of one file: the file's name, once its entry came.
-    pub name: Option<String>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
 }

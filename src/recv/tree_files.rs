@@ -185,7 +185,7 @@ impl<'t, 'a> Files<'t, 'a> {
                 Ok(Event::Write(write)) => self.data(conn, write)?,
                 Ok(Event::Ended(ended)) => self.file_end(conn, ended)?,
                 Ok(Event::Finished) => return Ok(()),
-                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.name.as_deref())),
+                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.session.name())),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => {
                     // a file the session ended is over here too
