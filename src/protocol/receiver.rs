@@ -76,6 +76,13 @@ struct Current {
     path: Vec<u8>,
 }
 
+/// What a RESULT's `held` counts: a tree's entries in place, or, when a
+/// file alone stops, the bytes of its part (what the sender resumes from).
+enum Held {
+    Entries(u64),
+    Bytes(u64),
+}
+
 /// The receiver's session.
 pub struct Session {
     setup: Setup,
@@ -388,27 +395,32 @@ impl Session {
             Verdict::Complete => (Status::Ok, String::new()),
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
         };
-        self.result(status, &message, self.ledger.accounted());
+        self.result(status, &message, Held::Entries(self.ledger.accounted()));
         self.ledger.verdict()
     }
 
     /// This side failed (a disk, a bad frame): the sender hears why.
     pub fn fail(&mut self, message: &str) {
-        self.result(Status::Failed, message, self.ledger.accounted());
+        self.result(
+            Status::Failed,
+            message,
+            Held::Entries(self.ledger.accounted()),
+        );
     }
 
     /// The sender stopped: the RESULT says what is held, the bytes of a
-    /// file alone's part (`part`), or a tree's entries in place.
-    pub fn stopped(&mut self, part: u64) {
+    /// file alone's part (`part_bytes`), or a tree's entries in place.
+    pub fn stopped(&mut self, part_bytes: u64) {
         let held = match self.single {
-            Some(_) => part,
-            None => self.ledger.accounted(),
+            Some(_) => Held::Bytes(part_bytes),
+            None => Held::Entries(self.ledger.accounted()),
         };
         self.result(Status::Stopped, "stopped", held);
     }
 
     /// The session's RESULT (MAC'd with a key).
-    fn result(&mut self, status: Status, message: &str, held: u64) {
+    fn result(&mut self, status: Status, message: &str, held: Held) {
+        let (Held::Entries(held) | Held::Bytes(held)) = held;
         let outcome = Outcome {
             status,
             sha256: None,

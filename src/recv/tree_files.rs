@@ -15,7 +15,7 @@ mod lander;
 mod landing;
 
 use super::incoming::Incoming;
-use super::session::{broke, identity_of, Dest, Tree, Want};
+use super::session::{identity_of, Dest, Tree, Want};
 use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
@@ -192,7 +192,7 @@ impl<'t, 'a> Files<'t, 'a> {
                     if self.tree.session.current().is_none() {
                         self.cur = None;
                     }
-                    return Err(broke(&conn.peer, &v));
+                    return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
             if self.tree.session.outbox_len() >= OUT_BATCH {

@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use super::{HASHES_PER_FRAME, TICK_NS};
 use crate::conn::Conn;
 use crate::hash;
-use crate::held::{Ranges, Record};
+use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::Refusal;
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, RefuseCode, BLOCK};
-use crate::recv::session::{identity, lossy, Dest, Tree, Want};
+use crate::recv::session::{lossy, Dest, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
 
@@ -263,7 +263,12 @@ impl Tree<'_> {
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return Ranges::new();
         };
-        if record.source != identity(rel, entry) {
+        let source = Identity {
+            name: lossy(rel.bytes()),
+            size: entry.size,
+            mtime_ns: Some(entry.mtime_ns),
+        };
+        if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
                 rel.display_in(self.root.path())

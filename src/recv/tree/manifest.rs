@@ -12,7 +12,7 @@ use crate::exit;
 use crate::protocol::receiver::{Event, Violation};
 use crate::protocol::tree::Entry;
 use crate::protocol::{self as proto, ToReceiver};
-use crate::recv::session::{broke, lossy, Tree};
+use crate::recv::session::{lossy, Tree};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
@@ -67,7 +67,7 @@ impl Tree<'_> {
                     // the replies (a refusal's reason) still go out, then the session ends
                     let out = self.session.take_outbox();
                     let _ = reader.get_mut().write_all(&out);
-                    return Err(broke(&peer, &v));
+                    return Err(anyhow::anyhow!(v.line(&peer)));
                 }
             }
         }
@@ -114,7 +114,7 @@ impl Tree<'_> {
     fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
         match v {
             Violation::Refused(_, why) => self.refused(conn, why),
-            v => broke(&conn.peer, &v),
+            v => anyhow::anyhow!(v.line(&conn.peer)),
         }
     }
 
