@@ -139,7 +139,10 @@ pub enum Status {
 pub struct Outcome {
     pub status: Status,
     pub sha256: Option<[u8; 32]>,
-    /// Bytes of the file the receiver now holds durably.
+    /// What the receiver now holds durably. In a FILE RESULT: bytes of
+    /// that file. In a RESULT: the entries of the tree in place, except
+    /// when a file alone stops: then the bytes of its part (see
+    /// `receiver::Session::stopped`).
     pub held: u64,
     pub message: PeerText,
     /// With a key: HMAC over status and held, so the answer cannot be forged.

@@ -12,12 +12,14 @@
 //! queues frames in the outbox, which it writes as it sees fit.
 
 use super::ledger::{Fate, Ledger, Verdict};
-use super::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
-use super::{Answer, BlockHash, Keyed, Outcome, RefuseCode, Status, ToReceiver, ToSender};
+use super::tree::{lossy, EntryKind, TreeOffer};
+use super::{Keyed, Outcome, Status, ToReceiver, ToSender};
 
 mod arrival;
+mod manifest;
 mod said;
 pub use arrival::{Admitted, Arrival, Asked, Ending};
+pub use manifest::{admit_offer, ShowBytes};
 pub use said::{Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
 
 /// A SHA-256 digest.
@@ -74,6 +76,13 @@ struct Current {
     path: Vec<u8>,
 }
 
+/// What a RESULT's `held` counts: a tree's entries in place, or, when a
+/// file alone stops, the bytes of its part (what the sender resumes from).
+enum Held {
+    Entries(u64),
+    Bytes(u64),
+}
+
 /// The receiver's session.
 pub struct Session {
     setup: Setup,
@@ -92,6 +101,7 @@ pub struct Session {
     ending: Option<(u64, Vec<u8>, u64)>,
     out: Vec<u8>,
     settled: Vec<Settled>,
+    tally: manifest::Tally,
 }
 
 impl Session {
@@ -109,6 +119,7 @@ impl Session {
             ending: None,
             out: Vec::new(),
             settled: Vec::new(),
+            tally: Default::default(),
         }
     }
 
@@ -165,71 +176,6 @@ impl Session {
             (P::Data, m) => return unexpected(format!("{} during the data", m.name())),
         };
         Ok(())
-    }
-
-    fn entry<T>(&mut self, entry: Entry) -> Result<Event<T>, Violation> {
-        let offer = &self.setup.offer;
-        if entry.id != self.next_id {
-            let (id, due) = (entry.id, self.next_id);
-            return Err(Violation::EntryOutOfOrder { id, due });
-        }
-        if !offer.streamed && self.next_id >= offer.entries {
-            return Err(Violation::MoreThanAnnounced(offer.entries));
-        }
-        if offer.streamed && self.next_id >= self.setup.max_files {
-            let why = format!(
-                "the tree has over {} entries (--max-files)",
-                self.setup.max_files
-            );
-            return Err(self.refuse(RefuseCode::TooLarge, why));
-        }
-        self.next_id += 1;
-        Ok(Event::Decide(entry))
-    }
-
-    /// This side's answer to entry `id` (shown as `path`): the REPLY, and
-    /// the entry settled when it is up to date or refused.
-    pub fn decided(&mut self, id: u64, path: &str, answer: Result<Action, Refusal>) {
-        let action = match answer {
-            Ok(action) => action,
-            Err(r) => {
-                let reason = r.to_peer(self.setup.keyed).to_string();
-                let fate = Fate::Refused(r.why.into());
-                self.settle_hiding(path, Shown::Entry, fate, &reason);
-                Action::Refuse {
-                    code: r.code,
-                    reason: reason.into(),
-                }
-            }
-        };
-        if action == Action::Skip {
-            self.settle(path, Shown::Kind(EntryKind::File), Fate::UpToDate);
-        }
-        ToSender::Reply(Reply { id, action }).append_to(&mut self.out);
-    }
-
-    /// A FILE HASHES frame of a held part's blocks, for the sender to check.
-    pub fn hashes(&mut self, id: u64, blocks: Vec<BlockHash>, last: bool) {
-        ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
-    }
-
-    /// Refuses the whole session (the ANSWER is queued); returns the
-    /// violation that ends it.
-    pub fn refuse(&mut self, code: RefuseCode, why: String) -> Violation {
-        let answer = Answer::Refuse {
-            code,
-            reason: why.as_str().into(),
-        };
-        ToSender::Answer(answer).append_to(&mut self.out);
-        self.phase = Phase::Ended;
-        Violation::Refused(code, why)
-    }
-
-    /// GO: the space is there; the data may come.
-    pub fn go(&mut self) {
-        debug_assert_eq!(self.phase, Phase::Deciding);
-        ToSender::Go.append_to(&mut self.out);
-        self.phase = Phase::Data;
     }
 
     fn begin<T: Wanted>(
@@ -449,27 +395,32 @@ impl Session {
             Verdict::Complete => (Status::Ok, String::new()),
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
         };
-        self.result(status, &message, self.ledger.accounted());
+        self.result(status, &message, Held::Entries(self.ledger.accounted()));
         self.ledger.verdict()
     }
 
     /// This side failed (a disk, a bad frame): the sender hears why.
     pub fn fail(&mut self, message: &str) {
-        self.result(Status::Failed, message, self.ledger.accounted());
+        self.result(
+            Status::Failed,
+            message,
+            Held::Entries(self.ledger.accounted()),
+        );
     }
 
     /// The sender stopped: the RESULT says what is held, the bytes of a
-    /// file alone's part (`part`), or a tree's entries in place.
-    pub fn stopped(&mut self, part: u64) {
+    /// file alone's part (`part_bytes`), or a tree's entries in place.
+    pub fn stopped(&mut self, part_bytes: u64) {
         let held = match self.single {
-            Some(_) => part,
-            None => self.ledger.accounted(),
+            Some(_) => Held::Bytes(part_bytes),
+            None => Held::Entries(self.ledger.accounted()),
         };
         self.result(Status::Stopped, "stopped", held);
     }
 
     /// The session's RESULT (MAC'd with a key).
-    fn result(&mut self, status: Status, message: &str, held: u64) {
+    fn result(&mut self, status: Status, message: &str, held: Held) {
+        let (Held::Entries(held) | Held::Bytes(held)) = held;
         let outcome = Outcome {
             status,
             sha256: None,

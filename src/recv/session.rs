@@ -12,9 +12,9 @@ use crate::conn::Conn;
 use crate::held::{Identity, Ranges};
 use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{Session, Shown, Violation, Wanted};
+use crate::protocol::receiver::{Session, Shown, Wanted};
 pub(super) use crate::protocol::tree::lossy;
-use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
+use crate::protocol::tree::{EntryKind, TreeOffer};
 
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
@@ -61,8 +61,6 @@ pub(super) struct Tree<'a> {
     pub session: Session,
     pub progress: Box<dyn TreeProgress>,
     pub wants: super::wants::Wants,
-    /// Bytes the directories and links kept for the end hold (see `memory`).
-    pub kept: u64,
     /// What this session holds of the receiver's --max-memory, given back
     /// when it ends.
     pub budget: crate::budget::Share,
@@ -74,16 +72,8 @@ pub(super) struct Tree<'a> {
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
-    /// Bytes the wanted files still need.
-    pub needed: u64,
-    /// Bytes the file entries come to (each its declared size, or the end
-    /// of what it offers when further), against `--max-size`: the OFFER's
-    /// count is only the sender's word.
-    pub offered: u64,
     /// Where a session of one file goes, when not into the directory.
     pub dest: Dest,
-    /// A session of one file: the file's name, once its entry came.
-    pub name: Option<String>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
 }
@@ -123,7 +113,7 @@ impl Tree<'_> {
     /// Shows the entries the session settled since the last call.
     pub(super) fn show(&mut self) {
         for s in self.session.settled() {
-            let kind = kind_name(s.kind);
+            let kind = s.kind.name();
             let (status, message) = EntryStatus::of(&s.fate, kind);
             self.progress.entry(&EntryEvent {
                 path: &s.path,
@@ -143,25 +133,6 @@ impl Tree<'_> {
     }
 }
 
-/// How progress names a kind of entry (an entry refused in the manifest
-/// is an "entry").
-fn kind_name(kind: Shown) -> &'static str {
-    match kind {
-        Shown::Entry => "entry",
-        Shown::Kind(EntryKind::File) => "file",
-        Shown::Kind(EntryKind::Dir) => "dir",
-        Shown::Kind(EntryKind::Link) => "link",
-    }
-}
-
-/// A rule the sender broke, as the user reads it.
-pub(super) fn broke(peer: &str, v: &Violation) -> anyhow::Error {
-    match v.names_peer() {
-        true => anyhow::anyhow!("{peer}: {v}"),
-        false => anyhow::anyhow!("{v}"),
-    }
-}
-
 impl Wanted for Want {
     fn id(&self) -> u64 {
         self.id
@@ -177,15 +148,6 @@ impl Wanted for Want {
             self.stream,
             self.whole,
         )
-    }
-}
-
-/// A part's record names its source by where it lands, size and mtime.
-pub(super) fn identity(rel: &RelPath, entry: &Entry) -> Identity {
-    Identity {
-        name: lossy(rel.bytes()),
-        size: entry.size,
-        mtime_ns: Some(entry.mtime_ns),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::receiver::{Session, Setup};
+use crate::protocol::receiver::{self, Session, Setup};
 use crate::protocol::tree::{EntryKind, TreeOffer};
 use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
@@ -83,16 +83,12 @@ pub(super) fn receive(
         session: Session::new(setup, key),
         progress,
         wants: Default::default(),
-        kept: 0,
         budget: cfg.max_memory.share(),
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
         fresh: Default::default(),
         links: Vec::new(),
-        needed: 0,
-        offered: 0,
         dest,
-        name: None,
         reporter,
     };
     if let Err(e) = tree.manifest(conn) {
@@ -173,25 +169,7 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
             return Err((RefuseCode::BadOffer, why.into()));
         }
     };
-    if offer.entries > cfg.max_files {
-        let why = format!(
-            "the tree has {} entries, over --max-files {}",
-            offer.entries, cfg.max_files
-        );
-        return Err((RefuseCode::TooLarge, why));
-    }
-    if let Some(max) = cfg.max_size.filter(|max| offer.bytes > *max) {
-        let what = match offer.single {
-            true => "the file",
-            false => "the tree",
-        };
-        let why = format!(
-            "{what} is {}, over --max-size {}",
-            human_bytes(offer.bytes),
-            human_bytes(max)
-        );
-        return Err((RefuseCode::TooLarge, why));
-    }
+    receiver::admit_offer(offer, cfg.max_files, cfg.max_size, human_bytes)?;
     let root =
         Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
     Ok((root, dest))

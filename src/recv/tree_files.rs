@@ -15,7 +15,7 @@ mod lander;
 mod landing;
 
 use super::incoming::Incoming;
-use super::session::{broke, identity_of, Dest, Tree, Want};
+use super::session::{identity_of, Dest, Tree, Want};
 use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
@@ -185,14 +185,14 @@ impl<'t, 'a> Files<'t, 'a> {
                 Ok(Event::Write(write)) => self.data(conn, write)?,
                 Ok(Event::Ended(ended)) => self.file_end(conn, ended)?,
                 Ok(Event::Finished) => return Ok(()),
-                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.name.as_deref())),
+                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.session.name())),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => {
                     // a file the session ended is over here too
                     if self.tree.session.current().is_none() {
                         self.cur = None;
                     }
-                    return Err(broke(&conn.peer, &v));
+                    return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
             if self.tree.session.outbox_len() >= OUT_BATCH {

@@ -17,6 +17,18 @@ pub enum Shown {
     Kind(EntryKind),
 }
 
+impl Shown {
+    /// How progress names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shown::Entry => "entry",
+            Shown::Kind(EntryKind::File) => "file",
+            Shown::Kind(EntryKind::Dir) => "dir",
+            Shown::Kind(EntryKind::Link) => "link",
+        }
+    }
+}
+
 /// An entry settled: for the driver to show (the ledgers have it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
@@ -173,6 +185,16 @@ impl Violation {
                 | V::OtherPath(_)
                 | V::Refused(..)
         )
+    }
+}
+
+impl Violation {
+    /// The line the user reads: after the peer's name when it speaks of it.
+    pub fn line(&self, peer: &str) -> String {
+        match self.names_peer() {
+            true => format!("{peer}: {self}"),
+            false => self.to_string(),
+        }
     }
 }
 

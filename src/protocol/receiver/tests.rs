@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::protocol::tree::{Begin, FileEnd, Manifest, TreeEnd};
+use crate::protocol::tree::{Action, Begin, Entry, FileEnd, Manifest, Reply, TreeEnd};
 use crate::protocol::Ranges;
 use crate::protocol::{read_frame, PeerText};
+use crate::protocol::{Answer, RefuseCode};
 
 /// A file asked for, as a driver would keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl Rx {
             held: Vec::new(),
             hashes: false,
         };
-        self.s.decided(e.id, &lossy(&e.path), Ok(action));
+        self.s.decided(e.id, &lossy(&e.path), Ok(action)).unwrap();
     }
 
     /// The manifest of `files` (each `size` bytes), MANIFEST, GO.
@@ -460,7 +461,7 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
             panic!("no decision");
         };
         let refusal = Refusal::of_out(RefuseCode::Exists, "exists with 411 bytes", "exists");
-        rx.s.decided(e.id, "a", Err(refusal));
+        rx.s.decided(e.id, "a", Err(refusal)).unwrap();
         rx.want(file(1, "b", 1));
         rx.take(ToReceiver::Manifest(Manifest {
             entries: 2,

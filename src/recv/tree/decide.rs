@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use super::{HASHES_PER_FRAME, TICK_NS};
 use crate::conn::Conn;
 use crate::hash;
-use crate::held::{Ranges, Record};
+use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::Refusal;
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, RefuseCode, BLOCK};
-use crate::recv::session::{identity, lossy, Dest, Tree, Want};
+use crate::recv::session::{lossy, Dest, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
 
@@ -33,7 +33,7 @@ impl Tree<'_> {
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
         if entry.kind == EntryKind::File {
-            self.within_max_size(&entry)?;
+            self.session.within_max_size(&entry, human_bytes)?;
         }
         if self.offer.single {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
@@ -49,7 +49,6 @@ impl Tree<'_> {
                 Dest::Stream(_, label) => label.clone(),
             };
             self.progress.named(&shown, &path);
-            self.name = Some(shown.clone());
             if let Dest::Stream(..) = self.dest {
                 return Ok(self.want(entry, rel, Ranges::new(), false));
             }
@@ -97,32 +96,6 @@ impl Tree<'_> {
                 .into()),
             EntryKind::File => self.decide_file(rel, entry),
         }
-    }
-
-    /// Counts a file against `--max-size`, whatever the OFFER announced:
-    /// its declared size (a range of 10 bytes at the end of a file of
-    /// 15 TiB still makes a part of 15 TiB), or the end of what it offers
-    /// when that is further (a stream's cap).
-    fn within_max_size(&mut self, entry: &Entry) -> Result<(), (RefuseCode, String)> {
-        let size = extent(entry);
-        let total = self.offered.saturating_add(size);
-        if let Some(max) = self.cfg.max_size.filter(|max| total > *max) {
-            let why = match self.offer.single {
-                true => format!(
-                    "the file is {}, over --max-size {}",
-                    human_bytes(size),
-                    human_bytes(max)
-                ),
-                false => format!(
-                    "the tree's files come to {}, over --max-size {}",
-                    human_bytes(total),
-                    human_bytes(max)
-                ),
-            };
-            return Err((RefuseCode::TooLarge, why));
-        }
-        self.offered = total;
-        Ok(())
     }
 
     fn decide_link(
@@ -210,9 +183,6 @@ impl Tree<'_> {
             true => Some(self.open_alone(&rel, held.total() == 0)?),
             false => None,
         };
-        let (start, end) = entry.offered();
-        let missing: u64 = held.missing(start, end).iter().map(|(a, b)| b - a).sum();
-        self.needed = self.needed.saturating_add(missing);
         let action = self.want(entry, rel, held, recorded);
         if let Some(want) = self.wants.back_mut() {
             want.part = part;
@@ -293,7 +263,12 @@ impl Tree<'_> {
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return Ranges::new();
         };
-        if record.source != identity(rel, entry) {
+        let source = Identity {
+            name: lossy(rel.bytes()),
+            size: entry.size,
+            mtime_ns: Some(entry.mtime_ns),
+        };
+        if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
                 rel.display_in(self.root.path())
@@ -353,13 +328,6 @@ impl Tree<'_> {
     }
 }
 
-/// The bytes a file entry can make a part of: its declared size, or the
-/// end of the range it offers when that is further (a stream's cap; a
-/// range past the size is the sender's lie, bounded all the same).
-fn extent(entry: &Entry) -> u64 {
-    entry.size.max(entry.offered().1)
-}
-
 /// What a sender without the key hears when a part cannot be opened: why,
 /// when that is the receiver's state (read-only, full, no permission), not
 /// what is at the name (a link, a directory: the error would say).
@@ -377,31 +345,4 @@ fn unwritable_told(e: &std::io::Error) -> String {
 /// a file, no permission): the sender hears only that it cannot be written.
 fn unreadable(e: std::io::Error) -> Refusal {
     Refusal::of_out(RefuseCode::BadName, e.to_string(), UNWRITABLE_TOLD)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_extent_of_a_file_is_its_size_or_the_end_of_its_range() {
-        let entry = |size, range, stream| Entry {
-            id: 0,
-            path: b"f".to_vec(),
-            kind: EntryKind::File,
-            size,
-            mode: 0o644,
-            mtime_ns: 0,
-            target: Vec::new(),
-            range,
-            stream,
-        };
-        assert_eq!(
-            extent(&entry(15 << 40, Some(((15 << 40) - 10, 15 << 40)), false)),
-            15 << 40
-        );
-        assert_eq!(extent(&entry(100, None, false)), 100);
-        assert_eq!(extent(&entry(0, Some((0, 5000)), true)), 5000);
-        assert_eq!(extent(&entry(10, Some((0, 99)), false)), 99);
-    }
 }

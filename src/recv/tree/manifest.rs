@@ -10,27 +10,13 @@ use anyhow::{Context, Result};
 use crate::conn::Conn;
 use crate::exit;
 use crate::protocol::receiver::{Event, Violation};
-use crate::protocol::tree::{Entry, EntryKind};
-use crate::protocol::{self as proto, RefuseCode, ToReceiver};
-use crate::recv::session::{broke, lossy, Tree};
+use crate::protocol::tree::Entry;
+use crate::protocol::{self as proto, ToReceiver};
+use crate::recv::session::{lossy, Tree};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
-
-/// What the end of the session keeps of a directory (its path and name
-/// shown, to set its mode and time; its path again, as made here) or a
-/// link (its path, its name shown, its target), in bytes: an estimate,
-/// charged even when the entry is then refused.
-fn kept_for(entry: &Entry) -> u64 {
-    const SLOT: u64 = 160;
-    let path = entry.path.len() as u64;
-    match entry.kind {
-        EntryKind::Dir => SLOT + 3 * path,
-        EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
-        EntryKind::File => 0,
-    }
-}
 
 impl Tree<'_> {
     /// Reads the manifest and answers each entry, then checks the space
@@ -81,61 +67,40 @@ impl Tree<'_> {
                     // the replies (a refusal's reason) still go out, then the session ends
                     let out = self.session.take_outbox();
                     let _ = reader.get_mut().write_all(&out);
-                    return Err(broke(&peer, &v));
+                    return Err(anyhow::anyhow!(v.line(&peer)));
                 }
             }
         }
         drop(reader);
         if self.offer.streamed {
-            self.progress.totals(self.session.entries(), self.offered);
+            self.progress
+                .totals(self.session.entries(), self.session.offered());
         }
-        match self.space_refusal() {
-            Some(why) => {
-                let _ = self.session.refuse(RefuseCode::NoSpace, why.clone());
-                self.flush(conn)?;
-                Err(exit::refused(format!("refused what {peer} offered: {why}")))
-            }
-            None => {
-                self.session.go();
-                self.flush(conn)
-            }
+        let free = self.root.free_space().ok();
+        if let Err(why) = self.session.go_if_room(free, human_bytes) {
+            self.flush(conn)?;
+            return Err(exit::refused(format!("refused what {peer} offered: {why}")));
         }
+        self.flush(conn)
     }
 
     /// Checks one entry and answers it.
     fn admit(&mut self, entry: Entry, conn: &mut Conn) -> Result<()> {
         let id = entry.id;
         let shown = lossy(&entry.path);
-        self.kept += kept_for(&entry);
-        let answer = match self.decide(entry) {
-            // a tree counted as it comes is refused whole when it grows
-            // past --max-size, as one counted first would have been
-            Err(r) if r.code == RefuseCode::TooLarge && self.offer.streamed => {
-                return Err(self.refuse_session(conn, RefuseCode::TooLarge, r.why));
-            }
-            answer => answer,
-        };
-        self.session.decided(id, &shown, answer);
+        let answer = self.decide(entry);
+        if let Err(v) = self.session.decided(id, &shown, answer) {
+            return Err(self.broken(conn, v));
+        }
         self.show();
-        let memory = self.memory();
+        // what the session holds for its entries until it ends: the files
+        // asked for, the directories and links kept for the end, and every
+        // path seen (against duplicates)
+        let memory = self.wants.memory() + self.seen.memory() + self.session.kept();
         if !self.budget.resize(memory) {
-            let (limit, n) = (
-                human_bytes(self.cfg.max_memory.limit()),
-                self.session.entries(),
-            );
-            let why = match memory > self.cfg.max_memory.limit() {
-                true => format!(
-                    "the manifest needs more than --max-memory {limit} of the receiver's memory \
-                     ({n} entries so far)"
-                ),
-                // the other sessions hold the rest
-                false => format!(
-                    "the manifest needs more than is left of --max-memory {limit}, the \
-                     receiver's memory for the manifests of all its sessions at once \
-                     ({n} entries so far)"
-                ),
-            };
-            return Err(self.refuse_session(conn, RefuseCode::TooLarge, why));
+            let limit = self.cfg.max_memory.limit();
+            let v = self.session.over_memory(memory, limit, human_bytes);
+            return Err(self.broken(conn, v));
         }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
             let (rel, held) = (want.rel.clone(), want.held.clone());
@@ -149,16 +114,8 @@ impl Tree<'_> {
     fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
         match v {
             Violation::Refused(_, why) => self.refused(conn, why),
-            v => broke(&conn.peer, &v),
+            v => anyhow::anyhow!(v.line(&conn.peer)),
         }
-    }
-
-    /// Refuses the whole session in the middle of its manifest: the
-    /// answers so far, then the refusal, which the sender reads as it
-    /// writes the next entries.
-    fn refuse_session(&mut self, conn: &mut Conn, code: RefuseCode, why: String) -> anyhow::Error {
-        let _ = self.session.refuse(code, why.clone());
-        self.refused(conn, why)
     }
 
     /// The session refused, its ANSWER queued: nothing of the tree stays.
@@ -173,28 +130,6 @@ impl Tree<'_> {
         let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
-    }
-
-    /// What the session holds for its entries until it ends, in bytes:
-    /// the files asked for, the directories and links kept for the end,
-    /// and every path seen (against duplicates).
-    fn memory(&self) -> u64 {
-        self.wants.memory() + self.seen.memory() + self.kept
-    }
-
-    fn space_refusal(&self) -> Option<String> {
-        let free = self.root.free_space().ok()?;
-        let what = match (&self.name, self.offer.single) {
-            (Some(name), true) => crate::peer_text::escape(name.as_bytes()),
-            _ => "the tree".into(),
-        };
-        (self.needed > free).then(|| {
-            format!(
-                "{what} needs {} more but the output file system has {} free",
-                human_bytes(self.needed),
-                human_bytes(free)
-            )
-        })
     }
 }
 

@@ -1,0 +1,276 @@
+//! The manifest phase of the receiver's machine: each ENTRY in order and
+//! within the limits, this side's answer to it, and what the answers add
+//! up to (the bytes the files need on disk, the memory the entries keep)
+//! before GO or the refusal of the whole session.
+
+use super::{Event, Phase, Refusal, Session, Shown, Violation};
+use crate::protocol::ledger::Fate;
+use crate::protocol::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
+use crate::protocol::{Answer, BlockHash, Ranges, RefuseCode, ToSender};
+
+/// How the driver writes a count of bytes for a person ("1.5 MiB").
+pub type ShowBytes = fn(u64) -> String;
+
+/// The session-wide checks on an OFFER, before anything is written: how
+/// many entries, how many bytes (the OFFER's word; each file is counted
+/// again as its entry comes, see [`Session::within_max_size`]).
+pub fn admit_offer(
+    offer: &TreeOffer,
+    max_files: u64,
+    max_size: Option<u64>,
+    show: ShowBytes,
+) -> Result<(), (RefuseCode, String)> {
+    if offer.entries > max_files {
+        let why = format!(
+            "the tree has {} entries, over --max-files {max_files}",
+            offer.entries
+        );
+        return Err((RefuseCode::TooLarge, why));
+    }
+    match max_size.filter(|max| offer.bytes > *max) {
+        Some(max) => {
+            let what = if offer.single { "the file" } else { "the tree" };
+            let (size, max) = (show(offer.bytes), show(max));
+            let why = format!("{what} is {size}, over --max-size {max}");
+            Err((RefuseCode::TooLarge, why))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The bytes a file entry can make a part of: its declared size, or the
+/// end of the range it offers when that is further (a stream's cap; a
+/// range past the size is the sender's lie, bounded all the same).
+pub(super) fn extent(entry: &Entry) -> u64 {
+    entry.size.max(entry.offered().1)
+}
+
+/// What the end of the session keeps of a directory (its path and name
+/// shown, to set its mode and time; its path again, as made here) or a
+/// link (its path, its name shown, its target), in bytes: an estimate,
+/// charged even when the entry is then refused.
+fn kept_for(entry: &Entry) -> u64 {
+    const SLOT: u64 = 160;
+    let path = entry.path.len() as u64;
+    match entry.kind {
+        EntryKind::Dir => SLOT + 3 * path,
+        EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
+        EntryKind::File => 0,
+    }
+}
+
+/// What the manifest's answers add up to.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// The range the entry being decided offers.
+    deciding: (u64, u64),
+    /// Bytes the file entries come to, against `--max-size`.
+    offered: u64,
+    /// Bytes the wanted files still need on disk.
+    needed: u64,
+    /// Bytes the driver keeps for the directories and links (an estimate).
+    kept: u64,
+    /// A session of one file: the file's name, once its entry came.
+    name: Option<String>,
+}
+
+impl Session {
+    pub(super) fn entry<T>(&mut self, entry: Entry) -> Result<Event<T>, Violation> {
+        let offer = &self.setup.offer;
+        if entry.id != self.next_id {
+            let (id, due) = (entry.id, self.next_id);
+            return Err(Violation::EntryOutOfOrder { id, due });
+        }
+        if !offer.streamed && self.next_id >= offer.entries {
+            return Err(Violation::MoreThanAnnounced(offer.entries));
+        }
+        if offer.streamed && self.next_id >= self.setup.max_files {
+            let why = format!(
+                "the tree has over {} entries (--max-files)",
+                self.setup.max_files
+            );
+            return Err(self.refuse(RefuseCode::TooLarge, why));
+        }
+        self.next_id += 1;
+        self.tally.deciding = entry.offered();
+        self.tally.kept += kept_for(&entry);
+        if offer.single {
+            self.tally.name = Some(lossy(&entry.path));
+        }
+        Ok(Event::Decide(entry))
+    }
+
+    /// Counts a file against `--max-size`, whatever the OFFER announced:
+    /// its [`extent`] (a range of 10 bytes at the end of a file of 15 TiB
+    /// still makes a part of 15 TiB). A tree counted as it comes is refused
+    /// whole when it grows past it (see [`Session::decided`]).
+    pub fn within_max_size(&mut self, entry: &Entry, show: ShowBytes) -> Result<(), Refusal> {
+        let size = extent(entry);
+        let total = self.tally.offered.saturating_add(size);
+        let Some(max) = self.setup.max_size.filter(|max| total > *max) else {
+            self.tally.offered = total;
+            return Ok(());
+        };
+        let why = match self.setup.offer.single {
+            true => format!("the file is {}, over --max-size {}", show(size), show(max)),
+            false => format!(
+                "the tree's files come to {}, over --max-size {}",
+                show(total),
+                show(max)
+            ),
+        };
+        Err((RefuseCode::TooLarge, why).into())
+    }
+
+    /// This side's answer to entry `id` (shown as `path`): the REPLY, and
+    /// the entry settled when it is up to date or refused. A tree counted
+    /// as it comes is refused whole when it grows past --max-size, as one
+    /// counted first would have been.
+    pub fn decided(
+        &mut self,
+        id: u64,
+        path: &str,
+        answer: Result<Action, Refusal>,
+    ) -> Result<(), Violation> {
+        let action = match answer {
+            Ok(action) => action,
+            Err(r) if r.code == RefuseCode::TooLarge && self.setup.offer.streamed => {
+                return Err(self.refuse(r.code, r.why));
+            }
+            Err(r) => {
+                let reason = r.to_peer(self.setup.keyed).to_string();
+                let fate = Fate::Refused(r.why.into());
+                self.settle_hiding(path, Shown::Entry, fate, &reason);
+                Action::Refuse {
+                    code: r.code,
+                    reason: reason.into(),
+                }
+            }
+        };
+        match &action {
+            Action::Skip => self.settle(path, Shown::Kind(EntryKind::File), Fate::UpToDate),
+            // a stream is written as it comes: it needs no space here
+            Action::Send { held, .. } if !self.setup.ordered => {
+                let (start, end) = self.tally.deciding;
+                let missing = Ranges::from_pairs(held).missing(start, end);
+                let missing: u64 = missing.iter().map(|(a, b)| b - a).sum();
+                self.tally.needed = self.tally.needed.saturating_add(missing);
+            }
+            _ => {}
+        }
+        ToSender::Reply(Reply { id, action }).append_to(&mut self.out);
+        Ok(())
+    }
+
+    /// A FILE HASHES frame of a held part's blocks, for the sender to check.
+    pub fn hashes(&mut self, id: u64, blocks: Vec<BlockHash>, last: bool) {
+        ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
+    }
+
+    /// Refuses the whole session (the ANSWER is queued); returns the
+    /// violation that ends it.
+    pub fn refuse(&mut self, code: RefuseCode, why: String) -> Violation {
+        let answer = Answer::Refuse {
+            code,
+            reason: why.as_str().into(),
+        };
+        ToSender::Answer(answer).append_to(&mut self.out);
+        self.phase = Phase::Ended;
+        Violation::Refused(code, why)
+    }
+
+    /// The manifest takes `memory` bytes of this side, over what the
+    /// receiver's `--max-memory` (`limit` in all) has left for it: the
+    /// session is refused.
+    pub fn over_memory(&mut self, memory: u64, limit: u64, show: ShowBytes) -> Violation {
+        let (shown, n) = (show(limit), self.next_id);
+        let why = match memory > limit {
+            true => format!(
+                "the manifest needs more than --max-memory {shown} of the receiver's memory \
+                 ({n} entries so far)"
+            ),
+            // the other sessions hold the rest
+            false => format!(
+                "the manifest needs more than is left of --max-memory {shown}, the \
+                 receiver's memory for the manifests of all its sessions at once \
+                 ({n} entries so far)"
+            ),
+        };
+        self.refuse(RefuseCode::TooLarge, why)
+    }
+
+    /// GO: the space is there; the data may come.
+    pub fn go(&mut self) {
+        debug_assert_eq!(self.phase, Phase::Deciding);
+        ToSender::Go.append_to(&mut self.out);
+        self.phase = Phase::Data;
+    }
+
+    /// After MANIFEST: GO when the output's `free` bytes hold what the
+    /// files need, else the session refused (with `None` for `free`, the
+    /// space is not known and not checked).
+    pub fn go_if_room(&mut self, free: Option<u64>, show: ShowBytes) -> Result<(), Violation> {
+        let needed = self.tally.needed;
+        match free.filter(|free| needed > *free) {
+            None => {
+                self.go();
+                Ok(())
+            }
+            Some(free) => {
+                let what = match (&self.tally.name, self.setup.offer.single) {
+                    (Some(name), true) => crate::protocol::peer_text::escape(name.as_bytes()),
+                    _ => "the tree".into(),
+                };
+                let why = format!(
+                    "{what} needs {} more but the output file system has {} free",
+                    show(needed),
+                    show(free)
+                );
+                Err(self.refuse(RefuseCode::NoSpace, why))
+            }
+        }
+    }
+
+    /// Bytes the file entries came to (each its [`extent`]).
+    pub fn offered(&self) -> u64 {
+        self.tally.offered
+    }
+
+    /// Bytes the directories and links of the manifest so far keep on this
+    /// side until the end (an estimate, for `--max-memory`).
+    pub fn kept(&self) -> u64 {
+        self.tally.kept
+    }
+
+    /// A session of one file: the file's name, once its entry came.
+    pub fn name(&self) -> Option<&str> {
+        self.tally.name.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extent_of_a_file_is_its_size_or_the_end_of_its_range() {
+        let entry = |size, range, stream| Entry {
+            id: 0,
+            path: b"f".to_vec(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: Vec::new(),
+            range,
+            stream,
+        };
+        assert_eq!(
+            extent(&entry(15 << 40, Some(((15 << 40) - 10, 15 << 40)), false)),
+            15 << 40
+        );
+        assert_eq!(extent(&entry(100, None, false)), 100);
+        assert_eq!(extent(&entry(0, Some((0, 5000)), true)), 5000);
+        assert_eq!(extent(&entry(10, Some((0, 99)), false)), 99);
+    }
+}
