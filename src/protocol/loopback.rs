@@ -319,7 +319,11 @@ impl Rx {
         };
         match event {
             receiver::Event::Nothing => {}
-            receiver::Event::Decide(entry) => self.decide(entry),
+            receiver::Event::Decide(entry) => {
+                if let Err(v) = self.decide(entry) {
+                    self.error = Some(v);
+                }
+            }
             receiver::Event::Manifest { .. } => self.s.go(),
             receiver::Event::Open(want) => {
                 let mut buf = vec![0; want.size as usize];
@@ -355,7 +359,7 @@ impl Rx {
         self.settled.extend(self.s.settled());
     }
 
-    fn decide(&mut self, entry: Entry) {
+    fn decide(&mut self, entry: Entry) -> Result<(), receiver::Violation> {
         let path = lossy(&entry.path);
         if entry.kind != EntryKind::File {
             self.later.push((path.clone(), entry.kind));
@@ -387,10 +391,11 @@ impl Rx {
             held: Ranges::from_pairs(&held),
         });
         self.s
-            .decided(entry.id, &path, Ok(Action::Send { held, hashes }));
+            .decided(entry.id, &path, Ok(Action::Send { held, hashes }))?;
         if hashes {
             self.s.hashes(entry.id, blocks, true);
         }
+        Ok(())
     }
 
     fn ended(&mut self, ended: receiver::Ended) {
