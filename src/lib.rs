@@ -16,6 +16,7 @@ pub mod docgen;
 pub mod exit;
 pub mod hash;
 pub mod held;
+pub mod http;
 pub mod interrupt;
 pub mod lan;
 pub mod net;

@@ -144,6 +144,17 @@ impl Digests {
         }
     }
 
+    /// The digest of `file` as it is now, if a session already has it:
+    /// never waits and never claims, for a reply that must not be held
+    /// back while a file is hashed (`zc send --http`).
+    pub(crate) fn known(&self, file: &File) -> Option<Sha> {
+        let id = FileId::of_file(file)?;
+        match lock(&self.slots).get(&id) {
+            Some(Slot::Known(sha)) => Some(*sha),
+            _ => None,
+        }
+    }
+
     /// Drops a digest a receiver did not match: whatever the cause, the
     /// next session hashes the file again rather than trust it.
     pub(super) fn forget(&self, id: &FileId) {
