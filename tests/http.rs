@@ -383,3 +383,117 @@ fn http_ctrl_c_stops_with_130() {
     let status = wait_timeout(&mut server.child, Duration::from_secs(20), "zc send --http");
     assert_eq!(code_of(status), 130);
 }
+
+/// `photos/` with a subdirectory, a name that is HTML, and a link to a
+/// file outside; and `top.txt` beside it.
+fn tree(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let photos = root.join("photos");
+    std::fs::create_dir_all(photos.join("2024 trip")).unwrap();
+    random_file(&photos.join("a.jpg"), 200_000, 6);
+    random_file(&photos.join("2024 trip/b é.jpg"), 50_000, 7);
+    std::fs::write(photos.join("<b>x&y<i>.txt"), b"html name").unwrap();
+    std::fs::write(root.join("secret"), b"not served").unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), photos.join("link")).unwrap();
+    let top = root.join("top.txt");
+    std::fs::write(&top, b"top").unwrap();
+    (photos, top)
+}
+
+#[test]
+fn http_index_pages_list_a_tree_and_wget_mirrors_it() {
+    require("wget");
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, top) = tree(dir.path());
+    let server = serve(&[], &[&photos, &top]);
+    assert!(server.url.ends_with('/'), "several sources: the index");
+    let p = server.prefix();
+    let root = raw(server.addr, &get(&p, ""));
+    assert_eq!(status_of(&root), 200, "{root}");
+    assert!(root.contains("href=\"./photos/\"") && root.contains("href=\"./top.txt\""));
+    assert_eq!(header(&root, "referrer-policy"), Some("no-referrer"));
+    let moved = raw(server.addr, &get(&format!("{p}photos"), ""));
+    assert_eq!(status_of(&moved), 301);
+    assert_eq!(
+        header(&moved, "location"),
+        Some(format!("{p}photos/").as_str())
+    );
+    let page = raw(server.addr, &get(&format!("{p}photos/"), ""));
+    assert!(page.contains("&lt;b&gt;x&amp;y&lt;i&gt;.txt"), "{page}");
+    assert!(!page.contains("<b>x"), "a name is never markup");
+    assert!(page.contains("href=\"./2024%20trip/\""));
+    assert!(
+        !page.contains("link"),
+        "a link below a source is not listed"
+    );
+    let link = raw(server.addr, &get(&format!("{p}photos/link"), ""));
+    assert_eq!(status_of(&link), 404, "nor served");
+
+    let out = dir.path().join("mirror");
+    std::fs::create_dir(&out).unwrap();
+    shell(&format!("{} -q", server.wget), &out);
+    assert_same_file(&photos.join("a.jpg"), &out.join("photos/a.jpg"));
+    assert_same_file(
+        &photos.join("2024 trip/b é.jpg"),
+        &out.join("photos/2024 trip/b é.jpg"),
+    );
+    assert_same_file(&top, &out.join("top.txt"));
+    assert!(!out.join("photos/link").exists());
+}
+
+#[test]
+fn http_sha256sums_lists_every_file_and_then_repr_digest_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, top) = tree(dir.path());
+    // a digest is kept only for a file that has not changed for a while
+    thread::sleep(Duration::from_millis(2500));
+    let server = serve(&[], &[&photos, &top]);
+    let p = server.prefix();
+    let file = format!("{p}photos/a.jpg");
+    let before = raw(server.addr, &get(&file, ""));
+    assert_eq!(
+        header(&before, "repr-digest"),
+        None,
+        "not hashed yet: not held back"
+    );
+    let sums = curl(&["-f", &format!("{}SHA256SUMS", server.url)]);
+    let sums = String::from_utf8(sums.stdout).unwrap();
+    let want = [
+        ("photos/2024 trip/b é.jpg", photos.join("2024 trip/b é.jpg")),
+        ("photos/<b>x&y<i>.txt", photos.join("<b>x&y<i>.txt")),
+        ("photos/a.jpg", photos.join("a.jpg")),
+        ("top.txt", top.clone()),
+    ];
+    let expected: String = want
+        .iter()
+        .map(|(name, path)| format!("{}  {name}\n", sha256_file(path)))
+        .collect();
+    assert_eq!(sums, expected);
+    let after = raw(server.addr, &get(&format!("{p}photos/a.jpg"), ""));
+    let sha = sha256_file(&photos.join("a.jpg"));
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&sha[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let b64 = base64(&bytes);
+    assert_eq!(
+        header(&after, "repr-digest"),
+        Some(format!("sha-256=:{b64}:").as_str())
+    );
+}
+
+fn base64(bytes: &[u8]) -> String {
+    let abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                abc[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}

@@ -11,6 +11,7 @@ pub mod response;
 pub mod target;
 
 mod file;
+mod index;
 mod server;
 mod site;
 

@@ -188,16 +188,33 @@ impl Server<'_> {
             );
             return (self.refuse(conn, refusal, &req.method, &logged), true);
         };
-        let found = self
-            .strip_token(&names.names)
-            .and_then(|rest| self.site.find(rest));
-        let answered = match found {
-            Some(Found::File(file, name)) => self.file(conn, req, &file, &name, &logged),
-            Some(Found::Root | Found::Dir(_)) | None => {
-                self.small(conn, req, &logged, response::text(404, "not found"))
-            }
+        let Some(rest) = self.strip_token(&names.names) else {
+            return (self.small(conn, req, &logged, not_found()), req.close);
         };
-        (answered, req.close)
+        if let Some(Found::File(file, name)) = self.site.find(rest) {
+            return (self.file(conn, req, &file, &name, &logged), req.close);
+        }
+        let page = self.page(rest, names.dir, &req.target);
+        (self.small(conn, req, &logged, page), req.close)
+    }
+
+    /// Anything but a file: a listing, SHA256SUMS, a redirect to a
+    /// directory's `/`, or 404.
+    fn page(&self, rest: &[Vec<u8>], dir: bool, target: &str) -> (Head, Vec<u8>) {
+        let sums = rest.len() == 1
+            && rest[0] == b"SHA256SUMS"
+            && !self.site.tops.iter().any(|t| t.name == b"SHA256SUMS");
+        let made = match self.site.find(rest) {
+            _ if sums => super::index::sums(&self.site, &self.digests),
+            Some(Found::Root | Found::Dir(_)) if !dir => return redirect(target),
+            Some(Found::Root) => super::index::page(&self.site, None, b"zc"),
+            Some(Found::Dir(path)) => {
+                let title = rest.last().map_or(&b"zc"[..], Vec::as_slice);
+                super::index::page(&self.site, Some(&path), title)
+            }
+            Some(Found::File(..)) | None => return not_found(),
+        };
+        made.unwrap_or_else(|e| response::text(500, &format!("cannot list: {e}")))
     }
 
     fn strip_token<'n>(&self, names: &'n [Vec<u8>]) -> Option<&'n [Vec<u8>]> {
@@ -277,6 +294,19 @@ impl Server<'_> {
         access.bytes = sent;
         (access, outcome.map(|_| ()))
     }
+}
+
+fn not_found() -> (Head, Vec<u8>) {
+    response::text(404, "not found")
+}
+
+/// A directory asked for without its `/`: its links are relative to it.
+fn redirect(target: &str) -> (Head, Vec<u8>) {
+    let path = target.split(['?', '#']).next().unwrap_or("/");
+    let (mut head, body) = response::text(301, "a directory: see its '/'");
+    // httparse lets no control character into a path
+    head.set("Location", format!("{path}/"));
+    (head, body)
 }
 
 fn access(method: &str, path: &[u8], status: u16) -> Access {

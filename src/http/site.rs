@@ -30,7 +30,6 @@ pub enum Found {
     /// A regular file, opened, with its name.
     File(File, Vec<u8>),
     /// A directory (a source, or inside one).
-    #[allow(dead_code)] // listed by the index page
     Dir(PathBuf),
 }
 
