@@ -497,3 +497,41 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn http_keeps_a_connection_alive_and_serves_buffered_with_no_sendfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.bin");
+    random_file(&src, 300_000, 8);
+    for extra in [&[][..], &["--no-sendfile"][..]] {
+        let server = serve(extra, &[&src]);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let (a_path, b_path) = (a.to_str().unwrap(), b.to_str().unwrap());
+        let url = server.url.as_str();
+        let got = curl(&[
+            "-f",
+            "-w",
+            "%{num_connects} ",
+            "-o",
+            a_path,
+            url,
+            "--next",
+            "-sS",
+            "-f",
+            "-w",
+            "%{num_connects} ",
+            "-r",
+            "5-",
+            "-o",
+            b_path,
+            url,
+        ]);
+        // the second request rode on the first one's connection
+        assert_eq!(String::from_utf8_lossy(&got.stdout), "1 0 ", "{extra:?}");
+        assert_same_file(&src, &a);
+        assert_eq!(
+            std::fs::read(&b).unwrap(),
+            std::fs::read(&src).unwrap()[5..]
+        );
+    }
+}
