@@ -54,6 +54,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('-k', '-k', [CompletionResultType]::ParameterName, 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver')
             [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver')
             [CompletionResult]::new('--no-sendfile', '--no-sendfile', [CompletionResultType]::ParameterName, 'Use the buffered copy path instead of sendfile(2)')
+            [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Serve the sources over plain HTTP/1.1 to any client (curl, wget, a browser) until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open')
+            [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'With --http: serve without the token in the URLs, to anyone who can reach the port (a trusted network only)')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp')
             [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Skip the SHA-256 end-to-end check')
             [CompletionResult]::new('-4', '-4', [CompletionResultType]::ParameterName, 'Use IPv4 only')

@@ -50,6 +50,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand -k 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
             cand --keep-open 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
             cand --no-sendfile 'Use the buffered copy path instead of sendfile(2)'
+            cand --http 'Serve the sources over plain HTTP/1.1 to any client (curl, wget, a browser) until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open'
+            cand --open 'With --http: serve without the token in the URLs, to anyone who can reach the port (a trusted network only)'
             cand --raw 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
             cand --no-verify 'Skip the SHA-256 end-to-end check'
             cand -4 'Use IPv4 only'

@@ -52,6 +52,8 @@ complete -c zc -n "__fish_zc_using_subcommand send" -l no-resume -d 'Start at --
 complete -c zc -n "__fish_zc_using_subcommand send" -s L -l dereference -d 'In a directory, follow symbolic links and send what they point to (without it, links that stay inside the tree are sent as links)'
 complete -c zc -n "__fish_zc_using_subcommand send" -s k -l keep-open -d 'With --listen: serve the sources to every receiver that connects, several at once, until interrupted; each file is hashed once, not once per receiver'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-sendfile -d 'Use the buffered copy path instead of sendfile(2)'
+complete -c zc -n "__fish_zc_using_subcommand send" -l http -d 'Serve the sources over plain HTTP/1.1 to any client (curl, wget, a browser) until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open'
+complete -c zc -n "__fish_zc_using_subcommand send" -l open -d 'With --http: serve without the token in the URLs, to anyone who can reach the port (a trusted network only)'
 complete -c zc -n "__fish_zc_using_subcommand send" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand send" -l no-verify -d 'Skip the SHA-256 end-to-end check'
 complete -c zc -n "__fish_zc_using_subcommand send" -s 4 -d 'Use IPv4 only'
