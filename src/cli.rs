@@ -159,6 +159,16 @@ pub struct RecvArgs {
     /// With --raw: write from this byte of the output file, without truncating it
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "raw")]
     pub offset: Option<u64>,
+    /// Take uploads over plain HTTP/1.1 from any client (curl -T, a
+    /// browser's upload page) into the -o directory until interrupted, on
+    /// --listen ADDR (default [::]:9000); the URLs carry a random token
+    /// unless --open
+    #[arg(long, conflicts_with_all = ["connect", "raw", "code", "offset"])]
+    pub http: bool,
+    /// With --http: take uploads without the token in the URLs, from anyone
+    /// who can reach the port (a trusted network only)
+    #[arg(long, requires = "http")]
+    pub open: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

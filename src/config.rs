@@ -127,6 +127,8 @@ pub struct RecvConfig {
     pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
+    /// `--http`: take uploads from HTTP clients instead.
+    pub http: Option<Http>,
     /// `--max-memory`: what the manifests of all sessions at once may hold
     /// in memory (shared by the clones of this config).
     pub max_memory: crate::budget::Budget,
@@ -462,6 +464,9 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
 
 impl RecvConfig {
     pub fn from_args(args: &RecvArgs) -> Result<Self> {
+        if args.http {
+            return Self::http(args);
+        }
         if args.keep_open && args.common.code.is_some() {
             return Err(exit::usage(ONE_CODE_ONE_TRANSFER));
         }
@@ -498,6 +503,46 @@ impl RecvConfig {
             max_files: args.max_files,
             max_memory: crate::budget::Budget::new(args.max_memory),
             raw_offset: args.offset,
+            http: args.http.then_some(Http { open: args.open }),
+            common,
+        })
+    }
+}
+
+impl RecvConfig {
+    /// `--http`: uploads into the `-o` directory until Ctrl-C on
+    /// `--listen` (default `[::]:9000`), never announced to zc peers.
+    fn http(args: &RecvArgs) -> Result<Self> {
+        let mut common = Common::from_args(&args.common, true)?;
+        if common.key.is_some() || common.secret.is_some() {
+            return Err(exit::usage(
+                "--http takes plain HTTP, which a key cannot protect: unset ZC_KEY \
+                 (or drop --key), or receive with zc",
+            ));
+        }
+        common.announce = None;
+        let addr = match &args.listen {
+            Some(listen) => net::parse_listen(listen, common.family)?,
+            None => net::default_listen(common.family),
+        };
+        let output = output_of(args.output.as_deref(), false)?;
+        if !matches!(output, Output::Dir(_)) {
+            return Err(exit::usage(
+                "--http writes what each client names: -o must be a directory",
+            ));
+        }
+        Ok(RecvConfig {
+            peer: Peer::Listen(addr),
+            output,
+            force: args.force,
+            preserve_modes: false,
+            keep_open: true,
+            max_conns: max_conns(args.max_conns, true)?,
+            max_size: args.max_size,
+            max_files: args.max_files,
+            max_memory: crate::budget::Budget::new(args.max_memory),
+            raw_offset: None,
+            http: Some(Http { open: args.open }),
             common,
         })
     }

@@ -103,6 +103,59 @@ impl Reader {
     pub fn buffered(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
+
+    /// The next `len` bytes, the body of the head just read: what was read
+    /// past the head first, then `conn`; what follows stays for the next
+    /// head (a pipelined request).
+    pub fn body<'a, R: Read>(&'a mut self, conn: &'a mut R, len: u64) -> Body<'a, R> {
+        Body {
+            reader: self,
+            conn,
+            left: len,
+        }
+    }
+}
+
+/// A body of a known length; reading past it gives end of file, and a
+/// connection that ends before it an `UnexpectedEof`.
+pub struct Body<'a, R> {
+    reader: &'a mut Reader,
+    conn: &'a mut R,
+    left: u64,
+}
+
+impl<R> Body<'_, R> {
+    /// Bytes of the body not read yet.
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+}
+
+impl<R: Read> Read for Body<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let room = out.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if room == 0 {
+            return Ok(0);
+        }
+        let buf = &mut self.reader.buf;
+        let n = match buf.is_empty() {
+            false => {
+                let n = room.min(buf.len());
+                out[..n].copy_from_slice(&buf[..n]);
+                buf.drain(..n);
+                n
+            }
+            true => self.conn.read(&mut out[..room])?,
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client closed before the end of the body",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// 414 while the request line itself has not ended, 431 after.

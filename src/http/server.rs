@@ -68,7 +68,7 @@ pub fn serve(cfg: &SendConfig, http: Http, reporter: &Reporter) -> Result<()> {
 }
 
 /// 128 bits from the operating system, in hex.
-fn fresh_token() -> io::Result<String> {
+pub(super) fn fresh_token() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).map_err(io::Error::other)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -76,7 +76,7 @@ fn fresh_token() -> io::Result<String> {
 
 /// Equal, in a time that depends on the lengths only: a wrong token must
 /// not tell how much of it was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -86,20 +86,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 impl Server<'_> {
     fn urls(&self, local: SocketAddr) -> Urls {
-        let ip = match local.ip() {
-            ip if ip.is_unspecified() => crate::lan::reachable_ip(),
-            ip => Some(ip),
-        };
-        let host = match ip {
-            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-            Some(ip) => ip.to_string(),
-            None => crate::sys::hostname().unwrap_or_else(|| "localhost".to_string()),
-        };
-        let mut base = format!("http://{host}:{}/", local.port());
-        if let Some(token) = &self.token {
-            base.push_str(token);
-            base.push('/');
-        }
+        let base = base_url(local, self.token.as_deref());
         match self.site.single_file() {
             Some(top) => {
                 let url = format!("{base}{}", target::encode(&top.name));
@@ -225,22 +212,8 @@ impl Server<'_> {
         same(first, token.as_bytes()).then_some(rest)
     }
 
-    /// The path for the access line: the token, when it is the first
-    /// name, replaced by `TOKEN` (logs are read by more people than URLs).
     fn logged_path(&self, target: &str) -> Vec<u8> {
-        let path = target.split(['?', '#']).next().unwrap_or("");
-        match &self.token {
-            Some(token) => match path
-                .strip_prefix('/')
-                .and_then(|p| p.strip_prefix(token.as_str()))
-            {
-                Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                    format!("/TOKEN{rest}").into_bytes()
-                }
-                _ => path.as_bytes().to_vec(),
-            },
-            None => path.as_bytes().to_vec(),
-        }
+        logged_path(self.token.as_deref(), target)
     }
 
     /// A small response (a head and a body in memory), kept alive.
@@ -279,13 +252,11 @@ impl Server<'_> {
         let Some((start, end)) = reply.body else {
             return (access, conn.write_all(&head));
         };
-        if let Err(e) = crate::copy::write_header(conn, &head) {
-            return (access, Err(e));
-        }
         let mut sent = 0;
         let outcome = crate::copy::send_file(
             file,
             conn,
+            &head,
             start,
             end - start,
             self.cfg.sendfile,
@@ -296,7 +267,41 @@ impl Server<'_> {
     }
 }
 
-fn not_found() -> (Head, Vec<u8>) {
+/// `http://HOST:PORT/TOKEN/`: the host one a client on the LAN can reach.
+pub(super) fn base_url(local: SocketAddr, token: Option<&str>) -> String {
+    let ip = match local.ip() {
+        ip if ip.is_unspecified() => crate::lan::reachable_ip(),
+        ip => Some(ip),
+    };
+    let host = match ip {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None => crate::sys::hostname().unwrap_or_else(|| "localhost".to_string()),
+    };
+    let mut base = format!("http://{host}:{}/", local.port());
+    if let Some(token) = token {
+        base.push_str(token);
+        base.push('/');
+    }
+    base
+}
+
+/// The path for the access line: the token, when it is the first name,
+/// replaced by `TOKEN` (logs are read by more people than URLs).
+pub(super) fn logged_path(token: Option<&str>, target: &str) -> Vec<u8> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    match token {
+        Some(token) => match path.strip_prefix('/').and_then(|p| p.strip_prefix(token)) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                format!("/TOKEN{rest}").into_bytes()
+            }
+            _ => path.as_bytes().to_vec(),
+        },
+        None => path.as_bytes().to_vec(),
+    }
+}
+
+pub(super) fn not_found() -> (Head, Vec<u8>) {
     response::text(404, "not found")
 }
 
@@ -309,7 +314,7 @@ fn redirect(target: &str) -> (Head, Vec<u8>) {
     (head, body)
 }
 
-fn access(method: &str, path: &[u8], status: u16) -> Access {
+pub(super) fn access(method: &str, path: &[u8], status: u16) -> Access {
     Access {
         client: String::new(),
         method: method.to_string(),
