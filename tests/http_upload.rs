@@ -249,7 +249,10 @@ fn http_upload_a_form_post_from_curl_lands_every_file_and_paths_beneath() {
     std::fs::write(src.join("a.txt"), b"AAA").unwrap();
     std::fs::write(src.join("b.txt"), b"BB\r\n--not a boundary").unwrap();
     let server = take(&out, &[]);
-    let page = Command::new("curl").args(["-sS", &server.url]).output().unwrap();
+    let page = Command::new("curl")
+        .args(["-sS", &server.url])
+        .output()
+        .unwrap();
     let page = String::from_utf8_lossy(&page.stdout);
     assert!(page.contains("multipart/form-data"), "{page}");
     assert!(page.contains("webkitdirectory"), "{page}");
@@ -304,8 +307,10 @@ fn http_upload_hostile_names_never_write_outside_the_directory() {
     // chunked is refused, as are smuggling shapes
     let r = raw(
         server.addr,
-        format!("PUT {p}c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "PUT {p}c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
     );
     assert_eq!(status_of(&r), 411, "{r}");
     assert_eq!(listing(&out), Vec::<String>::new());

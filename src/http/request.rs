@@ -133,7 +133,9 @@ impl<R> Body<'_, R> {
 
 impl<R: Read> Read for Body<'_, R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let room = out.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let room = out
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         if room == 0 {
             return Ok(0);
         }

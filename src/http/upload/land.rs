@@ -120,7 +120,9 @@ impl Lander {
                 ),
             ));
         }
-        let placed = file.set_len(start).and_then(|_| file.seek(SeekFrom::Start(start)));
+        let placed = file
+            .set_len(start)
+            .and_then(|_| file.seek(SeekFrom::Start(start)));
         placed.map_err(|e| io_refusal(rel, &e))?;
         Ok(file)
     }

@@ -271,7 +271,9 @@ impl Server<'_> {
             if let Err(r) = &outcome {
                 status = if status == 201 { r.status } else { status };
             }
-            let failed = outcome.as_ref().is_err_and(|r| r.status == 400 && r.why.starts_with("the form"));
+            let failed = outcome
+                .as_ref()
+                .is_err_and(|r| r.status == 400 && r.why.starts_with("the form"));
             lines.push((name, outcome.map_err(|r| r.why)));
             if failed {
                 break;
@@ -319,7 +321,10 @@ impl Server<'_> {
                 io::ErrorKind::Other => 413,
                 _ => 400,
             };
-            return Err(refused(status, format!("the form: '{}': {e}", rel.display())));
+            return Err(refused(
+                status,
+                format!("the form: '{}': {e}", rel.display()),
+            ));
         }
         self.lander.publish(&rel, &file)?;
         Ok(size)
@@ -350,7 +355,10 @@ fn html(status: u16, body: Vec<u8>) -> (Head, Vec<u8>) {
     head.set("Content-Type", "text/html; charset=utf-8")
         .set("Content-Length", body.len())
         .set("X-Content-Type-Options", "nosniff")
-        .set("Content-Security-Policy", "default-src 'self' 'unsafe-inline'");
+        .set(
+            "Content-Security-Policy",
+            "default-src 'self' 'unsafe-inline'",
+        );
     (head, body)
 }
 
@@ -365,4 +373,3 @@ fn encode_path(names: &[&[u8]]) -> String {
     let encoded: Vec<String> = names.iter().map(|n| target::encode(n)).collect();
     encoded.join("/")
 }
-

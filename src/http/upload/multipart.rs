@@ -18,9 +18,14 @@ pub fn boundary(content_type: &str) -> Option<Vec<u8>> {
     }
     let value = params.find_map(|p| {
         let (k, v) = p.trim().split_once('=')?;
-        k.trim().eq_ignore_ascii_case("boundary").then_some(v.trim())
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then_some(v.trim())
     })?;
-    let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
     (!value.is_empty() && value.len() <= 70).then(|| value.as_bytes().to_vec())
 }
 
@@ -120,9 +125,9 @@ impl<R: Read> Parts<R> {
 /// `filename="..."` of a part's `Content-Disposition` (browsers escape `"`
 /// as `%22` and keep every other byte).
 fn file_name(head: &[u8]) -> Option<Vec<u8>> {
-    let line = head.split(|&b| b == b'\n').find(|l| {
-        l.len() > 20 && l[..20].eq_ignore_ascii_case(b"content-disposition:")
-    })?;
+    let line = head
+        .split(|&b| b == b'\n')
+        .find(|l| l.len() > 20 && l[..20].eq_ignore_ascii_case(b"content-disposition:"))?;
     let key = b"filename=\"";
     let at = find(line, key)? + key.len();
     let rest = &line[at..];

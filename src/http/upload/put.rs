@@ -98,7 +98,10 @@ pub fn land(
             format!("'{shown}': the {which} sha-256 does not match what arrived; the part is kept, the file is not published"),
         )
     };
-    if plan.content.is_some_and(|d| d[..] != content.finalize()[..]) {
+    if plan
+        .content
+        .is_some_and(|d| d[..] != content.finalize()[..])
+    {
         let _ = file.sync_all();
         return Err(wrong("Content-Digest"));
     }
@@ -145,7 +148,10 @@ fn content_range(text: &str, len: u64) -> Result<Span, Refused> {
     let (start, end) = range.split_once('-').ok_or_else(bad)?;
     let num = |s: &str| {
         let digits = !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-        digits.then(|| s.parse::<u64>().ok()).flatten().ok_or_else(bad)
+        digits
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(bad)
     };
     let (start, end, total) = (num(start)?, num(end)?, num(total)?);
     if start > end || end >= total || end - start + 1 != len {
@@ -188,7 +194,7 @@ fn digest_of(req: &Request, name: &str) -> Result<Option<[u8; 32]>, Refused> {
 /// Standard base64 with padding; `None` on anything else.
 fn unbase64(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| match c {
