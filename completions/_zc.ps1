@@ -94,6 +94,8 @@ Register-ArgumentCompleter -Native -CommandName 'zc' -ScriptBlock {
             [CompletionResult]::new('--preserve-modes', '--preserve-modes', [CompletionResultType]::ParameterName, 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)')
             [CompletionResult]::new('-k', '-k', [CompletionResultType]::ParameterName, 'Keep listening and accept transfers concurrently until interrupted')
             [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'Keep listening and accept transfers concurrently until interrupted')
+            [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Take uploads over plain HTTP/1.1 from any client (curl -T, a browser''s upload page) into the -o directory until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open')
+            [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'With --http: take uploads without the token in the URLs, from anyone who can reach the port (a trusted network only)')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp')
             [CompletionResult]::new('--no-verify', '--no-verify', [CompletionResultType]::ParameterName, 'Skip the SHA-256 end-to-end check')
             [CompletionResult]::new('-4', '-4', [CompletionResultType]::ParameterName, 'Use IPv4 only')

@@ -89,6 +89,8 @@ set edit:completion:arg-completer[zc] = {|@words|
             cand --preserve-modes 'Give what arrives the sender''s permission bits exactly, not less this side''s umask (setuid, setgid and sticky are never set)'
             cand -k 'Keep listening and accept transfers concurrently until interrupted'
             cand --keep-open 'Keep listening and accept transfers concurrently until interrupted'
+            cand --http 'Take uploads over plain HTTP/1.1 from any client (curl -T, a browser''s upload page) into the -o directory until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open'
+            cand --open 'With --http: take uploads without the token in the URLs, from anyone who can reach the port (a trusted network only)'
             cand --raw 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
             cand --no-verify 'Skip the SHA-256 end-to-end check'
             cand -4 'Use IPv4 only'

@@ -85,6 +85,8 @@ complete -c zc -n "__fish_zc_using_subcommand recv" -l find-timeout -d 'Looking 
 complete -c zc -n "__fish_zc_using_subcommand recv" -l force -d 'Overwrite an existing complete file'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s p -l preserve-modes -d 'Give what arrives the sender\'s permission bits exactly, not less this side\'s umask (setuid, setgid and sticky are never set)'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s k -l keep-open -d 'Keep listening and accept transfers concurrently until interrupted'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l http -d 'Take uploads over plain HTTP/1.1 from any client (curl -T, a browser\'s upload page) into the -o directory until interrupted, on --listen ADDR (default [::]:9000); the URLs carry a random token unless --open'
+complete -c zc -n "__fish_zc_using_subcommand recv" -l open -d 'With --http: take uploads without the token in the URLs, from anyone who can reach the port (a trusted network only)'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l raw -d 'Plain bytes, no header or negotiation: talks to nc, socat, /dev/tcp'
 complete -c zc -n "__fish_zc_using_subcommand recv" -l no-verify -d 'Skip the SHA-256 end-to-end check'
 complete -c zc -n "__fish_zc_using_subcommand recv" -s 4 -d 'Use IPv4 only'
