@@ -129,10 +129,6 @@ impl Lander {
 
     /// How many bytes the kept part of `rel` holds (0: none).
     pub fn held(&self, rel: &RelPath) -> u64 {
-        match self.root.stat(rel) {
-            Ok(_) => {}
-            Err(_) => return 0,
-        }
         let Ok(file) = self.root.open_part(rel, false) else {
             return 0;
         };

@@ -281,6 +281,8 @@ impl Server<'_> {
         }
         let mut ans = answer(html(status, page::results(&lines)));
         ans.received = len;
+        // a form that broke off may leave some of its body unread
+        ans.close = status == 400;
         ans
     }
 
