@@ -234,7 +234,7 @@ impl Server<'_> {
             }
             Err(r) => refusal(&r),
         };
-        ans.received = got.max(1);
+        ans.received = got;
         ans.close |= unread;
         ans
     }
