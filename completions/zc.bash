@@ -183,7 +183,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__recv)
-            opts="-l -o -p -k -4 -6 -q -h -V --listen --output --force --preserve-modes --keep-open --max-conns --max-size --max-files --max-memory --offset --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
+            opts="-l -o -p -k -4 -6 -q -h -V --listen --output --force --preserve-modes --keep-open --max-conns --max-size --max-files --max-memory --offset --http --open --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,7 +265,7 @@ _zc() {
             return 0
             ;;
         zc__subcmd__send)
-            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
+            opts="-l -L -k -4 -6 -q -h -V --listen --offset --count --no-resume --name --dereference --retry --keep-open --max-conns --no-sendfile --http --open --raw --no-verify --connect-timeout --timeout --limit-rate --quiet --progress --json --key --code --announce --no-announce --find-timeout --no-encrypt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -17,6 +17,7 @@ Examples:
   tar c dir | zc send - host:9000       send a stream from stdin
   zc recv -o - | tar x                  receive a stream to stdout
   zc send --listen 9000 -k big.iso      serve a file to every 'zc recv host:9000' until Ctrl-C
+  zc send --http photos/ a.iso          serve to curl, wget and browsers (prints the URLs)
   zc recv --code                        encrypted: prints a one-time code and the sender's command
   zc send big.iso host:9000 --code 7-plaza-quartz-ember
   zc recv --raw -o out.bin              accept a plain TCP stream (nc host 9000 < file)
@@ -104,6 +105,15 @@ pub struct SendArgs {
     /// Use the buffered copy path instead of sendfile(2)
     #[arg(long)]
     pub no_sendfile: bool,
+    /// Serve the sources over plain HTTP/1.1 to any client (curl, wget, a
+    /// browser) until interrupted, on --listen ADDR (default [::]:9000);
+    /// the URLs carry a random token unless --open
+    #[arg(long, conflicts_with_all = ["offset", "count", "retry", "no_resume", "raw", "code"])]
+    pub http: bool,
+    /// With --http: serve without the token in the URLs, to anyone who can
+    /// reach the port (a trusted network only)
+    #[arg(long, requires = "http")]
+    pub open: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -149,6 +159,16 @@ pub struct RecvArgs {
     /// With --raw: write from this byte of the output file, without truncating it
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "raw")]
     pub offset: Option<u64>,
+    /// Take uploads over plain HTTP/1.1 from any client (curl -T, a
+    /// browser's upload page) into the -o directory until interrupted, on
+    /// --listen ADDR (default [::]:9000); the URLs carry a random token
+    /// unless --open
+    #[arg(long, conflicts_with_all = ["connect", "raw", "code", "offset"])]
+    pub http: bool,
+    /// With --http: take uploads without the token in the URLs, from anyone
+    /// who can reach the port (a trusted network only)
+    #[arg(long, requires = "http")]
+    pub open: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -89,7 +89,16 @@ pub struct SendConfig {
     pub keep_open: bool,
     /// `--max-conns`: sessions at once under `-k`.
     pub max_conns: usize,
+    /// `--http`: serve the sources to HTTP clients instead.
+    pub http: Option<Http>,
     pub common: Common,
+}
+
+/// `zc send --http`: how the sources are served to HTTP clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http {
+    /// `--open`: no token in the URLs.
+    pub open: bool,
 }
 
 /// Where received bytes go.
@@ -118,6 +127,8 @@ pub struct RecvConfig {
     pub max_conns: usize,
     pub max_size: Option<u64>,
     pub max_files: u64,
+    /// `--http`: take uploads from HTTP clients instead.
+    pub http: Option<Http>,
     /// `--max-memory`: what the manifests of all sessions at once may hold
     /// in memory (shared by the clones of this config).
     pub max_memory: crate::budget::Budget,
@@ -210,6 +221,9 @@ impl Common {
 
 impl SendConfig {
     pub fn from_args(args: &SendArgs) -> Result<Self> {
+        if args.http {
+            return Self::http(args);
+        }
         let mut paths = args.paths.clone();
         let code = listening_code(args, &mut paths);
         let common = Common::with_code(&args.common, args.listen.is_some(), code)?;
@@ -272,6 +286,49 @@ impl SendConfig {
             retry: args.retry,
             keep_open: args.keep_open,
             max_conns: max_conns(args.max_conns, args.keep_open)?,
+            http: None,
+            common,
+        })
+    }
+
+    /// `--http`: every positional is a source, served until Ctrl-C on
+    /// `--listen` (default `[::]:9000`), never announced to zc peers (it
+    /// does not speak their protocol).
+    fn http(args: &SendArgs) -> Result<Self> {
+        let mut common = Common::with_code(&args.common, true, None)?;
+        if common.key.is_some() || common.secret.is_some() {
+            return Err(exit::usage(
+                "--http serves plain HTTP, which a key cannot protect: unset ZC_KEY \
+                 (or drop --key), or send with zc",
+            ));
+        }
+        common.announce = None;
+        let addr = match &args.listen {
+            Some(listen) => net::parse_listen(listen, common.family)?,
+            None => net::default_listen(common.family),
+        };
+        if args.paths.iter().any(|p| p.as_os_str() == "-") {
+            return Err(exit::usage(
+                "--http serves files and directories, not stdin (a client may ask for any byte again)",
+            ));
+        }
+        if let Some(name) = &args.name {
+            check_name_flag(name)?;
+        }
+        let payload = payload_of(args.paths.clone(), args)?;
+        Ok(SendConfig {
+            payload,
+            dereference: args.dereference,
+            peer: Peer::Listen(addr),
+            offset: None,
+            count: None,
+            name: args.name.clone(),
+            sendfile: !args.no_sendfile,
+            resume: true,
+            retry: 0,
+            keep_open: true,
+            max_conns: max_conns(args.max_conns, true)?,
+            http: Some(Http { open: args.open }),
             common,
         })
     }
@@ -407,6 +464,9 @@ fn output_of(path: Option<&Path>, raw: bool) -> Result<Output> {
 
 impl RecvConfig {
     pub fn from_args(args: &RecvArgs) -> Result<Self> {
+        if args.http {
+            return Self::http(args);
+        }
         if args.keep_open && args.common.code.is_some() {
             return Err(exit::usage(ONE_CODE_ONE_TRANSFER));
         }
@@ -443,6 +503,46 @@ impl RecvConfig {
             max_files: args.max_files,
             max_memory: crate::budget::Budget::new(args.max_memory),
             raw_offset: args.offset,
+            http: args.http.then_some(Http { open: args.open }),
+            common,
+        })
+    }
+}
+
+impl RecvConfig {
+    /// `--http`: uploads into the `-o` directory until Ctrl-C on
+    /// `--listen` (default `[::]:9000`), never announced to zc peers.
+    fn http(args: &RecvArgs) -> Result<Self> {
+        let mut common = Common::from_args(&args.common, true)?;
+        if common.key.is_some() || common.secret.is_some() {
+            return Err(exit::usage(
+                "--http takes plain HTTP, which a key cannot protect: unset ZC_KEY \
+                 (or drop --key), or receive with zc",
+            ));
+        }
+        common.announce = None;
+        let addr = match &args.listen {
+            Some(listen) => net::parse_listen(listen, common.family)?,
+            None => net::default_listen(common.family),
+        };
+        let output = output_of(args.output.as_deref(), false)?;
+        if !matches!(output, Output::Dir(_)) {
+            return Err(exit::usage(
+                "--http writes what each client names: -o must be a directory",
+            ));
+        }
+        Ok(RecvConfig {
+            peer: Peer::Listen(addr),
+            output,
+            force: args.force,
+            preserve_modes: false,
+            keep_open: true,
+            max_conns: max_conns(args.max_conns, true)?,
+            max_size: args.max_size,
+            max_files: args.max_files,
+            max_memory: crate::budget::Budget::new(args.max_memory),
+            raw_offset: None,
+            http: Some(Http { open: args.open }),
             common,
         })
     }

@@ -17,6 +17,7 @@ pub mod exit;
 pub mod file_read;
 pub mod hash;
 pub mod held;
+pub mod http;
 pub mod interrupt;
 pub mod lan;
 pub mod net;

@@ -18,6 +18,24 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         command: Option<&'a str>,
     },
+    /// `zc send --http` listens: the URLs to give the other side.
+    #[serde(rename = "listening")]
+    HttpListening {
+        addr: String,
+        url: &'a str,
+        curl: &'a str,
+        wget: &'a str,
+    },
+    /// One HTTP request answered (`zc send --http`).
+    Request {
+        client: &'a str,
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+        range: Option<&'a str>,
+        bytes: u64,
+        seconds: f64,
+    },
     Warning {
         message: &'a str,
     },

@@ -10,6 +10,8 @@ use crate::peer_text::PeerText;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
 pub mod event;
+mod http;
+pub use http::{Access, Urls};
 mod listen;
 pub use listen::Invite;
 pub mod single;

@@ -32,6 +32,9 @@ pub fn prepare() {
 
 pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     check_output(cfg)?;
+    if let Some(http) = cfg.http {
+        return crate::http::take_uploads(cfg, http, reporter);
+    }
     if cfg.keep_open && !matches!(cfg.output, Output::Dir(_)) {
         return Err(exit::usage(
             "-k writes several files: -o must be a directory",

@@ -144,6 +144,35 @@ impl Digests {
         }
     }
 
+    /// The digest of `file` as it is now, if a session already has it:
+    /// never waits and never claims, for a reply that must not be held
+    /// back while a file is hashed (`zc send --http`).
+    pub(crate) fn known(&self, file: &File) -> Option<Sha> {
+        let id = FileId::of_file(file)?;
+        match lock(&self.slots).get(&id) {
+            Some(Slot::Known(sha)) => Some(*sha),
+            _ => None,
+        }
+    }
+
+    /// The whole digest of `file`, from the cache, from a session hashing
+    /// it now, or hashed here (and kept for the others): a listing of
+    /// digests (`zc send --http`'s SHA256SUMS).
+    pub(crate) fn digest(self: &Arc<Self>, file: &File) -> std::io::Result<Sha> {
+        let claim = match self.lookup(file) {
+            Lookup::Known(sha) => return Ok(sha),
+            Lookup::Wait(wait) => match wait.wait() {
+                Some(sha) => return Ok(sha),
+                None => Claim::detached(),
+            },
+            Lookup::Hash(claim) => claim,
+        };
+        let size = file.metadata()?.len();
+        let sha = crate::hash::hash_range(file, 0, size)?;
+        claim.fill(file, sha);
+        Ok(sha)
+    }
+
     /// Drops a digest a receiver did not match: whatever the cause, the
     /// next session hashes the file again rather than trust it.
     pub(super) fn forget(&self, id: &FileId) {

@@ -1,7 +1,7 @@
 //! The sending role: open the source, connect (again, with `--retry`), and
 //! run a framed or raw session.
 
-mod digests;
+pub(crate) mod digests;
 mod peer;
 mod raw;
 mod replies;
@@ -185,6 +185,9 @@ fn retryable(err: &anyhow::Error) -> bool {
 }
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
+    if let Some(http) = cfg.http {
+        return crate::http::serve(cfg, http, reporter);
+    }
     if cfg.keep_open {
         return serve::serve(cfg, reporter);
     }

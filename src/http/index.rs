@@ -1,0 +1,223 @@
+//! The pages of a directory or of several sources: a plain HTML listing
+//! (names escaped, sizes, links; readable on a phone, no script), and
+//! SHA256SUMS in `sha256sum`'s format for everything served.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::response::Head;
+use super::site::{Site, Top};
+use super::target::encode;
+use crate::send::digests::Digests;
+
+/// One line of a listing.
+struct Entry {
+    name: Vec<u8>,
+    /// A file's size; `None` for a directory.
+    size: Option<u64>,
+}
+
+/// The listing of the sources (`at` is None) or of directory `at`.
+pub fn page(site: &Site, at: Option<&Path>, title: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+    let entries = match at {
+        None => site
+            .tops
+            .iter()
+            .filter_map(|top| entry(top.name.clone(), &top.path, true))
+            .collect(),
+        Some(dir) => listed(dir)?,
+    };
+    let body = html(title, &entries, at.is_none()).into_bytes();
+    let mut head = Head::new(200);
+    head.set("Content-Type", "text/html; charset=utf-8")
+        .set("Content-Length", body.len())
+        .set("X-Content-Type-Options", "nosniff")
+        // the URL holds the token: no page may send it on as a referrer
+        .set("Referrer-Policy", "no-referrer")
+        .set(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'",
+        )
+        .set("Cache-Control", "no-store");
+    Ok((head, body))
+}
+
+/// A directory's entries that are served: files and directories, not
+/// links (which are not followed), sorted by name.
+fn listed(dir: &Path) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let name = crate::output::name_bytes(&item.file_name()).into_owned();
+        if let Some(e) = entry(name, &item.path(), false) {
+            entries.push(e);
+        }
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// A source (`follow`: the user named it, links and all) or an entry below.
+fn entry(name: Vec<u8>, path: &Path, follow: bool) -> Option<Entry> {
+    let meta = match follow {
+        true => fs::metadata(path),
+        false => fs::symlink_metadata(path),
+    }
+    .ok()?;
+    match () {
+        _ if meta.is_dir() => Some(Entry { name, size: None }),
+        _ if meta.is_file() => Some(Entry {
+            name,
+            size: Some(meta.len()),
+        }),
+        _ => None,
+    }
+}
+
+fn html(title: &[u8], entries: &[Entry], root: bool) -> String {
+    let title = escape_html(&String::from_utf8_lossy(title));
+    let mut out = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <title>{title}</title><style>\
+         body{{font:16px/1.4 system-ui,sans-serif;margin:1em auto;max-width:48em;padding:0 .5em}}\
+         li{{display:flex;justify-content:space-between;gap:1em;border-bottom:1px solid #ddd}}\
+         a{{display:block;padding:.6em 0;overflow-wrap:anywhere}}span{{white-space:nowrap;padding:.6em 0;color:#555}}\
+         ul{{list-style:none;padding:0}}</style></head><body><h1>{title}</h1><ul>\n"
+    );
+    if !root {
+        out.push_str("<li><a href=\"../\">../</a><span></span></li>\n");
+    }
+    for e in entries {
+        let shown = escape_html(&String::from_utf8_lossy(&e.name));
+        let (slash, size) = match e.size {
+            Some(n) => ("", crate::units::human_bytes(n)),
+            None => ("/", String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "<li><a href=\"./{}{slash}\">{shown}{slash}</a><span>{size}</span></li>",
+            encode(&e.name)
+        );
+    }
+    out.push_str("</ul>");
+    if root {
+        out.push_str("<p><a href=\"./SHA256SUMS\">SHA256SUMS</a></p>");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `sha256sum`'s lines for every file served, below the sources as
+/// `TOP/PATH`, each digest from (or into) the cache shared with the
+/// file responses' Repr-Digest.
+pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> {
+    let mut body = Vec::new();
+    for top in &site.tops {
+        for (name, path) in files(top)? {
+            let Ok(file) = fs::File::open(&path) else {
+                continue; // gone since it was listed
+            };
+            let sha = digests.digest(&file)?;
+            body.extend_from_slice(&sum_line(&sha, &name));
+        }
+    }
+    let mut head = Head::new(200);
+    head.set("Content-Type", "text/plain; charset=utf-8")
+        .set("Content-Length", body.len())
+        .set("X-Content-Type-Options", "nosniff")
+        .set("Cache-Control", "no-store");
+    Ok((head, body))
+}
+
+/// The files of one source, by name below the root, links not followed.
+fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![(top.name.clone(), top.path.clone())];
+    if fs::metadata(&top.path)?.is_file() {
+        return Ok(vec![(top.name.clone(), top.path.clone())]);
+    }
+    while let Some((name, dir)) = dirs.pop() {
+        for e in listed(&dir)? {
+            let mut below = name.clone();
+            below.push(b'/');
+            below.extend_from_slice(&e.name);
+            let path = dir.join(super::site::os_name(&e.name).unwrap_or_default());
+            match e.size {
+                Some(_) => out.push((below, path)),
+                None => dirs.push((below, path)),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// One line as `sha256sum` writes it: a name holding `\` or a newline is
+/// escaped and the line starts with `\`.
+fn sum_line(sha: &crate::hash::Sha, name: &[u8]) -> Vec<u8> {
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let escaped = name.iter().any(|&b| b == b'\\' || b == b'\n');
+    let mut line = Vec::with_capacity(name.len() + 70);
+    if escaped {
+        line.push(b'\\');
+    }
+    line.extend_from_slice(hex.as_bytes());
+    line.extend_from_slice(b"  ");
+    for &b in name {
+        match (escaped, b) {
+            (true, b'\\') => line.extend_from_slice(b"\\\\"),
+            (true, b'\n') => line.extend_from_slice(b"\\n"),
+            _ => line.push(b),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_index_escapes_names() {
+        let entries = [
+            Entry {
+                name: b"<script>x</script>\"'&.txt".to_vec(),
+                size: Some(3),
+            },
+            Entry {
+                name: b"d".to_vec(),
+                size: None,
+            },
+        ];
+        let page = html(b"t", &entries, true);
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;&quot;&#39;&amp;.txt"));
+        assert!(page.contains("href=\"./%3Cscript%3Ex%3C%2Fscript%3E%22%27%26.txt\""));
+        assert!(page.contains("href=\"./d/\""));
+        let sha = [0u8; 32];
+        assert_eq!(sum_line(&sha, b"a b").len(), 64 + 2 + 3 + 1);
+        assert!(sum_line(&sha, b"a\nb").starts_with(b"\\0000"));
+        assert!(sum_line(&sha, b"a\nb").ends_with(b"  a\\nb\n"));
+    }
+}

@@ -1,0 +1,129 @@
+//! What `--http` serves: the sources under their top names, and a path of
+//! checked names resolved to a file or a directory among them, never
+//! outside: a symbolic link below a source is not followed.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::config::{Payload, SendConfig, Source};
+use crate::exit;
+
+/// One source, under the name its URL uses.
+#[derive(Debug, Clone)]
+pub struct Top {
+    pub name: Vec<u8>,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub tops: Vec<Top>,
+}
+
+/// What a path names.
+pub enum Found {
+    /// The list of the sources.
+    Root,
+    /// A regular file, opened, with its name.
+    File(File, Vec<u8>),
+    /// A directory (a source, or inside one).
+    Dir(PathBuf),
+}
+
+impl Site {
+    pub fn new(cfg: &SendConfig) -> Result<Site> {
+        let tops = match &cfg.payload {
+            Payload::Single(Source::File(path)) => {
+                let name = match &cfg.name {
+                    Some(name) => name.as_bytes().to_vec(),
+                    None => top_name(path)?,
+                };
+                vec![Top {
+                    name,
+                    path: path.clone(),
+                }]
+            }
+            Payload::Single(Source::Stdin) => {
+                return Err(exit::usage(
+                    "--http serves files and directories, not stdin",
+                ))
+            }
+            Payload::Tree(tops) => tops
+                .iter()
+                .map(|(path, name)| Top {
+                    name: name.clone(),
+                    path: path.clone(),
+                })
+                .collect(),
+        };
+        for top in &tops {
+            let meta = fs::metadata(&top.path)
+                .map_err(|e| exit::usage(format!("{}: {e}", top.path.display())))?;
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(exit::usage(format!(
+                    "{}: --http serves regular files and directories",
+                    top.path.display()
+                )));
+            }
+        }
+        Ok(Site { tops })
+    }
+
+    /// The one source when it is a file: its URL is the one to print.
+    pub fn single_file(&self) -> Option<&Top> {
+        match self.tops.as_slice() {
+            [top] if top.path.is_file() => Some(top),
+            _ => None,
+        }
+    }
+
+    /// Resolves checked names ([`super::target::names`]); `None` for
+    /// anything that is not there, or not a file or directory reached
+    /// without a link.
+    pub fn find(&self, names: &[Vec<u8>]) -> Option<Found> {
+        let Some((first, below)) = names.split_first() else {
+            return Some(Found::Root);
+        };
+        let top = self.tops.iter().find(|t| t.name == *first)?;
+        let mut path = top.path.clone();
+        for name in below {
+            path.push(os_name(name)?);
+            // a link below a source could lead anywhere: not followed
+            let meta = fs::symlink_metadata(&path).ok()?;
+            if meta.file_type().is_symlink() {
+                return None;
+            }
+        }
+        let meta = fs::metadata(&path).ok()?;
+        if meta.is_dir() {
+            return Some(Found::Dir(path));
+        }
+        let file = File::open(&path).ok()?;
+        // what was opened, not what the name meant a moment before
+        let opened = file.metadata().ok()?;
+        let name = names.last().cloned().unwrap_or_default();
+        opened.is_file().then_some(Found::File(file, name))
+    }
+}
+
+fn top_name(path: &Path) -> Result<Vec<u8>> {
+    crate::output::top_name(path).ok_or_else(|| {
+        exit::usage(format!(
+            "{}: no name to serve it under (give --name)",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(unix)]
+pub fn os_name(name: &[u8]) -> Option<&OsStr> {
+    Some(std::os::unix::ffi::OsStrExt::from_bytes(name))
+}
+
+#[cfg(not(unix))]
+pub fn os_name(name: &[u8]) -> Option<&OsStr> {
+    std::str::from_utf8(name).ok().map(OsStr::new)
+}

@@ -1,0 +1,377 @@
+//! `zc recv --http`: uploads from curl (`PUT`) and from a browser (the
+//! upload page, its script's `PUT`s or its form's `POST`), landing by
+//! the receiver's rules through its sink.
+
+mod land;
+mod multipart;
+mod page;
+mod put;
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::request::{Next, Reader, Request};
+use super::response::{self, Head};
+use super::server::{access, base_url, fresh_token, logged_path, not_found, same};
+use super::target;
+use crate::admission::Unproven;
+use crate::config::{Http, Output, Peer, RecvConfig};
+use crate::conn::{Conn, Way};
+use crate::exit;
+use crate::net;
+use crate::progress::{Reporter, Urls};
+use crate::recv::sink::Root;
+use land::{refused, Lander, Refused};
+
+const HEAD_WITHIN: Duration = Duration::from_secs(10);
+/// After a refusal with the body unread, this much of it is read and
+/// dropped so that the client sees the answer rather than a reset.
+const DRAIN_MOST: u64 = 4 << 20;
+
+struct Server<'a> {
+    cfg: &'a RecvConfig,
+    lander: Lander,
+    token: Option<String>,
+    reporter: &'a Reporter,
+}
+
+/// Takes uploads into the `-o` directory until Ctrl-C.
+pub fn take_uploads(cfg: &RecvConfig, http: Http, reporter: &Reporter) -> Result<()> {
+    let (Peer::Listen(addr), Output::Dir(dir)) = (&cfg.peer, &cfg.output) else {
+        unreachable!("the config gives --http a listening address and a directory")
+    };
+    let root = Root::open(dir).with_context(|| format!("{}", dir.display()))?;
+    let token = match http.open {
+        true => None,
+        false => Some(fresh_token().context("the operating system's random numbers")?),
+    };
+    let listener = net::listen(*addr, cfg.common.family)?;
+    let local = listener.local_addr().context("the listening socket")?;
+    let base = base_url(local, token.as_deref());
+    let urls = Urls {
+        curl: format!("curl -T FILE {base}"),
+        wget: format!("wget -O- --method=PUT --body-file=FILE {base}FILE"),
+        browse: base,
+    };
+    reporter.http_listening(local, &urls);
+    let server = Server {
+        cfg,
+        lander: Lander {
+            root,
+            force: cfg.force,
+            max_size: cfg.max_size,
+        },
+        token,
+        reporter,
+    };
+    crate::serve::serve(&listener, cfg.max_conns, reporter, |stream, unproven| {
+        let client = stream
+            .peer_addr()
+            .map_or_else(|_| "a client".to_string(), |a| a.to_string());
+        if let Err(e) = server.connection(stream, unproven, &client) {
+            reporter.warn(&format!("{client}: {}", exit::message_of(&e)));
+        }
+    })
+}
+
+/// An answer: its head and body, and whether the connection ends.
+struct Answer {
+    head: Head,
+    body: Vec<u8>,
+    close: bool,
+    received: u64,
+}
+
+fn answer((head, body): (Head, Vec<u8>)) -> Answer {
+    Answer {
+        head,
+        body,
+        close: false,
+        received: 0,
+    }
+}
+
+fn refusal(r: &Refused) -> Answer {
+    answer(response::text(r.status, &r.why))
+}
+
+impl Server<'_> {
+    fn connection(&self, stream: TcpStream, unproven: Unproven, client: &str) -> Result<()> {
+        let mut conn =
+            Conn::new(stream, self.cfg.common.idle_timeout).context("a new connection")?;
+        conn.limit(Way::Recv, self.cfg.common.limit_rate);
+        conn.handshake(HEAD_WITHIN, Some(unproven));
+        let mut reader = Reader::default();
+        loop {
+            let next = reader.next(&mut conn).context("reading a request")?;
+            let began = Instant::now();
+            let (mut access, ans) = match next {
+                Next::Closed => return Ok(()),
+                Next::Bad(r) => {
+                    let mut ans = answer(response::text(r.status, r.why));
+                    ans.close = true;
+                    (access("?", b"?", r.status), ans)
+                }
+                Next::Request(req) => {
+                    conn.trusted();
+                    let logged = logged_path(self.token.as_deref(), &req.target);
+                    let mut ans = self.respond(&mut conn, &mut reader, &req);
+                    ans.close |= req.close;
+                    let mut access = access(&req.method, &logged, ans.head.status);
+                    if req.method == "HEAD" {
+                        ans.body.clear();
+                    }
+                    access.bytes = ans.received;
+                    (access, ans)
+                }
+            };
+            let mut bytes = ans.head.bytes(ans.close);
+            bytes.extend_from_slice(&ans.body);
+            let written = conn.write_all(&bytes);
+            access.status = ans.head.status;
+            access.client = client.to_string();
+            access.seconds = began.elapsed().as_secs_f64();
+            self.reporter.http_access(&access);
+            written.context("sending a response")?;
+            if ans.close {
+                drain(&mut conn, &mut reader);
+                return Ok(());
+            }
+            conn.handshake(HEAD_WITHIN, None);
+        }
+    }
+
+    fn respond(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+        let unread_body = req.chunked || req.content_length.unwrap_or(0) > 0;
+        let mut ans = self.route(conn, reader, req);
+        // a body left unread ends the connection: where it ends is unknown
+        ans.close |= unread_body && ans.received == 0 && !matches!(ans.head.status, 201 | 204);
+        ans
+    }
+
+    fn route(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+        let Some(names) = target::names(&req.target) else {
+            let why = "not a plain path: '..', '%2f', NUL and the like are refused";
+            return refusal(&refused(400, why));
+        };
+        let Some(rest) = self.strip_token(&names.names) else {
+            return answer(not_found());
+        };
+        let rest: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
+        match (req.method.as_str(), rest.is_empty()) {
+            ("GET" | "HEAD", true) if !names.dir => answer(redirect(&req.target)),
+            ("GET" | "HEAD", true) => answer(html(200, page::upload_page())),
+            ("POST", true) => self.post(conn, reader, req),
+            ("PUT", true) => refusal(&refused(
+                400,
+                "name the file in the URL: PUT /TOKEN/NAME (curl -T FILE URL/ does)",
+            )),
+            ("PUT", false) => self.put(conn, reader, req, &rest),
+            ("HEAD" | "GET", false) => self.held(&rest),
+            _ => {
+                let (mut head, body) = response::text(405, "uploads: PUT a file, or POST the form");
+                head.set("Allow", "GET, HEAD, PUT, POST");
+                answer((head, body))
+            }
+        }
+    }
+
+    fn strip_token<'n>(&self, names: &'n [Vec<u8>]) -> Option<&'n [Vec<u8>]> {
+        let Some(token) = &self.token else {
+            return Some(names);
+        };
+        let (first, rest) = names.split_first()?;
+        same(first, token.as_bytes()).then_some(rest)
+    }
+
+    /// How much of an upload a kept part holds, for a client to resume
+    /// with `Content-Range` (`curl -C N -T FILE URL`).
+    fn held(&self, names: &[&[u8]]) -> Answer {
+        let rel = match Lander::rel_of(names) {
+            Ok(rel) => rel,
+            Err(r) => return refusal(&r),
+        };
+        let held = self.lander.held(&rel);
+        if held == 0 {
+            return answer(not_found());
+        }
+        let (mut head, body) = response::text(204, "");
+        head.set("Upload-Offset", held)
+            .set("Range", format!("bytes=0-{}", held - 1));
+        answer((head, body))
+    }
+
+    fn put(&self, conn: &mut Conn, reader: &mut Reader, req: &Request, names: &[&[u8]]) -> Answer {
+        let plan = Lander::rel_of(names)
+            .and_then(|rel| put::plan(&self.lander, req, rel))
+            .and_then(|plan| self.lander.parents(&plan.rel).map(|_| plan));
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(r) => return refusal(&r),
+        };
+        if let Err(e) = continue_if_asked(conn, req) {
+            return refusal(&refused(400, e.to_string()));
+        }
+        let mut got = 0;
+        let mut body = reader.body(conn, plan.span.len);
+        let landed = put::land(&self.lander, &plan, &mut body, &mut got);
+        let unread = body.left() > 0;
+        let mut ans = match landed {
+            Ok(put::Landed::Published) => {
+                let shown = plan.rel.display();
+                let (mut head, body) = response::text(201, &format!("received '{shown}'"));
+                head.set("Location", format!("./{}", encode_path(names)));
+                answer((head, body))
+            }
+            Ok(put::Landed::Held(end)) => {
+                let (mut head, body) = response::text(204, "");
+                head.set("Upload-Offset", end)
+                    .set("Range", format!("bytes=0-{}", end - 1));
+                answer((head, body))
+            }
+            Err(r) => refusal(&r),
+        };
+        ans.received = got;
+        ans.close |= unread;
+        ans
+    }
+
+    /// The form's POST: every file part through the same checks as a PUT.
+    fn post(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+        let Some(len) = req.content_length.filter(|_| !req.chunked) else {
+            return refusal(&refused(411, "a form POST needs a Content-Length"));
+        };
+        let Some(boundary) = req.header("content-type").and_then(multipart::boundary) else {
+            return refusal(&refused(415, "a POST takes multipart/form-data"));
+        };
+        if let Err(r) = self.lander.check_room(0, len) {
+            return refusal(&r);
+        }
+        if continue_if_asked(conn, req).is_err() {
+            return refusal(&refused(400, "the connection failed"));
+        }
+        let mut parts = multipart::Parts::new(reader.body(conn, len), &boundary);
+        let mut lines = Vec::new();
+        let mut status = 201;
+        loop {
+            let name = match parts.next_part() {
+                Ok(Some(Some(name))) if !name.is_empty() => name,
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => {
+                    lines.push((b"(form)".to_vec(), Err(e.to_string())));
+                    status = 400;
+                    break;
+                }
+            };
+            let outcome = self.form_file(&mut parts, &name);
+            if let Err(r) = &outcome {
+                status = if status == 201 { r.status } else { status };
+            }
+            let failed = outcome
+                .as_ref()
+                .is_err_and(|r| r.status == 400 && r.why.starts_with("the form"));
+            lines.push((name, outcome.map_err(|r| r.why)));
+            if failed {
+                break;
+            }
+        }
+        let mut ans = answer(html(status, page::results(&lines)));
+        ans.received = len;
+        // a form that broke off may leave some of its body unread
+        ans.close = status == 400;
+        ans
+    }
+
+    /// One file of a form: checked, written to its part, published.
+    fn form_file<R: io::Read>(
+        &self,
+        parts: &mut multipart::Parts<R>,
+        name: &[u8],
+    ) -> Result<u64, Refused> {
+        let names: Vec<&[u8]> = name.split(|&b| b == b'/').collect();
+        let checked = Lander::rel_of(&names).and_then(|rel| {
+            self.lander.check_free(&rel)?;
+            self.lander.parents(&rel)?;
+            Ok(rel)
+        });
+        let rel = match checked {
+            Ok(rel) => rel,
+            Err(r) => {
+                parts
+                    .data(&mut |_| Ok(()))
+                    .map_err(|e| refused(400, format!("the form: {e}")))?;
+                return Err(r);
+            }
+        };
+        let mut file = self.lander.open_part(&rel, 0)?;
+        let mut size = 0u64;
+        let most = self.lander.max_size;
+        let written = parts.data(&mut |bytes| {
+            size += bytes.len() as u64;
+            if most.is_some_and(|m| size > m) {
+                return Err(io::Error::other("over --max-size"));
+            }
+            file.write_all(bytes)
+        });
+        if let Err(e) = written {
+            let _ = self.lander.root.discard_part(&rel);
+            let status = match e.kind() {
+                io::ErrorKind::Other => 413,
+                _ => 400,
+            };
+            return Err(refused(
+                status,
+                format!("the form: '{}': {e}", rel.display()),
+            ));
+        }
+        self.lander.publish(&rel, &file)?;
+        Ok(size)
+    }
+}
+
+/// `Expect: 100-continue` is answered once the checks passed, so a
+/// refused upload costs the client no body.
+fn continue_if_asked(conn: &mut Conn, req: &Request) -> io::Result<()> {
+    match req.header("expect") {
+        Some(e) if e.eq_ignore_ascii_case("100-continue") => {
+            conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads and drops what the client still sends (a body that was refused),
+/// up to [`DRAIN_MOST`], so that closing does not reset the answer away.
+fn drain(conn: &mut Conn, reader: &mut Reader) {
+    conn.shutdown_write();
+    conn.handshake(Duration::from_secs(2), None);
+    let _ = io::copy(&mut reader.body(conn, DRAIN_MOST), &mut io::sink());
+}
+
+fn html(status: u16, body: Vec<u8>) -> (Head, Vec<u8>) {
+    let mut head = Head::new(status);
+    head.set("Content-Type", "text/html; charset=utf-8")
+        .set("Content-Length", body.len())
+        .set("X-Content-Type-Options", "nosniff")
+        .set(
+            "Content-Security-Policy",
+            "default-src 'self' 'unsafe-inline'",
+        );
+    (head, body)
+}
+
+fn redirect(target: &str) -> (Head, Vec<u8>) {
+    let path = target.split(['?', '#']).next().unwrap_or("/");
+    let (mut head, body) = response::text(301, "the upload page is at its '/'");
+    head.set("Location", format!("{path}/"));
+    (head, body)
+}
+
+fn encode_path(names: &[&[u8]]) -> String {
+    let encoded: Vec<String> = names.iter().map(|n| target::encode(n)).collect();
+    encoded.join("/")
+}

@@ -1,0 +1,537 @@
+//! `zc send --http` against real clients: curl, wget, and hostile requests
+//! written on raw sockets.
+
+#![cfg(unix)]
+#![allow(dead_code)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+/// A running `zc send --http --json`, its URLs, and what it said since.
+struct Server {
+    child: Guard,
+    addr: SocketAddr,
+    /// The browser URL: the file's, or the index's (ends with `/`).
+    url: String,
+    curl: String,
+    wget: String,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+    assert!(
+        found,
+        "`{tool}` is not installed: scripts/test.sh installs it"
+    );
+}
+
+fn serve(extra: &[&str], sources: &[&Path]) -> Server {
+    let mut cmd = send_cmd(&["--http", "--json", "--listen", "127.0.0.1:0"]);
+    cmd.args(extra).args(sources).stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("zc starts"));
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a listening line");
+    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(event["event"], "listening", "{line}");
+    let text = |k: &str| event[k].as_str().expect(k).to_string();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let kept = lines.clone();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            kept.lock().unwrap().push(value);
+        }
+    });
+    Server {
+        addr: text("addr").parse().unwrap(),
+        url: text("url"),
+        curl: text("curl"),
+        wget: text("wget"),
+        child,
+        lines,
+    }
+}
+
+impl Server {
+    /// The URL's path, for raw requests.
+    fn path(&self) -> String {
+        let rest = self.url.splitn(4, '/').nth(3).unwrap_or("");
+        format!("/{rest}")
+    }
+
+    /// The token's prefix: `/TOKEN/`.
+    fn prefix(&self) -> String {
+        let path = self.path();
+        let token = path.split('/').nth(1).unwrap();
+        format!("/{token}/")
+    }
+
+    /// The access events once there are at least `n` (they are written
+    /// after each response, so they may trail the client a moment).
+    fn requests_at_least(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..400 {
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.requests()
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l["event"] == "request")
+            .cloned()
+            .collect()
+    }
+}
+
+/// Runs a shell command line as printed by the server, in `dir`.
+fn shell(line: &str, dir: &Path) -> std::process::Output {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn curl(args: &[&str]) -> std::process::Output {
+    require("curl");
+    Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+/// Sends `bytes` on a fresh connection and returns all the server says
+/// until it closes (or ten seconds pass). Writes that the server refuses
+/// to read (it answered and closed) are not an error.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let bytes = bytes.to_vec();
+    let w = thread::spawn(move || {
+        let _ = writer.write_all(&bytes);
+    });
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let _ = w.join();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn get(path: &str, extra: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn http_curl_gets_heads_and_ranges_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    random_file(&src, 3_000_000, 1);
+    let server = serve(&[], &[&src]);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // the printed command, as a user pastes it
+    shell(&server.curl, &out);
+    assert_same_file(&src, &out.join("big.bin"));
+
+    let head = curl(&["-I", &server.url]);
+    let head = String::from_utf8_lossy(&head.stdout).to_string();
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert_eq!(header(&head, "content-length"), Some("3000000"), "{head}");
+    assert_eq!(header(&head, "accept-ranges"), Some("bytes"));
+    assert!(header(&head, "etag").is_some_and(|t| t.starts_with('"') && !t.starts_with("W/")));
+    assert!(header(&head, "last-modified").is_some_and(|t| t.ends_with(" GMT")));
+    assert_eq!(
+        header(&head, "content-disposition"),
+        Some("attachment; filename=\"big.bin\"")
+    );
+
+    let part = curl(&["-i", "-r", "1000-1999", &server.url]);
+    let text = String::from_utf8_lossy(&part.stdout).to_string();
+    assert_eq!(status_of(&text), 206);
+    assert_eq!(
+        header(&text, "content-range"),
+        Some("bytes 1000-1999/3000000")
+    );
+    let body = &part.stdout[part.stdout.len() - 1000..];
+    assert_eq!(body, &std::fs::read(&src).unwrap()[1000..2000]);
+
+    let requests = server.requests_at_least(3);
+    let ranged = requests
+        .iter()
+        .find(|r| r["status"] == 206)
+        .expect("an access event for the range");
+    assert_eq!(ranged["range"], "bytes=1000-1999");
+    assert_eq!(ranged["bytes"], 1000);
+    assert_eq!(ranged["method"], "GET");
+    assert!(ranged["path"].as_str().unwrap().starts_with("/TOKEN/"));
+    assert!(ranged["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+}
+
+#[test]
+fn http_curl_and_wget_resume_a_cut_download() {
+    require("wget");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("data.bin");
+    random_file(&src, 2_000_000, 2);
+    let server = serve(&[], &[&src]);
+    for (tool, line) in [
+        ("curl", format!("curl -fsS -C - -O {}", server.url)),
+        ("wget", format!("wget -q -c {}", server.url)),
+    ] {
+        let out = dir.path().join(tool);
+        std::fs::create_dir(&out).unwrap();
+        // a download cut short: the first 700,001 bytes
+        let cut = curl(&[
+            "-f",
+            "-r",
+            "0-700000",
+            "-o",
+            out.join("data.bin").to_str().unwrap(),
+            &server.url,
+        ]);
+        assert!(cut.status.success());
+        assert_eq!(
+            std::fs::metadata(out.join("data.bin")).unwrap().len(),
+            700_001
+        );
+        shell(&line, &out);
+        assert_same_file(&src, &out.join("data.bin"));
+    }
+    let resumed = server
+        .requests_at_least(4)
+        .iter()
+        .filter(|r| r["status"] == 206 && r["range"] == "bytes=700001-")
+        .count();
+    assert_eq!(resumed, 2, "curl -C - and wget -c both asked for the rest");
+}
+
+#[test]
+fn http_ranges_past_the_end_and_if_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    random_file(&src, 1000, 3);
+    let server = serve(&[], &[&src]);
+    let path = server.path();
+    let past = raw(server.addr, &get(&path, "Range: bytes=1000-\r\n"));
+    assert_eq!(status_of(&past), 416, "{past}");
+    assert_eq!(header(&past, "content-range"), Some("bytes */1000"));
+    let tail = raw(server.addr, &get(&path, "Range: bytes=-10\r\n"));
+    assert_eq!(header(&tail, "content-range"), Some("bytes 990-999/1000"));
+    let etag = header(&tail, "etag").unwrap().to_string();
+    let fresh = raw(
+        server.addr,
+        &get(&path, &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n")),
+    );
+    assert_eq!(status_of(&fresh), 206);
+    // a client holding another version gets the whole file, not a splice
+    let stale = raw(
+        server.addr,
+        &get(&path, "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n"),
+    );
+    assert_eq!(status_of(&stale), 200);
+    assert_eq!(header(&stale, "content-length"), Some("1000"));
+    let same = raw(
+        server.addr,
+        &get(&path, &format!("If-None-Match: {etag}\r\n")),
+    );
+    assert_eq!(status_of(&same), 304);
+}
+
+#[test]
+fn http_hostile_requests_get_a_clean_4xx_and_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    random_file(&src, 1000, 4);
+    std::fs::write(dir.path().join("secret"), b"not served").unwrap();
+    let server = serve(&[], &[&src]);
+    let p = server.prefix();
+    let a = server.addr;
+    let host = "Host: t\r\n";
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("two Content-Length", format!("GET {p}f HTTP/1.1\r\n{host}Content-Length: 0\r\nContent-Length: 4\r\n\r\nabcd").into_bytes(), 400),
+        ("TE and CL", format!("GET {p}f HTTP/1.1\r\n{host}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").into_bytes(), 400),
+        ("a body on GET", format!("GET {p}f HTTP/1.1\r\n{host}Content-Length: 4\r\n\r\nGET /").into_bytes(), 400),
+        ("chunked GET", format!("GET {p}f HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n").into_bytes(), 400),
+        ("1 MB request line", { let mut v = format!("GET {p}").into_bytes(); v.resize(1 << 20, b'a'); v }, 414),
+        ("header flood", { let mut v = format!("GET {p}f HTTP/1.1\r\n{host}").into_bytes(); for i in 0..1000 { v.extend_from_slice(format!("X-{i}: y\r\n").as_bytes()); } v.extend_from_slice(b"\r\n"); v }, 431),
+        ("huge header", { let mut v = format!("GET {p}f HTTP/1.1\r\n{host}X: ").into_bytes(); v.resize(100_000, b'a'); v }, 431),
+        ("..", get(&format!("{p}../secret"), ""), 400),
+        ("%2e%2e", get(&format!("{p}%2e%2e/secret"), ""), 400),
+        ("%2f", get(&format!("{p}..%2fsecret"), ""), 400),
+        ("NUL", get(&format!("{p}f%00"), ""), 400),
+        ("no Host", format!("GET {p}f HTTP/1.1\r\n\r\n").into_bytes(), 400),
+        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400),
+        ("POST", format!("POST {p}f HTTP/1.1\r\n{host}Content-Length: 0\r\n\r\n").into_bytes(), 405),
+        ("wrong token", get("/00000000000000000000000000000000/f", ""), 404),
+        ("no token", get("/f", ""), 404),
+        ("a name not served", get(&format!("{p}secret"), ""), 404),
+    ];
+    for (what, bytes, want) in cases {
+        let got = raw(a, &bytes);
+        assert_eq!(status_of(&got), want, "{what}: {:?}", got.lines().next());
+        assert!(!got.contains("not served"), "{what}: {got}");
+    }
+    let ok = raw(a, &get(&format!("{p}f"), ""));
+    assert_eq!(status_of(&ok), 200, "still serving after all that");
+    assert_eq!(
+        server.requests_at_least(18).len(),
+        18,
+        "one access event per request"
+    );
+}
+
+#[test]
+fn http_a_slowloris_is_cut_while_a_real_client_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    random_file(&src, 100_000, 5);
+    let server = serve(&["--max-conns", "2"], &[&src]);
+    // two clients that trickle a head that never ends: every place taken
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let s = TcpStream::connect(server.addr).unwrap();
+        let mut w = s.try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = w.write_all(b"GET / HTTP/1.1\r\nX-a: ");
+            for _ in 0..400 {
+                if w.write_all(b"b").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        });
+        slow.push(s);
+    }
+    thread::sleep(Duration::from_millis(300));
+    let got = curl(&["-f", "-o", "/dev/null", "-w", "%{http_code}", &server.url]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "200");
+    for mut s in slow {
+        // cut: the server closes (or resets) long before the trickle ends
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut said = Vec::new();
+        let end = s.read_to_end(&mut said);
+        let timed_out = matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+        assert!(!timed_out, "the slow client was not cut: {end:?}");
+    }
+}
+
+#[test]
+fn http_open_serves_without_a_token_and_names_non_ascii_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("résumé 1.txt");
+    std::fs::write(&src, b"hello").unwrap();
+    let server = serve(&["--open"], &[&src]);
+    assert_eq!(server.path(), "/r%C3%A9sum%C3%A9%201.txt");
+    let got = raw(server.addr, &get(&server.path(), ""));
+    assert_eq!(status_of(&got), 200, "{got}");
+    assert!(got.ends_with("hello"));
+    assert_eq!(
+        header(&got, "content-disposition"),
+        Some("attachment; filename=\"r_sum_ 1.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%201.txt")
+    );
+}
+
+#[test]
+fn http_ctrl_c_stops_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"x").unwrap();
+    let mut server = serve(&[], &[&src]);
+    sigint(&server.child);
+    let status = wait_timeout(&mut server.child, Duration::from_secs(20), "zc send --http");
+    assert_eq!(code_of(status), 130);
+}
+
+/// `photos/` with a subdirectory, a name that is HTML, and a link to a
+/// file outside; and `top.txt` beside it.
+fn tree(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let photos = root.join("photos");
+    std::fs::create_dir_all(photos.join("2024 trip")).unwrap();
+    random_file(&photos.join("a.jpg"), 200_000, 6);
+    random_file(&photos.join("2024 trip/b é.jpg"), 50_000, 7);
+    std::fs::write(photos.join("<b>x&y<i>.txt"), b"html name").unwrap();
+    std::fs::write(root.join("secret"), b"not served").unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), photos.join("link")).unwrap();
+    let top = root.join("top.txt");
+    std::fs::write(&top, b"top").unwrap();
+    (photos, top)
+}
+
+#[test]
+fn http_index_pages_list_a_tree_and_wget_mirrors_it() {
+    require("wget");
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, top) = tree(dir.path());
+    let server = serve(&[], &[&photos, &top]);
+    assert!(server.url.ends_with('/'), "several sources: the index");
+    let p = server.prefix();
+    let root = raw(server.addr, &get(&p, ""));
+    assert_eq!(status_of(&root), 200, "{root}");
+    assert!(root.contains("href=\"./photos/\"") && root.contains("href=\"./top.txt\""));
+    assert_eq!(header(&root, "referrer-policy"), Some("no-referrer"));
+    let moved = raw(server.addr, &get(&format!("{p}photos"), ""));
+    assert_eq!(status_of(&moved), 301);
+    assert_eq!(
+        header(&moved, "location"),
+        Some(format!("{p}photos/").as_str())
+    );
+    let page = raw(server.addr, &get(&format!("{p}photos/"), ""));
+    assert!(page.contains("&lt;b&gt;x&amp;y&lt;i&gt;.txt"), "{page}");
+    assert!(!page.contains("<b>x"), "a name is never markup");
+    assert!(page.contains("href=\"./2024%20trip/\""));
+    assert!(
+        !page.contains("link"),
+        "a link below a source is not listed"
+    );
+    let link = raw(server.addr, &get(&format!("{p}photos/link"), ""));
+    assert_eq!(status_of(&link), 404, "nor served");
+
+    let out = dir.path().join("mirror");
+    std::fs::create_dir(&out).unwrap();
+    shell(&format!("{} -q", server.wget), &out);
+    assert_same_file(&photos.join("a.jpg"), &out.join("photos/a.jpg"));
+    assert_same_file(
+        &photos.join("2024 trip/b é.jpg"),
+        &out.join("photos/2024 trip/b é.jpg"),
+    );
+    assert_same_file(&top, &out.join("top.txt"));
+    assert!(!out.join("photos/link").exists());
+}
+
+#[test]
+fn http_sha256sums_lists_every_file_and_then_repr_digest_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, top) = tree(dir.path());
+    // a digest is kept only for a file that has not changed for a while
+    thread::sleep(Duration::from_millis(2500));
+    let server = serve(&[], &[&photos, &top]);
+    let p = server.prefix();
+    let file = format!("{p}photos/a.jpg");
+    let before = raw(server.addr, &get(&file, ""));
+    assert_eq!(
+        header(&before, "repr-digest"),
+        None,
+        "not hashed yet: not held back"
+    );
+    let sums = curl(&["-f", &format!("{}SHA256SUMS", server.url)]);
+    let sums = String::from_utf8(sums.stdout).unwrap();
+    let want = [
+        ("photos/2024 trip/b é.jpg", photos.join("2024 trip/b é.jpg")),
+        ("photos/<b>x&y<i>.txt", photos.join("<b>x&y<i>.txt")),
+        ("photos/a.jpg", photos.join("a.jpg")),
+        ("top.txt", top.clone()),
+    ];
+    let expected: String = want
+        .iter()
+        .map(|(name, path)| format!("{}  {name}\n", sha256_file(path)))
+        .collect();
+    assert_eq!(sums, expected);
+    let after = raw(server.addr, &get(&format!("{p}photos/a.jpg"), ""));
+    let sha = sha256_file(&photos.join("a.jpg"));
+    let bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&sha[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let b64 = base64(&bytes);
+    assert_eq!(
+        header(&after, "repr-digest"),
+        Some(format!("sha-256=:{b64}:").as_str())
+    );
+}
+
+fn base64(bytes: &[u8]) -> String {
+    let abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                abc[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn http_keeps_a_connection_alive_and_serves_buffered_with_no_sendfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.bin");
+    random_file(&src, 300_000, 8);
+    for extra in [&[][..], &["--no-sendfile"][..]] {
+        let server = serve(extra, &[&src]);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let (a_path, b_path) = (a.to_str().unwrap(), b.to_str().unwrap());
+        let url = server.url.as_str();
+        let got = curl(&[
+            "-f",
+            "-w",
+            "%{num_connects} ",
+            "-o",
+            a_path,
+            url,
+            "--next",
+            "-sS",
+            "-f",
+            "-w",
+            "%{num_connects} ",
+            "-r",
+            "5-",
+            "-o",
+            b_path,
+            url,
+        ]);
+        // the second request rode on the first one's connection
+        assert_eq!(String::from_utf8_lossy(&got.stdout), "1 0 ", "{extra:?}");
+        assert_same_file(&src, &a);
+        assert_eq!(
+            std::fs::read(&b).unwrap(),
+            std::fs::read(&src).unwrap()[5..]
+        );
+    }
+}

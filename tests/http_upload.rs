@@ -1,0 +1,319 @@
+//! `zc recv --http` against real clients: curl's PUT and form POST, and
+//! hostile requests written on raw sockets.
+
+#![cfg(unix)]
+#![allow(dead_code)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+/// A running `zc recv --http --json` and its upload URL (ends with `/`).
+struct Server {
+    child: Guard,
+    addr: SocketAddr,
+    url: String,
+}
+
+fn take(dir: &Path, extra: &[&str]) -> Server {
+    let mut cmd = zc();
+    cmd.args(["recv", "--http", "--json", "--listen", "127.0.0.1:0", "-o"])
+        .arg(dir)
+        .args(extra)
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("zc starts"));
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a listening line");
+    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(event["event"], "listening", "{line}");
+    thread::spawn(move || for _ in stderr.lines() {});
+    Server {
+        addr: event["addr"].as_str().unwrap().parse().unwrap(),
+        url: event["url"].as_str().unwrap().to_string(),
+        child,
+    }
+}
+
+impl Server {
+    /// `/TOKEN/`
+    fn prefix(&self) -> String {
+        format!("/{}", self.url.splitn(4, '/').nth(3).unwrap())
+    }
+
+    /// The server still takes an upload (after whatever came before).
+    fn still_serving(&self, dir: &Path) {
+        let file = dir.parent().unwrap().join("probe.txt");
+        std::fs::write(&file, b"probe").unwrap();
+        let url = format!("{}probe-{}", self.url, rand_name());
+        let (code, _) = curl_status(&["-T", file.to_str().unwrap(), &url]);
+        assert_eq!(code, 201);
+    }
+}
+
+fn rand_name() -> String {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// curl's status code and body.
+fn curl_status(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let bytes = bytes.to_vec();
+    let w = thread::spawn(move || {
+        let _ = writer.write_all(&bytes);
+    });
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let _ = w.join();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+fn sha_b64(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let out = Command::new("base64")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(&digest)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Only the file's entries and no part is left outside `out`.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::create_dir(&src).unwrap();
+    (tmp, out, src)
+}
+
+#[test]
+fn http_upload_curl_put_lands_and_refuses_an_existing_file_without_force() {
+    let (_tmp, out, src) = setup();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let file = src.join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let server = take(&out, &[]);
+    // curl appends the file's name to a URL ending in '/'
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), &server.url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), data);
+    std::fs::write(&file, b"other").unwrap();
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), &server.url]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("--force"), "{body}");
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), data);
+    // a wrong token is a 404, and writes nothing
+    let wrong = format!("http://{}/{}/", server.addr, "0".repeat(32));
+    let (code, _) = curl_status(&["-T", file.to_str().unwrap(), &wrong]);
+    assert_eq!(code, 404);
+    server.still_serving(&out);
+    drop(server);
+    let forced = take(&out, &["--force"]);
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), &forced.url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), b"other");
+}
+
+#[test]
+fn http_upload_checks_a_clients_digest_and_keeps_the_part_on_a_mismatch() {
+    let (_tmp, out, src) = setup();
+    let file = src.join("a.txt");
+    std::fs::write(&file, b"hello digest").unwrap();
+    let server = take(&out, &[]);
+    let right = format!("Repr-Digest: sha-256=:{}:", sha_b64(b"hello digest"));
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), "-H", &right, &server.url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"hello digest");
+    let wrong = format!("Content-Digest: sha-256=:{}:", sha_b64(b"something else"));
+    let url = format!("{}b.txt", server.url);
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), "-H", &wrong, &url]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("does not match"), "{body}");
+    assert!(!out.join("b.txt").exists());
+    assert_eq!(
+        std::fs::read(out.join("b.txt.zcpart")).unwrap(),
+        b"hello digest"
+    );
+    server.still_serving(&out);
+}
+
+#[test]
+fn http_upload_max_size_is_413_before_a_byte() {
+    let (_tmp, out, src) = setup();
+    let file = src.join("big.bin");
+    std::fs::write(&file, vec![7u8; 200_000]).unwrap();
+    let server = take(&out, &["--max-size", "100000"]);
+    let (code, body) = curl_status(&["-T", file.to_str().unwrap(), &server.url]);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("--max-size"), "{body}");
+    assert_eq!(listing(&out), Vec::<String>::new());
+    server.still_serving(&out);
+}
+
+#[test]
+fn http_upload_a_content_range_put_resumes_a_kept_part() {
+    let (_tmp, out, src) = setup();
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i % 253) as u8).collect();
+    let file = src.join("r.bin");
+    std::fs::write(&file, &data).unwrap();
+    let server = take(&out, &[]);
+    let path = format!("{}r.bin", server.prefix());
+    // the first 200000 bytes, then the client is cut
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&data[..200_000]).unwrap();
+    drop(s);
+    // HEAD tells how much is held, once the server has written it
+    let mut held = 0;
+    for _ in 0..200 {
+        let r = raw(
+            server.addr,
+            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        if status_of(&r) == 204 && r.contains("Upload-Offset: 200000") {
+            held = 200_000;
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(held, 200_000);
+    assert!(!out.join("r.bin").exists());
+    // curl -C N -T sends Content-Range: bytes N-END/TOTAL and the rest
+    let url = format!("{}r.bin", server.url);
+    let (code, body) = curl_status(&["-C", "200000", "-T", file.to_str().unwrap(), &url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(out.join("r.bin")).unwrap(), data);
+    // past what is held: refused, with where to go on from
+    std::fs::write(src.join("s.bin"), &data).unwrap();
+    let url = format!("{}s.bin", server.url);
+    let s_path = src.join("s.bin");
+    let (code, body) = curl_status(&["-C", "100", "-T", s_path.to_str().unwrap(), &url]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("continue from byte 0"), "{body}");
+    server.still_serving(&out);
+}
+
+#[test]
+fn http_upload_a_form_post_from_curl_lands_every_file_and_paths_beneath() {
+    let (_tmp, out, src) = setup();
+    std::fs::write(src.join("a.txt"), b"AAA").unwrap();
+    std::fs::write(src.join("b.txt"), b"BB\r\n--not a boundary").unwrap();
+    let server = take(&out, &[]);
+    let page = Command::new("curl")
+        .args(["-sS", &server.url])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains("multipart/form-data"), "{page}");
+    assert!(page.contains("webkitdirectory"), "{page}");
+    assert!(page.contains("name=\"viewport\""), "{page}");
+    let a = format!("file=@{}", src.join("a.txt").display());
+    let b = format!("file=@{}", src.join("b.txt").display());
+    let c = format!("file=@{};filename=d/e/c.txt", src.join("a.txt").display());
+    let (code, body) = curl_status(&["-F", &a, "-F", &b, "-F", &c, &server.url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"AAA");
+    assert_eq!(
+        std::fs::read(out.join("b.txt")).unwrap(),
+        b"BB\r\n--not a boundary"
+    );
+    assert_eq!(std::fs::read(out.join("d/e/c.txt")).unwrap(), b"AAA");
+    // a second post of a.txt: refused by name, the rest of the form lands
+    let f = format!("file=@{};filename=f.txt", src.join("b.txt").display());
+    let (code, body) = curl_status(&["-F", &a, "-F", &f, &server.url]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("f.txt: received"), "{body}");
+    server.still_serving(&out);
+}
+
+#[test]
+fn http_upload_hostile_names_never_write_outside_the_directory() {
+    let (tmp, out, src) = setup();
+    std::fs::write(src.join("x"), b"x").unwrap();
+    let server = take(&out, &[]);
+    let p = server.prefix();
+    let long = "n".repeat(300);
+    for (path, want) in [
+        (format!("{p}..%2fx"), 400),
+        (format!("{p}%2e%2e/x"), 400),
+        (format!("{p}a/..%2f..%2fx"), 400),
+        (format!("{p}a%00b"), 400),
+        (format!("{p}{long}"), 400),
+        (format!("{p}x.zcpart"), 400),
+        (format!("{p}a%1bb"), 400),
+    ] {
+        let r = raw(
+            server.addr,
+            format!("PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx").as_bytes(),
+        );
+        assert_eq!(status_of(&r), want, "{path}: {r}");
+    }
+    // through a form: the file names themselves
+    for name in ["../x", "a/../../x", "/etc/x", &long] {
+        let f = format!("file=@{};filename={name}", src.join("x").display());
+        let (code, body) = curl_status(&["-F", &f, &server.url]);
+        assert_eq!(code, 400, "{name}: {body}");
+    }
+    // chunked is refused, as are smuggling shapes
+    let r = raw(
+        server.addr,
+        format!(
+            "PUT {p}c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&r), 411, "{r}");
+    assert_eq!(listing(&out), Vec::<String>::new());
+    assert_eq!(listing(tmp.path()), vec!["out", "src"]);
+    server.still_serving(&out);
+}
