@@ -17,7 +17,7 @@ pub enum ExitCode {
     /// Some entries of a tree did not land; the rest did.
     Partial = 5,
     /// Ctrl-C / SIGINT.
-    Interrupted = 130,
+    Interrupted = crate::interrupt::EXIT_STATUS as isize,
 }
 
 impl ExitCode {
@@ -179,7 +179,7 @@ pub fn code_of(err: &anyhow::Error) -> ExitCode {
     let failure = causes(err).into_iter().find_map(|cause| {
         cause
             .downcast_ref::<Failure>()
-            .or_else(|| crate::secure::record::broken_in(cause))
+            .or_else(|| carried_in(cause))
     });
     match failure {
         Some(failure) => failure.code,
@@ -205,6 +205,31 @@ pub fn message_of(err: &anyhow::Error) -> String {
         line.push_str(note);
     }
     line
+}
+
+/// A failure that must travel as an `io::Error` (through a connection's
+/// `Read`: an encrypted record that does not open, exit 3), and still
+/// stand for its exit code.
+pub fn in_io(kind: std::io::ErrorKind, failure: Failure) -> std::io::Error {
+    std::io::Error::new(kind, Carried(failure))
+}
+
+/// What [`in_io`]'s error carries.
+#[derive(Debug)]
+struct Carried(Failure);
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+/// The failure a link of an error chain carries if it is [`in_io`]'s error.
+fn carried_in<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a Failure> {
+    let io = cause.downcast_ref::<std::io::Error>()?;
+    io.get_ref()?.downcast_ref::<Carried>().map(|c| &c.0)
 }
 
 #[cfg(test)]

@@ -3,16 +3,18 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exit::ExitCode;
-
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of a process Ctrl-C stopped (the contract's 130,
+/// `exit::ExitCode::Interrupted`, which is defined as this).
+pub const EXIT_STATUS: i32 = 130;
 
 /// Installs the handler; call once, early in `main`.
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             eprintln!("zc: interrupted again, exiting now");
-            std::process::exit(ExitCode::Interrupted.code());
+            std::process::exit(EXIT_STATUS);
         }
     });
 }

@@ -25,7 +25,7 @@ fn main() {
         Command::Send(args) => match SendConfig::from_args(args) {
             Ok(cfg) => (
                 cfg.common.style,
-                send::run(&cfg, &Reporter::new(cfg.common.style)),
+                send(&cfg, &Reporter::new(cfg.common.style)),
             ),
             Err(e) => (style_of(args.common.json), Err(e)),
         },
@@ -36,7 +36,7 @@ fn main() {
         Command::Recv(args) => match RecvConfig::from_args(args) {
             Ok(cfg) => (
                 cfg.common.style,
-                recv::run(&cfg, &Reporter::new(cfg.common.style)),
+                recv(&cfg, &Reporter::new(cfg.common.style)),
             ),
             Err(e) => (style_of(args.common.json), Err(e)),
         },
@@ -76,5 +76,24 @@ fn style_of(json: bool) -> Style {
         Style::Json
     } else {
         Style::Summary
+    }
+}
+
+/// `zc send`: to a zc receiver, or to any HTTP client (`--http`).
+fn send(cfg: &SendConfig, reporter: &Reporter) -> anyhow::Result<()> {
+    match cfg.http {
+        Some(http) => zc::http::serve(cfg, http, reporter),
+        None => send::run(cfg, reporter),
+    }
+}
+
+/// `zc recv`: from a zc sender, or uploads from any HTTP client (`--http`).
+fn recv(cfg: &RecvConfig, reporter: &Reporter) -> anyhow::Result<()> {
+    match cfg.http {
+        Some(http) => {
+            recv::check_output(cfg)?;
+            zc::http::take_uploads(cfg, http, reporter)
+        }
+        None => recv::run(cfg, reporter),
     }
 }

@@ -2163,6 +2163,38 @@ fn a_sender_stops_at_a_second_go() {
     );
 }
 
+/// A receiver that sends a frame only a sender sends (DATA) broke the
+/// protocol: the sender exits 1 naming it, and `--retry` does not reconnect,
+/// as it would for a lost connection.
+#[test]
+fn a_frame_only_a_sender_sends_ends_the_session_without_a_retry() {
+    let l = layout();
+    let top = l.src.join("two");
+    put(&top.join("f"), b"some bytes");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let again = listener.try_clone().unwrap();
+    let fake = thread::spawn(move || {
+        let (mut w, _) = fake_receiver(listener, b'M');
+        let mut data = 0u64.to_be_bytes().to_vec();
+        data.extend(1u64.to_be_bytes());
+        w.0.write_all(&frame(b'D', &data)).unwrap();
+        let _ = w.0.read_to_end(&mut Vec::new());
+    });
+    let got = send(&[s(&top), &addr.to_string(), "--retry", "3", "--timeout", "3"]);
+    fake.join().unwrap();
+    got.expect(
+        1,
+        &["unexpected DATA from the receiver"],
+        "DATA from a receiver",
+    );
+    again.set_nonblocking(true).unwrap();
+    assert!(
+        again.accept().is_err(),
+        "the sender connected again after the receiver broke the protocol"
+    );
+}
+
 /// A hostile receiver claims a 6 MiB file is held and lists a block again,
 /// in the same FILE HASHES frame or overlapping one of an earlier frame:
 /// the sender refuses before hashing it (exit 1, the reason names the

@@ -389,7 +389,9 @@ impl Session {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
             let fate = Fate::Failed(why.into());
-            self.record("(sender)", &fate, &fate);
+            // the ledgers only: a file alone's fate stays its own
+            self.told.record("(sender)", &fate);
+            self.ledger.record("(sender)", &fate);
         }
         let (status, message) = match self.told.verdict() {
             Verdict::Complete => (Status::Ok, String::new()),

@@ -269,8 +269,13 @@ impl Session {
                 self.result = Some(outcome);
                 Some(Event::Concluded)
             }
-            ToSender::Answer(_) | ToSender::Challenge(_) => {
-                unreachable!("the phase takes neither in a session")
+            // the phase takes neither; should it ever, a peer's frame is
+            // an error here, never a panic
+            other @ (ToSender::Answer(_) | ToSender::Challenge(_)) => {
+                return Err(Violation::OutOfOrder {
+                    peer: self.peer.clone(),
+                    why: format!("{} in a session", other.name()),
+                })
             }
         })
     }

@@ -32,9 +32,6 @@ pub fn prepare() {
 
 pub fn run(cfg: &RecvConfig, reporter: &Reporter) -> Result<()> {
     check_output(cfg)?;
-    if let Some(http) = cfg.http {
-        return crate::http::take_uploads(cfg, http, reporter);
-    }
     if cfg.keep_open && !matches!(cfg.output, Output::Dir(_)) {
         return Err(exit::usage(
             "-k writes several files: -o must be a directory",
@@ -132,7 +129,7 @@ fn serve_many(cfg: &RecvConfig, listener: &TcpListener, reporter: &Reporter) -> 
 }
 
 /// Refuses an output that cannot work before anybody connects.
-fn check_output(cfg: &RecvConfig) -> Result<()> {
+pub fn check_output(cfg: &RecvConfig) -> Result<()> {
     match &cfg.output {
         Output::Dir(dir) if !dir.is_dir() => {
             Err(exit::usage(format!("{}: no such directory", dir.display())))

@@ -15,7 +15,7 @@ use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::exit::{ExitCode, Failure};
+use crate::exit::{self, ExitCode, Failure};
 
 /// The most plaintext one record carries, as in TLS (and kTLS).
 pub const MAX_PLAIN: usize = 1 << 14;
@@ -82,30 +82,10 @@ impl Direction {
 /// reordering, or a peer with other keys. It ends the session with exit 3.
 pub fn broken(why: &str) -> io::Error {
     let line = format!("encrypted session: {why}; the data was altered in transit or is not from this session's peer");
-    io::Error::new(
+    exit::in_io(
         io::ErrorKind::InvalidData,
-        Broken(Failure::new(ExitCode::Integrity, line)),
+        Failure::new(ExitCode::Integrity, line),
     )
-}
-
-/// What a [`broken`] record's I/O error carries: it travels through the
-/// `Read` of a connection, so it can only be an `io::Error`'s payload.
-#[derive(Debug)]
-pub struct Broken(Failure);
-
-impl std::fmt::Display for Broken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Broken {}
-
-/// The exit 3 a link of an error chain stands for if it is a [`broken`]
-/// record's error.
-pub fn broken_in<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a Failure> {
-    let io = cause.downcast_ref::<io::Error>()?;
-    io.get_ref()?.downcast_ref::<Broken>().map(|b| &b.0)
 }
 
 /// Seals plaintext into records.

@@ -185,9 +185,6 @@ fn retryable(err: &anyhow::Error) -> bool {
 }
 
 pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
-    if let Some(http) = cfg.http {
-        return crate::http::serve(cfg, http, reporter);
-    }
     if cfg.keep_open {
         return serve::serve(cfg, reporter);
     }

@@ -63,7 +63,9 @@ impl Reader {
                 // thousands of wakeups each way)
                 let mut batch = Vec::new();
                 let last = loop {
-                    let msg = proto::read_frame(&mut reading).and_then(|f| ToSender::decode(&f));
+                    let msg = proto::read_frame(&mut reading).and_then(|f| {
+                        ToSender::decode(&f).map_err(|e| anyhow::Error::new(Undecodable(e)))
+                    });
                     let last = !matches!(msg, Ok(ref m) if !matches!(m, ToSender::Result(_)));
                     batch.push(msg);
                     if last || !whole_frame(reading.buffer()) {
@@ -126,6 +128,29 @@ impl Drop for Reader {
     }
 }
 
+/// A frame that came whole but is not one a receiver sends (or not one at
+/// all): the receiver broke the protocol, and a new connection would not
+/// mend it, so it is not retried as a lost connection is.
+#[derive(Debug)]
+struct Undecodable(anyhow::Error);
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Undecodable {}
+
+/// Why the reading thread had no frame: a lost connection (retried), or a
+/// frame that breaks the protocol (not).
+fn heard(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<Undecodable>() {
+        Ok(Undecodable(why)) => why.context(conn.peer.clone()),
+        Err(err) => lost(conn, err),
+    }
+}
+
 impl Run<'_> {
     /// The next frame from the receiver, within the idle timeout.
     pub(super) fn wait(&mut self) -> Result<ToSender> {
@@ -136,7 +161,7 @@ impl Run<'_> {
                 return Err(exit::interrupted("interrupted"));
             }
             let why = match self.reader.recv_timeout(crate::conn::TICK) {
-                Ok(msg) => return msg.map_err(|e| lost(self.conn, e)),
+                Ok(msg) => return msg.map_err(|e| heard(self.conn, e)),
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
                 Err(mpsc::RecvTimeoutError::Timeout) => io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -153,7 +178,7 @@ impl Run<'_> {
     /// Takes every frame that has already arrived.
     pub(super) fn absorb_ready(&mut self) -> Result<()> {
         while let Some(msg) = self.reader.try_recv() {
-            self.absorb(msg.map_err(|e| lost(self.conn, e))?)?;
+            self.absorb(msg.map_err(|e| heard(self.conn, e))?)?;
         }
         Ok(())
     }

@@ -575,3 +575,42 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     let said = stop.said();
     assert!(matches!(&said[0], ToSender::Result(r) if r.held == 1234));
 }
+
+/// A file alone that landed keeps its fate when the sender's MANIFEST says
+/// other sources could not be read: that failure goes in the ledgers (and
+/// the session's verdict), not over the file's own fate.
+#[test]
+fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx {
+        s: Session::new(s, None),
+        asked: VecDeque::new(),
+    };
+    rx.want(file(0, "a", 2));
+    let m = Manifest {
+        entries: 1,
+        failed: 2,
+    };
+    assert!(matches!(
+        rx.take(ToReceiver::Manifest(m)),
+        Ok(Event::Manifest { unread: 2 })
+    ));
+    rx.s.go();
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 2).unwrap();
+    let Ok(Event::Ended(_)) = rx.file_end(0, 2) else {
+        panic!("no end");
+    };
+    let sha256 = Some([7; 32]);
+    rx.s.file_result(FileOutcome::Verified { sha256, held: 2 });
+    rx.end().unwrap();
+    let Verdict::Partial(line) = rx.s.conclude() else {
+        panic!("the unread entries make it partial");
+    };
+    assert!(
+        line.contains("2 entries the sender could not read"),
+        "{line}"
+    );
+    assert_eq!(rx.s.single(), Some(&Fate::Landed));
+}
