@@ -49,40 +49,7 @@ pub fn receive(
         );
         return Err(refuse(&mut conn, RefuseCode::Version, reason));
     }
-    let reading = |peer: &str| format!("{peer}: reading the offer");
-    let first = proto::read_frame(&mut conn)
-        .with_context(|| reading(&peer))
-        .map_err(|e| exit::tag(e, Tag::NotASender))?;
-    let frame = match (version, &cfg.common.secret) {
-        (proto::VERSION, None) => first,
-        (proto::VERSION_SEALED, Some(secret)) if first.kind == kind::HELLO => {
-            let listening = matches!(cfg.peer, Peer::Listen(_));
-            let agreed = handshake::as_receiver(&mut conn, secret, &first.body, listening)
-                .map_err(|e| unsealed(&peer, secret, e))?;
-            conn.seal(&agreed.outgoing, &agreed.incoming);
-            // from here on, inside records
-            let offer = proto::read_frame(&mut conn).with_context(|| reading(&peer))?;
-            // it proved it holds the secret: only the idle timeout from here
-            conn.trusted();
-            offer
-        }
-        (proto::VERSION_SEALED, _) if first.kind == kind::ANSWER => {
-            // a sender that listens and takes no more attempts says so
-            let why = match proto::Answer::decode(&first.body) {
-                Ok(proto::Answer::Refuse { reason, .. }) => reason,
-                _ => "a malformed answer".into(),
-            };
-            return Err(exit::refused(format!("{peer} refused: {why}")));
-        }
-        (_, secret) => {
-            let why = mismatch(cfg, secret.as_ref(), &first);
-            let err = refuse(&mut conn, RefuseCode::Auth, why);
-            return Err(match opens_a_session(version, &first) {
-                true => err,
-                false => exit::tag(err, Tag::NotASender),
-            });
-        }
-    };
+    let frame = offer_frame(cfg, &mut conn, version, &peer)?;
     // In the clear the peer is trusted once its OFFER decodes (no key) or
     // its PROOF checks (--key --no-encrypt): see tree::receive.
     if frame.kind != kind::OFFER {
@@ -100,6 +67,51 @@ pub fn receive(
         return Err(before_an_offer(&conn, err));
     }
     super::tree::receive(cfg, &mut conn, &frame.body, reporter)
+}
+
+/// The sender's OFFER frame: the first frame in the clear, or the first
+/// inside records once an encrypted session's key exchange sealed `conn`;
+/// a listening sender that takes no more attempts refuses instead.
+fn offer_frame(
+    cfg: &RecvConfig,
+    conn: &mut Conn,
+    version: u16,
+    peer: &str,
+) -> Result<proto::Frame> {
+    let reading = |peer: &str| format!("{peer}: reading the offer");
+    let first = proto::read_frame(conn)
+        .with_context(|| reading(peer))
+        .map_err(|e| exit::tag(e, Tag::NotASender))?;
+    Ok(match (version, &cfg.common.secret) {
+        (proto::VERSION, None) => first,
+        (proto::VERSION_SEALED, Some(secret)) if first.kind == kind::HELLO => {
+            let listening = matches!(cfg.peer, Peer::Listen(_));
+            let agreed = handshake::as_receiver(conn, secret, &first.body, listening)
+                .map_err(|e| unsealed(peer, secret, e))?;
+            conn.seal(&agreed.outgoing, &agreed.incoming);
+            // from here on, inside records
+            let offer = proto::read_frame(conn).with_context(|| reading(peer))?;
+            // it proved it holds the secret: only the idle timeout from here
+            conn.trusted();
+            offer
+        }
+        (proto::VERSION_SEALED, _) if first.kind == kind::ANSWER => {
+            // a sender that listens and takes no more attempts says so
+            let why = match proto::Answer::decode(&first.body) {
+                Ok(proto::Answer::Refuse { reason, .. }) => reason,
+                _ => "a malformed answer".into(),
+            };
+            return Err(exit::refused(format!("{peer} refused: {why}")));
+        }
+        (_, secret) => {
+            let why = mismatch(cfg, secret.as_ref(), &first);
+            let err = refuse(conn, RefuseCode::Auth, why);
+            return Err(match opens_a_session(version, &first) {
+                true => err,
+                false => exit::tag(err, Tag::NotASender),
+            });
+        }
+    })
 }
 
 /// A failed key exchange, as the user is told of it: a refusal either way,

@@ -34,7 +34,6 @@ pub(super) fn session(
 ) -> Result<()> {
     // a raw peer says nothing: whoever connected gets the bytes
     conn.trusted();
-    let verify = cfg.common.verify;
     let mut bar = reporter.transfer(&plan.start(conn, plan.offset));
     let mut progress = |n| bar.update(n);
     let mut sent = Sent {
@@ -42,44 +41,7 @@ pub(super) fn session(
         zero_copy: false,
         fallback: None,
     };
-    let range = plan.range();
-    let (moved, pending) = match &mut plan.input {
-        Input::File { file, .. } => {
-            // sendfile never shows us the bytes, so a thread reads the same
-            // range, mostly from the page cache sendfile fills, and hashes it
-            // while the kernel sends: zero-copy stays, and the hash overlaps.
-            let clone = verify.then(|| file.try_clone()).transpose();
-            let clone = clone.with_context(|| plan.label.clone())?;
-            let pending = clone.map(|c| Pending::Thread(hash::spawn_ranges(c, vec![range])));
-            let moved = send_file_ranges(
-                file,
-                conn,
-                &[range],
-                cfg.sendfile,
-                super::Framing::Raw,
-                &mut progress,
-                &mut sent,
-            );
-            (moved, pending)
-        }
-        Input::Stream { reader } => {
-            // These bytes are in our buffer anyway: hashing them there costs
-            // no extra read.
-            let mut hasher = verify.then(Sha256::new);
-            let count = plan.count;
-            // raw bytes go as they are, and may stop anywhere
-            let moved = copy::send_stream(
-                reader,
-                conn,
-                |_, _| [],
-                count,
-                hasher.as_mut(),
-                &mut progress,
-            );
-            let pending = hasher.map(|h| Pending::Ready(h.finalize().into()));
-            (moved.map(|n| sent.bytes = n), pending)
-        }
-    };
+    let (moved, pending) = send_bytes(cfg, plan, conn, &mut progress, &mut sent)?;
     if let Err(e) = moved {
         // No digest of a partial send is shown: the hashing thread, if any,
         // is left to end with the process.
@@ -114,6 +76,50 @@ pub(super) fn session(
         digest: None,
     });
     Ok(())
+}
+
+/// Sends the bytes (sendfile for a file, the buffered copy for a stream)
+/// with their digest started beside them: what moved, and the digest to come.
+fn send_bytes(
+    cfg: &SendConfig,
+    plan: &mut Plan,
+    conn: &mut Conn,
+    progress: &mut impl FnMut(u64),
+    sent: &mut Sent,
+) -> Result<(io::Result<()>, Option<Pending>)> {
+    let verify = cfg.common.verify;
+    let range = plan.range();
+    Ok(match &mut plan.input {
+        Input::File { file, .. } => {
+            // sendfile never shows us the bytes, so a thread reads the same
+            // range, mostly from the page cache sendfile fills, and hashes it
+            // while the kernel sends: zero-copy stays, and the hash overlaps.
+            let clone = verify.then(|| file.try_clone()).transpose();
+            let clone = clone.with_context(|| plan.label.clone())?;
+            let pending = clone.map(|c| Pending::Thread(hash::spawn_ranges(c, vec![range])));
+            let moved = send_file_ranges(
+                file,
+                conn,
+                &[range],
+                cfg.sendfile,
+                super::Framing::Raw,
+                progress,
+                sent,
+            );
+            (moved, pending)
+        }
+        Input::Stream { reader } => {
+            // These bytes are in our buffer anyway: hashing them there costs
+            // no extra read.
+            let mut hasher = verify.then(Sha256::new);
+            let count = plan.count;
+            // raw bytes go as they are, and may stop anywhere
+            let moved =
+                copy::send_stream(reader, conn, |_, _| [], count, hasher.as_mut(), progress);
+            let pending = hasher.map(|h| Pending::Ready(h.finalize().into()));
+            (moved.map(|n| sent.bytes = n), pending)
+        }
+    })
 }
 
 impl Pending {
