@@ -127,17 +127,11 @@ impl Lander {
         Ok(file)
     }
 
-    /// How many bytes the kept part of `rel` holds (0: none).
+    /// How many bytes the kept part of `rel` holds (0: none). It only
+    /// looks: opening the part (which creates and locks it) raced an upload
+    /// that was opening the same part, which then got a 409.
     pub fn held(&self, rel: &RelPath) -> u64 {
-        let Ok(file) = self.root.open_part(rel, false) else {
-            return 0;
-        };
-        let held = file.metadata().map_or(0, |m| m.len());
-        if held == 0 {
-            drop(file);
-            let _ = self.root.discard_part(rel);
-        }
-        held
+        self.root.part_len(rel).unwrap_or(0)
     }
 
     /// The part is complete: on disk, then under its name, then the

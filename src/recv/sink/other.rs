@@ -125,6 +125,18 @@ impl Root {
     /// `fresh`: the part is to be written from nothing, so what it holds is
     /// dropped, once it is ours (truncating in the open itself could cut
     /// another writer's part short); a part just created costs nothing.
+    /// How many bytes `NAME.zcpart` holds (0: none, or not a regular
+    /// file), looked at without opening or locking it.
+    pub fn part_len(&self, rel: &RelPath) -> io::Result<u64> {
+        let path = suffixed(&self.target(rel)?, PART_SUFFIX);
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(meta.len()),
+            Ok(_) => Ok(0),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn open_part(&self, rel: &RelPath, fresh: bool) -> io::Result<File> {
         let path = suffixed(&self.target(rel)?, PART_SUFFIX);
         let mut opts = OpenOptions::new();

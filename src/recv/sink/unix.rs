@@ -279,6 +279,25 @@ impl Root {
         Ok(file)
     }
 
+    /// How many bytes `NAME.zcpart` holds (0: none, or not a regular
+    /// file), looked at without opening, creating or locking it, so a look
+    /// never gets in the way of the transfer that holds the part.
+    pub fn part_len(&self, rel: &RelPath) -> io::Result<u64> {
+        let name = suffixed(rel.name(), PART_SUFFIX);
+        let look = |dir: &File| match sys::lstatat(dir.as_fd(), &name) {
+            Ok(st) => Ok(match found(&st) {
+                Found::File { size, .. } => size,
+                _ => 0,
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        };
+        match self.in_parent(rel, look) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            other => other,
+        }
+    }
+
     /// Creates `NAME.zcpart` anew (O_EXCL: never an existing file, never
     /// through a link) with `mode`, and locks it; `None` when the name is
     /// taken (then [`Root::open_part`] decides). What O_EXCL made is an
