@@ -118,14 +118,14 @@ pub(super) struct Tx {
     pub error: Option<sender::Violation>,
     pub stopped: bool,
     /// The receiver refused the session or gave up before GO: why.
-    pub given_up: Option<super::PeerText>,
+    pub given_up: Option<sender::Ending>,
     /// DATA payload bytes that went.
     pub sent: u64,
 }
 
 impl Tx {
     pub fn new(src: &[Src], plan: TxPlan) -> Tx {
-        let mut s = sender::Session::new(false, true, PEER, None);
+        let mut s = sender::Session::new(None, true, PEER, None);
         for e in src {
             s.offer(e.entry());
         }
@@ -161,9 +161,7 @@ impl Tx {
             Ok(Some(sender::Event::CheckBlocks { id, blocks, .. })) => self.check(id, &blocks),
             Ok(Some(sender::Event::Settled(s))) => self.settled.push(s),
             Ok(Some(sender::Event::Concluded)) => self.verdict = self.s.verdict(),
-            Ok(Some(sender::Event::Refused(why) | sender::Event::Failed(why))) => {
-                self.given_up = Some(why)
-            }
+            Ok(Some(sender::Event::Ended(why))) => self.given_up = Some(why),
         }
     }
 

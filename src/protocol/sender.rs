@@ -16,15 +16,16 @@ mod phase;
 mod tests;
 mod view;
 
+use super::peer_text::escape;
 use super::tree::lossy;
 use super::Keyed;
 pub use entry::{Broken, Sending, Wanted};
-pub use events::{Event, Settled, ToSend, Violation};
+pub use events::{Ending, Event, Settled, ToSend, Violation};
 pub use phase::Phase;
 
 use crate::protocol::ledger::{Fate, Ledger};
 use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd};
-use crate::protocol::{Answer, BlockHash, Outcome, ToReceiver, ToSender};
+use crate::protocol::{Answer, BlockHash, Outcome, PeerText, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
 /// and where it stands.
@@ -37,14 +38,27 @@ struct Offered {
     whole: bool,
 }
 
+/// A session of one file or stream named alone on the command line: what
+/// its one entry adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Alone {
+    /// Its name, as its error line says it.
+    pub name: String,
+    /// The bytes asked for (`--offset`/`--count`), when not the whole file.
+    pub range: Option<(u64, u64)>,
+}
+
+/// Bad held blocks warned about one by one; the rest are counted.
+const MAX_BAD_WARNINGS: u64 = 8;
+
 /// A session on the sending side: see the module's comment.
 pub struct Session {
     phase: Phase,
     entries: Vec<Offered>,
     ledger: Ledger,
     walk_failed: u64,
-    /// A session of one file: that entry's fate, which decides the exit code.
-    one: Option<Fate>,
+    /// A session of one file: it, and its fate, which decides the exit code.
+    one: Option<(Alone, Fate)>,
     /// This side checks held blocks (`--resume`); else what is held is sent again.
     resuming: bool,
     key: Option<Box<dyn Keyed + Send>>,
@@ -59,10 +73,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// `single`: a session of one file (its fate decides the exit code);
+    /// `alone`: a session of one file (its fate decides the exit code);
     /// `resuming`: this side checks the receiver's held blocks.
     pub fn new(
-        single: bool,
+        alone: Option<Alone>,
         resuming: bool,
         peer: impl Into<String>,
         key: Option<Box<dyn Keyed + Send>>,
@@ -72,7 +86,7 @@ impl Session {
             entries: Vec::new(),
             ledger: Ledger::default(),
             walk_failed: 0,
-            one: single.then_some(Fate::Landed),
+            one: alone.map(|alone| (alone, Fate::Landed)),
             resuming,
             key,
             peer: peer.into(),
@@ -91,6 +105,8 @@ impl Session {
     pub fn offer(&mut self, mut entry: Entry) -> u64 {
         let id = self.entries.len() as u64;
         entry.id = id;
+        // a file alone goes as the range asked for
+        entry.range = entry.range.or(self.one.as_ref().and_then(|(a, _)| a.range));
         let msg = ToReceiver::Entry(entry);
         msg.append_to(&mut self.outbox);
         let ToReceiver::Entry(mut entry) = msg else {
@@ -104,6 +120,13 @@ impl Session {
             whole: true,
         });
         id
+    }
+
+    /// Offers the one stream (stdin, a pipe) of a session alone, whose size
+    /// is unknown; `mtime_ns`: now.
+    pub fn offer_stream(&mut self, mtime_ns: u64) -> u64 {
+        let name = self.one.as_ref().map_or("", |(a, _)| &a.name);
+        self.offer(stream_entry(name, mtime_ns))
     }
 
     /// A source the walk could not read: settled, not offered.
@@ -198,16 +221,33 @@ impl Session {
     }
 
     /// The source's digest of one held block of entry `id`: a block that
-    /// matches is not sent again; one that differs is counted, and the
-    /// count so far returned (for the warning).
-    pub fn checked(&mut self, id: u64, block: &BlockHash, ours: &[u8; 32]) -> Option<u64> {
+    /// matches is not sent again; one that differs is counted, and warned
+    /// about (the first few of a session: a whole file of bad blocks is one
+    /// story, not thousands of lines).
+    pub fn checked(&mut self, id: u64, block: &BlockHash, ours: &[u8; 32]) -> Option<String> {
+        let (from, to) = (block.offset, block.offset + u64::from(block.len));
         if *ours == block.sha256 {
-            let (from, len) = (block.offset, u64::from(block.len));
-            self.matched(id, &[(from, from + len)]);
+            self.matched(id, &[(from, to)]);
             return None;
         }
         self.bad_blocks += 1;
-        Some(self.bad_blocks)
+        let path = escape(&self.entries.get(id as usize)?.entry.path);
+        (self.bad_blocks <= MAX_BAD_WARNINGS).then(|| {
+            format!(
+                "{path}: the receiver's bytes {from}..{to} differ from the source; re-sending them"
+            )
+        })
+    }
+
+    /// Once entry `id`'s last FILE HASHES are checked: the bad blocks not
+    /// warned about one by one, counted.
+    pub fn unwarned(&self, id: u64) -> Option<String> {
+        let more = self
+            .bad_blocks
+            .checked_sub(MAX_BAD_WARNINGS)
+            .filter(|m| *m > 0)?;
+        let path = escape(&self.entries.get(id as usize)?.entry.path);
+        Some(format!("{path}: {more} more blocks differ and are re-sent"))
     }
 
     /// Every wanted file went: END, with the bytes sent.
@@ -254,15 +294,18 @@ impl Session {
             ToSender::Reply(reply) => self.replied(reply.id, reply.action)?,
             ToSender::FileHashes(id, blocks, last) => Some(self.hashes(id, blocks, last)?),
             ToSender::FileResult(id, outcome) => self.resulted(id, &outcome)?,
-            ToSender::Answer(Answer::Refuse { reason, .. }) => Some(Event::Refused(reason)),
+            ToSender::Answer(Answer::Refuse { reason, .. }) => {
+                Some(Event::Ended(Ending::Refused(self.said("refused", &reason))))
+            }
             // before GO a RESULT is the receiver giving up: its reason,
             // once the key's MAC shows it is the receiver's
             ToSender::Result(outcome) if before_go => {
                 self.check_result(&outcome)?;
-                Some(Event::Failed(match outcome.message.is_empty() {
+                let why = match outcome.message.is_empty() {
                     true => "it ended the session before GO".into(),
                     false => outcome.message,
-                }))
+                };
+                Some(Event::Ended(Ending::Failed(self.said("failed", &why))))
             }
             ToSender::Result(outcome) => {
                 self.check_result(&outcome)?;
@@ -353,9 +396,14 @@ impl Session {
 
     fn record(&mut self, path: &str, fate: &Fate) {
         self.ledger.record(path, fate);
-        if let Some(one) = self.one.as_mut() {
+        if let Some((_, one)) = self.one.as_mut() {
             *one = fate.clone();
         }
+    }
+
+    /// A line of what the receiver did ("refused", "failed") and why.
+    fn said(&self, did: &str, why: &PeerText) -> String {
+        format!("{} {did}: {why}", self.peer)
     }
 }
 

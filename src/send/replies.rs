@@ -8,22 +8,18 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::peer::lost;
-use super::tree::Run;
+use super::tree::{ended, Run};
 use crate::conn::Conn;
 use crate::exit;
 use crate::hash;
-use crate::peer_text::escape;
 use crate::progress::Role;
 use crate::protocol::ledger::Fate;
 use crate::protocol::sender::{Event, Violation};
 use crate::protocol::tree::lossy;
 use crate::protocol::{self as proto, BlockHash, ToSender};
-
-/// Bad held blocks warned about one by one; the rest are counted.
-const MAX_BAD_WARNINGS: u64 = 8;
 
 /// The receiver's frames, read on a thread of their own so that neither
 /// side ever waits for the other to drain a full socket.
@@ -45,6 +41,7 @@ impl Reader {
         let mut reading_conn =
             Conn::new(stream.try_clone()?, Duration::from_secs(u32::MAX as u64))?;
         reading_conn.ignore_ctrl_c();
+        reading_conn.peer = conn.peer.clone();
         // an encrypted session's receiving direction (its record sequence,
         // and what was read ahead) goes with the reading
         conn.hand_reading_to(&mut reading_conn);
@@ -63,9 +60,15 @@ impl Reader {
                 // thousands of wakeups each way)
                 let mut batch = Vec::new();
                 let last = loop {
-                    let msg = proto::read_frame(&mut reading).and_then(|f| {
-                        ToSender::decode(&f).map_err(|e| anyhow::Error::new(Undecodable(e)))
-                    });
+                    // a frame that came whole but is not one a receiver sends
+                    // (or none at all) broke the protocol: a new connection
+                    // would not mend it, so it is not retried as a lost one is
+                    let msg = match proto::read_frame(&mut reading) {
+                        Ok(f) => {
+                            ToSender::decode(&f).with_context(|| reading.get_ref().peer.clone())
+                        }
+                        Err(e) => Err(lost(reading.get_ref(), e)),
+                    };
                     let last = !matches!(msg, Ok(ref m) if !matches!(m, ToSender::Result(_)));
                     batch.push(msg);
                     if last || !whole_frame(reading.buffer()) {
@@ -84,7 +87,8 @@ impl Reader {
         })
     }
 
-    /// The next frame if one has arrived.
+    /// The next frame if one has arrived (`try_recv`: a zero timeout
+    /// would spin and yield before it gives up).
     pub(super) fn try_recv(&mut self) -> Option<Result<ToSender>> {
         if self.pending.is_empty() {
             self.pending.extend(self.rx.try_recv().ok()?);
@@ -128,29 +132,6 @@ impl Drop for Reader {
     }
 }
 
-/// A frame that came whole but is not one a receiver sends (or not one at
-/// all): the receiver broke the protocol, and a new connection would not
-/// mend it, so it is not retried as a lost connection is.
-#[derive(Debug)]
-struct Undecodable(anyhow::Error);
-
-impl std::fmt::Display for Undecodable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-
-impl std::error::Error for Undecodable {}
-
-/// Why the reading thread had no frame: a lost connection (retried), or a
-/// frame that breaks the protocol (not).
-fn heard(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
-    match err.downcast::<Undecodable>() {
-        Ok(Undecodable(why)) => why.context(conn.peer.clone()),
-        Err(err) => lost(conn, err),
-    }
-}
-
 impl Run<'_> {
     /// The next frame from the receiver, within the idle timeout.
     pub(super) fn wait(&mut self) -> Result<ToSender> {
@@ -161,7 +142,7 @@ impl Run<'_> {
                 return Err(exit::interrupted("interrupted"));
             }
             let why = match self.reader.recv_timeout(crate::conn::TICK) {
-                Ok(msg) => return msg.map_err(|e| heard(self.conn, e)),
+                Ok(msg) => return msg,
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
                 Err(mpsc::RecvTimeoutError::Timeout) => io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -178,7 +159,7 @@ impl Run<'_> {
     /// Takes every frame that has already arrived.
     pub(super) fn absorb_ready(&mut self) -> Result<()> {
         while let Some(msg) = self.reader.try_recv() {
-            self.absorb(msg.map_err(|e| heard(self.conn, e))?)?;
+            self.absorb(msg?)?;
         }
         Ok(())
     }
@@ -186,9 +167,7 @@ impl Run<'_> {
     /// Hands one frame from the receiver to the session and does what it
     /// says.
     pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
-        let event = self.session.handle(msg).map_err(violated)?;
-        let peer = &self.conn.peer;
-        match event {
+        match self.session.handle(msg).map_err(violated)? {
             None | Some(Event::Go | Event::Concluded) => Ok(()),
             Some(Event::Settled(settled)) => {
                 let cached = settled.id.and_then(|id| self.cached.get(&id));
@@ -200,8 +179,7 @@ impl Run<'_> {
                 Ok(())
             }
             Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
-            Some(Event::Refused(reason)) => Err(exit::refused(format!("{peer} refused: {reason}"))),
-            Some(Event::Failed(why)) => bail!("{peer} failed: {why}"),
+            Some(Event::Ended(ending)) => ended(ending),
         }
     }
 
@@ -229,24 +207,15 @@ impl Run<'_> {
             if let Some(bar) = self.verifying.as_mut() {
                 bar.update(to);
             }
-            // a whole file of bad blocks is one story, not thousands of lines
-            if let Some(..=MAX_BAD_WARNINGS) = self.session.checked(id, b, &ours) {
-                self.reporter.warn(&format!(
-                    "{}: the receiver's bytes {from}..{to} differ from the source; re-sending them",
-                    escape(&path)
-                ));
+            if let Some(warning) = self.session.checked(id, b, &ours) {
+                self.reporter.warn(&warning);
             }
         }
-        let bad = self.session.bad_blocks();
         if let Some(mut bar) = self.verifying.take_if(|_| last) {
-            bar.finish_verify(self.session.good(id), bad);
+            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
         }
-        if last && bad > MAX_BAD_WARNINGS {
-            let more = bad - MAX_BAD_WARNINGS;
-            let path = escape(&path);
-            self.reporter.warn(&format!(
-                "{path}: {more} more blocks differ and are re-sent"
-            ));
+        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
+            self.reporter.warn(&warning);
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 mod ending;
 mod plan;
 
+pub(super) use ending::ended;
 pub(super) use plan::Outgoing;
 
 use super::digests::{FileId, Hashing};
@@ -25,7 +26,7 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::sender::{stream_entry, Phase, Session, Settled};
+use crate::protocol::sender::{Alone, Phase, Session, Settled};
 use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
 use crate::protocol::{self as proto, kind};
 
@@ -128,10 +129,14 @@ pub(super) fn session(
         .and_then(|s| s.stream.as_ref())
         .and_then(|m| m.lock().ok()?.take());
     let key = key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>);
+    let alone = plan.single.as_ref().map(|s| Alone {
+        name: plan.name.clone(),
+        range: s.range,
+    });
     let mut run = Run {
         cfg,
         reader: Reader::spawn(conn)?,
-        session: Session::new(plan.single.is_some(), cfg.resume, conn.peer.as_str(), key),
+        session: Session::new(alone, cfg.resume, conn.peer.as_str(), key),
         conn,
         sources: Sources {
             tops: plan
@@ -209,29 +214,25 @@ impl Run<'_> {
     /// Walks the sources and offers each entry as it is found (the
     /// receiver answers while the walk goes on), taking replies as they come.
     fn manifest(&mut self, plan: &Outgoing, reporter: &Reporter) -> Result<()> {
-        let range = plan.single.as_ref().and_then(|s| s.range);
-        let stream = plan.single.as_ref().is_some_and(|s| s.stream.is_some());
         let deref = self.cfg.dereference;
-        let offer = |run: &mut Run, mut entry: Entry, walked: Option<FileId>| -> Result<()> {
-            entry.range = range;
-            run.session.offer(entry);
-            run.sources.walked.push(walked);
-            if run.session.outbox_len() >= BATCH {
-                run.flush()?;
-                run.absorb_ready()?;
-            }
-            Ok(())
-        };
-        let totals = match stream {
+        let totals = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
             true => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-                let entry = stream_entry(&plan.name, now.map_or(0, |d| d.as_nanos() as u64));
-                offer(self, entry, None)?;
+                self.session
+                    .offer_stream(now.map_or(0, |d| d.as_nanos() as u64));
+                self.sources.walked.push(None);
                 plan.totals
             }
             false => walk::gather(&plan.sources, deref, |event, walked| {
                 match event {
-                    Event::Entry(entry) => offer(self, wire_entry(entry), walked)?,
+                    Event::Entry(entry) => {
+                        self.session.offer(wire_entry(entry));
+                        self.sources.walked.push(walked);
+                        if self.session.outbox_len() >= BATCH {
+                            self.flush()?;
+                            self.absorb_ready()?;
+                        }
+                    }
                     Event::Skipped { path, why } => {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
@@ -277,34 +278,22 @@ impl Run<'_> {
         self.flush()
     }
 
-    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        // whole frames or none: Ctrl-C is looked at between writes, so a
-        // STOP never lands in the middle of a frame (the idle timeout still holds)
-        let written = self.conn.finishing().write_all(bytes);
-        written.map_err(|e| lost(self.conn, e))
-    }
-
     /// Writes what is packed, the machine's frames behind it.
     pub(super) fn flush(&mut self) -> Result<()> {
         self.session.move_outbox_to(&mut self.pack);
         if self.pack.is_empty() {
             return Ok(());
         }
-        let pack = std::mem::take(&mut self.pack);
-        let written = self.write(&pack);
-        self.pack = pack;
+        // whole frames or none: Ctrl-C is looked at between writes, so a
+        // STOP never lands in the middle of a frame (the idle timeout still holds)
+        let written = self.conn.finishing().write_all(&self.pack);
         self.pack.clear();
-        written
+        written.map_err(|e| lost(self.conn, e))
     }
 
     /// Shows an entry's fate (the machine recorded it).
     pub(super) fn show(&mut self, settled: &Settled) {
-        // progress names kinds as --json does
-        let kind = match settled.kind {
-            EntryKind::File => "file",
-            EntryKind::Dir => "dir",
-            EntryKind::Link => "link",
-        };
+        let kind = settled.kind_name();
         let (status, message) = tree_progress::Status::of(&settled.fate, kind);
         self.progress.entry(&tree_progress::EntryEvent {
             path: &settled.path,

@@ -1,13 +1,50 @@
 //! How a session ends on the sending side, without I/O: the receiver's
-//! RESULT checked and turned into a verdict, and what a stopped session's
-//! receiver says it keeps.
+//! RESULT checked and turned into a verdict and what the user is told,
+//! why a receiver dropped this side, and what a stopped session's receiver
+//! says it keeps.
 
-use super::{Session, Violation};
+use super::{Ending, Session, Violation};
 use crate::protocol::ledger::{Fate, Verdict};
 use crate::protocol::tree::lossy;
-use crate::protocol::{Outcome, PeerText, Status};
+use crate::protocol::{Answer, Outcome, PeerText, Status, ToSender};
 
 impl Session {
+    /// How the session ends, once the receiver's RESULT came (`None`
+    /// before): its verdict, or for a file alone that did not land, the
+    /// words and the exit of a single transfer (a refusal, not "partial").
+    pub fn ending(&mut self) -> Option<Ending> {
+        let verdict = self.verdict()?;
+        Some(match (verdict, &self.one) {
+            (Verdict::Complete, _) => Ending::Complete,
+            (Verdict::Integrity(line), _) => Ending::Integrity(line),
+            (Verdict::Partial(line), None) => Ending::Partial(line),
+            (Verdict::Partial(line), Some((alone, fate))) => match fate {
+                Fate::Refused(why) => Ending::Refused(self.said("refused", why)),
+                Fate::Failed(why) => Ending::Failed(format!("{}: {why}", alone.name)),
+                // (a mismatch makes the verdict Integrity, never Partial)
+                Fate::Mismatch => Ending::Integrity(line),
+                // the entry went, the session did not end well (the receiver's word)
+                Fate::Landed | Fate::UpToDate | Fate::Held(_) => Ending::Failed(line),
+            },
+        })
+    }
+
+    /// What the receiver says once the connection failed, if it says why
+    /// it dropped this side: a failure under the key's MAC (a full disk),
+    /// or a tree refused whole in the middle of its manifest.
+    pub fn why_lost(&self, msg: ToSender) -> Option<Ending> {
+        match msg {
+            // a reason the key's MAC does not cover is not the receiver's
+            ToSender::Result(o) if o.status == Status::Failed && self.genuine(&o) => {
+                Some(Ending::Failed(self.said("failed", &o.message)))
+            }
+            ToSender::Answer(Answer::Refuse { reason, .. }) => {
+                Some(Ending::Refused(self.said("refused", &reason)))
+            }
+            _ => None,
+        }
+    }
+
     /// The session's verdict, once the receiver's RESULT came (`None`
     /// before): entries it left unanswered did not land, and a receiver
     /// that accounts for other entries than this side makes it partial.
@@ -17,7 +54,7 @@ impl Session {
         let why: PeerText = match outcome.status {
             Status::Ok => "no answer from the receiver".into(),
             _ if outcome.message.is_empty() => "no answer from the receiver".into(),
-            _ => format!("{} failed: {}", self.peer, outcome.message).into(),
+            _ => self.said("failed", &outcome.message).into(),
         };
         let (status, held, message) = (outcome.status, outcome.held, outcome.message.clone());
         for id in 0..self.entries.len() {
@@ -62,18 +99,20 @@ impl Session {
         key.check_result(outcome.status as u8, outcome.held, &mac)
     }
 
-    /// What the receiver of a stopped session says it keeps (its RESULT,
-    /// [`Session::genuine`]): a file alone's bytes, or a tree's entries.
-    pub fn kept(&self, outcome: &Outcome) -> String {
-        match self.entry(0).filter(|e| self.is_single() && !e.stream) {
-            Some(entry) => format!(
-                "the receiver holds {} bytes of {}",
-                outcome.held, entry.size
-            ),
-            None => format!(
-                "the receiver keeps what it got ({} entries in place)",
-                outcome.held
-            ),
-        }
+    /// What the receiver of a stopped session says it keeps, if `msg` is
+    /// its RESULT ([`Session::genuine`]): a file alone's bytes, or a tree's
+    /// entries.
+    pub fn kept(&self, msg: &ToSender) -> Option<String> {
+        let ToSender::Result(outcome) = msg else {
+            return None;
+        };
+        let held = outcome.held;
+        Some(
+            match self.entry(0).filter(|e| self.is_single() && !e.stream) {
+                _ if !self.genuine(outcome) => return None,
+                Some(entry) => format!("the receiver holds {held} bytes of {}", entry.size),
+                None => format!("the receiver keeps what it got ({held} entries in place)"),
+            },
+        )
     }
 }

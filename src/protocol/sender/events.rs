@@ -5,7 +5,6 @@ use super::Broken;
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::EntryKind;
 use crate::protocol::BlockHash;
-use crate::protocol::PeerText;
 
 /// A frame from the receiver that breaks the session's rules: the session
 /// ends with this line (a forged MAC with the integrity exit code).
@@ -85,10 +84,24 @@ pub enum Event {
     Go,
     /// The receiver's RESULT came, MAC-checked: [`Session::verdict`].
     Concluded,
-    /// The receiver refused the whole session.
-    Refused(PeerText),
-    /// The receiver gave up before GO (its RESULT, MAC-checked), saying why.
-    Failed(PeerText),
+    /// The receiver refused the whole session, or gave up before GO (its
+    /// RESULT, MAC-checked), saying why.
+    Ended(Ending),
+}
+
+/// How a session ends, as the user is told: the kind of exit and its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every entry is where the receiver says it is.
+    Complete,
+    /// Some entries did not land.
+    Partial(String),
+    /// Bytes or a MAC that do not check.
+    Integrity(String),
+    /// The receiver refused the session, or the one file of a session alone.
+    Refused(String),
+    /// The receiver, or the source of a file alone, failed.
+    Failed(String),
 }
 
 /// One entry's fate, for the driver to show.
@@ -107,6 +120,15 @@ pub struct Settled {
 }
 
 impl Settled {
+    /// Its kind, as progress and --json name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Link => "link",
+        }
+    }
+
     pub(super) fn new(
         id: Option<u64>,
         (path, kind): (String, EntryKind),

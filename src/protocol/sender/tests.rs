@@ -56,12 +56,18 @@ fn entry(path: &str, kind: EntryKind, size: u64) -> Entry {
 /// A session that offered `a` (10 bytes), `d` (a directory) and `l` (a
 /// link), and sent its MANIFEST.
 fn offered(key: Option<Box<dyn Keyed + Send>>) -> Session {
-    let mut s = Session::new(false, true, PEER, key);
+    let mut s = Session::new(None, true, PEER, key);
     s.offer(entry("a", EntryKind::File, 10));
     s.offer(entry("d", EntryKind::Dir, 0));
     s.offer(entry("l", EntryKind::Link, 0));
     s.manifest_done();
     s
+}
+
+/// A session of one file named `f`, `range` of it asked for.
+fn alone(range: Option<(u64, u64)>) -> Option<Alone> {
+    let name = "f".into();
+    Some(Alone { name, range })
 }
 
 fn frames(bytes: &[u8]) -> Vec<ToReceiver> {
@@ -224,7 +230,8 @@ fn frames_out_of_order_end_the_session_with_their_name() {
         reason: "no room".into(),
     });
     let mut s = offered(None);
-    assert_eq!(s.handle(refuse), Ok(Some(Event::Refused("no room".into()))));
+    let said = Ending::Refused(format!("{PEER} refused: no room"));
+    assert_eq!(s.handle(refuse), Ok(Some(Event::Ended(said))));
     assert_eq!(s.phase(), Phase::Concluded);
 }
 
@@ -294,7 +301,7 @@ fn hashes_only_for_held_bytes_each_once() {
 /// Without `--resume`, what is held is sent again and no hash is taken.
 #[test]
 fn a_sender_not_resuming_takes_no_hashes() {
-    let mut s = Session::new(false, false, PEER, None);
+    let mut s = Session::new(None, false, PEER, None);
     s.offer(entry("a", EntryKind::File, 10));
     s.handle(reply(0, wanted(&[(0, 8)], true))).unwrap();
     let why = refusal(
@@ -312,14 +319,12 @@ fn a_result_before_go_is_the_receiver_giving_up_under_the_keys_mac() {
     let mut failed = outcome(Status::Failed, 0);
     failed.message = "the output disk is on fire".into();
     let got = s.handle(ToSender::Result(failed.clone()));
-    assert_eq!(
-        got,
-        Ok(Some(Event::Failed("the output disk is on fire".into())))
-    );
+    let said = format!("{PEER} failed: the output disk is on fire");
+    assert_eq!(got, Ok(Some(Event::Ended(Ending::Failed(said)))));
     let mut s = offered(None);
     let got = s.handle(ToSender::Result(outcome(Status::Failed, 0)));
-    let said = Event::Failed("it ended the session before GO".into());
-    assert_eq!(got, Ok(Some(said)));
+    let said = format!("{PEER} failed: it ended the session before GO");
+    assert_eq!(got, Ok(Some(Event::Ended(Ending::Failed(said)))));
     for mac in [None, Some([7; 32])] {
         let mut s = offered(Some(Box::new(Sums)));
         failed.mac = mac;
@@ -337,7 +342,7 @@ fn a_result_before_go_is_the_receiver_giving_up_under_the_keys_mac() {
     failed.mac = Some(Sums.result_mac(2, 0));
     assert!(matches!(
         s.handle(ToSender::Result(failed)),
-        Ok(Some(Event::Failed(_)))
+        Ok(Some(Event::Ended(Ending::Failed(_))))
     ));
 }
 
@@ -446,7 +451,7 @@ fn the_verdict_counts_what_the_receiver_left_unanswered() {
 
 #[test]
 fn a_session_of_one_file_keeps_its_fate() {
-    let mut s = Session::new(true, true, PEER, None);
+    let mut s = Session::new(alone(None), true, PEER, None);
     assert_eq!(s.one_fate(), Some(&Fate::Landed));
     s.offer(entry("f", EntryKind::File, 10));
     let refuse = Action::Refuse {
@@ -456,7 +461,7 @@ fn a_session_of_one_file_keeps_its_fate() {
     s.handle(reply(0, refuse)).unwrap();
     assert_eq!(s.one_fate(), Some(&Fate::Refused("exists".into())));
     // a mismatch, and a file the walk could not read
-    let mut s = Session::new(true, true, PEER, None);
+    let mut s = Session::new(alone(None), true, PEER, None);
     s.offer(entry("f", EntryKind::File, 10));
     s.handle(reply(0, wanted(&[], false))).unwrap();
     s.handle(ToSender::Go).unwrap();
@@ -465,19 +470,19 @@ fn a_session_of_one_file_keeps_its_fate() {
     s.handle(ToSender::FileResult(0, outcome(Status::Mismatch, 0)))
         .unwrap();
     assert_eq!(s.one_fate(), Some(&Fate::Mismatch));
-    let mut s = Session::new(true, true, PEER, None);
+    let mut s = Session::new(alone(None), true, PEER, None);
     assert_eq!(s.walk_failed("f", "gone").fate, Fate::Failed("gone".into()));
     assert_eq!(
         (s.one_fate(), s.walk_failures()),
         (Some(&Fate::Failed("gone".into())), 1)
     );
-    assert!(Session::new(false, true, PEER, None).one_fate().is_none());
+    assert!(Session::new(None, true, PEER, None).one_fate().is_none());
 }
 
 /// A stream's size is known at its FILE END: a result for what went lands it.
 #[test]
 fn a_stream_is_as_long_as_what_went() {
-    let mut s = Session::new(true, false, PEER, None);
+    let mut s = Session::new(alone(None), false, PEER, None);
     let mut stream = entry("-", EntryKind::File, 0);
     stream.stream = true;
     s.offer(stream);
@@ -493,7 +498,7 @@ fn a_stream_is_as_long_as_what_went() {
 /// `--offset`/`--count`: a range that leaves the file unfinished is held.
 #[test]
 fn a_range_that_leaves_the_file_unfinished_is_held() {
-    let mut s = Session::new(true, true, PEER, None);
+    let mut s = Session::new(alone(None), true, PEER, None);
     let mut ranged = entry("f", EntryKind::File, 100);
     ranged.range = Some((10, 20));
     s.offer(ranged);
@@ -508,4 +513,132 @@ fn a_range_that_leaves_the_file_unfinished_is_held() {
     s.file_end(0, 10, None);
     let got = s.handle(ToSender::FileResult(0, outcome(Status::Ok, 20)));
     assert_eq!(settled(got.unwrap()), Fate::Held(20));
+}
+
+/// A file alone that did not land ends as a single transfer did: a
+/// refusal (exit 4) or its source's failure (exit 1), not "partial"
+/// (tests/core.rs and tests/scripting.rs exit codes of a refused or
+/// vanished file; the driver's `single_error` before).
+#[test]
+fn a_file_alone_ends_with_the_words_of_a_single_transfer() {
+    let refuse = Action::Refuse {
+        code: RefuseCode::Exists,
+        reason: "exists".into(),
+    };
+    let mut s = Session::new(alone(None), true, PEER, None);
+    s.offer(entry("f", EntryKind::File, 10));
+    s.handle(reply(0, refuse)).unwrap();
+    s.handle(ToSender::Go).unwrap();
+    assert_eq!(s.ending(), None, "no RESULT yet");
+    s.handle(ToSender::Result(outcome(Status::Ok, 0))).unwrap();
+    let said = format!("{PEER} refused: exists");
+    assert_eq!(s.ending(), Some(Ending::Refused(said)));
+    // given up here, after its BEGIN: its name and why
+    let mut s = Session::new(alone(None), true, PEER, None);
+    s.offer(entry("f", EntryKind::File, 10));
+    s.handle(reply(0, wanted(&[], false))).unwrap();
+    s.handle(ToSender::Go).unwrap();
+    s.begin(0);
+    s.give_up(0, 3, "it shrank", true);
+    s.handle(ToSender::Result(outcome(Status::Ok, 0))).unwrap();
+    assert_eq!(s.ending(), Some(Ending::Failed("f: it shrank".into())));
+    // landed, but the receiver accounts for another count: its word
+    let mut s = Session::new(alone(None), true, PEER, None);
+    s.offer(entry("f", EntryKind::File, 0));
+    s.handle(reply(0, Action::Done)).unwrap();
+    s.handle(ToSender::Go).unwrap();
+    s.handle(ToSender::Result(outcome(Status::Ok, 2))).unwrap();
+    let line = format!("{PEER} accounts for 2 entries, this side for 1");
+    assert_eq!(s.ending(), Some(Ending::Failed(line)));
+    // a tree: partial, with the ledger's line
+    let mut s = offered(None);
+    s.handle(reply(0, Action::Skip)).unwrap();
+    s.handle(ToSender::Go).unwrap();
+    s.handle(ToSender::Result(outcome(Status::Ok, 1))).unwrap();
+    assert!(
+        matches!(s.ending(), Some(Ending::Partial(l)) if l.starts_with("2 entries did not land"))
+    );
+}
+
+/// After a lost connection, what the receiver said is its reason only
+/// under the key's MAC (tests/trees.rs
+/// `a_result_before_go_counts_only_with_the_keys_mac`; a tree refused
+/// mid-manifest, tests/admission.rs).
+#[test]
+fn why_a_receiver_dropped_this_side_counts_under_the_keys_mac() {
+    let mut full = outcome(Status::Failed, 0);
+    full.message = "the disk is full".into();
+    let s = offered(None);
+    let said = Ending::Failed(format!("{PEER} failed: the disk is full"));
+    assert_eq!(s.why_lost(ToSender::Result(full.clone())), Some(said));
+    let refuse = ToSender::Answer(Answer::Refuse {
+        code: RefuseCode::TooLarge,
+        reason: "no room".into(),
+    });
+    let said = Ending::Refused(format!("{PEER} refused: no room"));
+    assert_eq!(s.why_lost(refuse), Some(said));
+    assert_eq!(s.why_lost(ToSender::Go), None);
+    assert_eq!(s.why_lost(ToSender::Result(outcome(Status::Ok, 0))), None);
+    let s = offered(Some(Box::new(Sums)));
+    assert_eq!(s.why_lost(ToSender::Result(full.clone())), None, "no MAC");
+    full.mac = Some(Sums.result_mac(Status::Failed as u8, 0));
+    assert!(s.why_lost(ToSender::Result(full)).is_some());
+}
+
+/// After STOP: what the receiver keeps, a file alone's bytes or a tree's
+/// entries (tests/resume.rs
+/// `sigint_to_the_sender_prints_a_resume_command_that_works`).
+#[test]
+fn a_stopped_receiver_says_what_it_keeps() {
+    let stopped = ToSender::Result(outcome(Status::Stopped, 4));
+    let mut s = Session::new(alone(None), true, PEER, None);
+    s.offer(entry("f", EntryKind::File, 10));
+    let said = "the receiver holds 4 bytes of 10";
+    assert_eq!(s.kept(&stopped).as_deref(), Some(said));
+    let said = "the receiver keeps what it got (4 entries in place)";
+    assert_eq!(offered(None).kept(&stopped).as_deref(), Some(said));
+    assert_eq!(offered(None).kept(&ToSender::Go), None);
+    assert_eq!(offered(Some(Box::new(Sums))).kept(&stopped), None, "no MAC");
+}
+
+/// Held blocks that differ are warned about, the first eight one by one
+/// and the rest counted once the file's hashes are in (tests/resume.rs
+/// `a_flipped_byte_in_the_held_part_is_resent_with_a_warning`,
+/// `other_content_with_the_same_mtime_is_caught_by_the_block_hashes`).
+#[test]
+fn blocks_that_differ_are_warned_about_eight_at_most() {
+    let mut s = Session::new(None, true, PEER, None);
+    s.offer(entry("a\nb", EntryKind::File, 20));
+    let held = [(0, 20)];
+    s.handle(reply(0, wanted(&held, true))).unwrap();
+    let good = block(0, 2);
+    assert_eq!(s.checked(0, &good, &good.sha256), None);
+    assert_eq!(s.unwarned(0), None);
+    let mut warned = Vec::new();
+    for at in 1..11 {
+        warned.extend(s.checked(0, &block(2 * at, 2), &[9; 32]));
+    }
+    assert_eq!(warned.len(), 8, "{warned:?}");
+    let first = "a\\nb: the receiver's bytes 2..4 differ from the source; re-sending them";
+    assert_eq!(warned[0], first, "the path escaped");
+    assert_eq!(s.bad_blocks(), 10);
+    let said = "a\\nb: 2 more blocks differ and are re-sent";
+    assert_eq!(s.unwarned(0).as_deref(), Some(said));
+    assert_eq!(
+        s.to_send(0).unwrap().ranges,
+        vec![(2, 20)],
+        "the good block stays"
+    );
+}
+
+/// A file alone goes as the range asked for; a stream by its name.
+#[test]
+fn a_file_alone_is_offered_as_its_range_and_a_stream_by_its_name() {
+    let mut s = Session::new(alone(Some((2, 5))), true, PEER, None);
+    s.offer(entry("f", EntryKind::File, 10));
+    assert_eq!(s.entry(0).unwrap().range, Some((2, 5)));
+    let mut s = Session::new(alone(None), true, PEER, None);
+    s.offer_stream(7);
+    let e = s.entry(0).unwrap();
+    assert_eq!((&e.path[..], e.stream, e.mtime_ns), (&b"f"[..], true, 7));
 }

@@ -51,7 +51,7 @@ impl Session {
 
     /// A session of one file: that file's fate so far.
     pub fn one_fate(&self) -> Option<&Fate> {
-        self.one.as_ref()
+        self.one.as_ref().map(|(_, fate)| fate)
     }
 
     pub fn is_single(&self) -> bool {

@@ -2,7 +2,6 @@
 //! and summed up, or, after Ctrl-C or a lost connection, what the user is
 //! told and how to resume.
 
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -11,9 +10,8 @@ use super::{Outgoing, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
-use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::sender::Session;
-use crate::protocol::{Answer, Status, ToSender};
+use crate::protocol::sender::{Ending, Session};
+use crate::protocol::ToSender;
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
@@ -24,9 +22,9 @@ impl Run<'_> {
         plan: &Outgoing,
         journey: &crate::send::Journey,
     ) -> Result<()> {
-        let verdict = loop {
-            if let Some(verdict) = self.session.verdict() {
-                break verdict;
+        let ending = loop {
+            if let Some(ending) = self.session.ending() {
+                break ending;
             }
             let concluded = (self.wait())
                 .map_err(|e| e.context("before the receiver confirmed the session"))
@@ -37,18 +35,11 @@ impl Run<'_> {
             }
         };
         // a file alone that did not land says so in its error, not in a summary
-        match (self.session.is_single(), &verdict) {
-            (true, Verdict::Partial(_) | Verdict::Integrity(_)) => self.progress.abandon(),
-            _ => self.progress.finish(&self.summary(plan, journey)),
+        match self.session.is_single() && ending != Ending::Complete {
+            true => self.progress.abandon(),
+            false => self.progress.finish(&self.summary(plan, journey)),
         }
-        match (verdict, self.session.one_fate()) {
-            (Verdict::Complete, _) => Ok(()),
-            (Verdict::Partial(line), Some(fate)) => {
-                Err(single_error((&self.conn.peer, &plan.name), fate, &line))
-            }
-            (Verdict::Partial(line), None) => Err(exit::partial(line)),
-            (Verdict::Integrity(line), _) => Err(exit::integrity(line)),
-        }
+        ended(ending)
     }
 
     /// The session's summary, for the display.
@@ -83,19 +74,8 @@ impl Run<'_> {
             return err;
         }
         // the receiver may have said why it dropped us (a full disk)
-        let peer = self.conn.peer.clone();
-        let reason = self.hear(REASON_WAIT, |session, msg| match msg {
-            // a reason the key's MAC does not cover is not the receiver's
-            ToSender::Result(o) if o.status == Status::Failed && session.genuine(&o) => {
-                Some(anyhow::anyhow!("{peer} failed: {}", o.message))
-            }
-            // a tree refused whole in the middle of its manifest
-            ToSender::Answer(Answer::Refuse { reason, .. }) => {
-                Some(exit::refused(format!("{peer} refused: {reason}")))
-            }
-            _ => None,
-        });
-        reason.unwrap_or(err)
+        let why = self.hear(REASON_WAIT, Session::why_lost);
+        why.and_then(|why| ended(why).err()).unwrap_or(err)
     }
 
     pub(super) fn stop(&mut self) -> anyhow::Error {
@@ -103,11 +83,7 @@ impl Run<'_> {
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
         self.session.stop();
         if self.flush().is_ok() {
-            let kept = self.hear(STOP_WAIT, |session, msg| match msg {
-                ToSender::Result(o) if session.genuine(&o) => Some(session.kept(&o)),
-                _ => None,
-            });
-            if let Some(kept) = kept {
+            if let Some(kept) = self.hear(STOP_WAIT, |session, msg| session.kept(&msg)) {
                 said = format!("{said}; {kept}");
             }
         }
@@ -122,30 +98,24 @@ impl Run<'_> {
         mut pick: impl FnMut(&Session, ToSender) -> Option<T>,
     ) -> Option<T> {
         let deadline = Instant::now() + wait;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.reader.recv_timeout(left) {
-                Ok(Ok(msg)) => match pick(&self.session, msg) {
-                    Some(heard) => return Some(heard),
-                    None => continue,
-                },
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return None,
+        let left = || deadline.saturating_duration_since(Instant::now());
+        while let Ok(Ok(msg)) = self.reader.recv_timeout(left()) {
+            if let Some(heard) = pick(&self.session, msg) {
+                return Some(heard);
             }
         }
         None
     }
 }
 
-/// What a session of one file that did not land exits with: the code
-/// and the words of a single transfer (a refusal is 4, not "partial").
-fn single_error((peer, name): (&str, &str), fate: &Fate, line: &str) -> anyhow::Error {
-    match fate {
-        Fate::Refused(why) => exit::refused(format!("{peer} refused: {why}")),
-        Fate::Mismatch => exit::integrity(format!(
-            "SHA-256 mismatch: {peer} received other bytes than were sent; the file was not kept"
-        )),
-        Fate::Failed(why) => anyhow::anyhow!("{name}: {why}"),
-        // the entry went, the session did not end well (the receiver's word)
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow::anyhow!("{line}"),
-    }
+/// What the session ends with: its exit code, and the line its machine
+/// said.
+pub(in crate::send) fn ended(ending: Ending) -> Result<()> {
+    Err(match ending {
+        Ending::Complete => return Ok(()),
+        Ending::Partial(line) => exit::partial(line),
+        Ending::Integrity(line) => exit::integrity(line),
+        Ending::Refused(line) => exit::refused(line),
+        Ending::Failed(line) => anyhow::anyhow!(line),
+    })
 }
