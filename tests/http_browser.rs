@@ -7,82 +7,37 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::http::*;
 use common::*;
 
-/// A running `zc send|recv --http --json`: its browser URL and the events it
-/// printed since.
-struct Server {
-    _child: Guard,
-    url: String,
-    events: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-fn listen(mut cmd: Command) -> Server {
-    cmd.stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("zc starts"));
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("a listening line");
-    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
-    assert_eq!(event["event"], "listening", "{line}");
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let kept = events.clone();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-            kept.lock().unwrap().push(value);
+/// The methods of the requests that reached `server` once `n` did, past
+/// the favicon the browser asks for on its own.
+fn methods(server: &HttpServer, n: usize) -> Vec<String> {
+    for _ in 0..400 {
+        let methods: Vec<String> = server
+            .requests()
+            .iter()
+            .filter(|e| e["path"] != "/favicon.ico")
+            .map(|e| e["method"].as_str().unwrap_or("").to_string())
+            .collect();
+        if methods.len() >= n {
+            return methods;
         }
-    });
-    Server {
-        url: event["url"].as_str().expect("url").to_string(),
-        _child: child,
-        events,
+        thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn serve(source: &Path) -> Server {
-    let mut cmd = send_cmd(&["--http", "--json", "--listen", "127.0.0.1:0"]);
-    cmd.arg(source);
-    listen(cmd)
-}
-
-fn take(out: &Path) -> Server {
-    let mut cmd = zcmd(&["recv", "--http", "--json", "--listen", "127.0.0.1:0", "-o"]);
-    cmd.arg(out);
-    listen(cmd)
-}
-
-impl Server {
-    /// The methods of the requests that reached the server, once `n` did
-    /// (an access event is written just after its response).
-    fn methods(&self, n: usize) -> Vec<String> {
-        for _ in 0..400 {
-            let methods: Vec<String> = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|e| e["event"] == "request" && e["path"] != "/favicon.ico")
-                .map(|e| e["method"].as_str().unwrap_or("").to_string())
-                .collect();
-            if methods.len() >= n {
-                return methods;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("fewer than {n} requests: {:?}", self.events.lock().unwrap());
-    }
+    panic!("fewer than {n} requests: {:?}", server.requests());
 }
 
 /// Runs `tests/browser/cdp.py ARGS...` and returns the JSON it prints.
 fn browser(args: &[&str]) -> serde_json::Value {
+    require("python3");
+    require("chromium");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cdp.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script)
@@ -94,7 +49,6 @@ fn browser(args: &[&str]) -> serde_json::Value {
     let status = wait_timeout(&mut child, LONG_TIMEOUT, "the browser driver");
     let mut out = String::new();
     let mut err = String::new();
-    use std::io::Read;
     child
         .stdout
         .take()
@@ -152,7 +106,7 @@ fn link<'a>(page: &'a serde_json::Value, text: &str) -> &'a serde_json::Value {
 fn http_browser_index_lists_the_tree_and_its_links_download_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let top = tree(dir.path());
-    let server = serve(&top);
+    let server = serve(&[], &[&top]);
     let root = browser(&["index", &server.url]);
     let photos = link(&root, "photos/")["href"].as_str().unwrap().to_string();
     let page = browser(&["index", &photos]);
@@ -196,7 +150,7 @@ fn http_browser_upload_page_sends_three_files_then_a_folder_with_its_script() {
     let top = tree(dir.path());
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let server = take(&out);
+    let server = take(&out, &[]);
     let three = [
         top.join("a.txt"),
         top.join("b é.bin"),
@@ -222,7 +176,7 @@ fn http_browser_upload_page_sends_three_files_then_a_folder_with_its_script() {
     }
     assert_eq!(files_below(&out).len(), 5, "{:?}", files_below(&out));
     // one page load each, then one PUT per file: the page's script sent them
-    let methods = server.methods(7);
+    let methods = methods(&server, 7);
     assert_eq!(methods, ["GET", "PUT", "PUT", "PUT", "GET", "PUT", "PUT"]);
 }
 
@@ -232,7 +186,7 @@ fn http_browser_upload_page_with_scripts_off_posts_the_plain_form() {
     let top = tree(dir.path());
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let server = take(&out);
+    let server = take(&out, &[]);
     let (a, b) = (top.join("a.txt"), top.join("b é.bin"));
     let said = browser(&[
         "upload",
@@ -260,7 +214,7 @@ fn http_browser_upload_page_with_scripts_off_posts_the_plain_form() {
     for rel in files_below(&trip) {
         assert_same_file(&trip.join(&rel), &out.join("2024 trip").join(&rel));
     }
-    assert_eq!(server.methods(4), ["GET", "POST", "GET", "POST"]);
+    assert_eq!(methods(&server, 4), ["GET", "POST", "GET", "POST"]);
 }
 
 /// A tap target a finger can hit: Apple's and Google's guides say 44 CSS px.
@@ -288,7 +242,7 @@ fn http_browser_pages_fit_a_phone() {
 
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let uploads = take(&out);
+    let uploads = take(&out, &[]);
     let shot = shots.join("phone-upload.png");
     let sizes = browser(&["phone", &uploads.url, shot.to_str().unwrap()]);
     say(&format!("the upload page on a phone: {}", shot.display()));
@@ -302,7 +256,7 @@ fn http_browser_pages_fit_a_phone() {
         assert!(right <= 390.0, "{what} reaches past the screen: {sizes}");
     }
 
-    let files = serve(&top);
+    let files = serve(&[], &[&top]);
     let photos = format!("{}photos/", files.url);
     let shot = shots.join("phone-index.png");
     let sizes = browser(&["phone", &photos, shot.to_str().unwrap()]);
