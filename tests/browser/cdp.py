@@ -19,6 +19,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -91,8 +92,12 @@ class Browser:
             time.sleep(0.1)
         raise RuntimeError("chromium opened no page")
 
-    def read_message(self):
+    def read_message(self, deadline=None):
+        deadline = deadline or time.monotonic() + WAIT
         while b"\0" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.rx], [], [], left)[0]:
+                raise RuntimeError(f"chromium said nothing for {WAIT} s")
             chunk = os.read(self.rx, 1 << 16)
             if not chunk:
                 raise RuntimeError("chromium closed its DevTools pipe")
@@ -123,7 +128,10 @@ class Browser:
                 if e["method"] == method:
                     del self.events[: i + 1]
                     return e["params"]
-            self.events.append(self.read_message())
+            try:
+                self.events.append(self.read_message(deadline))
+            except RuntimeError:
+                break
         raise RuntimeError(f"no {method} in {WAIT} s")
 
     def goto(self, url):
