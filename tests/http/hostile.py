@@ -92,6 +92,23 @@ class Target:
     def raw(self, data, **kw):
         return raw(self.host, self.port, data, **kw)
 
+    def put_x(self, target):
+        """A one-byte PUT to `target` as it stands, written on a socket
+        (http.client refuses a NUL or a space in a URL)."""
+        return self.raw(f"PUT {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx".encode())
+
+    def post_form(self, body, length=None, extra="", **kw):
+        """The upload page's POST of `body`, its Content-Length `length`
+        (the body's own by default), with `extra` header lines."""
+        head = (
+            f"POST {self.prefix} HTTP/1.1\r\nHost: t\r\nContent-Type: {FORM_TYPE}\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n{extra}\r\n"
+        )
+        return self.raw(head.encode() + body, **kw)
+
+
+FORM_TYPE = "multipart/form-data; boundary=zcbound"
+
 
 def form(name, data, boundary="zcbound"):
     head = (
@@ -104,7 +121,6 @@ def form(name, data, boundary="zcbound"):
 def upload_cases(t):
     p = t.prefix
     flood = "".join(f"X-{i}: y\r\n" for i in range(1000))
-    form_type = "multipart/form-data; boundary=zcbound"
     nul_form = form("a\0b", b"nul")
     nul_dir_form = form("d\0/b", b"nul")
     yield "two Content-Length on a PUT", 400, lambda: t.put_headers(
@@ -126,11 +142,8 @@ def upload_cases(t):
     yield "a Content-Length past u64", 400, lambda: t.put_headers(
         p + "huge", [("Host", "t"), ("Content-Length", "99999999999999999999999")], b"x"
     )
-    yield "Content-Length and Transfer-Encoding on the form's POST", 400, lambda: t.raw(
-        (
-            f"POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: {form_type}\r\n"
-            f"Content-Length: {len(nul_form)}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ).encode() + nul_form
+    yield "Content-Length and Transfer-Encoding on the form's POST", 400, lambda: t.post_form(
+        nul_form, extra="Transfer-Encoding: chunked\r\n"
     )
     yield "a header flood on a PUT", 431, lambda: t.raw(
         f"PUT {p}flood HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n{flood}\r\nx".encode()
@@ -138,36 +151,18 @@ def upload_cases(t):
     yield "a 1 MB request line", 414, lambda: t.raw(
         (f"PUT {p}" + "a" * (1 << 20) + " HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx").encode()
     )
-    yield "a PUT to /TOKEN/../x", 400, lambda: t.raw(
-        f"PUT {p}../x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx".encode()
-    )
-    yield "a PUT to a/%2e%2e/%2e%2e/x", 400, lambda: t.raw(
-        f"PUT {p}a/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx".encode()
-    )
-    yield "a PUT to a%2fb", 400, lambda: t.raw(
-        f"PUT {p}a%2fb HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx".encode()
-    )
-    yield "a raw NUL in the request line", 400, lambda: t.raw(
-        f"PUT {p}a\0b HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx".encode()
-    )
-    yield "a NUL in a form's file name", 400, lambda: t.raw(
-        (
-            f"POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: {form_type}\r\n"
-            f"Content-Length: {len(nul_form)}\r\n\r\n"
-        ).encode() + nul_form
-    )
-    yield "a NUL in a form's folder name", 400, lambda: t.raw(
-        (
-            f"POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: {form_type}\r\n"
-            f"Content-Length: {len(nul_dir_form)}\r\n\r\n"
-        ).encode() + nul_dir_form
-    )
+    yield "a PUT to /TOKEN/../x", 400, lambda: t.put_x(f"{p}../x")
+    yield "a PUT to a/%2e%2e/%2e%2e/x", 400, lambda: t.put_x(f"{p}a/%2e%2e/%2e%2e/x")
+    yield "a PUT to a%2fb", 400, lambda: t.put_x(f"{p}a%2fb")
+    yield "a raw NUL in the request line", 400, lambda: t.put_x(f"{p}a\0b")
+    yield "a NUL in a form's file name", 400, lambda: t.post_form(nul_form)
+    yield "a NUL in a form's folder name", 400, lambda: t.post_form(nul_dir_form)
     yield "a PUT with a wrong token", 404, lambda: t.request(
         "PUT", "/00000000000000000000000000000000/wrong-token", body=b"x"
     )
     yield "a form POST with a wrong token", 404, lambda: t.request(
         "POST", "/00000000000000000000000000000000/", body=form("wrong-token-form", b"x"),
-        headers={"Content-Type": form_type},
+        headers={"Content-Type": FORM_TYPE},
     )
     yield "a PUT with the token in capitals", 404, lambda: t.request(
         "PUT", p.upper() + "upper-token", body=b"x"
@@ -180,13 +175,8 @@ def upload_cases(t):
         close_after=True,
     )
     short_form = form("short-form.bin", b"f" * 40000)[:-200]
-    yield "a form whose body stops short, then a close", 400, lambda: t.raw(
-        (
-            f"POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: {form_type}\r\n"
-            f"Content-Length: {len(short_form) + 60000}\r\n\r\n"
-        ).encode() + short_form,
-        method="POST",
-        close_after=True,
+    yield "a form whose body stops short, then a close", 400, lambda: t.post_form(
+        short_form, length=len(short_form) + 60000, method="POST", close_after=True
     )
     yield "HEAD on the short PUT: how much is held", 204, lambda: t.request("HEAD", p + "short.bin")
 
