@@ -93,6 +93,16 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `tree` to upload from, and `recv --http` taking uploads into `out`.
+fn uploads() -> (tempfile::TempDir, PathBuf, PathBuf, HttpServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let top = tree(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let server = take(&out, &[]);
+    (dir, top, out, server)
+}
+
 fn link<'a>(page: &'a serde_json::Value, text: &str) -> &'a serde_json::Value {
     page["links"]
         .as_array()
@@ -146,11 +156,7 @@ fn http_browser_index_lists_the_tree_and_its_links_download_the_files() {
 
 #[test]
 fn http_browser_upload_page_sends_three_files_then_a_folder_with_its_script() {
-    let dir = tempfile::tempdir().unwrap();
-    let top = tree(dir.path());
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let server = take(&out, &[]);
+    let (_dir, top, out, server) = uploads();
     let three = [
         top.join("a.txt"),
         top.join("b é.bin"),
@@ -182,11 +188,7 @@ fn http_browser_upload_page_sends_three_files_then_a_folder_with_its_script() {
 
 #[test]
 fn http_browser_upload_page_with_scripts_off_posts_the_plain_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let top = tree(dir.path());
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let server = take(&out, &[]);
+    let (_dir, top, out, server) = uploads();
     let (a, b) = (top.join("a.txt"), top.join("b é.bin"));
     let said = browser(&[
         "upload",

@@ -62,10 +62,11 @@ class Target:
     def conn(self):
         return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
 
-    def request(self, method, path, body=None, headers=None, **kw):
+    def exchange(self, send):
+        """`send(connection)`, then the status and body of its answer."""
         c = self.conn()
         try:
-            c.request(method, path, body=body, headers=headers or {}, **kw)
+            send(c)
             resp = c.getresponse()
             return resp.status, resp.read()
         except (http.client.HTTPException, OSError) as e:
@@ -73,21 +74,20 @@ class Target:
         finally:
             c.close()
 
+    def request(self, method, path, body=None, headers=None, **kw):
+        return self.exchange(lambda c: c.request(method, path, body=body, headers=headers or {}, **kw))
+
     def put_headers(self, path, headers, body=b""):
         """A PUT whose header lines are exactly `headers`, repeats and all
         (http.client's putheader adds each one as given)."""
-        c = self.conn()
-        try:
+
+        def send(c):
             c.putrequest("PUT", path, skip_accept_encoding=True)
             for name, value in headers:
                 c.putheader(name, value)
             c.endheaders(body)
-            resp = c.getresponse()
-            return resp.status, resp.read()
-        except (http.client.HTTPException, OSError) as e:
-            return f"no clean answer: {type(e).__name__}: {e}", b""
-        finally:
-            c.close()
+
+        return self.exchange(send)
 
     def raw(self, data, **kw):
         return raw(self.host, self.port, data, **kw)
