@@ -21,6 +21,9 @@ command -v nc >/dev/null || add netcat-openbsd "nc, which tests/interop.rs talks
 command -v socat >/dev/null || add socat "which tests/interop.rs talks to"
 command -v curl >/dev/null || add curl "which tests/http.rs downloads with (plain, HEAD, a range, -C -) and tests/http_upload.rs uploads with (-T, -F)"
 command -v wget >/dev/null || add wget "which tests/http.rs resumes a download with (wget -c)"
+command -v python3 >/dev/null || add python3 "which runs the browser driver and the hostile clients (tests/browser/, tests/http/)"
+command -v chromium >/dev/null ||
+  add_cross chromium "headless Chromium, which tests/http_browser.rs drives (tests/browser/cdp.py) through the index and upload pages"
 command -v man >/dev/null || add man-db "man, which renders the man page in tests/generated.rs"
 [ -x /usr/bin/time ] || add time "GNU /usr/bin/time, which measures peak memory in tests/core.rs"
 # The LAN tests build network namespaces and drop mDNS in one (tests/lan.rs).

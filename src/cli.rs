@@ -107,8 +107,9 @@ pub struct SendArgs {
     pub no_sendfile: bool,
     /// Serve the sources over plain HTTP/1.1 to any client (curl, wget, a
     /// browser) until interrupted, on --listen ADDR (default [::]:9000);
-    /// the URLs carry a random token unless --open
-    #[arg(long, conflicts_with_all = ["offset", "count", "retry", "no_resume", "raw", "code"])]
+    /// the URLs carry a random token unless --open; refused with a key or a
+    /// code, which plain HTTP cannot carry
+    #[arg(long, conflicts_with_all = ["offset", "count", "retry", "no_resume", "raw"])]
     pub http: bool,
     /// With --http: serve without the token in the URLs, to anyone who can
     /// reach the port (a trusted network only)
@@ -162,8 +163,9 @@ pub struct RecvArgs {
     /// Take uploads over plain HTTP/1.1 from any client (curl -T, a
     /// browser's upload page) into the -o directory until interrupted, on
     /// --listen ADDR (default [::]:9000); the URLs carry a random token
-    /// unless --open
-    #[arg(long, conflicts_with_all = ["connect", "raw", "code", "offset"])]
+    /// unless --open; refused with a key or a code, which plain HTTP
+    /// cannot carry
+    #[arg(long, conflicts_with_all = ["connect", "raw", "offset"])]
     pub http: bool,
     /// With --http: take uploads without the token in the URLs, from anyone
     /// who can reach the port (a trusted network only)

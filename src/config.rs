@@ -295,13 +295,8 @@ impl SendConfig {
     /// `--listen` (default `[::]:9000`), never announced to zc peers (it
     /// does not speak their protocol).
     fn http(args: &SendArgs) -> Result<Self> {
+        no_secret_over_http(&args.common, "serves", "send")?;
         let mut common = Common::with_code(&args.common, true, None)?;
-        if common.key.is_some() || common.secret.is_some() {
-            return Err(exit::usage(
-                "--http serves plain HTTP, which a key cannot protect: unset ZC_KEY \
-                 (or drop --key), or send with zc",
-            ));
-        }
         common.announce = None;
         let addr = match &args.listen {
             Some(listen) => net::parse_listen(listen, common.family)?,
@@ -332,6 +327,21 @@ impl SendConfig {
             common,
         })
     }
+}
+
+/// `--http` is plain HTTP: a key or a code given for it would protect
+/// nothing, so it is refused rather than ignored. Checked before the code
+/// is parsed (on a listening sender `--code` may have taken a source).
+fn no_secret_over_http(args: &CommonArgs, serves: &str, zc_does: &str) -> Result<()> {
+    let given = match (&args.key, &args.code) {
+        (Some(_), _) => "a key (--key, or ZC_KEY in the environment)",
+        (None, Some(_)) => "--code",
+        (None, None) => return Ok(()),
+    };
+    Err(exit::usage(format!(
+        "--http {serves} plain HTTP, which {given} cannot protect: drop it (unset \
+         ZC_KEY), or {zc_does} with zc"
+    )))
 }
 
 /// `send -k` (with `--listen`) serves whoever connects: only what can be
@@ -513,13 +523,8 @@ impl RecvConfig {
     /// `--http`: uploads into the `-o` directory until Ctrl-C on
     /// `--listen` (default `[::]:9000`), never announced to zc peers.
     fn http(args: &RecvArgs) -> Result<Self> {
+        no_secret_over_http(&args.common, "takes", "receive")?;
         let mut common = Common::from_args(&args.common, true)?;
-        if common.key.is_some() || common.secret.is_some() {
-            return Err(exit::usage(
-                "--http takes plain HTTP, which a key cannot protect: unset ZC_KEY \
-                 (or drop --key), or receive with zc",
-            ));
-        }
         common.announce = None;
         let addr = match &args.listen {
             Some(listen) => net::parse_listen(listen, common.family)?,

@@ -6,162 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::http::*;
 use common::*;
-
-/// A running `zc send --http --json`, its URLs, and what it said since.
-struct Server {
-    child: Guard,
-    addr: SocketAddr,
-    /// The browser URL: the file's, or the index's (ends with `/`).
-    url: String,
-    curl: String,
-    wget: String,
-    lines: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-fn require(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
-    assert!(
-        found,
-        "`{tool}` is not installed: scripts/test.sh installs it"
-    );
-}
-
-fn serve(extra: &[&str], sources: &[&Path]) -> Server {
-    let mut cmd = send_cmd(&["--http", "--json", "--listen", "127.0.0.1:0"]);
-    cmd.args(extra).args(sources).stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("zc starts"));
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("a listening line");
-    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
-    assert_eq!(event["event"], "listening", "{line}");
-    let text = |k: &str| event[k].as_str().expect(k).to_string();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let kept = lines.clone();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-            kept.lock().unwrap().push(value);
-        }
-    });
-    Server {
-        addr: text("addr").parse().unwrap(),
-        url: text("url"),
-        curl: text("curl"),
-        wget: text("wget"),
-        child,
-        lines,
-    }
-}
-
-impl Server {
-    /// The URL's path, for raw requests.
-    fn path(&self) -> String {
-        let rest = self.url.splitn(4, '/').nth(3).unwrap_or("");
-        format!("/{rest}")
-    }
-
-    /// The token's prefix: `/TOKEN/`.
-    fn prefix(&self) -> String {
-        let path = self.path();
-        let token = path.split('/').nth(1).unwrap();
-        format!("/{token}/")
-    }
-
-    /// The access events once there are at least `n` (they are written
-    /// after each response, so they may trail the client a moment).
-    fn requests_at_least(&self, n: usize) -> Vec<serde_json::Value> {
-        for _ in 0..400 {
-            let got = self.requests();
-            if got.len() >= n {
-                return got;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        self.requests()
-    }
-
-    fn requests(&self) -> Vec<serde_json::Value> {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .filter(|l| l["event"] == "request")
-            .cloned()
-            .collect()
-    }
-}
-
-/// Runs a shell command line as printed by the server, in `dir`.
-fn shell(line: &str, dir: &Path) -> std::process::Output {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .current_dir(dir)
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn curl(args: &[&str]) -> std::process::Output {
-    require("curl");
-    Command::new("curl")
-        .args(["-sS", "--max-time", "60"])
-        .args(args)
-        .output()
-        .expect("curl runs")
-}
-
-/// Sends `bytes` on a fresh connection and returns all the server says
-/// until it closes (or ten seconds pass). Writes that the server refuses
-/// to read (it answered and closed) are not an error.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut writer = s.try_clone().unwrap();
-    let bytes = bytes.to_vec();
-    let w = thread::spawn(move || {
-        let _ = writer.write_all(&bytes);
-    });
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let _ = w.join();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn status_of(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"))
-}
-
-fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    let head = response.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn get(path: &str, extra: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n").into_bytes()
-}
 
 #[test]
 fn http_curl_gets_heads_and_ranges_a_file() {
@@ -478,24 +330,6 @@ fn http_sha256sums_lists_every_file_and_then_repr_digest_is_sent() {
         header(&after, "repr-digest"),
         Some(format!("sha-256=:{b64}:").as_str())
     );
-}
-
-fn base64(bytes: &[u8]) -> String {
-    let abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                abc[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 #[test]

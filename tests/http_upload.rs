@@ -6,122 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
-use sha2::{Digest, Sha256};
-
-/// A running `zc recv --http --json` and its upload URL (ends with `/`).
-struct Server {
-    child: Guard,
-    addr: SocketAddr,
-    url: String,
-}
-
-fn take(dir: &Path, extra: &[&str]) -> Server {
-    let mut cmd = zc();
-    cmd.args(["recv", "--http", "--json", "--listen", "127.0.0.1:0", "-o"])
-        .arg(dir)
-        .args(extra)
-        .stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("zc starts"));
-    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("a listening line");
-    let event: serde_json::Value = serde_json::from_str(&line).expect(&line);
-    assert_eq!(event["event"], "listening", "{line}");
-    thread::spawn(move || for _ in stderr.lines() {});
-    Server {
-        addr: event["addr"].as_str().unwrap().parse().unwrap(),
-        url: event["url"].as_str().unwrap().to_string(),
-        child,
-    }
-}
-
-impl Server {
-    /// `/TOKEN/`
-    fn prefix(&self) -> String {
-        format!("/{}", self.url.splitn(4, '/').nth(3).unwrap())
-    }
-
-    /// The server still takes an upload (after whatever came before).
-    fn still_serving(&self, dir: &Path) {
-        let file = dir.parent().unwrap().join("probe.txt");
-        std::fs::write(&file, b"probe").unwrap();
-        let url = format!("{}probe-{}", self.url, rand_name());
-        let (code, _) = curl_status(&["-T", file.to_str().unwrap(), &url]);
-        assert_eq!(code, 201);
-    }
-}
-
-fn rand_name() -> String {
-    let mut b = [0u8; 8];
-    getrandom::getrandom(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// curl's status code and body.
-fn curl_status(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl runs (scripts/test.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut writer = s.try_clone().unwrap();
-    let bytes = bytes.to_vec();
-    let w = thread::spawn(move || {
-        let _ = writer.write_all(&bytes);
-    });
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let _ = w.join();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn status_of(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"))
-}
-
-fn sha_b64(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let out = Command::new("base64")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(&digest)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Only the file's entries and no part is left outside `out`.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use common::http::*;
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

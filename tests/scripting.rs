@@ -224,6 +224,10 @@ fn is_exit_code(v: &Value) -> bool {
     v.as_i64().is_some_and(|c| [1, 2, 3, 4, 130].contains(&c))
 }
 
+fn is_http_url(v: &Value) -> bool {
+    v.as_str().is_some_and(|u| u.starts_with("http://"))
+}
+
 /// Checks one event against the fields the README documents.
 fn check_event(value: &Value, who: &str) {
     let obj = value
@@ -248,7 +252,30 @@ fn check_event(value: &Value, who: &str) {
         }
     };
     match event {
-        "listening" => need("addr", is_addr),
+        "listening" => {
+            need("addr", is_addr);
+            // `--http`: the URLs to give the other side, all three or none
+            if obj.contains_key("url") {
+                need("url", is_http_url);
+                need("curl", is_str);
+                need("wget", is_str);
+            }
+            may("code", is_str);
+            may("command", is_str);
+        }
+        "request" => {
+            need("client", is_addr);
+            need("method", is_str);
+            need("path", |v| {
+                v.as_str().is_some_and(|p| p.starts_with('/') || p == "?")
+            });
+            need("status", |v| {
+                v.as_u64().is_some_and(|s| (100..600).contains(&s))
+            });
+            need("range", str_or_null);
+            need("bytes", is_u64);
+            need("seconds", is_num);
+        }
         "start" => {
             need("role", is_role);
             need("name", is_str);
@@ -1584,5 +1611,71 @@ fn wrong_or_missing_key_is_refused_before_any_file_is_created() {
             "{what}: the receiver created {:?}",
             list_dir(&d.out)
         );
+    }
+}
+
+// --- --http -------------------------------------------------------------------
+
+#[test]
+fn json_http_events_follow_the_schema_on_both_sides() {
+    let d = dirs();
+    let src = d.file("served.bin", 5000, 21);
+    let mut send = zcmd(&["send", "--http", "--json", "--listen", "127.0.0.1:0"]);
+    send.arg(&src).env_remove("ZC_KEY");
+    let mut recv = zcmd(&["recv", "--http", "--json", "--listen", "127.0.0.1:0", "-o"]);
+    recv.arg(&d.out).env_remove("ZC_KEY");
+    for (cmd, request) in [
+        (send, "GET /wrong/served.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n"),
+        (recv, "PUT /wrong/up.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"),
+    ] {
+        let who = format!("{:?}", cmd.get_args().nth(1));
+        let listener = spawn_listening(cmd, &who);
+        let answer = common::http::raw(listener.addr, request.as_bytes());
+        assert_eq!(common::http::status_of(&answer), 404, "{who}: {answer}");
+        let bad = common::http::raw(listener.addr, b"\x16\x03\x01\r\n\r\n");
+        assert_eq!(common::http::status_of(&bad), 400, "{who}: {bad}");
+        // the access events are written after each answer: wait for them
+        thread::sleep(Duration::from_millis(500));
+        sigint(&listener.child);
+        let out = listener.finish(&who);
+        out.expect_code(130, &who);
+        let events = json_events(&out.stderr, &who);
+        let listening = only(&events, "listening", &who);
+        for key in ["url", "curl", "wget"] {
+            assert!(listening[key].as_str().is_some_and(|u| u.contains("http://")), "{who}: {listening}");
+        }
+        let requests: Vec<&Value> = events.iter().filter(|e| e["event"] == "request").collect();
+        assert_eq!(requests.len(), 2, "{who}: {:?}", kinds(&events));
+        assert_eq!(requests[0]["status"], 404, "{who}");
+        assert_eq!(requests[1]["method"], "?", "{who}: a head that does not parse");
+        assert_error_event(&events, 130, &who);
+    }
+}
+
+#[test]
+fn exit_2_http_with_a_key_or_a_code_is_a_usage_error() {
+    let d = dirs();
+    let src = d.file("plain.bin", 10, 22);
+    let out_dir = s(&d.out).to_string();
+    let cases: [(&[&str], Option<&str>); 5] = [
+        (&["send", "--http", s(&src)], Some("a key")),
+        (&["send", "--http", "--key", "k", s(&src)], None),
+        (&["send", "--http", "--code", s(&src)], None),
+        (&["recv", "--http", "-o", &out_dir], Some("a key")),
+        (
+            &["recv", "--http", "--code", "7-abc-def", "-o", &out_dir],
+            None,
+        ),
+    ];
+    for (args, env_key) in cases {
+        let mut cmd = zcmd(args);
+        cmd.env_remove("ZC_KEY");
+        if let Some(key) = env_key {
+            cmd.env("ZC_KEY", key);
+        }
+        let what = format!("ZC_KEY={env_key:?} zc {args:?}");
+        let out = run(cmd, None, TIMEOUT);
+        out.expect_code(2, &what);
+        assert!(out.stderr.contains("plain HTTP"), "{what}: {}", out.stderr);
     }
 }

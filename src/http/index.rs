@@ -79,6 +79,8 @@ fn entry(name: Vec<u8>, path: &Path, follow: bool) -> Option<Entry> {
 
 fn html(title: &[u8], entries: &[Entry], root: bool) -> String {
     let title = escape_html(&String::from_utf8_lossy(title));
+    // rows of .75em around 16px/1.4 text are 46 CSS px: a finger's 44 on a
+    // phone (tests/http_browser.rs measures them in Chromium)
     let mut out = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -86,7 +88,7 @@ fn html(title: &[u8], entries: &[Entry], root: bool) -> String {
          <title>{title}</title><style>\
          body{{font:16px/1.4 system-ui,sans-serif;margin:1em auto;max-width:48em;padding:0 .5em}}\
          li{{display:flex;justify-content:space-between;gap:1em;border-bottom:1px solid #ddd}}\
-         a{{display:block;padding:.6em 0;overflow-wrap:anywhere}}span{{white-space:nowrap;padding:.6em 0;color:#555}}\
+         a{{display:block;padding:.75em 0;overflow-wrap:anywhere}}span{{white-space:nowrap;padding:.75em 0;color:#555}}\
          ul{{list-style:none;padding:0}}</style></head><body><h1>{title}</h1><ul>\n"
     );
     if !root {

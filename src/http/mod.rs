@@ -11,6 +11,7 @@ pub mod request;
 pub mod response;
 pub mod target;
 
+mod door;
 mod file;
 mod index;
 mod server;

@@ -4,6 +4,8 @@
 // Every test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -8,34 +8,22 @@ mod page;
 mod put;
 
 use std::io::{self, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::request::{Next, Reader, Request};
+use super::door::{self, not_found, small, strip_token, Door, Handled, Handler};
+use super::request::{Reader, Request};
 use super::response::{self, Head};
-use super::server::{access, base_url, fresh_token, logged_path, not_found, same};
 use super::target;
-use crate::admission::Unproven;
 use crate::config::{Http, Output, Peer, RecvConfig};
 use crate::conn::{Conn, Way};
-use crate::exit;
-use crate::net;
 use crate::progress::{Reporter, Urls};
 use crate::recv::sink::Root;
 use land::{refused, Lander, Refused};
 
-const HEAD_WITHIN: Duration = Duration::from_secs(10);
-/// After a refusal with the body unread, this much of it is read and
-/// dropped so that the client sees the answer rather than a reset.
-const DRAIN_MOST: u64 = 4 << 20;
-
-struct Server<'a> {
-    cfg: &'a RecvConfig,
+struct Server {
     lander: Lander,
     token: Option<String>,
-    reporter: &'a Reporter,
 }
 
 /// Takes uploads into the `-o` directory until Ctrl-C.
@@ -44,37 +32,23 @@ pub fn take_uploads(cfg: &RecvConfig, http: Http, reporter: &Reporter) -> Result
         unreachable!("the config gives --http a listening address and a directory")
     };
     let root = Root::open(dir).with_context(|| format!("{}", dir.display()))?;
-    let token = match http.open {
-        true => None,
-        false => Some(fresh_token().context("the operating system's random numbers")?),
-    };
-    let listener = net::listen(*addr, cfg.common.family)?;
-    let local = listener.local_addr().context("the listening socket")?;
-    let base = base_url(local, token.as_deref());
+    let limits = (Way::Recv, cfg.max_conns);
+    let door = Door::open(*addr, http, &cfg.common, limits, reporter)?;
+    let base = door.base_url();
     let urls = Urls {
         curl: format!("curl -T FILE {base}"),
         wget: format!("wget -O- --method=PUT --body-file=FILE {base}FILE"),
         browse: base,
     };
-    reporter.http_listening(local, &urls);
     let server = Server {
-        cfg,
         lander: Lander {
             root,
             force: cfg.force,
             max_size: cfg.max_size,
         },
-        token,
-        reporter,
+        token: door.token.clone(),
     };
-    crate::serve::serve(&listener, cfg.max_conns, reporter, |stream, unproven| {
-        let client = stream
-            .peer_addr()
-            .map_or_else(|_| "a client".to_string(), |a| a.to_string());
-        if let Err(e) = server.connection(stream, unproven, &client) {
-            reporter.warn(&format!("{client}: {}", exit::message_of(&e)));
-        }
-    })
+    door.serve(&urls, &server)
 }
 
 /// An answer: its head and body, and whether the connection ends.
@@ -98,52 +72,23 @@ fn refusal(r: &Refused) -> Answer {
     answer(response::text(r.status, &r.why))
 }
 
-impl Server<'_> {
-    fn connection(&self, stream: TcpStream, unproven: Unproven, client: &str) -> Result<()> {
-        let mut conn =
-            Conn::new(stream, self.cfg.common.idle_timeout).context("a new connection")?;
-        conn.limit(Way::Recv, self.cfg.common.limit_rate);
-        conn.handshake(HEAD_WITHIN, Some(unproven));
-        let mut reader = Reader::default();
-        loop {
-            let next = reader.next(&mut conn).context("reading a request")?;
-            let began = Instant::now();
-            let (mut access, ans) = match next {
-                Next::Closed => return Ok(()),
-                Next::Bad(r) => {
-                    let mut ans = answer(response::text(r.status, r.why));
-                    ans.close = true;
-                    (access("?", b"?", r.status), ans)
-                }
-                Next::Request(req) => {
-                    conn.trusted();
-                    let logged = logged_path(self.token.as_deref(), &req.target);
-                    let mut ans = self.respond(&mut conn, &mut reader, &req);
-                    ans.close |= req.close;
-                    let mut access = access(&req.method, &logged, ans.head.status);
-                    if req.method == "HEAD" {
-                        ans.body.clear();
-                    }
-                    access.bytes = ans.received;
-                    (access, ans)
-                }
-            };
-            let mut bytes = ans.head.bytes(ans.close);
-            bytes.extend_from_slice(&ans.body);
-            let written = conn.write_all(&bytes);
-            access.status = ans.head.status;
-            access.client = client.to_string();
-            access.seconds = began.elapsed().as_secs_f64();
-            self.reporter.http_access(&access);
-            written.context("sending a response")?;
-            if ans.close {
-                drain(&mut conn, &mut reader);
-                return Ok(());
-            }
-            conn.handshake(HEAD_WITHIN, None);
-        }
+impl Handler for Server {
+    fn handle(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        logged: &[u8],
+    ) -> Handled {
+        let mut ans = self.respond(conn, reader, req);
+        ans.close |= req.close;
+        let mut handled = small(conn, &req.method, logged, ans.close, (ans.head, ans.body));
+        handled.access.bytes = ans.received;
+        handled
     }
+}
 
+impl Server {
     fn respond(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
         let unread_body = req.chunked || req.content_length.unwrap_or(0) > 0;
         let mut ans = self.route(conn, reader, req);
@@ -157,12 +102,14 @@ impl Server<'_> {
             let why = "not a plain path: '..', '%2f', NUL and the like are refused";
             return refusal(&refused(400, why));
         };
-        let Some(rest) = self.strip_token(&names.names) else {
+        let Some(rest) = strip_token(self.token.as_deref(), &names.names) else {
             return answer(not_found());
         };
         let rest: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
         match (req.method.as_str(), rest.is_empty()) {
-            ("GET" | "HEAD", true) if !names.dir => answer(redirect(&req.target)),
+            ("GET" | "HEAD", true) if !names.dir => {
+                answer(door::redirect(&req.target, "the upload page is at its '/'"))
+            }
             ("GET" | "HEAD", true) => answer(html(200, page::upload_page())),
             ("POST", true) => self.post(conn, reader, req),
             ("PUT", true) => refusal(&refused(
@@ -177,14 +124,6 @@ impl Server<'_> {
                 answer((head, body))
             }
         }
-    }
-
-    fn strip_token<'n>(&self, names: &'n [Vec<u8>]) -> Option<&'n [Vec<u8>]> {
-        let Some(token) = &self.token else {
-            return Some(names);
-        };
-        let (first, rest) = names.split_first()?;
-        same(first, token.as_bytes()).then_some(rest)
     }
 
     /// How much of an upload a kept part holds, for a client to resume
@@ -344,14 +283,6 @@ fn continue_if_asked(conn: &mut Conn, req: &Request) -> io::Result<()> {
     }
 }
 
-/// Reads and drops what the client still sends (a body that was refused),
-/// up to [`DRAIN_MOST`], so that closing does not reset the answer away.
-fn drain(conn: &mut Conn, reader: &mut Reader) {
-    conn.shutdown_write();
-    conn.handshake(Duration::from_secs(2), None);
-    let _ = io::copy(&mut reader.body(conn, DRAIN_MOST), &mut io::sink());
-}
-
 fn html(status: u16, body: Vec<u8>) -> (Head, Vec<u8>) {
     let mut head = Head::new(status);
     head.set("Content-Type", "text/html; charset=utf-8")
@@ -361,13 +292,6 @@ fn html(status: u16, body: Vec<u8>) -> (Head, Vec<u8>) {
             "Content-Security-Policy",
             "default-src 'self' 'unsafe-inline'",
         );
-    (head, body)
-}
-
-fn redirect(target: &str) -> (Head, Vec<u8>) {
-    let path = target.split(['?', '#']).next().unwrap_or("/");
-    let (mut head, body) = response::text(301, "the upload page is at its '/'");
-    head.set("Location", format!("{path}/"));
     (head, body)
 }
 
