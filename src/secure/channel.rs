@@ -93,10 +93,9 @@ impl Inbound {
             if done == out.len() || self.end - self.start < HEADER {
                 return Ok(done);
             }
-            let opened = self.open_next();
-            match opened {
-                Ok(true) => {}
-                Ok(false) => return Ok(done),
+            match self.open_next(&mut out[done..]) {
+                Ok(Some(n)) => done += n,
+                Ok(None) => return Ok(done),
                 Err(e) => {
                     self.broken = true;
                     return Err(e);
@@ -105,17 +104,26 @@ impl Inbound {
         }
     }
 
-    /// Opens the next buffered record if it is whole.
-    fn open_next(&mut self) -> io::Result<bool> {
-        let len = Opener::body_len(&self.buf[self.start..self.start + HEADER])?;
-        let whole = self.start + HEADER + len;
+    /// Opens the next buffered record if it is whole: straight into `out`
+    /// when its plaintext fits there (the bulk of a transfer: no copy
+    /// beside the decryption), else in place, to be copied out by pieces.
+    /// Returns the bytes it put into `out`; `None` if the record is not
+    /// whole yet.
+    fn open_next(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let header = &self.buf[self.start..self.start + HEADER];
+        let inner = Opener::inner_len(header)?;
+        let whole = self.start + HEADER + inner + record::TAG;
         if whole > self.end {
-            return Ok(false);
+            return Ok(None);
         }
-        let range = self.opener.open(&mut self.buf[self.start..whole])?;
-        self.plain = self.start + range.start..self.start + range.end;
+        let record = self.start..whole;
         self.start = whole;
-        Ok(true)
+        if inner <= out.len() {
+            return self.opener.open_into(&self.buf[record], out).map(Some);
+        }
+        let range = self.opener.open(&mut self.buf[record.clone()])?;
+        self.plain = record.start + range.start..record.start + range.end;
+        Ok(Some(0))
     }
 
     /// Where the next ciphertext goes (called once [`Inbound::take`] gave
@@ -151,29 +159,42 @@ impl Inbound {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_arriving_in_odd_pieces_come_out_whole() {
-        let keys = Keys {
+    fn keys() -> Keys {
+        Keys {
             key: [9; 32],
             iv: [1; 12],
-        };
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let mut out = Outbound::new(&keys);
+        }
+    }
+
+    /// `data` sealed in batches of a little less than [`SEAL_BATCH`].
+    fn sealed(data: &[u8]) -> Vec<u8> {
+        let mut out = Outbound::new(&keys());
         for part in data.chunks(SEAL_BATCH - 3) {
             out.seal(part).unwrap();
         }
         let wire = out.pending().to_vec();
         out.advance(wire.len());
         assert!(out.pending().is_empty());
-        let mut inb = Inbound::new(&keys);
+        wire
+    }
+
+    /// Feeds `wire` to an [`Inbound`] 7,777 bytes at a time and takes
+    /// plaintext into buffers of the sizes `sizes` gives in turn (smaller
+    /// than a record: opened in place and copied out by pieces; at least a
+    /// record: opened straight into the buffer). Ends at the first error,
+    /// or when the wire is used up and nothing more comes out.
+    fn take_all(inb: &mut Inbound, wire: &[u8], sizes: &[usize]) -> io::Result<Vec<u8>> {
         let mut got = Vec::new();
         let mut fed = 0;
-        let mut piece = [0u8; 5000];
-        while got.len() < data.len() {
-            let n = inb.take(&mut piece).unwrap();
+        for size in sizes.iter().cycle() {
+            let mut piece = vec![0u8; *size];
+            let n = inb.take(&mut piece)?;
             if n > 0 {
                 got.extend_from_slice(&piece[..n]);
                 continue;
+            }
+            if fed == wire.len() {
+                return Ok(got);
             }
             let space = inb.space();
             let step = (wire.len() - fed).min(space.len()).min(7777);
@@ -181,7 +202,46 @@ mod tests {
             inb.filled(step);
             fed += step;
         }
-        assert_eq!(got, data);
-        assert!(inb.at_boundary());
+        unreachable!("the sizes cycle forever")
+    }
+
+    #[test]
+    fn records_arriving_in_odd_pieces_come_out_whole() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let wire = sealed(&data);
+        // in place only; straight into the buffer only; both, mixed
+        for sizes in [&[5000][..], &[1 << 20], &[5000, 16_385, 1, 40_000, 16_384]] {
+            let mut inb = Inbound::new(&keys());
+            let got = take_all(&mut inb, &wire, sizes).unwrap();
+            assert_eq!(got, data, "taken by {sizes:?}");
+            assert!(inb.at_boundary());
+        }
+    }
+
+    #[test]
+    fn a_tampered_record_breaks_the_stream_for_good() {
+        let data = vec![7u8; 100_000];
+        let wire = sealed(&data);
+        for sizes in [&[5000][..], &[1 << 20]] {
+            let mut bad = wire.clone();
+            bad[50_000] ^= 0x80;
+            let mut inb = Inbound::new(&keys());
+            let err = take_all(&mut inb, &bad, sizes).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            let again = inb.take(&mut [0u8; 1 << 20]).unwrap_err();
+            assert_eq!(again.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn a_record_cut_short_is_not_a_boundary() {
+        let wire = sealed(&[1u8; 40_000]);
+        for sizes in [&[5000][..], &[1 << 20]] {
+            let mut inb = Inbound::new(&keys());
+            // three records: the last one loses its tag's final byte
+            let got = take_all(&mut inb, &wire[..wire.len() - 1], sizes).unwrap();
+            assert_eq!(got.len(), 2 * record::MAX_PLAIN);
+            assert!(!inb.at_boundary());
+        }
     }
 }

@@ -11,6 +11,7 @@
 use std::io;
 use std::ops::Range;
 
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -153,24 +154,60 @@ impl Opener {
     /// plaintext lies within `record`.
     pub fn open(&mut self, record: &mut [u8]) -> io::Result<Range<usize>> {
         let (header, body) = record.split_at_mut(HEADER);
+        let sealed = Self::tag_at(header, body.len())?;
+        let (inner, tag) = body.split_at_mut(sealed);
+        self.decrypt(header, inner.into(), tag)?;
+        Ok(HEADER..HEADER + data_len(inner)?)
+    }
+
+    /// Opens one whole record into `out`, which must hold its inner
+    /// plaintext ([`Opener::inner_len`]): the copy out of the read buffer is
+    /// the decryption's own write, not a second pass. Returns how many
+    /// bytes of `out` are data; `out` is left as it was if the record fails.
+    pub fn open_into(&mut self, record: &[u8], out: &mut [u8]) -> io::Result<usize> {
+        let (header, body) = record.split_at(HEADER);
+        let sealed = Self::tag_at(header, body.len())?;
+        let (inner, tag) = body.split_at(sealed);
+        let out = &mut out[..sealed];
+        let buf = InOutBuf::new(inner, out).expect("slices of one length");
+        self.decrypt(header, buf, tag)?;
+        data_len(out)
+    }
+
+    /// The inner plaintext's length (data, content type, padding) of a
+    /// record whose header is `header`.
+    pub fn inner_len(header: &[u8]) -> io::Result<usize> {
+        Ok(Self::body_len(header)? - TAG)
+    }
+
+    /// Checks the header against the body's length; returns where the tag
+    /// begins within the body.
+    fn tag_at(header: &[u8], body: usize) -> io::Result<usize> {
         let len = Self::body_len(header)?;
-        debug_assert_eq!(len, body.len());
-        let (sealed, tag) = body.split_at_mut(len - TAG);
+        debug_assert_eq!(len, body);
+        Ok(len - TAG)
+    }
+
+    fn decrypt(&mut self, header: &[u8], buf: InOutBuf<'_, '_, u8>, tag: &[u8]) -> io::Result<()> {
         let nonce = self.0.next_nonce()?;
-        let tag = Tag::try_from(&tag[..]).map_err(|_| broken("a record without its tag"))?;
+        let tag = Tag::try_from(tag).map_err(|_| broken("a record without its tag"))?;
         self.0
             .cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), header, sealed.into(), &tag)
-            .map_err(|_| broken("a record failed authentication"))?;
-        // TLS 1.3 inner plaintext: data, content type, optional zero padding
-        let Some(kind_at) = sealed.iter().rposition(|b| *b != 0) else {
-            return Err(broken("a record without a content type"));
-        };
-        if sealed[kind_at] != APPLICATION_DATA {
-            return Err(broken("a record that is not application data"));
-        }
-        Ok(HEADER..HEADER + kind_at)
+            .decrypt_inout_detached(&Nonce::from(nonce), header, buf, &tag)
+            .map_err(|_| broken("a record failed authentication"))
     }
+}
+
+/// The data's length within an opened inner plaintext (TLS 1.3: data, the
+/// content type, optional zero padding).
+fn data_len(inner: &[u8]) -> io::Result<usize> {
+    let Some(kind_at) = inner.iter().rposition(|b| *b != 0) else {
+        return Err(broken("a record without a content type"));
+    };
+    if inner[kind_at] != APPLICATION_DATA {
+        return Err(broken("a record that is not application data"));
+    }
+    Ok(kind_at)
 }
 
 #[cfg(test)]
@@ -184,8 +221,9 @@ mod tests {
         }
     }
 
-    /// Opens every record of `wire`, in order.
-    fn open_all(opener: &mut Opener, wire: &mut [u8]) -> io::Result<Vec<u8>> {
+    /// Opens every record of `wire`, in order: in place, or with `into`
+    /// straight into a separate buffer ([`Opener::open_into`]).
+    fn open_all_by(opener: &mut Opener, wire: &mut [u8], into: bool) -> io::Result<Vec<u8>> {
         let mut plain = Vec::new();
         let mut at = 0;
         while at < wire.len() {
@@ -194,11 +232,23 @@ mod tests {
                 return Err(broken("cut short"));
             }
             let record = &mut wire[at..at + HEADER + len];
-            let range = opener.open(record)?;
-            plain.extend_from_slice(&record[range]);
+            if into {
+                let mut out = vec![0xee; Opener::inner_len(record)?];
+                let n = opener.open_into(record, &mut out).inspect_err(|_| {
+                    assert!(out.iter().all(|b| *b == 0xee), "a failed record wrote out");
+                })?;
+                plain.extend_from_slice(&out[..n]);
+            } else {
+                let range = opener.open(record)?;
+                plain.extend_from_slice(&record[range]);
+            }
             at += HEADER + len;
         }
         Ok(plain)
+    }
+
+    fn open_all(opener: &mut Opener, wire: &mut [u8]) -> io::Result<Vec<u8>> {
+        open_all_by(opener, wire, false)
     }
 
     #[test]
@@ -222,15 +272,23 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_a_replay_or_a_reordering_fails() {
+        for into in [false, true] {
+            flips_replays_and_reorderings_fail(into);
+        }
+    }
+
+    fn flips_replays_and_reorderings_fail(into: bool) {
         let mut sealer = Sealer::new(&keys(3));
         let mut wire = Vec::new();
         sealer.seal(b"first", &mut wire).unwrap();
         let one = wire.len();
         sealer.seal(b"second", &mut wire).unwrap();
+        let plain = open_all_by(&mut Opener::new(&keys(3)), &mut wire.clone(), into).unwrap();
+        assert_eq!(plain, b"firstsecond");
         for at in 0..wire.len() {
             let mut bad = wire.clone();
             bad[at] ^= 0x01;
-            let got = open_all(&mut Opener::new(&keys(3)), &mut bad);
+            let got = open_all_by(&mut Opener::new(&keys(3)), &mut bad, into);
             assert!(got.is_err(), "a flip at byte {at} went unnoticed");
             let code = got.unwrap_err();
             assert_eq!(code.kind(), io::ErrorKind::InvalidData);
@@ -238,11 +296,11 @@ mod tests {
         // the same record twice (a replay within the session)
         let mut twice = wire[..one].to_vec();
         twice.extend_from_slice(&wire[..one]);
-        assert!(open_all(&mut Opener::new(&keys(3)), &mut twice).is_err());
+        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut twice, into).is_err());
         // swapped
         let mut swapped = wire[one..].to_vec();
         swapped.extend_from_slice(&wire[..one]);
-        assert!(open_all(&mut Opener::new(&keys(3)), &mut swapped).is_err());
+        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut swapped, into).is_err());
     }
 
     #[test]
