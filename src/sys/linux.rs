@@ -165,27 +165,23 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
 /// (EINVAL: a file system without splice_write, a file opened O_APPEND; or
 /// whatever a seccomp filter says) before it would wait (EAGAIN) for data.
 pub fn splice_refused(pipe: BorrowedFd<'_>, out: BorrowedFd<'_>) -> Option<io::Error> {
-    // SAFETY: as in `splice`: borrowed descriptors, null offsets, no memory
-    // of ours; the pipe is empty, so nothing moves.
-    let n = unsafe {
-        libc::splice(
-            pipe.as_raw_fd(),
-            std::ptr::null_mut(),
-            out.as_raw_fd(),
-            std::ptr::null_mut(),
-            1,
-            libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    match n {
-        0.. => None,
-        _ => Some(io::Error::last_os_error()).filter(|e| e.kind() != io::ErrorKind::WouldBlock),
-    }
+    splice_with(pipe, out, 1, libc::SPLICE_F_NONBLOCK)
+        .err()
+        .filter(|e| e.kind() != io::ErrorKind::WouldBlock)
 }
 
 /// `splice(2)` between a pipe and another descriptor, at the descriptors'
 /// own positions (no offsets).
 pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    splice_with(from, to, len, libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE)
+}
+
+fn splice_with(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: usize,
+    flags: libc::c_uint,
+) -> io::Result<usize> {
     // SAFETY: both descriptors are borrowed for the call; null offsets mean
     // the kernel uses and advances the descriptors' own positions, so no
     // memory of ours is read or written.
@@ -196,7 +192,7 @@ pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Resul
             to.as_raw_fd(),
             std::ptr::null_mut(),
             len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+            flags,
         )
     };
     if n < 0 {
