@@ -70,7 +70,12 @@ pub fn recv_file(
         })?;
         // a refused splice went through buffers: not a measure of splice
         if way == choice::Way::ReadWrite || got.spliced == got.bytes {
-            choice::record(fs, way, got.bytes, sys::thread_cpu_ns() - before);
+            choice::record(
+                fs,
+                way,
+                got.bytes,
+                sys::thread_cpu_ns().saturating_sub(before),
+            );
         }
         done = Received {
             bytes: done.bytes + got.bytes,
