@@ -7,8 +7,9 @@ after round, so that the machine's drift hits every binary alike.
 
 Prints, per binary, the median GiB/s and each side's CPU seconds per GiB
 (user + system from wait4), and every round's wall time. Keep a build of
-each commit to compare (cp target/release/zc /tmp/zc-before). Holds back a
-VM's free page reporting for the run, as bench.py does (vm_memory.py).
+each commit to compare (cp target/release/zc /tmp/zc-before). With
+--hold-page-reporting, holds back a VM's free page reporting for the run
+(vm_memory.py) and says so above the table.
 """
 import argparse
 import os
@@ -61,7 +62,8 @@ def main():
     ap.add_argument("--flags", default="", help="for both sides, e.g. --flags=--no-verify")
     ap.add_argument("--size", type=int, default=1024, help="MiB (a multiple of 64)")
     ap.add_argument("--dir", default="/dev/shm")
-    ap.add_argument("--keep-reporting", action="store_true")
+    ap.add_argument("--hold-page-reporting", action="store_true",
+                    help="hold back a VM's free page reporting for the run (root; see bench/vm_memory.py)")
     ap.add_argument("builds", nargs="+", metavar="LABEL=PATH")
     a = ap.parse_args()
     builds = [b.split("=", 1) for b in a.builds]
@@ -74,9 +76,7 @@ def main():
     subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)
     out = os.devnull if a.to == "devnull" else os.path.join(a.dir, "zc-ab-out.bin")
     results = {label: [] for label, _ in builds}
-    with vm_memory.reporting_held(not a.keep_reporting) as note:
-        if note:
-            print(note)
+    with vm_memory.reporting_held(a.hold_page_reporting) as note:
         for _ in range(a.rounds):
             for label, zc in builds:
                 results[label].append(one(zc, src, out, a.flags.split()))
@@ -84,6 +84,8 @@ def main():
                     os.unlink(out)
     gib = a.size / 1024
     print(f"{a.size} MiB to {a.to} {a.flags}, {a.rounds} rounds, medians")
+    if note:
+        print(note)
     for label, runs in results.items():
         wall = statistics.median(r[0] for r in runs)
         snd = statistics.median(r[1] for r in runs) / gib

@@ -384,8 +384,8 @@ def main():
                     help="cost per GiB at these sizes (default 10M,100M,1G,4G)")
     ap.add_argument("--dir", default=None, help="where files live (default /dev/shm when present)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--keep-reporting", action="store_true",
-                    help="leave a VM's free page reporting as it is (see bench/vm_memory.py)")
+    ap.add_argument("--hold-page-reporting", action="store_true",
+                    help="hold back a VM's free page reporting for the run (root; see bench/vm_memory.py)")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
         sys.exit("bench.py: Linux only (sendfile/splice baseline)")
@@ -393,12 +393,11 @@ def main():
     work = tempfile.mkdtemp(prefix="zc-bench-", dir=where)
     held = contextlib.ExitStack()
     try:
-        note = held.enter_context(vm_memory.reporting_held(not args.keep_reporting))
-        if note:
-            print(note, file=sys.stderr)
+        note = held.enter_context(vm_memory.reporting_held(args.hold_page_reporting))
         bench = Bench(args, work)
         src = os.path.join(work, "src.bin")
-        info = {"machine": machine(), "dir": os.path.dirname(work), "to": args.to}
+        info = {"machine": machine(), "dir": os.path.dirname(work), "to": args.to,
+                "page_reporting": note}
         if args.scale:
             rounds = args.rounds or 2
             tools = [t for t in ("baseline", "zc", "zc-noverify") if bench.available(t)]
@@ -420,6 +419,8 @@ def main():
                     {"size": s, "tools": r} for s, r in results]}, indent=1))
                 return
             print(f"cost per GiB by size, to {args.to}, {rounds} rounds, medians; {info['machine']}")
+            if note:
+                print(note)
             print(f"{'size':>8} {'tool':<16} {'GiB/s':>6} {'wall s/GiB':>10} {'snd CPU s/GiB':>13}"
                   f" {'rcv CPU s/GiB':>13} {'snd peak KiB':>12} {'rcv peak KiB':>12}")
             for size, rows in results:
@@ -442,7 +443,7 @@ def main():
             print(json.dumps({**info, "size": size, "rounds": rounds, "tools": rows}, indent=1))
             return
         print_table(f"{human(size)} to {args.to}, {rounds} rounds, medians; files in {info['dir']}\n"
-                    f"{info['machine']}", rows)
+                    f"{info['machine']}" + (f"\n{note}" if note else ""), rows)
     finally:
         held.close()
         shutil.rmtree(work, ignore_errors=True)

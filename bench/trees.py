@@ -737,8 +737,8 @@ def main():
     ap.add_argument("--disk-dir", default="/var/tmp", help="where the disk target goes (default /var/tmp)")
     ap.add_argument("--clean", action="store_true", help="also remove the cached trees at the end")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--keep-reporting", action="store_true",
-                    help="leave a VM's free page reporting as it is (see bench/vm_memory.py)")
+    ap.add_argument("--hold-page-reporting", action="store_true",
+                    help="hold back a VM's free page reporting for the run (root; see bench/vm_memory.py)")
     ap.add_argument("--save", metavar="FILE", help="also write the JSON results to FILE")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
@@ -775,22 +775,23 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
     held = contextlib.ExitStack()
     try:
-        reporting = held.enter_context(vm_memory.reporting_held(not args.keep_reporting))
-        if reporting:
-            print(reporting, file=sys.stderr)
+        reporting = held.enter_context(vm_memory.reporting_held(args.hold_page_reporting))
         want = {x: True for x in tools}
         want["memory"] = do_memory
         bench.ensure_tools(want)
         tools = [x for x in tools if bench.available(x)]
         if args.zc and not os.access(args.zc, os.X_OK):
             sys.exit(f"trees.py: {args.zc} is not an executable")
-        info = {"machine": machine(), "zc": zc_version(bench.zc), "rounds": rounds, "tools": tools}
+        info = {"machine": machine(), "zc": zc_version(bench.zc), "rounds": rounds, "tools": tools,
+                "page_reporting": reporting}
         if not args.json:
             m = info["machine"]
             print(f"machine: {m['cpu']}, nproc {m['nproc']}, load average {m['loadavg']}, "
                   f"Linux {m['kernel']}, {m['date']}")
             if info["zc"]:
                 print(f"zc: {info['zc']['binary']} (built from a checkout at {info['zc']['commit']})")
+            if reporting:
+                print(reporting)
         os.makedirs(cache, exist_ok=True)
         bench.trees = specs = tree_specs()
         trees = [specs[k] for k in tree_keys]

@@ -10,17 +10,27 @@ the tools. That kernel has `min_free_ms` (how long a page must stay free
 before it is reported); raising it for the run puts every tool on the same
 footing. The old value is restored at the end. Kernels without the knob are
 left alone.
+
+A benchmark does not change a kernel setting unless asked: the scripts take
+`--hold-page-reporting` (bench/run.sh, bench.py, ab.py, trees.py) and print
+the note this module makes in their table's header when they do. To hold it
+around another command (the shared yardstick, say):
+
+  python3 bench/vm_memory.py -- COMMAND [ARGS...]
 """
 import contextlib
 import os
+import subprocess
+import sys
 
 KNOB = "/sys/module/page_reporting/parameters/min_free_ms"
 HELD_MS = 60000
 
 
 @contextlib.contextmanager
-def reporting_held(enabled=True):
-    """Yields a line saying what was done (or None when nothing applies)."""
+def reporting_held(enabled=False):
+    """Yields a line saying what was done (or None when nothing was asked
+    or nothing applies). Changes nothing unless `enabled`."""
     old = None
     if enabled and os.path.exists(KNOB):
         try:
@@ -48,3 +58,19 @@ def reporting_held(enabled=True):
                     f.write(old)
             except OSError:
                 pass
+
+
+def main(argv):
+    """Runs a command with the reporting held (needs root to write the knob)."""
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        sys.exit("usage: vm_memory.py -- COMMAND [ARGS...]")
+    with reporting_held(True) as note:
+        if note:
+            print(note, file=sys.stderr)
+        return subprocess.call(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -15,11 +15,11 @@ pub fn write_head(conn: &mut Conn, head: &[u8]) -> io::Result<()> {
     io::Write::write_all(conn, head)
 }
 
-pub fn recv_splice(
+pub fn recv_file(
     _conn: &mut Conn,
     _out: &File,
     _len: Option<u64>,
-    _observe: &mut dyn FnMut(u64),
+    _chunks: &mut dyn super::Chunks,
 ) -> Result<Received, RecvError> {
     unreachable!("callers check SPLICE first")
 }

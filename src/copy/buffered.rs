@@ -75,6 +75,8 @@ pub struct Received {
     pub bytes: u64,
     /// The peer closed before `len` bytes came.
     pub cut: bool,
+    /// Of `bytes`, those splice(2) moved (the rest went through a buffer).
+    pub spliced: u64,
 }
 
 /// A receive loop's failure, with the bytes it wrote before it.
@@ -146,6 +148,7 @@ pub fn recv_to_sink(
             return Ok(Received {
                 bytes: done,
                 cut: false,
+                spliced: 0,
             });
         }
         // A frame's bytes are sure to come, so many may be awaited at once;
@@ -160,6 +163,7 @@ pub fn recv_to_sink(
                 return Ok(Received {
                     bytes: done,
                     cut: len.is_some(),
+                    spliced: 0,
                 });
             }
             Ok(n) => n,

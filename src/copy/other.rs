@@ -26,11 +26,11 @@ pub fn send_file(
     )))
 }
 
-pub fn recv_splice(
+pub fn recv_file(
     _conn: &mut Conn,
-    _out: &std::fs::File,
+    _out: &File,
     _len: Option<u64>,
-    _observe: &mut dyn FnMut(u64),
+    _chunks: &mut dyn super::Chunks,
 ) -> Result<Received, RecvError> {
     unreachable!("callers check SPLICE first")
 }

@@ -328,7 +328,7 @@ impl<'t, 'a> Files<'t, 'a> {
             Err(RecvError { bytes, .. }) => *bytes,
         };
         self.bytes += bytes;
-        self.spliced |= splice && bytes > 0;
+        self.spliced |= matches!(&got, Ok(r) if r.spliced > 0);
         self.tree.session.arrived(offset, offset + bytes);
         match got {
             Ok(r) if r.cut => Err(network(

@@ -112,18 +112,38 @@ pub fn recv_when_ready(
 pub fn in_memory(file: &File) -> bool {
     const TMPFS_MAGIC: u32 = 0x0102_1994;
     const RAMFS_MAGIC: u32 = 0x8584_58f6;
+    matches!(fs_magic(file), Some(TMPFS_MAGIC | RAMFS_MAGIC))
+}
+
+/// The type of the file system holding `file`: the magic `fstatfs(2)`
+/// reports (ext4's 0xef53, tmpfs's 0x01021994).
+pub fn fs_magic(file: &File) -> Option<u32> {
     let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: `fs` is a writable statfs the size the kernel fills, and the
     // descriptor belongs to `file`, borrowed for the call.
     let rc = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
     if rc != 0 {
-        return false;
+        return None;
     }
     // SAFETY: fstatfs succeeded, so it filled the struct (zeroed before).
     // f_type is an i64 here and an i32 on 32-bit targets, where a magic
     // past 0x7fffffff is negative: compared as the 32 bits it holds
-    let kind = unsafe { fs.assume_init() }.f_type as u32;
-    kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+    Some(unsafe { fs.assume_init() }.f_type as u32)
+}
+
+/// CPU time this thread has used (user and system), in nanoseconds: what
+/// a way of moving bytes costs, apart from the time spent waiting for them.
+pub fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a live timespec on our stack the kernel writes into.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// `fallocate(2)` with FALLOC_FL_KEEP_SIZE.
@@ -140,9 +160,28 @@ pub fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `out` takes splice(2) from a pipe, asked without moving a
+/// byte: a non-blocking splice from the empty pipe `pipe` is refused
+/// (EINVAL: a file system without splice_write, a file opened O_APPEND; or
+/// whatever a seccomp filter says) before it would wait (EAGAIN) for data.
+pub fn splice_refused(pipe: BorrowedFd<'_>, out: BorrowedFd<'_>) -> Option<io::Error> {
+    splice_with(pipe, out, 1, libc::SPLICE_F_NONBLOCK)
+        .err()
+        .filter(|e| e.kind() != io::ErrorKind::WouldBlock)
+}
+
 /// `splice(2)` between a pipe and another descriptor, at the descriptors'
 /// own positions (no offsets).
 pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    splice_with(from, to, len, libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE)
+}
+
+fn splice_with(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: usize,
+    flags: libc::c_uint,
+) -> io::Result<usize> {
     // SAFETY: both descriptors are borrowed for the call; null offsets mean
     // the kernel uses and advances the descriptors' own positions, so no
     // memory of ours is read or written.
@@ -153,7 +192,7 @@ pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Resul
             to.as_raw_fd(),
             std::ptr::null_mut(),
             len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE,
+            flags,
         )
     };
     if n < 0 {
