@@ -98,7 +98,7 @@ impl Run<'_> {
     ) -> Option<T> {
         let deadline = Instant::now() + wait;
         let left = || deadline.saturating_duration_since(Instant::now());
-        while let Ok(Ok(msg)) = self.reader.recv_timeout(left()) {
+        while let Ok(Ok(msg)) = self.reader.next(Some(left())) {
             if let Some(heard) = pick(&self.session, msg) {
                 return Some(heard);
             }
