@@ -55,6 +55,21 @@ pub fn read_range(
     Ok(())
 }
 
+/// Fills `buf` from `offset` of `file`, straight into it (no buffer of
+/// its own): EINTR is retried, a file that ends early is [`shrank`].
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read_at(file, &mut buf[done..], offset + done as u64) {
+            Ok(0) => return Err(shrank(offset + done as u64)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The error for a source that ended before the range did.
 pub fn shrank(at: u64) -> io::Error {
     io::Error::new(

@@ -2163,6 +2163,49 @@ fn a_sender_stops_at_a_second_go() {
     );
 }
 
+/// Ctrl-C while the sender waits for the receiver's RESULT, END sent: the
+/// sender exits 130 with the resume command, as at any other moment, and
+/// sends no STOP after END (the receiver reads no frame after it).
+#[test]
+fn sigint_while_the_sender_waits_for_the_result_prints_a_resume_command() {
+    let l = layout();
+    let top = l.src.join("two");
+    put(&top.join("f"), b""); // no DATA, whose payload `Wire` does not read
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended, at_end) = std::sync::mpsc::channel();
+    let fake = thread::spawn(move || {
+        let (mut w, _) = fake_receiver(listener, b'M');
+        let mut skip = field(1, &0u64.to_be_bytes());
+        skip.extend(field(2, &[1])); // the top directory
+        let mut want = field(1, &1u64.to_be_bytes());
+        want.extend(field(2, &[0]));
+        want.extend(field(5, &[]));
+        let mut out = frame(b'Y', &skip);
+        out.extend(frame(b'Y', &want));
+        out.extend(frame(b'G', &[]));
+        w.0.write_all(&out).unwrap();
+        let (kinds, end) = w.until(b"E");
+        ended.send(()).unwrap();
+        // no RESULT: what the sender writes until it hangs up
+        let (after, _) = w.until(b"S");
+        (kinds, end.is_some(), after)
+    });
+    let tx = start(send_cmd(&[s(&top), &addr.to_string()]));
+    if at_end.recv_timeout(CLIENT_WAIT).is_ok() {
+        sigint(&tx.child);
+    }
+    let got = tx.finish(TIMEOUT);
+    let (kinds, end, after) = fake.join().unwrap();
+    assert!(end, "no END: {kinds}");
+    got.expect(
+        130,
+        &["interrupted after sending", "resume with: "],
+        "Ctrl-C after END",
+    );
+    assert!(!after.contains('S'), "a STOP after END: {after}");
+}
+
 /// A receiver that sends a frame only a sender sends (DATA) broke the
 /// protocol: the sender exits 1 naming it, and `--retry` does not reconnect,
 /// as it would for a lost connection.

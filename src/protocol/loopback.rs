@@ -200,7 +200,7 @@ impl Tx {
                     went += to - from;
                     if self.plan.give_up == Some(id) {
                         let why = "it shrank";
-                        self.settled.push(self.s.give_up(id, went, why, true));
+                        self.settled.push(self.s.give_up(id, went, why));
                         break;
                     }
                     if self.plan.stop_in == Some(id) {

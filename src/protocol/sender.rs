@@ -69,6 +69,8 @@ pub struct Session {
     unchecked: bool,
     /// Held blocks that differed from the source.
     bad_blocks: u64,
+    /// END went out.
+    ended: bool,
     outbox: Vec<u8>,
 }
 
@@ -94,6 +96,7 @@ impl Session {
             files_landed: 0,
             unchecked: false,
             bad_blocks: 0,
+            ended: false,
             outbox: Vec::new(),
         }
     }
@@ -168,6 +171,7 @@ impl Session {
         let whole = self.to_send(id).is_some_and(|s| s.whole);
         let offered = &mut self.entries[id as usize];
         offered.whole = whole;
+        offered.state.begun();
         ToReceiver::Begin(Begin {
             id,
             path: offered.entry.path.clone(),
@@ -195,10 +199,12 @@ impl Session {
     }
 
     /// Its source could not be sent whole (`sent` bytes went): settled
-    /// here; after its BEGIN (`begun`), FILE END tells the receiver, which
-    /// keeps none of it.
-    pub fn give_up(&mut self, id: u64, sent: u64, why: &str, begun: bool) -> Settled {
-        self.entries[id as usize].state.given_up();
+    /// here; after its BEGIN, FILE END tells the receiver, which keeps none
+    /// of it.
+    pub fn give_up(&mut self, id: u64, sent: u64, why: &str) -> Settled {
+        let state = &mut self.entries[id as usize].state;
+        let begun = *state == Sending::Begun;
+        state.given_up();
         if begun {
             ToReceiver::FileEnd(FileEnd {
                 id,
@@ -257,11 +263,16 @@ impl Session {
             failed: self.walk_failed,
         };
         ToReceiver::End(end).append_to(&mut self.outbox);
+        self.ended = true;
     }
 
-    /// Ctrl-C: STOP.
-    pub fn stop(&mut self) {
-        ToReceiver::Stop.append_to(&mut self.outbox);
+    /// Ctrl-C: STOP, unless END went (the receiver reads no frame after
+    /// it: its RESULT is on the way); whether it is queued.
+    pub fn stop(&mut self) -> bool {
+        if !self.ended {
+            ToReceiver::Stop.append_to(&mut self.outbox);
+        }
+        !self.ended
     }
 
     /// The frames queued so far, appended to `out` (whole frames, in order).

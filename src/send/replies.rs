@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError as RecvError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -87,26 +87,18 @@ impl Reader {
         })
     }
 
-    /// The next frame if one has arrived (`try_recv`: a zero timeout
-    /// would spin and yield before it gives up).
-    pub(super) fn try_recv(&mut self) -> Option<Result<ToSender>> {
+    /// The next frame, waiting up to `wait` for it; without a wait, one
+    /// that has arrived (`try_recv`: a zero timeout would spin and yield
+    /// before it gives up).
+    pub(super) fn next(&mut self, wait: Option<Duration>) -> Result<Result<ToSender>, RecvError> {
         if self.pending.is_empty() {
-            self.pending.extend(self.rx.try_recv().ok()?);
+            let batch = match wait {
+                Some(wait) => self.rx.recv_timeout(wait)?,
+                None => self.rx.try_recv().map_err(|_| RecvError::Timeout)?,
+            };
+            self.pending.extend(batch);
         }
-        self.pending.pop_front()
-    }
-
-    /// The next frame, waiting up to `wait` for it.
-    pub(super) fn recv_timeout(
-        &mut self,
-        wait: Duration,
-    ) -> std::result::Result<Result<ToSender>, mpsc::RecvTimeoutError> {
-        if self.pending.is_empty() {
-            self.pending.extend(self.rx.recv_timeout(wait)?);
-        }
-        self.pending
-            .pop_front()
-            .ok_or(mpsc::RecvTimeoutError::Timeout)
+        self.pending.pop_front().ok_or(RecvError::Timeout)
     }
 }
 
@@ -141,16 +133,14 @@ impl Run<'_> {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted"));
             }
-            let why = match self.reader.recv_timeout(crate::conn::TICK) {
+            let why = match self.reader.next(Some(crate::conn::TICK)) {
                 Ok(msg) => return msg,
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
-                Err(mpsc::RecvTimeoutError::Timeout) => io::Error::new(
+                Err(RecvError::Timeout) if Instant::now() < deadline => continue,
+                Err(RecvError::Timeout) => io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
                 ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    io::Error::other("the connection closed")
-                }
+                Err(RecvError::Disconnected) => io::Error::other("the connection closed"),
             };
             return Err(lost(self.conn, why));
         }
@@ -158,7 +148,7 @@ impl Run<'_> {
 
     /// Takes every frame that has already arrived.
     pub(super) fn absorb_ready(&mut self) -> Result<()> {
-        while let Some(msg) = self.reader.try_recv() {
+        while let Ok(msg) = self.reader.next(None) {
             self.absorb(msg?)?;
         }
         Ok(())

@@ -160,10 +160,12 @@ pub(super) fn session(
         },
         cached: HashMap::new(),
     };
-    let outcome = run.manifest(plan, reporter).and_then(|()| run.data());
+    let outcome = (run.manifest(plan, reporter))
+        .and_then(|()| run.data())
+        .and_then(|()| run.conclude());
     journey.sent_now.set(run.sent);
     match outcome {
-        Ok(()) => run.conclude(plan, journey),
+        Ok(ending) => run.finish(ending, plan, journey),
         Err(e) => {
             run.progress.abandon();
             Err(run.failed(e))

@@ -15,6 +15,7 @@ use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
 use crate::copy::{self, Sent};
 use crate::exit;
+use crate::file_read;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
 use crate::protocol as proto;
@@ -42,20 +43,20 @@ impl Run<'_> {
         }
         let (file, identity) = match open_unchanged(self.session.entry(id).unwrap(), &source) {
             Ok(opened) => opened,
-            Err(why) => return self.give_up(id, 0, &why, false),
+            Err(why) => return self.give_up(id, 0, &why),
         };
         self.session.begin(id);
         self.flush()?;
         let digest = self.digest_and_send(&file, id, &job.ranges, (job.whole, job.resumed));
         let (bytes, digest) = match digest {
             Ok(done) => done,
-            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, &why, true),
+            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, &why),
             Err(Lost::Session(e)) => return Err(e),
         };
         // the identity, ctime included: a rewrite that put the mtime back
         // still shows, and a cached digest is only as good as it
         if let Err(why) = same_file(&file, identity) {
-            return self.give_up(id, bytes, &why, true);
+            return self.give_up(id, bytes, &why);
         }
         self.session.file_end(id, bytes, digest);
         Ok(())
@@ -84,7 +85,7 @@ impl Run<'_> {
     /// the way; its size is known only at its end.
     fn send_stream(&mut self, id: u64) -> Result<()> {
         let Some(mut reader) = self.sources.stream.take() else {
-            return self.give_up(id, 0, "the stream was read already", false);
+            return self.give_up(id, 0, "the stream was read already");
         };
         let entry = self.session.entry(id).expect("wanted entries were offered");
         let (cap, name) = (entry.range.map(|(_, end)| end), lossy(&entry.path));
@@ -122,31 +123,31 @@ impl Run<'_> {
         let size = self.session.entry(id).map_or(0, |e| e.size);
         let file = match File::open(source) {
             Ok(file) => file,
-            Err(e) => return self.give_up(id, 0, &format!("cannot open it: {e}"), false),
+            Err(e) => return self.give_up(id, 0, &format!("cannot open it: {e}")),
         };
-        // its frames, then its bytes read straight in behind them (taken
-        // back out if the read fails or the file changed)
+        // its bytes read straight in behind their DATA header (taken back
+        // out if the read fails or the file changed), its BEGIN put in
+        // front of them once they are good
         self.session.move_outbox_to(&mut self.pack);
         let mark = self.pack.len();
-        self.session.begin(id);
-        self.session.move_outbox_to(&mut self.pack);
         if size > 0 {
             self.pack.extend_from_slice(&proto::data_header(0, size));
         }
         let start = self.pack.len();
         self.pack.resize(start + size as usize, 0);
-        let read = read_whole(&file, &mut self.pack[start..]);
-        let checked = read.and_then(|()| same_file(&file, walked));
-        drop(file);
-        if let Err(why) = checked {
+        let read = file_read::read_exact_at(&file, &mut self.pack[start..], 0);
+        let checked = read.map_err(|e| e.to_string());
+        if let Err(why) = checked.and_then(|()| same_file(&file, walked)) {
             self.pack.truncate(mark);
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted"));
             }
-            return self.give_up(id, 0, &why, false);
+            return self.give_up(id, 0, &why);
         }
         // read anyway to be sent: hashing the buffer costs less than a lookup saves
         let digest = (self.cfg.common.verify).then(|| Sha256::digest(&self.pack[start..]).into());
+        self.session.begin(id);
+        self.pack.splice(mark..mark, self.session.take_outbox());
         self.hashing.computed += u64::from(digest.is_some());
         self.sent += size;
         self.session.file_end(id, size, digest);
@@ -261,8 +262,8 @@ impl Run<'_> {
     /// The source could not be sent whole: after its BEGIN, the session
     /// tells the receiver (which keeps none of it); either way go on with
     /// the next.
-    fn give_up(&mut self, id: u64, bytes: u64, why: &str, begun: bool) -> Result<()> {
-        let settled = self.session.give_up(id, bytes, why, begun);
+    fn give_up(&mut self, id: u64, bytes: u64, why: &str) -> Result<()> {
+        let settled = self.session.give_up(id, bytes, why);
         self.show(&settled);
         Ok(())
     }
@@ -323,21 +324,6 @@ fn open_unchanged(entry: &Entry, source: &std::path::Path) -> Result<(File, File
         return Err(changed(entry.size, meta.len()));
     }
     Ok((file, FileId::of(&meta)))
-}
-
-/// Fills `buf` from the start of `file`: a file that ends early has
-/// changed since it was walked.
-fn read_whole(file: &File, buf: &mut [u8]) -> Result<(), String> {
-    let mut done = 0;
-    while done < buf.len() {
-        match crate::copy::read_at(file, &mut buf[done..], done as u64) {
-            Ok(0) => return Err(crate::copy::shrank(done as u64).to_string()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(())
 }
 
 /// Whether the file is still the one opened: same identity, ctime included.

@@ -52,6 +52,9 @@ pub enum Sending {
     Offered,
     /// The receiver wants its data.
     Wanted(Wanted),
+    /// Its BEGIN went out: the receiver expects its data, or word that it
+    /// failed.
+    Begun,
     /// Its data is out; the receiver's FILE RESULT is awaited.
     Sent,
     /// Its fate is known.
@@ -131,6 +134,11 @@ impl Sending {
         if let Sending::Wanted(w) = self {
             w.good.insert(from, to);
         }
+    }
+
+    /// Its BEGIN went out.
+    pub fn begun(&mut self) {
+        *self = Sending::Begun;
     }
 
     /// The file's data (or its failure) went out.

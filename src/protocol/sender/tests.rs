@@ -388,7 +388,7 @@ fn a_file_given_up_tells_the_receiver_only_after_its_begin() {
     s.handle(reply(0, wanted(&[], false))).unwrap();
     s.handle(ToSender::Go).unwrap();
     s.take_outbox();
-    let gone = s.give_up(0, 0, "cannot open it", false);
+    let gone = s.give_up(0, 0, "cannot open it");
     assert_eq!(gone.fate, Fate::Failed("cannot open it".into()));
     assert!(s.take_outbox().is_empty(), "no BEGIN, no FILE END");
     // the receiver's word on it changes nothing
@@ -399,7 +399,7 @@ fn a_file_given_up_tells_the_receiver_only_after_its_begin() {
     s.handle(ToSender::Go).unwrap();
     s.take_outbox();
     s.begin(0);
-    s.give_up(0, 4, "it shrank", true);
+    s.give_up(0, 4, "it shrank");
     let out = frames(&s.take_outbox());
     let want = FileEnd {
         id: 0,
@@ -539,7 +539,7 @@ fn a_file_alone_ends_with_the_words_of_a_single_transfer() {
     s.handle(reply(0, wanted(&[], false))).unwrap();
     s.handle(ToSender::Go).unwrap();
     s.begin(0);
-    s.give_up(0, 3, "it shrank", true);
+    s.give_up(0, 3, "it shrank");
     s.handle(ToSender::Result(outcome(Status::Ok, 0))).unwrap();
     assert_eq!(s.ending(), Some(Ending::Failed("f: it shrank".into())));
     // landed, but the receiver accounts for another count: its word
@@ -641,4 +641,19 @@ fn a_file_alone_is_offered_as_its_range_and_a_stream_by_its_name() {
     s.offer_stream(7);
     let e = s.entry(0).unwrap();
     assert_eq!((&e.path[..], e.stream, e.mtime_ns), (&b"f"[..], true, 7));
+}
+
+/// Ctrl-C before END sends STOP; after END the receiver reads no more
+/// frames (its RESULT is on the way), so none is queued (tests/trees.rs
+/// `sigint_while_the_sender_waits_for_the_result_prints_a_resume_command`).
+#[test]
+fn no_stop_follows_end() {
+    let mut s = offered(None);
+    s.take_outbox();
+    assert!(s.stop());
+    assert_eq!(frames(&s.take_outbox()), vec![ToReceiver::Stop]);
+    s.end(0);
+    s.take_outbox();
+    assert!(!s.stop(), "STOP after END");
+    assert!(s.take_outbox().is_empty());
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::{Outgoing, Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
@@ -17,23 +17,23 @@ use crate::units::human_bytes;
 
 impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
-    pub(super) fn conclude(
+    pub(super) fn conclude(&mut self) -> Result<Ending> {
+        loop {
+            if let Some(ending) = self.session.ending() {
+                return Ok(ending);
+            }
+            let msg = (self.wait()).context("before the receiver confirmed the session")?;
+            self.absorb(msg)?;
+        }
+    }
+
+    /// Shows how the session ended and ends with it.
+    pub(super) fn finish(
         mut self,
+        ending: Ending,
         plan: &Outgoing,
         journey: &crate::send::Journey,
     ) -> Result<()> {
-        let ending = loop {
-            if let Some(ending) = self.session.ending() {
-                break ending;
-            }
-            let concluded = (self.wait())
-                .map_err(|e| e.context("before the receiver confirmed the session"))
-                .and_then(|msg| self.absorb(msg));
-            if let Err(e) = concluded {
-                self.progress.abandon();
-                return Err(e);
-            }
-        };
         // a file alone that did not land says so in its error, not in a summary
         match self.session.is_single() && ending != Ending::Complete {
             true => self.progress.abandon(),
@@ -81,8 +81,7 @@ impl Run<'_> {
     pub(super) fn stop(&mut self) -> anyhow::Error {
         self.conn.ignore_ctrl_c();
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
-        self.session.stop();
-        if self.flush().is_ok() {
+        if self.session.stop() && self.flush().is_ok() {
             if let Some(kept) = self.hear(STOP_WAIT, |session, msg| session.kept(&msg)) {
                 said = format!("{said}; {kept}");
             }
@@ -99,7 +98,7 @@ impl Run<'_> {
     ) -> Option<T> {
         let deadline = Instant::now() + wait;
         let left = || deadline.saturating_duration_since(Instant::now());
-        while let Ok(Ok(msg)) = self.reader.recv_timeout(left()) {
+        while let Ok(Ok(msg)) = self.reader.next(Some(left())) {
             if let Some(heard) = pick(&self.session, msg) {
                 return Some(heard);
             }
