@@ -363,9 +363,14 @@ fn peers_lists_a_receiver_and_forgets_it_when_it_exits() {
         let text = lan.run(2, &["peers", "--find-timeout", "1"]);
         let text = String::from_utf8_lossy(&text.stdout).into_owned();
         say(&format!("zc peers printed: {text}"));
-        let line = line_with(&text, "one  ").unwrap_or_else(|| panic!("no line for one: {text}"));
-        if (line.contains(&v4) && line.contains(&v6)) || Instant::now() > deadline {
-            break line.to_string();
+        // a listing of one second on a loaded machine may close before
+        // any answer came: that is "not yet", as a line with one family is
+        let line = line_with(&text, "one  ");
+        let both = line.is_some_and(|l| l.contains(&v4) && l.contains(&v6));
+        if both || Instant::now() > deadline {
+            break line
+                .unwrap_or_else(|| panic!("no line for one: {text}"))
+                .to_string();
         }
     };
     assert!(line.contains(&v4), "{line}");
