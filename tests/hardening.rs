@@ -568,42 +568,7 @@ fn real_transfer(r: &Recv, out: &Path, name: &str, size: u64, seed: u64) {
 // ---------------------------------------------------------------------------
 // tmpfs
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    /// Mounts a tmpfs at `path`; `None` (with a SKIP line) where mounting is
-    /// not allowed, or a failure under `ZC_ROOT_REQUIRED=1` (CI, as root).
-    fn tmpfs(path: &Path, options: &str, test: &str) -> Option<Mount> {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(path)
-            .output();
-        let why = match out {
-            Ok(o) if o.status.success() => return Some(Mount(path.to_path_buf())),
-            Ok(o) => format!(
-                "cannot mount a tmpfs ({}): {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => format!("cannot run mount: {e}"),
-        };
-        skip_unless_required("ZC_ROOT_REQUIRED", test, &why);
-        None
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
+// (`Mount`, a tmpfs for one test, is in tests/common.)
 
 // ---------------------------------------------------------------------------
 // /proc

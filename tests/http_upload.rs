@@ -8,11 +8,13 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use common::http::*;
+use common::Mount;
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -207,4 +209,80 @@ fn http_upload_hostile_names_never_write_outside_the_directory() {
     assert_eq!(listing(&out), Vec::<String>::new());
     assert_eq!(listing(tmp.path()), vec!["out", "src"]);
     server.still_serving(&out);
+}
+
+/// Writes `dir/filler` until the file system is full.
+fn fill(dir: &Path) {
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    for chunk in [64 << 10, 4096, 1] {
+        let bytes = vec![0u8; chunk];
+        while f.write_all(&bytes).is_ok() {}
+    }
+}
+
+#[test]
+fn http_upload_507_before_a_byte_and_a_form_that_fills_the_disk_lands_nothing() {
+    let test = "http_upload_507_before_a_byte_and_a_form_that_fills_the_disk_lands_nothing";
+    let (tmp, out, _src) = setup();
+    let Some(_mount) = Mount::tmpfs(&out, "size=1m", test) else {
+        return;
+    };
+    let server = take(&out, &[]);
+    let p = server.prefix();
+    // a PUT that does not fit: answered at its head, no body sent at all
+    let head = format!("PUT {p}big.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n");
+    let r = raw(server.addr, head.as_bytes());
+    assert_eq!(status_of(&r), 507, "{r}");
+    assert!(r.contains("do not fit"), "{r}");
+    assert_eq!(listing(&out), Vec::<String>::new());
+
+    // a form that fits when it starts, and the disk fills under it
+    let boundary = "zcboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    let first = body.len() + 100_000;
+    body.resize(body.len() + 400_000, b'a');
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body[..first]).unwrap();
+    // once the part is being written, the disk fills
+    let part = out.join("a.bin.zcpart");
+    for _ in 0..400 {
+        if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(part.exists(), "the form's file is being written");
+    fill(&out);
+    let mut reader = s.try_clone().unwrap();
+    let rest = body[first..].to_vec();
+    let writer = thread::spawn(move || {
+        let _ = s.write_all(&rest);
+    });
+    reader
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut reader, &mut answer);
+    let _ = writer.join();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&answer), 507, "{answer}");
+    assert_eq!(
+        listing(&out),
+        vec!["filler"],
+        "nothing half-published, no part kept"
+    );
+    std::fs::remove_file(out.join("filler")).unwrap();
+    server.still_serving(&out);
+    drop(tmp);
 }

@@ -88,25 +88,79 @@ impl Site {
             return Some(Found::Root);
         };
         let top = self.tops.iter().find(|t| t.name == *first)?;
-        let mut path = top.path.clone();
+        let name = names.last().cloned().unwrap_or_default();
+        resolve(&top.path, below, name)
+    }
+}
+
+/// Opens `below` beneath the source `top` (followed if a link: it was
+/// named on the command line) without following a link at any name
+/// below it, each name resolved from the handle of the one before: a
+/// directory swapped for a link after a walk cannot lead a request out of
+/// the source. Never blocks on a FIFO.
+#[cfg(unix)]
+fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(top)
+        .ok()?;
+    let file = match below {
+        [] => dir,
+        _ => open_beneath(&dir, below)?,
+    };
+    // what was opened, not what the names meant a moment before
+    let opened = file.metadata().ok()?;
+    if opened.is_dir() {
+        let mut path = top.to_path_buf();
         for name in below {
             path.push(os_name(name)?);
-            // a link below a source could lead anywhere: not followed
-            let meta = fs::symlink_metadata(&path).ok()?;
-            if meta.file_type().is_symlink() {
-                return None;
-            }
         }
-        let meta = fs::metadata(&path).ok()?;
-        if meta.is_dir() {
-            return Some(Found::Dir(path));
-        }
-        let file = File::open(&path).ok()?;
-        // what was opened, not what the name meant a moment before
-        let opened = file.metadata().ok()?;
-        let name = names.last().cloned().unwrap_or_default();
-        opened.is_file().then_some(Found::File(file, name))
+        return Some(Found::Dir(path));
     }
+    opened.is_file().then_some(Found::File(file, name))
+}
+
+#[cfg(unix)]
+fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
+    use std::os::fd::AsFd;
+    const FLAGS: libc::c_int =
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    #[cfg(target_os = "linux")]
+    match crate::sys::openat2_beneath(dir.as_fd(), &below.join(&b'/'), FLAGS, 0) {
+        // an old kernel or a seccomp filter: the walk below is as safe
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+            ) => {}
+        opened => return opened.ok().map(File::from),
+    }
+    let mut at = crate::sys::openat(dir.as_fd(), &below[0], FLAGS, 0).ok()?;
+    for name in &below[1..] {
+        at = crate::sys::openat(at.as_fd(), name, FLAGS, 0).ok()?;
+    }
+    Some(File::from(at))
+}
+
+/// Without openat: each name is checked with lstat, then the path opened
+/// (a component swapped for a link in between is followed).
+#[cfg(not(unix))]
+fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
+    let mut path = top.to_path_buf();
+    for name in below {
+        path.push(os_name(name)?);
+        if fs::symlink_metadata(&path).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    if fs::metadata(&path).ok()?.is_dir() {
+        return Some(Found::Dir(path));
+    }
+    let file = File::open(&path).ok()?;
+    let opened = file.metadata().ok()?;
+    opened.is_file().then_some(Found::File(file, name))
 }
 
 fn top_name(path: &Path) -> Result<Vec<u8>> {

@@ -210,9 +210,10 @@ impl Server {
             if let Err(r) = &outcome {
                 status = if status == 201 { r.status } else { status };
             }
-            let failed = outcome
-                .as_ref()
-                .is_err_and(|r| r.status == 400 && r.why.starts_with("the form"));
+            // a broken form, or a full disk: the parts after it cannot land
+            let failed = outcome.as_ref().is_err_and(|r| {
+                r.status == 507 || (r.status == 400 && r.why.starts_with("the form"))
+            });
             lines.push((name, outcome.map_err(|r| r.why)));
             if failed {
                 break;
@@ -221,7 +222,7 @@ impl Server {
         let mut ans = answer(html(status, page::results(&lines)));
         ans.received = len;
         // a form that broke off may leave some of its body unread
-        ans.close = status == 400;
+        ans.close = matches!(status, 400 | 507);
         ans
     }
 
@@ -260,6 +261,7 @@ impl Server {
             let _ = self.lander.root.discard_part(&rel);
             let status = match e.kind() {
                 io::ErrorKind::Other => 413,
+                io::ErrorKind::StorageFull => 507,
                 _ => 400,
             };
             return Err(refused(
@@ -267,7 +269,11 @@ impl Server {
                 format!("the form: '{}': {e}", rel.display()),
             ));
         }
-        self.lander.publish(&rel, &file)?;
+        if let Err(r) = self.lander.publish(&rel, &file) {
+            // a form has no resume: a part that cannot land is not kept
+            let _ = self.lander.root.discard_part(&rel);
+            return Err(r);
+        }
         Ok(size)
     }
 }

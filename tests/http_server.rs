@@ -1,0 +1,143 @@
+//! `zc send --http` as a server under pressure: a path resolved beneath its
+//! source while the tree changes under it, and `--max-conns` against many
+//! idle connections.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::http::*;
+
+/// Swaps `dir/sub` between a real directory and a link to `outside`,
+/// by renames, until `stop`.
+fn swapper(dir: &Path, outside: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    let (real, link, sub) = (dir.join("real"), dir.join("link"), dir.join("sub"));
+    std::os::unix::fs::symlink(outside, &link).unwrap();
+    thread::spawn(move || {
+        let mut swaps = 0;
+        while !stop.load(Ordering::Relaxed) {
+            for held in [&real, &link] {
+                std::fs::rename(held, &sub).unwrap();
+                std::fs::rename(&sub, held).unwrap();
+                swaps += 1;
+            }
+        }
+        swaps
+    })
+}
+
+#[test]
+fn http_a_directory_swapped_for_a_link_never_serves_what_is_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(src.join("real")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(src.join("real/f"), b"inside").unwrap();
+    std::fs::write(outside.join("f"), b"not served").unwrap();
+    let server = serve(&[], &[&src]);
+    let path = format!("{}src/sub/f", server.prefix());
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = swapper(&src, &outside, stop.clone());
+    let (mut inside, mut escaped) = (0, 0);
+    for _ in 0..3000 {
+        let got = raw(server.addr, &get(&path, ""));
+        inside += usize::from(got.ends_with("\r\n\r\ninside"));
+        escaped += usize::from(got.contains("not served"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swaps.join().unwrap();
+    assert_eq!(
+        escaped, 0,
+        "{escaped} of 3000 requests read outside the source ({inside} inside, {swaps} swaps)"
+    );
+    // the check is a real one: the file inside was reached between swaps
+    assert!(inside > 0, "never served from inside ({swaps} swaps)");
+}
+
+/// How many descriptors `pid` holds.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn http_max_conns_16_holds_against_500_idle_connections_and_curl_is_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("f.bin");
+    common::random_file(&src, 100_000, 31);
+    let server = serve(&["--max-conns", "16"], &[&src]);
+    let pid = server.child.id();
+    let before = descriptors(pid);
+    // 500 connections that never say a word; connected without waiting,
+    // since those past the listen backlog are held back by the kernel
+    let addr = socket2::SockAddr::from(server.addr);
+    let idle: Vec<socket2::Socket> = (0..500)
+        .map(|_| {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            let _ = s.connect(&addr);
+            s
+        })
+        .collect();
+    // the server takes at most 16 of them at a time: the rest wait in the
+    // kernel's backlog, where they hold no descriptor of its. Each one
+    // taken is two descriptors (the socket, and admission's handle to cut
+    // it), and one may be taken while the one it replaces is let go.
+    let bound = before + 2 * 17;
+    let mut most = 0;
+    for _ in 0..20 {
+        most = most.max(descriptors(pid));
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        most <= bound,
+        "{most} descriptors with 500 idle clients ({before} before)"
+    );
+    // a real client behind all of them is served once a place frees
+    let got = curl(&[
+        "-f",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--connect-timeout",
+        "150",
+        "--max-time",
+        "200",
+        &server.url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "200", "{got:?}");
+    // every idle one the server took is cut once it has had its time: its
+    // descriptors all go back (some connects past the full backlog never
+    // reach it: the kernel drops their handshake, so they count as neither)
+    let mut left = descriptors(pid);
+    for _ in 0..1500 {
+        if left <= before {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+        left = descriptors(pid);
+    }
+    assert!(
+        left <= before,
+        "{left} descriptors long after ({before} before)"
+    );
+    let mut cut = 0;
+    for s in &idle {
+        let mut buf = [std::mem::MaybeUninit::new(0u8); 64];
+        let end = s.recv(&mut buf);
+        cut += usize::from(
+            matches!(end, Ok(0))
+                || end.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        );
+    }
+    // at least the 16 taken first and the 128 of the listen backlog
+    assert!(cut >= 144, "only {cut} of 500 idle connections were cut");
+}
