@@ -15,6 +15,7 @@ mod file;
 mod index;
 mod server;
 mod site;
+mod tar;
 mod upload;
 
 pub use server::serve;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::request::{Next, Reader, Refusal, Request};
 use super::response::{self, Head};
-use super::site::{Found, Site};
+use super::site::{Found, Site, Top};
 use super::target;
 use crate::admission::Unproven;
 use crate::config::{Http, Peer, SendConfig};
@@ -178,8 +178,12 @@ impl Server<'_> {
         let Some(rest) = self.strip_token(&names.names) else {
             return (self.small(conn, req, &logged, not_found()), req.close);
         };
-        if let Some(Found::File(file, name)) = self.site.find(rest) {
-            return (self.file(conn, req, &file, &name, &logged), req.close);
+        match self.site.find(rest) {
+            Some(Found::File(file, name)) => {
+                return (self.file(conn, req, &file, &name, &logged), req.close)
+            }
+            Some(Found::Tar(top)) => return (self.tar(conn, req, &top, &logged), req.close),
+            _ => {}
         }
         let page = self.page(rest, names.dir, &req.target);
         (self.small(conn, req, &logged, page), req.close)
@@ -199,7 +203,7 @@ impl Server<'_> {
                 let title = rest.last().map_or(&b"zc"[..], Vec::as_slice);
                 super::index::page(&self.site, Some(&path), title)
             }
-            Some(Found::File(..)) | None => return not_found(),
+            Some(Found::File(..) | Found::Tar(_)) | None => return not_found(),
         };
         made.unwrap_or_else(|e| response::text(500, &format!("cannot list: {e}")))
     }
@@ -264,6 +268,34 @@ impl Server<'_> {
         );
         access.bytes = sent;
         (access, outcome.map(|_| ()))
+    }
+}
+
+impl Server<'_> {
+    /// A directory source whole as a tar stream; a stream cut short is an
+    /// error, which ends the connection.
+    fn tar(
+        &self,
+        conn: &mut Conn,
+        req: &Request,
+        top: &Top,
+        logged: &[u8],
+    ) -> (Access, io::Result<()>) {
+        let plan = match super::tar::plan(top) {
+            Ok(plan) => plan,
+            Err(why) => {
+                let why = format!("cannot read all of the directory: {why}");
+                return self.small(conn, req, logged, response::text(500, &why));
+            }
+        };
+        let head = super::tar::head(top, &plan).bytes(req.close);
+        let mut access = access(&req.method, logged, 200);
+        if req.method == "HEAD" {
+            return (access, conn.write_all(&head));
+        }
+        let zero_copy = self.cfg.sendfile;
+        let outcome = super::tar::send(&plan, conn, head, zero_copy, &mut access.bytes);
+        (access, outcome)
     }
 }
 
