@@ -94,50 +94,91 @@ pub fn send(
     sent: &mut u64,
 ) -> io::Result<()> {
     let head_len = head.len() as u64;
-    let mut small = head;
-    // on the wire, the HTTP head included
-    let mut written = 0u64;
+    let mut out = Stream {
+        conn,
+        small: head,
+        written: 0,
+        zero_copy,
+    };
     for member in &plan.members {
-        *sent = written.saturating_sub(head_len);
+        *sent = out.written.saturating_sub(head_len);
         if !member.pax.is_empty() {
-            small.extend_from_slice(&pax_header(&member.entry, member.pax.len() as u64));
-            small.extend_from_slice(&member.pax);
-            pad(&mut small, member.pax.len() as u64);
+            let pax = &member.pax;
+            out.small
+                .extend_from_slice(&pax_header(&member.entry, pax.len() as u64));
+            out.small.extend_from_slice(pax);
+            pad(&mut out.small, pax.len() as u64);
         }
         let Kind::File { size } = member.entry.kind else {
-            small.extend_from_slice(&header(&member.entry));
-            if small.len() >= GATHER {
-                written += flush(conn, &mut small)?;
+            out.small.extend_from_slice(&header(&member.entry));
+            if out.small.len() >= GATHER {
+                out.flush()?;
             }
             continue;
         };
-        let cut = |at: u64, why: String| cut_short(&member.entry, at, plan.length, why);
-        let (file, opened, identity) =
-            open_unchanged(&member.entry).map_err(|why| cut(*sent, why))?;
-        small.extend_from_slice(&header(&opened));
-        let mut moved = 0;
-        let outcome =
-            crate::copy::send_file(&file, conn, &small, 0, size, zero_copy, &mut |n| moved = n);
-        written += small.len() as u64 + moved;
-        *sent = written.saturating_sub(head_len);
-        outcome.map_err(|e| cut(*sent, e.to_string()))?;
-        small.clear();
-        // the bytes sent are the file's as it was opened, or the archive is cut
-        same_file(&file, identity, size).map_err(|why| cut(*sent, why))?;
-        pad(&mut small, size);
+        let done = out.file(&member.entry, size);
+        *sent = out.written.saturating_sub(head_len);
+        if let Err(why) = done {
+            out.poison(&why);
+            return Err(cut_short(&member.entry, *sent, plan.length, why));
+        }
     }
-    small.extend_from_slice(&[0; 2 * BLOCK as usize]);
-    written += flush(conn, &mut small)?;
-    *sent = written.saturating_sub(head_len);
+    out.small.extend_from_slice(&[0; 2 * BLOCK as usize]);
+    out.flush()?;
+    *sent = out.written.saturating_sub(head_len);
     Ok(())
 }
 
-/// Writes what is gathered; how many bytes that was.
-fn flush(conn: &mut Conn, small: &mut Vec<u8>) -> io::Result<u64> {
-    io::Write::write_all(conn, small)?;
-    let n = small.len() as u64;
-    small.clear();
-    Ok(n)
+/// An archive going out: the small writes gathered, the bytes written.
+struct Stream<'c> {
+    conn: &'c mut Conn,
+    small: Vec<u8>,
+    written: u64,
+    zero_copy: bool,
+}
+
+impl Stream<'_> {
+    fn flush(&mut self) -> io::Result<()> {
+        io::Write::write_all(self.conn, &self.small)?;
+        self.written += self.small.len() as u64;
+        self.small.clear();
+        Ok(())
+    }
+
+    /// A file's header and body (sendfile, behind what is gathered), if
+    /// the file is still what was listed and stays so while it is sent.
+    fn file(&mut self, planned: &Entry, size: u64) -> Result<(), String> {
+        let (file, opened, identity) = open_unchanged(planned)?;
+        self.small.extend_from_slice(&header(&opened));
+        let mut moved = 0;
+        let head = std::mem::take(&mut self.small);
+        let outcome =
+            crate::copy::send_file(&file, self.conn, &head, 0, size, self.zero_copy, &mut |n| {
+                moved = n
+            });
+        self.written += head.len() as u64 + moved;
+        outcome.map_err(|e| e.to_string())?;
+        // the bytes sent are the file's as it was opened, or the archive is cut
+        same_file(&file, identity, size)?;
+        pad(&mut self.small, size);
+        Ok(())
+    }
+
+    /// Before the connection is cut: what was gathered, then a block that
+    /// is no header, so that a reader fails even where the cut falls
+    /// between two members (GNU tar takes an archive ending there without
+    /// its zero blocks as whole). Still short of the length promised: at
+    /// least the two zero blocks are missing. Best effort: the client may
+    /// be gone.
+    fn poison(&mut self, why: &str) {
+        let mut block = [b'!'; BLOCK as usize];
+        put(
+            &mut block,
+            format!("zc: this archive was cut short: {why}").as_bytes(),
+        );
+        self.small.extend_from_slice(&block);
+        let _ = io::Write::write_all(self.conn, &self.small);
+    }
 }
 
 fn cut_short(entry: &Entry, at: u64, length: u64, why: String) -> io::Error {
