@@ -32,15 +32,13 @@ const OCTAL_11: u64 = 0o77_777_777_777;
 /// on their own; otherwise they go in front of the next file's body.
 const GATHER: usize = 64 << 10;
 
-/// One member: the walk's entry and its PAX records (empty: none needed).
-struct Member {
-    entry: Entry,
-    pax: Vec<u8>,
-}
-
-/// A directory's archive as planned: its members and its exact length.
+/// A directory's archive as listed: the bytes each member takes, in the
+/// walk's order, and the whole length. 8 bytes a member, not the entries:
+/// the tree is walked again as the archive goes out, each member checked
+/// against its listed length.
 pub struct Plan {
-    members: Vec<Member>,
+    source: Source,
+    lengths: Vec<u64>,
     pub length: u64,
 }
 
@@ -51,20 +49,31 @@ pub fn plan(top: &Top) -> Result<Plan, String> {
         path: top.path.clone(),
         top: top.name.clone(),
     };
-    let mut members = Vec::new();
-    let mut length = 2 * BLOCK;
-    for event in walk::Walk::new(vec![source], false) {
-        let entry = match event {
-            Event::Entry(entry) => entry,
-            // a tree transfer leaves these out too (with a warning)
-            Event::Skipped { .. } => continue,
-            Event::Failed { path, why } => return Err(format!("{path}: {why}")),
-        };
-        let pax = pax_records(&entry);
-        length += member_length(&entry, &pax);
-        members.push(Member { entry, pax });
+    let mut lengths = Vec::new();
+    for member in members(&source) {
+        let (entry, pax) = member?;
+        lengths.push(member_length(&entry, &pax));
     }
-    Ok(Plan { members, length })
+    let length = lengths.iter().sum::<u64>() + 2 * BLOCK;
+    Ok(Plan {
+        source,
+        lengths,
+        length,
+    })
+}
+
+/// The members of the walk of `source`, each with its PAX records (empty:
+/// none needed); what the walk could not read, as an error.
+fn members(source: &Source) -> impl Iterator<Item = Result<(Entry, Vec<u8>), String>> {
+    walk::Walk::new(vec![source.clone()], false).filter_map(|event| match event {
+        Event::Entry(entry) => {
+            let pax = pax_records(&entry);
+            Some(Ok((entry, pax)))
+        }
+        // a tree transfer leaves these out too (with a warning)
+        Event::Skipped { .. } => None,
+        Event::Failed { path, why } => Some(Err(format!("{path}: {why}"))),
+    })
 }
 
 /// The head of a 200 to GET or HEAD: whole always, ranges refused by
@@ -100,28 +109,31 @@ pub fn send(
         written: 0,
         zero_copy,
     };
-    for member in &plan.members {
+    let mut listed = plan.lengths.iter();
+    for member in members(&plan.source) {
         *sent = out.written.saturating_sub(head_len);
-        if !member.pax.is_empty() {
-            let pax = &member.pax;
-            out.small
-                .extend_from_slice(&pax_header(&member.entry, pax.len() as u64));
-            out.small.extend_from_slice(pax);
-            pad(&mut out.small, pax.len() as u64);
-        }
-        let Kind::File { size } = member.entry.kind else {
-            out.small.extend_from_slice(&header(&member.entry));
-            if out.small.len() >= GATHER {
-                out.flush()?;
+        let done = member.and_then(|(entry, pax)| {
+            let path = escape(&entry.path);
+            match (listed.next(), member_length(&entry, &pax)) {
+                (Some(&then), now) if then == now => out.member(&entry, &pax),
+                (Some(then), now) => Err(format!(
+                    "{path}: changed since the tree was listed \
+                     ({then} bytes in the archive then, {now} now)"
+                )),
+                (None, _) => Err(format!("{path}: new since the tree was listed")),
             }
-            continue;
-        };
-        let done = out.file(&member.entry, size);
+        });
         *sent = out.written.saturating_sub(head_len);
         if let Err(why) = done {
             out.poison(&why);
-            return Err(cut_short(&member.entry, *sent, plan.length, why));
+            return Err(cut_short(*sent, plan.length, why));
         }
+    }
+    let gone = listed.count();
+    if gone > 0 {
+        let why = format!("{gone} of the entries listed are gone");
+        out.poison(&why);
+        return Err(cut_short(*sent, plan.length, why));
     }
     out.small.extend_from_slice(&[0; 2 * BLOCK as usize]);
     out.flush()?;
@@ -138,6 +150,27 @@ struct Stream<'c> {
 }
 
 impl Stream<'_> {
+    /// One member's PAX header and records if any, its header, and a
+    /// file's body.
+    fn member(&mut self, entry: &Entry, pax: &[u8]) -> Result<(), String> {
+        if !pax.is_empty() {
+            let size = pax.len() as u64;
+            self.small.extend_from_slice(&pax_header(entry, size));
+            self.small.extend_from_slice(pax);
+            pad(&mut self.small, size);
+        }
+        let Kind::File { size } = entry.kind else {
+            self.small.extend_from_slice(&header(entry));
+            if self.small.len() >= GATHER {
+                self.flush().map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        };
+        let path = escape(&entry.path);
+        self.file(entry, size)
+            .map_err(|why| format!("{path}: {why}"))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         io::Write::write_all(self.conn, &self.small)?;
         self.written += self.small.len() as u64;
@@ -181,10 +214,9 @@ impl Stream<'_> {
     }
 }
 
-fn cut_short(entry: &Entry, at: u64, length: u64, why: String) -> io::Error {
+fn cut_short(at: u64, length: u64, why: String) -> io::Error {
     io::Error::other(format!(
-        "the tar stream was cut short after {at} of {length} bytes: {}: {why}",
-        escape(&entry.path)
+        "the tar stream was cut short after {at} of {length} bytes: {why}"
     ))
 }
 
@@ -420,15 +452,16 @@ mod tests {
     fn archive(top: &Top) -> (Vec<u8>, u64) {
         let plan = plan(top).unwrap();
         let mut out = Vec::new();
-        for m in &plan.members {
-            if !m.pax.is_empty() {
-                out.extend_from_slice(&pax_header(&m.entry, m.pax.len() as u64));
-                out.extend_from_slice(&m.pax);
-                pad(&mut out, m.pax.len() as u64);
+        for member in members(&plan.source) {
+            let (entry, pax) = member.unwrap();
+            if !pax.is_empty() {
+                out.extend_from_slice(&pax_header(&entry, pax.len() as u64));
+                out.extend_from_slice(&pax);
+                pad(&mut out, pax.len() as u64);
             }
-            out.extend_from_slice(&header(&m.entry));
-            if let Kind::File { size } = m.entry.kind {
-                out.extend(std::fs::read(&m.entry.source).unwrap());
+            out.extend_from_slice(&header(&entry));
+            if let Kind::File { size } = entry.kind {
+                out.extend(std::fs::read(&entry.source).unwrap());
                 pad(&mut out, size);
             }
         }
@@ -512,7 +545,9 @@ mod tests {
         let (ours, length) = archive(&top(&d, "d"));
         assert_eq!(length, ours.len() as u64);
         let plan = plan(&top(&d, "d")).unwrap();
-        let paxed = plan.members.iter().filter(|m| !m.pax.is_empty()).count();
+        let paxed = members(&plan.source)
+            .filter(|m| !m.as_ref().unwrap().1.is_empty())
+            .count();
         // the 150 bytes, the non-ASCII name, the link, and d/xxx/ (111 bytes
         // after its one split point)
         assert_eq!(paxed, 4);
@@ -524,7 +559,7 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
-        assert_eq!(names.len(), plan.members.len());
+        assert_eq!(names.len(), plan.lengths.len());
         let link = format!("d/link -> {target}");
         assert!(listed(&ours, true).iter().any(|l| l.ends_with(&link)));
     }
