@@ -315,6 +315,10 @@ fn ustar_split(name: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The PAX records a member needs, concatenated (empty when none).
+///
+/// A name that is not UTF-8 goes as the bytes it is, without
+/// `hdrcharset=BINARY`: GNU tar (1.34) warns about that keyword, and
+/// restores the bytes either way.
 fn pax_records(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::new();
     let name = tar_name(entry);
@@ -562,6 +566,35 @@ mod tests {
         assert_eq!(names.len(), plan.lengths.len());
         let link = format!("d/link -> {target}");
         assert!(listed(&ours, true).iter().any(|l| l.ends_with(&link)));
+    }
+
+    #[test]
+    fn tar_names_not_utf8_go_as_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"bad\xff");
+        std::fs::write(d.join(odd), b"x").unwrap();
+        let plan = plan(&top(&d, "d")).unwrap();
+        let (_, pax) = members(&plan.source).nth(1).unwrap().unwrap();
+        assert_eq!(pax, b"15 path=d/bad\xff\n");
+        let (ours, _) = archive(&top(&d, "d"));
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let mut tar = Command::new("tar")
+            .args(["xf", "-", "-C"])
+            .arg(&out)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        io::Write::write_all(&mut tar.stdin.take().unwrap(), &ours).unwrap();
+        let done = tar.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success() && stderr.is_empty(), "{stderr}");
+        assert_eq!(std::fs::read(out.join("d").join(odd)).unwrap(), b"x");
     }
 
     #[test]
