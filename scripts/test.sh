@@ -26,6 +26,8 @@ command -v chromium >/dev/null ||
   add_cross chromium "headless Chromium, which tests/http_browser.rs drives (tests/browser/cdp.py) through the index and upload pages"
 command -v man >/dev/null || add man-db "man, which renders the man page in tests/generated.rs"
 [ -x /usr/bin/time ] || add time "GNU /usr/bin/time, which measures peak memory in tests/core.rs"
+command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || add e2fsprogs "mkfs.ext4, which makes the loop-mounted ext4 of tests/recv_paths.rs"
+command -v tar >/dev/null || add tar "which tests/http.rs extracts the served tar stream with (and src/http/tar.rs's unit tests read headers back with)"
 # The LAN tests build network namespaces and drop mDNS in one (tests/lan.rs).
 { command -v ip || [ -x /usr/sbin/ip ]; } >/dev/null || add iproute2 "ip, which builds the test LAN of namespaces in tests/lan.rs"
 { command -v nft || command -v iptables || [ -x /usr/sbin/nft ]; } >/dev/null ||

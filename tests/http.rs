@@ -9,6 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -368,4 +369,204 @@ fn http_keeps_a_connection_alive_and_serves_buffered_with_no_sendfile() {
             std::fs::read(&src).unwrap()[5..]
         );
     }
+}
+
+/// Every path under `top`, relative, with what `tar x` must restore: the
+/// kind, the mode, the mtime in seconds, and a file's digest or a link's
+/// target.
+fn tar_snapshot(top: &Path) -> std::collections::BTreeMap<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    all_paths(top)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = match () {
+                _ if meta.is_symlink() => format!("link {:?}", std::fs::read_link(&path).unwrap()),
+                _ if meta.is_dir() => "dir".to_string(),
+                _ => format!("file {}", sha256_file(&path)),
+            };
+            let mode = meta.mode() & 0o7777;
+            let shown = format!("{what} {mode:o} {}", meta.mtime());
+            (path.strip_prefix(top).unwrap().to_path_buf(), shown)
+        })
+        .collect()
+}
+
+/// Sets a path's mtime (a link's own), as `touch -h -d @SECS` does.
+fn set_mtime(path: &Path, secs: u64) {
+    let status = Command::new("touch")
+        .args(["-h", "-d", &format!("@{secs}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn http_a_directory_comes_whole_as_a_tar_stream() {
+    require("curl");
+    require("tar");
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let long = "n".repeat(150);
+    for d in ["sub", "empty", "é dir"] {
+        std::fs::create_dir_all(photos.join(d)).unwrap();
+    }
+    random_file(&photos.join("a.bin"), 300_000, 9);
+    random_file(&photos.join("sub").join(&long), 5_000, 10);
+    std::fs::write(photos.join("é dir/ü ñ.txt"), "non-ASCII").unwrap();
+    std::fs::write(photos.join("sub/x.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(photos.join("empty.txt"), "").unwrap();
+    std::fs::set_permissions(photos.join("sub/x.sh"), PermissionsExt::from_mode(0o751)).unwrap();
+    std::fs::set_permissions(photos.join("a.bin"), PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(photos.join("empty"), PermissionsExt::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(format!("sub/{long}"), photos.join("inner")).unwrap();
+    // a link out of the tree is left out, as a tree transfer leaves it
+    std::fs::write(dir.path().join("secret"), "not served").unwrap();
+    std::os::unix::fs::symlink("../secret", photos.join("out")).unwrap();
+    // deepest first, so that no later change moves a directory's mtime
+    let mut paths = all_paths(&photos);
+    paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for (i, path) in paths.iter().enumerate() {
+        set_mtime(path, 1_500_000_000 + 1000 * i as u64);
+    }
+    let mut want = tar_snapshot(&photos);
+    want.remove(Path::new("out")).expect("the leaving link");
+
+    let server = serve(&[], &[&photos]);
+    let p = server.prefix();
+    let index = raw(server.addr, &get(&p, ""));
+    assert!(index.contains("action=\"./photos.tar\""), "{index}");
+    let url = format!("http://{}{p}photos.tar", server.addr);
+    let head = raw(
+        server.addr,
+        format!("HEAD {p}photos.tar HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+    assert_eq!(header(&head, "content-type"), Some("application/x-tar"));
+    let length: u64 = header(&head, "content-length").unwrap().parse().unwrap();
+
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let line = format!("set -o pipefail; curl -sS -f '{url}' | tar xpf -");
+    let extracted = Command::new("bash")
+        .arg("-c")
+        .arg(&line)
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&extracted.stderr);
+    assert!(extracted.status.success(), "{line}: {stderr}");
+    assert_eq!(tar_snapshot(&out.join("photos")), want);
+
+    // the length is what arrives; a range is not served (the whole is)
+    let got = curl(&[
+        "-f",
+        "-r",
+        "5-",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download} %header{content-length}",
+        &url,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        format!("200 {length} {length}")
+    );
+    let events = server.requests_at_least(4);
+    let gets: Vec<_> = events
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["path"] == "/TOKEN/photos.tar")
+        .collect();
+    assert_eq!(gets.len(), 2, "{events:?}");
+    assert!(
+        gets.iter()
+            .all(|e| e["bytes"] == length && e["status"] == 200),
+        "{gets:?}"
+    );
+}
+
+/// A GET of `url` by curl, held after its first 512 bytes (the server has
+/// listed the tree and is blocked on a large first file) while `change`
+/// runs; then read to its end. curl's exit code and the bytes it got.
+fn tar_changed_under(url: &str, change: impl FnOnce()) -> (i32, Vec<u8>) {
+    let mut child = Guard(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "120", url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = vec![0u8; 512];
+    stdout.read_exact(&mut got).expect("the first header");
+    change();
+    stdout.read_to_end(&mut got).unwrap();
+    let code = code_of(wait_timeout(&mut child, LONG_TIMEOUT, "curl"));
+    (code, got)
+}
+
+#[test]
+fn http_a_tar_stream_is_cut_short_when_a_file_changes_under_it() {
+    require("curl");
+    require("tar");
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    // far more than the socket's and the pipe's buffers hold: the server
+    // is still sending it when the later file changes
+    sparse_file(&photos.join("a.bin"), 64 * MIB);
+    let (z, y) = (photos.join("z.txt"), photos.join("y.txt"));
+    std::fs::write(&y, vec![b'y'; 1000]).unwrap();
+    std::fs::write(&z, vec![b'z'; 1000]).unwrap();
+    let server = serve(&[], &[&photos]);
+    let url = format!("http://{}{}photos.tar", server.addr, server.prefix());
+    // photos/, a.bin, y.txt and z.txt (a header and a block each), the end
+    let whole = 512 + (512 + 64 * MIB) + 2 * (512 + 1024) + 1024;
+
+    let shrink = || std::fs::write(&z, b"shorter").unwrap();
+    let remove = || std::fs::remove_file(&y).unwrap();
+    for (what, change) in [("shrunk", &shrink as &dyn Fn()), ("removed", &remove)] {
+        let (code, got) = tar_changed_under(&url, change);
+        // 18: "Partial file", fewer bytes than Content-Length
+        assert_eq!(code, 18, "{what}: curl's exit");
+        assert!((got.len() as u64) < whole, "{what}: {} bytes", got.len());
+        let mut tar = Command::new("tar")
+            .args(["tf", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = tar.stdin.take().unwrap().write_all(&got);
+        assert!(!tar.wait().unwrap().success(), "{what}: tar must fail");
+    }
+    let lines = server.lines.lock().unwrap().clone();
+    let cuts: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "warning")
+        .map(|l| l["message"].as_str().unwrap_or("").to_string())
+        .filter(|m| m.contains("cut short"))
+        .collect();
+    assert_eq!(cuts.len(), 2, "{lines:?}");
+    assert!(
+        cuts[0].contains("photos/z.txt: changed since the tree was listed (1536 bytes"),
+        "{cuts:?}"
+    );
+    assert!(
+        cuts[1].contains("photos/y.txt: vanished during the walk"),
+        "{cuts:?}"
+    );
+
+    // listed anew at each request: the tree as it is now, whole
+    let got = curl(&["-f", "-o", "/dev/null", "-w", "%{size_download}", &url]);
+    assert!(got.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        (512 + (512 + 64 * MIB) + (512 + 512) + 1024).to_string()
+    );
 }

@@ -88,7 +88,7 @@ fn html(title: &[u8], entries: &[Entry], root: bool) -> String {
          <title>{title}</title><style>\
          body{{font:16px/1.4 system-ui,sans-serif;margin:1em auto;max-width:48em;padding:0 .5em}}\
          li{{display:flex;justify-content:space-between;gap:1em;border-bottom:1px solid #ddd}}\
-         a{{display:block;padding:.75em 0;overflow-wrap:anywhere}}span{{white-space:nowrap;padding:.75em 0;color:#555}}\
+         a{{display:block;padding:.75em 0;overflow-wrap:anywhere}}span{{white-space:nowrap;padding:.75em 0;color:#555}}form{{margin:0}}\
          ul{{list-style:none;padding:0}}</style></head><body><h1>{title}</h1><ul>\n"
     );
     if !root {
@@ -98,6 +98,16 @@ fn html(title: &[u8], entries: &[Entry], root: bool) -> String {
         let shown = escape_html(&String::from_utf8_lossy(&e.name));
         let (slash, size) = match e.size {
             Some(n) => ("", crate::units::human_bytes(n)),
+            // a source directory also comes whole as NAME.tar (super::tar),
+            // by a form's button: `wget -r`, which follows every link and
+            // no form, mirrors the tree and not the tree twice
+            None if root => (
+                "/",
+                format!(
+                    "<form action=\"./{}.tar\"><button>{shown}.tar</button></form>",
+                    encode(&e.name)
+                ),
+            ),
             None => ("/", String::new()),
         };
         let _ = writeln!(

@@ -16,6 +16,7 @@ mod file;
 mod index;
 mod server;
 mod site;
+mod tar;
 mod upload;
 
 pub use server::serve;

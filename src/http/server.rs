@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::door::{self, access, not_found, small, strip_token, Door, Handled, Handler};
 use super::request::{Reader, Request};
 use super::response::{self, Head};
-use super::site::{Found, Site};
+use super::site::{Found, Site, Top};
 use super::target;
 use crate::config::{Http, Peer, SendConfig};
 use crate::conn::{Conn, Way};
@@ -61,8 +61,10 @@ impl Handler for Server<'_> {
         let Some(rest) = strip_token(self.token.as_deref(), &names.names) else {
             return small(conn, &req.method, logged, req.close, not_found());
         };
-        if let Some(Found::File(file, name)) = self.site.find(rest) {
-            return self.file(conn, req, &file, &name, logged);
+        match self.site.find(rest) {
+            Some(Found::File(file, name)) => return self.file(conn, req, &file, &name, logged),
+            Some(Found::Tar(top)) => return self.tar(conn, req, &top, logged),
+            _ => {}
         }
         let page = self.page(rest, names.dir, &req.target);
         small(conn, &req.method, logged, req.close, page)
@@ -108,7 +110,7 @@ impl Server<'_> {
                 let title = rest.last().map_or(&b"zc"[..], Vec::as_slice);
                 super::index::page(&self.site, Some(&path), title)
             }
-            Some(Found::File(..)) | None => return not_found(),
+            Some(Found::File(..) | Found::Tar(_)) | None => return not_found(),
         };
         made.unwrap_or_else(|e| response::text(500, &format!("cannot list: {e}")))
     }
@@ -156,6 +158,33 @@ impl Server<'_> {
         );
         access.bytes = sent;
         let written = outcome.map(|_| ());
+        Handled {
+            access,
+            written,
+            close,
+        }
+    }
+}
+
+impl Server<'_> {
+    /// A directory source whole as a tar stream; a stream cut short is an
+    /// error, which ends the connection.
+    fn tar(&self, conn: &mut Conn, req: &Request, top: &Top, logged: &[u8]) -> Handled {
+        let close = req.close;
+        let plan = match super::tar::plan(top) {
+            Ok(plan) => plan,
+            Err(why) => {
+                let why = format!("cannot read all of the directory: {why}");
+                return small(conn, &req.method, logged, close, response::text(500, &why));
+            }
+        };
+        let head = super::tar::head(top, &plan).bytes(close);
+        let mut access = access(&req.method, logged, 200);
+        let written = if req.method == "HEAD" {
+            conn.write_all(&head)
+        } else {
+            super::tar::send(&plan, conn, head, self.cfg.sendfile, &mut access.bytes)
+        };
         Handled {
             access,
             written,

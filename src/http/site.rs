@@ -31,6 +31,9 @@ pub enum Found {
     File(File, Vec<u8>),
     /// A directory (a source, or inside one).
     Dir(PathBuf),
+    /// `NAME.tar` beside a directory source `NAME`: the directory whole
+    /// ([`super::tar`]), unless a source has that very name.
+    Tar(Top),
 }
 
 impl Site {
@@ -87,9 +90,22 @@ impl Site {
         let Some((first, below)) = names.split_first() else {
             return Some(Found::Root);
         };
-        let top = self.tops.iter().find(|t| t.name == *first)?;
+        let Some(top) = self.tops.iter().find(|t| t.name == *first) else {
+            return self.tar(names);
+        };
         let name = names.last().cloned().unwrap_or_default();
         resolve(&top.path, below, name)
+    }
+
+    /// The directory source a one-name path `NAME.tar` names.
+    fn tar(&self, names: &[Vec<u8>]) -> Option<Found> {
+        let [name] = names else { return None };
+        let stem = name.strip_suffix(b".tar")?;
+        let top = self.tops.iter().find(|t| t.name == stem)?;
+        fs::metadata(&top.path)
+            .ok()?
+            .is_dir()
+            .then(|| Found::Tar(top.clone()))
     }
 }
 

@@ -272,7 +272,7 @@ fn stays_inside(target: &[u8], depth: usize) -> bool {
     true
 }
 
-fn entry(source: PathBuf, path: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
+pub(crate) fn entry(source: PathBuf, path: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
     let mtime_ns = meta
         .modified()
         .ok()
