@@ -32,6 +32,11 @@ synced, before each transfer, outside the timing):
            prints nothing)
   tar|nc   nc -l 127.0.0.1 PORT | tar x -C DEST   /   tar c -C PARENT TREE | nc -N 127.0.0.1 PORT
            (netcat-openbsd)
+  http.tar zc send --http --open -q --listen 127.0.0.1:PORT TREE   /
+           curl -sSf http://127.0.0.1:PORT/NAME.tar | tar x -C DEST
+           (the tree as zc serves it to a side without zc; the server is started and
+           listening first, outside the timing, like the other receivers; it walks
+           the tree inside the timing, when curl asks)
   rsync    rsync --daemon --no-detach --port PORT --config CONF --address 127.0.0.1
            with one module at DEST (use chroot = false, read only = false), then
            rsync -a TREE rsync://127.0.0.1:PORT/mod/ ; rsync's defaults apart from -a
@@ -82,7 +87,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1 << 20
 KIB = 1 << 10
 CACHE_VERSION = "zc-trees v1"
-TOOLS = ("zc", "tar|nc", "rsync")
+TOOLS = ("zc", "tar|nc", "rsync", "http.tar")
 TREES = ("small", "medium", "large", "single")
 TIMEOUT = 900  # seconds any one transfer may take before it counts as hung
 
@@ -416,6 +421,8 @@ class Bench:
             return self.openbsd_nc() and shutil.which("tar") is not None
         if tool == "rsync":
             return self.rsync is not None
+        if tool == "http.tar":
+            return self.zc is not None and shutil.which("curl") is not None
         return False
 
     def probe_zc_trees(self):
@@ -507,6 +514,42 @@ class Bench:
             return {"error": "; ".join(f"{n} exit {p.returncode}: {tail(p.stderr.read())}" for n, p in bad)}
         return {"wall": wall}
 
+    def run_http_tar(self, t, dest, durable):
+        port = free_port()
+        z = self.kids.spawn([self.zc, "send", "--http", "--open", "-q", "--listen",
+                             f"127.0.0.1:{port}", t.path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs = [z]
+        try:
+            if wait_listening(z, port) is None:
+                return {"error": f"zc send --http did not listen on {port}"}
+            t0 = time.perf_counter()
+            # a file is served as itself, a directory as NAME.tar
+            url = f"http://127.0.0.1:{port}/{t.name}" + ("" if t.single else ".tar")
+            curl = self.kids.spawn(["curl", "-sSf", url], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            unpack = ["dd", f"of={os.path.join(dest, t.name)}", "bs=1M", "status=none"] \
+                if t.single else ["tar", "x", "-C", dest]
+            tar = self.kids.spawn(unpack, stdin=curl.stdout,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            curl.stdout.close()
+            procs += [curl, tar]
+            deadline = time.monotonic() + TIMEOUT
+            for p in (curl, tar):
+                p.wait(timeout=max(1, deadline - time.monotonic()))
+            if durable:
+                syncfs(dest)
+            wall = time.perf_counter() - t0
+        except subprocess.TimeoutExpired:
+            return {"error": f"hung: no exit within {TIMEOUT} s"}
+        finally:
+            self.kids.kill(z)
+            self.kids.forget(*procs)
+        bad = [(n, p) for n, p in zip(("curl", "tar x"), procs[1:]) if p.returncode]
+        if bad:
+            return {"error": "; ".join(f"{n} exit {p.returncode}: {tail(p.stderr.read())}" for n, p in bad)}
+        return {"wall": wall}
+
     def run_rsync(self, t, dest, durable):
         port = free_port()
         conf = os.path.join(self.work, "rsyncd.conf")
@@ -550,6 +593,8 @@ class Bench:
             got = self.run_zc(t, dest)
         elif tool == "tar|nc":
             got = self.run_tar_nc(t, dest, durable)
+        elif tool == "http.tar":
+            got = self.run_http_tar(t, dest, durable)
         else:
             got = self.run_rsync(t, dest, durable)
         if "error" not in got:
@@ -667,8 +712,8 @@ def large_vs_single(results):
     return {"large_mib_per_s": large, "single_mib_per_s": single, "ratio": large / single}
 
 
-def zc_ratio(results, tree, ref):
-    row = (results.get(tree) or {}).get("zc")
+def zc_ratio(results, tree, ref, tool="zc"):
+    row = (results.get(tree) or {}).get(tool)
     return row.get(f"vs_{ref}") if row and row.get("runs") else None
 
 
@@ -682,6 +727,7 @@ def verdicts(by_target, memory):
 
     if "tmpfs" in by_target:
         add("small into tmpfs: zc / tar|nc", zc_ratio(by_target["tmpfs"], "small", "tar_nc"), 1.0)
+        add("small into tmpfs: http.tar / tar|nc", zc_ratio(by_target["tmpfs"], "small", "tar_nc", "http.tar"), 1.0)
     if "disk" in by_target:
         add("small onto disk, durable: zc / (tar|nc + sync)", zc_ratio(by_target["disk"], "small", "tar_nc"), 1.0)
         add("small onto disk, durable: zc / (rsync daemon + sync)", zc_ratio(by_target["disk"], "small", "rsync"), 3.0)
