@@ -14,7 +14,7 @@ use super::site::{Found, Site};
 use super::target;
 use crate::config::{Http, Peer, SendConfig};
 use crate::conn::{Conn, Way};
-use crate::progress::{Reporter, Urls};
+use crate::progress::{ClientLine, Reporter, Urls};
 use crate::send::digests::Digests;
 
 /// What every connection of one server shares.
@@ -44,7 +44,14 @@ pub fn serve(cfg: &SendConfig, http: Http, reporter: &Reporter) -> Result<()> {
 }
 
 impl Handler for Server<'_> {
-    fn handle(&self, conn: &mut Conn, _: &mut Reader, req: &Request, logged: &[u8]) -> Handled {
+    fn handle(
+        &self,
+        conn: &mut Conn,
+        _: &mut Reader,
+        req: &Request,
+        logged: &[u8],
+        line: &mut ClientLine,
+    ) -> Handled {
         let refuse = |conn: &mut Conn, status, why| {
             small(conn, &req.method, logged, true, response::text(status, why))
         };
@@ -62,7 +69,7 @@ impl Handler for Server<'_> {
             return small(conn, &req.method, logged, req.close, not_found());
         };
         if let Some(Found::File(file, name)) = self.site.find(rest) {
-            return self.file(conn, req, &file, &name, logged);
+            return self.file(conn, req, (&file, &name), logged, line);
         }
         let page = self.page(rest, names.dir, &req.target);
         small(conn, &req.method, logged, req.close, page)
@@ -117,9 +124,9 @@ impl Server<'_> {
         &self,
         conn: &mut Conn,
         req: &Request,
-        file: &File,
-        name: &[u8],
+        (file, name): (&File, &[u8]),
         logged: &[u8],
+        line: &mut ClientLine,
     ) -> Handled {
         let mut access = access(&req.method, logged, 500);
         let close = req.close;
@@ -144,6 +151,7 @@ impl Server<'_> {
                 close,
             };
         };
+        line.show(end - start);
         let mut sent = 0;
         let outcome = crate::copy::send_file(
             file,
@@ -152,7 +160,10 @@ impl Server<'_> {
             start,
             end - start,
             self.cfg.sendfile,
-            &mut |n| sent = n,
+            &mut |n| {
+                sent = n;
+                line.update(n);
+            },
         );
         access.bytes = sent;
         let written = outcome.map(|_| ());
