@@ -265,3 +265,48 @@ fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
         "drawn off a terminal: {said:#?}"
     );
 }
+
+#[test]
+fn http_an_upload_has_a_bar_on_a_terminal_while_its_body_comes_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("up.bin");
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    common::random_file(&src, 16 << 20, 43);
+    let path = "/TOKEN/up.bin";
+
+    let mut recv = common::zc();
+    recv.args(["recv", "--http", "--listen", "127.0.0.1:0", "-o"])
+        .arg(&inbox);
+    let mut pty = OnPty::spawn(recv);
+    let url = pty.wait_for("zc recv --http", |whole| {
+        let rest = whole.split("zc: browser: ").nth(1)?;
+        Some(rest.split_whitespace().next()?.to_string())
+    });
+    let got = curl(&[
+        "-f",
+        "-o",
+        "/dev/null",
+        "--limit-rate",
+        SLOW,
+        "-T",
+        common::s(&src),
+        &url,
+    ]);
+    assert!(got.status.success(), "{got:?}");
+    let (at, client) = pty.wait_for("zc recv --http", |t| access_line(t, "PUT", path, 201));
+    common::assert_same_file(&src, &inbox.join("up.bin"));
+    let got = curl(&["-I", &format!("{url}up.bin")]);
+    assert!(got.status.success(), "{got:?}");
+    let (next, _) = pty.wait_for("zc recv --http", |t| access_line(t, "HEAD", path, 404));
+    let seen = pty.text();
+    let bar = bar_of(&client, "PUT", path);
+    assert!(
+        seen[..at].contains(&bar),
+        "no bar for {client} while it uploaded:\n{seen:?}"
+    );
+    assert!(
+        !seen[at..next].contains(&bar),
+        "{client}'s bar is drawn again after its access line:\n{seen:?}"
+    );
+}
