@@ -157,6 +157,12 @@ fn access_line(text: &str, method: &str, path: &str, status: u16) -> Option<(usi
     Some((start, text[start + 4..at].to_string()))
 }
 
+/// The URL of a `zc: browser: URL` line in `text`.
+fn browser_url(text: &str) -> Option<String> {
+    let rest = text.split("zc: browser: ").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
 /// A bar row of a client's request, as drawn: `zc: CLIENT GET PATH [==>  ]`.
 fn bar_of(client: &str, method: &str, path: &str) -> String {
     format!("zc: {client} {method} {path} [")
@@ -175,10 +181,7 @@ fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
         "127.0.0.1:0",
         common::s(&src),
     ]));
-    let url = pty.wait_for("zc send --http", |whole| {
-        let rest = whole.split("zc: browser: ").nth(1)?;
-        Some(rest.split_whitespace().next()?.to_string())
-    });
+    let url = pty.wait_for("zc send --http", browser_url);
     let got = curl(&["-f", "-o", "/dev/null", "--limit-rate", SLOW, &url]);
     assert!(got.status.success(), "{got:?}");
     let (at, client) = pty.wait_for("zc send --http", |t| access_line(t, "GET", path, 200));
@@ -212,13 +215,18 @@ fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
         "{screen:#?}"
     );
 
-    // --json on a terminal: events only, no bar
+    no_bar_with_json_on_a_terminal(&src);
+    no_bar_off_a_terminal(&src, path);
+}
+
+/// `send --http --json` on a pty: JSON lines only, no bar drawn.
+fn no_bar_with_json_on_a_terminal(src: &Path) {
     let mut json = OnPty::spawn(common::send_cmd(&[
         "--http",
         "--json",
         "--listen",
         "127.0.0.1:0",
-        common::s(&src),
+        common::s(src),
     ]));
     let url = json.wait_for("zc send --http --json", |whole| {
         let event: serde_json::Value = serde_json::from_str(whole.lines().next()?).ok()?;
@@ -237,9 +245,11 @@ fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
             "{line:?}"
         );
     }
+}
 
-    // off a terminal: lines only
-    let mut piped = common::send_cmd(&["--http", "--listen", "127.0.0.1:0", common::s(&src)]);
+/// `send --http` with stderr a pipe: lines, no terminal codes.
+fn no_bar_off_a_terminal(src: &Path, path: &str) {
+    let mut piped = common::send_cmd(&["--http", "--listen", "127.0.0.1:0", common::s(src)]);
     let mut piped = common::Guard(piped.stderr(Stdio::piped()).spawn().unwrap());
     let mut lines = BufReader::new(piped.stderr.take().unwrap()).lines();
     let mut said = Vec::new();
@@ -279,10 +289,7 @@ fn http_an_upload_has_a_bar_on_a_terminal_while_its_body_comes_in() {
     recv.args(["recv", "--http", "--listen", "127.0.0.1:0", "-o"])
         .arg(&inbox);
     let mut pty = OnPty::spawn(recv);
-    let url = pty.wait_for("zc recv --http", |whole| {
-        let rest = whole.split("zc: browser: ").nth(1)?;
-        Some(rest.split_whitespace().next()?.to_string())
-    });
+    let url = pty.wait_for("zc recv --http", browser_url);
     let got = curl(&[
         "-f",
         "-o",
