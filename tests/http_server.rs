@@ -168,6 +168,20 @@ fn bar_of(client: &str, method: &str, path: &str) -> String {
     format!("zc: {client} {method} {path} [")
 }
 
+/// `bar` was drawn before `at` (the request's access line) and not from
+/// there to `next` (a later request's access line: all that the first
+/// one's end drew comes before it).
+fn bar_only_before(seen: &str, (at, next): (usize, usize), bar: &str) {
+    assert!(
+        seen[..at].contains(bar),
+        "no bar {bar:?} while the body moved:\n{seen:?}"
+    );
+    assert!(
+        !seen[at..next].contains(bar),
+        "{bar:?} is drawn again after its access line:\n{seen:?}"
+    );
+}
+
 #[test]
 fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
     let tmp = tempfile::tempdir().unwrap();
@@ -192,15 +206,7 @@ fn http_a_client_has_a_bar_on_a_terminal_while_its_body_moves_and_none_after() {
     assert!(got.status.success(), "{got:?}");
     let (next, _) = pty.wait_for("zc send --http", |t| access_line(t, "HEAD", path, 200));
     let seen = pty.text();
-    let bar = bar_of(&client, "GET", path);
-    assert!(
-        seen[..at].contains(&bar),
-        "no bar for {client} while it downloaded:\n{seen:?}"
-    );
-    assert!(
-        !seen[at..next].contains(&bar),
-        "{client}'s bar is drawn again after its access line:\n{seen:?}"
-    );
+    bar_only_before(&seen, (at, next), &bar_of(&client, "GET", path));
     assert!(!seen.contains(&bar_of(&client, "HEAD", path)), "{seen:?}");
     // what stays on the screen: the access lines, no bar
     let screen = render(&seen[..next]);
@@ -307,13 +313,5 @@ fn http_an_upload_has_a_bar_on_a_terminal_while_its_body_comes_in() {
     assert!(got.status.success(), "{got:?}");
     let (next, _) = pty.wait_for("zc recv --http", |t| access_line(t, "HEAD", path, 404));
     let seen = pty.text();
-    let bar = bar_of(&client, "PUT", path);
-    assert!(
-        seen[..at].contains(&bar),
-        "no bar for {client} while it uploaded:\n{seen:?}"
-    );
-    assert!(
-        !seen[at..next].contains(&bar),
-        "{client}'s bar is drawn again after its access line:\n{seen:?}"
-    );
+    bar_only_before(&seen, (at, next), &bar_of(&client, "PUT", path));
 }
