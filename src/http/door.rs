@@ -16,7 +16,7 @@ use crate::config::{Common, Http};
 use crate::conn::{Conn, Way};
 use crate::exit;
 use crate::net;
-use crate::progress::{Access, Reporter, Urls};
+use crate::progress::{Access, ClientLine, Reporter, Urls};
 
 /// A request head must arrive whole within this long (a client that
 /// trickles it, slowloris, is cut), and a kept-alive connection may wait
@@ -30,11 +30,18 @@ const DRAIN_MOST: u64 = 4 << 20;
 /// Answers the requests of one `--http` side.
 pub(super) trait Handler: Sync {
     /// Answers `req` on `conn` (its body, if any, read through `reader`);
-    /// `logged` is its path as the access line shows it. A request that
-    /// asks to close (`Connection: close`, HTTP/1.0) is answered with a
-    /// close.
-    fn handle(&self, conn: &mut Conn, reader: &mut Reader, req: &Request, logged: &[u8])
-        -> Handled;
+    /// `logged` is its path as the access line shows it, and `line` the
+    /// client's bar, shown and moved along with the body that goes out or
+    /// comes in. A request that asks to close (`Connection: close`,
+    /// HTTP/1.0) is answered with a close.
+    fn handle(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        logged: &[u8],
+        line: &mut ClientLine,
+    ) -> Handled;
 }
 
 /// A request answered: its access line (client and time are the loop's),
@@ -135,7 +142,9 @@ impl<'a> Door<'a> {
                 Next::Request(req) => {
                     conn.trusted();
                     let logged = logged_path(self.token.as_deref(), &req.target);
-                    let handled = handler.handle(&mut conn, &mut reader, &req, &logged);
+                    // dropped, so cleared, before the access line is said
+                    let mut line = self.reporter.http_client(client, &req.method, &logged);
+                    let handled = handler.handle(&mut conn, &mut reader, &req, &logged, &mut line);
                     let body = req.chunked || req.content_length.unwrap_or(0) > 0;
                     (handled, body)
                 }

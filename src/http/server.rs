@@ -14,7 +14,7 @@ use super::site::{Found, Site, Top};
 use super::target;
 use crate::config::{Http, Peer, SendConfig};
 use crate::conn::{Conn, Way};
-use crate::progress::{Reporter, Urls};
+use crate::progress::{ClientLine, Reporter, Urls};
 use crate::send::digests::Digests;
 
 /// What every connection of one server shares.
@@ -44,7 +44,14 @@ pub fn serve(cfg: &SendConfig, http: Http, reporter: &Reporter) -> Result<()> {
 }
 
 impl Handler for Server<'_> {
-    fn handle(&self, conn: &mut Conn, _: &mut Reader, req: &Request, logged: &[u8]) -> Handled {
+    fn handle(
+        &self,
+        conn: &mut Conn,
+        _: &mut Reader,
+        req: &Request,
+        logged: &[u8],
+        line: &mut ClientLine,
+    ) -> Handled {
         let refuse = |conn: &mut Conn, status, why| {
             small(conn, &req.method, logged, true, response::text(status, why))
         };
@@ -62,8 +69,10 @@ impl Handler for Server<'_> {
             return small(conn, &req.method, logged, req.close, not_found());
         };
         match self.site.find(rest) {
-            Some(Found::File(file, name)) => return self.file(conn, req, &file, &name, logged),
-            Some(Found::Tar(top)) => return self.tar(conn, req, &top, logged),
+            Some(Found::File(file, name)) => {
+                return self.file(conn, req, (&file, &name), logged, line)
+            }
+            Some(Found::Tar(top)) => return self.tar(conn, req, &top, logged, line),
             _ => {}
         }
         let page = self.page(rest, names.dir, &req.target);
@@ -119,9 +128,9 @@ impl Server<'_> {
         &self,
         conn: &mut Conn,
         req: &Request,
-        file: &File,
-        name: &[u8],
+        (file, name): (&File, &[u8]),
         logged: &[u8],
+        line: &mut ClientLine,
     ) -> Handled {
         let mut access = access(&req.method, logged, 500);
         let close = req.close;
@@ -146,6 +155,7 @@ impl Server<'_> {
                 close,
             };
         };
+        line.show(end - start);
         let mut sent = 0;
         let outcome = crate::copy::send_file(
             file,
@@ -154,7 +164,10 @@ impl Server<'_> {
             start,
             end - start,
             self.cfg.sendfile,
-            &mut |n| sent = n,
+            &mut |n| {
+                sent = n;
+                line.update(n);
+            },
         );
         access.bytes = sent;
         let written = outcome.map(|_| ());
@@ -169,7 +182,14 @@ impl Server<'_> {
 impl Server<'_> {
     /// A directory source whole as a tar stream; a stream cut short is an
     /// error, which ends the connection.
-    fn tar(&self, conn: &mut Conn, req: &Request, top: &Top, logged: &[u8]) -> Handled {
+    fn tar(
+        &self,
+        conn: &mut Conn,
+        req: &Request,
+        top: &Top,
+        logged: &[u8],
+        line: &mut ClientLine,
+    ) -> Handled {
         let close = req.close;
         let plan = match super::tar::plan(top) {
             Ok(plan) => plan,
@@ -183,7 +203,10 @@ impl Server<'_> {
         let written = if req.method == "HEAD" {
             conn.write_all(&head)
         } else {
-            super::tar::send(&plan, conn, head, self.cfg.sendfile, &mut access.bytes)
+            line.show(plan.length);
+            let zero_copy = self.cfg.sendfile;
+            let bytes = &mut access.bytes;
+            super::tar::send(&plan, conn, head, zero_copy, bytes, &mut |n| line.update(n))
         };
         Handled {
             access,

@@ -93,14 +93,15 @@ pub fn head(top: &Top, plan: &Plan) -> Head {
 }
 
 /// Sends `head` (the HTTP head) and the archive. `sent` follows the bytes
-/// of the archive written. An error means the stream was cut short: the
-/// caller must close the connection.
+/// of the archive written, and `progress` hears them as they go. An error
+/// means the stream was cut short: the caller must close the connection.
 pub fn send(
     plan: &Plan,
     conn: &mut Conn,
     head: Vec<u8>,
     zero_copy: bool,
     sent: &mut u64,
+    progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
     let head_len = head.len() as u64;
     let mut out = Stream {
@@ -108,6 +109,7 @@ pub fn send(
         small: head,
         written: 0,
         zero_copy,
+        progress: &mut |n| progress(n.saturating_sub(head_len)),
     };
     let mut listed = plan.lengths.iter();
     for member in members(&plan.source) {
@@ -141,12 +143,14 @@ pub fn send(
     Ok(())
 }
 
-/// An archive going out: the small writes gathered, the bytes written.
+/// An archive going out: the small writes gathered, the bytes written
+/// (the HTTP head's too), and who hears of them.
 struct Stream<'c> {
     conn: &'c mut Conn,
     small: Vec<u8>,
     written: u64,
     zero_copy: bool,
+    progress: &'c mut dyn FnMut(u64),
 }
 
 impl Stream<'_> {
@@ -175,6 +179,7 @@ impl Stream<'_> {
         io::Write::write_all(self.conn, &self.small)?;
         self.written += self.small.len() as u64;
         self.small.clear();
+        (self.progress)(self.written);
         Ok(())
     }
 
@@ -185,11 +190,14 @@ impl Stream<'_> {
         self.small.extend_from_slice(&header(&opened));
         let mut moved = 0;
         let head = std::mem::take(&mut self.small);
+        let before = self.written + head.len() as u64;
+        let progress = &mut self.progress;
         let outcome =
             crate::copy::send_file(&file, self.conn, &head, 0, size, self.zero_copy, &mut |n| {
-                moved = n
+                moved = n;
+                progress(before + n);
             });
-        self.written += head.len() as u64 + moved;
+        self.written = before + moved;
         outcome.map_err(|e| e.to_string())?;
         // the bytes sent are the file's as it was opened, or the archive is cut
         same_file(&file, identity, size)?;

@@ -1,7 +1,11 @@
-//! What `zc send --http` says: where to fetch from, and one line per
+//! What `zc send --http` and `zc recv --http` say: where to fetch from or
+//! upload to, a bar per client while its body moves, and one line per
 //! request answered.
 
+use std::io::{self, Read};
 use std::net::SocketAddr;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::event::Event;
 use super::{Reporter, Style};
@@ -28,7 +32,91 @@ pub struct Access {
     pub seconds: f64,
 }
 
+/// One client's request while it is answered: on a terminal (bar style
+/// only), a bar with the client, the method and the path, and the body's
+/// bytes and rate. It appears when the body starts ([`ClientLine::show`])
+/// and is cleared when dropped, before the access line is said: the screen
+/// keeps the access lines, not one dead bar per request.
+pub struct ClientLine {
+    /// The bars, and what the bar is prefixed with; `None` off bar style.
+    unshown: Option<(MultiProgress, String)>,
+    bar: Option<ProgressBar>,
+}
+
+impl ClientLine {
+    /// Draws the bar for a body of `total` bytes.
+    pub fn show(&mut self, total: u64) {
+        let Some((multi, prefix)) = &self.unshown else {
+            return;
+        };
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        let bar = ProgressBar::new(total)
+            .with_style(style)
+            .with_prefix(prefix.clone());
+        self.bar = Some(multi.add(bar));
+    }
+
+    /// `bytes` of the body moved so far.
+    pub fn update(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+
+    /// `inner`, with the bytes read through it shown on the bar.
+    pub fn meter<R: Read>(&self, inner: R) -> Metered<'_, R> {
+        Metered {
+            inner,
+            line: self,
+            read: 0,
+        }
+    }
+}
+
+impl Drop for ClientLine {
+    fn drop(&mut self) {
+        if let (Some(bar), Some((multi, _))) = (self.bar.take(), &self.unshown) {
+            bar.finish_and_clear();
+            multi.remove(&bar);
+        }
+    }
+}
+
+/// A body being read, counted on its client's line.
+pub struct Metered<'l, R> {
+    pub inner: R,
+    line: &'l ClientLine,
+    read: u64,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        self.line.update(self.read);
+        Ok(n)
+    }
+}
+
 impl Reporter {
+    /// The line of `client`'s request `method path` (the path as the
+    /// access line shows it), not drawn until its body starts.
+    pub fn http_client(&self, client: &str, method: &str, path: &[u8]) -> ClientLine {
+        let unshown = (self.style == Style::Bar).then(|| {
+            let prefix = format!(
+                "zc: {client} {} {}",
+                escape(method.as_bytes()),
+                escape(path)
+            );
+            (self.multi.clone(), prefix)
+        });
+        ClientLine { unshown, bar: None }
+    }
+
     /// Said even with `-q`: without the URL the other side cannot fetch.
     pub fn http_listening(&self, addr: SocketAddr, urls: &Urls) {
         if self.style == Style::Json {

@@ -11,7 +11,7 @@ use crate::units::{human_bytes, human_rate, human_seconds};
 
 pub mod event;
 mod http;
-pub use http::{Access, Urls};
+pub use http::{Access, ClientLine, Urls};
 mod listen;
 pub use listen::Invite;
 pub mod single;

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+#[cfg(unix)]
+pub mod pty;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -17,7 +17,7 @@ use super::response::{self, Head};
 use super::target;
 use crate::config::{Http, Output, Peer, RecvConfig};
 use crate::conn::{Conn, Way};
-use crate::progress::{Reporter, Urls};
+use crate::progress::{ClientLine, Reporter, Urls};
 use crate::recv::sink::Root;
 use land::{refused, Lander, Refused};
 
@@ -79,8 +79,9 @@ impl Handler for Server {
         reader: &mut Reader,
         req: &Request,
         logged: &[u8],
+        line: &mut ClientLine,
     ) -> Handled {
-        let mut ans = self.respond(conn, reader, req);
+        let mut ans = self.respond(conn, reader, req, line);
         ans.close |= req.close;
         let mut handled = small(conn, &req.method, logged, ans.close, (ans.head, ans.body));
         handled.access.bytes = ans.received;
@@ -89,15 +90,27 @@ impl Handler for Server {
 }
 
 impl Server {
-    fn respond(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+    fn respond(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        line: &mut ClientLine,
+    ) -> Answer {
         let unread_body = req.chunked || req.content_length.unwrap_or(0) > 0;
-        let mut ans = self.route(conn, reader, req);
+        let mut ans = self.route(conn, reader, req, line);
         // a body left unread ends the connection: where it ends is unknown
         ans.close |= unread_body && ans.received == 0 && !matches!(ans.head.status, 201 | 204);
         ans
     }
 
-    fn route(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+    fn route(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        line: &mut ClientLine,
+    ) -> Answer {
         let Some(names) = target::names(&req.target) else {
             let why = "not a plain path: '..', '%2f', NUL and the like are refused";
             return refusal(&refused(400, why));
@@ -111,12 +124,12 @@ impl Server {
                 answer(door::redirect(&req.target, "the upload page is at its '/'"))
             }
             ("GET" | "HEAD", true) => answer(html(200, page::upload_page())),
-            ("POST", true) => self.post(conn, reader, req),
+            ("POST", true) => self.post(conn, reader, req, line),
             ("PUT", true) => refusal(&refused(
                 400,
                 "name the file in the URL: PUT /TOKEN/NAME (curl -T FILE URL/ does)",
             )),
-            ("PUT", false) => self.put(conn, reader, req, &rest),
+            ("PUT", false) => self.put(conn, reader, req, &rest, line),
             ("HEAD" | "GET", false) => self.held(&rest),
             _ => {
                 let (mut head, body) = response::text(405, "uploads: PUT a file, or POST the form");
@@ -143,7 +156,14 @@ impl Server {
         answer((head, body))
     }
 
-    fn put(&self, conn: &mut Conn, reader: &mut Reader, req: &Request, names: &[&[u8]]) -> Answer {
+    fn put(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        names: &[&[u8]],
+        line: &mut ClientLine,
+    ) -> Answer {
         let plan = Lander::rel_of(names)
             .and_then(|rel| put::plan(&self.lander, req, rel))
             .and_then(|plan| self.lander.parents(&plan.rel).map(|_| plan));
@@ -155,9 +175,10 @@ impl Server {
             return refusal(&refused(400, e.to_string()));
         }
         let mut got = 0;
-        let mut body = reader.body(conn, plan.span.len);
+        line.show(plan.span.len);
+        let mut body = line.meter(reader.body(conn, plan.span.len));
         let landed = put::land(&self.lander, &plan, &mut body, &mut got);
-        let unread = body.left() > 0;
+        let unread = body.inner.left() > 0;
         let mut ans = match landed {
             Ok(put::Landed::Published) => {
                 let shown = plan.rel.display();
@@ -179,7 +200,13 @@ impl Server {
     }
 
     /// The form's POST: every file part through the same checks as a PUT.
-    fn post(&self, conn: &mut Conn, reader: &mut Reader, req: &Request) -> Answer {
+    fn post(
+        &self,
+        conn: &mut Conn,
+        reader: &mut Reader,
+        req: &Request,
+        line: &mut ClientLine,
+    ) -> Answer {
         let Some(len) = req.content_length.filter(|_| !req.chunked) else {
             return refusal(&refused(411, "a form POST needs a Content-Length"));
         };
@@ -192,7 +219,8 @@ impl Server {
         if continue_if_asked(conn, req).is_err() {
             return refusal(&refused(400, "the connection failed"));
         }
-        let mut parts = multipart::Parts::new(reader.body(conn, len), &boundary);
+        line.show(len);
+        let mut parts = multipart::Parts::new(line.meter(reader.body(conn, len)), &boundary);
         let mut lines = Vec::new();
         let mut status = 201;
         loop {
