@@ -352,7 +352,8 @@ impl Rx {
                 for (path, kind) in std::mem::take(&mut self.later) {
                     self.s.settle(&path, Shown::Kind(kind), Fate::Landed);
                 }
-                self.verdict = Some(self.s.conclude());
+                self.s.conclude();
+                self.verdict = Some(self.s.ledger().verdict());
             }
             receiver::Event::Stopped => self.s.stopped(0),
         }

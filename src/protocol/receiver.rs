@@ -18,9 +18,9 @@ use super::{Keyed, Outcome, Status, ToReceiver, ToSender};
 mod arrival;
 mod manifest;
 mod said;
-pub use arrival::{Admitted, Arrival, Asked, Ending};
+pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use manifest::{admit_offer, ShowBytes};
-pub use said::{Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
+pub use said::{Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
 
 /// A SHA-256 digest.
 pub type Sha = [u8; 32];
@@ -383,8 +383,8 @@ impl Session {
 
     /// The session's end, once everything is in place: the entries the
     /// sender could not read counted, the RESULT (the fates as the sender
-    /// heard them) queued, and this side's verdict.
-    pub fn conclude(&mut self) -> Verdict {
+    /// heard them) queued, and how it ends for this side's user.
+    pub fn conclude(&mut self) -> Conclusion {
         if self.unread > 0 {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
@@ -398,7 +398,7 @@ impl Session {
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
         };
         self.result(status, &message, Held::Entries(self.ledger.accounted()));
-        self.ledger.verdict()
+        Conclusion::of(self.ledger.verdict(), self.single.as_ref())
     }
 
     /// This side failed (a disk, a bad frame): the sender hears why.

@@ -20,8 +20,8 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::receiver::{self, Session, Setup};
+use crate::protocol::ledger::Fate;
+use crate::protocol::receiver::{self, Conclusion, Session, Setup};
 use crate::protocol::tree::{EntryKind, TreeOffer};
 use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
@@ -127,17 +127,18 @@ fn progress_of(offer: &TreeOffer, conn: &Conn, reporter: &Reporter) -> Box<dyn T
     }
 }
 
-/// What a session of one file that did not land exits with: the code and
-/// the words of a single transfer (a refusal is 4, not "partial").
-fn single_error(peer: &str, fate: &Fate, line: &str) -> anyhow::Error {
-    match fate {
-        Fate::Refused(why) => exit::refused(format!("refused the file from {peer}: {why}")),
-        Fate::Mismatch => exit::integrity(format!(
-            "SHA-256 mismatch for the file from {peer}; it was not renamed into place"
-        )),
-        Fate::Failed(why) => anyhow!("{peer}: {why}"),
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{line}"),
-    }
+/// What the session's end exits with: a tree's verdict (5, or 3 for a
+/// mismatch), or a file alone's fate in a single transfer's terms (a
+/// refusal is 4, a failure 1).
+fn exit_of(conclusion: &Conclusion, peer: &str) -> Result<()> {
+    let line = conclusion.line(peer);
+    Err(match conclusion {
+        Conclusion::Complete => return Ok(()),
+        Conclusion::Partial(_) => exit::partial(line),
+        Conclusion::Integrity(_) => exit::integrity(line),
+        Conclusion::Refused(_) => exit::refused(line),
+        Conclusion::Failed(_) | Conclusion::Unfinished(_) => anyhow!(line),
+    })
 }
 
 /// The session-wide checks, before anything is written: where it goes,
@@ -229,18 +230,12 @@ impl Tree<'_> {
             self.fail(conn, &why)?;
             return Err(anyhow!(why));
         }
-        let verdict = self.session.conclude();
+        let conclusion = self.session.conclude();
         self.flush(conn)?;
-        if let Some(fate) = self.session.single() {
-            let err = match &verdict {
-                Verdict::Partial(line) => Some(single_error(&conn.peer, fate, line)),
-                Verdict::Integrity(line) => Some(exit::integrity(line.clone())),
-                Verdict::Complete => None,
-            };
-            if let Some(err) = err {
-                self.progress.abandon();
-                return Err(err);
-            }
+        if self.offer.single && conclusion != Conclusion::Complete {
+            // a file alone that did not land is no tree to sum up
+            self.progress.abandon();
+            return exit_of(&conclusion, &conn.peer);
         }
         let ledger = self.session.ledger();
         self.progress.finish(&TreeSummary {
@@ -260,11 +255,7 @@ impl Tree<'_> {
             verified: self.offer.verify && self.cfg.common.verify,
             digests: (0, 0),
         });
-        match verdict {
-            Verdict::Complete => Ok(()),
-            Verdict::Partial(line) => Err(exit::partial(line)),
-            Verdict::Integrity(line) => Err(exit::integrity(line)),
-        }
+        exit_of(&conclusion, &conn.peer)
     }
 
     /// Gives each directory the session made its mode and time, deepest

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use super::{Ending, Sha};
-use crate::protocol::ledger::Fate;
-use crate::protocol::peer_text::escape;
+use super::{BadData, BadEnd, Ending, Sha};
+use crate::protocol::ledger::{Fate, Verdict};
+use crate::protocol::peer_text::{escape, PeerText};
 use crate::protocol::tree::{Entry, EntryKind};
 use crate::protocol::RefuseCode;
 
@@ -102,6 +102,54 @@ pub enum FileOutcome {
     Unwritable { why: String, told: String },
 }
 
+/// How the session ends for this side's user: a tree's verdict, or, for
+/// a file alone that did not land, that file's fate in the words of a
+/// single transfer. [`Conclusion::line`] is what the user reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conclusion {
+    /// Every entry landed or was up to date.
+    Complete,
+    /// Some entries did not land (exit 5); the line names them.
+    Partial(String),
+    /// A digest differed (exit 3), which outranks the rest.
+    Integrity(String),
+    /// A file alone was refused (exit 4, as a single transfer's refusal).
+    Refused(PeerText),
+    /// A file alone failed: why.
+    Failed(PeerText),
+    /// A file alone landed, but the session did not (entries the sender
+    /// could not read): the verdict's line.
+    Unfinished(String),
+}
+
+impl Conclusion {
+    /// The session's verdict, or, for a file alone (`alone`: its fate),
+    /// what that file's fate makes of it.
+    pub(super) fn of(verdict: Verdict, alone: Option<&Fate>) -> Conclusion {
+        match (verdict, alone) {
+            (Verdict::Complete, _) => Conclusion::Complete,
+            (Verdict::Integrity(line), _) => Conclusion::Integrity(line),
+            (Verdict::Partial(_), Some(Fate::Refused(why))) => Conclusion::Refused(why.clone()),
+            (Verdict::Partial(_), Some(Fate::Failed(why))) => Conclusion::Failed(why.clone()),
+            (Verdict::Partial(line), Some(_)) => Conclusion::Unfinished(line),
+            (Verdict::Partial(line), None) => Conclusion::Partial(line),
+        }
+    }
+
+    /// The line the user reads, naming the sender where a single
+    /// transfer's words do.
+    pub fn line(&self, peer: &str) -> String {
+        match self {
+            Conclusion::Complete => String::new(),
+            Conclusion::Refused(why) => format!("refused the file from {peer}: {why}"),
+            Conclusion::Failed(why) => format!("{peer}: {why}"),
+            Conclusion::Partial(line)
+            | Conclusion::Integrity(line)
+            | Conclusion::Unfinished(line) => line.clone(),
+        }
+    }
+}
+
 /// Why an entry is refused: its code, what this side's user reads, and,
 /// when that tells of what is in OUT, the less a sender without the key
 /// hears instead.
@@ -163,10 +211,10 @@ pub enum Violation {
     OtherPath(u64),
     DataOutside,
     /// DATA that does not fit the file (its path, why).
-    Data(Vec<u8>, String),
+    Data(Vec<u8>, BadData),
     EndedNeverBegan,
     /// A FILE END that does not fit the file.
-    FileEnd(String),
+    FileEnd(BadEnd),
     EndInFile,
     /// The session was refused (the ANSWER is queued): why.
     Refused(RefuseCode, String),
@@ -215,7 +263,8 @@ impl fmt::Display for Violation {
             V::DataOutside => write!(f, "data outside a file"),
             V::Data(path, why) => write!(f, "{}: {why}", escape(path)),
             V::EndedNeverBegan => write!(f, "a file ended that never began"),
-            V::FileEnd(why) | V::Refused(_, why) => write!(f, "{why}"),
+            V::FileEnd(why) => write!(f, "{why}"),
+            V::Refused(_, why) => write!(f, "{why}"),
             V::EndInFile => write!(f, "the session ended in the middle of a file"),
         }
     }

@@ -186,7 +186,7 @@ fn a_whole_session_lands_and_says_so() {
         held: 0,
     });
     assert!(matches!(rx.end(), Ok(Event::Finished)));
-    assert_eq!(rx.s.conclude(), Verdict::Complete);
+    assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
     assert_eq!(
         kinds,
@@ -413,7 +413,7 @@ fn ends_fit_what_began() {
     assert_eq!(ended.ending, Ending::Incomplete);
     rx.s.file_result(FileOutcome::Incomplete);
     assert!(matches!(rx.end(), Ok(Event::Finished)));
-    let Verdict::Partial(line) = rx.s.conclude() else {
+    let Conclusion::Partial(line) = rx.s.conclude() else {
         panic!("not partial");
     };
     assert_eq!(
@@ -552,7 +552,7 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     rx.s.file_result(FileOutcome::Mismatch);
     assert_eq!(rx.s.single(), Some(&Fate::Mismatch));
     rx.end().unwrap();
-    assert!(matches!(rx.s.conclude(), Verdict::Integrity(_)));
+    assert!(matches!(rx.s.conclude(), Conclusion::Integrity(_)));
     let said = rx.said();
     let ToSender::FileResult(0, r) = &said[2] else {
         panic!("{said:?}");
@@ -605,12 +605,63 @@ fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
     let sha256 = Some([7; 32]);
     rx.s.file_result(FileOutcome::Verified { sha256, held: 2 });
     rx.end().unwrap();
-    let Verdict::Partial(line) = rx.s.conclude() else {
-        panic!("the unread entries make it partial");
+    let Conclusion::Unfinished(line) = rx.s.conclude() else {
+        panic!("the unread entries leave it unfinished");
     };
     assert!(
         line.contains("2 entries the sender could not read"),
         "{line}"
     );
     assert_eq!(rx.s.single(), Some(&Fate::Landed));
+}
+
+/// A file alone that does not land ends the session in a single
+/// transfer's words: refused (exit 4 in tests/core.rs and
+/// tests/scripting.rs, the file existing without --force), or failed
+/// (named after the sender), not as a tree's "1 entry did not land".
+#[test]
+fn a_file_alone_concludes_in_its_own_words() {
+    let alone = || {
+        let mut s = setup(1);
+        s.offer.single = true;
+        Rx::new(s)
+    };
+    let mut rx = alone();
+    assert!(matches!(
+        rx.take(ToReceiver::Entry(file(0, "a", 2))),
+        Ok(Event::Decide(_))
+    ));
+    let refusal = Refusal::of_out(RefuseCode::Exists, "exists with 3 bytes, not 2", "exists");
+    rx.s.decided(0, "a", Err(refusal)).unwrap();
+    let m = Manifest {
+        entries: 1,
+        failed: 0,
+    };
+    assert!(matches!(
+        rx.take(ToReceiver::Manifest(m)),
+        Ok(Event::Manifest { .. })
+    ));
+    rx.s.go();
+    rx.end().unwrap();
+    let refused = rx.s.conclude();
+    let line = "refused the file from peer: exists with 3 bytes, not 2";
+    assert_eq!(refused.line("peer"), line);
+    assert_eq!(
+        refused,
+        Conclusion::Refused("exists with 3 bytes, not 2".into())
+    );
+    let mut rx = alone();
+    rx.manifest(&[("a", 2)]);
+    rx.end().unwrap();
+    let failed = rx.s.conclude();
+    assert_eq!(failed.line("peer"), "peer: the sender did not send it");
+    assert!(matches!(failed, Conclusion::Failed(_)));
+    // a tree says which entries did not land
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 2)]);
+    rx.end().unwrap();
+    let partial = rx.s.conclude();
+    let line = "1 entry did not land: a (the sender did not send it)";
+    assert_eq!(partial, Conclusion::Partial(line.into()));
+    assert_eq!(partial.line("peer"), line);
 }
