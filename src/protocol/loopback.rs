@@ -393,8 +393,9 @@ impl Rx {
         });
         self.s
             .decided(entry.id, &path, Ok(Action::Send { held, hashes }))?;
-        if hashes {
-            self.s.hashes(entry.id, blocks, true);
+        let n = blocks.len();
+        for (i, block) in blocks.into_iter().enumerate() {
+            self.s.block_hashed(entry.id, block, i + 1 == n);
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ mod arrival;
 mod manifest;
 mod said;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
-pub use manifest::{admit_offer, ShowBytes};
+pub use manifest::{admit_offer, blocks, ShowBytes};
 pub use said::{Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
 
 /// A SHA-256 digest.
@@ -459,6 +459,11 @@ impl Session {
     /// A session of one file: that file's fate (landed until told otherwise).
     pub fn single(&self) -> Option<&Fate> {
         self.single.as_ref()
+    }
+
+    /// A session of one file.
+    pub fn alone(&self) -> bool {
+        self.setup.offer.single
     }
 
     /// The sender may hear all of a reason.

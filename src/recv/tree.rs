@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 
 use super::peer::{authenticate, refuse};
-use super::session::{Dest, Tree};
+use super::session::{Dest, Disk, Said, Tree};
 use super::sink::{self, Root, Seen};
 use super::tree_files::Files;
 
@@ -30,9 +30,6 @@ use crate::units::human_bytes;
 /// The unit of file times here: Windows keeps 100 ns ticks, so a file that
 /// landed there with its time cut down is still the same file.
 const TICK_NS: u64 = if cfg!(windows) { 100 } else { 1 };
-/// Block hashes sent in one FILE HASHES frame (the sender checks each frame
-/// while the next blocks are hashed here).
-const HASHES_PER_FRAME: usize = 16;
 
 pub(super) fn receive(
     cfg: &RecvConfig,
@@ -71,32 +68,37 @@ pub(super) fn receive(
         max_files: cfg.max_files,
         max_size: cfg.max_size,
         ordered: matches!(dest, Dest::Stream(..)),
-        renamed: matches!(dest, Dest::Named(_)),
+        renamed: matches!(dest, Dest::Named(..)),
         // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
         keyed: key.is_some() || conn.is_sealed(),
     };
     let key = key.map(|k| Box::new(k) as Box<dyn Keyed>);
     let mut tree = Tree {
         cfg,
-        root: std::sync::Arc::new(root),
         offer,
-        session: Session::new(setup, key),
-        progress,
+        said: Said {
+            session: Session::new(setup, key),
+            progress,
+        },
+        disk: Disk {
+            root: std::sync::Arc::new(root),
+            dest,
+        },
         wants: Default::default(),
         budget: cfg.max_memory.share(),
         seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
         dirs: Vec::new(),
         fresh: Default::default(),
         links: Vec::new(),
-        dest,
         reporter,
     };
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
-        tree.progress.abandon();
+        tree.said.progress.abandon();
         return Err(tree.manifest_failed(conn, e));
     }
-    let mut files = Files::new(&mut tree);
+    let verify = tree.offer.verify && cfg.common.verify;
+    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk, verify);
     let data = files.run(conn);
     let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
     match data {
@@ -104,7 +106,7 @@ pub(super) fn receive(
         Err(e) => {
             // the directories made stay unfinished (see sink::UNFINISHED),
             // owner only, for the session that resumes the tree to finish
-            tree.progress.abandon();
+            tree.said.progress.abandon();
             Err(e)
         }
     }
@@ -156,7 +158,8 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
                     format!("{}: not a file name", file.display()),
                 ));
             };
-            (crate::output::dir_of(file), Dest::Named(rel))
+            let shown = file.display().to_string();
+            (crate::output::dir_of(file), Dest::Named(rel, shown))
         }
         Output::Stdout if one => (".".into(), Dest::Stream(Stream::stdout(), "-".into())),
         Output::Stream(path) if one => {
@@ -187,7 +190,7 @@ impl Tree<'_> {
             exit::ExitCode::Interrupted | exit::ExitCode::Refused
         );
         if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
-            let _ = self.fail(conn, &exit::message_of(&err));
+            let _ = self.said.fail(conn, &exit::message_of(&err));
             super::peer::linger(conn);
         }
         err
@@ -198,7 +201,7 @@ impl Tree<'_> {
     fn discard_unstarted(&mut self) {
         while let Some(mut want) = self.wants.pop_front() {
             if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
-                let _ = self.root.discard_part(&want.rel);
+                let _ = self.disk.root.discard_part(&want.rel);
             }
         }
     }
@@ -213,36 +216,36 @@ impl Tree<'_> {
         zero_copy: bool,
     ) -> Result<()> {
         for (rel, shown, target) in std::mem::take(&mut self.links) {
-            let fate = match self.root.symlink(&rel, &target) {
+            let fate = match self.disk.root.symlink(&rel, &target) {
                 Ok(()) => Fate::Landed,
                 Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
             };
-            self.settle(&shown, EntryKind::Link, fate);
+            self.said.settle(&shown, EntryKind::Link, fate);
         }
         self.finish_dirs();
-        let root = &self.root;
+        let root = &self.disk.root;
         let synced = with_keepalive(conn, || root.sync_all());
         if let Err(e) = synced.or_else(|e| match e.kind() {
             std::io::ErrorKind::Unsupported => Ok(()),
             _ => Err(e),
         }) {
             let why = format!("flushing the output: {e}");
-            self.fail(conn, &why)?;
+            self.said.fail(conn, &why)?;
             return Err(anyhow!(why));
         }
-        let conclusion = self.session.conclude();
-        self.flush(conn)?;
+        let conclusion = self.said.session.conclude();
+        self.said.flush(conn)?;
         if self.offer.single && conclusion != Conclusion::Complete {
             // a file alone that did not land is no tree to sum up
-            self.progress.abandon();
+            self.said.progress.abandon();
             return exit_of(&conclusion, &conn.peer);
         }
-        let ledger = self.session.ledger();
-        self.progress.finish(&TreeSummary {
+        let ledger = self.said.session.ledger();
+        self.said.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
             path: self.cfg_dir(),
-            entries: self.session.entries(),
+            entries: self.said.session.entries(),
             files,
             up_to_date: ledger.up_to_date,
             not_landed: ledger.not_landed,
@@ -262,18 +265,11 @@ impl Tree<'_> {
     /// first, so a read-only parent is closed after its children.
     fn finish_dirs(&mut self) {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let fate = match self.root.finish_dir(&rel, mode, mtime) {
+            let fate = match self.disk.root.finish_dir(&rel, mode, mtime) {
                 Ok(()) => Fate::Landed,
                 Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
             };
-            self.settle(&shown, EntryKind::Dir, fate);
-        }
-    }
-
-    fn cfg_path(&self) -> String {
-        match &self.cfg.output {
-            Output::File(file) => file.display().to_string(),
-            _ => String::new(),
+            self.said.settle(&shown, EntryKind::Dir, fate);
         }
     }
 

@@ -15,8 +15,9 @@ mod lander;
 mod landing;
 
 use super::incoming::Incoming;
-use super::session::{identity_of, Dest, Tree, Want};
+use super::session::{identity_of, Disk, Said, Want};
 use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
+use super::wants::Wants;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::exit::{self, ExitCode, Tag};
@@ -25,6 +26,7 @@ use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
 use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits};
 use crate::protocol::ToReceiver;
+use crate::units::human_bytes;
 use landing::{root_device, Batch, BATCH_FILES};
 
 /// Files this large keep their held record current while they arrive (as a
@@ -96,6 +98,23 @@ impl Current {
     }
 }
 
+impl Current {
+    /// The file's SHA-256: as it came (`as_it_came`: that is the one to
+    /// check), else read back from the part (resumed, or out of order);
+    /// none when neither can be had.
+    fn digest(&mut self, conn: &mut Conn, as_it_came: bool) -> Result<Option<Sha>> {
+        let size = self.want.size;
+        Ok(match (self.hasher.take(), &self.out) {
+            (Some(h), _) if as_it_came => Some(h.finish()),
+            (_, Out::Part(file)) => Some(
+                with_keepalive(conn, || hash::hash_range(file, 0, size))
+                    .map_err(|e| local(&self.want, e))?,
+            ),
+            _ => None,
+        })
+    }
+}
+
 /// Where a file's data goes.
 enum Out {
     Part(File),
@@ -107,8 +126,14 @@ enum Out {
     Dropped(String, &'static str),
 }
 
-pub(super) struct Files<'t, 'a> {
-    tree: &'t mut Tree<'a>,
+/// The data phase: it borrows the protocol's side, the files asked for and
+/// the output, each on its own, from the manifest's [`Tree`](super::session::Tree).
+pub(super) struct Files<'t> {
+    said: &'t mut Said,
+    wants: &'t mut Wants,
+    disk: &'t mut Disk,
+    /// Digests are checked (the sender's offer and this side's --no-verify).
+    verify: bool,
     incoming: Incoming,
     cur: Option<Current>,
     batch: Batch,
@@ -118,8 +143,8 @@ pub(super) struct Files<'t, 'a> {
     pub spliced: bool,
     /// Files received and verified.
     pub files: u64,
-    /// What the part under way holds, once kept for a resume.
-    partial: Option<String>,
+    /// Where the part under way was kept for a resume.
+    part_at: Option<String>,
     /// The output root's device: what its syncfs flushes.
     root_dev: Option<u64>,
     /// What the part under way holds, once kept (a file alone says so).
@@ -134,11 +159,19 @@ pub(super) fn batch_most() -> usize {
     BATCH_FILES.min((crate::sys::raise_open_files() / 4).max(16) as usize)
 }
 
-impl<'t, 'a> Files<'t, 'a> {
-    pub(super) fn new(tree: &'t mut Tree<'a>) -> Self {
-        let root_dev = root_device(&tree.root);
+impl<'t> Files<'t> {
+    pub(super) fn new(
+        said: &'t mut Said,
+        wants: &'t mut Wants,
+        disk: &'t mut Disk,
+        verify: bool,
+    ) -> Self {
+        let root_dev = root_device(&disk.root);
         Files {
-            tree,
+            said,
+            wants,
+            disk,
+            verify,
             incoming: Incoming::new(),
             cur: None,
             batch: Batch {
@@ -152,7 +185,7 @@ impl<'t, 'a> Files<'t, 'a> {
             bytes: 0,
             spliced: false,
             files: 0,
-            partial: None,
+            part_at: None,
             root_dev,
             held_bytes: 0,
             spare: None,
@@ -178,32 +211,32 @@ impl<'t, 'a> Files<'t, 'a> {
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             let msg = ToReceiver::decode(&frame).with_context(|| conn.peer.clone())?;
-            let event = self.tree.session.handle(msg, &mut self.tree.wants);
-            self.tree.show();
+            let event = self.said.session.handle(msg, self.wants);
+            self.said.show();
             match event {
                 Ok(Event::Open(want)) => self.begin(want)?,
                 Ok(Event::Write(write)) => self.data(conn, write)?,
                 Ok(Event::Ended(ended)) => self.file_end(conn, ended)?,
                 Ok(Event::Finished) => return Ok(()),
-                Ok(Event::Stopped) => return Err(stop_error(conn, self.tree.session.name())),
+                Ok(Event::Stopped) => return Err(stop_error(conn, self.said.session.name())),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => {
                     // a file the session ended is over here too
-                    if self.tree.session.current().is_none() {
+                    if self.said.session.current().is_none() {
                         self.cur = None;
                     }
                     return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
-            if self.tree.session.outbox_len() >= OUT_BATCH {
-                self.tree.flush(conn)?;
+            if self.said.session.outbox_len() >= OUT_BATCH {
+                self.said.flush(conn)?;
             }
         }
     }
 
     fn begin(&mut self, mut want: Want) -> Result<()> {
-        let out = match (&self.tree.dest, want.part.take()) {
-            (Dest::Stream(..), _) => Out::Stream,
+        let out = match (self.disk.stream().is_some(), want.part.take()) {
+            (true, _) => Out::Stream,
             (_, Some(part)) => Out::Part(part),
             _ => match self.open_part(&mut want) {
                 Ok(file) => Out::Part(file),
@@ -214,17 +247,17 @@ impl<'t, 'a> Files<'t, 'a> {
                 Err(e) => Out::Dropped(format!("cannot write it here: {e}"), UNWRITABLE_TOLD),
             },
         };
-        let verify = self.tree.offer.verify && self.tree.cfg.common.verify;
+        let verify = self.verify;
         let checkpoint = match &out {
             // a file alone keeps its record current at any size, as it always has
-            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.tree.offer.single => {
+            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.said.session.alone() => {
                 Some(self.checkpointer(file, &want)?)
             }
             _ => None,
         };
         want.recorded |= checkpoint.is_some();
         let hashed = verify && (!want.whole || want.held.total() == 0);
-        self.tree.progress.file(&file_start(&want));
+        self.said.progress.file(&file_start(&want));
         let reserve = matches!(&out, Out::Part(file)
             if (want.size >= RESERVE_MIN || want.stream) && !crate::sys::in_memory(file));
         self.cur = Some(Current {
@@ -244,7 +277,7 @@ impl<'t, 'a> Files<'t, 'a> {
     /// until its entries are in, so no one else can read the part
     /// meanwhile).
     fn open_part(&self, want: &mut Want) -> io::Result<File> {
-        let root = &self.tree.root;
+        let root = &self.disk.root;
         if want.fresh && want.held.total() == 0 {
             let mode = (want.mode & 0o777) | 0o600;
             if let Some(file) = root.create_part(&want.rel, mode)? {
@@ -257,7 +290,7 @@ impl<'t, 'a> Files<'t, 'a> {
 
     /// A checkpoint thread whose records go beneath the output handle.
     fn checkpointer(&self, file: &File, want: &Want) -> Result<Checkpointer> {
-        let (root, rel) = (self.tree.root.clone(), want.rel.clone());
+        let (root, rel) = (self.disk.root.clone(), want.rel.clone());
         let store: held::Store = Arc::new(move |r: &Record| root.write_record(&rel, &r.encode()));
         let source = identity_of(want);
         Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
@@ -280,9 +313,9 @@ impl<'t, 'a> Files<'t, 'a> {
             .map_err(|e| local(&cur.want, e))?;
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(len);
-        match (&mut cur.out, &mut self.tree.dest) {
+        match (&mut cur.out, self.disk.stream()) {
             (Out::Part(file), _) => file.write_all(early).map_err(|e| local(&cur.want, e))?,
-            (Out::Stream, Dest::Stream(stream, _)) => {
+            (Out::Stream, Some(stream)) => {
                 stream.write_all(early).map_err(|e| local(&cur.want, e))?
             }
             _ => {}
@@ -293,18 +326,18 @@ impl<'t, 'a> Files<'t, 'a> {
         let start = offset;
         let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
         self.bytes += early.len() as u64;
-        self.tree.session.arrived(start, offset);
+        self.said.session.arrived(start, offset);
         if let Some(cp) = &cur.checkpoint {
             cp.add(start, offset);
         }
         if len == 0 {
-            self.tree.progress.update(self.bytes, self.files, "");
+            self.said.progress.update(self.bytes, self.files, "");
             return Ok(());
         }
         let mut sink = io::sink();
-        let (target, splice) = match (&mut cur.out, &mut self.tree.dest) {
+        let (target, splice) = match (&mut cur.out, self.disk.stream()) {
             (Out::Part(file), _) => (copy::Sink::File(file), cur.hasher.is_none()),
-            (Out::Stream, Dest::Stream(stream, _)) => {
+            (Out::Stream, Some(stream)) => {
                 let splice = cur.hasher.is_none() && stream.is_char_device();
                 (stream.sink(), splice)
             }
@@ -317,7 +350,7 @@ impl<'t, 'a> Files<'t, 'a> {
             at: offset,
             buf: self.spare.take(),
             done: 0,
-            show: &mut |n| self.tree.progress.update(base + n, files, ""),
+            show: &mut |n| self.said.progress.update(base + n, files, ""),
         };
         let got = copy::recv(conn, target, Some(len), splice, &mut chunks);
         // kept for the next frame: a fresh zeroed MiB per small file cost
@@ -329,7 +362,7 @@ impl<'t, 'a> Files<'t, 'a> {
         };
         self.bytes += bytes;
         self.spliced |= splice && bytes > 0;
-        self.tree.session.arrived(offset, offset + bytes);
+        self.said.session.arrived(offset, offset + bytes);
         match got {
             Ok(r) if r.cut => Err(network(
                 conn,
@@ -356,7 +389,7 @@ impl<'t, 'a> Files<'t, 'a> {
         let have = match (ended.ending, &cur.out) {
             (Ending::SenderFailed(_), _) => {
                 // settled; the padding the sender wrote is no data of the file
-                let _ = self.tree.root.discard_part(&cur.want.rel);
+                let _ = self.disk.root.discard_part(&cur.want.rel);
                 return Ok(());
             }
             (_, Out::Dropped(why, told)) => {
@@ -366,21 +399,24 @@ impl<'t, 'a> Files<'t, 'a> {
             (Ending::Incomplete, _) => return self.outcome(FileOutcome::Incomplete),
             (Ending::Complete { have }, _) => have,
         };
-        let theirs = (ended.sha256, ended.hashed_as_it_came);
-        let ours = match self.digest(conn, &mut cur, theirs)? {
-            Ok(ours) => ours,
-            Err(()) => {
-                if let Out::Part(_) = cur.out {
-                    let _ = self.tree.root.discard_part(&cur.want.rel);
+        let ours = match self.verify {
+            true => match cur.digest(conn, ended.hashed_as_it_came)? {
+                Some(ours) if self.said.session.digest_matches(&ours, ended.sha256) => Some(ours),
+                // a mismatch, or a digest that could not be had
+                _ => {
+                    if let Out::Part(_) = cur.out {
+                        let _ = self.disk.root.discard_part(&cur.want.rel);
+                    }
+                    return self.outcome(FileOutcome::Mismatch);
                 }
-                return self.outcome(FileOutcome::Mismatch);
-            }
+            },
+            false => None,
         };
         match std::mem::replace(&mut cur.out, Out::Stream) {
             Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file, ours),
             Out::Part(file) => self.held(&mut cur, file, have, ours),
             _ => {
-                if let Dest::Stream(stream, _) = &mut self.tree.dest {
+                if let Some(stream) = self.disk.stream() {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
                 self.files += 1;
@@ -393,35 +429,9 @@ impl<'t, 'a> Files<'t, 'a> {
     /// How the file that ended went: the session answers the sender and
     /// settles it.
     pub(super) fn outcome(&mut self, outcome: FileOutcome) -> Result<()> {
-        self.tree.session.file_result(outcome);
-        self.tree.show();
+        self.said.session.file_result(outcome);
+        self.said.show();
         Ok(())
-    }
-
-    /// Checks the file's SHA-256 against the sender's: `Ok(None)` when not
-    /// verifying, `Err(())` for a mismatch or a digest that did not come.
-    fn digest(
-        &mut self,
-        conn: &mut Conn,
-        cur: &mut Current,
-        (theirs, as_it_came): (Option<Sha>, bool),
-    ) -> Result<std::result::Result<Option<Sha>, ()>> {
-        if !(self.tree.offer.verify && self.tree.cfg.common.verify) {
-            return Ok(Ok(None));
-        }
-        let size = cur.want.size;
-        let ours: Sha = match (cur.hasher.take(), &cur.out) {
-            (Some(h), _) if as_it_came => h.finish(),
-            // resumed, or out of order: the whole file, from disk
-            (_, Out::Part(file)) => with_keepalive(conn, || hash::hash_range(file, 0, size))
-                .map_err(|e| local(&cur.want, e))?,
-            _ => return Ok(Err(())),
-        };
-        Ok(if self.tree.session.digest_matches(&ours, theirs) {
-            Ok(Some(ours))
-        } else {
-            Err(())
-        })
     }
 
     /// What a failed data phase says: the sender's Ctrl-C is answered with
@@ -433,22 +443,16 @@ impl<'t, 'a> Files<'t, 'a> {
         err: anyhow::Error,
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
-        let single = self.tree.offer.single;
-        let kept_line = match (&kept, self.partial.take()) {
-            // a file alone: where its part is, and how much it holds
-            (None, Some(partial)) if single => partial,
-            (None, partial) => {
-                let partial = partial.map_or(String::new(), |p| format!("; {p}"));
-                format!("kept what arrived: {} files in place{partial}", self.files)
-            }
-            (Some(e), _) => format!("could not keep everything: {}", exit::message_of(e)),
+        let kept_line = match &kept {
+            None => (self.said.session).kept_line(self.files, self.part_at.as_deref(), human_bytes),
+            Some(e) => format!("could not keep everything: {}", exit::message_of(e)),
         };
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {
                 // a file alone tells the sender the bytes held, a tree its entries
-                self.tree.session.stopped(self.held_bytes);
-                let _ = self.tree.flush(conn);
+                self.said.session.stopped(self.held_bytes);
+                let _ = self.said.flush(conn);
             }
             let what = match crate::interrupt::requested() {
                 true => "interrupted".to_string(),
@@ -458,7 +462,7 @@ impl<'t, 'a> Files<'t, 'a> {
         }
         if exit::tag_of(&err).is_none() {
             // this side failed (a disk, a bad frame): the sender hears why
-            let _ = self.tree.fail(conn, &exit::message_of(&err));
+            let _ = self.said.fail(conn, &exit::message_of(&err));
             super::peer::linger(conn);
             return err.context(kept_line);
         }

@@ -180,6 +180,15 @@ impl Arrival {
         self.next = to;
     }
 
+    /// All the part holds: what it held before and what arrived since.
+    pub fn have(&self) -> Ranges {
+        let mut have = self.held.clone();
+        for &(a, b) in self.got.pairs() {
+            have.insert(a, b);
+        }
+        have
+    }
+
     /// Whether a digest computed as the data came is the one to check: the
     /// file's when it came whole, in order; the payloads' when the file
     /// will not be whole. Otherwise the file is hashed from the part.
@@ -202,10 +211,7 @@ impl Arrival {
             }
             (self.size, self.range) = (end.sent, (0, end.sent));
         }
-        let mut have = self.held.clone();
-        for &(a, b) in self.got.pairs() {
-            have.insert(a, b);
-        }
+        let have = self.have();
         let (start, stop) = self.range;
         let covered = match self.whole {
             true => have.covers(0, self.size),

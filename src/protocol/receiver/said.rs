@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{BadData, BadEnd, Ending, Sha};
+use super::{BadData, BadEnd, Ending, Sha, ShowBytes};
 use crate::protocol::ledger::{Fate, Verdict};
 use crate::protocol::peer_text::{escape, PeerText};
 use crate::protocol::tree::{Entry, EntryKind};
@@ -146,6 +146,26 @@ impl Conclusion {
             Conclusion::Partial(line)
             | Conclusion::Integrity(line)
             | Conclusion::Unfinished(line) => line.clone(),
+        }
+    }
+}
+
+impl super::Session {
+    /// What a session that ended early kept, as its user reads it: a file
+    /// alone's part (`part_at`: where, when one was kept) and the bytes it
+    /// holds; or a tree's `files` in place and the part under way.
+    pub fn kept_line(&self, files: u64, part_at: Option<&str>, show: ShowBytes) -> String {
+        let in_place = format!("kept what arrived: {files} files in place");
+        let Some((cur, at)) = self.cur.as_ref().zip(part_at) else {
+            return in_place;
+        };
+        let held = cur.arrival.have().total();
+        match self.alone() {
+            true => format!("kept {at}.zcpart ({held} bytes held)"),
+            false => {
+                let name = escape(&cur.path);
+                format!("{in_place}; {} of {name} held in {name}.zcpart", show(held))
+            }
         }
     }
 }

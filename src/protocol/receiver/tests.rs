@@ -665,3 +665,64 @@ fn a_file_alone_concludes_in_its_own_words() {
     assert_eq!(partial, Conclusion::Partial(line.into()));
     assert_eq!(partial.line("peer"), line);
 }
+
+/// A held part's blocks are hashed in BLOCKs per held range and go to
+/// the sender 16 to a FILE HASHES frame, each frame out as soon as it is
+/// full (the sender checks it while the next are hashed), the file's last
+/// block closing the last frame.
+#[test]
+fn held_blocks_go_sixteen_to_a_frame() {
+    use crate::protocol::{BlockHash, BLOCK};
+    let held = Ranges::from_pairs(&[(0, 15 * BLOCK + 5), (20 * BLOCK, 21 * BLOCK + 1)]);
+    let cuts: Vec<_> = blocks(&held).collect();
+    assert_eq!(cuts.len(), 18);
+    assert_eq!(cuts[15], (15 * BLOCK, 15 * BLOCK + 5));
+    assert_eq!(cuts[17], (21 * BLOCK, 21 * BLOCK + 1));
+    let mut rx = Rx::new(setup(1));
+    let n = cuts.len();
+    let queued: Vec<usize> = (cuts.into_iter().enumerate())
+        .filter(|&(i, (from, to))| {
+            let len = (to - from) as u32;
+            let block = BlockHash {
+                offset: from,
+                len,
+                sha256: [0; 32],
+            };
+            rx.s.block_hashed(3, block, i + 1 == n)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(queued, [15, 17]);
+    let said = rx.said();
+    let frames: Vec<_> = (said.iter())
+        .map(|m| match m {
+            ToSender::FileHashes(3, blocks, last) => (blocks.len(), *last),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(frames, [(16, false), (2, true)]);
+}
+
+/// What an early end kept, in the words tests/resume.rs greps for ("kept
+/// OUT/f.zcpart (N bytes held)" for a file alone): a part counts what it
+/// held before and what came since.
+#[test]
+fn an_early_end_says_what_it_kept() {
+    let show: ShowBytes = |n| format!("{n} B");
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("d/a", 10), ("d/b", 10)]);
+    rx.begin(0, "d/a").unwrap();
+    rx.data(0, 3).unwrap();
+    let tree = "kept what arrived: 1 files in place; 3 B of d/a held in d/a.zcpart";
+    assert_eq!(rx.s.kept_line(1, Some("out/d/a"), show), tree);
+    let none = "kept what arrived: 1 files in place";
+    assert_eq!(rx.s.kept_line(1, None, show), none, "no part kept");
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a", 10)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 4).unwrap();
+    let alone = "kept out/a.zcpart (4 bytes held)";
+    assert_eq!(rx.s.kept_line(0, Some("out/a"), show), alone);
+}

@@ -4,15 +4,15 @@
 
 use anyhow::{Context, Result};
 
-use super::{HASHES_PER_FRAME, TICK_NS};
+use super::TICK_NS;
 use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::Refusal;
+use crate::protocol::receiver::{self, Refusal};
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, RefuseCode, BLOCK};
-use crate::recv::session::{lossy, Dest, Tree, Want};
+use crate::protocol::{self as proto, BlockHash, RefuseCode};
+use crate::recv::session::{lossy, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
 
@@ -33,23 +33,17 @@ impl Tree<'_> {
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
         if entry.kind == EntryKind::File {
-            self.session.within_max_size(&entry, human_bytes)?;
+            self.said.session.within_max_size(&entry, human_bytes)?;
         }
         if self.offer.single {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()).into());
             }
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
-            let path = match &self.dest {
-                Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
-                Dest::Named(name) => {
-                    rel = name.clone();
-                    self.cfg_path()
-                }
-                Dest::Stream(_, label) => label.clone(),
-            };
-            self.progress.named(&shown, &path);
-            if let Dest::Stream(..) = self.dest {
+            let (alone, path) = self.disk.alone(rel);
+            rel = alone;
+            self.said.progress.named(&shown, &path);
+            if self.disk.stream().is_some() {
                 return Ok(self.want(entry, rel, Ranges::new(), false));
             }
         }
@@ -61,7 +55,7 @@ impl Tree<'_> {
             return Err(bad(why).into());
         }
         match entry.kind {
-            EntryKind::Dir => match self.root.mkdir(&rel) {
+            EntryKind::Dir => match self.disk.root.mkdir(&rel) {
                 Ok(made) => {
                     if made == Made::New {
                         self.fresh.insert(rel.clone());
@@ -69,7 +63,7 @@ impl Tree<'_> {
                     match made {
                         // a directory that was here keeps its mode and
                         // times: they are not the sender's to set
-                        Made::Existing => self.settle(&shown, EntryKind::Dir, Fate::Landed),
+                        Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
                             let mode = self.landed_mode(entry.mode);
                             self.dirs.push((rel, shown, mode, entry.mtime_ns));
@@ -115,12 +109,12 @@ impl Tree<'_> {
                 Ok(Action::Done)
             }
             // the same link, made by an earlier run of the same tree
-            Ok(Found::Link) if self.root.read_link(&rel).is_ok_and(|t| t == target) => {
+            Ok(Found::Link) if self.disk.root.read_link(&rel).is_ok_and(|t| t == target) => {
                 Ok(Action::Skip)
             }
             Ok(Found::Link) if self.cfg.force => {
                 // replaced at the end, after all data, like every link
-                self.root.discard_link(&rel).map_err(|e| {
+                self.disk.root.discard_link(&rel).map_err(|e| {
                     Refusal::of_out(RefuseCode::Other, e.to_string(), UNWRITABLE_TOLD)
                 })?;
                 self.links.push((rel, shown, target));
@@ -173,7 +167,7 @@ impl Tree<'_> {
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
-            false => self.root.read_record(&rel),
+            false => self.disk.root.read_record(&rel),
         };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
@@ -192,19 +186,22 @@ impl Tree<'_> {
 
     /// The part of a file alone, opened (and so locked) before GO.
     fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
-        let at = rel.display_in(self.root.path());
-        self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Refusal::of_out(
-                RefuseCode::Busy,
-                format!("{at} is being received by another transfer"),
-                BUSY_TOLD,
-            ),
-            _ => Refusal::of_out(
-                RefuseCode::Other,
-                format!("{at}.zcpart: {e}"),
-                unwritable_told(&e),
-            ),
-        })
+        let at = rel.display_in(self.disk.root.path());
+        self.disk
+            .root
+            .open_part(rel, fresh)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock => Refusal::of_out(
+                    RefuseCode::Busy,
+                    format!("{at} is being received by another transfer"),
+                    BUSY_TOLD,
+                ),
+                _ => Refusal::of_out(
+                    RefuseCode::Other,
+                    format!("{at}.zcpart: {e}"),
+                    unwritable_told(&e),
+                ),
+            })
     }
 
     /// Asks for a file's data, offering what is held (and, when resuming,
@@ -246,7 +243,7 @@ impl Tree<'_> {
     fn stat(&self, rel: &RelPath) -> std::io::Result<Found> {
         match self.in_fresh(rel) {
             true => Ok(Found::Missing),
-            false => self.root.stat(rel),
+            false => self.disk.root.stat(rel),
         }
     }
 
@@ -271,11 +268,11 @@ impl Tree<'_> {
         if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                rel.display_in(self.root.path())
+                rel.display_in(self.disk.root.path())
             ));
             return Ranges::new();
         }
-        let Ok(part) = self.root.open_part(rel, false) else {
+        let Ok(part) = self.disk.root.open_part(rel, false) else {
             return Ranges::new();
         };
         let on_disk = part.metadata().map_or(0, |m| m.len());
@@ -296,32 +293,25 @@ impl Tree<'_> {
         // a file alone holds its part open (and locked) already
         let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
             Some(part) => part.try_clone(),
-            None => self.root.open_part(rel, false),
+            None => self.disk.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
-        let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
-        let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
-        let cuts: Vec<(u64, u64)> = ranges
-            .iter()
-            .flat_map(|&(a, b)| {
-                (a..b)
-                    .step_by(BLOCK as usize)
-                    .map(move |s| (s, (s + BLOCK).min(b)))
-            })
-            .collect();
-        for (i, &(from, to)) in cuts.iter().enumerate() {
+        let mut cuts = receiver::blocks(held).peekable();
+        while let Some((from, to)) = cuts.next() {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            blocks.push(BlockHash {
+            let len = (to - from) as u32;
+            let block = BlockHash {
                 offset: from,
-                len: (to - from) as u32,
+                len,
                 sha256,
-            });
-            let last = i + 1 == cuts.len();
-            if blocks.len() == HASHES_PER_FRAME || last {
-                self.session.hashes(id, std::mem::take(&mut blocks), last);
-                // out at once: the sender checks these while the next are hashed
-                self.flush(conn)?;
+            };
+            if self
+                .said
+                .session
+                .block_hashed(id, block, cuts.peek().is_none())
+            {
+                self.said.flush(conn)?;
             }
         }
         Ok(())
