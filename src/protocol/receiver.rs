@@ -20,7 +20,10 @@ mod manifest;
 mod said;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use manifest::{admit_offer, blocks, ShowBytes};
-pub use said::{Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
+pub use said::{
+    Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation, BUSY_TOLD,
+    EXISTS_TOLD, UNWRITABLE_TOLD,
+};
 
 /// A SHA-256 digest.
 pub type Sha = [u8; 32];
@@ -328,11 +331,11 @@ impl Session {
 
     /// A verified file that then could not be put in place (it was
     /// counted as landed).
-    pub fn unlanded(&mut self, path: &str, why: String, told: &str) {
+    pub fn unlanded(&mut self, path: &str, why: String) {
         self.ledger.landed -= 1;
         self.told.landed -= 1;
         let kind = Shown::Kind(EntryKind::File);
-        self.settle_hiding(path, kind, Fate::Failed(why.into()), told);
+        self.settle_hiding(path, kind, Fate::Failed(why.into()), UNWRITABLE_TOLD);
     }
 
     fn not_sent(&mut self, w: &impl Wanted) {

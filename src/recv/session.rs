@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::sink::{RelPath, Root, Seen};
 use crate::config::RecvConfig;
 use crate::conn::Conn;
+use crate::exit::{self, ExitCode, Tag};
 use crate::held::{Identity, Ranges};
 use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
 use crate::protocol::ledger::Fate;
@@ -138,7 +139,7 @@ impl Said {
         // what is here stays: the sender may come back and resume
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
-            .map_err(|e| crate::exit::tag(e, crate::exit::Tag::Resumable))
+            .map_err(|e| exit::tag(e, Tag::Resumable))
     }
 
     /// Records an entry's fate and shows it.
@@ -185,6 +186,17 @@ impl Wanted for Want {
             self.stream,
             self.whole,
         )
+    }
+}
+
+/// A connection lost (`what`: where): the sender may come back and
+/// resume, unless it was a Ctrl-C, or an encrypted record that did not
+/// open (tampering, not a cut: the session stops here, the sender told).
+pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
+    let err = err.context(what);
+    match exit::code_of(&err) {
+        ExitCode::Integrity | ExitCode::Interrupted => err,
+        _ => exit::tag(err, Tag::Resumable),
     }
 }
 

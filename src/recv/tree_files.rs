@@ -15,8 +15,7 @@ mod lander;
 mod landing;
 
 use super::incoming::Incoming;
-use super::session::{identity_of, Disk, Said, Want};
-use super::tree::decide::{BUSY_TOLD, UNWRITABLE_TOLD};
+use super::session::{identity_of, lost, Disk, Said, Want};
 use super::wants::Wants;
 use crate::conn::{with_keepalive, Conn};
 use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
@@ -24,7 +23,9 @@ use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
-use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits};
+use crate::protocol::receiver::{
+    Ended, Ending, Event, FileOutcome, Fits, BUSY_TOLD, UNWRITABLE_TOLD,
+};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
 use landing::{root_device, Batch, BATCH_FILES};
@@ -537,14 +538,7 @@ fn local(want: &Want, err: io::Error) -> anyhow::Error {
 
 /// A failure of the connection: the sender may come back and resume.
 fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
-    let err = err.context(format!("{}: connection lost", conn.peer));
-    match exit::code_of(&err) {
-        // an encrypted record that does not open: tampering, not a cut;
-        // the session stops here and the sender hears why
-        ExitCode::Integrity => err,
-        ExitCode::Interrupted => err,
-        _ => exit::tag(err, Tag::Resumable),
-    }
+    lost(err, format!("{}: connection lost", conn.peer))
 }
 
 fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {

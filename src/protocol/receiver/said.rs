@@ -180,7 +180,26 @@ pub struct Refusal {
     pub told: Option<String>,
 }
 
+/// What a sender without the key hears instead of what exists in OUT (its
+/// size, its kind, a link's target): that something is there is all it
+/// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
+pub const EXISTS_TOLD: &str = "exists (the receiver replaces a file only with --force)";
+/// ... instead of why a path in OUT cannot be looked at or written.
+pub const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
+/// ... instead of where the receiver writes (its path names a user).
+pub const BUSY_TOLD: &str = "is being received by another transfer";
+
 impl Refusal {
+    /// Something stands in OUT where the entry goes.
+    pub fn exists(why: impl Into<String>) -> Refusal {
+        Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD)
+    }
+
+    /// A path in OUT that cannot be looked at or written.
+    pub fn unwritable(code: RefuseCode, why: impl Into<String>) -> Refusal {
+        Refusal::of_out(code, why, UNWRITABLE_TOLD)
+    }
+
     /// A refusal that tells of what is in OUT.
     pub fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
         Refusal {

@@ -616,9 +616,9 @@ fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
 }
 
 /// A file alone that does not land ends the session in a single
-/// transfer's words: refused (exit 4 in tests/core.rs and
-/// tests/scripting.rs, the file existing without --force), or failed
-/// (named after the sender), not as a tree's "1 entry did not land".
+/// transfer's words: refused (the receiver's exit 4 in tests/scripting.rs
+/// exit_4_file_exists_without_force), or failed (named after the sender),
+/// not as a tree's "1 entry did not land".
 #[test]
 fn a_file_alone_concludes_in_its_own_words() {
     let alone = || {

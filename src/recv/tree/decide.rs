@@ -9,22 +9,12 @@ use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{self, Refusal};
+use crate::protocol::receiver::{self, Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, RefuseCode};
 use crate::recv::session::{lossy, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
-
-/// What a sender without the key hears instead of what exists in OUT (its
-/// size, its kind, a link's target): that something is there is all it
-/// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
-pub(in crate::recv) const EXISTS_TOLD: &str =
-    "exists (the receiver replaces a file only with --force)";
-/// ... instead of why a path in OUT cannot be looked at or written.
-pub(in crate::recv) const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
-/// ... instead of where the receiver writes (its path names a user).
-pub(in crate::recv) const BUSY_TOLD: &str = "is being received by another transfer";
 
 impl Tree<'_> {
     /// What to do with one entry, or why not.
@@ -114,22 +104,15 @@ impl Tree<'_> {
             }
             Ok(Found::Link) if self.cfg.force => {
                 // replaced at the end, after all data, like every link
-                self.disk.root.discard_link(&rel).map_err(|e| {
-                    Refusal::of_out(RefuseCode::Other, e.to_string(), UNWRITABLE_TOLD)
-                })?;
+                (self.disk.root.discard_link(&rel))
+                    .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?;
                 self.links.push((rel, shown, target));
                 Ok(Action::Done)
             }
-            Ok(Found::Link) => Err(Refusal::of_out(
-                RefuseCode::Exists,
+            Ok(Found::Link) => Err(Refusal::exists(
                 "a link to another target exists (the receiver can replace it with --force)",
-                EXISTS_TOLD,
             )),
-            Ok(_) => Err(Refusal::of_out(
-                RefuseCode::Exists,
-                "something else exists there",
-                EXISTS_TOLD,
-            )),
+            Ok(_) => Err(Refusal::exists("something else exists there")),
             Err(e) => Err(unreadable(e)),
         }
     }
@@ -153,15 +136,14 @@ impl Tree<'_> {
                     (false, false) => format!(" with {size} bytes, not {}", entry.size),
                 };
                 let why = format!("exists{what} (the receiver can replace it with --force)");
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
+                return Err(Refusal::exists(why));
             }
             Ok(Found::Link) => {
                 let why = "exists as a link (the receiver can replace it with --force)";
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
+                return Err(Refusal::exists(why));
             }
             Ok(Found::Dir | Found::Other) => {
-                let why = "exists and is not a file";
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
+                return Err(Refusal::exists("exists and is not a file"));
             }
             Err(e) => return Err(unreadable(e)),
         }
@@ -334,5 +316,5 @@ fn unwritable_told(e: &std::io::Error) -> String {
 /// A path in OUT that cannot be looked at (a component that is a link or
 /// a file, no permission): the sender hears only that it cannot be written.
 fn unreadable(e: std::io::Error) -> Refusal {
-    Refusal::of_out(RefuseCode::BadName, e.to_string(), UNWRITABLE_TOLD)
+    Refusal::unwritable(RefuseCode::BadName, e.to_string())
 }

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::protocol::receiver::{Event, Violation};
 use crate::protocol::tree::Entry;
 use crate::protocol::{self as proto, ToReceiver};
-use crate::recv::session::{lossy, Tree};
+use crate::recv::session::{lossy, lost, Tree};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
@@ -28,15 +28,9 @@ impl Tree<'_> {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted while reading the manifest"));
             }
-            let frame = proto::read_frame(&mut reader).map_err(|e| {
-                // the sender may come back: nothing is lost yet
-                let e = e.context(format!("{peer}: connection lost in the manifest"));
-                match exit::code_of(&e) {
-                    // an encrypted record that does not open is no cut
-                    exit::ExitCode::Interrupted | exit::ExitCode::Integrity => e,
-                    _ => exit::tag(e, exit::Tag::Resumable),
-                }
-            })?;
+            // the sender may come back: nothing is lost yet
+            let frame = proto::read_frame(&mut reader)
+                .map_err(|e| lost(e, format!("{peer}: connection lost in the manifest")))?;
             let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
             match self.said.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,

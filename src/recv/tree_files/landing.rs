@@ -15,7 +15,6 @@ use crate::hash::Sha;
 use crate::held::{Ranges, Record};
 use crate::protocol::receiver::FileOutcome;
 use crate::recv::session::{identity_of, lossy, Want};
-use crate::recv::tree::decide::UNWRITABLE_TOLD;
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -148,7 +147,7 @@ impl Files<'_> {
         self.batch.flush = flush;
         for (rel, why) in failed {
             let shown = lossy(rel.bytes());
-            self.said.session.unlanded(&shown, why, UNWRITABLE_TOLD);
+            self.said.session.unlanded(&shown, why);
         }
         self.said.show();
         Ok(())
