@@ -79,6 +79,31 @@ pub(super) struct Tree<'a> {
     pub reporter: &'a crate::progress::Reporter,
 }
 
+impl<'a> Tree<'a> {
+    /// The manifest phase's start: nothing asked for, seen or made yet.
+    pub fn new(
+        cfg: &'a RecvConfig,
+        offer: TreeOffer,
+        said: Said,
+        disk: Disk,
+        reporter: &'a crate::progress::Reporter,
+    ) -> Tree<'a> {
+        Tree {
+            cfg,
+            offer,
+            said,
+            disk,
+            wants: Default::default(),
+            budget: cfg.max_memory.share(),
+            seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
+            dirs: Vec::new(),
+            fresh: Default::default(),
+            links: Vec::new(),
+            reporter,
+        }
+    }
+}
+
 /// The protocol's side of the session (phase, entries, ledgers, verdict,
 /// frames to the sender) and the progress its settled entries show on.
 pub(super) struct Said {

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 
 use super::peer::{authenticate, refuse};
 use super::session::{Dest, Disk, Said, Tree};
-use super::sink::{self, Root, Seen};
+use super::sink::{self, Root};
 use super::tree_files::Files;
 
 pub(super) mod decide;
@@ -51,8 +51,8 @@ pub(super) fn receive(
     // a sender now: its OFFER decoded and, with a key, its PROOF checked
     // (until then the handshake deadline held, see hello::receive)
     conn.trusted();
-    let (root, dest) = match admit_offer(cfg, &offer) {
-        Ok(admitted) => admitted,
+    let disk = match admit_offer(cfg, &offer) {
+        Ok(disk) => disk,
         Err((code, reason)) => return Err(refuse(conn, code, reason)),
     };
     let accept = proto::Answer::Accept {
@@ -62,36 +62,14 @@ pub(super) fn receive(
     proto::write_frame(conn, proto::kind::ANSWER, &accept.encode())
         .with_context(|| format!("{}: connection lost", conn.peer))?;
     let began = Instant::now();
-    let progress = progress_of(&offer, conn, reporter);
-    let setup = Setup {
-        offer: offer.clone(),
-        max_files: cfg.max_files,
-        max_size: cfg.max_size,
-        ordered: matches!(dest, Dest::Stream(..)),
-        renamed: matches!(dest, Dest::Named(..)),
-        // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
-        keyed: key.is_some() || conn.is_sealed(),
-    };
+    // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+    let setup = setup_of(cfg, &offer, &disk.dest, key.is_some() || conn.is_sealed());
     let key = key.map(|k| Box::new(k) as Box<dyn Keyed>);
-    let mut tree = Tree {
-        cfg,
-        offer,
-        said: Said {
-            session: Session::new(setup, key),
-            progress,
-        },
-        disk: Disk {
-            root: std::sync::Arc::new(root),
-            dest,
-        },
-        wants: Default::default(),
-        budget: cfg.max_memory.share(),
-        seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
-        dirs: Vec::new(),
-        fresh: Default::default(),
-        links: Vec::new(),
-        reporter,
+    let said = Said {
+        session: Session::new(setup, key),
+        progress: progress_of(&offer, conn, reporter),
     };
+    let mut tree = Tree::new(cfg, offer, said, disk, reporter);
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
         tree.said.progress.abandon();
@@ -109,6 +87,19 @@ pub(super) fn receive(
             tree.said.progress.abandon();
             Err(e)
         }
+    }
+}
+
+/// The machine's settings for this offer: the receiver's limits, and what
+/// the destination of a file alone makes of its data and its name.
+fn setup_of(cfg: &RecvConfig, offer: &TreeOffer, dest: &Dest, keyed: bool) -> Setup {
+    Setup {
+        offer: offer.clone(),
+        max_files: cfg.max_files,
+        max_size: cfg.max_size,
+        ordered: matches!(dest, Dest::Stream(..)),
+        renamed: matches!(dest, Dest::Named(..)),
+        keyed,
     }
 }
 
@@ -145,7 +136,7 @@ fn exit_of(conclusion: &Conclusion, peer: &str) -> Result<()> {
 
 /// The session-wide checks, before anything is written: where it goes,
 /// how many entries, how many bytes.
-fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (RefuseCode, String)> {
+fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode, String)> {
     let one = offer.single && offer.entries == 1;
     let (dir, dest) = match &cfg.output {
         Output::Dir(dir) => (dir.clone(), Dest::Dir),
@@ -176,7 +167,8 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
     receiver::admit_offer(offer, cfg.max_files, cfg.max_size, human_bytes)?;
     let root =
         Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
-    Ok((root, dest))
+    let root = std::sync::Arc::new(root);
+    Ok(Disk { root, dest })
 }
 
 impl Tree<'_> {
