@@ -20,7 +20,6 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::{self, Conclusion, Session, Setup};
 use crate::protocol::tree::{EntryKind, TreeOffer};
 use crate::protocol::Keyed;
@@ -208,13 +207,11 @@ impl Tree<'_> {
         zero_copy: bool,
     ) -> Result<()> {
         for (rel, shown, target) in std::mem::take(&mut self.links) {
-            let fate = match self.disk.root.symlink(&rel, &target) {
-                Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
-            };
-            self.said.settle(&shown, EntryKind::Link, fate);
+            let failed = self.disk.root.symlink(&rel, &target).err();
+            (self.said.session).made(&shown, EntryKind::Link, failed.map(|e| e.to_string()));
         }
         self.finish_dirs();
+        self.said.show();
         let root = &self.disk.root;
         let synced = with_keepalive(conn, || root.sync_all());
         if let Err(e) = synced.or_else(|e| match e.kind() {
@@ -257,11 +254,8 @@ impl Tree<'_> {
     /// first, so a read-only parent is closed after its children.
     fn finish_dirs(&mut self) {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let fate = match self.disk.root.finish_dir(&rel, mode, mtime) {
-                Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
-            };
-            self.said.settle(&shown, EntryKind::Dir, fate);
+            let failed = self.disk.root.finish_dir(&rel, mode, mtime).err();
+            (self.said.session).made(&shown, EntryKind::Dir, failed.map(|e| e.to_string()));
         }
     }
 

@@ -28,7 +28,7 @@ use crate::protocol::receiver::{
 };
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
-use landing::{root_device, Batch, BATCH_FILES};
+use landing::{device, Batch, BATCH_FILES};
 
 /// Files this large keep their held record current while they arrive (as a
 /// single file does), so even a killed receiver resumes them where they
@@ -167,7 +167,10 @@ impl<'t> Files<'t> {
         disk: &'t mut Disk,
         verify: bool,
     ) -> Self {
-        let root_dev = root_device(&disk.root);
+        let root_dev = std::fs::metadata(disk.root.path())
+            .ok()
+            .as_ref()
+            .and_then(device);
         Files {
             said,
             wants,

@@ -151,6 +151,17 @@ impl Conclusion {
 }
 
 impl super::Session {
+    /// A directory (its mode and time set) or a link made at the end:
+    /// landed, or why not (`failed`: the error).
+    pub fn made(&mut self, path: &str, kind: EntryKind, failed: Option<String>) {
+        let fate = match (failed, kind) {
+            (None, _) => Fate::Landed,
+            (Some(e), EntryKind::Link) => Fate::Failed(format!("cannot make the link: {e}").into()),
+            (Some(e), _) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
+        };
+        self.settle(path, Shown::Kind(kind), fate);
+    }
+
     /// What a session that ended early kept, as its user reads it: a file
     /// alone's part (`part_at`: where, when one was kept) and the bytes it
     /// holds; or a tree's `files` in place and the part under way.

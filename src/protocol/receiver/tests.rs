@@ -726,3 +726,34 @@ fn an_early_end_says_what_it_kept() {
     let alone = "kept out/a.zcpart (4 bytes held)";
     assert_eq!(rx.s.kept_line(0, Some("out/a"), show), alone);
 }
+
+/// Directories and links are made at the end: one that fails does not
+/// land, in words that say which step failed (no integration test makes
+/// these fail: it would need a file system that refuses a symlink or a
+/// chmod after accepting the mkdir).
+#[test]
+fn what_is_made_at_the_end_lands_or_says_why_not() {
+    let mut rx = Rx::new(setup(0));
+    rx.s.made("d", EntryKind::Dir, None);
+    rx.s.made("l", EntryKind::Link, Some("no room".into()));
+    rx.s.made("e", EntryKind::Dir, Some("read-only".into()));
+    let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.kind, s.fate)).collect();
+    let failed = |why: &str| Fate::Failed(why.into());
+    assert_eq!(
+        fates,
+        [
+            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
+            (
+                "l".into(),
+                Shown::Kind(EntryKind::Link),
+                failed("cannot make the link: no room")
+            ),
+            (
+                "e".into(),
+                Shown::Kind(EntryKind::Dir),
+                failed("cannot set its mode and time: read-only")
+            ),
+        ]
+    );
+    assert_eq!((rx.s.ledger().landed, rx.s.ledger().not_landed), (1, 2));
+}

@@ -199,35 +199,22 @@ fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
     // syncfs flushes the output's own file system only: a part on another
     // mount beneath it (or on a system without syncfs) is flushed on its own
     // (a directory this session made is on the output's file system)
-    if !cfg!(target_os = "linux") || (!want.fresh && device(file)? != root_dev) {
+    if !cfg!(target_os = "linux") || (!want.fresh && device(&file.metadata()?) != root_dev) {
         file.sync_all()?;
     }
     Ok(())
 }
 
-pub(super) fn root_device(root: &crate::recv::sink::Root) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(root.path()).ok().map(|m| m.dev())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = root;
-        None
-    }
-}
-
 /// The device a file lives on (where there is such a thing).
-fn device(file: &File) -> io::Result<Option<u64>> {
+pub(super) fn device(meta: &std::fs::Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Ok(Some(file.metadata()?.dev()))
+        Some(meta.dev())
     }
     #[cfg(not(unix))]
     {
-        let _ = file;
-        Ok(None)
+        let _ = meta;
+        None
     }
 }
