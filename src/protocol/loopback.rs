@@ -355,7 +355,7 @@ impl Rx {
                 self.s.conclude();
                 self.verdict = Some(self.s.ledger().verdict());
             }
-            receiver::Event::Stopped => self.s.stopped(0),
+            receiver::Event::Stopped(_) => self.s.stopped(),
         }
         self.settled.extend(self.s.settled());
     }

@@ -21,8 +21,8 @@ mod said;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use manifest::{admit_offer, blocks, ShowBytes};
 pub use said::{
-    Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation, BUSY_TOLD,
-    EXISTS_TOLD, UNWRITABLE_TOLD,
+    Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Stop, Unwritable,
+    Violation, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD,
 };
 
 /// A SHA-256 digest.
@@ -105,6 +105,8 @@ pub struct Session {
     out: Vec<u8>,
     settled: Vec<Settled>,
     tally: manifest::Tally,
+    /// Where the part under way was kept when the session ended early.
+    part_at: Option<String>,
 }
 
 impl Session {
@@ -123,6 +125,7 @@ impl Session {
             out: Vec::new(),
             settled: Vec::new(),
             tally: Default::default(),
+            part_at: None,
         }
     }
 
@@ -133,6 +136,7 @@ impl Session {
         msg: ToReceiver,
         asked: &mut impl Asked<T>,
     ) -> Result<Event<T>, Violation> {
+        let went = self.phase == Phase::Data;
         self.take(&msg)?;
         Ok(match msg {
             ToReceiver::Entry(entry) => self.entry(entry)?,
@@ -156,7 +160,8 @@ impl Session {
                 }
                 Event::Finished
             }
-            ToReceiver::Stop => Event::Stopped,
+            ToReceiver::Stop if went => Event::Stopped(Stop::Sending(self.name().map(Into::into))),
+            ToReceiver::Stop => Event::Stopped(Stop::BeforeData),
             ToReceiver::Keepalive | ToReceiver::Proof(_) => Event::Nothing,
         })
     }
@@ -280,8 +285,12 @@ impl Session {
         let shown = lossy(&path);
         let kind = Shown::Kind(EntryKind::File);
         let (status, sha256, message, held) = match outcome {
-            FileOutcome::Unwritable { why, told } => {
-                let heard = if self.setup.keyed { why.clone() } else { told };
+            FileOutcome::Unwritable(unwritable) => {
+                let why = unwritable.why();
+                let heard = match self.setup.keyed {
+                    true => why.clone(),
+                    false => unwritable.told().to_string(),
+                };
                 self.queue_file_result(id, Status::Failed, None, &heard, 0);
                 self.settle_hiding(&shown, kind, Fate::Failed(why.into()), &heard);
                 return;
@@ -414,13 +423,22 @@ impl Session {
     }
 
     /// The sender stopped: the RESULT says what is held, the bytes of a
-    /// file alone's part (`part_bytes`), or a tree's entries in place.
-    pub fn stopped(&mut self, part_bytes: u64) {
+    /// file alone's part (once kept, see [`Session::part_kept`]), or a
+    /// tree's entries in place.
+    pub fn stopped(&mut self) {
         let held = match self.single {
-            Some(_) => Held::Bytes(part_bytes),
+            Some(_) => Held::Bytes(self.part_bytes()),
             None => Held::Entries(self.ledger.accounted()),
         };
         self.result(Status::Stopped, "stopped", held);
+    }
+
+    /// What the kept part under way holds.
+    fn part_bytes(&self) -> u64 {
+        match (&self.cur, &self.part_at) {
+            (Some(cur), Some(_)) => cur.arrival.have().total(),
+            _ => 0,
+        }
     }
 
     /// The session's RESULT (MAC'd with a key).

@@ -23,9 +23,7 @@ use crate::exit::{self, ExitCode, Tag};
 use crate::hash::{self, Running, Sha};
 use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
-use crate::protocol::receiver::{
-    Ended, Ending, Event, FileOutcome, Fits, BUSY_TOLD, UNWRITABLE_TOLD,
-};
+use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits, Unwritable};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
 use landing::{device, Batch, BATCH_FILES};
@@ -121,10 +119,9 @@ enum Out {
     Part(File),
     /// The session's stream (stdout, a device), in order.
     Stream,
-    /// Why it cannot be written (another transfer holds the part, a link
-    /// stands where it goes): the data is read and dropped, and only this
-    /// entry fails. With what a sender without the key hears instead.
-    Dropped(String, &'static str),
+    /// It cannot be written: the data is read and dropped, and only this
+    /// entry fails.
+    Dropped(Unwritable),
 }
 
 /// The data phase: it borrows the protocol's side, the files asked for and
@@ -144,12 +141,8 @@ pub(super) struct Files<'t> {
     pub spliced: bool,
     /// Files received and verified.
     pub files: u64,
-    /// Where the part under way was kept for a resume.
-    part_at: Option<String>,
     /// The output root's device: what its syncfs flushes.
     root_dev: Option<u64>,
-    /// What the part under way holds, once kept (a file alone says so).
-    held_bytes: u64,
     /// The buffer DATA frames are read into, between frames.
     spare: Option<Vec<u8>>,
 }
@@ -189,9 +182,7 @@ impl<'t> Files<'t> {
             bytes: 0,
             spliced: false,
             files: 0,
-            part_at: None,
             root_dev,
-            held_bytes: 0,
             spare: None,
         }
     }
@@ -222,7 +213,7 @@ impl<'t> Files<'t> {
                 Ok(Event::Write(write)) => self.data(conn, write)?,
                 Ok(Event::Ended(ended)) => self.file_end(conn, ended)?,
                 Ok(Event::Finished) => return Ok(()),
-                Ok(Event::Stopped) => return Err(stop_error(conn, self.said.session.name())),
+                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&conn.peer))),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => {
                     // a file the session ended is over here too
@@ -244,11 +235,8 @@ impl<'t> Files<'t> {
             (_, Some(part)) => Out::Part(part),
             _ => match self.open_part(&mut want) {
                 Ok(file) => Out::Part(file),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let why = "being received by another transfer";
-                    Out::Dropped(why.to_string(), BUSY_TOLD)
-                }
-                Err(e) => Out::Dropped(format!("cannot write it here: {e}"), UNWRITABLE_TOLD),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Out::Dropped(Unwritable::Busy),
+                Err(e) => Out::Dropped(Unwritable::Cannot(e.to_string())),
             },
         };
         let verify = self.verify;
@@ -396,9 +384,8 @@ impl<'t> Files<'t> {
                 let _ = self.disk.root.discard_part(&cur.want.rel);
                 return Ok(());
             }
-            (_, Out::Dropped(why, told)) => {
-                let (why, told) = (why.clone(), told.to_string());
-                return self.outcome(FileOutcome::Unwritable { why, told });
+            (_, Out::Dropped(why)) => {
+                return self.outcome(FileOutcome::Unwritable(why.clone()));
             }
             (Ending::Incomplete, _) => return self.outcome(FileOutcome::Incomplete),
             (Ending::Complete { have }, _) => have,
@@ -447,15 +434,13 @@ impl<'t> Files<'t> {
         err: anyhow::Error,
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
-        let kept_line = match &kept {
-            None => (self.said.session).kept_line(self.files, self.part_at.as_deref(), human_bytes),
-            Some(e) => format!("could not keep everything: {}", exit::message_of(e)),
-        };
+        let not_kept = kept.map(|e| exit::message_of(&e));
+        let kept_line = (self.said.session).kept_line(self.files, not_kept, human_bytes);
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {
                 // a file alone tells the sender the bytes held, a tree its entries
-                self.said.session.stopped(self.held_bytes);
+                self.said.session.stopped();
                 let _ = self.said.flush(conn);
             }
             let what = match crate::interrupt::requested() {
@@ -542,9 +527,4 @@ fn local(want: &Want, err: io::Error) -> anyhow::Error {
 /// A failure of the connection: the sender may come back and resume.
 fn network(conn: &Conn, err: anyhow::Error) -> anyhow::Error {
     lost(err, format!("{}: connection lost", conn.peer))
-}
-
-fn stop_error(conn: &Conn, name: Option<&str>) -> anyhow::Error {
-    let name = name.map_or(String::new(), |n| format!(" {}", escape(n.as_bytes())));
-    exit::interrupted(format!("{} stopped sending{name}", conn.peer))
 }

@@ -61,8 +61,29 @@ pub enum Event<T> {
     Ended(Ended),
     /// END: the files asked for and never sent are settled.
     Finished,
-    /// STOP: the sender gave up.
-    Stopped,
+    /// STOP: the sender gave up (before GO, or in the data).
+    Stopped(Stop),
+}
+
+/// When the sender stopped, in the words its user reads (exit 130).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// In the manifest, or waiting for GO: no data came.
+    BeforeData,
+    /// In the data: a file alone is named.
+    Sending(Option<String>),
+}
+
+impl Stop {
+    pub fn line(&self, peer: &str) -> String {
+        match self {
+            Stop::BeforeData => format!("{peer} stopped before sending any data"),
+            Stop::Sending(None) => format!("{peer} stopped sending"),
+            Stop::Sending(Some(name)) => {
+                format!("{peer} stopped sending {}", escape(name.as_bytes()))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +118,35 @@ pub enum FileOutcome {
     Mismatch,
     /// Bytes offered are missing.
     Incomplete,
-    /// It could not be written here: why, and what a sender without the
-    /// key hears instead.
-    Unwritable { why: String, told: String },
+    /// It could not be written here (its data was read and dropped).
+    Unwritable(Unwritable),
+}
+
+/// Why a wanted file cannot be written here: only it fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unwritable {
+    /// Another transfer holds its part.
+    Busy,
+    /// Its part could not be opened (a link stands where it goes): the error.
+    Cannot(String),
+}
+
+impl Unwritable {
+    /// What this side's user reads.
+    pub fn why(&self) -> String {
+        match self {
+            Unwritable::Busy => "being received by another transfer".into(),
+            Unwritable::Cannot(e) => format!("cannot write it here: {e}"),
+        }
+    }
+
+    /// What a sender without the key hears instead.
+    pub fn told(&self) -> &'static str {
+        match self {
+            Unwritable::Busy => BUSY_TOLD,
+            Unwritable::Cannot(_) => UNWRITABLE_TOLD,
+        }
+    }
 }
 
 /// How the session ends for this side's user: a tree's verdict, or, for
@@ -162,12 +209,22 @@ impl super::Session {
         self.settle(path, Shown::Kind(kind), fate);
     }
 
+    /// The part of the file under way was kept, with its record, at `at`
+    /// (as the user knows the path): an early end says so.
+    pub fn part_kept(&mut self, at: String) {
+        self.part_at = Some(at);
+    }
+
     /// What a session that ended early kept, as its user reads it: a file
-    /// alone's part (`part_at`: where, when one was kept) and the bytes it
-    /// holds; or a tree's `files` in place and the part under way.
-    pub fn kept_line(&self, files: u64, part_at: Option<&str>, show: ShowBytes) -> String {
+    /// alone's part (where, when one was kept) and the bytes it holds; or a
+    /// tree's `files` in place and the part under way. Or, when keeping it
+    /// failed (`not_kept`: why), that.
+    pub fn kept_line(&self, files: u64, not_kept: Option<String>, show: ShowBytes) -> String {
+        if let Some(why) = not_kept {
+            return format!("could not keep everything: {why}");
+        }
         let in_place = format!("kept what arrived: {files} files in place");
-        let Some((cur, at)) = self.cur.as_ref().zip(part_at) else {
+        let Some((cur, at)) = self.cur.as_ref().zip(self.part_at.as_ref()) else {
             return in_place;
         };
         let held = cur.arrival.have().total();

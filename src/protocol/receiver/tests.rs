@@ -231,8 +231,39 @@ fn a_frame_out_of_order_is_named() {
     let late = rx.take(ToReceiver::Keepalive);
     assert_eq!(error(late), "unexpected KEEPALIVE after the session ended");
     let mut rx = Rx::new(setup(0));
-    assert!(matches!(rx.take(ToReceiver::Stop), Ok(Event::Stopped)));
+    let stop = rx.take(ToReceiver::Stop);
+    assert!(matches!(stop, Ok(Event::Stopped(Stop::BeforeData))));
     assert_eq!(rx.s.phase(), Phase::Ended);
+}
+
+/// tests/resume.rs (a sender's Ctrl-C: "stopped sending ctrlc.bin; kept
+/// ..."): a STOP before GO says no data came, one in the data names a
+/// file alone.
+#[test]
+fn a_stop_says_when_it_came() {
+    let mut rx = Rx::new(setup(1));
+    rx.want(file(0, "a", 10));
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    let Event::Stopped(stop) = stop else {
+        panic!("{stop:?}");
+    };
+    assert_eq!(stop.line("P"), "P stopped before sending any data");
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a\n", 10)]);
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    let Event::Stopped(stop) = stop else {
+        panic!("{stop:?}");
+    };
+    assert_eq!(stop.line("P"), "P stopped sending a\\n");
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 10)]);
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    assert!(
+        matches!(stop, Event::Stopped(Stop::Sending(None))),
+        "a tree names none"
+    );
 }
 
 /// tests/trees.rs more_entries_than_announced_are_not_written,
@@ -472,11 +503,8 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
         rx.begin(1, "b").unwrap();
         rx.data(0, 1).unwrap();
         rx.file_end(1, 1).unwrap();
-        let (why, told) = (
-            "cannot write it here: /home/u".into(),
-            "cannot be written".into(),
-        );
-        rx.s.file_result(FileOutcome::Unwritable { why, told });
+        let why = Unwritable::Cannot("/home/u".into());
+        rx.s.file_result(FileOutcome::Unwritable(why));
         rx.end().unwrap();
         rx.s.conclude();
         let said = rx.said();
@@ -500,7 +528,7 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
             assert!(end.message.to_string().contains("/home/u"));
         } else {
             assert_eq!(reason, "exists");
-            assert_eq!(heard, "cannot be written");
+            assert_eq!(heard, UNWRITABLE_TOLD);
             assert!(!end.message.to_string().contains("/home/u"), "{end:?}");
         }
         // this side's user reads all of it
@@ -563,17 +591,25 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     };
     assert_eq!(r.mac, Some([Status::Failed as u8; 32]));
     // a file alone that stops says the bytes its part holds
-    let mut stop = Rx::new(Setup {
-        offer: TreeOffer {
-            single: true,
-            entries: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
-    stop.s.stopped(1234);
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut stop = Rx::new(s);
+    stop.manifest(&[("a", 10)]);
+    stop.begin(0, "a").unwrap();
+    stop.data(0, 4).unwrap();
+    stop.s.stopped();
     let said = stop.said();
-    assert!(matches!(&said[0], ToSender::Result(r) if r.held == 1234));
+    assert!(
+        matches!(said.last(), Some(ToSender::Result(r)) if r.held == 0),
+        "no part kept"
+    );
+    stop.s.part_kept("out/a".into());
+    stop.s.stopped();
+    let said = stop.said();
+    assert!(
+        matches!(&said[0], ToSender::Result(r) if r.held == 4),
+        "{said:?}"
+    );
 }
 
 /// A file alone that landed keeps its fate when the sender's MANIFEST says
@@ -714,17 +750,21 @@ fn an_early_end_says_what_it_kept() {
     rx.begin(0, "d/a").unwrap();
     rx.data(0, 3).unwrap();
     let tree = "kept what arrived: 1 files in place; 3 B of d/a held in d/a.zcpart";
-    assert_eq!(rx.s.kept_line(1, Some("out/d/a"), show), tree);
     let none = "kept what arrived: 1 files in place";
     assert_eq!(rx.s.kept_line(1, None, show), none, "no part kept");
+    rx.s.part_kept("out/d/a".into());
+    assert_eq!(rx.s.kept_line(1, None, show), tree);
+    let failed = rx.s.kept_line(1, Some("EIO".into()), show);
+    assert_eq!(failed, "could not keep everything: EIO");
     let mut s = setup(1);
     s.offer.single = true;
     let mut rx = Rx::new(s);
     rx.manifest(&[("a", 10)]);
     rx.begin(0, "a").unwrap();
     rx.data(0, 4).unwrap();
+    rx.s.part_kept("out/a".into());
     let alone = "kept out/a.zcpart (4 bytes held)";
-    assert_eq!(rx.s.kept_line(0, Some("out/a"), show), alone);
+    assert_eq!(rx.s.kept_line(0, None, show), alone);
 }
 
 /// Directories and links are made at the end: one that fails does not

@@ -35,7 +35,7 @@ impl Tree<'_> {
             match self.said.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
                 Ok(Event::Manifest { .. }) => break,
-                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
@@ -55,7 +55,7 @@ impl Tree<'_> {
                 .map_err(|_| Violation::DataBeforeGo)
                 .and_then(|msg| self.said.session.handle(msg, &mut self.wants));
             match taken {
-                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {}
                 Err(v) => {
                     // the replies (a refusal's reason) still go out, then the session ends
@@ -126,9 +126,4 @@ impl Tree<'_> {
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }
-}
-
-/// The sender's STOP before GO.
-fn stopped_early(peer: &str) -> anyhow::Error {
-    exit::interrupted(format!("{peer} stopped before sending any data"))
 }

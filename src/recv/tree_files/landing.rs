@@ -156,7 +156,6 @@ impl Files<'_> {
     /// Whatever happens, what arrived is kept: the current part synced
     /// with its record, the verified batch renamed into place.
     pub(super) fn keep(&mut self, conn: &mut Conn) -> Result<()> {
-        self.part_at = None;
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
@@ -165,8 +164,8 @@ impl Files<'_> {
                     None => cur.want.held.clone(),
                 };
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
-                self.held_bytes = held.total();
-                self.part_at = Some(cur.want.rel.display_in(self.disk.root.path()));
+                let at = cur.want.rel.display_in(self.disk.root.path());
+                self.said.session.part_kept(at);
                 let record = Record {
                     source: identity_of(&cur.want),
                     held,
