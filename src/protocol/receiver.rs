@@ -18,12 +18,14 @@ use super::{Keyed, Outcome, Status, ToReceiver, ToSender};
 mod arrival;
 mod manifest;
 mod said;
+mod there;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use manifest::{admit_offer, blocks, ShowBytes};
 pub use said::{
     Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Stop, Unwritable,
     Violation, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD,
 };
+pub use there::{FileOver, LinkOver, There};
 
 /// A SHA-256 digest.
 pub type Sha = [u8; 32];
@@ -56,6 +58,8 @@ pub struct Setup {
     /// The sender proved the key (a sealed connection, or keyed digests):
     /// it may hear all of a reason.
     pub keyed: bool,
+    /// A file or link in the way is replaced (--force).
+    pub force: bool,
 }
 
 /// Where the session stands, as the sender's messages and this side's

@@ -26,10 +26,6 @@ use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
 use crate::units::human_bytes;
 
-/// The unit of file times here: Windows keeps 100 ns ticks, so a file that
-/// landed there with its time cut down is still the same file.
-const TICK_NS: u64 = if cfg!(windows) { 100 } else { 1 };
-
 pub(super) fn receive(
     cfg: &RecvConfig,
     conn: &mut Conn,
@@ -99,6 +95,7 @@ fn setup_of(cfg: &RecvConfig, offer: &TreeOffer, dest: &Dest, keyed: bool) -> Se
         ordered: matches!(dest, Dest::Stream(..)),
         renamed: matches!(dest, Dest::Named(..)),
         keyed,
+        force: cfg.force,
     }
 }
 

@@ -4,12 +4,12 @@
 
 use anyhow::{Context, Result};
 
-use super::TICK_NS;
 use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{self, Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
+use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
+use crate::protocol::receiver::{BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, RefuseCode};
 use crate::recv::session::{lossy, Tree, Want};
@@ -89,63 +89,23 @@ impl Tree<'_> {
         target: Vec<u8>,
     ) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
-        if cfg!(windows) {
-            let why = "symbolic links are not made on Windows".to_string();
-            return Err((RefuseCode::Other, why).into());
+        let there = self.there(&rel);
+        let same =
+            there == Ok(There::Link) && self.disk.root.read_link(&rel).is_ok_and(|t| t == target);
+        match self.said.session.link_over(there, same)? {
+            LinkOver::Same => return Ok(Action::Skip),
+            // the old one goes now; the new one is made at the end, after all data
+            LinkOver::Replace => (self.disk.root.discard_link(&rel))
+                .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
+            LinkOver::Make => {}
         }
-        match self.stat(&rel) {
-            Ok(Found::Missing) => {
-                self.links.push((rel, shown, target));
-                Ok(Action::Done)
-            }
-            // the same link, made by an earlier run of the same tree
-            Ok(Found::Link) if self.disk.root.read_link(&rel).is_ok_and(|t| t == target) => {
-                Ok(Action::Skip)
-            }
-            Ok(Found::Link) if self.cfg.force => {
-                // replaced at the end, after all data, like every link
-                (self.disk.root.discard_link(&rel))
-                    .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?;
-                self.links.push((rel, shown, target));
-                Ok(Action::Done)
-            }
-            Ok(Found::Link) => Err(Refusal::exists(
-                "a link to another target exists (the receiver can replace it with --force)",
-            )),
-            Ok(_) => Err(Refusal::exists("something else exists there")),
-            Err(e) => Err(unreadable(e)),
-        }
+        self.links.push((rel, shown, target));
+        Ok(Action::Done)
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, Refusal> {
-        let force = self.cfg.force;
-        match self.stat(&rel) {
-            Ok(Found::Missing) => {}
-            Ok(Found::File { size, mtime_ns })
-                if !entry.stream
-                    && size == entry.size
-                    && mtime_ns / TICK_NS == entry.mtime_ns / TICK_NS =>
-            {
-                return Ok(Action::Skip)
-            }
-            Ok(Found::File { .. } | Found::Link) if force => {}
-            Ok(Found::File { size, .. }) => {
-                let what = match (entry.stream, size == entry.size) {
-                    (true, _) => String::new(),
-                    (false, true) => " with another modification time".to_string(),
-                    (false, false) => format!(" with {size} bytes, not {}", entry.size),
-                };
-                let why = format!("exists{what} (the receiver can replace it with --force)");
-                return Err(Refusal::exists(why));
-            }
-            Ok(Found::Link) => {
-                let why = "exists as a link (the receiver can replace it with --force)";
-                return Err(Refusal::exists(why));
-            }
-            Ok(Found::Dir | Found::Other) => {
-                return Err(Refusal::exists("exists and is not a file"));
-            }
-            Err(e) => return Err(unreadable(e)),
+        if self.said.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
+            return Ok(Action::Skip);
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
@@ -221,12 +181,22 @@ impl Tree<'_> {
     }
 
     /// What is at a path; nothing, without asking, inside a directory this
-    /// session made.
-    fn stat(&self, rel: &RelPath) -> std::io::Result<Found> {
-        match self.in_fresh(rel) {
-            true => Ok(Found::Missing),
-            false => self.disk.root.stat(rel),
+    /// session made. A path that cannot be looked at (a component that is
+    /// a link or a file, no permission) is refused: the sender hears only
+    /// that it cannot be written.
+    fn there(&self, rel: &RelPath) -> Result<There, Refusal> {
+        if self.in_fresh(rel) {
+            return Ok(There::Missing);
         }
+        let found = self.disk.root.stat(rel);
+        let found = found.map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))?;
+        Ok(match found {
+            Found::Missing => There::Missing,
+            Found::File { size, mtime_ns } => There::File { size, mtime_ns },
+            Found::Dir => There::Dir,
+            Found::Link => There::Link,
+            Found::Other => There::Other,
+        })
     }
 
     fn in_fresh(&self, rel: &RelPath) -> bool {
@@ -311,10 +281,4 @@ fn unwritable_told(e: &std::io::Error) -> String {
         }
         _ => UNWRITABLE_TOLD.to_string(),
     }
-}
-
-/// A path in OUT that cannot be looked at (a component that is a link or
-/// a file, no permission): the sender hears only that it cannot be written.
-fn unreadable(e: std::io::Error) -> Refusal {
-    Refusal::unwritable(RefuseCode::BadName, e.to_string())
 }
