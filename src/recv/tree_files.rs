@@ -4,125 +4,36 @@
 //! batches that cost one flush of the file system each.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::Digest;
 
+mod current;
 mod lander;
 mod landing;
 
 use super::incoming::Incoming;
 use super::session::{identity_of, lost, Disk, Said, Want};
 use super::wants::Wants;
-use crate::conn::{with_keepalive, Conn};
-use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
+use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
-use crate::hash::{self, Running, Sha};
+use crate::hash::Running;
 use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
 use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits, Unwritable};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
+use current::{file_start, Current, Out, HASH_THREAD_MIN, RESERVE_MIN};
 use landing::{device, Batch, BATCH_FILES};
 
 /// Files this large keep their held record current while they arrive (as a
 /// single file does), so even a killed receiver resumes them where they
 /// stopped; smaller ones are simply sent again.
 const CHECKPOINT_MIN: u64 = 64 << 20;
-/// Files this large (and streams) are hashed on a thread beside the
-/// receive loop: reading the socket and hashing then overlap on two cores
-/// (1 GiB into a tmpfs file: 0.32 GiB/s inline, see the closing note).
-const HASH_THREAD_MIN: u64 = 64 << 20;
-/// A DATA frame this large has its range reserved (fallocate) before any of
-/// it is written: the file system then takes its pages or blocks in one
-/// call instead of a page at a time inside every write. 1 GiB over
-/// loopback, --no-verify, CPU s/GiB of both sides together, interleaved
-/// with the binary before: into tmpfs 0.83 -> 0.65 on an idle machine (the
-/// same wall time) and receiver 0.70 -> 0.56 on a busy one; into ext4 on the
-/// virtual disk, fsync included, 0.59 -> 0.50 and 1.15 -> 1.34 GiB/s. On
-/// tmpfs the call holds the file's lock while it allocates (about 4 ms per
-/// 16 MiB), so a thread reserving ahead of the writer only takes turns with
-/// it. Files of a few MiB, a tree's, are left as they were. Nor is a file
-/// in memory (tmpfs): no blocks to lay out, and the receive loop stopped
-/// reading while the call took the pages ahead of the bytes (1 GiB,
-/// --no-verify, 7 rounds interleaved: 0.55-0.63 s with it, 0.48-0.50
-/// without, the same CPU).
-const RESERVE_MIN: u64 = 4 << 20;
-/// At most this much of a frame is reserved: a zc sender's frames are no
-/// larger, and a peer that announces a huge frame and then stalls must not
-/// make this side take the space (on tmpfs, the memory) ahead of the bytes.
-const RESERVE_MAX: u64 = 64 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
-
-/// The file whose data is arriving (the protocol's view of it, what fits
-/// and what came, is the session's).
-struct Current {
-    want: Want,
-    out: Out,
-    /// SHA-256 of the data as it arrives: the file's while it comes in
-    /// order from byte 0 (dropped when it does not, and the file hashed
-    /// from disk), or that of the DATA payloads when the file will not be
-    /// whole (see `protocol::whole`).
-    hasher: Option<Running>,
-    /// Where the part's file position stands (a seek only when it differs).
-    pos: u64,
-    /// Keeps the record of a large part current.
-    checkpoint: Option<Checkpointer>,
-    /// Large frames have their range reserved first (see [`RESERVE_MIN`]).
-    reserve: bool,
-}
-
-impl Current {
-    /// Readies the part for a frame's `len` bytes at `offset`: the range
-    /// reserved first when the frame is large, the file position moved
-    /// there only when it stands elsewhere.
-    fn place(&mut self, offset: u64, len: u64, end: u64) -> io::Result<()> {
-        if let Out::Part(file) = &mut self.out {
-            if self.reserve && len >= RESERVE_MIN {
-                // only speed rides on it: a file system that cannot
-                // reserve takes the writes all the same, and a full one
-                // fails them with the error that says so
-                let _ = crate::sys::preallocate(file, offset, len.min(RESERVE_MAX));
-            }
-            if self.pos != offset {
-                file.seek(SeekFrom::Start(offset))?;
-            }
-        }
-        self.pos = end;
-        Ok(())
-    }
-}
-
-impl Current {
-    /// The file's SHA-256: as it came (`as_it_came`: that is the one to
-    /// check), else read back from the part (resumed, or out of order);
-    /// none when neither can be had.
-    fn digest(&mut self, conn: &mut Conn, as_it_came: bool) -> Result<Option<Sha>> {
-        let size = self.want.size;
-        Ok(match (self.hasher.take(), &self.out) {
-            (Some(h), _) if as_it_came => Some(h.finish()),
-            (_, Out::Part(file)) => Some(
-                with_keepalive(conn, || hash::hash_range(file, 0, size))
-                    .map_err(|e| local(&self.want, e))?,
-            ),
-            _ => None,
-        })
-    }
-}
-
-/// Where a file's data goes.
-enum Out {
-    Part(File),
-    /// The session's stream (stdout, a device), in order.
-    Stream,
-    /// It cannot be written: the data is read and dropped, and only this
-    /// entry fails.
-    Dropped(Unwritable),
-}
 
 /// The data phase: it borrows the protocol's side, the files asked for and
 /// the output, each on its own, from the manifest's [`Tree`](super::session::Tree).
@@ -249,7 +160,9 @@ impl<'t> Files<'t> {
         };
         want.recorded |= checkpoint.is_some();
         let hashed = verify && (!want.whole || want.held.total() == 0);
-        self.said.progress.file(&file_start(&want));
+        if let Some(arrival) = self.said.session.current() {
+            self.said.progress.file(&file_start(arrival));
+        }
         let reserve = matches!(&out, Out::Part(file)
             if (want.size >= RESERVE_MIN || want.stream) && !crate::sys::in_memory(file));
         self.cur = Some(Current {
@@ -288,84 +201,28 @@ impl<'t> Files<'t> {
         Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
     }
 
-    fn data(&mut self, conn: &mut Conn, write: Fits) -> Result<()> {
-        let Fits {
-            offset,
-            len,
-            end,
-            in_order,
-        } = write;
+    fn data(&mut self, conn: &mut Conn, fits: Fits) -> Result<()> {
         let Some(cur) = self.cur.as_mut() else {
             bail!("{}: data outside a file", conn.peer);
         };
-        if !in_order && cur.want.whole {
-            cur.hasher = None; // out of order: hashed from disk at the end
-        }
-        cur.place(offset, len, end)
-            .map_err(|e| local(&cur.want, e))?;
         // what already arrived with the frame (all of a small file's data)
-        let early = self.incoming.take(len);
-        match (&mut cur.out, self.disk.stream()) {
-            (Out::Part(file), _) => file.write_all(early).map_err(|e| local(&cur.want, e))?,
-            (Out::Stream, Some(stream)) => {
-                stream.write_all(early).map_err(|e| local(&cur.want, e))?
-            }
-            _ => {}
-        }
-        if let Some(h) = cur.hasher.as_mut() {
-            h.update(offset, early);
-        }
-        let start = offset;
-        let (offset, len) = (offset + early.len() as u64, len - early.len() as u64);
-        self.bytes += early.len() as u64;
-        self.said.session.arrived(start, offset);
-        if let Some(cp) = &cur.checkpoint {
-            cp.add(start, offset);
-        }
-        if len == 0 {
+        let early = self.incoming.take(fits.len);
+        let at = cur.early(fits, early, self.disk.stream())?;
+        self.bytes += at - fits.offset;
+        self.said.session.arrived(fits.offset, at);
+        if at == fits.end {
             self.said.progress.update(self.bytes, self.files, "");
             return Ok(());
         }
-        let mut sink = io::sink();
-        let (target, splice) = match (&mut cur.out, self.disk.stream()) {
-            (Out::Part(file), _) => (copy::Sink::File(file), cur.hasher.is_none()),
-            (Out::Stream, Some(stream)) => {
-                let splice = cur.hasher.is_none() && stream.is_char_device();
-                (stream.sink(), splice)
-            }
-            _ => (copy::Sink::Writer(&mut sink), false),
-        };
-        let (base, files) = (self.bytes, self.files);
-        let mut chunks = Fed {
-            hasher: cur.hasher.as_mut(),
-            checkpoint: cur.checkpoint.as_ref(),
-            at: offset,
-            buf: self.spare.take(),
-            done: 0,
-            show: &mut |n| self.said.progress.update(base + n, files, ""),
-        };
-        let got = copy::recv(conn, target, Some(len), splice, &mut chunks);
-        // kept for the next frame: a fresh zeroed MiB per small file cost
-        // more than the file's own bytes
-        self.spare = chunks.buf.take();
-        let bytes = match &got {
-            Ok(r) => r.bytes,
-            Err(RecvError { bytes, .. }) => *bytes,
-        };
+        let (base, files, progress) = (self.bytes, self.files, &mut self.said.progress);
+        let show = &mut |n| progress.update(base + n, files, "");
+        let stream = self.disk.stream();
+        let (bytes, spliced, got) =
+            cur.rest(conn, (at, fits.end - at), stream, &mut self.spare, show);
         self.bytes += bytes;
-        self.spliced |= splice && bytes > 0;
-        self.said.session.arrived(offset, offset + bytes);
-        match got {
-            Ok(r) if r.cut => Err(network(
-                conn,
-                anyhow!("connection closed in the middle of the data"),
-            )),
-            Ok(_) => Ok(()),
-            Err(RecvError {
-                local: true, error, ..
-            }) => Err(local(&cur.want, error)),
-            Err(RecvError { error, .. }) => Err(network(conn, error.into())),
-        }
+        self.spliced |= spliced;
+        self.said.session.arrived(at, at + bytes);
+        got
     }
 
     fn file_end(&mut self, conn: &mut Conn, ended: Ended) -> Result<()> {
@@ -456,66 +313,6 @@ impl<'t> Files<'t> {
             return err.context(kept_line);
         }
         exit::tag(exit::noted(err, kept_line), Tag::Resumable)
-    }
-}
-
-/// One DATA frame's chunks: hashed in order, counted for progress.
-struct Fed<'h, 's> {
-    hasher: Option<&'h mut Running>,
-    /// Told of every chunk once written, so a record is current mid-frame
-    /// (a frame can carry 64 MiB).
-    checkpoint: Option<&'h Checkpointer>,
-    /// Where this frame's data starts in the file.
-    at: u64,
-    buf: Option<Vec<u8>>,
-    done: u64,
-    show: &'s mut dyn FnMut(u64),
-}
-
-impl Chunks for Fed<'_, '_> {
-    fn take(&mut self) -> Vec<u8> {
-        match self.hasher.as_deref() {
-            Some(Running::Thread(pipe)) => pipe.buffer(),
-            _ => self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]),
-        }
-    }
-    fn written(&mut self, buf: Vec<u8>, len: usize) {
-        match self.hasher.as_deref_mut() {
-            Some(Running::Thread(pipe)) => pipe.push(self.at + self.done, buf, len),
-            Some(Running::Inline(h)) => {
-                h.update(&buf[..len]);
-                self.buf = Some(buf);
-            }
-            None => self.buf = Some(buf),
-        }
-        self.spliced(len as u64);
-    }
-    fn spliced(&mut self, n: u64) {
-        self.done += n;
-        if let Some(cp) = self.checkpoint {
-            cp.add(self.at, self.at + self.done);
-        }
-        (self.show)(self.done);
-    }
-}
-
-/// How one file's data begins, for a display of one file.
-fn file_start(want: &Want) -> crate::progress::Start {
-    let (start, end) = want.range;
-    let missing = want.held.missing(start, end);
-    let resumed_from = match missing.first() {
-        Some(&(first, _)) if first > start => first,
-        None if end > start => end,
-        _ => 0,
-    };
-    crate::progress::Start {
-        role: crate::progress::Role::Recv,
-        name: Default::default(),
-        peer: String::new(),
-        size: (!want.stream).then_some(want.size),
-        offset: start,
-        count: (!want.stream).then(|| missing.iter().map(|(a, b)| b - a).sum()),
-        resumed_from,
     }
 }
 

@@ -189,6 +189,20 @@ impl Arrival {
         have
     }
 
+    /// Where the data to come starts, when a part held the bytes before it
+    /// (0 when it starts at the range's start), and how many bytes are to
+    /// come: for a display of one file.
+    pub fn resumed(&self) -> (u64, u64) {
+        let (start, end) = self.range;
+        let missing = self.held.missing(start, end);
+        let from = match missing.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        };
+        (from, missing.iter().map(|(a, b)| b - a).sum())
+    }
+
     /// Whether a digest computed as the data came is the one to check: the
     /// file's when it came whole, in order; the payloads' when the file
     /// will not be whole. Otherwise the file is hashed from the part.
@@ -340,5 +354,17 @@ mod tests {
             Ok(Ending::Complete { .. })
         ));
         assert_eq!((s.size, s.range), (12, (0, 12)));
+    }
+
+    /// What a display of one file shows of a resume (the driver's
+    /// file_start before): where the bytes to come start and how many.
+    #[test]
+    fn a_resumed_file_says_where_its_data_starts() {
+        assert_eq!(file(10, (0, 10), &[], false).resumed(), (0, 10));
+        assert_eq!(file(10, (0, 10), &[(0, 4)], false).resumed(), (4, 6));
+        assert_eq!(file(10, (0, 10), &[(2, 4)], false).resumed(), (0, 8));
+        assert_eq!(file(10, (0, 10), &[(0, 10)], false).resumed(), (10, 0));
+        assert_eq!(file(10, (3, 10), &[(0, 5)], false).resumed(), (5, 5));
+        assert_eq!(file(0, (0, 0), &[], false).resumed(), (0, 0));
     }
 }
