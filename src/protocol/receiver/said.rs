@@ -268,6 +268,32 @@ impl Refusal {
         Refusal::of_out(code, why, UNWRITABLE_TOLD)
     }
 
+    /// A directory that cannot be made (`exists`: something stands there).
+    pub fn no_dir(e: impl fmt::Display, exists: bool) -> Refusal {
+        let told = if exists { EXISTS_TOLD } else { UNWRITABLE_TOLD };
+        let why = format!("cannot make the directory: {e}");
+        Refusal::of_out(RefuseCode::Exists, why, told)
+    }
+
+    /// A file alone's part (`at`, as the user knows the path) that another
+    /// transfer holds.
+    pub fn busy_part(at: &str) -> Refusal {
+        let why = format!("{at} is being received by another transfer");
+        Refusal::of_out(RefuseCode::Busy, why, BUSY_TOLD)
+    }
+
+    /// A file alone's part that cannot be opened: the error `e`, which a
+    /// sender without the key hears too when it is this receiver's state
+    /// (`ours`: read-only, full, no permission), not what is at the name
+    /// (a link, a directory).
+    pub fn unopened_part(at: &str, e: impl fmt::Display, ours: bool) -> Refusal {
+        let told = match ours {
+            true => format!("{UNWRITABLE_TOLD}: {e}"),
+            false => UNWRITABLE_TOLD.to_string(),
+        };
+        Refusal::of_out(RefuseCode::Other, format!("{at}.zcpart: {e}"), told)
+    }
+
     /// A refusal that tells of what is in OUT.
     pub fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
         Refusal {

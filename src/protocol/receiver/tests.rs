@@ -797,3 +797,29 @@ fn what_is_made_at_the_end_lands_or_says_why_not() {
     );
     assert_eq!((rx.s.ledger().landed, rx.s.ledger().not_landed), (1, 2));
 }
+
+/// tests/scripting.rs's second receiver of the same file ("being received
+/// by another transfer") and tests/trees.rs's read-only output: what this
+/// side's user reads of a path in OUT, and the less a sender without the
+/// key hears (the receiver's own state, never what is at the name).
+#[test]
+fn a_path_that_cannot_be_made_or_opened_is_refused_in_its_words() {
+    let busy = Refusal::busy_part("out/f");
+    assert_eq!(busy.code, RefuseCode::Busy);
+    assert_eq!(busy.why, "out/f is being received by another transfer");
+    assert_eq!(busy.to_peer(false), BUSY_TOLD);
+    let full = Refusal::unopened_part("out/f", "No space left on device", true);
+    assert_eq!(full.why, "out/f.zcpart: No space left on device");
+    let told = "cannot be written on the receiver: No space left on device";
+    assert_eq!(full.to_peer(false), told);
+    let there = Refusal::unopened_part("out/f", "Is a directory", false);
+    assert_eq!(there.to_peer(false), UNWRITABLE_TOLD);
+    assert_eq!(there.to_peer(true), "out/f.zcpart: Is a directory");
+    let dir = Refusal::no_dir("File exists", true);
+    assert_eq!(dir.why, "cannot make the directory: File exists");
+    assert_eq!(dir.to_peer(false), EXISTS_TOLD);
+    assert_eq!(
+        Refusal::no_dir("EROFS", false).to_peer(false),
+        UNWRITABLE_TOLD
+    );
+}

@@ -9,7 +9,6 @@ use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
-use crate::protocol::receiver::{BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, BlockHash, RefuseCode};
 use crate::recv::session::{lossy, Tree, Want};
@@ -63,12 +62,8 @@ impl Tree<'_> {
                 }
                 Err(e) => {
                     self.seen.reject_dir(&rel);
-                    let told = match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => EXISTS_TOLD,
-                        _ => UNWRITABLE_TOLD,
-                    };
-                    let why = format!("cannot make the directory: {e}");
-                    Err(Refusal::of_out(RefuseCode::Exists, why, told))
+                    let exists = e.kind() == std::io::ErrorKind::AlreadyExists;
+                    Err(Refusal::no_dir(e, exists))
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
@@ -129,21 +124,17 @@ impl Tree<'_> {
     /// The part of a file alone, opened (and so locked) before GO.
     fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
         let at = rel.display_in(self.disk.root.path());
-        self.disk
-            .root
-            .open_part(rel, fresh)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock => Refusal::of_out(
-                    RefuseCode::Busy,
-                    format!("{at} is being received by another transfer"),
-                    BUSY_TOLD,
-                ),
-                _ => Refusal::of_out(
-                    RefuseCode::Other,
-                    format!("{at}.zcpart: {e}"),
-                    unwritable_told(&e),
-                ),
-            })
+        self.disk.root.open_part(rel, fresh).map_err(|e| {
+            use std::io::ErrorKind::*;
+            match e.kind() {
+                WouldBlock => Refusal::busy_part(&at),
+                // the receiver's state, not what is at the name
+                ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
+                    Refusal::unopened_part(&at, e, true)
+                }
+                _ => Refusal::unopened_part(&at, e, false),
+            }
+        })
     }
 
     /// Asks for a file's data, offering what is held (and, when resuming,
@@ -267,18 +258,5 @@ impl Tree<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// What a sender without the key hears when a part cannot be opened: why,
-/// when that is the receiver's state (read-only, full, no permission), not
-/// what is at the name (a link, a directory: the error would say).
-fn unwritable_told(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
-            format!("{UNWRITABLE_TOLD}: {e}")
-        }
-        _ => UNWRITABLE_TOLD.to_string(),
     }
 }
