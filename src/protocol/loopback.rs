@@ -350,9 +350,10 @@ impl Rx {
                 for (path, kind) in std::mem::take(&mut self.later) {
                     self.s.settle(&path, Shown::Kind(kind), Fate::Landed);
                 }
-                self.verdict = Some(self.s.conclude());
+                self.s.conclude();
+                self.verdict = Some(self.s.ledger().verdict());
             }
-            receiver::Event::Stopped => self.s.stopped(0),
+            receiver::Event::Stopped(_) => self.s.stopped(),
         }
         self.settled.extend(self.s.settled());
     }
@@ -390,8 +391,9 @@ impl Rx {
         });
         self.s
             .decided(entry.id, &path, Ok(Action::Send { held, hashes }))?;
-        if hashes {
-            self.s.hashes(entry.id, blocks, true);
+        let n = blocks.len();
+        for (i, block) in blocks.into_iter().enumerate() {
+            self.s.block_hashed(entry.id, block, i + 1 == n);
         }
         Ok(())
     }

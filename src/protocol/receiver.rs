@@ -18,9 +18,14 @@ use super::{Keyed, Outcome, Status, ToReceiver, ToSender};
 mod arrival;
 mod manifest;
 mod said;
-pub use arrival::{Admitted, Arrival, Asked, Ending};
-pub use manifest::{admit_offer, ShowBytes};
-pub use said::{Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Violation};
+mod there;
+pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
+pub use manifest::{admit_offer, blocks, ShowBytes};
+pub use said::{
+    Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Stop, Unwritable,
+    Violation, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD,
+};
+pub use there::{FileOver, LinkOver, There};
 
 /// A SHA-256 digest.
 pub type Sha = [u8; 32];
@@ -53,6 +58,8 @@ pub struct Setup {
     /// The sender proved the key (a sealed connection, or keyed digests):
     /// it may hear all of a reason.
     pub keyed: bool,
+    /// A file or link in the way is replaced (--force).
+    pub force: bool,
 }
 
 /// Where the session stands, as the sender's messages and this side's
@@ -102,6 +109,8 @@ pub struct Session {
     out: Vec<u8>,
     settled: Vec<Settled>,
     tally: manifest::Tally,
+    /// Where the part under way was kept when the session ended early.
+    part_at: Option<String>,
 }
 
 impl Session {
@@ -120,6 +129,7 @@ impl Session {
             out: Vec::new(),
             settled: Vec::new(),
             tally: Default::default(),
+            part_at: None,
         }
     }
 
@@ -130,6 +140,7 @@ impl Session {
         msg: ToReceiver,
         asked: &mut impl Asked<T>,
     ) -> Result<Event<T>, Violation> {
+        let went = self.phase == Phase::Data;
         self.take(&msg)?;
         Ok(match msg {
             ToReceiver::Entry(entry) => self.entry(entry)?,
@@ -153,7 +164,8 @@ impl Session {
                 }
                 Event::Finished
             }
-            ToReceiver::Stop => Event::Stopped,
+            ToReceiver::Stop if went => Event::Stopped(Stop::Sending(self.name().map(Into::into))),
+            ToReceiver::Stop => Event::Stopped(Stop::BeforeData),
             ToReceiver::Keepalive | ToReceiver::Proof(_) => Event::Nothing,
         })
     }
@@ -277,8 +289,12 @@ impl Session {
         let shown = lossy(&path);
         let kind = Shown::Kind(EntryKind::File);
         let (status, sha256, message, held) = match outcome {
-            FileOutcome::Unwritable { why, told } => {
-                let heard = if self.setup.keyed { why.clone() } else { told };
+            FileOutcome::Unwritable(unwritable) => {
+                let why = unwritable.why();
+                let heard = match self.setup.keyed {
+                    true => why.clone(),
+                    false => unwritable.told().to_string(),
+                };
                 self.queue_file_result(id, Status::Failed, None, &heard, 0);
                 self.settle_hiding(&shown, kind, Fate::Failed(why.into()), &heard);
                 return;
@@ -328,11 +344,11 @@ impl Session {
 
     /// A verified file that then could not be put in place (it was
     /// counted as landed).
-    pub fn unlanded(&mut self, path: &str, why: String, told: &str) {
+    pub fn unlanded(&mut self, path: &str, why: String) {
         self.ledger.landed -= 1;
         self.told.landed -= 1;
         let kind = Shown::Kind(EntryKind::File);
-        self.settle_hiding(path, kind, Fate::Failed(why.into()), told);
+        self.settle_hiding(path, kind, Fate::Failed(why.into()), UNWRITABLE_TOLD);
     }
 
     fn not_sent(&mut self, w: &impl Wanted) {
@@ -383,8 +399,8 @@ impl Session {
 
     /// The session's end, once everything is in place: the entries the
     /// sender could not read counted, the RESULT (the fates as the sender
-    /// heard them) queued, and this side's verdict.
-    pub fn conclude(&mut self) -> Verdict {
+    /// heard them) queued, and how it ends for this side's user.
+    pub fn conclude(&mut self) -> Conclusion {
         if self.unread > 0 {
             // not landed either, though never offered: both sides say 5
             let why = format!("{} entries the sender could not read", self.unread);
@@ -398,7 +414,7 @@ impl Session {
             Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
         };
         self.result(status, &message, Held::Entries(self.ledger.accounted()));
-        self.ledger.verdict()
+        Conclusion::of(self.ledger.verdict(), self.single.as_ref())
     }
 
     /// This side failed (a disk, a bad frame): the sender hears why.
@@ -411,13 +427,22 @@ impl Session {
     }
 
     /// The sender stopped: the RESULT says what is held, the bytes of a
-    /// file alone's part (`part_bytes`), or a tree's entries in place.
-    pub fn stopped(&mut self, part_bytes: u64) {
+    /// file alone's part (once kept, see [`Session::part_kept`]), or a
+    /// tree's entries in place.
+    pub fn stopped(&mut self) {
         let held = match self.single {
-            Some(_) => Held::Bytes(part_bytes),
+            Some(_) => Held::Bytes(self.part_bytes()),
             None => Held::Entries(self.ledger.accounted()),
         };
         self.result(Status::Stopped, "stopped", held);
+    }
+
+    /// What the kept part under way holds.
+    fn part_bytes(&self) -> u64 {
+        match (&self.cur, &self.part_at) {
+            (Some(cur), Some(_)) => cur.arrival.have().total(),
+            _ => 0,
+        }
     }
 
     /// The session's RESULT (MAC'd with a key).
@@ -459,6 +484,11 @@ impl Session {
     /// A session of one file: that file's fate (landed until told otherwise).
     pub fn single(&self) -> Option<&Fate> {
         self.single.as_ref()
+    }
+
+    /// A session of one file.
+    pub fn alone(&self) -> bool {
+        self.setup.offer.single
     }
 
     /// The sender may hear all of a reason.

@@ -6,9 +6,12 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
+use std::sync::Arc;
+
 use super::sink::{RelPath, Root, Seen};
 use crate::config::RecvConfig;
 use crate::conn::Conn;
+use crate::exit::{self, ExitCode, Tag};
 use crate::held::{Identity, Ranges};
 use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
 use crate::protocol::ledger::Fate;
@@ -51,15 +54,15 @@ impl Want {
     }
 }
 
-/// What the whole session knows and has decided: the protocol's side in
-/// `session`, this side's disk and display around it.
+/// What the manifest phase keeps and decides: the files asked for and
+/// the paths seen, the directories and links for the end, beside the
+/// protocol's side (`said`) and where the data goes (`disk`), which the
+/// data phase borrows on their own.
 pub(super) struct Tree<'a> {
     pub cfg: &'a RecvConfig,
-    pub root: std::sync::Arc<Root>,
     pub offer: TreeOffer,
-    /// The rules: phase, entries, ledgers, verdict, frames to the sender.
-    pub session: Session,
-    pub progress: Box<dyn TreeProgress>,
+    pub said: Said,
+    pub disk: Disk,
     pub wants: super::wants::Wants,
     /// What this session holds of the receiver's --max-memory, given back
     /// when it ends.
@@ -72,10 +75,47 @@ pub(super) struct Tree<'a> {
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
     pub links: Vec<(RelPath, String, Vec<u8>)>,
-    /// Where a session of one file goes, when not into the directory.
-    pub dest: Dest,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
+}
+
+impl<'a> Tree<'a> {
+    /// The manifest phase's start: nothing asked for, seen or made yet.
+    pub fn new(
+        cfg: &'a RecvConfig,
+        offer: TreeOffer,
+        said: Said,
+        disk: Disk,
+        reporter: &'a crate::progress::Reporter,
+    ) -> Tree<'a> {
+        Tree {
+            cfg,
+            offer,
+            said,
+            disk,
+            wants: Default::default(),
+            budget: cfg.max_memory.share(),
+            seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
+            dirs: Vec::new(),
+            fresh: Default::default(),
+            links: Vec::new(),
+            reporter,
+        }
+    }
+}
+
+/// The protocol's side of the session (phase, entries, ledgers, verdict,
+/// frames to the sender) and the progress its settled entries show on.
+pub(super) struct Said {
+    pub session: Session,
+    pub progress: Box<dyn TreeProgress>,
+}
+
+/// Where the data goes: the output directory, and, for a file alone, its
+/// name or stream.
+pub(super) struct Disk {
+    pub root: Arc<Root>,
+    pub dest: Dest,
 }
 
 /// Where the entries go.
@@ -83,14 +123,37 @@ pub(super) enum Dest {
     /// Beneath the output directory, by their own paths.
     Dir,
     /// The one file of the session, under this name in the directory of
-    /// `-o FILE`.
-    Named(RelPath),
+    /// `-o FILE` (with that path as the user wrote it).
+    Named(RelPath, String),
     /// The one file of the session, in order, to stdout or a device (with
     /// its label).
     Stream(crate::output::Stream, String),
 }
 
-impl Tree<'_> {
+impl Disk {
+    /// Where a file alone goes: its path beneath the root (another name
+    /// with `-o FILE`), and the path the user knows it by.
+    pub(super) fn alone(&self, rel: RelPath) -> (RelPath, String) {
+        match &self.dest {
+            Dest::Dir => {
+                let at = self.root.path().join(rel.to_path()).display().to_string();
+                (rel, at)
+            }
+            Dest::Named(name, shown) => (name.clone(), shown.clone()),
+            Dest::Stream(_, label) => (rel, label.clone()),
+        }
+    }
+
+    /// The one file goes to a stream (stdout, a device), in order.
+    pub(super) fn stream(&mut self) -> Option<&mut crate::output::Stream> {
+        match &mut self.dest {
+            Dest::Stream(stream, _) => Some(stream),
+            _ => None,
+        }
+    }
+}
+
+impl Said {
     /// Writes the frames the session queued.
     pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
         self.show();
@@ -101,7 +164,7 @@ impl Tree<'_> {
         // what is here stays: the sender may come back and resume
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
-            .map_err(|e| crate::exit::tag(e, crate::exit::Tag::Resumable))
+            .map_err(|e| exit::tag(e, Tag::Resumable))
     }
 
     /// Records an entry's fate and shows it.
@@ -148,6 +211,17 @@ impl Wanted for Want {
             self.stream,
             self.whole,
         )
+    }
+}
+
+/// A connection lost (`what`: where): the sender may come back and
+/// resume, unless it was a Ctrl-C, or an encrypted record that did not
+/// open (tampering, not a cut: the session stops here, the sender told).
+pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
+    let err = err.context(what);
+    match exit::code_of(&err) {
+        ExitCode::Integrity | ExitCode::Interrupted => err,
+        _ => exit::tag(err, Tag::Resumable),
     }
 }
 

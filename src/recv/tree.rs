@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 
 use super::peer::{authenticate, refuse};
-use super::session::{Dest, Tree};
-use super::sink::{self, Root, Seen};
+use super::session::{Dest, Disk, Said, Tree};
+use super::sink::{self, Root};
 use super::tree_files::Files;
 
 pub(super) mod decide;
@@ -20,19 +20,11 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::receiver::{self, Session, Setup};
+use crate::protocol::receiver::{self, Conclusion, Session, Setup};
 use crate::protocol::tree::{EntryKind, TreeOffer};
 use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
 use crate::units::human_bytes;
-
-/// The unit of file times here: Windows keeps 100 ns ticks, so a file that
-/// landed there with its time cut down is still the same file.
-const TICK_NS: u64 = if cfg!(windows) { 100 } else { 1 };
-/// Block hashes sent in one FILE HASHES frame (the sender checks each frame
-/// while the next blocks are hashed here).
-const HASHES_PER_FRAME: usize = 16;
 
 pub(super) fn receive(
     cfg: &RecvConfig,
@@ -54,8 +46,8 @@ pub(super) fn receive(
     // a sender now: its OFFER decoded and, with a key, its PROOF checked
     // (until then the handshake deadline held, see hello::receive)
     conn.trusted();
-    let (root, dest) = match admit_offer(cfg, &offer) {
-        Ok(admitted) => admitted,
+    let disk = match admit_offer(cfg, &offer) {
+        Ok(disk) => disk,
         Err((code, reason)) => return Err(refuse(conn, code, reason)),
     };
     let accept = proto::Answer::Accept {
@@ -65,38 +57,21 @@ pub(super) fn receive(
     proto::write_frame(conn, proto::kind::ANSWER, &accept.encode())
         .with_context(|| format!("{}: connection lost", conn.peer))?;
     let began = Instant::now();
-    let progress = progress_of(&offer, conn, reporter);
-    let setup = Setup {
-        offer: offer.clone(),
-        max_files: cfg.max_files,
-        max_size: cfg.max_size,
-        ordered: matches!(dest, Dest::Stream(..)),
-        renamed: matches!(dest, Dest::Named(_)),
-        // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
-        keyed: key.is_some() || conn.is_sealed(),
-    };
+    // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
+    let setup = setup_of(cfg, &offer, &disk.dest, key.is_some() || conn.is_sealed());
     let key = key.map(|k| Box::new(k) as Box<dyn Keyed>);
-    let mut tree = Tree {
-        cfg,
-        root: std::sync::Arc::new(root),
-        offer,
+    let said = Said {
         session: Session::new(setup, key),
-        progress,
-        wants: Default::default(),
-        budget: cfg.max_memory.share(),
-        seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
-        dirs: Vec::new(),
-        fresh: Default::default(),
-        links: Vec::new(),
-        dest,
-        reporter,
+        progress: progress_of(&offer, conn, reporter),
     };
+    let mut tree = Tree::new(cfg, offer, said, disk, reporter);
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
-        tree.progress.abandon();
+        tree.said.progress.abandon();
         return Err(tree.manifest_failed(conn, e));
     }
-    let mut files = Files::new(&mut tree);
+    let verify = tree.offer.verify && cfg.common.verify;
+    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk, verify);
     let data = files.run(conn);
     let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
     match data {
@@ -104,9 +79,23 @@ pub(super) fn receive(
         Err(e) => {
             // the directories made stay unfinished (see sink::UNFINISHED),
             // owner only, for the session that resumes the tree to finish
-            tree.progress.abandon();
+            tree.said.progress.abandon();
             Err(e)
         }
+    }
+}
+
+/// The machine's settings for this offer: the receiver's limits, and what
+/// the destination of a file alone makes of its data and its name.
+fn setup_of(cfg: &RecvConfig, offer: &TreeOffer, dest: &Dest, keyed: bool) -> Setup {
+    Setup {
+        offer: offer.clone(),
+        max_files: cfg.max_files,
+        max_size: cfg.max_size,
+        ordered: matches!(dest, Dest::Stream(..)),
+        renamed: matches!(dest, Dest::Named(..)),
+        keyed,
+        force: cfg.force,
     }
 }
 
@@ -127,22 +116,23 @@ fn progress_of(offer: &TreeOffer, conn: &Conn, reporter: &Reporter) -> Box<dyn T
     }
 }
 
-/// What a session of one file that did not land exits with: the code and
-/// the words of a single transfer (a refusal is 4, not "partial").
-fn single_error(peer: &str, fate: &Fate, line: &str) -> anyhow::Error {
-    match fate {
-        Fate::Refused(why) => exit::refused(format!("refused the file from {peer}: {why}")),
-        Fate::Mismatch => exit::integrity(format!(
-            "SHA-256 mismatch for the file from {peer}; it was not renamed into place"
-        )),
-        Fate::Failed(why) => anyhow!("{peer}: {why}"),
-        Fate::Landed | Fate::UpToDate | Fate::Held(_) => anyhow!("{line}"),
-    }
+/// What the session's end exits with: a tree's verdict (5, or 3 for a
+/// mismatch), or a file alone's fate in a single transfer's terms (a
+/// refusal is 4, a failure 1).
+fn exit_of(conclusion: &Conclusion, peer: &str) -> Result<()> {
+    let line = conclusion.line(peer);
+    Err(match conclusion {
+        Conclusion::Complete => return Ok(()),
+        Conclusion::Partial(_) => exit::partial(line),
+        Conclusion::Integrity(_) => exit::integrity(line),
+        Conclusion::Refused(_) => exit::refused(line),
+        Conclusion::Failed(_) | Conclusion::Unfinished(_) => anyhow!(line),
+    })
 }
 
 /// The session-wide checks, before anything is written: where it goes,
 /// how many entries, how many bytes.
-fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (RefuseCode, String)> {
+fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode, String)> {
     let one = offer.single && offer.entries == 1;
     let (dir, dest) = match &cfg.output {
         Output::Dir(dir) => (dir.clone(), Dest::Dir),
@@ -155,7 +145,8 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
                     format!("{}: not a file name", file.display()),
                 ));
             };
-            (crate::output::dir_of(file), Dest::Named(rel))
+            let shown = file.display().to_string();
+            (crate::output::dir_of(file), Dest::Named(rel, shown))
         }
         Output::Stdout if one => (".".into(), Dest::Stream(Stream::stdout(), "-".into())),
         Output::Stream(path) if one => {
@@ -172,7 +163,8 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<(Root, Dest), (Ref
     receiver::admit_offer(offer, cfg.max_files, cfg.max_size, human_bytes)?;
     let root =
         Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
-    Ok((root, dest))
+    let root = std::sync::Arc::new(root);
+    Ok(Disk { root, dest })
 }
 
 impl Tree<'_> {
@@ -186,7 +178,7 @@ impl Tree<'_> {
             exit::ExitCode::Interrupted | exit::ExitCode::Refused
         );
         if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
-            let _ = self.fail(conn, &exit::message_of(&err));
+            let _ = self.said.fail(conn, &exit::message_of(&err));
             super::peer::linger(conn);
         }
         err
@@ -197,7 +189,7 @@ impl Tree<'_> {
     fn discard_unstarted(&mut self) {
         while let Some(mut want) = self.wants.pop_front() {
             if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
-                let _ = self.root.discard_part(&want.rel);
+                let _ = self.disk.root.discard_part(&want.rel);
             }
         }
     }
@@ -212,42 +204,34 @@ impl Tree<'_> {
         zero_copy: bool,
     ) -> Result<()> {
         for (rel, shown, target) in std::mem::take(&mut self.links) {
-            let fate = match self.root.symlink(&rel, &target) {
-                Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot make the link: {e}").into()),
-            };
-            self.settle(&shown, EntryKind::Link, fate);
+            let failed = self.disk.root.symlink(&rel, &target).err();
+            (self.said.session).made(&shown, EntryKind::Link, failed.map(|e| e.to_string()));
         }
         self.finish_dirs();
-        let root = &self.root;
+        self.said.show();
+        let root = &self.disk.root;
         let synced = with_keepalive(conn, || root.sync_all());
         if let Err(e) = synced.or_else(|e| match e.kind() {
             std::io::ErrorKind::Unsupported => Ok(()),
             _ => Err(e),
         }) {
             let why = format!("flushing the output: {e}");
-            self.fail(conn, &why)?;
+            self.said.fail(conn, &why)?;
             return Err(anyhow!(why));
         }
-        let verdict = self.session.conclude();
-        self.flush(conn)?;
-        if let Some(fate) = self.session.single() {
-            let err = match &verdict {
-                Verdict::Partial(line) => Some(single_error(&conn.peer, fate, line)),
-                Verdict::Integrity(line) => Some(exit::integrity(line.clone())),
-                Verdict::Complete => None,
-            };
-            if let Some(err) = err {
-                self.progress.abandon();
-                return Err(err);
-            }
+        let conclusion = self.said.session.conclude();
+        self.said.flush(conn)?;
+        if self.offer.single && conclusion != Conclusion::Complete {
+            // a file alone that did not land is no tree to sum up
+            self.said.progress.abandon();
+            return exit_of(&conclusion, &conn.peer);
         }
-        let ledger = self.session.ledger();
-        self.progress.finish(&TreeSummary {
+        let ledger = self.said.session.ledger();
+        self.said.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
             path: self.cfg_dir(),
-            entries: self.session.entries(),
+            entries: self.said.session.entries(),
             files,
             up_to_date: ledger.up_to_date,
             not_landed: ledger.not_landed,
@@ -260,29 +244,15 @@ impl Tree<'_> {
             verified: self.offer.verify && self.cfg.common.verify,
             digests: (0, 0),
         });
-        match verdict {
-            Verdict::Complete => Ok(()),
-            Verdict::Partial(line) => Err(exit::partial(line)),
-            Verdict::Integrity(line) => Err(exit::integrity(line)),
-        }
+        exit_of(&conclusion, &conn.peer)
     }
 
     /// Gives each directory the session made its mode and time, deepest
     /// first, so a read-only parent is closed after its children.
     fn finish_dirs(&mut self) {
         for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let fate = match self.root.finish_dir(&rel, mode, mtime) {
-                Ok(()) => Fate::Landed,
-                Err(e) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
-            };
-            self.settle(&shown, EntryKind::Dir, fate);
-        }
-    }
-
-    fn cfg_path(&self) -> String {
-        match &self.cfg.output {
-            Output::File(file) => file.display().to_string(),
-            _ => String::new(),
+            let failed = self.disk.root.finish_dir(&rel, mode, mtime).err();
+            (self.said.session).made(&shown, EntryKind::Dir, failed.map(|e| e.to_string()));
         }
     }
 

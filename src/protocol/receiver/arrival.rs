@@ -8,6 +8,7 @@
 //! file alone.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use crate::protocol::tree::FileEnd;
 use crate::protocol::Ranges;
@@ -73,6 +74,52 @@ pub enum Ending {
     Complete { have: Ranges },
 }
 
+/// Why a DATA frame does not fit the file (the session then ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadData {
+    /// It runs past the file's end (or a stream's cap, or --max-size).
+    PastEnd(u64),
+    BeforeRange,
+    /// Out of order where the data must come in order.
+    OutOfOrder {
+        offset: u64,
+        due: u64,
+    },
+    /// The file came in too many pieces.
+    Scattered,
+}
+
+impl fmt::Display for BadData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadData::PastEnd(limit) => write!(f, "data past the end of the file (byte {limit})"),
+            BadData::BeforeRange => write!(f, "data before the range offered"),
+            BadData::OutOfOrder { offset, due } => {
+                write!(f, "data for byte {offset} arrived where byte {due} was due")
+            }
+            BadData::Scattered => write!(f, "data for the file in over {MAX_RANGES} pieces"),
+        }
+    }
+}
+
+/// Why a FILE END does not fit the file (the session then ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadEnd {
+    /// Another entry's end: (the one it names, the one under way).
+    OtherEntry(u64, u64),
+    /// A stream's end that says more or less than came.
+    StreamSize,
+}
+
+impl fmt::Display for BadEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadEnd::OtherEntry(id, cur) => write!(f, "entry {id} ended inside entry {cur}"),
+            BadEnd::StreamSize => write!(f, "the stream's end does not match its data"),
+        }
+    }
+}
+
 impl Arrival {
     pub(super) fn new(
         (id, size): (u64, u64),
@@ -100,7 +147,7 @@ impl Arrival {
         offset: u64,
         len: u64,
         max_size: Option<u64>,
-    ) -> Result<Admitted, String> {
+    ) -> Result<Admitted, BadData> {
         let limit = match (self.stream, self.range) {
             // a stream's size is known at its end: its cap, or --max-size
             (true, (_, 0)) => max_size.unwrap_or(u64::MAX),
@@ -108,23 +155,21 @@ impl Arrival {
             (false, (_, end)) => end,
         };
         let Some(end) = offset.checked_add(len).filter(|e| *e <= limit) else {
-            return Err(format!("data past the end of the file (byte {limit})"));
+            return Err(BadData::PastEnd(limit));
         };
         if offset < self.range.0 {
-            return Err("data before the range offered".into());
+            return Err(BadData::BeforeRange);
         }
         let in_order = offset == self.next;
         if !in_order && self.ordered {
             let due = self.next;
-            return Err(format!(
-                "data for byte {offset} arrived where byte {due} was due"
-            ));
+            return Err(BadData::OutOfOrder { offset, due });
         }
         // a real sender sends a file's missing ranges in order; a sender
         // that scatters tiny frames must not make this side's bookkeeping
         // (sorted ranges) cost quadratic time
         if self.got.pairs().len() >= MAX_RANGES {
-            return Err(format!("data for the file in over {MAX_RANGES} pieces"));
+            return Err(BadData::Scattered);
         }
         Ok(Admitted { end, in_order })
     }
@@ -135,6 +180,29 @@ impl Arrival {
         self.next = to;
     }
 
+    /// All the part holds: what it held before and what arrived since.
+    pub fn have(&self) -> Ranges {
+        let mut have = self.held.clone();
+        for &(a, b) in self.got.pairs() {
+            have.insert(a, b);
+        }
+        have
+    }
+
+    /// Where the data to come starts, when a part held the bytes before it
+    /// (0 when it starts at the range's start), and how many bytes are to
+    /// come: for a display of one file.
+    pub fn resumed(&self) -> (u64, u64) {
+        let (start, end) = self.range;
+        let missing = self.held.missing(start, end);
+        let from = match missing.first() {
+            Some(&(first, _)) if first > start => first,
+            None if end > start => end,
+            _ => 0,
+        };
+        (from, missing.iter().map(|(a, b)| b - a).sum())
+    }
+
     /// Whether a digest computed as the data came is the one to check: the
     /// file's when it came whole, in order; the payloads' when the file
     /// will not be whole. Otherwise the file is hashed from the part.
@@ -143,9 +211,9 @@ impl Arrival {
     }
 
     /// The sender's FILE END for this file.
-    pub(super) fn end(&mut self, end: &FileEnd) -> Result<Ending, String> {
+    pub(super) fn end(&mut self, end: &FileEnd) -> Result<Ending, BadEnd> {
         if end.id != self.id {
-            return Err(format!("entry {} ended inside entry {}", end.id, self.id));
+            return Err(BadEnd::OtherEntry(end.id, self.id));
         }
         if let Some(why) = &end.failed {
             return Ok(Ending::SenderFailed(why.clone()));
@@ -153,14 +221,11 @@ impl Arrival {
         if self.stream {
             // its size is what came, in order from byte 0
             if !self.got.covers(0, end.sent) || self.got.total() != end.sent {
-                return Err("the stream's end does not match its data".into());
+                return Err(BadEnd::StreamSize);
             }
             (self.size, self.range) = (end.sent, (0, end.sent));
         }
-        let mut have = self.held.clone();
-        for &(a, b) in self.got.pairs() {
-            have.insert(a, b);
-        }
+        let have = self.have();
         let (start, stop) = self.range;
         let covered = match self.whole {
             true => have.covers(0, self.size),
@@ -205,9 +270,9 @@ mod tests {
                 in_order: true
             })
         );
-        assert!(a.admit(10, 41, None).is_err(), "past the range");
-        assert!(a.admit(5, 5, None).is_err(), "before the range");
-        assert!(a.admit(u64::MAX, 2, None).is_err(), "overflow");
+        assert_eq!(a.admit(10, 41, None), Err(BadData::PastEnd(50)));
+        assert_eq!(a.admit(5, 5, None), Err(BadData::BeforeRange));
+        assert_eq!(a.admit(u64::MAX, 2, None), Err(BadData::PastEnd(50)));
         let out_of_order = a.admit(30, 10, None).unwrap();
         assert!(
             !out_of_order.in_order,
@@ -223,9 +288,14 @@ mod tests {
             Ok(1 << 40),
             "no cap"
         );
-        assert!(s.admit(0, 11, Some(10)).is_err(), "--max-size bounds it");
+        assert_eq!(s.admit(0, 11, Some(10)), Err(BadData::PastEnd(10)));
         s.arrived(0, 5);
-        assert!(s.admit(6, 1, None).is_err(), "out of order");
+        let late = BadData::OutOfOrder { offset: 6, due: 5 };
+        assert_eq!(s.admit(6, 1, None), Err(late.clone()));
+        assert_eq!(
+            late.to_string(),
+            "data for byte 6 arrived where byte 5 was due"
+        );
         let capped = Arrival::new((1, 0), (0, 8), Ranges::new(), (true, true, false));
         assert!(capped.admit(0, 9, None).is_err(), "its cap");
         // a file written to a stream must come in order too
@@ -239,13 +309,18 @@ mod tests {
         for i in 0..MAX_RANGES as u64 {
             a.arrived(i * 4, i * 4 + 1);
         }
-        assert!(a.admit(1 << 20, 1, None).is_err());
+        assert_eq!(a.admit(1 << 20, 1, None), Err(BadData::Scattered));
     }
 
     #[test]
     fn file_end_decides_complete_incomplete_or_failed() {
         let mut a = file(10, (0, 10), &[(0, 4)], true);
-        assert!(a.end(&file_end(8, 6, None)).is_err(), "another entry's end");
+        let other = a.end(&file_end(8, 6, None));
+        assert_eq!(other, Err(BadEnd::OtherEntry(8, 7)));
+        assert_eq!(
+            other.unwrap_err().to_string(),
+            "entry 8 ended inside entry 7"
+        );
         a.arrived(4, 10);
         let have = Ranges::from_pairs(&[(0, 10)]);
         assert_eq!(a.end(&file_end(7, 6, None)), Ok(Ending::Complete { have }));
@@ -272,14 +347,24 @@ mod tests {
     fn a_stream_learns_its_size_at_its_end() {
         let mut s = Arrival::new((1, 0), (0, 0), Ranges::new(), (true, true, false));
         s.arrived(0, 12);
-        assert!(
-            s.clone().end(&file_end(1, 13, None)).is_err(),
-            "more claimed than came"
-        );
+        let more = s.clone().end(&file_end(1, 13, None));
+        assert_eq!(more, Err(BadEnd::StreamSize), "more claimed than came");
         assert!(matches!(
             s.end(&file_end(1, 12, None)),
             Ok(Ending::Complete { .. })
         ));
         assert_eq!((s.size, s.range), (12, (0, 12)));
+    }
+
+    /// What a display of one file shows of a resume (the driver's
+    /// file_start before): where the bytes to come start and how many.
+    #[test]
+    fn a_resumed_file_says_where_its_data_starts() {
+        assert_eq!(file(10, (0, 10), &[], false).resumed(), (0, 10));
+        assert_eq!(file(10, (0, 10), &[(0, 4)], false).resumed(), (4, 6));
+        assert_eq!(file(10, (0, 10), &[(2, 4)], false).resumed(), (0, 8));
+        assert_eq!(file(10, (0, 10), &[(0, 10)], false).resumed(), (10, 0));
+        assert_eq!(file(10, (3, 10), &[(0, 5)], false).resumed(), (5, 5));
+        assert_eq!(file(0, (0, 0), &[], false).resumed(), (0, 0));
     }
 }

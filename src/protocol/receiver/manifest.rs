@@ -6,7 +6,21 @@
 use super::{Event, Phase, Refusal, Session, Shown, Violation};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
-use crate::protocol::{Answer, BlockHash, Ranges, RefuseCode, ToSender};
+use crate::protocol::{Answer, BlockHash, Ranges, RefuseCode, ToSender, BLOCK};
+
+/// Block hashes sent in one FILE HASHES frame (the sender checks each frame
+/// while the next blocks are hashed here).
+const HASHES_PER_FRAME: usize = 16;
+
+/// The blocks of a held part whose hashes the sender checks: each held
+/// range cut in [`BLOCK`]s (the last of each range shorter), in order.
+pub fn blocks(held: &Ranges) -> impl Iterator<Item = (u64, u64)> + '_ {
+    held.pairs().iter().flat_map(|&(a, b)| {
+        (a..b)
+            .step_by(BLOCK as usize)
+            .map(move |s| (s, (s + BLOCK).min(b)))
+    })
+}
 
 /// How the driver writes a count of bytes for a person ("1.5 MiB").
 pub type ShowBytes = fn(u64) -> String;
@@ -72,6 +86,8 @@ pub(super) struct Tally {
     kept: u64,
     /// A session of one file: the file's name, once its entry came.
     name: Option<String>,
+    /// Block hashes of a held part not yet in a frame.
+    hashed: Vec<BlockHash>,
 }
 
 impl Session {
@@ -162,9 +178,18 @@ impl Session {
         Ok(())
     }
 
-    /// A FILE HASHES frame of a held part's blocks, for the sender to check.
-    pub fn hashes(&mut self, id: u64, blocks: Vec<BlockHash>, last: bool) {
+    /// The hash of one held block of file `id` (`last`: its last), for
+    /// the sender to check: queued [`HASHES_PER_FRAME`] to a FILE HASHES
+    /// frame. True when a frame was queued: the driver writes it at once,
+    /// so the sender checks these blocks while the next are hashed.
+    pub fn block_hashed(&mut self, id: u64, block: BlockHash, last: bool) -> bool {
+        self.tally.hashed.push(block);
+        if self.tally.hashed.len() < HASHES_PER_FRAME && !last {
+            return false;
+        }
+        let blocks = std::mem::take(&mut self.tally.hashed);
         ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
+        true
     }
 
     /// Refuses the whole session (the ANSWER is queued); returns the

@@ -186,7 +186,7 @@ fn a_whole_session_lands_and_says_so() {
         held: 0,
     });
     assert!(matches!(rx.end(), Ok(Event::Finished)));
-    assert_eq!(rx.s.conclude(), Verdict::Complete);
+    assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
     assert_eq!(
         kinds,
@@ -231,8 +231,39 @@ fn a_frame_out_of_order_is_named() {
     let late = rx.take(ToReceiver::Keepalive);
     assert_eq!(error(late), "unexpected KEEPALIVE after the session ended");
     let mut rx = Rx::new(setup(0));
-    assert!(matches!(rx.take(ToReceiver::Stop), Ok(Event::Stopped)));
+    let stop = rx.take(ToReceiver::Stop);
+    assert!(matches!(stop, Ok(Event::Stopped(Stop::BeforeData))));
     assert_eq!(rx.s.phase(), Phase::Ended);
+}
+
+/// tests/resume.rs (a sender's Ctrl-C: "stopped sending ctrlc.bin; kept
+/// ..."): a STOP before GO says no data came, one in the data names a
+/// file alone.
+#[test]
+fn a_stop_says_when_it_came() {
+    let mut rx = Rx::new(setup(1));
+    rx.want(file(0, "a", 10));
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    let Event::Stopped(stop) = stop else {
+        panic!("{stop:?}");
+    };
+    assert_eq!(stop.line("P"), "P stopped before sending any data");
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a\n", 10)]);
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    let Event::Stopped(stop) = stop else {
+        panic!("{stop:?}");
+    };
+    assert_eq!(stop.line("P"), "P stopped sending a\\n");
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 10)]);
+    let stop = rx.take(ToReceiver::Stop).unwrap();
+    assert!(
+        matches!(stop, Event::Stopped(Stop::Sending(None))),
+        "a tree names none"
+    );
 }
 
 /// tests/trees.rs more_entries_than_announced_are_not_written,
@@ -413,7 +444,7 @@ fn ends_fit_what_began() {
     assert_eq!(ended.ending, Ending::Incomplete);
     rx.s.file_result(FileOutcome::Incomplete);
     assert!(matches!(rx.end(), Ok(Event::Finished)));
-    let Verdict::Partial(line) = rx.s.conclude() else {
+    let Conclusion::Partial(line) = rx.s.conclude() else {
         panic!("not partial");
     };
     assert_eq!(
@@ -472,11 +503,8 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
         rx.begin(1, "b").unwrap();
         rx.data(0, 1).unwrap();
         rx.file_end(1, 1).unwrap();
-        let (why, told) = (
-            "cannot write it here: /home/u".into(),
-            "cannot be written".into(),
-        );
-        rx.s.file_result(FileOutcome::Unwritable { why, told });
+        let why = Unwritable::Cannot("/home/u".into());
+        rx.s.file_result(FileOutcome::Unwritable(why));
         rx.end().unwrap();
         rx.s.conclude();
         let said = rx.said();
@@ -500,7 +528,7 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
             assert!(end.message.to_string().contains("/home/u"));
         } else {
             assert_eq!(reason, "exists");
-            assert_eq!(heard, "cannot be written");
+            assert_eq!(heard, UNWRITABLE_TOLD);
             assert!(!end.message.to_string().contains("/home/u"), "{end:?}");
         }
         // this side's user reads all of it
@@ -552,7 +580,7 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     rx.s.file_result(FileOutcome::Mismatch);
     assert_eq!(rx.s.single(), Some(&Fate::Mismatch));
     rx.end().unwrap();
-    assert!(matches!(rx.s.conclude(), Verdict::Integrity(_)));
+    assert!(matches!(rx.s.conclude(), Conclusion::Integrity(_)));
     let said = rx.said();
     let ToSender::FileResult(0, r) = &said[2] else {
         panic!("{said:?}");
@@ -563,17 +591,25 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     };
     assert_eq!(r.mac, Some([Status::Failed as u8; 32]));
     // a file alone that stops says the bytes its part holds
-    let mut stop = Rx::new(Setup {
-        offer: TreeOffer {
-            single: true,
-            entries: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
-    stop.s.stopped(1234);
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut stop = Rx::new(s);
+    stop.manifest(&[("a", 10)]);
+    stop.begin(0, "a").unwrap();
+    stop.data(0, 4).unwrap();
+    stop.s.stopped();
     let said = stop.said();
-    assert!(matches!(&said[0], ToSender::Result(r) if r.held == 1234));
+    assert!(
+        matches!(said.last(), Some(ToSender::Result(r)) if r.held == 0),
+        "no part kept"
+    );
+    stop.s.part_kept("out/a".into());
+    stop.s.stopped();
+    let said = stop.said();
+    assert!(
+        matches!(&said[0], ToSender::Result(r) if r.held == 4),
+        "{said:?}"
+    );
 }
 
 /// A file alone that landed keeps its fate when the sender's MANIFEST says
@@ -605,12 +641,185 @@ fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
     let sha256 = Some([7; 32]);
     rx.s.file_result(FileOutcome::Verified { sha256, held: 2 });
     rx.end().unwrap();
-    let Verdict::Partial(line) = rx.s.conclude() else {
-        panic!("the unread entries make it partial");
+    let Conclusion::Unfinished(line) = rx.s.conclude() else {
+        panic!("the unread entries leave it unfinished");
     };
     assert!(
         line.contains("2 entries the sender could not read"),
         "{line}"
     );
     assert_eq!(rx.s.single(), Some(&Fate::Landed));
+}
+
+/// A file alone that does not land ends the session in a single
+/// transfer's words: refused (the receiver's exit 4 in tests/scripting.rs
+/// exit_4_file_exists_without_force), or failed (named after the sender),
+/// not as a tree's "1 entry did not land".
+#[test]
+fn a_file_alone_concludes_in_its_own_words() {
+    let alone = || {
+        let mut s = setup(1);
+        s.offer.single = true;
+        Rx::new(s)
+    };
+    let mut rx = alone();
+    assert!(matches!(
+        rx.take(ToReceiver::Entry(file(0, "a", 2))),
+        Ok(Event::Decide(_))
+    ));
+    let refusal = Refusal::of_out(RefuseCode::Exists, "exists with 3 bytes, not 2", "exists");
+    rx.s.decided(0, "a", Err(refusal)).unwrap();
+    let m = Manifest {
+        entries: 1,
+        failed: 0,
+    };
+    assert!(matches!(
+        rx.take(ToReceiver::Manifest(m)),
+        Ok(Event::Manifest { .. })
+    ));
+    rx.s.go();
+    rx.end().unwrap();
+    let refused = rx.s.conclude();
+    let line = "refused the file from peer: exists with 3 bytes, not 2";
+    assert_eq!(refused.line("peer"), line);
+    assert_eq!(
+        refused,
+        Conclusion::Refused("exists with 3 bytes, not 2".into())
+    );
+    let mut rx = alone();
+    rx.manifest(&[("a", 2)]);
+    rx.end().unwrap();
+    let failed = rx.s.conclude();
+    assert_eq!(failed.line("peer"), "peer: the sender did not send it");
+    assert!(matches!(failed, Conclusion::Failed(_)));
+    // a tree says which entries did not land
+    let mut rx = Rx::new(setup(1));
+    rx.manifest(&[("a", 2)]);
+    rx.end().unwrap();
+    let partial = rx.s.conclude();
+    let line = "1 entry did not land: a (the sender did not send it)";
+    assert_eq!(partial, Conclusion::Partial(line.into()));
+    assert_eq!(partial.line("peer"), line);
+}
+
+/// A held part's blocks are hashed in BLOCKs per held range and go to
+/// the sender 16 to a FILE HASHES frame, each frame out as soon as it is
+/// full (the sender checks it while the next are hashed), the file's last
+/// block closing the last frame.
+#[test]
+fn held_blocks_go_sixteen_to_a_frame() {
+    use crate::protocol::{BlockHash, BLOCK};
+    let held = Ranges::from_pairs(&[(0, 15 * BLOCK + 5), (20 * BLOCK, 21 * BLOCK + 1)]);
+    let cuts: Vec<_> = blocks(&held).collect();
+    assert_eq!(cuts.len(), 18);
+    assert_eq!(cuts[15], (15 * BLOCK, 15 * BLOCK + 5));
+    assert_eq!(cuts[17], (21 * BLOCK, 21 * BLOCK + 1));
+    let mut rx = Rx::new(setup(1));
+    let n = cuts.len();
+    let queued: Vec<usize> = (cuts.into_iter().enumerate())
+        .filter(|&(i, (from, to))| {
+            let len = (to - from) as u32;
+            let block = BlockHash {
+                offset: from,
+                len,
+                sha256: [0; 32],
+            };
+            rx.s.block_hashed(3, block, i + 1 == n)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(queued, [15, 17]);
+    let said = rx.said();
+    let frames: Vec<_> = (said.iter())
+        .map(|m| match m {
+            ToSender::FileHashes(3, blocks, last) => (blocks.len(), *last),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(frames, [(16, false), (2, true)]);
+}
+
+/// What an early end kept, in the words tests/resume.rs greps for ("kept
+/// OUT/f.zcpart (N bytes held)" for a file alone): a part counts what it
+/// held before and what came since.
+#[test]
+fn an_early_end_says_what_it_kept() {
+    let show: ShowBytes = |n| format!("{n} B");
+    let mut rx = Rx::new(setup(2));
+    rx.manifest(&[("d/a", 10), ("d/b", 10)]);
+    rx.begin(0, "d/a").unwrap();
+    rx.data(0, 3).unwrap();
+    let tree = "kept what arrived: 1 files in place; 3 B of d/a held in d/a.zcpart";
+    let none = "kept what arrived: 1 files in place";
+    assert_eq!(rx.s.kept_line(1, None, show), none, "no part kept");
+    rx.s.part_kept("out/d/a".into());
+    assert_eq!(rx.s.kept_line(1, None, show), tree);
+    let failed = rx.s.kept_line(1, Some("EIO".into()), show);
+    assert_eq!(failed, "could not keep everything: EIO");
+    let mut s = setup(1);
+    s.offer.single = true;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a", 10)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 4).unwrap();
+    rx.s.part_kept("out/a".into());
+    let alone = "kept out/a.zcpart (4 bytes held)";
+    assert_eq!(rx.s.kept_line(0, None, show), alone);
+}
+
+/// Directories and links are made at the end: one that fails does not
+/// land, in words that say which step failed (no integration test makes
+/// these fail: it would need a file system that refuses a symlink or a
+/// chmod after accepting the mkdir).
+#[test]
+fn what_is_made_at_the_end_lands_or_says_why_not() {
+    let mut rx = Rx::new(setup(0));
+    rx.s.made("d", EntryKind::Dir, None);
+    rx.s.made("l", EntryKind::Link, Some("no room".into()));
+    rx.s.made("e", EntryKind::Dir, Some("read-only".into()));
+    let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.kind, s.fate)).collect();
+    let failed = |why: &str| Fate::Failed(why.into());
+    assert_eq!(
+        fates,
+        [
+            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
+            (
+                "l".into(),
+                Shown::Kind(EntryKind::Link),
+                failed("cannot make the link: no room")
+            ),
+            (
+                "e".into(),
+                Shown::Kind(EntryKind::Dir),
+                failed("cannot set its mode and time: read-only")
+            ),
+        ]
+    );
+    assert_eq!((rx.s.ledger().landed, rx.s.ledger().not_landed), (1, 2));
+}
+
+/// tests/scripting.rs's second receiver of the same file ("being received
+/// by another transfer") and tests/trees.rs's read-only output: what this
+/// side's user reads of a path in OUT, and the less a sender without the
+/// key hears (the receiver's own state, never what is at the name).
+#[test]
+fn a_path_that_cannot_be_made_or_opened_is_refused_in_its_words() {
+    let busy = Refusal::busy_part("out/f");
+    assert_eq!(busy.code, RefuseCode::Busy);
+    assert_eq!(busy.why, "out/f is being received by another transfer");
+    assert_eq!(busy.to_peer(false), BUSY_TOLD);
+    let full = Refusal::unopened_part("out/f", "No space left on device", true);
+    assert_eq!(full.why, "out/f.zcpart: No space left on device");
+    let told = "cannot be written on the receiver: No space left on device";
+    assert_eq!(full.to_peer(false), told);
+    let there = Refusal::unopened_part("out/f", "Is a directory", false);
+    assert_eq!(there.to_peer(false), UNWRITABLE_TOLD);
+    assert_eq!(there.to_peer(true), "out/f.zcpart: Is a directory");
+    let dir = Refusal::no_dir("File exists", true);
+    assert_eq!(dir.why, "cannot make the directory: File exists");
+    assert_eq!(dir.to_peer(false), EXISTS_TOLD);
+    assert_eq!(
+        Refusal::no_dir("EROFS", false).to_peer(false),
+        UNWRITABLE_TOLD
+    );
 }

@@ -4,27 +4,16 @@
 
 use anyhow::{Context, Result};
 
-use super::{HASHES_PER_FRAME, TICK_NS};
 use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::Refusal;
+use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, RefuseCode, BLOCK};
-use crate::recv::session::{lossy, Dest, Tree, Want};
+use crate::protocol::{self as proto, BlockHash, RefuseCode};
+use crate::recv::session::{lossy, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
-
-/// What a sender without the key hears instead of what exists in OUT (its
-/// size, its kind, a link's target): that something is there is all it
-/// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
-pub(in crate::recv) const EXISTS_TOLD: &str =
-    "exists (the receiver replaces a file only with --force)";
-/// ... instead of why a path in OUT cannot be looked at or written.
-pub(in crate::recv) const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
-/// ... instead of where the receiver writes (its path names a user).
-pub(in crate::recv) const BUSY_TOLD: &str = "is being received by another transfer";
 
 impl Tree<'_> {
     /// What to do with one entry, or why not.
@@ -33,23 +22,17 @@ impl Tree<'_> {
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
         if entry.kind == EntryKind::File {
-            self.session.within_max_size(&entry, human_bytes)?;
+            self.said.session.within_max_size(&entry, human_bytes)?;
         }
         if self.offer.single {
             if entry.kind != EntryKind::File || rel.depth() != 1 {
                 return Err(bad("a session of one file carries one file".into()).into());
             }
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
-            let path = match &self.dest {
-                Dest::Dir => self.root.path().join(rel.to_path()).display().to_string(),
-                Dest::Named(name) => {
-                    rel = name.clone();
-                    self.cfg_path()
-                }
-                Dest::Stream(_, label) => label.clone(),
-            };
-            self.progress.named(&shown, &path);
-            if let Dest::Stream(..) = self.dest {
+            let (alone, path) = self.disk.alone(rel);
+            rel = alone;
+            self.said.progress.named(&shown, &path);
+            if self.disk.stream().is_some() {
                 return Ok(self.want(entry, rel, Ranges::new(), false));
             }
         }
@@ -61,7 +44,7 @@ impl Tree<'_> {
             return Err(bad(why).into());
         }
         match entry.kind {
-            EntryKind::Dir => match self.root.mkdir(&rel) {
+            EntryKind::Dir => match self.disk.root.mkdir(&rel) {
                 Ok(made) => {
                     if made == Made::New {
                         self.fresh.insert(rel.clone());
@@ -69,7 +52,7 @@ impl Tree<'_> {
                     match made {
                         // a directory that was here keeps its mode and
                         // times: they are not the sender's to set
-                        Made::Existing => self.settle(&shown, EntryKind::Dir, Fate::Landed),
+                        Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
                             let mode = self.landed_mode(entry.mode);
                             self.dirs.push((rel, shown, mode, entry.mtime_ns));
@@ -79,12 +62,8 @@ impl Tree<'_> {
                 }
                 Err(e) => {
                     self.seen.reject_dir(&rel);
-                    let told = match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => EXISTS_TOLD,
-                        _ => UNWRITABLE_TOLD,
-                    };
-                    let why = format!("cannot make the directory: {e}");
-                    Err(Refusal::of_out(RefuseCode::Exists, why, told))
+                    let exists = e.kind() == std::io::ErrorKind::AlreadyExists;
+                    Err(Refusal::no_dir(e, exists))
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
@@ -105,75 +84,27 @@ impl Tree<'_> {
         target: Vec<u8>,
     ) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
-        if cfg!(windows) {
-            let why = "symbolic links are not made on Windows".to_string();
-            return Err((RefuseCode::Other, why).into());
+        let there = self.there(&rel);
+        let same =
+            there == Ok(There::Link) && self.disk.root.read_link(&rel).is_ok_and(|t| t == target);
+        match self.said.session.link_over(there, same)? {
+            LinkOver::Same => return Ok(Action::Skip),
+            // the old one goes now; the new one is made at the end, after all data
+            LinkOver::Replace => (self.disk.root.discard_link(&rel))
+                .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
+            LinkOver::Make => {}
         }
-        match self.stat(&rel) {
-            Ok(Found::Missing) => {
-                self.links.push((rel, shown, target));
-                Ok(Action::Done)
-            }
-            // the same link, made by an earlier run of the same tree
-            Ok(Found::Link) if self.root.read_link(&rel).is_ok_and(|t| t == target) => {
-                Ok(Action::Skip)
-            }
-            Ok(Found::Link) if self.cfg.force => {
-                // replaced at the end, after all data, like every link
-                self.root.discard_link(&rel).map_err(|e| {
-                    Refusal::of_out(RefuseCode::Other, e.to_string(), UNWRITABLE_TOLD)
-                })?;
-                self.links.push((rel, shown, target));
-                Ok(Action::Done)
-            }
-            Ok(Found::Link) => Err(Refusal::of_out(
-                RefuseCode::Exists,
-                "a link to another target exists (the receiver can replace it with --force)",
-                EXISTS_TOLD,
-            )),
-            Ok(_) => Err(Refusal::of_out(
-                RefuseCode::Exists,
-                "something else exists there",
-                EXISTS_TOLD,
-            )),
-            Err(e) => Err(unreadable(e)),
-        }
+        self.links.push((rel, shown, target));
+        Ok(Action::Done)
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, Refusal> {
-        let force = self.cfg.force;
-        match self.stat(&rel) {
-            Ok(Found::Missing) => {}
-            Ok(Found::File { size, mtime_ns })
-                if !entry.stream
-                    && size == entry.size
-                    && mtime_ns / TICK_NS == entry.mtime_ns / TICK_NS =>
-            {
-                return Ok(Action::Skip)
-            }
-            Ok(Found::File { .. } | Found::Link) if force => {}
-            Ok(Found::File { size, .. }) => {
-                let what = match (entry.stream, size == entry.size) {
-                    (true, _) => String::new(),
-                    (false, true) => " with another modification time".to_string(),
-                    (false, false) => format!(" with {size} bytes, not {}", entry.size),
-                };
-                let why = format!("exists{what} (the receiver can replace it with --force)");
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
-            }
-            Ok(Found::Link) => {
-                let why = "exists as a link (the receiver can replace it with --force)";
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
-            }
-            Ok(Found::Dir | Found::Other) => {
-                let why = "exists and is not a file";
-                return Err(Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD));
-            }
-            Err(e) => return Err(unreadable(e)),
+        if self.said.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
+            return Ok(Action::Skip);
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
-            false => self.root.read_record(&rel),
+            false => self.disk.root.read_record(&rel),
         };
         let recorded = record.is_some();
         let held = self.held_for(&rel, &entry, record);
@@ -192,18 +123,17 @@ impl Tree<'_> {
 
     /// The part of a file alone, opened (and so locked) before GO.
     fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
-        let at = rel.display_in(self.root.path());
-        self.root.open_part(rel, fresh).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Refusal::of_out(
-                RefuseCode::Busy,
-                format!("{at} is being received by another transfer"),
-                BUSY_TOLD,
-            ),
-            _ => Refusal::of_out(
-                RefuseCode::Other,
-                format!("{at}.zcpart: {e}"),
-                unwritable_told(&e),
-            ),
+        let at = rel.display_in(self.disk.root.path());
+        self.disk.root.open_part(rel, fresh).map_err(|e| {
+            use std::io::ErrorKind::*;
+            match e.kind() {
+                WouldBlock => Refusal::busy_part(&at),
+                // the receiver's state, not what is at the name
+                ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
+                    Refusal::unopened_part(&at, e, true)
+                }
+                _ => Refusal::unopened_part(&at, e, false),
+            }
         })
     }
 
@@ -242,12 +172,22 @@ impl Tree<'_> {
     }
 
     /// What is at a path; nothing, without asking, inside a directory this
-    /// session made.
-    fn stat(&self, rel: &RelPath) -> std::io::Result<Found> {
-        match self.in_fresh(rel) {
-            true => Ok(Found::Missing),
-            false => self.root.stat(rel),
+    /// session made. A path that cannot be looked at (a component that is
+    /// a link or a file, no permission) is refused: the sender hears only
+    /// that it cannot be written.
+    fn there(&self, rel: &RelPath) -> Result<There, Refusal> {
+        if self.in_fresh(rel) {
+            return Ok(There::Missing);
         }
+        let found = self.disk.root.stat(rel);
+        let found = found.map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))?;
+        Ok(match found {
+            Found::Missing => There::Missing,
+            Found::File { size, mtime_ns } => There::File { size, mtime_ns },
+            Found::Dir => There::Dir,
+            Found::Link => There::Link,
+            Found::Other => There::Other,
+        })
     }
 
     fn in_fresh(&self, rel: &RelPath) -> bool {
@@ -271,11 +211,11 @@ impl Tree<'_> {
         if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                rel.display_in(self.root.path())
+                rel.display_in(self.disk.root.path())
             ));
             return Ranges::new();
         }
-        let Ok(part) = self.root.open_part(rel, false) else {
+        let Ok(part) = self.disk.root.open_part(rel, false) else {
             return Ranges::new();
         };
         let on_disk = part.metadata().map_or(0, |m| m.len());
@@ -296,53 +236,27 @@ impl Tree<'_> {
         // a file alone holds its part open (and locked) already
         let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
             Some(part) => part.try_clone(),
-            None => self.root.open_part(rel, false),
+            None => self.disk.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
-        let mut blocks = Vec::with_capacity(HASHES_PER_FRAME);
-        let ranges: Vec<(u64, u64)> = held.pairs().to_vec();
-        let cuts: Vec<(u64, u64)> = ranges
-            .iter()
-            .flat_map(|&(a, b)| {
-                (a..b)
-                    .step_by(BLOCK as usize)
-                    .map(move |s| (s, (s + BLOCK).min(b)))
-            })
-            .collect();
-        for (i, &(from, to)) in cuts.iter().enumerate() {
+        let mut cuts = receiver::blocks(held).peekable();
+        while let Some((from, to)) = cuts.next() {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            blocks.push(BlockHash {
+            let len = (to - from) as u32;
+            let block = BlockHash {
                 offset: from,
-                len: (to - from) as u32,
+                len,
                 sha256,
-            });
-            let last = i + 1 == cuts.len();
-            if blocks.len() == HASHES_PER_FRAME || last {
-                self.session.hashes(id, std::mem::take(&mut blocks), last);
-                // out at once: the sender checks these while the next are hashed
-                self.flush(conn)?;
+            };
+            if self
+                .said
+                .session
+                .block_hashed(id, block, cuts.peek().is_none())
+            {
+                self.said.flush(conn)?;
             }
         }
         Ok(())
     }
-}
-
-/// What a sender without the key hears when a part cannot be opened: why,
-/// when that is the receiver's state (read-only, full, no permission), not
-/// what is at the name (a link, a directory: the error would say).
-fn unwritable_told(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ReadOnlyFilesystem | PermissionDenied | StorageFull | QuotaExceeded => {
-            format!("{UNWRITABLE_TOLD}: {e}")
-        }
-        _ => UNWRITABLE_TOLD.to_string(),
-    }
-}
-
-/// A path in OUT that cannot be looked at (a component that is a link or
-/// a file, no permission): the sender hears only that it cannot be written.
-fn unreadable(e: std::io::Error) -> Refusal {
-    Refusal::of_out(RefuseCode::BadName, e.to_string(), UNWRITABLE_TOLD)
 }

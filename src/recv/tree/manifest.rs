@@ -12,7 +12,7 @@ use crate::exit;
 use crate::protocol::receiver::{Event, Violation};
 use crate::protocol::tree::Entry;
 use crate::protocol::{self as proto, ToReceiver};
-use crate::recv::session::{lossy, Tree};
+use crate::recv::session::{lossy, lost, Tree};
 use crate::units::human_bytes;
 
 /// Replies are gathered into writes of about this size.
@@ -28,25 +28,19 @@ impl Tree<'_> {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted while reading the manifest"));
             }
-            let frame = proto::read_frame(&mut reader).map_err(|e| {
-                // the sender may come back: nothing is lost yet
-                let e = e.context(format!("{peer}: connection lost in the manifest"));
-                match exit::code_of(&e) {
-                    // an encrypted record that does not open is no cut
-                    exit::ExitCode::Interrupted | exit::ExitCode::Integrity => e,
-                    _ => exit::tag(e, exit::Tag::Resumable),
-                }
-            })?;
+            // the sender may come back: nothing is lost yet
+            let frame = proto::read_frame(&mut reader)
+                .map_err(|e| lost(e, format!("{peer}: connection lost in the manifest")))?;
             let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
-            match self.session.handle(msg, &mut self.wants) {
+            match self.said.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
                 Ok(Event::Manifest { .. }) => break,
-                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
-            if self.session.outbox_len() >= BATCH {
-                let out = self.session.take_outbox();
+            if self.said.session.outbox_len() >= BATCH {
+                let out = self.said.session.take_outbox();
                 reader
                     .get_mut()
                     .write_all(&out)
@@ -59,13 +53,13 @@ impl Tree<'_> {
             let frame = proto::read_frame(&mut reader)?;
             let taken = ToReceiver::decode(&frame)
                 .map_err(|_| Violation::DataBeforeGo)
-                .and_then(|msg| self.session.handle(msg, &mut self.wants));
+                .and_then(|msg| self.said.session.handle(msg, &mut self.wants));
             match taken {
-                Ok(Event::Stopped) => return Err(stopped_early(&peer)),
+                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {}
                 Err(v) => {
                     // the replies (a refusal's reason) still go out, then the session ends
-                    let out = self.session.take_outbox();
+                    let out = self.said.session.take_outbox();
                     let _ = reader.get_mut().write_all(&out);
                     return Err(anyhow::anyhow!(v.line(&peer)));
                 }
@@ -73,15 +67,16 @@ impl Tree<'_> {
         }
         drop(reader);
         if self.offer.streamed {
-            self.progress
-                .totals(self.session.entries(), self.session.offered());
+            self.said
+                .progress
+                .totals(self.said.session.entries(), self.said.session.offered());
         }
-        let free = self.root.free_space().ok();
-        if let Err(why) = self.session.go_if_room(free, human_bytes) {
-            self.flush(conn)?;
+        let free = self.disk.root.free_space().ok();
+        if let Err(why) = self.said.session.go_if_room(free, human_bytes) {
+            self.said.flush(conn)?;
             return Err(exit::refused(format!("refused what {peer} offered: {why}")));
         }
-        self.flush(conn)
+        self.said.flush(conn)
     }
 
     /// Checks one entry and answers it.
@@ -89,17 +84,17 @@ impl Tree<'_> {
         let id = entry.id;
         let shown = lossy(&entry.path);
         let answer = self.decide(entry);
-        if let Err(v) = self.session.decided(id, &shown, answer) {
+        if let Err(v) = self.said.session.decided(id, &shown, answer) {
             return Err(self.broken(conn, v));
         }
-        self.show();
+        self.said.show();
         // what the session holds for its entries until it ends: the files
         // asked for, the directories and links kept for the end, and every
         // path seen (against duplicates)
-        let memory = self.wants.memory() + self.seen.memory() + self.session.kept();
+        let memory = self.wants.memory() + self.seen.memory() + self.said.session.kept();
         if !self.budget.resize(memory) {
             let limit = self.cfg.max_memory.limit();
-            let v = self.session.over_memory(memory, limit, human_bytes);
+            let v = self.said.session.over_memory(memory, limit, human_bytes);
             return Err(self.broken(conn, v));
         }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
@@ -125,15 +120,10 @@ impl Tree<'_> {
         let mut made: Vec<_> = self.fresh.drain().collect();
         made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
         for rel in made {
-            let _ = self.root.remove_empty_dir(&rel);
+            let _ = self.disk.root.remove_empty_dir(&rel);
         }
-        let _ = self.flush(conn);
+        let _ = self.said.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }
-}
-
-/// The sender's STOP before GO.
-fn stopped_early(peer: &str) -> anyhow::Error {
-    exit::interrupted(format!("{peer} stopped before sending any data"))
 }

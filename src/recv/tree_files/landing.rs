@@ -13,10 +13,8 @@ use super::{local, Current, Files, Out};
 use crate::conn::Conn;
 use crate::hash::Sha;
 use crate::held::{Ranges, Record};
-use crate::peer_text::escape;
 use crate::protocol::receiver::FileOutcome;
 use crate::recv::session::{identity_of, lossy, Want};
-use crate::recv::tree::decide::UNWRITABLE_TOLD;
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -46,7 +44,7 @@ pub(super) struct Batch {
     pub(super) flush: Duration,
 }
 
-impl Files<'_, '_> {
+impl Files<'_> {
     /// A whole, verified part: given its mode and time, then renamed with
     /// its batch.
     pub(super) fn verified(
@@ -86,11 +84,11 @@ impl Files<'_, '_> {
             source: identity_of(&cur.want),
             held: have.clone(),
         };
-        self.tree
+        self.disk
             .root
             .write_record(&cur.want.rel, &record.encode())
             .map_err(|e| local(&cur.want, e))?;
-        let _ = self.tree.root.sync_parent(&cur.want.rel);
+        let _ = self.disk.root.sync_parent(&cur.want.rel);
         self.outcome(FileOutcome::Verified {
             sha256: ours,
             held: have.total(),
@@ -124,7 +122,7 @@ impl Files<'_, '_> {
         let lander = match &mut self.batch.lander {
             Some(lander) => lander,
             slot => slot
-                .insert(Lander::start(self.tree.root.clone()).context("starting to land files")?),
+                .insert(Lander::start(self.disk.root.clone()).context("starting to land files")?),
         };
         lander
             .hand(std::mem::take(&mut self.batch.parts))
@@ -149,44 +147,30 @@ impl Files<'_, '_> {
         self.batch.flush = flush;
         for (rel, why) in failed {
             let shown = lossy(rel.bytes());
-            self.tree.session.unlanded(&shown, why, UNWRITABLE_TOLD);
+            self.said.session.unlanded(&shown, why);
         }
-        self.tree.show();
+        self.said.show();
         Ok(())
     }
 
     /// Whatever happens, what arrived is kept: the current part synced
     /// with its record, the verified batch renamed into place.
     pub(super) fn keep(&mut self, conn: &mut Conn) -> Result<()> {
-        self.partial = None;
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
-                let mut held = cur.want.held.clone();
-                let got = self.tree.session.current().map(|a| a.got.pairs());
-                for &(a, b) in got.unwrap_or_default() {
-                    held.insert(a, b);
-                }
+                let held = match self.said.session.current() {
+                    Some(arrival) => arrival.have(),
+                    None => cur.want.held.clone(),
+                };
                 file.sync_all().map_err(|e| local(&cur.want, e))?;
-                self.held_bytes = held.total();
-                self.partial = Some(match self.tree.offer.single {
-                    true => format!(
-                        "kept {}.zcpart ({} bytes held)",
-                        cur.want.rel.display_in(self.tree.root.path()),
-                        held.total()
-                    ),
-                    false => format!(
-                        "{} of {} held in {}.zcpart",
-                        crate::units::human_bytes(held.total()),
-                        escape(cur.want.path()),
-                        escape(cur.want.path())
-                    ),
-                });
+                let at = cur.want.rel.display_in(self.disk.root.path());
+                self.said.session.part_kept(at);
                 let record = Record {
                     source: identity_of(&cur.want),
                     held,
                 };
-                self.tree
+                self.disk
                     .root
                     .write_record(&cur.want.rel, &record.encode())
                     .map_err(|e| local(&cur.want, e))?;
@@ -214,35 +198,22 @@ fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
     // syncfs flushes the output's own file system only: a part on another
     // mount beneath it (or on a system without syncfs) is flushed on its own
     // (a directory this session made is on the output's file system)
-    if !cfg!(target_os = "linux") || (!want.fresh && device(file)? != root_dev) {
+    if !cfg!(target_os = "linux") || (!want.fresh && device(&file.metadata()?) != root_dev) {
         file.sync_all()?;
     }
     Ok(())
 }
 
-pub(super) fn root_device(root: &crate::recv::sink::Root) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(root.path()).ok().map(|m| m.dev())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = root;
-        None
-    }
-}
-
 /// The device a file lives on (where there is such a thing).
-fn device(file: &File) -> io::Result<Option<u64>> {
+pub(super) fn device(meta: &std::fs::Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Ok(Some(file.metadata()?.dev()))
+        Some(meta.dev())
     }
     #[cfg(not(unix))]
     {
-        let _ = file;
-        Ok(None)
+        let _ = meta;
+        None
     }
 }
