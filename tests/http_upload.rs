@@ -286,3 +286,54 @@ fn http_upload_507_before_a_byte_and_a_form_that_fills_the_disk_lands_nothing() 
     server.still_serving(&out);
     drop(tmp);
 }
+
+/// On one kept-alive connection: `first`, its answer read up to the end of
+/// its head, then `then`; everything the server answered until it closed.
+fn then_on_one_connection(addr: std::net::SocketAddr, first: &[u8], then: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(first).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "no answer to the first request");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    // a server that closed may refuse the rest: not an error here
+    let _ = s.write_all(then);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn http_upload_a_body_left_after_an_answer_is_never_read_as_a_request() {
+    let (_tmp, out, _src) = setup();
+    // a kept part, so that a GET of its name is answered 204
+    std::fs::write(out.join("k.bin.zcpart"), b"held").unwrap();
+    let server = take(&out, &[]);
+    let p = server.prefix();
+    let smuggled = format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    // a form whose Content-Length also counts what follows its last
+    // boundary: the server has its answer before that part is sent
+    let form = "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--B--\r\n";
+    let head = format!(
+        "POST {p} HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len() + smuggled.len()
+    );
+    let r = then_on_one_connection(server.addr, head.as_bytes(), smuggled.as_bytes());
+    assert_eq!(status_of(&r), 201, "{r}");
+    assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{r}");
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"hello");
+    // a GET with a body: refused, and the body is no request either
+    let head = format!(
+        "GET {p}k.bin HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        smuggled.len()
+    );
+    let r = then_on_one_connection(server.addr, head.as_bytes(), smuggled.as_bytes());
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert_eq!(r.matches("HTTP/1.1 ").count(), 1, "{r}");
+    server.still_serving(&out);
+}

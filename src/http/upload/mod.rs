@@ -57,6 +57,9 @@ struct Answer {
     body: Vec<u8>,
     close: bool,
     received: u64,
+    /// The request's body was read (a PUT's, a form's), and `close` says
+    /// whether any of it was left.
+    body_read: bool,
 }
 
 fn answer((head, body): (Head, Vec<u8>)) -> Answer {
@@ -65,6 +68,7 @@ fn answer((head, body): (Head, Vec<u8>)) -> Answer {
         body,
         close: false,
         received: 0,
+        body_read: false,
     }
 }
 
@@ -97,10 +101,15 @@ impl Server {
         req: &Request,
         line: &mut ClientLine,
     ) -> Answer {
-        let unread_body = req.chunked || req.content_length.unwrap_or(0) > 0;
-        let mut ans = self.route(conn, reader, req, line);
-        // a body left unread ends the connection: where it ends is unknown
-        ans.close |= unread_body && ans.received == 0 && !matches!(ans.head.status, 201 | 204);
+        let body = req.chunked || req.content_length.unwrap_or(0) > 0;
+        let mut ans = match (req.method.as_str(), body) {
+            // as `send --http` does: a body there would be the next request
+            ("GET" | "HEAD", true) => refusal(&refused(400, "a body on a request that takes none")),
+            _ => self.route(conn, reader, req, line),
+        };
+        // a body left unread ends the connection, whatever the status: read
+        // as the next request it would be one the client never sent
+        ans.close |= body && !ans.body_read;
         ans
     }
 
@@ -196,6 +205,7 @@ impl Server {
         };
         ans.received = got;
         ans.close |= unread;
+        ans.body_read = true;
         ans
     }
 
@@ -249,8 +259,10 @@ impl Server {
         }
         let mut ans = answer(html(status, page::results(&lines)));
         ans.received = len;
-        // a form that broke off may leave some of its body unread
-        ans.close = matches!(status, 400 | 507);
+        // a form that broke off, or bytes after its last boundary that the
+        // Content-Length counts: what is left is no next request
+        ans.close = parts.body().inner.left() > 0;
+        ans.body_read = true;
         ans
     }
 

@@ -98,6 +98,11 @@ impl<R: Read> Parts<R> {
         Ok(Some(file_name(&head)))
     }
 
+    /// The body this reads from (to ask how much of it is left).
+    pub fn body(&self) -> &R {
+        &self.body
+    }
+
     /// The current part's bytes, to `out`, up to the next delimiter
     /// (which is consumed).
     pub fn data(&mut self, out: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
