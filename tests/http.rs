@@ -570,3 +570,48 @@ fn http_a_tar_stream_is_cut_short_when_a_file_changes_under_it() {
         (512 + (512 + 64 * MIB) + (512 + 512) + 1024).to_string()
     );
 }
+
+/// Whether process `pid` has `path` open.
+fn has_open(pid: u32, path: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == path))
+}
+
+#[test]
+fn http_sha256sums_skips_a_file_swapped_for_a_fifo_after_the_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("t");
+    std::fs::create_dir(&top).unwrap();
+    // all of t is listed before `a` is hashed, and `z` after it: `z`
+    // becomes a FIFO (no writer will come) while `a` is being hashed
+    let big = top.join("a");
+    sparse_file(&big, 1 << 30);
+    std::fs::write(top.join("z"), b"z").unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let server = serve(&[], &[&top]);
+    let pid = server.child.id();
+    let request = get(&format!("{}SHA256SUMS", server.path()), "");
+    let addr = server.addr;
+    let sums = thread::spawn(move || raw(addr, &request));
+    let big = big.canonicalize().unwrap();
+    while !has_open(pid, &big) {
+        assert!(
+            !sums.is_finished(),
+            "`a` was hashed before it was seen open"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::rename(&fifo, top.join("z")).unwrap();
+    let r = sums.join().unwrap();
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert!(r.contains("  t/a\n"), "{r}");
+    assert!(!r.contains("t/z"), "{r}");
+}

@@ -146,8 +146,8 @@ pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> 
     let mut body = Vec::new();
     for top in &site.tops {
         for (name, path) in files(top)? {
-            let Ok(file) = fs::File::open(&path) else {
-                continue; // gone since it was listed
+            let Some(file) = open_regular(&path) else {
+                continue; // gone, or no longer a file, since it was listed
             };
             let sha = digests.digest(&file)?;
             body.extend_from_slice(&sum_line(&sha, &name));
@@ -159,6 +159,25 @@ pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> 
         .set("X-Content-Type-Options", "nosniff")
         .set("Cache-Control", "no-store");
     Ok((head, body))
+}
+
+/// `path` opened if it is still a regular file: a link put at its name
+/// since it was listed is not followed, and a FIFO is not waited on.
+#[cfg(unix)]
+fn open_regular(path: &Path) -> Option<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
+#[cfg(not(unix))]
+fn open_regular(path: &Path) -> Option<fs::File> {
+    let file = fs::File::open(path).ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// The files of one source, by name below the root, links not followed.
