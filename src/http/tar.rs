@@ -8,11 +8,13 @@
 //! target is over 100 bytes or not ASCII, or whose size is over ustar's 11
 //! octal digits. Its length is known from the walk before the first byte
 //! (`Content-Length`); each file body goes out by sendfile(2) behind the
-//! small writes (headers, padding) that precede it. A file that no longer
-//! has the size the length was computed from, or changes while it is
-//! sent, or cannot be opened, cuts the connection short: the client sees
-//! fewer bytes than promised and reports a truncated transfer, never a
-//! quietly wrong archive.
+//! small writes (headers, padding) that precede it. Each file is opened
+//! beneath the source's handle ([`super::site`]'s `open_beneath`: no link
+//! followed, no blocking on a FIFO). A file that no longer has the size
+//! the length was computed from, or changes while it is sent, or cannot be
+//! opened, cuts the connection short: the client sees fewer bytes than
+//! promised and reports a truncated transfer, never a quietly wrong
+//! archive.
 
 use std::fs::File;
 use std::io;
