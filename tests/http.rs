@@ -615,3 +615,57 @@ fn http_sha256sums_skips_a_file_swapped_for_a_fifo_after_the_listing() {
     assert!(r.contains("  t/a\n"), "{r}");
     assert!(!r.contains("t/z"), "{r}");
 }
+
+#[test]
+fn http_a_tar_stream_cut_inside_a_files_last_block_still_fails_tar() {
+    require("curl");
+    require("tar");
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let a = photos.join("a.bin");
+    // far more than the buffers on the way hold, and not a whole number of
+    // blocks: the server is in its body when the change comes
+    let size = 64 * MIB + 1000;
+    let server = serve(&[], &[&photos]);
+    let url = format!("http://{}{}photos.tar", server.addr, server.prefix());
+    let rewrite = || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&a).unwrap();
+        f.write_all(b"rewritten").unwrap();
+    };
+    let shrink_600 = || {
+        std::fs::File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_len(64 * MIB + 600)
+            .unwrap()
+    };
+    let shrink_512 = || {
+        std::fs::File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_len(64 * MIB + 512)
+            .unwrap()
+    };
+    let changes = [
+        ("rewritten in place", &rewrite as &dyn Fn()),
+        ("shrunk to 600 of its last 1000", &shrink_600),
+        ("shrunk to 512 of its last 1000", &shrink_512),
+    ];
+    for (what, change) in changes {
+        sparse_file(&a, size);
+        let (code, got) = tar_changed_under(&url, change);
+        assert_eq!(code, 18, "{what}: curl's exit");
+        let mut tar = Command::new("tar")
+            .args(["tf", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = tar.stdin.take().unwrap().write_all(&got);
+        assert!(!tar.wait().unwrap().success(), "{what}: tar must fail");
+    }
+}

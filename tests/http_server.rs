@@ -315,3 +315,32 @@ fn http_an_upload_has_a_bar_on_a_terminal_while_its_body_comes_in() {
     let seen = pty.text();
     bar_only_before(&seen, (at, next), &bar_of(&client, "PUT", path));
 }
+
+#[test]
+fn http_a_tar_stream_never_serves_what_is_outside_while_a_directory_is_swapped_for_a_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(src.join("real")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    // the same size: the member's length in the plan fits either
+    std::fs::write(src.join("real/f"), b"inside....").unwrap();
+    std::fs::write(outside.join("f"), b"not served").unwrap();
+    let server = serve(&[], &[&src]);
+    let path = format!("{}src.tar", server.prefix());
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = swapper(&src, &outside, stop.clone());
+    let (mut inside, mut escaped) = (0, 0);
+    for _ in 0..3000 {
+        let got = raw(server.addr, &get(&path, ""));
+        inside += usize::from(got.contains("inside...."));
+        escaped += usize::from(got.contains("not served"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swaps.join().unwrap();
+    assert_eq!(
+        escaped, 0,
+        "{escaped} of 3000 archives held a file outside the source ({inside} inside, {swaps} swaps)"
+    );
+    assert!(inside > 0, "never served from inside ({swaps} swaps)");
+}

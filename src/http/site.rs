@@ -138,8 +138,10 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
     opened.is_file().then_some(Found::File(file, name))
 }
 
+/// Opens `below` (names, at least one) beneath the directory `dir`
+/// without following a link at any of them; never blocks on a FIFO.
 #[cfg(unix)]
-fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
+pub(super) fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
     use std::os::fd::AsFd;
     const FLAGS: libc::c_int =
         libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;

@@ -8,11 +8,13 @@
 //! target is over 100 bytes or not ASCII, or whose size is over ustar's 11
 //! octal digits. Its length is known from the walk before the first byte
 //! (`Content-Length`); each file body goes out by sendfile(2) behind the
-//! small writes (headers, padding) that precede it. A file that no longer
-//! has the size the length was computed from, or changes while it is
-//! sent, or cannot be opened, cuts the connection short: the client sees
-//! fewer bytes than promised and reports a truncated transfer, never a
-//! quietly wrong archive.
+//! small writes (headers, padding) that precede it. Each file is opened
+//! beneath the source's handle ([`super::site`]'s `open_beneath`: no link
+//! followed, no blocking on a FIFO). A file that no longer has the size
+//! the length was computed from, or changes while it is sent, or cannot be
+//! opened, cuts the connection short: the client sees fewer bytes than
+//! promised and reports a truncated transfer, never a quietly wrong
+//! archive.
 
 use std::fs::File;
 use std::io;
@@ -38,6 +40,9 @@ const GATHER: usize = 64 << 10;
 /// against its listed length.
 pub struct Plan {
     source: Source,
+    /// The source, opened once: each file is opened beneath it, never by
+    /// its path (a directory swapped for a link cannot lead outside).
+    dir: File,
     lengths: Vec<u64>,
     pub length: u64,
 }
@@ -49,17 +54,41 @@ pub fn plan(top: &Top) -> Result<Plan, String> {
         path: top.path.clone(),
         top: top.name.clone(),
     };
+    let dir = open_top(&top.path)?;
     let mut lengths = Vec::new();
+    // sparse files can claim sizes whose sum no u64 holds
+    let too_long = || format!("{}: over 2^64 bytes as a tar stream", escape(&top.name));
+    let mut length = 2 * BLOCK;
     for member in members(&source) {
         let (entry, pax) = member?;
-        lengths.push(member_length(&entry, &pax));
+        let bytes = member_length(&entry, &pax).ok_or_else(too_long)?;
+        length = length.checked_add(bytes).ok_or_else(too_long)?;
+        lengths.push(bytes);
     }
-    let length = lengths.iter().sum::<u64>() + 2 * BLOCK;
     Ok(Plan {
         source,
+        dir,
         lengths,
         length,
     })
+}
+
+/// The source directory (followed if a link: it was named on the command
+/// line), never blocking on what it may have become.
+fn open_top(path: &std::path::Path) -> Result<File, String> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_DIRECTORY | libc::O_NONBLOCK,
+    );
+    // FILE_FLAG_BACKUP_SEMANTICS: what opens a directory there
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::custom_flags(&mut options, 0x0200_0000);
+    options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The members of the walk of `source`, each with its PAX records (empty:
@@ -108,6 +137,7 @@ pub fn send(
         conn,
         small: head,
         written: 0,
+        owed: 0,
         zero_copy,
         progress: &mut |n| progress(n.saturating_sub(head_len)),
     };
@@ -117,10 +147,11 @@ pub fn send(
         let done = member.and_then(|(entry, pax)| {
             let path = escape(&entry.path);
             match (listed.next(), member_length(&entry, &pax)) {
-                (Some(&then), now) if then == now => out.member(&entry, &pax),
+                (Some(&then), Some(now)) if then == now => out.member(&plan.dir, &entry, &pax),
                 (Some(then), now) => Err(format!(
                     "{path}: changed since the tree was listed \
-                     ({then} bytes in the archive then, {now} now)"
+                     ({then} bytes in the archive then, {} now)",
+                    now.map_or("over 2^64".into(), |n| n.to_string())
                 )),
                 (None, _) => Err(format!("{path}: new since the tree was listed")),
             }
@@ -149,6 +180,10 @@ struct Stream<'c> {
     conn: &'c mut Conn,
     small: Vec<u8>,
     written: u64,
+    /// What is left of the file body (padding included) being sent: a
+    /// cut inside it must first fill it, so that the marker falls at a
+    /// header position.
+    owed: u64,
     zero_copy: bool,
     progress: &'c mut dyn FnMut(u64),
 }
@@ -156,7 +191,7 @@ struct Stream<'c> {
 impl Stream<'_> {
     /// One member's PAX header and records if any, its header, and a
     /// file's body.
-    fn member(&mut self, entry: &Entry, pax: &[u8]) -> Result<(), String> {
+    fn member(&mut self, dir: &File, entry: &Entry, pax: &[u8]) -> Result<(), String> {
         if !pax.is_empty() {
             let size = pax.len() as u64;
             self.small.extend_from_slice(&pax_header(entry, size));
@@ -171,7 +206,7 @@ impl Stream<'_> {
             return Ok(());
         };
         let path = escape(&entry.path);
-        self.file(entry, size)
+        self.file(dir, entry, size)
             .map_err(|why| format!("{path}: {why}"))
     }
 
@@ -185,8 +220,8 @@ impl Stream<'_> {
 
     /// A file's header and body (sendfile, behind what is gathered), if
     /// the file is still what was listed and stays so while it is sent.
-    fn file(&mut self, planned: &Entry, size: u64) -> Result<(), String> {
-        let (file, opened, identity) = open_unchanged(planned)?;
+    fn file(&mut self, dir: &File, planned: &Entry, size: u64) -> Result<(), String> {
+        let (file, opened, identity) = open_unchanged(dir, planned)?;
         self.small.extend_from_slice(&header(&opened));
         let mut moved = 0;
         let head = std::mem::take(&mut self.small);
@@ -198,20 +233,29 @@ impl Stream<'_> {
                 progress(before + n);
             });
         self.written = before + moved;
+        self.owed = padded(size) - moved;
         outcome.map_err(|e| e.to_string())?;
         // the bytes sent are the file's as it was opened, or the archive is cut
         same_file(&file, identity, size)?;
         pad(&mut self.small, size);
+        self.owed = 0;
         Ok(())
     }
 
     /// Before the connection is cut: what was gathered, then a block that
     /// is no header, so that a reader fails even where the cut falls
     /// between two members (GNU tar takes an archive ending there without
-    /// its zero blocks as whole). Still short of the length promised: at
-    /// least the two zero blocks are missing. Best effort: the client may
-    /// be gone.
+    /// its zero blocks as whole). A cut inside a file's body first fills
+    /// the body to its end, so that the block falls where a header is
+    /// read (GNU tar 1.34 takes a stream whose last block there is partial
+    /// as whole too); unless more than [`GATHER`] is owed: the stream then
+    /// ends inside the body, which a reader fails on. Still short of the
+    /// length promised: at least the two zero blocks are missing. Best
+    /// effort: the client may be gone.
     fn poison(&mut self, why: &str) {
+        if self.owed <= GATHER as u64 {
+            self.small.resize(self.small.len() + self.owed as usize, 0);
+        }
         let mut block = [b'!'; BLOCK as usize];
         put(
             &mut block,
@@ -228,17 +272,13 @@ fn cut_short(at: u64, length: u64, why: String) -> io::Error {
     ))
 }
 
-/// Opens a file of the plan, if it is still a regular file of the planned
-/// size: the entry it is now (mode, mtime for its header) and its
-/// identity. A link put in its place is not followed.
-fn open_unchanged(planned: &Entry) -> Result<(File, Entry, FileId), String> {
-    let mut options = File::options();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let file = options
-        .open(&planned.source)
-        .map_err(|e| format!("cannot open it: {e}"))?;
+/// Opens a file of the plan beneath `dir`, the source, if it is still a
+/// regular file of the planned size: the entry it is now (mode, mtime for
+/// its header) and its identity. A link at any name below the source is
+/// not followed, and a FIFO put in its place does not block.
+fn open_unchanged(dir: &File, planned: &Entry) -> Result<(File, Entry, FileId), String> {
+    let file = open_member(dir, planned)
+        .ok_or("cannot open it beneath the directory served (gone, or a link now)")?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("no longer a regular file".into());
@@ -249,6 +289,24 @@ fn open_unchanged(planned: &Entry) -> Result<(File, Entry, FileId), String> {
     let (source, path) = (planned.source.clone(), planned.path.clone());
     let entry = walk::entry(source, path, planned.kind.clone(), &meta);
     Ok((file, entry, FileId::of(&meta)))
+}
+
+#[cfg(unix)]
+fn open_member(dir: &File, planned: &Entry) -> Option<File> {
+    // the entry's path below the top name
+    let below: Vec<Vec<u8>> = planned
+        .path
+        .split(|&b| b == b'/')
+        .skip(1)
+        .map(<[u8]>::to_vec)
+        .collect();
+    super::site::open_beneath(dir, &below)
+}
+
+/// Without openat: by its path, as the walk checked it.
+#[cfg(not(unix))]
+fn open_member(_dir: &File, planned: &Entry) -> Option<File> {
+    File::open(&planned.source).ok()
 }
 
 /// Whether the file is still the one opened: same identity, ctime
@@ -272,17 +330,17 @@ fn changed(planned: &Kind, now: u64) -> String {
 }
 
 /// The bytes one member takes: its PAX header and records if any, its
-/// header, and a file's body padded to a block.
-fn member_length(entry: &Entry, pax: &[u8]) -> u64 {
+/// header, and a file's body padded to a block; `None` past a u64.
+fn member_length(entry: &Entry, pax: &[u8]) -> Option<u64> {
     let pax = match pax.is_empty() {
         true => 0,
         false => BLOCK + padded(pax.len() as u64),
     };
     let body = match entry.kind {
-        Kind::File { size } => padded(size),
+        Kind::File { size } => size.div_ceil(BLOCK).checked_mul(BLOCK)?,
         _ => 0,
     };
-    pax + BLOCK + body
+    (pax + BLOCK).checked_add(body)
 }
 
 fn padded(n: u64) -> u64 {
@@ -627,5 +685,57 @@ mod tests {
         let dir = [name(50), b"/".to_vec(), name(99), b"/".to_vec()].concat();
         assert_eq!(ustar_split(&dir).unwrap().1.len(), 100);
         assert_eq!(ustar_split("é".as_bytes()), None);
+    }
+
+    fn planned(source: &Path, path: &str, size: u64) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            source: source.to_path_buf(),
+            kind: Kind::File { size },
+            mode: 0o644,
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn tar_a_fifo_put_in_a_files_place_does_not_block_its_open() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        run(Command::new("mkfifo").arg(d.join("p")));
+        let dir = open_top(&d).unwrap();
+        let entry = planned(&d.join("p"), "d/p", 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(open_unchanged(&dir, &entry).err()));
+        // generous: the open returns at once, or never (no writer comes)
+        let why = rx.recv_timeout(std::time::Duration::from_secs(60));
+        let why = why.expect("the open of a FIFO returned").unwrap();
+        assert!(why.contains("no longer a regular file"), "{why}");
+    }
+
+    #[test]
+    fn tar_lengths_past_a_u64_are_refused_not_wrapped() {
+        let p = Path::new("/nowhere");
+        assert_eq!(member_length(&planned(p, "d/f", u64::MAX - 10), b""), None);
+        let near = 1 << 63;
+        assert_eq!(
+            member_length(&planned(p, "d/f", near), b""),
+            Some(near + BLOCK)
+        );
+        // tmpfs holds sparse files of 2^63 - 1 bytes (ext4: 16 TiB)
+        let Ok(t) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        // three sparse files of 2^62 + 2^61 bytes: each fits, their sum does not
+        for name in ["a", "b", "c"] {
+            let f = File::create(d.join(name)).unwrap();
+            if f.set_len((1 << 62) + (1 << 61)).is_err() {
+                return; // a file system that cannot hold them
+            }
+        }
+        let why = plan(&top(&d, "d")).err().expect("refused");
+        assert!(why.contains("over 2^64 bytes"), "{why}");
     }
 }
