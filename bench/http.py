@@ -9,7 +9,10 @@ Each round downloads the file once per server and target, in turn, with
 `curl -s -o /dev/null` or `curl -s -o FILE` (FILE beside the source, in
 tmpfs). Prints the median wall time, GiB/s, and the server's own CPU seconds
 per GiB (user + system of the server process and its children, from
-/proc/PID/stat before and after each download), with ratios to nginx.
+/proc/PID/stat before and after each download), curl's own CPU per GiB
+(wait4) and the two summed (on loopback part of the receiving socket's work
+runs on the sending side, so a faster sender shows more CPU of its own and
+its client less), with ratios to nginx.
 ZC (or --zc) names the zc binary; the default is target/release/zc, built
 here. nginx runs on a config of its own in a temp directory (Debian package
 nginx or nginx-light).
@@ -137,9 +140,17 @@ SERVERS = [("zc", start_zc), ("nginx", start_nginx), ("python", start_python)]
 
 
 def download(url, out):
+    """curl's wall time and its own CPU seconds (user + system, from wait4):
+    on loopback the receiving socket's work lands partly on the sender's
+    side, so the two sides' sum is the fair total."""
     start = time.monotonic()
-    subprocess.run(["curl", "-sSf", "-o", out, url], check=True)
-    return time.monotonic() - start
+    curl = subprocess.Popen(["curl", "-sSf", "-o", out, url])
+    _, status, usage = os.wait4(curl.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"curl {url}: exit {os.waitstatus_to_exitcode(status)}")
+    curl.returncode = 0
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def make_source(path, size):
@@ -190,13 +201,13 @@ def main():
             for target in targets:
                 for name, (proc, url) in urls.items():
                     before = cpu_seconds(proc.pid)
-                    wall = download(url, "/dev/null" if target == "devnull" else out)
+                    wall, client = download(url, "/dev/null" if target == "devnull" else out)
                     cpu = cpu_seconds(proc.pid) - before
                     if target == "file":
                         if os.path.getsize(out) != size:
                             raise SystemExit(f"{name}: {os.path.getsize(out)} bytes, not {size}")
                         os.unlink(out)
-                    results.setdefault((target, name), []).append((wall, cpu))
+                    results.setdefault((target, name), []).append((wall, cpu, client))
     finally:
         for proc in running:
             proc.send_signal(signal.SIGTERM)
@@ -213,14 +224,18 @@ def main():
 def report(results, size, args):
     gib = size / GIB
     print(f"{args.size} to curl, median of {args.rounds} round(s); server CPU = user + system")
-    print(f"{'to':8} {'server':7} {'wall s':>7} {'GiB/s':>6} {'CPU s/GiB':>9} {'wall/nginx':>10}")
+    print(f"{'to':8} {'server':7} {'wall s':>7} {'GiB/s':>6} {'CPU s/GiB':>9} {'curl CPU':>8} "
+          f"{'both':>6} {'wall/nginx':>10}")
     for target in args.to.split(","):
-        nginx = statistics.median(w for w, _ in results[(target, "nginx")])
+        nginx = statistics.median(r[0] for r in results[(target, "nginx")])
         for name, _ in SERVERS:
             runs = results[(target, name)]
-            wall = statistics.median(w for w, _ in runs)
-            cpu = statistics.median(c for _, c in runs) / gib
-            print(f"{target:8} {name:7} {wall:7.3f} {gib / wall:6.2f} {cpu:9.3f} {wall / nginx:10.2f}")
+            wall = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs) / gib
+            client = statistics.median(r[2] for r in runs) / gib
+            both = statistics.median(r[1] + r[2] for r in runs) / gib
+            print(f"{target:8} {name:7} {wall:7.3f} {gib / wall:6.2f} {cpu:9.3f} {client:8.3f} "
+                  f"{both:6.3f} {wall / nginx:10.2f}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ const OCTAL_11: u64 = 0o77_777_777_777;
 /// on their own; otherwise they go in front of the next file's body.
 const GATHER: usize = 64 << 10;
 
+/// A file this small is read in among the headers rather than sent by
+/// sendfile(2) on its own: two syscalls a file cost more than its bytes.
+const SMALL_FILE: u64 = 32 << 10;
+
 /// A directory's archive as listed: the bytes each member takes, in the
 /// walk's order, and the whole length. 8 bytes a member, not the entries:
 /// the tree is walked again as the archive goes out, each member checked
@@ -223,6 +227,9 @@ impl Stream<'_> {
     fn file(&mut self, dir: &File, planned: &Entry, size: u64) -> Result<(), String> {
         let (file, opened, identity) = open_unchanged(dir, planned)?;
         self.small.extend_from_slice(&header(&opened));
+        if size <= SMALL_FILE {
+            return self.gathered(&file, identity, size);
+        }
         let mut moved = 0;
         let head = std::mem::take(&mut self.small);
         let before = self.written + head.len() as u64;
@@ -239,6 +246,28 @@ impl Stream<'_> {
         same_file(&file, identity, size)?;
         pad(&mut self.small, size);
         self.owed = 0;
+        Ok(())
+    }
+
+    /// A small file's body read in among the headers, so that a tree of
+    /// small files goes out in writes of [`GATHER`], not in a sendfile
+    /// and a write each. A file that changed leaves only its header
+    /// gathered, its whole body owed.
+    fn gathered(&mut self, file: &File, identity: FileId, size: u64) -> Result<(), String> {
+        let start = self.small.len();
+        self.small.resize(start + size as usize, 0);
+        let read = crate::file_read::read_exact_at(file, &mut self.small[start..], 0)
+            .map_err(|e| e.to_string())
+            .and_then(|()| same_file(file, identity, size));
+        if let Err(why) = read {
+            self.small.truncate(start);
+            self.owed = padded(size);
+            return Err(why);
+        }
+        pad(&mut self.small, size);
+        if self.small.len() >= GATHER {
+            self.flush().map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 
