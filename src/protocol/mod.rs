@@ -203,6 +203,18 @@ pub fn frame_head(head: &[u8; HEAD]) -> Result<(u8, usize)> {
     Ok((head[0], len as usize))
 }
 
+/// Whether `buffered` starts with a whole frame (reading it cannot wait),
+/// or a header that [`read_frame`] refuses at once.
+pub fn whole_frame(buffered: &[u8]) -> bool {
+    let Some(head) = buffered.first_chunk::<HEAD>() else {
+        return false;
+    };
+    match frame_head(head) {
+        Ok((_, len)) => buffered.len() - HEAD >= len,
+        Err(_) => true,
+    }
+}
+
 /// Reads one frame; the body is never larger than [`MAX_FRAME`].
 pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
     let mut head = [0u8; HEAD];
