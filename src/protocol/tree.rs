@@ -43,15 +43,16 @@ pub struct TreeOffer {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EntryKind {
+    #[default]
     File = 0,
     Dir = 1,
     Link = 2,
 }
 
 /// One entry of the manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     pub id: u64,
     /// Components joined by `/`; bytes, not necessarily UTF-8.
