@@ -22,6 +22,14 @@ use super::tlv::unknown;
 /// A wire path or a link target is at most this long.
 pub const MAX_PATH: usize = 4096;
 
+/// A wire path's top entry (its first component, a source named on the
+/// sender's command line) and the components below it.
+pub fn top_and_rest(path: &[u8]) -> (&[u8], impl Iterator<Item = &[u8]>) {
+    let mut parts = path.split(|b| *b == b'/');
+    let top = parts.next().unwrap_or_default();
+    (top, parts.filter(|p| !p.is_empty()))
+}
+
 /// A wire path as text: lossy UTF-8 (escaped where it is printed).
 pub fn lossy(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
@@ -122,6 +130,16 @@ impl TreeOffer {
 mod tests {
     use super::*;
     use crate::protocol::{BlockHash, Outcome, RefuseCode, Status};
+
+    /// Where the sender reads an entry: its top source, then the rest.
+    #[test]
+    fn a_wire_path_splits_into_its_top_and_the_rest() {
+        let (top, rest) = top_and_rest(b"set/d//e.txt");
+        let rest: Vec<&[u8]> = rest.collect();
+        assert_eq!((top, rest), (&b"set"[..], vec![&b"d"[..], &b"e.txt"[..]]));
+        let (top, mut rest) = top_and_rest(b"alone");
+        assert_eq!((top, rest.next()), (&b"alone"[..], None));
+    }
 
     #[test]
     fn a_tree_offer_is_refused_by_a_single_file_decoder() {

@@ -26,8 +26,8 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::sender::{Alone, Phase, Session, Settled};
-use crate::protocol::tree::{Entry, EntryKind};
+use crate::protocol::sender::{Phase, Session, Settled};
+use crate::protocol::tree::{top_and_rest, Entry, EntryKind};
 use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
@@ -88,12 +88,9 @@ impl Sources {
     /// Where an entry is read: its top source's path, then the rest of its
     /// wire path (kept once per entry, not twice).
     pub(super) fn of(&self, path: &[u8]) -> PathBuf {
-        let (top, rest) = match path.iter().position(|b| *b == b'/') {
-            Some(at) => (&path[..at], &path[at + 1..]),
-            None => (path, &[][..]),
-        };
+        let (top, rest) = top_and_rest(path);
         let mut source = self.tops.get(top).cloned().unwrap_or_default();
-        for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+        for part in rest {
             #[cfg(unix)]
             source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
             #[cfg(not(unix))]
@@ -110,11 +107,7 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
-    let alone = plan.single.as_ref().map(|s| Alone {
-        name: plan.name.clone(),
-        range: s.range,
-        forced: s.forced,
-    });
+    let alone = plan.single.as_ref().map(|s| s.alone.clone());
     let mut session = Session::new(alone, cfg.resume, conn.peer.as_str(), None);
     let key = offer(cfg, plan, conn, &session)?;
     session.set_key(key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>));

@@ -32,8 +32,7 @@ impl Run<'_> {
         let source = self.sources.of(&entry.path);
         let packed = self.sources.walked[id as usize]
             .filter(|_| entry.size <= PACK_MAX && !job.resumed && entry.range.is_none());
-        let (offset, count) = (job.offered().0, Some(job.count()));
-        self.show_start(Some(entry.size), offset, count, job.resumed_from());
+        self.show_start(&job);
         let files = self.session.files_landed();
         self.progress.update(self.sent, files, &job.name());
         if let Some(walked) = packed {
@@ -59,22 +58,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How one file's transfer begins, for a display of one file.
-    fn show_start(
-        &mut self,
-        size: Option<u64>,
-        offset: u64,
-        count: Option<u64>,
-        resumed_from: u64,
-    ) {
+    /// How one file's transfer begins, for a display of one file: a
+    /// stream's size is not known, and it counts only up to its cap.
+    fn show_start(&mut self, job: &ToSend) {
+        let stream = job.entry.stream;
         self.progress.file(&Start {
             role: Role::Send,
             name: Default::default(),
             peer: self.conn.peer.clone(),
-            size,
-            offset,
-            count,
-            resumed_from,
+            size: (!stream).then_some(job.entry.size),
+            offset: job.offered().0,
+            count: match stream {
+                true => job.entry.range.map(|(_, end)| end),
+                false => Some(job.count()),
+            },
+            resumed_from: job.resumed_from(),
         });
     }
 
@@ -87,7 +85,7 @@ impl Run<'_> {
         let (cap, name) = (job.entry.range.map(|(_, end)| end), job.name());
         self.session.begin(job.id);
         self.flush()?;
-        self.show_start(None, 0, cap, 0);
+        self.show_start(job);
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let progress = &mut self.progress;
         let mut update = |n: u64| progress.update(n, 0, &name);
@@ -190,7 +188,12 @@ impl Run<'_> {
             }
             Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
                 Some(sha) => (sha, true),
-                None => (self.hash_late(file, size, bytes)?, false),
+                // the session hashing it for the others gave up, or Ctrl-C
+                // came (then the read stops at once): hash it here after all
+                None => {
+                    let hashed = with_keepalive(self.conn, || hash::hash_range(file, 0, size));
+                    (hashed.map_err(source(bytes))?, false)
+                }
             },
         };
         match cached.then(|| FileId::of_file(file)) {
@@ -201,15 +204,6 @@ impl Run<'_> {
             None => self.hashing.computed += 1,
         }
         Ok((bytes, Some(sha)))
-    }
-
-    /// The session that was hashing this file for the others gave up (or
-    /// Ctrl-C came): hash it here, after all.
-    fn hash_late(&mut self, file: &File, size: u64, bytes: u64) -> Result<Sha, Lost> {
-        if crate::interrupt::requested() {
-            return Err(Lost::Session(exit::interrupted("interrupted")));
-        }
-        with_keepalive(self.conn, || hash::hash_range(file, 0, size)).map_err(source(bytes))
     }
 
     /// Sends `ranges` of the file, with progress; the bytes that went out.
