@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::protocol::ledger::Verdict;
 use crate::protocol::tree::{Action, Begin, Entry, FileEnd, Manifest, Reply, TreeEnd};
 use crate::protocol::Ranges;
 use crate::protocol::{read_frame, PeerText};
-use crate::protocol::{Answer, RefuseCode};
+use crate::protocol::{Answer, RefuseCode, Status, ToSender};
 
 /// A file asked for, as a driver would keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
