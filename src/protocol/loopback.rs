@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sha2::{Digest, Sha256};
 
 use super::ledger::{Fate, Verdict};
-use super::receiver::{self, Ending, FileOutcome, Setup, Shown, Wanted};
+use super::receiver::{self, Setup, Shown, Then, Wanted};
 use super::sender;
 use super::tree::{lossy, Action, Entry, EntryKind, TreeOffer};
 use super::{data_header, read_frame, BlockHash, Ranges, ToReceiver, ToSender};
@@ -283,6 +283,7 @@ impl Rx {
                 ..Default::default()
             },
             max_files: u64::MAX,
+            verify: true,
             ..Default::default()
         };
         Rx {
@@ -400,28 +401,15 @@ impl Rx {
 
     fn ended(&mut self, ended: receiver::Ended) {
         let open = self.open.take().expect("a file is open");
-        let outcome = match ended.ending {
-            Ending::SenderFailed(_) => return,
-            Ending::Incomplete => FileOutcome::Incomplete,
-            Ending::Complete { .. } => {
-                if !open.filled.covers(0, ended.size) {
-                    self.unfilled.push(open.path.clone());
-                }
-                let ours = sha(&open.buf);
-                match self.s.digest_matches(&ours, ended.sha256) {
-                    true => {
-                        self.disk.insert(open.path, open.buf);
-                        let held = ended.size;
-                        FileOutcome::Verified {
-                            sha256: Some(ours),
-                            held,
-                        }
-                    }
-                    false => FileOutcome::Mismatch,
-                }
+        if let Then::Digest { .. } = ended.then {
+            if !open.filled.covers(0, ended.size) {
+                self.unfilled.push(open.path.clone());
             }
-        };
-        self.s.file_result(outcome);
+            if self.s.digest(Some(sha(&open.buf))).is_some() {
+                self.disk.insert(open.path, open.buf);
+                self.s.landed();
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! to [`Session::handle`] and acts on the [`Event`] it gets: it looks at the
 //! disk for a `Decide`, opens a part for an `Open`, writes a `Write`'s bytes,
 //! verifies an `Ended` file and says how it went. Everything it says back
-//! ([`Session::decided`], [`Session::go`], [`Session::file_result`], ...)
+//! ([`Session::decided`], [`Session::go`], [`Session::digest`], ...)
 //! queues frames in the outbox, which it writes as it sees fit.
 
 use super::ledger::{Fate, Ledger};
@@ -26,7 +26,9 @@ pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use ending::Conclusion;
 pub use manifest::{admit_offer, blocks, ShowBytes};
 pub use refusal::{Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
-pub use said::{Ended, Event, FileOutcome, Fits, Settled, Shown, Stop, Unwritable, Violation};
+pub use said::{
+    Ended, Event, FileOutcome, Fits, Settled, Shown, Stop, Then, Unwritable, Violation,
+};
 pub use there::{FileOver, LinkOver, There};
 
 /// A SHA-256 digest.
@@ -62,6 +64,8 @@ pub struct Setup {
     pub keyed: bool,
     /// A file or link in the way is replaced (--force).
     pub force: bool,
+    /// Digests are checked (the sender's offer and this side's --no-verify).
+    pub verify: bool,
 }
 
 /// Where the session stands, as the sender's messages and this side's
@@ -79,10 +83,24 @@ pub enum Phase {
     Ended,
 }
 
-/// The file whose data is arriving, or whose end awaits its outcome.
+/// The file whose data is arriving.
 struct Current {
     arrival: Arrival,
     path: Vec<u8>,
+    /// It cannot be written here (see [`Session::unwritable`]).
+    dropped: Option<Unwritable>,
+}
+
+/// A file that ended, its outcome not yet given.
+struct Closing {
+    id: u64,
+    path: Vec<u8>,
+    size: u64,
+    whole: bool,
+    /// What its part holds, once all that was offered came.
+    have: crate::protocol::Ranges,
+    /// The sender's digest; this side's, once they match.
+    sha256: Option<Sha>,
 }
 
 /// The receiver's session.
@@ -99,8 +117,7 @@ pub struct Session {
     /// A session of one file: its fate, once known.
     single: Option<Fate>,
     cur: Option<Current>,
-    /// A file ended, its outcome not yet given: (id, path, size).
-    ending: Option<(u64, Vec<u8>, u64)>,
+    closing: Option<Closing>,
     out: Vec<u8>,
     settled: Vec<Settled>,
     tally: manifest::Tally,
@@ -120,7 +137,7 @@ impl Session {
             ledger: Ledger::default(),
             told: Ledger::default(),
             cur: None,
-            ending: None,
+            closing: None,
             out: Vec::new(),
             settled: Vec::new(),
             tally: Default::default(),
@@ -257,6 +274,11 @@ impl Session {
     /// A session of one file: that file's fate (landed until told otherwise).
     pub fn single(&self) -> Option<&Fate> {
         self.single.as_ref()
+    }
+
+    /// Digests are checked.
+    pub fn verifies(&self) -> bool {
+        self.setup.verify
     }
 
     /// A session of one file.

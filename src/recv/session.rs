@@ -194,6 +194,23 @@ impl Said {
         self.session.fail(message);
         self.flush(conn)
     }
+
+    /// A failure of this side (a bad entry or frame, a disk), told to the
+    /// sender in a failed RESULT, with a moment for it to be read; whether
+    /// it was. A stop, a refusal (already said), a lost connection and a
+    /// Ctrl-C here are left as they are.
+    pub(super) fn tell(&mut self, conn: &mut Conn, err: &anyhow::Error) -> bool {
+        let said = matches!(
+            exit::code_of(err),
+            ExitCode::Interrupted | ExitCode::Refused
+        );
+        if said || exit::tag_of(err).is_some() || crate::interrupt::requested() {
+            return false;
+        }
+        let _ = self.fail(conn, &exit::message_of(err));
+        super::peer::linger(conn);
+        true
+    }
 }
 
 impl Wanted for Want {

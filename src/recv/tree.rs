@@ -68,10 +68,10 @@ pub(super) fn receive(
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
         tree.said.progress.abandon();
-        return Err(tree.manifest_failed(conn, e));
+        tree.said.tell(conn, &e);
+        return Err(e);
     }
-    let verify = tree.offer.verify && cfg.common.verify;
-    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk, verify);
+    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk);
     let data = files.run(conn);
     let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
     match data {
@@ -96,6 +96,7 @@ fn setup_of(cfg: &RecvConfig, offer: &TreeOffer, dest: &Dest, keyed: bool) -> Se
         renamed: matches!(dest, Dest::Named(..)),
         keyed,
         force: cfg.force,
+        verify: offer.verify && cfg.common.verify,
     }
 }
 
@@ -168,22 +169,6 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode,
 }
 
 impl Tree<'_> {
-    /// A manifest this side could not take (a bad entry, a disk that
-    /// failed): the sender hears why in a failed RESULT, as it would in the
-    /// data. A stop, a refusal (already said) and a lost connection are
-    /// left as they are.
-    fn manifest_failed(&mut self, conn: &mut Conn, err: anyhow::Error) -> anyhow::Error {
-        let said = matches!(
-            exit::code_of(&err),
-            exit::ExitCode::Interrupted | exit::ExitCode::Refused
-        );
-        if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
-            let _ = self.said.fail(conn, &exit::message_of(&err));
-            super::peer::linger(conn);
-        }
-        err
-    }
-
     /// A file alone opens its part when its entry comes: one that never got
     /// data, new and empty, goes again when the session ends before GO.
     fn discard_unstarted(&mut self) {
@@ -241,7 +226,7 @@ impl Tree<'_> {
             sent_before: 0,
             zero_copy,
             encrypted: conn.is_sealed(),
-            verified: self.offer.verify && self.cfg.common.verify,
+            verified: self.said.session.verifies(),
             digests: (0, 0),
         });
         exit_of(&conclusion, &conn.peer)

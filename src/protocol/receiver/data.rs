@@ -2,11 +2,11 @@
 //! END fit the files asked for, and the FILE RESULT each file's outcome
 //! queues.
 
-use super::{Admitted, Arrival, Asked, Current, Session, Sha, Shown, Wanted};
-use super::{Ended, Ending, FileOutcome, Fits, Violation, UNWRITABLE_TOLD};
+use super::{Admitted, Arrival, Asked, Closing, Current, Session, Sha, Shown, Wanted};
+use super::{Ended, Ending, FileOutcome, Fits, Then, Unwritable, Violation, UNWRITABLE_TOLD};
 use crate::protocol::ledger::Fate;
-use crate::protocol::tree::{lossy, EntryKind};
-use crate::protocol::{Outcome, Status, ToSender};
+use crate::protocol::tree::{lossy, EntryKind, FileEnd};
+use crate::protocol::{Outcome, Ranges, Status, ToSender};
 
 impl Session {
     pub(super) fn begin<T: Wanted>(
@@ -15,7 +15,7 @@ impl Session {
         path: &[u8],
         asked: &mut impl Asked<T>,
     ) -> Result<T, Violation> {
-        if self.cur.is_some() || self.ending.is_some() {
+        if self.cur.is_some() || self.closing.is_some() {
             return Err(Violation::BeganInside);
         }
         let mut skipped = Vec::new();
@@ -41,7 +41,12 @@ impl Session {
         let (size, range, held, stream, whole) = want.shape();
         let arrival = Arrival::new((id, size), range, held, (stream, whole, self.setup.ordered));
         let path = want.path().to_vec();
-        self.cur = Some(Current { arrival, path });
+        let dropped = None;
+        self.cur = Some(Current {
+            arrival,
+            path,
+            dropped,
+        });
         Ok(want)
     }
 
@@ -71,40 +76,98 @@ impl Session {
         self.cur.as_ref().map(|c| &c.arrival)
     }
 
-    pub(super) fn file_end(
-        &mut self,
-        end: &crate::protocol::tree::FileEnd,
-    ) -> Result<Ended, Violation> {
-        let Current { mut arrival, path } = self.cur.take().ok_or(Violation::EndedNeverBegan)?;
+    pub(super) fn file_end(&mut self, end: &FileEnd) -> Result<Ended, Violation> {
+        let cur = self.cur.take().ok_or(Violation::EndedNeverBegan)?;
+        let Current {
+            mut arrival,
+            path,
+            dropped,
+        } = cur;
         // a FILE END that does not fit ends the file too (and the session)
         let ending = arrival.end(end).map_err(Violation::FileEnd)?;
-        let ended = Ended {
-            ending,
+        let (size, range) = (arrival.size, arrival.range);
+        let mut closing = Closing {
+            id: arrival.id,
+            path,
+            size,
+            whole: arrival.whole,
+            have: Ranges::new(),
             sha256: end.sha256,
-            size: arrival.size,
-            range: arrival.range,
-            hashed_as_it_came: arrival.hashed_as_it_came(),
         };
-        match &ended.ending {
-            Ending::SenderFailed(why) => {
+        let told = match (ending, dropped) {
+            (Ending::SenderFailed(why), _) => {
                 let fate = Fate::Failed(format!("the sender: {why}").into());
-                self.settle(&lossy(&path), Shown::Kind(EntryKind::File), fate);
+                self.settle(&lossy(&closing.path), Shown::Kind(EntryKind::File), fate);
+                return Ok(Ended::then(size, range, Then::Discard));
             }
-            _ => self.ending = Some((arrival.id, path, arrival.size)),
-        }
-        Ok(ended)
+            (_, Some(why)) => FileOutcome::Unwritable(why),
+            (Ending::Incomplete, _) => FileOutcome::Incomplete,
+            (Ending::Complete { have }, _) => {
+                let then = match self.setup.verify {
+                    true => Then::Digest {
+                        as_it_came: arrival.hashed_as_it_came(),
+                    },
+                    false => Then::Keep(have.clone()),
+                };
+                if !self.setup.verify {
+                    closing.sha256 = None;
+                }
+                closing.have = have;
+                self.closing = Some(closing);
+                return Ok(Ended::then(size, range, then));
+            }
+        };
+        self.closing = Some(closing);
+        self.file_result(told);
+        Ok(Ended::then(size, range, Then::Told))
     }
 
-    /// Whether this side's digest of a file is the sender's (keyed with a key).
-    pub fn digest_matches(&self, ours: &Sha, theirs: Option<Sha>) -> bool {
-        let wire = self.key.as_ref().map_or(*ours, |k| k.keyed_digest(ours));
-        theirs == Some(wire)
+    /// The file under way cannot be written here (its data is read and
+    /// dropped): its end says so, and only it fails.
+    pub fn unwritable(&mut self, why: Unwritable) {
+        if let Some(cur) = self.cur.as_mut() {
+            cur.dropped = Some(why);
+        }
+    }
+
+    /// Whether the file that began is hashed as its data comes: when
+    /// verifying, unless a part held some of a file that lands whole (it
+    /// is then hashed from the part at its end).
+    pub fn hashing(&self) -> bool {
+        let whole_from_held = |a: &Arrival| a.whole && a.held.total() > 0;
+        self.setup.verify && !self.current().is_some_and(whole_from_held)
+    }
+
+    /// This side's digest of the file that ended (none: it could not be
+    /// had). When it is the sender's (keyed with a key), what the part
+    /// holds, for the driver to put in place and say [`Session::landed`];
+    /// else the mismatch is told, and nothing of the file is kept.
+    pub fn digest(&mut self, ours: Option<Sha>) -> Option<Ranges> {
+        let wire = ours.map(|o| self.key.as_ref().map_or(o, |k| k.keyed_digest(&o)));
+        let closing = self.closing.as_mut()?;
+        if wire.is_none() || wire != closing.sha256 {
+            self.file_result(FileOutcome::Mismatch);
+            return None;
+        }
+        closing.sha256 = ours;
+        Some(closing.have.clone())
+    }
+
+    /// The file that ended is in place, or, a range that leaves it
+    /// unfinished, held in its part: its FILE RESULT says so.
+    pub fn landed(&mut self) {
+        let Some(c) = self.closing.as_ref() else {
+            return;
+        };
+        let held = if c.whole { c.size } else { c.have.total() };
+        let sha256 = c.sha256;
+        self.file_result(FileOutcome::Verified { sha256, held });
     }
 
     /// How the file that just ended went: its FILE RESULT is queued and
     /// the entry settled.
-    pub fn file_result(&mut self, outcome: FileOutcome) {
-        let Some((id, path, size)) = self.ending.take() else {
+    pub(super) fn file_result(&mut self, outcome: FileOutcome) {
+        let Some(Closing { id, path, size, .. }) = self.closing.take() else {
             debug_assert!(false, "a file result without a file");
             return;
         };

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{BadData, BadEnd, Ending, Sha, BUSY_TOLD, UNWRITABLE_TOLD};
+use super::{BadData, BadEnd, Sha, BUSY_TOLD, UNWRITABLE_TOLD};
 use crate::protocol::ledger::Fate;
 use crate::protocol::peer_text::escape;
 use crate::protocol::tree::{Entry, EntryKind};
@@ -56,8 +56,7 @@ pub enum Event<T> {
     /// A DATA frame that fits: its bytes go to the file; the driver says
     /// what it wrote with [`Session::arrived`].
     Write(Fits),
-    /// A FILE END: what it decides. Unless the sender failed (then it is
-    /// settled), the driver verifies and answers [`Session::file_result`].
+    /// A FILE END: what the machine decided, and what the driver does next.
     Ended(Ended),
     /// END: the files asked for and never sent are settled.
     Finished,
@@ -96,16 +95,38 @@ pub struct Fits {
     pub in_order: bool,
 }
 
+/// A FILE END: the file's size and range (a stream's, known now), and
+/// what the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
-    pub ending: Ending,
-    /// The sender's digest (keyed with a key).
-    pub sha256: Option<Sha>,
-    /// The file's size and range (a stream's, known now).
     pub size: u64,
     pub range: (u64, u64),
-    /// A digest computed as the data came is the one to check.
-    pub hashed_as_it_came: bool,
+    pub then: Then,
+}
+
+impl Ended {
+    pub(super) fn then(size: u64, range: (u64, u64), then: Then) -> Ended {
+        Ended { size, range, then }
+    }
+}
+
+/// What the driver does with a file that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    /// The sender could not send it all (settled): nothing of its part is
+    /// kept, not even the padding the sender wrote.
+    Discard,
+    /// Bytes offered are missing, or it could not be written here: its
+    /// FILE RESULT is queued, and what its part holds stays.
+    Told,
+    /// All that was offered is here: the driver computes its digest (from
+    /// what came, when `as_it_came`, else from the part) and gives it to
+    /// [`super::Session::digest`].
+    Digest { as_it_came: bool },
+    /// All that was offered is here, and digests are not checked: the
+    /// part holds this; the driver puts it in place and says
+    /// [`super::Session::landed`].
+    Keep(crate::protocol::Ranges),
 }
 
 /// How a file the driver verified (or could not) ends.

@@ -55,6 +55,7 @@ fn setup(entries: u64) -> Setup {
             ..Default::default()
         },
         max_files: u64::MAX,
+        verify: true,
         ..Default::default()
     }
 }
@@ -175,17 +176,14 @@ fn a_whole_session_lands_and_says_so() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 3) else {
         panic!("no end");
     };
-    assert!(matches!(ended.ending, Ending::Complete { .. }));
-    assert!(ended.hashed_as_it_came);
-    assert!(rx.s.digest_matches(&[7; 32], ended.sha256));
-    let sha256 = Some([7; 32]);
-    rx.s.file_result(FileOutcome::Verified { sha256, held: 3 });
+    assert_eq!(ended.then, Then::Digest { as_it_came: true });
+    let have = Ranges::from_pairs(&[(0, 3)]);
+    assert_eq!(rx.s.digest(Some([7; 32])), Some(have));
+    rx.s.landed();
     assert!(matches!(rx.begin(1, "b"), Ok(Event::Open(_))));
     assert!(matches!(rx.file_end(1, 0), Ok(Event::Ended(_))));
-    rx.s.file_result(FileOutcome::Verified {
-        sha256: None,
-        held: 0,
-    });
+    assert_eq!(rx.s.digest(Some([7; 32])), Some(Ranges::new()));
+    rx.s.landed();
     assert!(matches!(rx.end(), Ok(Event::Finished)));
     assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
@@ -356,7 +354,7 @@ fn begin_takes_what_was_asked_in_order_once() {
     assert!(rx.begin(1, "b").is_ok());
     rx.data(0, 1).unwrap();
     rx.file_end(1, 1).unwrap();
-    rx.s.file_result(FileOutcome::Mismatch);
+    assert_eq!(rx.s.digest(None), None, "no digest: a mismatch");
     assert_eq!(
         error(rx.begin(0, "a")),
         "data for entry 0, which was not asked for"
@@ -442,8 +440,7 @@ fn ends_fit_what_began() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    assert_eq!(ended.ending, Ending::Incomplete);
-    rx.s.file_result(FileOutcome::Incomplete);
+    assert_eq!(ended.then, Then::Told, "incomplete: its FILE RESULT queued");
     assert!(matches!(rx.end(), Ok(Event::Finished)));
     let Conclusion::Partial(line) = rx.s.conclude() else {
         panic!("not partial");
@@ -472,7 +469,7 @@ fn a_file_the_sender_could_not_send_settles_at_its_end() {
     assert!(matches!(
         got,
         Ok(Event::Ended(Ended {
-            ending: Ending::SenderFailed(_),
+            then: Then::Discard,
             ..
         }))
     ));
@@ -502,10 +499,10 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
         .unwrap();
         rx.s.go();
         rx.begin(1, "b").unwrap();
+        rx.s.unwritable(Unwritable::Cannot("/home/u".into()));
         rx.data(0, 1).unwrap();
-        rx.file_end(1, 1).unwrap();
-        let why = Unwritable::Cannot("/home/u".into());
-        rx.s.file_result(FileOutcome::Unwritable(why));
+        let ended = rx.file_end(1, 1).unwrap();
+        assert!(matches!(ended, Event::Ended(e) if e.then == Then::Told));
         rx.end().unwrap();
         rx.s.conclude();
         let said = rx.said();
@@ -576,9 +573,8 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    assert!(!rx.s.digest_matches(&[7; 32], ended.sha256), "unkeyed");
-    assert!(rx.s.digest_matches(&[0xf8; 32], ended.sha256));
-    rx.s.file_result(FileOutcome::Mismatch);
+    assert!(matches!(ended.then, Then::Digest { .. }));
+    assert_eq!(rx.s.digest(Some([7; 32])), None, "unkeyed: a mismatch");
     assert_eq!(rx.s.single(), Some(&Fate::Mismatch));
     rx.end().unwrap();
     assert!(matches!(rx.s.conclude(), Conclusion::Integrity(_)));
@@ -639,8 +635,8 @@ fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
     let Ok(Event::Ended(_)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    let sha256 = Some([7; 32]);
-    rx.s.file_result(FileOutcome::Verified { sha256, held: 2 });
+    rx.s.digest(Some([7; 32])).expect("the sender's digest");
+    rx.s.landed();
     rx.end().unwrap();
     let Conclusion::Unfinished(line) = rx.s.conclude() else {
         panic!("the unread entries leave it unfinished");
@@ -823,4 +819,43 @@ fn a_path_that_cannot_be_made_or_opened_is_refused_in_its_words() {
         Refusal::no_dir("EROFS", false).to_peer(false),
         UNWRITABLE_TOLD
     );
+}
+
+/// The digest checked is this side's keyed with the key, as the sender's
+/// FILE END carries it; without verifying, the part is kept as it came.
+#[test]
+fn a_digest_is_checked_keyed_or_not_at_all() {
+    let mut rx = Rx {
+        s: Session::new(setup(1), Some(Box::new(Key))),
+        asked: VecDeque::new(),
+    };
+    rx.manifest(&[("a", 2)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 2).unwrap();
+    rx.file_end(0, 2).unwrap();
+    assert_eq!(
+        rx.s.digest(Some([0xf8; 32])),
+        Some(Ranges::from_pairs(&[(0, 2)]))
+    );
+    rx.s.landed();
+    assert_eq!(rx.s.single(), None);
+    let said = rx.said();
+    let Some(ToSender::FileResult(0, r)) = said.last() else {
+        panic!("{said:?}");
+    };
+    assert_eq!(
+        (r.status, r.sha256, r.held),
+        (Status::Ok, Some([0xf8; 32]), 2)
+    );
+    let mut s = setup(1);
+    s.verify = false;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a", 2)]);
+    rx.begin(0, "a").unwrap();
+    assert!(!rx.s.hashing(), "not verifying: not hashed");
+    rx.data(0, 1).unwrap();
+    let Ok(Event::Ended(ended)) = rx.file_end(0, 1) else {
+        panic!("no end");
+    };
+    assert_eq!(ended.then, Then::Told, "incomplete, verified or not");
 }
