@@ -373,14 +373,13 @@ impl Rx {
             Some(p) if !p.is_empty() => vec![(0, p.len() as u64)],
             _ => Vec::new(),
         };
-        let blocks: Vec<BlockHash> = part
+        let blocks: Vec<((u64, u64), [u8; 32])> = part
             .map(|p| p.chunks(CHUNK).enumerate())
             .into_iter()
             .flatten()
-            .map(|(i, c)| BlockHash {
-                offset: (i * CHUNK) as u64,
-                len: c.len() as u32,
-                sha256: sha(c),
+            .map(|(i, c)| {
+                let from = (i * CHUNK) as u64;
+                ((from, from + c.len() as u64), sha(c))
             })
             .collect();
         let hashes = !blocks.is_empty();
@@ -392,9 +391,8 @@ impl Rx {
         });
         self.s
             .decided(entry.id, &path, Ok(Action::Send { held, hashes }))?;
-        let n = blocks.len();
-        for (i, block) in blocks.into_iter().enumerate() {
-            self.s.block_hashed(entry.id, block, i + 1 == n);
+        for (range, sha256) in blocks {
+            self.s.block_hashed(entry.id, range, sha256);
         }
         Ok(())
     }

@@ -47,13 +47,6 @@ pub(super) struct Want {
     pub moded: bool,
 }
 
-impl Want {
-    /// The entry's wire path.
-    pub fn path(&self) -> &[u8] {
-        self.rel.bytes()
-    }
-}
-
 /// What the manifest phase keeps and decides: the files asked for and
 /// the paths seen, the directories and links for the end, beside the
 /// protocol's side (`said`) and where the data goes (`disk`), which the
@@ -245,7 +238,7 @@ pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
 /// The identity a wanted file's record carries.
 pub(super) fn identity_of(want: &Want) -> Identity {
     Identity {
-        name: lossy(want.path()),
+        name: lossy(want.rel.bytes()),
         size: want.size,
         mtime_ns: Some(want.mtime_ns),
     }

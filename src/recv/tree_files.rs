@@ -298,7 +298,7 @@ impl<'t> Files<'t> {
 
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
-    anyhow::Error::new(err).context(escape(want.path()))
+    anyhow::Error::new(err).context(escape(want.rel.bytes()))
 }
 
 /// A failure of the connection: the sender may come back and resume.

@@ -705,31 +705,30 @@ fn a_file_alone_concludes_in_its_own_words() {
 /// block closing the last frame.
 #[test]
 fn held_blocks_go_sixteen_to_a_frame() {
-    use crate::protocol::{BlockHash, BLOCK};
+    use crate::protocol::BLOCK;
     let held = Ranges::from_pairs(&[(0, 15 * BLOCK + 5), (20 * BLOCK, 21 * BLOCK + 1)]);
     let cuts: Vec<_> = blocks(&held).collect();
     assert_eq!(cuts.len(), 18);
     assert_eq!(cuts[15], (15 * BLOCK, 15 * BLOCK + 5));
     assert_eq!(cuts[17], (21 * BLOCK, 21 * BLOCK + 1));
     let mut rx = Rx::new(setup(1));
-    let n = cuts.len();
+    let Ok(Event::Decide(e)) = rx.take(ToReceiver::Entry(file(0, "a", 22 * BLOCK))) else {
+        panic!("no decision");
+    };
+    let send = Action::Send {
+        held: held.pairs().to_vec(),
+        hashes: true,
+    };
+    rx.s.decided(e.id, "a", Ok(send)).unwrap();
     let queued: Vec<usize> = (cuts.into_iter().enumerate())
-        .filter(|&(i, (from, to))| {
-            let len = (to - from) as u32;
-            let block = BlockHash {
-                offset: from,
-                len,
-                sha256: [0; 32],
-            };
-            rx.s.block_hashed(3, block, i + 1 == n)
-        })
+        .filter(|&(_, cut)| rx.s.block_hashed(0, cut, [0; 32]))
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(queued, [15, 17]);
+    assert_eq!(queued, [15, 17], "the last block ends the last frame");
     let said = rx.said();
-    let frames: Vec<_> = (said.iter())
+    let frames: Vec<_> = (said[1..].iter())
         .map(|m| match m {
-            ToSender::FileHashes(3, blocks, last) => (blocks.len(), *last),
+            ToSender::FileHashes(0, blocks, last) => (blocks.len(), *last),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -858,4 +857,39 @@ fn a_digest_is_checked_keyed_or_not_at_all() {
         panic!("no end");
     };
     assert_eq!(ended.then, Then::Told, "incomplete, verified or not");
+}
+
+/// A session of one file takes one file at the top, and only it may be a
+/// stream; a file counts against --max-size (tests/admission.rs's cases).
+#[test]
+fn an_entry_fits_the_session_or_is_refused() {
+    let show: ShowBytes = |n| format!("{n} B");
+    let mut tree = Session::new(setup(3), None);
+    let mut stream = file(0, "s", 0);
+    stream.stream = true;
+    let r = tree.fits(&stream, 1, show).unwrap_err();
+    assert_eq!(r.code, RefuseCode::BadOffer);
+    assert_eq!(
+        r.why,
+        "a stream in a tree (only a file alone may be a stream)"
+    );
+    assert!(tree.fits(&file(1, "d/f", 5), 2, show).is_ok());
+    let mut s = setup(1);
+    s.offer.single = true;
+    s.max_size = Some(10);
+    let mut one = Session::new(s, None);
+    assert!(
+        one.fits(&stream, 1, show).is_ok(),
+        "a file alone may be a stream"
+    );
+    let deep = one.fits(&file(0, "d/f", 5), 2, show).unwrap_err();
+    assert_eq!(deep.why, "a session of one file carries one file");
+    let mut dir = file(0, "d", 0);
+    dir.kind = EntryKind::Dir;
+    assert_eq!(
+        one.fits(&dir, 1, show).unwrap_err().code,
+        RefuseCode::BadName
+    );
+    let big = one.fits(&file(0, "f", 11), 1, show).unwrap_err();
+    assert_eq!(big.why, "the file is 11 B, over --max-size 10 B");
 }

@@ -10,7 +10,7 @@ use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, RefuseCode};
+use crate::protocol::{self as proto, RefuseCode};
 use crate::recv::session::{lossy, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
@@ -21,13 +21,8 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
-        if entry.kind == EntryKind::File {
-            self.said.session.within_max_size(&entry, human_bytes)?;
-        }
+        (self.said.session).fits(&entry, rel.depth(), human_bytes)?;
         if self.offer.single {
-            if entry.kind != EntryKind::File || rel.depth() != 1 {
-                return Err(bad("a session of one file carries one file".into()).into());
-            }
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let (alone, path) = self.disk.alone(rel);
             rel = alone;
@@ -67,12 +62,6 @@ impl Tree<'_> {
                 }
             },
             EntryKind::Link => self.decide_link(rel, shown, entry.target),
-            // a stream's size is known only at its end: one alone, or none
-            EntryKind::File if entry.stream && !self.offer.single => Err((
-                RefuseCode::BadOffer,
-                "a stream in a tree (only a file alone may be a stream)".to_string(),
-            )
-                .into()),
             EntryKind::File => self.decide_file(rel, entry),
         }
     }
@@ -240,20 +229,9 @@ impl Tree<'_> {
         }
         .context("reopening a held part")?;
         let mut buf = vec![0u8; crate::copy::BUF_SIZE];
-        let mut cuts = receiver::blocks(held).peekable();
-        while let Some((from, to)) = cuts.next() {
+        for (from, to) in receiver::blocks(held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            let len = (to - from) as u32;
-            let block = BlockHash {
-                offset: from,
-                len,
-                sha256,
-            };
-            if self
-                .said
-                .session
-                .block_hashed(id, block, cuts.peek().is_none())
-            {
+            if self.said.session.block_hashed(id, (from, to), sha256) {
                 self.said.flush(conn)?;
             }
         }

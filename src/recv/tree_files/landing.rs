@@ -62,15 +62,7 @@ impl Files<'_> {
     /// with a record of what it holds, for the next range or a resume.
     pub(super) fn held(&mut self, cur: &mut Current, file: File, have: Ranges) -> Result<()> {
         drop(cur.checkpoint.take());
-        file.sync_all().map_err(|e| local(&cur.want, e))?;
-        let record = Record {
-            source: identity_of(&cur.want),
-            held: have.clone(),
-        };
-        self.disk
-            .root
-            .write_record(&cur.want.rel, &record.encode())
-            .map_err(|e| local(&cur.want, e))?;
+        self.record(&cur.want, &file, have)?;
         let _ = self.disk.root.sync_parent(&cur.want.rel);
         self.said.session.landed();
         Ok(())
@@ -144,20 +136,22 @@ impl Files<'_> {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
                 };
-                file.sync_all().map_err(|e| local(&cur.want, e))?;
+                self.record(&cur.want, file, held)?;
                 let at = cur.want.rel.display_in(self.disk.root.path());
                 self.said.session.part_kept(at);
-                let record = Record {
-                    source: identity_of(&cur.want),
-                    held,
-                };
-                self.disk
-                    .root
-                    .write_record(&cur.want.rel, &record.encode())
-                    .map_err(|e| local(&cur.want, e))?;
             }
         }
         self.flush_batch(conn)
+    }
+}
+
+impl Files<'_> {
+    /// A part made durable, then its record beside it: what it holds.
+    fn record(&self, want: &Want, file: &File, held: Ranges) -> Result<()> {
+        file.sync_all().map_err(|e| local(want, e))?;
+        let source = identity_of(want);
+        let record = Record { source, held }.encode();
+        (self.disk.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
     }
 }
 
