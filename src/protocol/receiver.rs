@@ -23,7 +23,7 @@ mod refusal;
 mod said;
 mod there;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
-pub use ending::Conclusion;
+pub use ending::{Conclusion, Later};
 pub use manifest::{admit_offer, blocks, ShowBytes};
 pub use refusal::{Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
 pub use said::{
@@ -123,6 +123,8 @@ pub struct Session {
     tally: manifest::Tally,
     /// Where the part under way was kept when the session ended early.
     part_at: Option<String>,
+    /// Links and directories to make at the end.
+    later: Vec<ending::Later>,
 }
 
 impl Session {
@@ -142,6 +144,7 @@ impl Session {
             settled: Vec::new(),
             tally: Default::default(),
             part_at: None,
+            later: Vec::new(),
         }
     }
 

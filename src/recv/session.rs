@@ -61,13 +61,9 @@ pub(super) struct Tree<'a> {
     /// when it ends.
     pub budget: crate::budget::Share,
     pub seen: Seen,
-    /// Directories to finish at the end (made now, or left unfinished by
-    /// an earlier session): path, name shown, mode as it lands, mtime.
-    pub dirs: Vec<(RelPath, String, u32, u64)>,
     /// Directories this session made: empty when made, so nothing in them
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
-    pub links: Vec<(RelPath, String, Vec<u8>)>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
 }
@@ -89,9 +85,7 @@ impl<'a> Tree<'a> {
             wants: Default::default(),
             budget: cfg.max_memory.share(),
             seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
-            dirs: Vec::new(),
             fresh: Default::default(),
-            links: Vec::new(),
             reporter,
         }
     }

@@ -20,8 +20,8 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::receiver::{self, Conclusion, Session, Setup};
-use crate::protocol::tree::{EntryKind, TreeOffer};
+use crate::protocol::receiver::{self, Conclusion, Later, Session, Setup};
+use crate::protocol::tree::TreeOffer;
 use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
 use crate::units::human_bytes;
@@ -188,11 +188,19 @@ impl Tree<'_> {
         (bytes, files): (u64, u64),
         zero_copy: bool,
     ) -> Result<()> {
-        for (rel, shown, target) in std::mem::take(&mut self.links) {
-            let failed = self.disk.root.symlink(&rel, &target).err();
-            (self.said.session).made(&shown, EntryKind::Link, failed.map(|e| e.to_string()));
+        for later in self.said.session.to_make() {
+            // (every path here was checked as its entry came)
+            let rel = |path| sink::check_path(path).expect("a checked path");
+            let made = match &later {
+                Later::Link { path, target } => self.disk.root.symlink(&rel(path), target),
+                Later::Dir {
+                    path,
+                    mode,
+                    mtime_ns,
+                } => self.disk.root.finish_dir(&rel(path), *mode, *mtime_ns),
+            };
+            (self.said.session).made(&later, made.err().map(|e| e.to_string()));
         }
-        self.finish_dirs();
         self.said.show();
         let root = &self.disk.root;
         let synced = with_keepalive(conn, || root.sync_all());
@@ -230,15 +238,6 @@ impl Tree<'_> {
             digests: (0, 0),
         });
         exit_of(&conclusion, &conn.peer)
-    }
-
-    /// Gives each directory the session made its mode and time, deepest
-    /// first, so a read-only parent is closed after its children.
-    fn finish_dirs(&mut self) {
-        for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let failed = self.disk.root.finish_dir(&rel, mode, mtime).err();
-            (self.said.session).made(&shown, EntryKind::Dir, failed.map(|e| e.to_string()));
-        }
     }
 
     fn cfg_dir(&self) -> Option<String> {

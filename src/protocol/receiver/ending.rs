@@ -5,7 +5,7 @@
 use super::{Session, ShowBytes, Shown};
 use crate::protocol::ledger::{Fate, Verdict};
 use crate::protocol::peer_text::{escape, PeerText};
-use crate::protocol::tree::EntryKind;
+use crate::protocol::tree::{lossy, EntryKind};
 use crate::protocol::{Outcome, Status, ToSender};
 
 /// How the session ends for this side's user: a tree's verdict, or, for
@@ -126,16 +126,51 @@ impl Session {
     }
 }
 
+/// What is made at the end, after all data: a link, or a directory this
+/// session made (or an earlier one left unfinished) given its mode and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Later {
+    Link {
+        path: Vec<u8>,
+        target: Vec<u8>,
+    },
+    Dir {
+        path: Vec<u8>,
+        mode: u32,
+        mtime_ns: u64,
+    },
+}
+
 impl Session {
+    /// An entry answered now and made at the end (see [`Session::to_make`]).
+    pub fn later(&mut self, later: Later) {
+        self.later.push(later);
+    }
+
+    /// What to make now that all data is in: the links, then the
+    /// directories deepest first, so a read-only parent is closed after its
+    /// children. Each is then [`Session::made`].
+    pub fn to_make(&mut self) -> Vec<Later> {
+        let (mut links, dirs): (Vec<_>, Vec<_>) = std::mem::take(&mut self.later)
+            .into_iter()
+            .partition(|l| matches!(l, Later::Link { .. }));
+        links.extend(dirs.into_iter().rev());
+        links
+    }
+
     /// A directory (its mode and time set) or a link made at the end:
     /// landed, or why not (`failed`: the error).
-    pub fn made(&mut self, path: &str, kind: EntryKind, failed: Option<String>) {
+    pub fn made(&mut self, later: &Later, failed: Option<String>) {
+        let (path, kind) = match later {
+            Later::Link { path, .. } => (path, EntryKind::Link),
+            Later::Dir { path, .. } => (path, EntryKind::Dir),
+        };
         let fate = match (failed, kind) {
             (None, _) => Fate::Landed,
             (Some(e), EntryKind::Link) => Fate::Failed(format!("cannot make the link: {e}").into()),
             (Some(e), _) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
         };
-        self.settle(path, Shown::Kind(kind), fate);
+        self.settle(&lossy(path), Shown::Kind(kind), fate);
     }
 
     /// The part of the file under way was kept, with its record, at `at`

@@ -770,25 +770,41 @@ fn an_early_end_says_what_it_kept() {
 #[test]
 fn what_is_made_at_the_end_lands_or_says_why_not() {
     let mut rx = Rx::new(setup(0));
-    rx.s.made("d", EntryKind::Dir, None);
-    rx.s.made("l", EntryKind::Link, Some("no room".into()));
-    rx.s.made("e", EntryKind::Dir, Some("read-only".into()));
+    let dir = |path: &str| Later::Dir {
+        path: path.into(),
+        mode: 0o755,
+        mtime_ns: 0,
+    };
+    let (target, path) = (b"t".to_vec(), b"l".to_vec());
+    for later in [dir("d"), Later::Link { path, target }, dir("d/e")] {
+        rx.s.later(later);
+    }
+    let made = rx.s.to_make();
+    let order: Vec<_> = (made.iter())
+        .map(|l| match l {
+            Later::Dir { path, .. } | Later::Link { path, .. } => lossy(path),
+        })
+        .collect();
+    assert_eq!(order, ["l", "d/e", "d"], "links, then deepest first");
+    rx.s.made(&made[0], Some("no room".into()));
+    rx.s.made(&made[1], Some("read-only".into()));
+    rx.s.made(&made[2], None);
     let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.kind, s.fate)).collect();
     let failed = |why: &str| Fate::Failed(why.into());
     assert_eq!(
         fates,
         [
-            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
             (
                 "l".into(),
                 Shown::Kind(EntryKind::Link),
                 failed("cannot make the link: no room")
             ),
             (
-                "e".into(),
+                "d/e".into(),
                 Shown::Kind(EntryKind::Dir),
                 failed("cannot set its mode and time: read-only")
             ),
+            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
         ]
     );
     assert_eq!((rx.s.ledger().landed, rx.s.ledger().not_landed), (1, 2));

@@ -8,7 +8,7 @@ use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
+use crate::protocol::receiver::{self, FileOver, Later, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::{self as proto, RefuseCode};
 use crate::recv::session::{lossy, Tree, Want};
@@ -49,8 +49,13 @@ impl Tree<'_> {
                         // times: they are not the sender's to set
                         Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
-                            let mode = self.landed_mode(entry.mode);
-                            self.dirs.push((rel, shown, mode, entry.mtime_ns));
+                            let (path, mode) = (entry.path, self.landed_mode(entry.mode));
+                            let mtime_ns = entry.mtime_ns;
+                            (self.said.session).later(Later::Dir {
+                                path,
+                                mode,
+                                mtime_ns,
+                            });
                         }
                     }
                     Ok(Action::Done)
@@ -61,17 +66,12 @@ impl Tree<'_> {
                     Err(Refusal::no_dir(e, exists))
                 }
             },
-            EntryKind::Link => self.decide_link(rel, shown, entry.target),
+            EntryKind::Link => self.decide_link(rel, entry.target),
             EntryKind::File => self.decide_file(rel, entry),
         }
     }
 
-    fn decide_link(
-        &mut self,
-        rel: RelPath,
-        shown: String,
-        target: Vec<u8>,
-    ) -> Result<Action, Refusal> {
+    fn decide_link(&mut self, rel: RelPath, target: Vec<u8>) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         let there = self.there(&rel);
         let same =
@@ -83,7 +83,8 @@ impl Tree<'_> {
                 .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
             LinkOver::Make => {}
         }
-        self.links.push((rel, shown, target));
+        let path = rel.bytes().to_vec();
+        self.said.session.later(Later::Link { path, target });
         Ok(Action::Done)
     }
 
