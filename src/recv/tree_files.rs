@@ -126,6 +126,8 @@ impl<'t> Files<'t> {
                     return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
+            // what the driver's answers settled (a file's end) shows at once
+            self.said.show();
             if self.said.session.outbox_len() >= OUT_BATCH {
                 self.said.flush(conn)?;
             }
