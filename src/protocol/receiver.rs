@@ -24,7 +24,7 @@ mod said;
 mod there;
 pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
 pub use ending::{Conclusion, Later};
-pub use manifest::{admit_offer, blocks, ShowBytes};
+pub use manifest::{admit_offer, blocks, Ask, ShowBytes};
 pub use refusal::{Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
 pub use said::{
     Ended, Event, FileOutcome, Fits, Settled, Shown, Stop, Then, Unwritable, Violation,

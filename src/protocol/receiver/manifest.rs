@@ -6,7 +6,7 @@
 use super::{Event, Phase, Refusal, Session, Sha, Shown, Violation};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
-use crate::protocol::{Answer, BlockHash, Ranges, RefuseCode, ToSender, BLOCK};
+use crate::protocol::{whole, Answer, BlockHash, Ranges, RefuseCode, ToSender, BLOCK, MAX_RANGES};
 
 /// Block hashes sent in one FILE HASHES frame (the sender checks each frame
 /// while the next blocks are hashed here).
@@ -70,6 +70,27 @@ fn kept_for(entry: &Entry) -> u64 {
         EntryKind::Dir => SLOT + 3 * path,
         EntryKind::Link => SLOT + 2 * path + entry.target.len() as u64,
         EntryKind::File => 0,
+    }
+}
+
+/// What this side asks of a wanted file (see [`Session::ask`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The bytes offered: the range asked for, or the whole file.
+    pub range: (u64, u64),
+    /// What its part holds that the REPLY offers (not sent again).
+    pub held: Ranges,
+    /// The file is whole once the range lands (see [`crate::protocol::whole`]).
+    pub whole: bool,
+    /// Resuming: the held blocks' hashes follow, for the sender to check.
+    pub hashes: bool,
+}
+
+impl Ask {
+    /// The REPLY's action.
+    pub fn action(&self) -> Action {
+        let (held, hashes) = (self.held.pairs().to_vec(), self.hashes);
+        Action::Send { held, hashes }
     }
 }
 
@@ -224,6 +245,24 @@ impl Session {
         let blocks = std::mem::take(&mut self.tally.hashed);
         ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
         true
+    }
+
+    /// What this side asks of file `entry`, whose part held `held` before
+    /// (per its record, of this very version of the file) and is `on_disk`
+    /// bytes long: what both the part and the file hold of it, in as many
+    /// ranges as a REPLY carries (the rest is sent again), their blocks'
+    /// hashes when resuming, and whether the file is whole once the range
+    /// it offers lands.
+    pub fn ask(&self, entry: &Entry, mut held: Ranges, on_disk: u64) -> Ask {
+        held.clip(on_disk.min(entry.size));
+        let held = Ranges::from_pairs(&held.pairs()[..held.pairs().len().min(MAX_RANGES)]);
+        let range = entry.offered();
+        Ask {
+            range,
+            whole: entry.stream || whole(&held, range, entry.size),
+            hashes: self.setup.offer.resume && held.total() > 0,
+            held,
+        }
     }
 
     /// Refuses the whole session (the ANSWER is queued); returns the

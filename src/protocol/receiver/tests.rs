@@ -909,3 +909,46 @@ fn an_entry_fits_the_session_or_is_refused() {
     let big = one.fits(&file(0, "f", 11), 1, show).unwrap_err();
     assert_eq!(big.why, "the file is 11 B, over --max-size 10 B");
 }
+
+/// What a resumed file asks for: what both its part and the file hold
+/// (a part cut short, a file that shrank), in as many ranges as a REPLY
+/// carries, with the blocks' hashes only when resuming.
+#[test]
+fn a_held_part_offers_what_it_and_the_file_hold() {
+    use crate::protocol::MAX_RANGES;
+    let mut s = setup(1);
+    s.offer.resume = true;
+    let rx = Session::new(s, None);
+    let f = file(0, "f", 100);
+    let ask = rx.ask(&f, Ranges::from_pairs(&[(0, 60), (80, 120)]), 90);
+    assert_eq!(
+        ask.held,
+        Ranges::from_pairs(&[(0, 60), (80, 90)]),
+        "the part is 90 bytes"
+    );
+    assert_eq!((ask.range, ask.whole, ask.hashes), ((0, 100), true, true));
+    let action = Action::Send {
+        held: vec![(0, 60), (80, 90)],
+        hashes: true,
+    };
+    assert_eq!(ask.action(), action);
+    let ask = rx.ask(&f, Ranges::from_pairs(&[(0, 150)]), 150);
+    assert_eq!(
+        ask.held,
+        Ranges::from_pairs(&[(0, 100)]),
+        "the file is 100 bytes"
+    );
+    let scattered: Vec<_> = (0..MAX_RANGES as u64 + 5)
+        .map(|i| (i * 2, i * 2 + 1))
+        .collect();
+    let f = file(0, "f", 1 << 20);
+    let ask = rx.ask(&f, Ranges::from_pairs(&scattered), 1 << 20);
+    assert_eq!(ask.held.pairs().len(), MAX_RANGES, "the rest is sent again");
+    let mut range = file(0, "f", 100);
+    range.range = Some((10, 20));
+    let ask = rx.ask(&range, Ranges::new(), 0);
+    assert_eq!((ask.range, ask.whole, ask.hashes), ((10, 20), false, false));
+    let offset = Session::new(setup(1), None);
+    let ask = offset.ask(&file(0, "f", 100), Ranges::from_pairs(&[(0, 50)]), 50);
+    assert!(!ask.hashes, "not resuming: held bytes are kept unchecked");
+}
