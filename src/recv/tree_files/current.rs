@@ -14,7 +14,7 @@ use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
 use crate::hash::{self, Running, Sha};
 use crate::held::Checkpointer;
 use crate::output::Stream;
-use crate::protocol::receiver::{Arrival, Fits, Unwritable};
+use crate::protocol::receiver::{Arrival, Fits};
 use crate::recv::session::Want;
 
 /// Files this large (and streams) are hashed on a thread beside the
@@ -102,8 +102,8 @@ pub(super) enum Out {
     /// The session's stream (stdout, a device), in order.
     Stream,
     /// It cannot be written: the data is read and dropped, and only this
-    /// entry fails.
-    Dropped(Unwritable),
+    /// entry fails (see `Session::unwritable`).
+    Dropped,
 }
 
 impl Current {
