@@ -239,7 +239,7 @@ impl Tree<'_> {
             None => self.disk.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
-        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
         let mut cuts = receiver::blocks(held).peekable();
         while let Some((from, to)) = cuts.next() {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
