@@ -31,12 +31,21 @@ pub struct Buf {
     len: usize,
 }
 
+/// Smaller buffers are not placed: their copies are short, and a small
+/// file hashed or sent through one would pay for two zeroed pages more.
+const PLACED_MIN: usize = 64 << 10;
+
 impl Buf {
-    /// `len` zero bytes starting on a page boundary (two pages more are
-    /// allocated, to place them anywhere in one).
+    /// `len` zero bytes; from [`PLACED_MIN`] on, starting on a page
+    /// boundary (two pages more are allocated, to place them anywhere in
+    /// one).
     pub fn new(len: usize) -> Buf {
-        let bytes = vec![0u8; len + 2 * BUF_ALIGN];
-        let page = (BUF_ALIGN - bytes.as_ptr() as usize % BUF_ALIGN) % BUF_ALIGN;
+        let slack = if len >= PLACED_MIN { 2 * BUF_ALIGN } else { 0 };
+        let bytes = vec![0u8; len + slack];
+        let page = match slack {
+            0 => 0,
+            _ => (BUF_ALIGN - bytes.as_ptr() as usize % BUF_ALIGN) % BUF_ALIGN,
+        };
         Buf {
             bytes,
             page,
@@ -46,9 +55,11 @@ impl Buf {
     }
 
     /// Moves the bytes to start where `offset` of a file starts in its page
-    /// (what they held before is not kept).
+    /// (what they held before is not kept); a small buffer stays as it is.
     pub fn place(&mut self, offset: u64) {
-        self.start = self.page + (offset % BUF_ALIGN as u64) as usize;
+        if self.bytes.len() > self.len {
+            self.start = self.page + (offset % BUF_ALIGN as u64) as usize;
+        }
     }
 }
 
@@ -140,7 +151,10 @@ mod tests {
 
     #[test]
     fn a_buf_starts_where_its_offset_does_in_a_page() {
-        for len in [1, 4096, BUF_SIZE] {
+        let mut small = Buf::new(100);
+        small.place(16);
+        assert_eq!(small.len(), 100);
+        for len in [PLACED_MIN, BUF_SIZE] {
             let mut buf = Buf::new(len);
             assert_eq!(buf.as_ptr() as usize % BUF_ALIGN, 0);
             for offset in [0u64, 16, 4095, 4096, (1 << 30) + 17] {
