@@ -194,11 +194,11 @@ struct Hashed<'a, F: FnMut(u64)> {
 }
 
 impl<F: FnMut(u64)> copy::Chunks for Hashed<'_, F> {
-    fn take(&mut self) -> Vec<u8> {
+    fn take(&mut self) -> copy::Buf {
         self.pipe.buffer()
     }
 
-    fn written(&mut self, buf: Vec<u8>, len: usize) {
+    fn written(&mut self, buf: copy::Buf, len: usize) {
         // An empty last buffer goes back too, so the pool never runs dry.
         self.pipe.push(self.total, buf, len);
         if len > 0 {

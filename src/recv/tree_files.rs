@@ -53,7 +53,7 @@ pub(super) struct Files<'t> {
     /// The output root's device: what its syncfs flushes.
     root_dev: Option<u64>,
     /// The buffer DATA frames are read into, between frames.
-    spare: Option<Vec<u8>>,
+    spare: Option<crate::copy::Buf>,
 }
 
 /// How many verified parts a batch holds open: a quarter of the

@@ -173,7 +173,7 @@ impl Run<'_> {
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
-        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
         for b in blocks {
             let (from, to) = (b.offset, b.offset + b.len as u64);
             // the receiver waits for entries while this hashes

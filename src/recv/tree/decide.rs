@@ -223,7 +223,7 @@ impl Tree<'_> {
             None => self.disk.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
-        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
         for (from, to) in receiver::blocks(held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
             if self.said.session.block_hashed(id, (from, to), sha256) {
