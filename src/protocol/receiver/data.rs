@@ -159,7 +159,11 @@ impl Session {
         let Some(c) = self.closing.as_ref() else {
             return;
         };
-        let held = if c.whole { c.size } else { c.have.total() };
+        // a stream has no part to hold a range in: what came is what was asked
+        let held = match c.whole || self.setup.ordered {
+            true => c.size,
+            false => c.have.total(),
+        };
         let sha256 = c.sha256;
         self.file_result(FileOutcome::Verified { sha256, held });
     }
