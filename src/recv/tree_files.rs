@@ -241,11 +241,10 @@ impl<'t> Files<'t> {
                 match self.said.session.digest(ours) {
                     Some(have) => have,
                     // a mismatch, or a digest that could not be had
-                    None if matches!(cur.out, Out::Stream | Out::Dropped) => return Ok(()),
-                    None => return self.discard(&cur.want),
+                    None => return self.discard(&cur),
                 }
             }
-            Then::Discard => return self.discard(&cur.want),
+            Then::Discard => return self.discard(&cur),
         };
         match std::mem::replace(&mut cur.out, Out::Stream) {
             Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file),
@@ -261,9 +260,13 @@ impl<'t> Files<'t> {
         }
     }
 
-    /// A part of which nothing is kept.
-    fn discard(&mut self, want: &Want) -> Result<()> {
-        let _ = self.disk.root.discard_part(&want.rel);
+    /// A part of which nothing is kept. Only a file written into a part
+    /// has one: a stream's name (stdout, a device) is the sender's, and a
+    /// part by that name in the working directory is not this session's.
+    fn discard(&mut self, cur: &Current) -> Result<()> {
+        if matches!(cur.out, Out::Part(_)) {
+            let _ = self.disk.root.discard_part(&cur.want.rel);
+        }
         Ok(())
     }
 
