@@ -195,7 +195,11 @@ struct Hashed<'a, F: FnMut(u64)> {
 
 impl<F: FnMut(u64)> copy::Chunks for Hashed<'_, F> {
     fn take(&mut self) -> copy::Buf {
-        self.pipe.buffer()
+        // placed where its bytes land in the file's page: a copy into a
+        // page cache page at another in-page offset is slower on some CPUs
+        let mut buf = self.pipe.buffer();
+        buf.place(self.total);
+        buf
     }
 
     fn written(&mut self, buf: copy::Buf, len: usize) {
