@@ -22,13 +22,11 @@ mod manifest;
 mod refusal;
 mod said;
 mod there;
-pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
+pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd};
 pub use ending::{Conclusion, Later};
 pub use manifest::{admit_offer, blocks, Ask, ShowBytes};
 pub use refusal::{Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
-pub use said::{
-    Ended, Event, FileOutcome, Fits, Settled, Shown, Stop, Then, Unwritable, Violation,
-};
+pub use said::{Ended, Event, Fits, Settled, Shown, Stop, Then, Unwritable, Violation};
 pub use there::{FileOver, LinkOver, There};
 
 /// A SHA-256 digest.

@@ -22,7 +22,7 @@ use super::tree::lossy;
 use super::Keyed;
 pub use entry::{Broken, Sending, Wanted};
 pub use events::{Ending, Event, Settled, ToSend, Violation};
-pub use offering::{changed, stream_entry};
+pub use offering::changed;
 pub use phase::Phase;
 
 use crate::protocol::ledger::{Fate, Ledger};

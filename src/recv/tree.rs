@@ -189,17 +189,21 @@ impl Tree<'_> {
         zero_copy: bool,
     ) -> Result<()> {
         for later in self.said.session.to_make() {
-            // (every path here was checked as its entry came)
-            let rel = |path| sink::check_path(path).expect("a checked path");
+            // every path here was checked as its entry came; checked again
+            // rather than trusted, as the machine keeps only the bytes
+            let root = &self.disk.root;
             let made = match &later {
-                Later::Link { path, target } => self.disk.root.symlink(&rel(path), target),
+                Later::Link { path, target } => {
+                    sink::check_path(path).and_then(|rel| err_text(root.symlink(&rel, target)))
+                }
                 Later::Dir {
                     path,
                     mode,
                     mtime_ns,
-                } => self.disk.root.finish_dir(&rel(path), *mode, *mtime_ns),
+                } => sink::check_path(path)
+                    .and_then(|rel| err_text(root.finish_dir(&rel, *mode, *mtime_ns))),
             };
-            (self.said.session).made(&later, made.err().map(|e| e.to_string()));
+            (self.said.session).made(&later, made.err());
         }
         self.said.show();
         let root = &self.disk.root;
@@ -246,4 +250,8 @@ impl Tree<'_> {
             _ => None,
         }
     }
+}
+
+fn err_text(made: std::io::Result<()>) -> Result<(), String> {
+    made.map_err(|e| e.to_string())
 }

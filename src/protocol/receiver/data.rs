@@ -2,8 +2,10 @@
 //! END fit the files asked for, and the FILE RESULT each file's outcome
 //! queues.
 
+use super::arrival::Ending;
+use super::said::FileOutcome;
 use super::{Admitted, Arrival, Asked, Closing, Current, Session, Sha, Shown, Wanted};
-use super::{Ended, Ending, FileOutcome, Fits, Then, Unwritable, Violation, UNWRITABLE_TOLD};
+use super::{Ended, Fits, Then, Unwritable, Violation, UNWRITABLE_TOLD};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{lossy, EntryKind, FileEnd};
 use crate::protocol::{Outcome, Ranges, Status, ToSender};
@@ -107,11 +109,11 @@ impl Session {
                     true => Then::Digest {
                         as_it_came: arrival.hashed_as_it_came(),
                     },
-                    false => Then::Keep(have.clone()),
+                    false => {
+                        closing.sha256 = None;
+                        Then::Keep(have.clone())
+                    }
                 };
-                if !self.setup.verify {
-                    closing.sha256 = None;
-                }
                 closing.have = have;
                 self.closing = Some(closing);
                 return Ok(Ended::then(size, range, then));

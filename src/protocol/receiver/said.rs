@@ -129,9 +129,9 @@ pub enum Then {
     Keep(crate::protocol::Ranges),
 }
 
-/// How a file the driver verified (or could not) ends.
+/// How a file ends, as its FILE RESULT says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileOutcome {
+pub(super) enum FileOutcome {
     /// Verified (or not verifying): `held` bytes are in place; all of the
     /// file lands it, fewer leave a part.
     Verified { sha256: Option<Sha>, held: u64 },
