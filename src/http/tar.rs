@@ -316,7 +316,7 @@ fn open_unchanged(dir: &File, planned: &Entry) -> Result<(File, Entry, FileId), 
         return Err(changed(&planned.kind, meta.len()));
     }
     let (source, path) = (planned.source.clone(), planned.path.clone());
-    let entry = walk::entry(source, path, planned.kind.clone(), &meta);
+    let entry = walk::entry(source, path, planned.kind.clone(), &walk::Stat::from(&meta));
     Ok((file, entry, FileId::of(&meta)))
 }
 
