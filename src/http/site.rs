@@ -124,7 +124,7 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
         .ok()?;
     let file = match below {
         [] => dir,
-        _ => open_beneath(&dir, below)?,
+        _ => crate::send::walk::open_beneath(&dir, below)?,
     };
     // what was opened, not what the names meant a moment before
     let opened = file.metadata().ok()?;
@@ -136,30 +136,6 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
         return Some(Found::Dir(path));
     }
     opened.is_file().then_some(Found::File(file, name))
-}
-
-/// Opens `below` (names, at least one) beneath the directory `dir`
-/// without following a link at any of them; never blocks on a FIFO.
-#[cfg(unix)]
-pub(super) fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
-    use std::os::fd::AsFd;
-    const FLAGS: libc::c_int =
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    #[cfg(target_os = "linux")]
-    match crate::sys::openat2_beneath(dir.as_fd(), &below.join(&b'/'), FLAGS, 0) {
-        // an old kernel or a seccomp filter: the walk below is as safe
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
-            ) => {}
-        opened => return opened.ok().map(File::from),
-    }
-    let mut at = crate::sys::openat(dir.as_fd(), &below[0], FLAGS, 0).ok()?;
-    for name in &below[1..] {
-        at = crate::sys::openat(at.as_fd(), name, FLAGS, 0).ok()?;
-    }
-    Some(File::from(at))
 }
 
 /// Without openat: each name is checked with lstat, then the path opened

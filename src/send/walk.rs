@@ -66,6 +66,8 @@ pub struct Totals {
 
 mod dir;
 
+#[cfg(unix)]
+pub(crate) use dir::open_beneath;
 use dir::Type;
 pub(crate) use dir::{Dir, Stat};
 

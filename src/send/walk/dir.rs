@@ -194,6 +194,11 @@ impl Dir {
     pub(crate) fn stat_self(&self) -> io::Result<Stat> {
         Ok(Stat::from(&self.0.metadata()?))
     }
+
+    /// The handle, to open files beneath it ([`open_beneath`]).
+    pub(crate) fn into_file(self) -> File {
+        self.0
+    }
 }
 
 /// Without the `*at` calls: by path, each entry looked at by its path.
@@ -236,4 +241,28 @@ impl Dir {
     pub(crate) fn stat_self(&self) -> io::Result<Stat> {
         Ok(Stat::from(&std::fs::metadata(&self.0)?))
     }
+}
+
+/// Opens `below` (names, at least one) beneath the directory `dir`
+/// without following a link at any of them; never blocks on a FIFO.
+#[cfg(unix)]
+pub(crate) fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
+    use std::os::fd::AsFd;
+    const FLAGS: libc::c_int =
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    #[cfg(target_os = "linux")]
+    match crate::sys::openat2_beneath(dir.as_fd(), &below.join(&b'/'), FLAGS, 0) {
+        // an old kernel or a seccomp filter: the walk below is as safe
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+            ) => {}
+        opened => return opened.ok().map(File::from),
+    }
+    let mut at = crate::sys::openat(dir.as_fd(), &below[0], FLAGS, 0).ok()?;
+    for name in &below[1..] {
+        at = crate::sys::openat(at.as_fd(), name, FLAGS, 0).ok()?;
+    }
+    Some(File::from(at))
 }
