@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::config::{Payload, SendConfig, Source};
 use crate::exit;
+use crate::send::walk::Dir;
 
 /// One source, under the name its URL uses.
 #[derive(Debug, Clone)]
@@ -29,8 +30,9 @@ pub enum Found {
     Root,
     /// A regular file, opened, with its name.
     File(File, Vec<u8>),
-    /// A directory (a source, or inside one).
-    Dir(PathBuf),
+    /// A directory (a source, or inside one), opened: it is listed
+    /// through this handle, not by its path.
+    Dir(Dir),
     /// `NAME.tar` beside a directory source `NAME`: the directory whole
     /// ([`super::tar`]), unless a source has that very name.
     Tar(Top),
@@ -129,11 +131,7 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
     // what was opened, not what the names meant a moment before
     let opened = file.metadata().ok()?;
     if opened.is_dir() {
-        let mut path = top.to_path_buf();
-        for name in below {
-            path.push(os_name(name)?);
-        }
-        return Some(Found::Dir(path));
+        return Some(Found::Dir(Dir::from_file(file)));
     }
     opened.is_file().then_some(Found::File(file, name))
 }
@@ -150,7 +148,7 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
         }
     }
     if fs::metadata(&path).ok()?.is_dir() {
-        return Some(Found::Dir(path));
+        return Some(Found::Dir(Dir::open(&path).ok()?));
     }
     let file = File::open(&path).ok()?;
     let opened = file.metadata().ok()?;

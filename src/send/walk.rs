@@ -68,8 +68,7 @@ mod dir;
 
 #[cfg(unix)]
 pub(crate) use dir::open_beneath;
-use dir::Type;
-pub(crate) use dir::{Dir, Stat};
+pub(crate) use dir::{Dir, Stat, Type};
 
 /// An entry listed by read_dir that is gone when looked at.
 const VANISHED: &str = "vanished during the walk";

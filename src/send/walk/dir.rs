@@ -195,6 +195,11 @@ impl Dir {
         Ok(Stat::from(&self.0.metadata()?))
     }
 
+    /// A directory opened already (by [`open_beneath`]).
+    pub(crate) fn from_file(file: File) -> Dir {
+        Dir(file)
+    }
+
     /// The handle, to open files beneath it ([`open_beneath`]).
     pub(crate) fn into_file(self) -> File {
         self.0
