@@ -2872,3 +2872,78 @@ fn a_read_only_directory_that_exists_stays_read_only_and_a_new_file_in_it_fails_
     assert!(!l.out.join("t/ro/b.txt").exists());
     assert_same_tree(&top.join("w2.txt"), &l.out.join("t/w2.txt"), "w2.txt");
 }
+
+impl Wire {
+    /// Frames up to END (or the sender hanging up), DATA payloads read
+    /// with their frames: the bytes of file data that came.
+    fn data_until_end(&mut self) -> (String, Vec<u8>) {
+        let (mut kinds, mut data) = (String::new(), Vec::new());
+        while let Some((kind, body)) = self.next() {
+            kinds.push(kind as char);
+            if kind == b'D' {
+                let len = u64::from_be_bytes(body[8..16].try_into().unwrap());
+                let mut payload = vec![0u8; len as usize];
+                if self.0.read_exact(&mut payload).is_err() {
+                    break;
+                }
+                data.extend(payload);
+            }
+            if kind == b'E' {
+                break;
+            }
+        }
+        (kinds, data)
+    }
+}
+
+/// A directory of the tree swapped for a link to an outside directory
+/// after the walk listed it, before its file is sent: the outside file
+/// (same name, size and modification time) is never read and sent, the
+/// file is opened beneath the source's handle, not by its path.
+#[test]
+fn a_directory_swapped_for_a_link_after_the_walk_never_sends_outside_bytes() {
+    let l = layout();
+    let top = l.src.join("top");
+    let (inside, outside) = (top.join("sub/f"), l.outside.join("f"));
+    put(&inside, &vec![b'i'; 100_000]);
+    put(&outside, &b"OUTSIDE!".repeat(12_500));
+    let when = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    for f in [&inside, &outside] {
+        let file = OpenOptions::new().write(true).open(f).unwrap();
+        file.set_modified(when).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (swap_top, aside, away) = (top.clone(), l.root.join("aside"), l.outside.clone());
+    let fake = thread::spawn(move || {
+        let (mut w, seen) = fake_receiver(listener, b'M');
+        // walked and offered: now `sub` goes, a link to outside in its place
+        fs::rename(swap_top.join("sub"), &aside).unwrap();
+        symlink(&away, swap_top.join("sub")).unwrap();
+        let mut out = Vec::new();
+        for id in 0..seen.matches('N').count() as u64 {
+            let mut reply = field(1, &id.to_be_bytes());
+            match id {
+                2 => {
+                    reply.extend(field(2, &[0]));
+                    reply.extend(field(5, &[]));
+                }
+                _ => reply.extend(field(2, &[1])), // the directories
+            }
+            out.extend(frame(b'Y', &reply));
+        }
+        out.extend(frame(b'G', &[]));
+        w.0.write_all(&out).unwrap();
+        (seen, w.data_until_end())
+    });
+    let got = send(&[s(&top), &addr.to_string(), "--timeout", "5"]);
+    let (seen, (kinds, data)) = fake.join().unwrap();
+    assert_eq!(seen, "NNNM", "top, sub, sub/f offered");
+    assert!(kinds.ends_with('E'), "the session reached its END: {kinds}");
+    assert!(
+        !data.windows(8).any(|w| w == b"OUTSIDE!"),
+        "{} bytes of the outside file were sent ({})",
+        data.len(),
+        got.stderr
+    );
+}

@@ -12,6 +12,7 @@ use super::response::Head;
 use super::site::{Site, Top};
 use super::target::encode;
 use crate::send::digests::Digests;
+use crate::send::walk::{Dir, Stat, Type};
 
 /// One line of a listing.
 struct Entry {
@@ -21,12 +22,15 @@ struct Entry {
 }
 
 /// The listing of the sources (`at` is None) or of directory `at`.
-pub fn page(site: &Site, at: Option<&Path>, title: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+pub fn page(site: &Site, at: Option<&Dir>, title: &[u8]) -> io::Result<(Head, Vec<u8>)> {
     let entries = match at {
         None => site
             .tops
             .iter()
-            .filter_map(|top| entry(top.name.clone(), &top.path, true))
+            .filter_map(|top| {
+                let stat = fs::metadata(&top.path).ok()?;
+                shown(top.name.clone(), &Stat::from(&stat))
+            })
             .collect(),
         Some(dir) => listed(dir)?,
     };
@@ -46,32 +50,29 @@ pub fn page(site: &Site, at: Option<&Path>, title: &[u8]) -> io::Result<(Head, V
 }
 
 /// A directory's entries that are served: files and directories, not
-/// links (which are not followed), sorted by name.
-fn listed(dir: &Path) -> io::Result<Vec<Entry>> {
+/// links (which are not followed), sorted by name. Read through the
+/// directory's handle: a directory swapped for a link since it was opened
+/// shows nothing of where the link leads.
+fn listed(dir: &Dir) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    for item in fs::read_dir(dir)? {
-        let item = item?;
-        let name = crate::output::name_bytes(&item.file_name()).into_owned();
-        if let Some(e) = entry(name, &item.path(), false) {
-            entries.push(e);
-        }
+    for name in dir.names()? {
+        let Ok(stat) = dir.stat(&name, false) else {
+            continue; // gone since it was listed
+        };
+        let name = crate::output::name_bytes(&name).into_owned();
+        entries.extend(shown(name, &stat));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
 
-/// A source (`follow`: the user named it, links and all) or an entry below.
-fn entry(name: Vec<u8>, path: &Path, follow: bool) -> Option<Entry> {
-    let meta = match follow {
-        true => fs::metadata(path),
-        false => fs::symlink_metadata(path),
-    }
-    .ok()?;
-    match () {
-        _ if meta.is_dir() => Some(Entry { name, size: None }),
-        _ if meta.is_file() => Some(Entry {
+/// A line for a file or a directory; nothing for anything else.
+fn shown(name: Vec<u8>, stat: &Stat) -> Option<Entry> {
+    match stat.kind {
+        Type::Dir => Some(Entry { name, size: None }),
+        Type::File => Some(Entry {
             name,
-            size: Some(meta.len()),
+            size: Some(stat.size),
         }),
         _ => None,
     }
@@ -188,7 +189,7 @@ fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, PathBuf)>> {
         return Ok(vec![(top.name.clone(), top.path.clone())]);
     }
     while let Some((name, dir)) = dirs.pop() {
-        for e in listed(&dir)? {
+        for e in listed(&Dir::open(&dir)?)? {
             let mut below = name.clone();
             below.push(b'/');
             below.extend_from_slice(&e.name);

@@ -127,9 +127,9 @@ impl Server<'_> {
                 return door::redirect(target, "a directory: see its '/'")
             }
             Some(Found::Root) => super::index::page(&self.site, None, b"zc"),
-            Some(Found::Dir(path)) => {
+            Some(Found::Dir(dir)) => {
                 let title = rest.last().map_or(&b"zc"[..], Vec::as_slice);
-                super::index::page(&self.site, Some(&path), title)
+                super::index::page(&self.site, Some(&dir), title)
             }
             Some(Found::File(..) | Found::Tar(_)) | None => return not_found(),
         };

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::config::{Payload, SendConfig, Source};
 use crate::exit;
+use crate::send::walk::Dir;
 
 /// One source, under the name its URL uses.
 #[derive(Debug, Clone)]
@@ -29,8 +30,9 @@ pub enum Found {
     Root,
     /// A regular file, opened, with its name.
     File(File, Vec<u8>),
-    /// A directory (a source, or inside one).
-    Dir(PathBuf),
+    /// A directory (a source, or inside one), opened: it is listed
+    /// through this handle, not by its path.
+    Dir(Dir),
     /// `NAME.tar` beside a directory source `NAME`: the directory whole
     /// ([`super::tar`]), unless a source has that very name.
     Tar(Top),
@@ -124,42 +126,14 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
         .ok()?;
     let file = match below {
         [] => dir,
-        _ => open_beneath(&dir, below)?,
+        _ => crate::send::walk::open_beneath(&dir, below)?,
     };
     // what was opened, not what the names meant a moment before
     let opened = file.metadata().ok()?;
     if opened.is_dir() {
-        let mut path = top.to_path_buf();
-        for name in below {
-            path.push(os_name(name)?);
-        }
-        return Some(Found::Dir(path));
+        return Some(Found::Dir(Dir::from_file(file)));
     }
     opened.is_file().then_some(Found::File(file, name))
-}
-
-/// Opens `below` (names, at least one) beneath the directory `dir`
-/// without following a link at any of them; never blocks on a FIFO.
-#[cfg(unix)]
-pub(super) fn open_beneath(dir: &File, below: &[Vec<u8>]) -> Option<File> {
-    use std::os::fd::AsFd;
-    const FLAGS: libc::c_int =
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    #[cfg(target_os = "linux")]
-    match crate::sys::openat2_beneath(dir.as_fd(), &below.join(&b'/'), FLAGS, 0) {
-        // an old kernel or a seccomp filter: the walk below is as safe
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
-            ) => {}
-        opened => return opened.ok().map(File::from),
-    }
-    let mut at = crate::sys::openat(dir.as_fd(), &below[0], FLAGS, 0).ok()?;
-    for name in &below[1..] {
-        at = crate::sys::openat(at.as_fd(), name, FLAGS, 0).ok()?;
-    }
-    Some(File::from(at))
 }
 
 /// Without openat: each name is checked with lstat, then the path opened
@@ -174,7 +148,7 @@ fn resolve(top: &Path, below: &[Vec<u8>], name: Vec<u8>) -> Option<Found> {
         }
     }
     if fs::metadata(&path).ok()?.is_dir() {
-        return Some(Found::Dir(path));
+        return Some(Found::Dir(Dir::open(&path).ok()?));
     }
     let file = File::open(&path).ok()?;
     let opened = file.metadata().ok()?;

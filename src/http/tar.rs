@@ -9,7 +9,7 @@
 //! octal digits. Its length is known from the walk before the first byte
 //! (`Content-Length`); each file body goes out by sendfile(2) behind the
 //! small writes (headers, padding) that precede it. Each file is opened
-//! beneath the source's handle ([`super::site`]'s `open_beneath`: no link
+//! beneath the source's handle ([`walk::open_beneath`]: no link
 //! followed, no blocking on a FIFO). A file that no longer has the size
 //! the length was computed from, or changes while it is sent, or cannot be
 //! opened, cuts the connection short: the client sees fewer bytes than
@@ -316,7 +316,7 @@ fn open_unchanged(dir: &File, planned: &Entry) -> Result<(File, Entry, FileId), 
         return Err(changed(&planned.kind, meta.len()));
     }
     let (source, path) = (planned.source.clone(), planned.path.clone());
-    let entry = walk::entry(source, path, planned.kind.clone(), &meta);
+    let entry = walk::entry(source, path, planned.kind.clone(), &walk::Stat::from(&meta));
     Ok((file, entry, FileId::of(&meta)))
 }
 
@@ -329,7 +329,7 @@ fn open_member(dir: &File, planned: &Entry) -> Option<File> {
         .skip(1)
         .map(<[u8]>::to_vec)
         .collect();
-    super::site::open_beneath(dir, &below)
+    walk::open_beneath(dir, &below)
 }
 
 /// Without openat: by its path, as the walk checked it.

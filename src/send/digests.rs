@@ -42,6 +42,27 @@ impl FileId {
         }
     }
 
+    /// The same identity from a raw `stat` (what fstatat reads beneath a
+    /// directory's handle), field for field as [`FileId::of`] reads it.
+    // the field types differ between platforms (i32 dev on macOS)
+    #[cfg(unix)]
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    pub(crate) fn of_stat(st: &libc::stat) -> FileId {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        FileId {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+
+    /// The (device, inode) pair: what a directory is, for loop checks.
+    pub(crate) fn dev_ino(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Elsewhere only size and mtime: weaker, and the receiver's check
     /// still catches what it misses.
     #[cfg(not(unix))]

@@ -2,7 +2,6 @@
 //! block hashes of held parts, per-file results, read on a thread of their
 //! own so that neither side ever waits for the other to drain a socket.
 
-use std::fs::File;
 use std::io;
 use std::sync::mpsc::{self, RecvTimeoutError as RecvError};
 use std::thread::{self, JoinHandle};
@@ -170,7 +169,7 @@ impl Run<'_> {
             self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
         }
         let source = self.sources.of(&path);
-        let Ok(file) = File::open(&source) else {
+        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
         let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);

@@ -75,8 +75,9 @@ pub(super) struct Run<'a> {
 
 /// Where a session's entries are read on this machine.
 pub(super) struct Sources {
-    /// Each top entry's source path.
-    tops: HashMap<Vec<u8>, PathBuf>,
+    /// Each top entry's source path, and a directory's handle, opened
+    /// before it is walked: each file below is opened beneath it.
+    tops: HashMap<Vec<u8>, (PathBuf, Option<std::fs::File>)>,
     /// Each entry's identity when walked (a file's): what it must still be
     /// once read.
     pub(super) walked: Vec<Option<FileId>>,
@@ -89,7 +90,7 @@ impl Sources {
     /// wire path (kept once per entry, not twice).
     pub(super) fn of(&self, path: &[u8]) -> PathBuf {
         let (top, rest) = top_and_rest(path);
-        let mut source = self.tops.get(top).cloned().unwrap_or_default();
+        let mut source = self.tops.get(top).map(|t| t.0.clone()).unwrap_or_default();
         for part in rest {
             #[cfg(unix)]
             source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
@@ -97,6 +98,23 @@ impl Sources {
             source.push(String::from_utf8_lossy(part).as_ref());
         }
         source
+    }
+
+    /// Opens an entry's file: a top one by its path (the user named it),
+    /// one below beneath its top's handle, no link followed at any name
+    /// (a directory swapped for a link since the walk cannot lead the
+    /// read outside), never blocking on a FIFO. With -L (`follow`) by its
+    /// path: links are followed there by design.
+    pub(super) fn open(&self, path: &[u8], follow: bool) -> Result<std::fs::File, String> {
+        let (top, rest) = top_and_rest(path);
+        let below: Vec<Vec<u8>> = rest.map(<[u8]>::to_vec).collect();
+        #[cfg(unix)]
+        if let Some((_, Some(dir))) = self.tops.get(top).filter(|_| !below.is_empty() && !follow) {
+            return super::walk::open_beneath(dir, &below)
+                .ok_or_else(|| "cannot open it beneath its source (gone, or a link now)".into());
+        }
+        let _ = (top, below, follow);
+        std::fs::File::open(self.of(path)).map_err(|e| format!("cannot open it: {e}"))
     }
 }
 
@@ -137,7 +155,7 @@ pub(super) fn session(
             tops: plan
                 .sources
                 .iter()
-                .map(|s| (s.top.clone(), s.path.clone()))
+                .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
                 .collect(),
             walked: Vec::new(),
             stream,
@@ -295,6 +313,18 @@ impl Run<'_> {
             status,
             message: message.as_ref(),
         });
+    }
+}
+
+/// A directory source, opened (a link followed: the user named it); none
+/// for a file, or where nothing is opened beneath a handle.
+fn top_handle(path: &std::path::Path) -> Option<std::fs::File> {
+    #[cfg(unix)]
+    return walk::Dir::open(path).ok().map(walk::Dir::into_file);
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use sha2::{Digest as _, Sha256};
@@ -29,16 +28,15 @@ impl Run<'_> {
         if entry.stream {
             return self.send_stream(&job);
         }
-        let source = self.sources.of(&entry.path);
         let packed = self.sources.walked[id as usize]
             .filter(|_| entry.size <= PACK_MAX && !job.resumed && entry.range.is_none());
         self.show_start(&job);
         let files = self.session.files_landed();
         self.progress.update(self.sent, files, &job.name());
         if let Some(walked) = packed {
-            return self.pack_one(&job, &source, walked);
+            return self.pack_one(&job, walked);
         }
-        let (file, identity) = match self.open_unchanged(id, &source) {
+        let (file, identity) = match self.open_unchanged(id, &entry.path) {
             Ok(opened) => opened,
             Err(why) => return self.give_up(id, 0, &why),
         };
@@ -113,11 +111,11 @@ impl Run<'_> {
     /// A small file: read once, hashed from that buffer, and packed with
     /// its frames into the next large write. One fstat, after the read,
     /// shows it is still the file the walk saw (its ctime included).
-    fn pack_one(&mut self, job: &ToSend, source: &Path, walked: FileId) -> Result<()> {
+    fn pack_one(&mut self, job: &ToSend, walked: FileId) -> Result<()> {
         let (id, size) = (job.id, job.entry.size);
-        let file = match File::open(source) {
+        let file = match self.sources.open(&job.entry.path, self.cfg.dereference) {
             Ok(file) => file,
-            Err(e) => return self.give_up(id, 0, &format!("cannot open it: {e}")),
+            Err(why) => return self.give_up(id, 0, &why),
         };
         // its bytes read straight in behind their DATA header (taken back
         // out if the read fails or the file changed), its BEGIN put in
@@ -239,9 +237,12 @@ impl Run<'_> {
 
     /// Opens entry `id`'s file, refusing one that changed since the walk;
     /// its identity then, to check it against once it is sent.
-    fn open_unchanged(&self, id: u64, source: &Path) -> Result<(File, FileId), String> {
-        let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
+    fn open_unchanged(&self, id: u64, path: &[u8]) -> Result<(File, FileId), String> {
+        let file = self.sources.open(path, self.cfg.dereference)?;
         let meta = file.metadata().map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("no longer a regular file".into());
+        }
         let mtime = meta
             .modified()
             .ok()

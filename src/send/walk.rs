@@ -1,19 +1,16 @@
 //! The sender's walk of a tree session's sources: entries in wire order, streamed in bounded memory.
 
-use std::ffi::OsString;
-use std::fs::{self, FileType, Metadata};
+use std::ffi::{OsStr, OsString};
+use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::rc::Rc;
 
 use crate::output::name_bytes;
 use crate::peer_text::escape;
 
 #[cfg(unix)]
-use std::os::unix::{
-    ffi::OsStrExt,
-    fs::{FileTypeExt, MetadataExt, PermissionsExt},
-};
+use std::os::unix::ffi::OsStrExt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -67,8 +64,21 @@ pub struct Totals {
     pub hard_links: u64,
 }
 
+mod dir;
+
+#[cfg(unix)]
+pub(crate) use dir::open_beneath;
+pub(crate) use dir::{Dir, Stat, Type};
+
 /// An entry listed by read_dir that is gone when looked at.
 const VANISHED: &str = "vanished during the walk";
+
+/// At most this many directories of the walk's stack are held open: a
+/// deeper one's ancestors are closed, oldest first, and each is opened
+/// again from its child (`..`) when the walk comes back to it, checked to
+/// be the directory it left. A tree 2,000 levels deep is walked within a
+/// limit of 1,024 descriptors; one this deep holds a handle per level.
+const MAX_OPEN: usize = 64;
 
 /// What identifies a directory for loop detection under -L.
 #[cfg(unix)]
@@ -77,14 +87,56 @@ type DirId = (u64, u64);
 type DirId = PathBuf;
 
 /// A directory being walked. Its names are read and sorted once, on entry, so
-/// the walk holds one child list per level and no open directory handles.
+/// the walk holds one child list per level, and one handle per level (at
+/// most [`MAX_OPEN`]) through which its entries are looked at.
 struct Frame {
-    dir: PathBuf,
+    /// `None` when closed to bound the handles held (or lost: see
+    /// [`Walk::back_to`]).
+    dir: Option<Rc<Dir>>,
+    path: PathBuf,
     wire: Vec<u8>,
     /// Components in `wire`: the top entry is 1.
     depth: usize,
     id: Option<DirId>,
     names: std::vec::IntoIter<OsString>,
+}
+
+/// Where an entry is looked at: a source by the path the user gave, or a
+/// name in a directory being walked, through its handle.
+enum At<'a> {
+    Top,
+    In(&'a Dir, &'a OsStr),
+}
+
+impl At<'_> {
+    fn stat(&self, path: &Path, follow: bool) -> io::Result<Stat> {
+        match self {
+            // sources are followed like `cp -H`
+            At::Top => fs::metadata(path).map(|m| Stat::from(&m)),
+            At::In(dir, name) => dir.stat(name, follow),
+        }
+    }
+
+    fn lstat(&self, path: &Path) -> io::Result<Stat> {
+        match self {
+            At::Top => fs::symlink_metadata(path).map(|m| Stat::from(&m)),
+            At::In(dir, name) => dir.stat(name, false),
+        }
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        match self {
+            At::Top => fs::read_link(path),
+            At::In(dir, name) => dir.read_link(name).map(PathBuf::from),
+        }
+    }
+
+    fn open(&self, path: &Path, follow: bool) -> io::Result<Dir> {
+        match self {
+            At::Top => Dir::open(path),
+            At::In(dir, name) => dir.child(name, follow),
+        }
+    }
 }
 
 pub struct Walk {
@@ -113,76 +165,134 @@ impl Walk {
         }
     }
 
-    /// The event for one path; a readable directory is pushed to be walked next.
-    fn visit(&mut self, path: PathBuf, wire: Vec<u8>, depth: usize, top: bool) -> Event {
-        // sources are followed like `cp -H`; inside, only with -L
-        let stat = if top || self.dereference {
-            fs::metadata(&path)
-        } else {
-            fs::symlink_metadata(&path)
+    /// The event for one entry; a readable directory is pushed to be walked next.
+    fn visit(&mut self, at: At, path: PathBuf, wire: Vec<u8>, depth: usize) -> Event {
+        let top = matches!(at, At::Top);
+        let stat = match at.stat(&path, self.dereference) {
+            Ok(stat) => stat,
+            Err(e) => return unstatable(&at, &path, &wire, top, &e),
         };
-        let meta = match stat {
-            Ok(meta) => meta,
-            Err(e) => return unstatable(&path, &wire, top, &e),
-        };
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            return link(path, wire, depth, &meta);
+        match stat.kind {
+            Type::Link => link(&at, path, wire, depth, &stat),
+            Type::Dir => self.enter(&at, path, wire, depth, &stat),
+            Type::File => {
+                self.last_nlink = stat.nlink;
+                self.last_id = Some(stat.id);
+                Event::Entry(entry(path, wire, Kind::File { size: stat.size }, &stat))
+            }
+            other => skipped(&wire, special(other)),
         }
-        if ft.is_dir() {
-            return self.enter(path, wire, depth, &meta);
-        }
-        if !ft.is_file() {
-            return skipped(&wire, special(&ft));
-        }
-        self.last_nlink = nlink(&meta);
-        self.last_id = Some(crate::send::digests::FileId::of(&meta));
-        Event::Entry(entry(path, wire, Kind::File { size: meta.len() }, &meta))
     }
 
-    fn enter(&mut self, path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
-        let id = dir_id(&path, meta, self.dereference);
+    /// A directory: opened, then listed through its handle. What it is,
+    /// is what was opened.
+    fn enter(&mut self, at: &At, path: PathBuf, wire: Vec<u8>, depth: usize, seen: &Stat) -> Event {
+        let opened = at
+            .open(&path, self.dereference)
+            .and_then(|dir| Ok((dir.stat_self()?, dir)));
+        let (stat, dir) = match opened {
+            Ok(opened) => opened,
+            // the directory is still made on the other side; only its contents fail
+            Err(e) => {
+                self.pending = Some(failed(&wire, unreadable(&e)));
+                return Event::Entry(entry(path, wire, Kind::Dir, seen));
+            }
+        };
+        let id = dir_id(&path, &stat, self.dereference);
         if id.is_some() && self.stack.iter().any(|f| f.id == id) {
             return skipped(&wire, "directory loop");
         }
-        let dir = entry(path.clone(), wire.clone(), Kind::Dir, meta);
-        match sorted_names(&path) {
-            Ok(names) => self.stack.push(Frame {
-                dir: path,
+        let event = Event::Entry(entry(path.clone(), wire.clone(), Kind::Dir, &stat));
+        match sorted_names(&dir) {
+            Ok(names) => self.push(Frame {
+                dir: Some(Rc::new(dir)),
+                path,
                 wire,
                 depth,
                 id,
                 names: names.into_iter(),
             }),
-            // the directory is still made on the other side; only its contents fail
-            Err(e) => self.pending = Some(failed(&wire, format!("cannot read the directory: {e}"))),
+            Err(e) => self.pending = Some(failed(&wire, unreadable(&e))),
         }
-        Event::Entry(dir)
+        event
     }
+
+    /// Walks into `frame`, closing the handle [`MAX_OPEN`] levels up.
+    fn push(&mut self, frame: Frame) {
+        self.stack.push(frame);
+        if let Some(closed) = self.stack.len().checked_sub(MAX_OPEN + 1) {
+            self.stack[closed].dir = None;
+        }
+    }
+
+    /// Back from `child` to its parent, the top of the stack: opened again
+    /// if it was closed. A parent that is no longer the directory the walk
+    /// left (moved meanwhile) is not read further: its other entries fail.
+    fn back_to(&mut self, child: Frame) {
+        let Some(parent) = self.stack.last_mut() else {
+            return;
+        };
+        if parent.dir.is_some() {
+            return;
+        }
+        match reopened(&child, parent) {
+            Some(dir) => parent.dir = Some(Rc::new(dir)),
+            None => {
+                parent.names = Vec::new().into_iter();
+                let why = "moved during the walk: its other entries are not sent";
+                self.pending = Some(failed(&parent.wire, why));
+            }
+        }
+    }
+}
+
+/// The parent of `child` by `..`, if it is still `parent` (the same
+/// device and inode).
+#[cfg(unix)]
+fn reopened(child: &Frame, parent: &Frame) -> Option<Dir> {
+    let dir = child.dir.as_ref()?.parent().ok()?;
+    let id = dir.stat_self().ok()?.id.dev_ino();
+    (parent.id == Some(id)).then_some(dir)
+}
+/// Elsewhere a directory is its path.
+#[cfg(not(unix))]
+fn reopened(_child: &Frame, parent: &Frame) -> Option<Dir> {
+    Dir::open(&parent.path).ok()
+}
+
+/// Why a directory could not be read: one put in its place since it was
+/// looked at (a link: not followed) says so.
+fn unreadable(e: &io::Error) -> String {
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+        return "no longer a directory: replaced during the walk".into();
+    }
+    format!("cannot read the directory: {e}")
 }
 
 impl Iterator for Walk {
     type Item = Event;
 
     fn next(&mut self) -> Option<Event> {
-        if let Some(event) = self.pending.take() {
-            return Some(event);
-        }
         loop {
+            if let Some(event) = self.pending.take() {
+                return Some(event);
+            }
             let Some(frame) = self.stack.last_mut() else {
                 let source = self.sources.next()?;
-                return Some(self.visit(source.path, source.top, 1, true));
+                return Some(self.visit(At::Top, source.path, source.top, 1));
             };
-            let Some(name) = frame.names.next() else {
-                self.stack.pop();
+            let (Some(name), Some(dir)) = (frame.names.next(), frame.dir.clone()) else {
+                let done = self.stack.pop().expect("the frame just looked at");
+                self.back_to(done);
                 continue;
             };
             let mut wire = Vec::with_capacity(frame.wire.len() + 1 + name.len());
             wire.extend_from_slice(&frame.wire);
             wire.push(b'/');
             wire.extend_from_slice(&name_bytes(&name));
-            let (path, depth) = (frame.dir.join(&name), frame.depth + 1);
-            return Some(self.visit(path, wire, depth, false));
+            let (path, depth) = (frame.path.join(&name), frame.depth + 1);
+            return Some(self.visit(At::In(&dir, &name), path, wire, depth));
         }
     }
 }
@@ -215,8 +325,8 @@ pub(crate) fn gather<E>(
 }
 
 /// A link found inside the tree (so not followed): kept if it stays inside the top entry.
-fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
-    let target = match fs::read_link(&path) {
+fn link(at: &At, path: PathBuf, wire: Vec<u8>, depth: usize, stat: &Stat) -> Event {
+    let target = match at.read_link(&path) {
         Ok(target) => target,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return failed(&wire, VANISHED),
         Err(e) => return failed(&wire, e.to_string()),
@@ -230,14 +340,15 @@ fn link(path: PathBuf, wire: Vec<u8>, depth: usize, meta: &Metadata) -> Event {
             format!("symbolic link to '{}' {why}", escape(&bytes)),
         );
     }
-    Event::Entry(entry(path, wire, Kind::Link { target: bytes }, meta))
+    Event::Entry(entry(path, wire, Kind::Link { target: bytes }, stat))
 }
 
-/// Why a path could not be looked at.
-fn unstatable(path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
-    let why = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() && e.kind() == io::ErrorKind::NotFound => {
-            let target = fs::read_link(path)
+/// Why an entry could not be looked at.
+fn unstatable(at: &At, path: &Path, wire: &[u8], top: bool, e: &io::Error) -> Event {
+    let why = match at.lstat(path) {
+        Ok(s) if s.kind == Type::Link && e.kind() == io::ErrorKind::NotFound => {
+            let target = at
+                .read_link(path)
                 .map(|t| path_bytes(&t))
                 .unwrap_or_default();
             format!("dangling symbolic link to '{}'", escape(&target))
@@ -272,26 +383,19 @@ fn stays_inside(target: &[u8], depth: usize) -> bool {
     true
 }
 
-pub(crate) fn entry(source: PathBuf, path: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+pub(crate) fn entry(source: PathBuf, path: Vec<u8>, kind: Kind, stat: &Stat) -> Entry {
     Entry {
         path,
         source,
         kind,
-        mode: mode(meta),
-        mtime_ns,
+        mode: stat.mode,
+        mtime_ns: stat.mtime_ns,
     }
 }
 
 /// The names in a directory, sorted by their bytes so the walk is deterministic.
-fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut names = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
+fn sorted_names(dir: &Dir) -> io::Result<Vec<OsString>> {
+    let mut names = dir.names()?;
     names.sort_by(|a, b| name_bytes(a).cmp(&name_bytes(b)));
     Ok(names)
 }
@@ -317,64 +421,33 @@ fn path_bytes(path: &Path) -> Vec<u8> {
     path.to_string_lossy().replace('\\', "/").into_bytes()
 }
 
-#[cfg(unix)]
-fn mode(meta: &Metadata) -> u32 {
-    meta.permissions().mode() & 0o777
-}
-/// Windows has only the readonly bit; a readonly directory stays traversable.
-#[cfg(not(unix))]
-fn mode(meta: &Metadata) -> u32 {
-    match (meta.is_dir(), meta.permissions().readonly()) {
-        (true, _) => 0o755,
-        (false, true) => 0o444,
-        (false, false) => 0o644,
-    }
-}
-
-#[cfg(unix)]
-fn nlink(meta: &Metadata) -> u64 {
-    meta.nlink()
-}
-#[cfg(not(unix))]
-fn nlink(_meta: &Metadata) -> u64 {
-    1
-}
-
 /// On unix (dev, ino) also catches bind-mount loops, so it is always kept.
 #[cfg(unix)]
-fn dir_id(_path: &Path, meta: &Metadata, _dereference: bool) -> Option<DirId> {
-    Some((meta.dev(), meta.ino()))
+fn dir_id(_path: &Path, stat: &Stat, _dereference: bool) -> Option<DirId> {
+    Some(stat.id.dev_ino())
 }
 /// Elsewhere the canonical path costs a lookup, paid only when links are followed.
 #[cfg(not(unix))]
-fn dir_id(path: &Path, _meta: &Metadata, dereference: bool) -> Option<DirId> {
+fn dir_id(path: &Path, _stat: &Stat, dereference: bool) -> Option<DirId> {
     dereference.then(|| fs::canonicalize(path).ok()).flatten()
 }
 
 /// Why a special file is skipped (never opened: opening a FIFO blocks).
-#[cfg(unix)]
-fn special(ft: &FileType) -> &'static str {
-    if ft.is_fifo() {
-        "a FIFO is not sent"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "a device is not sent"
-    } else if ft.is_socket() {
-        "a socket is not sent"
-    } else {
-        "not a file, directory or link: not sent"
+fn special(kind: Type) -> &'static str {
+    match kind {
+        Type::Fifo => "a FIFO is not sent",
+        Type::Device => "a device is not sent",
+        Type::Socket => "a socket is not sent",
+        _ => "not a file, directory or link: not sent",
     }
-}
-#[cfg(not(unix))]
-fn special(_ft: &FileType) -> &'static str {
-    "not a file, directory or link: not sent"
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::ffi::OsStr;
-    use std::os::unix::fs::symlink;
-    use std::time::Duration;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use std::time::{Duration, UNIX_EPOCH};
 
     const LEAVES: &str = " leaves the tree (-L sends what it points to)";
 
@@ -608,5 +681,87 @@ mod tests {
             hard_links,
         };
         assert_eq!(gather(&sources, false, |_, _| Ok::<(), ()>(())), Ok(want));
+    }
+
+    /// A directory already entered is swapped for a link to an outside
+    /// directory holding the same names: the walk goes on through the
+    /// handle it opened (the real directory, wherever it went), and no
+    /// outside name comes out.
+    #[test]
+    fn walk_a_directory_swapped_for_a_link_is_not_followed_out() {
+        let t = tempfile::tempdir().unwrap();
+        make(
+            t.path(),
+            &["top/a/b/", "top/a/b/f=in", "out/b/", "out/b/secret=x"],
+        );
+        let (top, out) = (t.path().join("top"), t.path().join("out"));
+        let mut walk = Walk::new(vec![src(&top, "top")], false);
+        let first: Vec<Event> = walk.by_ref().take(2).collect();
+        assert!(matches!(&first[1], Event::Entry(e) if e.path == b"top/a"));
+        // `a` is listed (its names read); `a/b` is not yet looked at
+        fs::rename(top.join("a"), t.path().join("aside")).unwrap();
+        symlink(&out, top.join("a")).unwrap();
+        let rest: Vec<String> = walk
+            .map(|e| match e {
+                Event::Entry(e) => escape(&e.path),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(rest, ["top/a/b", "top/a/b/f"]);
+    }
+
+    /// A tree deeper than the handles held is walked whole (a name beside
+    /// each level is looked at through its directory opened again), never
+    /// holding more than [`MAX_OPEN`] directories open.
+    #[test]
+    fn walk_deeper_than_its_handles_reopens_each_level() {
+        let t = tempfile::tempdir().unwrap();
+        let levels = MAX_OPEN * 2 + 5;
+        let mut dir = t.path().to_path_buf();
+        for _ in 0..levels {
+            fs::write(dir.join("z"), b"").unwrap();
+            dir.push("d");
+            fs::create_dir(&dir).unwrap();
+        }
+        let mut walk = Walk::new(vec![src(t.path(), "top")], false);
+        let (mut files, mut dirs, mut most) = (0, 0, 0);
+        while let Some(event) = walk.next() {
+            let open = walk.stack.iter().filter(|f| f.dir.is_some()).count();
+            most = most.max(open);
+            match event {
+                Event::Entry(e) if e.kind == Kind::Dir => dirs += 1,
+                Event::Entry(_) => files += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((dirs, files), (levels + 1, levels));
+        assert_eq!(most, MAX_OPEN);
+    }
+
+    /// A directory closed to bound the handles and moved before the walk
+    /// comes back to it is not read further: its other entries fail.
+    #[test]
+    fn walk_back_to_a_moved_directory_fails_its_rest() {
+        let t = tempfile::tempdir().unwrap();
+        let mut dir = t.path().join("top");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("z"), b"").unwrap();
+        for _ in 0..=MAX_OPEN {
+            dir.push("d");
+            fs::create_dir(&dir).unwrap();
+        }
+        let mut walk = Walk::new(vec![src(&t.path().join("top"), "top")], false);
+        let deepest = MAX_OPEN + 2;
+        assert_eq!(walk.by_ref().take(deepest).count(), deepest);
+        // the top's first directory goes elsewhere: `..` of it is not the top
+        let moved = t.path().join("moved");
+        fs::rename(t.path().join("top/d"), &moved).unwrap();
+        let rest: Vec<Event> = walk.collect();
+        let why = "moved during the walk: its other entries are not sent";
+        let failed = |path: &str| Event::Failed {
+            path: path.into(),
+            why: why.into(),
+        };
+        assert_eq!(rest, [failed("top")]);
     }
 }

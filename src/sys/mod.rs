@@ -33,6 +33,8 @@ pub use linux::{
 pub use unix::{
     euid, lstatat, mkdirat, openat, readlinkat, renameat, symlinkat, unlinkat, wait_readable,
 };
+#[cfg(unix)]
+pub use unix::{read_dir_names, statat};
 
 /// `sendfile(2)`: moves up to `count` bytes of `file` from `*offset` into the
 /// socket, inside the kernel, advancing `*offset` by what it moved (a

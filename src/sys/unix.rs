@@ -250,3 +250,84 @@ pub fn hostname() -> Option<String> {
     let name = String::from_utf8_lossy(&buf[..len]).into_owned();
     (!name.is_empty()).then_some(name)
 }
+
+/// `fstatat(2)`: what `name` in `dir` is, a link followed (`follow`) or
+/// reported as a link.
+pub fn statat(dir: BorrowedFd<'_>, name: &[u8], follow: bool) -> io::Result<libc::stat> {
+    if !follow {
+        return lstatat(dir, name);
+    }
+    let name = c_name(name)?;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as in `lstatat`: `dir` is borrowed for the call, `name` is
+    // NUL-terminated and outlives it, `stat` is read only once filled.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), stat.as_mut_ptr(), 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat returned 0, so it filled the struct.
+    Ok(unsafe { stat.assume_init() })
+}
+
+/// The names in the directory open as `dir` (not `.` and `..`), read
+/// through that handle, never by a path: `fdopendir(3)` and `readdir(3)`,
+/// POSIX on every unix (getdents64 is Linux's alone, and
+/// `/proc/self/fd/N` needs /proc mounted). The directory is read from its
+/// start, on a duplicate of `dir` that is closed before returning.
+pub fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    // fdopendir takes the descriptor it is given: a duplicate, so `dir` stays open
+    let copy = dir.try_clone_to_owned()?;
+    // SAFETY: `copy` is a descriptor we own; on success the DIR owns it
+    // (closedir below closes it), so it is released from `copy` only then.
+    let stream = unsafe { libc::fdopendir(copy.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(copy);
+    let listed = read_names(stream);
+    // SAFETY: `stream` came from fdopendir and is closed once, here.
+    unsafe { libc::closedir(stream) };
+    listed
+}
+
+/// The entries of an open DIR, from its start.
+fn read_names(stream: *mut libc::DIR) -> io::Result<Vec<Vec<u8>>> {
+    // SAFETY: `stream` is a live DIR (read_dir_names closes it after us);
+    // the duplicate shares its offset with the handle it came from.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    loop {
+        set_errno(0);
+        // SAFETY: `stream` is a live DIR used by this thread alone.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            // NULL at the end leaves errno alone; an error sets it
+            return match io::Error::last_os_error() {
+                e if e.raw_os_error().is_some_and(|n| n != 0) => Err(e),
+                _ => Ok(names),
+            };
+        }
+        // SAFETY: a non-NULL dirent from readdir is valid until the next
+        // readdir or closedir on `stream`; its d_name is NUL-terminated.
+        // The name is copied out before either.
+        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+}
+
+/// Sets this thread's errno, which readdir leaves alone at the end of a
+/// directory and sets on an error.
+fn set_errno(value: libc::c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    unsafe {
+        *libc::__errno_location() = value
+    };
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    // SAFETY: __error returns this thread's errno, always valid.
+    unsafe {
+        *libc::__error() = value
+    };
+}
