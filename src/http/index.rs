@@ -5,14 +5,14 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::response::Head;
 use super::site::{Site, Top};
 use super::target::encode;
 use crate::send::digests::Digests;
-use crate::send::walk::{Dir, Stat, Type};
+use crate::send::walk::{Dir, Event, Kind, Source, Stat, Type, Walk};
 
 /// One line of a listing.
 struct Entry {
@@ -146,10 +146,7 @@ pub fn escape_html(text: &str) -> String {
 pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> {
     let mut body = Vec::new();
     for top in &site.tops {
-        for (name, path) in files(top)? {
-            let Some(file) = open_regular(&path) else {
-                continue; // gone, or no longer a file, since it was listed
-            };
+        for (name, file) in files(top)? {
             let sha = digests.digest(&file)?;
             body.extend_from_slice(&sum_line(&sha, &name));
         }
@@ -160,6 +157,40 @@ pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> 
         .set("X-Content-Type-Options", "nosniff")
         .set("Cache-Control", "no-store");
     Ok((head, body))
+}
+
+/// The files of one source, by name below the root, each opened: a
+/// directory source is walked as a tree transfer walks it (through
+/// handles, links not followed) and each file opened beneath the source's
+/// handle, so a directory swapped for a link shows nothing outside.
+/// What is gone, or no longer a regular file, since it was listed is left
+/// out; a directory that cannot be read fails the whole.
+fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, fs::File)>> {
+    if fs::metadata(&top.path)?.is_file() {
+        return Ok(open_regular(&top.path)
+            .map(|f| (top.name.clone(), f))
+            .into_iter()
+            .collect());
+    }
+    let dir = super::tar::open_top(&top.path).map_err(io::Error::other)?;
+    let source = Source {
+        path: top.path.clone(),
+        top: top.name.clone(),
+    };
+    let mut listed = Vec::new();
+    for event in Walk::new(vec![source], false) {
+        match event {
+            Event::Entry(e) if matches!(e.kind, Kind::File { .. }) => listed.push(e),
+            Event::Failed { path, why } => return Err(io::Error::other(format!("{path}: {why}"))),
+            _ => {}
+        }
+    }
+    listed.sort_by(|a, b| a.path.cmp(&b.path));
+    let opened = listed.into_iter().filter_map(|e| {
+        let file = super::tar::open_member(&dir, &e)?;
+        file.metadata().ok()?.is_file().then_some((e.path, file))
+    });
+    Ok(opened.collect())
 }
 
 /// `path` opened if it is still a regular file: a link put at its name
@@ -179,29 +210,6 @@ fn open_regular(path: &Path) -> Option<fs::File> {
 fn open_regular(path: &Path) -> Option<fs::File> {
     let file = fs::File::open(path).ok()?;
     file.metadata().ok()?.is_file().then_some(file)
-}
-
-/// The files of one source, by name below the root, links not followed.
-fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut dirs = vec![(top.name.clone(), top.path.clone())];
-    if fs::metadata(&top.path)?.is_file() {
-        return Ok(vec![(top.name.clone(), top.path.clone())]);
-    }
-    while let Some((name, dir)) = dirs.pop() {
-        for e in listed(&Dir::open(&dir)?)? {
-            let mut below = name.clone();
-            below.push(b'/');
-            below.extend_from_slice(&e.name);
-            let path = dir.join(super::site::os_name(&e.name).unwrap_or_default());
-            match e.size {
-                Some(_) => out.push((below, path)),
-                None => dirs.push((below, path)),
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// One line as `sha256sum` writes it: a name holding `\` or a newline is

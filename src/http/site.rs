@@ -2,6 +2,7 @@
 //! checked names resolved to a file or a directory among them, never
 //! outside: a symbolic link below a source is not followed.
 
+#[cfg(not(unix))]
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -164,12 +165,7 @@ fn top_name(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-#[cfg(unix)]
-pub fn os_name(name: &[u8]) -> Option<&OsStr> {
-    Some(std::os::unix::ffi::OsStrExt::from_bytes(name))
-}
-
 #[cfg(not(unix))]
-pub fn os_name(name: &[u8]) -> Option<&OsStr> {
+fn os_name(name: &[u8]) -> Option<&OsStr> {
     std::str::from_utf8(name).ok().map(OsStr::new)
 }

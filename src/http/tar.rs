@@ -79,7 +79,7 @@ pub fn plan(top: &Top) -> Result<Plan, String> {
 
 /// The source directory (followed if a link: it was named on the command
 /// line), never blocking on what it may have become.
-fn open_top(path: &std::path::Path) -> Result<File, String> {
+pub(super) fn open_top(path: &std::path::Path) -> Result<File, String> {
     let mut options = File::options();
     options.read(true);
     #[cfg(unix)]
@@ -321,7 +321,7 @@ fn open_unchanged(dir: &File, planned: &Entry) -> Result<(File, Entry, FileId), 
 }
 
 #[cfg(unix)]
-fn open_member(dir: &File, planned: &Entry) -> Option<File> {
+pub(super) fn open_member(dir: &File, planned: &Entry) -> Option<File> {
     // the entry's path below the top name
     let below: Vec<Vec<u8>> = planned
         .path
@@ -334,7 +334,7 @@ fn open_member(dir: &File, planned: &Entry) -> Option<File> {
 
 /// Without openat: by its path, as the walk checked it.
 #[cfg(not(unix))]
-fn open_member(_dir: &File, planned: &Entry) -> Option<File> {
+pub(super) fn open_member(_dir: &File, planned: &Entry) -> Option<File> {
     File::open(&planned.source).ok()
 }
 

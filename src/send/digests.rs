@@ -59,6 +59,7 @@ impl FileId {
     }
 
     /// The (device, inode) pair: what a directory is, for loop checks.
+    #[cfg(unix)]
     pub(crate) fn dev_ino(&self) -> (u64, u64) {
         (self.dev, self.ino)
     }

@@ -9,7 +9,9 @@
 //! `*at` calls) a directory is its path, as it always was there.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, Metadata};
+#[cfg(unix)]
+use std::fs::File;
+use std::fs::Metadata;
 use std::io;
 use std::path::Path;
 #[cfg(not(unix))]
@@ -17,8 +19,9 @@ use std::path::PathBuf;
 
 use crate::send::digests::FileId;
 
-/// What an entry is.
+/// What an entry is (without unix's stat, only files, dirs and links show).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) enum Type {
     File,
     Dir,
@@ -218,10 +221,6 @@ impl Dir {
 
     pub(crate) fn child(&self, name: &OsStr, _follow: bool) -> io::Result<Dir> {
         Dir::open(&self.0.join(name))
-    }
-
-    pub(crate) fn parent(&self) -> io::Result<Dir> {
-        Dir::open(self.0.parent().unwrap_or(&self.0))
     }
 
     pub(crate) fn names(&self) -> io::Result<Vec<OsString>> {
