@@ -12,7 +12,7 @@ use super::response::Head;
 use super::site::{Site, Top};
 use super::target::encode;
 use crate::send::digests::Digests;
-use crate::send::walk::{Dir, Event, Kind, Source, Stat, Type, Walk};
+use crate::send::walk::{self, Dir, Event, Kind, Source, Stat, Type, Walk};
 
 /// One line of a listing.
 struct Entry {
@@ -146,9 +146,18 @@ pub fn escape_html(text: &str) -> String {
 pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> {
     let mut body = Vec::new();
     for top in &site.tops {
-        for (name, file) in files(top)? {
+        let (dir, listed) = files(top)?;
+        for entry in listed {
+            // opened one at a time, as it is hashed
+            let opened = match &dir {
+                Some(dir) => super::tar::open_member(dir, &entry),
+                None => open_regular(&top.path),
+            };
+            let Some(file) = opened.filter(|f| f.metadata().is_ok_and(|m| m.is_file())) else {
+                continue; // gone, or no longer a file, since it was listed
+            };
             let sha = digests.digest(&file)?;
-            body.extend_from_slice(&sum_line(&sha, &name));
+            body.extend_from_slice(&sum_line(&sha, &entry.path));
         }
     }
     let mut head = Head::new(200);
@@ -159,20 +168,16 @@ pub fn sums(site: &Site, digests: &Arc<Digests>) -> io::Result<(Head, Vec<u8>)> 
     Ok((head, body))
 }
 
-/// The files of one source, by name below the root, each opened: a
-/// directory source is walked as a tree transfer walks it (through
-/// handles, links not followed) and each file opened beneath the source's
-/// handle, so a directory swapped for a link shows nothing outside.
-/// What is gone, or no longer a regular file, since it was listed is left
-/// out; a directory that cannot be read fails the whole.
-fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, fs::File)>> {
-    if fs::metadata(&top.path)?.is_file() {
-        return Ok(open_regular(&top.path)
-            .map(|f| (top.name.clone(), f))
-            .into_iter()
-            .collect());
-    }
-    let dir = super::tar::open_top(&top.path).map_err(io::Error::other)?;
+/// The files of one source, sorted by name below the root, and the
+/// handle of a directory source to open them beneath: walked as a tree
+/// transfer walks it (through handles, links not followed), so a directory
+/// swapped for a link shows nothing outside; a directory that cannot be
+/// read (or was swapped during the walk) fails the whole.
+fn files(top: &Top) -> io::Result<(Option<fs::File>, Vec<walk::Entry>)> {
+    let dir = match fs::metadata(&top.path)?.is_dir() {
+        true => Some(super::tar::open_top(&top.path).map_err(io::Error::other)?),
+        false => None,
+    };
     let source = Source {
         path: top.path.clone(),
         top: top.name.clone(),
@@ -186,11 +191,7 @@ fn files(top: &Top) -> io::Result<Vec<(Vec<u8>, fs::File)>> {
         }
     }
     listed.sort_by(|a, b| a.path.cmp(&b.path));
-    let opened = listed.into_iter().filter_map(|e| {
-        let file = super::tar::open_member(&dir, &e)?;
-        file.metadata().ok()?.is_file().then_some((e.path, file))
-    });
-    Ok(opened.collect())
+    Ok((dir, listed))
 }
 
 /// `path` opened if it is still a regular file: a link put at its name
