@@ -11,17 +11,15 @@
 use std::io;
 use std::ops::Range;
 
-use aes_gcm::aead::inout::InOutBuf;
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::aead::{self, Cipher};
 use crate::exit::{self, ExitCode, Failure};
 
 /// The most plaintext one record carries, as in TLS (and kTLS).
 pub const MAX_PLAIN: usize = 1 << 14;
 pub const HEADER: usize = 5;
-pub const TAG: usize = 16;
+pub const TAG: usize = aead::TAG;
 /// The largest record body: at most [`MAX_PLAIN`] bytes of data and
 /// padding, the content type, the tag. RFC 8446 §5.4 bounds the inner
 /// plaintext to 2^14 + 1 bytes (§5.2's 2^14 + 256 is the bound for any
@@ -44,12 +42,12 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// The AEAD and the nonce sequence of one direction. The cipher wipes
-/// its own key schedule (aes-gcm's `zeroize` feature); the IV is wiped here.
+/// The AEAD and the nonce sequence of one direction. The IV is wiped
+/// here; the key schedule where the AEAD wipes it ([`aead`]).
 #[derive(ZeroizeOnDrop)]
 struct Direction {
     #[zeroize(skip)]
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     iv: [u8; 12],
     seq: u64,
 }
@@ -57,7 +55,7 @@ struct Direction {
 impl Direction {
     fn new(keys: &Keys) -> Self {
         Direction {
-            cipher: Aes256Gcm::new_from_slice(&keys.key).expect("a 32-byte key"),
+            cipher: Cipher::new(&keys.key),
             iv: keys.iv,
             seq: 0,
         }
@@ -117,11 +115,7 @@ impl Sealer {
             let tag = self
                 .0
                 .cipher
-                .encrypt_inout_detached(
-                    &Nonce::from(nonce),
-                    &header,
-                    (&mut out[start + HEADER..]).into(),
-                )
+                .seal(nonce, &header, &mut out[start + HEADER..])
                 .map_err(|_| broken("a record could not be sealed"))?;
             out.extend_from_slice(&tag);
         }
@@ -156,21 +150,23 @@ impl Opener {
         let (header, body) = record.split_at_mut(HEADER);
         let sealed = Self::tag_at(header, body.len())?;
         let (inner, tag) = body.split_at_mut(sealed);
-        self.decrypt(header, inner.into(), tag)?;
+        self.decrypt(header, inner, tag)?;
         Ok(HEADER..HEADER + data_len(inner)?)
     }
 
     /// Opens one whole record into `out`, which must hold its inner
-    /// plaintext ([`Opener::inner_len`]): the copy out of the read buffer is
-    /// the decryption's own write, not a second pass. Returns how many
-    /// bytes of `out` are data; `out` is left as it was if the record fails.
+    /// plaintext ([`Opener::inner_len`]): copied there, then opened in
+    /// place, while the record is still in cache. Returns how many bytes of
+    /// `out` are data; if the record fails, `out` holds zeros where the
+    /// record went, never plaintext that did not authenticate.
     pub fn open_into(&mut self, record: &[u8], out: &mut [u8]) -> io::Result<usize> {
         let (header, body) = record.split_at(HEADER);
         let sealed = Self::tag_at(header, body.len())?;
         let (inner, tag) = body.split_at(sealed);
         let out = &mut out[..sealed];
-        let buf = InOutBuf::new(inner, out).expect("slices of one length");
-        self.decrypt(header, buf, tag)?;
+        out.copy_from_slice(inner);
+        self.decrypt(header, out, tag)
+            .inspect_err(|_| out.fill(0))?;
         data_len(out)
     }
 
@@ -188,12 +184,14 @@ impl Opener {
         Ok(len - TAG)
     }
 
-    fn decrypt(&mut self, header: &[u8], buf: InOutBuf<'_, '_, u8>, tag: &[u8]) -> io::Result<()> {
+    fn decrypt(&mut self, header: &[u8], inner: &mut [u8], tag: &[u8]) -> io::Result<()> {
         let nonce = self.0.next_nonce()?;
-        let tag = Tag::try_from(tag).map_err(|_| broken("a record without its tag"))?;
+        let tag = tag
+            .try_into()
+            .map_err(|_| broken("a record without its tag"))?;
         self.0
             .cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), header, buf, &tag)
+            .open(nonce, header, inner, tag)
             .map_err(|_| broken("a record failed authentication"))
     }
 }
@@ -235,7 +233,8 @@ mod tests {
             if into {
                 let mut out = vec![0xee; Opener::inner_len(record)?];
                 let n = opener.open_into(record, &mut out).inspect_err(|_| {
-                    assert!(out.iter().all(|b| *b == 0xee), "a failed record wrote out");
+                    let left = |b: &u8| *b == 0 || *b == 0xee;
+                    assert!(out.iter().all(left), "a failed record left plaintext");
                 })?;
                 plain.extend_from_slice(&out[..n]);
             } else {
@@ -321,10 +320,7 @@ mod tests {
         let len = (body.len() + TAG) as u8;
         let header = [23, 3, 3, 0, len];
         let nonce = d.next_nonce().unwrap();
-        let tag = d
-            .cipher
-            .encrypt_inout_detached(&Nonce::from(nonce), &header, (&mut body[..]).into())
-            .unwrap();
+        let tag = d.cipher.seal(nonce, &header, &mut body).unwrap();
         let mut record = header.to_vec();
         record.extend_from_slice(&body);
         record.extend_from_slice(&tag);

@@ -1,0 +1,46 @@
+//! AES-256-GCM by ring (x86_64 Linux).
+
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
+
+use super::{Failed, KEY, NONCE, TAG};
+
+pub struct Cipher(LessSafeKey);
+
+impl Cipher {
+    pub fn new(key: &[u8; KEY]) -> Self {
+        let key = UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key");
+        Cipher(LessSafeKey::new(key))
+    }
+
+    /// Encrypts `data` in place; returns its tag.
+    pub fn seal(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; TAG], Failed> {
+        let nonce = Nonce::assume_unique_for_key(nonce);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), data);
+        let tag = tag.map_err(|_| Failed)?;
+        Ok(tag.as_ref().try_into().expect("a 16-byte tag"))
+    }
+
+    /// Decrypts `data` in place if it and `aad` match `tag`; if not, ring
+    /// zeroes `data`.
+    pub fn open(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; TAG],
+    ) -> Result<(), Failed> {
+        let nonce = Nonce::assume_unique_for_key(nonce);
+        let tag = Tag::from(*tag);
+        let opened = self
+            .0
+            .open_in_place_separate_tag(nonce, Aad::from(aad), tag, data, 0..);
+        opened.map(|_| ()).map_err(|_| Failed)
+    }
+}

@@ -1,0 +1,54 @@
+//! AES-256-GCM by RustCrypto's aes-gcm (every target but x86_64 Linux).
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+
+use super::{Failed, KEY, NONCE, TAG};
+
+/// Wipes its key schedule when dropped (aes-gcm's `zeroize` feature).
+pub struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    pub fn new(key: &[u8; KEY]) -> Self {
+        Cipher(Aes256Gcm::new(key.into()))
+    }
+
+    /// Encrypts `data` in place; returns its tag.
+    pub fn seal(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; TAG], Failed> {
+        let tag = self
+            .0
+            .encrypt_inout_detached(&Nonce::from(nonce), aad, data.into());
+        tag.map(Into::into).map_err(|_| Failed)
+    }
+
+    /// Decrypts `data` in place if it and `aad` match `tag`; if not, aes-gcm
+    /// leaves `data` as it was (it checks the tag before decrypting).
+    pub fn open(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; TAG],
+    ) -> Result<(), Failed> {
+        let tag = Tag::from(*tag);
+        let opened = self
+            .0
+            .decrypt_inout_detached(&Nonce::from(nonce), aad, data.into(), &tag);
+        opened.map_err(|_| Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Checked when the tests build: aes-gcm wipes its key schedule.
+    #[test]
+    fn the_key_schedule_is_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes_gcm::Aes256Gcm>();
+    }
+}
