@@ -1,5 +1,7 @@
 //! AES-256-GCM, the one AEAD of the record layer, behind the two calls
-//! [`super::record`] makes: seal in place, open in place.
+//! [`super::record`] makes: seal in place, and open in place or into the
+//! bytes just before the ciphertext (so that records read back to back
+//! open into one run of plaintext).
 //!
 //! On x86_64 Linux it is ring's: one pass of assembly that does AES and
 //! GHASH together (VAES and VPCLMULQDQ on 256-bit registers where the CPU
@@ -31,6 +33,20 @@ pub const TAG: usize = 16;
 #[derive(Debug)]
 pub struct Failed;
 
+impl Cipher {
+    /// Decrypts `data` in place if it and `aad` match `tag`; if not, `data`
+    /// holds no plaintext.
+    pub fn open(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; TAG],
+    ) -> Result<(), Failed> {
+        self.open_within(nonce, aad, data, 0, tag)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +61,13 @@ mod tests {
         let sealed = data.clone();
         cipher.open([1; NONCE], b"head", &mut data, &tag).unwrap();
         assert_eq!(data, plain);
+        // opened into the bytes before it
+        let mut shifted = vec![0xaa; 7];
+        shifted.extend_from_slice(&sealed);
+        cipher
+            .open_within([1; NONCE], b"head", &mut shifted, 7, &tag)
+            .unwrap();
+        assert_eq!(shifted[..plain.len()], plain[..]);
         // the other nonce, the other additional data, a changed byte, a
         // changed tag: none opens, and none leaves plaintext behind
         let mut bad_tag = tag;

@@ -27,20 +27,22 @@ impl Cipher {
         Ok(tag.as_ref().try_into().expect("a 16-byte tag"))
     }
 
-    /// Decrypts `data` in place if it and `aad` match `tag`; if not, ring
-    /// zeroes `data`.
-    pub fn open(
+    /// Decrypts `buf[from..]` into `buf[..buf.len() - from]` if it and
+    /// `aad` match `tag`, in its one pass (the assembly takes an input and
+    /// an output pointer); if not, ring zeroes where the plaintext went.
+    pub fn open_within(
         &self,
         nonce: [u8; NONCE],
         aad: &[u8],
-        data: &mut [u8],
+        buf: &mut [u8],
+        from: usize,
         tag: &[u8; TAG],
     ) -> Result<(), Failed> {
         let nonce = Nonce::assume_unique_for_key(nonce);
         let tag = Tag::from(*tag);
         let opened = self
             .0
-            .open_in_place_separate_tag(nonce, Aad::from(aad), tag, data, 0..);
+            .open_in_place_separate_tag(nonce, Aad::from(aad), tag, buf, from..);
         opened.map(|_| ()).map_err(|_| Failed)
     }
 }

@@ -26,20 +26,26 @@ impl Cipher {
         tag.map(Into::into).map_err(|_| Failed)
     }
 
-    /// Decrypts `data` in place if it and `aad` match `tag`; if not, aes-gcm
-    /// leaves `data` as it was (it checks the tag before decrypting).
-    pub fn open(
+    /// Decrypts `buf[from..]` into `buf[..buf.len() - from]` if it and
+    /// `aad` match `tag`: in place, then moved down (aes-gcm takes no
+    /// overlapping input and output); if not, `buf` is left as it was (the
+    /// tag is checked before decrypting).
+    pub fn open_within(
         &self,
         nonce: [u8; NONCE],
         aad: &[u8],
-        data: &mut [u8],
+        buf: &mut [u8],
+        from: usize,
         tag: &[u8; TAG],
     ) -> Result<(), Failed> {
         let tag = Tag::from(*tag);
+        let data = &mut buf[from..];
         let opened = self
             .0
             .decrypt_inout_detached(&Nonce::from(nonce), aad, data.into(), &tag);
-        opened.map_err(|_| Failed)
+        opened.map_err(|_| Failed)?;
+        buf.copy_within(from.., 0);
+        Ok(())
     }
 }
 
