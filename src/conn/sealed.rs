@@ -30,8 +30,9 @@ impl Conn {
             if n > 0 {
                 return Ok(n);
             }
-            if let Some(at) = inbound.lend(buf) {
-                let room = self.allow(Way::Recv, buf.len() - at)?;
+            if let Some(lent) = inbound.lend(buf) {
+                let at = lent.start;
+                let room = self.allow(Way::Recv, lent.len())?;
                 let read = &mut buf[at..at + room];
                 let n = self.in_ticks(Way::Recv, |stream| stream.read(read))?;
                 if n == 0 {

@@ -158,15 +158,17 @@ impl Inbound {
     /// part of a record already here is copied to its front, and the socket
     /// reads in after it, so that the records open straight into `out`
     /// ([`Inbound::open_lent`]) instead of being copied there. Returns where
-    /// the socket's bytes go; `None` to read into [`Inbound::space`].
+    /// the socket's bytes go: at most [`READ_BATCH`], as into this buffer,
+    /// so a reader's buffer is no more filled (and no more of its memory
+    /// touched) than before; `None` to read into [`Inbound::space`].
     /// Nothing changes here until [`Inbound::open_lent`].
-    pub fn lend(&mut self, out: &mut [u8]) -> Option<usize> {
+    pub fn lend(&mut self, out: &mut [u8]) -> Option<Range<usize>> {
         let part = self.end - self.start;
         if self.broken || self.last_read < LEND_MIN || out.len() < LEND_MIN + part {
             return None;
         }
         out[..part].copy_from_slice(&self.buf[self.start..self.end]);
-        Some(part)
+        Some(part..out.len().min(part + READ_BATCH))
     }
 
     /// `filled` bytes of `out` are ciphertext ([`Inbound::lend`]'s part,
@@ -256,8 +258,9 @@ mod tests {
             if fed == wire.len() {
                 return Ok(got);
             }
-            if let Some(at) = inb.lend(&mut piece) {
-                let step = (wire.len() - fed).min(piece.len() - at).min(step);
+            if let Some(lent) = inb.lend(&mut piece) {
+                let at = lent.start;
+                let step = (wire.len() - fed).min(lent.len()).min(step);
                 piece[at..at + step].copy_from_slice(&wire[fed..fed + step]);
                 fed += step;
                 let n = inb.open_lent(&mut piece, at + step)?;
