@@ -1,7 +1,8 @@
-//! AES-256-GCM, the one AEAD of the record layer, behind the two calls
-//! [`super::record`] makes: seal in place, and open in place or into the
-//! bytes just before the ciphertext (so that records read back to back
-//! open into one run of plaintext).
+//! AES-256-GCM, the one AEAD of the record layer, behind the calls
+//! [`super::record`] makes: seal in place; open into a buffer of its own,
+//! or in place, or into the bytes just before the ciphertext (so that
+//! records read back to back open into one run of plaintext: in one pass
+//! where [`OPENS_WITHIN_IN_ONE_PASS`]).
 //!
 //! On x86_64 Linux it is ring's: one pass of assembly that does AES and
 //! GHASH together (VAES and VPCLMULQDQ on 256-bit registers where the CPU
@@ -17,12 +18,12 @@
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod ring;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub use self::ring::Cipher;
+pub use self::ring::{Cipher, OPENS_WITHIN_IN_ONE_PASS};
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod rustcrypto;
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-pub use self::rustcrypto::Cipher;
+pub use self::rustcrypto::{Cipher, OPENS_WITHIN_IN_ONE_PASS};
 
 pub const KEY: usize = 32;
 pub const NONCE: usize = 12;
@@ -68,6 +69,12 @@ mod tests {
             .open_within([1; NONCE], b"head", &mut shifted, 7, &tag)
             .unwrap();
         assert_eq!(shifted[..plain.len()], plain[..]);
+        // into a buffer of its own
+        let mut out = vec![0; sealed.len()];
+        cipher
+            .open_into([1; NONCE], b"head", &sealed, &mut out, &tag)
+            .unwrap();
+        assert_eq!(out, plain);
         // the other nonce, the other additional data, a changed byte, a
         // changed tag: none opens, and none leaves plaintext behind
         let mut bad_tag = tag;

@@ -4,6 +4,10 @@ use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 
 use super::{Failed, KEY, NONCE, TAG};
 
+/// Whether [`Cipher::open_within`] opens into the bytes before the
+/// ciphertext in its one pass (else it moves the plaintext after).
+pub const OPENS_WITHIN_IN_ONE_PASS: bool = true;
+
 pub struct Cipher(LessSafeKey);
 
 impl Cipher {
@@ -25,6 +29,20 @@ impl Cipher {
             .seal_in_place_separate_tag(nonce, Aad::from(aad), data);
         let tag = tag.map_err(|_| Failed)?;
         Ok(tag.as_ref().try_into().expect("a 16-byte tag"))
+    }
+
+    /// Decrypts `input` into `out` (of its length) if they and `aad` match
+    /// `tag`: copied, then opened in place (ring has no separate output).
+    pub fn open_into(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        input: &[u8],
+        out: &mut [u8],
+        tag: &[u8; TAG],
+    ) -> Result<(), Failed> {
+        out.copy_from_slice(input);
+        self.open_within(nonce, aad, out, 0, tag)
     }
 
     /// Decrypts `buf[from..]` into `buf[..buf.len() - from]` if it and

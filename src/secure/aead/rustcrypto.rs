@@ -1,9 +1,14 @@
 //! AES-256-GCM by RustCrypto's aes-gcm (every target but x86_64 Linux).
 
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 
 use super::{Failed, KEY, NONCE, TAG};
+
+/// Whether [`Cipher::open_within`] opens into the bytes before the
+/// ciphertext in its one pass (else it moves the plaintext after).
+pub const OPENS_WITHIN_IN_ONE_PASS: bool = false;
 
 /// Wipes its key schedule when dropped (aes-gcm's `zeroize` feature).
 pub struct Cipher(Aes256Gcm);
@@ -24,6 +29,23 @@ impl Cipher {
             .0
             .encrypt_inout_detached(&Nonce::from(nonce), aad, data.into());
         tag.map(Into::into).map_err(|_| Failed)
+    }
+
+    /// Decrypts `input` into `out` (of its length) if they and `aad` match
+    /// `tag`, in one pass; if not, `out` is left as it was.
+    pub fn open_into(
+        &self,
+        nonce: [u8; NONCE],
+        aad: &[u8],
+        input: &[u8],
+        out: &mut [u8],
+        tag: &[u8; TAG],
+    ) -> Result<(), Failed> {
+        let buf = InOutBuf::new(input, out).map_err(|_| Failed)?;
+        let opened = self
+            .0
+            .decrypt_inout_detached(&Nonce::from(nonce), aad, buf, &Tag::from(*tag));
+        opened.map_err(|_| Failed)
     }
 
     /// Decrypts `buf[from..]` into `buf[..buf.len() - from]` if it and
