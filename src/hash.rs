@@ -7,7 +7,7 @@ use std::thread::{self, JoinHandle};
 
 use sha2::{Digest, Sha256};
 
-use crate::file_read::{read_range, BUF_SIZE};
+use crate::file_read::{read_range, Buf, BUF_SIZE};
 
 pub type Sha = [u8; 32];
 
@@ -20,7 +20,8 @@ pub fn hash_range(file: &File, offset: u64, count: u64) -> io::Result<Sha> {
 
 /// Feeds bytes [offset, offset+count) of `file` into `hasher`.
 pub fn hash_into(file: &File, offset: u64, count: u64, hasher: &mut Sha256) -> io::Result<()> {
-    let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
+    let mut buf = Buf::new(BUF_SIZE.min(count.max(1) as usize));
+    buf.place(offset);
     read_range(file, offset, count, &mut buf, true, |_, chunk| {
         hasher.update(chunk);
         Ok(())
@@ -81,17 +82,17 @@ pub struct Hashers {
 /// written, so reading the socket and hashing overlap instead of taking
 /// turns on one core.
 pub struct Pipe {
-    work: Option<std::sync::mpsc::SyncSender<(u64, Vec<u8>, usize)>>,
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    work: Option<std::sync::mpsc::SyncSender<(u64, Buf, usize)>>,
+    free: std::sync::mpsc::Receiver<Buf>,
     thread: Option<JoinHandle<Hashers>>,
 }
 
 impl Pipe {
     pub fn start(mut hashers: Hashers) -> Pipe {
-        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, usize)>(PIPE_BUFS);
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Buf, usize)>(PIPE_BUFS);
         let (free_tx, free_rx) = std::sync::mpsc::channel();
         for _ in 0..PIPE_BUFS {
-            let _ = free_tx.send(vec![0u8; PIPE_BUF]);
+            let _ = free_tx.send(Buf::new(PIPE_BUF));
         }
         let thread = spawn(move || {
             for (_, buf, len) in work_rx {
@@ -111,12 +112,12 @@ impl Pipe {
     }
 
     /// A free buffer; waits while all are being hashed.
-    pub fn buffer(&self) -> Vec<u8> {
-        self.free.recv().unwrap_or_else(|_| vec![0u8; PIPE_BUF])
+    pub fn buffer(&self) -> Buf {
+        self.free.recv().unwrap_or_else(|_| Buf::new(PIPE_BUF))
     }
 
     /// Hands `buf[..len]`, the bytes at `offset`, to the hashing thread.
-    pub fn push(&self, offset: u64, buf: Vec<u8>, len: usize) {
+    pub fn push(&self, offset: u64, buf: Buf, len: usize) {
         if let Some(work) = &self.work {
             let _ = work.send((offset, buf, len));
         }
@@ -183,6 +184,24 @@ impl Drop for Pipe {
         self.work = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receive loop reads into these buffers and writes them into a
+    /// file's pages: they start on a page boundary (see `Buf` for why),
+    /// not where malloc puts a large block (16 bytes in).
+    #[test]
+    fn the_pipes_buffers_start_on_a_page_boundary() {
+        let pipe = Pipe::start(Hashers { sent: None });
+        let bufs: Vec<_> = (0..PIPE_BUFS).map(|_| pipe.buffer()).collect();
+        for buf in &bufs {
+            assert_eq!(buf.as_ptr() as usize % 4096, 0);
+            assert_eq!(buf.len(), PIPE_BUF);
         }
     }
 }

@@ -412,12 +412,14 @@ fn measured_transfer(dir: &Path, src: &Path, send_extra: &[&str]) -> (u64, u64) 
     let send_rss = dir.join("send.rss");
     let recv_rss = dir.join("recv.rss");
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.args(["-f", "%M", "-o", s(&recv_rss), env!("CARGO_BIN_EXE_zc")])
+    cmd.env("XDG_CACHE_HOME", CACHE)
+        .args(["-f", "%M", "-o", s(&recv_rss), env!("CARGO_BIN_EXE_zc")])
         .args(["recv", "--json", "-l", "127.0.0.1:0", "-o", "-"])
         .args(verify);
     let rx = spawn_receiver(cmd, Stdout::Null);
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.args(["-f", "%M", "-o", s(&send_rss), env!("CARGO_BIN_EXE_zc")])
+    cmd.env("XDG_CACHE_HOME", CACHE)
+        .args(["-f", "%M", "-o", s(&send_rss), env!("CARGO_BIN_EXE_zc")])
         .arg("send")
         .args(verify)
         .args(send_extra)

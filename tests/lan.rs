@@ -164,6 +164,7 @@ impl Lan {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.ns(host), env!("CARGO_BIN_EXE_zc")])
             .args(args)
+            .env("XDG_CACHE_HOME", CACHE)
             .env_remove("ZC_KEY");
         cmd
     }

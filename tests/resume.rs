@@ -1090,6 +1090,56 @@ fn a_range_to_stdout_is_a_plain_stream() {
         got.stdout.len()
     );
     assert!(list_dir(&setup.out).is_empty());
+    // a stream has no part: both sides say the range arrived, not held
+    for (side, text) in [("send", &out.stderr), ("recv", &got.stderr)] {
+        assert!(!text.contains("the part holds"), "{side}: {text}");
+    }
+}
+
+/// A stream has no part: when the sender fails a file that goes to stdout,
+/// a `NAME.zcpart` in the receiver's working directory (another session's,
+/// or anything the sender's name happens to match) is left alone.
+#[test]
+fn a_failed_file_to_stdout_leaves_a_part_of_that_name_alone() {
+    let setup = Setup::new("shrinks.bin", 32 * MIB, 34);
+    let cwd = setup.out.join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    let (decoy, record) = (
+        cwd.join("shrinks.bin.zcpart"),
+        cwd.join("shrinks.bin.zcpart.held"),
+    );
+    fs::write(&decoy, "another session's part").unwrap();
+    fs::write(&record, "its record").unwrap();
+    let mut cmd = recv_cmd(Path::new("-"), &["--timeout", "5"]);
+    cmd.current_dir(&cwd);
+    let rx = spawn_receiver(cmd, Stdout::Null);
+    let proxy = CuttingProxy::counting(rx.addr);
+    proxy.hold_at(3 * MIB);
+    let mut tx = start(send_cmd(&[
+        "--progress",
+        "none",
+        setup.src(),
+        &proxy.addr.to_string(),
+    ]));
+    proxy.wait_for(3 * MIB, &mut tx.child, "zc send");
+    File::options()
+        .write(true)
+        .open(&setup.src)
+        .unwrap()
+        .set_len(MIB)
+        .unwrap();
+    proxy.release();
+    tx.finish(TIMEOUT).expect(
+        1,
+        &["changed during the transfer"],
+        "a send whose file shrank",
+    );
+    rx.finish(TIMEOUT);
+    assert_eq!(
+        fs::read_to_string(&decoy).unwrap(),
+        "another session's part"
+    );
+    assert_eq!(fs::read_to_string(&record).unwrap(), "its record");
 }
 
 // --- Measurements (printed, never asserted) -------------------------------

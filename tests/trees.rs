@@ -2829,7 +2829,8 @@ fn receiver_bound_by_permissions(out: &Path, extra: &[&str]) -> Receiver {
     );
     chmod(probe.path(), 0o755);
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--bounding-set", drop, "--"])
+    cmd.env("XDG_CACHE_HOME", CACHE)
+        .args(["--bounding-set", drop, "--"])
         .arg(env!("CARGO_BIN_EXE_zc"))
         .args(["recv", "-l", "127.0.0.1:0", "-o"])
         .arg(out)

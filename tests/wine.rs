@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     all_paths, code_in, code_of, expect_summary_sha, hex, s, say, sha256_file,
-    skip_unless_required, wait_timeout, Guard, Outcome, MIB,
+    skip_unless_required, wait_timeout, Guard, Outcome, CACHE, MIB,
 };
 use sha2::{Digest, Sha256};
 /// A few MiB, not a multiple of any buffer size.
@@ -279,7 +279,9 @@ fn run_logged(cmd: Command, dir: &Path, name: &str, timeout: Duration) -> Outcom
 /// The Linux `zc`.
 fn linux_zc(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zc"));
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("XDG_CACHE_HOME", CACHE);
     cmd
 }
 

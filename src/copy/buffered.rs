@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::{read_range, BUF_SIZE};
+use super::{read_range, Buf, BUF_ALIGN, BUF_SIZE};
 use crate::conn::Conn;
 use crate::interrupt;
 
@@ -17,7 +17,8 @@ pub fn send_file(
     count: u64,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
-    let mut buf = vec![0u8; BUF_SIZE.min(count.max(1) as usize)];
+    let mut buf = Buf::new(BUF_SIZE.min(count.max(1) as usize));
+    buf.place(offset);
     // whole once begun: Ctrl-C is the caller's, between ranges
     // (see `super::send_file`)
     read_range(file, offset, count, &mut buf, false, |at, chunk| {
@@ -43,7 +44,10 @@ pub fn send_stream<const H: usize>(
     mut hasher: Option<&mut Sha256>,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
-    let mut buf = vec![0u8; H + BUF_SIZE];
+    // the bytes read start on a page boundary (see `Buf`), their head
+    // right before it
+    let mut pages = Buf::new(BUF_ALIGN + BUF_SIZE);
+    let buf = &mut pages[BUF_ALIGN - H..];
     let mut done = 0u64;
     loop {
         if interrupt::requested() {
@@ -92,16 +96,16 @@ pub struct RecvError {
 /// written (hashing, progress, the held record).
 pub trait Chunks {
     /// A buffer to read the next chunk into.
-    fn take(&mut self) -> Vec<u8>;
+    fn take(&mut self) -> Buf;
     /// `buf[..len]` was written to the sink.
-    fn written(&mut self, buf: Vec<u8>, len: usize);
+    fn written(&mut self, buf: Buf, len: usize);
     /// `n` more bytes went through splice(2), never through user space.
     fn spliced(&mut self, n: u64);
 }
 
 /// The plain case: one buffer, reused, and a running count.
 pub struct Counted<F: FnMut(u64)> {
-    buf: Option<Vec<u8>>,
+    buf: Option<Buf>,
     total: u64,
     on_total: F,
 }
@@ -109,7 +113,7 @@ pub struct Counted<F: FnMut(u64)> {
 impl<F: FnMut(u64)> Counted<F> {
     pub fn new(on_total: F) -> Self {
         Counted {
-            buf: Some(vec![0u8; BUF_SIZE]),
+            buf: Some(Buf::new(BUF_SIZE)),
             total: 0,
             on_total,
         }
@@ -117,10 +121,10 @@ impl<F: FnMut(u64)> Counted<F> {
 }
 
 impl<F: FnMut(u64)> Chunks for Counted<F> {
-    fn take(&mut self) -> Vec<u8> {
-        self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE])
+    fn take(&mut self) -> Buf {
+        self.buf.take().unwrap_or_else(|| Buf::new(BUF_SIZE))
     }
-    fn written(&mut self, buf: Vec<u8>, len: usize) {
+    fn written(&mut self, buf: Buf, len: usize) {
         self.buf = Some(buf);
         self.spliced(len as u64);
     }

@@ -22,7 +22,7 @@ use other as platform;
 use std::fs::File;
 use std::io;
 
-pub use crate::file_read::{read_at, read_range, shrank, BUF_SIZE};
+pub use crate::file_read::{read_at, read_range, shrank, Buf, BUF_ALIGN, BUF_SIZE};
 pub use buffered::{recv_to_sink, send_stream, Chunks, Counted, Received, RecvError};
 
 use crate::conn::Conn;

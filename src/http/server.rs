@@ -81,6 +81,18 @@ impl Handler for Server<'_> {
 }
 
 impl Server<'_> {
+    /// One directory comes whole as a tar stream; several sources have no
+    /// one archive, so curl gets their SHA256SUMS (and wget mirrors them).
+    fn curl_for_many(&self, base: &str) -> String {
+        match self.site.tops.as_slice() {
+            [top] if top.path.is_dir() => {
+                let tar = [top.name.as_slice(), b".tar"].concat();
+                format!("curl -fsS {base}{} | tar xf -", target::encode(&tar))
+            }
+            _ => format!("curl -fLO {base}SHA256SUMS"),
+        }
+    }
+
     fn urls(&self, door: &Door) -> Urls {
         let base = door.base_url();
         match self.site.single_file() {
@@ -93,7 +105,7 @@ impl Server<'_> {
                 }
             }
             None => Urls {
-                curl: format!("curl -fLO {base}SHA256SUMS"),
+                curl: self.curl_for_many(&base),
                 wget: format!(
                     "wget -r -np -nH --cut-dirs={} -R 'index.html*' {base}",
                     usize::from(self.token.is_some())

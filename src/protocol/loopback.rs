@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sha2::{Digest, Sha256};
 
 use super::ledger::{Fate, Verdict};
-use super::receiver::{self, Ending, FileOutcome, Setup, Shown, Wanted};
+use super::receiver::{self, Setup, Shown, Then, Wanted};
 use super::sender;
 use super::tree::{lossy, Action, Entry, EntryKind, TreeOffer};
 use super::{data_header, read_frame, BlockHash, Ranges, ToReceiver, ToSender};
@@ -283,6 +283,7 @@ impl Rx {
                 ..Default::default()
             },
             max_files: u64::MAX,
+            verify: true,
             ..Default::default()
         };
         Rx {
@@ -372,14 +373,13 @@ impl Rx {
             Some(p) if !p.is_empty() => vec![(0, p.len() as u64)],
             _ => Vec::new(),
         };
-        let blocks: Vec<BlockHash> = part
+        let blocks: Vec<((u64, u64), [u8; 32])> = part
             .map(|p| p.chunks(CHUNK).enumerate())
             .into_iter()
             .flatten()
-            .map(|(i, c)| BlockHash {
-                offset: (i * CHUNK) as u64,
-                len: c.len() as u32,
-                sha256: sha(c),
+            .map(|(i, c)| {
+                let from = (i * CHUNK) as u64;
+                ((from, from + c.len() as u64), sha(c))
             })
             .collect();
         let hashes = !blocks.is_empty();
@@ -391,37 +391,23 @@ impl Rx {
         });
         self.s
             .decided(entry.id, &path, Ok(Action::Send { held, hashes }))?;
-        let n = blocks.len();
-        for (i, block) in blocks.into_iter().enumerate() {
-            self.s.block_hashed(entry.id, block, i + 1 == n);
+        for (range, sha256) in blocks {
+            self.s.block_hashed(entry.id, range, sha256);
         }
         Ok(())
     }
 
     fn ended(&mut self, ended: receiver::Ended) {
         let open = self.open.take().expect("a file is open");
-        let outcome = match ended.ending {
-            Ending::SenderFailed(_) => return,
-            Ending::Incomplete => FileOutcome::Incomplete,
-            Ending::Complete { .. } => {
-                if !open.filled.covers(0, ended.size) {
-                    self.unfilled.push(open.path.clone());
-                }
-                let ours = sha(&open.buf);
-                match self.s.digest_matches(&ours, ended.sha256) {
-                    true => {
-                        self.disk.insert(open.path, open.buf);
-                        let held = ended.size;
-                        FileOutcome::Verified {
-                            sha256: Some(ours),
-                            held,
-                        }
-                    }
-                    false => FileOutcome::Mismatch,
-                }
+        if let Then::Digest { .. } = ended.then {
+            if !open.filled.covers(0, ended.size) {
+                self.unfilled.push(open.path.clone());
             }
-        };
-        self.s.file_result(outcome);
+            if self.s.digest(Some(sha(&open.buf))).is_some() {
+                self.disk.insert(open.path, open.buf);
+                self.s.landed();
+            }
+        }
     }
 }
 

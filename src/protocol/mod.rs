@@ -1,5 +1,7 @@
 //! Wire protocol v1 (framed mode): frames, fields, bounds. See docs/PROTOCOL.md.
 
+mod answer;
+mod frame;
 pub mod hello;
 mod keyed;
 pub mod ledger;
@@ -13,16 +15,20 @@ pub mod sender;
 mod tlv;
 pub mod tree;
 
+pub use answer::{decode_hashes, encode_hashes, Answer, BlockHash, Outcome, Status};
+pub(crate) use frame::data_body;
+pub use frame::{
+    data_header, frame_head, parse_data, preamble, read_frame, read_preamble, whole_frame,
+    write_frame, write_preamble, Frame, HEAD, KEEPALIVE_FRAME,
+};
 pub use keyed::Keyed;
 pub use message::{ToReceiver, ToSender};
 pub use ranges::Ranges;
 
-use std::io::{self, Read, Write};
-
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Result};
 
 pub use peer_text::PeerText;
-use tlv::{as_byte, as_digest, as_flag, as_message, as_u64, Decoded, Fields};
+use tlv::as_u64;
 
 /// The first bytes of every framed connection.
 pub const MAGIC: [u8; 4] = *b"ZCPF";
@@ -100,148 +106,6 @@ impl RefuseCode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// Go ahead; `held` lists the byte ranges the receiver already holds;
-    /// with `hashes`, HASHES frames of its blocks follow.
-    Accept {
-        held: Vec<(u64, u64)>,
-        hashes: bool,
-    },
-    Refuse {
-        code: RefuseCode,
-        reason: PeerText,
-    },
-}
-
-/// The hash of one held block, as the receiver reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockHash {
-    pub offset: u64,
-    pub len: u32,
-    pub sha256: [u8; 32],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Written, fsync'd and (when asked) verified.
-    Ok = 0,
-    /// The digests differ; nothing was renamed into place.
-    Mismatch = 1,
-    /// The receiver failed (I/O, disk full); `message` says how.
-    Failed = 2,
-    /// The sender stopped; `held` is what the receiver keeps for a resume.
-    Stopped = 3,
-}
-
-/// The receiver's final word, sent after it has fsync'd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub status: Status,
-    pub sha256: Option<[u8; 32]>,
-    /// What the receiver now holds durably. In a FILE RESULT: bytes of
-    /// that file. In a RESULT: the entries of the tree in place, except
-    /// when a file alone stops: then the bytes of its part (see
-    /// `receiver::Session::stopped`).
-    pub held: u64,
-    pub message: PeerText,
-    /// With a key: HMAC over status and held, so the answer cannot be forged.
-    pub mac: Option<[u8; 32]>,
-}
-
-/// A frame as read off the wire: its kind and its (bounded) body.
-#[derive(Debug)]
-pub struct Frame {
-    pub kind: u8,
-    pub body: Vec<u8>,
-}
-
-pub fn write_preamble(w: &mut impl Write) -> io::Result<()> {
-    w.write_all(&preamble(VERSION))
-}
-
-/// The 8 bytes that open a connection of this version.
-pub fn preamble(version: u16) -> [u8; PREAMBLE_LEN] {
-    let mut buf = [0u8; PREAMBLE_LEN];
-    buf[..4].copy_from_slice(&MAGIC);
-    buf[4..6].copy_from_slice(&version.to_be_bytes());
-    buf
-}
-
-/// Reads the 8-byte preamble and returns the peer's version.
-pub fn read_preamble(r: &mut impl Read) -> Result<u16> {
-    let mut buf = [0u8; PREAMBLE_LEN];
-    r.read_exact(&mut buf).context("reading the header")?;
-    ensure!(
-        buf[..4] == MAGIC,
-        "not a zc sender (bad magic; use --raw for nc and socat)"
-    );
-    Ok(u16::from_be_bytes([buf[4], buf[5]]))
-}
-
-pub fn write_frame(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
-    debug_assert!(body.len() <= MAX_FRAME as usize);
-    let mut buf = Vec::with_capacity(5 + body.len());
-    buf.push(kind);
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(body);
-    w.write_all(&buf)
-}
-
-/// A whole KEEPALIVE frame (no body), which the transport writes by itself
-/// while a side works without sending: `Conn::set_keepalive`.
-pub const KEEPALIVE_FRAME: [u8; HEAD] = [kind::KEEPALIVE, 0, 0, 0, 0];
-
-/// A frame's header: its kind byte and its body's length.
-pub const HEAD: usize = 5;
-
-/// Reads a frame header: the kind, and the body's length, refused when
-/// over [`MAX_FRAME`] before a byte of the body is read.
-pub fn frame_head(head: &[u8; HEAD]) -> Result<(u8, usize)> {
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-    ensure!(len <= MAX_FRAME, "frame of {len} bytes is over the limit");
-    Ok((head[0], len as usize))
-}
-
-/// Reads one frame; the body is never larger than [`MAX_FRAME`].
-pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
-    let mut head = [0u8; HEAD];
-    r.read_exact(&mut head)?;
-    let (kind, len) = frame_head(&head)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(Frame { kind, body })
-}
-
-/// A DATA frame's body: the `offset` and `len` of the bytes that follow.
-pub(crate) fn data_body(offset: u64, len: u64) -> [u8; 16] {
-    let mut body = [0u8; 16];
-    body[..8].copy_from_slice(&offset.to_be_bytes());
-    body[8..].copy_from_slice(&len.to_be_bytes());
-    body
-}
-
-/// A DATA frame announces `len` raw bytes for `offset`; they follow it directly.
-pub fn data_header(offset: u64, len: u64) -> [u8; HEAD + 16] {
-    let mut buf = [0u8; HEAD + 16];
-    buf[0] = kind::DATA;
-    buf[1..HEAD].copy_from_slice(&16u32.to_be_bytes());
-    buf[HEAD..].copy_from_slice(&data_body(offset, len));
-    buf
-}
-
-pub fn parse_data(body: &[u8]) -> Result<(u64, u64)> {
-    ensure!(
-        body.len() == 16,
-        "DATA frame of {} bytes, expected 16",
-        body.len()
-    );
-    let offset = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
-    let len = u64::from_be_bytes(body[8..].try_into().expect("8 bytes"));
-    ensure!(offset.checked_add(len).is_some(), "DATA frame past 2^64");
-    Ok((offset, len))
-}
-
 /// Whether a file is whole once its offered range lands beside what the
 /// receiver says it holds: then the digest in FILE END is the whole file's;
 /// otherwise it is the digest of the DATA payloads, in the order sent. Both
@@ -288,141 +152,6 @@ fn clip(text: &PeerText) -> Vec<u8> {
     text.as_bytes()[..end].to_vec()
 }
 
-impl Answer {
-    const STATUS: u8 = 1;
-    const CODE: u8 = 2;
-    const REASON: u8 = 3;
-    const HELD: u8 = 4;
-    const HASHES: u8 = 5;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut f = Fields::default();
-        match self {
-            Answer::Accept { held, hashes } => {
-                f.put(Self::STATUS, &[0]);
-                if *hashes {
-                    f.put(Self::HASHES, &[1]);
-                }
-                f.put(Self::HELD, &encode_ranges(held));
-            }
-            Answer::Refuse { code, reason } => {
-                f.put(Self::STATUS, &[1]);
-                f.put(Self::CODE, &[*code as u8]);
-                f.put(Self::REASON, &clip(reason));
-            }
-        }
-        f.0
-    }
-
-    pub fn decode(body: &[u8]) -> Result<Self> {
-        Decoded::read(body, |f| {
-            // 0 accept, 1 refuse
-            let refused = f.get(Self::STATUS, as_flag)?;
-            let code = f.get(Self::CODE, as_byte)?;
-            let reason = f.get(Self::REASON, as_message)?;
-            let held = f.all(Self::HELD, decode_ranges)?.concat();
-            // the bound holds across repeated fields too
-            ensure!(held.len() <= MAX_RANGES, "too many held ranges");
-            let hashes = f.flag(Self::HASHES)?;
-            match refused {
-                Some(false) => Ok(Answer::Accept { held, hashes }),
-                Some(true) => Ok(Answer::Refuse {
-                    code: code.map_or(RefuseCode::Other, RefuseCode::from_u8),
-                    reason: reason.unwrap_or_else(|| "refused".into()),
-                }),
-                None => bail!("answer without a status"),
-            }
-        })
-    }
-}
-
-impl Outcome {
-    const STATUS: u8 = 1;
-    const SHA256: u8 = 2;
-    const HELD: u8 = 3;
-    const MESSAGE: u8 = 4;
-    const MAC: u8 = 5;
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut f = Fields::default();
-        f.put(Self::STATUS, &[self.status as u8]);
-        if let Some(d) = &self.sha256 {
-            f.put(Self::SHA256, d);
-        }
-        f.put_u64(Self::HELD, self.held);
-        f.put(Self::MESSAGE, &clip(&self.message));
-        if let Some(mac) = &self.mac {
-            f.put(Self::MAC, mac);
-        }
-        f.0
-    }
-
-    pub fn decode(body: &[u8]) -> Result<Self> {
-        Decoded::read(body, |f| {
-            let status = f.get(Self::STATUS, |tag, value| match as_byte(tag, value)? {
-                0 => Ok(Status::Ok),
-                1 => Ok(Status::Mismatch),
-                2 => Ok(Status::Failed),
-                3 => Ok(Status::Stopped),
-                other => bail!("result with unknown status {other}"),
-            })?;
-            Ok(Outcome {
-                sha256: f.get(Self::SHA256, as_digest)?,
-                held: f.get(Self::HELD, as_u64)?.unwrap_or(0),
-                message: f.get(Self::MESSAGE, as_message)?.unwrap_or_default(),
-                mac: f.get(Self::MAC, as_digest)?,
-                status: status.context("result without a status")?,
-            })
-        })
-    }
-}
-
-/// HASHES body: a `last` byte, then (offset u64, len u32, sha256) entries.
-pub fn encode_hashes(blocks: &[BlockHash], last: bool) -> Vec<u8> {
-    debug_assert!(blocks.len() <= MAX_HASHES);
-    let mut body = Vec::with_capacity(1 + blocks.len() * 44);
-    body.push(last as u8);
-    for b in blocks {
-        body.extend_from_slice(&b.offset.to_be_bytes());
-        body.extend_from_slice(&b.len.to_be_bytes());
-        body.extend_from_slice(&b.sha256);
-    }
-    body
-}
-
-/// Decodes a HASHES body; each block must lie in a held range and be at
-/// most [`BLOCK`] long.
-pub fn decode_hashes(body: &[u8]) -> Result<(Vec<BlockHash>, bool)> {
-    let (&last, entries) = body
-        .split_first()
-        .ok_or_else(|| anyhow::anyhow!("empty HASHES frame"))?;
-    let last = as_flag(0, &[last]).context("HASHES frame: `last`")?;
-    ensure!(entries.len() % 44 == 0, "HASHES frame: bad length");
-    ensure!(
-        entries.len() / 44 <= MAX_HASHES,
-        "HASHES frame: too many blocks"
-    );
-    let mut out = Vec::with_capacity(entries.len() / 44);
-    for e in entries.chunks_exact(44) {
-        let offset = u64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
-        let len = u32::from_be_bytes(e[8..12].try_into().expect("4 bytes"));
-        ensure!(
-            len as u64 <= BLOCK && len > 0,
-            "HASHES frame: bad block length {len}"
-        );
-        ensure!(
-            offset.checked_add(len as u64).is_some(),
-            "HASHES frame: block past 2^64"
-        );
-        out.push(BlockHash {
-            offset,
-            len,
-            sha256: e[12..].try_into().expect("32 bytes"),
-        });
-    }
-    Ok((out, last))
-}
-
 /// Lower-case hex of a digest.
 pub fn hex(digest: &[u8]) -> String {
     // once per file on both sides: a table, not a format! per byte
@@ -437,6 +166,7 @@ pub fn hex(digest: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::tlv::Fields;
     use super::tree::{Begin, Entry, FileEnd, Manifest, Reply, TreeEnd, TreeOffer};
     use super::*;
 

@@ -8,23 +8,25 @@
 //! to [`Session::handle`] and acts on the [`Event`] it gets: it looks at the
 //! disk for a `Decide`, opens a part for an `Open`, writes a `Write`'s bytes,
 //! verifies an `Ended` file and says how it went. Everything it says back
-//! ([`Session::decided`], [`Session::go`], [`Session::file_result`], ...)
+//! ([`Session::decided`], [`Session::go`], [`Session::digest`], ...)
 //! queues frames in the outbox, which it writes as it sees fit.
 
-use super::ledger::{Fate, Ledger, Verdict};
+use super::ledger::{Fate, Ledger};
 use super::tree::{lossy, EntryKind, TreeOffer};
-use super::{Keyed, Outcome, Status, ToReceiver, ToSender};
+use super::{Keyed, ToReceiver};
 
 mod arrival;
+mod data;
+mod ending;
 mod manifest;
+mod refusal;
 mod said;
 mod there;
-pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd, Ending};
-pub use manifest::{admit_offer, blocks, ShowBytes};
-pub use said::{
-    Conclusion, Ended, Event, FileOutcome, Fits, Refusal, Settled, Shown, Stop, Unwritable,
-    Violation, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD,
-};
+pub use arrival::{Admitted, Arrival, Asked, BadData, BadEnd};
+pub use ending::{Conclusion, Later};
+pub use manifest::{admit_offer, blocks, Ask, ShowBytes};
+pub use refusal::{Refusal, BUSY_TOLD, EXISTS_TOLD, UNWRITABLE_TOLD};
+pub use said::{Ended, Event, Fits, Settled, Shown, Stop, Then, Unwritable, Violation};
 pub use there::{FileOver, LinkOver, There};
 
 /// A SHA-256 digest.
@@ -60,6 +62,8 @@ pub struct Setup {
     pub keyed: bool,
     /// A file or link in the way is replaced (--force).
     pub force: bool,
+    /// Digests are checked (the sender's offer and this side's --no-verify).
+    pub verify: bool,
 }
 
 /// Where the session stands, as the sender's messages and this side's
@@ -77,17 +81,24 @@ pub enum Phase {
     Ended,
 }
 
-/// The file whose data is arriving, or whose end awaits its outcome.
+/// The file whose data is arriving.
 struct Current {
     arrival: Arrival,
     path: Vec<u8>,
+    /// It cannot be written here (see [`Session::unwritable`]).
+    dropped: Option<Unwritable>,
 }
 
-/// What a RESULT's `held` counts: a tree's entries in place, or, when a
-/// file alone stops, the bytes of its part (what the sender resumes from).
-enum Held {
-    Entries(u64),
-    Bytes(u64),
+/// A file that ended, its outcome not yet given.
+struct Closing {
+    id: u64,
+    path: Vec<u8>,
+    size: u64,
+    whole: bool,
+    /// What its part holds, once all that was offered came.
+    have: crate::protocol::Ranges,
+    /// The sender's digest; this side's, once they match.
+    sha256: Option<Sha>,
 }
 
 /// The receiver's session.
@@ -104,13 +115,14 @@ pub struct Session {
     /// A session of one file: its fate, once known.
     single: Option<Fate>,
     cur: Option<Current>,
-    /// A file ended, its outcome not yet given: (id, path, size).
-    ending: Option<(u64, Vec<u8>, u64)>,
+    closing: Option<Closing>,
     out: Vec<u8>,
     settled: Vec<Settled>,
     tally: manifest::Tally,
     /// Where the part under way was kept when the session ended early.
     part_at: Option<String>,
+    /// Links and directories to make at the end.
+    later: Vec<ending::Later>,
 }
 
 impl Session {
@@ -125,11 +137,12 @@ impl Session {
             ledger: Ledger::default(),
             told: Ledger::default(),
             cur: None,
-            ending: None,
+            closing: None,
             out: Vec::new(),
             settled: Vec::new(),
             tally: Default::default(),
             part_at: None,
+            later: Vec::new(),
         }
     }
 
@@ -190,167 +203,6 @@ impl Session {
         Ok(())
     }
 
-    fn begin<T: Wanted>(
-        &mut self,
-        id: u64,
-        path: &[u8],
-        asked: &mut impl Asked<T>,
-    ) -> Result<T, Violation> {
-        if self.cur.is_some() || self.ending.is_some() {
-            return Err(Violation::BeganInside);
-        }
-        let mut skipped = Vec::new();
-        let want = loop {
-            match asked.pop_front() {
-                Some(next) if next.id() == id => break next,
-                Some(next) if next.id() < id => skipped.push(next),
-                Some(next) => {
-                    asked.push_front(next);
-                    return Err(Violation::NotAskedFor(id));
-                }
-                // what was popped stays popped: the session ends here
-                None => return Err(Violation::NotAskedFor(id)),
-            }
-        };
-        for w in &skipped {
-            self.not_sent(w);
-        }
-        // (a session of one file may land it under another name)
-        if want.path() != path && !self.setup.renamed {
-            return Err(Violation::OtherPath(id));
-        }
-        let (size, range, held, stream, whole) = want.shape();
-        let arrival = Arrival::new((id, size), range, held, (stream, whole, self.setup.ordered));
-        let path = want.path().to_vec();
-        self.cur = Some(Current { arrival, path });
-        Ok(want)
-    }
-
-    fn data(&mut self, offset: u64, len: u64) -> Result<Fits, Violation> {
-        let cur = self.cur.as_ref().ok_or(Violation::DataOutside)?;
-        let Admitted { end, in_order } = cur
-            .arrival
-            .admit(offset, len, self.setup.max_size)
-            .map_err(|why| Violation::Data(cur.path.clone(), why))?;
-        Ok(Fits {
-            offset,
-            len,
-            end,
-            in_order,
-        })
-    }
-
-    /// Bytes `[from, to)` of the current file were written.
-    pub fn arrived(&mut self, from: u64, to: u64) {
-        if let Some(cur) = self.cur.as_mut() {
-            cur.arrival.arrived(from, to);
-        }
-    }
-
-    /// The file whose data is arriving.
-    pub fn current(&self) -> Option<&Arrival> {
-        self.cur.as_ref().map(|c| &c.arrival)
-    }
-
-    fn file_end(&mut self, end: &super::tree::FileEnd) -> Result<Ended, Violation> {
-        let Current { mut arrival, path } = self.cur.take().ok_or(Violation::EndedNeverBegan)?;
-        // a FILE END that does not fit ends the file too (and the session)
-        let ending = arrival.end(end).map_err(Violation::FileEnd)?;
-        let ended = Ended {
-            ending,
-            sha256: end.sha256,
-            size: arrival.size,
-            range: arrival.range,
-            hashed_as_it_came: arrival.hashed_as_it_came(),
-        };
-        match &ended.ending {
-            Ending::SenderFailed(why) => {
-                let fate = Fate::Failed(format!("the sender: {why}").into());
-                self.settle(&lossy(&path), Shown::Kind(EntryKind::File), fate);
-            }
-            _ => self.ending = Some((arrival.id, path, arrival.size)),
-        }
-        Ok(ended)
-    }
-
-    /// Whether this side's digest of a file is the sender's (keyed with a key).
-    pub fn digest_matches(&self, ours: &Sha, theirs: Option<Sha>) -> bool {
-        let wire = self.key.as_ref().map_or(*ours, |k| k.keyed_digest(ours));
-        theirs == Some(wire)
-    }
-
-    /// How the file that just ended went: its FILE RESULT is queued and
-    /// the entry settled.
-    pub fn file_result(&mut self, outcome: FileOutcome) {
-        let Some((id, path, size)) = self.ending.take() else {
-            debug_assert!(false, "a file result without a file");
-            return;
-        };
-        let shown = lossy(&path);
-        let kind = Shown::Kind(EntryKind::File);
-        let (status, sha256, message, held) = match outcome {
-            FileOutcome::Unwritable(unwritable) => {
-                let why = unwritable.why();
-                let heard = match self.setup.keyed {
-                    true => why.clone(),
-                    false => unwritable.told().to_string(),
-                };
-                self.queue_file_result(id, Status::Failed, None, &heard, 0);
-                self.settle_hiding(&shown, kind, Fate::Failed(why.into()), &heard);
-                return;
-            }
-            FileOutcome::Verified { sha256, held } => (Status::Ok, sha256, "", held),
-            FileOutcome::Mismatch => (Status::Mismatch, None, "SHA-256 mismatch", 0),
-            FileOutcome::Incomplete => (
-                Status::Failed,
-                None,
-                "incomplete: the sender ended the file early",
-                0,
-            ),
-        };
-        self.queue_file_result(id, status, sha256, message, held);
-        let fate = match status {
-            Status::Ok if held < size => Fate::Held(held),
-            Status::Ok => Fate::Landed,
-            Status::Mismatch => Fate::Mismatch,
-            _ => Fate::Failed(message.into()),
-        };
-        let sha = sha256.map(|d| super::hex(&d));
-        self.record(&shown, &fate, &fate);
-        self.show(shown, kind, size, sha, fate);
-    }
-
-    fn queue_file_result(
-        &mut self,
-        id: u64,
-        status: Status,
-        sha256: Option<Sha>,
-        message: &str,
-        held: u64,
-    ) {
-        let mac = self
-            .key
-            .as_ref()
-            .map(|k| k.file_result_mac(id, status as u8, held));
-        let outcome = Outcome {
-            status,
-            sha256,
-            held,
-            message: message.into(),
-            mac,
-        };
-        ToSender::FileResult(id, outcome).append_to(&mut self.out);
-    }
-
-    /// A verified file that then could not be put in place (it was
-    /// counted as landed).
-    pub fn unlanded(&mut self, path: &str, why: String) {
-        self.ledger.landed -= 1;
-        self.told.landed -= 1;
-        let kind = Shown::Kind(EntryKind::File);
-        self.settle_hiding(path, kind, Fate::Failed(why.into()), UNWRITABLE_TOLD);
-    }
-
     fn not_sent(&mut self, w: &impl Wanted) {
         let fate = Fate::Failed("the sender did not send it".into());
         self.settle(&lossy(w.path()), Shown::Kind(EntryKind::File), fate);
@@ -397,67 +249,6 @@ impl Session {
         self.settled.drain(..)
     }
 
-    /// The session's end, once everything is in place: the entries the
-    /// sender could not read counted, the RESULT (the fates as the sender
-    /// heard them) queued, and how it ends for this side's user.
-    pub fn conclude(&mut self) -> Conclusion {
-        if self.unread > 0 {
-            // not landed either, though never offered: both sides say 5
-            let why = format!("{} entries the sender could not read", self.unread);
-            let fate = Fate::Failed(why.into());
-            // the ledgers only: a file alone's fate stays its own
-            self.told.record("(sender)", &fate);
-            self.ledger.record("(sender)", &fate);
-        }
-        let (status, message) = match self.told.verdict() {
-            Verdict::Complete => (Status::Ok, String::new()),
-            Verdict::Partial(line) | Verdict::Integrity(line) => (Status::Failed, line),
-        };
-        self.result(status, &message, Held::Entries(self.ledger.accounted()));
-        Conclusion::of(self.ledger.verdict(), self.single.as_ref())
-    }
-
-    /// This side failed (a disk, a bad frame): the sender hears why.
-    pub fn fail(&mut self, message: &str) {
-        self.result(
-            Status::Failed,
-            message,
-            Held::Entries(self.ledger.accounted()),
-        );
-    }
-
-    /// The sender stopped: the RESULT says what is held, the bytes of a
-    /// file alone's part (once kept, see [`Session::part_kept`]), or a
-    /// tree's entries in place.
-    pub fn stopped(&mut self) {
-        let held = match self.single {
-            Some(_) => Held::Bytes(self.part_bytes()),
-            None => Held::Entries(self.ledger.accounted()),
-        };
-        self.result(Status::Stopped, "stopped", held);
-    }
-
-    /// What the kept part under way holds.
-    fn part_bytes(&self) -> u64 {
-        match (&self.cur, &self.part_at) {
-            (Some(cur), Some(_)) => cur.arrival.have().total(),
-            _ => 0,
-        }
-    }
-
-    /// The session's RESULT (MAC'd with a key).
-    fn result(&mut self, status: Status, message: &str, held: Held) {
-        let (Held::Entries(held) | Held::Bytes(held)) = held;
-        let outcome = Outcome {
-            status,
-            sha256: None,
-            held,
-            message: message.into(),
-            mac: self.key.as_ref().map(|k| k.result_mac(status as u8, held)),
-        };
-        ToSender::Result(outcome).append_to(&mut self.out);
-    }
-
     /// The frames waiting to be written, whole.
     pub fn take_outbox(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
@@ -484,6 +275,11 @@ impl Session {
     /// A session of one file: that file's fate (landed until told otherwise).
     pub fn single(&self) -> Option<&Fate> {
         self.single.as_ref()
+    }
+
+    /// Digests are checked.
+    pub fn verifies(&self) -> bool {
+        self.setup.verify
     }
 
     /// A session of one file.

@@ -11,6 +11,7 @@
 mod ending;
 pub mod entry;
 mod events;
+mod offering;
 mod phase;
 #[cfg(test)]
 mod tests;
@@ -21,10 +22,11 @@ use super::tree::lossy;
 use super::Keyed;
 pub use entry::{Broken, Sending, Wanted};
 pub use events::{Ending, Event, Settled, ToSend, Violation};
+pub use offering::changed;
 pub use phase::Phase;
 
 use crate::protocol::ledger::{Fate, Ledger};
-use crate::protocol::tree::{Begin, Entry, EntryKind, FileEnd, Manifest, TreeEnd};
+use crate::protocol::tree::{Begin, Entry, FileEnd, TreeEnd};
 use crate::protocol::{Answer, BlockHash, Outcome, PeerText, ToReceiver, ToSender};
 
 /// One offered entry: as it went on the wire (a link's target dropped),
@@ -46,6 +48,8 @@ pub struct Alone {
     pub name: String,
     /// The bytes asked for (`--offset`/`--count`), when not the whole file.
     pub range: Option<(u64, u64)>,
+    /// `--offset` was given: the range goes as it is, whatever is held.
+    pub forced: bool,
 }
 
 /// Bad held blocks warned about one by one; the rest are counted.
@@ -103,53 +107,6 @@ impl Session {
 
     // ---- what the driver does: each queues its frames ----
 
-    /// Offers an entry (its id is its place in the manifest, which this
-    /// sets); returns the id.
-    pub fn offer(&mut self, mut entry: Entry) -> u64 {
-        let id = self.entries.len() as u64;
-        entry.id = id;
-        // a file alone goes as the range asked for
-        entry.range = entry.range.or(self.one.as_ref().and_then(|(a, _)| a.range));
-        let msg = ToReceiver::Entry(entry);
-        msg.append_to(&mut self.outbox);
-        let ToReceiver::Entry(mut entry) = msg else {
-            unreachable!("made above")
-        };
-        // a link's target goes once, on the wire
-        entry.target = Vec::new();
-        self.entries.push(Offered {
-            entry,
-            state: Sending::Offered,
-            whole: true,
-        });
-        id
-    }
-
-    /// Offers the one stream (stdin, a pipe) of a session alone, whose size
-    /// is unknown; `mtime_ns`: now.
-    pub fn offer_stream(&mut self, mtime_ns: u64) -> u64 {
-        let name = self.one.as_ref().map_or("", |(a, _)| &a.name);
-        self.offer(stream_entry(name, mtime_ns))
-    }
-
-    /// A source the walk could not read: settled, not offered.
-    pub fn walk_failed(&mut self, path: &str, why: &str) -> Settled {
-        self.walk_failed += 1;
-        let fate = Fate::Failed(why.into());
-        self.record(path, &fate);
-        let (path, kind) = (path.into(), EntryKind::File);
-        Settled::new(None, (path, kind), fate, 0, None)
-    }
-
-    /// Every entry is offered: MANIFEST.
-    pub fn manifest_done(&mut self) {
-        ToReceiver::Manifest(Manifest {
-            entries: self.entries.len() as u64,
-            failed: self.walk_failed,
-        })
-        .append_to(&mut self.outbox);
-    }
-
     /// What to send of entry `id`, if the receiver wants its data.
     pub fn to_send(&self, id: u64) -> Option<ToSend> {
         let offered = self.entries.get(id as usize)?;
@@ -157,12 +114,13 @@ impl Session {
             return None;
         };
         let entry = &offered.entry;
-        let range = entry.range.unwrap_or((0, entry.size));
+        let range = entry.offered();
         Some(ToSend {
-            offered: range,
+            id,
             ranges: good.missing(range.0, range.1),
             whole: crate::protocol::whole(claimed, range, entry.size),
             resumed: good.total() > 0,
+            entry: entry.clone(),
         })
     }
 
@@ -415,21 +373,5 @@ impl Session {
     /// A line of what the receiver did ("refused", "failed") and why.
     fn said(&self, did: &str, why: &PeerText) -> String {
         format!("{} {did}: {why}", self.peer)
-    }
-}
-
-/// The one entry of a session of one stream (stdin, a pipe), whose size is
-/// unknown; `mtime_ns`: now.
-pub fn stream_entry(name: &str, mtime_ns: u64) -> Entry {
-    Entry {
-        id: 0,
-        path: name.as_bytes().to_vec(),
-        kind: EntryKind::File,
-        size: 0,
-        mode: 0o644,
-        mtime_ns,
-        target: Vec::new(),
-        range: None,
-        stream: true,
     }
 }

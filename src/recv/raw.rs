@@ -194,11 +194,15 @@ struct Hashed<'a, F: FnMut(u64)> {
 }
 
 impl<F: FnMut(u64)> copy::Chunks for Hashed<'_, F> {
-    fn take(&mut self) -> Vec<u8> {
-        self.pipe.buffer()
+    fn take(&mut self) -> copy::Buf {
+        // placed where its bytes land in the file's page: a copy into a
+        // page cache page at another in-page offset is slower on some CPUs
+        let mut buf = self.pipe.buffer();
+        buf.place(self.total);
+        buf
     }
 
-    fn written(&mut self, buf: Vec<u8>, len: usize) {
+    fn written(&mut self, buf: copy::Buf, len: usize) {
         // An empty last buffer goes back too, so the pool never runs dry.
         self.pipe.push(self.total, buf, len);
         if len > 0 {

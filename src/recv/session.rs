@@ -47,13 +47,6 @@ pub(super) struct Want {
     pub moded: bool,
 }
 
-impl Want {
-    /// The entry's wire path.
-    pub fn path(&self) -> &[u8] {
-        self.rel.bytes()
-    }
-}
-
 /// What the manifest phase keeps and decides: the files asked for and
 /// the paths seen, the directories and links for the end, beside the
 /// protocol's side (`said`) and where the data goes (`disk`), which the
@@ -68,13 +61,9 @@ pub(super) struct Tree<'a> {
     /// when it ends.
     pub budget: crate::budget::Share,
     pub seen: Seen,
-    /// Directories to finish at the end (made now, or left unfinished by
-    /// an earlier session): path, name shown, mode as it lands, mtime.
-    pub dirs: Vec<(RelPath, String, u32, u64)>,
     /// Directories this session made: empty when made, so nothing in them
     /// needs looking up (one entry per directory, not per file).
     pub fresh: std::collections::HashSet<RelPath>,
-    pub links: Vec<(RelPath, String, Vec<u8>)>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
 }
@@ -96,9 +85,7 @@ impl<'a> Tree<'a> {
             wants: Default::default(),
             budget: cfg.max_memory.share(),
             seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
-            dirs: Vec::new(),
             fresh: Default::default(),
-            links: Vec::new(),
             reporter,
         }
     }
@@ -194,6 +181,23 @@ impl Said {
         self.session.fail(message);
         self.flush(conn)
     }
+
+    /// A failure of this side (a bad entry or frame, a disk), told to the
+    /// sender in a failed RESULT, with a moment for it to be read; whether
+    /// it was. A stop, a refusal (already said), a lost connection and a
+    /// Ctrl-C here are left as they are.
+    pub(super) fn tell(&mut self, conn: &mut Conn, err: &anyhow::Error) -> bool {
+        let said = matches!(
+            exit::code_of(err),
+            ExitCode::Interrupted | ExitCode::Refused
+        );
+        if said || exit::tag_of(err).is_some() || crate::interrupt::requested() {
+            return false;
+        }
+        let _ = self.fail(conn, &exit::message_of(err));
+        super::peer::linger(conn);
+        true
+    }
 }
 
 impl Wanted for Want {
@@ -228,7 +232,7 @@ pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
 /// The identity a wanted file's record carries.
 pub(super) fn identity_of(want: &Want) -> Identity {
     Identity {
-        name: lossy(want.path()),
+        name: lossy(want.rel.bytes()),
         size: want.size,
         mtime_ns: Some(want.mtime_ns),
     }

@@ -20,8 +20,8 @@ use crate::exit;
 use crate::output::Stream;
 use crate::progress::tree::{TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::receiver::{self, Conclusion, Session, Setup};
-use crate::protocol::tree::{EntryKind, TreeOffer};
+use crate::protocol::receiver::{self, Conclusion, Later, Session, Setup};
+use crate::protocol::tree::TreeOffer;
 use crate::protocol::Keyed;
 use crate::protocol::{self as proto, RefuseCode};
 use crate::units::human_bytes;
@@ -68,10 +68,10 @@ pub(super) fn receive(
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
         tree.said.progress.abandon();
-        return Err(tree.manifest_failed(conn, e));
+        tree.said.tell(conn, &e);
+        return Err(e);
     }
-    let verify = tree.offer.verify && cfg.common.verify;
-    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk, verify);
+    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk);
     let data = files.run(conn);
     let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
     match data {
@@ -96,6 +96,7 @@ fn setup_of(cfg: &RecvConfig, offer: &TreeOffer, dest: &Dest, keyed: bool) -> Se
         renamed: matches!(dest, Dest::Named(..)),
         keyed,
         force: cfg.force,
+        verify: offer.verify && cfg.common.verify,
     }
 }
 
@@ -168,22 +169,6 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode,
 }
 
 impl Tree<'_> {
-    /// A manifest this side could not take (a bad entry, a disk that
-    /// failed): the sender hears why in a failed RESULT, as it would in the
-    /// data. A stop, a refusal (already said) and a lost connection are
-    /// left as they are.
-    fn manifest_failed(&mut self, conn: &mut Conn, err: anyhow::Error) -> anyhow::Error {
-        let said = matches!(
-            exit::code_of(&err),
-            exit::ExitCode::Interrupted | exit::ExitCode::Refused
-        );
-        if !said && exit::tag_of(&err).is_none() && !crate::interrupt::requested() {
-            let _ = self.said.fail(conn, &exit::message_of(&err));
-            super::peer::linger(conn);
-        }
-        err
-    }
-
     /// A file alone opens its part when its entry comes: one that never got
     /// data, new and empty, goes again when the session ends before GO.
     fn discard_unstarted(&mut self) {
@@ -203,11 +188,23 @@ impl Tree<'_> {
         (bytes, files): (u64, u64),
         zero_copy: bool,
     ) -> Result<()> {
-        for (rel, shown, target) in std::mem::take(&mut self.links) {
-            let failed = self.disk.root.symlink(&rel, &target).err();
-            (self.said.session).made(&shown, EntryKind::Link, failed.map(|e| e.to_string()));
+        for later in self.said.session.to_make() {
+            // every path here was checked as its entry came; checked again
+            // rather than trusted, as the machine keeps only the bytes
+            let root = &self.disk.root;
+            let made = match &later {
+                Later::Link { path, target } => {
+                    sink::check_path(path).and_then(|rel| err_text(root.symlink(&rel, target)))
+                }
+                Later::Dir {
+                    path,
+                    mode,
+                    mtime_ns,
+                } => sink::check_path(path)
+                    .and_then(|rel| err_text(root.finish_dir(&rel, *mode, *mtime_ns))),
+            };
+            (self.said.session).made(&later, made.err());
         }
-        self.finish_dirs();
         self.said.show();
         let root = &self.disk.root;
         let synced = with_keepalive(conn, || root.sync_all());
@@ -241,19 +238,10 @@ impl Tree<'_> {
             sent_before: 0,
             zero_copy,
             encrypted: conn.is_sealed(),
-            verified: self.offer.verify && self.cfg.common.verify,
+            verified: self.said.session.verifies(),
             digests: (0, 0),
         });
         exit_of(&conclusion, &conn.peer)
-    }
-
-    /// Gives each directory the session made its mode and time, deepest
-    /// first, so a read-only parent is closed after its children.
-    fn finish_dirs(&mut self) {
-        for (rel, shown, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let failed = self.disk.root.finish_dir(&rel, mode, mtime).err();
-            (self.said.session).made(&shown, EntryKind::Dir, failed.map(|e| e.to_string()));
-        }
     }
 
     fn cfg_dir(&self) -> Option<String> {
@@ -262,4 +250,8 @@ impl Tree<'_> {
             _ => None,
         }
     }
+}
+
+fn err_text(made: std::io::Result<()>) -> Result<(), String> {
+    made.map_err(|e| e.to_string())
 }

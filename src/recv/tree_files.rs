@@ -22,7 +22,7 @@ use crate::exit::{self, ExitCode, Tag};
 use crate::hash::Running;
 use crate::held::{self, Checkpointer, Record};
 use crate::peer_text::escape;
-use crate::protocol::receiver::{Ended, Ending, Event, FileOutcome, Fits, Unwritable};
+use crate::protocol::receiver::{Ended, Event, Fits, Then, Unwritable};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
 use current::{file_start, Current, Out, HASH_THREAD_MIN, RESERVE_MIN};
@@ -41,8 +41,6 @@ pub(super) struct Files<'t> {
     said: &'t mut Said,
     wants: &'t mut Wants,
     disk: &'t mut Disk,
-    /// Digests are checked (the sender's offer and this side's --no-verify).
-    verify: bool,
     incoming: Incoming,
     cur: Option<Current>,
     batch: Batch,
@@ -55,7 +53,7 @@ pub(super) struct Files<'t> {
     /// The output root's device: what its syncfs flushes.
     root_dev: Option<u64>,
     /// The buffer DATA frames are read into, between frames.
-    spare: Option<Vec<u8>>,
+    spare: Option<crate::copy::Buf>,
 }
 
 /// How many verified parts a batch holds open: a quarter of the
@@ -65,12 +63,7 @@ pub(super) fn batch_most() -> usize {
 }
 
 impl<'t> Files<'t> {
-    pub(super) fn new(
-        said: &'t mut Said,
-        wants: &'t mut Wants,
-        disk: &'t mut Disk,
-        verify: bool,
-    ) -> Self {
+    pub(super) fn new(said: &'t mut Said, wants: &'t mut Wants, disk: &'t mut Disk) -> Self {
         let root_dev = std::fs::metadata(disk.root.path())
             .ok()
             .as_ref()
@@ -79,7 +72,6 @@ impl<'t> Files<'t> {
             said,
             wants,
             disk,
-            verify,
             incoming: Incoming::new(),
             cur: None,
             batch: Batch {
@@ -134,6 +126,8 @@ impl<'t> Files<'t> {
                     return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
+            // what the driver's answers settled (a file's end) shows at once
+            self.said.show();
             if self.said.session.outbox_len() >= OUT_BATCH {
                 self.said.flush(conn)?;
             }
@@ -146,11 +140,15 @@ impl<'t> Files<'t> {
             (_, Some(part)) => Out::Part(part),
             _ => match self.open_part(&mut want) {
                 Ok(file) => Out::Part(file),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Out::Dropped(Unwritable::Busy),
-                Err(e) => Out::Dropped(Unwritable::Cannot(e.to_string())),
+                Err(e) => {
+                    self.said.session.unwritable(match e.kind() {
+                        io::ErrorKind::WouldBlock => Unwritable::Busy,
+                        _ => Unwritable::Cannot(e.to_string()),
+                    });
+                    Out::Dropped
+                }
             },
         };
-        let verify = self.verify;
         let checkpoint = match &out {
             // a file alone keeps its record current at any size, as it always has
             Out::Part(file) if want.size >= CHECKPOINT_MIN || self.said.session.alone() => {
@@ -159,7 +157,7 @@ impl<'t> Files<'t> {
             _ => None,
         };
         want.recorded |= checkpoint.is_some();
-        let hashed = verify && (!want.whole || want.held.total() == 0);
+        let hashed = self.said.session.hashing();
         if let Some(arrival) = self.said.session.current() {
             self.said.progress.file(&file_start(arrival));
         }
@@ -235,50 +233,40 @@ impl<'t> Files<'t> {
         drop(cur.checkpoint.take());
         // a stream's size is known now
         (cur.want.size, cur.want.range) = (ended.size, ended.range);
-        let have = match (ended.ending, &cur.out) {
-            (Ending::SenderFailed(_), _) => {
-                // settled; the padding the sender wrote is no data of the file
-                let _ = self.disk.root.discard_part(&cur.want.rel);
-                return Ok(());
-            }
-            (_, Out::Dropped(why)) => {
-                return self.outcome(FileOutcome::Unwritable(why.clone()));
-            }
-            (Ending::Incomplete, _) => return self.outcome(FileOutcome::Incomplete),
-            (Ending::Complete { have }, _) => have,
-        };
-        let ours = match self.verify {
-            true => match cur.digest(conn, ended.hashed_as_it_came)? {
-                Some(ours) if self.said.session.digest_matches(&ours, ended.sha256) => Some(ours),
-                // a mismatch, or a digest that could not be had
-                _ => {
-                    if let Out::Part(_) = cur.out {
-                        let _ = self.disk.root.discard_part(&cur.want.rel);
-                    }
-                    return self.outcome(FileOutcome::Mismatch);
+        let have = match ended.then {
+            Then::Told => return Ok(()),
+            Then::Keep(have) => have,
+            Then::Digest { as_it_came } => {
+                let ours = cur.digest(conn, as_it_came)?;
+                match self.said.session.digest(ours) {
+                    Some(have) => have,
+                    // a mismatch, or a digest that could not be had
+                    None => return self.discard(&cur),
                 }
-            },
-            false => None,
+            }
+            Then::Discard => return self.discard(&cur),
         };
         match std::mem::replace(&mut cur.out, Out::Stream) {
-            Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file, ours),
-            Out::Part(file) => self.held(&mut cur, file, have, ours),
+            Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file),
+            Out::Part(file) => self.held(&mut cur, file, have),
             _ => {
                 if let Some(stream) = self.disk.stream() {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
                 self.files += 1;
-                let held = cur.want.size;
-                self.outcome(FileOutcome::Verified { sha256: ours, held })
+                self.said.session.landed();
+                Ok(())
             }
         }
     }
 
-    /// How the file that ended went: the session answers the sender and
-    /// settles it.
-    pub(super) fn outcome(&mut self, outcome: FileOutcome) -> Result<()> {
-        self.said.session.file_result(outcome);
-        self.said.show();
+    /// A part of which nothing is kept. Only a file written into a part
+    /// has one: a stream's name (stdout, a device) is the sender's, and a
+    /// part by that name in the working directory is not this session's.
+    fn discard(&mut self, cur: &Current) -> Result<()> {
+        if matches!(cur.out, Out::Part(_)) {
+            let _ = self.disk.root.discard_part(&cur.want.rel);
+        }
         Ok(())
     }
 
@@ -306,19 +294,16 @@ impl<'t> Files<'t> {
             };
             return exit::interrupted(format!("{what}; {kept_line}"));
         }
-        if exit::tag_of(&err).is_none() {
-            // this side failed (a disk, a bad frame): the sender hears why
-            let _ = self.said.fail(conn, &exit::message_of(&err));
-            super::peer::linger(conn);
-            return err.context(kept_line);
+        match self.said.tell(conn, &err) {
+            true => err.context(kept_line),
+            false => exit::tag(exit::noted(err, kept_line), Tag::Resumable),
         }
-        exit::tag(exit::noted(err, kept_line), Tag::Resumable)
     }
 }
 
 /// A failure of this side's disk, naming the file.
 fn local(want: &Want, err: io::Error) -> anyhow::Error {
-    anyhow::Error::new(err).context(escape(want.path()))
+    anyhow::Error::new(err).context(escape(want.rel.bytes()))
 }
 
 /// A failure of the connection: the sender may come back and resume.

@@ -71,7 +71,7 @@ impl Reader {
                     };
                     let last = !matches!(msg, Ok(ref m) if !matches!(m, ToSender::Result(_)));
                     batch.push(msg);
-                    if last || !whole_frame(reading.buffer()) {
+                    if last || !proto::whole_frame(reading.buffer()) {
                         break last;
                     }
                 };
@@ -99,18 +99,6 @@ impl Reader {
             self.pending.extend(batch);
         }
         self.pending.pop_front().ok_or(RecvError::Timeout)
-    }
-}
-
-/// Whether `buffered` starts with a whole frame (reading it cannot wait),
-/// or a header the read refuses at once.
-fn whole_frame(buffered: &[u8]) -> bool {
-    let Some(head) = buffered.first_chunk::<{ proto::HEAD }>() else {
-        return false;
-    };
-    match proto::frame_head(head) {
-        Ok((_, len)) => buffered.len() - proto::HEAD >= len,
-        Err(_) => true,
     }
 }
 
@@ -185,7 +173,7 @@ impl Run<'_> {
         let Ok(file) = File::open(&source) else {
             return Ok(()); // found out again, and reported, when it is sent
         };
-        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
         for b in blocks {
             let (from, to) = (b.offset, b.offset + b.len as u64);
             // the receiver waits for entries while this hashes

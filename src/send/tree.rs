@@ -26,8 +26,8 @@ use crate::conn::Conn;
 use crate::exit;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
-use crate::protocol::sender::{Alone, Phase, Session, Settled};
-use crate::protocol::tree::{Entry, EntryKind, TreeOffer};
+use crate::protocol::sender::{Phase, Session, Settled};
+use crate::protocol::tree::{top_and_rest, Entry, EntryKind};
 use crate::protocol::{self as proto, kind};
 
 /// Manifest frames are gathered into writes of about this size.
@@ -88,12 +88,9 @@ impl Sources {
     /// Where an entry is read: its top source's path, then the rest of its
     /// wire path (kept once per entry, not twice).
     pub(super) fn of(&self, path: &[u8]) -> PathBuf {
-        let (top, rest) = match path.iter().position(|b| *b == b'/') {
-            Some(at) => (&path[..at], &path[at + 1..]),
-            None => (path, &[][..]),
-        };
+        let (top, rest) = top_and_rest(path);
         let mut source = self.tops.get(top).cloned().unwrap_or_default();
-        for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+        for part in rest {
             #[cfg(unix)]
             source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
             #[cfg(not(unix))]
@@ -110,7 +107,10 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
-    let key = offer(cfg, plan, conn)?;
+    let alone = plan.single.as_ref().map(|s| s.alone.clone());
+    let mut session = Session::new(alone, cfg.resume, conn.peer.as_str(), None);
+    let key = offer(cfg, plan, conn, &session)?;
+    session.set_key(key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>));
     let start = TreeStart {
         role: Role::Send,
         name: plan.name.as_str().into(),
@@ -128,15 +128,10 @@ pub(super) fn session(
         .as_ref()
         .and_then(|s| s.stream.as_ref())
         .and_then(|m| m.lock().ok()?.take());
-    let key = key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>);
-    let alone = plan.single.as_ref().map(|s| Alone {
-        name: plan.name.clone(),
-        range: s.range,
-    });
     let mut run = Run {
         cfg,
         reader: Reader::spawn(conn)?,
-        session: Session::new(alone, cfg.resume, conn.peer.as_str(), key),
+        session,
         conn,
         sources: Sources {
             tops: plan
@@ -175,25 +170,20 @@ pub(super) fn session(
 
 /// Offers the session (after the key exchange, when encrypted) and takes
 /// the receiver's answer; the key's session, with a key.
-fn offer(cfg: &SendConfig, plan: &Outgoing, conn: &mut Conn) -> Result<Option<auth::Session>> {
+fn offer(
+    cfg: &SendConfig,
+    plan: &Outgoing,
+    conn: &mut Conn,
+    session: &Session,
+) -> Result<Option<auth::Session>> {
     let nonce = match cfg.common.key {
         Some(_) => Some(auth::nonce().context("no randomness for the key handshake")?),
         None => None,
     };
-    let forced = plan.single.as_ref().is_some_and(|s| s.forced);
-    // a file alone is counted (its range); a tree as its entries are sent
-    let (totals, streamed) = (plan.totals, plan.single.is_none());
-    let offer = TreeOffer {
-        entries: totals.entries,
-        bytes: totals.bytes,
-        verify: cfg.common.verify,
-        resume: cfg.resume && !forced,
-        fresh: !cfg.resume,
-        nonce,
-        single: plan.single.is_some(),
-        streamed,
-    };
-    let body = offer.encode();
+    let totals = (plan.totals.entries, plan.totals.bytes);
+    let body = session
+        .tree_offer(totals, cfg.common.verify, nonce)
+        .encode();
     let mut hello = Vec::new();
     match &cfg.common.secret {
         // encrypted: the key exchange first, and the offer in a record
@@ -273,7 +263,7 @@ impl Run<'_> {
             // replies arrive in order, and all of them came before GO
             self.absorb_ready()?;
             if let Some(job) = self.session.to_send(id) {
-                self.send_one(id, job)?;
+                self.send_one(job)?;
             }
         }
         self.session.end(self.sent);
@@ -316,14 +306,12 @@ fn wire_entry(entry: walk::Entry) -> Entry {
         Kind::Link { target } => (EntryKind::Link, 0, target),
     };
     Entry {
-        id: 0,
         path: entry.path,
         kind,
         size,
         mode: entry.mode,
         mtime_ns: entry.mtime_ns,
         target,
-        range: None,
-        stream: false,
+        ..Entry::default()
     }
 }

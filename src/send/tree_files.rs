@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use sha2::{Digest as _, Sha256};
@@ -19,36 +20,31 @@ use crate::file_read;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
 use crate::protocol as proto;
-use crate::protocol::sender::ToSend;
-use crate::protocol::tree::lossy;
-use crate::protocol::tree::Entry;
+use crate::protocol::sender::{changed, ToSend};
 
 impl Run<'_> {
     /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
-    pub(super) fn send_one(&mut self, id: u64, job: ToSend) -> Result<()> {
-        let entry = self.session.entry(id).expect("wanted entries were offered");
+    pub(super) fn send_one(&mut self, job: ToSend) -> Result<()> {
+        let (id, entry) = (job.id, &job.entry);
         if entry.stream {
-            return self.send_stream(id);
+            return self.send_stream(&job);
         }
-        let (size, ranged, name) = (entry.size, entry.range.is_some(), lossy(&entry.path));
         let source = self.sources.of(&entry.path);
         let packed = self.sources.walked[id as usize]
-            .filter(|_| size <= PACK_MAX && !job.resumed && !ranged);
-        let (offset, count) = (job.offered.0, Some(job.count()));
-        self.show_start(Some(size), offset, count, job.resumed_from());
+            .filter(|_| entry.size <= PACK_MAX && !job.resumed && entry.range.is_none());
+        self.show_start(&job);
         let files = self.session.files_landed();
-        self.progress.update(self.sent, files, &name);
+        self.progress.update(self.sent, files, &job.name());
         if let Some(walked) = packed {
-            return self.pack_one(id, &source, walked);
+            return self.pack_one(&job, &source, walked);
         }
-        let (file, identity) = match open_unchanged(self.session.entry(id).unwrap(), &source) {
+        let (file, identity) = match self.open_unchanged(id, &source) {
             Ok(opened) => opened,
             Err(why) => return self.give_up(id, 0, &why),
         };
         self.session.begin(id);
         self.flush()?;
-        let digest = self.digest_and_send(&file, id, &job.ranges, (job.whole, job.resumed));
-        let (bytes, digest) = match digest {
+        let (bytes, digest) = match self.digest_and_send(&file, &job) {
             Ok(done) => done,
             Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, &why),
             Err(Lost::Session(e)) => return Err(e),
@@ -62,36 +58,34 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How one file's transfer begins, for a display of one file.
-    fn show_start(
-        &mut self,
-        size: Option<u64>,
-        offset: u64,
-        count: Option<u64>,
-        resumed_from: u64,
-    ) {
+    /// How one file's transfer begins, for a display of one file: a
+    /// stream's size is not known, and it counts only up to its cap.
+    fn show_start(&mut self, job: &ToSend) {
+        let stream = job.entry.stream;
         self.progress.file(&Start {
             role: Role::Send,
             name: Default::default(),
             peer: self.conn.peer.clone(),
-            size,
-            offset,
-            count,
-            resumed_from,
+            size: (!stream).then_some(job.entry.size),
+            offset: job.offered().0,
+            count: match stream {
+                true => job.entry.range.map(|(_, end)| end),
+                false => Some(job.count()),
+            },
+            resumed_from: job.resumed_from(),
         });
     }
 
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
     /// the way; its size is known only at its end.
-    fn send_stream(&mut self, id: u64) -> Result<()> {
+    fn send_stream(&mut self, job: &ToSend) -> Result<()> {
         let Some(mut reader) = self.sources.stream.take() else {
-            return self.give_up(id, 0, "the stream was read already");
+            return self.give_up(job.id, 0, "the stream was read already");
         };
-        let entry = self.session.entry(id).expect("wanted entries were offered");
-        let (cap, name) = (entry.range.map(|(_, end)| end), lossy(&entry.path));
-        self.session.begin(id);
+        let (cap, name) = (job.entry.range.map(|(_, end)| end), job.name());
+        self.session.begin(job.id);
         self.flush()?;
-        self.show_start(None, 0, cap, 0);
+        self.show_start(job);
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let progress = &mut self.progress;
         let mut update = |n: u64| progress.update(n, 0, &name);
@@ -112,15 +106,15 @@ impl Run<'_> {
         self.sent += bytes;
         self.hashing.computed += u64::from(hasher.is_some());
         let digest = hasher.map(|h| h.finalize().into());
-        self.session.file_end(id, bytes, digest);
+        self.session.file_end(job.id, bytes, digest);
         Ok(())
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
     /// its frames into the next large write. One fstat, after the read,
     /// shows it is still the file the walk saw (its ctime included).
-    fn pack_one(&mut self, id: u64, source: &std::path::Path, walked: FileId) -> Result<()> {
-        let size = self.session.entry(id).map_or(0, |e| e.size);
+    fn pack_one(&mut self, job: &ToSend, source: &Path, walked: FileId) -> Result<()> {
+        let (id, size) = (job.id, job.entry.size);
         let file = match File::open(source) {
             Ok(file) => file,
             Err(e) => return self.give_up(id, 0, &format!("cannot open it: {e}")),
@@ -162,21 +156,14 @@ impl Run<'_> {
     /// verifying): a whole file's from the digests other sessions share, or
     /// computed inline for small files, on a thread beside sendfile for
     /// large ones, so the bytes sendfile sends never enter user space here.
-    fn digest_and_send(
-        &mut self,
-        file: &File,
-        id: u64,
-        ranges: &[(u64, u64)],
-        (whole, resumed): (bool, bool),
-    ) -> Result<(u64, Option<Sha>), Lost> {
-        let entry = self.session.entry(id).expect("wanted entries were offered");
-        let (size, path) = (entry.size, entry.path.clone());
-        let inline = size <= HASH_INLINE && !resumed;
+    fn digest_and_send(&mut self, file: &File, job: &ToSend) -> Result<(u64, Option<Sha>), Lost> {
+        let (id, size, whole) = (job.id, job.entry.size, job.whole);
+        let inline = size <= HASH_INLINE && !job.resumed;
         let digest = match (self.cfg.common.verify, whole) {
             (false, _) => None,
             // a range that leaves the file unfinished: the digest of what
             // is sent, in order, this session's own
-            (true, false) => Some(hash_thread(file, ranges.to_vec(), None)?),
+            (true, false) => Some(hash_thread(file, job.ranges.clone(), None)?),
             (true, true) => Some(match self.hashing.cache.lookup(file) {
                 Lookup::Known(sha) => Digest::Ready(sha, true),
                 Lookup::Wait(wait) => Digest::Await(wait),
@@ -188,7 +175,7 @@ impl Run<'_> {
                 Lookup::Hash(claim) => hash_thread(file, vec![(0, size)], Some(claim))?,
             }),
         };
-        let bytes = self.send_ranges(file, &path, ranges)?;
+        let bytes = self.send_ranges(file, job)?;
         let Some(digest) = digest else {
             return Ok((bytes, None));
         };
@@ -201,7 +188,12 @@ impl Run<'_> {
             }
             Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
                 Some(sha) => (sha, true),
-                None => (self.hash_late(file, size, bytes)?, false),
+                // the session hashing it for the others gave up, or Ctrl-C
+                // came (then the read stops at once): hash it here after all
+                None => {
+                    let hashed = with_keepalive(self.conn, || hash::hash_range(file, 0, size));
+                    (hashed.map_err(source(bytes))?, false)
+                }
             },
         };
         match cached.then(|| FileId::of_file(file)) {
@@ -214,22 +206,8 @@ impl Run<'_> {
         Ok((bytes, Some(sha)))
     }
 
-    /// The session that was hashing this file for the others gave up (or
-    /// Ctrl-C came): hash it here, after all.
-    fn hash_late(&mut self, file: &File, size: u64, bytes: u64) -> Result<Sha, Lost> {
-        if crate::interrupt::requested() {
-            return Err(Lost::Session(exit::interrupted("interrupted")));
-        }
-        with_keepalive(self.conn, || hash::hash_range(file, 0, size)).map_err(source(bytes))
-    }
-
     /// Sends `ranges` of the file, with progress; the bytes that went out.
-    fn send_ranges(
-        &mut self,
-        file: &File,
-        path: &[u8],
-        ranges: &[(u64, u64)],
-    ) -> Result<u64, Lost> {
+    fn send_ranges(&mut self, file: &File, job: &ToSend) -> Result<u64, Lost> {
         let base = self.sent;
         let mut sent = Sent {
             bytes: 0,
@@ -237,12 +215,12 @@ impl Run<'_> {
             fallback: None,
         };
         let files = self.session.files_landed();
-        let (progress, name) = (&mut self.progress, lossy(path));
+        let (progress, name) = (&mut self.progress, job.name());
         let mut update = |n: u64| progress.update(base + n, files, &name);
         let moved = send_file_ranges(
             file,
             self.conn,
-            ranges,
+            &job.ranges,
             self.cfg.sendfile,
             Framing::Padded,
             &mut update,
@@ -257,6 +235,20 @@ impl Run<'_> {
             }
             Err(e) => Err(Lost::Session(lost(self.conn, e))),
         }
+    }
+
+    /// Opens entry `id`'s file, refusing one that changed since the walk;
+    /// its identity then, to check it against once it is sent.
+    fn open_unchanged(&self, id: u64, source: &Path) -> Result<(File, FileId), String> {
+        let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.session.unchanged(id, meta.len(), mtime)?;
+        Ok((file, FileId::of(&meta)))
     }
 
     /// The source could not be sent whole: after its BEGIN, the session
@@ -310,36 +302,11 @@ enum Lost {
     Session(anyhow::Error),
 }
 
-/// Opens a file to send, refusing one that changed since the walk; its
-/// identity then, to check it against once it is sent.
-fn open_unchanged(entry: &Entry, source: &std::path::Path) -> Result<(File, FileId), String> {
-    let file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    if meta.len() != entry.size || mtime != entry.mtime_ns {
-        return Err(changed(entry.size, meta.len()));
-    }
-    Ok((file, FileId::of(&meta)))
-}
-
 /// Whether the file is still the one opened: same identity, ctime included.
 fn same_file(file: &File, opened: FileId) -> Result<(), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     match FileId::of(&meta) == opened {
         true => Ok(()),
         false => Err(changed(opened.size(), meta.len())),
-    }
-}
-
-fn changed(then: u64, now: u64) -> String {
-    match then == now {
-        true => {
-            "changed while it was being sent (rewritten, replaced or its metadata changed)".into()
-        }
-        false => format!("changed while it was being sent ({then} bytes then, {now} now)"),
     }
 }

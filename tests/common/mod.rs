@@ -28,8 +28,14 @@ pub const LONG_TIMEOUT: Duration = Duration::from_secs(180);
 pub const MIB: u64 = 1 << 20;
 
 pub fn zc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_zc"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zc"));
+    cmd.env("XDG_CACHE_HOME", CACHE);
+    cmd
 }
+
+/// The cache a receiver keeps its measured receive paths in, under the
+/// build's own tmp: a test run writes nothing into the runner's home.
+pub const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-cache");
 
 /// `zc ARGS...` with no key in its environment, whatever the runner's is.
 pub fn zcmd(args: &[&str]) -> Command {

@@ -3,10 +3,10 @@
 //! up to (the bytes the files need on disk, the memory the entries keep)
 //! before GO or the refusal of the whole session.
 
-use super::{Event, Phase, Refusal, Session, Shown, Violation};
+use super::{Event, Phase, Refusal, Session, Sha, Shown, Violation};
 use crate::protocol::ledger::Fate;
 use crate::protocol::tree::{lossy, Action, Entry, EntryKind, Reply, TreeOffer};
-use crate::protocol::{Answer, BlockHash, Ranges, RefuseCode, ToSender, BLOCK};
+use crate::protocol::{whole, Answer, BlockHash, Ranges, RefuseCode, ToSender, BLOCK, MAX_RANGES};
 
 /// Block hashes sent in one FILE HASHES frame (the sender checks each frame
 /// while the next blocks are hashed here).
@@ -73,6 +73,27 @@ fn kept_for(entry: &Entry) -> u64 {
     }
 }
 
+/// What this side asks of a wanted file (see [`Session::ask`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The bytes offered: the range asked for, or the whole file.
+    pub range: (u64, u64),
+    /// What its part holds that the REPLY offers (not sent again).
+    pub held: Ranges,
+    /// The file is whole once the range lands (see [`crate::protocol::whole`]).
+    pub whole: bool,
+    /// Resuming: the held blocks' hashes follow, for the sender to check.
+    pub hashes: bool,
+}
+
+impl Ask {
+    /// The REPLY's action.
+    pub fn action(&self) -> Action {
+        let (held, hashes) = (self.held.pairs().to_vec(), self.hashes);
+        Action::Send { held, hashes }
+    }
+}
+
 /// What the manifest's answers add up to.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
@@ -88,6 +109,8 @@ pub(super) struct Tally {
     name: Option<String>,
     /// Block hashes of a held part not yet in a frame.
     hashed: Vec<BlockHash>,
+    /// Where the held part whose blocks are hashed ends (its last block's end).
+    held_end: u64,
 }
 
 impl Session {
@@ -116,11 +139,32 @@ impl Session {
         Ok(Event::Decide(entry))
     }
 
+    /// What the session takes of an entry whose path (`depth` components)
+    /// is good: a file within `--max-size`, and, in a session of one file,
+    /// that file at the top; only a file alone may be a stream, since a
+    /// stream's size is known only at its end.
+    pub fn fits(&mut self, entry: &Entry, depth: usize, show: ShowBytes) -> Result<(), Refusal> {
+        let file = entry.kind == EntryKind::File;
+        if file {
+            self.within_max_size(entry, show)?;
+        }
+        let single = self.setup.offer.single;
+        if single && (!file || depth != 1) {
+            let why = "a session of one file carries one file".to_string();
+            return Err((RefuseCode::BadName, why).into());
+        }
+        if file && entry.stream && !single {
+            let why = "a stream in a tree (only a file alone may be a stream)".to_string();
+            return Err((RefuseCode::BadOffer, why).into());
+        }
+        Ok(())
+    }
+
     /// Counts a file against `--max-size`, whatever the OFFER announced:
     /// its [`extent`] (a range of 10 bytes at the end of a file of 15 TiB
     /// still makes a part of 15 TiB). A tree counted as it comes is refused
     /// whole when it grows past it (see [`Session::decided`]).
-    pub fn within_max_size(&mut self, entry: &Entry, show: ShowBytes) -> Result<(), Refusal> {
+    fn within_max_size(&mut self, entry: &Entry, show: ShowBytes) -> Result<(), Refusal> {
         let size = extent(entry);
         let total = self.tally.offered.saturating_add(size);
         let Some(max) = self.setup.max_size.filter(|max| total > *max) else {
@@ -163,6 +207,9 @@ impl Session {
                 }
             }
         };
+        if let Action::Send { held, hashes: true } = &action {
+            self.tally.held_end = held.last().map_or(0, |r| r.1);
+        }
         match &action {
             Action::Skip => self.settle(path, Shown::Kind(EntryKind::File), Fate::UpToDate),
             // a stream is written as it comes: it needs no space here
@@ -178,11 +225,19 @@ impl Session {
         Ok(())
     }
 
-    /// The hash of one held block of file `id` (`last`: its last), for
-    /// the sender to check: queued [`HASHES_PER_FRAME`] to a FILE HASHES
-    /// frame. True when a frame was queued: the driver writes it at once,
-    /// so the sender checks these blocks while the next are hashed.
-    pub fn block_hashed(&mut self, id: u64, block: BlockHash, last: bool) -> bool {
+    /// The hash of one held block `[from, to)` of file `id` (one of
+    /// [`blocks`] of what its REPLY offered), for the sender to check:
+    /// queued [`HASHES_PER_FRAME`] to a FILE HASHES frame. True when a
+    /// frame was queued: the driver writes it at once, so the sender checks
+    /// these blocks while the next are hashed.
+    pub fn block_hashed(&mut self, id: u64, (from, to): (u64, u64), sha256: Sha) -> bool {
+        let len = (to - from) as u32;
+        let last = to >= self.tally.held_end;
+        let block = BlockHash {
+            offset: from,
+            len,
+            sha256,
+        };
         self.tally.hashed.push(block);
         if self.tally.hashed.len() < HASHES_PER_FRAME && !last {
             return false;
@@ -190,6 +245,24 @@ impl Session {
         let blocks = std::mem::take(&mut self.tally.hashed);
         ToSender::FileHashes(id, blocks, last).append_to(&mut self.out);
         true
+    }
+
+    /// What this side asks of file `entry`, whose part held `held` before
+    /// (per its record, of this very version of the file) and is `on_disk`
+    /// bytes long: what both the part and the file hold of it, in as many
+    /// ranges as a REPLY carries (the rest is sent again), their blocks'
+    /// hashes when resuming, and whether the file is whole once the range
+    /// it offers lands.
+    pub fn ask(&self, entry: &Entry, mut held: Ranges, on_disk: u64) -> Ask {
+        held.clip(on_disk.min(entry.size));
+        let held = Ranges::from_pairs(&held.pairs()[..held.pairs().len().min(MAX_RANGES)]);
+        let range = entry.offered();
+        Ask {
+            range,
+            whole: entry.stream || whole(&held, range, entry.size),
+            hashes: self.setup.offer.resume && held.total() > 0,
+            held,
+        }
     }
 
     /// Refuses the whole session (the ANSWER is queued); returns the

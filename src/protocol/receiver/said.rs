@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use super::{BadData, BadEnd, Ending, Sha, ShowBytes};
-use crate::protocol::ledger::{Fate, Verdict};
-use crate::protocol::peer_text::{escape, PeerText};
+use super::{BadData, BadEnd, Sha, BUSY_TOLD, UNWRITABLE_TOLD};
+use crate::protocol::ledger::Fate;
+use crate::protocol::peer_text::escape;
 use crate::protocol::tree::{Entry, EntryKind};
 use crate::protocol::RefuseCode;
 
@@ -56,8 +56,7 @@ pub enum Event<T> {
     /// A DATA frame that fits: its bytes go to the file; the driver says
     /// what it wrote with [`Session::arrived`].
     Write(Fits),
-    /// A FILE END: what it decides. Unless the sender failed (then it is
-    /// settled), the driver verifies and answers [`Session::file_result`].
+    /// A FILE END: what the machine decided, and what the driver does next.
     Ended(Ended),
     /// END: the files asked for and never sent are settled.
     Finished,
@@ -96,21 +95,43 @@ pub struct Fits {
     pub in_order: bool,
 }
 
+/// A FILE END: the file's size and range (a stream's, known now), and
+/// what the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
-    pub ending: Ending,
-    /// The sender's digest (keyed with a key).
-    pub sha256: Option<Sha>,
-    /// The file's size and range (a stream's, known now).
     pub size: u64,
     pub range: (u64, u64),
-    /// A digest computed as the data came is the one to check.
-    pub hashed_as_it_came: bool,
+    pub then: Then,
 }
 
-/// How a file the driver verified (or could not) ends.
+impl Ended {
+    pub(super) fn then(size: u64, range: (u64, u64), then: Then) -> Ended {
+        Ended { size, range, then }
+    }
+}
+
+/// What the driver does with a file that ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileOutcome {
+pub enum Then {
+    /// The sender could not send it all (settled): nothing of its part is
+    /// kept, not even the padding the sender wrote.
+    Discard,
+    /// Bytes offered are missing, or it could not be written here: its
+    /// FILE RESULT is queued, and what its part holds stays.
+    Told,
+    /// All that was offered is here: the driver computes its digest (from
+    /// what came, when `as_it_came`, else from the part) and gives it to
+    /// [`super::Session::digest`].
+    Digest { as_it_came: bool },
+    /// All that was offered is here, and digests are not checked: the
+    /// part holds this; the driver puts it in place and says
+    /// [`super::Session::landed`].
+    Keep(crate::protocol::Ranges),
+}
+
+/// How a file ends, as its FILE RESULT says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FileOutcome {
     /// Verified (or not verifying): `held` bytes are in place; all of the
     /// file lands it, fewer leave a part.
     Verified { sha256: Option<Sha>, held: u64 },
@@ -145,180 +166,6 @@ impl Unwritable {
         match self {
             Unwritable::Busy => BUSY_TOLD,
             Unwritable::Cannot(_) => UNWRITABLE_TOLD,
-        }
-    }
-}
-
-/// How the session ends for this side's user: a tree's verdict, or, for
-/// a file alone that did not land, that file's fate in the words of a
-/// single transfer. [`Conclusion::line`] is what the user reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Conclusion {
-    /// Every entry landed or was up to date.
-    Complete,
-    /// Some entries did not land (exit 5); the line names them.
-    Partial(String),
-    /// A digest differed (exit 3), which outranks the rest.
-    Integrity(String),
-    /// A file alone was refused (exit 4, as a single transfer's refusal).
-    Refused(PeerText),
-    /// A file alone failed: why.
-    Failed(PeerText),
-    /// A file alone landed, but the session did not (entries the sender
-    /// could not read): the verdict's line.
-    Unfinished(String),
-}
-
-impl Conclusion {
-    /// The session's verdict, or, for a file alone (`alone`: its fate),
-    /// what that file's fate makes of it.
-    pub(super) fn of(verdict: Verdict, alone: Option<&Fate>) -> Conclusion {
-        match (verdict, alone) {
-            (Verdict::Complete, _) => Conclusion::Complete,
-            (Verdict::Integrity(line), _) => Conclusion::Integrity(line),
-            (Verdict::Partial(_), Some(Fate::Refused(why))) => Conclusion::Refused(why.clone()),
-            (Verdict::Partial(_), Some(Fate::Failed(why))) => Conclusion::Failed(why.clone()),
-            (Verdict::Partial(line), Some(_)) => Conclusion::Unfinished(line),
-            (Verdict::Partial(line), None) => Conclusion::Partial(line),
-        }
-    }
-
-    /// The line the user reads, naming the sender where a single
-    /// transfer's words do.
-    pub fn line(&self, peer: &str) -> String {
-        match self {
-            Conclusion::Complete => String::new(),
-            Conclusion::Refused(why) => format!("refused the file from {peer}: {why}"),
-            Conclusion::Failed(why) => format!("{peer}: {why}"),
-            Conclusion::Partial(line)
-            | Conclusion::Integrity(line)
-            | Conclusion::Unfinished(line) => line.clone(),
-        }
-    }
-}
-
-impl super::Session {
-    /// A directory (its mode and time set) or a link made at the end:
-    /// landed, or why not (`failed`: the error).
-    pub fn made(&mut self, path: &str, kind: EntryKind, failed: Option<String>) {
-        let fate = match (failed, kind) {
-            (None, _) => Fate::Landed,
-            (Some(e), EntryKind::Link) => Fate::Failed(format!("cannot make the link: {e}").into()),
-            (Some(e), _) => Fate::Failed(format!("cannot set its mode and time: {e}").into()),
-        };
-        self.settle(path, Shown::Kind(kind), fate);
-    }
-
-    /// The part of the file under way was kept, with its record, at `at`
-    /// (as the user knows the path): an early end says so.
-    pub fn part_kept(&mut self, at: String) {
-        self.part_at = Some(at);
-    }
-
-    /// What a session that ended early kept, as its user reads it: a file
-    /// alone's part (where, when one was kept) and the bytes it holds; or a
-    /// tree's `files` in place and the part under way. Or, when keeping it
-    /// failed (`not_kept`: why), that.
-    pub fn kept_line(&self, files: u64, not_kept: Option<String>, show: ShowBytes) -> String {
-        if let Some(why) = not_kept {
-            return format!("could not keep everything: {why}");
-        }
-        let in_place = format!("kept what arrived: {files} files in place");
-        let Some((cur, at)) = self.cur.as_ref().zip(self.part_at.as_ref()) else {
-            return in_place;
-        };
-        let held = cur.arrival.have().total();
-        match self.alone() {
-            true => format!("kept {at}.zcpart ({held} bytes held)"),
-            false => {
-                let name = escape(&cur.path);
-                format!("{in_place}; {} of {name} held in {name}.zcpart", show(held))
-            }
-        }
-    }
-}
-
-/// Why an entry is refused: its code, what this side's user reads, and,
-/// when that tells of what is in OUT, the less a sender without the key
-/// hears instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: RefuseCode,
-    pub why: String,
-    pub told: Option<String>,
-}
-
-/// What a sender without the key hears instead of what exists in OUT (its
-/// size, its kind, a link's target): that something is there is all it
-/// needs to act on. See "What a receiver without a key tells" in SECURITY.md.
-pub const EXISTS_TOLD: &str = "exists (the receiver replaces a file only with --force)";
-/// ... instead of why a path in OUT cannot be looked at or written.
-pub const UNWRITABLE_TOLD: &str = "cannot be written on the receiver";
-/// ... instead of where the receiver writes (its path names a user).
-pub const BUSY_TOLD: &str = "is being received by another transfer";
-
-impl Refusal {
-    /// Something stands in OUT where the entry goes.
-    pub fn exists(why: impl Into<String>) -> Refusal {
-        Refusal::of_out(RefuseCode::Exists, why, EXISTS_TOLD)
-    }
-
-    /// A path in OUT that cannot be looked at or written.
-    pub fn unwritable(code: RefuseCode, why: impl Into<String>) -> Refusal {
-        Refusal::of_out(code, why, UNWRITABLE_TOLD)
-    }
-
-    /// A directory that cannot be made (`exists`: something stands there).
-    pub fn no_dir(e: impl fmt::Display, exists: bool) -> Refusal {
-        let told = if exists { EXISTS_TOLD } else { UNWRITABLE_TOLD };
-        let why = format!("cannot make the directory: {e}");
-        Refusal::of_out(RefuseCode::Exists, why, told)
-    }
-
-    /// A file alone's part (`at`, as the user knows the path) that another
-    /// transfer holds.
-    pub fn busy_part(at: &str) -> Refusal {
-        let why = format!("{at} is being received by another transfer");
-        Refusal::of_out(RefuseCode::Busy, why, BUSY_TOLD)
-    }
-
-    /// A file alone's part that cannot be opened: the error `e`, which a
-    /// sender without the key hears too when it is this receiver's state
-    /// (`ours`: read-only, full, no permission), not what is at the name
-    /// (a link, a directory).
-    pub fn unopened_part(at: &str, e: impl fmt::Display, ours: bool) -> Refusal {
-        let told = match ours {
-            true => format!("{UNWRITABLE_TOLD}: {e}"),
-            false => UNWRITABLE_TOLD.to_string(),
-        };
-        Refusal::of_out(RefuseCode::Other, format!("{at}.zcpart: {e}"), told)
-    }
-
-    /// A refusal that tells of what is in OUT.
-    pub fn of_out(code: RefuseCode, why: impl Into<String>, told: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            why: why.into(),
-            told: Some(told.into()),
-        }
-    }
-
-    /// The reason the sender hears: all of it with the key (an
-    /// authenticated peer may know what it writes over), less without.
-    pub fn to_peer(&self, keyed: bool) -> &str {
-        match (keyed, &self.told) {
-            (false, Some(told)) => told,
-            _ => &self.why,
-        }
-    }
-}
-
-impl From<(RefuseCode, String)> for Refusal {
-    fn from((code, why): (RefuseCode, String)) -> Refusal {
-        Refusal {
-            code,
-            why,
-            told: None,
         }
     }
 }

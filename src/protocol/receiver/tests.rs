@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::protocol::ledger::Verdict;
 use crate::protocol::tree::{Action, Begin, Entry, FileEnd, Manifest, Reply, TreeEnd};
 use crate::protocol::Ranges;
 use crate::protocol::{read_frame, PeerText};
-use crate::protocol::{Answer, RefuseCode};
+use crate::protocol::{Answer, RefuseCode, Status, ToSender};
 
 /// A file asked for, as a driver would keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,7 @@ fn setup(entries: u64) -> Setup {
             ..Default::default()
         },
         max_files: u64::MAX,
+        verify: true,
         ..Default::default()
     }
 }
@@ -174,17 +176,14 @@ fn a_whole_session_lands_and_says_so() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 3) else {
         panic!("no end");
     };
-    assert!(matches!(ended.ending, Ending::Complete { .. }));
-    assert!(ended.hashed_as_it_came);
-    assert!(rx.s.digest_matches(&[7; 32], ended.sha256));
-    let sha256 = Some([7; 32]);
-    rx.s.file_result(FileOutcome::Verified { sha256, held: 3 });
+    assert_eq!(ended.then, Then::Digest { as_it_came: true });
+    let have = Ranges::from_pairs(&[(0, 3)]);
+    assert_eq!(rx.s.digest(Some([7; 32])), Some(have));
+    rx.s.landed();
     assert!(matches!(rx.begin(1, "b"), Ok(Event::Open(_))));
     assert!(matches!(rx.file_end(1, 0), Ok(Event::Ended(_))));
-    rx.s.file_result(FileOutcome::Verified {
-        sha256: None,
-        held: 0,
-    });
+    assert_eq!(rx.s.digest(Some([7; 32])), Some(Ranges::new()));
+    rx.s.landed();
     assert!(matches!(rx.end(), Ok(Event::Finished)));
     assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
@@ -355,7 +354,7 @@ fn begin_takes_what_was_asked_in_order_once() {
     assert!(rx.begin(1, "b").is_ok());
     rx.data(0, 1).unwrap();
     rx.file_end(1, 1).unwrap();
-    rx.s.file_result(FileOutcome::Mismatch);
+    assert_eq!(rx.s.digest(None), None, "no digest: a mismatch");
     assert_eq!(
         error(rx.begin(0, "a")),
         "data for entry 0, which was not asked for"
@@ -441,8 +440,7 @@ fn ends_fit_what_began() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    assert_eq!(ended.ending, Ending::Incomplete);
-    rx.s.file_result(FileOutcome::Incomplete);
+    assert_eq!(ended.then, Then::Told, "incomplete: its FILE RESULT queued");
     assert!(matches!(rx.end(), Ok(Event::Finished)));
     let Conclusion::Partial(line) = rx.s.conclude() else {
         panic!("not partial");
@@ -471,7 +469,7 @@ fn a_file_the_sender_could_not_send_settles_at_its_end() {
     assert!(matches!(
         got,
         Ok(Event::Ended(Ended {
-            ending: Ending::SenderFailed(_),
+            then: Then::Discard,
             ..
         }))
     ));
@@ -501,10 +499,10 @@ fn a_sender_without_the_key_hears_less_of_what_is_in_out() {
         .unwrap();
         rx.s.go();
         rx.begin(1, "b").unwrap();
+        rx.s.unwritable(Unwritable::Cannot("/home/u".into()));
         rx.data(0, 1).unwrap();
-        rx.file_end(1, 1).unwrap();
-        let why = Unwritable::Cannot("/home/u".into());
-        rx.s.file_result(FileOutcome::Unwritable(why));
+        let ended = rx.file_end(1, 1).unwrap();
+        assert!(matches!(ended, Event::Ended(e) if e.then == Then::Told));
         rx.end().unwrap();
         rx.s.conclude();
         let said = rx.said();
@@ -575,9 +573,8 @@ fn with_a_key_results_are_macd_and_digests_keyed() {
     let Ok(Event::Ended(ended)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    assert!(!rx.s.digest_matches(&[7; 32], ended.sha256), "unkeyed");
-    assert!(rx.s.digest_matches(&[0xf8; 32], ended.sha256));
-    rx.s.file_result(FileOutcome::Mismatch);
+    assert!(matches!(ended.then, Then::Digest { .. }));
+    assert_eq!(rx.s.digest(Some([7; 32])), None, "unkeyed: a mismatch");
     assert_eq!(rx.s.single(), Some(&Fate::Mismatch));
     rx.end().unwrap();
     assert!(matches!(rx.s.conclude(), Conclusion::Integrity(_)));
@@ -638,8 +635,8 @@ fn a_file_alone_keeps_its_fate_beside_entries_the_sender_could_not_read() {
     let Ok(Event::Ended(_)) = rx.file_end(0, 2) else {
         panic!("no end");
     };
-    let sha256 = Some([7; 32]);
-    rx.s.file_result(FileOutcome::Verified { sha256, held: 2 });
+    rx.s.digest(Some([7; 32])).expect("the sender's digest");
+    rx.s.landed();
     rx.end().unwrap();
     let Conclusion::Unfinished(line) = rx.s.conclude() else {
         panic!("the unread entries leave it unfinished");
@@ -708,31 +705,30 @@ fn a_file_alone_concludes_in_its_own_words() {
 /// block closing the last frame.
 #[test]
 fn held_blocks_go_sixteen_to_a_frame() {
-    use crate::protocol::{BlockHash, BLOCK};
+    use crate::protocol::BLOCK;
     let held = Ranges::from_pairs(&[(0, 15 * BLOCK + 5), (20 * BLOCK, 21 * BLOCK + 1)]);
     let cuts: Vec<_> = blocks(&held).collect();
     assert_eq!(cuts.len(), 18);
     assert_eq!(cuts[15], (15 * BLOCK, 15 * BLOCK + 5));
     assert_eq!(cuts[17], (21 * BLOCK, 21 * BLOCK + 1));
     let mut rx = Rx::new(setup(1));
-    let n = cuts.len();
+    let Ok(Event::Decide(e)) = rx.take(ToReceiver::Entry(file(0, "a", 22 * BLOCK))) else {
+        panic!("no decision");
+    };
+    let send = Action::Send {
+        held: held.pairs().to_vec(),
+        hashes: true,
+    };
+    rx.s.decided(e.id, "a", Ok(send)).unwrap();
     let queued: Vec<usize> = (cuts.into_iter().enumerate())
-        .filter(|&(i, (from, to))| {
-            let len = (to - from) as u32;
-            let block = BlockHash {
-                offset: from,
-                len,
-                sha256: [0; 32],
-            };
-            rx.s.block_hashed(3, block, i + 1 == n)
-        })
+        .filter(|&(_, cut)| rx.s.block_hashed(0, cut, [0; 32]))
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(queued, [15, 17]);
+    assert_eq!(queued, [15, 17], "the last block ends the last frame");
     let said = rx.said();
-    let frames: Vec<_> = (said.iter())
+    let frames: Vec<_> = (said[1..].iter())
         .map(|m| match m {
-            ToSender::FileHashes(3, blocks, last) => (blocks.len(), *last),
+            ToSender::FileHashes(0, blocks, last) => (blocks.len(), *last),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -774,25 +770,41 @@ fn an_early_end_says_what_it_kept() {
 #[test]
 fn what_is_made_at_the_end_lands_or_says_why_not() {
     let mut rx = Rx::new(setup(0));
-    rx.s.made("d", EntryKind::Dir, None);
-    rx.s.made("l", EntryKind::Link, Some("no room".into()));
-    rx.s.made("e", EntryKind::Dir, Some("read-only".into()));
+    let dir = |path: &str| Later::Dir {
+        path: path.into(),
+        mode: 0o755,
+        mtime_ns: 0,
+    };
+    let (target, path) = (b"t".to_vec(), b"l".to_vec());
+    for later in [dir("d"), Later::Link { path, target }, dir("d/e")] {
+        rx.s.later(later);
+    }
+    let made = rx.s.to_make();
+    let order: Vec<_> = (made.iter())
+        .map(|l| match l {
+            Later::Dir { path, .. } | Later::Link { path, .. } => lossy(path),
+        })
+        .collect();
+    assert_eq!(order, ["l", "d/e", "d"], "links, then deepest first");
+    rx.s.made(&made[0], Some("no room".into()));
+    rx.s.made(&made[1], Some("read-only".into()));
+    rx.s.made(&made[2], None);
     let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.kind, s.fate)).collect();
     let failed = |why: &str| Fate::Failed(why.into());
     assert_eq!(
         fates,
         [
-            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
             (
                 "l".into(),
                 Shown::Kind(EntryKind::Link),
                 failed("cannot make the link: no room")
             ),
             (
-                "e".into(),
+                "d/e".into(),
                 Shown::Kind(EntryKind::Dir),
                 failed("cannot set its mode and time: read-only")
             ),
+            ("d".into(), Shown::Kind(EntryKind::Dir), Fate::Landed),
         ]
     );
     assert_eq!((rx.s.ledger().landed, rx.s.ledger().not_landed), (1, 2));
@@ -822,4 +834,121 @@ fn a_path_that_cannot_be_made_or_opened_is_refused_in_its_words() {
         Refusal::no_dir("EROFS", false).to_peer(false),
         UNWRITABLE_TOLD
     );
+}
+
+/// The digest checked is this side's keyed with the key, as the sender's
+/// FILE END carries it; without verifying, the part is kept as it came.
+#[test]
+fn a_digest_is_checked_keyed_or_not_at_all() {
+    let mut rx = Rx {
+        s: Session::new(setup(1), Some(Box::new(Key))),
+        asked: VecDeque::new(),
+    };
+    rx.manifest(&[("a", 2)]);
+    rx.begin(0, "a").unwrap();
+    rx.data(0, 2).unwrap();
+    rx.file_end(0, 2).unwrap();
+    assert_eq!(
+        rx.s.digest(Some([0xf8; 32])),
+        Some(Ranges::from_pairs(&[(0, 2)]))
+    );
+    rx.s.landed();
+    assert_eq!(rx.s.single(), None);
+    let said = rx.said();
+    let Some(ToSender::FileResult(0, r)) = said.last() else {
+        panic!("{said:?}");
+    };
+    assert_eq!(
+        (r.status, r.sha256, r.held),
+        (Status::Ok, Some([0xf8; 32]), 2)
+    );
+    let mut s = setup(1);
+    s.verify = false;
+    let mut rx = Rx::new(s);
+    rx.manifest(&[("a", 2)]);
+    rx.begin(0, "a").unwrap();
+    assert!(!rx.s.hashing(), "not verifying: not hashed");
+    rx.data(0, 1).unwrap();
+    let Ok(Event::Ended(ended)) = rx.file_end(0, 1) else {
+        panic!("no end");
+    };
+    assert_eq!(ended.then, Then::Told, "incomplete, verified or not");
+}
+
+/// A session of one file takes one file at the top, and only it may be a
+/// stream; a file counts against --max-size (tests/admission.rs's cases).
+#[test]
+fn an_entry_fits_the_session_or_is_refused() {
+    let show: ShowBytes = |n| format!("{n} B");
+    let mut tree = Session::new(setup(3), None);
+    let mut stream = file(0, "s", 0);
+    stream.stream = true;
+    let r = tree.fits(&stream, 1, show).unwrap_err();
+    assert_eq!(r.code, RefuseCode::BadOffer);
+    assert_eq!(
+        r.why,
+        "a stream in a tree (only a file alone may be a stream)"
+    );
+    assert!(tree.fits(&file(1, "d/f", 5), 2, show).is_ok());
+    let mut s = setup(1);
+    s.offer.single = true;
+    s.max_size = Some(10);
+    let mut one = Session::new(s, None);
+    assert!(
+        one.fits(&stream, 1, show).is_ok(),
+        "a file alone may be a stream"
+    );
+    let deep = one.fits(&file(0, "d/f", 5), 2, show).unwrap_err();
+    assert_eq!(deep.why, "a session of one file carries one file");
+    let mut dir = file(0, "d", 0);
+    dir.kind = EntryKind::Dir;
+    assert_eq!(
+        one.fits(&dir, 1, show).unwrap_err().code,
+        RefuseCode::BadName
+    );
+    let big = one.fits(&file(0, "f", 11), 1, show).unwrap_err();
+    assert_eq!(big.why, "the file is 11 B, over --max-size 10 B");
+}
+
+/// What a resumed file asks for: what both its part and the file hold
+/// (a part cut short, a file that shrank), in as many ranges as a REPLY
+/// carries, with the blocks' hashes only when resuming.
+#[test]
+fn a_held_part_offers_what_it_and_the_file_hold() {
+    use crate::protocol::MAX_RANGES;
+    let mut s = setup(1);
+    s.offer.resume = true;
+    let rx = Session::new(s, None);
+    let f = file(0, "f", 100);
+    let ask = rx.ask(&f, Ranges::from_pairs(&[(0, 60), (80, 120)]), 90);
+    assert_eq!(
+        ask.held,
+        Ranges::from_pairs(&[(0, 60), (80, 90)]),
+        "the part is 90 bytes"
+    );
+    assert_eq!((ask.range, ask.whole, ask.hashes), ((0, 100), true, true));
+    let action = Action::Send {
+        held: vec![(0, 60), (80, 90)],
+        hashes: true,
+    };
+    assert_eq!(ask.action(), action);
+    let ask = rx.ask(&f, Ranges::from_pairs(&[(0, 150)]), 150);
+    assert_eq!(
+        ask.held,
+        Ranges::from_pairs(&[(0, 100)]),
+        "the file is 100 bytes"
+    );
+    let scattered: Vec<_> = (0..MAX_RANGES as u64 + 5)
+        .map(|i| (i * 2, i * 2 + 1))
+        .collect();
+    let f = file(0, "f", 1 << 20);
+    let ask = rx.ask(&f, Ranges::from_pairs(&scattered), 1 << 20);
+    assert_eq!(ask.held.pairs().len(), MAX_RANGES, "the rest is sent again");
+    let mut range = file(0, "f", 100);
+    range.range = Some((10, 20));
+    let ask = rx.ask(&range, Ranges::new(), 0);
+    assert_eq!((ask.range, ask.whole, ask.hashes), ((10, 20), false, false));
+    let offset = Session::new(setup(1), None);
+    let ask = offset.ask(&file(0, "f", 100), Ranges::from_pairs(&[(0, 50)]), 50);
+    assert!(!ask.hashes, "not resuming: held bytes are kept unchecked");
 }

@@ -3,7 +3,7 @@
 
 use super::Broken;
 use crate::protocol::ledger::Fate;
-use crate::protocol::tree::EntryKind;
+use crate::protocol::tree::{lossy, Entry, EntryKind};
 use crate::protocol::BlockHash;
 
 /// A frame from the receiver that breaks the session's rules: the session
@@ -150,8 +150,9 @@ impl Settled {
 /// What to send of a wanted file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToSend {
-    /// The bytes offered: the range, or the whole file.
-    pub offered: (u64, u64),
+    pub id: u64,
+    /// The file, as it was offered.
+    pub entry: Entry,
     /// What of them the receiver does not hold good already.
     pub ranges: Vec<(u64, u64)>,
     /// Once they land the receiver holds the whole file, so the digest in
@@ -162,6 +163,16 @@ pub struct ToSend {
 }
 
 impl ToSend {
+    /// The bytes offered: the range, or the whole file.
+    pub fn offered(&self) -> (u64, u64) {
+        self.entry.offered()
+    }
+
+    /// Its path, as the lines about it say it.
+    pub fn name(&self) -> String {
+        lossy(&self.entry.path)
+    }
+
     /// The bytes to send.
     pub fn count(&self) -> u64 {
         self.ranges.iter().map(|(a, b)| b - a).sum()
@@ -170,7 +181,7 @@ impl ToSend {
     /// Where sending resumes, past what the receiver holds good (0: from
     /// the start of what is offered).
     pub fn resumed_from(&self) -> u64 {
-        let (start, end) = self.offered;
+        let (start, end) = self.offered();
         match self.ranges.first() {
             Some(&(first, _)) if first > start => first,
             None if end > start => end,

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::protocol::ledger::Verdict;
-use crate::protocol::tree::{Action, EntryKind, Reply};
+use crate::protocol::tree::{Action, EntryKind, Manifest, Reply};
 use crate::protocol::{read_frame, RefuseCode, Status};
 
 const PEER: &str = "127.0.0.1:9";
@@ -67,7 +67,11 @@ fn offered(key: Option<Box<dyn Keyed + Send>>) -> Session {
 /// A session of one file named `f`, `range` of it asked for.
 fn alone(range: Option<(u64, u64)>) -> Option<Alone> {
     let name = "f".into();
-    Some(Alone { name, range })
+    Some(Alone {
+        name,
+        range,
+        forced: false,
+    })
 }
 
 fn frames(bytes: &[u8]) -> Vec<ToReceiver> {
@@ -506,7 +510,7 @@ fn a_range_that_leaves_the_file_unfinished_is_held() {
     s.handle(ToSender::Go).unwrap();
     let job = s.to_send(0).unwrap();
     assert_eq!(
-        (job.offered, job.ranges, job.whole),
+        (job.offered(), job.ranges, job.whole),
         ((10, 20), vec![(10, 20)], false)
     );
     s.begin(0);
@@ -656,4 +660,35 @@ fn no_stop_follows_end() {
     s.take_outbox();
     assert!(!s.stop(), "STOP after END");
     assert!(s.take_outbox().is_empty());
+}
+
+/// The OFFER says what the session is: a file alone sent with `--offset`
+/// is never resumed, `--no-resume` starts afresh, and a tree is counted
+/// as it is sent (the offers tests/core.rs and tests/resume.rs make).
+#[test]
+fn the_offer_says_what_the_session_is() {
+    let tree = Session::new(None, true, PEER, None).tree_offer((0, 0), true, None);
+    assert!(tree.resume && !tree.fresh && !tree.single && tree.streamed);
+    let mut forced = alone(Some((4, 8)));
+    forced.as_mut().unwrap().forced = true;
+    let one = Session::new(forced, true, PEER, None).tree_offer((1, 4), true, None);
+    assert!(!one.resume && !one.fresh && one.single && !one.streamed);
+    assert_eq!((one.entries, one.bytes), (1, 4));
+    let fresh = Session::new(alone(None), false, PEER, None).tree_offer((1, 9), false, None);
+    assert!(!fresh.resume && fresh.fresh && !fresh.verify);
+}
+
+/// A file whose size or mtime moved between its ENTRY and its reading is
+/// not sent, and says why (no integration test changes a file in that gap).
+#[test]
+fn a_file_that_changed_since_its_offer_is_not_sent() {
+    let mut s = Session::new(None, true, PEER, None);
+    let mut a = entry("a", EntryKind::File, 10);
+    a.mtime_ns = 5;
+    s.offer(a);
+    assert_eq!(s.unchanged(0, 10, 5), Ok(()));
+    let shrank = "changed while it was being sent (10 bytes then, 4 now)";
+    assert_eq!(s.unchanged(0, 4, 5), Err(shrank.to_string()));
+    let touched = s.unchanged(0, 10, 6).unwrap_err();
+    assert!(touched.contains("rewritten, replaced"), "{touched}");
 }

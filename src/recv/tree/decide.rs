@@ -8,9 +8,9 @@ use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
 use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{self, FileOver, LinkOver, Refusal, There};
+use crate::protocol::receiver::{self, Ask, FileOver, Later, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
-use crate::protocol::{self as proto, BlockHash, RefuseCode};
+use crate::protocol::RefuseCode;
 use crate::recv::session::{lossy, Tree, Want};
 use crate::recv::sink::{self, Found, Made, RelPath};
 use crate::units::human_bytes;
@@ -21,19 +21,15 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
-        if entry.kind == EntryKind::File {
-            self.said.session.within_max_size(&entry, human_bytes)?;
-        }
+        (self.said.session).fits(&entry, rel.depth(), human_bytes)?;
         if self.offer.single {
-            if entry.kind != EntryKind::File || rel.depth() != 1 {
-                return Err(bad("a session of one file carries one file".into()).into());
-            }
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let (alone, path) = self.disk.alone(rel);
             rel = alone;
             self.said.progress.named(&shown, &path);
             if self.disk.stream().is_some() {
-                return Ok(self.want(entry, rel, Ranges::new(), false));
+                let ask = self.said.session.ask(&entry, Ranges::new(), 0);
+                return Ok(self.want(entry, rel, ask, false));
             }
         }
         let is_dir = entry.kind == EntryKind::Dir;
@@ -54,8 +50,13 @@ impl Tree<'_> {
                         // times: they are not the sender's to set
                         Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
-                            let mode = self.landed_mode(entry.mode);
-                            self.dirs.push((rel, shown, mode, entry.mtime_ns));
+                            let (path, mode) = (entry.path, self.landed_mode(entry.mode));
+                            let mtime_ns = entry.mtime_ns;
+                            (self.said.session).later(Later::Dir {
+                                path,
+                                mode,
+                                mtime_ns,
+                            });
                         }
                     }
                     Ok(Action::Done)
@@ -66,23 +67,12 @@ impl Tree<'_> {
                     Err(Refusal::no_dir(e, exists))
                 }
             },
-            EntryKind::Link => self.decide_link(rel, shown, entry.target),
-            // a stream's size is known only at its end: one alone, or none
-            EntryKind::File if entry.stream && !self.offer.single => Err((
-                RefuseCode::BadOffer,
-                "a stream in a tree (only a file alone may be a stream)".to_string(),
-            )
-                .into()),
+            EntryKind::Link => self.decide_link(rel, entry.target),
             EntryKind::File => self.decide_file(rel, entry),
         }
     }
 
-    fn decide_link(
-        &mut self,
-        rel: RelPath,
-        shown: String,
-        target: Vec<u8>,
-    ) -> Result<Action, Refusal> {
+    fn decide_link(&mut self, rel: RelPath, target: Vec<u8>) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         let there = self.there(&rel);
         let same =
@@ -94,7 +84,8 @@ impl Tree<'_> {
                 .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
             LinkOver::Make => {}
         }
-        self.links.push((rel, shown, target));
+        let path = rel.bytes().to_vec();
+        self.said.session.later(Later::Link { path, target });
         Ok(Action::Done)
     }
 
@@ -107,14 +98,15 @@ impl Tree<'_> {
             false => self.disk.root.read_record(&rel),
         };
         let recorded = record.is_some();
-        let held = self.held_for(&rel, &entry, record);
+        let (held, on_disk) = self.held_for(&rel, &entry, record);
+        let ask = self.said.session.ask(&entry, held, on_disk);
         // a file alone learns now, before any data, that it cannot be
         // written, and holds its part (locked) from here on
         let part = match self.offer.single {
-            true => Some(self.open_alone(&rel, held.total() == 0)?),
+            true => Some(self.open_alone(&rel, ask.held.total() == 0)?),
             false => None,
         };
-        let action = self.want(entry, rel, held, recorded);
+        let action = self.want(entry, rel, ask, recorded);
         if let Some(want) = self.wants.back_mut() {
             want.part = part;
         }
@@ -139,10 +131,7 @@ impl Tree<'_> {
 
     /// Asks for a file's data, offering what is held (and, when resuming,
     /// its block hashes for the sender to check).
-    fn want(&mut self, entry: Entry, rel: RelPath, held: Ranges, recorded: bool) -> Action {
-        let range = entry.offered();
-        let whole = entry.stream || proto::whole(&held, range, entry.size);
-        let hashes = self.offer.resume && held.total() > 0;
+    fn want(&mut self, entry: Entry, rel: RelPath, ask: Ask, recorded: bool) -> Action {
         let fresh = self.in_fresh(&rel);
         self.wants.push_back(Want {
             id: entry.id,
@@ -150,20 +139,17 @@ impl Tree<'_> {
             size: entry.size,
             mode: self.landed_mode(entry.mode),
             mtime_ns: entry.mtime_ns,
-            held: held.clone(),
-            hashes,
+            held: ask.held.clone(),
+            hashes: ask.hashes,
             recorded,
-            range,
+            range: ask.range,
             stream: entry.stream,
-            whole,
+            whole: ask.whole,
             part: None,
             fresh,
             moded: false,
         });
-        Action::Send {
-            held: held.pairs().to_vec(),
-            hashes,
-        }
+        ask.action()
     }
 
     /// The permission bits an entry lands with (see [`sink::landed_mode`]).
@@ -194,14 +180,16 @@ impl Tree<'_> {
         rel.parent().is_some_and(|p| self.fresh.contains(&p))
     }
 
-    /// What a `.zcpart` of this very source already holds, per its record.
-    fn held_for(&self, rel: &RelPath, entry: &Entry, record: Option<String>) -> Ranges {
+    /// What a `.zcpart` of this very source already holds, per its record,
+    /// and how long the part is (see [`receiver::Session::ask`]).
+    fn held_for(&self, rel: &RelPath, entry: &Entry, record: Option<String>) -> (Ranges, u64) {
+        let nothing = (Ranges::new(), 0);
         // without resume (`--offset`), what is held is kept, not checked
         if self.offer.fresh {
-            return Ranges::new();
+            return nothing;
         }
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
-            return Ranges::new();
+            return nothing;
         };
         let source = Identity {
             name: lossy(rel.bytes()),
@@ -213,16 +201,12 @@ impl Tree<'_> {
                 "{}.zcpart is of another version of the file; starting over",
                 rel.display_in(self.disk.root.path())
             ));
-            return Ranges::new();
+            return nothing;
         }
         let Ok(part) = self.disk.root.open_part(rel, false) else {
-            return Ranges::new();
+            return nothing;
         };
-        let on_disk = part.metadata().map_or(0, |m| m.len());
-        let mut held = record.held;
-        held.clip(on_disk.min(entry.size));
-        // only what a REPLY can carry is offered (and hashed); the rest is sent again
-        Ranges::from_pairs(&held.pairs()[..held.pairs().len().min(proto::MAX_RANGES)])
+        (record.held, part.metadata().map_or(0, |m| m.len()))
     }
 
     /// Hashes the held blocks of a part for the sender to check.
@@ -239,21 +223,10 @@ impl Tree<'_> {
             None => self.disk.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
-        let mut buf = vec![0u8; crate::copy::BUF_SIZE];
-        let mut cuts = receiver::blocks(held).peekable();
-        while let Some((from, to)) = cuts.next() {
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
+        for (from, to) in receiver::blocks(held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            let len = (to - from) as u32;
-            let block = BlockHash {
-                offset: from,
-                len,
-                sha256,
-            };
-            if self
-                .said
-                .session
-                .block_hashed(id, block, cuts.peek().is_none())
-            {
+            if self.said.session.block_hashed(id, (from, to), sha256) {
                 self.said.flush(conn)?;
             }
         }

@@ -10,11 +10,11 @@ use sha2::Digest;
 
 use super::{local, network};
 use crate::conn::{with_keepalive, Conn};
-use crate::copy::{self, Chunks, RecvError, BUF_SIZE};
+use crate::copy::{self, Buf, Chunks, RecvError, BUF_SIZE};
 use crate::hash::{self, Running, Sha};
 use crate::held::Checkpointer;
 use crate::output::Stream;
-use crate::protocol::receiver::{Arrival, Fits, Unwritable};
+use crate::protocol::receiver::{Arrival, Fits};
 use crate::recv::session::Want;
 
 /// Files this large (and streams) are hashed on a thread beside the
@@ -102,8 +102,8 @@ pub(super) enum Out {
     /// The session's stream (stdout, a device), in order.
     Stream,
     /// It cannot be written: the data is read and dropped, and only this
-    /// entry fails.
-    Dropped(Unwritable),
+    /// entry fails (see `Session::unwritable`).
+    Dropped,
 }
 
 impl Current {
@@ -144,7 +144,7 @@ impl Current {
         conn: &mut Conn,
         (at, len): (u64, u64),
         stream: Option<&mut Stream>,
-        spare: &mut Option<Vec<u8>>,
+        spare: &mut Option<Buf>,
         show: &mut dyn FnMut(u64),
     ) -> (u64, bool, Result<()>) {
         let mut sink = io::sink();
@@ -197,19 +197,21 @@ struct Fed<'h, 's> {
     checkpoint: Option<&'h Checkpointer>,
     /// Where this frame's data starts in the file.
     at: u64,
-    buf: Option<Vec<u8>>,
+    buf: Option<Buf>,
     done: u64,
     show: &'s mut dyn FnMut(u64),
 }
 
 impl Chunks for Fed<'_, '_> {
-    fn take(&mut self) -> Vec<u8> {
-        match self.hasher.as_deref() {
+    fn take(&mut self) -> Buf {
+        let mut buf = match self.hasher.as_deref() {
             Some(Running::Thread(pipe)) => pipe.buffer(),
-            _ => self.buf.take().unwrap_or_else(|| vec![0u8; BUF_SIZE]),
-        }
+            _ => self.buf.take().unwrap_or_else(|| Buf::new(BUF_SIZE)),
+        };
+        buf.place(self.at + self.done);
+        buf
     }
-    fn written(&mut self, buf: Vec<u8>, len: usize) {
+    fn written(&mut self, buf: Buf, len: usize) {
         match self.hasher.as_deref_mut() {
             Some(Running::Thread(pipe)) => pipe.push(self.at + self.done, buf, len),
             Some(Running::Inline(h)) => {

@@ -11,9 +11,7 @@ use anyhow::{Context, Result};
 use super::lander::{Lander, Part};
 use super::{local, Current, Files, Out};
 use crate::conn::Conn;
-use crate::hash::Sha;
 use crate::held::{Ranges, Record};
-use crate::protocol::receiver::FileOutcome;
 use crate::recv::session::{identity_of, lossy, Want};
 
 /// A batch goes to the lander once it holds this many files or bytes, or
@@ -47,13 +45,7 @@ pub(super) struct Batch {
 impl Files<'_> {
     /// A whole, verified part: given its mode and time, then renamed with
     /// its batch.
-    pub(super) fn verified(
-        &mut self,
-        conn: &mut Conn,
-        want: &Want,
-        file: File,
-        ours: Option<Sha>,
-    ) -> Result<()> {
+    pub(super) fn verified(&mut self, conn: &mut Conn, want: &Want, file: File) -> Result<()> {
         land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
         self.batch.parts.push(Part {
             rel: want.rel.clone(),
@@ -62,37 +54,18 @@ impl Files<'_> {
         });
         self.batch.bytes += want.size;
         self.files += 1;
-        self.outcome(FileOutcome::Verified {
-            sha256: ours,
-            held: want.size,
-        })?;
+        self.said.session.landed();
         self.hand_batch(conn, false)
     }
 
     /// A range that leaves the file unfinished: the part stays, durable,
     /// with a record of what it holds, for the next range or a resume.
-    pub(super) fn held(
-        &mut self,
-        cur: &mut Current,
-        file: File,
-        have: Ranges,
-        ours: Option<Sha>,
-    ) -> Result<()> {
+    pub(super) fn held(&mut self, cur: &mut Current, file: File, have: Ranges) -> Result<()> {
         drop(cur.checkpoint.take());
-        file.sync_all().map_err(|e| local(&cur.want, e))?;
-        let record = Record {
-            source: identity_of(&cur.want),
-            held: have.clone(),
-        };
-        self.disk
-            .root
-            .write_record(&cur.want.rel, &record.encode())
-            .map_err(|e| local(&cur.want, e))?;
+        self.record(&cur.want, &file, have)?;
         let _ = self.disk.root.sync_parent(&cur.want.rel);
-        self.outcome(FileOutcome::Verified {
-            sha256: ours,
-            held: have.total(),
-        })
+        self.said.session.landed();
+        Ok(())
     }
 
     /// Hands the batch to the lander when it is due and the lander free
@@ -163,20 +136,22 @@ impl Files<'_> {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
                 };
-                file.sync_all().map_err(|e| local(&cur.want, e))?;
+                self.record(&cur.want, file, held)?;
                 let at = cur.want.rel.display_in(self.disk.root.path());
                 self.said.session.part_kept(at);
-                let record = Record {
-                    source: identity_of(&cur.want),
-                    held,
-                };
-                self.disk
-                    .root
-                    .write_record(&cur.want.rel, &record.encode())
-                    .map_err(|e| local(&cur.want, e))?;
             }
         }
         self.flush_batch(conn)
+    }
+}
+
+impl Files<'_> {
+    /// A part made durable, then its record beside it: what it holds.
+    fn record(&self, want: &Want, file: &File, held: Ranges) -> Result<()> {
+        file.sync_all().map_err(|e| local(want, e))?;
+        let source = identity_of(want);
+        let record = Record { source, held }.encode();
+        (self.disk.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
     }
 }
 

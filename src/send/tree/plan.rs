@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::progress::Reporter;
+use crate::protocol::sender::Alone;
 use crate::send::digests::Digests;
 use crate::send::walk::{self, Totals};
 
@@ -23,10 +24,8 @@ pub(in crate::send) struct Outgoing {
 
 /// What a session of one file adds to its one entry.
 pub(in crate::send) struct Single {
-    /// The bytes asked for (`--offset`/`--count`), when not the whole file.
-    pub(super) range: Option<(u64, u64)>,
-    /// `--offset` was given: the range goes as it is, whatever is held.
-    pub(super) forced: bool,
+    /// Its name, the bytes asked for, and whether `--offset` forced them.
+    pub(super) alone: Alone,
     /// Said in the summary (a `--count` cut short by the end of the file).
     pub(super) note: Option<String>,
     /// stdin or a pipe: read once, so never resumed.
@@ -64,8 +63,11 @@ impl Outgoing {
             totals,
             name: name.clone(),
             single: Some(Single {
-                range,
-                forced: opened.forced,
+                alone: Alone {
+                    name,
+                    range,
+                    forced: opened.forced,
+                },
                 note: opened.note,
                 stream,
             }),
