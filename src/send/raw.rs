@@ -101,7 +101,7 @@ fn send_bytes(
                 file,
                 conn,
                 &[range],
-                cfg.sendfile,
+                cfg.sendfile.into(),
                 super::Framing::Raw,
                 progress,
                 sent,
