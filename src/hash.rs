@@ -48,19 +48,14 @@ pub fn spawn_ranges_then(
     then: impl FnOnce(&File, &io::Result<Sha>) + Send + 'static,
 ) -> JoinHandle<io::Result<Sha>> {
     spawn(move || {
-        let hashed = hash_ranges(&file, &ranges);
+        let mut hasher = Sha256::new();
+        let hashed = ranges
+            .into_iter()
+            .try_for_each(|(start, end)| hash_into(&file, start, end - start, &mut hasher))
+            .map(|()| hasher.finalize().into());
         then(&file, &hashed);
         hashed
     })
-}
-
-/// SHA-256 of the ranges of `file`, in order, as one stream.
-pub fn hash_ranges(file: &File, ranges: &[(u64, u64)]) -> io::Result<Sha> {
-    let mut hasher = Sha256::new();
-    for &(start, end) in ranges {
-        hash_into(file, start, end - start, &mut hasher)?;
-    }
-    Ok(hasher.finalize().into())
 }
 
 /// SHA-256 of one block of `file`, read into `buf`.
@@ -93,16 +88,11 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    pub fn start(hashers: Hashers) -> Pipe {
-        Pipe::with(hashers, PIPE_BUFS, PIPE_BUF)
-    }
-
-    /// [`Pipe::start`] with `bufs` buffers of `size` bytes.
-    fn with(mut hashers: Hashers, bufs: usize, size: usize) -> Pipe {
-        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Buf, usize)>(bufs);
+    pub fn start(mut hashers: Hashers) -> Pipe {
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Buf, usize)>(PIPE_BUFS);
         let (free_tx, free_rx) = std::sync::mpsc::channel();
-        for _ in 0..bufs {
-            let _ = free_tx.send(Buf::new(size));
+        for _ in 0..PIPE_BUFS {
+            let _ = free_tx.send(Buf::new(PIPE_BUF));
         }
         let thread = spawn(move || {
             for (_, buf, len) in work_rx {
@@ -141,54 +131,6 @@ impl Pipe {
             .expect("finish runs once")
             .join()
             .expect("the hashing thread does not panic")
-    }
-}
-
-const SEEN_BUFS: usize = 4;
-const SEEN_BUF: usize = 512 << 10;
-
-/// SHA-256 of what a buffered send reads, in the order it sends it: the
-/// send loop reads the file into the [`Pipe`]'s buffers, sends each (seals
-/// it, on an encrypted connection) and hands it to the hashing thread, so
-/// the file is read once, not a second time by a thread of its own.
-pub struct Seen {
-    pipe: Pipe,
-    bytes: u64,
-}
-
-impl Seen {
-    pub fn start() -> Seen {
-        Seen {
-            pipe: Pipe::with(
-                Hashers {
-                    sent: Some(Sha256::new()),
-                },
-                SEEN_BUFS,
-                SEEN_BUF,
-            ),
-            bytes: 0,
-        }
-    }
-
-    /// A free buffer for the file's bytes from `offset`, placed for them
-    /// (see [`Buf::place`]); waits while all are being hashed.
-    pub fn buffer(&self, offset: u64) -> Buf {
-        let mut buf = self.pipe.buffer();
-        buf.place(offset);
-        buf
-    }
-
-    /// `buf[..len]` went out: hashed next, after what went before it.
-    pub fn push(&mut self, offset: u64, buf: Buf, len: usize) {
-        self.bytes += len as u64;
-        self.pipe.push(offset, buf, len);
-    }
-
-    /// The digest, and how many bytes it covers (for the caller to check
-    /// against the ranges it meant it to).
-    pub fn finish(self) -> (Sha, u64) {
-        let sha = self.pipe.finish().sent.map(|h| h.finalize().into());
-        (sha.unwrap_or_default(), self.bytes)
     }
 }
 

@@ -8,8 +8,6 @@ use sha2::{Digest, Sha256};
 
 use super::{read_range, Buf, BUF_ALIGN, BUF_SIZE};
 use crate::conn::Conn;
-use crate::file_read::read_exact_at;
-use crate::hash::Seen;
 use crate::interrupt;
 
 pub fn send_file(
@@ -28,30 +26,6 @@ pub fn send_file(
         progress(at - offset + chunk.len() as u64);
         Ok(())
     })?;
-    Ok(count)
-}
-
-/// [`send_file`] through the buffers of `seen`, each handed to its
-/// hashing thread once it went out: the bytes are read once, for both.
-pub fn send_file_seen(
-    file: &File,
-    conn: &mut Conn,
-    offset: u64,
-    count: u64,
-    seen: &mut Seen,
-    progress: &mut dyn FnMut(u64),
-) -> io::Result<u64> {
-    let mut done = 0;
-    while done < count {
-        let mut buf = seen.buffer(offset + done);
-        let len = (count - done).min(buf.len() as u64) as usize;
-        // whole once begun, as in `send_file`
-        read_exact_at(file, &mut buf[..len], offset + done)?;
-        conn.write_all(&buf[..len])?;
-        seen.push(offset + done, buf, len);
-        done += len as u64;
-        progress(done);
-    }
     Ok(count)
 }
 

@@ -26,7 +26,6 @@ pub use crate::file_read::{read_at, read_range, shrank, Buf, BUF_ALIGN, BUF_SIZE
 pub use buffered::{recv_to_sink, send_stream, Chunks, Counted, Received, RecvError};
 
 use crate::conn::Conn;
-use crate::hash::Seen;
 
 /// Where received bytes are written.
 pub enum Sink<'a> {
@@ -86,57 +85,6 @@ fn write_head(conn: &mut Conn, head: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Whether [`send_file`] with `zero_copy` sends every byte through a
-/// buffer, whatever the kernel says: no sendfile(2) here, or not asked
-/// for, or an encrypted session, whose bytes are sealed in user space
-/// (sendfile would send the file in the clear; kTLS could seal it in the
-/// kernel: docs/PROTOCOL.md, "kTLS").
-pub fn buffered_only(conn: &Conn, zero_copy: bool) -> bool {
-    !(zero_copy && platform::AVAILABLE) || conn.is_sealed()
-}
-
-/// Which way a file's bytes go to the socket.
-pub enum Through<'a> {
-    /// sendfile(2) where it can (see [`send_file`]), else a buffer.
-    Kernel,
-    /// A buffer.
-    Buffer,
-    /// A buffer, each hashed once it went out (only where
-    /// [`buffered_only`] holds, or sendfile would take them unseen).
-    Hashed(&'a mut Seen),
-}
-
-impl From<bool> for Through<'_> {
-    fn from(zero_copy: bool) -> Self {
-        match zero_copy {
-            true => Through::Kernel,
-            false => Through::Buffer,
-        }
-    }
-}
-
-/// [`send_file`] through a buffer whose bytes `seen` then hashes: for a
-/// sender whose bytes pass through user space anyway ([`buffered_only`]).
-pub fn send_file_seen(
-    file: &File,
-    conn: &mut Conn,
-    head: &[u8],
-    offset: u64,
-    count: u64,
-    seen: &mut Seen,
-    progress: &mut dyn FnMut(u64),
-) -> io::Result<Sent> {
-    if !head.is_empty() {
-        write_head(conn, head)?;
-    }
-    let bytes = buffered::send_file_seen(file, conn, offset, count, seen, progress)?;
-    Ok(Sent {
-        bytes,
-        zero_copy: false,
-        fallback: None,
-    })
-}
-
 /// Sends `head` (what the caller puts before the range: a frame header,
 /// or nothing), then bytes [offset, offset+count) of `file`: through
 /// sendfile(2) when `zero_copy` and the platform has it, else (or when the
@@ -158,7 +106,10 @@ pub fn send_file(
         write_head(conn, head)?;
     }
     let mut fallback = None;
-    if !buffered_only(conn, zero_copy) {
+    // an encrypted session's bytes are sealed in user space: sendfile(2)
+    // would send the file in the clear (kTLS could seal it in the kernel:
+    // docs/PROTOCOL.md, "kTLS")
+    if zero_copy && platform::AVAILABLE && !conn.is_sealed() {
         match platform::send_file(file, conn, offset, count, progress) {
             Ok(bytes) => {
                 return Ok(Sent {

@@ -415,7 +415,7 @@ pub(crate) fn send_file_ranges(
     file: &File,
     conn: &mut Conn,
     ranges: &[(u64, u64)],
-    mut through: crate::copy::Through<'_>,
+    zero_copy: bool,
     framing: Framing,
     progress: &mut dyn FnMut(u64),
     sent: &mut crate::copy::Sent,
@@ -423,7 +423,7 @@ pub(crate) fn send_file_ranges(
     use crate::copy;
     *sent = copy::Sent {
         bytes: 0,
-        zero_copy: matches!(through, copy::Through::Kernel),
+        zero_copy,
         fallback: None,
     };
     let mut piece = PIECE_FIRST;
@@ -448,12 +448,7 @@ pub(crate) fn send_file_ranges(
             };
             // the piece goes out whole, padding included, on every path
             let mut conn = conn.finishing();
-            let step = match &mut through {
-                copy::Through::Hashed(seen) => {
-                    copy::send_file_seen(file, &mut conn, head, at, len, seen, &mut inner)
-                }
-                _ => copy::send_file(file, &mut conn, head, at, len, sent.zero_copy, &mut inner),
-            };
+            let step = copy::send_file(file, &mut conn, head, at, len, sent.zero_copy, &mut inner);
             let step = match step {
                 Ok(step) => step,
                 Err(e) => {

@@ -101,7 +101,7 @@ fn send_bytes(
                 file,
                 conn,
                 &[range],
-                cfg.sendfile.into(),
+                cfg.sendfile,
                 super::Framing::Raw,
                 progress,
                 sent,

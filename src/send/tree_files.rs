@@ -14,7 +14,7 @@ use super::peer::lost;
 use super::tree::{Run, HASH_INLINE, PACK_MAX, PACK_WRITE};
 use super::{send_file_ranges, Framing};
 use crate::conn::with_keepalive;
-use crate::copy::{self, Sent, Through};
+use crate::copy::{self, Sent};
 use crate::exit;
 use crate::file_read;
 use crate::hash::{self, Sha};
@@ -154,27 +154,16 @@ impl Run<'_> {
 
     /// Sends `ranges` of the file and comes by its SHA-256 (when
     /// verifying): a whole file's from the digests other sessions share, or
-    /// computed inline for small files; for large ones, from the buffers
-    /// the send reads when it reads them all, in order, anyway (an
-    /// encrypted session, or no sendfile), else on a thread beside
-    /// sendfile, so the bytes sendfile sends never enter user space here.
+    /// computed inline for small files, on a thread beside sendfile for
+    /// large ones, so the bytes sendfile sends never enter user space here.
     fn digest_and_send(&mut self, file: &File, job: &ToSend) -> Result<(u64, Option<Sha>), Lost> {
         let (id, size, whole) = (job.id, job.entry.size, job.whole);
         let inline = size <= HASH_INLINE && !job.resumed;
-        // what the digest covers: a whole file, or the ranges that leave it
-        // unfinished (this session's own digest of what it sends, in order)
-        let covers = match whole {
-            true => vec![(0, size)],
-            false => job.ranges.clone(),
-        };
-        let seen = covers == job.ranges && copy::buffered_only(self.conn, self.cfg.sendfile);
-        let beside = |claim| match seen {
-            true => Ok(Digest::Seen(hash::Seen::start(), claim)),
-            false => hash_thread(file, covers.clone(), claim),
-        };
-        let mut digest = match (self.cfg.common.verify, whole) {
+        let digest = match (self.cfg.common.verify, whole) {
             (false, _) => None,
-            (true, false) => Some(beside(None)?),
+            // a range that leaves the file unfinished: the digest of what
+            // is sent, in order, this session's own
+            (true, false) => Some(hash_thread(file, job.ranges.clone(), None)?),
             (true, true) => Some(match self.hashing.cache.lookup(file) {
                 Lookup::Known(sha) => Digest::Ready(sha, true),
                 Lookup::Wait(wait) => Digest::Await(wait),
@@ -183,18 +172,30 @@ impl Run<'_> {
                     claim.fill(file, sha);
                     Digest::Ready(sha, false)
                 }
-                Lookup::Hash(claim) => beside(Some(claim))?,
+                Lookup::Hash(claim) => hash_thread(file, vec![(0, size)], Some(claim))?,
             }),
         };
-        let through = match &mut digest {
-            Some(Digest::Seen(seen, _)) => Through::Hashed(seen),
-            _ => self.cfg.sendfile.into(),
-        };
-        let bytes = self.send_ranges(file, job, through)?;
+        let bytes = self.send_ranges(file, job)?;
         let Some(digest) = digest else {
             return Ok((bytes, None));
         };
-        let (sha, cached) = self.digest_of(file, digest, &covers, bytes)?;
+        let (sha, cached) = match digest {
+            Digest::Ready(sha, cached) => (sha, cached),
+            Digest::Thread(handle) => {
+                let hashed = with_keepalive(self.conn, || handle.join())
+                    .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?;
+                (hashed.map_err(source(bytes))?, false)
+            }
+            Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
+                Some(sha) => (sha, true),
+                // the session hashing it for the others gave up, or Ctrl-C
+                // came (then the read stops at once): hash it here after all
+                None => {
+                    let hashed = with_keepalive(self.conn, || hash::hash_range(file, 0, size));
+                    (hashed.map_err(source(bytes))?, false)
+                }
+            },
+        };
         match cached.then(|| FileId::of_file(file)) {
             Some(identity) => {
                 self.hashing.cached += 1;
@@ -205,50 +206,8 @@ impl Run<'_> {
         Ok((bytes, Some(sha)))
     }
 
-    /// The digest `digest_and_send` came by, once `bytes` of the file
-    /// covering `covers` went out; and whether it came from the cache.
-    fn digest_of(
-        &mut self,
-        file: &File,
-        digest: Digest,
-        covers: &[(u64, u64)],
-        bytes: u64,
-    ) -> Result<(Sha, bool), Lost> {
-        Ok(match digest {
-            Digest::Ready(sha, cached) => (sha, cached),
-            Digest::Thread(handle) => {
-                let hashed = with_keepalive(self.conn, || handle.join())
-                    .map_err(|_| Lost::Session(anyhow!("the hashing thread failed")))?;
-                (hashed.map_err(source(bytes))?, false)
-            }
-            Digest::Seen(seen, claim) => {
-                let (mut sha, hashed) = seen.finish();
-                let meant: u64 = covers.iter().map(|(start, end)| end - start).sum();
-                // not every byte came through the buffers (none should
-                // miss them): read the file for its digest after all
-                if hashed != meant {
-                    let again = with_keepalive(self.conn, || hash::hash_ranges(file, covers));
-                    sha = again.map_err(source(bytes))?;
-                }
-                if let Some(claim) = claim {
-                    claim.fill(file, sha);
-                }
-                (sha, false)
-            }
-            Digest::Await(wait) => match with_keepalive(self.conn, || wait.wait()) {
-                Some(sha) => (sha, true),
-                // the session hashing it for the others gave up, or Ctrl-C
-                // came (then the read stops at once): hash it here after all
-                None => {
-                    let hashed = with_keepalive(self.conn, || hash::hash_ranges(file, covers));
-                    (hashed.map_err(source(bytes))?, false)
-                }
-            },
-        })
-    }
-
     /// Sends `ranges` of the file, with progress; the bytes that went out.
-    fn send_ranges(&mut self, file: &File, job: &ToSend, through: Through) -> Result<u64, Lost> {
+    fn send_ranges(&mut self, file: &File, job: &ToSend) -> Result<u64, Lost> {
         let base = self.sent;
         let mut sent = Sent {
             bytes: 0,
@@ -262,7 +221,7 @@ impl Run<'_> {
             file,
             self.conn,
             &job.ranges,
-            through,
+            self.cfg.sendfile,
             Framing::Padded,
             &mut update,
             &mut sent,
@@ -308,9 +267,6 @@ enum Digest {
     Ready(Sha, bool),
     /// Being hashed on a thread beside sendfile.
     Thread(std::thread::JoinHandle<io::Result<Sha>>),
-    /// To be hashed from the buffers the send reads, then handed to the
-    /// sessions waiting on the claim.
-    Seen(hash::Seen, Option<Claim>),
     /// Being hashed by another session.
     Await(Wait),
 }
