@@ -30,19 +30,38 @@ impl Conn {
             if n > 0 {
                 return Ok(n);
             }
+            if let Some(lent) = inbound.lend(buf) {
+                let at = lent.start;
+                let room = self.allow(Way::Recv, lent.len())?;
+                let read = &mut buf[at..at + room];
+                let n = self.in_ticks(Way::Recv, |stream| stream.read(read))?;
+                if n == 0 {
+                    return Self::closed(inbound);
+                }
+                match inbound.open_lent(buf, at + n)? {
+                    0 => continue,
+                    data => return Ok(data),
+                }
+            }
             let space = inbound.space();
             let room = self.allow(Way::Recv, space.len())?;
             let n = self.in_ticks(Way::Recv, |stream| stream.read(&mut space[..room]))?;
             if n == 0 {
-                return match inbound.at_boundary() {
-                    true => Ok(0),
-                    false => Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the connection closed in the middle of a record",
-                    )),
-                };
+                return Self::closed(inbound);
             }
             inbound.filled(n);
+        }
+    }
+
+    /// The peer closed: the end of the stream at a record boundary, else
+    /// an error.
+    fn closed(inbound: &Inbound) -> io::Result<usize> {
+        match inbound.at_boundary() {
+            true => Ok(0),
+            false => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection closed in the middle of a record",
+            )),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::io;
 use std::ops::Range;
 
+use super::aead;
 use super::record::{self, Keys, Opener, Sealer, HEADER, MAX_BODY};
 
 /// Plaintext sealed per write call: 16 records, so one syscall moves
@@ -13,6 +14,11 @@ use super::record::{self, Keys, Opener, Sealer, HEADER, MAX_BODY};
 pub const SEAL_BATCH: usize = 16 * record::MAX_PLAIN;
 /// Ciphertext read per syscall, at most.
 const READ_BATCH: usize = 256 << 10;
+/// The least a socket read must have brought, and a reader's buffer must
+/// hold, for the next read to go straight into that buffer
+/// ([`Inbound::lend`]): below it the record cut at the end of each read,
+/// carried over, would cost more than the copy it saves.
+const LEND_MIN: usize = 64 << 10;
 
 /// The sending direction: records sealed and waiting for the socket.
 pub struct Outbound {
@@ -64,6 +70,8 @@ pub struct Inbound {
     /// Once a record fails, every later read fails the same way: the
     /// stream cannot be trusted past it.
     broken: bool,
+    /// How many bytes the last socket read brought.
+    last_read: usize,
 }
 
 impl Inbound {
@@ -75,6 +83,7 @@ impl Inbound {
             end: 0,
             plain: 0..0,
             broken: false,
+            last_read: 0,
         }
     }
 
@@ -96,10 +105,7 @@ impl Inbound {
             match self.open_next(&mut out[done..]) {
                 Ok(Some(n)) => done += n,
                 Ok(None) => return Ok(done),
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
-                }
+                Err(e) => return Err(self.fail(e)),
             }
         }
     }
@@ -145,6 +151,61 @@ impl Inbound {
     /// `n` bytes were read into [`Inbound::space`].
     pub fn filled(&mut self, n: usize) {
         self.end += n;
+        self.last_read = n;
+    }
+
+    /// Lends the reader's own buffer `out` to the socket (called once
+    /// [`Inbound::take`] gave 0), when reads are large and `out` too: the
+    /// part of a record already here is copied to its front, and the socket
+    /// reads in after it, so that the records open straight into `out`
+    /// ([`Inbound::open_lent`]) instead of being copied there. Returns where
+    /// the socket's bytes go: at most [`READ_BATCH`], as into this buffer,
+    /// so a reader's buffer is no more filled (and no more of its memory
+    /// touched) than before; `None` to read into [`Inbound::space`].
+    /// Nothing changes here until [`Inbound::open_lent`].
+    pub fn lend(&mut self, out: &mut [u8]) -> Option<Range<usize>> {
+        let part = self.end - self.start;
+        // where an AEAD cannot open a record into the bytes before it in
+        // its one pass, opening into `out` from this buffer costs less
+        if !aead::OPENS_WITHIN_IN_ONE_PASS {
+            return None;
+        }
+        if self.broken || self.last_read < LEND_MIN || out.len() < LEND_MIN + part {
+            return None;
+        }
+        out[..part].copy_from_slice(&self.buf[self.start..self.end]);
+        Some(part..out.len().min(part + READ_BATCH))
+    }
+
+    /// `filled` bytes of `out` are ciphertext ([`Inbound::lend`]'s part,
+    /// then the socket's): opens its whole records, their data packed from
+    /// `out[0]`, and keeps the record cut at the end for the next read.
+    /// Returns how many bytes of `out` are data.
+    pub fn open_lent(&mut self, out: &mut [u8], filled: usize) -> io::Result<usize> {
+        self.last_read = filled - (self.end - self.start);
+        let (mut data, mut at) = (0, 0);
+        while filled - at >= HEADER {
+            let whole = match Opener::inner_len(&out[at..at + HEADER]) {
+                Ok(inner) => at + HEADER + inner + record::TAG,
+                Err(e) => return Err(self.fail(e)),
+            };
+            if whole > filled {
+                break;
+            }
+            match self.opener.open_down(&mut out[data..whole], at - data) {
+                Ok(n) => data += n,
+                Err(e) => return Err(self.fail(e)),
+            }
+            at = whole;
+        }
+        self.buf[..filled - at].copy_from_slice(&out[at..filled]);
+        (self.start, self.end) = (0, filled - at);
+        Ok(data)
+    }
+
+    fn fail(&mut self, e: io::Error) -> io::Error {
+        self.broken = true;
+        e
     }
 
     /// No part of a record is waiting: a close here ends the stream
@@ -178,12 +239,19 @@ mod tests {
         wire
     }
 
-    /// Feeds `wire` to an [`Inbound`] 7,777 bytes at a time and takes
+    /// Feeds `wire` to an [`Inbound`] `step` bytes at a time and takes
     /// plaintext into buffers of the sizes `sizes` gives in turn (smaller
     /// than a record: opened in place and copied out by pieces; at least a
-    /// record: opened straight into the buffer). Ends at the first error,
-    /// or when the wire is used up and nothing more comes out.
-    fn take_all(inb: &mut Inbound, wire: &[u8], sizes: &[usize]) -> io::Result<Vec<u8>> {
+    /// record: opened straight into the buffer; once steps are large and
+    /// the buffer too, read into the buffer and opened there, as
+    /// `Conn::open_into` does with [`Inbound::lend`]). Ends at the first
+    /// error, or when the wire is used up and nothing more comes out.
+    fn take_all(
+        inb: &mut Inbound,
+        wire: &[u8],
+        sizes: &[usize],
+        step: usize,
+    ) -> io::Result<Vec<u8>> {
         let mut got = Vec::new();
         let mut fed = 0;
         for size in sizes.iter().cycle() {
@@ -196,8 +264,17 @@ mod tests {
             if fed == wire.len() {
                 return Ok(got);
             }
+            if let Some(lent) = inb.lend(&mut piece) {
+                let at = lent.start;
+                let step = (wire.len() - fed).min(lent.len()).min(step);
+                piece[at..at + step].copy_from_slice(&wire[fed..fed + step]);
+                fed += step;
+                let n = inb.open_lent(&mut piece, at + step)?;
+                got.extend_from_slice(&piece[..n]);
+                continue;
+            }
             let space = inb.space();
-            let step = (wire.len() - fed).min(space.len()).min(7777);
+            let step = (wire.len() - fed).min(space.len()).min(step);
             space[..step].copy_from_slice(&wire[fed..fed + step]);
             inb.filled(step);
             fed += step;
@@ -205,42 +282,61 @@ mod tests {
         unreachable!("the sizes cycle forever")
     }
 
+    /// Socket reads of odd sizes: small ones (each into the buffer here)
+    /// and large ones (into the reader's own buffer once it is large).
+    const STEPS: [usize; 2] = [7777, 100_003];
+
     #[test]
     fn records_arriving_in_odd_pieces_come_out_whole() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         let wire = sealed(&data);
         // in place only; straight into the buffer only; both, mixed
-        for sizes in [&[5000][..], &[1 << 20], &[5000, 16_385, 1, 40_000, 16_384]] {
-            let mut inb = Inbound::new(&keys());
-            let got = take_all(&mut inb, &wire, sizes).unwrap();
-            assert_eq!(got, data, "taken by {sizes:?}");
-            assert!(inb.at_boundary());
+        for sizes in [&[5000][..], &[1 << 20], &[5000, 16_385, 1, 70_000, 16_384]] {
+            for step in STEPS {
+                let mut inb = Inbound::new(&keys());
+                let got = take_all(&mut inb, &wire, sizes, step).unwrap();
+                assert_eq!(got, data, "taken by {sizes:?}, read by {step}");
+                assert!(inb.at_boundary());
+            }
         }
     }
 
     #[test]
     fn a_tampered_record_breaks_the_stream_for_good() {
-        let data = vec![7u8; 100_000];
+        let data = vec![7u8; 600_000];
         let wire = sealed(&data);
-        for sizes in [&[5000][..], &[1 << 20]] {
-            let mut bad = wire.clone();
-            bad[50_000] ^= 0x80;
-            let mut inb = Inbound::new(&keys());
-            let err = take_all(&mut inb, &bad, sizes).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-            let again = inb.take(&mut [0u8; 1 << 20]).unwrap_err();
-            assert_eq!(again.kind(), io::ErrorKind::InvalidData);
+        for (sizes, step) in [
+            (&[5000][..], 7777),
+            (&[1 << 20], 7777),
+            (&[1 << 20], 100_003),
+        ] {
+            for at in [50_000, 500_000] {
+                let mut bad = wire.clone();
+                bad[at] ^= 0x80;
+                let mut inb = Inbound::new(&keys());
+                let err = take_all(&mut inb, &bad, sizes, step).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+                let again = inb.take(&mut [0u8; 1 << 20]).unwrap_err();
+                assert_eq!(again.kind(), io::ErrorKind::InvalidData);
+            }
         }
     }
 
     #[test]
     fn a_record_cut_short_is_not_a_boundary() {
-        let wire = sealed(&[1u8; 40_000]);
-        for sizes in [&[5000][..], &[1 << 20]] {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let wire = sealed(&data);
+        for (sizes, step) in [
+            (&[5000][..], 7777),
+            (&[1 << 20], 7777),
+            (&[1 << 20], 100_003),
+        ] {
             let mut inb = Inbound::new(&keys());
-            // three records: the last one loses its tag's final byte
-            let got = take_all(&mut inb, &wire[..wire.len() - 1], sizes).unwrap();
-            assert_eq!(got.len(), 2 * record::MAX_PLAIN);
+            // the last record loses its tag's final byte: all but it come out
+            let got = take_all(&mut inb, &wire[..wire.len() - 1], sizes, step).unwrap();
+            assert_eq!(got, data[..got.len()]);
+            let lost = data.len() - got.len();
+            assert!(lost > 0 && lost <= record::MAX_PLAIN, "{lost} bytes lost");
             assert!(!inb.at_boundary());
         }
     }

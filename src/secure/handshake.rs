@@ -444,7 +444,6 @@ mod tests {
         wiped_on_drop::<Keys>();
         wiped_on_drop::<Schedule>();
         wiped_on_drop::<Agreed>();
-        wiped_on_drop::<aes_gcm::Aes256Gcm>();
     }
 }
 

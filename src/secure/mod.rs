@@ -3,6 +3,7 @@
 //! is said, then every byte of the session in TLS 1.3-shaped AES-256-GCM
 //! records (docs/PROTOCOL.md, "Encrypted sessions"; SECURITY.md).
 
+pub mod aead;
 pub mod attempts;
 pub mod channel;
 pub mod code;

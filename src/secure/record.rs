@@ -11,17 +11,15 @@
 use std::io;
 use std::ops::Range;
 
-use aes_gcm::aead::inout::InOutBuf;
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::aead::{self, Cipher};
 use crate::exit::{self, ExitCode, Failure};
 
 /// The most plaintext one record carries, as in TLS (and kTLS).
 pub const MAX_PLAIN: usize = 1 << 14;
 pub const HEADER: usize = 5;
-pub const TAG: usize = 16;
+pub const TAG: usize = aead::TAG;
 /// The largest record body: at most [`MAX_PLAIN`] bytes of data and
 /// padding, the content type, the tag. RFC 8446 §5.4 bounds the inner
 /// plaintext to 2^14 + 1 bytes (§5.2's 2^14 + 256 is the bound for any
@@ -44,12 +42,12 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-/// The AEAD and the nonce sequence of one direction. The cipher wipes
-/// its own key schedule (aes-gcm's `zeroize` feature); the IV is wiped here.
+/// The AEAD and the nonce sequence of one direction. The IV is wiped
+/// here; the key schedule where the AEAD wipes it ([`aead`]).
 #[derive(ZeroizeOnDrop)]
 struct Direction {
     #[zeroize(skip)]
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     iv: [u8; 12],
     seq: u64,
 }
@@ -57,7 +55,7 @@ struct Direction {
 impl Direction {
     fn new(keys: &Keys) -> Self {
         Direction {
-            cipher: Aes256Gcm::new_from_slice(&keys.key).expect("a 32-byte key"),
+            cipher: Cipher::new(&keys.key),
             iv: keys.iv,
             seq: 0,
         }
@@ -117,11 +115,7 @@ impl Sealer {
             let tag = self
                 .0
                 .cipher
-                .encrypt_inout_detached(
-                    &Nonce::from(nonce),
-                    &header,
-                    (&mut out[start + HEADER..]).into(),
-                )
+                .seal(nonce, &header, &mut out[start + HEADER..])
                 .map_err(|_| broken("a record could not be sealed"))?;
             out.extend_from_slice(&tag);
         }
@@ -156,21 +150,40 @@ impl Opener {
         let (header, body) = record.split_at_mut(HEADER);
         let sealed = Self::tag_at(header, body.len())?;
         let (inner, tag) = body.split_at_mut(sealed);
-        self.decrypt(header, inner.into(), tag)?;
+        self.decrypt(header, inner, 0, tag)?;
         Ok(HEADER..HEADER + data_len(inner)?)
     }
 
+    /// Opens the whole record that begins at `buf[at]` and ends `buf`,
+    /// its plaintext written from `buf[0]`, over what lies before it, in
+    /// the decryption's one pass: records read back to back open into one
+    /// run of data. Returns how many bytes of `buf` are data.
+    pub fn open_down(&mut self, buf: &mut [u8], at: usize) -> io::Result<usize> {
+        let header: [u8; HEADER] = buf[at..at + HEADER].try_into().expect("a header's bytes");
+        let sealed = Self::tag_at(&header, buf.len() - at - HEADER)?;
+        let (data, tag) = buf.split_at_mut(buf.len() - TAG);
+        self.decrypt(&header, data, at + HEADER, tag)?;
+        data_len(&data[..sealed])
+    }
+
     /// Opens one whole record into `out`, which must hold its inner
-    /// plaintext ([`Opener::inner_len`]): the copy out of the read buffer is
-    /// the decryption's own write, not a second pass. Returns how many
-    /// bytes of `out` are data; `out` is left as it was if the record fails.
+    /// plaintext ([`Opener::inner_len`]). Returns how many bytes of `out`
+    /// are data; if the record fails, `out` holds zeros where the record
+    /// went, never plaintext that did not authenticate.
     pub fn open_into(&mut self, record: &[u8], out: &mut [u8]) -> io::Result<usize> {
         let (header, body) = record.split_at(HEADER);
         let sealed = Self::tag_at(header, body.len())?;
         let (inner, tag) = body.split_at(sealed);
         let out = &mut out[..sealed];
-        let buf = InOutBuf::new(inner, out).expect("slices of one length");
-        self.decrypt(header, buf, tag)?;
+        let nonce = self.0.next_nonce()?;
+        let tag = tag
+            .try_into()
+            .map_err(|_| broken("a record without its tag"))?;
+        let opened = self.0.cipher.open_into(nonce, header, inner, out, tag);
+        opened.map_err(|_| {
+            out.fill(0);
+            broken("a record failed authentication")
+        })?;
         data_len(out)
     }
 
@@ -188,12 +201,21 @@ impl Opener {
         Ok(len - TAG)
     }
 
-    fn decrypt(&mut self, header: &[u8], buf: InOutBuf<'_, '_, u8>, tag: &[u8]) -> io::Result<()> {
+    /// Opens the sealed bytes `buf[from..]` into `buf[..]`.
+    fn decrypt(
+        &mut self,
+        header: &[u8],
+        buf: &mut [u8],
+        from: usize,
+        tag: &[u8],
+    ) -> io::Result<()> {
         let nonce = self.0.next_nonce()?;
-        let tag = Tag::try_from(tag).map_err(|_| broken("a record without its tag"))?;
+        let tag = tag
+            .try_into()
+            .map_err(|_| broken("a record without its tag"))?;
         self.0
             .cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), header, buf, &tag)
+            .open_within(nonce, header, buf, from, tag)
             .map_err(|_| broken("a record failed authentication"))
     }
 }
@@ -221,26 +243,45 @@ mod tests {
         }
     }
 
-    /// Opens every record of `wire`, in order: in place, or with `into`
-    /// straight into a separate buffer ([`Opener::open_into`]).
-    fn open_all_by(opener: &mut Opener, wire: &mut [u8], into: bool) -> io::Result<Vec<u8>> {
+    /// How a test opens records.
+    #[derive(Clone, Copy, Debug)]
+    enum How {
+        InPlace,
+        /// Straight into a separate buffer ([`Opener::open_into`]).
+        Into,
+        /// Down, back to back ([`Opener::open_down`]).
+        Down,
+    }
+
+    /// Opens every record of `wire`, in order, as `how` says.
+    fn open_all_by(opener: &mut Opener, wire: &mut [u8], how: How) -> io::Result<Vec<u8>> {
         let mut plain = Vec::new();
-        let mut at = 0;
+        let (mut at, mut packed) = (0, 0);
         while at < wire.len() {
             let len = Opener::body_len(&wire[at..at + HEADER])?;
             if at + HEADER + len > wire.len() {
                 return Err(broken("cut short"));
             }
-            let record = &mut wire[at..at + HEADER + len];
-            if into {
-                let mut out = vec![0xee; Opener::inner_len(record)?];
-                let n = opener.open_into(record, &mut out).inspect_err(|_| {
-                    assert!(out.iter().all(|b| *b == 0xee), "a failed record wrote out");
-                })?;
-                plain.extend_from_slice(&out[..n]);
-            } else {
-                let range = opener.open(record)?;
-                plain.extend_from_slice(&record[range]);
+            match how {
+                How::Into => {
+                    let record = &wire[at..at + HEADER + len];
+                    let mut out = vec![0xee; Opener::inner_len(record)?];
+                    let n = opener.open_into(record, &mut out).inspect_err(|_| {
+                        let left = |b: &u8| *b == 0 || *b == 0xee;
+                        assert!(out.iter().all(left), "a failed record left plaintext");
+                    })?;
+                    plain.extend_from_slice(&out[..n]);
+                }
+                How::InPlace => {
+                    let record = &mut wire[at..at + HEADER + len];
+                    let range = opener.open(record)?;
+                    plain.extend_from_slice(&record[range]);
+                }
+                How::Down => {
+                    packed +=
+                        opener.open_down(&mut wire[packed..at + HEADER + len], at - packed)?;
+                    plain = wire[..packed].to_vec();
+                }
             }
             at += HEADER + len;
         }
@@ -248,7 +289,7 @@ mod tests {
     }
 
     fn open_all(opener: &mut Opener, wire: &mut [u8]) -> io::Result<Vec<u8>> {
-        open_all_by(opener, wire, false)
+        open_all_by(opener, wire, How::InPlace)
     }
 
     #[test]
@@ -265,6 +306,8 @@ mod tests {
         let plain = open_all(&mut opener, &mut wire.clone()).unwrap();
         assert_eq!(&plain[..data.len()], &data[..]);
         assert_eq!(&plain[data.len()..], b"tail");
+        let down = open_all_by(&mut Opener::new(&keys(1)), &mut wire.clone(), How::Down);
+        assert_eq!(down.unwrap(), plain);
         // the other direction's keys open nothing
         let other = open_all(&mut Opener::new(&keys(2)), &mut wire.clone());
         assert!(other.is_err());
@@ -272,23 +315,23 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_a_replay_or_a_reordering_fails() {
-        for into in [false, true] {
-            flips_replays_and_reorderings_fail(into);
+        for how in [How::InPlace, How::Into, How::Down] {
+            flips_replays_and_reorderings_fail(how);
         }
     }
 
-    fn flips_replays_and_reorderings_fail(into: bool) {
+    fn flips_replays_and_reorderings_fail(how: How) {
         let mut sealer = Sealer::new(&keys(3));
         let mut wire = Vec::new();
         sealer.seal(b"first", &mut wire).unwrap();
         let one = wire.len();
         sealer.seal(b"second", &mut wire).unwrap();
-        let plain = open_all_by(&mut Opener::new(&keys(3)), &mut wire.clone(), into).unwrap();
+        let plain = open_all_by(&mut Opener::new(&keys(3)), &mut wire.clone(), how).unwrap();
         assert_eq!(plain, b"firstsecond");
         for at in 0..wire.len() {
             let mut bad = wire.clone();
             bad[at] ^= 0x01;
-            let got = open_all_by(&mut Opener::new(&keys(3)), &mut bad, into);
+            let got = open_all_by(&mut Opener::new(&keys(3)), &mut bad, how);
             assert!(got.is_err(), "a flip at byte {at} went unnoticed");
             let code = got.unwrap_err();
             assert_eq!(code.kind(), io::ErrorKind::InvalidData);
@@ -296,11 +339,11 @@ mod tests {
         // the same record twice (a replay within the session)
         let mut twice = wire[..one].to_vec();
         twice.extend_from_slice(&wire[..one]);
-        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut twice, into).is_err());
+        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut twice, how).is_err());
         // swapped
         let mut swapped = wire[one..].to_vec();
         swapped.extend_from_slice(&wire[..one]);
-        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut swapped, into).is_err());
+        assert!(open_all_by(&mut Opener::new(&keys(3)), &mut swapped, how).is_err());
     }
 
     #[test]
@@ -321,10 +364,7 @@ mod tests {
         let len = (body.len() + TAG) as u8;
         let header = [23, 3, 3, 0, len];
         let nonce = d.next_nonce().unwrap();
-        let tag = d
-            .cipher
-            .encrypt_inout_detached(&Nonce::from(nonce), &header, (&mut body[..]).into())
-            .unwrap();
+        let tag = d.cipher.seal(nonce, &header, &mut body).unwrap();
         let mut record = header.to_vec();
         record.extend_from_slice(&body);
         record.extend_from_slice(&tag);
