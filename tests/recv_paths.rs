@@ -123,6 +123,39 @@ fn where_splice_is_refused_the_bytes_take_read_write() {
     assert!(line.contains("buffered"), "{line}");
 }
 
+/// A raw receive into a file (`--raw --no-verify`) splices, and takes
+/// read/write where splice is refused: the same bytes either way, and its
+/// summary says which.
+#[test]
+fn a_raw_receive_into_a_file_splices_or_takes_read_write_where_refused() {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = dir.path().join("src.bin");
+    random_file(&src, SIZE, 8);
+    let out = dir.path().join("out.bin");
+    for (seccomp, way) in [(false, "zero-copy"), (true, "buffered")] {
+        let _ = fs::remove_file(&out);
+        let mut cmd = recv_cmd(&out, &["--raw", "--no-verify", "--progress", "none"]);
+        if seccomp {
+            refuse_splice(&mut cmd);
+        }
+        let r = spawn_receiver(cmd, Stdout::Null);
+        send(&[
+            "--raw",
+            "--no-verify",
+            "--progress",
+            "none",
+            s(&src),
+            &r.dest(),
+        ])
+        .expect_clean(0, "sending raw");
+        let got = r.finish(LONG_TIMEOUT);
+        got.expect_clean(0, "receiving raw");
+        assert_same_file(&src, &out);
+        let line = line_with(&got.stderr, "received").unwrap_or_else(|| panic!("{}", got.stderr));
+        assert!(line.contains(way), "seccomp {seccomp}: {line}");
+    }
+}
+
 /// Makes every splice(2) of the child fail with EINVAL, what the kernel
 /// answers for a file whose file system has no splice_write: a seccomp
 /// filter, installed between fork and exec, that execve keeps.

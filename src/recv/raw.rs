@@ -93,6 +93,9 @@ pub fn receive(
         Sink::File { file, .. } => file.sync_all().with_context(|| label.clone()),
         Sink::Stdout(out) => out.flush().context("stdout"),
     };
+    let zero_copy = got
+        .as_ref()
+        .is_ok_and(|g| g.bytes > 0 && g.spliced == g.bytes);
     let received = match got {
         Ok(got) => got.bytes,
         Err(RecvError {
@@ -130,7 +133,7 @@ pub fn receive(
         path: Some(label.into()),
         bytes: received,
         elapsed: began.elapsed(),
-        zero_copy: false,
+        zero_copy,
         sha256: digest.map(|d| proto::hex(&d)),
         resumed_from: start,
         reconnects: 0,
@@ -150,19 +153,20 @@ fn pour(
     verify: bool,
     bar: &mut dyn Progress,
 ) -> (Result<Received, RecvError>, Option<Sha>) {
-    // A device such as /dev/null takes splice(2) when nothing needs the
-    // bytes. A digest does, and reading them is the cheaper way to get it:
-    // a device cannot be read back at all, and a file sink goes through
-    // read/write here in any case, so hashing each buffer as it passes (on
-    // the pipe's thread, overlapping the next read) costs no second read,
-    // where hashing the written range afterwards would read it all again
-    // and add that time after the last byte.
+    // A device such as /dev/null, or a file, takes splice(2) when nothing
+    // needs the bytes (a file whose file system refuses it takes
+    // read/write). A digest does need them, and reading them is the
+    // cheaper way to get it: a device cannot be read back at all, so
+    // hashing each buffer as it passes (on the pipe's thread, overlapping
+    // the next read) costs no second read, where hashing the written range
+    // afterwards would read it all again and add that time after the last
+    // byte.
     let (writer, splice) = match sink {
         Sink::Stdout(out) => {
             let splice = !verify && out.is_char_device();
             (out.sink(), splice)
         }
-        Sink::File { file, .. } => (copy::Sink::File(file), false),
+        Sink::File { file, .. } => (copy::Sink::File(file), !verify),
     };
     let on_total = |total| bar.update(total);
     if !verify {
