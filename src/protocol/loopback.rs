@@ -105,6 +105,8 @@ pub(super) struct TxPlan {
     pub give_up: Option<u64>,
     /// Ctrl-C after the first frame of this file's data: STOP.
     pub stop_in: Option<u64>,
+    /// `--no-verify`: FILE END carries no digest.
+    pub no_verify: bool,
 }
 
 /// The sending side: the machine and a driver over in-memory sources.
@@ -220,7 +222,8 @@ impl Tx {
                 true => sha(&data),
                 false => payloads.finalize().into(),
             };
-            self.s.file_end(id, went, Some(digest));
+            self.s
+                .file_end(id, went, (!self.plan.no_verify).then_some(digest));
         }
         self.s.end(sent);
     }
@@ -275,15 +278,20 @@ pub(super) struct Rx {
 
 impl Rx {
     pub fn new(src: &[Src]) -> Rx {
+        Rx::verifying(src, true)
+    }
+
+    /// With `verify` false, as `--no-verify` on both sides.
+    pub fn verifying(src: &[Src], verify: bool) -> Rx {
         let setup = Setup {
             offer: TreeOffer {
                 entries: src.len() as u64,
-                verify: true,
+                verify,
                 resume: true,
                 ..Default::default()
             },
             max_files: u64::MAX,
-            verify: true,
+            verify,
             ..Default::default()
         };
         Rx {
@@ -399,14 +407,17 @@ impl Rx {
 
     fn ended(&mut self, ended: receiver::Ended) {
         let open = self.open.take().expect("a file is open");
-        if let Then::Digest { .. } = ended.then {
-            if !open.filled.covers(0, ended.size) {
-                self.unfilled.push(open.path.clone());
-            }
-            if self.s.digest(Some(sha(&open.buf))).is_some() {
-                self.disk.insert(open.path, open.buf);
-                self.s.landed();
-            }
+        let kept = match ended.then {
+            Then::Digest { .. } => self.s.digest(Some(sha(&open.buf))).is_some(),
+            Then::Keep(_) => true,
+            _ => return,
+        };
+        if !open.filled.covers(0, ended.size) {
+            self.unfilled.push(open.path.clone());
+        }
+        if kept {
+            self.disk.insert(open.path, open.buf);
+            self.s.landed();
         }
     }
 }

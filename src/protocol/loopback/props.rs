@@ -61,6 +61,7 @@ fn plan(src: &[Src], give_up: Option<usize>, stop_in: Option<usize>) -> TxPlan {
     TxPlan {
         give_up: pick(give_up),
         stop_in: pick(stop_in),
+        no_verify: false,
     }
 }
 

@@ -55,6 +55,49 @@ fn a_tree_lands_whole_and_both_sides_agree() {
     assert!(rx.unfilled.is_empty());
 }
 
+/// `--no-verify` on both sides: no digest goes or is checked, the tree
+/// lands whole, and a byte flipped on the way lands flipped (what the flag
+/// gives up; with it, the same flip is a mismatch, above), never a file
+/// with bytes missing.
+#[test]
+fn without_verification_files_land_as_they_came() {
+    let plan = TxPlan {
+        no_verify: true,
+        ..Default::default()
+    };
+    let unverified = |src: &[Src], pipe: &mut Pipe| {
+        let (mut tx, mut rx) = (Tx::new(src, plan.clone()), Rx::verifying(src, false));
+        run(&mut tx, &mut rx, pipe);
+        assert_eq!((&tx.error, &rx.error), (&None, &None));
+        assert_eq!(
+            (&tx.verdict, &rx.verdict),
+            (&Some(Verdict::Complete), &Some(Verdict::Complete))
+        );
+        assert!(rx.unfilled.is_empty());
+        rx
+    };
+    let src = tree();
+    let rx = unverified(&src, &mut Pipe::clean());
+    assert_eq!(counts(rx.s.ledger()), [5, 0, 0, 0, 0]);
+    for e in src.iter().filter(|e| e.kind == EntryKind::File) {
+        assert_eq!(rx.disk.get(&e.path), Some(&e.data), "{}", e.path);
+    }
+    // ENTRY, MANIFEST; REPLY, GO; BEGIN, then the DATA frame
+    let src = vec![Src::file("a", &data(10, 3))];
+    let mut ops: VecDeque<Op> = [Op::Pass; 5].into();
+    ops.push_back(Op::Flip { at: 3, mask: 0x40 });
+    let rx = unverified(
+        &src,
+        &mut Pipe {
+            ops,
+            ..Pipe::clean()
+        },
+    );
+    let mut flipped = data(10, 3);
+    flipped[3] ^= 0x40;
+    assert_eq!(rx.disk.get("a"), Some(&flipped));
+}
+
 #[test]
 fn a_resumed_file_sends_only_what_is_missing() {
     let src = tree();
