@@ -100,7 +100,7 @@ impl Session {
             (Ending::SenderFailed(why), _) => {
                 let fate = Fate::Failed(format!("the sender: {why}").into());
                 self.settle(&lossy(&closing.path), Shown::Kind(EntryKind::File), fate);
-                return Ok(Ended::then(size, range, Then::Discard));
+                return Ok(Ended::new(size, range, Then::Discard));
             }
             (_, Some(why)) => FileOutcome::Unwritable(why),
             (Ending::Incomplete, _) => FileOutcome::Incomplete,
@@ -116,12 +116,12 @@ impl Session {
                 };
                 closing.have = have;
                 self.closing = Some(closing);
-                return Ok(Ended::then(size, range, then));
+                return Ok(Ended::new(size, range, then));
             }
         };
         self.closing = Some(closing);
         self.file_result(told);
-        Ok(Ended::then(size, range, Then::Told))
+        Ok(Ended::new(size, range, Then::Told))
     }
 
     /// The file under way cannot be written here (its data is read and

@@ -143,7 +143,7 @@ impl Session {
     /// is good: a file within `--max-size`, and, in a session of one file,
     /// that file at the top; only a file alone may be a stream, since a
     /// stream's size is known only at its end.
-    pub fn fits(&mut self, entry: &Entry, depth: usize, show: ShowBytes) -> Result<(), Refusal> {
+    pub fn admits(&mut self, entry: &Entry, depth: usize, show: ShowBytes) -> Result<(), Refusal> {
         let file = entry.kind == EntryKind::File;
         if file {
             self.within_max_size(entry, show)?;

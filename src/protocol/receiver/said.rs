@@ -105,7 +105,7 @@ pub struct Ended {
 }
 
 impl Ended {
-    pub(super) fn then(size: u64, range: (u64, u64), then: Then) -> Ended {
+    pub(super) fn new(size: u64, range: (u64, u64), then: Then) -> Ended {
         Ended { size, range, then }
     }
 }

@@ -883,30 +883,30 @@ fn an_entry_fits_the_session_or_is_refused() {
     let mut tree = Session::new(setup(3), None);
     let mut stream = file(0, "s", 0);
     stream.stream = true;
-    let r = tree.fits(&stream, 1, show).unwrap_err();
+    let r = tree.admits(&stream, 1, show).unwrap_err();
     assert_eq!(r.code, RefuseCode::BadOffer);
     assert_eq!(
         r.why,
         "a stream in a tree (only a file alone may be a stream)"
     );
-    assert!(tree.fits(&file(1, "d/f", 5), 2, show).is_ok());
+    assert!(tree.admits(&file(1, "d/f", 5), 2, show).is_ok());
     let mut s = setup(1);
     s.offer.single = true;
     s.max_size = Some(10);
     let mut one = Session::new(s, None);
     assert!(
-        one.fits(&stream, 1, show).is_ok(),
+        one.admits(&stream, 1, show).is_ok(),
         "a file alone may be a stream"
     );
-    let deep = one.fits(&file(0, "d/f", 5), 2, show).unwrap_err();
+    let deep = one.admits(&file(0, "d/f", 5), 2, show).unwrap_err();
     assert_eq!(deep.why, "a session of one file carries one file");
     let mut dir = file(0, "d", 0);
     dir.kind = EntryKind::Dir;
     assert_eq!(
-        one.fits(&dir, 1, show).unwrap_err().code,
+        one.admits(&dir, 1, show).unwrap_err().code,
         RefuseCode::BadName
     );
-    let big = one.fits(&file(0, "f", 11), 1, show).unwrap_err();
+    let big = one.admits(&file(0, "f", 11), 1, show).unwrap_err();
     assert_eq!(big.why, "the file is 11 B, over --max-size 10 B");
 }
 

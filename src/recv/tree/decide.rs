@@ -21,7 +21,7 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
-        (self.said.session).fits(&entry, rel.depth(), human_bytes)?;
+        (self.said.session).admits(&entry, rel.depth(), human_bytes)?;
         if self.offer.single {
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
             let (alone, path) = self.disk.alone(rel);
