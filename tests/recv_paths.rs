@@ -30,15 +30,23 @@ fn cache_file(cache: &Path) -> PathBuf {
 /// cache in `cache` and `seccomp` (if any) installed before it runs;
 /// returns the receiver's summary line.
 fn receive(src: &Path, out: &Path, cache: &Path, seccomp: bool) -> String {
+    receive_as(&[], src, out, cache, seccomp)
+}
+
+/// [`receive`], with `mode` (`--raw`, or nothing) on both sides.
+fn receive_as(mode: &[&str], src: &Path, out: &Path, cache: &Path, seccomp: bool) -> String {
     // a file already there with the same size and time would be up to date
     let _ = fs::remove_file(out);
     let mut cmd = recv_cmd(out, &["--no-verify", "--force", "--progress", "none"]);
-    cmd.env("XDG_CACHE_HOME", cache);
+    cmd.args(mode).env("XDG_CACHE_HOME", cache);
     if seccomp {
         refuse_splice(&mut cmd);
     }
     let r = spawn_receiver(cmd, Stdout::Null);
-    send(&["--no-verify", "--progress", "none", s(src), &r.dest()]).expect_clean(0, "sending");
+    let dest = r.dest();
+    let mut args = mode.to_vec();
+    args.extend(["--no-verify", "--progress", "none", s(src), &dest]);
+    send(&args).expect_clean(0, "sending");
     let got = r.finish(LONG_TIMEOUT);
     got.expect_clean(0, "receiving");
     assert_same_file(src, out);
@@ -132,26 +140,9 @@ fn a_raw_receive_into_a_file_splices_or_takes_read_write_where_refused() {
     let src = dir.path().join("src.bin");
     random_file(&src, SIZE, 8);
     let out = dir.path().join("out.bin");
+    let cache = tempfile::tempdir().unwrap();
     for (seccomp, way) in [(false, "zero-copy"), (true, "buffered")] {
-        let _ = fs::remove_file(&out);
-        let mut cmd = recv_cmd(&out, &["--raw", "--no-verify", "--progress", "none"]);
-        if seccomp {
-            refuse_splice(&mut cmd);
-        }
-        let r = spawn_receiver(cmd, Stdout::Null);
-        send(&[
-            "--raw",
-            "--no-verify",
-            "--progress",
-            "none",
-            s(&src),
-            &r.dest(),
-        ])
-        .expect_clean(0, "sending raw");
-        let got = r.finish(LONG_TIMEOUT);
-        got.expect_clean(0, "receiving raw");
-        assert_same_file(&src, &out);
-        let line = line_with(&got.stderr, "received").unwrap_or_else(|| panic!("{}", got.stderr));
+        let line = receive_as(&["--raw"], &src, &out, cache.path(), seccomp);
         assert!(line.contains(way), "seccomp {seccomp}: {line}");
     }
 }
