@@ -2,7 +2,7 @@
 """zc's loopback benchmark: zc against nc and a raw sendfile/splice baseline.
 
   bench/bench.py --zc target/release/zc [--size 1G] [--rounds 3] [--to devnull|file]
-                 [--tools baseline,nc,hash,zc,zc-enc,zc-noverify,zc-raw] [--dir DIR] [--json]
+                 [--tools baseline,nc,hash,floor,floor-enc,zc,zc-enc,zc-noverify,zc-raw] [--dir DIR] [--json]
   bench/bench.py --zc target/release/zc --scale [10M,100M,1G,4G] [--rounds 2]
 
 (bench/run.sh builds zc in release mode and calls this with --zc.)
@@ -27,6 +27,10 @@ transfer when both ends share the cores; 'nc+verify' is nc then both hashes.
 'zc' verifies SHA-256 end to end; 'zc-enc' is the same with a key, so the
 session is encrypted (SPAKE2, AES-256-GCM records, no sendfile or splice);
 'zc-noverify' is --no-verify; 'zc-raw' is --raw (no framing, no hash).
+'floor' and 'floor-enc' are bench/floor.rs (built here with `cargo build
+--release --example floor`): the work a verified, or an encrypted, transfer
+cannot skip, with the same primitives as zc (sha2, ring) and nothing else,
+so each side of 'zc' and 'zc-enc' can be read against its own floor.
 
 --scale runs zc (verified and not) and the baseline at several sizes, to show
 whether the cost per GiB stays flat; each file is made, measured and removed
@@ -164,6 +168,21 @@ def zc_port(line):
     return None
 
 
+def build_floor():
+    """bench/floor.rs, built in release mode; None where cargo cannot."""
+    root = os.path.dirname(HERE)
+    built = subprocess.run(["cargo", "build", "--release", "--example", "floor",
+                            "--message-format=json-render-diagnostics"],
+                           cwd=root, capture_output=True, text=True)
+    for line in built.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "floor":
+            if msg.get("executable"):
+                return msg["executable"]
+    sys.stderr.write(f"floor not built: {built.stderr[-300:]}\n")
+    return None
+
+
 class Bench:
     def __init__(self, args, work):
         self.args, self.work = args, work
@@ -173,6 +192,9 @@ class Bench:
         nc = shutil.which("nc")
         self.nc = nc if nc and b"OpenBSD" in subprocess.run([nc, "-h"], capture_output=True).stderr else None
         self.openssl = shutil.which("openssl")
+        self.floor = None
+        if any(t.startswith("floor") for t in args.tools.split(",")):
+            self.floor = build_floor()
 
     def available(self, tool):
         if tool.startswith("zc"):
@@ -183,6 +205,8 @@ class Bench:
             return self.nc is not None and self.openssl is not None
         if tool == "hash":
             return self.openssl is not None
+        if tool.startswith("floor"):
+            return self.floor is not None
         return True
 
     def pair(self, tool, src, out):
@@ -190,6 +214,10 @@ class Bench:
         if tool.startswith("baseline-"):
             return ([self.base, "recv", out, tool.split("-")[1]], baseline_port,
                     lambda port: [self.base, "send", src, f"127.0.0.1:{port}"], None, None)
+        if tool.startswith("floor"):
+            mode = {"floor": "sha", "floor-enc": "aes"}[tool]
+            return ([self.floor, "recv", out, mode], baseline_port,
+                    lambda port: [self.floor, "send", src, f"127.0.0.1:{port}", mode], None, None)
         if tool == "nc":
             port = free_port()
             return (["nc", "-l", "127.0.0.1", str(port)], port,
@@ -258,7 +286,7 @@ class Bench:
             if not done or done[-1].get("bytes") != size:
                 sys.stderr.write(f"  {tool}: the receiver did not report {size} bytes: {rtext[-300:]}\n")
                 return None
-        elif tool.startswith("baseline") and f"received {size} bytes" not in rtext:
+        elif tool.startswith(("baseline", "floor")) and f"received {size} bytes" not in rtext:
             sys.stderr.write(f"  {tool}: short transfer: {rtext[-300:]}\n")
             return None
         sw, su, ss, srss, _ = open(srep).read().split()
