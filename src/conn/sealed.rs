@@ -1,10 +1,13 @@
 //! An encrypted connection's reads and writes: records opened and sealed
 //! under the same ticks, idle clock and pacing as plain bytes.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 
 use super::{Conn, Way};
+use crate::file_read::shrank;
 use crate::secure::channel::{Inbound, SEAL_BATCH};
+use crate::sys;
 
 /// The records of an encrypted session, under the same ticks, idle clock
 /// and pacing as plain bytes (the pacing counts what crosses the wire).
@@ -78,6 +81,43 @@ impl Conn {
             .seal(&buf[..n])?;
         self.drain()?;
         Ok(n)
+    }
+
+    /// Sends bytes [offset, offset+count) of `file` as records, each batch
+    /// read straight into the records that carry it (one preadv) and
+    /// sealed there: no copy between a read buffer and the records. A range
+    /// once begun is sent whole, as `copy::send_file` says.
+    pub fn send_file_sealed(
+        &mut self,
+        file: &File,
+        offset: u64,
+        count: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<u64> {
+        let mut done = 0;
+        while done < count {
+            self.drain()?;
+            let batch = (count - done).min(SEAL_BATCH as u64) as usize;
+            let len = self.allow(Way::Send, batch)?;
+            let at = offset + done;
+            let read = self
+                .outbound
+                .as_mut()
+                .ok_or_else(|| io::Error::other("this handle does not write"))?
+                .seal_read(len, at, |places| loop {
+                    match sys::read_at_vectored(file, places, at) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        got => return got,
+                    }
+                })?;
+            if read == 0 {
+                return Err(shrank(at));
+            }
+            self.drain()?;
+            done += read as u64;
+            progress(done);
+        }
+        Ok(count)
     }
 
     /// Sends every record sealed and not yet taken by the socket.

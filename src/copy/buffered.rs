@@ -17,6 +17,9 @@ pub fn send_file(
     count: u64,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
+    if conn.is_sealed() {
+        return conn.send_file_sealed(file, offset, count, progress);
+    }
     let mut buf = Buf::new(BUF_SIZE.min(count.max(1) as usize));
     buf.place(offset);
     // whole once begun: Ctrl-C is the caller's, between ranges

@@ -97,30 +97,70 @@ impl Sealer {
 
     /// Appends `plain` to `out` as records of at most [`MAX_PLAIN`] bytes.
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        out.reserve(plain.len() + plain.len().div_ceil(MAX_PLAIN) * (HEADER + 1 + TAG));
-        for chunk in plain.chunks(MAX_PLAIN) {
-            let len = (chunk.len() + 1 + TAG) as u16;
-            let header = [
-                APPLICATION_DATA,
-                LEGACY_VERSION[0],
-                LEGACY_VERSION[1],
-                (len >> 8) as u8,
-                len as u8,
-            ];
-            let start = out.len();
-            out.extend_from_slice(&header);
-            out.extend_from_slice(chunk);
-            out.push(APPLICATION_DATA);
-            let nonce = self.0.next_nonce()?;
-            let tag = self
-                .0
-                .cipher
-                .seal(nonce, &header, &mut out[start + HEADER..])
-                .map_err(|_| broken("a record could not be sealed"))?;
-            out.extend_from_slice(&tag);
+        let start = out.len();
+        out.resize(start + sealed_len(plain.len()), 0);
+        let mut from = plain;
+        for place in places(&mut out[start..], plain.len()) {
+            let (now, rest) = from.split_at(place.len());
+            place.copy_from_slice(now);
+            from = rest;
         }
+        self.seal_in_place(&mut out[start..], plain.len())?;
         Ok(())
     }
+
+    /// Seals, in place, the records of `plain` bytes of data that lie in
+    /// `records` where [`places`] put them; returns the records' length.
+    pub fn seal_in_place(&mut self, records: &mut [u8], plain: usize) -> io::Result<usize> {
+        let (mut at, mut left) = (0, plain);
+        while left > 0 {
+            let len = left.min(MAX_PLAIN);
+            let header = header_of(len + 1 + TAG);
+            let record = &mut records[at..at + HEADER + len + 1 + TAG];
+            let (head, body) = record.split_at_mut(HEADER);
+            head.copy_from_slice(&header);
+            body[len] = APPLICATION_DATA;
+            let (inner, tag) = body.split_at_mut(len + 1);
+            let nonce = self.0.next_nonce()?;
+            let sealed = self.0.cipher.seal(nonce, &header, inner);
+            tag.copy_from_slice(&sealed.map_err(|_| broken("a record could not be sealed"))?);
+            at += record.len();
+            left -= len;
+        }
+        Ok(at)
+    }
+}
+
+/// How long `plain` bytes of data are as records.
+pub const fn sealed_len(plain: usize) -> usize {
+    plain + plain.div_ceil(MAX_PLAIN) * (HEADER + 1 + TAG)
+}
+
+/// Where each record's data goes in `records` (at least [`sealed_len`] of
+/// `plain`), for [`Sealer::seal_in_place`]: records back to back, each
+/// record's data right behind its header. Bytes read straight into these
+/// places are sealed where they lie, with no copy between.
+pub fn places(records: &mut [u8], plain: usize) -> impl Iterator<Item = &mut [u8]> {
+    let count = plain.div_ceil(MAX_PLAIN);
+    records
+        .chunks_mut(HEADER + MAX_BODY)
+        .take(count)
+        .enumerate()
+        .map(move |(i, record)| {
+            let len = (plain - i * MAX_PLAIN).min(MAX_PLAIN);
+            &mut record[HEADER..HEADER + len]
+        })
+}
+
+fn header_of(body: usize) -> [u8; HEADER] {
+    let len = (body as u16).to_be_bytes();
+    [
+        APPLICATION_DATA,
+        LEGACY_VERSION[0],
+        LEGACY_VERSION[1],
+        len[0],
+        len[1],
+    ]
 }
 
 /// Opens records, in order.

@@ -26,8 +26,8 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub use linux::{
-    fs_magic, kernel_at_least, openat2_beneath, pipe, read_at_vectored, recv_when_ready,
-    set_pipe_size, set_recv_low_water, splice, splice_refused, syncfs, thread_cpu_ns,
+    fs_magic, kernel_at_least, openat2_beneath, pipe, recv_when_ready, set_pipe_size,
+    set_recv_low_water, splice, splice_refused, syncfs, thread_cpu_ns,
 };
 #[cfg(unix)]
 pub use unix::{
@@ -81,6 +81,36 @@ pub fn in_memory(file: &File) -> bool {
     {
         let _ = file;
         false
+    }
+}
+
+/// Reads from `offset` into `bufs` in order: one `preadv(2)` on Linux, a
+/// read per buffer elsewhere. The count read is short only at the end of
+/// the file (or on EINTR, which the caller retries).
+pub fn read_at_vectored(
+    file: &File,
+    bufs: &mut [io::IoSliceMut<'_>],
+    offset: u64,
+) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::read_at_vectored(file, bufs, offset)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            let at = offset + done as u64;
+            #[cfg(unix)]
+            let n = std::os::unix::fs::FileExt::read_at(file, buf, at)?;
+            #[cfg(windows)]
+            let n = std::os::windows::fs::FileExt::seek_read(file, buf, at)?;
+            done += n;
+            if n < buf.len() {
+                break;
+            }
+        }
+        Ok(done)
     }
 }
 
