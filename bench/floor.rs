@@ -18,7 +18,6 @@
 //! prints the SHA-256 it computed; the receiver also "received N bytes".
 #![deny(unsafe_code)]
 
-use std::io;
 use std::process::ExitCode;
 
 #[cfg(target_os = "linux")]
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
     let done = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["send", file, to, mode @ ("sha" | "aes")] => send(file, to, mode == "aes"),
         ["recv", out, mode @ ("sha" | "aes")] => recv(out, mode == "aes"),
-        _ => Err(io::Error::other(
+        _ => Err(std::io::Error::other(
             "usage: floor send FILE HOST:PORT sha|aes | floor recv OUT sha|aes",
         )),
     };

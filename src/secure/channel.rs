@@ -364,12 +364,18 @@ mod tests {
     /// past where its file offset starts in a page.
     #[test]
     fn bytes_read_into_their_records_seal_as_bytes_copied_in_do() {
-        let data: Vec<u8> = (0..SEAL_BATCH as u32 + 70_000).map(|i| (i % 241) as u8).collect();
+        let data: Vec<u8> = (0..SEAL_BATCH as u32 + 70_000)
+            .map(|i| (i % 241) as u8)
+            .collect();
         let mut copied = Outbound::new(&keys());
         let mut read = Outbound::new(&keys());
         let (mut at, mut offsets) = (0, Vec::new());
         // a batch, then one the "file" cuts short, then its rest
-        for (len, has) in [(SEAL_BATCH, SEAL_BATCH), (SEAL_BATCH, 50_000), (20_000, 20_000)] {
+        for (len, has) in [
+            (SEAL_BATCH, SEAL_BATCH),
+            (SEAL_BATCH, 50_000),
+            (20_000, 20_000),
+        ] {
             let n = read
                 .seal_read(len, at as u64 + 7, |places| {
                     let mut from = &data[at..at + has];

@@ -266,26 +266,6 @@ pub fn reserve_descriptors(count: u64) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn kernel_releases_read_as_major_and_minor() {
-        for (text, want) in [
-            ("6.18.44-fc-v1252\n", (6, 18)),
-            ("4.18.0-553.el8_10.x86_64", (4, 18)),
-            ("4.17.3", (4, 17)),
-            ("3.10.0-1160.el7.x86_64", (3, 10)),
-            ("5.4", (5, 4)),
-            ("", (0, 0)),
-            ("six", (0, 0)),
-        ] {
-            assert_eq!(super::release_of(text), want, "{text:?}");
-        }
-        // whatever runs these tests is newer than that
-        assert!(super::kernel_at_least(2, 6));
-    }
-}
-
 /// `preadv(2)`: reads from `offset` into `bufs` in order, in one call (the
 /// bytes of many records, each into its place between their headers and
 /// tags); the count read, short at the end of the file.
@@ -306,4 +286,24 @@ pub fn read_at_vectored(
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_releases_read_as_major_and_minor() {
+        for (text, want) in [
+            ("6.18.44-fc-v1252\n", (6, 18)),
+            ("4.18.0-553.el8_10.x86_64", (4, 18)),
+            ("4.17.3", (4, 17)),
+            ("3.10.0-1160.el7.x86_64", (3, 10)),
+            ("5.4", (5, 4)),
+            ("", (0, 0)),
+            ("six", (0, 0)),
+        ] {
+            assert_eq!(super::release_of(text), want, "{text:?}");
+        }
+        // whatever runs these tests is newer than that
+        assert!(super::kernel_at_least(2, 6));
+    }
 }
