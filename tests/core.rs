@@ -328,6 +328,17 @@ fn sending_to_a_closed_port_fails_with_one_line() {
 
 #[test]
 fn a_file_that_shrinks_while_sent_fails_and_is_not_published() {
+    shrinks_while_sent(&[]);
+}
+
+/// Encrypted, the file's bytes are read straight into their records: a
+/// read that finds the file ended is the same failure.
+#[test]
+fn an_encrypted_file_that_shrinks_while_sent_fails_and_is_not_published() {
+    shrinks_while_sent(&["--key", "0123456789abcdef0123456789abcdef"]);
+}
+
+fn shrinks_while_sent(flags: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
     fs::create_dir(&out_dir).unwrap();
@@ -335,11 +346,16 @@ fn a_file_that_shrinks_while_sent_fails_and_is_not_published() {
     sparse_file(&src, 200 * MIB);
 
     // After a cut the receiver waits --timeout for the sender to resume.
-    let rx = receiver(&out_dir, &["--timeout", "2"], Stdout::Null);
+    let rx = receiver(
+        &out_dir,
+        &[&["--timeout", "2"], flags].concat(),
+        Stdout::Null,
+    );
     // ~8 MiB/s at most, so the 200 MiB cannot be through before the cut.
     let proxy = SlowProxy::start(rx.addr, 16 * 1024, Duration::from_millis(2));
     let mut cmd = zc();
     cmd.args(["send", "--no-verify", s(&src)])
+        .args(flags)
         .arg(proxy.addr.to_string());
     let sender = thread::spawn(move || run(cmd, None, TIMEOUT));
 
