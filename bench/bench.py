@@ -171,9 +171,13 @@ def zc_port(line):
 def build_floor():
     """bench/floor.rs, built in release mode; None where cargo cannot."""
     root = os.path.dirname(HERE)
-    built = subprocess.run(["cargo", "build", "--release", "--example", "floor",
-                            "--message-format=json-render-diagnostics"],
-                           cwd=root, capture_output=True, text=True)
+    try:
+        built = subprocess.run(["cargo", "build", "--release", "--example", "floor",
+                                "--message-format=json-render-diagnostics"],
+                               cwd=root, capture_output=True, text=True)
+    except OSError as e:
+        sys.stderr.write(f"floor not built: {e}\n")
+        return None
     for line in built.stdout.splitlines():
         msg = json.loads(line)
         if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "floor":
@@ -289,6 +293,11 @@ class Bench:
         elif tool.startswith(("baseline", "floor")) and f"received {size} bytes" not in rtext:
             sys.stderr.write(f"  {tool}: short transfer: {rtext[-300:]}\n")
             return None
+        if tool.startswith("floor"):
+            digests = [re.search(r"sha256 ([0-9a-f]{64})", t) for t in (rtext, s.stderr.decode())]
+            if not all(digests) or digests[0].group(1) != digests[1].group(1):
+                sys.stderr.write(f"  {tool}: the two sides' SHA-256 differ: {rtext[-200:]}\n")
+                return None
         sw, su, ss, srss, _ = open(srep).read().split()
         rw, ru, rs, rrss, _ = open(rrep).read().split()
         return {"wall": wall, "scpu": float(su) + float(ss), "rcpu": float(ru) + float(rs),

@@ -1,13 +1,10 @@
 //! An encrypted connection's reads and writes: records opened and sealed
 //! under the same ticks, idle clock and pacing as plain bytes.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSliceMut, Read, Write};
 
 use super::{Conn, Way};
-use crate::file_read::shrank;
 use crate::secure::channel::{Inbound, SEAL_BATCH};
-use crate::sys;
 
 /// The records of an encrypted session, under the same ticks, idle clock
 /// and pacing as plain bytes (the pacing counts what crosses the wire).
@@ -83,41 +80,26 @@ impl Conn {
         Ok(n)
     }
 
-    /// Sends bytes [offset, offset+count) of `file` as records, each batch
-    /// read straight into the records that carry it (one preadv) and
-    /// sealed there: no copy between a read buffer and the records. A range
-    /// once begun is sent whole, as `copy::send_file` says.
-    pub fn send_file_sealed(
+    /// Seals and sends up to `len` bytes (at most a batch) that `fill`
+    /// puts straight into the places of the records that carry them (the
+    /// bytes at `offset` of a file, which the places are aligned to), after
+    /// any records still pending: no copy between a read buffer and the
+    /// records. Returns what `fill` put there.
+    pub fn write_sealed_from(
         &mut self,
-        file: &File,
+        len: usize,
         offset: u64,
-        count: u64,
-        progress: &mut dyn FnMut(u64),
-    ) -> io::Result<u64> {
-        let mut done = 0;
-        while done < count {
-            self.drain()?;
-            let batch = (count - done).min(SEAL_BATCH as u64) as usize;
-            let len = self.allow(Way::Send, batch)?;
-            let at = offset + done;
-            let read = self
-                .outbound
-                .as_mut()
-                .ok_or_else(|| io::Error::other("this handle does not write"))?
-                .seal_read(len, at, |places| loop {
-                    match sys::read_at_vectored(file, places, at) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        got => return got,
-                    }
-                })?;
-            if read == 0 {
-                return Err(shrank(at));
-            }
-            self.drain()?;
-            done += read as u64;
-            progress(done);
-        }
-        Ok(count)
+        fill: impl FnOnce(&mut [IoSliceMut<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.drain()?;
+        let n = self.allow(Way::Send, len.min(SEAL_BATCH))?;
+        let filled = self
+            .outbound
+            .as_mut()
+            .ok_or_else(|| io::Error::other("this handle does not write"))?
+            .seal_read(n, offset, fill)?;
+        self.drain()?;
+        Ok(filled)
     }
 
     /// Sends every record sealed and not yet taken by the socket.

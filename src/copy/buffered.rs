@@ -6,9 +6,10 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::{read_range, Buf, BUF_ALIGN, BUF_SIZE};
+use super::{read_range, shrank, Buf, BUF_ALIGN, BUF_SIZE};
 use crate::conn::Conn;
 use crate::interrupt;
+use crate::sys;
 
 pub fn send_file(
     file: &File,
@@ -18,7 +19,7 @@ pub fn send_file(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
     if conn.is_sealed() {
-        return conn.send_file_sealed(file, offset, count, progress);
+        return send_file_sealed(file, conn, offset, count, progress);
     }
     let mut buf = Buf::new(BUF_SIZE.min(count.max(1) as usize));
     buf.place(offset);
@@ -29,6 +30,35 @@ pub fn send_file(
         progress(at - offset + chunk.len() as u64);
         Ok(())
     })?;
+    Ok(count)
+}
+
+/// [`send_file`] for an encrypted session: each batch read straight into
+/// the records that carry it ([`Conn::write_sealed_from`]), not into a
+/// buffer to be copied into them.
+fn send_file_sealed(
+    file: &File,
+    conn: &mut Conn,
+    offset: u64,
+    count: u64,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<u64> {
+    let mut done = 0;
+    while done < count {
+        let at = offset + done;
+        let left = usize::try_from(count - done).unwrap_or(usize::MAX);
+        let read = conn.write_sealed_from(left, at, |places| loop {
+            match sys::read_at_vectored(file, places, at) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                got => return got,
+            }
+        })?;
+        if read == 0 {
+            return Err(shrank(at));
+        }
+        done += read as u64;
+        progress(done);
+    }
     Ok(count)
 }
 

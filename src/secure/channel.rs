@@ -35,7 +35,7 @@ const PAGE: usize = 4096;
 /// How far each record's data lies past where its bytes start in their
 /// file page: 32 or more, or this CPU copies a page-cache page into it at
 /// a quarter of its speed (see `crate::copy::Buf`). A batch's records
-/// drift 22 bytes further each, 352 at most.
+/// drift 22 bytes further each: the 16th lies 362 bytes past.
 const PAST_PAGE_OFFSET: usize = 32;
 
 impl Outbound {
@@ -66,13 +66,7 @@ impl Outbound {
     /// Seals `plain` behind whatever is pending.
     pub fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
         let start = self.end;
-        let records = self.room(start, plain.len());
-        let mut from = plain;
-        for place in record::places(records, plain.len()) {
-            let (now, rest) = from.split_at(place.len());
-            place.copy_from_slice(now);
-            from = rest;
-        }
+        record::fill(self.room(start, plain.len()), plain);
         self.sealed(start, plain.len())
     }
 

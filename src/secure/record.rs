@@ -99,18 +99,17 @@ impl Sealer {
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let start = out.len();
         out.resize(start + sealed_len(plain.len()), 0);
-        let mut from = plain;
-        for place in places(&mut out[start..], plain.len()) {
-            let (now, rest) = from.split_at(place.len());
-            place.copy_from_slice(now);
-            from = rest;
-        }
+        fill(&mut out[start..], plain);
         self.seal_in_place(&mut out[start..], plain.len())?;
         Ok(())
     }
 
     /// Seals, in place, the records of `plain` bytes of data that lie in
     /// `records` where [`places`] put them; returns the records' length.
+    /// An error ends the direction for good: the records sealed before it
+    /// are not sent, and no later one can be sealed to follow them (the
+    /// sequence has run out, which stays so; ring refuses no record of at
+    /// most [`MAX_PLAIN`] bytes).
     pub fn seal_in_place(&mut self, records: &mut [u8], plain: usize) -> io::Result<usize> {
         let (mut at, mut left) = (0, plain);
         while left > 0 {
@@ -150,6 +149,16 @@ pub fn places(records: &mut [u8], plain: usize) -> impl Iterator<Item = &mut [u8
             let len = (plain - i * MAX_PLAIN).min(MAX_PLAIN);
             &mut record[HEADER..HEADER + len]
         })
+}
+
+/// Copies `plain` into the places of its records in `records`.
+pub fn fill(records: &mut [u8], plain: &[u8]) {
+    let mut from = plain;
+    for place in places(records, plain.len()) {
+        let (now, rest) = from.split_at(place.len());
+        place.copy_from_slice(now);
+        from = rest;
+    }
 }
 
 fn header_of(body: usize) -> [u8; HEADER] {

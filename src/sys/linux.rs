@@ -266,28 +266,6 @@ pub fn reserve_descriptors(count: u64) {
     }
 }
 
-/// `preadv(2)`: reads from `offset` into `bufs` in order, in one call (the
-/// bytes of many records, each into its place between their headers and
-/// tags); the count read, short at the end of the file.
-pub fn read_at_vectored(
-    file: &File,
-    bufs: &mut [io::IoSliceMut<'_>],
-    offset: u64,
-) -> io::Result<usize> {
-    let off =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-    let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
-    // SAFETY: `IoSliceMut` is guaranteed ABI-compatible with `iovec` on
-    // unix; each one borrows a live, writable buffer for the call, and at
-    // most `count` of them are read by the kernel; the file is borrowed,
-    // so its descriptor stays open.
-    let n = unsafe { libc::preadv(file.as_raw_fd(), bufs.as_ptr().cast(), count, off) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -84,26 +84,24 @@ pub fn in_memory(file: &File) -> bool {
     }
 }
 
-/// Reads from `offset` into `bufs` in order: one `preadv(2)` on Linux, a
-/// read per buffer elsewhere. The count read is short only at the end of
-/// the file (or on EINTR, which the caller retries).
+/// Reads from `offset` into `bufs` in order: one `preadv(2)` on unix, a
+/// read per buffer on Windows. The count can be short of the buffers'
+/// length (at the end of the file, or past the system's limit on buffers
+/// per call); the caller reads on from there.
 pub fn read_at_vectored(
     file: &File,
     bufs: &mut [io::IoSliceMut<'_>],
     offset: u64,
 ) -> io::Result<usize> {
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
-        linux::read_at_vectored(file, bufs, offset)
+        unix::read_at_vectored(file, bufs, offset)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
     {
         let mut done = 0;
         for buf in bufs.iter_mut() {
             let at = offset + done as u64;
-            #[cfg(unix)]
-            let n = std::os::unix::fs::FileExt::read_at(file, buf, at)?;
-            #[cfg(windows)]
             let n = std::os::windows::fs::FileExt::seek_read(file, buf, at)?;
             done += n;
             if n < buf.len() {

@@ -331,3 +331,26 @@ fn set_errno(value: libc::c_int) {
         *libc::__error() = value
     };
 }
+/// `preadv(2)`: reads from `offset` into `bufs` in order, in one call (the
+/// bytes of many records, each into its place between their headers and
+/// tags). Linux, macOS and FreeBSD all have it.
+pub fn read_at_vectored(
+    file: &File,
+    bufs: &mut [io::IoSliceMut<'_>],
+    offset: u64,
+) -> io::Result<usize> {
+    /// IOV_MAX on Linux, macOS and FreeBSD.
+    const IOV_MAX: usize = 1024;
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    let count = bufs.len().min(IOV_MAX) as libc::c_int;
+    // SAFETY: `IoSliceMut` is guaranteed ABI-compatible with `iovec` on
+    // unix; each one borrows a live, writable buffer for the call, and at
+    // most `count` of them are read by the kernel; the file is borrowed,
+    // so its descriptor stays open.
+    let n = unsafe { libc::preadv(file.as_raw_fd(), bufs.as_ptr().cast(), count, off) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
