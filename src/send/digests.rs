@@ -284,7 +284,6 @@ impl Wait {
 /// How one session came by its files' digests, for its summary.
 #[derive(Default)]
 pub(super) struct Hashing {
-    pub(super) cache: Arc<Digests>,
     /// Digests this session computed (read the file for them).
     pub(super) computed: u64,
     /// Whole-file digests it took from the cache or from another session.

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,20 +14,24 @@ mod plan;
 
 pub(super) use ending::ended;
 pub(super) use plan::Outgoing;
+use plan::Sources;
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
 use super::replies::Reader;
-use super::walk::{self, Event, Kind};
+use super::walk::{self, Kind};
 use crate::auth;
 use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
 use crate::exit;
+use crate::hash;
 use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
 use crate::progress::{Reporter, Role};
+use crate::protocol::ledger::Fate;
+use crate::protocol::sender::{Event, Violation};
 use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{top_and_rest, Entry, EntryKind};
-use crate::protocol::{self as proto, kind};
+use crate::protocol::tree::{lossy, Entry, EntryKind};
+use crate::protocol::{self as proto, kind, BlockHash, ToSender};
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -48,6 +51,8 @@ const REASON_WAIT: Duration = Duration::from_secs(1);
 /// A tree session in progress: the I/O around the session machine.
 pub(super) struct Run<'a> {
     pub(super) cfg: &'a SendConfig,
+    pub(super) plan: &'a Outgoing,
+    pub(super) journey: &'a super::Journey,
     pub(super) conn: &'a mut Conn,
     pub(super) reader: Reader,
     /// The session's rules: entries, their fates, the verdict, the frames to send.
@@ -62,60 +67,15 @@ pub(super) struct Run<'a> {
     /// Keeps the receiver posted while this side hashes held blocks.
     pub(super) keepalive: crate::conn::Keepalive,
     /// Warnings along the way (a held block that differs).
-    pub(super) reporter: Reporter,
+    pub(super) reporter: &'a Reporter,
     /// A file alone shows its check of held blocks.
     pub(super) verifying: Option<Box<dyn crate::progress::Progress>>,
-    /// Where whole-file digests come from, and how many came how.
+    /// How many whole-file digests came how.
     pub(super) hashing: Hashing,
     /// The files whose digests came from the cache, with the identity they
     /// came for (forgotten if the receiver does not match it); kept aside,
     /// as few files have one.
     pub(super) cached: HashMap<u64, FileId>,
-}
-
-/// Where a session's entries are read on this machine.
-pub(super) struct Sources {
-    /// Each top entry's source path, and a directory's handle, opened
-    /// before it is walked: each file below is opened beneath it.
-    tops: HashMap<Vec<u8>, (PathBuf, Option<std::fs::File>)>,
-    /// Each entry's identity when walked (a file's): what it must still be
-    /// once read.
-    pub(super) walked: Vec<Option<FileId>>,
-    /// The stream a session of one stream reads.
-    pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
-}
-
-impl Sources {
-    /// Where an entry is read: its top source's path, then the rest of its
-    /// wire path (kept once per entry, not twice).
-    pub(super) fn of(&self, path: &[u8]) -> PathBuf {
-        let (top, rest) = top_and_rest(path);
-        let mut source = self.tops.get(top).map(|t| t.0.clone()).unwrap_or_default();
-        for part in rest {
-            #[cfg(unix)]
-            source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
-            #[cfg(not(unix))]
-            source.push(String::from_utf8_lossy(part).as_ref());
-        }
-        source
-    }
-
-    /// Opens an entry's file: a top one by its path (the user named it),
-    /// one below beneath its top's handle, no link followed at any name
-    /// (a directory swapped for a link since the walk cannot lead the
-    /// read outside), never blocking on a FIFO. With -L (`follow`) by its
-    /// path: links are followed there by design.
-    pub(super) fn open(&self, path: &[u8], follow: bool) -> Result<std::fs::File, String> {
-        let (top, rest) = top_and_rest(path);
-        let below: Vec<Vec<u8>> = rest.map(<[u8]>::to_vec).collect();
-        #[cfg(unix)]
-        if let Some((_, Some(dir))) = self.tops.get(top).filter(|_| !below.is_empty() && !follow) {
-            return super::walk::open_beneath(dir, &below)
-                .ok_or_else(|| "cannot open it beneath its source (gone, or a link now)".into());
-        }
-        let _ = (top, below, follow);
-        std::fs::File::open(self.of(path)).map_err(|e| format!("cannot open it: {e}"))
-    }
 }
 
 pub(super) fn session(
@@ -141,44 +101,30 @@ pub(super) fn session(
         Some(single) => reporter.one_file(&start, single.note.clone()),
         None => reporter.tree(&start),
     };
-    let stream = plan
-        .single
-        .as_ref()
-        .and_then(|s| s.stream.as_ref())
-        .and_then(|m| m.lock().ok()?.take());
     let mut run = Run {
         cfg,
+        plan,
+        journey,
         reader: Reader::spawn(conn)?,
         session,
         conn,
-        sources: Sources {
-            tops: plan
-                .sources
-                .iter()
-                .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
-                .collect(),
-            walked: Vec::new(),
-            stream,
-        },
+        sources: Sources::new(plan),
         sent: 0,
         zero_copy: cfg.sendfile,
         progress,
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
         keepalive: crate::conn::Keepalive::new(),
-        reporter: reporter.clone(),
+        reporter,
         verifying: None,
-        hashing: Hashing {
-            cache: plan.digests.clone(),
-            ..Hashing::default()
-        },
+        hashing: Hashing::default(),
         cached: HashMap::new(),
     };
-    let outcome = (run.manifest(plan, reporter))
+    let outcome = (run.manifest())
         .and_then(|()| run.data())
         .and_then(|()| run.conclude());
     journey.sent_now.set(run.sent);
     match outcome {
-        Ok(ending) => run.finish(ending, plan, journey),
+        Ok(ending) => run.finish(ending),
         Err(e) => {
             run.progress.abandon();
             Err(run.failed(e))
@@ -223,8 +169,8 @@ fn offer(
 impl Run<'_> {
     /// Walks the sources and offers each entry as it is found (the
     /// receiver answers while the walk goes on), taking replies as they come.
-    fn manifest(&mut self, plan: &Outgoing, reporter: &Reporter) -> Result<()> {
-        let deref = self.cfg.dereference;
+    fn manifest(&mut self) -> Result<()> {
+        let (plan, reporter, deref) = (self.plan, self.reporter, self.cfg.dereference);
         let totals = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
             true => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -235,7 +181,7 @@ impl Run<'_> {
             }
             false => walk::gather(&plan.sources, deref, |event, walked| {
                 match event {
-                    Event::Entry(entry) => {
+                    walk::Event::Entry(entry) => {
                         self.session.offer(wire_entry(entry));
                         self.sources.walked.push(walked);
                         if self.session.outbox_len() >= BATCH {
@@ -243,10 +189,10 @@ impl Run<'_> {
                             self.absorb_ready()?;
                         }
                     }
-                    Event::Skipped { path, why } => {
+                    walk::Event::Skipped { path, why } => {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
-                    Event::Failed { path, why } => {
+                    walk::Event::Failed { path, why } => {
                         let settled = self.session.walk_failed(&path, &why);
                         self.show(&settled);
                     }
@@ -266,7 +212,7 @@ impl Run<'_> {
         self.session.manifest_done();
         self.flush()?;
         while self.session.phase() == Phase::Offering {
-            let msg = self.wait()?;
+            let msg = self.reader.wait(self.cfg.common.idle_timeout, self.conn)?;
             self.absorb(msg)?;
         }
         Ok(())
@@ -316,18 +262,6 @@ impl Run<'_> {
     }
 }
 
-/// A directory source, opened (a link followed: the user named it); none
-/// for a file, or where nothing is opened beneath a handle.
-fn top_handle(path: &std::path::Path) -> Option<std::fs::File> {
-    #[cfg(unix)]
-    return walk::Dir::open(path).ok().map(walk::Dir::into_file);
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
-}
-
 /// A walked entry as it goes on the wire (its id is the machine's to set).
 fn wire_entry(entry: walk::Entry) -> Entry {
     let (kind, size, target) = match entry.kind {
@@ -343,5 +277,80 @@ fn wire_entry(entry: walk::Entry) -> Entry {
         mtime_ns: entry.mtime_ns,
         target,
         ..Entry::default()
+    }
+}
+
+impl Run<'_> {
+    /// Takes every frame that has already arrived.
+    pub(super) fn absorb_ready(&mut self) -> Result<()> {
+        while let Ok(msg) = self.reader.next(None) {
+            self.absorb(msg?)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one frame from the receiver to the session and does what it
+    /// says.
+    pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
+        match self.session.handle(msg).map_err(violated)? {
+            None | Some(Event::Go | Event::Concluded) => Ok(()),
+            Some(Event::Settled(settled)) => {
+                let cached = settled.id.and_then(|id| self.cached.get(&id));
+                if let (Fate::Mismatch, Some(cached)) = (&settled.fate, cached) {
+                    // whatever went wrong, the next receiver gets a digest read afresh
+                    self.plan.digests.forget(cached);
+                }
+                self.show(&settled);
+                Ok(())
+            }
+            Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
+            Some(Event::Ended(ending)) => ended(ending),
+        }
+    }
+
+    /// Checks the receiver's hashes of a held part against the source (the
+    /// session checked that they are for held bytes, each once).
+    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
+        let path = (self.session.entry(id).expect("checked by the session").path).clone();
+        if self.session.is_single() && self.verifying.is_none() {
+            let held = self.session.held(id).map_or(0, |h| h.total());
+            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
+        }
+        let source = self.sources.of(&path);
+        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
+            return Ok(()); // found out again, and reported, when it is sent
+        };
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
+        for b in blocks {
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            // the receiver waits for entries while this hashes
+            self.keepalive
+                .tick(self.conn)
+                .map_err(|e| lost(self.conn, e))?;
+            let ours = hash::block(&file, from, to - from, &mut buf)
+                .with_context(|| source.display().to_string())?;
+            if let Some(bar) = self.verifying.as_mut() {
+                bar.update(to);
+            }
+            if let Some(warning) = self.session.checked(id, b, &ours) {
+                self.reporter.warn(&warning);
+            }
+        }
+        if let Some(mut bar) = self.verifying.take_if(|_| last) {
+            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
+        }
+        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
+            self.reporter.warn(&warning);
+        }
+        Ok(())
+    }
+}
+
+/// A frame that broke the session's rules, as the session ends with it: a
+/// MAC that does not check is an integrity failure (exit 3).
+pub(super) fn violated(v: Violation) -> anyhow::Error {
+    match v.is_forgery() {
+        true => exit::integrity(v.to_string()),
+        false => anyhow::Error::new(v),
     }
 }

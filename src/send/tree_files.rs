@@ -162,7 +162,7 @@ impl Run<'_> {
             // a range that leaves the file unfinished: the digest of what
             // is sent, in order, this session's own
             (true, false) => Some(hash_thread(file, job.ranges.clone(), None)?),
-            (true, true) => Some(match self.hashing.cache.lookup(file) {
+            (true, true) => Some(match self.plan.digests.lookup(file) {
                 Lookup::Known(sha) => Digest::Ready(sha, true),
                 Lookup::Wait(wait) => Digest::Await(wait),
                 Lookup::Hash(claim) if inline => {

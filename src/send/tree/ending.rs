@@ -2,16 +2,13 @@
 //! and summed up, or, after Ctrl-C or a lost connection, what the user is
 //! told and how to resume.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result};
 
-use super::{Outgoing, Run, REASON_WAIT, STOP_WAIT};
+use super::{Run, REASON_WAIT, STOP_WAIT};
 use crate::exit::{self, ExitCode};
 use crate::progress::tree::TreeSummary;
 use crate::progress::Role;
-use crate::protocol::sender::{Ending, Session};
-use crate::protocol::ToSender;
+use crate::protocol::sender::Ending;
 use crate::send::resume_command;
 use crate::units::human_bytes;
 
@@ -22,32 +19,27 @@ impl Run<'_> {
             if let Some(ending) = self.session.ending() {
                 return Ok(ending);
             }
-            let msg = (self.wait()).context("before the receiver confirmed the session")?;
-            self.absorb(msg)?;
+            let msg = self.reader.wait(self.cfg.common.idle_timeout, self.conn);
+            self.absorb(msg.context("before the receiver confirmed the session")?)?;
         }
     }
 
     /// Shows how the session ended and ends with it.
-    pub(super) fn finish(
-        mut self,
-        ending: Ending,
-        plan: &Outgoing,
-        journey: &crate::send::Journey,
-    ) -> Result<()> {
+    pub(super) fn finish(mut self, ending: Ending) -> Result<()> {
         // a file alone that did not land says so in its error, not in a summary
         match self.session.is_single() && ending != Ending::Complete {
             true => self.progress.abandon(),
-            false => self.progress.finish(&self.summary(plan, journey)),
+            false => self.progress.finish(&self.summary()),
         }
         ended(ending)
     }
 
     /// The session's summary, for the display.
-    fn summary(&self, plan: &Outgoing, journey: &crate::send::Journey) -> TreeSummary {
-        let ledger = self.session.ledger();
+    fn summary(&self) -> TreeSummary {
+        let (ledger, journey) = (self.session.ledger(), self.journey);
         TreeSummary {
             role: Role::Send,
-            name: plan.name.clone(),
+            name: self.plan.name.clone(),
             path: None,
             entries: self.session.len() + self.session.walk_failures(),
             files: self.session.files_landed(),
@@ -74,7 +66,7 @@ impl Run<'_> {
             return err;
         }
         // the receiver may have said why it dropped us (a full disk)
-        let why = self.hear(REASON_WAIT, Session::why_lost);
+        let why = (self.reader).hear(REASON_WAIT, |msg| self.session.why_lost(msg));
         why.and_then(|why| ended(why).err()).unwrap_or(err)
     }
 
@@ -82,28 +74,11 @@ impl Run<'_> {
         self.conn.ignore_ctrl_c();
         let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
         if self.session.stop() && self.flush().is_ok() {
-            if let Some(kept) = self.hear(STOP_WAIT, |session, msg| session.kept(&msg)) {
+            if let Some(kept) = self.reader.hear(STOP_WAIT, |msg| self.session.kept(&msg)) {
                 said = format!("{said}; {kept}");
             }
         }
         exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
-    }
-
-    /// What the receiver says within `wait`, once `pick` takes a frame;
-    /// `None` if it says nothing that `pick` takes, or the connection ends.
-    fn hear<T>(
-        &mut self,
-        wait: Duration,
-        mut pick: impl FnMut(&Session, ToSender) -> Option<T>,
-    ) -> Option<T> {
-        let deadline = Instant::now() + wait;
-        let left = || deadline.saturating_duration_since(Instant::now());
-        while let Ok(Ok(msg)) = self.reader.next(Some(left())) {
-            if let Some(heard) = pick(&self.session, msg) {
-                return Some(heard);
-            }
-        }
-        None
     }
 }
 

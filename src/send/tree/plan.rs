@@ -1,6 +1,7 @@
 //! What a session sends, settled before connecting: the sources checked
 //! and counted, or one file or stream as a tree of one entry.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -8,7 +9,9 @@ use anyhow::{Context, Result};
 
 use crate::progress::Reporter;
 use crate::protocol::sender::Alone;
+use crate::protocol::tree::top_and_rest;
 use crate::send::digests::Digests;
+use crate::send::digests::FileId;
 use crate::send::walk::{self, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
@@ -123,5 +126,76 @@ impl Outgoing {
             single: None,
             digests: Arc::default(),
         })
+    }
+}
+
+/// Where a session's entries are read on this machine.
+pub(in crate::send) struct Sources {
+    /// Each top entry's source path, and a directory's handle, opened
+    /// before it is walked: each file below is opened beneath it.
+    tops: HashMap<Vec<u8>, (PathBuf, Option<std::fs::File>)>,
+    /// Each entry's identity when walked (a file's): what it must still be
+    /// once read.
+    pub(in crate::send) walked: Vec<Option<FileId>>,
+    /// The stream a session of one stream reads.
+    pub(in crate::send) stream: Option<Box<dyn std::io::Read + Send>>,
+}
+
+impl Sources {
+    /// Where this session reads `plan`: each top directory opened afresh,
+    /// and the stream, which only the first session reads.
+    pub(super) fn new(plan: &Outgoing) -> Sources {
+        let tops = plan.sources.iter();
+        let stream = plan.single.as_ref().and_then(|s| s.stream.as_ref());
+        Sources {
+            tops: tops
+                .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
+                .collect(),
+            walked: Vec::new(),
+            stream: stream.and_then(|m| m.lock().ok()?.take()),
+        }
+    }
+
+    /// Where an entry is read: its top source's path, then the rest of its
+    /// wire path (kept once per entry, not twice).
+    pub(in crate::send) fn of(&self, path: &[u8]) -> PathBuf {
+        let (top, rest) = top_and_rest(path);
+        let mut source = self.tops.get(top).map(|t| t.0.clone()).unwrap_or_default();
+        for part in rest {
+            #[cfg(unix)]
+            source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
+            #[cfg(not(unix))]
+            source.push(String::from_utf8_lossy(part).as_ref());
+        }
+        source
+    }
+
+    /// Opens an entry's file: a top one by its path (the user named it),
+    /// one below beneath its top's handle, no link followed at any name
+    /// (a directory swapped for a link since the walk cannot lead the
+    /// read outside), never blocking on a FIFO. With -L (`follow`) by its
+    /// path: links are followed there by design.
+    pub(in crate::send) fn open(&self, path: &[u8], follow: bool) -> Result<std::fs::File, String> {
+        let (top, rest) = top_and_rest(path);
+        let below: Vec<Vec<u8>> = rest.map(<[u8]>::to_vec).collect();
+        #[cfg(unix)]
+        if let Some((_, Some(dir))) = self.tops.get(top).filter(|_| !below.is_empty() && !follow) {
+            return super::walk::open_beneath(dir, &below)
+                .ok_or_else(|| "cannot open it beneath its source (gone, or a link now)".into());
+        }
+        let _ = (top, below, follow);
+        std::fs::File::open(self.of(path)).map_err(|e| format!("cannot open it: {e}"))
+    }
+}
+
+/// A directory source, opened (a link followed: the user named it); none
+/// for a file, or where nothing is opened beneath a handle.
+fn top_handle(path: &std::path::Path) -> Option<std::fs::File> {
+    #[cfg(unix)]
+    return walk::Dir::open(path).ok().map(walk::Dir::into_file);
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
