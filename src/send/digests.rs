@@ -58,6 +58,11 @@ impl FileId {
         }
     }
 
+    /// The modification time, ns since the epoch (0 if before it).
+    pub(crate) fn mtime_ns(&self) -> u64 {
+        self.mtime_ns.max(0) as u64
+    }
+
     /// The (device, inode) pair: what a directory is, for loop checks.
     #[cfg(unix)]
     pub(crate) fn dev_ino(&self) -> (u64, u64) {

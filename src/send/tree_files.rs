@@ -246,13 +246,10 @@ impl Run<'_> {
         if !meta.is_file() {
             return Err("no longer a regular file".into());
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        self.session.unchanged(id, meta.len(), mtime)?;
-        Ok((file, FileId::of(&meta)))
+        let identity = FileId::of(&meta);
+        self.session
+            .unchanged(id, meta.len(), identity.mtime_ns())?;
+        Ok((file, identity))
     }
 }
 

@@ -38,17 +38,10 @@ pub(in crate::send) struct Single {
 impl Outgoing {
     /// One file, or a stream, as a tree of one entry.
     pub(in crate::send) fn single(opened: crate::send::Plan) -> Outgoing {
-        let (offset, count) = (opened.offset, opened.count);
         let name = (opened.name).unwrap_or_else(|| crate::output::STREAM_NAME.to_string());
-        let mut totals = Totals {
-            entries: 1,
-            files: 1,
-            ..Totals::default()
-        };
+        let (offset, end) = (opened.offset, opened.offset + opened.count.unwrap_or(0));
         let (sources, range, stream) = match opened.input {
             crate::send::Input::File { size, .. } => {
-                let end = offset + count.unwrap_or(size - offset);
-                totals.bytes = end - offset;
                 let source = walk::Source {
                     path: PathBuf::from(&opened.label),
                     top: name.clone().into_bytes(),
@@ -56,11 +49,19 @@ impl Outgoing {
                 let range = ((offset, end) != (0, size)).then_some((offset, end));
                 (vec![source], range, None)
             }
+            // a stream's range is only its cap
             crate::send::Input::Stream { reader } => {
-                let cap = count.map(|c| (0, c));
+                let cap = opened.count.map(|c| (0, c));
                 (Vec::new(), cap, Some(std::sync::Mutex::new(Some(reader))))
             }
         };
+        let totals = Totals {
+            entries: 1,
+            files: 1,
+            bytes: if stream.is_none() { end - offset } else { 0 },
+            ..Totals::default()
+        };
+        let forced = opened.forced;
         Outgoing {
             sources,
             totals,
@@ -69,7 +70,7 @@ impl Outgoing {
                 alone: Alone {
                     name,
                     range,
-                    forced: opened.forced,
+                    forced,
                 },
                 note: opened.note,
                 stream,
@@ -88,22 +89,13 @@ impl Outgoing {
         self.single.as_ref().is_none_or(|s| s.stream.is_none())
     }
 
+    /// The sources checked, and with `reporter` a tree's caveats said.
+    /// They are walked as their entries are sent, each session afresh
+    /// (`-k`, `--retry`): the tree as it is then.
     pub(in crate::send) fn new(
         sources: &[(PathBuf, Vec<u8>)],
-        reporter: &Reporter,
+        reporter: Option<&Reporter>,
     ) -> Result<Outgoing> {
-        let plan = Outgoing::checked(sources)?;
-        reporter.warn(
-            "a tree carries files, directories, links inside it, permission bits and \
-             modification times; not owners, ACLs or extended attributes",
-        );
-        Ok(plan)
-    }
-
-    /// The sources checked, without a word. They are walked as their
-    /// entries are sent, each session afresh (`-k`, `--retry`): the tree as
-    /// it is then.
-    pub(in crate::send) fn checked(sources: &[(PathBuf, Vec<u8>)]) -> Result<Outgoing> {
         for (path, _) in sources {
             std::fs::metadata(path).with_context(|| path.display().to_string())?;
         }
@@ -119,6 +111,12 @@ impl Outgoing {
             1 => first,
             n => format!("{first} and {} more", n - 1),
         };
+        if let Some(reporter) = reporter {
+            reporter.warn(
+                "a tree carries files, directories, links inside it, permission bits and \
+                 modification times; not owners, ACLs or extended attributes",
+            );
+        }
         Ok(Outgoing {
             sources,
             name,
