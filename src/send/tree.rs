@@ -85,8 +85,7 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
-    let alone = plan.single.as_ref().map(|s| s.alone.clone());
-    let mut session = Session::new(alone, cfg.resume, conn.peer.as_str(), None);
+    let mut session = Session::new(plan.alone.clone(), cfg.resume, conn.peer.as_str(), None);
     let key = offer(cfg, plan, conn, &session)?;
     session.set_key(key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>));
     let start = TreeStart {
@@ -95,10 +94,10 @@ pub(super) fn session(
         peer: conn.peer.clone(),
         entries: plan.totals.entries,
         bytes: plan.totals.bytes,
-        counted: plan.single.is_some(),
+        counted: plan.alone.is_some(),
     };
-    let progress = match &plan.single {
-        Some(single) => reporter.one_file(&start, single.note.clone()),
+    let progress = match plan.alone {
+        Some(_) => reporter.one_file(&start, plan.note.clone()),
         None => reporter.tree(&start),
     };
     let mut run = Run {
@@ -171,7 +170,7 @@ impl Run<'_> {
     /// receiver answers while the walk goes on), taking replies as they come.
     fn manifest(&mut self) -> Result<()> {
         let (plan, reporter, deref) = (self.plan, self.reporter, self.cfg.dereference);
-        let totals = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
+        let totals = match plan.stream.is_some() {
             true => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
                 self.session
@@ -200,7 +199,7 @@ impl Run<'_> {
                 Ok::<(), anyhow::Error>(())
             })?,
         };
-        if plan.single.is_none() {
+        if plan.alone.is_none() {
             self.progress.totals(totals.entries, totals.bytes);
             if totals.hard_links > 0 {
                 reporter.warn(&format!(

@@ -15,24 +15,21 @@ use crate::send::digests::FileId;
 use crate::send::walk::{self, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
+#[derive(Default)]
 pub(in crate::send) struct Outgoing {
     pub(super) sources: Vec<walk::Source>,
     pub(super) totals: Totals,
     pub(super) name: String,
-    /// One file or stream named alone on the command line: a tree of one.
-    pub(in crate::send) single: Option<Single>,
+    /// One file or stream named alone on the command line, a tree of one:
+    /// its name, the bytes asked for, and whether `--offset` forced them.
+    pub(super) alone: Option<Alone>,
+    /// Said in the summary of a file alone (a `--count` cut short by the
+    /// end of the file).
+    pub(super) note: Option<String>,
+    /// stdin or a pipe alone: read once, so never resumed.
+    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
     /// Whole-file digests, shared with the other sessions of `-k`.
     pub(in crate::send) digests: Arc<Digests>,
-}
-
-/// What a session of one file adds to its one entry.
-pub(in crate::send) struct Single {
-    /// Its name, the bytes asked for, and whether `--offset` forced them.
-    pub(super) alone: Alone,
-    /// Said in the summary (a `--count` cut short by the end of the file).
-    pub(super) note: Option<String>,
-    /// stdin or a pipe: read once, so never resumed.
-    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
 }
 
 impl Outgoing {
@@ -61,20 +58,18 @@ impl Outgoing {
             bytes: if stream.is_none() { end - offset } else { 0 },
             ..Totals::default()
         };
-        let forced = opened.forced;
+        let alone = Alone {
+            name: name.clone(),
+            range,
+            forced: opened.forced,
+        };
         Outgoing {
             sources,
             totals,
-            name: name.clone(),
-            single: Some(Single {
-                alone: Alone {
-                    name,
-                    range,
-                    forced,
-                },
-                note: opened.note,
-                stream,
-            }),
+            name,
+            alone: Some(alone),
+            note: opened.note,
+            stream,
             digests: Arc::default(),
         }
     }
@@ -86,7 +81,7 @@ impl Outgoing {
 
     /// Whether a lost connection can be resumed: not once a stream is read.
     pub(in crate::send) fn resumable(&self) -> bool {
-        self.single.as_ref().is_none_or(|s| s.stream.is_none())
+        self.stream.is_none()
     }
 
     /// The sources checked, and with `reporter` a tree's caveats said.
@@ -117,12 +112,11 @@ impl Outgoing {
                  modification times; not owners, ACLs or extended attributes",
             );
         }
+        // counted as they are sent
         Ok(Outgoing {
             sources,
             name,
-            totals: Totals::default(), // counted as they are sent
-            single: None,
-            digests: Arc::default(),
+            ..Outgoing::default()
         })
     }
 }
@@ -144,7 +138,7 @@ impl Sources {
     /// and the stream, which only the first session reads.
     pub(super) fn new(plan: &Outgoing) -> Sources {
         let tops = plan.sources.iter();
-        let stream = plan.single.as_ref().and_then(|s| s.stream.as_ref());
+        let stream = plan.stream.as_ref();
         Sources {
             tops: tops
                 .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
