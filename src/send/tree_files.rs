@@ -89,7 +89,13 @@ impl Run<'_> {
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
     /// the way; its size is known only at its end.
     fn send_stream(&mut self, job: &ToSend) -> Result<(u64, Option<Sha>), Lost> {
-        let Some(mut reader) = self.sources.stream.take() else {
+        // only the first session of a stream reads it
+        let stream = self
+            .plan
+            .stream
+            .as_ref()
+            .and_then(|m| m.lock().ok()?.take());
+        let Some(mut reader) = stream else {
             return Err(Lost::Source(0, "the stream was read already".into()));
         };
         let (cap, name) = (job.entry.range.map(|(_, end)| end), job.name());
@@ -108,11 +114,8 @@ impl Run<'_> {
             &mut update,
         );
         self.zero_copy = false;
-        let bytes = match moved {
-            Ok(bytes) => bytes,
-            Err(e) if crate::interrupt::requested() => return Err(Lost::Session(e.into())),
-            Err(e) => return Err(Lost::Session(lost(self.conn, e))),
-        };
+        // Ctrl-C too: the session's failure looks at it first
+        let bytes = moved.map_err(|e| Lost::Session(lost(self.conn, e)))?;
         self.sent += bytes;
         self.hashing.computed += u64::from(hasher.is_some());
         Ok((bytes, hasher.map(|h| h.finalize().into())))

@@ -27,7 +27,7 @@ pub(in crate::send) struct Outgoing {
     /// end of the file).
     pub(super) note: Option<String>,
     /// stdin or a pipe alone: read once, so never resumed.
-    pub(super) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
+    pub(in crate::send) stream: Option<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
     /// Whole-file digests, shared with the other sessions of `-k`.
     pub(in crate::send) digests: Arc<Digests>,
 }
@@ -129,22 +129,17 @@ pub(in crate::send) struct Sources {
     /// Each entry's identity when walked (a file's): what it must still be
     /// once read.
     pub(in crate::send) walked: Vec<Option<FileId>>,
-    /// The stream a session of one stream reads.
-    pub(in crate::send) stream: Option<Box<dyn std::io::Read + Send>>,
 }
 
 impl Sources {
-    /// Where this session reads `plan`: each top directory opened afresh,
-    /// and the stream, which only the first session reads.
+    /// Where this session reads `plan`: each top directory opened afresh.
     pub(super) fn new(plan: &Outgoing) -> Sources {
         let tops = plan.sources.iter();
-        let stream = plan.stream.as_ref();
         Sources {
             tops: tops
                 .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
                 .collect(),
             walked: Vec::new(),
-            stream: stream.and_then(|m| m.lock().ok()?.take()),
         }
     }
 
