@@ -1,7 +1,8 @@
 //! A tree session on the sending side: offer the walk's entries as they
 //! come, learn what the receiver wants while a second thread reads its
-//! replies, then send each wanted file through the same sendfile path as a
-//! single file, without a round trip per file.
+//! replies, then send each wanted file (tree_files.rs) without a round
+//! trip per file; then take the receiver's verdict, or, after Ctrl-C or a
+//! lost connection, tell the user what landed and how to resume.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,29 +10,26 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-mod ending;
 mod plan;
 
-pub(super) use ending::ended;
 pub(super) use plan::Outgoing;
-use plan::Sources;
+use plan::{wire_entry, Sources};
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
 use super::replies::Reader;
-use super::walk::{self, Kind};
+use super::resume_command;
+use super::walk;
 use crate::auth;
 use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
-use crate::exit;
-use crate::hash;
-use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
+use crate::exit::{self, ExitCode};
+use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
 use crate::protocol::ledger::Fate;
-use crate::protocol::sender::{Event, Violation};
-use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{lossy, Entry, EntryKind};
-use crate::protocol::{self as proto, kind, BlockHash, ToSender};
+use crate::protocol::sender::{Ending, Event, Phase, Session, Settled, Violation};
+use crate::protocol::{self as proto, kind, ToSender};
+use crate::units::human_bytes;
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -261,24 +259,6 @@ impl Run<'_> {
     }
 }
 
-/// A walked entry as it goes on the wire (its id is the machine's to set).
-fn wire_entry(entry: walk::Entry) -> Entry {
-    let (kind, size, target) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size, Vec::new()),
-        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
-        Kind::Link { target } => (EntryKind::Link, 0, target),
-    };
-    Entry {
-        path: entry.path,
-        kind,
-        size,
-        mode: entry.mode,
-        mtime_ns: entry.mtime_ns,
-        target,
-        ..Entry::default()
-    }
-}
-
 impl Run<'_> {
     /// Takes every frame that has already arrived.
     pub(super) fn absorb_ready(&mut self) -> Result<()> {
@@ -306,43 +286,6 @@ impl Run<'_> {
             Some(Event::Ended(ending)) => ended(ending),
         }
     }
-
-    /// Checks the receiver's hashes of a held part against the source (the
-    /// session checked that they are for held bytes, each once).
-    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
-        let path = (self.session.entry(id).expect("checked by the session").path).clone();
-        if self.session.is_single() && self.verifying.is_none() {
-            let held = self.session.held(id).map_or(0, |h| h.total());
-            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
-        }
-        let source = self.sources.of(&path);
-        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
-            return Ok(()); // found out again, and reported, when it is sent
-        };
-        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
-        for b in blocks {
-            let (from, to) = (b.offset, b.offset + b.len as u64);
-            // the receiver waits for entries while this hashes
-            self.keepalive
-                .tick(self.conn)
-                .map_err(|e| lost(self.conn, e))?;
-            let ours = hash::block(&file, from, to - from, &mut buf)
-                .with_context(|| source.display().to_string())?;
-            if let Some(bar) = self.verifying.as_mut() {
-                bar.update(to);
-            }
-            if let Some(warning) = self.session.checked(id, b, &ours) {
-                self.reporter.warn(&warning);
-            }
-        }
-        if let Some(mut bar) = self.verifying.take_if(|_| last) {
-            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
-        }
-        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
-            self.reporter.warn(&warning);
-        }
-        Ok(())
-    }
 }
 
 /// A frame that broke the session's rules, as the session ends with it: a
@@ -352,4 +295,86 @@ pub(super) fn violated(v: Violation) -> anyhow::Error {
         true => exit::integrity(v.to_string()),
         false => anyhow::Error::new(v),
     }
+}
+
+impl Run<'_> {
+    /// Waits for the receiver's durable verdict on the whole session.
+    pub(super) fn conclude(&mut self) -> Result<Ending> {
+        loop {
+            if let Some(ending) = self.session.ending() {
+                return Ok(ending);
+            }
+            let msg = self.reader.wait(self.cfg.common.idle_timeout, self.conn);
+            self.absorb(msg.context("before the receiver confirmed the session")?)?;
+        }
+    }
+
+    /// Shows how the session ended and ends with it.
+    pub(super) fn finish(mut self, ending: Ending) -> Result<()> {
+        // a file alone that did not land says so in its error, not in a summary
+        match self.session.is_single() && ending != Ending::Complete {
+            true => self.progress.abandon(),
+            false => self.progress.finish(&self.summary()),
+        }
+        ended(ending)
+    }
+
+    /// The session's summary, for the display.
+    fn summary(&self) -> TreeSummary {
+        let (ledger, journey) = (self.session.ledger(), self.journey);
+        TreeSummary {
+            role: Role::Send,
+            name: self.plan.name.clone(),
+            path: None,
+            entries: self.session.len() + self.session.walk_failures(),
+            files: self.session.files_landed(),
+            up_to_date: ledger.up_to_date,
+            not_landed: ledger.not_landed,
+            bytes: journey.sent_before + self.sent,
+            elapsed: journey.began.elapsed(),
+            reconnects: journey.reconnects,
+            sent_before: journey.sent_before,
+            zero_copy: self.zero_copy && self.sent > 0,
+            encrypted: self.conn.is_sealed(),
+            verified: self.cfg.common.verify && !self.session.unchecked(),
+            digests: (self.hashing.computed, self.hashing.cached),
+        }
+    }
+
+    /// Turns a session error into what the user sees: Ctrl-C tells the
+    /// receiver and prints the resume command; a broken connection is retried.
+    pub(super) fn failed(&mut self, err: anyhow::Error) -> anyhow::Error {
+        if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
+            return self.stop();
+        }
+        if exit::tag_of(&err) != Some(exit::Tag::Retryable) {
+            return err;
+        }
+        // the receiver may have said why it dropped us (a full disk)
+        let why = (self.reader).hear(REASON_WAIT, |msg| self.session.why_lost(msg));
+        why.and_then(|why| ended(why).err()).unwrap_or(err)
+    }
+
+    pub(super) fn stop(&mut self) -> anyhow::Error {
+        self.conn.ignore_ctrl_c();
+        let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
+        if self.session.stop() && self.flush().is_ok() {
+            if let Some(kept) = self.reader.hear(STOP_WAIT, |msg| self.session.kept(&msg)) {
+                said = format!("{said}; {kept}");
+            }
+        }
+        exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
+    }
+}
+
+/// What the session ends with: its exit code, and the line its machine
+/// said.
+pub(in crate::send) fn ended(ending: Ending) -> Result<()> {
+    Err(match ending {
+        Ending::Complete => return Ok(()),
+        Ending::Partial(line) => exit::partial(line),
+        Ending::Integrity(line) => exit::integrity(line),
+        Ending::Refused(line) => exit::refused(line),
+        Ending::Failed(line) => anyhow::anyhow!(line),
+    })
 }

@@ -1,11 +1,12 @@
 //! The data of a tree session on the sending side: each wanted file
 //! through the same sendfile path as a single file, small ones read once
-//! and packed with their frames, every one with its SHA-256.
+//! and packed with their frames, every one with its SHA-256; and the
+//! receiver's hashes of what it holds checked against the source.
 
 use std::fs::File;
 use std::io;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::digests::{Claim, FileId, Lookup, Wait};
@@ -18,8 +19,9 @@ use crate::exit;
 use crate::file_read;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
-use crate::protocol as proto;
 use crate::protocol::sender::{changed, ToSend};
+use crate::protocol::tree::lossy;
+use crate::protocol::{self as proto, BlockHash};
 
 impl Run<'_> {
     /// Sends one file: BEGIN, its missing ranges, FILE END with its digest;
@@ -239,6 +241,43 @@ impl Run<'_> {
             }
             Err(e) => Err(Lost::Session(lost(self.conn, e))),
         }
+    }
+
+    /// Checks the receiver's hashes of a held part against the source (the
+    /// session checked that they are for held bytes, each once).
+    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
+        let path = (self.session.entry(id).expect("checked by the session").path).clone();
+        if self.session.is_single() && self.verifying.is_none() {
+            let held = self.session.held(id).map_or(0, |h| h.total());
+            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
+        }
+        let source = self.sources.of(&path);
+        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
+            return Ok(()); // found out again, and reported, when it is sent
+        };
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
+        for b in blocks {
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            // the receiver waits for entries while this hashes
+            self.keepalive
+                .tick(self.conn)
+                .map_err(|e| lost(self.conn, e))?;
+            let ours = hash::block(&file, from, to - from, &mut buf)
+                .with_context(|| source.display().to_string())?;
+            if let Some(bar) = self.verifying.as_mut() {
+                bar.update(to);
+            }
+            if let Some(warning) = self.session.checked(id, b, &ours) {
+                self.reporter.warn(&warning);
+            }
+        }
+        if let Some(mut bar) = self.verifying.take_if(|_| last) {
+            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
+        }
+        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
+            self.reporter.warn(&warning);
+        }
+        Ok(())
     }
 
     /// Opens entry `id`'s file, refusing one that changed since the walk;

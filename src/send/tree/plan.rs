@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 
 use crate::progress::Reporter;
 use crate::protocol::sender::Alone;
-use crate::protocol::tree::top_and_rest;
+use crate::protocol::tree::{top_and_rest, Entry, EntryKind};
 use crate::send::digests::Digests;
 use crate::send::digests::FileId;
-use crate::send::walk::{self, Totals};
+use crate::send::walk::{self, Kind, Totals};
 
 /// The sources of a tree session, checked and counted before connecting.
 #[derive(Default)]
@@ -184,5 +184,23 @@ fn top_handle(path: &std::path::Path) -> Option<std::fs::File> {
     {
         let _ = path;
         None
+    }
+}
+
+/// A walked entry as it goes on the wire (its id is the machine's to set).
+pub(super) fn wire_entry(entry: walk::Entry) -> Entry {
+    let (kind, size, target) = match entry.kind {
+        Kind::File { size } => (EntryKind::File, size, Vec::new()),
+        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
+        Kind::Link { target } => (EntryKind::Link, 0, target),
+    };
+    Entry {
+        path: entry.path,
+        kind,
+        size,
+        mode: entry.mode,
+        mtime_ns: entry.mtime_ns,
+        target,
+        ..Entry::default()
     }
 }
