@@ -246,20 +246,12 @@ impl Run<'_> {
 
     /// Shows an entry's fate (the machine recorded it).
     pub(super) fn show(&mut self, settled: &Settled) {
-        let kind = settled.kind_name();
-        let (status, message) = tree_progress::Status::of(&settled.fate, kind);
-        self.progress.entry(&tree_progress::EntryEvent {
-            path: &settled.path,
-            kind,
-            bytes: settled.bytes,
-            sha256: settled.sha256.map(|d| proto::hex(&d)),
-            status,
-            message: message.as_ref(),
-        });
+        let (path, kind) = (settled.path.as_str(), settled.kind_name());
+        let sha256 = settled.sha256.map(|d| proto::hex(&d));
+        let progress = &mut *self.progress;
+        tree_progress::show(progress, (path, kind), settled.bytes, sha256, &settled.fate);
     }
-}
 
-impl Run<'_> {
     /// Takes every frame that has already arrived.
     pub(super) fn absorb_ready(&mut self) -> Result<()> {
         while let Ok(msg) = self.reader.next(None) {
@@ -286,18 +278,7 @@ impl Run<'_> {
             Some(Event::Ended(ending)) => ended(ending),
         }
     }
-}
 
-/// A frame that broke the session's rules, as the session ends with it: a
-/// MAC that does not check is an integrity failure (exit 3).
-pub(super) fn violated(v: Violation) -> anyhow::Error {
-    match v.is_forgery() {
-        true => exit::integrity(v.to_string()),
-        false => anyhow::Error::new(v),
-    }
-}
-
-impl Run<'_> {
     /// Waits for the receiver's durable verdict on the whole session.
     pub(super) fn conclude(&mut self) -> Result<Ending> {
         loop {
@@ -377,4 +358,13 @@ pub(in crate::send) fn ended(ending: Ending) -> Result<()> {
         Ending::Refused(line) => exit::refused(line),
         Ending::Failed(line) => anyhow::anyhow!(line),
     })
+}
+
+/// A frame that broke the session's rules, as the session ends with it: a
+/// MAC that does not check is an integrity failure (exit 3).
+pub(super) fn violated(v: Violation) -> anyhow::Error {
+    match v.is_forgery() {
+        true => exit::integrity(v.to_string()),
+        false => anyhow::Error::new(v),
+    }
 }
