@@ -40,9 +40,8 @@ impl Reader {
         conn.hand_reading_to(&mut reading_conn);
         // what this thread hears keeps the writer's idle clock alive
         conn.share_heard(&mut reading_conn);
-        let conn = reading_conn;
         // replies and results are small: read many with each call
-        let mut reading = std::io::BufReader::with_capacity(64 << 10, conn);
+        let mut reading = std::io::BufReader::with_capacity(64 << 10, reading_conn);
         let (tx, rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("zc-replies".into())

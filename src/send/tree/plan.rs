@@ -91,16 +91,13 @@ impl Outgoing {
         sources: &[(PathBuf, Vec<u8>)],
         reporter: Option<&Reporter>,
     ) -> Result<Outgoing> {
-        for (path, _) in sources {
-            std::fs::metadata(path).with_context(|| path.display().to_string())?;
-        }
-        let sources: Vec<walk::Source> = sources
-            .iter()
-            .map(|(path, top)| walk::Source {
-                path: path.clone(),
-                top: top.clone(),
+        let sources = (sources.iter())
+            .map(|(path, top)| {
+                std::fs::metadata(path).with_context(|| path.display().to_string())?;
+                let (path, top) = (path.clone(), top.clone());
+                Ok(walk::Source { path, top })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let first = String::from_utf8_lossy(&sources[0].top).into_owned();
         let name = match sources.len() {
             1 => first,
