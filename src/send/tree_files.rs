@@ -215,11 +215,8 @@ impl Run<'_> {
     /// Sends `ranges` of the file, with progress; the bytes that went out.
     fn send_ranges(&mut self, file: &File, job: &ToSend) -> Result<u64, Lost> {
         let base = self.sent;
-        let mut sent = Sent {
-            bytes: 0,
-            zero_copy: self.cfg.sendfile,
-            fallback: None,
-        };
+        // send_file_ranges sets it from the start
+        let mut sent = Sent::default();
         let files = self.session.files_landed();
         let (progress, name) = (&mut self.progress, job.name());
         let mut update = |n: u64| progress.update(base + n, files, &name);
