@@ -156,7 +156,7 @@ fn offer(
     }
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
-    let (key, _) = answered(cfg, conn, &body, nonce)?;
+    let key = answered(cfg, conn, &body, nonce)?;
     // a receiver that answered the offer (and proved the secret) is no
     // longer a stranger on a listening sender
     conn.trusted();
