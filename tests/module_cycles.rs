@@ -37,6 +37,49 @@ fn no_new_import_cycles_between_top_level_modules() {
     );
 }
 
+/// The same inside send/ (issue 22: the reply reader and the driver imported
+/// each other): its modules, mod.rs aside, name each other as `super::X`
+/// (`super::super::X` one level down) or `crate::send::X`.
+#[test]
+fn no_import_cycles_between_the_sending_modules() {
+    let send = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/send");
+    let modules: BTreeSet<String> = std::fs::read_dir(&send)
+        .unwrap()
+        .filter_map(|e| e.unwrap().path().file_stem()?.to_str().map(String::from))
+        .filter(|name| name != "mod")
+        .collect();
+    // only what names a sibling counts: `crate::serve` is another module
+    // than `crate::send::serve`
+    let as_siblings = |text: String, up: &str| {
+        let text = text
+            .replace("crate::send::", "\0")
+            .replace("crate::", "top::");
+        text.replace(up, "\0")
+            .replace("super::", "up::")
+            .replace('\0', "crate::")
+    };
+    let mut graph = Graph::new();
+    for module in &modules {
+        let file = send.join(format!("{module}.rs"));
+        let mut text = match file.exists() {
+            true => as_siblings(std::fs::read_to_string(file).unwrap(), "super::"),
+            false => String::new(),
+        };
+        let mut below = String::new();
+        if send.join(module).is_dir() {
+            read_tree(&send.join(module), &mut below);
+        }
+        text += &as_siblings(below, "super::super::");
+        let targets = references(&text)
+            .into_iter()
+            .filter(|target| target != module && modules.contains(target))
+            .collect();
+        graph.insert(module.clone(), targets);
+    }
+    let cyclic = cyclic_edges(&graph);
+    assert!(cyclic.is_empty(), "edges on a cycle in send/: {cyclic:?}");
+}
+
 /// The top-level modules are the ones lib.rs declares; each maps to the
 /// modules its source text names after `crate::`.
 fn graph(src: &Path) -> Graph {

@@ -60,7 +60,7 @@ pub fn recv(
 }
 
 /// What a send moved, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sent {
     pub bytes: u64,
     /// True only when sendfile(2) moved every byte.

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::event::Event;
 use super::{role_name, Reporter, Role, Style, LINE_EVERY};
 use crate::peer_text::{escape, PeerText};
-use crate::protocol::ledger::{Fate, Ledger};
+use crate::protocol::ledger::Fate;
 use crate::units::{human_bytes, human_rate, human_seconds};
 
 /// A tree session as it begins.
@@ -73,10 +73,9 @@ impl Status {
     }
 }
 
-/// Records an entry's fate in the session's ledger and shows it: the one
+/// Shows an entry's fate (its session's machine recorded it): the one
 /// place both sides turn a fate into an event.
-pub fn settle(
-    ledger: &mut Ledger,
+pub fn show(
     progress: &mut dyn TreeProgress,
     (path, kind): (&str, &'static str),
     bytes: u64,
@@ -84,7 +83,6 @@ pub fn settle(
     fate: &Fate,
 ) {
     let (status, message) = Status::of(fate, kind);
-    ledger.record(path, fate);
     progress.entry(&EntryEvent {
         path,
         kind,

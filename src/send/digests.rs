@@ -58,6 +58,11 @@ impl FileId {
         }
     }
 
+    /// The modification time, ns since the epoch (0 if before it).
+    pub(crate) fn mtime_ns(&self) -> u64 {
+        self.mtime_ns.max(0) as u64
+    }
+
     /// The (device, inode) pair: what a directory is, for loop checks.
     #[cfg(unix)]
     pub(crate) fn dev_ino(&self) -> (u64, u64) {
@@ -284,7 +289,6 @@ impl Wait {
 /// How one session came by its files' digests, for its summary.
 #[derive(Default)]
 pub(super) struct Hashing {
-    pub(super) cache: Arc<Digests>,
     /// Digests this session computed (read the file for them).
     pub(super) computed: u64,
     /// Whole-file digests it took from the cache or from another session.

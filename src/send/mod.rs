@@ -205,7 +205,7 @@ pub fn run(cfg: &SendConfig, reporter: &Reporter) -> Result<()> {
             })
         }
         Payload::Tree(sources) => {
-            let plan = tree::Outgoing::new(sources, reporter)?;
+            let plan = tree::Outgoing::new(sources, Some(reporter))?;
             drive(cfg, reporter, true, |conn, journey| {
                 tree::session(cfg, &plan, conn, reporter, journey)
             })

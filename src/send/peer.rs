@@ -76,19 +76,16 @@ pub(super) fn next_frame(conn: &mut Conn) -> Result<proto::Frame> {
     }
 }
 
-/// What an accepting receiver said: the ranges it holds, and whether
-/// HASHES of them follow.
-pub(super) type Accepted = (Vec<(u64, u64)>, bool);
-
 /// After the OFFER: the key handshake when there is a key, then the
 /// receiver's ANSWER. A refusal is an error (exit 4); an acceptance returns
-/// the session's keys and the held ranges with whether hashes follow.
+/// the session's keys (what a tree's receiver holds comes entry by entry,
+/// in its replies).
 pub(super) fn answered(
     cfg: &SendConfig,
     conn: &mut Conn,
     offer_body: &[u8],
     nonce: Option<[u8; 32]>,
-) -> Result<(Option<Session>, Accepted)> {
+) -> Result<Option<Session>> {
     let no_answer = |conn: &Conn, e: anyhow::Error| {
         let err = e.context(format!("{}: no answer from a zc receiver", conn.peer));
         exit::tag(err, Tag::Retryable)
@@ -121,7 +118,7 @@ pub(super) fn answered(
             let why = "the receiver did not prove it holds the key";
             Err(exit::refused(format!("{}: {why}", conn.peer)))
         }
-        Answer::Accept { held, hashes } => Ok((session, (held, hashes))),
+        Answer::Accept { .. } => Ok(session),
     }
 }
 

@@ -36,11 +36,7 @@ pub(super) fn session(
     conn.trusted();
     let mut bar = reporter.transfer(&plan.start(conn, plan.offset));
     let mut progress = |n| bar.update(n);
-    let mut sent = Sent {
-        bytes: 0,
-        zero_copy: false,
-        fallback: None,
-    };
+    let mut sent = Sent::default();
     let (moved, pending) = send_bytes(cfg, plan, conn, &mut progress, &mut sent)?;
     if let Err(e) = moved {
         // No digest of a partial send is shown: the hashing thread, if any,

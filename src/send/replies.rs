@@ -10,15 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::peer::lost;
-use super::tree::{ended, Run};
 use crate::conn::Conn;
 use crate::exit;
-use crate::hash;
-use crate::progress::Role;
-use crate::protocol::ledger::Fate;
-use crate::protocol::sender::{Event, Violation};
-use crate::protocol::tree::lossy;
-use crate::protocol::{self as proto, BlockHash, ToSender};
+use crate::protocol::{self as proto, ToSender};
 
 /// The receiver's frames, read on a thread of their own so that neither
 /// side ever waits for the other to drain a full socket.
@@ -46,9 +40,8 @@ impl Reader {
         conn.hand_reading_to(&mut reading_conn);
         // what this thread hears keeps the writer's idle clock alive
         conn.share_heard(&mut reading_conn);
-        let conn = reading_conn;
         // replies and results are small: read many with each call
-        let mut reading = std::io::BufReader::with_capacity(64 << 10, conn);
+        let mut reading = std::io::BufReader::with_capacity(64 << 10, reading_conn);
         let (tx, rx) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("zc-replies".into())
@@ -99,6 +92,43 @@ impl Reader {
         }
         self.pending.pop_front().ok_or(RecvError::Timeout)
     }
+
+    /// The next frame from the receiver, within the idle timeout.
+    pub(super) fn wait(&mut self, idle: Duration, conn: &Conn) -> Result<ToSender> {
+        let deadline = Instant::now() + idle;
+        loop {
+            if crate::interrupt::requested() {
+                return Err(exit::interrupted("interrupted"));
+            }
+            let why = match self.next(Some(crate::conn::TICK)) {
+                Ok(msg) => return msg,
+                Err(RecvError::Timeout) if Instant::now() < deadline => continue,
+                Err(RecvError::Timeout) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
+                ),
+                Err(RecvError::Disconnected) => io::Error::other("the connection closed"),
+            };
+            return Err(lost(conn, why));
+        }
+    }
+
+    /// What the receiver says within `wait`, once `pick` takes a frame;
+    /// `None` if it says nothing that `pick` takes, or the connection ends.
+    pub(super) fn hear<T>(
+        &mut self,
+        wait: Duration,
+        mut pick: impl FnMut(ToSender) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + wait;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        while let Ok(Ok(msg)) = self.next(Some(left())) {
+            if let Some(heard) = pick(msg) {
+                return Some(heard);
+            }
+        }
+        None
+    }
 }
 
 impl Drop for Reader {
@@ -108,101 +138,5 @@ impl Drop for Reader {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-impl Run<'_> {
-    /// The next frame from the receiver, within the idle timeout.
-    pub(super) fn wait(&mut self) -> Result<ToSender> {
-        let idle = self.cfg.common.idle_timeout;
-        let deadline = Instant::now() + idle;
-        loop {
-            if crate::interrupt::requested() {
-                return Err(exit::interrupted("interrupted"));
-            }
-            let why = match self.reader.next(Some(crate::conn::TICK)) {
-                Ok(msg) => return msg,
-                Err(RecvError::Timeout) if Instant::now() < deadline => continue,
-                Err(RecvError::Timeout) => io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("nothing moved for {} s (--timeout)", idle.as_secs_f64()),
-                ),
-                Err(RecvError::Disconnected) => io::Error::other("the connection closed"),
-            };
-            return Err(lost(self.conn, why));
-        }
-    }
-
-    /// Takes every frame that has already arrived.
-    pub(super) fn absorb_ready(&mut self) -> Result<()> {
-        while let Ok(msg) = self.reader.next(None) {
-            self.absorb(msg?)?;
-        }
-        Ok(())
-    }
-
-    /// Hands one frame from the receiver to the session and does what it
-    /// says.
-    pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
-        match self.session.handle(msg).map_err(violated)? {
-            None | Some(Event::Go | Event::Concluded) => Ok(()),
-            Some(Event::Settled(settled)) => {
-                let cached = settled.id.and_then(|id| self.cached.get(&id));
-                if let (Fate::Mismatch, Some(cached)) = (&settled.fate, cached) {
-                    // whatever went wrong, the next receiver gets a digest read afresh
-                    self.hashing.cache.forget(cached);
-                }
-                self.show(&settled);
-                Ok(())
-            }
-            Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
-            Some(Event::Ended(ending)) => ended(ending),
-        }
-    }
-
-    /// Checks the receiver's hashes of a held part against the source (the
-    /// session checked that they are for held bytes, each once).
-    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
-        let path = (self.session.entry(id).expect("checked by the session").path).clone();
-        if self.session.is_single() && self.verifying.is_none() {
-            let held = self.session.held(id).map_or(0, |h| h.total());
-            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
-        }
-        let source = self.sources.of(&path);
-        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
-            return Ok(()); // found out again, and reported, when it is sent
-        };
-        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
-        for b in blocks {
-            let (from, to) = (b.offset, b.offset + b.len as u64);
-            // the receiver waits for entries while this hashes
-            self.keepalive
-                .tick(self.conn)
-                .map_err(|e| lost(self.conn, e))?;
-            let ours = hash::block(&file, from, to - from, &mut buf)
-                .with_context(|| source.display().to_string())?;
-            if let Some(bar) = self.verifying.as_mut() {
-                bar.update(to);
-            }
-            if let Some(warning) = self.session.checked(id, b, &ours) {
-                self.reporter.warn(&warning);
-            }
-        }
-        if let Some(mut bar) = self.verifying.take_if(|_| last) {
-            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
-        }
-        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
-            self.reporter.warn(&warning);
-        }
-        Ok(())
-    }
-}
-
-/// A frame that broke the session's rules, as the session ends with it: a
-/// MAC that does not check is an integrity failure (exit 3).
-pub(super) fn violated(v: Violation) -> anyhow::Error {
-    match v.is_forgery() {
-        true => exit::integrity(v.to_string()),
-        false => anyhow::Error::new(v),
     }
 }

@@ -78,7 +78,6 @@ fn plan(cfg: &SendConfig, reporter: Option<&Reporter>) -> Result<tree::Outgoing>
             }
             Ok(tree::Outgoing::single(opened))
         }
-        (Payload::Tree(sources), Some(reporter)) => tree::Outgoing::new(sources, reporter),
-        (Payload::Tree(sources), None) => tree::Outgoing::checked(sources),
+        (Payload::Tree(sources), reporter) => tree::Outgoing::new(sources, reporter),
     }
 }

@@ -1,34 +1,35 @@
 //! A tree session on the sending side: offer the walk's entries as they
 //! come, learn what the receiver wants while a second thread reads its
-//! replies, then send each wanted file through the same sendfile path as a
-//! single file, without a round trip per file.
+//! replies, then send each wanted file (tree_files.rs) without a round
+//! trip per file; then take the receiver's verdict, or, after Ctrl-C or a
+//! lost connection, tell the user what landed and how to resume.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-mod ending;
 mod plan;
 
-pub(super) use ending::ended;
 pub(super) use plan::Outgoing;
+use plan::{wire_entry, Sources};
 
 use super::digests::{FileId, Hashing};
 use super::peer::{answered, key_exchange, lost};
 use super::replies::Reader;
-use super::walk::{self, Event, Kind};
+use super::resume_command;
+use super::walk;
 use crate::auth;
 use crate::config::{Peer, SendConfig};
 use crate::conn::Conn;
-use crate::exit;
-use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart};
+use crate::exit::{self, ExitCode};
+use crate::progress::tree::{self as tree_progress, TreeProgress, TreeStart, TreeSummary};
 use crate::progress::{Reporter, Role};
-use crate::protocol::sender::{Phase, Session, Settled};
-use crate::protocol::tree::{top_and_rest, Entry, EntryKind};
-use crate::protocol::{self as proto, kind};
+use crate::protocol::ledger::Fate;
+use crate::protocol::sender::{Ending, Event, Phase, Session, Settled, Violation};
+use crate::protocol::{self as proto, kind, ToSender};
+use crate::units::human_bytes;
 
 /// Manifest frames are gathered into writes of about this size.
 const BATCH: usize = 64 << 10;
@@ -48,6 +49,8 @@ const REASON_WAIT: Duration = Duration::from_secs(1);
 /// A tree session in progress: the I/O around the session machine.
 pub(super) struct Run<'a> {
     pub(super) cfg: &'a SendConfig,
+    pub(super) plan: &'a Outgoing,
+    pub(super) journey: &'a super::Journey,
     pub(super) conn: &'a mut Conn,
     pub(super) reader: Reader,
     /// The session's rules: entries, their fates, the verdict, the frames to send.
@@ -62,60 +65,15 @@ pub(super) struct Run<'a> {
     /// Keeps the receiver posted while this side hashes held blocks.
     pub(super) keepalive: crate::conn::Keepalive,
     /// Warnings along the way (a held block that differs).
-    pub(super) reporter: Reporter,
+    pub(super) reporter: &'a Reporter,
     /// A file alone shows its check of held blocks.
     pub(super) verifying: Option<Box<dyn crate::progress::Progress>>,
-    /// Where whole-file digests come from, and how many came how.
+    /// How many whole-file digests came how.
     pub(super) hashing: Hashing,
     /// The files whose digests came from the cache, with the identity they
     /// came for (forgotten if the receiver does not match it); kept aside,
     /// as few files have one.
     pub(super) cached: HashMap<u64, FileId>,
-}
-
-/// Where a session's entries are read on this machine.
-pub(super) struct Sources {
-    /// Each top entry's source path, and a directory's handle, opened
-    /// before it is walked: each file below is opened beneath it.
-    tops: HashMap<Vec<u8>, (PathBuf, Option<std::fs::File>)>,
-    /// Each entry's identity when walked (a file's): what it must still be
-    /// once read.
-    pub(super) walked: Vec<Option<FileId>>,
-    /// The stream a session of one stream reads.
-    pub(super) stream: Option<Box<dyn std::io::Read + Send>>,
-}
-
-impl Sources {
-    /// Where an entry is read: its top source's path, then the rest of its
-    /// wire path (kept once per entry, not twice).
-    pub(super) fn of(&self, path: &[u8]) -> PathBuf {
-        let (top, rest) = top_and_rest(path);
-        let mut source = self.tops.get(top).map(|t| t.0.clone()).unwrap_or_default();
-        for part in rest {
-            #[cfg(unix)]
-            source.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(part));
-            #[cfg(not(unix))]
-            source.push(String::from_utf8_lossy(part).as_ref());
-        }
-        source
-    }
-
-    /// Opens an entry's file: a top one by its path (the user named it),
-    /// one below beneath its top's handle, no link followed at any name
-    /// (a directory swapped for a link since the walk cannot lead the
-    /// read outside), never blocking on a FIFO. With -L (`follow`) by its
-    /// path: links are followed there by design.
-    pub(super) fn open(&self, path: &[u8], follow: bool) -> Result<std::fs::File, String> {
-        let (top, rest) = top_and_rest(path);
-        let below: Vec<Vec<u8>> = rest.map(<[u8]>::to_vec).collect();
-        #[cfg(unix)]
-        if let Some((_, Some(dir))) = self.tops.get(top).filter(|_| !below.is_empty() && !follow) {
-            return super::walk::open_beneath(dir, &below)
-                .ok_or_else(|| "cannot open it beneath its source (gone, or a link now)".into());
-        }
-        let _ = (top, below, follow);
-        std::fs::File::open(self.of(path)).map_err(|e| format!("cannot open it: {e}"))
-    }
 }
 
 pub(super) fn session(
@@ -125,8 +83,7 @@ pub(super) fn session(
     reporter: &Reporter,
     journey: &super::Journey,
 ) -> Result<()> {
-    let alone = plan.single.as_ref().map(|s| s.alone.clone());
-    let mut session = Session::new(alone, cfg.resume, conn.peer.as_str(), None);
+    let mut session = Session::new(plan.alone.clone(), cfg.resume, conn.peer.as_str(), None);
     let key = offer(cfg, plan, conn, &session)?;
     session.set_key(key.map(|k| Box::new(k) as Box<dyn crate::protocol::Keyed + Send>));
     let start = TreeStart {
@@ -135,50 +92,36 @@ pub(super) fn session(
         peer: conn.peer.clone(),
         entries: plan.totals.entries,
         bytes: plan.totals.bytes,
-        counted: plan.single.is_some(),
+        counted: plan.alone.is_some(),
     };
-    let progress = match &plan.single {
-        Some(single) => reporter.one_file(&start, single.note.clone()),
+    let progress = match plan.alone {
+        Some(_) => reporter.one_file(&start, plan.note.clone()),
         None => reporter.tree(&start),
     };
-    let stream = plan
-        .single
-        .as_ref()
-        .and_then(|s| s.stream.as_ref())
-        .and_then(|m| m.lock().ok()?.take());
     let mut run = Run {
         cfg,
+        plan,
+        journey,
         reader: Reader::spawn(conn)?,
         session,
         conn,
-        sources: Sources {
-            tops: plan
-                .sources
-                .iter()
-                .map(|s| (s.top.clone(), (s.path.clone(), top_handle(&s.path))))
-                .collect(),
-            walked: Vec::new(),
-            stream,
-        },
+        sources: Sources::new(plan),
         sent: 0,
         zero_copy: cfg.sendfile,
         progress,
         pack: Vec::with_capacity(PACK_WRITE + PACK_MAX as usize + 8192),
         keepalive: crate::conn::Keepalive::new(),
-        reporter: reporter.clone(),
+        reporter,
         verifying: None,
-        hashing: Hashing {
-            cache: plan.digests.clone(),
-            ..Hashing::default()
-        },
+        hashing: Hashing::default(),
         cached: HashMap::new(),
     };
-    let outcome = (run.manifest(plan, reporter))
+    let outcome = (run.manifest())
         .and_then(|()| run.data())
         .and_then(|()| run.conclude());
     journey.sent_now.set(run.sent);
     match outcome {
-        Ok(ending) => run.finish(ending, plan, journey),
+        Ok(ending) => run.finish(ending),
         Err(e) => {
             run.progress.abandon();
             Err(run.failed(e))
@@ -213,7 +156,7 @@ fn offer(
     }
     proto::write_frame(&mut hello, kind::OFFER, &body)?;
     conn.write_all(&hello).map_err(|e| lost(conn, e))?;
-    let (key, _) = answered(cfg, conn, &body, nonce)?;
+    let key = answered(cfg, conn, &body, nonce)?;
     // a receiver that answered the offer (and proved the secret) is no
     // longer a stranger on a listening sender
     conn.trusted();
@@ -223,9 +166,9 @@ fn offer(
 impl Run<'_> {
     /// Walks the sources and offers each entry as it is found (the
     /// receiver answers while the walk goes on), taking replies as they come.
-    fn manifest(&mut self, plan: &Outgoing, reporter: &Reporter) -> Result<()> {
-        let deref = self.cfg.dereference;
-        let totals = match plan.single.as_ref().is_some_and(|s| s.stream.is_some()) {
+    fn manifest(&mut self) -> Result<()> {
+        let (plan, reporter, deref) = (self.plan, self.reporter, self.cfg.dereference);
+        let totals = match plan.stream.is_some() {
             true => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
                 self.session
@@ -235,7 +178,7 @@ impl Run<'_> {
             }
             false => walk::gather(&plan.sources, deref, |event, walked| {
                 match event {
-                    Event::Entry(entry) => {
+                    walk::Event::Entry(entry) => {
                         self.session.offer(wire_entry(entry));
                         self.sources.walked.push(walked);
                         if self.session.outbox_len() >= BATCH {
@@ -243,10 +186,10 @@ impl Run<'_> {
                             self.absorb_ready()?;
                         }
                     }
-                    Event::Skipped { path, why } => {
+                    walk::Event::Skipped { path, why } => {
                         reporter.warn(&format!("skipped {path}: {why}"))
                     }
-                    Event::Failed { path, why } => {
+                    walk::Event::Failed { path, why } => {
                         let settled = self.session.walk_failed(&path, &why);
                         self.show(&settled);
                     }
@@ -254,7 +197,7 @@ impl Run<'_> {
                 Ok::<(), anyhow::Error>(())
             })?,
         };
-        if plan.single.is_none() {
+        if plan.alone.is_none() {
             self.progress.totals(totals.entries, totals.bytes);
             if totals.hard_links > 0 {
                 reporter.warn(&format!(
@@ -266,7 +209,7 @@ impl Run<'_> {
         self.session.manifest_done();
         self.flush()?;
         while self.session.phase() == Phase::Offering {
-            let msg = self.wait()?;
+            let msg = self.reader.wait(self.cfg.common.idle_timeout, self.conn)?;
             self.absorb(msg)?;
         }
         Ok(())
@@ -303,45 +246,125 @@ impl Run<'_> {
 
     /// Shows an entry's fate (the machine recorded it).
     pub(super) fn show(&mut self, settled: &Settled) {
-        let kind = settled.kind_name();
-        let (status, message) = tree_progress::Status::of(&settled.fate, kind);
-        self.progress.entry(&tree_progress::EntryEvent {
-            path: &settled.path,
-            kind,
-            bytes: settled.bytes,
-            sha256: settled.sha256.map(|d| proto::hex(&d)),
-            status,
-            message: message.as_ref(),
-        });
+        let (path, kind) = (settled.path.as_str(), settled.kind_name());
+        let sha256 = settled.sha256.map(|d| proto::hex(&d));
+        let progress = &mut *self.progress;
+        tree_progress::show(progress, (path, kind), settled.bytes, sha256, &settled.fate);
+    }
+
+    /// Takes every frame that has already arrived.
+    pub(super) fn absorb_ready(&mut self) -> Result<()> {
+        while let Ok(msg) = self.reader.next(None) {
+            self.absorb(msg?)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one frame from the receiver to the session and does what it
+    /// says.
+    pub(super) fn absorb(&mut self, msg: ToSender) -> Result<()> {
+        match self.session.handle(msg).map_err(violated)? {
+            None | Some(Event::Go | Event::Concluded) => Ok(()),
+            Some(Event::Settled(settled)) => {
+                let cached = settled.id.and_then(|id| self.cached.get(&id));
+                if let (Fate::Mismatch, Some(cached)) = (&settled.fate, cached) {
+                    // whatever went wrong, the next receiver gets a digest read afresh
+                    self.plan.digests.forget(cached);
+                }
+                self.show(&settled);
+                Ok(())
+            }
+            Some(Event::CheckBlocks { id, blocks, last }) => self.check_blocks(id, &blocks, last),
+            Some(Event::Ended(ending)) => ended(ending),
+        }
+    }
+
+    /// Waits for the receiver's durable verdict on the whole session.
+    pub(super) fn conclude(&mut self) -> Result<Ending> {
+        loop {
+            if let Some(ending) = self.session.ending() {
+                return Ok(ending);
+            }
+            let msg = self.reader.wait(self.cfg.common.idle_timeout, self.conn);
+            self.absorb(msg.context("before the receiver confirmed the session")?)?;
+        }
+    }
+
+    /// Shows how the session ended and ends with it.
+    pub(super) fn finish(mut self, ending: Ending) -> Result<()> {
+        // a file alone that did not land says so in its error, not in a summary
+        match self.session.is_single() && ending != Ending::Complete {
+            true => self.progress.abandon(),
+            false => self.progress.finish(&self.summary()),
+        }
+        ended(ending)
+    }
+
+    /// The session's summary, for the display.
+    fn summary(&self) -> TreeSummary {
+        let (ledger, journey) = (self.session.ledger(), self.journey);
+        TreeSummary {
+            role: Role::Send,
+            name: self.plan.name.clone(),
+            path: None,
+            entries: self.session.len() + self.session.walk_failures(),
+            files: self.session.files_landed(),
+            up_to_date: ledger.up_to_date,
+            not_landed: ledger.not_landed,
+            bytes: journey.sent_before + self.sent,
+            elapsed: journey.began.elapsed(),
+            reconnects: journey.reconnects,
+            sent_before: journey.sent_before,
+            zero_copy: self.zero_copy && self.sent > 0,
+            encrypted: self.conn.is_sealed(),
+            verified: self.cfg.common.verify && !self.session.unchecked(),
+            digests: (self.hashing.computed, self.hashing.cached),
+        }
+    }
+
+    /// Turns a session error into what the user sees: Ctrl-C tells the
+    /// receiver and prints the resume command; a broken connection is retried.
+    pub(super) fn failed(&mut self, err: anyhow::Error) -> anyhow::Error {
+        if exit::code_of(&err) == ExitCode::Interrupted || crate::interrupt::requested() {
+            return self.stop();
+        }
+        if exit::tag_of(&err) != Some(exit::Tag::Retryable) {
+            return err;
+        }
+        // the receiver may have said why it dropped us (a full disk)
+        let why = (self.reader).hear(REASON_WAIT, |msg| self.session.why_lost(msg));
+        why.and_then(|why| ended(why).err()).unwrap_or(err)
+    }
+
+    pub(super) fn stop(&mut self) -> anyhow::Error {
+        self.conn.ignore_ctrl_c();
+        let mut said = format!("interrupted after sending {}", human_bytes(self.sent));
+        if self.session.stop() && self.flush().is_ok() {
+            if let Some(kept) = self.reader.hear(STOP_WAIT, |msg| self.session.kept(&msg)) {
+                said = format!("{said}; {kept}");
+            }
+        }
+        exit::interrupted(format!("{said}; resume with: {}", resume_command(None)))
     }
 }
 
-/// A directory source, opened (a link followed: the user named it); none
-/// for a file, or where nothing is opened beneath a handle.
-fn top_handle(path: &std::path::Path) -> Option<std::fs::File> {
-    #[cfg(unix)]
-    return walk::Dir::open(path).ok().map(walk::Dir::into_file);
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+/// What the session ends with: its exit code, and the line its machine
+/// said.
+pub(in crate::send) fn ended(ending: Ending) -> Result<()> {
+    Err(match ending {
+        Ending::Complete => return Ok(()),
+        Ending::Partial(line) => exit::partial(line),
+        Ending::Integrity(line) => exit::integrity(line),
+        Ending::Refused(line) => exit::refused(line),
+        Ending::Failed(line) => anyhow::anyhow!(line),
+    })
 }
 
-/// A walked entry as it goes on the wire (its id is the machine's to set).
-fn wire_entry(entry: walk::Entry) -> Entry {
-    let (kind, size, target) = match entry.kind {
-        Kind::File { size } => (EntryKind::File, size, Vec::new()),
-        Kind::Dir => (EntryKind::Dir, 0, Vec::new()),
-        Kind::Link { target } => (EntryKind::Link, 0, target),
-    };
-    Entry {
-        path: entry.path,
-        kind,
-        size,
-        mode: entry.mode,
-        mtime_ns: entry.mtime_ns,
-        target,
-        ..Entry::default()
+/// A frame that broke the session's rules, as the session ends with it: a
+/// MAC that does not check is an integrity failure (exit 3).
+pub(super) fn violated(v: Violation) -> anyhow::Error {
+    match v.is_forgery() {
+        true => exit::integrity(v.to_string()),
+        false => anyhow::Error::new(v),
     }
 }

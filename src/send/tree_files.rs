@@ -1,11 +1,12 @@
 //! The data of a tree session on the sending side: each wanted file
 //! through the same sendfile path as a single file, small ones read once
-//! and packed with their frames, every one with its SHA-256.
+//! and packed with their frames, every one with its SHA-256; and the
+//! receiver's hashes of what it holds checked against the source.
 
 use std::fs::File;
 use std::io;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::digests::{Claim, FileId, Lookup, Wait};
@@ -18,42 +19,55 @@ use crate::exit;
 use crate::file_read;
 use crate::hash::{self, Sha};
 use crate::progress::{Role, Start};
-use crate::protocol as proto;
 use crate::protocol::sender::{changed, ToSend};
+use crate::protocol::tree::lossy;
+use crate::protocol::{self as proto, BlockHash};
 
 impl Run<'_> {
-    /// Sends one file: BEGIN, its missing ranges, FILE END with its digest.
+    /// Sends one file: BEGIN, its missing ranges, FILE END with its digest;
+    /// or, when its source fails, says so and goes on with the next.
     pub(super) fn send_one(&mut self, job: ToSend) -> Result<()> {
         let (id, entry) = (job.id, &job.entry);
-        if entry.stream {
-            return self.send_stream(&job);
-        }
         let packed = self.sources.walked[id as usize]
             .filter(|_| entry.size <= PACK_MAX && !job.resumed && entry.range.is_none());
-        self.show_start(&job);
-        let files = self.session.files_landed();
-        self.progress.update(self.sent, files, &job.name());
-        if let Some(walked) = packed {
-            return self.pack_one(&job, walked);
+        if !entry.stream {
+            self.show_start(&job);
+            let files = self.session.files_landed();
+            self.progress.update(self.sent, files, &job.name());
         }
-        let (file, identity) = match self.open_unchanged(id, &entry.path) {
-            Ok(opened) => opened,
-            Err(why) => return self.give_up(id, 0, &why),
+        let sent = match packed {
+            _ if entry.stream => self.send_stream(&job),
+            Some(walked) => self.pack_one(&job, walked),
+            None => self.send_file(&job),
         };
-        self.session.begin(id);
-        self.flush()?;
-        let (bytes, digest) = match self.digest_and_send(&file, &job) {
-            Ok(done) => done,
-            Err(Lost::Source(bytes, why)) => return self.give_up(id, bytes, &why),
+        match sent {
+            Ok((bytes, digest)) => self.session.file_end(id, bytes, digest),
+            Err(Lost::Source(bytes, why)) => {
+                let settled = self.session.give_up(id, bytes, &why);
+                self.show(&settled);
+            }
             Err(Lost::Session(e)) => return Err(e),
-        };
+        }
+        // FILE END waits in the pack for the next write
+        self.session.move_outbox_to(&mut self.pack);
+        match self.pack.len() >= PACK_WRITE {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    /// A file through sendfile: opened as the walk saw it, and still the
+    /// one opened once its data went out.
+    fn send_file(&mut self, job: &ToSend) -> Result<(u64, Option<Sha>), Lost> {
+        let opened = self.open_unchanged(job.id, &job.entry.path);
+        let (file, identity) = opened.map_err(|why| Lost::Source(0, why))?;
+        self.session.begin(job.id);
+        self.flush().map_err(Lost::Session)?;
+        let (bytes, digest) = self.digest_and_send(&file, job)?;
         // the identity, ctime included: a rewrite that put the mtime back
         // still shows, and a cached digest is only as good as it
-        if let Err(why) = same_file(&file, identity) {
-            return self.give_up(id, bytes, &why);
-        }
-        self.session.file_end(id, bytes, digest);
-        Ok(())
+        same_file(&file, identity).map_err(|why| Lost::Source(bytes, why))?;
+        Ok((bytes, digest))
     }
 
     /// How one file's transfer begins, for a display of one file: a
@@ -76,13 +90,19 @@ impl Run<'_> {
 
     /// A stream (stdin, a pipe): read once, framed as it comes, hashed on
     /// the way; its size is known only at its end.
-    fn send_stream(&mut self, job: &ToSend) -> Result<()> {
-        let Some(mut reader) = self.sources.stream.take() else {
-            return self.give_up(job.id, 0, "the stream was read already");
+    fn send_stream(&mut self, job: &ToSend) -> Result<(u64, Option<Sha>), Lost> {
+        // only the first session of a stream reads it
+        let stream = self
+            .plan
+            .stream
+            .as_ref()
+            .and_then(|m| m.lock().ok()?.take());
+        let Some(mut reader) = stream else {
+            return Err(Lost::Source(0, "the stream was read already".into()));
         };
         let (cap, name) = (job.entry.range.map(|(_, end)| end), job.name());
         self.session.begin(job.id);
-        self.flush()?;
+        self.flush().map_err(Lost::Session)?;
         self.show_start(job);
         let mut hasher = self.cfg.common.verify.then(Sha256::new);
         let progress = &mut self.progress;
@@ -96,27 +116,20 @@ impl Run<'_> {
             &mut update,
         );
         self.zero_copy = false;
-        let bytes = match moved {
-            Ok(bytes) => bytes,
-            Err(e) if crate::interrupt::requested() => return Err(anyhow::Error::new(e)),
-            Err(e) => return Err(lost(self.conn, e)),
-        };
+        // Ctrl-C too: the session's failure looks at it first
+        let bytes = moved.map_err(|e| Lost::Session(lost(self.conn, e)))?;
         self.sent += bytes;
         self.hashing.computed += u64::from(hasher.is_some());
-        let digest = hasher.map(|h| h.finalize().into());
-        self.session.file_end(job.id, bytes, digest);
-        Ok(())
+        Ok((bytes, hasher.map(|h| h.finalize().into())))
     }
 
     /// A small file: read once, hashed from that buffer, and packed with
     /// its frames into the next large write. One fstat, after the read,
     /// shows it is still the file the walk saw (its ctime included).
-    fn pack_one(&mut self, job: &ToSend, walked: FileId) -> Result<()> {
-        let (id, size) = (job.id, job.entry.size);
-        let file = match self.sources.open(&job.entry.path, self.cfg.dereference) {
-            Ok(file) => file,
-            Err(why) => return self.give_up(id, 0, &why),
-        };
+    fn pack_one(&mut self, job: &ToSend, walked: FileId) -> Result<(u64, Option<Sha>), Lost> {
+        let size = job.entry.size;
+        let opened = self.sources.open(&job.entry.path, self.cfg.dereference);
+        let file = opened.map_err(|why| Lost::Source(0, why))?;
         // its bytes read straight in behind their DATA header (taken back
         // out if the read fails or the file changed), its BEGIN put in
         // front of them once they are good
@@ -132,22 +145,17 @@ impl Run<'_> {
         if let Err(why) = checked.and_then(|()| same_file(&file, walked)) {
             self.pack.truncate(mark);
             if crate::interrupt::requested() {
-                return Err(exit::interrupted("interrupted"));
+                return Err(Lost::Session(exit::interrupted("interrupted")));
             }
-            return self.give_up(id, 0, &why);
+            return Err(Lost::Source(0, why));
         }
         // read anyway to be sent: hashing the buffer costs less than a lookup saves
         let digest = (self.cfg.common.verify).then(|| Sha256::digest(&self.pack[start..]).into());
-        self.session.begin(id);
+        self.session.begin(job.id);
         self.pack.splice(mark..mark, self.session.take_outbox());
         self.hashing.computed += u64::from(digest.is_some());
         self.sent += size;
-        self.session.file_end(id, size, digest);
-        self.session.move_outbox_to(&mut self.pack);
-        if self.pack.len() >= PACK_WRITE {
-            self.flush()?;
-        }
-        Ok(())
+        Ok((size, digest))
     }
 
     /// Sends `ranges` of the file and comes by its SHA-256 (when
@@ -162,7 +170,7 @@ impl Run<'_> {
             // a range that leaves the file unfinished: the digest of what
             // is sent, in order, this session's own
             (true, false) => Some(hash_thread(file, job.ranges.clone(), None)?),
-            (true, true) => Some(match self.hashing.cache.lookup(file) {
+            (true, true) => Some(match self.plan.digests.lookup(file) {
                 Lookup::Known(sha) => Digest::Ready(sha, true),
                 Lookup::Wait(wait) => Digest::Await(wait),
                 Lookup::Hash(claim) if inline => {
@@ -207,11 +215,8 @@ impl Run<'_> {
     /// Sends `ranges` of the file, with progress; the bytes that went out.
     fn send_ranges(&mut self, file: &File, job: &ToSend) -> Result<u64, Lost> {
         let base = self.sent;
-        let mut sent = Sent {
-            bytes: 0,
-            zero_copy: self.cfg.sendfile,
-            fallback: None,
-        };
+        // send_file_ranges sets it from the start
+        let mut sent = Sent::default();
         let files = self.session.files_landed();
         let (progress, name) = (&mut self.progress, job.name());
         let mut update = |n: u64| progress.update(base + n, files, &name);
@@ -235,6 +240,43 @@ impl Run<'_> {
         }
     }
 
+    /// Checks the receiver's hashes of a held part against the source (the
+    /// session checked that they are for held bytes, each once).
+    pub(super) fn check_blocks(&mut self, id: u64, blocks: &[BlockHash], last: bool) -> Result<()> {
+        let path = (self.session.entry(id).expect("checked by the session").path).clone();
+        if self.session.is_single() && self.verifying.is_none() {
+            let held = self.session.held(id).map_or(0, |h| h.total());
+            self.verifying = Some(self.reporter.verifier(Role::Send, &lossy(&path), held));
+        }
+        let source = self.sources.of(&path);
+        let Ok(file) = self.sources.open(&path, self.cfg.dereference) else {
+            return Ok(()); // found out again, and reported, when it is sent
+        };
+        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
+        for b in blocks {
+            let (from, to) = (b.offset, b.offset + b.len as u64);
+            // the receiver waits for entries while this hashes
+            self.keepalive
+                .tick(self.conn)
+                .map_err(|e| lost(self.conn, e))?;
+            let ours = hash::block(&file, from, to - from, &mut buf)
+                .with_context(|| source.display().to_string())?;
+            if let Some(bar) = self.verifying.as_mut() {
+                bar.update(to);
+            }
+            if let Some(warning) = self.session.checked(id, b, &ours) {
+                self.reporter.warn(&warning);
+            }
+        }
+        if let Some(mut bar) = self.verifying.take_if(|_| last) {
+            bar.finish_verify(self.session.good(id), self.session.bad_blocks());
+        }
+        if let Some(warning) = self.session.unwarned(id).filter(|_| last) {
+            self.reporter.warn(&warning);
+        }
+        Ok(())
+    }
+
     /// Opens entry `id`'s file, refusing one that changed since the walk;
     /// its identity then, to check it against once it is sent.
     fn open_unchanged(&self, id: u64, path: &[u8]) -> Result<(File, FileId), String> {
@@ -243,22 +285,10 @@ impl Run<'_> {
         if !meta.is_file() {
             return Err("no longer a regular file".into());
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        self.session.unchanged(id, meta.len(), mtime)?;
-        Ok((file, FileId::of(&meta)))
-    }
-
-    /// The source could not be sent whole: after its BEGIN, the session
-    /// tells the receiver (which keeps none of it); either way go on with
-    /// the next.
-    fn give_up(&mut self, id: u64, bytes: u64, why: &str) -> Result<()> {
-        let settled = self.session.give_up(id, bytes, why);
-        self.show(&settled);
-        Ok(())
+        let identity = FileId::of(&meta);
+        self.session
+            .unchanged(id, meta.len(), identity.mtime_ns())?;
+        Ok((file, identity))
     }
 }
 
