@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 
 use std::sync::Arc;
 
+use super::incoming::Incoming;
 use super::sink::{RelPath, Root, Seen};
+use super::tree_files::{Batch, Current};
 use crate::config::RecvConfig;
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
@@ -47,15 +49,18 @@ pub(super) struct Want {
     pub moded: bool,
 }
 
-/// What the manifest phase keeps and decides: the files asked for and
-/// the paths seen, the directories and links for the end, beside the
-/// protocol's side (`said`) and where the data goes (`disk`), which the
-/// data phase borrows on their own.
+/// A tree session on the receiving side: the protocol's side (phase,
+/// entries, ledgers, verdict, frames to the sender) and the progress its
+/// settled entries show on; what the manifest phase keeps and decides (the
+/// files asked for, the paths seen); where the data goes; and the file and
+/// the batch the data phase has under way.
 pub(super) struct Tree<'a> {
     pub cfg: &'a RecvConfig,
     pub offer: TreeOffer,
-    pub said: Said,
-    pub disk: Disk,
+    pub session: Session,
+    pub progress: Box<dyn TreeProgress>,
+    pub root: Arc<Root>,
+    pub dest: Dest,
     pub wants: super::wants::Wants,
     /// What this session holds of the receiver's --max-memory, given back
     /// when it ends.
@@ -66,43 +71,62 @@ pub(super) struct Tree<'a> {
     pub fresh: std::collections::HashSet<RelPath>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
+    pub incoming: Incoming,
+    pub cur: Option<Current>,
+    pub batch: Batch,
+    /// Data bytes received in the session.
+    pub bytes: u64,
+    /// Some data went through splice(2).
+    pub spliced: bool,
+    /// Files received and verified.
+    pub files: u64,
+    /// The buffer DATA frames are read into, between frames.
+    pub spare: Option<crate::copy::Buf>,
 }
 
 impl<'a> Tree<'a> {
-    /// The manifest phase's start: nothing asked for, seen or made yet.
+    /// The session's start: nothing asked for, seen, made or received yet.
     pub fn new(
         cfg: &'a RecvConfig,
         offer: TreeOffer,
-        said: Said,
-        disk: Disk,
+        (session, progress): (Session, Box<dyn TreeProgress>),
+        (root, dest): (Arc<Root>, Dest),
         reporter: &'a crate::progress::Reporter,
     ) -> Tree<'a> {
         Tree {
             cfg,
             offer,
-            said,
-            disk,
+            session,
+            progress,
+            batch: Batch::new(&root),
+            root,
+            dest,
             wants: Default::default(),
             budget: cfg.max_memory.share(),
             seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
             fresh: Default::default(),
             reporter,
+            incoming: Incoming::new(),
+            cur: None,
+            bytes: 0,
+            spliced: false,
+            files: 0,
+            spare: None,
         }
     }
-}
 
-/// The protocol's side of the session (phase, entries, ledgers, verdict,
-/// frames to the sender) and the progress its settled entries show on.
-pub(super) struct Said {
-    pub session: Session,
-    pub progress: Box<dyn TreeProgress>,
-}
-
-/// Where the data goes: the output directory, and, for a file alone, its
-/// name or stream.
-pub(super) struct Disk {
-    pub root: Arc<Root>,
-    pub dest: Dest,
+    /// Where a file alone goes: its path beneath the root (another name
+    /// with `-o FILE`), and the path the user knows it by.
+    pub(super) fn alone(&self, rel: RelPath) -> (RelPath, String) {
+        match &self.dest {
+            Dest::Dir => {
+                let at = self.root.path().join(rel.to_path()).display().to_string();
+                (rel, at)
+            }
+            Dest::Named(name, shown) => (name.clone(), shown.clone()),
+            Dest::Stream(_, label) => (rel, label.clone()),
+        }
+    }
 }
 
 /// Where the entries go.
@@ -117,30 +141,17 @@ pub(super) enum Dest {
     Stream(crate::output::Stream, String),
 }
 
-impl Disk {
-    /// Where a file alone goes: its path beneath the root (another name
-    /// with `-o FILE`), and the path the user knows it by.
-    pub(super) fn alone(&self, rel: RelPath) -> (RelPath, String) {
-        match &self.dest {
-            Dest::Dir => {
-                let at = self.root.path().join(rel.to_path()).display().to_string();
-                (rel, at)
-            }
-            Dest::Named(name, shown) => (name.clone(), shown.clone()),
-            Dest::Stream(_, label) => (rel, label.clone()),
-        }
-    }
-
+impl Dest {
     /// The one file goes to a stream (stdout, a device), in order.
     pub(super) fn stream(&mut self) -> Option<&mut crate::output::Stream> {
-        match &mut self.dest {
+        match self {
             Dest::Stream(stream, _) => Some(stream),
             _ => None,
         }
     }
 }
 
-impl Said {
+impl Tree<'_> {
     /// Writes the frames the session queued.
     pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
         self.show();

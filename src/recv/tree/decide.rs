@@ -21,14 +21,14 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
-        (self.said.session).admits(&entry, rel.depth(), human_bytes)?;
+        (self.session).admits(&entry, rel.depth(), human_bytes)?;
         if self.offer.single {
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
-            let (alone, path) = self.disk.alone(rel);
+            let (alone, path) = self.alone(rel);
             rel = alone;
-            self.said.progress.named(&shown, &path);
-            if self.disk.stream().is_some() {
-                let ask = self.said.session.ask(&entry, Ranges::new(), 0);
+            self.progress.named(&shown, &path);
+            if self.dest.stream().is_some() {
+                let ask = self.session.ask(&entry, Ranges::new(), 0);
                 return Ok(self.want(entry, rel, ask, false));
             }
         }
@@ -40,7 +40,7 @@ impl Tree<'_> {
             return Err(bad(why).into());
         }
         match entry.kind {
-            EntryKind::Dir => match self.disk.root.mkdir(&rel) {
+            EntryKind::Dir => match self.root.mkdir(&rel) {
                 Ok(made) => {
                     if made == Made::New {
                         self.fresh.insert(rel.clone());
@@ -48,11 +48,11 @@ impl Tree<'_> {
                     match made {
                         // a directory that was here keeps its mode and
                         // times: they are not the sender's to set
-                        Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
+                        Made::Existing => self.settle(&shown, EntryKind::Dir, Fate::Landed),
                         Made::New | Made::Unfinished => {
                             let (path, mode) = (entry.path, self.landed_mode(entry.mode));
                             let mtime_ns = entry.mtime_ns;
-                            (self.said.session).later(Later::Dir {
+                            (self.session).later(Later::Dir {
                                 path,
                                 mode,
                                 mtime_ns,
@@ -75,31 +75,30 @@ impl Tree<'_> {
     fn decide_link(&mut self, rel: RelPath, target: Vec<u8>) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         let there = self.there(&rel);
-        let same =
-            there == Ok(There::Link) && self.disk.root.read_link(&rel).is_ok_and(|t| t == target);
-        match self.said.session.link_over(there, same)? {
+        let same = there == Ok(There::Link) && self.root.read_link(&rel).is_ok_and(|t| t == target);
+        match self.session.link_over(there, same)? {
             LinkOver::Same => return Ok(Action::Skip),
             // the old one goes now; the new one is made at the end, after all data
-            LinkOver::Replace => (self.disk.root.discard_link(&rel))
+            LinkOver::Replace => (self.root.discard_link(&rel))
                 .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
             LinkOver::Make => {}
         }
         let path = rel.bytes().to_vec();
-        self.said.session.later(Later::Link { path, target });
+        self.session.later(Later::Link { path, target });
         Ok(Action::Done)
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, Refusal> {
-        if self.said.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
+        if self.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
             return Ok(Action::Skip);
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
-            false => self.disk.root.read_record(&rel),
+            false => self.root.read_record(&rel),
         };
         let recorded = record.is_some();
         let (held, on_disk) = self.held_for(&rel, &entry, record);
-        let ask = self.said.session.ask(&entry, held, on_disk);
+        let ask = self.session.ask(&entry, held, on_disk);
         // a file alone learns now, before any data, that it cannot be
         // written, and holds its part (locked) from here on
         let part = match self.offer.single {
@@ -115,8 +114,8 @@ impl Tree<'_> {
 
     /// The part of a file alone, opened (and so locked) before GO.
     fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
-        let at = rel.display_in(self.disk.root.path());
-        self.disk.root.open_part(rel, fresh).map_err(|e| {
+        let at = rel.display_in(self.root.path());
+        self.root.open_part(rel, fresh).map_err(|e| {
             use std::io::ErrorKind::*;
             match e.kind() {
                 WouldBlock => Refusal::busy_part(&at),
@@ -165,7 +164,7 @@ impl Tree<'_> {
         if self.in_fresh(rel) {
             return Ok(There::Missing);
         }
-        let found = self.disk.root.stat(rel);
+        let found = self.root.stat(rel);
         let found = found.map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))?;
         Ok(match found {
             Found::Missing => There::Missing,
@@ -199,11 +198,11 @@ impl Tree<'_> {
         if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                rel.display_in(self.disk.root.path())
+                rel.display_in(self.root.path())
             ));
             return nothing;
         }
-        let Ok(part) = self.disk.root.open_part(rel, false) else {
+        let Ok(part) = self.root.open_part(rel, false) else {
             return nothing;
         };
         (record.held, part.metadata().map_or(0, |m| m.len()))
@@ -220,14 +219,14 @@ impl Tree<'_> {
         // a file alone holds its part open (and locked) already
         let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
             Some(part) => part.try_clone(),
-            None => self.disk.root.open_part(rel, false),
+            None => self.root.open_part(rel, false),
         }
         .context("reopening a held part")?;
         let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
         for (from, to) in receiver::blocks(held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            if self.said.session.block_hashed(id, (from, to), sha256) {
-                self.said.flush(conn)?;
+            if self.session.block_hashed(id, (from, to), sha256) {
+                self.flush(conn)?;
             }
         }
         Ok(())

@@ -32,15 +32,15 @@ impl Tree<'_> {
             let frame = proto::read_frame(&mut reader)
                 .map_err(|e| lost(e, format!("{peer}: connection lost in the manifest")))?;
             let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
-            match self.said.session.handle(msg, &mut self.wants) {
+            match self.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
                 Ok(Event::Manifest { .. }) => break,
                 Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
-            if self.said.session.outbox_len() >= BATCH {
-                let out = self.said.session.take_outbox();
+            if self.session.outbox_len() >= BATCH {
+                let out = self.session.take_outbox();
                 reader
                     .get_mut()
                     .write_all(&out)
@@ -53,13 +53,13 @@ impl Tree<'_> {
             let frame = proto::read_frame(&mut reader)?;
             let taken = ToReceiver::decode(&frame)
                 .map_err(|_| Violation::DataBeforeGo)
-                .and_then(|msg| self.said.session.handle(msg, &mut self.wants));
+                .and_then(|msg| self.session.handle(msg, &mut self.wants));
             match taken {
                 Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
                 Ok(_) => {}
                 Err(v) => {
                     // the replies (a refusal's reason) still go out, then the session ends
-                    let out = self.said.session.take_outbox();
+                    let out = self.session.take_outbox();
                     let _ = reader.get_mut().write_all(&out);
                     return Err(anyhow::anyhow!(v.line(&peer)));
                 }
@@ -67,16 +67,15 @@ impl Tree<'_> {
         }
         drop(reader);
         if self.offer.streamed {
-            self.said
-                .progress
-                .totals(self.said.session.entries(), self.said.session.offered());
+            self.progress
+                .totals(self.session.entries(), self.session.offered());
         }
-        let free = self.disk.root.free_space().ok();
-        if let Err(why) = self.said.session.go_if_room(free, human_bytes) {
-            self.said.flush(conn)?;
+        let free = self.root.free_space().ok();
+        if let Err(why) = self.session.go_if_room(free, human_bytes) {
+            self.flush(conn)?;
             return Err(exit::refused(format!("refused what {peer} offered: {why}")));
         }
-        self.said.flush(conn)
+        self.flush(conn)
     }
 
     /// Checks one entry and answers it.
@@ -84,17 +83,17 @@ impl Tree<'_> {
         let id = entry.id;
         let shown = lossy(&entry.path);
         let answer = self.decide(entry);
-        if let Err(v) = self.said.session.decided(id, &shown, answer) {
+        if let Err(v) = self.session.decided(id, &shown, answer) {
             return Err(self.broken(conn, v));
         }
-        self.said.show();
+        self.show();
         // what the session holds for its entries until it ends: the files
         // asked for, the directories and links kept for the end, and every
         // path seen (against duplicates)
-        let memory = self.wants.memory() + self.seen.memory() + self.said.session.kept();
+        let memory = self.wants.memory() + self.seen.memory() + self.session.kept();
         if !self.budget.resize(memory) {
             let limit = self.cfg.max_memory.limit();
-            let v = self.said.session.over_memory(memory, limit, human_bytes);
+            let v = self.session.over_memory(memory, limit, human_bytes);
             return Err(self.broken(conn, v));
         }
         if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
@@ -120,9 +119,9 @@ impl Tree<'_> {
         let mut made: Vec<_> = self.fresh.drain().collect();
         made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
         for rel in made {
-            let _ = self.disk.root.remove_empty_dir(&rel);
+            let _ = self.root.remove_empty_dir(&rel);
         }
-        let _ = self.said.flush(conn);
+        let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }

@@ -42,7 +42,7 @@ pub(super) const RESERVE_MIN: u64 = 4 << 20;
 const RESERVE_MAX: u64 = 64 << 20;
 /// The file whose data is arriving (the protocol's view of it, what fits
 /// and what came, is the session's).
-pub(super) struct Current {
+pub(in crate::recv) struct Current {
     pub(super) want: Want,
     pub(super) out: Out,
     /// SHA-256 of the data as it arrives: the file's while it comes in

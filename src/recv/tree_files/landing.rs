@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::lander::{Lander, Part};
-use super::{local, Current, Files, Out};
+use super::{local, Current, Out};
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
+use crate::recv::session::Tree;
 use crate::recv::session::{identity_of, lossy, Want};
+use crate::recv::sink::Root;
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -30,23 +32,42 @@ pub(super) const BATCH_FILES: usize = 8192;
 const BATCH_BYTES: u64 = 512 << 20;
 
 /// Verified parts waiting to be handed to the lander.
-pub(super) struct Batch {
-    pub(super) parts: Vec<Part>,
+pub(in crate::recv) struct Batch {
+    parts: Vec<Part>,
     /// At most this many parts (open files) wait.
-    pub(super) most: usize,
-    pub(super) bytes: u64,
-    pub(super) since: Instant,
+    most: usize,
+    bytes: u64,
+    since: Instant,
     /// Started with the first verified part.
-    pub(super) lander: Option<Lander>,
+    lander: Option<Lander>,
     /// How long the last flush took.
-    pub(super) flush: Duration,
+    flush: Duration,
+    /// The output root's device: what its syncfs flushes.
+    root_dev: Option<u64>,
 }
 
-impl Files<'_> {
+impl Batch {
+    pub(in crate::recv) fn new(root: &Root) -> Batch {
+        Batch {
+            parts: Vec::new(),
+            most: super::batch_most(),
+            bytes: 0,
+            since: Instant::now(),
+            lander: None,
+            flush: Duration::ZERO,
+            root_dev: std::fs::metadata(root.path())
+                .ok()
+                .as_ref()
+                .and_then(device),
+        }
+    }
+}
+
+impl Tree<'_> {
     /// A whole, verified part: given its mode and time, then renamed with
     /// its batch.
     pub(super) fn verified(&mut self, conn: &mut Conn, want: &Want, file: File) -> Result<()> {
-        land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
+        land(&file, want, self.batch.root_dev).map_err(|e| local(want, e))?;
         self.batch.parts.push(Part {
             rel: want.rel.clone(),
             recorded: want.recorded,
@@ -54,7 +75,7 @@ impl Files<'_> {
         });
         self.batch.bytes += want.size;
         self.files += 1;
-        self.said.session.landed();
+        self.session.landed();
         self.hand_batch(conn, false)
     }
 
@@ -63,8 +84,8 @@ impl Files<'_> {
     pub(super) fn held(&mut self, cur: &mut Current, file: File, have: Ranges) -> Result<()> {
         drop(cur.checkpoint.take());
         self.record(&cur.want, &file, have)?;
-        let _ = self.disk.root.sync_parent(&cur.want.rel);
-        self.said.session.landed();
+        let _ = self.root.sync_parent(&cur.want.rel);
+        self.session.landed();
         Ok(())
     }
 
@@ -94,8 +115,9 @@ impl Files<'_> {
         }
         let lander = match &mut self.batch.lander {
             Some(lander) => lander,
-            slot => slot
-                .insert(Lander::start(self.disk.root.clone()).context("starting to land files")?),
+            slot => {
+                slot.insert(Lander::start(self.root.clone()).context("starting to land files")?)
+            }
         };
         lander
             .hand(std::mem::take(&mut self.batch.parts))
@@ -120,9 +142,9 @@ impl Files<'_> {
         self.batch.flush = flush;
         for (rel, why) in failed {
             let shown = lossy(rel.bytes());
-            self.said.session.unlanded(&shown, why);
+            self.session.unlanded(&shown, why);
         }
-        self.said.show();
+        self.show();
         Ok(())
     }
 
@@ -132,26 +154,26 @@ impl Files<'_> {
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
             if let Out::Part(file) = &cur.out {
-                let held = match self.said.session.current() {
+                let held = match self.session.current() {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
                 };
                 self.record(&cur.want, file, held)?;
-                let at = cur.want.rel.display_in(self.disk.root.path());
-                self.said.session.part_kept(at);
+                let at = cur.want.rel.display_in(self.root.path());
+                self.session.part_kept(at);
             }
         }
         self.flush_batch(conn)
     }
 }
 
-impl Files<'_> {
+impl Tree<'_> {
     /// A part made durable, then its record beside it: what it holds.
     fn record(&self, want: &Want, file: &File, held: Ranges) -> Result<()> {
         file.sync_all().map_err(|e| local(want, e))?;
         let source = identity_of(want);
         let record = Record { source, held }.encode();
-        (self.disk.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
+        (self.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
     }
 }
 
@@ -180,7 +202,7 @@ fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
 }
 
 /// The device a file lives on (where there is such a thing).
-pub(super) fn device(meta: &std::fs::Metadata) -> Option<u64> {
+fn device(meta: &std::fs::Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
