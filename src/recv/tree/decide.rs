@@ -12,7 +12,7 @@ use crate::protocol::receiver::{self, Ask, FileOver, Later, LinkOver, Refusal, T
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::RefuseCode;
 use crate::recv::session::{lossy, Tree, Want};
-use crate::recv::sink::{self, Found, Made, RelPath};
+use crate::recv::sink::{self, Made, RelPath};
 use crate::units::human_bytes;
 
 impl Tree<'_> {
@@ -164,15 +164,7 @@ impl Tree<'_> {
         if self.in_fresh(rel) {
             return Ok(There::Missing);
         }
-        let found = self.root.stat(rel);
-        let found = found.map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))?;
-        Ok(match found {
-            Found::Missing => There::Missing,
-            Found::File { size, mtime_ns } => There::File { size, mtime_ns },
-            Found::Dir => There::Dir,
-            Found::Link => There::Link,
-            Found::Other => There::Other,
-        })
+        (self.root.stat(rel)).map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))
     }
 
     fn in_fresh(&self, rel: &RelPath) -> bool {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::conn::Conn;
 use crate::exit;
-use crate::protocol::receiver::{Event, Violation};
+use crate::protocol::receiver::{Event, Phase, Violation, Violation::DataBeforeGo};
 use crate::protocol::tree::Entry;
 use crate::protocol::{self as proto, ToReceiver};
 use crate::recv::session::{lossy, lost, Tree};
@@ -24,19 +24,28 @@ impl Tree<'_> {
     pub(super) fn manifest(&mut self, conn: &mut Conn) -> Result<()> {
         let peer = conn.peer.clone();
         let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
-        loop {
+        // Once the MANIFEST is in, the sender waits for GO: what it sent
+        // behind it can only be a KEEPALIVE (it checks held blocks) or a
+        // STOP (Ctrl-C meanwhile), and only what is already here is read
+        while self.session.phase() == Phase::Manifest || !reader.buffer().is_empty() {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted while reading the manifest"));
             }
+            let deciding = self.session.phase() == Phase::Deciding;
             // the sender may come back: nothing is lost yet
-            let frame = proto::read_frame(&mut reader)
-                .map_err(|e| lost(e, format!("{peer}: connection lost in the manifest")))?;
-            let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
+            let frame = proto::read_frame(&mut reader).map_err(|e| match deciding {
+                true => e,
+                false => lost(e, format!("{peer}: connection lost in the manifest")),
+            })?;
+            let msg = match ToReceiver::decode(&frame) {
+                Ok(msg) => msg,
+                Err(_) if deciding => return Err(self.broken(reader.get_mut(), DataBeforeGo)),
+                Err(e) => return Err(e.context(peer)),
+            };
             match self.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
-                Ok(Event::Manifest { .. }) => break,
                 Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
-                Ok(_) => {} // a keepalive (the phase took no other)
+                Ok(_) => {} // the MANIFEST, or a keepalive (the phase took no other)
                 Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
             if self.session.outbox_len() >= BATCH {
@@ -45,24 +54,6 @@ impl Tree<'_> {
                     .get_mut()
                     .write_all(&out)
                     .context("connection lost")?;
-            }
-        }
-        // The sender waits for GO: what it sent behind the MANIFEST can only
-        // be a KEEPALIVE (it checks held blocks) or a STOP (Ctrl-C meanwhile)
-        while !reader.buffer().is_empty() {
-            let frame = proto::read_frame(&mut reader)?;
-            let taken = ToReceiver::decode(&frame)
-                .map_err(|_| Violation::DataBeforeGo)
-                .and_then(|msg| self.session.handle(msg, &mut self.wants));
-            match taken {
-                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
-                Ok(_) => {}
-                Err(v) => {
-                    // the replies (a refusal's reason) still go out, then the session ends
-                    let out = self.session.take_outbox();
-                    let _ = reader.get_mut().write_all(&out);
-                    return Err(anyhow::anyhow!(v.line(&peer)));
-                }
             }
         }
         drop(reader);
