@@ -24,7 +24,7 @@ use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
 pub(super) use current::Current;
 use current::{file_start, Out, HASH_THREAD_MIN, RESERVE_MIN};
-pub(super) use landing::Batch;
+pub(super) use lander::Batch;
 use landing::BATCH_FILES;
 
 /// Files this large keep their held record current while they arrive (as a

@@ -4,17 +4,16 @@
 
 use std::fs::File;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::lander::{Lander, Part};
+use super::lander::Part;
 use super::{local, Current, Out};
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
 use crate::recv::session::Tree;
 use crate::recv::session::{identity_of, lossy, Want};
-use crate::recv::sink::Root;
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -30,38 +29,6 @@ const HAND_AGE: Duration = Duration::from_secs(1);
 /// (the descriptors they hold open allow up to `Batch::most`) or bytes.
 pub(super) const BATCH_FILES: usize = 8192;
 const BATCH_BYTES: u64 = 512 << 20;
-
-/// Verified parts waiting to be handed to the lander.
-pub(in crate::recv) struct Batch {
-    parts: Vec<Part>,
-    /// At most this many parts (open files) wait.
-    most: usize,
-    bytes: u64,
-    since: Instant,
-    /// Started with the first verified part.
-    lander: Option<Lander>,
-    /// How long the last flush took.
-    flush: Duration,
-    /// The output root's device: what its syncfs flushes.
-    root_dev: Option<u64>,
-}
-
-impl Batch {
-    pub(in crate::recv) fn new(root: &Root) -> Batch {
-        Batch {
-            parts: Vec::new(),
-            most: super::batch_most(),
-            bytes: 0,
-            since: Instant::now(),
-            lander: None,
-            flush: Duration::ZERO,
-            root_dev: std::fs::metadata(root.path())
-                .ok()
-                .as_ref()
-                .and_then(device),
-        }
-    }
-}
 
 impl Tree<'_> {
     /// A whole, verified part: given its mode and time, then renamed with
@@ -92,7 +59,7 @@ impl Tree<'_> {
     /// Hands the batch to the lander when it is due and the lander free
     /// (or, when `all` or the batch is full, once the lander is free).
     fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
-        if let Some(landed) = self.batch.lander.as_mut().and_then(Lander::poll) {
+        if let Some(landed) = self.batch.outcome(None) {
             self.landed(landed)?;
         }
         let b = &self.batch;
@@ -103,37 +70,22 @@ impl Tree<'_> {
         let age = b.since.elapsed();
         let due = (b.parts.len() >= HAND_FILES || b.bytes >= HAND_BYTES || age >= HAND_AGE)
             && age >= b.flush * PACE;
-        let busy = b.lander.as_ref().is_some_and(|l| l.busy);
-        match (all || full, due && !busy) {
-            (true, _) | (_, true) => {}
-            _ => return Ok(()),
+        if !(all || full || due && !b.busy) {
+            return Ok(());
         }
-        if busy {
-            if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
-                self.landed(landed)?;
-            }
+        if let Some(landed) = self.batch.outcome(Some(conn)) {
+            self.landed(landed)?;
         }
-        let lander = match &mut self.batch.lander {
-            Some(lander) => lander,
-            slot => {
-                slot.insert(Lander::start(self.root.clone()).context("starting to land files")?)
-            }
-        };
-        lander
-            .hand(std::mem::take(&mut self.batch.parts))
-            .context("landing files")?;
-        self.batch.bytes = 0;
-        self.batch.since = Instant::now();
-        Ok(())
+        self.batch.hand(&self.root)
     }
 
     /// Hands over what is verified and waits until all of it has landed.
     pub(super) fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
         self.hand_batch(conn, true)?;
-        if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
-            self.landed(landed)?;
+        match self.batch.outcome(Some(conn)) {
+            Some(landed) => self.landed(landed),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A batch's outcome: the parts that could not be renamed did not land.
@@ -202,7 +154,7 @@ fn land(file: &File, want: &Want, root_dev: Option<u64>) -> io::Result<()> {
 }
 
 /// The device a file lives on (where there is such a thing).
-fn device(meta: &std::fs::Metadata) -> Option<u64> {
+pub(super) fn device(meta: &std::fs::Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
