@@ -16,10 +16,9 @@ use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::held::{Identity, Ranges};
 use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
-use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{Session, Shown, Wanted};
+use crate::protocol::receiver::{Session, Wanted};
 pub(super) use crate::protocol::tree::lossy;
-use crate::protocol::tree::{EntryKind, TreeOffer};
+use crate::protocol::tree::TreeOffer;
 
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
@@ -163,12 +162,6 @@ impl Tree<'_> {
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
             .map_err(|e| exit::tag(e, Tag::Resumable))
-    }
-
-    /// Records an entry's fate and shows it.
-    pub(super) fn settle(&mut self, path: &str, kind: EntryKind, fate: Fate) {
-        self.session.settle(path, Shown::Kind(kind), fate);
-        self.show();
     }
 
     /// Shows the entries the session settled since the last call.

@@ -220,7 +220,10 @@ impl Tree<'_> {
         self.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
-            path: self.cfg_dir(),
+            path: match &self.cfg.output {
+                Output::Dir(dir) => Some(dir.display().to_string()),
+                _ => None,
+            },
             entries: self.session.entries(),
             files: self.files,
             up_to_date: ledger.up_to_date,
@@ -235,13 +238,6 @@ impl Tree<'_> {
             digests: (0, 0),
         });
         exit_of(&conclusion, &conn.peer)
-    }
-
-    fn cfg_dir(&self) -> Option<String> {
-        match &self.cfg.output {
-            Output::Dir(dir) => Some(dir.display().to_string()),
-            _ => None,
-        }
     }
 }
 

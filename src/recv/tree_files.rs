@@ -197,18 +197,18 @@ impl Tree<'_> {
             }
             Then::Discard => return self.discard(&cur),
         };
-        match std::mem::replace(&mut cur.out, Out::Stream) {
-            Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file),
-            Out::Part(file) => self.held(&mut cur, file, have),
+        match std::mem::replace(&mut cur.out, Out::Dropped) {
+            Out::Part(file) if !cur.want.whole => return self.held(&cur.want, file, have),
+            Out::Part(file) => self.verified(&cur.want, file)?,
             _ => {
                 if let Some(stream) = self.dest.stream() {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
-                self.files += 1;
-                self.session.landed();
-                Ok(())
             }
         }
+        self.files += 1;
+        self.session.landed();
+        self.hand_batch(conn, false)
     }
 
     /// A part of which nothing is kept. Only a file written into a part

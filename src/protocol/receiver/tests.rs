@@ -763,6 +763,30 @@ fn an_early_end_says_what_it_kept() {
     assert_eq!(rx.s.kept_line(0, None, show), alone);
 }
 
+/// A directory that was there has landed as it is; one made now is given
+/// the mode asked and the entry's time at the end (recv/tree/decide.rs's
+/// rule before).
+#[test]
+fn a_directory_that_was_there_keeps_its_mode_and_time() {
+    let mut rx = Rx::new(setup(0));
+    let dir = |path: &str| Entry {
+        path: path.into(),
+        kind: EntryKind::Dir,
+        mtime_ns: 9,
+        ..Default::default()
+    };
+    rx.s.dir_made(dir("old"), 0o700, true);
+    rx.s.dir_made(dir("new"), 0o750, false);
+    let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.fate)).collect();
+    assert_eq!(fates, [("old".to_string(), Fate::Landed)]);
+    let new = Later::Dir {
+        path: b"new".to_vec(),
+        mode: 0o750,
+        mtime_ns: 9,
+    };
+    assert_eq!(rx.s.to_make(), [new]);
+}
+
 /// Directories and links are made at the end: one that fails does not
 /// land, in words that say which step failed (no integration test makes
 /// these fail: it would need a file system that refuses a symlink or a

@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use crate::conn::Conn;
 use crate::hash;
 use crate::held::{Identity, Ranges, Record};
-use crate::protocol::ledger::Fate;
 use crate::protocol::receiver::{self, Ask, FileOver, Later, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::RefuseCode;
@@ -40,33 +39,19 @@ impl Tree<'_> {
             return Err(bad(why).into());
         }
         match entry.kind {
-            EntryKind::Dir => match self.root.mkdir(&rel) {
-                Ok(made) => {
-                    if made == Made::New {
-                        self.fresh.insert(rel.clone());
-                    }
-                    match made {
-                        // a directory that was here keeps its mode and
-                        // times: they are not the sender's to set
-                        Made::Existing => self.settle(&shown, EntryKind::Dir, Fate::Landed),
-                        Made::New | Made::Unfinished => {
-                            let (path, mode) = (entry.path, self.landed_mode(entry.mode));
-                            let mtime_ns = entry.mtime_ns;
-                            (self.session).later(Later::Dir {
-                                path,
-                                mode,
-                                mtime_ns,
-                            });
-                        }
-                    }
-                    Ok(Action::Done)
-                }
-                Err(e) => {
+            EntryKind::Dir => {
+                let made = self.root.mkdir(&rel).map_err(|e| {
                     self.seen.reject_dir(&rel);
                     let exists = e.kind() == std::io::ErrorKind::AlreadyExists;
-                    Err(Refusal::no_dir(e, exists))
+                    Refusal::no_dir(e, exists)
+                })?;
+                let mode = self.landed_mode(entry.mode);
+                (self.session).dir_made(entry, mode, made == Made::Existing);
+                if made == Made::New {
+                    self.fresh.insert(rel);
                 }
-            },
+                Ok(Action::Done)
+            }
             EntryKind::Link => self.decide_link(rel, entry.target),
             EntryKind::File => self.decide_file(rel, entry),
         }

@@ -40,6 +40,16 @@ pub(super) const RESERVE_MIN: u64 = 4 << 20;
 /// larger, and a peer that announces a huge frame and then stalls must not
 /// make this side take the space (on tmpfs, the memory) ahead of the bytes.
 const RESERVE_MAX: u64 = 64 << 20;
+/// Where a file's data goes.
+pub(super) enum Out {
+    Part(File),
+    /// The session's stream (stdout, a device), in order.
+    Stream,
+    /// It cannot be written: the data is read and dropped, and only this
+    /// entry fails (see `Session::unwritable`).
+    Dropped,
+}
+
 /// The file whose data is arriving (the protocol's view of it, what fits
 /// and what came, is the session's).
 pub(in crate::recv) struct Current {
@@ -77,9 +87,7 @@ impl Current {
         self.pos = end;
         Ok(())
     }
-}
 
-impl Current {
     /// The file's SHA-256: as it came (`as_it_came`: that is the one to
     /// check), else read back from the part (resumed, or out of order);
     /// none when neither can be had.
@@ -94,19 +102,7 @@ impl Current {
             _ => None,
         })
     }
-}
 
-/// Where a file's data goes.
-pub(super) enum Out {
-    Part(File),
-    /// The session's stream (stdout, a device), in order.
-    Stream,
-    /// It cannot be written: the data is read and dropped, and only this
-    /// entry fails (see `Session::unwritable`).
-    Dropped,
-}
-
-impl Current {
     /// Writes what came with the frame's header (all of a small file's
     /// data) at its offset; where the rest of the frame then starts.
     pub(super) fn early(

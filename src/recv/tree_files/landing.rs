@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::lander::Part;
-use super::{local, Current, Out};
+use super::{local, Out};
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
 use crate::recv::session::Tree;
@@ -31,9 +31,9 @@ pub(super) const BATCH_FILES: usize = 8192;
 const BATCH_BYTES: u64 = 512 << 20;
 
 impl Tree<'_> {
-    /// A whole, verified part: given its mode and time, then renamed with
-    /// its batch.
-    pub(super) fn verified(&mut self, conn: &mut Conn, want: &Want, file: File) -> Result<()> {
+    /// A whole, verified part: given its mode and time, then to be renamed
+    /// with its batch.
+    pub(super) fn verified(&mut self, want: &Want, file: File) -> Result<()> {
         land(&file, want, self.batch.root_dev).map_err(|e| local(want, e))?;
         self.batch.parts.push(Part {
             rel: want.rel.clone(),
@@ -41,24 +41,21 @@ impl Tree<'_> {
             file,
         });
         self.batch.bytes += want.size;
-        self.files += 1;
-        self.session.landed();
-        self.hand_batch(conn, false)
+        Ok(())
     }
 
     /// A range that leaves the file unfinished: the part stays, durable,
     /// with a record of what it holds, for the next range or a resume.
-    pub(super) fn held(&mut self, cur: &mut Current, file: File, have: Ranges) -> Result<()> {
-        drop(cur.checkpoint.take());
-        self.record(&cur.want, &file, have)?;
-        let _ = self.root.sync_parent(&cur.want.rel);
+    pub(super) fn held(&mut self, want: &Want, file: File, have: Ranges) -> Result<()> {
+        self.record(want, &file, have)?;
+        let _ = self.root.sync_parent(&want.rel);
         self.session.landed();
         Ok(())
     }
 
     /// Hands the batch to the lander when it is due and the lander free
     /// (or, when `all` or the batch is full, once the lander is free).
-    fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
+    pub(super) fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
         if let Some(landed) = self.batch.outcome(None) {
             self.landed(landed)?;
         }
