@@ -23,7 +23,7 @@ use crate::protocol::receiver::{Ended, Event, Fits, Then, Unwritable};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
 pub(super) use current::Current;
-use current::{file_start, Out, HASH_THREAD_MIN, RESERVE_MIN};
+use current::{file_start, HASH_THREAD_MIN, RESERVE_MIN};
 pub(super) use lander::Batch;
 use landing::BATCH_FILES;
 
@@ -86,23 +86,21 @@ impl Tree<'_> {
     }
 
     fn begin(&mut self, mut want: Want) -> Result<()> {
-        let out = match (self.dest.stream().is_some(), want.part.take()) {
-            (true, _) => Out::Stream,
-            (_, Some(part)) => Out::Part(part),
-            _ => match self.open_part(&mut want) {
-                Ok(file) => Out::Part(file),
-                Err(e) => {
+        let part = match (self.dest.stream().is_some(), want.part.take()) {
+            (true, _) => None,
+            (_, Some(part)) => Some(part),
+            _ => (self.open_part(&mut want))
+                .map_err(|e| {
                     self.session.unwritable(match e.kind() {
                         io::ErrorKind::WouldBlock => Unwritable::Busy,
                         _ => Unwritable::Cannot(e.to_string()),
-                    });
-                    Out::Dropped
-                }
-            },
+                    })
+                })
+                .ok(),
         };
-        let checkpoint = match &out {
+        let checkpoint = match &part {
             // a file alone keeps its record current at any size, as it always has
-            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.session.alone() => {
+            Some(file) if want.size >= CHECKPOINT_MIN || self.session.alone() => {
                 Some(self.checkpointer(file, &want)?)
             }
             _ => None,
@@ -112,7 +110,7 @@ impl Tree<'_> {
         if let Some(arrival) = self.session.current() {
             self.progress.file(&file_start(arrival));
         }
-        let reserve = matches!(&out, Out::Part(file)
+        let reserve = matches!(&part, Some(file)
             if (want.size >= RESERVE_MIN || want.stream) && !crate::sys::in_memory(file));
         self.cur = Some(Current {
             checkpoint,
@@ -120,7 +118,7 @@ impl Tree<'_> {
             hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
             pos: 0, // a part just opened stands at its start
             want,
-            out,
+            part,
         });
         Ok(())
     }
@@ -197,10 +195,10 @@ impl Tree<'_> {
             }
             Then::Discard => return self.discard(&cur),
         };
-        match std::mem::replace(&mut cur.out, Out::Dropped) {
-            Out::Part(file) if !cur.want.whole => return self.held(&cur.want, file, have),
-            Out::Part(file) => self.verified(&cur.want, file)?,
-            _ => {
+        match cur.part.take() {
+            Some(file) if !cur.want.whole => return self.held(&cur.want, file, have),
+            Some(file) => self.verified(&cur.want, file)?,
+            None => {
                 if let Some(stream) = self.dest.stream() {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
@@ -215,7 +213,7 @@ impl Tree<'_> {
     /// has one: a stream's name (stdout, a device) is the sender's, and a
     /// part by that name in the working directory is not this session's.
     fn discard(&mut self, cur: &Current) -> Result<()> {
-        if matches!(cur.out, Out::Part(_)) {
+        if cur.part.is_some() {
             let _ = self.root.discard_part(&cur.want.rel);
         }
         Ok(())

@@ -2,6 +2,8 @@
 //! whether it is made, up to date, refused or wanted, and what of it is
 //! already held (with the block hashes the sender checks).
 
+use std::fs::File;
+
 use anyhow::{Context, Result};
 
 use crate::conn::Conn;
@@ -28,7 +30,7 @@ impl Tree<'_> {
             self.progress.named(&shown, &path);
             if self.dest.stream().is_some() {
                 let ask = self.session.ask(&entry, Ranges::new(), 0);
-                return Ok(self.want(entry, rel, ask, false));
+                return Ok(self.want(entry, rel, ask, (false, None)));
             }
         }
         let is_dir = entry.kind == EntryKind::Dir;
@@ -90,15 +92,11 @@ impl Tree<'_> {
             true => Some(self.open_alone(&rel, ask.held.total() == 0)?),
             false => None,
         };
-        let action = self.want(entry, rel, ask, recorded);
-        if let Some(want) = self.wants.back_mut() {
-            want.part = part;
-        }
-        Ok(action)
+        Ok(self.want(entry, rel, ask, (recorded, part)))
     }
 
     /// The part of a file alone, opened (and so locked) before GO.
-    fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
+    fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<File, Refusal> {
         let at = rel.display_in(self.root.path());
         self.root.open_part(rel, fresh).map_err(|e| {
             use std::io::ErrorKind::*;
@@ -114,8 +112,10 @@ impl Tree<'_> {
     }
 
     /// Asks for a file's data, offering what is held (and, when resuming,
-    /// its block hashes for the sender to check).
-    fn want(&mut self, entry: Entry, rel: RelPath, ask: Ask, recorded: bool) -> Action {
+    /// its block hashes for the sender to check); `recorded`: a held record
+    /// lies beside its part, which a file alone holds open (`part`).
+    fn want(&mut self, entry: Entry, rel: RelPath, ask: Ask, part: (bool, Option<File>)) -> Action {
+        let (recorded, part) = part;
         let fresh = self.in_fresh(&rel);
         self.wants.push_back(Want {
             id: entry.id,
@@ -129,7 +129,7 @@ impl Tree<'_> {
             range: ask.range,
             stream: entry.stream,
             whole: ask.whole,
-            part: None,
+            part,
             fresh,
             moded: false,
         });

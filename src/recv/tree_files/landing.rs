@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::lander::Part;
-use super::{local, Out};
+use super::local;
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
 use crate::recv::session::Tree;
@@ -102,7 +102,7 @@ impl Tree<'_> {
     pub(super) fn keep(&mut self, conn: &mut Conn) -> Result<()> {
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
-            if let Out::Part(file) = &cur.out {
+            if let Some(file) = &cur.part {
                 let held = match self.session.current() {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
