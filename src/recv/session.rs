@@ -73,12 +73,8 @@ pub(super) struct Tree<'a> {
     pub incoming: Incoming,
     pub cur: Option<Current>,
     pub batch: Batch,
-    /// Data bytes received in the session.
-    pub bytes: u64,
     /// Some data went through splice(2).
     pub spliced: bool,
-    /// Files received and verified.
-    pub files: u64,
     /// The buffer DATA frames are read into, between frames.
     pub spare: Option<crate::copy::Buf>,
 }
@@ -107,9 +103,7 @@ impl<'a> Tree<'a> {
             reporter,
             incoming: Incoming::new(),
             cur: None,
-            bytes: 0,
             spliced: false,
-            files: 0,
             spare: None,
         }
     }

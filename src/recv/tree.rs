@@ -217,6 +217,7 @@ impl Tree<'_> {
             return exit_of(&conclusion, &conn.peer);
         }
         let ledger = self.session.ledger();
+        let (bytes, files) = self.session.received();
         self.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
@@ -225,10 +226,10 @@ impl Tree<'_> {
                 _ => None,
             },
             entries: self.session.entries(),
-            files: self.files,
+            files,
             up_to_date: ledger.up_to_date,
             not_landed: ledger.not_landed,
-            bytes: self.bytes,
+            bytes,
             elapsed: began.elapsed(),
             reconnects: 0,
             sent_before: 0,

@@ -155,18 +155,17 @@ impl Tree<'_> {
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(fits.len);
         let at = cur.early(fits, early, self.dest.stream())?;
-        self.bytes += at - fits.offset;
         self.session.arrived(fits.offset, at);
+        let (base, files) = self.session.received();
         if at == fits.end {
-            self.progress.update(self.bytes, self.files, "");
+            self.progress.update(base, files, "");
             return Ok(());
         }
-        let (base, files, progress) = (self.bytes, self.files, &mut self.progress);
+        let progress = &mut self.progress;
         let show = &mut |n| progress.update(base + n, files, "");
         let stream = self.dest.stream();
         let (bytes, spliced, got) =
             cur.rest(conn, (at, fits.end - at), stream, &mut self.spare, show);
-        self.bytes += bytes;
         self.spliced |= spliced;
         self.session.arrived(at, at + bytes);
         got
@@ -204,7 +203,6 @@ impl Tree<'_> {
                 }
             }
         }
-        self.files += 1;
         self.session.landed();
         self.hand_batch(conn, false)
     }
@@ -229,7 +227,7 @@ impl Tree<'_> {
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
         let not_kept = kept.map(|e| exit::message_of(&e));
-        let kept_line = (self.session).kept_line(self.files, not_kept, human_bytes);
+        let kept_line = (self.session).kept_line(self.session.received().1, not_kept, human_bytes);
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {

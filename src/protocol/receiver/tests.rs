@@ -185,6 +185,7 @@ fn a_whole_session_lands_and_says_so() {
     assert_eq!(rx.s.digest(Some([7; 32])), Some(Ranges::new()));
     rx.s.landed();
     assert!(matches!(rx.end(), Ok(Event::Finished)));
+    assert_eq!(rx.s.received(), (3, 2), "bytes written, files landed");
     assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
     assert_eq!(
