@@ -227,11 +227,12 @@ pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
     }
 }
 
-/// The identity a wanted file's record carries.
-pub(super) fn identity_of(want: &Want) -> Identity {
+/// The identity a file's held record carries: the source's path, size
+/// and time.
+pub(super) fn identity(rel: &RelPath, size: u64, mtime_ns: u64) -> Identity {
     Identity {
-        name: lossy(want.rel.bytes()),
-        size: want.size,
-        mtime_ns: Some(want.mtime_ns),
+        name: lossy(rel.bytes()),
+        size,
+        mtime_ns: Some(mtime_ns),
     }
 }

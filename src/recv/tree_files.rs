@@ -13,7 +13,7 @@ mod current;
 mod lander;
 mod landing;
 
-use super::session::{identity_of, lost, Tree, Want};
+use super::session::{identity, lost, Tree, Want};
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::Running;
@@ -144,7 +144,7 @@ impl Tree<'_> {
     fn checkpointer(&self, file: &File, want: &Want) -> Result<Checkpointer> {
         let (root, rel) = (self.root.clone(), want.rel.clone());
         let store: held::Store = Arc::new(move |r: &Record| root.write_record(&rel, &r.encode()));
-        let source = identity_of(want);
+        let source = identity(&want.rel, want.size, want.mtime_ns);
         Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
     }
 
@@ -183,16 +183,19 @@ impl Tree<'_> {
         (cur.want.size, cur.want.range) = (ended.size, ended.range);
         let have = match ended.then {
             Then::Told => return Ok(()),
-            Then::Keep(have) => have,
-            Then::Digest { as_it_came } => {
-                let ours = cur.digest(conn, as_it_came)?;
-                match self.session.digest(ours) {
-                    Some(have) => have,
-                    // a mismatch, or a digest that could not be had
-                    None => return self.discard(&cur),
-                }
+            Then::Keep(have) => Some(have),
+            // none: a mismatch, or a digest that could not be had
+            Then::Digest { as_it_came } => (self.session).digest(cur.digest(conn, as_it_came)?),
+            Then::Discard => None,
+        };
+        let Some(have) = have else {
+            // nothing of it is kept. Only a file written into a part has
+            // one: a stream's name (stdout, a device) is the sender's, and a
+            // part by that name in the working directory is not this session's
+            if cur.part.is_some() {
+                let _ = self.root.discard_part(&cur.want.rel);
             }
-            Then::Discard => return self.discard(&cur),
+            return Ok(());
         };
         match cur.part.take() {
             Some(file) if !cur.want.whole => return self.held(&cur.want, file, have),
@@ -205,16 +208,6 @@ impl Tree<'_> {
         }
         self.session.landed();
         self.hand_batch(conn, false)
-    }
-
-    /// A part of which nothing is kept. Only a file written into a part
-    /// has one: a stream's name (stdout, a device) is the sender's, and a
-    /// part by that name in the working directory is not this session's.
-    fn discard(&mut self, cur: &Current) -> Result<()> {
-        if cur.part.is_some() {
-            let _ = self.root.discard_part(&cur.want.rel);
-        }
-        Ok(())
     }
 
     /// What a failed data phase says: the sender's Ctrl-C is answered with

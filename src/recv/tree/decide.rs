@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 
 use crate::conn::Conn;
 use crate::hash;
-use crate::held::{Identity, Ranges, Record};
+use crate::held::{Ranges, Record};
 use crate::protocol::receiver::{self, Ask, FileOver, Later, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::RefuseCode;
-use crate::recv::session::{lossy, Tree, Want};
+use crate::recv::session::{identity, lossy, Tree, Want};
 use crate::recv::sink::{self, Made, RelPath};
 use crate::units::human_bytes;
 
@@ -167,11 +167,7 @@ impl Tree<'_> {
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return nothing;
         };
-        let source = Identity {
-            name: lossy(rel.bytes()),
-            size: entry.size,
-            mtime_ns: Some(entry.mtime_ns),
-        };
+        let source = identity(rel, entry.size, entry.mtime_ns);
         if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",

@@ -13,7 +13,7 @@ use super::local;
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
 use crate::recv::session::Tree;
-use crate::recv::session::{identity_of, lossy, Want};
+use crate::recv::session::{identity, lossy, Want};
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -120,7 +120,7 @@ impl Tree<'_> {
     /// A part made durable, then its record beside it: what it holds.
     fn record(&self, want: &Want, file: &File, held: Ranges) -> Result<()> {
         file.sync_all().map_err(|e| local(want, e))?;
-        let source = identity_of(want);
+        let source = identity(&want.rel, want.size, want.mtime_ns);
         let record = Record { source, held }.encode();
         (self.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
     }
