@@ -94,17 +94,12 @@ impl Tree<'_> {
         Ok(())
     }
 
-    /// A rule the sender broke in the manifest; a refusal of the session
-    /// (its ANSWER queued) is said.
+    /// A rule the sender broke in the manifest. A refusal of the session
+    /// (its ANSWER queued) is said, and nothing of the tree stays.
     fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
-        match v {
-            Violation::Refused(_, why) => self.refused(conn, why),
-            v => anyhow::anyhow!(v.line(&conn.peer)),
-        }
-    }
-
-    /// The session refused, its ANSWER queued: nothing of the tree stays.
-    fn refused(&mut self, conn: &mut Conn, why: String) -> anyhow::Error {
+        let Violation::Refused(_, why) = v else {
+            return anyhow::anyhow!(v.line(&conn.peer));
+        };
         // the directories it made are still empty (data comes only after
         // GO); gone, deepest first, before the sender hears of it
         let mut made: Vec<_> = self.fresh.drain().collect();

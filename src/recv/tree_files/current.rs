@@ -158,24 +158,20 @@ impl Current {
         // kept for the next frame: a fresh zeroed MiB per small file cost
         // more than the file's own bytes
         *spare = chunks.buf.take();
-        let bytes = match &got {
-            Ok(r) => r.bytes,
-            Err(RecvError { bytes, .. }) => *bytes,
-        };
         // what the summary calls zero-copy: bytes splice moved, not a wish
-        let spliced = matches!(&got, Ok(r) if r.spliced > 0);
-        let ended = match got {
-            Ok(r) if r.cut => Err(network(
-                conn,
-                anyhow!("connection closed in the middle of the data"),
-            )),
-            Ok(_) => Ok(()),
+        match got {
+            Ok(r) if r.cut => {
+                let cut = anyhow!("connection closed in the middle of the data");
+                (r.bytes, r.spliced > 0, Err(network(conn, cut)))
+            }
+            Ok(r) => (r.bytes, r.spliced > 0, Ok(())),
             Err(RecvError {
-                local: true, error, ..
-            }) => Err(local(&self.want, error)),
-            Err(RecvError { error, .. }) => Err(network(conn, error.into())),
-        };
-        (bytes, spliced, ended)
+                bytes,
+                local: true,
+                error,
+            }) => (bytes, false, Err(local(&self.want, error))),
+            Err(RecvError { bytes, error, .. }) => (bytes, false, Err(network(conn, error.into()))),
+        }
     }
 }
 
