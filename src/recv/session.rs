@@ -174,12 +174,6 @@ impl Tree<'_> {
         }
     }
 
-    /// A failed RESULT: this side could not go on, and the sender hears why.
-    pub(super) fn fail(&mut self, conn: &mut Conn, message: &str) -> Result<()> {
-        self.session.fail(message);
-        self.flush(conn)
-    }
-
     /// A failure of this side (a bad entry or frame, a disk), told to the
     /// sender in a failed RESULT, with a moment for it to be read; whether
     /// it was. A stop, a refusal (already said), a lost connection and a
@@ -192,7 +186,8 @@ impl Tree<'_> {
         if said || exit::tag_of(err).is_some() || crate::interrupt::requested() {
             return false;
         }
-        let _ = self.fail(conn, &exit::message_of(err));
+        self.session.fail(&exit::message_of(err));
+        let _ = self.flush(conn);
         super::peer::linger(conn);
         true
     }

@@ -206,7 +206,8 @@ impl Tree<'_> {
             _ => Err(e),
         }) {
             let why = format!("flushing the output: {e}");
-            self.fail(conn, &why)?;
+            self.session.fail(&why);
+            self.flush(conn)?;
             return Err(anyhow!(why));
         }
         let conclusion = self.session.conclude();

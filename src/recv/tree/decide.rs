@@ -181,22 +181,23 @@ impl Tree<'_> {
         (record.held, part.metadata().map_or(0, |m| m.len()))
     }
 
-    /// Hashes the held blocks of a part for the sender to check.
-    pub(super) fn block_hashes(
-        &mut self,
-        id: u64,
-        rel: &RelPath,
-        held: &Ranges,
-        conn: &mut Conn,
-    ) -> Result<()> {
+    /// When the entry just answered (`id`) was asked for with the hashes
+    /// of its part's held blocks, hashes them for the sender to check.
+    pub(super) fn block_hashes(&mut self, id: u64, conn: &mut Conn) -> Result<()> {
+        let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) else {
+            return Ok(());
+        };
         // a file alone holds its part open (and locked) already
-        let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
+        let part = match &want.part {
             Some(part) => part.try_clone(),
-            None => self.root.open_part(rel, false),
+            None => self.root.open_part(&want.rel, false),
         }
         .context("reopening a held part")?;
-        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
-        for (from, to) in receiver::blocks(held) {
+        let (held, mut buf) = (
+            want.held.clone(),
+            crate::copy::Buf::new(crate::copy::BUF_SIZE),
+        );
+        for (from, to) in receiver::blocks(&held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
             if self.session.block_hashed(id, (from, to), sha256) {
                 self.flush(conn)?;

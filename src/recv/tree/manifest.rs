@@ -87,11 +87,7 @@ impl Tree<'_> {
             let v = self.session.over_memory(memory, limit, human_bytes);
             return Err(self.broken(conn, v));
         }
-        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
-            let (rel, held) = (want.rel.clone(), want.held.clone());
-            self.block_hashes(id, &rel, &held, conn)?;
-        }
-        Ok(())
+        self.block_hashes(id, conn)
     }
 
     /// A rule the sender broke in the manifest. A refusal of the session
