@@ -121,6 +121,9 @@ pub struct Session {
     tally: manifest::Tally,
     /// Where the part under way was kept when the session ended early.
     part_at: Option<String>,
+    /// Data bytes written in this session, and the files that landed whole
+    /// (verified, or streamed).
+    received: (u64, u64),
     /// Links and directories to make at the end.
     later: Vec<ending::Later>,
 }
@@ -142,6 +145,7 @@ impl Session {
             settled: Vec::new(),
             tally: Default::default(),
             part_at: None,
+            received: (0, 0),
             later: Vec::new(),
         }
     }
@@ -280,6 +284,11 @@ impl Session {
     /// Digests are checked.
     pub fn verifies(&self) -> bool {
         self.setup.verify
+    }
+
+    /// Data bytes written in this session, and the files that landed whole.
+    pub fn received(&self) -> (u64, u64) {
+        self.received
     }
 
     /// A session of one file.

@@ -8,16 +8,17 @@ use anyhow::{Context, Result};
 
 use std::sync::Arc;
 
+use super::incoming::Incoming;
 use super::sink::{RelPath, Root, Seen};
+use super::tree_files::{Batch, Current};
 use crate::config::RecvConfig;
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::held::{Identity, Ranges};
 use crate::progress::tree::{EntryEvent, Status as EntryStatus, TreeProgress};
-use crate::protocol::ledger::Fate;
-use crate::protocol::receiver::{Session, Shown, Wanted};
+use crate::protocol::receiver::{Session, Wanted};
 pub(super) use crate::protocol::tree::lossy;
-use crate::protocol::tree::{EntryKind, TreeOffer};
+use crate::protocol::tree::TreeOffer;
 
 /// A file the receiver asked for, kept until its data comes.
 pub(super) struct Want {
@@ -47,15 +48,18 @@ pub(super) struct Want {
     pub moded: bool,
 }
 
-/// What the manifest phase keeps and decides: the files asked for and
-/// the paths seen, the directories and links for the end, beside the
-/// protocol's side (`said`) and where the data goes (`disk`), which the
-/// data phase borrows on their own.
+/// A tree session on the receiving side: the protocol's side (phase,
+/// entries, ledgers, verdict, frames to the sender) and the progress its
+/// settled entries show on; what the manifest phase keeps and decides (the
+/// files asked for, the paths seen); where the data goes; and the file and
+/// the batch the data phase has under way.
 pub(super) struct Tree<'a> {
     pub cfg: &'a RecvConfig,
     pub offer: TreeOffer,
-    pub said: Said,
-    pub disk: Disk,
+    pub session: Session,
+    pub progress: Box<dyn TreeProgress>,
+    pub root: Arc<Root>,
+    pub dest: Dest,
     pub wants: super::wants::Wants,
     /// What this session holds of the receiver's --max-memory, given back
     /// when it ends.
@@ -66,43 +70,56 @@ pub(super) struct Tree<'a> {
     pub fresh: std::collections::HashSet<RelPath>,
     /// Notes along the way (a part started over).
     pub reporter: &'a crate::progress::Reporter,
+    pub incoming: Incoming,
+    pub cur: Option<Current>,
+    pub batch: Batch,
+    /// Some data went through splice(2).
+    pub spliced: bool,
+    /// The buffer DATA frames are read into, between frames.
+    pub spare: Option<crate::copy::Buf>,
 }
 
 impl<'a> Tree<'a> {
-    /// The manifest phase's start: nothing asked for, seen or made yet.
+    /// The session's start: nothing asked for, seen, made or received yet.
     pub fn new(
         cfg: &'a RecvConfig,
         offer: TreeOffer,
-        said: Said,
-        disk: Disk,
+        (session, progress): (Session, Box<dyn TreeProgress>),
+        (root, dest): (Arc<Root>, Dest),
         reporter: &'a crate::progress::Reporter,
     ) -> Tree<'a> {
         Tree {
             cfg,
             offer,
-            said,
-            disk,
+            session,
+            progress,
+            batch: Batch::new(&root),
+            root,
+            dest,
             wants: Default::default(),
             budget: cfg.max_memory.share(),
             seen: Seen::new(cfg!(any(windows, target_os = "macos"))),
             fresh: Default::default(),
             reporter,
+            incoming: Incoming::new(),
+            cur: None,
+            spliced: false,
+            spare: None,
         }
     }
-}
 
-/// The protocol's side of the session (phase, entries, ledgers, verdict,
-/// frames to the sender) and the progress its settled entries show on.
-pub(super) struct Said {
-    pub session: Session,
-    pub progress: Box<dyn TreeProgress>,
-}
-
-/// Where the data goes: the output directory, and, for a file alone, its
-/// name or stream.
-pub(super) struct Disk {
-    pub root: Arc<Root>,
-    pub dest: Dest,
+    /// Where a file alone goes: its path beneath the root (another name
+    /// with `-o FILE`), and the path the user knows it by.
+    pub(super) fn alone(&self, rel: RelPath) -> (RelPath, String) {
+        match &self.dest {
+            Dest::Dir => {
+                let at = self.root.path().join(rel.to_path()).display().to_string();
+                (rel, at)
+            }
+            Dest::Named(name, shown) => (name.clone(), shown.clone()),
+            Dest::Stream(_, label) => (rel, label.clone()),
+        }
+    }
 }
 
 /// Where the entries go.
@@ -117,30 +134,17 @@ pub(super) enum Dest {
     Stream(crate::output::Stream, String),
 }
 
-impl Disk {
-    /// Where a file alone goes: its path beneath the root (another name
-    /// with `-o FILE`), and the path the user knows it by.
-    pub(super) fn alone(&self, rel: RelPath) -> (RelPath, String) {
-        match &self.dest {
-            Dest::Dir => {
-                let at = self.root.path().join(rel.to_path()).display().to_string();
-                (rel, at)
-            }
-            Dest::Named(name, shown) => (name.clone(), shown.clone()),
-            Dest::Stream(_, label) => (rel, label.clone()),
-        }
-    }
-
+impl Dest {
     /// The one file goes to a stream (stdout, a device), in order.
     pub(super) fn stream(&mut self) -> Option<&mut crate::output::Stream> {
-        match &mut self.dest {
+        match self {
             Dest::Stream(stream, _) => Some(stream),
             _ => None,
         }
     }
 }
 
-impl Said {
+impl Tree<'_> {
     /// Writes the frames the session queued.
     pub(super) fn flush(&mut self, conn: &mut Conn) -> Result<()> {
         self.show();
@@ -152,12 +156,6 @@ impl Said {
         conn.write_all(&out)
             .with_context(|| format!("{}: connection lost", conn.peer))
             .map_err(|e| exit::tag(e, Tag::Resumable))
-    }
-
-    /// Records an entry's fate and shows it.
-    pub(super) fn settle(&mut self, path: &str, kind: EntryKind, fate: Fate) {
-        self.session.settle(path, Shown::Kind(kind), fate);
-        self.show();
     }
 
     /// Shows the entries the session settled since the last call.
@@ -176,12 +174,6 @@ impl Said {
         }
     }
 
-    /// A failed RESULT: this side could not go on, and the sender hears why.
-    pub(super) fn fail(&mut self, conn: &mut Conn, message: &str) -> Result<()> {
-        self.session.fail(message);
-        self.flush(conn)
-    }
-
     /// A failure of this side (a bad entry or frame, a disk), told to the
     /// sender in a failed RESULT, with a moment for it to be read; whether
     /// it was. A stop, a refusal (already said), a lost connection and a
@@ -194,7 +186,8 @@ impl Said {
         if said || exit::tag_of(err).is_some() || crate::interrupt::requested() {
             return false;
         }
-        let _ = self.fail(conn, &exit::message_of(err));
+        self.session.fail(&exit::message_of(err));
+        let _ = self.flush(conn);
         super::peer::linger(conn);
         true
     }
@@ -229,11 +222,12 @@ pub(super) fn lost(err: anyhow::Error, what: String) -> anyhow::Error {
     }
 }
 
-/// The identity a wanted file's record carries.
-pub(super) fn identity_of(want: &Want) -> Identity {
+/// The identity a file's held record carries: the source's path, size
+/// and time.
+pub(super) fn identity(rel: &RelPath, size: u64, mtime_ns: u64) -> Identity {
     Identity {
-        name: lossy(want.rel.bytes()),
-        size: want.size,
-        mtime_ns: Some(want.mtime_ns),
+        name: lossy(rel.bytes()),
+        size,
+        mtime_ns: Some(mtime_ns),
     }
 }

@@ -273,14 +273,7 @@ pub enum Made {
 pub const UNFINISHED: u32 = 0o1700;
 
 /// What is at a path, without following links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
-    Missing,
-    File { size: u64, mtime_ns: u64 },
-    Dir,
-    Link,
-    Other,
-}
+pub use crate::protocol::receiver::There;
 
 /// The paths of one session, as 128-bit hashes (a session may hold
 /// millions of paths of up to 4 KiB): the directories that were accepted,

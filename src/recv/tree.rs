@@ -3,14 +3,14 @@
 //! or wanted), check the free space for the whole tree, then hand the data
 //! phase to `tree_files` and finish: flush, links, directories, RESULT.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 
 use super::peer::{authenticate, refuse};
-use super::session::{Dest, Disk, Said, Tree};
+use super::session::{Dest, Tree};
 use super::sink::{self, Root};
-use super::tree_files::Files;
 
 pub(super) mod decide;
 mod manifest;
@@ -46,7 +46,7 @@ pub(super) fn receive(
     // a sender now: its OFFER decoded and, with a key, its PROOF checked
     // (until then the handshake deadline held, see hello::receive)
     conn.trusted();
-    let disk = match admit_offer(cfg, &offer) {
+    let (root, dest) = match admit_offer(cfg, &offer) {
         Ok(disk) => disk,
         Err((code, reason)) => return Err(refuse(conn, code, reason)),
     };
@@ -58,28 +58,25 @@ pub(super) fn receive(
         .with_context(|| format!("{}: connection lost", conn.peer))?;
     let began = Instant::now();
     // a key (sealed, or --no-encrypt's keyed digests) authenticated the sender
-    let setup = setup_of(cfg, &offer, &disk.dest, key.is_some() || conn.is_sealed());
+    let setup = setup_of(cfg, &offer, &dest, key.is_some() || conn.is_sealed());
     let key = key.map(|k| Box::new(k) as Box<dyn Keyed>);
-    let said = Said {
-        session: Session::new(setup, key),
-        progress: progress_of(&offer, conn, reporter),
-    };
-    let mut tree = Tree::new(cfg, offer, said, disk, reporter);
+    let said = (
+        Session::new(setup, key),
+        progress_of(&offer, conn, reporter),
+    );
+    let mut tree = Tree::new(cfg, offer, said, (root, dest), reporter);
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
-        tree.said.progress.abandon();
-        tree.said.tell(conn, &e);
+        tree.progress.abandon();
+        tree.tell(conn, &e);
         return Err(e);
     }
-    let mut files = Files::new(&mut tree.said, &mut tree.wants, &mut tree.disk);
-    let data = files.run(conn);
-    let (bytes, zero_copy, landed) = (files.bytes, files.spliced, files.files);
-    match data {
-        Ok(()) => tree.finish(conn, began, (bytes, landed), zero_copy),
+    match tree.run(conn) {
+        Ok(()) => tree.finish(conn, began),
         Err(e) => {
             // the directories made stay unfinished (see sink::UNFINISHED),
             // owner only, for the session that resumes the tree to finish
-            tree.said.progress.abandon();
+            tree.progress.abandon();
             Err(e)
         }
     }
@@ -133,7 +130,10 @@ fn exit_of(conclusion: &Conclusion, peer: &str) -> Result<()> {
 
 /// The session-wide checks, before anything is written: where it goes,
 /// how many entries, how many bytes.
-fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode, String)> {
+fn admit_offer(
+    cfg: &RecvConfig,
+    offer: &TreeOffer,
+) -> Result<(Arc<Root>, Dest), (RefuseCode, String)> {
     let one = offer.single && offer.entries == 1;
     let (dir, dest) = match &cfg.output {
         Output::Dir(dir) => (dir.clone(), Dest::Dir),
@@ -164,8 +164,7 @@ fn admit_offer(cfg: &RecvConfig, offer: &TreeOffer) -> Result<Disk, (RefuseCode,
     receiver::admit_offer(offer, cfg.max_files, cfg.max_size, human_bytes)?;
     let root =
         Root::open(&dir).map_err(|e| (RefuseCode::Other, format!("{}: {e}", dir.display())))?;
-    let root = std::sync::Arc::new(root);
-    Ok(Disk { root, dest })
+    Ok((Arc::new(root), dest))
 }
 
 impl Tree<'_> {
@@ -174,24 +173,18 @@ impl Tree<'_> {
     fn discard_unstarted(&mut self) {
         while let Some(mut want) = self.wants.pop_front() {
             if want.part.take().is_some() && want.held.total() == 0 && !want.recorded {
-                let _ = self.disk.root.discard_part(&want.rel);
+                let _ = self.root.discard_part(&want.rel);
             }
         }
     }
 
     /// After END: links, directories' modes and times, one last flush, and
     /// the RESULT that lets the sender exit 0.
-    fn finish(
-        mut self,
-        conn: &mut Conn,
-        began: Instant,
-        (bytes, files): (u64, u64),
-        zero_copy: bool,
-    ) -> Result<()> {
-        for later in self.said.session.to_make() {
+    fn finish(mut self, conn: &mut Conn, began: Instant) -> Result<()> {
+        for later in self.session.to_make() {
             // every path here was checked as its entry came; checked again
             // rather than trusted, as the machine keeps only the bytes
-            let root = &self.disk.root;
+            let root = &self.root;
             let made = match &later {
                 Later::Link { path, target } => {
                     sink::check_path(path).and_then(|rel| err_text(root.symlink(&rel, target)))
@@ -203,32 +196,37 @@ impl Tree<'_> {
                 } => sink::check_path(path)
                     .and_then(|rel| err_text(root.finish_dir(&rel, *mode, *mtime_ns))),
             };
-            (self.said.session).made(&later, made.err());
+            (self.session).made(&later, made.err());
         }
-        self.said.show();
-        let root = &self.disk.root;
+        self.show();
+        let root = &self.root;
         let synced = with_keepalive(conn, || root.sync_all());
         if let Err(e) = synced.or_else(|e| match e.kind() {
             std::io::ErrorKind::Unsupported => Ok(()),
             _ => Err(e),
         }) {
             let why = format!("flushing the output: {e}");
-            self.said.fail(conn, &why)?;
+            self.session.fail(&why);
+            self.flush(conn)?;
             return Err(anyhow!(why));
         }
-        let conclusion = self.said.session.conclude();
-        self.said.flush(conn)?;
+        let conclusion = self.session.conclude();
+        self.flush(conn)?;
         if self.offer.single && conclusion != Conclusion::Complete {
             // a file alone that did not land is no tree to sum up
-            self.said.progress.abandon();
+            self.progress.abandon();
             return exit_of(&conclusion, &conn.peer);
         }
-        let ledger = self.said.session.ledger();
-        self.said.progress.finish(&TreeSummary {
+        let ledger = self.session.ledger();
+        let (bytes, files) = self.session.received();
+        self.progress.finish(&TreeSummary {
             role: Role::Recv,
             name: format!("tree from {}", conn.peer),
-            path: self.cfg_dir(),
-            entries: self.said.session.entries(),
+            path: match &self.cfg.output {
+                Output::Dir(dir) => Some(dir.display().to_string()),
+                _ => None,
+            },
+            entries: self.session.entries(),
             files,
             up_to_date: ledger.up_to_date,
             not_landed: ledger.not_landed,
@@ -236,19 +234,12 @@ impl Tree<'_> {
             elapsed: began.elapsed(),
             reconnects: 0,
             sent_before: 0,
-            zero_copy,
+            zero_copy: self.spliced,
             encrypted: conn.is_sealed(),
-            verified: self.said.session.verifies(),
+            verified: self.session.verifies(),
             digests: (0, 0),
         });
         exit_of(&conclusion, &conn.peer)
-    }
-
-    fn cfg_dir(&self) -> Option<String> {
-        match &self.cfg.output {
-            Output::Dir(dir) => Some(dir.display().to_string()),
-            _ => None,
-        }
     }
 }
 

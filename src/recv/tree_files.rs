@@ -6,7 +6,6 @@
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -14,9 +13,7 @@ mod current;
 mod lander;
 mod landing;
 
-use super::incoming::Incoming;
-use super::session::{identity_of, lost, Disk, Said, Want};
-use super::wants::Wants;
+use super::session::{identity, lost, Tree, Want};
 use crate::conn::Conn;
 use crate::exit::{self, ExitCode, Tag};
 use crate::hash::Running;
@@ -25,8 +22,10 @@ use crate::peer_text::escape;
 use crate::protocol::receiver::{Ended, Event, Fits, Then, Unwritable};
 use crate::protocol::ToReceiver;
 use crate::units::human_bytes;
-use current::{file_start, Current, Out, HASH_THREAD_MIN, RESERVE_MIN};
-use landing::{device, Batch, BATCH_FILES};
+pub(super) use current::Current;
+use current::{file_start, HASH_THREAD_MIN, RESERVE_MIN};
+pub(super) use lander::Batch;
+use landing::BATCH_FILES;
 
 /// Files this large keep their held record current while they arrive (as a
 /// single file does), so even a killed receiver resumes them where they
@@ -35,61 +34,13 @@ const CHECKPOINT_MIN: u64 = 64 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
-/// The data phase: it borrows the protocol's side, the files asked for and
-/// the output, each on its own, from the manifest's [`Tree`](super::session::Tree).
-pub(super) struct Files<'t> {
-    said: &'t mut Said,
-    wants: &'t mut Wants,
-    disk: &'t mut Disk,
-    incoming: Incoming,
-    cur: Option<Current>,
-    batch: Batch,
-    /// Data bytes received in the session.
-    pub bytes: u64,
-    /// Some data went through splice(2).
-    pub spliced: bool,
-    /// Files received and verified.
-    pub files: u64,
-    /// The output root's device: what its syncfs flushes.
-    root_dev: Option<u64>,
-    /// The buffer DATA frames are read into, between frames.
-    spare: Option<crate::copy::Buf>,
-}
-
 /// How many verified parts a batch holds open: a quarter of the
 /// descriptors (-k runs sessions side by side), raising their limit first.
 pub(super) fn batch_most() -> usize {
     BATCH_FILES.min((crate::sys::raise_open_files() / 4).max(16) as usize)
 }
 
-impl<'t> Files<'t> {
-    pub(super) fn new(said: &'t mut Said, wants: &'t mut Wants, disk: &'t mut Disk) -> Self {
-        let root_dev = std::fs::metadata(disk.root.path())
-            .ok()
-            .as_ref()
-            .and_then(device);
-        Files {
-            said,
-            wants,
-            disk,
-            incoming: Incoming::new(),
-            cur: None,
-            batch: Batch {
-                parts: Vec::new(),
-                most: batch_most(),
-                bytes: 0,
-                since: Instant::now(),
-                lander: None,
-                flush: Duration::ZERO,
-            },
-            bytes: 0,
-            spliced: false,
-            files: 0,
-            root_dev,
-            spare: None,
-        }
-    }
-
+impl Tree<'_> {
     /// Reads frames until END; any failure keeps what arrived (the current
     /// part with its record, the verified batch renamed into place).
     pub(super) fn run(&mut self, conn: &mut Conn) -> Result<()> {
@@ -109,8 +60,8 @@ impl<'t> Files<'t> {
             }
             let frame = self.incoming.frame(conn).map_err(|e| network(conn, e))?;
             let msg = ToReceiver::decode(&frame).with_context(|| conn.peer.clone())?;
-            let event = self.said.session.handle(msg, self.wants);
-            self.said.show();
+            let event = self.session.handle(msg, &mut self.wants);
+            self.show();
             match event {
                 Ok(Event::Open(want)) => self.begin(want)?,
                 Ok(Event::Write(write)) => self.data(conn, write)?,
@@ -120,48 +71,46 @@ impl<'t> Files<'t> {
                 Ok(_) => {} // a keepalive (the phase took no other)
                 Err(v) => {
                     // a file the session ended is over here too
-                    if self.said.session.current().is_none() {
+                    if self.session.current().is_none() {
                         self.cur = None;
                     }
                     return Err(anyhow!(v.line(&conn.peer)));
                 }
             }
             // what the driver's answers settled (a file's end) shows at once
-            self.said.show();
-            if self.said.session.outbox_len() >= OUT_BATCH {
-                self.said.flush(conn)?;
+            self.show();
+            if self.session.outbox_len() >= OUT_BATCH {
+                self.flush(conn)?;
             }
         }
     }
 
     fn begin(&mut self, mut want: Want) -> Result<()> {
-        let out = match (self.disk.stream().is_some(), want.part.take()) {
-            (true, _) => Out::Stream,
-            (_, Some(part)) => Out::Part(part),
-            _ => match self.open_part(&mut want) {
-                Ok(file) => Out::Part(file),
-                Err(e) => {
-                    self.said.session.unwritable(match e.kind() {
+        let part = match (self.dest.stream().is_some(), want.part.take()) {
+            (true, _) => None,
+            (_, Some(part)) => Some(part),
+            _ => (self.open_part(&mut want))
+                .map_err(|e| {
+                    self.session.unwritable(match e.kind() {
                         io::ErrorKind::WouldBlock => Unwritable::Busy,
                         _ => Unwritable::Cannot(e.to_string()),
-                    });
-                    Out::Dropped
-                }
-            },
+                    })
+                })
+                .ok(),
         };
-        let checkpoint = match &out {
+        let checkpoint = match &part {
             // a file alone keeps its record current at any size, as it always has
-            Out::Part(file) if want.size >= CHECKPOINT_MIN || self.said.session.alone() => {
+            Some(file) if want.size >= CHECKPOINT_MIN || self.session.alone() => {
                 Some(self.checkpointer(file, &want)?)
             }
             _ => None,
         };
         want.recorded |= checkpoint.is_some();
-        let hashed = self.said.session.hashing();
-        if let Some(arrival) = self.said.session.current() {
-            self.said.progress.file(&file_start(arrival));
+        let hashed = self.session.hashing();
+        if let Some(arrival) = self.session.current() {
+            self.progress.file(&file_start(arrival));
         }
-        let reserve = matches!(&out, Out::Part(file)
+        let reserve = matches!(&part, Some(file)
             if (want.size >= RESERVE_MIN || want.stream) && !crate::sys::in_memory(file));
         self.cur = Some(Current {
             checkpoint,
@@ -169,7 +118,7 @@ impl<'t> Files<'t> {
             hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
             pos: 0, // a part just opened stands at its start
             want,
-            out,
+            part,
         });
         Ok(())
     }
@@ -180,7 +129,7 @@ impl<'t> Files<'t> {
     /// until its entries are in, so no one else can read the part
     /// meanwhile).
     fn open_part(&self, want: &mut Want) -> io::Result<File> {
-        let root = &self.disk.root;
+        let root = &self.root;
         if want.fresh && want.held.total() == 0 {
             let mode = (want.mode & 0o777) | 0o600;
             if let Some(file) = root.create_part(&want.rel, mode)? {
@@ -193,9 +142,9 @@ impl<'t> Files<'t> {
 
     /// A checkpoint thread whose records go beneath the output handle.
     fn checkpointer(&self, file: &File, want: &Want) -> Result<Checkpointer> {
-        let (root, rel) = (self.disk.root.clone(), want.rel.clone());
+        let (root, rel) = (self.root.clone(), want.rel.clone());
         let store: held::Store = Arc::new(move |r: &Record| root.write_record(&rel, &r.encode()));
-        let source = identity_of(want);
+        let source = identity(&want.rel, want.size, want.mtime_ns);
         Checkpointer::start_with(file, store, source, want.held.clone()).map_err(|e| local(want, e))
     }
 
@@ -205,21 +154,20 @@ impl<'t> Files<'t> {
         };
         // what already arrived with the frame (all of a small file's data)
         let early = self.incoming.take(fits.len);
-        let at = cur.early(fits, early, self.disk.stream())?;
-        self.bytes += at - fits.offset;
-        self.said.session.arrived(fits.offset, at);
+        let at = cur.early(fits, early, self.dest.stream())?;
+        self.session.arrived(fits.offset, at);
+        let (base, files) = self.session.received();
         if at == fits.end {
-            self.said.progress.update(self.bytes, self.files, "");
+            self.progress.update(base, files, "");
             return Ok(());
         }
-        let (base, files, progress) = (self.bytes, self.files, &mut self.said.progress);
+        let progress = &mut self.progress;
         let show = &mut |n| progress.update(base + n, files, "");
-        let stream = self.disk.stream();
+        let stream = self.dest.stream();
         let (bytes, spliced, got) =
             cur.rest(conn, (at, fits.end - at), stream, &mut self.spare, show);
-        self.bytes += bytes;
         self.spliced |= spliced;
-        self.said.session.arrived(at, at + bytes);
+        self.session.arrived(at, at + bytes);
         got
     }
 
@@ -235,39 +183,31 @@ impl<'t> Files<'t> {
         (cur.want.size, cur.want.range) = (ended.size, ended.range);
         let have = match ended.then {
             Then::Told => return Ok(()),
-            Then::Keep(have) => have,
-            Then::Digest { as_it_came } => {
-                let ours = cur.digest(conn, as_it_came)?;
-                match self.said.session.digest(ours) {
-                    Some(have) => have,
-                    // a mismatch, or a digest that could not be had
-                    None => return self.discard(&cur),
-                }
-            }
-            Then::Discard => return self.discard(&cur),
+            Then::Keep(have) => Some(have),
+            // none: a mismatch, or a digest that could not be had
+            Then::Digest { as_it_came } => (self.session).digest(cur.digest(conn, as_it_came)?),
+            Then::Discard => None,
         };
-        match std::mem::replace(&mut cur.out, Out::Stream) {
-            Out::Part(file) if cur.want.whole => self.verified(conn, &cur.want, file),
-            Out::Part(file) => self.held(&mut cur, file, have),
-            _ => {
-                if let Some(stream) = self.disk.stream() {
+        let Some(have) = have else {
+            // nothing of it is kept. Only a file written into a part has
+            // one: a stream's name (stdout, a device) is the sender's, and a
+            // part by that name in the working directory is not this session's
+            if cur.part.is_some() {
+                let _ = self.root.discard_part(&cur.want.rel);
+            }
+            return Ok(());
+        };
+        match cur.part.take() {
+            Some(file) if !cur.want.whole => return self.held(&cur.want, file, have),
+            Some(file) => self.verified(&cur.want, file)?,
+            None => {
+                if let Some(stream) = self.dest.stream() {
                     stream.flush().map_err(|e| local(&cur.want, e))?;
                 }
-                self.files += 1;
-                self.said.session.landed();
-                Ok(())
             }
         }
-    }
-
-    /// A part of which nothing is kept. Only a file written into a part
-    /// has one: a stream's name (stdout, a device) is the sender's, and a
-    /// part by that name in the working directory is not this session's.
-    fn discard(&mut self, cur: &Current) -> Result<()> {
-        if matches!(cur.out, Out::Part(_)) {
-            let _ = self.disk.root.discard_part(&cur.want.rel);
-        }
-        Ok(())
+        self.session.landed();
+        self.hand_batch(conn, false)
     }
 
     /// What a failed data phase says: the sender's Ctrl-C is answered with
@@ -280,13 +220,13 @@ impl<'t> Files<'t> {
         kept: Option<anyhow::Error>,
     ) -> anyhow::Error {
         let not_kept = kept.map(|e| exit::message_of(&e));
-        let kept_line = (self.said.session).kept_line(self.files, not_kept, human_bytes);
+        let kept_line = (self.session).kept_line(self.session.received().1, not_kept, human_bytes);
         let stopped = exit::code_of(&err) == ExitCode::Interrupted;
         if stopped || crate::interrupt::requested() {
             if stopped && !crate::interrupt::requested() {
                 // a file alone tells the sender the bytes held, a tree its entries
-                self.said.session.stopped();
-                let _ = self.said.flush(conn);
+                self.session.stopped();
+                let _ = self.flush(conn);
             }
             let what = match crate::interrupt::requested() {
                 true => "interrupted".to_string(),
@@ -294,7 +234,7 @@ impl<'t> Files<'t> {
             };
             return exit::interrupted(format!("{what}; {kept_line}"));
         }
-        match self.said.tell(conn, &err) {
+        match self.tell(conn, &err) {
             true => err.context(kept_line),
             false => exit::tag(exit::noted(err, kept_line), Tag::Resumable),
         }

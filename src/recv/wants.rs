@@ -79,10 +79,6 @@ impl Wants {
         self.last.as_ref()
     }
 
-    pub fn back_mut(&mut self) -> Option<&mut Want> {
-        self.last.as_mut()
-    }
-
     /// Roughly what the wants hold in memory, in bytes.
     pub fn memory(&self) -> u64 {
         let whole = (self.full.capacity() + 2) * (size_of::<Want>() + 8);

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::recv::sink::{check_path, landed_mode, Found, Made, RelPath, Root};
+use crate::recv::sink::{check_path, landed_mode, Made, RelPath, Root, There};
 
 /// An upload refused, with the status and the reason for the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +63,13 @@ impl Lander {
         let found = self.root.stat(rel).map_err(|e| io_refusal(rel, &e))?;
         let shown = rel.display();
         match found {
-            Found::Missing => Ok(()),
-            Found::File { .. } | Found::Link if self.force => Ok(()),
-            Found::File { .. } | Found::Link => Err(refused(
+            There::Missing => Ok(()),
+            There::File { .. } | There::Link if self.force => Ok(()),
+            There::File { .. } | There::Link => Err(refused(
                 409,
                 format!("'{shown}' exists: the receiver replaces files only with --force"),
             )),
-            Found::Dir | Found::Other => Err(refused(
+            There::Dir | There::Other => Err(refused(
                 409,
                 format!("'{shown}' exists and is not a file: it is never replaced"),
             )),

@@ -70,6 +70,7 @@ impl Session {
     pub fn arrived(&mut self, from: u64, to: u64) {
         if let Some(cur) = self.cur.as_mut() {
             cur.arrival.arrived(from, to);
+            self.received.0 += to - from;
         }
     }
 
@@ -162,10 +163,12 @@ impl Session {
             return;
         };
         // a stream has no part to hold a range in: what came is what was asked
-        let held = match c.whole || self.setup.ordered {
+        let whole = c.whole || self.setup.ordered;
+        let held = match whole {
             true => c.size,
             false => c.have.total(),
         };
+        self.received.1 += u64::from(whole);
         let sha256 = c.sha256;
         self.file_result(FileOutcome::Verified { sha256, held });
     }

@@ -5,7 +5,7 @@
 use super::{Session, ShowBytes, Shown};
 use crate::protocol::ledger::{Fate, Verdict};
 use crate::protocol::peer_text::{escape, PeerText};
-use crate::protocol::tree::{lossy, EntryKind};
+use crate::protocol::tree::{lossy, Entry, EntryKind};
 use crate::protocol::{Outcome, Status, ToSender};
 
 /// How the session ends for this side's user: a tree's verdict, or, for
@@ -145,6 +145,25 @@ impl Session {
     /// An entry answered now and made at the end (see [`Session::to_make`]).
     pub fn later(&mut self, later: Later) {
         self.later.push(later);
+    }
+
+    /// A directory entry, its directory made or found (`existed`): one that
+    /// was there keeps its mode and times, not the sender's to set, and has
+    /// landed; one made now (or left unfinished) gets `mode` and the
+    /// entry's time at the end.
+    pub fn dir_made(&mut self, entry: Entry, mode: u32, existed: bool) {
+        match existed {
+            true => self.settle(
+                &lossy(&entry.path),
+                Shown::Kind(EntryKind::Dir),
+                Fate::Landed,
+            ),
+            false => self.later(Later::Dir {
+                path: entry.path,
+                mode,
+                mtime_ns: entry.mtime_ns,
+            }),
+        }
     }
 
     /// What to make now that all data is in: the links, then the

@@ -185,6 +185,7 @@ fn a_whole_session_lands_and_says_so() {
     assert_eq!(rx.s.digest(Some([7; 32])), Some(Ranges::new()));
     rx.s.landed();
     assert!(matches!(rx.end(), Ok(Event::Finished)));
+    assert_eq!(rx.s.received(), (3, 2), "bytes written, files landed");
     assert_eq!(rx.s.conclude(), Conclusion::Complete);
     let kinds: Vec<_> = rx.said().iter().map(|m| m.name()).collect();
     assert_eq!(
@@ -761,6 +762,30 @@ fn an_early_end_says_what_it_kept() {
     rx.s.part_kept("out/a".into());
     let alone = "kept out/a.zcpart (4 bytes held)";
     assert_eq!(rx.s.kept_line(0, None, show), alone);
+}
+
+/// A directory that was there has landed as it is; one made now is given
+/// the mode asked and the entry's time at the end (recv/tree/decide.rs's
+/// rule before).
+#[test]
+fn a_directory_that_was_there_keeps_its_mode_and_time() {
+    let mut rx = Rx::new(setup(0));
+    let dir = |path: &str| Entry {
+        path: path.into(),
+        kind: EntryKind::Dir,
+        mtime_ns: 9,
+        ..Default::default()
+    };
+    rx.s.dir_made(dir("old"), 0o700, true);
+    rx.s.dir_made(dir("new"), 0o750, false);
+    let fates: Vec<_> = rx.s.settled().map(|s| (s.path, s.fate)).collect();
+    assert_eq!(fates, [("old".to_string(), Fate::Landed)]);
+    let new = Later::Dir {
+        path: b"new".to_vec(),
+        mode: 0o750,
+        mtime_ns: 9,
+    };
+    assert_eq!(rx.s.to_make(), [new]);
 }
 
 /// Directories and links are made at the end: one that fails does not

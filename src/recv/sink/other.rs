@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{ignore_missing, Found, Made, RelPath};
+use super::{ignore_missing, Made, RelPath, There};
 use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
@@ -76,26 +76,26 @@ impl Root {
         Ok(parent.join(&*String::from_utf8_lossy(rel.name())))
     }
 
-    pub fn stat(&self, rel: &RelPath) -> io::Result<Found> {
+    pub fn stat(&self, rel: &RelPath) -> io::Result<There> {
         let meta = match self.target(rel).and_then(fs::symlink_metadata) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(There::Missing),
             other => other?,
         };
         Ok(if is_link(&meta) {
-            Found::Link
+            There::Link
         } else if meta.is_file() {
             let mtime = meta
                 .modified()?
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            Found::File {
+            There::File {
                 size: meta.len(),
                 mtime_ns: u64::try_from(mtime.as_nanos()).unwrap_or(u64::MAX),
             }
         } else if meta.is_dir() {
-            Found::Dir
+            There::Dir
         } else {
-            Found::Other
+            There::Other
         })
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{ignore_missing, Found, Made, RelPath, UNFINISHED};
+use super::{ignore_missing, Made, RelPath, There, UNFINISHED};
 use crate::held::{self, RECORD_SUFFIX};
 use crate::output::PART_SUFFIX;
 use crate::sys;
@@ -196,14 +196,14 @@ impl Root {
 
     /// lstat beneath; a missing parent is `Missing`, a parent that is a
     /// link or not a directory an error.
-    pub fn stat(&self, rel: &RelPath) -> io::Result<Found> {
+    pub fn stat(&self, rel: &RelPath) -> io::Result<There> {
         let lstat = |dir: &File| match sys::lstatat(dir.as_fd(), rel.name()) {
             Ok(stat) => Ok(found(&stat)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Missing),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(There::Missing),
             Err(e) => Err(e),
         };
         match self.in_parent(rel, lstat) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Missing),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(There::Missing),
             other => other,
         }
     }
@@ -223,10 +223,10 @@ impl Root {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     let stat = sys::lstatat(dir.as_fd(), rel.name())?;
                     match found(&stat) {
-                        Found::Dir if unfinished(&stat) && self.holder.take(dir_id(&stat)) => {
+                        There::Dir if unfinished(&stat) && self.holder.take(dir_id(&stat)) => {
                             Ok(Made::Unfinished)
                         }
-                        Found::Dir => Ok(Made::Existing),
+                        There::Dir => Ok(Made::Existing),
                         _ => Err(io::Error::new(
                             ErrorKind::AlreadyExists,
                             "exists and is not a directory",
@@ -286,7 +286,7 @@ impl Root {
         let name = suffixed(rel.name(), PART_SUFFIX);
         let look = |dir: &File| match sys::lstatat(dir.as_fd(), &name) {
             Ok(st) => Ok(match found(&st) {
-                Found::File { size, .. } => size,
+                There::File { size, .. } => size,
                 _ => 0,
             }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
@@ -348,7 +348,7 @@ impl Root {
     pub fn discard_link(&self, rel: &RelPath) -> io::Result<()> {
         self.in_parent(rel, |dir| {
             let stat = sys::lstatat(dir.as_fd(), rel.name())?;
-            if found(&stat) != Found::Link {
+            if found(&stat) != There::Link {
                 return Err(io::Error::other("not a link"));
             }
             sys::unlinkat(dir.as_fd(), rel.name(), 0)
@@ -459,17 +459,17 @@ fn dir_id(stat: &libc::stat) -> DirId {
 
 /// The field types differ between platforms (time_t, off_t, mode_t).
 #[allow(clippy::unnecessary_cast)]
-fn found(stat: &libc::stat) -> Found {
+fn found(stat: &libc::stat) -> There {
     match stat.st_mode & libc::S_IFMT {
-        libc::S_IFREG => Found::File {
+        libc::S_IFREG => There::File {
             size: stat.st_size.max(0) as u64,
             mtime_ns: (stat.st_mtime.max(0) as u64)
                 .saturating_mul(1_000_000_000)
                 .saturating_add(stat.st_mtime_nsec.max(0) as u64),
         },
-        libc::S_IFDIR => Found::Dir,
-        libc::S_IFLNK => Found::Link,
-        _ => Found::Other,
+        libc::S_IFDIR => There::Dir,
+        libc::S_IFLNK => There::Link,
+        _ => There::Other,
     }
 }
 
@@ -533,8 +533,8 @@ mod tests {
             assert!(root.finish_dir(&rel("inner/d"), 0o700, 0).is_err());
             assert!(root.finish_dir(&rel("inner"), 0o700, 0).is_err());
             assert_eq!(std::fs::read_dir(out.join("real/d")).unwrap().count(), 0);
-            assert_eq!(root.stat(&rel("top")).unwrap(), Found::Link);
-            assert_eq!(root.stat(&rel("nothing/f")).unwrap(), Found::Missing);
+            assert_eq!(root.stat(&rel("top")).unwrap(), There::Link);
+            assert_eq!(root.stat(&rel("nothing/f")).unwrap(), There::Missing);
         });
     }
 
@@ -573,7 +573,7 @@ mod tests {
                 .is_symlink());
             assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
             let size = match root.stat(&rel("top/f")).unwrap() {
-                Found::File { size, .. } => size,
+                There::File { size, .. } => size,
                 other => panic!("{other:?}"),
             };
             assert_eq!(size, 3);
@@ -588,7 +588,7 @@ mod tests {
             assert_eq!(made.mode() & 0o7777, UNFINISHED, "owner only, marked");
             // not finished yet: a later session may finish it
             assert_eq!(root.mkdir(&rel("d")).unwrap(), Made::Unfinished);
-            assert_eq!(root.stat(&rel("d")).unwrap(), Found::Dir);
+            assert_eq!(root.stat(&rel("d")).unwrap(), There::Dir);
             // a directory in any other mode was not made by zc
             for mode in [0o700, 0o1777, 0o755, 0o2755] {
                 std::fs::create_dir(out.join("mine")).unwrap();
@@ -744,7 +744,7 @@ mod tests {
                 let dir = format!("d{i}");
                 assert_eq!(root.mkdir(&rel(&dir)).unwrap(), Made::New);
                 let inside = rel(&format!("{dir}/x"));
-                assert_eq!(root.stat(&inside).unwrap(), Found::Missing);
+                assert_eq!(root.stat(&inside).unwrap(), There::Missing);
                 assert!(cached(root, &dir));
             }
             assert_eq!(root.dirs.entries().len(), CACHED_DIRS);
@@ -766,7 +766,7 @@ mod tests {
             std::fs::create_dir(&elsewhere).unwrap();
             assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
             assert_eq!(root.mkdir(&rel("top/a")).unwrap(), Made::New);
-            assert_eq!(root.stat(&rel("top/a/x")).unwrap(), Found::Missing);
+            assert_eq!(root.stat(&rel("top/a/x")).unwrap(), There::Missing);
             assert!(cached(root, "top/a"));
             // the real directory moves away (inside OUT) and a link to
             // outside takes its name: what follows lands in the directory
@@ -774,7 +774,7 @@ mod tests {
             std::fs::rename(out.join("top/a"), out.join("top/moved")).unwrap();
             symlink(&elsewhere, out.join("top/a")).unwrap();
             let x = rel("top/a/x");
-            assert_eq!(root.stat(&x).unwrap(), Found::Missing);
+            assert_eq!(root.stat(&x).unwrap(), There::Missing);
             let mut part = root.open_part(&x, true).unwrap();
             part.write_all(b"data").unwrap();
             drop(part);
@@ -809,7 +809,7 @@ mod tests {
             assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
             assert_eq!(root.mkdir(&rel("top/a")).unwrap(), Made::New);
             let x = rel("top/a/x");
-            assert_eq!(root.stat(&x).unwrap(), Found::Missing);
+            assert_eq!(root.stat(&x).unwrap(), There::Missing);
             assert!(cached(root, "top/a"));
             // removed and made again: the kept descriptor is of a dead
             // directory, so the part is made in the new one

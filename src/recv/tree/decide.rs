@@ -2,17 +2,18 @@
 //! whether it is made, up to date, refused or wanted, and what of it is
 //! already held (with the block hashes the sender checks).
 
+use std::fs::File;
+
 use anyhow::{Context, Result};
 
 use crate::conn::Conn;
 use crate::hash;
-use crate::held::{Identity, Ranges, Record};
-use crate::protocol::ledger::Fate;
+use crate::held::{Ranges, Record};
 use crate::protocol::receiver::{self, Ask, FileOver, Later, LinkOver, Refusal, There};
 use crate::protocol::tree::{Action, Entry, EntryKind};
 use crate::protocol::RefuseCode;
-use crate::recv::session::{lossy, Tree, Want};
-use crate::recv::sink::{self, Found, Made, RelPath};
+use crate::recv::session::{identity, lossy, Tree, Want};
+use crate::recv::sink::{self, Made, RelPath};
 use crate::units::human_bytes;
 
 impl Tree<'_> {
@@ -21,15 +22,15 @@ impl Tree<'_> {
         let shown = lossy(&entry.path);
         let bad = |why: String| (RefuseCode::BadName, why);
         let mut rel = sink::check_path(&entry.path).map_err(bad)?;
-        (self.said.session).admits(&entry, rel.depth(), human_bytes)?;
+        (self.session).admits(&entry, rel.depth(), human_bytes)?;
         if self.offer.single {
             crate::output::check_wire_name(&entry.path).map_err(bad)?;
-            let (alone, path) = self.disk.alone(rel);
+            let (alone, path) = self.alone(rel);
             rel = alone;
-            self.said.progress.named(&shown, &path);
-            if self.disk.stream().is_some() {
-                let ask = self.said.session.ask(&entry, Ranges::new(), 0);
-                return Ok(self.want(entry, rel, ask, false));
+            self.progress.named(&shown, &path);
+            if self.dest.stream().is_some() {
+                let ask = self.session.ask(&entry, Ranges::new(), 0);
+                return Ok(self.want(entry, rel, ask, (false, None)));
             }
         }
         let is_dir = entry.kind == EntryKind::Dir;
@@ -40,33 +41,19 @@ impl Tree<'_> {
             return Err(bad(why).into());
         }
         match entry.kind {
-            EntryKind::Dir => match self.disk.root.mkdir(&rel) {
-                Ok(made) => {
-                    if made == Made::New {
-                        self.fresh.insert(rel.clone());
-                    }
-                    match made {
-                        // a directory that was here keeps its mode and
-                        // times: they are not the sender's to set
-                        Made::Existing => self.said.settle(&shown, EntryKind::Dir, Fate::Landed),
-                        Made::New | Made::Unfinished => {
-                            let (path, mode) = (entry.path, self.landed_mode(entry.mode));
-                            let mtime_ns = entry.mtime_ns;
-                            (self.said.session).later(Later::Dir {
-                                path,
-                                mode,
-                                mtime_ns,
-                            });
-                        }
-                    }
-                    Ok(Action::Done)
-                }
-                Err(e) => {
+            EntryKind::Dir => {
+                let made = self.root.mkdir(&rel).map_err(|e| {
                     self.seen.reject_dir(&rel);
                     let exists = e.kind() == std::io::ErrorKind::AlreadyExists;
-                    Err(Refusal::no_dir(e, exists))
+                    Refusal::no_dir(e, exists)
+                })?;
+                let mode = self.landed_mode(entry.mode);
+                (self.session).dir_made(entry, mode, made == Made::Existing);
+                if made == Made::New {
+                    self.fresh.insert(rel);
                 }
-            },
+                Ok(Action::Done)
+            }
             EntryKind::Link => self.decide_link(rel, entry.target),
             EntryKind::File => self.decide_file(rel, entry),
         }
@@ -75,48 +62,43 @@ impl Tree<'_> {
     fn decide_link(&mut self, rel: RelPath, target: Vec<u8>) -> Result<Action, Refusal> {
         sink::check_link_target(&rel, &target).map_err(|why| (RefuseCode::BadName, why))?;
         let there = self.there(&rel);
-        let same =
-            there == Ok(There::Link) && self.disk.root.read_link(&rel).is_ok_and(|t| t == target);
-        match self.said.session.link_over(there, same)? {
+        let same = there == Ok(There::Link) && self.root.read_link(&rel).is_ok_and(|t| t == target);
+        match self.session.link_over(there, same)? {
             LinkOver::Same => return Ok(Action::Skip),
             // the old one goes now; the new one is made at the end, after all data
-            LinkOver::Replace => (self.disk.root.discard_link(&rel))
+            LinkOver::Replace => (self.root.discard_link(&rel))
                 .map_err(|e| Refusal::unwritable(RefuseCode::Other, e.to_string()))?,
             LinkOver::Make => {}
         }
         let path = rel.bytes().to_vec();
-        self.said.session.later(Later::Link { path, target });
+        self.session.later(Later::Link { path, target });
         Ok(Action::Done)
     }
 
     fn decide_file(&mut self, rel: RelPath, entry: Entry) -> Result<Action, Refusal> {
-        if self.said.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
+        if self.session.file_over(&entry, self.there(&rel)?)? == FileOver::UpToDate {
             return Ok(Action::Skip);
         }
         let record = match self.in_fresh(&rel) || entry.stream {
             true => None,
-            false => self.disk.root.read_record(&rel),
+            false => self.root.read_record(&rel),
         };
         let recorded = record.is_some();
         let (held, on_disk) = self.held_for(&rel, &entry, record);
-        let ask = self.said.session.ask(&entry, held, on_disk);
+        let ask = self.session.ask(&entry, held, on_disk);
         // a file alone learns now, before any data, that it cannot be
         // written, and holds its part (locked) from here on
         let part = match self.offer.single {
             true => Some(self.open_alone(&rel, ask.held.total() == 0)?),
             false => None,
         };
-        let action = self.want(entry, rel, ask, recorded);
-        if let Some(want) = self.wants.back_mut() {
-            want.part = part;
-        }
-        Ok(action)
+        Ok(self.want(entry, rel, ask, (recorded, part)))
     }
 
     /// The part of a file alone, opened (and so locked) before GO.
-    fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<std::fs::File, Refusal> {
-        let at = rel.display_in(self.disk.root.path());
-        self.disk.root.open_part(rel, fresh).map_err(|e| {
+    fn open_alone(&self, rel: &RelPath, fresh: bool) -> Result<File, Refusal> {
+        let at = rel.display_in(self.root.path());
+        self.root.open_part(rel, fresh).map_err(|e| {
             use std::io::ErrorKind::*;
             match e.kind() {
                 WouldBlock => Refusal::busy_part(&at),
@@ -130,8 +112,10 @@ impl Tree<'_> {
     }
 
     /// Asks for a file's data, offering what is held (and, when resuming,
-    /// its block hashes for the sender to check).
-    fn want(&mut self, entry: Entry, rel: RelPath, ask: Ask, recorded: bool) -> Action {
+    /// its block hashes for the sender to check); `recorded`: a held record
+    /// lies beside its part, which a file alone holds open (`part`).
+    fn want(&mut self, entry: Entry, rel: RelPath, ask: Ask, part: (bool, Option<File>)) -> Action {
+        let (recorded, part) = part;
         let fresh = self.in_fresh(&rel);
         self.wants.push_back(Want {
             id: entry.id,
@@ -145,7 +129,7 @@ impl Tree<'_> {
             range: ask.range,
             stream: entry.stream,
             whole: ask.whole,
-            part: None,
+            part,
             fresh,
             moded: false,
         });
@@ -165,15 +149,7 @@ impl Tree<'_> {
         if self.in_fresh(rel) {
             return Ok(There::Missing);
         }
-        let found = self.disk.root.stat(rel);
-        let found = found.map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))?;
-        Ok(match found {
-            Found::Missing => There::Missing,
-            Found::File { size, mtime_ns } => There::File { size, mtime_ns },
-            Found::Dir => There::Dir,
-            Found::Link => There::Link,
-            Found::Other => There::Other,
-        })
+        (self.root.stat(rel)).map_err(|e| Refusal::unwritable(RefuseCode::BadName, e.to_string()))
     }
 
     fn in_fresh(&self, rel: &RelPath) -> bool {
@@ -191,43 +167,40 @@ impl Tree<'_> {
         let Some(record) = record.and_then(|t| Record::decode(&t)) else {
             return nothing;
         };
-        let source = Identity {
-            name: lossy(rel.bytes()),
-            size: entry.size,
-            mtime_ns: Some(entry.mtime_ns),
-        };
+        let source = identity(rel, entry.size, entry.mtime_ns);
         if record.source != source {
             self.reporter.warn(&format!(
                 "{}.zcpart is of another version of the file; starting over",
-                rel.display_in(self.disk.root.path())
+                rel.display_in(self.root.path())
             ));
             return nothing;
         }
-        let Ok(part) = self.disk.root.open_part(rel, false) else {
+        let Ok(part) = self.root.open_part(rel, false) else {
             return nothing;
         };
         (record.held, part.metadata().map_or(0, |m| m.len()))
     }
 
-    /// Hashes the held blocks of a part for the sender to check.
-    pub(super) fn block_hashes(
-        &mut self,
-        id: u64,
-        rel: &RelPath,
-        held: &Ranges,
-        conn: &mut Conn,
-    ) -> Result<()> {
+    /// When the entry just answered (`id`) was asked for with the hashes
+    /// of its part's held blocks, hashes them for the sender to check.
+    pub(super) fn block_hashes(&mut self, id: u64, conn: &mut Conn) -> Result<()> {
+        let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) else {
+            return Ok(());
+        };
         // a file alone holds its part open (and locked) already
-        let part = match self.wants.back().and_then(|w| w.part.as_ref()) {
+        let part = match &want.part {
             Some(part) => part.try_clone(),
-            None => self.disk.root.open_part(rel, false),
+            None => self.root.open_part(&want.rel, false),
         }
         .context("reopening a held part")?;
-        let mut buf = crate::copy::Buf::new(crate::copy::BUF_SIZE);
-        for (from, to) in receiver::blocks(held) {
+        let (held, mut buf) = (
+            want.held.clone(),
+            crate::copy::Buf::new(crate::copy::BUF_SIZE),
+        );
+        for (from, to) in receiver::blocks(&held) {
             let sha256 = hash::block(&part, from, to - from, &mut buf)?;
-            if self.said.session.block_hashed(id, (from, to), sha256) {
-                self.said.flush(conn)?;
+            if self.session.block_hashed(id, (from, to), sha256) {
+                self.flush(conn)?;
             }
         }
         Ok(())

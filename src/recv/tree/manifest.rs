@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::conn::Conn;
 use crate::exit;
-use crate::protocol::receiver::{Event, Violation};
+use crate::protocol::receiver::{Event, Phase, Violation, Violation::DataBeforeGo};
 use crate::protocol::tree::Entry;
 use crate::protocol::{self as proto, ToReceiver};
 use crate::recv::session::{lossy, lost, Tree};
@@ -24,59 +24,49 @@ impl Tree<'_> {
     pub(super) fn manifest(&mut self, conn: &mut Conn) -> Result<()> {
         let peer = conn.peer.clone();
         let mut reader = BufReader::with_capacity(BATCH, &mut *conn);
-        loop {
+        // Once the MANIFEST is in, the sender waits for GO: what it sent
+        // behind it can only be a KEEPALIVE (it checks held blocks) or a
+        // STOP (Ctrl-C meanwhile), and only what is already here is read
+        while self.session.phase() == Phase::Manifest || !reader.buffer().is_empty() {
             if crate::interrupt::requested() {
                 return Err(exit::interrupted("interrupted while reading the manifest"));
             }
+            let deciding = self.session.phase() == Phase::Deciding;
             // the sender may come back: nothing is lost yet
-            let frame = proto::read_frame(&mut reader)
-                .map_err(|e| lost(e, format!("{peer}: connection lost in the manifest")))?;
-            let msg = ToReceiver::decode(&frame).with_context(|| peer.clone())?;
-            match self.said.session.handle(msg, &mut self.wants) {
+            let frame = proto::read_frame(&mut reader).map_err(|e| match deciding {
+                true => e,
+                false => lost(e, format!("{peer}: connection lost in the manifest")),
+            })?;
+            let msg = match ToReceiver::decode(&frame) {
+                Ok(msg) => msg,
+                Err(_) if deciding => return Err(self.broken(reader.get_mut(), DataBeforeGo)),
+                Err(e) => return Err(e.context(peer)),
+            };
+            match self.session.handle(msg, &mut self.wants) {
                 Ok(Event::Decide(entry)) => self.admit(entry, reader.get_mut())?,
-                Ok(Event::Manifest { .. }) => break,
                 Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
-                Ok(_) => {} // a keepalive (the phase took no other)
+                Ok(_) => {} // the MANIFEST, or a keepalive (the phase took no other)
                 Err(v) => return Err(self.broken(reader.get_mut(), v)),
             }
-            if self.said.session.outbox_len() >= BATCH {
-                let out = self.said.session.take_outbox();
+            if self.session.outbox_len() >= BATCH {
+                let out = self.session.take_outbox();
                 reader
                     .get_mut()
                     .write_all(&out)
                     .context("connection lost")?;
             }
         }
-        // The sender waits for GO: what it sent behind the MANIFEST can only
-        // be a KEEPALIVE (it checks held blocks) or a STOP (Ctrl-C meanwhile)
-        while !reader.buffer().is_empty() {
-            let frame = proto::read_frame(&mut reader)?;
-            let taken = ToReceiver::decode(&frame)
-                .map_err(|_| Violation::DataBeforeGo)
-                .and_then(|msg| self.said.session.handle(msg, &mut self.wants));
-            match taken {
-                Ok(Event::Stopped(stop)) => return Err(exit::interrupted(stop.line(&peer))),
-                Ok(_) => {}
-                Err(v) => {
-                    // the replies (a refusal's reason) still go out, then the session ends
-                    let out = self.said.session.take_outbox();
-                    let _ = reader.get_mut().write_all(&out);
-                    return Err(anyhow::anyhow!(v.line(&peer)));
-                }
-            }
-        }
         drop(reader);
         if self.offer.streamed {
-            self.said
-                .progress
-                .totals(self.said.session.entries(), self.said.session.offered());
+            self.progress
+                .totals(self.session.entries(), self.session.offered());
         }
-        let free = self.disk.root.free_space().ok();
-        if let Err(why) = self.said.session.go_if_room(free, human_bytes) {
-            self.said.flush(conn)?;
+        let free = self.root.free_space().ok();
+        if let Err(why) = self.session.go_if_room(free, human_bytes) {
+            self.flush(conn)?;
             return Err(exit::refused(format!("refused what {peer} offered: {why}")));
         }
-        self.said.flush(conn)
+        self.flush(conn)
     }
 
     /// Checks one entry and answers it.
@@ -84,45 +74,36 @@ impl Tree<'_> {
         let id = entry.id;
         let shown = lossy(&entry.path);
         let answer = self.decide(entry);
-        if let Err(v) = self.said.session.decided(id, &shown, answer) {
+        if let Err(v) = self.session.decided(id, &shown, answer) {
             return Err(self.broken(conn, v));
         }
-        self.said.show();
+        self.show();
         // what the session holds for its entries until it ends: the files
         // asked for, the directories and links kept for the end, and every
         // path seen (against duplicates)
-        let memory = self.wants.memory() + self.seen.memory() + self.said.session.kept();
+        let memory = self.wants.memory() + self.seen.memory() + self.session.kept();
         if !self.budget.resize(memory) {
             let limit = self.cfg.max_memory.limit();
-            let v = self.said.session.over_memory(memory, limit, human_bytes);
+            let v = self.session.over_memory(memory, limit, human_bytes);
             return Err(self.broken(conn, v));
         }
-        if let Some(want) = self.wants.back().filter(|w| w.id == id && w.hashes) {
-            let (rel, held) = (want.rel.clone(), want.held.clone());
-            self.block_hashes(id, &rel, &held, conn)?;
-        }
-        Ok(())
+        self.block_hashes(id, conn)
     }
 
-    /// A rule the sender broke in the manifest; a refusal of the session
-    /// (its ANSWER queued) is said.
+    /// A rule the sender broke in the manifest. A refusal of the session
+    /// (its ANSWER queued) is said, and nothing of the tree stays.
     fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
-        match v {
-            Violation::Refused(_, why) => self.refused(conn, why),
-            v => anyhow::anyhow!(v.line(&conn.peer)),
-        }
-    }
-
-    /// The session refused, its ANSWER queued: nothing of the tree stays.
-    fn refused(&mut self, conn: &mut Conn, why: String) -> anyhow::Error {
+        let Violation::Refused(_, why) = v else {
+            return anyhow::anyhow!(v.line(&conn.peer));
+        };
         // the directories it made are still empty (data comes only after
         // GO); gone, deepest first, before the sender hears of it
         let mut made: Vec<_> = self.fresh.drain().collect();
         made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
         for rel in made {
-            let _ = self.disk.root.remove_empty_dir(&rel);
+            let _ = self.root.remove_empty_dir(&rel);
         }
-        let _ = self.said.flush(conn);
+        let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
     }

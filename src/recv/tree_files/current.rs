@@ -42,9 +42,13 @@ pub(super) const RESERVE_MIN: u64 = 4 << 20;
 const RESERVE_MAX: u64 = 64 << 20;
 /// The file whose data is arriving (the protocol's view of it, what fits
 /// and what came, is the session's).
-pub(super) struct Current {
+pub(in crate::recv) struct Current {
     pub(super) want: Want,
-    pub(super) out: Out,
+    /// Where its data goes; none: to the session's stream (stdout, a
+    /// device), in order, or, when its part could not be opened, nowhere
+    /// (read and dropped, and only this entry fails, see
+    /// `Session::unwritable`).
+    pub(super) part: Option<File>,
     /// SHA-256 of the data as it arrives: the file's while it comes in
     /// order from byte 0 (dropped when it does not, and the file hashed
     /// from disk), or that of the DATA payloads when the file will not be
@@ -63,7 +67,7 @@ impl Current {
     /// reserved first when the frame is large, the file position moved
     /// there only when it stands elsewhere.
     fn place(&mut self, offset: u64, len: u64, end: u64) -> io::Result<()> {
-        if let Out::Part(file) = &mut self.out {
+        if let Some(file) = &mut self.part {
             if self.reserve && len >= RESERVE_MIN {
                 // only speed rides on it: a file system that cannot
                 // reserve takes the writes all the same, and a full one
@@ -77,36 +81,22 @@ impl Current {
         self.pos = end;
         Ok(())
     }
-}
 
-impl Current {
     /// The file's SHA-256: as it came (`as_it_came`: that is the one to
     /// check), else read back from the part (resumed, or out of order);
     /// none when neither can be had.
     pub(super) fn digest(&mut self, conn: &mut Conn, as_it_came: bool) -> Result<Option<Sha>> {
         let size = self.want.size;
-        Ok(match (self.hasher.take(), &self.out) {
+        Ok(match (self.hasher.take(), &self.part) {
             (Some(h), _) if as_it_came => Some(h.finish()),
-            (_, Out::Part(file)) => Some(
+            (_, Some(file)) => Some(
                 with_keepalive(conn, || hash::hash_range(file, 0, size))
                     .map_err(|e| local(&self.want, e))?,
             ),
             _ => None,
         })
     }
-}
 
-/// Where a file's data goes.
-pub(super) enum Out {
-    Part(File),
-    /// The session's stream (stdout, a device), in order.
-    Stream,
-    /// It cannot be written: the data is read and dropped, and only this
-    /// entry fails (see `Session::unwritable`).
-    Dropped,
-}
-
-impl Current {
     /// Writes what came with the frame's header (all of a small file's
     /// data) at its offset; where the rest of the frame then starts.
     pub(super) fn early(
@@ -119,9 +109,9 @@ impl Current {
             self.hasher = None; // out of order: hashed from disk at the end
         }
         let written = self.place(fits.offset, fits.len, fits.end).and_then(|()| {
-            match (&mut self.out, stream) {
-                (Out::Part(file), _) => file.write_all(early),
-                (Out::Stream, Some(stream)) => stream.write_all(early),
+            match (&mut self.part, stream) {
+                (Some(file), _) => file.write_all(early),
+                (None, Some(stream)) => stream.write_all(early),
                 _ => Ok(()),
             }
         });
@@ -148,9 +138,9 @@ impl Current {
         show: &mut dyn FnMut(u64),
     ) -> (u64, bool, Result<()>) {
         let mut sink = io::sink();
-        let (target, splice) = match (&mut self.out, stream) {
-            (Out::Part(file), _) => (copy::Sink::File(file), self.hasher.is_none()),
-            (Out::Stream, Some(stream)) => {
+        let (target, splice) = match (&mut self.part, stream) {
+            (Some(file), _) => (copy::Sink::File(file), self.hasher.is_none()),
+            (None, Some(stream)) => {
                 let splice = self.hasher.is_none() && stream.is_char_device();
                 (stream.sink(), splice)
             }
@@ -168,24 +158,20 @@ impl Current {
         // kept for the next frame: a fresh zeroed MiB per small file cost
         // more than the file's own bytes
         *spare = chunks.buf.take();
-        let bytes = match &got {
-            Ok(r) => r.bytes,
-            Err(RecvError { bytes, .. }) => *bytes,
-        };
         // what the summary calls zero-copy: bytes splice moved, not a wish
-        let spliced = matches!(&got, Ok(r) if r.spliced > 0);
-        let ended = match got {
-            Ok(r) if r.cut => Err(network(
-                conn,
-                anyhow!("connection closed in the middle of the data"),
-            )),
-            Ok(_) => Ok(()),
+        match got {
+            Ok(r) if r.cut => {
+                let cut = anyhow!("connection closed in the middle of the data");
+                (r.bytes, r.spliced > 0, Err(network(conn, cut)))
+            }
+            Ok(r) => (r.bytes, r.spliced > 0, Ok(())),
             Err(RecvError {
-                local: true, error, ..
-            }) => Err(local(&self.want, error)),
-            Err(RecvError { error, .. }) => Err(network(conn, error.into())),
-        };
-        (bytes, spliced, ended)
+                bytes,
+                local: true,
+                error,
+            }) => (bytes, false, Err(local(&self.want, error))),
+            Err(RecvError { bytes, error, .. }) => (bytes, false, Err(network(conn, error.into()))),
+        }
     }
 }
 

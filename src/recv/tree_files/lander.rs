@@ -1,5 +1,5 @@
-//! Verified parts land on a thread of their own: the output is flushed and
-//! the parts renamed into place while the next files arrive.
+//! Verified parts land on a thread of their own, in batches: the output is
+//! flushed and the parts renamed into place while the next files arrive.
 
 use std::fs::File;
 use std::io;
@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use crate::conn::{Conn, KEEPALIVE_EVERY};
+use crate::protocol;
 use crate::recv::sink::{RelPath, Root};
 
 /// A verified part waiting for its name.
@@ -26,83 +29,104 @@ pub(super) struct Part {
 /// was renamed).
 pub(super) type Landed = io::Result<(Vec<(RelPath, String)>, Duration)>;
 
-/// The thread that lands batches, one at a time, in the order given.
-pub(super) struct Lander {
-    jobs: Option<Sender<Vec<Part>>>,
-    landed: Receiver<Landed>,
-    thread: Option<JoinHandle<()>>,
+/// The lander's end of the session: batches go, outcomes come back.
+type Lander = (Sender<Vec<Part>>, Receiver<Landed>, JoinHandle<()>);
+
+/// Verified parts waiting to be handed to the lander, and the lander: a
+/// thread that lands batches, one at a time, in the order given.
+pub(in crate::recv) struct Batch {
+    pub(super) parts: Vec<Part>,
+    /// At most this many parts (open files) wait.
+    pub(super) most: usize,
+    pub(super) bytes: u64,
+    pub(super) since: Instant,
+    /// How long the last flush took.
+    pub(super) flush: Duration,
+    /// The output root's device: what its syncfs flushes.
+    pub(super) root_dev: Option<u64>,
+    /// Started with the first batch handed over.
+    lander: Option<Lander>,
     /// A batch was handed over and its outcome not yet taken.
     pub(super) busy: bool,
 }
 
-impl Lander {
-    pub(super) fn start(root: Arc<Root>) -> io::Result<Lander> {
-        let (jobs, todo) = mpsc::channel::<Vec<Part>>();
-        let (report, landed) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("zc-lander".into())
-            .spawn(move || {
-                for parts in todo {
-                    if report.send(land(&root, parts)).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Lander {
-            jobs: Some(jobs),
-            landed,
-            thread: Some(thread),
+impl Batch {
+    pub(in crate::recv) fn new(root: &Root) -> Batch {
+        let root_dev = std::fs::metadata(root.path()).ok();
+        Batch {
+            parts: Vec::new(),
+            most: super::batch_most(),
+            bytes: 0,
+            since: Instant::now(),
+            flush: Duration::ZERO,
+            root_dev: root_dev.as_ref().and_then(super::landing::device),
+            lander: None,
             busy: false,
-        })
+        }
     }
 
-    /// Hands a batch over; the lander must not be busy.
-    pub(super) fn hand(&mut self, parts: Vec<Part>) -> io::Result<()> {
+    /// Hands the parts over, starting the lander with the first batch; the
+    /// lander must not be busy.
+    pub(super) fn hand(&mut self, root: &Arc<Root>) -> anyhow::Result<()> {
         debug_assert!(!self.busy);
-        let jobs = self.jobs.as_ref().expect("the lander runs until dropped");
-        jobs.send(parts)
-            .map_err(|_| io::Error::other("the landing thread stopped"))?;
-        self.busy = true;
+        let (jobs, _, _) = match &mut self.lander {
+            Some(lander) => lander,
+            slot => slot.insert(start(root.clone()).context("starting to land files")?),
+        };
+        (jobs.send(std::mem::take(&mut self.parts)))
+            .map_err(|_| io::Error::other("the landing thread stopped"))
+            .context("landing files")?;
+        (self.busy, self.bytes, self.since) = (true, 0, Instant::now());
         Ok(())
     }
 
-    /// The last batch's outcome, if it is in.
-    pub(super) fn poll(&mut self) -> Option<Landed> {
-        let landed = self.landed.try_recv().ok()?;
-        self.busy = false;
-        Some(landed)
-    }
-
-    /// Waits for the last batch's outcome (none if nothing is under way);
-    /// a slow disk may take a while, so the sender hears keepalives.
-    pub(super) fn wait(&mut self, conn: &mut Conn) -> Option<Landed> {
-        if !self.busy {
-            return None;
-        }
-        let landed = loop {
-            match self.landed.recv_timeout(KEEPALIVE_EVERY) {
-                Ok(landed) => break landed,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ =
-                        crate::protocol::write_frame(conn, crate::protocol::kind::KEEPALIVE, &[]);
+    /// The last batch's outcome (none if nothing is under way): if it is
+    /// in, without `conn`; else waited for, and as a slow disk may take a
+    /// while, the sender hears keepalives on `conn`.
+    pub(super) fn outcome(&mut self, conn: Option<&mut Conn>) -> Option<Landed> {
+        let (_, landed, _) = self.lander.as_ref().filter(|_| self.busy)?;
+        let landed = match conn {
+            None => landed.try_recv().ok()?,
+            Some(conn) => loop {
+                match landed.recv_timeout(KEEPALIVE_EVERY) {
+                    Ok(landed) => break landed,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let _ = protocol::write_frame(conn, protocol::kind::KEEPALIVE, &[]);
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        break Err(io::Error::other("the landing thread stopped"))
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    break Err(io::Error::other("the landing thread stopped"))
-                }
-            }
+            },
         };
         self.busy = false;
         Some(landed)
     }
 }
 
-impl Drop for Lander {
+impl Drop for Batch {
     fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(thread) = self.thread.take() {
+        if let Some((jobs, _, thread)) = self.lander.take() {
+            drop(jobs);
             let _ = thread.join();
         }
     }
+}
+
+/// The lander: each batch it is handed is landed, and its outcome sent back.
+fn start(root: Arc<Root>) -> io::Result<Lander> {
+    let (jobs, todo) = mpsc::channel::<Vec<Part>>();
+    let (report, landed) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("zc-lander".into())
+        .spawn(move || {
+            for parts in todo {
+                if report.send(land(&root, parts)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok((jobs, landed, thread))
 }
 
 /// Makes the batch durable (one flush of the file system), then renames

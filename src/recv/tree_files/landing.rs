@@ -4,15 +4,16 @@
 
 use std::fs::File;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::lander::{Lander, Part};
-use super::{local, Current, Files, Out};
+use super::lander::Part;
+use super::local;
 use crate::conn::Conn;
 use crate::held::{Ranges, Record};
-use crate::recv::session::{identity_of, lossy, Want};
+use crate::recv::session::Tree;
+use crate::recv::session::{identity, lossy, Want};
 
 /// A batch goes to the lander once it holds this many files or bytes, or
 /// is this old, when the lander is free: a file system that flushes fast
@@ -29,49 +30,33 @@ const HAND_AGE: Duration = Duration::from_secs(1);
 pub(super) const BATCH_FILES: usize = 8192;
 const BATCH_BYTES: u64 = 512 << 20;
 
-/// Verified parts waiting to be handed to the lander.
-pub(super) struct Batch {
-    pub(super) parts: Vec<Part>,
-    /// At most this many parts (open files) wait.
-    pub(super) most: usize,
-    pub(super) bytes: u64,
-    pub(super) since: Instant,
-    /// Started with the first verified part.
-    pub(super) lander: Option<Lander>,
-    /// How long the last flush took.
-    pub(super) flush: Duration,
-}
-
-impl Files<'_> {
-    /// A whole, verified part: given its mode and time, then renamed with
-    /// its batch.
-    pub(super) fn verified(&mut self, conn: &mut Conn, want: &Want, file: File) -> Result<()> {
-        land(&file, want, self.root_dev).map_err(|e| local(want, e))?;
+impl Tree<'_> {
+    /// A whole, verified part: given its mode and time, then to be renamed
+    /// with its batch.
+    pub(super) fn verified(&mut self, want: &Want, file: File) -> Result<()> {
+        land(&file, want, self.batch.root_dev).map_err(|e| local(want, e))?;
         self.batch.parts.push(Part {
             rel: want.rel.clone(),
             recorded: want.recorded,
             file,
         });
         self.batch.bytes += want.size;
-        self.files += 1;
-        self.said.session.landed();
-        self.hand_batch(conn, false)
+        Ok(())
     }
 
     /// A range that leaves the file unfinished: the part stays, durable,
     /// with a record of what it holds, for the next range or a resume.
-    pub(super) fn held(&mut self, cur: &mut Current, file: File, have: Ranges) -> Result<()> {
-        drop(cur.checkpoint.take());
-        self.record(&cur.want, &file, have)?;
-        let _ = self.disk.root.sync_parent(&cur.want.rel);
-        self.said.session.landed();
+    pub(super) fn held(&mut self, want: &Want, file: File, have: Ranges) -> Result<()> {
+        self.record(want, &file, have)?;
+        let _ = self.root.sync_parent(&want.rel);
+        self.session.landed();
         Ok(())
     }
 
     /// Hands the batch to the lander when it is due and the lander free
     /// (or, when `all` or the batch is full, once the lander is free).
-    fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
-        if let Some(landed) = self.batch.lander.as_mut().and_then(Lander::poll) {
+    pub(super) fn hand_batch(&mut self, conn: &mut Conn, all: bool) -> Result<()> {
+        if let Some(landed) = self.batch.outcome(None) {
             self.landed(landed)?;
         }
         let b = &self.batch;
@@ -82,36 +67,22 @@ impl Files<'_> {
         let age = b.since.elapsed();
         let due = (b.parts.len() >= HAND_FILES || b.bytes >= HAND_BYTES || age >= HAND_AGE)
             && age >= b.flush * PACE;
-        let busy = b.lander.as_ref().is_some_and(|l| l.busy);
-        match (all || full, due && !busy) {
-            (true, _) | (_, true) => {}
-            _ => return Ok(()),
+        if !(all || full || due && !b.busy) {
+            return Ok(());
         }
-        if busy {
-            if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
-                self.landed(landed)?;
-            }
+        if let Some(landed) = self.batch.outcome(Some(conn)) {
+            self.landed(landed)?;
         }
-        let lander = match &mut self.batch.lander {
-            Some(lander) => lander,
-            slot => slot
-                .insert(Lander::start(self.disk.root.clone()).context("starting to land files")?),
-        };
-        lander
-            .hand(std::mem::take(&mut self.batch.parts))
-            .context("landing files")?;
-        self.batch.bytes = 0;
-        self.batch.since = Instant::now();
-        Ok(())
+        self.batch.hand(&self.root)
     }
 
     /// Hands over what is verified and waits until all of it has landed.
     pub(super) fn flush_batch(&mut self, conn: &mut Conn) -> Result<()> {
         self.hand_batch(conn, true)?;
-        if let Some(landed) = self.batch.lander.as_mut().and_then(|l| l.wait(conn)) {
-            self.landed(landed)?;
+        match self.batch.outcome(Some(conn)) {
+            Some(landed) => self.landed(landed),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A batch's outcome: the parts that could not be renamed did not land.
@@ -120,9 +91,9 @@ impl Files<'_> {
         self.batch.flush = flush;
         for (rel, why) in failed {
             let shown = lossy(rel.bytes());
-            self.said.session.unlanded(&shown, why);
+            self.session.unlanded(&shown, why);
         }
-        self.said.show();
+        self.show();
         Ok(())
     }
 
@@ -131,27 +102,27 @@ impl Files<'_> {
     pub(super) fn keep(&mut self, conn: &mut Conn) -> Result<()> {
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
-            if let Out::Part(file) = &cur.out {
-                let held = match self.said.session.current() {
+            if let Some(file) = &cur.part {
+                let held = match self.session.current() {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
                 };
                 self.record(&cur.want, file, held)?;
-                let at = cur.want.rel.display_in(self.disk.root.path());
-                self.said.session.part_kept(at);
+                let at = cur.want.rel.display_in(self.root.path());
+                self.session.part_kept(at);
             }
         }
         self.flush_batch(conn)
     }
 }
 
-impl Files<'_> {
+impl Tree<'_> {
     /// A part made durable, then its record beside it: what it holds.
     fn record(&self, want: &Want, file: &File, held: Ranges) -> Result<()> {
         file.sync_all().map_err(|e| local(want, e))?;
-        let source = identity_of(want);
+        let source = identity(&want.rel, want.size, want.mtime_ns);
         let record = Record { source, held }.encode();
-        (self.disk.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
+        (self.root.write_record(&want.rel, &record)).map_err(|e| local(want, e))
     }
 }
 
