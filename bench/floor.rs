@@ -86,8 +86,8 @@ mod linux {
                 while at < len {
                     let left = (len - at).min(1 << 30) as usize;
                     if zc::sys::sendfile(sock.as_fd(), file.as_fd(), &mut at, left)? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
                 }
                 hashed.join().expect("the hash thread does not panic")
             })?,
