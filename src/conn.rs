@@ -104,6 +104,15 @@ struct Limit {
 }
 
 impl Conn {
+    /// Whether the peer runs on this machine (a loopback address, or this
+    /// host's own): its work then shares this side's cores.
+    pub fn peer_here(&self) -> bool {
+        match (self.stream.peer_addr(), self.stream.local_addr()) {
+            (Ok(peer), Ok(local)) => peer.ip().is_loopback() || peer.ip() == local.ip(),
+            _ => false,
+        }
+    }
+
     pub fn new(stream: TcpStream, idle: Duration) -> io::Result<Self> {
         // Frames are small and each is awaited by the peer: no Nagle delay.
         // DATA headers ride with their payload through MSG_MORE instead.

@@ -531,3 +531,52 @@ fn output_into_a_fifo_writes_through_it_and_keeps_it() {
         assert!(!tmp.path().join(format!("pipe-{raw}.zcpart")).exists());
     }
 }
+
+/// The names of `pid`'s threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// A large file is hashed on a thread beside the receive loop only where
+/// there are cores for it: a sender on the same machine (here, over
+/// loopback) keeps two busy, so below four cores the receive loop hashes
+/// it itself (`hash::thread_pays`). Either way it lands verified.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_receiver_hashes_on_a_thread_only_where_there_are_cores_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let src = tmp.path().join("large.bin");
+    sparse_file(&src, 96 * MIB);
+    let rx = receiver(&out_dir, &[], Stdout::Null);
+    let pid = rx.child.id();
+    let addr = rx.addr.to_string();
+    let src_arg = s(&src).to_string();
+    // about two seconds, to look at the receiver's threads meanwhile
+    let sender = thread::spawn(move || send(&["--limit-rate", "48M", &src_arg, &addr]));
+    let mut hashing_thread = false;
+    while !sender.is_finished() {
+        hashing_thread |= thread_names(pid).iter().any(|n| n == "zc-hash");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sent = sender.join().unwrap();
+    let got = rx.finish(TIMEOUT);
+    assert_eq!(sent.code, 0, "sender:\n{}", sent.stderr);
+    assert_eq!(got.code, 0, "receiver:\n{}", got.stderr);
+    assert_eq!(fs::metadata(out_dir.join("large.bin")).unwrap().len(), 96 * MIB);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        hashing_thread,
+        cores >= 4,
+        "{cores} cores and a sender on this machine: a hashing thread {}",
+        if hashing_thread { "ran" } else { "never ran" }
+    );
+}

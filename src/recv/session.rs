@@ -77,6 +77,9 @@ pub(super) struct Tree<'a> {
     pub spliced: bool,
     /// The buffer DATA frames are read into, between frames.
     pub spare: Option<crate::copy::Buf>,
+    /// Large files and streams are hashed on a thread of their own (see
+    /// `hash::thread_pays`).
+    pub hash_thread: bool,
 }
 
 impl<'a> Tree<'a> {
@@ -87,8 +90,10 @@ impl<'a> Tree<'a> {
         (session, progress): (Session, Box<dyn TreeProgress>),
         (root, dest): (Arc<Root>, Dest),
         reporter: &'a crate::progress::Reporter,
+        hash_thread: bool,
     ) -> Tree<'a> {
         Tree {
+            hash_thread,
             cfg,
             offer,
             session,

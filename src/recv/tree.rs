@@ -64,7 +64,8 @@ pub(super) fn receive(
         Session::new(setup, key),
         progress_of(&offer, conn, reporter),
     );
-    let mut tree = Tree::new(cfg, offer, said, (root, dest), reporter);
+    let hash_thread = crate::hash::thread_pays(conn.peer_here());
+    let mut tree = Tree::new(cfg, offer, said, (root, dest), reporter, hash_thread);
     if let Err(e) = tree.manifest(conn) {
         tree.discard_unstarted();
         tree.progress.abandon();

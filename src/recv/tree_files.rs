@@ -107,6 +107,7 @@ impl Tree<'_> {
         };
         want.recorded |= checkpoint.is_some();
         let hashed = self.session.hashing();
+        let threaded = (want.size >= HASH_THREAD_MIN || want.stream) && self.hash_thread;
         if let Some(arrival) = self.session.current() {
             self.progress.file(&file_start(arrival));
         }
@@ -115,7 +116,7 @@ impl Tree<'_> {
         self.cur = Some(Current {
             checkpoint,
             reserve,
-            hasher: hashed.then(|| Running::new(want.size >= HASH_THREAD_MIN || want.stream)),
+            hasher: hashed.then(|| Running::new(threaded)),
             pos: 0, // a part just opened stands at its start
             want,
             part,

@@ -18,8 +18,8 @@ use crate::protocol::receiver::{Arrival, Fits};
 use crate::recv::session::Want;
 
 /// Files this large (and streams) are hashed on a thread beside the
-/// receive loop: reading the socket and hashing then overlap on two cores
-/// (1 GiB into a tmpfs file: 0.32 GiB/s inline, see the closing note).
+/// receive loop where there are cores for it (`hash::thread_pays`):
+/// reading the socket and hashing then overlap on two cores.
 pub(super) const HASH_THREAD_MIN: u64 = 64 << 20;
 /// A DATA frame this large has its range reserved (fallocate) before any of
 /// it is written: the file system then takes its pages or blocks in one
