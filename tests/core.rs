@@ -571,7 +571,10 @@ fn a_receiver_hashes_on_a_thread_only_where_there_are_cores_for_it() {
     let got = rx.finish(TIMEOUT);
     assert_eq!(sent.code, 0, "sender:\n{}", sent.stderr);
     assert_eq!(got.code, 0, "receiver:\n{}", got.stderr);
-    assert_eq!(fs::metadata(out_dir.join("large.bin")).unwrap().len(), 96 * MIB);
+    assert_eq!(
+        fs::metadata(out_dir.join("large.bin")).unwrap().len(),
+        96 * MIB
+    );
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(
         hashing_thread,
