@@ -533,6 +533,7 @@ fn output_into_a_fifo_writes_through_it_and_keeps_it() {
 }
 
 /// The names of `pid`'s threads.
+#[cfg(target_os = "linux")]
 fn thread_names(pid: u32) -> Vec<String> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
