@@ -49,6 +49,9 @@ def one(zc, src, out, flags):
     )
     _, sent, sent_use = os.wait4(send.pid, 0)
     _, got, got_use = os.wait4(recv.pid, 0)
+    # reaped here, not by Popen: say so, or a later Popen's clean-up may
+    # waitpid() these pids once reused, and reap another round's receiver
+    send.returncode, recv.returncode = sent, got
     wall = time.perf_counter() - began
     if sent or got:
         sys.exit(f"{zc} failed: {send.stderr.read()[-300:]!r} {recv.stderr.read()[-300:]!r}")
