@@ -79,6 +79,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import vm_memory
@@ -255,6 +256,30 @@ class Children:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def wait_all(self, procs, timeout=TIMEOUT):
+        """Waits for each of procs in a blocking waitpid(), so that a time
+        taken after it is when the last one ended. Popen.wait(timeout) and
+        communicate(timeout) poll instead, with sleeps that grow to 50 ms:
+        they would add up to 50 ms to a run, more or less by chance. A
+        watchdog kills them all at the timeout; then TimeoutExpired."""
+        fired = threading.Event()
+
+        def expire():
+            fired.set()
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+
+        watchdog = threading.Timer(timeout, expire)
+        watchdog.start()
+        try:
+            for p in procs:
+                p.wait()
+        finally:
+            watchdog.cancel()
+        if fired.is_set():
+            raise subprocess.TimeoutExpired(procs[0].args, timeout)
 
     def forget(self, *procs):
         for p in procs:
@@ -457,9 +482,9 @@ class Bench:
             t0 = time.perf_counter()
             s = self.kids.spawn(send_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-            _, serr = s.communicate(timeout=TIMEOUT)
-            _, rerr = r.communicate(timeout=TIMEOUT)
+            self.kids.wait_all([s, r])
             wall = time.perf_counter() - t0
+            serr, rerr = s.stderr.read(), r.stderr.read()
         except subprocess.TimeoutExpired:
             return {"error": f"hung: no exit within {TIMEOUT} s (sender {s and s.poll()}, "
                              f"receiver {r.poll()})"}
@@ -499,9 +524,7 @@ class Bench:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             star.stdout.close()
             procs += [star, snc]
-            deadline = time.monotonic() + TIMEOUT
-            for p in procs:
-                p.wait(timeout=max(1, deadline - time.monotonic()))
+            self.kids.wait_all(procs)
             if durable:
                 syncfs(dest)
             wall = time.perf_counter() - t0
@@ -534,9 +557,7 @@ class Bench:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             curl.stdout.close()
             procs += [curl, tar]
-            deadline = time.monotonic() + TIMEOUT
-            for p in (curl, tar):
-                p.wait(timeout=max(1, deadline - time.monotonic()))
+            self.kids.wait_all([curl, tar])
             if durable:
                 syncfs(dest)
             wall = time.perf_counter() - t0
@@ -568,7 +589,8 @@ class Bench:
             t0 = time.perf_counter()
             c = self.kids.spawn([self.rsync, "-a", t.path, f"rsync://127.0.0.1:{port}/mod/"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, cerr = c.communicate(timeout=TIMEOUT)
+            self.kids.wait_all([c])
+            cerr = c.stderr.read()
             # the daemon forks one process per connection: wait for it to end too
             deadline = time.monotonic() + 60
             while len(descendants(d.pid)) > 1 and time.monotonic() < deadline:
