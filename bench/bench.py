@@ -259,14 +259,23 @@ class Bench:
                 if port is None:
                     raise RuntimeError("the receiver did not listen")
             sin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+            # blocking waits (communicate() and wait() with no timeout), a
+            # watchdog for a hang: with a timeout they poll, with sleeps
+            # that grow to 50 ms, and would round the time up
             try:
                 t0 = time.perf_counter()
-                s = subprocess.run([self.base, "time", srep] + send_argv(port), stdin=sin,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600, env=env)
+                s = subprocess.Popen([self.base, "time", srep] + send_argv(port), stdin=sin,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                watchdog = threading.Timer(600, lambda: (s.kill(), r.kill()))
+                watchdog.start()
+                try:
+                    serr = s.communicate()[1]
+                    r.wait()
+                finally:
+                    watchdog.cancel()
             finally:
                 if stdin_path:
                     sin.close()
-            r.wait(timeout=600)
             if self.args.to == "file" and not tool.startswith("zc"):
                 fd = os.open(out, os.O_RDONLY)
                 os.fsync(fd)
@@ -282,7 +291,7 @@ class Bench:
                 rout.close()
         rtext = rlines.text()
         if s.returncode or r.returncode:
-            sys.stderr.write(f"  {tool} failed: sender {s.returncode} {s.stderr.decode(errors='replace')[-300:]}"
+            sys.stderr.write(f"  {tool} failed: sender {s.returncode} {serr.decode(errors='replace')[-300:]}"
                              f" receiver {r.returncode} {rtext[-300:]}\n")
             return None
         if tool.startswith("zc"):
@@ -294,7 +303,7 @@ class Bench:
             sys.stderr.write(f"  {tool}: short transfer: {rtext[-300:]}\n")
             return None
         if tool.startswith("floor"):
-            digests = [re.search(r"sha256 ([0-9a-f]{64})", t) for t in (rtext, s.stderr.decode())]
+            digests = [re.search(r"sha256 ([0-9a-f]{64})", t) for t in (rtext, serr.decode())]
             if not all(digests) or digests[0].group(1) != digests[1].group(1):
                 sys.stderr.write(f"  {tool}: the two sides' SHA-256 differ: {rtext[-200:]}\n")
                 return None
