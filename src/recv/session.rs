@@ -46,6 +46,8 @@ pub(super) struct Want {
     pub fresh: bool,
     /// Its part was created with its final mode (no chmod needed).
     pub moded: bool,
+    /// Its part has no name until it lands ([`Root::create_unnamed`]).
+    pub unnamed: bool,
 }
 
 /// A tree session on the receiving side: the protocol's side (phase,

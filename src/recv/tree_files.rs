@@ -31,6 +31,14 @@ use landing::BATCH_FILES;
 /// single file does), so even a killed receiver resumes them where they
 /// stopped; smaller ones are simply sent again.
 const CHECKPOINT_MIN: u64 = 64 << 20;
+/// Files up to this size, in a directory this session made, are written
+/// into a part with no name (O_TMPFILE, where there is one) and linked into
+/// place: no `NAME.zcpart` to create, lock and rename, which is most of a
+/// small file's cost on the receiving side (5,000 files of 4 KiB: a rename
+/// is about 7 us of the receiver's 35 us a file). A session that ends
+/// first leaves nothing of them; they are sent again, as the smaller ones
+/// are anyway.
+const UNNAMED_MAX: u64 = 1 << 20;
 /// Results to the sender are written once this many bytes wait.
 const OUT_BATCH: usize = 16 << 10;
 
@@ -133,7 +141,19 @@ impl Tree<'_> {
         let root = &self.root;
         if want.fresh && want.held.total() == 0 {
             let mode = (want.mode & 0o777) | 0o600;
-            if let Some(file) = root.create_part(&want.rel, mode)? {
+            // a small file whole: nothing worth resuming if the session
+            // ends before it lands, so no name until then
+            let unnamed = want.whole && want.size <= UNNAMED_MAX && !self.session.alone();
+            let file = match unnamed {
+                true => root.create_unnamed(&want.rel, mode)?,
+                false => None,
+            };
+            want.unnamed = file.is_some();
+            let file = match file {
+                Some(file) => Some(file),
+                None => root.create_part(&want.rel, mode)?,
+            };
+            if let Some(file) = file {
                 want.moded = crate::sys::umask().is_some_and(|m| mode & !m == want.mode & 0o777);
                 return Ok(file);
             }

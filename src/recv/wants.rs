@@ -193,6 +193,7 @@ impl Wants {
             part: None,
             fresh: on(FRESH),
             moded: on(MODED),
+            unnamed: false,
         }
     }
 }
@@ -234,6 +235,7 @@ mod tests {
             part: None,
             fresh: id.is_multiple_of(3),
             moded: false,
+            unnamed: false,
         }
     }
 

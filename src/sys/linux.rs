@@ -266,6 +266,63 @@ pub fn reserve_descriptors(count: u64) {
     }
 }
 
+/// `openat(2)` with O_TMPFILE: a regular file in `dir` that has no name
+/// until [`link_unnamed`] gives it one, and is gone if dropped before.
+pub fn open_unnamed(dir: BorrowedFd<'_>, mode: u32) -> io::Result<OwnedFd> {
+    let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+    super::unix::openat(dir, b".", flags, mode)
+}
+
+/// Set once `linkat(2)` refused AT_EMPTY_PATH (no CAP_DAC_READ_SEARCH):
+/// from then on unnamed files are linked through /proc/self/fd at once.
+static EMPTY_PATH_REFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `linkat(2)`: names the unnamed `file` `name` in `dir`; EEXIST where
+/// the name is taken (nothing is replaced). AT_EMPTY_PATH takes
+/// CAP_DAC_READ_SEARCH; without it, the file is linked through
+/// /proc/self/fd, which any owner of the descriptor may follow.
+pub fn link_unnamed(file: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    use std::sync::atomic::Ordering;
+    let name = c_name(name)?;
+    if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        // SAFETY: both descriptors are borrowed for the call; the empty
+        // path and `name` are NUL-terminated and outlive it.
+        let rc = unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let refused = io::Error::last_os_error();
+        if !matches!(refused.raw_os_error(), Some(libc::EPERM | libc::ENOENT)) {
+            return Err(refused);
+        }
+        EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+    }
+    let by_proc = c_name(format!("/proc/self/fd/{}", file.as_raw_fd()).as_bytes())?;
+    // SAFETY: as above; AT_FDCWD with an absolute path names no descriptor.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            by_proc.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -283,5 +340,33 @@ mod tests {
         }
         // whatever runs these tests is newer than that
         assert!(super::kernel_at_least(2, 6));
+    }
+
+    /// Both ways of naming an unnamed file work: AT_EMPTY_PATH (as root,
+    /// as tests run here) and, once that is refused, /proc/self/fd.
+    #[test]
+    fn an_unnamed_file_is_linked_either_way() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        use std::sync::atomic::Ordering;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(tmp.path()).unwrap();
+        for (refused, name) in [(false, "a"), (true, "b")] {
+            super::EMPTY_PATH_REFUSED.store(refused, Ordering::Relaxed);
+            let mut file = std::fs::File::from(super::open_unnamed(dir.as_fd(), 0o640).unwrap());
+            file.write_all(name.as_bytes()).unwrap();
+            assert_eq!(
+                std::fs::read_dir(tmp.path()).unwrap().count(),
+                usize::from(refused)
+            );
+            super::link_unnamed(file.as_fd(), dir.as_fd(), name.as_bytes()).unwrap();
+            assert_eq!(
+                std::fs::read(tmp.path().join(name)).unwrap(),
+                name.as_bytes()
+            );
+            let taken = super::link_unnamed(file.as_fd(), dir.as_fd(), name.as_bytes());
+            assert_eq!(taken.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+        }
+        super::EMPTY_PATH_REFUSED.store(false, Ordering::Relaxed);
     }
 }

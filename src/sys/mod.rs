@@ -26,8 +26,8 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub use linux::{
-    fs_magic, kernel_at_least, openat2_beneath, pipe, recv_when_ready, set_pipe_size,
-    set_recv_low_water, splice, splice_refused, syncfs, thread_cpu_ns,
+    fs_magic, kernel_at_least, link_unnamed, open_unnamed, openat2_beneath, pipe, recv_when_ready,
+    set_pipe_size, set_recv_low_water, splice, splice_refused, syncfs, thread_cpu_ns,
 };
 #[cfg(unix)]
 pub use unix::{

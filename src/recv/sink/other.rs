@@ -176,6 +176,16 @@ impl Root {
         Ok(None)
     }
 
+    /// No part goes without a name here.
+    pub fn create_unnamed(&self, _rel: &RelPath, _mode: u32) -> io::Result<Option<File>> {
+        Ok(None)
+    }
+
+    /// Never called: [`Root::create_unnamed`] makes no such part here.
+    pub fn publish_unnamed(&self, _rel: &RelPath, _file: &File) -> io::Result<()> {
+        Err(io::Error::from(ErrorKind::Unsupported))
+    }
+
     /// Windows' rename replaces a file or a link named NAME, not its target.
     pub fn publish(&self, rel: &RelPath) -> io::Result<()> {
         let path = self.target(rel)?;

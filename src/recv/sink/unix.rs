@@ -319,6 +319,51 @@ impl Root {
         }
     }
 
+    /// A part with no name in the directory holding `rel` (O_TMPFILE, on
+    /// Linux), with `mode`: nothing to lock, since no one else can open
+    /// it, and nothing left behind if it is dropped before
+    /// [`Root::publish_unnamed`]. `None` where the file system or the
+    /// platform has no such files.
+    pub fn create_unnamed(&self, rel: &RelPath, mode: u32) -> io::Result<Option<File>> {
+        #[cfg(target_os = "linux")]
+        match self.in_parent(rel, |dir| sys::open_unnamed(dir.as_fd(), mode)) {
+            Ok(fd) => return Ok(Some(File::from(fd))),
+            // a file system without them; EISDIR: a kernel before 3.11
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        let _ = (rel, mode);
+        Ok(None)
+    }
+
+    /// Names an unnamed part `NAME`. Where that name was taken meanwhile,
+    /// the part is named `NAME.zcpart` and renamed over it, replacing a
+    /// file or a link as [`Root::publish`] does.
+    pub fn publish_unnamed(&self, rel: &RelPath, file: &File) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let name = rel.name();
+            let link = |dir: &File, to: &[u8]| sys::link_unnamed(file.as_fd(), dir.as_fd(), to);
+            match self.in_parent(rel, |dir| link(dir, name)) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                linked => return linked,
+            }
+            let part = suffixed(name, PART_SUFFIX);
+            self.in_parent(rel, |dir| {
+                link(dir, &part).and_then(|()| sys::renameat(dir.as_fd(), &part, name))
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (rel, file);
+            Err(io::Error::from(ErrorKind::Unsupported))
+        }
+    }
+
     /// `NAME.zcpart` becomes `NAME`, replacing a file or a link (never
     /// following it).
     pub fn publish(&self, rel: &RelPath) -> io::Result<()> {
@@ -577,6 +622,45 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             assert_eq!(size, 3);
+        });
+    }
+
+    /// An unnamed part is seen by no one until it is published, leaves
+    /// nothing if dropped, and, where its name was taken meanwhile,
+    /// replaces that file or link (never following it).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unnamed_part_shows_only_once_published() {
+        both(|out, root| {
+            let victim = out.parent().unwrap().join("victim");
+            std::fs::write(&victim, b"keep").unwrap();
+            assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
+            let listed = || std::fs::read_dir(out.join("top")).unwrap().count();
+            let dropped = root
+                .create_unnamed(&rel("top/gone"), 0o640)
+                .unwrap()
+                .unwrap();
+            drop(dropped);
+            for (name, taken) in [("new", None), ("file", Some(false)), ("link", Some(true))] {
+                let path = out.join("top").join(name);
+                match taken {
+                    Some(true) => symlink(&victim, &path).unwrap(),
+                    Some(false) => std::fs::write(&path, b"old").unwrap(),
+                    None => {}
+                }
+                let before = listed();
+                let mut part = root.create_unnamed(&rel(&format!("top/{name}")), 0o640);
+                let part = part.as_mut().unwrap().as_mut().unwrap();
+                part.write_all(name.as_bytes()).unwrap();
+                assert_eq!(listed(), before);
+                root.publish_unnamed(&rel(&format!("top/{name}")), part)
+                    .unwrap();
+                assert_eq!(std::fs::read(&path).unwrap(), name.as_bytes());
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                assert!(meta.is_file() && meta.mode() & 0o777 == 0o640);
+            }
+            assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+            assert_eq!(listed(), 3, "no part and nothing dropped is left");
         });
     }
 

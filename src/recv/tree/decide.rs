@@ -132,6 +132,7 @@ impl Tree<'_> {
             part,
             fresh,
             moded: false,
+            unnamed: false,
         });
         ask.action()
     }

@@ -22,6 +22,8 @@ pub(super) struct Part {
     /// Kept open, and so locked, until it is renamed: no other session can
     /// rewrite a verified part while it waits.
     pub(super) file: File,
+    /// It has no name yet: it is linked, not renamed, into place.
+    pub(super) unnamed: bool,
 }
 
 /// What became of one batch: the parts that could not be renamed (with
@@ -144,9 +146,13 @@ fn land(root: &Root, parts: Vec<Part>) -> Landed {
         rel,
         recorded,
         file,
+        unnamed,
     } in parts
     {
-        let renamed = root.publish(&rel);
+        let renamed = match unnamed {
+            true => root.publish_unnamed(&rel, &file),
+            false => root.publish(&rel),
+        };
         drop(file); // the lock goes once the name is final
         if let Err(e) = renamed {
             failed.push((rel, format!("renaming it into place: {e}")));

@@ -39,6 +39,7 @@ impl Tree<'_> {
             rel: want.rel.clone(),
             recorded: want.recorded,
             file,
+            unnamed: want.unnamed,
         });
         self.batch.bytes += want.size;
         Ok(())
