@@ -1953,7 +1953,8 @@ fn full_disk_known_size_is_refused_up_front() {
 #[test]
 fn a_tree_that_does_not_fit_is_refused_before_any_data() {
     // The free space is checked for the whole tree after its manifest and
-    // before any byte of data: nothing but its (empty) directories lands.
+    // before any byte of data: nothing lands, not even the (empty)
+    // directories the manifest made.
     let (_root, out) = layout();
     let test = "a_tree_that_does_not_fit_is_refused_before_any_data";
     let Some(_mount) = Mount::tmpfs(&out, "size=8m", test) else {
@@ -1991,6 +1992,11 @@ fn a_tree_that_does_not_fit_is_refused_before_any_data() {
         }
     }
     assert!(files.is_empty(), "files were created: {files:?}");
+    let left: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left in the output directory: {left:?}");
 }
 
 #[test]

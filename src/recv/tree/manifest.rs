@@ -63,6 +63,7 @@ impl Tree<'_> {
         }
         let free = self.root.free_space().ok();
         if let Err(why) = self.session.go_if_room(free, human_bytes) {
+            self.unmake_dirs();
             self.flush(conn)?;
             return Err(exit::refused(format!("refused what {peer} offered: {why}")));
         }
@@ -90,19 +91,24 @@ impl Tree<'_> {
         self.block_hashes(id, conn)
     }
 
+    /// Removes the directories this session made for a tree it refused:
+    /// still empty, since data comes only after GO; deepest first.
+    fn unmake_dirs(&mut self) {
+        let mut made: Vec<_> = self.fresh.drain().collect();
+        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
+        for rel in made {
+            let _ = self.root.remove_empty_dir(&rel);
+        }
+    }
+
     /// A rule the sender broke in the manifest. A refusal of the session
     /// (its ANSWER queued) is said, and nothing of the tree stays.
     fn broken(&mut self, conn: &mut Conn, v: Violation) -> anyhow::Error {
         let Violation::Refused(_, why) = v else {
             return anyhow::anyhow!(v.line(&conn.peer));
         };
-        // the directories it made are still empty (data comes only after
-        // GO); gone, deepest first, before the sender hears of it
-        let mut made: Vec<_> = self.fresh.drain().collect();
-        made.sort_by_key(|rel| std::cmp::Reverse(rel.bytes().len()));
-        for rel in made {
-            let _ = self.root.remove_empty_dir(&rel);
-        }
+        // gone before the sender hears of it
+        self.unmake_dirs();
         let _ = self.flush(conn);
         crate::recv::peer::linger(conn);
         exit::refused(format!("refused what {} offered: {why}", conn.peer))
