@@ -1006,6 +1006,62 @@ fn a_sigint_receiver_exits_130_keeps_its_part_and_the_tree_resumes() {
 }
 
 #[test]
+fn a_sigint_receiver_of_small_files_keeps_no_stray_part_and_the_tree_resumes() {
+    // Files of up to 1 MiB in directories the receiver made are written
+    // into files with no name until they land: a stop keeps nothing of the
+    // one under way (no NAME.zcpart, no record, no "held in" line), lands
+    // the verified ones whole, and the same command finishes the tree.
+    let l = layout();
+    let top = l.src.join("sm");
+    for i in 0..320u64 {
+        put(
+            &top.join(format!("d{}/f{i:03}.bin", i % 4)),
+            &bytes(64 << 10, 300 + i),
+        );
+    }
+    stamp_times(&top);
+    let rx = receiver(&l.out, &["--progress", "none"], Stdout::Null);
+    let proxy = CuttingProxy::counting(rx.addr);
+    let dest = proxy.addr.to_string();
+    let paced = ["--progress", "none", "--limit-rate", "4M", s(&top), &dest];
+    let mut tx = start(send_cmd(&paced));
+    let deadline = Instant::now() + TIMEOUT;
+    while proxy.forwarded.load(Ordering::SeqCst) < 3 * MIB {
+        assert!(Instant::now() < deadline, "the data never started");
+        assert!(
+            tx.child.try_wait().unwrap().is_none(),
+            "the sender ended early"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    sigint(&rx.child);
+    let stopped = rx.finish(TIMEOUT);
+    println!("interrupted receiver:\n{}", stopped.stderr);
+    stopped.expect_code(130, "zc recv after SIGINT");
+    assert!(!stopped.stderr.contains("held in"), "no part is held");
+    let sent = tx.finish(TIMEOUT);
+    assert_ne!(sent.code, 0, "the sender cannot succeed:\n{}", sent.stderr);
+    let landed = all_paths(&l.out.join("sm"));
+    let stray: Vec<_> = landed.iter().filter(|p| s(p).contains(".zcpart")).collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+    let files: Vec<_> = landed.iter().filter(|p| p.is_file()).collect();
+    assert!(!files.is_empty(), "the verified files landed");
+    for file in &files {
+        let rel = file.strip_prefix(l.out.join("sm")).unwrap();
+        assert_eq!(
+            fs::read(file).unwrap(),
+            fs::read(top.join(rel)).unwrap(),
+            "{rel:?}"
+        );
+    }
+    let rx = receiver(&l.out, &[], Stdout::Null);
+    let dest = rx.addr.to_string();
+    send(&["--progress", "none", s(&top), &dest]).expect_code(0, "the same zc send again");
+    rx.finish(TIMEOUT).expect_code(0, "zc recv, resumed");
+    assert_same_tree(&top, &l.out.join("sm"), "after the resume");
+}
+
+#[test]
 fn a_sigkilled_receiver_resumes_a_large_file_of_the_tree_from_its_record() {
     // A large file of a tree keeps its record current as it arrives, as a
     // single file does: a receiver killed mid-file (no chance to write

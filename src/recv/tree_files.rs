@@ -154,7 +154,11 @@ impl Tree<'_> {
                 None => root.create_part(&want.rel, mode)?,
             };
             if let Some(file) = file {
-                want.moded = crate::sys::umask().is_some_and(|m| mode & !m == want.mode & 0o777);
+                // a kernel before 6.0 gave an unnamed file its mode without
+                // the umask: then only a mode we did not add to is sure
+                let exact = !want.unnamed || mode == want.mode & 0o777;
+                want.moded =
+                    exact && crate::sys::umask().is_some_and(|m| mode & !m == want.mode & 0o777);
                 return Ok(file);
             }
         }
@@ -213,7 +217,7 @@ impl Tree<'_> {
             // nothing of it is kept. Only a file written into a part has
             // one: a stream's name (stdout, a device) is the sender's, and a
             // part by that name in the working directory is not this session's
-            if cur.part.is_some() {
+            if cur.part.is_some() && !cur.want.unnamed {
                 let _ = self.root.discard_part(&cur.want.rel);
             }
             return Ok(());

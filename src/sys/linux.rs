@@ -306,6 +306,16 @@ pub fn link_unnamed(file: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &[u8]) -> i
         }
         EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
     }
+    // a /proc that is not procfs (a chroot's plain directory) could hold
+    // a planted link to someone else's file
+    static PROCFS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+    let procfs = PROCFS.get_or_init(|| {
+        File::open("/proc").is_ok_and(|proc| fs_magic(&proc) == Some(PROC_SUPER_MAGIC))
+    });
+    if !procfs {
+        return Err(io::Error::from(io::ErrorKind::Unsupported));
+    }
     let by_proc = c_name(format!("/proc/self/fd/{}", file.as_raw_fd()).as_bytes())?;
     // SAFETY: as above; AT_FDCWD with an absolute path names no descriptor.
     let rc = unsafe {

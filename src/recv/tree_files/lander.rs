@@ -19,8 +19,9 @@ pub(super) struct Part {
     pub(super) rel: RelPath,
     /// A held record lies beside it, to remove once it lands.
     pub(super) recorded: bool,
-    /// Kept open, and so locked, until it is renamed: no other session can
-    /// rewrite a verified part while it waits.
+    /// Kept open until it is renamed, and so locked (or, with no name, out
+    /// of every other session's reach): no other session can rewrite a
+    /// verified part while it waits.
     pub(super) file: File,
     /// It has no name yet: it is linked, not renamed, into place.
     pub(super) unnamed: bool,

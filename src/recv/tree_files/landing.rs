@@ -100,20 +100,26 @@ impl Tree<'_> {
 
     /// Whatever happens, what arrived is kept: the current part synced
     /// with its record, the verified batch renamed into place.
+    /// A part with no name is not kept: a small file, sent again whole.
     pub(super) fn keep(&mut self, conn: &mut Conn) -> Result<()> {
+        let mut kept = Ok(());
         if let Some(mut cur) = self.cur.take() {
             drop(cur.checkpoint.take());
-            if let Some(file) = &cur.part {
+            if let Some(file) = cur.part.as_ref().filter(|_| !cur.want.unnamed) {
                 let held = match self.session.current() {
                     Some(arrival) => arrival.have(),
                     None => cur.want.held.clone(),
                 };
-                self.record(&cur.want, file, held)?;
-                let at = cur.want.rel.display_in(self.root.path());
-                self.session.part_kept(at);
+                kept = self.record(&cur.want, file, held);
+                if kept.is_ok() {
+                    let at = cur.want.rel.display_in(self.root.path());
+                    self.session.part_kept(at);
+                }
             }
         }
-        self.flush_batch(conn)
+        // the verified batch lands whether or not that part could be kept
+        let flushed = self.flush_batch(conn);
+        kept.and(flushed)
     }
 }
 
