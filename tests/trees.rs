@@ -948,6 +948,32 @@ fn a_sigint_sender_exits_130_and_the_same_command_finishes_the_tree() {
     interrupted_sender_case(false);
 }
 
+/// Waits until `bytes` went through `proxy` while the sender still runs,
+/// then interrupts the receiver: how it ended (the sender, which cannot
+/// succeed then, is checked here).
+fn interrupt_receiver_after(
+    proxy: &CuttingProxy,
+    mut tx: Running,
+    rx: Receiver,
+    bytes: u64,
+) -> Outcome {
+    let deadline = Instant::now() + TIMEOUT;
+    while proxy.forwarded.load(Ordering::SeqCst) < bytes {
+        assert!(Instant::now() < deadline, "the data never started");
+        assert!(
+            tx.child.try_wait().unwrap().is_none(),
+            "the sender ended early"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    sigint(&rx.child);
+    let stopped = rx.finish(TIMEOUT);
+    println!("interrupted receiver:\n{}", stopped.stderr);
+    let sent = tx.finish(TIMEOUT);
+    assert_ne!(sent.code, 0, "the sender cannot succeed:\n{}", sent.stderr);
+    stopped
+}
+
 #[test]
 fn a_sigint_receiver_exits_130_keeps_its_part_and_the_tree_resumes() {
     // The receiver is interrupted while data streams in without pause: it
@@ -960,23 +986,10 @@ fn a_sigint_receiver_exits_130_keeps_its_part_and_the_tree_resumes() {
     let rx = receiver(&l.out, &["--progress", "none"], Stdout::Null);
     let proxy = CuttingProxy::counting(rx.addr);
     let dest = proxy.addr.to_string();
-    let mut tx = start(send_cmd(&["--progress", "none", s(&top), &dest]));
+    let tx = start(send_cmd(&["--progress", "none", s(&top), &dest]));
     // no hold: the signal lands while the data flows
-    let deadline = Instant::now() + TIMEOUT;
-    while proxy.forwarded.load(Ordering::SeqCst) < 13 * MIB {
-        assert!(Instant::now() < deadline, "the data never started");
-        assert!(
-            tx.child.try_wait().unwrap().is_none(),
-            "the sender ended early"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-    sigint(&rx.child);
-    let stopped = rx.finish(TIMEOUT);
-    println!("interrupted receiver:\n{}", stopped.stderr);
+    let stopped = interrupt_receiver_after(&proxy, tx, rx, 13 * MIB);
     stopped.expect(130, &["held in"], "zc recv after SIGINT");
-    let sent = tx.finish(TIMEOUT);
-    assert_ne!(sent.code, 0, "the sender cannot succeed:\n{}", sent.stderr);
     let parts: Vec<String> = fs::read_dir(l.out.join("rx"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1024,23 +1037,10 @@ fn a_sigint_receiver_of_small_files_keeps_no_stray_part_and_the_tree_resumes() {
     let proxy = CuttingProxy::counting(rx.addr);
     let dest = proxy.addr.to_string();
     let paced = ["--progress", "none", "--limit-rate", "4M", s(&top), &dest];
-    let mut tx = start(send_cmd(&paced));
-    let deadline = Instant::now() + TIMEOUT;
-    while proxy.forwarded.load(Ordering::SeqCst) < 3 * MIB {
-        assert!(Instant::now() < deadline, "the data never started");
-        assert!(
-            tx.child.try_wait().unwrap().is_none(),
-            "the sender ended early"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-    sigint(&rx.child);
-    let stopped = rx.finish(TIMEOUT);
-    println!("interrupted receiver:\n{}", stopped.stderr);
+    let tx = start(send_cmd(&paced));
+    let stopped = interrupt_receiver_after(&proxy, tx, rx, 3 * MIB);
     stopped.expect_code(130, "zc recv after SIGINT");
     assert!(!stopped.stderr.contains("held in"), "no part is held");
-    let sent = tx.finish(TIMEOUT);
-    assert_ne!(sent.code, 0, "the sender cannot succeed:\n{}", sent.stderr);
     let landed = all_paths(&l.out.join("sm"));
     let stray: Vec<_> = landed.iter().filter(|p| s(p).contains(".zcpart")).collect();
     assert!(stray.is_empty(), "left behind: {stray:?}");
