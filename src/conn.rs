@@ -75,6 +75,10 @@ pub struct Conn {
     low_water: usize,
     /// A listener's connection that has not yet proven itself.
     handshake: Option<Handshake>,
+    /// While set, what [`Conn::write_sealed_from`] reads from a file is
+    /// hashed here before it is sealed: the sender's digest without a
+    /// second read of the file.
+    read_digest: Option<sha2::Sha256>,
 }
 
 /// The whole of a handshake is bounded, not each wait in it: a peer that
@@ -137,6 +141,7 @@ impl Conn {
             inbound: None,
             low_water: 1,
             handshake: None,
+            read_digest: None,
         })
     }
 

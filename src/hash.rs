@@ -134,13 +134,13 @@ impl Pipe {
     }
 }
 
-/// Whether hashing on a thread beside the receive loop pays: the two then
-/// overlap, when there is a core for each. A peer on this machine keeps
-/// two of the same cores busy (its send and its own hashing read), so with
-/// fewer than four the thread only takes turns with the rest, and handing
-/// every buffer from one core to the other costs more than it saves: 1 GiB
-/// over loopback on 2 cores, the receiver 1.99 -> 1.71 CPU-s/GiB into a
-/// tmpfs file (2.02 -> 1.75 encrypted) at the same wall time.
+/// Whether hashing on a thread beside the loop that moves the bytes pays:
+/// the two then overlap, when there is a core for each. A peer on this
+/// machine keeps the same cores busy, so with fewer than four the thread
+/// only takes turns with it, and handing every buffer from one core to the
+/// other costs more than it saves: 1 GiB over loopback on 2 cores, the
+/// receiver 1.99 -> 1.71 CPU-s/GiB into a tmpfs file (2.02 -> 1.75
+/// encrypted) at the same wall time. The encrypted sender asks it too.
 pub fn thread_pays(peer_here: bool) -> bool {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     cores >= if peer_here { 4 } else { 2 }

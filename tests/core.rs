@@ -545,6 +545,54 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// An encrypted sender takes a whole file's digest from what it reads to
+/// seal, on its own thread, where a hashing thread beside it would only
+/// take turns with a peer on the same cores (`hash::thread_pays`): here, a
+/// receiver over loopback, below four cores. Either way the receiver
+/// checks the digest, and the file lands.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_encrypted_sender_hashes_what_it_seals_where_the_peer_shares_its_cores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let src = tmp.path().join("large.bin");
+    sparse_file(&src, 96 * MIB);
+    let key = "0123456789abcdef0123456789abcdef";
+    let rx = receiver(&out_dir, &["--key", key], Stdout::Null);
+    let addr = rx.addr.to_string();
+    // about two seconds, to look at the sender's threads meanwhile
+    let mut tx = start(send_cmd(&[
+        "--key",
+        key,
+        "--limit-rate",
+        "48M",
+        s(&src),
+        &addr,
+    ]));
+    let pid = tx.child.id();
+    let mut hashing_thread = false;
+    while tx.child.try_wait().unwrap().is_none() {
+        hashing_thread |= thread_names(pid).iter().any(|n| n == "zc-hash");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sent = tx.finish(TIMEOUT);
+    let got = rx.finish(TIMEOUT);
+    assert_eq!(sent.code, 0, "sender:\n{}", sent.stderr);
+    assert_eq!(got.code, 0, "receiver:\n{}", got.stderr);
+    assert_eq!(
+        fs::metadata(out_dir.join("large.bin")).unwrap().len(),
+        96 * MIB
+    );
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(
+        hashing_thread,
+        cores >= 4,
+        "{cores} cores and a receiver on this machine: a hashing thread {}",
+        if hashing_thread { "ran" } else { "never ran" }
+    );
+}
+
 /// A large file is hashed on a thread beside the receive loop only where
 /// there are cores for it: a sender on the same machine (here, over
 /// loopback) keeps two busy, so below four cores the receive loop hashes

@@ -93,13 +93,36 @@ impl Conn {
     ) -> io::Result<usize> {
         self.drain()?;
         let n = self.allow(Way::Send, len.min(SEAL_BATCH))?;
+        let digest = &mut self.read_digest;
         let filled = self
             .outbound
             .as_mut()
             .ok_or_else(|| io::Error::other("this handle does not write"))?
-            .seal_read(n, offset, fill)?;
+            .seal_read(n, offset, |places| {
+                let got = fill(places)?;
+                if let Some(hasher) = digest {
+                    let mut left = got;
+                    for place in places.iter() {
+                        let now = left.min(place.len());
+                        sha2::Digest::update(hasher, &place[..now]);
+                        left -= now;
+                    }
+                }
+                Ok(got)
+            })?;
         self.drain()?;
         Ok(filled)
+    }
+
+    /// From now on, hashes what [`Conn::write_sealed_from`] reads (see
+    /// `read_digest`), until [`Conn::take_read_digest`].
+    pub fn digest_reads(&mut self) {
+        self.read_digest = Some(sha2::Sha256::default());
+    }
+
+    /// What was hashed since [`Conn::digest_reads`]; hashing stops.
+    pub fn take_read_digest(&mut self) -> Option<sha2::Sha256> {
+        self.read_digest.take()
     }
 
     /// Sends every record sealed and not yet taken by the socket.
