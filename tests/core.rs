@@ -545,35 +545,30 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// An encrypted sender takes a whole file's digest from what it reads to
-/// seal, on its own thread, where a hashing thread beside it would only
-/// take turns with a peer on the same cores (`hash::thread_pays`): here, a
-/// receiver over loopback, below four cores. Either way the receiver
-/// checks the digest, and the file lands.
+/// Sends a 96 MiB file over loopback at 48 MiB/s (about two seconds),
+/// with `flags` on both sides, and watches one side's threads meanwhile
+/// (the sender's, or the receiver's): whether a hashing thread ran there.
+/// The file must land whole, its digest checked.
 #[cfg(target_os = "linux")]
-#[test]
-fn an_encrypted_sender_hashes_what_it_seals_where_the_peer_shares_its_cores() {
+fn a_hashing_thread_ran(on_sender: bool, flags: &[&str]) -> bool {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
     fs::create_dir(&out_dir).unwrap();
     let src = tmp.path().join("large.bin");
     sparse_file(&src, 96 * MIB);
-    let key = "0123456789abcdef0123456789abcdef";
-    let rx = receiver(&out_dir, &["--key", key], Stdout::Null);
+    let rx = receiver(&out_dir, flags, Stdout::Null);
     let addr = rx.addr.to_string();
-    // about two seconds, to look at the sender's threads meanwhile
-    let mut tx = start(send_cmd(&[
-        "--key",
-        key,
-        "--limit-rate",
-        "48M",
-        s(&src),
-        &addr,
-    ]));
-    let pid = tx.child.id();
-    let mut hashing_thread = false;
+    let mut args = flags.to_vec();
+    args.extend(["--limit-rate", "48M", s(&src), &addr]);
+    let mut tx = start(send_cmd(&args));
+    let pid = if on_sender {
+        tx.child.id()
+    } else {
+        rx.child.id()
+    };
+    let mut ran = false;
     while tx.child.try_wait().unwrap().is_none() {
-        hashing_thread |= thread_names(pid).iter().any(|n| n == "zc-hash");
+        ran |= thread_names(pid).iter().any(|n| n == "zc-hash");
         thread::sleep(Duration::from_millis(10));
     }
     let sent = tx.finish(TIMEOUT);
@@ -584,13 +579,32 @@ fn an_encrypted_sender_hashes_what_it_seals_where_the_peer_shares_its_cores() {
         fs::metadata(out_dir.join("large.bin")).unwrap().len(),
         96 * MIB
     );
+    ran
+}
+
+/// A hashing thread runs beside a peer on this machine only from four
+/// cores on (`hash::thread_pays`).
+#[cfg(target_os = "linux")]
+fn expect_a_thread_only_with_four_cores(ran: bool, side: &str) {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(
-        hashing_thread,
+        ran,
         cores >= 4,
-        "{cores} cores and a receiver on this machine: a hashing thread {}",
-        if hashing_thread { "ran" } else { "never ran" }
+        "{cores} cores and the peer on this machine: a hashing thread {} in the {side}",
+        if ran { "ran" } else { "never ran" }
     );
+}
+
+/// An encrypted sender takes a whole file's digest from what it reads to
+/// seal, on its own thread, where a hashing thread beside it would only
+/// take turns with a peer on the same cores (`hash::thread_pays`): here, a
+/// receiver over loopback, below four cores. Either way the receiver
+/// checks the digest, and the file lands.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_encrypted_sender_hashes_what_it_seals_where_the_peer_shares_its_cores() {
+    let ran = a_hashing_thread_ran(true, &["--key", "0123456789abcdef0123456789abcdef"]);
+    expect_a_thread_only_with_four_cores(ran, "sender");
 }
 
 /// A large file is hashed on a thread beside the receive loop only where
@@ -600,35 +614,6 @@ fn an_encrypted_sender_hashes_what_it_seals_where_the_peer_shares_its_cores() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_receiver_hashes_on_a_thread_only_where_there_are_cores_for_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out_dir = tmp.path().join("out");
-    fs::create_dir(&out_dir).unwrap();
-    let src = tmp.path().join("large.bin");
-    sparse_file(&src, 96 * MIB);
-    let rx = receiver(&out_dir, &[], Stdout::Null);
-    let pid = rx.child.id();
-    let addr = rx.addr.to_string();
-    let src_arg = s(&src).to_string();
-    // about two seconds, to look at the receiver's threads meanwhile
-    let sender = thread::spawn(move || send(&["--limit-rate", "48M", &src_arg, &addr]));
-    let mut hashing_thread = false;
-    while !sender.is_finished() {
-        hashing_thread |= thread_names(pid).iter().any(|n| n == "zc-hash");
-        thread::sleep(Duration::from_millis(10));
-    }
-    let sent = sender.join().unwrap();
-    let got = rx.finish(TIMEOUT);
-    assert_eq!(sent.code, 0, "sender:\n{}", sent.stderr);
-    assert_eq!(got.code, 0, "receiver:\n{}", got.stderr);
-    assert_eq!(
-        fs::metadata(out_dir.join("large.bin")).unwrap().len(),
-        96 * MIB
-    );
-    let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    assert_eq!(
-        hashing_thread,
-        cores >= 4,
-        "{cores} cores and a sender on this machine: a hashing thread {}",
-        if hashing_thread { "ran" } else { "never ran" }
-    );
+    let ran = a_hashing_thread_ran(false, &[]);
+    expect_a_thread_only_with_four_cores(ran, "receiver");
 }
